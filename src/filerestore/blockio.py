@@ -1,0 +1,196 @@
+"""The one read interface every layer composes: ``size`` and ``read_at(offset, length)``.
+
+Contract (for every :class:`Reader`):
+
+- ``read_at`` is positional: there is no shared seek position, so one reader is safe to use
+  from many threads at once.
+- It returns exactly ``min(length, size - offset)`` bytes for ``0 <= offset <= size`` and
+  ``b""`` at or past the end; a negative offset or length raises ``ValueError``.
+- A reader that cannot fulfil a read because the data behind it is corrupt raises
+  :class:`filerestore.errors.CorruptImageError`, never returns short data silently.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import threading
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+from filerestore.errors import CorruptImageError, ImageNotFoundError
+
+
+@runtime_checkable
+class Reader(Protocol):
+    """A read-only, random-access byte source of a fixed size."""
+
+    @property
+    def size(self) -> int: ...
+
+    def read_at(self, offset: int, length: int) -> bytes: ...
+
+
+def clamp(size: int, offset: int, length: int) -> int:
+    """Bytes a read of ``length`` at ``offset`` returns from a source of ``size`` bytes."""
+    if offset < 0 or length < 0:
+        raise ValueError(f"negative offset or length: {offset}, {length}")
+    return max(0, min(length, size - offset))
+
+
+class FileReader:
+    """A host file read with ``os.pread``. Owns its file descriptor; close it when done."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        try:
+            self._fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        except FileNotFoundError as exc:
+            raise ImageNotFoundError(f"no such file: {self.path}") from exc
+        except IsADirectoryError as exc:
+            raise ImageNotFoundError(f"not a file: {self.path}") from exc
+        self._size = os.fstat(self._fd).st_size
+
+    @property
+    def size(self) -> int:
+        return self._size
+
+    def read_at(self, offset: int, length: int) -> bytes:
+        n = clamp(self._size, offset, length)
+        if n == 0:
+            return b""
+        data = os.pread(self._fd, n, offset)
+        if len(data) == n:
+            return data
+        # pread may return short for large requests; loop until done or the file shrank
+        parts = [data]
+        got = len(data)
+        while got < n:
+            more = os.pread(self._fd, n - got, offset + got)
+            if not more:
+                raise CorruptImageError(f"{self.path} is shorter than it was when opened")
+            parts.append(more)
+            got += len(more)
+        return b"".join(parts)
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    def __enter__(self) -> FileReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class BytesReader:
+    """A reader over bytes held in memory (small structures, tests)."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = bytes(data)
+
+    @property
+    def size(self) -> int:
+        return len(self._data)
+
+    def read_at(self, offset: int, length: int) -> bytes:
+        n = clamp(len(self._data), offset, length)
+        return self._data[offset : offset + n]
+
+
+class ZeroReader:
+    """``size`` bytes of zeros (an empty backing, a hole)."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+
+    @property
+    def size(self) -> int:
+        return self._size
+
+    def read_at(self, offset: int, length: int) -> bytes:
+        return bytes(clamp(self._size, offset, length))
+
+
+class SliceReader:
+    """``size`` bytes of ``parent`` starting at ``offset`` (a partition, an extent)."""
+
+    def __init__(self, parent: Reader, offset: int, size: int) -> None:
+        if offset < 0 or size < 0:
+            raise ValueError("negative slice")
+        if offset + size > parent.size:
+            raise CorruptImageError(
+                f"slice {offset}+{size} ends past its source ({parent.size} bytes)"
+            )
+        self.parent = parent
+        self.offset = offset
+        self._size = size
+
+    @property
+    def size(self) -> int:
+        return self._size
+
+    def read_at(self, offset: int, length: int) -> bytes:
+        n = clamp(self._size, offset, length)
+        if n == 0:
+            return b""
+        return self.parent.read_at(self.offset + offset, n)
+
+
+class ReaderFile(io.RawIOBase):
+    """A seekable file object over a reader, for libraries that want ``read``/``seek``.
+
+    Each instance has its own position, so give each library handle its own instance.
+    Also offers ``get_size`` and ``get_offset``, which libyal's file-object bridge calls.
+    """
+
+    def __init__(self, reader: Reader) -> None:
+        super().__init__()
+        self._reader = reader
+        self._pos = 0
+        self._lock = threading.Lock()
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def read(self, size: int | None = -1) -> bytes:
+        with self._lock:
+            if size is None or size < 0:
+                size = max(0, self._reader.size - self._pos)
+            data = self._reader.read_at(self._pos, size)
+            self._pos += len(data)
+            return data
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        data = self.read(len(buffer))
+        memoryview(buffer)[: len(data)] = data
+        return len(data)
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        with self._lock:
+            if whence == io.SEEK_SET:
+                pos = offset
+            elif whence == io.SEEK_CUR:
+                pos = self._pos + offset
+            elif whence == io.SEEK_END:
+                pos = self._reader.size + offset
+            else:
+                raise ValueError(f"bad whence {whence}")
+            if pos < 0:
+                raise OSError("seek before start")
+            self._pos = pos
+            return pos
+
+    def tell(self) -> int:
+        return self._pos
+
+    def get_offset(self) -> int:
+        return self._pos
+
+    def get_size(self) -> int:
+        return self._reader.size

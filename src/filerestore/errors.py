@@ -1,0 +1,170 @@
+"""The one error tree of filerestore.
+
+Every error a user can cause (a bad path, a hostile image, a missing backup) is a subclass
+of :class:`FileRestoreError`. Adapters translate these classes to exit codes (CLI) or HTTP
+status codes (API) in one table each, keyed on the categories below; no adapter inspects
+messages. ``code`` is a stable machine-readable name for each class.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+
+class FileRestoreError(Exception):
+    """Base of all errors filerestore reports to its users."""
+
+    code: ClassVar[str] = "error"
+
+
+# --- categories (the adapters' tables map these) -------------------------------------------
+
+
+class UsageError(FileRestoreError):
+    """The request is well-formed but incomplete or ambiguous."""
+
+    code = "usage"
+
+
+class NotFoundError(FileRestoreError):
+    """Something the user named does not exist."""
+
+    code = "not_found"
+
+
+class ImageError(FileRestoreError):
+    """An image, partition table or filesystem cannot be read: corrupt or unsupported."""
+
+    code = "image_error"
+
+
+class SafetyError(FileRestoreError):
+    """Refused for safety: the input tries to reach outside what it may reach."""
+
+    code = "refused"
+
+
+# --- usage ---------------------------------------------------------------------------------
+
+
+class AmbiguousVolumeError(UsageError):
+    """Several filesystems are in the image and none was chosen."""
+
+    code = "ambiguous_volume"
+
+    def __init__(self, choices: list[str]) -> None:
+        self.choices = choices
+        super().__init__(
+            "the image holds several filesystems, choose one with --volume: " + ", ".join(choices)
+        )
+
+
+class NotADirectoryError_(UsageError):  # noqa: N801 - avoid shadowing the builtin
+    """A directory operation was asked of something that is not a directory."""
+
+    code = "not_a_directory"
+
+
+class IsADirectoryError_(UsageError):  # noqa: N801
+    """A file operation was asked of a directory."""
+
+    code = "is_a_directory"
+
+
+class NotASymlinkError(UsageError):
+    """read_link was asked of something that is not a symbolic link."""
+
+    code = "not_a_symlink"
+
+
+# --- not found -----------------------------------------------------------------------------
+
+
+class ImageNotFoundError(NotFoundError):
+    """The image file (or a file of its backing chain) does not exist."""
+
+    code = "image_not_found"
+
+
+class VolumeNotFoundError(NotFoundError):
+    """No volume with that id is in the image."""
+
+    code = "volume_not_found"
+
+
+class PathNotFoundError(NotFoundError):
+    """No entry at that path in the guest filesystem."""
+
+    code = "path_not_found"
+
+
+# --- corrupt or unsupported ----------------------------------------------------------------
+
+
+class CorruptImageError(ImageError):
+    """The image's structures are inconsistent or point outside the file."""
+
+    code = "corrupt_image"
+
+
+class UnsupportedImageError(ImageError):
+    """The image uses a feature filerestore does not read (named in the message)."""
+
+    code = "unsupported_image"
+
+
+class NoFilesystemError(ImageError):
+    """No supported filesystem was recognised on a volume."""
+
+    code = "no_filesystem"
+
+
+class FilesystemError(ImageError):
+    """The filesystem library failed to read a structure (corrupt or unsupported)."""
+
+    code = "filesystem_error"
+
+
+class MissingExtraError(ImageError):
+    """The filesystem is recognised but its reader is an optional extra that is not installed."""
+
+    code = "missing_extra"
+
+
+# --- refused for safety --------------------------------------------------------------------
+
+
+class BackingFileRefusedError(SafetyError):
+    """A backing file name is a protocol, or resolves outside the repository root."""
+
+    code = "backing_file_refused"
+
+
+class BackingChainLoopError(SafetyError):
+    """The backing chain refers back to an image already in it."""
+
+    code = "backing_chain_loop"
+
+
+class BackingChainTooDeepError(SafetyError):
+    """The backing chain is deeper than the configured limit."""
+
+    code = "backing_chain_too_deep"
+
+
+class PathRefusedError(SafetyError):
+    """A path holds a NUL byte or another component that is never valid."""
+
+    code = "path_refused"
+
+
+class SymlinkLoopError(SafetyError):
+    """Resolving a path took more symbolic-link hops than allowed (a loop, or too deep)."""
+
+    code = "symlink_loop"
+
+
+class DestinationEscapeError(SafetyError):
+    """Writing an entry would leave the destination directory."""
+
+    code = "destination_escape"

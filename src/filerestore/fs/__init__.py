@@ -1,0 +1,52 @@
+"""Filesystems inside a volume, behind one interface (see :mod:`filerestore.fs.base`).
+
+Detection is by on-disk signature only, never by partition type. Each backend module offers
+``detect(reader) -> str | None`` (a pure signature check that imports no parsing library, so
+detection works even when an optional extra is missing) and ``open_fs(reader) -> Filesystem``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
+from filerestore.blockio import Reader
+from filerestore.errors import NoFilesystemError
+from filerestore.fs.base import Filesystem
+from filerestore.fs.entry import Entry, EntryKind
+
+__all__ = ["Entry", "EntryKind", "Filesystem", "detect_filesystem", "open_filesystem"]
+
+# Tried in this order. Signatures at fixed offsets that cannot collide come first; FAT goes
+# last because its boot sector has the weakest signature (and NTFS/exFAT boot sectors also
+# end in 0x55AA).
+_BACKENDS = (
+    "filerestore.fs.ext",
+    "filerestore.fs.xfs",
+    "filerestore.fs.btrfs",
+    "filerestore.fs.ntfs",
+    "filerestore.fs.exfat",
+    "filerestore.fs.fat",
+)
+
+
+def _backends() -> list[ModuleType]:
+    return [importlib.import_module(name) for name in _BACKENDS]
+
+
+def detect_filesystem(reader: Reader) -> str | None:
+    """The filesystem kind on ``reader`` ("ext4", "ntfs", ...) or None."""
+    for module in _backends():
+        kind: str | None = module.detect(reader)
+        if kind:
+            return kind
+    return None
+
+
+def open_filesystem(reader: Reader) -> Filesystem[object]:
+    """Open the filesystem on ``reader``; NoFilesystemError when none is recognised."""
+    for module in _backends():
+        if module.detect(reader):
+            fs: Filesystem[object] = module.open_fs(reader)
+            return fs
+    raise NoFilesystemError("no supported filesystem found (tried: ext, xfs, btrfs, ntfs, exfat, fat)")

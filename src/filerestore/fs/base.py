@@ -1,0 +1,212 @@
+"""The one interface for every filesystem kind, and path resolution inside a guest filesystem.
+
+A backend subclasses :class:`Filesystem` and implements the ``_``-prefixed hooks on its own
+node type (a library handle for one inode). Everything a caller uses (``stat``, ``list_dir``,
+``open``, ``read_link``, ``walk``) lives here, once:
+
+- Paths are lists of components. ``..`` never climbs above the root; NUL is refused;
+  symbolic links met on the way (and at the end, when asked) are resolved inside the guest
+  filesystem, absolute targets from the guest root, with at most ``MAX_SYMLINK_HOPS`` hops.
+- Directory children are read once per directory and kept in a bounded cache keyed by the
+  directory's node key, so resolving a path costs one dict lookup per component, never the
+  library's linear path lookup.
+- Library handles are not thread-safe: every hook runs under this filesystem's lock. Open
+  one Filesystem per concurrent user rather than sharing one across threads for throughput.
+"""
+
+from __future__ import annotations
+
+import threading
+from abc import ABC, abstractmethod
+from collections import OrderedDict
+from collections.abc import Hashable, Iterator
+from typing import Generic, TypeVar
+
+from filerestore.blockio import Reader
+from filerestore.errors import (
+    IsADirectoryError_,
+    NotADirectoryError_,
+    NotASymlinkError,
+    PathNotFoundError,
+    PathRefusedError,
+    SymlinkLoopError,
+)
+from filerestore.fs.entry import Entry, EntryKind
+
+N = TypeVar("N")
+
+MAX_SYMLINK_HOPS = 40  # Linux's MAXSYMLINKS
+DIR_CACHE_ENTRIES = 250_000  # children kept across all cached directories
+
+
+def split_path(path: str) -> list[str]:
+    """Components of a request path; refuses NUL. ``.`` and empty components drop out."""
+    if "\x00" in path:
+        raise PathRefusedError("path contains a NUL byte")
+    return [c for c in path.split("/") if c not in ("", ".")]
+
+
+def join_path(parts: list[str]) -> str:
+    return "/" + "/".join(parts)
+
+
+class Filesystem(ABC, Generic[N]):
+    """A read-only guest filesystem. See the module docstring for the contract."""
+
+    #: kind name: "ext2", "ext3", "ext4", "xfs", "ntfs", "fat12", "fat16", "fat32", "exfat", "btrfs"
+    kind: str = ""
+    #: volume label, where the format has one
+    label: str | None = None
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._dirs: OrderedDict[Hashable, dict[str, N]] = OrderedDict()
+        self._cached_children = 0
+
+    # --- backend hooks (called with the lock held) ---------------------------------------
+
+    @abstractmethod
+    def _root(self) -> N:
+        """The root directory's node."""
+
+    @abstractmethod
+    def _children(self, node: N) -> Iterator[tuple[str, N]]:
+        """(name, node) of each entry of a directory, without "." and ".."."""
+
+    @abstractmethod
+    def _kind(self, node: N) -> EntryKind: ...
+
+    @abstractmethod
+    def _key(self, node: N) -> Hashable:
+        """A key unique to the node within this filesystem (inode number or equal)."""
+
+    @abstractmethod
+    def _entry(self, name: str, path: str, node: N) -> Entry:
+        """The node's metadata as an Entry."""
+
+    @abstractmethod
+    def _link_target(self, node: N) -> str: ...
+
+    @abstractmethod
+    def _open(self, node: N) -> Reader:
+        """A reader of a regular file's contents (holes read as zeros)."""
+
+    def close(self) -> None:  # noqa: B027 - backends override when they hold resources
+        """Release library handles."""
+
+    # --- public interface ----------------------------------------------------------------
+
+    def stat(self, path: str, follow_symlinks: bool = False) -> Entry:
+        with self._lock:
+            parts, node = self._resolve(path, follow_symlinks)
+            name = parts[-1] if parts else ""
+            return self._entry(name, join_path(parts), node)
+
+    def list_dir(self, path: str = "/") -> Iterator[Entry]:
+        """Entries of a directory with their metadata (symlinks to directories followed)."""
+        with self._lock:
+            parts, node = self._resolve(path, follow_final=True)
+            if self._kind(node) is not EntryKind.DIR:
+                raise NotADirectoryError_(f"not a directory: {join_path(parts)}")
+            children = list(self._children_of(node).items())
+        base = join_path(parts).rstrip("/")
+        for name, child in children:
+            with self._lock:
+                entry = self._entry(name, f"{base}/{name}", child)
+            yield entry
+
+    def open(self, path: str) -> Reader:
+        """A reader of a regular file's contents; symlinks are followed inside the guest."""
+        with self._lock:
+            parts, node = self._resolve(path, follow_final=True)
+            kind = self._kind(node)
+            if kind is EntryKind.DIR:
+                raise IsADirectoryError_(f"is a directory: {join_path(parts)}")
+            if kind is not EntryKind.FILE:
+                raise PathNotFoundError(f"not a regular file: {join_path(parts)}")
+            return self._open(node)
+
+    def read_link(self, path: str) -> str:
+        with self._lock:
+            parts, node = self._resolve(path, follow_final=False)
+            if self._kind(node) is not EntryKind.SYMLINK:
+                raise NotASymlinkError(f"not a symbolic link: {join_path(parts)}")
+            return self._link_target(node)
+
+    def walk(self, path: str = "/", max_depth: int | None = None) -> Iterator[Entry]:
+        """Every entry below ``path``, depth first, parents before children.
+
+        Symbolic links are reported, never followed; a directory reached twice (hard-linked
+        directories on a corrupt image) is not descended again.
+        """
+        with self._lock:
+            parts, node = self._resolve(path, follow_final=True)
+            if self._kind(node) is not EntryKind.DIR:
+                raise NotADirectoryError_(f"not a directory: {join_path(parts)}")
+            seen: set[Hashable] = {self._key(node)}
+        stack: list[tuple[str, N, int]] = [(join_path(parts).rstrip("/"), node, 0)]
+        while stack:
+            base, dnode, depth = stack.pop()
+            with self._lock:
+                children = list(self._children_of(dnode).items())
+            subdirs: list[tuple[str, N, int]] = []
+            for name, child in children:
+                with self._lock:
+                    entry = self._entry(name, f"{base}/{name}", child)
+                    key = self._key(child) if entry.kind is EntryKind.DIR else None
+                yield entry
+                if key is not None and key not in seen:
+                    if max_depth is None or depth + 1 < max_depth:
+                        seen.add(key)
+                        subdirs.append((entry.path, child, depth + 1))
+            stack.extend(reversed(subdirs))
+
+    # --- resolution ------------------------------------------------------------------------
+
+    def _children_of(self, node: N) -> dict[str, N]:
+        key = self._key(node)
+        cached = self._dirs.get(key)
+        if cached is not None:
+            self._dirs.move_to_end(key)
+            return cached
+        children = dict(self._children(node))
+        self._dirs[key] = children
+        self._cached_children += len(children)
+        while self._cached_children > DIR_CACHE_ENTRIES and len(self._dirs) > 1:
+            _, dropped = self._dirs.popitem(last=False)
+            self._cached_children -= len(dropped)
+        return children
+
+    def _resolve(self, path: str, follow_final: bool) -> tuple[list[str], N]:
+        pending = split_path(path)
+        pending.reverse()
+        stack: list[tuple[str, N]] = []
+        root = self._root()
+        hops = 0
+        while pending:
+            comp = pending.pop()
+            if comp == "..":
+                if stack:
+                    stack.pop()
+                continue
+            current = stack[-1][1] if stack else root
+            if self._kind(current) is not EntryKind.DIR:
+                where = join_path([n for n, _ in stack])
+                raise NotADirectoryError_(f"not a directory: {where}")
+            child = self._children_of(current).get(comp)
+            if child is None:
+                where = join_path([n for n, _ in stack] + [comp])
+                raise PathNotFoundError(f"no such file or directory: {where}")
+            if self._kind(child) is EntryKind.SYMLINK and (pending or follow_final):
+                hops += 1
+                if hops > MAX_SYMLINK_HOPS:
+                    raise SymlinkLoopError(
+                        f"more than {MAX_SYMLINK_HOPS} symbolic links while resolving {path!r}"
+                    )
+                target = self._link_target(child)
+                if target.startswith("/"):
+                    stack = []
+                pending.extend(reversed(split_path(target)))
+                continue
+            stack.append((comp, child))
+        return [n for n, _ in stack], (stack[-1][1] if stack else root)
