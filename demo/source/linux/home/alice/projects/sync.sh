@@ -1,0 +1,3 @@
+#!/bin/sh
+# nightly job
+rsync -a /srv/www/ /backup/www/
