@@ -168,3 +168,90 @@ class DestinationEscapeError(SafetyError):
     """Writing an entry would leave the destination directory."""
 
     code = "destination_escape"
+
+
+# --- catalog, sessions and database (issue 3) ----------------------------------------------
+
+
+class ConflictError(FileRestoreError):
+    """The request conflicts with the current state: a limit is reached or a state is wrong."""
+
+    code = "conflict"
+
+
+class ServiceUnavailableError(FileRestoreError):
+    """Something filerestore depends on (a repository share, the database) cannot be reached."""
+
+    code = "unavailable"
+
+
+class InvalidRepositoryError(UsageError):
+    """A repository definition is invalid: unknown kind, or a root that is not a directory."""
+
+    code = "invalid_repository"
+
+
+class RepositoryNotFoundError(NotFoundError):
+    """No repository with that name is configured."""
+
+    code = "repository_not_found"
+
+
+class RepositoryExistsError(ConflictError):
+    """A repository with that name is already configured."""
+
+    code = "repository_exists"
+
+
+class RepositoryUnavailableError(ServiceUnavailableError):
+    """A repository's share is not mounted (or not as the expected filesystem type)."""
+
+    code = "repository_unavailable"
+
+
+class BackupNotFoundError(NotFoundError):
+    """No backup with that id is in the catalog."""
+
+    code = "backup_not_found"
+
+
+class BackupFileMissingError(NotFoundError):
+    """The catalog lists the backup, but its image file is gone from the repository."""
+
+    code = "backup_file_missing"
+
+
+class MountNotFoundError(NotFoundError):
+    """No session (mount) with that id exists; it may have expired or been unmounted."""
+
+    code = "mount_not_found"
+
+
+class SessionLimitError(ConflictError):
+    """The concurrent session limit is reached; the message lists the sessions holding it."""
+
+    code = "session_limit"
+
+
+class DownloadLimitError(ConflictError):
+    """The session already serves as many concurrent downloads as the limit allows."""
+
+    code = "download_limit"
+
+
+class MountStateError(ConflictError):
+    """The session is in a state that does not allow the operation (named in the message)."""
+
+    code = "mount_state"
+
+
+class DatabaseUnavailableError(ServiceUnavailableError):
+    """The database cannot be opened or reached."""
+
+    code = "database_unavailable"
+
+
+class DatabaseLockedError(ServiceUnavailableError):
+    """The database stayed locked by another writer for longer than the busy timeout."""
+
+    code = "database_locked"
