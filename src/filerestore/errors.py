@@ -255,3 +255,27 @@ class DatabaseLockedError(ServiceUnavailableError):
     """The database stayed locked by another writer for longer than the busy timeout."""
 
     code = "database_locked"
+
+
+# --- volumes: partition tables and LVM2 (issue 2) --------------------------------------------
+
+
+class PartitionTableError(CorruptImageError):
+    """A GPT or MBR partition table is inconsistent: bad checksums on every copy, a partition
+    past the end of the disk, overlapping partitions, an extended-partition chain that loops,
+    or a protective MBR with no valid GPT behind it."""
+
+    code = "corrupt_partition_table"
+
+
+class LvmMetadataError(CorruptImageError):
+    """An LVM2 physical-volume label, metadata area or metadata text is corrupt or inconsistent."""
+
+    code = "corrupt_lvm_metadata"
+
+
+class VolumeUnavailableError(ImageError):
+    """A volume is listed but cannot be read: an LVM2 logical volume whose physical volumes are
+    not all on this disk, or whose segment type filerestore does not read."""
+
+    code = "volume_unavailable"
