@@ -1,0 +1,222 @@
+"""XFS, read through libfsxfs (pyfsxfs); names it cannot decode are read from disk here.
+
+# References: "XFS Algorithms & Data Structures" (kernel.org, Documentation/filesystems/xfs/
+# xfs-on-disk-format): superblock (ch. 12), inode core and data fork (ch. 16), extent
+# records (ch. 17, 128-bit packed), short-form directories and directory data blocks (ch. 19).
+
+libfsxfs 20260901 raises for an entry name that is not valid UTF-8 (its listing is otherwise
+exact and fast), so for a directory holding such names the entries are read from disk: local
+(short-form) and extents-format directories are parsed below. A B+tree-format directory
+(hundreds of thousands of entries) is not; an undecodable name in one is reported as
+``<undecodable-name-inode-N>``, which still resolves to that entry.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pyfsxfs
+
+from filerestore.blockio import Reader
+from filerestore.errors import FilesystemError
+from filerestore.fs.libyal import LibyalFilesystem, LibyalNode, fsdecode
+
+XFS_MAGIC = b"XFSB"
+INODE_MAGIC = b"IN"
+DIR2_LEAF_OFFSET = 32 << 30  # byte offset where a directory's leaf/free space starts
+DATA_MAGICS_V4 = (b"XD2B", b"XD2D")  # block form, data block (16-byte header)
+DATA_MAGICS_V5 = (b"XDB3", b"XDD3")  # with CRC, owner, LSN (64-byte header)
+FORMAT_LOCAL, FORMAT_EXTENTS = 1, 2
+INCOMPAT_FTYPE = 0x1
+VERSION2_FTYPE = 0x200
+
+
+@dataclass(frozen=True, slots=True)
+class XfsSuperblock:
+    block_size: int
+    ag_blocks: int
+    inode_size: int
+    version: int
+    ag_blk_log: int
+    inop_blog: int
+    dir_blk_log: int
+    has_ftype: bool
+
+    @property
+    def dir_block_size(self) -> int:
+        return self.block_size << self.dir_blk_log
+
+
+def parse_superblock(data: bytes) -> XfsSuperblock:
+    (block_size,) = struct.unpack_from(">I", data, 4)
+    (ag_blocks,) = struct.unpack_from(">I", data, 84)
+    (versionnum,) = struct.unpack_from(">H", data, 100)
+    (inode_size,) = struct.unpack_from(">H", data, 104)
+    inop_blog, ag_blk_log = data[123], data[124]
+    dir_blk_log = data[192]
+    (features2,) = struct.unpack_from(">I", data, 200)
+    version = versionnum & 0xF
+    if version == 5:
+        (incompat,) = struct.unpack_from(">I", data, 216)
+        ftype = bool(incompat & INCOMPAT_FTYPE)
+    else:
+        ftype = bool(features2 & VERSION2_FTYPE)
+    return XfsSuperblock(
+        block_size, ag_blocks, inode_size, version, ag_blk_log, inop_blog, dir_blk_log, ftype
+    )
+
+
+def fsblock_to_byte(sb: XfsSuperblock, fsblock: int) -> int:
+    """XFS_FSB_TO_DADDR: a filesystem block number (AG number in the high bits) to bytes."""
+    agno = fsblock >> sb.ag_blk_log
+    agbno = fsblock & ((1 << sb.ag_blk_log) - 1)
+    return (agno * sb.ag_blocks + agbno) * sb.block_size
+
+
+def inode_to_byte(sb: XfsSuperblock, ino: int) -> int:
+    """XFS_INO_TO_FSB plus the inode's slot inside its block, in bytes."""
+    slot = ino & ((1 << sb.inop_blog) - 1)
+    return fsblock_to_byte(sb, ino >> sb.inop_blog) + slot * sb.inode_size
+
+
+def parse_extent(rec: bytes) -> tuple[int, int, int]:
+    """A packed bmbt record as (logical block, filesystem block, block count)."""
+    hi, lo = struct.unpack(">QQ", rec)
+    startoff = (hi >> 9) & ((1 << 54) - 1)
+    startblock = ((hi & 0x1FF) << 43) | (lo >> 21)
+    count = lo & ((1 << 21) - 1)
+    return startoff, startblock, count
+
+
+def parse_shortform(fork: bytes, ftype: bool) -> Iterator[tuple[bytes, int]]:
+    """(name, inode) of a short-form directory kept in the inode's data fork."""
+    count, i8count = fork[0], fork[1]
+    inum_size = 8 if i8count else 4
+    pos = 2 + inum_size
+    for _ in range(count):
+        namelen = fork[pos]
+        name = bytes(fork[pos + 3 : pos + 3 + namelen])
+        pos += 3 + namelen + (1 if ftype else 0)
+        ino = int.from_bytes(fork[pos : pos + inum_size], "big")
+        pos += inum_size
+        if len(name) != namelen:
+            raise FilesystemError("xfs: short-form directory runs past its inode")
+        yield name, ino
+
+
+def parse_data_block(block: bytes, v5: bool, ftype: bool) -> Iterator[tuple[bytes, int]]:
+    """(name, inode) of each entry of a directory data block (block form or leaf form)."""
+    magic = block[:4]
+    if magic not in (DATA_MAGICS_V5 if v5 else DATA_MAGICS_V4):
+        return
+    pos = 64 if v5 else 16
+    end = len(block)
+    if magic in (b"XD2B", b"XDB3"):  # block form: leaf entries and a tail end the block
+        (count,) = struct.unpack_from(">I", block, end - 8)
+        end = end - 8 - count * 8
+    while pos + 8 <= end:
+        if block[pos : pos + 2] == b"\xff\xff":  # an unused region
+            (length,) = struct.unpack_from(">H", block, pos + 2)
+            if length < 8:
+                raise FilesystemError("xfs: corrupt unused region in a directory block")
+            pos += length
+            continue
+        (ino,) = struct.unpack_from(">Q", block, pos)
+        namelen = block[pos + 8]
+        name = bytes(block[pos + 9 : pos + 9 + namelen])
+        size = (8 + 1 + namelen + (1 if ftype else 0) + 2 + 7) & ~7
+        yield name, ino
+        pos += size
+
+
+def read_dir_entries(volume: Reader, sb: XfsSuperblock, ino: int) -> list[tuple[bytes, int]]:
+    """(name, inode) of every entry of directory ``ino``, "." and ".." left out.
+
+    Raises FilesystemError for a directory whose data fork format is not handled here.
+    """
+    raw = volume.read_at(inode_to_byte(sb, ino), sb.inode_size)
+    if raw[:2] != INODE_MAGIC:
+        raise FilesystemError(f"xfs: inode {ino} has no inode magic")
+    version, fmt = raw[4], raw[5]
+    fork = raw[176 if version >= 3 else 100 :]
+    if fmt == FORMAT_LOCAL:
+        return list(parse_shortform(fork, sb.has_ftype))
+    if fmt != FORMAT_EXTENTS:
+        raise FilesystemError(f"xfs: directory inode {ino} has data fork format {fmt}")
+    (nextents,) = struct.unpack_from(">I", raw, 76)
+    out: list[tuple[bytes, int]] = []
+    dbs = sb.dir_block_size
+    for i in range(nextents):
+        startoff, startblock, count = parse_extent(fork[i * 16 : i * 16 + 16])
+        if startoff * sb.block_size >= DIR2_LEAF_OFFSET:
+            continue
+        data = volume.read_at(fsblock_to_byte(sb, startblock), count * sb.block_size)
+        for start in range(0, len(data) - dbs + 1, dbs):
+            block = data[start : start + dbs]
+            out.extend(
+                (n, i)
+                for n, i in parse_data_block(block, sb.version == 5, sb.has_ftype)
+                if n not in (b".", b"..")
+            )
+    return out
+
+
+def detect(reader: Reader) -> str | None:
+    data = reader.read_at(0, 512)
+    if len(data) < 512 or data[:4] != XFS_MAGIC:
+        return None
+    sb = parse_superblock(data)
+    if sb.block_size < 512 or sb.block_size & (sb.block_size - 1) or not sb.ag_blocks:
+        return None
+    return "xfs"
+
+
+class XfsFilesystem(LibyalFilesystem):
+    kind = "xfs"
+    library = pyfsxfs
+
+    def __init__(self, reader: Reader, superblock: XfsSuperblock) -> None:
+        self.superblock = superblock
+        super().__init__(reader)
+
+    def _children(self, node: LibyalNode) -> Iterator[tuple[str, LibyalNode]]:
+        named: list[tuple[str, LibyalNode]] = []
+        unnamed: list[LibyalNode] = []
+        with self._library_errors("read a directory"):
+            for i in range(node.get_number_of_sub_file_entries()):
+                child = node.get_sub_file_entry(i)
+                try:
+                    name = child.get_name()
+                except OSError:
+                    unnamed.append(child)
+                    continue
+                if name is not None and name not in (".", "..") and "/" not in name:
+                    named.append((str(name), child))
+            if unnamed:
+                named.extend(self._name_from_disk(node, named, unnamed))
+        return iter(named)
+
+    def _name_from_disk(
+        self, node: LibyalNode, named: list[tuple[str, LibyalNode]], unnamed: list[LibyalNode]
+    ) -> Iterator[tuple[str, LibyalNode]]:
+        try:
+            entries = read_dir_entries(self.reader, self.superblock, int(node.get_inode_number()))
+        except FilesystemError:
+            entries = []
+        known = {name for name, _ in named}
+        by_inode: dict[int, list[bytes]] = {}
+        for raw, ino in entries:
+            if fsdecode(raw) not in known and b"/" not in raw:
+                by_inode.setdefault(ino, []).append(raw)
+        for child in unnamed:
+            ino = int(child.get_inode_number())
+            names = by_inode.get(ino)
+            yield (fsdecode(names.pop(0)) if names else f"<undecodable-name-inode-{ino}>"), child
+
+
+def open_fs(reader: Reader) -> XfsFilesystem:
+    if detect(reader) is None:
+        raise FilesystemError("not an XFS filesystem")
+    return XfsFilesystem(reader, parse_superblock(reader.read_at(0, 512)))
