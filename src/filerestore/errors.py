@@ -279,3 +279,9 @@ class VolumeUnavailableError(ImageError):
     not all on this disk, or whose segment type filerestore does not read."""
 
     code = "volume_unavailable"
+
+
+class DestinationExistsError(SafetyError):
+    """Writing an entry would overwrite something already in the destination directory."""
+
+    code = "destination_exists"
