@@ -285,3 +285,43 @@ class DestinationExistsError(SafetyError):
     """Writing an entry would overwrite something already in the destination directory."""
 
     code = "destination_exists"
+
+
+# --- browsing and archive streams (issue 3, item 4) ------------------------------------------
+
+
+class InvalidParameterError(UsageError):
+    """A listing, range or archive parameter is out of its allowed range (named in the message)."""
+
+    code = "invalid_parameter"
+
+
+class InvalidCursorError(UsageError):
+    """A listing cursor is malformed, or was issued for another directory or sort order."""
+
+    code = "invalid_cursor"
+
+
+class StaleCursorError(InvalidCursorError):
+    """The directory is not the one the cursor was issued for (it changed, or is another
+    backup's): start the listing again without a cursor."""
+
+    code = "stale_cursor"
+
+
+class RangeNotSatisfiableError(UsageError):
+    """A byte range lies outside the file."""
+
+    code = "range_not_satisfiable"
+
+
+class ArchiveTooLargeError(UsageError):
+    """An archive would hold more entries than the configured limit."""
+
+    code = "archive_too_large"
+
+
+class ArchiveAbortedError(ImageError):
+    """Reading a member failed mid-stream; the archive was cut short and must be discarded."""
+
+    code = "archive_aborted"
