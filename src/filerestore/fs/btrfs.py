@@ -1,0 +1,276 @@
+"""Btrfs, read through dissect.btrfs (AGPL-3.0, the optional extra ``filerestore[btrfs]``).
+
+# References: https://btrfs.readthedocs.io/en/latest/dev/On-disk-format.html (superblock at
+# 64 KiB with magic "_BHRfS_M" at +0x40; file extent items; chunk items mapping logical to
+# physical addresses); dissect.btrfs 1.10 for the tree walking.
+
+The root is the default subvolume. Other subvolumes are directories where they are linked
+into the tree (``btrfs subvolume create /mnt/a/b`` shows as ``/a/b``), as the kernel shows
+them; :meth:`BtrfsFilesystem.subvolumes` lists them all with their paths. Entry keys are
+(subvolume id, inode number), since inode numbers repeat across subvolumes.
+
+File data is read by :class:`BtrfsFileReader` straight from the volume reader: dissect gives
+the extent list (under the fs lock), the chunk map turns logical addresses into volume offsets
+(single, DUP and RAID1 chunks on this one device), and compressed extents (zlib, LZO, zstd)
+are decompressed here, one extent at a time, with the last one cached.
+"""
+
+from __future__ import annotations
+
+import bisect
+import contextlib
+import threading
+import zlib
+from collections.abc import Hashable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import zstandard
+
+from filerestore.blockio import Reader, ReaderFile, clamp
+from filerestore.errors import FileRestoreError, FilesystemError, MissingExtraError
+from filerestore.fs.base import Filesystem
+from filerestore.fs.entry import Entry, EntryKind, kind_from_mode
+
+SUPERBLOCK_OFFSET = 0x10000
+MAGIC_OFFSET = SUPERBLOCK_OFFSET + 0x40
+BTRFS_MAGIC = b"_BHRfS_M"
+
+COMPRESS_NONE, COMPRESS_ZLIB, COMPRESS_LZO, COMPRESS_ZSTD = 0, 1, 2, 3
+# chunk profiles whose data is striped across devices: a logical address is not one offset
+_STRIPED = 0x8 | 0x40 | 0x80 | 0x100  # RAID0, RAID10, RAID5, RAID6 (BTRFS_BLOCK_GROUP_*)
+BtrfsNode = Any  # a dissect.btrfs INode
+
+
+def detect(reader: Reader) -> str | None:
+    return "btrfs" if reader.read_at(MAGIC_OFFSET, 8) == BTRFS_MAGIC else None
+
+
+@dataclass(frozen=True, slots=True)
+class FileExtent:
+    """``length`` bytes of a file at ``logical``.
+
+    ``physical`` is None for a hole; for a compressed extent it is where the compressed
+    ``disk_length`` bytes start and ``skip`` is where this file's bytes start in the
+    decompressed data; ``inline`` holds data kept in the tree.
+    """
+
+    logical: int
+    length: int
+    physical: int | None = None
+    compression: int = COMPRESS_NONE
+    disk_length: int = 0
+    skip: int = 0
+    inline: bytes | None = None
+
+
+def decompress(data: bytes, compression: int, sector_size: int) -> bytes:
+    """One compressed extent's data (btrfs pads the compressed stream to a sector)."""
+    if compression == COMPRESS_ZLIB:
+        return zlib.decompressobj().decompress(data)
+    if compression == COMPRESS_ZSTD:
+        # the kernel writes frames without a content size: stream-decode the first frame
+        return zstandard.ZstdDecompressor().decompressobj().decompress(data)
+    if compression == COMPRESS_LZO:
+        from dissect.btrfs.stream import decode_extent  # btrfs's own LZO segment framing
+
+        return bytes(decode_extent(data, compression, 0, sector_size))
+    raise FilesystemError(f"btrfs: unknown compression type {compression}")
+
+
+class BtrfsFileReader:
+    """A file's contents from its extents; needs no library handle, safe from many threads."""
+
+    def __init__(self, volume: Reader, extents: list[FileExtent], size: int, sector: int) -> None:
+        self._volume = volume
+        self._extents = extents
+        self._starts = [e.logical for e in extents]
+        self._size = size
+        self._sector = sector
+        self._cache_lock = threading.Lock()
+        self._cached: tuple[int, bytes] | None = None
+
+    @property
+    def size(self) -> int:
+        return self._size
+
+    def read_at(self, offset: int, length: int) -> bytes:
+        n = clamp(self._size, offset, length)
+        end = offset + n
+        parts: list[bytes] = []
+        pos = offset
+        while pos < end:
+            i = bisect.bisect_right(self._starts, pos) - 1
+            ext = self._extents[i] if i >= 0 else None
+            if ext is None or pos >= ext.logical + ext.length:  # a gap: a hole
+                stop = min(end, self._starts[i + 1]) if i + 1 < len(self._starts) else end
+                parts.append(bytes(stop - pos))
+                pos = stop
+                continue
+            stop = min(end, ext.logical + ext.length)
+            parts.append(self._extent_bytes(i, ext, pos - ext.logical, stop - pos))
+            pos = stop
+        return b"".join(parts)
+
+    def _extent_bytes(self, index: int, ext: FileExtent, start: int, count: int) -> bytes:
+        if ext.inline is not None:
+            data = ext.inline[start : start + count]
+            return data + bytes(count - len(data))
+        if ext.physical is None:
+            return bytes(count)
+        if ext.compression == COMPRESS_NONE:
+            data = self._volume.read_at(ext.physical + ext.skip + start, count)
+            if len(data) != count:
+                raise FilesystemError("btrfs: a file extent ends past the end of the volume")
+            return data
+        with self._cache_lock:
+            cached = self._cached
+        if cached is not None and cached[0] == index:
+            plain = cached[1]
+        else:
+            raw = self._volume.read_at(ext.physical, ext.disk_length)
+            try:
+                plain = decompress(raw, ext.compression, self._sector)
+            except FileRestoreError:
+                raise
+            except Exception as exc:
+                raise FilesystemError(f"btrfs: cannot decompress a file extent: {exc}") from exc
+            with self._cache_lock:
+                self._cached = (index, plain)
+        data = plain[ext.skip + start : ext.skip + start + count]
+        if len(data) != count:
+            raise FilesystemError("btrfs: a compressed extent holds less data than it maps")
+        return data
+
+
+class BtrfsFilesystem(Filesystem[BtrfsNode]):
+    kind = "btrfs"
+
+    def __init__(self, reader: Reader) -> None:
+        super().__init__()
+        try:
+            from dissect.btrfs import Btrfs
+        except ImportError as exc:
+            raise MissingExtraError(
+                "this is a Btrfs filesystem; its reader is an optional extra: "
+                "pip install filerestore[btrfs]"
+            ) from exc
+        self.reader = reader
+        self._file = ReaderFile(reader)
+        with self._errors("open the volume"):
+            self._fs = Btrfs(self._file)
+            self._root_node = self._fs.root
+            self.label = self._fs.label or None
+
+    @contextlib.contextmanager
+    def _errors(self, what: str) -> Iterator[None]:
+        try:
+            yield
+        except FileRestoreError:
+            raise
+        except Exception as exc:  # a pure-Python parser fails on corrupt data in many ways
+            raise FilesystemError(f"btrfs: cannot {what} (corrupt or unsupported): {exc}") from exc
+
+    def close(self) -> None:
+        with self._lock:
+            self._file.close()
+            self._dirs.clear()
+
+    def subvolumes(self) -> list[tuple[int, str]]:
+        """(id, path from the top-level subvolume) of every subvolume."""
+        with self._lock, self._errors("list subvolumes"):
+            return [(int(s.objectid), "/" + s.path) for s in self._fs.subvolumes()]
+
+    # --- hooks ---------------------------------------------------------------------------
+
+    def _root(self) -> BtrfsNode:
+        return self._root_node
+
+    def _children(self, node: BtrfsNode) -> Iterator[tuple[str, BtrfsNode]]:
+        with self._errors("read a directory"):
+            out = [(n, c) for n, c in node.iterdir() if n not in (".", "..") and "/" not in n]
+        return iter(out)
+
+    def _kind(self, node: BtrfsNode) -> EntryKind:
+        with self._errors("read an inode"):
+            return kind_from_mode(int(node.inode.mode))
+
+    def _key(self, node: BtrfsNode) -> Hashable:
+        return (int(node.subvolume.objectid), int(node.inum))
+
+    def _entry(self, name: str, path: str, node: BtrfsNode) -> Entry:
+        with self._errors(f"read the metadata of {path}"):
+            item = node.inode
+            mode = int(item.mode)
+            kind = kind_from_mode(mode)
+            return Entry(
+                name=name,
+                path=path,
+                kind=kind,
+                size=int(item.size) if kind is not EntryKind.DIR else 0,
+                mode=mode,
+                uid=int(item.uid),
+                gid=int(item.gid),
+                mtime_ns=int(node.mtime_ns),
+                atime_ns=int(node.atime_ns),
+                ctime_ns=int(node.ctime_ns),
+                btime_ns=int(node.otime_ns) or None,
+                inode=int(node.inum),
+                nlink=int(item.nlink),
+                target=self._link_target(node) if kind is EntryKind.SYMLINK else None,
+            )
+
+    def _link_target(self, node: BtrfsNode) -> str:
+        with self._errors("read a symbolic link"):
+            return str(node.link)
+
+    def _open(self, node: BtrfsNode) -> Reader:
+        with self._errors("read a file's extents"):
+            size = int(node.inode.size)
+            extents = self._file_extents(node) if size else []
+        return BtrfsFileReader(self.reader, extents, size, int(self._fs.sector_size))
+
+    def _file_extents(self, node: BtrfsNode) -> list[FileExtent]:
+        from dissect.btrfs.stream import ExtentStream
+
+        stream = node.open()
+        if not isinstance(stream, ExtentStream):  # data inline in the tree
+            return [FileExtent(0, int(node.inode.size), inline=stream.read())]
+        out: list[FileExtent] = []
+        logical = 0
+        for ext in stream.extents:
+            if ext.encryption:
+                raise FilesystemError("btrfs: encrypted file extents are not supported")
+            if ext.disk_offset == 0 and ext.disk_length == 0:
+                out.append(FileExtent(logical, ext.length))
+            elif ext.compression == COMPRESS_NONE:
+                phys = self._physical(ext.disk_offset, ext.offset + ext.length)
+                out.append(FileExtent(logical, ext.length, phys, skip=ext.offset))
+            else:
+                phys = self._physical(ext.disk_offset, ext.disk_length)
+                out.append(
+                    FileExtent(
+                        logical, ext.length, phys, ext.compression, ext.disk_length, ext.offset
+                    )
+                )
+            logical += ext.length
+        return out
+
+    def _physical(self, logical: int, length: int) -> int:
+        """The volume offset of ``length`` bytes at a logical address (one chunk, one copy)."""
+        chunks = self._fs._logical_fh  # dissect's chunk map (ChunkStream); pinned version
+        i = bisect.bisect_right(chunks._chunk_offsets, logical) - 1
+        if i < 0:
+            raise FilesystemError(f"btrfs: logical address {logical:#x} is in no chunk")
+        chunk = chunks.chunks[i]
+        if logical + length > chunk.offset + chunk.length:
+            raise FilesystemError(f"btrfs: extent at {logical:#x} crosses its chunk's end")
+        if int(chunk.type) & _STRIPED or not chunk.stripes or chunk.stripes[0].fh is None:
+            raise FilesystemError("btrfs: striped (RAID0/10/5/6) data chunks are not supported")
+        return int(chunk.stripes[0].offset) + (logical - int(chunk.offset))
+
+
+def open_fs(reader: Reader) -> BtrfsFilesystem:
+    if detect(reader) is None:
+        raise FilesystemError("not a Btrfs filesystem")
+    return BtrfsFilesystem(reader)
