@@ -1,0 +1,13 @@
+"""The image layer: a QCOW2 (v2, v3) or raw image and its backing chain as one guest disk.
+
+``open_image(path, repository)`` returns a :class:`DiskImage`, a blockio Reader of the guest
+disk; ``probe_chain`` describes the chain from headers alone (the catalog derives full or
+incremental and the parent from it). Modules: ``qcow2_header`` (header layout, limits),
+``qcow2_entries`` (address arithmetic, L2 entries), ``qcow2`` (the cluster reader),
+``compression``, ``raw``, ``chain`` (backing-name rules), ``disk`` (the public objects).
+"""
+
+from filerestore.image.chain import ChainLink
+from filerestore.image.disk import DEFAULT_MAX_CHAIN_DEPTH, DiskImage, open_image, probe_chain
+
+__all__ = ["DEFAULT_MAX_CHAIN_DEPTH", "ChainLink", "DiskImage", "open_image", "probe_chain"]

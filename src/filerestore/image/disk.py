@@ -1,0 +1,85 @@
+"""A guest disk: the top of an opened backing chain, read through one ``read_at``.
+
+# References: QEMU docs/interop/qcow2.txt; see chain.py for the backing-name rules.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+
+from filerestore.blockio import Reader, clamp
+from filerestore.image.chain import ChainLink, OpenedLink, open_chain
+from filerestore.image.qcow2 import Qcow2Layer
+
+DEFAULT_MAX_CHAIN_DEPTH = 64
+
+
+class DiskImage:
+    """The guest disk of an image and its backing chain (a blockio Reader, thread-safe)."""
+
+    def __init__(self, opened: list[OpenedLink]) -> None:
+        self._files = [o.file for o in opened]
+        self.chain: list[ChainLink] = [o.link for o in opened]
+        layer: Reader | None = None
+        try:
+            for o in reversed(opened):
+                layer = o.file if o.info is None else Qcow2Layer(o.file, o.info.header, layer)
+        except BaseException:
+            self.close()
+            raise
+        assert layer is not None
+        self._top: Reader = layer
+        self._size = layer.size
+        self._closed = threading.Event()
+
+    @property
+    def size(self) -> int:
+        return self._size
+
+    def read_at(self, offset: int, length: int) -> bytes:
+        if clamp(self._size, offset, length) == 0:
+            return b""
+        if self._closed.is_set():
+            raise ValueError("read from a closed DiskImage")
+        return self._top.read_at(offset, length)
+
+    def close(self) -> None:
+        self._closed = getattr(self, "_closed", threading.Event())
+        self._closed.set()
+        for f in self._files:
+            f.close()
+
+    def __enter__(self) -> DiskImage:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def open_image(
+    path: str | os.PathLike[str],
+    repository: str | os.PathLike[str] | None = None,
+    max_chain_depth: int = DEFAULT_MAX_CHAIN_DEPTH,
+) -> DiskImage:
+    """Open ``path`` (qcow2 or raw) and its backing chain, confined to ``repository``.
+
+    ``repository`` defaults to the image's own directory. Raises ImageNotFoundError,
+    CorruptImageError, UnsupportedImageError, or a SafetyError subclass for a refused chain.
+    """
+    return DiskImage(open_chain(path, repository, max_chain_depth))
+
+
+def probe_chain(
+    path: str | os.PathLike[str],
+    repository: str | os.PathLike[str] | None = None,
+    max_chain_depth: int = DEFAULT_MAX_CHAIN_DEPTH,
+) -> list[ChainLink]:
+    """The chain of ``path``, top first, from headers only, with open_image's validation."""
+    opened = open_chain(path, repository, max_chain_depth)
+    for o in opened:
+        o.file.close()
+    return [o.link for o in opened]
+
+
+__all__ = ["DiskImage", "open_image", "probe_chain"]

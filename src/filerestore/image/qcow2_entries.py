@@ -1,0 +1,101 @@
+"""QCOW2 address arithmetic and L1/L2 entry decoding (pure functions).
+
+# References: QEMU docs/interop/qcow2.txt ("Cluster mapping", "Compressed Clusters
+# Descriptor"); names follow QEMU block/qcow2.h (offset_into_cluster, offset_to_l1_index,
+# offset_to_l2_index, qcow2_get_cluster_type, qcow2_parse_compressed_l2_entry).
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from filerestore.errors import CorruptImageError
+
+L1E_OFFSET_MASK = 0x00FF_FFFF_FFFF_FE00
+L2E_OFFSET_MASK = 0x00FF_FFFF_FFFF_FE00
+QCOW_OFLAG_COMPRESSED = 1 << 62
+QCOW_OFLAG_ZERO = 1 << 0
+SECTOR_SIZE = 512  # compressed sizes count 512-byte sectors whatever the cluster size
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """The address split of one image: guest offset -> (L1 index, L2 index, in-cluster)."""
+
+    cluster_bits: int
+
+    @property
+    def cluster_size(self) -> int:
+        return 1 << self.cluster_bits
+
+    @property
+    def l2_bits(self) -> int:
+        return self.cluster_bits - 3  # 8-byte L2 entries
+
+    @property
+    def l2_size(self) -> int:
+        return 1 << self.l2_bits
+
+    @property
+    def csize_shift(self) -> int:
+        return 62 - (self.cluster_bits - 8)
+
+    @property
+    def csize_mask(self) -> int:
+        return (1 << (self.cluster_bits - 8)) - 1
+
+    @property
+    def cluster_offset_mask(self) -> int:
+        return (1 << self.csize_shift) - 1
+
+
+def offset_into_cluster(g: Geometry, offset: int) -> int:
+    return offset & (g.cluster_size - 1)
+
+
+def offset_to_l1_index(g: Geometry, offset: int) -> int:
+    return offset >> (g.l2_bits + g.cluster_bits)
+
+
+def offset_to_l2_index(g: Geometry, offset: int) -> int:
+    return (offset >> g.cluster_bits) & (g.l2_size - 1)
+
+
+def l2_table_offset(g: Geometry, l1_entry: int) -> int:
+    """Host offset of the L2 table an L1 entry names (0: none), checked for alignment."""
+    offset = l1_entry & L1E_OFFSET_MASK
+    if offset_into_cluster(g, offset):
+        raise CorruptImageError(f"L2 table offset {offset:#x} is not cluster-aligned")
+    return offset
+
+
+class ClusterType(enum.IntEnum):
+    UNALLOCATED = 0  # read from the backing file, or zeros
+    ZERO = 1  # reads as zeros, never from the backing file
+    NORMAL = 2
+    COMPRESSED = 3
+
+
+def get_cluster_type(l2_entry: int) -> ClusterType:
+    if l2_entry & QCOW_OFLAG_COMPRESSED:
+        return ClusterType.COMPRESSED
+    if l2_entry & QCOW_OFLAG_ZERO:
+        return ClusterType.ZERO
+    if l2_entry & L2E_OFFSET_MASK == 0:
+        return ClusterType.UNALLOCATED
+    return ClusterType.NORMAL
+
+
+def normal_host_offset(g: Geometry, l2_entry: int) -> int:
+    offset = l2_entry & L2E_OFFSET_MASK
+    if offset_into_cluster(g, offset):
+        raise CorruptImageError(f"data cluster offset {offset:#x} is not cluster-aligned")
+    return offset
+
+
+def parse_compressed_l2_entry(g: Geometry, l2_entry: int) -> tuple[int, int]:
+    """(host offset, byte length) of a compressed cluster's data, as QEMU computes them."""
+    coffset = l2_entry & g.cluster_offset_mask
+    nb_csectors = ((l2_entry >> g.csize_shift) & g.csize_mask) + 1
+    return coffset, nb_csectors * SECTOR_SIZE - (coffset & (SECTOR_SIZE - 1))
