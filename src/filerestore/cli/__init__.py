@@ -1,0 +1,1 @@
+"""The ``filerestore`` command line: a thin adapter over :mod:`filerestore.restore`."""

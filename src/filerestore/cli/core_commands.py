@@ -1,0 +1,139 @@
+"""The read-only core commands: inspect, ls, stat, cat, get."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Annotated, BinaryIO
+
+import typer
+
+from filerestore.cli import render
+from filerestore.cli.app import ImageArg, JsonOpt, RepositoryOpt, VolumeOpt, app
+from filerestore.cli.extract import CHUNK, extract
+from filerestore.errors import PathNotFoundError
+from filerestore.fs.entry import Entry, EntryKind
+from filerestore.restore import Stack, describe_image, open_stack
+
+GuestPathArg = Annotated[str, typer.Argument(help="Path inside the guest filesystem.")]
+
+
+def _open(image: Path, repository: Path | None, volume: str | None) -> Stack:
+    return open_stack(image, repository=repository, volume_id=volume)
+
+
+def _out(text: str) -> None:
+    # guest names may carry surrogate escapes (bytes that are not UTF-8): write those bytes back
+    sys.stdout.buffer.write(text.encode("utf-8", "surrogateescape") + b"\n")
+
+
+@app.command()
+def inspect(image: ImageArg, repository: RepositoryOpt = None, json: JsonOpt = False) -> None:
+    """Show the backing chain and the volumes of IMAGE with their filesystems."""
+    desc = describe_image(image, repository=repository)
+    _out(render.json_line(desc.to_dict()) if json else render.inspect_text(desc))
+
+
+@app.command()
+def ls(
+    image: ImageArg,
+    path: Annotated[str, typer.Argument(help="Directory (or file) inside the guest.")] = "/",
+    volume: VolumeOpt = None,
+    recursive: Annotated[
+        bool, typer.Option("--recursive", "-R", help="List subdirectories too (full paths).")
+    ] = False,
+    json: Annotated[
+        bool, typer.Option("--json", help="One JSON object per entry (JSON lines).")
+    ] = False,
+    repository: RepositoryOpt = None,
+) -> None:
+    """List a directory inside IMAGE, like `ls -l` (times in UTC)."""
+    with _open(image, repository, volume) as stack:
+        fs = stack.fs
+        entry = fs.stat(path)
+        if entry.kind is EntryKind.SYMLINK and _points_to_dir(stack, path):
+            entry = fs.stat(path, follow_symlinks=True)
+        if entry.kind is not EntryKind.DIR:
+            _print_entries([entry], json, full_path=recursive)
+            return
+        entries = fs.walk(entry.path) if recursive else fs.list_dir(entry.path)
+        _print_entries(entries, json, full_path=recursive)
+
+
+def _points_to_dir(stack: Stack, path: str) -> bool:
+    try:
+        return stack.fs.stat(path, follow_symlinks=True).kind is EntryKind.DIR
+    except PathNotFoundError:  # dangling: list the link itself
+        return False
+
+
+def _print_entries(entries: Iterable[Entry], json: bool, full_path: bool) -> None:
+    for entry in entries:
+        if json:
+            _out(render.json_line(entry.to_dict()))
+        else:
+            _out(render.ls_line(entry, entry.path if full_path else entry.name))
+
+
+@app.command()
+def stat(
+    image: ImageArg,
+    path: GuestPathArg,
+    volume: VolumeOpt = None,
+    dereference: Annotated[
+        bool, typer.Option("--dereference", "-L", help="Follow a final symbolic link.")
+    ] = False,
+    json: JsonOpt = False,
+    repository: RepositoryOpt = None,
+) -> None:
+    """Show the metadata of one entry inside IMAGE (times in UTC)."""
+    with _open(image, repository, volume) as stack:
+        entry = stack.fs.stat(path, follow_symlinks=dereference)
+    _out(render.json_line(entry.to_dict()) if json else render.stat_block(entry))
+
+
+@app.command()
+def cat(
+    image: ImageArg,
+    path: GuestPathArg,
+    volume: VolumeOpt = None,
+    repository: RepositoryOpt = None,
+) -> None:
+    """Write the contents of a file inside IMAGE to standard output."""
+    with _open(image, repository, volume) as stack:
+        reader = stack.fs.open(path)
+        out: BinaryIO = sys.stdout.buffer
+        offset = 0
+        while offset < reader.size:
+            chunk = reader.read_at(offset, CHUNK)
+            if not chunk:
+                break
+            out.write(chunk)
+            offset += len(chunk)
+        out.flush()
+
+
+@app.command()
+def get(
+    image: ImageArg,
+    path: GuestPathArg,
+    dest: Annotated[
+        Path, typer.Argument(help="Host directory to write into (created if missing).")
+    ],
+    volume: VolumeOpt = None,
+    repository: RepositoryOpt = None,
+) -> None:
+    """Copy a file or directory tree from IMAGE into the host directory DEST.
+
+    The entry lands as DEST/<name> (the contents of / land in DEST itself), with its
+    permission bits (never setuid, setgid or sticky) and mtime; symbolic links are written as
+    links. Nothing is written outside DEST and nothing in DEST is overwritten.
+    """
+    with _open(image, repository, volume) as stack:
+        result = extract(stack.fs, path, dest)
+    if result.skipped:
+        sys.stderr.write(
+            f"filerestore: skipped {len(result.skipped)} special file(s) "
+            "(devices, FIFOs, sockets)\n"
+        )

@@ -1,0 +1,226 @@
+"""The opened reader stack of one backup: image -> volumes -> the chosen volume's filesystem.
+
+The CLI and the session layer both open backups through :func:`open_stack`, so choosing a
+volume (and the errors when the choice is missing or wrong) behaves the same everywhere.
+:func:`describe_image` is the read-only overview behind ``filerestore inspect``.
+"""
+
+from __future__ import annotations
+
+import os
+from contextlib import ExitStack
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from filerestore.errors import (
+    AmbiguousVolumeError,
+    FileRestoreError,
+    NoFilesystemError,
+    VolumeUnavailableError,
+)
+from filerestore.fs import Filesystem, detect_filesystem, open_filesystem
+from filerestore.image import DiskImage, open_image
+from filerestore.volume import Volume, find_volume, list_volumes
+
+DEFAULT_MAX_CHAIN_DEPTH = 64
+
+
+@dataclass(frozen=True, slots=True)
+class ChainFile:
+    """One file of the backing chain, top image first."""
+
+    path: str
+    format: str
+    virtual_size: int
+    backing_name: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class VolumeDescription:
+    """A volume and what filesystem (if any) was recognised on it."""
+
+    id: str
+    scheme: str
+    offset: int | None  # None for a logical volume that is not one contiguous range
+    size: int
+    type: str
+    type_name: str
+    label: str | None
+    uuid: str | None
+    filesystem: str | None
+    filesystem_label: str | None
+    #: why the volume or its recognised filesystem cannot be read (None when it can)
+    filesystem_error: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class ImageDescription:
+    """The backing chain and the volumes of one backup image."""
+
+    path: str
+    virtual_size: int
+    chain: tuple[ChainFile, ...]
+    volumes: tuple[VolumeDescription, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "virtual_size": self.virtual_size,
+            "chain": [c.to_dict() for c in self.chain],
+            "volumes": [v.to_dict() for v in self.volumes],
+        }
+
+
+class Stack:
+    """An opened backup: its disk image, all its volumes, the chosen volume and its filesystem.
+
+    Owns every handle in it; close it (or use it as a context manager) when done. Like the
+    filesystem handles it holds, a Stack is for one thread at a time.
+    """
+
+    def __init__(
+        self, image: DiskImage, volumes: list[Volume], volume: Volume, fs: Filesystem[Any]
+    ) -> None:
+        self.image = image
+        self.volumes = volumes
+        self.volume = volume
+        self.fs = fs
+
+    def close(self) -> None:
+        try:
+            self.fs.close()
+        finally:
+            self.image.close()
+
+    def __enter__(self) -> Stack:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def open_stack(
+    image_path: str | os.PathLike[str],
+    *,
+    repository: str | os.PathLike[str] | None = None,
+    volume_id: str | None = None,
+    max_chain_depth: int = DEFAULT_MAX_CHAIN_DEPTH,
+) -> Stack:
+    """Open the image, choose a volume and open its filesystem.
+
+    With ``volume_id`` that volume is used (VolumeNotFoundError if the image has none by that
+    id). Without it, the one volume holding a recognised filesystem is used; several give an
+    AmbiguousVolumeError listing them, none a NoFilesystemError.
+    """
+    with ExitStack() as guard:
+        image = open_image(image_path, repository=repository, max_chain_depth=max_chain_depth)
+        guard.callback(image.close)
+        volumes = list_volumes(image)
+        volume = _choose_volume(volumes, volume_id)
+        fs = open_filesystem(volume.reader)
+        guard.pop_all()
+    return Stack(image, volumes, volume, fs)
+
+
+def _choose_volume(volumes: list[Volume], volume_id: str | None) -> Volume:
+    if volume_id is not None:
+        volume = find_volume(volumes, volume_id)
+        if volume.error:
+            raise VolumeUnavailableError(f"volume {volume.id}: {volume.error}")
+        return volume
+    # extended partitions hold partitions, not filesystems; unreadable LVs cannot be probed
+    readable = [v for v in volumes if not v.is_container and not v.error]
+    with_fs = [(v, kind) for v in readable if (kind := detect_filesystem(v.reader))]
+    if len(with_fs) == 1:
+        return with_fs[0][0]
+    if not with_fs:
+        known = ", ".join(v.id for v in volumes) or "none"
+        raise NoFilesystemError(f"no supported filesystem on any volume (volumes: {known})")
+    raise AmbiguousVolumeError([_choice(v, kind) for v, kind in with_fs])
+
+
+def _choice(volume: Volume, kind: str) -> str:
+    details = [kind, format_size(volume.size)]
+    if volume.label:
+        details.append(repr(volume.label))
+    return f"{volume.id} ({', '.join(details)})"
+
+
+def format_size(size: int) -> str:
+    """A size for people: 1.5 GiB, 200 MiB, 512 B."""
+    value = float(size)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if value < 1024 or unit == "TiB":
+            return f"{size} B" if unit == "B" else f"{value:.1f} {unit}".replace(".0 ", " ")
+        value /= 1024
+    raise AssertionError("unreachable")
+
+
+def describe_image(
+    image_path: str | os.PathLike[str],
+    repository: str | os.PathLike[str] | None = None,
+    max_chain_depth: int = DEFAULT_MAX_CHAIN_DEPTH,
+) -> ImageDescription:
+    """The backing chain and every volume with its filesystem kind and label.
+
+    A volume whose filesystem is recognised but fails to open is still described, with the
+    reason in ``filesystem_error``: one damaged partition must not hide the others.
+    """
+    image = open_image(image_path, repository=repository, max_chain_depth=max_chain_depth)
+    try:
+        chain = tuple(
+            ChainFile(
+                path=str(link.path),
+                format=link.format,
+                virtual_size=link.virtual_size,
+                backing_name=link.backing_name,
+            )
+            for link in image.chain
+        )
+        volumes = tuple(_describe_volume(v) for v in list_volumes(image))
+        return ImageDescription(
+            path=str(image.chain[0].path) if image.chain else os.fspath(image_path),
+            virtual_size=image.size,
+            chain=chain,
+            volumes=volumes,
+        )
+    finally:
+        image.close()
+
+
+def _describe_volume(volume: Volume) -> VolumeDescription:
+    kind: str | None = None
+    label: str | None = None
+    error = volume.error
+    if not error and not volume.is_container:
+        kind = detect_filesystem(volume.reader)
+    if kind is not None:
+        try:
+            fs = open_filesystem(volume.reader)
+        except FileRestoreError as exc:
+            error = str(exc)
+        else:
+            try:
+                kind = fs.kind or kind
+                label = fs.label
+            finally:
+                fs.close()
+    return VolumeDescription(
+        id=volume.id,
+        scheme=volume.scheme,
+        offset=volume.offset,
+        size=volume.size,
+        type=volume.type,
+        type_name=volume.type_name,
+        label=volume.label,
+        uuid=volume.uuid,
+        filesystem=kind,
+        filesystem_label=label,
+        filesystem_error=error,
+    )

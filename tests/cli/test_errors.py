@@ -1,0 +1,180 @@
+"""Exit codes and the one-line error contract of the CLI."""
+
+from __future__ import annotations
+
+import inspect
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from filerestore import errors
+from filerestore.cli import exit_codes
+from tests.cli import images
+from tests.cli.runner import SCRIPT, fails, ok, run
+
+
+@pytest.fixture(scope="module")
+def ext4() -> images.Built:
+    return images.single_ext4()
+
+
+@pytest.fixture(scope="module")
+def two() -> images.Built:
+    return images.two_ext4()
+
+
+# --- the table ---------------------------------------------------------------------------------
+
+
+def error_classes() -> list[type[errors.FileRestoreError]]:
+    return [
+        cls
+        for _, cls in inspect.getmembers(errors, inspect.isclass)
+        if issubclass(cls, errors.FileRestoreError)
+    ]
+
+
+def test_every_error_class_has_an_exit_code() -> None:
+    classes = error_classes()
+    assert len(classes) > 20
+    for cls in classes:
+        entry = exit_codes.table_entry(cls)
+        # a new category (a direct child of the base) must be placed in the table explicitly,
+        # not fall through to the generic code unnoticed
+        if cls.__bases__ == (errors.FileRestoreError,):
+            assert entry is cls, f"{cls.__name__} is a new category: add it to EXIT_CODES"
+        assert exit_codes.EXIT_CODES[entry] in (1, 2, 3, 4, 5)
+
+
+@pytest.mark.parametrize(
+    ("cls", "code"),
+    [
+        (errors.AmbiguousVolumeError, 2),
+        (errors.IsADirectoryError_, 2),
+        (errors.ImageNotFoundError, 3),
+        (errors.PathNotFoundError, 3),
+        (errors.VolumeNotFoundError, 3),
+        (errors.CorruptImageError, 4),
+        (errors.UnsupportedImageError, 4),
+        (errors.NoFilesystemError, 4),
+        (errors.BackingFileRefusedError, 5),
+        (errors.DestinationEscapeError, 5),
+        (errors.SymlinkLoopError, 5),
+    ],
+)
+def test_exit_code_of(cls: type[errors.FileRestoreError], code: int) -> None:
+    assert exit_codes.EXIT_CODES[exit_codes.table_entry(cls)] == code
+
+
+# --- through the real command -----------------------------------------------------------------
+
+
+def test_missing_image(tmp_path: Path) -> None:
+    fails(3, "ls", tmp_path / "nope.qcow2")
+
+
+def test_missing_path(ext4: images.Built) -> None:
+    line = fails(3, "cat", ext4.image, "/no/such/file")
+    assert line.endswith("no such file or directory: /no")
+    fails(3, "stat", ext4.image, "/nothing-here")
+    fails(3, "ls", ext4.image, "/link-dangling/x")
+
+
+def test_cat_of_a_directory_is_a_usage_error(ext4: images.Built) -> None:
+    fails(2, "cat", ext4.image, "/docs")
+
+
+def test_symlink_loop_is_refused(ext4: images.Built) -> None:
+    fails(5, "cat", ext4.image, "/loop-a")
+
+
+def test_ambiguous_volume_lists_the_choices(two: images.Built) -> None:
+    line = fails(2, "ls", two.image, "/")
+    assert "--volume" in line
+    assert "p1 (ext4" in line and "'alpha'" in line
+    assert "p3 (ext4" in line and "'beta'" in line
+    assert "p2" not in line  # no filesystem there
+
+
+def test_unknown_volume(two: images.Built) -> None:
+    line = fails(3, "ls", two.image, "--volume", "p9")
+    assert "p1, p2, p3" in line
+
+
+def test_volume_without_filesystem(two: images.Built) -> None:
+    fails(4, "ls", two.image, "--volume", "p2")
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["ls", "--no-such-option", "x"],
+        ["cat"],
+        ["frobnicate"],
+        ["get", "image-only"],
+    ],
+)
+def test_bad_usage(args: list[str]) -> None:
+    fails(2, *args)
+
+
+def test_bare_command_prints_help() -> None:
+    proc = run()
+    assert proc.returncode == 2
+    assert b"Usage: filerestore" in proc.stdout
+
+
+def qcow2_with_backing(tmp_path: Path, backing: str) -> Path:
+    image = tmp_path / "hostile.qcow2"
+    subprocess.run(
+        ["qemu-img", "create", "-q", "-u", "-f", "qcow2", "-b", backing, "-F", "raw", image, "1M"],
+        check=True,
+    )
+    return image
+
+
+@pytest.mark.parametrize(
+    "backing", ["/etc/passwd", "../outside.qcow2", 'json:{"file.filename":"/etc/passwd"}']
+)
+def test_hostile_backing_file_is_refused(tmp_path: Path, backing: str) -> None:
+    (tmp_path / "repo").mkdir()
+    (tmp_path / "outside.qcow2").write_bytes(b"\0" * 4096)
+    image = qcow2_with_backing(tmp_path / "repo", backing)
+    started = time.monotonic()
+    fails(5, "inspect", image)
+    fails(5, "ls", image)
+    assert time.monotonic() - started < 10  # two process start-ups; the refusal is immediate
+
+
+def test_truncated_header_is_a_bad_image(tmp_path: Path, ext4: images.Built) -> None:
+    image = tmp_path / "truncated.qcow2"
+    image.write_bytes(ext4.image.read_bytes()[:40])
+    fails(4, "inspect", image)
+
+
+def test_host_error_is_one_line(ext4: images.Built, tmp_path: Path) -> None:
+    # DEST's parent is a file: the host says ENOTDIR/EEXIST, reported without a traceback
+    (tmp_path / "file").write_bytes(b"")
+    line = fails(1, "get", ext4.image, "/hello.txt", tmp_path / "file" / "sub")
+    assert "Not a directory" in line or "exists" in line
+
+
+def test_interrupt_exits_130(ext4: images.Built) -> None:
+    proc = subprocess.Popen(
+        [SCRIPT, "cat", ext4.image, "/sparse.bin"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdout is not None
+    proc.stdout.read(1)  # started writing; now blocked on the full pipe
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    assert err.decode().splitlines() == ["filerestore: error: interrupted"]
+
+
+def test_success_writes_nothing_to_stderr(ext4: images.Built) -> None:
+    assert ok("cat", ext4.image, "/hello.txt") == b"hello, world\n"

@@ -1,0 +1,99 @@
+"""open_stack and describe_image against GPT + ext4 images built by sfdisk and mke2fs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from filerestore.errors import (
+    AmbiguousVolumeError,
+    ImageNotFoundError,
+    NoFilesystemError,
+    VolumeNotFoundError,
+)
+from filerestore.restore import describe_image, open_stack
+from tests.cli import images
+
+
+@pytest.fixture(scope="module")
+def ext4() -> images.Built:
+    return images.single_ext4()
+
+
+@pytest.fixture(scope="module")
+def two() -> images.Built:
+    return images.two_ext4()
+
+
+def open_fds() -> int:
+    return len({p.name for p in Path("/proc/self/fd").iterdir()})
+
+
+def test_single_filesystem_is_chosen(ext4: images.Built) -> None:
+    part = ext4.layout()["partitiontable"]["partitions"][0]  # type: ignore[index]
+    with open_stack(ext4.image) as stack:
+        assert stack.volume.id == "p1"
+        assert stack.volume.offset == part["start"] * 512
+        assert stack.fs.kind == "ext4"
+        assert stack.fs.label == "root"
+        assert [v.id for v in stack.volumes] == ["p1"]
+        reader = stack.fs.open("/hello.txt")
+        assert reader.read_at(0, reader.size) == b"hello, world\n"
+
+
+def test_explicit_volume(two: images.Built) -> None:
+    with open_stack(two.image, volume_id="p3") as stack:
+        assert stack.fs.label == "beta"
+        names = {e.name for e in stack.fs.list_dir("/")}
+    assert names == {p.name for p in (two.tree(2)).iterdir()} | {"lost+found"}
+
+
+def test_ambiguous_volume_lists_kind_size_label(two: images.Built) -> None:
+    with pytest.raises(AmbiguousVolumeError) as info:
+        open_stack(two.image)
+    # 16 MiB partitions named alpha and beta in the recipe; p2 has no filesystem
+    assert info.value.choices == ["p1 (ext4, 16 MiB, 'alpha')", "p3 (ext4, 16 MiB, 'beta')"]
+
+
+def test_unknown_and_empty_volumes(two: images.Built) -> None:
+    with pytest.raises(VolumeNotFoundError, match="p1, p2, p3"):
+        open_stack(two.image, volume_id="p7")
+    with pytest.raises(NoFilesystemError):
+        open_stack(two.image, volume_id="p2")
+
+
+def test_missing_image(tmp_path: Path) -> None:
+    with pytest.raises(ImageNotFoundError):
+        open_stack(tmp_path / "missing.qcow2")
+
+
+def test_no_descriptor_leaks(two: images.Built) -> None:
+    with open_stack(two.image, volume_id="p1"):
+        pass
+    before = open_fds()
+    for _ in range(30):
+        with open_stack(two.image, volume_id="p1") as stack:
+            stack.fs.stat("/hello.txt")
+        for bad in ("p2", "p9", None):
+            with pytest.raises((NoFilesystemError, VolumeNotFoundError, AmbiguousVolumeError)):
+                open_stack(two.image, volume_id=bad)
+        describe_image(two.image)
+    assert open_fds() == before
+
+
+def test_describe_image_matches_sfdisk(two: images.Built) -> None:
+    desc = describe_image(two.image)
+    parts = two.layout()["partitiontable"]["partitions"]  # type: ignore[index]
+    assert [(v.id, v.offset, v.size, v.label) for v in desc.volumes] == [
+        (f"p{i + 1}", p["start"] * 512, p["size"] * 512, p["name"]) for i, p in enumerate(parts)
+    ]
+    assert [(v.filesystem, v.filesystem_label) for v in desc.volumes] == [
+        ("ext4", "alpha"),
+        (None, None),
+        ("ext4", "beta"),
+    ]
+    assert [c.format for c in desc.chain] == ["qcow2"]
+    assert desc.chain[0].path == str(two.image.resolve())
+    assert json.loads(json.dumps(desc.to_dict()))["volumes"][2]["filesystem"] == "ext4"
