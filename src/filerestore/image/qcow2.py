@@ -122,6 +122,15 @@ class Qcow2Layer:
         n = clamp(self._size, offset, length)
         if n == 0:
             return b""
+        try:
+            return self._read(offset, n)
+        except CorruptImageError as exc:
+            where = str(self.file.path)
+            if where in str(exc):
+                raise
+            raise CorruptImageError(f"{where}: {exc}") from exc
+
+    def _read(self, offset: int, n: int) -> bytes:
         runs = list(self._runs(offset, offset + n))
         if len(runs) == 1 and runs[0][0] == ClusterType.NORMAL:
             return self.file.pread(runs[0][3], n, "data cluster")

@@ -1,0 +1,80 @@
+"""Every hostile image is refused with its specific error, fast, opening nothing outside."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from filerestore.image import open_image
+from tests.image.conftest import sha256_of_reader
+from tests.imagebuild.hostile import DATA_PATTERN, HOSTILE, HostileImage, qcow2_image
+
+_recording: list[str] | None = None
+_recording_thread: int | None = None
+
+
+def _audit(event: str, args: tuple[object, ...]) -> None:
+    if event == "open" and _recording is not None and threading.get_ident() == _recording_thread:
+        path = args[0]
+        if isinstance(path, str | bytes | os.PathLike):
+            _recording.append(os.fsdecode(path))
+
+
+sys.addaudithook(_audit)
+
+
+@contextmanager
+def recording_opens() -> Iterator[list[str]]:
+    global _recording, _recording_thread
+    opened: list[str] = []
+    _recording, _recording_thread = opened, threading.get_ident()
+    try:
+        yield opened
+    finally:
+        _recording, _recording_thread = None, None
+
+
+def test_audit_hook_sees_os_open(tmp_path: Path) -> None:
+    with recording_opens() as opened:
+        os.close(os.open(tmp_path, os.O_RDONLY))
+    assert opened == [str(tmp_path)]
+
+
+def test_baseline_image_is_valid_for_qemu(tmp_path: Path) -> None:
+    """The image every hostile entry starts from is one qemu-img accepts and reads as we do."""
+    image = tmp_path / "base.qcow2"
+    image.write_bytes(qcow2_image())
+    subprocess.run(["qemu-img", "check", str(image)], check=True, capture_output=True)
+    raw = tmp_path / "base.raw"
+    subprocess.run(["qemu-img", "convert", "-O", "raw", str(image), str(raw)], check=True)
+    expected = raw.read_bytes()
+    assert expected[: len(DATA_PATTERN)] == DATA_PATTERN
+    with open_image(image) as disk:
+        assert disk.read_at(0, disk.size) == expected
+
+
+@pytest.mark.parametrize("entry", HOSTILE, ids=[e.name for e in HOSTILE])
+def test_hostile_image_is_refused(entry: HostileImage, tmp_path: Path) -> None:
+    top = entry.build(tmp_path)
+    repo = (tmp_path / "repo").resolve()
+    start = time.monotonic()
+    with (
+        recording_opens() as opened,
+        pytest.raises(entry.error) as info,
+        open_image(top, repo) as disk,
+    ):
+        sha256_of_reader(disk)
+    elapsed = time.monotonic() - start
+    assert type(info.value) is entry.error
+    assert entry.match in str(info.value)
+    assert elapsed < 1.0
+    for path in opened:
+        assert Path(os.path.realpath(path)).is_relative_to(repo), f"opened {path}"
