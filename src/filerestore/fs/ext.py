@@ -12,8 +12,9 @@ only for inline-data directories, which have no blocks to read.
 
 from __future__ import annotations
 
+import stat
 import struct
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import pyfsext
@@ -21,6 +22,7 @@ import pyfsext
 from filerestore.blockio import Reader
 from filerestore.errors import FilesystemError
 from filerestore.fs.libyal import (
+    Extent,
     ExtentReader,
     LibyalFilesystem,
     LibyalNode,
@@ -45,6 +47,15 @@ EXT3_INCOMPAT_SUPP = INCOMPAT_FILETYPE | INCOMPAT_RECOVER | INCOMPAT_META_BG
 EXT3_RO_COMPAT_SUPP = RO_COMPAT_SPARSE_SUPER | RO_COMPAT_LARGE_FILE | RO_COMPAT_BTREE_DIR
 
 
+INCOMPAT_64BIT = 0x0080
+GOOD_OLD_INODE_SIZE = 128
+GROUP_DESC_SIZE = 32  # without INCOMPAT_64BIT
+# i_flags bits (ext4 docs, section 4.1)
+EXTENTS_FL = 0x80000
+INLINE_DATA_FL = 0x10000000
+DIRECT_BLOCKS = 12  # i_block[0..11]; then single, double and triple indirect
+
+
 @dataclass(frozen=True, slots=True)
 class Superblock:
     magic: int
@@ -53,6 +64,10 @@ class Superblock:
     feature_incompat: int
     feature_ro_compat: int
     volume_name: bytes
+    first_data_block: int = 0
+    inodes_per_group: int = 0
+    inode_size: int = GOOD_OLD_INODE_SIZE
+    desc_size: int = GROUP_DESC_SIZE
 
     @property
     def block_size(self) -> int:
@@ -61,10 +76,25 @@ class Superblock:
 
 def parse_superblock(data: bytes) -> Superblock:
     """The fields of the 1024-byte superblock this module needs."""
-    (log_block_size,) = struct.unpack_from("<I", data, 24)
+    first_data_block, log_block_size = struct.unpack_from("<II", data, 20)
+    (inodes_per_group,) = struct.unpack_from("<I", data, 40)
     (magic,) = struct.unpack_from("<H", data, 56)
+    (rev_level,) = struct.unpack_from("<I", data, 76)
+    (inode_size,) = struct.unpack_from("<H", data, 88)
     compat, incompat, ro_compat = struct.unpack_from("<III", data, 92)
-    return Superblock(magic, log_block_size, compat, incompat, ro_compat, data[120:136])
+    (desc_size,) = struct.unpack_from("<H", data, 254)
+    return Superblock(
+        magic,
+        log_block_size,
+        compat,
+        incompat,
+        ro_compat,
+        data[120:136],
+        first_data_block,
+        inodes_per_group,
+        inode_size if rev_level >= 1 else GOOD_OLD_INODE_SIZE,
+        desc_size if incompat & INCOMPAT_64BIT and desc_size else GROUP_DESC_SIZE,
+    )
 
 
 def kind_of(sb: Superblock) -> str:
@@ -112,13 +142,137 @@ def parse_dir_block(block: bytes, filetype: bool) -> Iterator[tuple[bytes, int]]
         pos += rec_len
 
 
+@dataclass(frozen=True, slots=True)
+class Inode:
+    """The fields of an on-disk inode (ext4 docs, section 4.1) this module reads itself."""
+
+    mode: int
+    size: int  # i_size_lo | i_size_high << 32 (regular files; i_dir_acl in old directories)
+    size_lo: int
+    flags: int
+    block: tuple[int, ...]  # i_block: 15 block numbers, or an extent tree root
+
+
+def parse_inode(raw: bytes) -> Inode:
+    (mode,) = struct.unpack_from("<H", raw, 0)
+    (size_lo,) = struct.unpack_from("<I", raw, 4)
+    (flags,) = struct.unpack_from("<I", raw, 32)
+    block = struct.unpack_from("<15I", raw, 40)
+    (size_high,) = struct.unpack_from("<I", raw, 108)
+    return Inode(mode, size_lo | size_high << 32, size_lo, flags, block)
+
+
+def block_map_extents(
+    read_block: Callable[[int], bytes], inode: Inode, block_size: int, max_blocks: int
+) -> list[Extent]:
+    """A block-mapped (ext2/ext3) file's data as extents; unmapped blocks are holes.
+
+    ``max_blocks`` bounds the walk (the volume's block count): a hostile indirect tree
+    cannot make it run longer than a real file on the same volume.
+    """
+    per = block_size // 4
+    nblocks = (
+        -(-inode.size // block_size)
+        if stat.S_ISREG(inode.mode)
+        else -(-inode.size_lo // block_size)
+    )
+    runs: list[list[int]] = []  # [first logical block, first physical block, count]
+    budget = [max_blocks]
+
+    def leaf(logical: int, physical: int) -> None:
+        budget[0] -= 1
+        if budget[0] < 0:
+            raise FilesystemError("ext: a block map maps more blocks than the volume has")
+        if runs and runs[-1][0] + runs[-1][2] == logical and runs[-1][1] + runs[-1][2] == physical:
+            runs[-1][2] += 1
+        else:
+            runs.append([logical, physical, 1])
+
+    def walk(ptr: int, level: int, first: int) -> None:
+        if ptr == 0 or first >= nblocks:
+            return
+        if level == 0:
+            leaf(first, ptr)
+            return
+        span = per ** (level - 1)
+        for i, child in enumerate(struct.unpack(f"<{per}I", read_block(ptr))):
+            walk(child, level - 1, first + i * span)
+
+    for i in range(DIRECT_BLOCKS):
+        walk(inode.block[i], 0, i)
+    first = DIRECT_BLOCKS
+    for level in (1, 2, 3):
+        walk(inode.block[DIRECT_BLOCKS + level - 1], level, first)
+        first += per**level
+    return [Extent(lo * block_size, ph * block_size, n * block_size) for lo, ph, n in runs]
+
+
 class ExtFilesystem(LibyalFilesystem):
     library = pyfsext
 
     def __init__(self, reader: Reader, kind: str, superblock: Superblock) -> None:
         self.kind = kind
         self.superblock = superblock
+        self._inode_tables: dict[int, int] = {}
         super().__init__(reader)
+
+    def _inode(self, node: LibyalNode) -> Inode | None:
+        """The node's on-disk inode, read by us; None where we cannot locate it (meta_bg)."""
+        where = self._inode_offset(int(node.get_inode_number()))
+        if where is None:
+            return None
+        raw = self.reader.read_at(where, GOOD_OLD_INODE_SIZE)
+        if len(raw) != GOOD_OLD_INODE_SIZE:
+            raise FilesystemError("ext: an inode lies past the end of the volume")
+        return parse_inode(raw)
+
+    def _size(self, node: LibyalNode) -> int:
+        # libfsext 20260821 drops i_size_high for block-mapped (ext2/ext3) files: a 5 GiB
+        # file reads as 1 GiB. The inode itself has the full size.
+        size = int(node.get_size())
+        inode = self._inode(node) if stat.S_ISREG(int(node.get_file_mode())) else None
+        return size if inode is None else inode.size
+
+    def _extents(self, node: LibyalNode, size: int) -> list[Extent] | None:
+        inode = self._inode(node)
+        if inode is None or inode.flags & EXTENTS_FL:
+            return super()._extents(node, size)
+        if inode.flags & INLINE_DATA_FL:
+            return None
+        # libfsext 20260821 loses the blocks behind a triple-indirect block (the tail of a
+        # 5 GiB sparse ext2 file read as zeros): block maps are walked here
+        bs = self.superblock.block_size
+        volume_blocks = self.reader.size // bs
+
+        def read_block(n: int) -> bytes:
+            if n >= volume_blocks:
+                raise FilesystemError(f"ext: block {n} lies past the end of the volume")
+            return self.reader.read_at(n * bs, bs)
+
+        extents = block_map_extents(read_block, inode, bs, volume_blocks)
+        if any(
+            e.physical is not None and e.physical + e.length > self.reader.size for e in extents
+        ):
+            raise FilesystemError("ext: a file's blocks lie past the end of the volume")
+        return extents
+
+    def _inode_offset(self, ino: int) -> int | None:
+        """Byte offset of inode ``ino``, from the group descriptor table; None with meta_bg."""
+        sb = self.superblock
+        if sb.feature_incompat & INCOMPAT_META_BG or not sb.inodes_per_group or ino < 1:
+            return None
+        group, index = divmod(ino - 1, sb.inodes_per_group)
+        table = self._inode_tables.get(group)
+        if table is None:
+            gdt = (sb.first_data_block + 1) * sb.block_size
+            desc = self.reader.read_at(gdt + group * sb.desc_size, sb.desc_size)
+            if len(desc) != sb.desc_size:
+                raise FilesystemError("ext: a group descriptor lies past the end of the volume")
+            table = int.from_bytes(desc[8:12], "little")
+            if sb.desc_size >= 64:
+                table |= int.from_bytes(desc[0x28:0x2C], "little") << 32
+            self._inode_tables[group] = table
+        return table * sb.block_size + index * sb.inode_size
 
     def _read_label(self) -> str | None:
         name = self.superblock.volume_name.split(b"\x00", 1)[0]
@@ -126,13 +280,19 @@ class ExtFilesystem(LibyalFilesystem):
 
     def _children(self, node: LibyalNode) -> Iterator[tuple[str, LibyalNode]]:
         with self._library_errors("read a directory"):
-            # libfsext reports 0 as a directory's size: its blocks are what its extents map
-            count = int(node.get_number_of_extents())
-            if count == 0:  # inline data: no blocks of its own to parse
-                return super()._children(node)
-            mapped = [node.get_extent(i) for i in range(count)]
-            size = sum(int(length) for _, length, _ in mapped)
-            extents = extents_from_library(mapped, size, self.reader.size)
+            inode = self._inode(node)
+            if inode is not None:
+                size = inode.size_lo
+                extents = self._extents(node, size) if size else []
+                if extents is None:  # inline data: no blocks of its own to parse
+                    return super()._children(node)
+            else:  # libfsext reports 0 as a directory's size: its extents map its blocks
+                count = int(node.get_number_of_extents())
+                if count == 0:
+                    return super()._children(node)
+                mapped = [node.get_extent(i) for i in range(count)]
+                size = sum(int(length) for _, length, _ in mapped)
+                extents = extents_from_library(mapped, size, self.reader.size)
             if extents is None:
                 raise FilesystemError("ext: a directory's extents point outside the volume")
             data = ExtentReader(self.reader, extents, size).read_at(0, size)
@@ -140,10 +300,10 @@ class ExtFilesystem(LibyalFilesystem):
             bs = self.superblock.block_size
             filetype = bool(self.superblock.feature_incompat & INCOMPAT_FILETYPE)
             for start in range(0, len(data), bs):
-                for raw, inode in parse_dir_block(data[start : start + bs], filetype):
+                for raw, ino in parse_dir_block(data[start : start + bs], filetype):
                     if b"/" in raw:
                         raise FilesystemError("ext: a directory entry name holds '/'")
-                    child = self._volume.get_file_entry_by_inode(inode)
+                    child = self._volume.get_file_entry_by_inode(ino)
                     out.append((fsdecode(raw), child))
         return iter(out)
 

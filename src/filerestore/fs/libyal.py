@@ -220,6 +220,10 @@ class LibyalFilesystem(Filesystem[LibyalNode]):
         name = child.get_name()
         return None if name is None else str(name)
 
+    def _size(self, node: LibyalNode) -> int:
+        """A file's size in bytes (called with library errors already wrapped)."""
+        return int(node.get_size())
+
     def _time_ns(self, raw: int) -> int | None:
         """A library ``*_as_integer`` timestamp as ns since the Unix epoch (None: unset)."""
         return posix_ns(raw)
@@ -277,7 +281,7 @@ class LibyalFilesystem(Filesystem[LibyalNode]):
                 name=name,
                 path=path,
                 kind=kind,
-                size=int(node.get_size()) if kind is not EntryKind.DIR else 0,
+                size=self._size(node) if kind is not EntryKind.DIR else 0,
                 mode=mode,
                 uid=int(node.get_owner_identifier()),
                 gid=int(node.get_group_identifier()),
@@ -299,7 +303,7 @@ class LibyalFilesystem(Filesystem[LibyalNode]):
 
     def _open(self, node: LibyalNode) -> Reader:
         with self._library_errors("read a file's extents"):
-            size = int(node.get_size())
+            size = self._size(node)
             extents = self._extents(node, size) if size else []
         if extents is None:
             return LibraryFileReader(self, node, size)

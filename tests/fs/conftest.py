@@ -1,0 +1,213 @@
+"""Shared fixtures and checks for filesystem tests.
+
+Linux images (ext2/3/4, XFS, Btrfs) come from tests/imagebuild/fs_linux.py: each is built
+once, verified against its source tree through a kernel loop mount, and comes with the
+kernel's view of every entry (``facts``). The checks below compare our reader with the
+source tree and with those facts, never with our own output.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import stat
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from filerestore.blockio import FileReader, Reader
+from filerestore.fs.base import Filesystem
+from filerestore.fs.entry import Entry, EntryKind
+from tests.imagebuild import fs_linux
+from tests.imagebuild.tree import MiB
+
+
+@dataclass
+class LinuxImage:
+    """A built image with its source tree and the kernel's facts about its entries."""
+
+    kind: str
+    image: Path
+    tree: Path
+    facts: dict[str, dict[str, Any]]
+    open_fs: Callable[[Reader], Filesystem[Any]]
+    mtime_resolution_ns: int = 1
+    extra_root_entries: tuple[str, ...] = ()
+
+    @contextlib.contextmanager
+    def opened(self) -> Iterator[Filesystem[Any]]:
+        reader = FileReader(self.image)
+        try:
+            fs = self.open_fs(reader)
+            try:
+                yield fs
+            finally:
+                fs.close()
+        finally:
+            reader.close()
+
+
+def _facts(image: Path, fstype: str) -> dict[str, dict[str, Any]]:
+    loaded: dict[str, dict[str, Any]] = json.loads(fs_linux.mount_facts(image, fstype).read_text())
+    return loaded
+
+
+def ext_image(kind: str, tree_name: str = "ext") -> LinuxImage:
+    from filerestore.fs import ext
+
+    image = fs_linux.ext_image(kind, tree_name)
+    return LinuxImage(
+        kind,
+        image,
+        fs_linux.linux_tree(tree_name),
+        _facts(image, kind),
+        ext.open_fs,
+        mtime_resolution_ns=10**9,  # mke2fs -d copies whole seconds
+        extra_root_entries=("lost+found",),
+    )
+
+
+def xfs_image() -> LinuxImage:
+    from filerestore.fs import xfs
+
+    image = fs_linux.xfs_image()
+    return LinuxImage("xfs", image, fs_linux.linux_tree("xfs"), _facts(image, "xfs"), xfs.open_fs)
+
+
+def btrfs_image() -> LinuxImage:
+    pytest.importorskip("dissect.btrfs", reason="the [btrfs] extra is not installed")
+    from filerestore.fs import btrfs
+
+    image = fs_linux.btrfs_image()
+    return LinuxImage(
+        "btrfs", image, fs_linux.linux_tree("btrfs"), _facts(image, "btrfs"), btrfs.open_fs
+    )
+
+
+# --- checks against the source tree and the kernel ------------------------------------------
+
+
+def tree_entries(tree: Path) -> dict[str, os.stat_result]:
+    """Every path below ``tree`` ("/docs/readme.md" form, surrogate-escaped) with its lstat."""
+    out: dict[str, os.stat_result] = {}
+    for dirpath, dirnames, filenames in os.walk(tree):  # str names carry surrogate escapes
+        for name in dirnames + filenames:
+            full = Path(dirpath) / name
+            out["/" + str(full.relative_to(tree))] = full.lstat()
+    return out
+
+
+def kind_of(st: os.stat_result) -> EntryKind:
+    if stat.S_ISDIR(st.st_mode):
+        return EntryKind.DIR
+    if stat.S_ISREG(st.st_mode):
+        return EntryKind.FILE
+    if stat.S_ISLNK(st.st_mode):
+        return EntryKind.SYMLINK
+    return EntryKind.OTHER
+
+
+def compare_with_tree(img: LinuxImage, fs: Filesystem[Any]) -> list[str]:
+    """Differences between our walk and the source tree: names, kinds, modes, sizes, owners,
+    mtimes of files, symlink targets. Empty when they agree."""
+    expected = tree_entries(img.tree)
+    got = {e.path: e for e in fs.walk("/")}
+    problems: list[str] = []
+    extra = {p for p in got if p not in expected and p.strip("/") not in img.extra_root_entries}
+    extra = {p for p in extra if not any(p.startswith(f"/{r}/") for r in img.extra_root_entries)}
+    problems += [f"not in tree: {p!r}" for p in sorted(extra)]
+    for path, st in expected.items():
+        entry = got.get(path)
+        if entry is None:
+            problems.append(f"missing: {path!r}")
+            continue
+        want_kind = kind_of(st)
+        if entry.kind is not want_kind:
+            problems.append(f"kind {entry.kind} != {want_kind}: {path!r}")
+            continue
+        if entry.name != path.rsplit("/", 1)[1]:
+            problems.append(f"name {entry.name!r}: {path!r}")
+        if entry.mode != st.st_mode and want_kind is not EntryKind.SYMLINK:
+            problems.append(f"mode {entry.mode:o} != {st.st_mode:o}: {path!r}")
+        if (entry.uid, entry.gid) != (st.st_uid, st.st_gid):
+            problems.append(f"owner {entry.uid}:{entry.gid}: {path!r}")
+        if want_kind is EntryKind.FILE:
+            if entry.size != st.st_size:
+                problems.append(f"size {entry.size} != {st.st_size}: {path!r}")
+            res = img.mtime_resolution_ns
+            if entry.mtime_ns is None or entry.mtime_ns // res != st.st_mtime_ns // res:
+                problems.append(f"mtime {entry.mtime_ns} != {st.st_mtime_ns}: {path!r}")
+        if want_kind is EntryKind.SYMLINK:
+            target = str((img.tree / path.lstrip("/")).readlink())
+            if entry.target != target or fs.read_link(path) != target:
+                problems.append(f"target {entry.target!r} != {target!r}: {path!r}")
+    return problems
+
+
+def compare_contents(img: LinuxImage, fs: Filesystem[Any]) -> list[str]:
+    """Files whose bytes differ from the tree's; holes on both sides are compared as zeros."""
+    problems: list[str] = []
+    for path, st in tree_entries(img.tree).items():
+        if not stat.S_ISREG(st.st_mode):
+            continue
+        src = img.tree / path.lstrip("/")
+        reader = fs.open(path)
+        if reader.size != st.st_size:
+            problems.append(f"size {reader.size}: {path!r}")
+            continue
+        data = fs_linux.data_ranges(src)
+        holes = _gaps(data, st.st_size)
+        with src.open("rb") as fh:
+            for start, end in data:
+                for pos in range(start, end, 16 * MiB):
+                    n = min(16 * MiB, end - pos)
+                    if reader.read_at(pos, n) != os.pread(fh.fileno(), n, pos):
+                        problems.append(f"data differs at {pos}: {path!r}")
+                        break
+        for start, end in holes:
+            for pos in range(start, end, 64 * MiB):
+                n = min(64 * MiB, end - pos)
+                chunk = reader.read_at(pos, n)
+                if len(chunk) != n or chunk.count(0) != n:
+                    problems.append(f"hole not zeros at {pos}: {path!r}")
+                    break
+    return problems
+
+
+def _gaps(ranges: list[tuple[int, int]], size: int) -> list[tuple[int, int]]:
+    out: list[tuple[int, int]] = []
+    pos = 0
+    for start, end in ranges:
+        if start > pos:
+            out.append((pos, start))
+        pos = max(pos, end)
+    if pos < size:
+        out.append((pos, size))
+    return out
+
+
+#: fields every Linux filesystem reports that the kernel's lstat/statx can confirm
+FACT_FIELDS = ("inode", "nlink", "mode", "uid", "gid", "mtime_ns", "atime_ns", "ctime_ns")
+
+
+def compare_with_kernel(
+    entries: list[Entry], facts: dict[str, dict[str, Any]], fields: tuple[str, ...]
+) -> list[str]:
+    problems: list[str] = []
+    for entry in entries:
+        fact = facts.get(entry.path)
+        if fact is None:
+            problems.append(f"kernel does not list {entry.path!r}")
+            continue
+        for field in fields:
+            if getattr(entry, field) != fact[field]:
+                problems.append(
+                    f"{field} {getattr(entry, field)!r} != {fact[field]!r}: {entry.path!r}"
+                )
+        if entry.kind is EntryKind.FILE and entry.size != fact["size"]:
+            problems.append(f"size {entry.size} != {fact['size']}: {entry.path!r}")
+    return problems
