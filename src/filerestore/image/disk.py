@@ -8,9 +8,9 @@ from __future__ import annotations
 import os
 import threading
 
-from filerestore.blockio import Reader, clamp
+from filerestore.blockio import clamp
 from filerestore.image.chain import ChainLink, OpenedLink, open_chain
-from filerestore.image.qcow2 import Qcow2Layer
+from filerestore.image.qcow2 import Layer, Qcow2Layer
 
 DEFAULT_MAX_CHAIN_DEPTH = 64
 
@@ -21,7 +21,7 @@ class DiskImage:
     def __init__(self, opened: list[OpenedLink]) -> None:
         self._files = [o.file for o in opened]
         self.chain: list[ChainLink] = [o.link for o in opened]
-        layer: Reader | None = None
+        layer: Layer | None = None
         try:
             for o in reversed(opened):
                 layer = o.file if o.info is None else Qcow2Layer(o.file, o.info.header, layer)
@@ -29,7 +29,7 @@ class DiskImage:
             self.close()
             raise
         assert layer is not None
-        self._top: Reader = layer
+        self._top: Layer = layer
         self._size = layer.size
         self._closed = threading.Event()
 

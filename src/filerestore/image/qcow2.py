@@ -17,8 +17,10 @@ import threading
 from array import array
 from collections import OrderedDict
 from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Protocol
 
-from filerestore.blockio import Reader, clamp
+from filerestore.blockio import clamp
 from filerestore.errors import CorruptImageError
 from filerestore.image.compression import decompress_cluster
 from filerestore.image.qcow2_entries import (
@@ -35,6 +37,8 @@ from filerestore.image.qcow2_entries import (
 from filerestore.image.qcow2_header import Qcow2Header, size_to_l1
 from filerestore.image.raw import ImageFile
 
+# (cluster type, guest offset, length, host offset or, for compressed, the L2 entry)
+_Run = tuple[ClusterType, int, int, int]
 L2_CACHE_BYTES = 16 * 1024 * 1024
 DECOMPRESSED_CACHE_CLUSTERS = 8
 
@@ -69,10 +73,21 @@ class _Lru:
                 self._items.popitem(last=False)
 
 
+class Layer(Protocol):
+    """A file of the chain as the layer above reads it."""
+
+    @property
+    def size(self) -> int: ...
+
+    def read_into(self, dst: memoryview, offset: int) -> None: ...
+
+    def read_at(self, offset: int, length: int) -> bytes: ...
+
+
 class Qcow2Layer:
     """One qcow2 file of a chain, reading unallocated clusters from ``backing``."""
 
-    def __init__(self, file: ImageFile, header: Qcow2Header, backing: Reader | None) -> None:
+    def __init__(self, file: ImageFile, header: Qcow2Header, backing: Layer | None) -> None:
         self.file = file
         self.header = header
         self.backing = backing
@@ -122,22 +137,35 @@ class Qcow2Layer:
         n = clamp(self._size, offset, length)
         if n == 0:
             return b""
+        with self._located():
+            runs = list(self._runs(offset, offset + n))
+            if len(runs) == 1 and runs[0][0] == ClusterType.NORMAL:
+                return self.file.pread(runs[0][3], n, "data cluster")
+            buf = bytearray(n)
+            self._fill(memoryview(buf), offset, runs)
+            return bytes(buf)
+
+    def read_into(self, dst: memoryview, offset: int) -> None:
+        """Read ``len(dst)`` bytes at ``offset`` into ``dst``, which must hold zeros on entry.
+
+        The chain fills one buffer top to bottom: no layer copies what a layer below read.
+        """
+        with self._located():
+            self._fill(dst, offset, list(self._runs(offset, offset + len(dst))))
+
+    @contextmanager
+    def _located(self) -> Iterator[None]:
         try:
-            return self._read(offset, n)
+            yield
         except CorruptImageError as exc:
             where = str(self.file.path)
             if where in str(exc):
                 raise
             raise CorruptImageError(f"{where}: {exc}") from exc
 
-    def _read(self, offset: int, n: int) -> bytes:
-        runs = list(self._runs(offset, offset + n))
-        if len(runs) == 1 and runs[0][0] == ClusterType.NORMAL:
-            return self.file.pread(runs[0][3], n, "data cluster")
-        buf = bytearray(n)
-        view = memoryview(buf)
-        for kind, start, length_, host in runs:
-            dst = view[start - offset : start - offset + length_]
+    def _fill(self, view: memoryview, offset: int, runs: list[_Run]) -> None:
+        for kind, start, length, host in runs:
+            dst = view[start - offset : start - offset + length]
             if kind == ClusterType.NORMAL:
                 self.file.pread_into(dst, host, "data cluster")
             elif kind == ClusterType.UNALLOCATED:
@@ -145,10 +173,9 @@ class Qcow2Layer:
             elif kind == ClusterType.COMPRESSED:
                 cluster = self._compressed_cluster(host)
                 into = offset_into_cluster(self.g, start)
-                dst[:] = cluster[into : into + length_]
-        return bytes(buf)
+                dst[:] = cluster[into : into + length]
 
-    def _runs(self, offset: int, end: int) -> Iterator[tuple[ClusterType, int, int, int]]:
+    def _runs(self, offset: int, end: int) -> Iterator[_Run]:
         """(type, guest start, length, host offset or L2 entry) of maximal coalesced runs."""
         g = self.g
         run_kind: ClusterType | None = None
@@ -176,12 +203,10 @@ class Qcow2Layer:
     def _read_backing(self, dst: memoryview, start: int) -> None:
         if self.backing is None:
             return
+        # past the backing file's end the overlay reads zeros (it may have been grown)
         m = clamp(self.backing.size, start, len(dst))
         if m:
-            data = self.backing.read_at(start, m)
-            if len(data) != m:
-                raise CorruptImageError(f"backing of {self.file.path} returned a short read")
-            dst[:m] = data
+            self.backing.read_into(dst[:m], start)
 
     def _compressed_cluster(self, l2_entry: int) -> bytes:
         cached = self._cluster_cache.get(l2_entry)

@@ -75,6 +75,9 @@ class ImageFile:
         self.pread_into(memoryview(buf), offset, what)
         return bytes(buf)
 
+    def read_into(self, dst: memoryview, offset: int) -> None:
+        self.pread_into(dst, offset, "data")
+
     def read_at(self, offset: int, length: int) -> bytes:
         n = clamp(self._size, offset, length)
         if n == 0:
