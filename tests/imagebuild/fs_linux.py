@@ -7,8 +7,8 @@ artefact (``mount_facts``), so tests never take expected values from our own rea
 
 Known tool behaviour, checked here rather than trusted:
 - ``mke2fs -d`` keeps hard links, symlinks and holes (e2fsprogs 1.47 copies with
-  SEEK_DATA/SEEK_HOLE); images under 512 MiB get the "small" profile: 128-byte inodes, so
-  ext times there have whole seconds and no birth time.
+  SEEK_DATA/SEEK_HOLE), but copies times in whole seconds. 128-byte inodes (ext2/ext3 here)
+  have no birth time and no sub-second times; ext4 here gets 256-byte inodes.
 - XFS is populated by ``cp -a`` through a loop mount, never ``mkfs.xfs -p`` (xfsprogs 6.1
   wrote zeros into a large file that way).
 - Btrfs is populated by ``cp -a`` through a loop mount, never ``mkfs.btrfs --rootdir`` (it
@@ -231,7 +231,10 @@ def ext_image(kind: str, tree_name: str = "ext", size_mib: int = 64) -> Path:
 
     def build(tmp: Path) -> None:
         run("truncate", "-s", f"{size_mib}M", tmp)
-        run("mke2fs", "-q", "-F", "-t", kind, "-L", f"fr-{kind}", "-d", tree, tmp)
+        # ext4 gets 256-byte inodes (birth time, ns times), ext2/ext3 the 128-byte inodes
+        # mke2fs gives small filesystems: both layouts are read
+        inode_size = "256" if kind == "ext4" else "128"
+        run("mke2fs", "-q", "-F", "-t", kind, "-I", inode_size, "-L", f"fr-{kind}", "-d", tree, tmp)
         run("e2fsck", "-fn", tmp)
         # 128-byte inodes ("small" profile) keep whole seconds only
         with loop_mount(tmp, "ro,noload" if kind != "ext2" else "ro") as mnt:
