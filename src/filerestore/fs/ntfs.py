@@ -1,0 +1,235 @@
+"""NTFS, read through libfsntfs (pyfsntfs).
+
+# References: libfsntfs "New Technologies File System (NTFS)" format documentation
+# (github.com/libyal/libfsntfs/blob/main/documentation); MS-FSCC 2.1.2 (reparse tags and
+# buffers) and 2.6 (file attributes); ntfs-3g's "Interix" special files (ntfs-3g
+# src/lib/reparse.c and efs.c, "IntxLNK" symlinks).
+
+Decisions, so every caller sees the same thing:
+
+- The NTFS metadata files at the root (``$MFT``, ``$Bitmap``, ... ``$Extend``: MFT records
+  below 24, the range NTFS reserves for them) are not listed and cannot be opened by path.
+- Kinds: a reparse point tagged symlink or mount point (junction) is a symlink; a file with
+  the system attribute whose data starts ``IntxLNK\\1`` (how ntfs-3g stores ``ln -s``) is a
+  symlink; ``IntxCHR``/``IntxBLK`` files (ntfs-3g devices) are "other"; anything with a
+  directory index is a directory; the rest are files. Other reparse points (dedup, cloud
+  files) keep their kind and read through the library.
+- Link targets: Windows targets are mapped to guest paths: ``\\??\\C:\\dir\\f`` becomes
+  ``/dir/f`` (the drive is taken to be this volume), backslashes become slashes.
+- ``mode`` is synthesised (no Unix permissions in NTFS): the read-only attribute drops the
+  write bits. ``ctime`` is the MFT entry change time, ``btime`` the creation time, both from
+  ``$STANDARD_INFORMATION``. ``nlink`` counts the entry's non-DOS ``$FILE_NAME`` attributes.
+- Only the unnamed data stream is read; alternate data streams are not listed.
+- Data is read off the volume through the data runs unless the file is compressed,
+  encrypted, resident (kept in the MFT record) or has uninitialised data past its valid
+  length; those read through the library (which decompresses LZNT1).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Hashable, Iterator
+
+import pyfsntfs
+
+from filerestore.blockio import Reader
+from filerestore.errors import FilesystemError
+from filerestore.fs.entry import Entry, EntryKind, synthetic_mode
+from filerestore.fs.libyal import (
+    Extent,
+    LibyalFilesystem,
+    LibyalNode,
+    extents_from_library,
+    filetime_to_ns,
+)
+
+OEM_ID = b"NTFS    "  # boot sector offset 3
+
+MFT_INDEX_MASK = (1 << 48) - 1  # a file reference is 48 bits of MFT index, 16 of sequence
+ROOT_MFT_INDEX = 5
+FIRST_USER_MFT_INDEX = 24  # records 0..23 are reserved for metadata files
+
+# MS-FSCC 2.6 file attributes
+ATTR_READ_ONLY = 0x0001
+ATTR_SYSTEM = 0x0004
+ATTR_REPARSE_POINT = 0x0400
+ATTR_COMPRESSED = 0x0800
+ATTR_ENCRYPTED = 0x4000
+
+# NTFS attribute types (libfsntfs documentation, "The attribute types")
+TYPE_FILE_NAME = 0x30
+TYPE_DATA = 0x80
+TYPE_REPARSE_POINT = 0xC0
+NAMESPACE_DOS = 2  # a DOS 8.3 alias of a Win32 name: not a link of its own
+
+# MS-FSCC 2.1.2.1 reparse tags
+IO_REPARSE_TAG_MOUNT_POINT = 0xA0000003
+IO_REPARSE_TAG_SYMLINK = 0xA000000C
+LINK_TAGS = (IO_REPARSE_TAG_MOUNT_POINT, IO_REPARSE_TAG_SYMLINK)
+
+# ntfs-3g Interix special files: an 8-byte magic, then (for links) the UTF-16LE target
+INTERIX_SYMLINK = b"IntxLNK\x01"
+INTERIX_DEVICES = (b"IntxCHR\x00", b"IntxBLK\x00")
+INTERIX_MAX_SIZE = 8 + 2 * 4096  # PATH_MAX UTF-16 units
+
+_DRIVE_PREFIX = re.compile(r"^(?:\\\?\?\\|\\\\\?\\)?[A-Za-z]:\\?")
+
+
+def detect(reader: Reader) -> str | None:
+    return "ntfs" if reader.read_at(3, 8) == OEM_ID else None
+
+
+def open_fs(reader: Reader) -> NtfsFilesystem:
+    return NtfsFilesystem(reader)
+
+
+def windows_target_to_posix(target: str) -> str:
+    """A reparse point's substitute name as a guest path (see the module docstring)."""
+    match = _DRIVE_PREFIX.match(target)
+    if match:
+        return "/" + target[match.end() :].replace("\\", "/")
+    if target.startswith("\\??\\"):  # \??\UNC\server\share, \??\Volume{...}: kept, unresolvable
+        target = target[4:]
+    return target.replace("\\", "/")
+
+
+def mft_index(node: LibyalNode) -> int:
+    return int(node.get_file_reference()) & MFT_INDEX_MASK
+
+
+class NtfsFilesystem(LibyalFilesystem):
+    kind = "ntfs"
+    library = pyfsntfs
+
+    def __init__(self, reader: Reader) -> None:
+        self._kinds: dict[int, EntryKind] = {}
+        super().__init__(reader)
+
+    def _read_label(self) -> str | None:
+        with self._library_errors("read the volume name"):
+            name = self._volume.get_name()
+        return str(name) if name else None
+
+    def _time_ns(self, raw: int) -> int | None:
+        return filetime_to_ns(raw)
+
+    # --- listing and kinds ---------------------------------------------------------------
+
+    def _children(self, node: LibyalNode) -> Iterator[tuple[str, LibyalNode]]:
+        at_root = mft_index(node) == ROOT_MFT_INDEX
+        for name, child in super()._children(node):
+            if at_root and name.startswith("$") and mft_index(child) < FIRST_USER_MFT_INDEX:
+                continue
+            yield name, child
+
+    def _key(self, node: LibyalNode) -> Hashable:
+        with self._library_errors("read an MFT entry"):
+            return mft_index(node)
+
+    def _kind(self, node: LibyalNode) -> EntryKind:
+        with self._library_errors("read an MFT entry"):
+            index = mft_index(node)
+            kind = self._kinds.get(index)
+            if kind is None:
+                kind = self._kinds[index] = self._read_kind(node)
+        return kind
+
+    def _read_kind(self, node: LibyalNode) -> EntryKind:
+        flags = int(node.get_file_attribute_flags())
+        if flags & ATTR_REPARSE_POINT and self._reparse_link(node) is not None:
+            return EntryKind.SYMLINK
+        if node.has_directory_entries_index():
+            return EntryKind.DIR
+        if flags & ATTR_SYSTEM and 8 <= int(node.get_size()) <= INTERIX_MAX_SIZE:
+            magic = bytes(node.read_buffer_at_offset(8, 0))
+            if magic == INTERIX_SYMLINK:
+                return EntryKind.SYMLINK
+            if magic in INTERIX_DEVICES:
+                return EntryKind.OTHER
+        return EntryKind.FILE
+
+    def _reparse_link(self, node: LibyalNode) -> str | None:
+        """The substitute name of a symlink or junction reparse point, else None."""
+        for i in range(int(node.get_number_of_attributes())):
+            attr = node.get_attribute(i)
+            if attr.get_attribute_type() == TYPE_REPARSE_POINT:
+                if int(attr.get_tag()) not in LINK_TAGS:
+                    return None
+                name = attr.get_substitute_name()
+                return str(name) if name else None
+        return None
+
+    # --- metadata ------------------------------------------------------------------------
+
+    def _nlink(self, node: LibyalNode) -> int:
+        links = 0
+        for i in range(int(node.get_number_of_attributes())):
+            attr = node.get_attribute(i)
+            if (
+                attr.get_attribute_type() == TYPE_FILE_NAME
+                and attr.get_name_space() != NAMESPACE_DOS
+            ):
+                links += 1
+        return max(links, 1)
+
+    def _entry(self, name: str, path: str, node: LibyalNode) -> Entry:
+        kind = self._kind(node)
+        target = self._link_target(node) if kind is EntryKind.SYMLINK else None
+        with self._library_errors(f"read the metadata of {path}"):
+            flags = int(node.get_file_attribute_flags())
+            if kind is EntryKind.FILE:
+                size = int(node.get_size())
+            elif target is not None:
+                size = len(target.encode("utf-8", "surrogateescape"))
+            else:
+                size = 0
+            return Entry(
+                name=name,
+                path=path,
+                kind=kind,
+                size=size,
+                mode=synthetic_mode(kind, read_only=bool(flags & ATTR_READ_ONLY)),
+                mtime_ns=self._time(node, "get_modification_time_as_integer"),
+                atime_ns=self._time(node, "get_access_time_as_integer"),
+                ctime_ns=self._time(node, "get_entry_modification_time_as_integer"),
+                btime_ns=self._time(node, "get_creation_time_as_integer"),
+                inode=mft_index(node),
+                nlink=self._nlink(node),
+                target=target,
+            )
+
+    def _link_target(self, node: LibyalNode) -> str:
+        with self._library_errors("read a symbolic link"):
+            if int(node.get_file_attribute_flags()) & ATTR_REPARSE_POINT:
+                target = self._reparse_link(node)
+                if target is not None:
+                    return windows_target_to_posix(target)
+            size = int(node.get_size())
+            if not 8 <= size <= INTERIX_MAX_SIZE:
+                raise FilesystemError("ntfs: symbolic link without a target")
+            data = bytes(node.read_buffer_at_offset(size, 0))
+        if not data.startswith(INTERIX_SYMLINK) or len(data) % 2:
+            raise FilesystemError("ntfs: symbolic link without a target")
+        return data[8:].decode("utf-16-le", "replace")
+
+    # --- data ----------------------------------------------------------------------------
+
+    def _extents(self, node: LibyalNode, size: int) -> list[Extent] | None:
+        flags = int(node.get_file_attribute_flags())
+        if flags & (ATTR_COMPRESSED | ATTR_ENCRYPTED | ATTR_REPARSE_POINT):
+            return None
+        count = int(node.get_number_of_extents())
+        if count == 0:
+            return None  # resident data
+        for i in range(int(node.get_number_of_attributes())):
+            attr = node.get_attribute(i)
+            if attr.get_attribute_type() == TYPE_DATA and not attr.get_attribute_name():
+                if int(attr.get_valid_data_size()) < size:
+                    return None  # bytes past the valid length read as zeros: library
+                break
+        raw = [(int(p), int(n), int(f)) for p, n, f in map(node.get_extent, range(count))]
+        return extents_from_library(raw, size, self.reader.size)
+
+    def close(self) -> None:
+        super().close()
+        self._kinds.clear()
