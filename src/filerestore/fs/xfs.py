@@ -9,6 +9,9 @@ exact and fast), so for a directory holding such names the entries are read from
 (short-form) and extents-format directories are parsed below. A B+tree-format directory
 (hundreds of thousands of entries) is not; an undecodable name in one is reported as
 ``<undecodable-name-inode-N>``, which still resolves to that entry.
+
+libfsxfs also reports extent offsets in any allocation group but the first wrongly (its
+``read_buffer`` is right): file data is read through extents translated here.
 """
 
 from __future__ import annotations
@@ -21,7 +24,14 @@ import pyfsxfs
 
 from filerestore.blockio import Reader
 from filerestore.errors import FilesystemError
-from filerestore.fs.libyal import LibyalFilesystem, LibyalNode, fsdecode
+from filerestore.fs.libyal import (
+    EXTENT_FLAG_SPARSE,
+    Extent,
+    LibyalFilesystem,
+    LibyalNode,
+    extents_from_library,
+    fsdecode,
+)
 
 XFS_MAGIC = b"XFSB"
 INODE_MAGIC = b"IN"
@@ -180,6 +190,25 @@ class XfsFilesystem(LibyalFilesystem):
     def __init__(self, reader: Reader, superblock: XfsSuperblock) -> None:
         self.superblock = superblock
         super().__init__(reader)
+
+    def _extents(self, node: LibyalNode, size: int) -> list[Extent] | None:
+        # libfsxfs 20260901 reports an extent's offset as filesystem block * block size, but
+        # an XFS block number carries the AG number in its high bits (XFS_FSB_TO_DADDR): in
+        # any AG but the first that offset is wrong, so it is translated here.
+        try:
+            count = node.get_number_of_extents()
+        except OSError:
+            return None
+        if count == 0:
+            return None  # data in the inode (local format): only the library has it
+        bs = self.superblock.block_size
+        raw: list[tuple[int, int, int]] = []
+        for i in range(count):
+            offset, length, flags = (int(v) for v in node.get_extent(i))
+            if not flags & EXTENT_FLAG_SPARSE:
+                offset = fsblock_to_byte(self.superblock, offset // bs) + offset % bs
+            raw.append((offset, length, flags))
+        return extents_from_library(raw, size, self.reader.size)
 
     def _children(self, node: LibyalNode) -> Iterator[tuple[str, LibyalNode]]:
         named: list[tuple[str, LibyalNode]] = []
