@@ -1,0 +1,30 @@
+"""bench/core.py runs end to end at a tiny size (the full run is on demand, not a test)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parents[2] / "bench" / "core.py"
+
+
+def test_core_benchmark_tiny() -> None:
+    proc = subprocess.run(
+        [sys.executable, BENCH, "--tiny", "--kinds", "ext4,fat32", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    results = json.loads(proc.stdout)
+    # the benchmark itself checks every listing count and the big file's sha256
+    for kind in ("ext4", "fat32"):
+        ours, theirs = results[kind]["ours"], results[kind]["7zz"]
+        assert ours["kind"] == kind
+        for key in ("open_ms", "list_ms", "stat_ms", "read_mbps", "rss_mib"):
+            assert ours[key] > 0
+        assert theirs["list_ms"] > 0 and theirs["read_mbps"] > 0
+    assert results["chain"]["depth"] == 11
