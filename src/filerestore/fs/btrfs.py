@@ -9,8 +9,9 @@ into the tree (``btrfs subvolume create /mnt/a/b`` shows as ``/a/b``), as the ke
 them; :meth:`BtrfsFilesystem.subvolumes` lists them all with their paths. Entry keys are
 (subvolume id, inode number), since inode numbers repeat across subvolumes.
 
-File data is read by :class:`BtrfsFileReader` straight from the volume reader: dissect gives
-the extent list (under the fs lock), the chunk map turns logical addresses into volume offsets
+File data is read by :class:`BtrfsFileReader` straight from the volume reader: dissect walks
+the tree to the file's extent items (under the fs lock), they are decoded here
+(``parse_file_extent``), dissect's chunk map turns logical addresses into volume offsets
 (single, DUP and RAID1 chunks on this one device), and compressed extents (zlib, LZO, zstd)
 are decompressed here, one extent at a time, with the last one cached.
 """
@@ -19,6 +20,8 @@ from __future__ import annotations
 
 import bisect
 import contextlib
+import dataclasses
+import struct
 import threading
 import zlib
 from collections.abc import Hashable, Iterator
@@ -37,6 +40,8 @@ MAGIC_OFFSET = SUPERBLOCK_OFFSET + 0x40
 BTRFS_MAGIC = b"_BHRfS_M"
 
 COMPRESS_NONE, COMPRESS_ZLIB, COMPRESS_LZO, COMPRESS_ZSTD = 0, 1, 2, 3
+FILE_EXTENT_INLINE, FILE_EXTENT_REG, FILE_EXTENT_PREALLOC = 0, 1, 2
+EXTENT_DATA_KEY = 108  # BTRFS_EXTENT_DATA_KEY
 # chunk profiles whose data is striped across devices: a logical address is not one offset
 _STRIPED = 0x8 | 0x40 | 0x80 | 0x100  # RAID0, RAID10, RAID5, RAID6 (BTRFS_BLOCK_GROUP_*)
 BtrfsNode = Any  # a dissect.btrfs INode
@@ -62,6 +67,32 @@ class FileExtent:
     disk_length: int = 0
     skip: int = 0
     inline: bytes | None = None
+
+
+def parse_file_extent(file_offset: int, item: bytes) -> FileExtent:
+    """A btrfs_file_extent_item at ``file_offset``; ``physical`` is still a logical address.
+
+    Layout: generation u64, ram_bytes u64, compression u8, encryption u8, other_encoding
+    u16, type u8; then inline data, or disk_bytenr, disk_num_bytes, offset, num_bytes (u64).
+    """
+    if len(item) < 21:
+        raise FilesystemError("btrfs: truncated file extent item")
+    ram_bytes, compression, encryption, other, kind = struct.unpack_from("<QBBHB", item, 8)
+    if encryption or other:
+        raise FilesystemError("btrfs: encrypted or encoded file extents are not supported")
+    if kind == FILE_EXTENT_INLINE:
+        data = item[21:]
+        if compression == COMPRESS_NONE:
+            data = data[:ram_bytes]
+        return FileExtent(file_offset, len(data), compression=compression, inline=data)
+    if len(item) < 53:
+        raise FilesystemError("btrfs: truncated file extent item")
+    disk_bytenr, disk_num_bytes, offset, num_bytes = struct.unpack_from("<QQQQ", item, 21)
+    if kind == FILE_EXTENT_PREALLOC or disk_bytenr == 0:  # allocated, never written: zeros
+        return FileExtent(file_offset, num_bytes)
+    if kind != FILE_EXTENT_REG:
+        raise FilesystemError(f"btrfs: unknown file extent type {kind}")
+    return FileExtent(file_offset, num_bytes, disk_bytenr, compression, disk_num_bytes, offset)
 
 
 def decompress(data: bytes, compression: int, sector_size: int) -> bytes:
@@ -161,6 +192,7 @@ class BtrfsFilesystem(Filesystem[BtrfsNode]):
             self._fs = Btrfs(self._file)
             self._root_node = self._fs.root
             self.label = self._fs.label or None
+            self._sector = int(self._fs.sector_size)
 
     @contextlib.contextmanager
     def _errors(self, what: str) -> Iterator[None]:
@@ -221,39 +253,33 @@ class BtrfsFilesystem(Filesystem[BtrfsNode]):
             )
 
     def _link_target(self, node: BtrfsNode) -> str:
-        with self._errors("read a symbolic link"):
-            return str(node.link)
+        reader = self._open(node)
+        return reader.read_at(0, reader.size).decode("utf-8", "surrogateescape")
 
     def _open(self, node: BtrfsNode) -> Reader:
         with self._errors("read a file's extents"):
             size = int(node.inode.size)
             extents = self._file_extents(node) if size else []
-        return BtrfsFileReader(self.reader, extents, size, int(self._fs.sector_size))
+        return BtrfsFileReader(self.reader, extents, size, self._sector)
 
     def _file_extents(self, node: BtrfsNode) -> list[FileExtent]:
-        from dissect.btrfs.stream import ExtentStream
-
-        stream = node.open()
-        if not isinstance(stream, ExtentStream):  # data inline in the tree
-            return [FileExtent(0, int(node.inode.size), inline=stream.read())]
+        """The file's EXTENT_DATA items as FileExtents (dissect walks the tree; we decode)."""
         out: list[FileExtent] = []
-        logical = 0
-        for ext in stream.extents:
-            if ext.encryption:
-                raise FilesystemError("btrfs: encrypted file extents are not supported")
-            if ext.disk_offset == 0 and ext.disk_length == 0:
-                out.append(FileExtent(logical, ext.length))
-            elif ext.compression == COMPRESS_NONE:
-                phys = self._physical(ext.disk_offset, ext.offset + ext.length)
-                out.append(FileExtent(logical, ext.length, phys, skip=ext.offset))
-            else:
-                phys = self._physical(ext.disk_offset, ext.disk_length)
-                out.append(
-                    FileExtent(
-                        logical, ext.length, phys, ext.compression, ext.disk_length, ext.offset
-                    )
+        cursor = node.subvolume.tree.cursor()
+        for item, data in cursor.iter(node.inum, EXTENT_DATA_KEY, 0, ignore_offset=True):
+            item_extent = parse_file_extent(int(item.key.offset), bytes(data))
+            if item_extent.inline is not None and item_extent.compression != COMPRESS_NONE:
+                plain = decompress(item_extent.inline, item_extent.compression, self._sector)
+                item_extent = FileExtent(item_extent.logical, len(plain), inline=plain)
+            elif item_extent.physical is not None:
+                span = (
+                    item_extent.disk_length
+                    if item_extent.compression != COMPRESS_NONE
+                    else item_extent.skip + item_extent.length
                 )
-            logical += ext.length
+                phys = self._physical(item_extent.physical, span)
+                item_extent = dataclasses.replace(item_extent, physical=phys)
+            out.append(item_extent)
         return out
 
     def _physical(self, logical: int, length: int) -> int:

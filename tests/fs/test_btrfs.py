@@ -1,0 +1,144 @@
+"""Btrfs through dissect.btrfs, against the source tree, the kernel and btrfs-progs."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from filerestore.blockio import BytesReader, FileReader
+from filerestore.errors import FilesystemError, ImageError, MissingExtraError
+from filerestore.fs import btrfs
+from tests.fs.conftest import (
+    FACT_FIELDS,
+    LinuxImage,
+    btrfs_image,
+    compare_contents,
+    compare_with_kernel,
+    compare_with_tree,
+)
+from tests.imagebuild import fs_linux
+from tests.imagebuild.tree import block_content
+
+
+@pytest.fixture(scope="module")
+def img() -> LinuxImage:
+    return btrfs_image()
+
+
+def test_detect_needs_no_library(img: LinuxImage) -> None:
+    with FileReader(img.image) as reader:
+        assert btrfs.detect(reader) == "btrfs"
+    assert btrfs.detect(BytesReader(bytes(0x20000))) is None
+
+
+def test_missing_extra_is_named(img: LinuxImage, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "dissect.btrfs", None)  # import now fails as if absent
+    with FileReader(img.image) as reader, pytest.raises(MissingExtraError) as info:
+        btrfs.open_fs(reader)
+    assert "pip install filerestore[btrfs]" in str(info.value)
+
+
+def test_label(img: LinuxImage) -> None:
+    with img.opened() as fs:
+        assert (fs.kind, fs.label) == ("btrfs", "fr-btrfs")
+
+
+def test_every_entry_matches_the_tree(img: LinuxImage) -> None:
+    """Includes /subvol (a second subvolume, shown where it is linked) and its files."""
+    with img.opened() as fs:
+        assert compare_with_tree(img, fs) == []
+
+
+def test_every_file_reads_byte_exact(img: LinuxImage) -> None:
+    """Includes /compressed/{zstd,zlib,lzo}.txt, whose extents filefrag saw as encoded."""
+    with img.opened() as fs:
+        assert compare_contents(img, fs) == []
+
+
+def test_compressed_files(img: LinuxImage) -> None:
+    with img.opened() as fs:
+        for algo in fs_linux.COMPRESSIONS:
+            reader = fs.open(f"/compressed/{algo}.txt")
+            want = fs_linux.compressible(algo)
+            assert reader.size == len(want)
+            # reads that start and end inside compressed extents (128 KiB each)
+            assert reader.read_at(100_000, 300_000) == want[100_000:400_000]
+            assert reader.read_at(len(want) - 5, 100) == want[-5:]
+
+
+def test_metadata_and_otime_match_the_kernel(img: LinuxImage) -> None:
+    with img.opened() as fs:
+        entries = list(fs.walk("/"))
+    assert compare_with_kernel(entries, img.facts, (*FACT_FIELDS, "btime_ns")) == []
+    # inode numbers repeat across subvolumes: the walk still reached both 257s
+    assert {e.path for e in entries if e.inode == 257} >= {"/hello.txt"}
+    assert any(e.path.startswith("/subvol/") and e.inode == 257 for e in entries)
+
+
+def test_subvolumes_match_btrfs_progs(img: LinuxImage) -> None:
+    dump = subprocess.run(
+        ["btrfs", "inspect-internal", "dump-tree", "-t", "root", str(img.image)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    refs = re.findall(r"key \(FS_TREE ROOT_REF (\d+)\).*?name (\S+)", dump, re.S)
+    assert refs == [("256", "subvol")]
+    with img.opened() as fs:
+        assert fs.subvolumes() == [(5, "/"), (256, "/subvol")]
+        assert fs.stat("/subvol").inode == 256
+        assert fs.open(f"/subvol/{fs_linux.LATIN1_NAME}").read_at(0, 100) == (
+            b"latin-1 in a subvolume\n"
+        )
+
+
+def test_non_utf8_name_round_trips(img: LinuxImage) -> None:
+    with img.opened() as fs:
+        entry = next(e for e in fs.list_dir("/unicode") if e.name == fs_linux.LATIN1_NAME)
+        assert fs.open(entry.path).read_at(0, 100) == b"latin-1 name\n"
+
+
+def test_sparse_file_over_4_gib(img: LinuxImage) -> None:
+    with img.opened() as fs:
+        reader = fs.open("/big-sparse.bin")
+        assert reader.size == 5 * 2**30 + 8192
+        assert reader.read_at(5 * 2**30 - 100, 8292) == bytes(100) + block_content("big-tail", 8192)
+
+
+def test_readers_are_safe_across_threads(img: LinuxImage) -> None:
+    want = {a: fs_linux.compressible(a) for a in fs_linux.COMPRESSIONS}
+    errors: list[str] = []
+    with img.opened() as fs:
+
+        def work(k: int) -> None:
+            algo = fs_linux.COMPRESSIONS[k % 3]
+            reader = fs.open(f"/compressed/{algo}.txt")
+            for i in range(30):
+                off = (i * 97_531 * (k + 1)) % len(want[algo])
+                if reader.read_at(off, 50_000) != want[algo][off : off + 50_000]:
+                    errors.append(f"thread {k} read {off}")
+                if len(list(fs.list_dir("/docs"))) != 6:
+                    errors.append(f"thread {k} listing")
+
+        threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert errors == []
+
+
+def test_corrupt_superblock_gives_filesystem_error(img: LinuxImage, tmp_path: Path) -> None:
+    bad = fs_linux.copy_image(img.image, tmp_path / "bad.img")
+    with bad.open("r+b") as fh:
+        fh.seek(0x10000 + 0x50)  # btrfs_super_block.root: the root tree's logical address
+        fh.write((0x7FFF_0000_0000).to_bytes(8, "little"))
+    with FileReader(bad) as reader, pytest.raises(ImageError) as info:
+        list(btrfs.open_fs(reader).walk("/"))
+    assert isinstance(info.value, FilesystemError)
+    assert "btrfs" in str(info.value)
