@@ -14,7 +14,7 @@ from collections.abc import Callable
 import pytest
 
 from filerestore.blockio import BytesReader, FileReader
-from filerestore.errors import LvmMetadataError, PartitionTableError
+from filerestore.errors import LvmMetadataError, PartitionTableError, VolumeUnavailableError
 from filerestore.volume import gpt, list_volumes, lvm
 from tests.imagebuild.disk import gpt_disk, lvm_whole_disk, sfdisk_json, whole_disk
 
@@ -372,6 +372,10 @@ GARBAGE: dict[str, tuple[Callable[[bytes], bytes], str]] = {
         "stripes do not match stripe_count",
     ),
     "unknown PV": (lambda t: _edit(t, b'"pv0", 10', b'"pv9", 10'), "unknown PV 'pv9'"),
+    "PV extents past the partition": (
+        lambda t: _edit(t, b"pe_start = ", b"pe_start = 1000000"),
+        "maps past the end of PV pv0",
+    ),
     "zero extent size": (
         lambda t: _edit(t, b"extent_size = 2048", b"extent_size = 0"),
         "extent_size = 0 is out of range",
@@ -394,3 +398,25 @@ def test_garbage_metadata_is_refused(case):
 @pytest.mark.parametrize("size", [0, 100, 512, 1536])
 def test_tiny_disk_is_the_whole_disk(size):
     assert [(v.id, v.size) for v in list_volumes(BytesReader(bytes(size)))] == [("disk", size)]
+
+
+def test_unsupported_segment_type_is_listed_unreadable_and_hidden_lvs_are_not_listed():
+    raw = pv_image()
+    text = current_text(raw)
+    extra = (
+        b'thinvol {\nid = "abcdef-0000-0000-0000-0000-0000-000000"\n'
+        b'status = ["READ", "WRITE", "VISIBLE"]\nsegment1 {\nstart_extent = 0\n'
+        b'extent_count = 3\ntype = "thin"\nthin_pool = "pool"\ntransaction_id = 1\n}\n}\n'
+        b'hidden_rimage_0 {\nid = "abcdef-0000-0000-0000-0000-0000-000001"\n'
+        b'status = ["READ", "WRITE"]\nsegment1 {\nstart_extent = 0\nextent_count = 1\n'
+        b'type = "striped"\nstripe_count = 1\nstripes = ["pv0", 20]\n}\n}\n'
+    )
+    hostile = with_metadata(raw, _edit(text, b"logical_volumes {", b"logical_volumes {\n" + extra))
+    volumes = {v.id: v for v in list_volumes(BytesReader(hostile))}
+    assert sorted(volumes) == ["disk", "lvm/vgdisk/data", "lvm/vgdisk/flat", "lvm/vgdisk/thinvol"]
+    thin = volumes["lvm/vgdisk/thinvol"]
+    assert (thin.size, thin.type_name, thin.offset) == (3 * 1024 * 1024, "LVM thin", None)
+    assert thin.error == "segment type 'thin' is not supported"
+    with pytest.raises(VolumeUnavailableError, match="thinvol: segment type 'thin'"):
+        thin.reader.read_at(0, 512)
+    assert volumes["lvm/vgdisk/data"].error is None

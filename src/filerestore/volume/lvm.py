@@ -26,7 +26,9 @@ MDA_MAGIC = b" LVM2 x[5A%r0N*>"
 MDA_HEADER_SIZE = 512
 INITIAL_CRC = 0xF597A6CF
 RAW_LOCN_IGNORED = 0x1
-MAX_METADATA = 16 << 20
+# LVM's default metadata area is 1 MiB; a text far larger is hostile, and parsing 4 MiB of
+# text takes about a second here.
+MAX_METADATA = 4 << 20
 
 _LABEL = struct.Struct("<8sQII8s")  # id, sector_xl, crc_xl, offset_xl, type
 _LOCN = struct.Struct("<QQ")  # disk_locn: offset, size (bytes)
@@ -113,8 +115,10 @@ def read_metadata_text(pv: Reader, mda: DiskLocn) -> str | None:
     offset, length, text_crc, flags = _RAW_LOCN.unpack_from(header, _MDA.size)
     if offset == 0 or flags & RAW_LOCN_IGNORED:
         return None
-    if not MDA_HEADER_SIZE <= offset < size or length > min(size - MDA_HEADER_SIZE, MAX_METADATA):
+    if not MDA_HEADER_SIZE <= offset < size or length > size - MDA_HEADER_SIZE:
         raise LvmMetadataError("LVM metadata text lies outside its metadata area")
+    if length > MAX_METADATA:
+        raise LvmMetadataError(f"LVM metadata text of {length} bytes is larger than the limit")
     first = min(length, size - offset)
     # The buffer is circular: text that reaches the end wraps to just after the header.
     text = pv.read_at(start + offset, first)

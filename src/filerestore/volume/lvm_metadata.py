@@ -18,7 +18,7 @@ Scalar = int | float | str
 Value = Scalar | list[Scalar] | dict[str, "Value"]
 Section = dict[str, Value]
 
-MAX_TEXT = 16 << 20  # far above any real VG's metadata (LVM caps the area at a few MiB)
+MAX_TEXT = 4 << 20  # as lvm.MAX_METADATA: four times LVM's default metadata area
 MAX_DEPTH = 32  # real metadata nests five deep (vg / logical_volumes / lv / segment)
 
 _TOKEN = re.compile(

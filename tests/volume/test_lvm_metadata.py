@@ -1,0 +1,99 @@
+"""The LVM2 text metadata parser, on text LVM wrote and on hand-written syntax cases."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from filerestore.blockio import FileReader
+from filerestore.errors import LvmMetadataError
+from filerestore.volume import lvm
+from filerestore.volume.lvm_metadata import parse_config, volume_group
+from tests.imagebuild.disk import lvm_whole_disk
+
+
+def test_metadata_lvm_wrote_matches_its_reports():
+    d = lvm_whole_disk()
+    report = json.loads((d / "lvm.json").read_text())
+    with FileReader(d / "disk.img") as disk:
+        pv = lvm.scan_physical_volume(disk, 0)
+    assert pv is not None and pv.vg is not None
+    vg = pv.vg
+    pv_row = report["pvs"][0]
+    assert pv.label.uuid == pv_row["pv_uuid"]
+    assert vg.name == pv_row["vg_name"]
+    assert vg.extent_size * 512 == int(pv_row["vg_extent_size"])
+    assert [p.pe_start * 512 for p in vg.pvs] == [int(pv_row["pe_start"])]
+    assert [p.uuid for p in vg.pvs] == [pv_row["pv_uuid"]]
+    want = {}
+    for row in report["lvs"]:
+        want.setdefault(row["lv_name"], []).append(
+            (int(row["seg_start_pe"]), int(row["seg_size"]) // int(pv_row["vg_extent_size"]))
+        )
+    got = {lv.name: [(s.start_extent, s.extent_count) for s in lv.segments] for lv in vg.lvs}
+    assert got == want
+    uuids = {r["lv_name"]: r["lv_uuid"] for r in report["lvs"]}
+    assert {lv.name: lv.uuid for lv in vg.lvs} == uuids
+
+
+def test_syntax_strings_comments_arrays_numbers():
+    tree = parse_config(
+        '# a comment\nvg {\n  id = "a\\"b\\\\c"  # trailing comment\n'
+        "  seqno = 7\n  ratio = 1.5\n  neg = -3\n  empty = []\n"
+        '  mixed = ["pv0", 0, "pv1", 12]\n  sub { k = "#not a comment" }\n}\n'
+        "version = 1\n"
+    )
+    vg = tree["vg"]
+    assert isinstance(vg, dict)
+    assert vg["id"] == 'a"b\\c'
+    assert (vg["seqno"], vg["ratio"], vg["neg"], vg["empty"]) == (7, 1.5, -3, [])
+    assert vg["mixed"] == ["pv0", 0, "pv1", 12]
+    assert vg["sub"] == {"k": "#not a comment"}
+    assert tree["version"] == 1
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("vg { a = }", "expected a value"),
+        ("vg { a = [1, { ] }", "unexpected '{' in an array"),
+        ("vg { a }", "expected '=' or '{'"),
+        ("vg { = 3 }", "expected a name"),
+        ("}", "expected a name"),
+        ("vg {", "not closed"),
+        ("vg { a = [1, 2", "unexpected end"),
+        ('vg { a = "x', "unexpected character"),
+        ("[" * 100_000, "expected a name"),
+        ("a {" * 100_000, "nests too deep"),
+    ],
+)
+def test_syntax_errors_are_refused(text, message):
+    start = time.monotonic()
+    with pytest.raises(LvmMetadataError, match=message):
+        parse_config(text)
+    assert time.monotonic() - start < 1.0
+
+
+def test_volume_group_needs_exactly_one_group():
+    with pytest.raises(LvmMetadataError, match="holds 0 volume groups"):
+        volume_group(parse_config("version = 1\n"))
+
+
+def test_large_metadata_parses_quickly():
+    lv = (
+        'lv{n} {{ id = "x" status = ["READ", "VISIBLE"] segment1 {{ start_extent = 0 '
+        'extent_count = 1 type = "striped" stripe_count = 1 stripes = ["pv0", {n}] }} }}\n'
+    )
+    text = (
+        'vg { id = "v" seqno = 1 extent_size = 8 physical_volumes { pv0 { id = "p" '
+        "pe_start = 2048 pe_count = 100000 } }\nlogical_volumes {\n"
+        + "".join(lv.format(n=i) for i in range(3000))
+        + "}\n}\n"
+    )
+    start = time.monotonic()
+    vg = volume_group(parse_config(text))
+    assert len(vg.lvs) == 3000
+    assert vg.lvs[2999].segments[0].stripes == (("pv0", 2999),)
+    assert time.monotonic() - start < 2.0
