@@ -30,6 +30,7 @@ PURE = {
         "zero-clusters-prealloc",
         "discarded",
         "compressed-then-written",
+        "extended-l2",
     }
 }
 
@@ -125,3 +126,19 @@ def test_read_contract() -> None:
             disk.read_at(-1, 10)
     with pytest.raises(ValueError):
         disk.read_at(0, 10)
+
+
+def test_extended_l2_fixtures_use_subclusters() -> None:
+    """qemu-img reports extended L2 and maps extents finer than a cluster in these images."""
+    for image in (qcow.VARIANTS["extended-l2"](), qcow.chain("extended-l2") / "top.qcow2"):
+        info = json.loads(
+            subprocess.run(
+                ["qemu-img", "info", "--output=json", str(image)],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout
+        )
+        assert info["format-specific"]["data"]["extended-l2"] is True
+        own = [e for e in qcow.qemu_map(image) if e["depth"] == 0]
+        assert any(e["start"] % 65536 or e["length"] % 65536 for e in own), image

@@ -59,6 +59,7 @@ def qcow2_image(
     feature_names: dict[int, bytes] | None = None,
     l1_entry: int = L2 * CS | COPIED,
     l2_entry: int = DATA * CS | COPIED,
+    l2_bitmap: int | None = None,
     backing_size: int | None = None,
 ) -> bytes:
     exts = b""
@@ -100,6 +101,8 @@ def qcow2_image(
         struct.pack_into(">H", image, REFBLOCK * CS + 2 * cluster, 1)
     struct.pack_into(">Q", image, L1 * CS, l1_entry)
     struct.pack_into(">Q", image, L2 * CS, l2_entry)
+    if l2_bitmap is not None:  # the second word of an extended L2 entry
+        struct.pack_into(">Q", image, L2 * CS + 8, l2_bitmap)
     image[DATA * CS : (DATA + 1) * CS] = DATA_PATTERN
     return bytes(image)
 
@@ -281,7 +284,24 @@ HOSTILE: list[HostileImage] = [
         UnsupportedImageError,
         "external data file",
     ),
-    HostileImage("extended-l2", _single(incompatible=1 << 4), UnsupportedImageError, "extended L2"),
+    HostileImage(
+        "extended-l2-small-clusters",
+        _single(incompatible=1 << 4, cluster_bits=13),
+        CorruptImageError,
+        "at least 14",
+    ),
+    HostileImage(
+        "extended-l2-allocated-and-zero",
+        _single(incompatible=1 << 4, l2_bitmap=1 << 3 | 1 << 35),
+        CorruptImageError,
+        "both allocated and zero",
+    ),
+    HostileImage(
+        "extended-l2-allocated-without-cluster",
+        _single(incompatible=1 << 4, l2_entry=0, l2_bitmap=1),
+        CorruptImageError,
+        "unallocated cluster",
+    ),
     HostileImage(
         "unknown-incompatible-bit",
         _single(incompatible=1 << 9, feature_names={9: b"frobnication"}),

@@ -104,9 +104,12 @@ def _overlay(
     patterns: Sequence[tuple[int, int, int]] = (),
     size: int | None = None,
     base_format: str | None = None,
+    options: Sequence[str] = (),
 ) -> None:
     fmt = base_format or _format(base)
     cmd = ["qemu-img", "create", "-q", "-f", "qcow2", "-b", backing_name, "-F", fmt, str(out)]
+    if options:
+        cmd[2:2] = ["-o", ",".join(options)]
     if size is not None:
         cmd.append(str(size))
     _run(*cmd)
@@ -262,6 +265,14 @@ VARIANTS: dict[str, Callable[[], Path]] = {
     "compressed-then-written": lambda: _with_qemu_io(
         "qcow-zstd-rw", _variant(compression="zstd"), ["write -P 0x5a 100k 300k"]
     ),
+    # 32 subclusters per cluster: writes and zeroes smaller than a cluster stay subclusters
+    "extended-l2": lambda: _with_qemu_io(
+        "qcow-extl2",
+        _variant(options=["extended_l2=on"]),
+        ["write -z 2050k 2k", "write -P 0x41 1027k 3k", "write -z -u 7000k 64k"],
+    ),
+    "extended-l2-32k": _variant(cluster_size=32768, options=["extended_l2=on"]),
+    "extended-l2-zlib": _variant(compression="zlib", options=["extended_l2=on"]),
 }
 
 
@@ -308,6 +319,8 @@ def _build_chain(out: Path, kind: str) -> None:
     """Build a chain directory; ``top.qcow2`` is its top image."""
     out.mkdir()
     raw = test_disk()
+    # extended L2 overlays: the layers' small writes allocate subclusters over the backing
+    options = ["extended_l2=on"] if kind == "extended-l2" else ["compat=1.1"]
     sub = out / "sub" if kind == "subdir" else out
     sub.mkdir(exist_ok=True)
     if kind == "raw-base":
@@ -315,7 +328,7 @@ def _build_chain(out: Path, kind: str) -> None:
         base, base_name = out / "base.raw", "base.raw"
     else:
         base = sub / "base.qcow2"
-        _run("qemu-img", "convert", "-f", "raw", "-O", "qcow2", raw, base)
+        _run("qemu-img", "convert", "-f", "raw", "-O", "qcow2", "-o", ",".join(options), raw, base)
         base_name = "sub/base.qcow2" if kind == "subdir" else "base.qcow2"
     layers = LAYERS
     if kind == "deep10":
@@ -332,14 +345,14 @@ def _build_chain(out: Path, kind: str) -> None:
         last = i == len(layers) - 1
         path = out / ("top.qcow2" if last else f"inc{i + 1}.qcow2")
         size = DISK_SIZE + 5 * MiB if last and kind == "grown" else None
-        _overlay(path, below, below_name, size=size, **_layer_args(i, layer))
+        _overlay(path, below, below_name, size=size, options=options, **_layer_args(i, layer))
         below, below_name = path, path.name
     if kind == "grown":
         # data in the grown part, past the end of every backing file
         _run("qemu-io", "-f", "qcow2", "-c", f"write -P 0x77 {DISK_SIZE + MiB} 100k", below)
 
 
-CHAIN_KINDS = ("flat", "subdir", "raw-base", "grown", "deep10")
+CHAIN_KINDS = ("flat", "subdir", "raw-base", "grown", "deep10", "extended-l2")
 
 
 def chain(kind: str) -> Path:

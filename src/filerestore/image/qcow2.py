@@ -1,6 +1,7 @@
 """The QCOW2 reader: guest offsets through the L1 and L2 tables to host clusters.
 
-# References: QEMU docs/interop/qcow2.txt ("Cluster mapping"); QEMU block/qcow2-cluster.c
+# References: QEMU docs/interop/qcow2.txt ("Cluster mapping", "Extended L2 Entries");
+# QEMU block/qcow2-cluster.c
 # (qcow2_get_host_offset) and block/qcow2.c (qcow2_co_preadv_part) for how each cluster
 # type reads.
 
@@ -24,9 +25,12 @@ from filerestore.blockio import clamp
 from filerestore.errors import CorruptImageError
 from filerestore.image.compression import decompress_cluster
 from filerestore.image.qcow2_entries import (
+    L2E_OFFSET_MASK,
+    QCOW_OFLAG_COMPRESSED,
     ClusterType,
     Geometry,
     get_cluster_type,
+    get_subcluster_type,
     l2_table_offset,
     normal_host_offset,
     offset_into_cluster,
@@ -91,10 +95,10 @@ class Qcow2Layer:
         self.file = file
         self.header = header
         self.backing = backing
-        self.g = Geometry(header.cluster_bits)
+        self.g = Geometry(header.cluster_bits, header.extended_l2)
         self._size = header.size
         # only the entries that map the virtual disk; the rest may address VM state
-        needed = size_to_l1(header.cluster_bits, header.size)
+        needed = size_to_l1(header.cluster_bits, header.size, header.extended_l2)
         self._l1 = _be_u64_array(file.pread(header.l1_table_offset, needed * 8, "L1 table"))
         cs = self.g.cluster_size
         self._l2_cache = _Lru(max(4, L2_CACHE_BYTES // cs))
@@ -115,23 +119,42 @@ class Qcow2Layer:
             self._l2_cache.put(offset, table)
         return table  # type: ignore[return-value]
 
-    def _entries(self, offset: int, end: int) -> Iterator[tuple[int, int, int]]:
-        """(guest offset, length, L2 entry) for each cluster piece of [offset, end)."""
+    def _pieces(self, offset: int, end: int) -> Iterator[_Run]:
+        """(type, guest offset, length, host offset or L2 entry) per cluster piece."""
         g = self.g
         cs = g.cluster_size
+        span_bits = g.l2_bits + g.cluster_bits  # guest bytes one L2 table maps
+        step = 2 if g.extended_l2 else 1  # words per L2 entry
         pos = offset
         while pos < end:
             table = self._l2_table(offset_to_l1_index(g, pos))
-            i = offset_to_l2_index(g, pos)
-            # the guest span this L2 table maps, from pos on
-            table_end = min(
-                end, ((pos >> (g.l2_bits + g.cluster_bits)) + 1) << (g.l2_bits + g.cluster_bits)
-            )
+            i = offset_to_l2_index(g, pos) * step
+            table_end = min(end, ((pos >> span_bits) + 1) << span_bits)
             while pos < table_end:
                 n = min(cs - offset_into_cluster(g, pos), table_end - pos)
-                yield pos, n, 0 if table is None else table[i]
+                entry = 0 if table is None else table[i]
+                if step == 2 and not entry & QCOW_OFLAG_COMPRESSED:
+                    bitmap = 0 if table is None else table[i + 1]
+                    yield from self._subcluster_pieces(pos, n, entry, bitmap)
+                else:
+                    kind = get_cluster_type(entry)
+                    if kind == ClusterType.NORMAL:
+                        entry = normal_host_offset(g, entry) + offset_into_cluster(g, pos)
+                    yield kind, pos, n, entry
                 pos += n
-                i += 1
+                i += step
+
+    def _subcluster_pieces(self, pos: int, n: int, entry: int, bitmap: int) -> Iterator[_Run]:
+        g = self.g
+        host = normal_host_offset(g, entry) if entry & L2E_OFFSET_MASK else 0
+        sc_size = 1 << g.subcluster_bits
+        end = pos + n
+        while pos < end:
+            into = offset_into_cluster(g, pos)
+            m = min(sc_size - (into & (sc_size - 1)), end - pos)
+            kind = get_subcluster_type(entry, bitmap, into >> g.subcluster_bits)
+            yield kind, pos, m, host + into if kind == ClusterType.NORMAL else 0
+            pos += m
 
     def read_at(self, offset: int, length: int) -> bytes:
         n = clamp(self._size, offset, length)
@@ -176,29 +199,23 @@ class Qcow2Layer:
                 dst[:] = cluster[into : into + length]
 
     def _runs(self, offset: int, end: int) -> Iterator[_Run]:
-        """(type, guest start, length, host offset or L2 entry) of maximal coalesced runs."""
-        g = self.g
-        run_kind: ClusterType | None = None
-        run_start = run_len = run_host = 0
-        for pos, n, entry in self._entries(offset, end):
-            kind = get_cluster_type(entry)
-            host = 0
-            if kind == ClusterType.NORMAL:
-                host = normal_host_offset(g, entry) + offset_into_cluster(g, pos)
-            elif kind == ClusterType.COMPRESSED:
-                host = entry
+        """The pieces of [offset, end) coalesced into maximal runs of one kind."""
+        run: _Run | None = None
+        for piece in self._pieces(offset, end):
+            kind, _, n, host = piece
             if (
-                kind == run_kind
+                run is not None
+                and kind == run[0]
                 and kind != ClusterType.COMPRESSED
-                and (kind != ClusterType.NORMAL or run_host + run_len == host)
+                and (kind != ClusterType.NORMAL or run[3] + run[2] == host)
             ):
-                run_len += n
+                run = (kind, run[1], run[2] + n, run[3])
                 continue
-            if run_kind is not None:
-                yield run_kind, run_start, run_len, run_host
-            run_kind, run_start, run_len, run_host = kind, pos, n, host
-        if run_kind is not None:
-            yield run_kind, run_start, run_len, run_host
+            if run is not None:
+                yield run
+            run = piece
+        if run is not None:
+            yield run
 
     def _read_backing(self, dst: memoryview, start: int) -> None:
         if self.backing is None:

@@ -1,8 +1,9 @@
 """QCOW2 address arithmetic and L1/L2 entry decoding (pure functions).
 
 # References: QEMU docs/interop/qcow2.txt ("Cluster mapping", "Compressed Clusters
-# Descriptor"); names follow QEMU block/qcow2.h (offset_into_cluster, offset_to_l1_index,
-# offset_to_l2_index, qcow2_get_cluster_type, qcow2_parse_compressed_l2_entry).
+# Descriptor", "Extended L2 Entries"); names follow QEMU block/qcow2.h (offset_into_cluster,
+# offset_to_l1_index, offset_to_l2_index, qcow2_get_cluster_type,
+# qcow2_get_subcluster_type, qcow2_parse_compressed_l2_entry).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ class Geometry:
     """The address split of one image: guest offset -> (L1 index, L2 index, in-cluster)."""
 
     cluster_bits: int
+    extended_l2: bool = False
 
     @property
     def cluster_size(self) -> int:
@@ -31,7 +33,11 @@ class Geometry:
 
     @property
     def l2_bits(self) -> int:
-        return self.cluster_bits - 3  # 8-byte L2 entries
+        return self.cluster_bits - 3 - int(self.extended_l2)  # 8-byte entries, or 16
+
+    @property
+    def subcluster_bits(self) -> int:
+        return self.cluster_bits - 5  # 32 subclusters per cluster
 
     @property
     def l2_size(self) -> int:
@@ -85,6 +91,23 @@ def get_cluster_type(l2_entry: int) -> ClusterType:
     if l2_entry & L2E_OFFSET_MASK == 0:
         return ClusterType.UNALLOCATED
     return ClusterType.NORMAL
+
+
+def get_subcluster_type(l2_entry: int, l2_bitmap: int, sc_index: int) -> ClusterType:
+    """The type of one subcluster of a non-compressed extended L2 entry.
+
+    Bit 0 of the entry is not a zero flag here; the bitmap says allocated (bits 0-31) or
+    reads-as-zero (bits 32-63) per subcluster, and never both.
+    """
+    alloc = l2_bitmap >> sc_index & 1
+    zero = l2_bitmap >> (32 + sc_index) & 1
+    if alloc and zero:
+        raise CorruptImageError(f"subcluster {sc_index} is marked both allocated and zero")
+    if alloc:
+        if l2_entry & L2E_OFFSET_MASK == 0:
+            raise CorruptImageError(f"subcluster {sc_index} is allocated in an unallocated cluster")
+        return ClusterType.NORMAL
+    return ClusterType.ZERO if zero else ClusterType.UNALLOCATED
 
 
 def normal_host_offset(g: Geometry, l2_entry: int) -> int:

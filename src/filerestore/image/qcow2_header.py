@@ -38,6 +38,7 @@ _COMPRESSION_TYPE_OFFSET = 104
 # QEMU's limits (block/qcow2.h)
 MIN_CLUSTER_BITS = 9
 MAX_CLUSTER_BITS = 21
+MIN_EXTL2_CLUSTER_BITS = 14  # 32 subclusters of at least 512 bytes
 MAX_L1_BYTES = 32 * 1024 * 1024
 MAX_REFTABLE_BYTES = 8 * 1024 * 1024
 MAX_SNAPSHOTS = 65536
@@ -57,8 +58,10 @@ INCOMPAT_NAMES = {
     3: "compression type",
     4: "extended L2 entries",
 }
-_UNIMPLEMENTED = INCOMPAT_DATA_FILE | INCOMPAT_EXTL2
-_KNOWN_INCOMPAT = INCOMPAT_DIRTY | INCOMPAT_CORRUPT | INCOMPAT_COMPRESSION | _UNIMPLEMENTED
+_UNIMPLEMENTED = INCOMPAT_DATA_FILE
+_KNOWN_INCOMPAT = (
+    INCOMPAT_DIRTY | INCOMPAT_CORRUPT | INCOMPAT_COMPRESSION | INCOMPAT_EXTL2 | _UNIMPLEMENTED
+)
 AUTOCLEAR_DATA_FILE_RAW = 1 << 1
 
 CRYPT_METHODS = {1: "AES", 2: "LUKS"}
@@ -100,6 +103,10 @@ class Qcow2Header:
     @property
     def compression(self) -> str:
         return COMPRESSION_TYPES[self.compression_type]
+
+    @property
+    def extended_l2(self) -> bool:
+        return bool(self.incompatible_features & INCOMPAT_EXTL2)
 
 
 @dataclass(frozen=True)
@@ -174,13 +181,10 @@ def parse_header(data: bytes) -> Qcow2Header:
     )
 
 
-def l2_entries(cluster_bits: int) -> int:
-    return (1 << cluster_bits) // 8
-
-
-def size_to_l1(cluster_bits: int, size: int) -> int:
+def size_to_l1(cluster_bits: int, size: int, extended_l2: bool = False) -> int:
     """L1 entries needed to map ``size`` guest bytes (QEMU's size_to_l1)."""
-    shift = cluster_bits + (cluster_bits - 3)
+    l2_bits = cluster_bits - 3 - int(extended_l2)  # 8-byte entries, 16 with extended L2
+    shift = cluster_bits + l2_bits
     return (size + (1 << shift) - 1) >> shift
 
 
@@ -212,7 +216,11 @@ def validate_header(h: Qcow2Header, file_size: int) -> None:
         raise UnsupportedImageError(
             f"L1 table of {h.l1_size} entries is larger than QEMU's limit of 32 MiB"
         )
-    if h.l1_size < size_to_l1(h.cluster_bits, h.size):
+    if h.extended_l2 and h.cluster_bits < MIN_EXTL2_CLUSTER_BITS:
+        raise CorruptImageError(
+            f"extended L2 entries need cluster_bits of at least 14, not {h.cluster_bits}"
+        )
+    if h.l1_size < size_to_l1(h.cluster_bits, h.size, h.extended_l2):
         raise CorruptImageError(
             f"L1 table of {h.l1_size} entries is too small for a virtual size of {h.size}"
         )
