@@ -7,11 +7,12 @@
 - ``gpt_disk``, ``gpt4k_disk``, ``mbr_disk``: tables with names, an empty GPT slot, logical
   partitions, 4096-byte logical sectors (sfdisk on a ``losetup --sector-size 4096`` device).
 - ``whole_disk(kind)``: FAT, NTFS or exFAT made directly on the file (no table).
-- ``lvm_gpt_disk``, ``lvm_whole_disk``: LVM2 without device-mapper. ``pvcreate``/``vgcreate``
-  on loop devices, ``vgcfgbackup``, logical-volume sections written into the metadata text
-  by hand, ``vgcfgrestore``, then each LV's content written at the offsets the LVM tools
-  report (``pvs`` pe_start, ``lvs --segments`` seg_pe_ranges and stripe_size). The tools'
-  JSON reports are saved beside the image as the tests' expected values.
+- ``lvm_gpt_disk``, ``lvm_mbr_disk``, ``lvm_whole_disk``: LVM2 without device-mapper.
+  ``pvcreate``/``vgcreate`` on loop devices, ``vgcfgbackup``, logical-volume sections
+  written into the metadata text by hand, ``vgcfgrestore``, then each LV's content written
+  at the offsets the LVM tools report (``pvs`` pe_start, ``lvs --segments`` seg_pe_ranges
+  and stripe_size). The tools' JSON reports are saved beside the image as the tests'
+  expected values.
 
 LVM runs with its own ``LVM_SYSTEM_DIR`` (a temporary ``lvm.conf``) whose filter accepts only
 the loop devices of this build, with no locking, no backups, no hints and no udev: the host's
@@ -536,3 +537,40 @@ def lvm_whole_disk() -> Path:
     """A directory: ``disk.img`` (one PV on the whole disk, VG "vgdisk", a small metadata area
     written several times so its text wraps around) and ``lvm.json``."""
     return cached("lvm-whole", LVM_WHOLE_PLAN, _lvm_whole, suffix="d")
+
+
+LVM_MBR_PLAN: LvPlan = {
+    "lv": [(0, 6, 0, [("m", 2)])],
+    "two": [(0, 2, 0, [("m", 10)]), (2, 2, 0, [("m", 0)])],
+}
+
+LVM_MBR_SCRIPT = """label: dos
+size=8MiB, type=83
+type=5
+size=16MiB, type=8e
+size=4MiB, type=83
+"""
+
+
+def _lvm_mbr(dest: Path) -> None:
+    dest.mkdir()
+    img = dest / "disk.img"
+    _table_disk(img, LVM_MBR_SCRIPT, 32 * MiB)
+    (p5,) = [p for p in sfdisk_json(img)["partitions"] if p["node"].endswith("img5")]
+    offset = p5["start"] * 512
+    with tempfile.TemporaryDirectory() as t:
+        device = (img, ("-o", str(offset), "--sizelimit", str(p5["size"] * 512)))
+        report, dev_key = _make_vg(Path(t), "vgmbr", {"m": device}, LVM_MBR_PLAN)
+    contents = {
+        lv: lv_content(lv, sum(c for _s, c, _z, _st in segs) * MiB)
+        for lv, segs in LVM_MBR_PLAN.items()
+    }
+    _write_lvs(img, report, dev_key, {"m": offset}, contents)
+    report["devices"] = dev_key
+    (dest / "lvm.json").write_text(json.dumps(report, indent=1))
+
+
+def lvm_mbr_disk() -> Path:
+    """A directory: ``disk.img`` (MBR: p1, an extended p2, a PV in logical p5 of VG "vgmbr",
+    p6) and ``lvm.json``."""
+    return cached("lvm-mbr", [LVM_MBR_SCRIPT, LVM_MBR_PLAN], _lvm_mbr, suffix="d")

@@ -237,9 +237,15 @@ def test_bad_primary_header_falls_back_to_the_backup(tmp_path):
     ]
     expected_ids = [f"p{i}" for i in range(1, 5)]
     assert [w[0] for w in want] == expected_ids
-    for where in (SECTOR + 56, 2 * SECTOR + 40):  # primary header's disk GUID; entry array
+    # primary header's disk GUID; a byte of the entry array; the whole primary header sector
+    for where in (
+        range(SECTOR + 56, SECTOR + 57),
+        range(2 * SECTOR + 40, 2 * SECTOR + 41),
+        range(SECTOR, 2 * SECTOR),
+    ):
         raw = bytearray(clean)
-        raw[where] ^= 0xFF
+        for i in where:
+            raw[i] = 0 if len(where) > 1 else raw[i] ^ 0xFF
         img = tmp_path / "bad.img"
         img.write_bytes(raw)
         # sfdisk agrees that the table is still readable, through its backup

@@ -18,6 +18,7 @@ from filerestore.volume import Volume, find_volume, list_volumes, lvm
 from tests.imagebuild.disk import (
     lv_content,
     lvm_gpt_disk,
+    lvm_mbr_disk,
     lvm_whole_disk,
     metadata_wraps,
     sfdisk_json,
@@ -36,9 +37,12 @@ def load(d: Path) -> dict:
 def pv_disk_offsets(d: Path, report: dict) -> dict[str, int]:
     """Loop device in the reports -> disk offset of that PV's first extent (None: elsewhere)."""
     where = {"d": 0}
-    if (d / "disk.img").read_bytes()[512:520] == b"EFI PART":
-        parts = {p["name"]: p["start"] * 512 for p in sfdisk_json(d / "disk.img")["partitions"]}
-        where = {"a": parts["pv-a"], "b": parts["pv-b"]}
+    if "d" not in report["devices"].values():
+        parts = {p["node"][-1]: p for p in sfdisk_json(d / "disk.img")["partitions"]}
+        if (d / "disk.img").read_bytes()[512:520] == b"EFI PART":
+            where = {"a": parts["2"]["start"] * 512, "b": parts["3"]["start"] * 512}
+        else:
+            where = {"m": parts["5"]["start"] * 512}
     return {
         pv["pv_name"]: where[report["devices"][pv["pv_name"]]] + int(pv["pe_start"])
         for pv in report["pvs"]
@@ -54,9 +58,12 @@ def missing_pv_lvs(report: dict, offsets: dict[str, int]) -> set[str]:
     }
 
 
-@pytest.fixture(scope="module", params=["gpt", "whole"])
+BUILDERS = {"gpt": lvm_gpt_disk, "mbr": lvm_mbr_disk, "whole": lvm_whole_disk}
+
+
+@pytest.fixture(scope="module", params=sorted(BUILDERS))
 def lvm_disk(request):
-    d = lvm_gpt_disk() if request.param == "gpt" else lvm_whole_disk()
+    d = BUILDERS[request.param]()
     disk = FileReader(d / "disk.img")
     yield d, load(d), disk, list_volumes(disk)
     disk.close()
@@ -126,6 +133,9 @@ def test_pv_partitions_are_listed_too(lvm_disk):
     if (d / "disk.img").read_bytes()[512:520] == b"EFI PART":
         assert [v.id for v in volumes if v.scheme == "gpt"] == ["p1", "p2", "p3"]
         assert {v.type_name for v in volumes if v.label in ("pv-a", "pv-b")} == {"Linux LVM"}
+    elif "m" in report["devices"].values():
+        assert [v.id for v in volumes if v.scheme == "mbr"] == ["p1", "p2", "p5", "p6"]
+        assert [v.id for v in volumes if v.type_name == "Linux LVM"] == ["p5"]
     else:
         whole = find_volume(volumes, "disk")
         assert (whole.type, whole.type_name) == ("lvm", "Linux LVM")
