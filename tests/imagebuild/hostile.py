@@ -345,4 +345,10 @@ HOSTILE: list[HostileImage] = [
         CorruptImageError,
         "past the end of the file",
     ),
+    HostileImage(
+        "data-cluster-unaligned",
+        _single(l2_entry=(DATA * CS + 512) | COPIED),
+        CorruptImageError,
+        "not cluster-aligned",
+    ),
 ]
