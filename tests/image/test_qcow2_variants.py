@@ -31,6 +31,7 @@ PURE = {
         "discarded",
         "compressed-then-written",
         "extended-l2",
+        "dirty-lazy-refcounts",
     }
 }
 

@@ -217,7 +217,18 @@ def _with_qemu_io(name: str, source: Callable[[], Path], commands: Sequence[str]
     def build(out: Path) -> None:
         shutil.copyfile(src, out)
         for cmd in commands:
-            if cmd.startswith("snapshot "):
+            if cmd.startswith("crash "):
+                # qemu-io's abort leaves the image as a crashed VM would: dirty, with lazy
+                # refcounts not yet written
+                subprocess.run(
+                    ["qemu-io", "-f", "qcow2", "-c", cmd.split(" ", 1)[1], "-c", "abort", out],
+                    capture_output=True,
+                    check=False,
+                )
+                with out.open("rb") as fh:
+                    if not fh.read(80)[79] & 1:
+                        raise RuntimeError("the crashed image is not marked dirty")
+            elif cmd.startswith("snapshot "):
                 _run("qemu-img", "snapshot", "-c", cmd.split(" ", 1)[1], out)
             else:
                 _run("qemu-io", "-f", "qcow2", "-c", cmd, out)
@@ -264,6 +275,9 @@ VARIANTS: dict[str, Callable[[], Path]] = {
     ),
     "compressed-then-written": lambda: _with_qemu_io(
         "qcow-zstd-rw", _variant(compression="zstd"), ["write -P 0x5a 100k 300k"]
+    ),
+    "dirty-lazy-refcounts": lambda: _with_qemu_io(
+        "qcow-dirty", _variant(options=["lazy_refcounts=on"]), ["crash write -P 0x33 1M 200k"]
     ),
     # 32 subclusters per cluster: writes and zeroes smaller than a cluster stay subclusters
     "extended-l2": lambda: _with_qemu_io(
