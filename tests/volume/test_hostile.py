@@ -426,3 +426,18 @@ def test_unsupported_segment_type_is_listed_unreadable_and_hidden_lvs_are_not_li
     with pytest.raises(VolumeUnavailableError, match="thinvol: segment type 'thin'"):
         thin.reader.read_at(0, 512)
     assert volumes["lvm/vgdisk/data"].error is None
+
+
+def test_two_volume_groups_with_one_name_are_refused():
+    # two copies of the PV, the second's VG given another uuid: the same name twice
+    raw = pv_image()
+    text = current_text(raw)
+    vg_id = text.split(b'id = "', 1)[1].split(b'"', 1)[0]
+    other = with_metadata(raw, text.replace(vg_id, b"Zzzzzz-zzzz-zzzz-zzzz-zzzz-zzzz-zzzzzz", 1))
+    pvs = [lvm.scan_physical_volume(BytesReader(bytes(x)), 0) for x in (raw, other)]
+    assert all(pv is not None for pv in pvs)
+    refused(
+        LvmMetadataError,
+        "two different volume groups are named 'vgdisk'",
+        lambda: lvm.logical_volumes(pvs),
+    )

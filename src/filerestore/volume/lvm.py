@@ -178,6 +178,10 @@ def logical_volumes(found: list[PhysicalVolume]) -> list[LogicalVolume]:
             best = groups.get(pv.vg.uuid)
             if best is None or pv.vg.seqno > best.seqno:
                 groups[pv.vg.uuid] = pv.vg
+    names = [vg.name for vg in groups.values()]
+    for name in names:
+        if names.count(name) > 1:  # ids "lvm/<vg>/<lv>" would not be unique
+            raise LvmMetadataError(f"two different volume groups are named {name!r}")
     out = []
     for vg in groups.values():
         for lv in vg.lvs:
