@@ -211,3 +211,22 @@ def compare_with_kernel(
         if entry.kind is EntryKind.FILE and entry.size != fact["size"]:
             problems.append(f"size {entry.size} != {fact['size']}: {entry.path!r}")
     return problems
+
+
+def prealloc_problems(open_fs: Callable[[Reader], Filesystem[Any]], fstype: str) -> list[str]:
+    """Files of fs_linux.prealloc_image that do not read as the kernel read them."""
+    problems: list[str] = []
+    with FileReader(fs_linux.prealloc_image(fstype)) as reader:
+        fs = open_fs(reader)
+        for path in fs_linux.PREALLOC_FILES:
+            want = fs_linux.prealloc_expected(path)
+            got = fs.open(path)
+            if got.size != len(want) or got.read_at(0, got.size) != want:
+                problems.append(path)
+            # and in small reads that straddle the written bytes
+            for offset in fs_linux.PREALLOC_FILES[path][1]:
+                start = max(0, offset - 7)
+                if got.read_at(start, 20) != want[start : start + 20]:
+                    problems.append(f"{path} at {offset}")
+        fs.close()
+    return problems

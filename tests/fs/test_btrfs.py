@@ -20,6 +20,7 @@ from tests.fs.conftest import (
     compare_contents,
     compare_with_kernel,
     compare_with_tree,
+    prealloc_problems,
 )
 from tests.imagebuild import fs_linux
 from tests.imagebuild.tree import block_content
@@ -142,3 +143,7 @@ def test_corrupt_superblock_gives_filesystem_error(img: LinuxImage, tmp_path: Pa
         list(btrfs.open_fs(reader).walk("/"))
     assert isinstance(info.value, FilesystemError)
     assert "btrfs" in str(info.value)
+
+
+def test_unwritten_extents_and_tail_holes_read_as_zeros() -> None:
+    assert prealloc_problems(btrfs.open_fs, "btrfs") == []

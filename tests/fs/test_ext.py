@@ -22,6 +22,7 @@ from tests.fs.conftest import (
     compare_with_kernel,
     compare_with_tree,
     ext_image,
+    prealloc_problems,
 )
 from tests.imagebuild import fs_linux
 from tests.imagebuild.tree import block_content
@@ -202,3 +203,7 @@ def test_truncated_volume_gives_filesystem_error(img: LinuxImage) -> None:
         head = reader.read_at(0, 64 * 1024)
     with pytest.raises(FilesystemError):
         ext.open_fs(BytesReader(head))
+
+
+def test_unwritten_extents_and_tail_holes_read_as_zeros() -> None:
+    assert prealloc_problems(ext.open_fs, "ext4") == []

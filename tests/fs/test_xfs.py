@@ -18,6 +18,7 @@ from tests.fs.conftest import (
     compare_contents,
     compare_with_kernel,
     compare_with_tree,
+    prealloc_problems,
     xfs_image,
 )
 from tests.imagebuild import fs_linux
@@ -129,3 +130,7 @@ def test_corrupt_root_inode_gives_filesystem_error(img: LinuxImage, tmp_path: Pa
         list(xfs.open_fs(reader).walk("/"))
     assert isinstance(info.value, FilesystemError)
     assert "xfs" in str(info.value)
+
+
+def test_unwritten_extents_and_tail_holes_read_as_zeros() -> None:
+    assert prealloc_problems(xfs.open_fs, "xfs") == []

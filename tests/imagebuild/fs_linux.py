@@ -302,3 +302,51 @@ def copy_image(image: Path, dest: Path) -> Path:
     """A private copy of a cached image (sparse), for tests that damage it."""
     run("cp", "--sparse=always", image, dest)
     return dest
+
+
+#: files of ``prealloc_image``: path -> {offset: bytes}; every other byte is zero
+PREALLOC_FILES: dict[str, tuple[int, dict[int, bytes]]] = {
+    "/prealloc": (4 * MiB, {0: b"abc", 2 * MiB: b"xyz"}),  # fallocate, then two small writes
+    "/trunc": (3 * MiB, {0: b"tail"}),  # a hole at the end no extent maps
+}
+
+
+def prealloc_expected(path: str) -> bytes:
+    size, writes = PREALLOC_FILES[path]
+    out = bytearray(size)
+    for offset, data in writes.items():
+        out[offset : offset + len(data)] = data
+    return bytes(out)
+
+
+def prealloc_image(fstype: str) -> Path:
+    """A filesystem whose free space held random data before files were fallocated in it:
+    unwritten extents must read as zeros, never as the stale data beneath them."""
+    size = {"ext4": 64, "xfs": 320, "btrfs": 256}[fstype]
+
+    def build(tmp: Path) -> None:
+        run("truncate", "-s", f"{size}M", tmp)
+        run(f"mkfs.{fstype}", "-q", tmp)
+        with loop_mount(tmp, "rw") as mnt:
+            (mnt / "junk").write_bytes(os.urandom(8 * MiB))
+            run("sync", "-f", mnt)
+            (mnt / "junk").unlink()
+            run("sync", "-f", mnt)
+            run("fallocate", "-l", str(PREALLOC_FILES["/prealloc"][0]), mnt / "prealloc")
+            with (mnt / "trunc").open("wb") as fh:
+                fh.write(b"tail")
+            for name, (length, writes) in PREALLOC_FILES.items():
+                with (mnt / name.lstrip("/")).open("r+b") as fh:
+                    for offset, data in writes.items():
+                        fh.seek(offset)
+                        fh.write(data)
+                    fh.truncate(length)
+            frag = run("filefrag", "-v", mnt / "prealloc")
+            if "unwritten" not in frag:
+                raise AssertionError(f"no unwritten extent in the fallocated file:\n{frag}")
+        with loop_mount(tmp, "ro") as mnt:
+            for name in PREALLOC_FILES:
+                if (mnt / name.lstrip("/")).read_bytes() != prealloc_expected(name):
+                    raise AssertionError(f"the kernel does not read {name} as expected")
+
+    return cached(f"prealloc-{fstype}", {"fstype": fstype, "size": size}, build)
