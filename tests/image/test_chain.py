@@ -129,7 +129,8 @@ def test_missing_backing_file_is_named(tmp_path: Path) -> None:
         open_image(repo / "nothing.qcow2", repo)
 
 
-def test_base_declared_raw_is_never_probed(tmp_path: Path) -> None:
+@pytest.mark.parametrize("compat", ["0.10", "1.1"])
+def test_base_declared_raw_is_never_probed(tmp_path: Path, compat: str) -> None:
     """A raw base whose guest wrote a qcow2 header at sector 0 still reads as raw bytes."""
     from tests.imagebuild.hostile import qcow2_image
 
@@ -138,13 +139,26 @@ def test_base_declared_raw_is_never_probed(tmp_path: Path) -> None:
     fake = qcow2_image(backing=b"/etc/passwd")
     (repo / "base.raw").write_bytes(fake + bytes(2 * 1024 * 1024 - len(fake)))
     run(
-        "qemu-img", "create", "-q", "-f", "qcow2", "-b", "base.raw", "-F", "raw", repo / "top.qcow2"
+        "qemu-img",
+        "create",
+        "-q",
+        "-f",
+        "qcow2",
+        "-o",
+        f"compat={compat}",
+        "-b",
+        "base.raw",
+        "-F",
+        "raw",
+        repo / "top.qcow2",
     )
     run("qemu-io", "-f", "qcow2", "-c", "write -P 0x62 1M 4k", repo / "top.qcow2")
     expected = tmp_path / "expected.raw"
     run("qemu-img", "convert", "-O", "raw", repo / "top.qcow2", expected)
     links = probe_chain(repo / "top.qcow2", repo)
     assert [link.format for link in links] == ["qcow2", "raw"]
+    assert links[0].backing_format == "raw"
+    assert links[0].version == {"0.10": 2, "1.1": 3}[compat]
     assert_reads_like_qemu(repo / "top.qcow2", repo, expected)
 
 

@@ -1,9 +1,8 @@
 """The QCOW2 reader: guest offsets through the L1 and L2 tables to host clusters.
 
 # References: QEMU docs/interop/qcow2.txt ("Cluster mapping", "Extended L2 Entries");
-# QEMU block/qcow2-cluster.c
-# (qcow2_get_host_offset) and block/qcow2.c (qcow2_co_preadv_part) for how each cluster
-# type reads.
+# QEMU block/qcow2-cluster.c (qcow2_get_host_offset) and block/qcow2.c
+# (qcow2_co_preadv_part) for how each cluster type reads.
 
 A read walks the guest clusters it covers and groups them into runs: host-contiguous normal
 clusters become one ``preadv`` straight into the result buffer; unallocated clusters become one
@@ -19,7 +18,7 @@ from array import array
 from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Protocol
+from typing import Generic, Protocol, TypeVar
 
 from filerestore.blockio import clamp
 from filerestore.errors import CorruptImageError
@@ -45,6 +44,7 @@ from filerestore.image.raw import ImageFile
 # (cluster type, guest offset, length, host offset or, for compressed, the L2 entry)
 _Run = tuple[ClusterType, int, int, int]
 _UNALLOCATED, _ZERO, _NORMAL, _COMPRESSED = (int(t) for t in ClusterType)
+V = TypeVar("V")
 L2_CACHE_BYTES = 16 * 1024 * 1024
 DECOMPRESSED_CACHE_CLUSTERS = 8
 
@@ -56,22 +56,22 @@ def _be_u64_array(data: bytes) -> array[int]:
     return table
 
 
-class _Lru:
+class _Lru(Generic[V]):
     """A small thread-safe LRU map; values are computed outside the lock."""
 
     def __init__(self, capacity: int) -> None:
         self._capacity = capacity
-        self._items: OrderedDict[int, object] = OrderedDict()
+        self._items: OrderedDict[int, V] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, key: int) -> object | None:
+    def get(self, key: int) -> V | None:
         with self._lock:
             value = self._items.get(key)
             if value is not None:
                 self._items.move_to_end(key)
             return value
 
-    def put(self, key: int, value: object) -> None:
+    def put(self, key: int, value: V) -> None:
         with self._lock:
             self._items[key] = value
             self._items.move_to_end(key)
@@ -103,8 +103,8 @@ class Qcow2Layer:
         needed = size_to_l1(header.cluster_bits, header.size, header.extended_l2)
         self._l1 = _be_u64_array(file.pread(header.l1_table_offset, needed * 8, "L1 table"))
         cs = self.g.cluster_size
-        self._l2_cache = _Lru(max(4, L2_CACHE_BYTES // cs))
-        self._cluster_cache = _Lru(DECOMPRESSED_CACHE_CLUSTERS)
+        self._l2_cache: _Lru[array[int]] = _Lru(max(4, L2_CACHE_BYTES // cs))
+        self._cluster_cache: _Lru[bytes] = _Lru(DECOMPRESSED_CACHE_CLUSTERS)
 
     @property
     def size(self) -> int:
@@ -119,7 +119,7 @@ class Qcow2Layer:
             cs = self.g.cluster_size
             table = _be_u64_array(self.file.pread(offset, cs, "L2 table"))
             self._l2_cache.put(offset, table)
-        return table  # type: ignore[return-value]
+        return table
 
     def _pieces(self, offset: int, end: int) -> Iterator[_Run]:
         """(type, guest offset, length, host offset or L2 entry) per cluster piece."""
@@ -282,7 +282,7 @@ class Qcow2Layer:
     def _compressed_cluster(self, l2_entry: int) -> bytes:
         cached = self._cluster_cache.get(l2_entry)
         if cached is not None:
-            return cached  # type: ignore[return-value]
+            return cached
         coffset, csize = parse_compressed_l2_entry(self.g, l2_entry)
         size = self.file.size
         if coffset >= size:

@@ -295,7 +295,7 @@ def parse_extensions(h: Qcow2Header, first_cluster: bytes) -> Qcow2Extensions:
     offset = h.header_length
     backing_format: str | None = None
     names: dict[int, str] = {}
-    while h.version >= 3 and offset + _EXT_HEADER.size <= end:
+    while offset + _EXT_HEADER.size <= end:  # v2 images have extensions too
         kind, length = _EXT_HEADER.unpack_from(first_cluster, offset)
         offset += _EXT_HEADER.size
         if kind == EXT_END:
