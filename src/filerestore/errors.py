@@ -59,13 +59,13 @@ class AmbiguousVolumeError(UsageError):
         )
 
 
-class NotADirectoryError_(UsageError):  # noqa: N801 - avoid shadowing the builtin
+class NotADirectoryError_(UsageError):  # trailing _: the builtin name stays usable
     """A directory operation was asked of something that is not a directory."""
 
     code = "not_a_directory"
 
 
-class IsADirectoryError_(UsageError):  # noqa: N801
+class IsADirectoryError_(UsageError):
     """A file operation was asked of a directory."""
 
     code = "is_a_directory"

@@ -41,7 +41,11 @@ XFS = Features(big_sparse=True)
 BTRFS = Features(big_sparse=True)
 NTFS = Features(non_utf8_names=False, posix_modes=False, case_sensitive=False)
 FAT = Features(
-    symlinks=False, hardlinks=False, non_utf8_names=False, sparse=False, posix_modes=False,
+    symlinks=False,
+    hardlinks=False,
+    non_utf8_names=False,
+    sparse=False,
+    posix_modes=False,
     case_sensitive=False,
 )
 EXFAT = FAT
@@ -75,7 +79,9 @@ def make_tree(dest: Path, features: Features = EXT4) -> Path:
     (dest / "docs").mkdir()
     _write(dest / "docs" / "readme.md", b"# readme\n" * 100, mode=0o640 if f.posix_modes else 0o644)
     _write(dest / "docs" / "data.bin", block_content("data.bin", 3 * MiB + 123))
-    _write(dest / "docs" / "script.sh", b"#!/bin/sh\necho hi\n", mode=0o755 if f.posix_modes else 0o644)
+    _write(
+        dest / "docs" / "script.sh", b"#!/bin/sh\necho hi\n", mode=0o755 if f.posix_modes else 0o644
+    )
     (dest / "docs" / "sub").mkdir()
     _write(dest / "docs" / "sub" / "nested.txt", b"nested\n")
     (dest / "unicode").mkdir()

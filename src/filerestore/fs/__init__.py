@@ -49,4 +49,6 @@ def open_filesystem(reader: Reader) -> Filesystem[object]:
         if module.detect(reader):
             fs: Filesystem[object] = module.open_fs(reader)
             return fs
-    raise NoFilesystemError("no supported filesystem found (tried: ext, xfs, btrfs, ntfs, exfat, fat)")
+    raise NoFilesystemError(
+        "no supported filesystem found (tried: ext, xfs, btrfs, ntfs, exfat, fat)"
+    )

@@ -91,7 +91,7 @@ class Filesystem(ABC, Generic[N]):
     def _open(self, node: N) -> Reader:
         """A reader of a regular file's contents (holes read as zeros)."""
 
-    def close(self) -> None:  # noqa: B027 - backends override when they hold resources
+    def close(self) -> None:
         """Release library handles."""
 
     # --- public interface ----------------------------------------------------------------
@@ -155,10 +155,10 @@ class Filesystem(ABC, Generic[N]):
                     entry = self._entry(name, f"{base}/{name}", child)
                     key = self._key(child) if entry.kind is EntryKind.DIR else None
                 yield entry
-                if key is not None and key not in seen:
-                    if max_depth is None or depth + 1 < max_depth:
-                        seen.add(key)
-                        subdirs.append((entry.path, child, depth + 1))
+                deeper = max_depth is None or depth + 1 < max_depth
+                if key is not None and key not in seen and deeper:
+                    seen.add(key)
+                    subdirs.append((entry.path, child, depth + 1))
             stack.extend(reversed(subdirs))
 
     # --- resolution ------------------------------------------------------------------------
