@@ -13,7 +13,7 @@ import pytest
 
 from filerestore.blockio import BytesReader, FileReader
 from filerestore.errors import FilesystemError, ImageError
-from filerestore.fs import ext
+from filerestore.fs import detect_filesystem, ext, open_filesystem
 from filerestore.fs.entry import EntryKind
 from tests.fs.conftest import (
     FACT_FIELDS,
@@ -207,3 +207,12 @@ def test_truncated_volume_gives_filesystem_error(img: LinuxImage) -> None:
 
 def test_unwritten_extents_and_tail_holes_read_as_zeros() -> None:
     assert prealloc_problems(ext.open_fs, "ext4") == []
+
+
+def test_registry_detects_and_opens_it(img: LinuxImage) -> None:
+    with FileReader(img.image) as reader:
+        assert detect_filesystem(reader) == img.kind
+        fs = open_filesystem(reader)
+        assert fs.kind == img.kind
+        assert any(e.name == "hello.txt" for e in fs.list_dir("/"))
+        fs.close()

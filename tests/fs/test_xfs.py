@@ -11,7 +11,7 @@ import pytest
 
 from filerestore.blockio import BytesReader, FileReader
 from filerestore.errors import FilesystemError, ImageError
-from filerestore.fs import xfs
+from filerestore.fs import detect_filesystem, open_filesystem, xfs
 from tests.fs.conftest import (
     FACT_FIELDS,
     LinuxImage,
@@ -134,3 +134,12 @@ def test_corrupt_root_inode_gives_filesystem_error(img: LinuxImage, tmp_path: Pa
 
 def test_unwritten_extents_and_tail_holes_read_as_zeros() -> None:
     assert prealloc_problems(xfs.open_fs, "xfs") == []
+
+
+def test_registry_detects_and_opens_it(img: LinuxImage) -> None:
+    with FileReader(img.image) as reader:
+        assert detect_filesystem(reader) == img.kind
+        fs = open_filesystem(reader)
+        assert fs.kind == img.kind
+        assert any(e.name == "hello.txt" for e in fs.list_dir("/"))
+        fs.close()
