@@ -1,0 +1,122 @@
+"""Archive streams of one or several paths of a guest filesystem: ZIP, TAR, TAR.GZ.
+
+:func:`archive_stream` checks every path before it returns (a missing path raises then, so
+an adapter can still answer 404), and returns an iterator of bytes that reads the tree as it
+is consumed: no temporary files, memory flat in file sizes. Formats, names and metadata are
+described in :mod:`~filerestore.restore.archive_zip`, :mod:`~filerestore.restore.archive_tar`
+and :mod:`~filerestore.restore.names`; what goes in, in :mod:`~filerestore.restore.archive_members`.
+
+Errors after the first byte cannot become an error status any more: the iterator raises
+:class:`~filerestore.errors.ArchiveAbortedError` (or ArchiveTooLargeError past the entry
+limit) and stops without writing the archive's end, so the client holds an archive that
+every extractor rejects, never one with a silently short member. An adapter should close the
+connection without the final chunk.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from filerestore.errors import (
+    ArchiveAbortedError,
+    ArchiveTooLargeError,
+    FileRestoreError,
+    InvalidParameterError,
+)
+from filerestore.fs.base import Filesystem
+from filerestore.restore.archive_members import DEFAULT_MAX_ENTRIES, Member, iter_members
+from filerestore.restore.archive_tar import DEFAULT_GZIP_LEVEL, gzip_stream, tar_stream
+from filerestore.restore.archive_zip import zip_stream
+from filerestore.restore.browse import resolve_root
+from filerestore.restore.file_data import CHUNK_SIZE
+from filerestore.restore.names import ROOT_NAME, clean_component, tar_component, zip_component
+
+__all__ = ["ArchiveFormat", "ArchiveOptions", "Member", "archive_filename", "archive_stream"]
+
+MAX_ROOTS = 1000  # paths in one multi-select download
+
+
+class ArchiveFormat(StrEnum):
+    ZIP = "zip"
+    TAR = "tar"
+    TAR_GZ = "tar.gz"
+
+    @property
+    def media_type(self) -> str:
+        return _MEDIA_TYPES[self]
+
+
+_MEDIA_TYPES = {
+    ArchiveFormat.ZIP: "application/zip",
+    ArchiveFormat.TAR: "application/x-tar",
+    ArchiveFormat.TAR_GZ: "application/gzip",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ArchiveOptions:
+    max_entries: int | None = DEFAULT_MAX_ENTRIES
+    deflate: bool = False  # ZIP only: deflate files instead of storing them
+    gzip_level: int = DEFAULT_GZIP_LEVEL  # TAR.GZ only
+    chunk_size: int = CHUNK_SIZE
+
+
+def archive_stream(
+    fs: Filesystem[Any],
+    paths: Sequence[str],
+    fmt: ArchiveFormat | str,
+    options: ArchiveOptions | None = None,
+) -> Iterator[bytes]:
+    """An archive of ``paths`` (each under its own name), as an iterator of bytes."""
+    fmt = _format(fmt)
+    options = options or ArchiveOptions()
+    if not paths:
+        raise InvalidParameterError("no path to put into the archive")
+    if len(paths) > MAX_ROOTS:
+        raise InvalidParameterError(f"at most {MAX_ROOTS} paths in one archive")
+    if not 0 <= options.gzip_level <= 9:
+        raise InvalidParameterError(f"gzip level must be 0..9, not {options.gzip_level}")
+    roots = [resolve_root(fs, path) for path in paths]
+    component = zip_component if fmt is ArchiveFormat.ZIP else tar_component
+    members = iter_members(fs, roots, component, options.max_entries)
+    if fmt is ArchiveFormat.ZIP:
+        stream = zip_stream(fs, members, options.deflate, options.chunk_size)
+    else:
+        stream = tar_stream(fs, members, options.chunk_size)
+        if fmt is ArchiveFormat.TAR_GZ:
+            stream = gzip_stream(stream, options.gzip_level)
+    return _aborting(stream)
+
+
+def _aborting(stream: Iterator[bytes]) -> Iterator[bytes]:
+    """Reraise a failure after the first byte as ArchiveAbortedError (see module docstring)."""
+    try:
+        yield from stream
+    except (ArchiveAbortedError, ArchiveTooLargeError):
+        raise
+    except FileRestoreError as exc:
+        raise ArchiveAbortedError(
+            f"the archive is incomplete and must be discarded: {exc}"
+        ) from exc
+
+
+def archive_filename(paths: Sequence[str], fmt: ArchiveFormat | str) -> str:
+    """A download file name: the single root's name, or ``files`` for several."""
+    fmt = _format(fmt)
+    if len(paths) == 1:
+        parts = [p for p in paths[0].split("/") if p not in ("", ".")]
+        stem = clean_component(parts[-1]) if parts else ROOT_NAME
+    else:
+        stem = "files"
+    return f"{stem}.{fmt.value}"
+
+
+def _format(fmt: ArchiveFormat | str) -> ArchiveFormat:
+    try:
+        return ArchiveFormat(fmt)
+    except ValueError:
+        choices = ", ".join(f.value for f in ArchiveFormat)
+        raise InvalidParameterError(f"unknown archive format {fmt!r}; choose {choices}") from None

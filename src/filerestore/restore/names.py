@@ -1,0 +1,79 @@
+"""Entry names as they are written into archives: one clean component at a time.
+
+A guest filesystem cannot hold a name that is empty, ``.``, ``..``, or contains ``/`` or NUL,
+but a corrupt image can claim one, and an archive member built from it could climb out of the
+extraction directory. Such a name is written with the offending characters as ``%XX``
+escapes, so every member name stays relative, with no empty, ``.`` or ``..`` components.
+
+Names that are not valid UTF-8 (Entry names carry those bytes as surrogate escapes):
+
+- TAR keeps the raw bytes: PAX ``path`` records with ``hdrcharset=BINARY`` carry them, so
+  GNU tar and Python's tarfile (``errors="surrogateescape"``) extract the original name.
+- ZIP names are always UTF-8 here (general purpose flag bit 11 where not ASCII): ZIP has no
+  standard way to mark raw bytes, and extractors would guess a code page. Each undecodable
+  byte is written as ``%XX`` (``caf\\xe9`` -> ``caf%E9``). A backslash is written as ``%5C``
+  too, because Windows extractors treat it as a path separator (``..\\x`` would climb).
+
+Escaping can make two names equal (``caf%E9`` next to an undecodable ``caf\\xe9``); the
+archive writers then add `` (2)``, `` (3)``... before the extension: see :func:`unique`.
+"""
+
+from __future__ import annotations
+
+import re
+
+ROOT_NAME = "root"  # the archive folder for a download of the filesystem root "/"
+EMPTY_NAME = "(empty)"  # only a corrupt directory entry has no name
+
+_FORBIDDEN = {"/": "%2F", "\x00": "%00"}
+_SURROGATE = re.compile("[\udc80-\udcff]")
+_ZIP_SPECIAL = re.compile("[\udc80-\udcff\\\\]")
+
+
+def clean_component(name: str) -> str:
+    """A name safe as one path component of a member: never empty, ``.``, ``..``, no ``/``."""
+    if not name:
+        return EMPTY_NAME
+    if name in (".", ".."):
+        return "%2E" * len(name)
+    if "/" in name or "\x00" in name:
+        return "".join(_FORBIDDEN.get(c, c) for c in name)
+    return name
+
+
+def tar_component(name: str) -> str:
+    """A component of a TAR member name; undecodable bytes stay raw (see module docstring)."""
+    return clean_component(name)
+
+
+def zip_component(name: str) -> str:
+    """A component of a ZIP member name: valid UTF-8, no backslash (see module docstring)."""
+    name = clean_component(name)
+    if _ZIP_SPECIAL.search(name) is None:
+        return name
+    return _ZIP_SPECIAL.sub(_escape_char, name)
+
+
+def _escape_char(match: re.Match[str]) -> str:
+    char = match.group()
+    if _SURROGATE.fullmatch(char):
+        return f"%{ord(char) - 0xDC00:02X}"  # surrogateescape maps byte b to U+DC00 + b
+    return f"%{ord(char):02X}"
+
+
+def unique(name: str, taken: set[str], is_dir: bool) -> str:
+    """``name``, or ``name (2)``, ``name (3)``... (before a file's extension), not in
+    ``taken``; the result is added to ``taken``."""
+    if name not in taken:
+        taken.add(name)
+        return name
+    stem, dot, ext = name.rpartition(".")
+    if is_dir or not dot or not stem:
+        stem, dot, ext = name, "", ""
+    n = 2
+    while True:
+        candidate = f"{stem} ({n}){dot}{ext}"
+        if candidate not in taken:
+            taken.add(candidate)
+            return candidate
+        n += 1
