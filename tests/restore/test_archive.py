@@ -31,12 +31,15 @@ from filerestore.errors import (
     PathNotFoundError,
 )
 from filerestore.fs import ext
+from filerestore.fs.entry import Entry, EntryKind
 from filerestore.restore.archive import (
     ArchiveFormat,
     ArchiveOptions,
     archive_filename,
     archive_stream,
 )
+from filerestore.restore.archive_members import Member
+from filerestore.restore.archive_tar import tar_info
 from filerestore.restore.names import clean_component, unique, zip_component
 from tests.imagebuild import fs_linux
 from tests.imagebuild.tree import GiB, MiB, block_content
@@ -182,7 +185,6 @@ def test_tar_headers(fs, source):
     expected = expected_tree(source, ROOTS)
     seen = set()
     with tarfile.open(fileobj=IterFile(archive_stream(fs, ROOTS, "tar")), mode="r|") as tar:
-        assert tar.format == tarfile.PAX_FORMAT or tar.pax_headers is not None
         for m in tar:
             assert m.name in expected, m.name
             assert not m.name.startswith("/") and ".." not in m.name.split("/")
@@ -197,8 +199,34 @@ def test_tar_headers(fs, source):
             if m.isreg():
                 assert m.size == st.st_size
                 assert tar.extractfile(m).read() == expected[m.name].read_bytes()
+            if not m.name.encode("utf-8", "surrogateescape").isascii():
+                # PAX path record; raw bytes marked as such where they are not UTF-8
+                assert m.pax_headers["path"] == m.name
+                binary = m.name != m.name.encode("utf-8", "replace").decode("utf-8")
+                assert (m.pax_headers.get("hdrcharset") == "BINARY") == binary, m.name
             seen.add(m.name)
     assert seen == set(expected)
+
+
+def test_tar_keeps_nanosecond_mtimes_and_strips_special_bits():
+    # the ext4 test image holds whole seconds only, so this header is built from an Entry
+    entry = Entry(
+        name="f",
+        path="/f",
+        kind=EntryKind.FILE,
+        size=3,
+        mode=0o106755,
+        mtime_ns=1_700_000_000_123_456_789,
+    )
+    buf = tar_info(Member("d/f", entry)).tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
+    with tarfile.open(fileobj=io.BytesIO(buf + bytes(512 + 1024)), mode="r:") as tar:
+        (m,) = tar.getmembers()
+    assert m.pax_headers["mtime"] == "1700000000.123456789"
+    assert m.mode == 0o755
+    gnu = subprocess.run(
+        ["tar", "-tvf", "-", "--full-time"], input=buf + bytes(512 + 1024), capture_output=True
+    )
+    assert gnu.returncode == 0 and b"-rwxr-xr-x" in gnu.stdout, gnu.stdout
 
 
 # --- ZIP -------------------------------------------------------------------------------------
