@@ -11,6 +11,7 @@ from __future__ import annotations
 import codecs
 import io
 import os
+import re
 import shutil
 import stat
 import struct
@@ -40,6 +41,7 @@ from filerestore.restore.archive import (
 )
 from filerestore.restore.archive_members import Member
 from filerestore.restore.archive_tar import tar_info
+from filerestore.restore.browse import dir_totals, read_range, walk
 from filerestore.restore.names import clean_component, unique, zip_component
 from tests.imagebuild import fs_linux
 from tests.imagebuild.tree import GiB, MiB, block_content
@@ -529,3 +531,57 @@ def test_unique():
 def test_tools_present():
     # the round trips above rely on these; a missing tool must fail loudly, not skip
     assert shutil.which("7zz") and shutil.which("tar") and shutil.which("debugfs")
+
+
+@pytest.fixture(scope="module")
+def cyclic_image(source, tmp_path_factory) -> Path:
+    """A copy of the image with docs/sub/loop a hard link to /docs (made by debugfs): a
+    directory cycle only a corrupt image can hold."""
+    image = fs_linux.copy_image(source.image, tmp_path_factory.mktemp("cyc") / "cyc.img")
+    fs_linux.run("debugfs", "-w", "-R", "link /docs /docs/sub/loop", image)
+    listing = fs_linux.run("debugfs", "-R", "ls -l /docs/sub", image)
+    docs_inode = fs_linux.run("debugfs", "-R", "stat /docs", image).split()[1]
+    assert re.search(rf"^\s*{docs_inode}\s+40755.*\sloop\s*$", listing, re.M), listing
+    return image
+
+
+@pytest.mark.timeout(60)
+def test_directory_cycle_is_archived_once(cyclic_image, source):
+    with FileReader(cyclic_image) as reader:
+        fs = ext.open_fs(reader)
+        try:
+            data = b"".join(archive_stream(fs, ["/docs"], "tar"))
+            walked = [e.path for e in walk(fs, "/docs", max_depth=256)]
+            totals = dir_totals(fs, ["/docs"])
+        finally:
+            fs.close()
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        names = [m.name for m in tar]
+    expected = {"docs"} | {f"docs/{rel}" for rel in source.entries("/docs")} | {"docs/sub/loop"}
+    assert sorted(names) == sorted(expected)  # the loop is listed, never descended
+    assert sorted(walked) == sorted("/" + n for n in expected - {"docs"})
+    assert totals.dirs == 3 and totals.complete
+
+
+def test_symlinks_out_of_the_guest_stay_symlinks(fs, source):
+    # as roots they resolve inside the guest (where /etc/passwd does not exist), never on
+    # the host; below a root they are never followed
+    data = b"".join(archive_stream(fs, ["/link-etc-passwd", "/docs"], "tar"))
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        links = {m.name: m.linkname for m in tar if m.issym()}
+        sizes = {m.name: m.size for m in tar}
+    assert links == {
+        "link-etc-passwd": "/etc/passwd",
+        "docs/link-escape": str(source.path("/docs/link-escape").readlink()),
+    }
+    assert sizes["link-etc-passwd"] == 0
+
+
+@pytest.mark.parametrize("fmt", ["zip", "tar.gz"])
+def test_closing_a_stream_early_leaves_the_filesystem_usable(fs, fmt):
+    # what an HTTP adapter does when the client disconnects
+    stream = archive_stream(fs, ["/docs", "/sparse.bin"], fmt)
+    first = next(stream)
+    assert first
+    stream.close()
+    assert b"".join(read_range(fs, "/hello.txt")) == b"hello, world\n"
