@@ -6,6 +6,7 @@ Builds, in a temporary directory, with qemu-img and qemu-io:
 - an uncompressed qcow2 (64 KiB clusters) filled with data, read whole with 1 MiB read_at
   calls after one warm-up pass (so from the page cache), best of three;
 - the same with 4 KiB clusters (more entries per request) and 2 MiB clusters;
+- a fragmented one, whose clusters were written in reverse order;
 - a 10-deep chain of incrementals on it: median time of open_image + close over 50 runs,
   and its read throughput (most clusters come from the base, through 10 layers);
 - a zstd-compressed copy, for comparison (decompression bound).
@@ -69,6 +70,18 @@ def main() -> None:
                 f"uncompressed qcow2, {cluster // 1024} KiB clusters, {args.size_mib} MiB: "
                 f"{throughput(img, size):.2f} GB/s"
             )
+        # clusters written last to first: no two guest-adjacent clusters are host-adjacent
+        frag = d / "fragmented.qcow2"
+        frag_size = 128 * MiB
+        run("qemu-img", "create", "-q", "-f", "qcow2", frag, frag_size)
+        cmds = []
+        for i in reversed(range(frag_size // 65536)):
+            cmds += ["-c", f"write -P {i % 250 + 1} {i * 65536} 65536"]
+        run("qemu-io", "-f", "qcow2", *cmds, frag)
+        print(
+            f"fragmented qcow2 (every 64 KiB cluster its own pread), 128 MiB: "
+            f"{throughput(frag, frag_size):.2f} GB/s"
+        )
         below = d / "c65536.qcow2"
         for i in range(10):
             inc = d / f"inc{i + 1}.qcow2"

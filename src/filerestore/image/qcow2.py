@@ -49,6 +49,31 @@ L2_CACHE_BYTES = 16 * 1024 * 1024
 DECOMPRESSED_CACHE_CLUSTERS = 8
 
 
+_ZEROS = bytes(1 << 20)
+# Reads are assembled in a per-thread buffer that lives on: a fresh 1 MiB buffer per read
+# (plus the bytes returned) made glibc map and unmap memory each time, 0.6 GB/s instead of
+# 6-9 on fragmented images. Larger reads get a buffer of their own.
+SCRATCH_MAX = 4 << 20
+_local = threading.local()
+
+
+def _scratch(n: int) -> memoryview:
+    if n > SCRATCH_MAX:
+        return memoryview(bytearray(n))
+    buf: bytearray | None = getattr(_local, "buf", None)
+    if buf is None or len(buf) < n:
+        buf = bytearray(max(n, 1 << 20))
+        _local.buf = buf
+    return memoryview(buf)[:n]
+
+
+def _zero(dst: memoryview) -> None:
+    zeros = memoryview(_ZEROS)
+    for i in range(0, len(dst), len(_ZEROS)):
+        chunk = dst[i : i + len(_ZEROS)]
+        chunk[:] = zeros[: len(chunk)]
+
+
 def _be_u64_array(data: bytes) -> array[int]:
     table = array("Q", data)
     if sys.byteorder == "little":
@@ -166,12 +191,12 @@ class Qcow2Layer:
             runs = self._runs(offset, offset + n)
             if len(runs) == 1 and runs[0][0] == ClusterType.NORMAL:
                 return self.file.pread(runs[0][3], n, "data cluster")
-            buf = bytearray(n)
-            self._fill(memoryview(buf), offset, runs)
-            return bytes(buf)
+            view = _scratch(n)
+            self._fill(view, offset, runs)
+            return bytes(view)
 
     def read_into(self, dst: memoryview, offset: int) -> None:
-        """Read ``len(dst)`` bytes at ``offset`` into ``dst``, which must hold zeros on entry.
+        """Fill ``dst`` with the ``len(dst)`` guest bytes at ``offset``.
 
         The chain fills one buffer top to bottom: no layer copies what a layer below read.
         """
@@ -199,6 +224,8 @@ class Qcow2Layer:
                 cluster = self._compressed_cluster(host)
                 into = offset_into_cluster(self.g, start)
                 dst[:] = cluster[into : into + length]
+            else:
+                _zero(dst)
 
     def _runs(self, offset: int, end: int) -> list[_Run]:
         """The pieces of [offset, end) coalesced into maximal runs of one kind."""
@@ -272,12 +299,13 @@ class Qcow2Layer:
         return runs
 
     def _read_backing(self, dst: memoryview, start: int) -> None:
-        if self.backing is None:
-            return
         # past the backing file's end the overlay reads zeros (it may have been grown)
-        m = clamp(self.backing.size, start, len(dst))
-        if m:
-            self.backing.read_into(dst[:m], start)
+        backing = self.backing
+        m = 0 if backing is None else clamp(backing.size, start, len(dst))
+        if backing is not None and m:
+            backing.read_into(dst[:m], start)
+        if m < len(dst):
+            _zero(dst[m:])
 
     def _compressed_cluster(self, l2_entry: int) -> bytes:
         cached = self._cluster_cache.get(l2_entry)
