@@ -126,7 +126,8 @@ def run_child(*args: str) -> dict[str, Any]:
         [sys.executable, __file__, "--child", *args], capture_output=True, text=True, check=False
     )
     if out.returncode != 0:
-        raise RuntimeError(f"child {args} failed: {out.stderr.strip()}")
+        last = out.stderr.strip().splitlines()[-1:] or ["no message"]
+        raise RuntimeError(f"measuring {args[0]} {args[2]} failed: {last[0]}")
     result: dict[str, Any] = json.loads(out.stdout)
     return result
 
@@ -199,10 +200,16 @@ def main() -> int:
 
     results: dict[str, Any] = {"scale": scale.name, "files": files, "big_size": big_size}
     rows = []
+    failed = {}
     for kind in kinds:
-        ours = run_child(
-            "fs", str(bench.disk), volumes[kind], str(files), str(manifest["big_sha256"])
-        )
+        try:
+            ours = run_child(
+                "fs", str(bench.disk), volumes[kind], str(files), str(manifest["big_sha256"])
+            )
+        except RuntimeError as exc:  # report it, and still measure the other kinds
+            failed[kind] = str(exc)
+            results[kind] = {"error": str(exc)}
+            continue
         theirs = (
             seven_zip(bench.solo(kind), files, big_size)
             if kind in core_image.SEVEN_ZIP_KINDS
@@ -216,7 +223,7 @@ def main() -> int:
 
     if args.json:
         print(json.dumps(results, indent=1))
-        return 0
+        return 1 if failed else 0
     how = "cached" if built_s < 5 else f"built in {built_s:.0f} s"
     print(f"benchmark image: {bench.root} ({how})")
     print(
@@ -229,8 +236,10 @@ def main() -> int:
         f"open_image {chain['image_open_ms']:.1f} ms, open image+volume+fs "
         f"{chain['stack_open_ms']:.1f} ms, peak RSS {chain['rss_mib']:.0f} MiB"
     )
+    for kind, message in failed.items():
+        print(f"{kind}: NOT MEASURED: {message}")
     print("\n" + _targets(rows, chain))
-    return 0
+    return 1 if failed else 0
 
 
 def _table(rows: list[tuple[str, dict[str, Any], dict[str, Any] | None]]) -> str:

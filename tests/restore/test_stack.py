@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import random
 from pathlib import Path
 
 import pytest
 
+from filerestore.blockio import BytesReader, CachedReader
 from filerestore.errors import (
     AmbiguousVolumeError,
+    CorruptImageError,
     ImageNotFoundError,
     NoFilesystemError,
     VolumeNotFoundError,
@@ -97,3 +100,36 @@ def test_describe_image_matches_sfdisk(two: images.Built) -> None:
     assert [c.format for c in desc.chain] == ["qcow2"]
     assert desc.chain[0].path == str(two.image.resolve())
     assert json.loads(json.dumps(desc.to_dict()))["volumes"][2]["filesystem"] == "ext4"
+
+
+class DamagedReader(BytesReader):
+    """Bytes with one unreadable range, like a qcow2 cluster pointing past its file."""
+
+    def __init__(self, data: bytes, bad: range) -> None:
+        super().__init__(data)
+        self.bad = bad
+
+    def read_at(self, offset: int, length: int) -> bytes:
+        if offset < self.bad.stop and offset + length > self.bad.start:
+            raise CorruptImageError("damaged")
+        return super().read_at(offset, length)
+
+
+def test_cached_reader_returns_what_its_source_holds() -> None:
+    data = random.Random(7).randbytes(1_000_003)
+    cached = CachedReader(BytesReader(data), block_size=4096, blocks=8)
+    rng = random.Random(8)
+    for _ in range(3000):
+        offset = rng.randrange(0, len(data) + 10)
+        length = rng.choice([1, 17, 512, 4095, 4096, 4097, 9000, 70_000])
+        assert cached.read_at(offset, length) == data[offset : offset + length]
+    assert cached.size == len(data)
+
+
+def test_cached_reader_reads_around_damage() -> None:
+    data = bytes(range(256)) * 64  # 16 KiB: four blocks of 4 KiB
+    cached = CachedReader(DamagedReader(data, range(5000, 5100)), block_size=4096)
+    # same block as the damage, but not the damaged bytes: still readable
+    assert cached.read_at(4100, 100) == data[4100:4200]
+    with pytest.raises(CorruptImageError):
+        cached.read_at(5050, 10)

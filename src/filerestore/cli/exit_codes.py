@@ -24,6 +24,9 @@ EXIT_CODES: dict[type[errors.FileRestoreError], int] = {
     errors.SafetyError: REFUSED,
     errors.ConflictError: FAILURE,
     errors.ServiceUnavailableError: FAILURE,
+    # the API's token checks; a CLI command that manages tokens may still raise them
+    errors.AuthenticationError: FAILURE,
+    errors.PermissionDeniedError: FAILURE,
 }
 
 

@@ -12,6 +12,7 @@ from contextlib import ExitStack
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from filerestore.blockio import CachedReader
 from filerestore.errors import (
     AmbiguousVolumeError,
     FileRestoreError,
@@ -123,7 +124,7 @@ def open_stack(
         guard.callback(image.close)
         volumes = list_volumes(image)
         volume = _choose_volume(volumes, volume_id)
-        fs = open_filesystem(volume.reader)
+        fs = open_filesystem(CachedReader(volume.reader))
         guard.pop_all()
     return Stack(image, volumes, volume, fs)
 
