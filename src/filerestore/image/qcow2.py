@@ -53,7 +53,7 @@ _ZEROS = bytes(1 << 20)
 # Reads are assembled in a per-thread buffer that lives on: a fresh 1 MiB buffer per read
 # (plus the bytes returned) made glibc map and unmap memory each time, 0.6 GB/s instead of
 # 6-9 on fragmented images. Larger reads get a buffer of their own.
-SCRATCH_MAX = 4 << 20
+SCRATCH_MAX = 2 << 20  # bytes kept per reading thread: 1-2 MiB
 _local = threading.local()
 
 
