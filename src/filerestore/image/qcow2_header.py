@@ -10,9 +10,15 @@ Error classes follow one rule: a field the specification forbids is a
 open (its implementation limits), or a feature this reader does not implement, is an
 :class:`UnsupportedImageError` naming the field or the feature.
 
-The dirty bit and the corrupt bit are accepted: both concern refcounts and writes, and this
-reader never reads refcounts nor writes; every table and cluster it reads is bounds-checked
-against the file, so a damaged image gives a :class:`CorruptImageError`, not wrong data.
+Incompatible features read: dirty, corrupt, compression type (zlib, zstd), extended L2
+entries (tested on qemu-img-made images). Refused by name: external data file, any unknown
+bit (named from the image's feature name table when it has one), and encryption.
+
+The dirty bit and the corrupt bit are accepted, as ``qemu-img convert`` accepts them on a
+read-only open: both concern refcounts and writes, and this reader neither reads refcounts
+nor writes. Every table and cluster it reads is bounds-checked against the file, so a
+pointer past the end gives a :class:`CorruptImageError`, never zeros; a pointer that stays
+inside the file reads what QEMU would read there.
 """
 
 from __future__ import annotations
