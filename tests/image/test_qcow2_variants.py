@@ -104,6 +104,22 @@ def test_chain_link_matches_qemu_info() -> None:
         assert link.backing_name is None
 
 
+def test_corrupt_flagged_image_reads_like_qemu() -> None:
+    """QEMU opens an image flagged corrupt read-only; so do we, with the same bytes."""
+    image = qcow.corrupt_flagged()
+    info = json.loads(
+        subprocess.run(
+            ["qemu-img", "info", "--output=json", str(image)],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    )
+    assert info["format-specific"]["data"]["corrupt"] is True
+    with open_image(image) as disk:
+        assert sha256_of_reader(disk) == sha256_of_file(qcow.qemu_raw(image))
+
+
 def test_truncated_image_raises_not_zeros() -> None:
     image = qcow.truncated()
     with open_image(image) as disk, pytest.raises(CorruptImageError, match="past the end"):

@@ -290,6 +290,21 @@ VARIANTS: dict[str, Callable[[], Path]] = {
 }
 
 
+def corrupt_flagged() -> Path:
+    """The v3 variant with the corrupt bit set (``qemu-img info`` then reports corrupt: true)."""
+    src = VARIANTS["v3-64k"]()
+
+    def build(out: Path) -> None:
+        shutil.copyfile(src, out)
+        with out.open("r+b") as fh:
+            fh.seek(79)  # low byte of incompatible_features (big-endian, bytes 72-79)
+            flags = fh.read(1)[0]
+            fh.seek(79)
+            fh.write(bytes([flags | 2]))
+
+    return cached("qcow-corrupt-bit", ["corrupt-bit", _file_id(src)], build, suffix="qcow2")
+
+
 def truncated() -> Path:
     """A qcow2 cut short in the middle of its data clusters."""
     src = VARIANTS["v3-64k"]()
