@@ -325,3 +325,30 @@ class ArchiveAbortedError(ImageError):
     """Reading a member failed mid-stream; the archive was cut short and must be discarded."""
 
     code = "archive_aborted"
+
+
+# --- REST API authentication (issue 4) --------------------------------------------------------
+
+
+class AuthenticationError(FileRestoreError):
+    """No valid API token was given (missing, malformed, unknown or revoked)."""
+
+    code = "unauthenticated"
+
+
+class PermissionDeniedError(FileRestoreError):
+    """The token is valid but may not do this (an admin token is needed)."""
+
+    code = "forbidden"
+
+
+class TokenNotFoundError(NotFoundError):
+    """No API token with that name or id exists."""
+
+    code = "token_not_found"
+
+
+class TokenExistsError(ConflictError):
+    """An API token with that name already exists."""
+
+    code = "token_exists"

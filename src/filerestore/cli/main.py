@@ -19,6 +19,7 @@ from typer.exceptions import TyperException
 # the redundant-alias form so that neither the linter nor the import sorter touches it.
 from filerestore.cli import core_commands as core_commands  # inspect, ls, stat, cat, get
 from filerestore.cli import exit_codes
+from filerestore.cli import serve_commands as serve_commands  # serve, token
 from filerestore.cli.app import app
 from filerestore.errors import FileRestoreError
 

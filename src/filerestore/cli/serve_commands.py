@@ -68,8 +68,10 @@ def serve(
         typer.echo(f"  state directory: {settings.state_dir}")
         typer.echo(f"  demo repository: {found.repository} (backups {found.backup_ids})")
         typer.echo(f"  admin token: {found.token}")
-        typer.echo(f"  try: curl -H 'Authorization: Bearer {found.token}' "
-                   f"http://{shown}:{port}/api/v1/backups")
+        typer.echo(
+            f"  try: curl -H 'Authorization: Bearer {found.token}' "
+            f"http://{shown}:{port}/api/v1/backups"
+        )
     else:
         _database(settings).dispose()  # migrate once, before the workers start
     uvicorn.run(
@@ -99,8 +101,9 @@ def token_create(
     finally:
         db.dispose()
     if json:
-        typer.echo(jsonlib.dumps({"id": info.id, "name": info.name, "admin": info.admin,
-                                  "token": token}))
+        typer.echo(
+            jsonlib.dumps({"id": info.id, "name": info.name, "admin": info.admin, "token": token})
+        )
     else:
         typer.echo(token)
 
@@ -118,9 +121,17 @@ def token_list(config: ConfigOpt = None, json: JsonOpt = False) -> None:
     for t in tokens:
         revoked = t.revoked_at.isoformat() if t.revoked_at else None
         if json:
-            typer.echo(jsonlib.dumps({"id": t.id, "name": t.name, "admin": t.admin,
-                                      "created_at": t.created_at.isoformat(),
-                                      "revoked_at": revoked}))
+            typer.echo(
+                jsonlib.dumps(
+                    {
+                        "id": t.id,
+                        "name": t.name,
+                        "admin": t.admin,
+                        "created_at": t.created_at.isoformat(),
+                        "revoked_at": revoked,
+                    }
+                )
+            )
         else:
             state = f"revoked {revoked}" if revoked else "active"
             typer.echo(f"{t.id}\t{t.name}\t{'admin' if t.admin else 'user'}\t{state}")

@@ -1,0 +1,130 @@
+"""The FastAPI application: routers under /api/v1, health, metrics, one error handler.
+
+``create_app`` is the factory uvicorn's workers call (``factory=True``): each worker
+process builds its own application from the settings (environment and config file), with
+its own database pool, reader stacks, metrics and cleanup thread.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import APIRouter, FastAPI, Request, Response
+from starlette.concurrency import run_in_threadpool
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+import filerestore
+from filerestore.api import errors, routes_catalog, routes_download, routes_restore
+from filerestore.api import schemas as s
+from filerestore.api.auth import Caller
+from filerestore.api.backend import Backend
+from filerestore.api.housekeeping import CleanupWorker
+from filerestore.api.metrics import CONTENT_TYPE_LATEST, Metrics
+from filerestore.api.state import AppState, app_state
+from filerestore.db.engine import Database
+from filerestore.db.migrate import ensure_schema
+from filerestore.settings import Settings, load_settings
+
+PREFIX = "/api/v1"
+access_log = logging.getLogger("filerestore.access")
+
+meta = APIRouter(tags=["service"])
+
+
+@meta.get("/health", response_model=s.HealthOut)
+async def health(request: Request) -> s.HealthOut:
+    """Unauthenticated liveness: the worker answers and reaches its database."""
+    st = app_state(request)
+    try:
+        await run_in_threadpool(st.backend.live_sessions)
+        ok = True
+    except Exception:
+        ok = False
+    return s.HealthOut(
+        status="ok" if ok else "degraded", database=ok, version=filerestore.__version__
+    )
+
+
+@meta.get("/metrics", response_class=Response, responses={200: {"content": {"text/plain": {}}}})
+async def metrics(request: Request, who: Caller) -> Response:
+    return Response(app_state(request).metrics.render(), media_type=CONTENT_TYPE_LATEST)
+
+
+class AccessLog:
+    """Pure ASGI middleware (BaseHTTPMiddleware would buffer streams): a JSON line and
+    metrics per request, timed to the response head."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = 500
+
+        async def sending(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                route = getattr(scope.get("route"), "path", "unmatched")
+                self.metrics.latency.labels(route=route).observe(time.perf_counter() - start)
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        finally:
+            route = getattr(scope.get("route"), "path", "unmatched")
+            self.metrics.requests.labels(route=route, method=scope["method"], status=status).inc()
+            access_log.info(
+                json.dumps(
+                    {
+                        "method": scope["method"],
+                        "route": route,
+                        "status": status,
+                        "seconds": round(time.perf_counter() - start, 6),
+                    }
+                )
+            )
+
+
+def create_app(settings: Settings | None = None, *, cleanup: bool = True) -> FastAPI:
+    settings = settings or load_settings()
+    db = Database(settings.effective_database_url, settings.db_busy_timeout)
+    backend = Backend(db, settings)
+    state = AppState(settings, db, backend, Metrics(), CleanupWorker(backend))
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if cleanup:
+            state.cleanup.start()
+        try:
+            yield
+        finally:
+            state.cleanup.stop()
+            db.dispose()
+
+    settings.state_dir.expanduser().mkdir(parents=True, exist_ok=True)
+    ensure_schema(db)
+    app = FastAPI(
+        title="filerestore",
+        version=filerestore.__version__,
+        description="File-level restore from QCOW2 VM disk backups.",
+        lifespan=lifespan,
+        docs_url="/docs",
+        openapi_url="/openapi.json",
+    )
+    app.state.filerestore = state
+    errors.install(app)
+    app.include_router(meta)
+    app.include_router(routes_restore.router, prefix=PREFIX)
+    app.include_router(routes_download.router, prefix=PREFIX)
+    app.include_router(routes_catalog.router, prefix=PREFIX)
+    app.add_middleware(AccessLog, metrics=state.metrics)
+    return app

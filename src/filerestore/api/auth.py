@@ -1,0 +1,62 @@
+"""Bearer authentication for every route but /health, as FastAPI dependencies.
+
+A failure is an AuthenticationError (401, ``WWW-Authenticate: Bearer``) and an audit event.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.concurrency import run_in_threadpool
+
+from filerestore.api.backend import Principal
+from filerestore.api.state import AppState, app_state
+from filerestore.api.tokens import check_token
+from filerestore.errors import AuthenticationError, PermissionDeniedError
+from filerestore.restore import audit
+
+_bearer = HTTPBearer(auto_error=False, description="A token from `filerestore token create`.")
+
+
+async def principal(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    state = app_state(request)
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        await _refuse(state, request, "missing bearer token")
+        raise AuthenticationError("missing bearer token")
+    try:
+        info = await run_in_threadpool(check_token, state.db, credentials.credentials)
+    except AuthenticationError as exc:
+        await _refuse(state, request, str(exc))
+        raise
+    who = Principal(info.id, info.name, info.admin)
+    request.state.principal = who
+    return who
+
+
+async def _refuse(state: AppState, request: Request, reason: str) -> None:
+    client = request.client.host if request.client else "unknown"
+    await run_in_threadpool(
+        audit.record,
+        state.db,
+        f"anonymous@{client}",
+        "auth",
+        "refused",
+        path=request.url.path,
+        detail=reason,
+    )
+    state.metrics.auth_failures.inc()
+
+
+async def admin(who: Annotated[Principal, Depends(principal)]) -> Principal:
+    if not who.admin:
+        raise PermissionDeniedError("this needs an admin token")
+    return who
+
+
+Caller = Annotated[Principal, Depends(principal)]
+Admin = Annotated[Principal, Depends(admin)]

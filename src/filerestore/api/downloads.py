@@ -1,0 +1,147 @@
+"""HTTP download mechanics: byte ranges, strong ETags, Content-Disposition, held streams.
+
+# References: RFC 9110 section 14 (Range, Content-Range, 206 and 416, If-Range) and 8.8.3
+# (ETag); RFC 6266 (Content-Disposition) with RFC 8187/5987 (``filename*``).
+
+Backups are immutable, so an entry's identity (backup, volume, inode, size, times) makes a
+strong validator. One range per request: several ranges are answered with the whole file
+(RFC 9110 lets a server ignore Range), which every download manager handles.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from urllib.parse import quote
+
+from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
+from starlette.responses import StreamingResponse
+from starlette.types import Receive, Scope, Send
+
+from filerestore.errors import RangeNotSatisfiableError
+from filerestore.fs.entry import Entry
+
+_RANGE = re.compile(r"^\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*$", re.IGNORECASE)
+MAX_DIGITS = 20  # larger numbers than any file size are not worth parsing
+
+
+@dataclass(frozen=True, slots=True)
+class ByteRange:
+    start: int  # inclusive
+    end: int  # exclusive
+
+    @property
+    def length(self) -> int:
+        return self.end - self.start
+
+    def content_range(self, size: int) -> str:
+        return f"bytes {self.start}-{self.end - 1}/{size}"
+
+
+def parse_range(header: str | None, size: int) -> ByteRange | None:
+    """The one range asked for, clamped to the file; None means "send the whole file".
+
+    Syntax that is not a single ``bytes=`` range is ignored (the whole file is sent), as RFC
+    9110 says; a well-formed range wholly outside the file raises RangeNotSatisfiableError.
+    """
+    if header is None or "," in header:
+        return None
+    match = _RANGE.match(header)
+    if not match:
+        return None
+    first, last = match.groups()
+    if len(first) > MAX_DIGITS or len(last) > MAX_DIGITS or not (first or last):
+        return None
+    if not first:  # suffix: the last N bytes
+        suffix = int(last)
+        if suffix == 0 or size == 0:
+            raise RangeNotSatisfiableError(f"range {header.strip()} selects no byte of {size}")
+        return ByteRange(max(size - suffix, 0), size)
+    start = int(first)
+    end = size if not last else min(int(last) + 1, size)
+    if last and int(last) < start:
+        return None  # invalid syntax: ignored
+    if start >= size:
+        raise RangeNotSatisfiableError(f"range {header.strip()} starts past the end ({size})")
+    return ByteRange(start, end)
+
+
+def strong_etag(backup_id: object, volume: object, entry: Entry) -> str:
+    identity = repr(
+        (backup_id, volume, entry.path, entry.inode, entry.size, entry.mtime_ns, entry.ctime_ns)
+    )
+    return '"' + hashlib.sha256(identity.encode("utf-8", "surrogatepass")).hexdigest()[:32] + '"'
+
+
+def if_range_matches(if_range: str | None, etag: str) -> bool:
+    """True when a Range may be honoured: no If-Range, or it names the current ETag (a date
+    is never a strong enough validator here, so it means "send the whole file")."""
+    return if_range is None or if_range.strip() == etag
+
+
+def etag_matches(if_none_match: str | None, etag: str) -> bool:
+    if if_none_match is None:
+        return False
+    tags = [t.strip().removeprefix("W/") for t in if_none_match.split(",")]
+    return "*" in tags or etag in tags
+
+
+def ascii_fallback(name: str) -> str:
+    """A plain ASCII file name for old clients: other characters, quotes, backslashes and
+    control characters become ``_``."""
+    out = "".join(c if 0x20 <= ord(c) < 0x7F and c not in '"\\%/;' else "_" for c in name)
+    out = out.strip(" .") or "download"
+    return out[:200]
+
+
+def content_disposition(name: str) -> str:
+    """``attachment`` with an ASCII ``filename`` and the exact UTF-8 ``filename*``.
+
+    A name that is not valid UTF-8 (surrogate escapes) gets U+FFFD in ``filename*``: the
+    header must be valid UTF-8, and the client still gets a usable name.
+    """
+    try:
+        raw = name.encode("utf-8", "surrogateescape")  # the name's own bytes
+    except UnicodeEncodeError:
+        raw = name.encode("utf-8", "surrogatepass")
+    utf8 = raw.decode("utf-8", "replace").encode("utf-8")
+    encoded = quote(utf8, safe="")
+    return f"attachment; filename=\"{ascii_fallback(name)}\"; filename*=UTF-8''{encoded}"
+
+
+Release = Callable[[], Awaitable[None]]
+
+
+async def threaded(chunks: Iterator[bytes]) -> AsyncIterator[bytes]:
+    """Pull a blocking iterator in the thread pool; close it (in the pool) however we end."""
+    try:
+        async for chunk in iterate_in_threadpool(chunks):
+            yield chunk
+    finally:
+        close = getattr(chunks, "close", None)
+        if close is not None:
+            await run_in_threadpool(close)
+
+
+class HeldStreamingResponse(StreamingResponse):
+    """A streamed body that runs ``release`` once the response is over, however it ends:
+    sent in full, failed mid-stream, or the client went away (even before the first chunk)."""
+
+    def __init__(
+        self,
+        content: AsyncIterator[bytes],
+        release: Release,
+        status_code: int = 200,
+        headers: dict[str, str] | None = None,
+        media_type: str | None = None,
+    ) -> None:
+        super().__init__(content, status_code, headers, media_type)
+        self._release = release
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            await self._release()

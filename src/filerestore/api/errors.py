@@ -1,0 +1,107 @@
+"""The API's one error table (error class -> HTTP status) and its one JSON error shape.
+
+Every error leaves as ``{"error": {"code": ..., "message": ...}}`` (plus ``choices`` for an
+ambiguous volume). The status comes from the first class in the error's MRO found in
+:data:`STATUS`, so a new subclass inherits its category's status. Request validation
+(FastAPI's) is a 400 with code ``invalid_parameter``. Anything else is a 500 with code
+``internal``: a 500 is a bug, logged with its traceback, never shown to the client.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from filerestore import errors as e
+
+log = logging.getLogger("filerestore.api")
+
+STATUS: dict[type[e.FileRestoreError], int] = {
+    e.RangeNotSatisfiableError: 416,
+    e.AmbiguousVolumeError: 409,
+    e.ArchiveTooLargeError: 413,
+    e.UsageError: 400,
+    e.SafetyError: 400,
+    e.AuthenticationError: 401,
+    e.PermissionDeniedError: 403,
+    e.NotFoundError: 404,
+    e.DownloadLimitError: 429,
+    e.ConflictError: 409,
+    e.ImageError: 422,
+    e.ServiceUnavailableError: 503,
+    e.FileRestoreError: 500,
+}
+
+# Safety refusals caused by the image (its backing chain), not by the request: 422.
+STATUS[e.BackingFileRefusedError] = 422
+STATUS[e.BackingChainLoopError] = 422
+STATUS[e.BackingChainTooDeepError] = 422
+
+
+def status_of(exc: e.FileRestoreError) -> int:
+    for cls in type(exc).__mro__:
+        if cls in STATUS:
+            return STATUS[cls]
+    return 500
+
+
+def error_body(code: str, message: str, **extra: Any) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message, **extra}}
+
+
+def error_response(exc: e.FileRestoreError) -> JSONResponse:
+    extra: dict[str, Any] = {}
+    if isinstance(exc, e.AmbiguousVolumeError):
+        extra["choices"] = exc.choices
+    status = status_of(exc)
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    message = _printable(str(exc) or type(exc).__name__)
+    return JSONResponse(error_body(exc.code, message, **extra), status, headers=headers)
+
+
+def _printable(text: str) -> str:
+    # guest names may carry surrogate escapes: keep the message encodable as UTF-8
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+async def _on_domain_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, e.FileRestoreError)
+    response = error_response(exc)
+    request.state.error_code = exc.code
+    return response
+
+
+async def _on_validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    parts = []
+    for item in exc.errors():
+        where = ".".join(str(p) for p in item.get("loc", ()))
+        parts.append(f"{where}: {item.get('msg', 'invalid')}")
+    message = _printable("; ".join(parts) or "invalid request")
+    return JSONResponse(error_body("invalid_parameter", message), 400)
+
+
+async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    codes = {404: "not_found", 405: "method_not_allowed", 401: "unauthenticated"}
+    code = codes.get(exc.status_code, "http_error")
+    return JSONResponse(
+        error_body(code, str(exc.detail)), exc.status_code, headers=getattr(exc, "headers", None)
+    )
+
+
+async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+    log.exception("unexpected error serving %s %s", request.method, request.url.path)
+    return JSONResponse(error_body("internal", "internal error (logged)"), 500)
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(e.FileRestoreError, _on_domain_error)
+    app.add_exception_handler(RequestValidationError, _on_validation_error)
+    app.add_exception_handler(StarletteHTTPException, _on_http_error)
+    app.add_exception_handler(Exception, _on_unexpected)

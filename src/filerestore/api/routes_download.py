@@ -1,0 +1,205 @@
+"""Download routes: one file (ranges, ETag) and archives of one or several paths.
+
+A download checks out a reader stack and a download hold before answering; both are given
+back when the response ends, however it ends (sent, failed, or the client went away): see
+:class:`~filerestore.api.downloads.HeldStreamingResponse`. Everything a client can get
+wrong raises before the first byte, so it still gets an error status; a failure after the
+first byte cuts the connection without the final chunk, so a truncated body never looks
+complete.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import AsyncIterator, Iterator
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request, Response
+from starlette.concurrency import run_in_threadpool
+
+from filerestore.api import downloads as d
+from filerestore.api.auth import Caller
+from filerestore.api.backend import Opened, Principal
+from filerestore.api.content_types import SNIFF_BYTES, content_type
+from filerestore.api.paths import display, request_path, request_paths
+from filerestore.api.routes_restore import ERRORS, PathParam
+from filerestore.api.state import AppState, app_state
+from filerestore.errors import FileRestoreError
+from filerestore.restore import audit
+from filerestore.restore.archive import ArchiveFormat, archive_filename, archive_stream
+from filerestore.restore.file_data import open_file
+from filerestore.restore.stack import Stack
+
+router = APIRouter(prefix="/restore", tags=["download"])
+log = logging.getLogger("filerestore.api")
+
+DOWNLOAD_ERRORS = {**ERRORS, 416: ERRORS[400], 429: ERRORS[400]}
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "Content-Security-Policy": "sandbox; default-src 'none'",
+    "Cache-Control": "private, no-transform",
+}
+
+
+class _Transfer:
+    """One download's stack, hold and tally, given back exactly once."""
+
+    def __init__(self, st: AppState, opened: Opened, who: Principal, kind: str) -> None:
+        self.st, self.opened, self.who, self.kind = st, opened, who, kind
+        self.stack: Stack | None = None
+        self.hold_id: int | None = None
+        self.sent = 0
+        self.complete = False
+        self.sha256: hashlib._Hash | None = None
+        self.path = ""
+        self.detail: str | None = None
+
+    def open(self) -> Stack:
+        self.stack = self.st.backend.acquire(self.opened)
+        self.hold_id = self.st.backend.hold(self.opened.mount.id)
+        self.st.metrics.downloads.inc()
+        return self.stack
+
+    def close(self) -> None:
+        backend = self.st.backend
+        if self.hold_id is not None:
+            self.st.metrics.downloads.dec()
+            backend.release(self.hold_id)
+            self.hold_id = None
+        if self.stack is not None:
+            backend.stacks.give_back(self.opened.mount.id, self.stack, reusable=self.complete)
+            self.stack = None
+        self.st.metrics.bytes_sent.labels(kind=self.kind).inc(self.sent)
+        detail = self.detail
+        if self.sha256 is not None and self.complete:
+            detail = f"sha256={self.sha256.hexdigest()}" + (f"; {detail}" if detail else "")
+        audit.record(
+            self.st.db,
+            self.who.actor,
+            self.kind,
+            "ok" if self.complete else "incomplete",
+            backup_id=self.opened.mount.backup_id,
+            mount_id=self.opened.mount.id,
+            path=self.path,
+            size=self.sent,
+            detail=detail,
+        )
+
+    def counted(self, chunks: Iterator[bytes]) -> Iterator[bytes]:
+        for chunk in chunks:
+            if self.sha256 is not None:
+                self.sha256.update(chunk)
+            self.sent += len(chunk)
+            yield chunk
+        self.complete = True
+
+    async def release(self) -> None:
+        await run_in_threadpool(self.close)
+
+
+async def _body(transfer: _Transfer, chunks: Iterator[bytes]) -> AsyncIterator[bytes]:
+    try:
+        async for chunk in d.threaded(transfer.counted(chunks)):
+            yield chunk
+    except FileRestoreError as exc:
+        log.warning("download cut short: %s", exc)
+        transfer.detail = f"{exc.code}: {exc}"
+        raise
+
+
+@router.get("/{mount_id}/download", responses=DOWNLOAD_ERRORS)
+async def download(mount_id: str, request: Request, who: Caller, path: PathParam) -> Response:
+    st = app_state(request)
+    guest = request_path(request, default=None)
+    opened = await run_in_threadpool(st.backend.opened, mount_id, who)
+    transfer = _Transfer(st, opened, who, "download")
+    transfer.path = guest
+    headers = dict(SECURITY_HEADERS)
+
+    def prepare() -> tuple[int, Iterator[bytes] | None]:
+        stack = transfer.open()
+        f = open_file(stack.fs, guest)
+        head = f.reader.read_at(0, min(SNIFF_BYTES, f.size))
+        etag = d.strong_etag(opened.mount.backup_id, opened.mount.volume, f.entry)
+        headers.update(
+            {
+                "ETag": etag,
+                "Accept-Ranges": "bytes",
+                "Content-Type": content_type(f.entry.name, head),
+                "Content-Disposition": d.content_disposition(f.entry.name),
+            }
+        )
+        if d.etag_matches(request.headers.get("if-none-match"), etag):
+            transfer.complete = True
+            return 304, None
+        wanted = None
+        if d.if_range_matches(request.headers.get("if-range"), etag):
+            try:
+                wanted = d.parse_range(request.headers.get("range"), f.size)
+            except FileRestoreError:
+                headers["Content-Range"] = f"bytes */{f.size}"
+                raise
+        if wanted is None:
+            headers["Content-Length"] = str(f.size)
+            transfer.sha256 = hashlib.sha256()
+            return 200, f.read_range()
+        headers["Content-Range"] = wanted.content_range(f.size)
+        headers["Content-Length"] = str(wanted.length)
+        transfer.detail = f"range {wanted.start}-{wanted.end - 1}"
+        return 206, f.read_range(wanted.start, wanted.end)
+
+    try:
+        status, chunks = await run_in_threadpool(prepare)
+    except BaseException as exc:
+        await transfer.release()
+        if isinstance(exc, FileRestoreError) and "Content-Range" in headers:
+            exc.headers = {"Content-Range": headers["Content-Range"]}  # type: ignore[attr-defined]
+        raise
+    if chunks is None:
+        await transfer.release()
+        return Response(status_code=status, headers=_not_modified(headers))
+    media = headers.pop("Content-Type")
+    return d.HeldStreamingResponse(
+        _body(transfer, chunks), transfer.release, status, headers, media_type=media
+    )
+
+
+def _not_modified(headers: dict[str, str]) -> dict[str, str]:
+    return {k: v for k, v in headers.items() if k in ("ETag", "Cache-Control")}
+
+
+@router.get("/{mount_id}/download-directory", responses=DOWNLOAD_ERRORS)
+async def download_directory(
+    mount_id: str,
+    request: Request,
+    who: Caller,
+    path: Annotated[
+        list[str],
+        Query(description="One or several guest paths (percent-encoded bytes).", max_length=1000),
+    ],
+    format: ArchiveFormat = ArchiveFormat.ZIP,
+) -> Response:
+    st = app_state(request)
+    guests = request_paths(request)
+    opened = await run_in_threadpool(st.backend.opened, mount_id, who)
+    transfer = _Transfer(st, opened, who, "archive")
+    transfer.path = ", ".join(display(g) for g in guests)[:4000]
+    transfer.detail = f"format {format.value}"
+
+    def prepare() -> Iterator[bytes]:
+        stack = transfer.open()
+        return archive_stream(stack.fs, guests, format)
+
+    try:
+        chunks = await run_in_threadpool(prepare)
+    except BaseException:
+        await transfer.release()
+        raise
+    headers = {
+        **SECURITY_HEADERS,
+        "Content-Disposition": d.content_disposition(archive_filename(guests, format)),
+    }
+    return d.HeldStreamingResponse(
+        _body(transfer, chunks), transfer.release, 200, headers, media_type=format.media_type
+    )

@@ -1,0 +1,28 @@
+"""What one worker process's application holds: settings, database, backend, metrics."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from starlette.requests import Request
+
+from filerestore.api.backend import Backend
+from filerestore.api.housekeeping import CleanupWorker
+from filerestore.api.metrics import Metrics
+from filerestore.db.engine import Database
+from filerestore.settings import Settings
+
+
+@dataclass
+class AppState:
+    settings: Settings
+    db: Database
+    backend: Backend
+    metrics: Metrics
+    cleanup: CleanupWorker
+
+
+def app_state(request: Request) -> AppState:
+    state = request.app.state.filerestore
+    assert isinstance(state, AppState)
+    return state

@@ -1,0 +1,129 @@
+"""One real server for the API tests, over a repository holding two backups:
+
+- ``ext4``: the restore tests' ext4 image (standard tree with the 5 GiB sparse file and a
+  10,000-entry directory, verified against its tree by a kernel loop mount) as an
+  uncompressed qcow2 made by qemu-img;
+- ``demo full`` and ``demo incr``: the demo repository built by scripts/build_demo.py (GPT
+  with ext4 and NTFS partitions, and an incremental), so a mount without a volume is
+  ambiguous.
+
+Expected values come from the source trees on the host, never from the server.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from filerestore.api import catalog_ops
+from filerestore.api.tokens import create_token
+from filerestore.db.engine import Database
+from filerestore.db.migrate import ensure_schema
+from filerestore.settings import load_settings
+from tests.api.server import ROOT, Server
+from tests.imagebuild.cache import cached
+from tests.imagebuild.qcow import to_qcow2
+from tests.restore.conftest import Source, restore_image, restore_tree
+
+API = "/api/v1"
+TOKEN_NAMES = ("admin", "alice", "bob", "carol", "dave")
+
+
+def demo_repo() -> Path:
+    def build(tmp: Path) -> None:
+        sys.path.insert(0, str(ROOT / "scripts"))
+        try:
+            import build_demo  # type: ignore[import-not-found]
+        finally:
+            sys.path.pop(0)
+        build_demo.main(tmp)
+
+    return cached("api-demo-repo", {"demo": 1}, build, "d")
+
+
+def _link(src: Path, dst: Path) -> None:
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.link(src, dst)
+    except OSError:
+        dst.symlink_to(src)
+
+
+@dataclass
+class Env:
+    server: Server
+    tokens: dict[str, str]
+    backups: dict[str, int]
+    source: Source
+    demo: Path
+    state_dir: Path
+    repo: Path
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    def client(self, who: str | None = "alice", **kw: object) -> httpx.Client:
+        headers = {"Authorization": f"Bearer {self.tokens[who]}"} if who else {}
+        return httpx.Client(base_url=self.url, headers=headers, timeout=120, **kw)  # type: ignore[arg-type]
+
+    def mount(self, who: str = "alice", backup: str = "ext4", volume: str | None = None) -> str:
+        with self.client(who) as c:
+            r = c.post(
+                f"{API}/restore/mount", json={"backup_id": self.backups[backup], "volume": volume}
+            )
+            assert r.status_code == 201, r.text
+            return str(r.json()["mount_id"])
+
+
+@pytest.fixture(scope="session")
+def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
+    source = Source(restore_tree(), restore_image())
+    qcow = to_qcow2(source.image, "api-ext4")
+    demo = demo_repo()
+    base = tmp_path_factory.mktemp("api")
+    # the repository sits beside the image cache so the images can be hard links
+    repo = ROOT / ".cache" / "api-repos" / f"{os.getpid()}-{base.name}"
+    _link(qcow, repo / "srv1" / "disk0.qcow2")
+    for name in ("disk0-full.qcow2", "disk0-incr1.qcow2"):
+        _link(demo / "web01" / name, repo / "web01" / name)
+    state_dir = base / "state"
+    settings = load_settings(state_dir=state_dir)
+    state_dir.mkdir()
+    db = Database(settings.effective_database_url)
+    ensure_schema(db)
+    catalog_ops.add_repository(db, "main", str(repo))
+    backups = {
+        "ext4": catalog_ops.register(db, "main", "srv1/disk0.qcow2", "srv1", "disk0").id,
+        "demo-full": catalog_ops.register(db, "main", "web01/disk0-full.qcow2", "web01", "d").id,
+        "demo-incr": catalog_ops.register(db, "main", "web01/disk0-incr1.qcow2", "web01", "d").id,
+    }
+    tokens = {n: create_token(db, n, admin=n == "admin")[1] for n in TOKEN_NAMES}
+    db.dispose()
+    env = {
+        "FILERESTORE_STATE_DIR": str(state_dir),
+        "FILERESTORE_MAX_SESSIONS": "32",
+        "FILERESTORE_MAX_DOWNLOADS_PER_SESSION": "8",
+        "FILERESTORE_CLEANUP_INTERVAL": "1",
+    }
+    env.pop("FILERESTORE_DATABASE_URL", None)
+    server = Server(env, workers=2, log=base / "server.log").start()
+    try:
+        yield Env(server, tokens, backups, source, demo, state_dir, repo)
+    finally:
+        server.stop()
+        shutil.rmtree(repo, ignore_errors=True)
+        print((base / "server.log").read_text()[-3000:])
+
+
+@pytest.fixture(scope="session")
+def ext4_mount(api: Env) -> str:
+    """alice's session on the ext4 backup."""
+    return api.mount("alice")
