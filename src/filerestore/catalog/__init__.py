@@ -1,0 +1,37 @@
+"""The backup catalog: repositories (local directories or mounted shares) and their backups."""
+
+from filerestore.catalog.backups import (
+    BackupInfo,
+    get_backup,
+    list_backups,
+    locate_backup,
+    register_backup,
+)
+from filerestore.catalog.repositories import (
+    Availability,
+    RepositoryInfo,
+    add_repository,
+    check_availability,
+    get_repository,
+    list_repositories,
+    sync_configured,
+)
+from filerestore.catalog.scan import ScanReport, scan_all, scan_repository
+
+__all__ = [
+    "Availability",
+    "BackupInfo",
+    "RepositoryInfo",
+    "ScanReport",
+    "add_repository",
+    "check_availability",
+    "get_backup",
+    "get_repository",
+    "list_backups",
+    "list_repositories",
+    "locate_backup",
+    "register_backup",
+    "scan_all",
+    "scan_repository",
+    "sync_configured",
+]

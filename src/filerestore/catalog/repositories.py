@@ -1,0 +1,151 @@
+"""Backup repositories: add, list, look up, and whether one can be read right now.
+
+An NFS or CIFS repository is a share the host mounts at the repository's root. When the
+share is not mounted, the root is an empty directory of the host's own filesystem: reading
+it would report every backup as gone. So before reading, the root must be a mount point of
+the expected type; otherwise the repository is *unavailable*, which is not the same as empty.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from filerestore.catalog.mountinfo import SHARE_FSTYPES, MountEntry, mount_at, read_mountinfo
+from filerestore.db.engine import Database
+from filerestore.db.models import Repository
+from filerestore.errors import (
+    InvalidRepositoryError,
+    RepositoryExistsError,
+    RepositoryNotFoundError,
+    RepositoryUnavailableError,
+)
+from filerestore.settings import RepositoryConfig
+
+KINDS = ("local", "nfs", "cifs")
+
+
+@dataclass(frozen=True)
+class RepositoryInfo:
+    id: int
+    name: str
+    kind: str
+    root_path: str
+    mount_source: str | None
+    enabled: bool
+    created_at: datetime
+
+    @classmethod
+    def of(cls, row: Repository) -> RepositoryInfo:
+        return cls(
+            row.id, row.name, row.kind, row.root_path, row.mount_source, row.enabled, row.created_at
+        )
+
+
+@dataclass(frozen=True)
+class Availability:
+    available: bool
+    reason: str = ""
+
+    @property
+    def status(self) -> str:
+        return "available" if self.available else "unavailable"
+
+
+def check_availability(
+    kind: str,
+    root: str | os.PathLike[str],
+    mounts: list[MountEntry] | None = None,
+    fstypes: Iterable[str] | None = None,
+) -> Availability:
+    """Whether ``root`` can be read as a repository of ``kind``.
+
+    ``fstypes`` overrides the filesystem types accepted for a share (tests use a tmpfs
+    mount as the stand-in for an NFS share).
+    """
+    path = Path(root)
+    if kind in SHARE_FSTYPES:
+        entry = mount_at(path, read_mountinfo() if mounts is None else mounts)
+        expected = frozenset(fstypes) if fstypes is not None else SHARE_FSTYPES[kind]
+        if entry is None:
+            return Availability(False, f"{kind} share is not mounted at {path}")
+        if entry.fstype not in expected:
+            return Availability(
+                False,
+                f"{path} is mounted as {entry.fstype}, not {kind} ({'/'.join(sorted(expected))})",
+            )
+    if not path.is_dir():
+        return Availability(False, f"repository root is not a directory: {path}")
+    if not os.access(path, os.R_OK | os.X_OK):
+        return Availability(False, f"repository root is not readable: {path}")
+    return Availability(True)
+
+
+def require_available(repo: RepositoryInfo) -> None:
+    availability = check_availability(repo.kind, repo.root_path)
+    if not availability.available:
+        raise RepositoryUnavailableError(f"repository {repo.name!r}: {availability.reason}")
+
+
+def add_repository(
+    db: Database, name: str, root: str | os.PathLike[str], kind: str = "local"
+) -> RepositoryInfo:
+    """Add a repository. A share must be mounted when it is added (its source is recorded)."""
+    if kind not in KINDS:
+        raise InvalidRepositoryError(
+            f"unknown repository kind {kind!r} (one of {', '.join(KINDS)})"
+        )
+    if not name or "/" in name or name != name.strip():
+        raise InvalidRepositoryError(f"invalid repository name {name!r}")
+    path = Path(root).absolute()
+    source = None
+    if kind in SHARE_FSTYPES:
+        availability = check_availability(kind, path)
+        if not availability.available:
+            raise RepositoryUnavailableError(
+                f"cannot add repository {name!r}: {availability.reason}"
+            )
+        entry = mount_at(path, read_mountinfo())
+        source = entry.source if entry else None
+    elif not path.is_dir():
+        raise InvalidRepositoryError(f"repository root is not a directory: {path}")
+    row = Repository(name=name, kind=kind, root_path=str(path), mount_source=source, enabled=True)
+    try:
+        with db.write() as session:
+            if session.scalar(select(Repository.id).where(Repository.name == name)) is not None:
+                raise RepositoryExistsError(f"a repository named {name!r} already exists")
+            session.add(row)
+    except IntegrityError as exc:  # a concurrent add of the same name won the race
+        raise RepositoryExistsError(f"a repository named {name!r} already exists") from exc
+    return RepositoryInfo.of(row)
+
+
+def list_repositories(db: Database) -> list[RepositoryInfo]:
+    with db.read() as session:
+        rows = session.scalars(select(Repository).order_by(Repository.name)).all()
+        return [RepositoryInfo.of(r) for r in rows]
+
+
+def get_repository(db: Database, name: str) -> RepositoryInfo:
+    with db.read() as session:
+        row = session.scalar(select(Repository).where(Repository.name == name))
+        if row is None:
+            raise RepositoryNotFoundError(f"no repository named {name!r}")
+        return RepositoryInfo.of(row)
+
+
+def sync_configured(db: Database, configured: list[RepositoryConfig]) -> list[str]:
+    """Add the settings file's repositories that the catalog lacks; names of those added."""
+    known = {r.name for r in list_repositories(db)}
+    added = []
+    for repo in configured:
+        if repo.name not in known:
+            add_repository(db, repo.name, repo.path, repo.kind)
+            added.append(repo.name)
+    return added

@@ -1,0 +1,36 @@
+"""Resource figures for a status endpoint: sessions against the limit, readers, memory."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from filerestore.restore.sessions import SessionManager
+
+
+@dataclass(frozen=True)
+class ResourceFigures:
+    sessions_used: int
+    sessions_limit: int
+    #: reader stacks opened by this process (idle in the pool or in use)
+    open_readers: int
+    downloads_in_progress: int
+    #: resident set size of this process, in bytes
+    rss_bytes: int
+
+
+def process_rss() -> int:
+    # /proc/self/statm field 2: resident pages
+    resident = int(Path("/proc/self/statm").read_text().split()[1])
+    return resident * os.sysconf("SC_PAGE_SIZE")
+
+
+def resource_figures(manager: SessionManager) -> ResourceFigures:
+    return ResourceFigures(
+        sessions_used=manager.live_count(),
+        sessions_limit=manager.settings.max_sessions,
+        open_readers=manager.readers.open_count(),
+        downloads_in_progress=manager.downloads_in_progress(),
+        rss_bytes=process_rss(),
+    )
