@@ -22,7 +22,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from filerestore.api import catalog_ops
+from filerestore import catalog
 from filerestore.api.tokens import create_token
 from filerestore.db.engine import Database
 from filerestore.db.migrate import ensure_schema
@@ -99,11 +99,15 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
     state_dir.mkdir()
     db = Database(settings.effective_database_url)
     ensure_schema(db)
-    catalog_ops.add_repository(db, "main", str(repo))
+    catalog.add_repository(db, "main", repo)
+
+    def register(rel: str, vm: str) -> int:
+        return catalog.register_backup(db, "main", rel, vm_name=vm, disk_name="disk0").id
+
     backups = {
-        "ext4": catalog_ops.register(db, "main", "srv1/disk0.qcow2", "srv1", "disk0").id,
-        "demo-full": catalog_ops.register(db, "main", "web01/disk0-full.qcow2", "web01", "d").id,
-        "demo-incr": catalog_ops.register(db, "main", "web01/disk0-incr1.qcow2", "web01", "d").id,
+        "ext4": register("srv1/disk0.qcow2", "srv1"),
+        "demo-full": register("web01/disk0-full.qcow2", "web01"),
+        "demo-incr": register("web01/disk0-incr1.qcow2", "web01"),
     }
     tokens = {n: create_token(db, n, admin=n == "admin")[1] for n in TOKEN_NAMES}
     db.dispose()

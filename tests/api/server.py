@@ -46,9 +46,9 @@ class Server:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"server exited with {self.proc.returncode}; see {self.log}")
             try:
-                if httpx.get(self.url + "/health", timeout=2).status_code == 200:
-                    if len(self.worker_pids()) >= self.workers:
-                        return self
+                up = httpx.get(self.url + "/health", timeout=2).status_code == 200
+                if up and len(self.worker_pids()) >= self.workers:
+                    return self
             except httpx.TransportError:
                 pass
             time.sleep(0.2)

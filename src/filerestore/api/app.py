@@ -22,11 +22,12 @@ from filerestore.api import errors, routes_catalog, routes_download, routes_rest
 from filerestore.api import schemas as s
 from filerestore.api.auth import Caller
 from filerestore.api.backend import Backend
-from filerestore.api.housekeeping import CleanupWorker
 from filerestore.api.metrics import CONTENT_TYPE_LATEST, Metrics
 from filerestore.api.state import AppState, app_state
 from filerestore.db.engine import Database
 from filerestore.db.migrate import ensure_schema
+from filerestore.restore.cleanup import CleanupService
+from filerestore.restore.sessions import SessionManager
 from filerestore.settings import Settings, load_settings
 
 PREFIX = "/api/v1"
@@ -40,7 +41,7 @@ async def health(request: Request) -> s.HealthOut:
     """Unauthenticated liveness: the worker answers and reaches its database."""
     st = app_state(request)
     try:
-        await run_in_threadpool(st.backend.live_sessions)
+        await run_in_threadpool(st.backend.manager.live_count)
         ok = True
     except Exception:
         ok = False
@@ -97,8 +98,8 @@ class AccessLog:
 def create_app(settings: Settings | None = None, *, cleanup: bool = True) -> FastAPI:
     settings = settings or load_settings()
     db = Database(settings.effective_database_url, settings.db_busy_timeout)
-    backend = Backend(db, settings)
-    state = AppState(settings, db, backend, Metrics(), CleanupWorker(backend))
+    manager = SessionManager(db, settings)
+    state = AppState(settings, db, Backend(manager), Metrics(), CleanupService(manager))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -108,6 +109,7 @@ def create_app(settings: Settings | None = None, *, cleanup: bool = True) -> Fas
             yield
         finally:
             state.cleanup.stop()
+            manager.readers.close_all()
             db.dispose()
 
     settings.state_dir.expanduser().mkdir(parents=True, exist_ok=True)

@@ -17,11 +17,16 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from filerestore.api import catalog_ops
+from filerestore import catalog
 from filerestore.api.tokens import create_token, revoke_token
 from filerestore.db.engine import Database
 from filerestore.db.migrate import ensure_schema
-from filerestore.errors import MissingExtraError, TokenExistsError, TokenNotFoundError
+from filerestore.errors import (
+    MissingExtraError,
+    RepositoryExistsError,
+    TokenExistsError,
+    TokenNotFoundError,
+)
 from filerestore.settings import Settings
 
 DEMO_REPO_ENV = "FILERESTORE_DEMO_REPO"
@@ -61,8 +66,12 @@ def prepare_demo(settings: Settings) -> Demo:
     db = Database(settings.effective_database_url, settings.db_busy_timeout)
     try:
         ensure_schema(db)
-        catalog_ops.add_repository(db, "demo", str(repo))
-        ids = [catalog_ops.register(db, "demo", rel, "web01", "disk0").id for rel in BACKUPS]
+        with contextlib.suppress(RepositoryExistsError):
+            catalog.add_repository(db, "demo", repo)
+        ids = [
+            catalog.register_backup(db, "demo", rel, vm_name="web01", disk_name="disk0").id
+            for rel in BACKUPS
+        ]
         with contextlib.suppress(TokenNotFoundError):
             revoke_token(db, "demo-admin")
         name = "demo-admin"

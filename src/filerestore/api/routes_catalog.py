@@ -5,23 +5,24 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 
-from filerestore.api import catalog_ops as c
+from filerestore import catalog
 from filerestore.api import schemas as s
 from filerestore.api.auth import Admin, Caller
 from filerestore.api.routes_restore import ERRORS
 from filerestore.api.state import app_state
-from filerestore.db.models import Backup, Repository
+from filerestore.catalog import BackupInfo
 from filerestore.errors import FileRestoreError
 from filerestore.restore import audit
 from filerestore.restore.stack import describe_image
 
 router = APIRouter(tags=["catalog"])
+MAX_CHAIN = 256
 
 
-def backup_out(b: Backup, repo: Repository) -> s.BackupOut:
+def backup_out(b: BackupInfo) -> s.BackupOut:
     return s.BackupOut(
         id=b.id,
-        repository=repo.name,
+        repository=b.repository,
         path=b.path,
         vm_name=b.vm_name,
         disk_name=b.disk_name,
@@ -30,7 +31,7 @@ def backup_out(b: Backup, repo: Repository) -> s.BackupOut:
         virtual_size=b.virtual_size,
         created_at=b.created_at,
         registered_at=b.registered_at,
-        status=c.image_status(b, repo),
+        status=b.status,
     )
 
 
@@ -39,22 +40,25 @@ async def backups(
     request: Request, who: Caller, vm: str | None = None, repository: str | None = None
 ) -> s.BackupListOut:
     db = app_state(request).db
-    rows = await run_in_threadpool(c.backups, db, vm, repository)
-    return s.BackupListOut(backups=[backup_out(b, r) for b, r in rows])
+    rows = await run_in_threadpool(catalog.list_backups, db, repository)
+    return s.BackupListOut(backups=[backup_out(b) for b in rows if vm is None or b.vm_name == vm])
 
 
 @router.get("/backups/{backup_id}", response_model=s.BackupDetailOut, responses=ERRORS)
 async def backup(backup_id: int, request: Request, who: Caller) -> s.BackupDetailOut:
+    """A backup with its backing chain (top first) and its volumes."""
     st = app_state(request)
 
     def work() -> s.BackupDetailOut:
-        rows = c.chain(st.db, backup_id)
-        b, repo = rows[0]
+        chain = [catalog.get_backup(st.db, backup_id)]
+        while chain[-1].parent_backup_id is not None and len(chain) < MAX_CHAIN:
+            chain.append(catalog.get_backup(st.db, chain[-1].parent_backup_id))
+        top = chain[0]
         volumes: list[s.VolumeOut] = []
-        if c.image_status(b, repo) == "available":
+        if top.status == "available":
             description = describe_image(
-                f"{repo.root_path}/{b.path}",
-                repository=repo.root_path,
+                top.image_path,
+                repository=top.repository_root,
                 max_chain_depth=st.settings.max_chain_depth,
             )
             volumes = [
@@ -62,8 +66,8 @@ async def backup(backup_id: int, request: Request, who: Caller) -> s.BackupDetai
                 for v in description.volumes
             ]
         return s.BackupDetailOut(
-            **backup_out(b, repo).model_dump(),
-            chain=[backup_out(x, r) for x, r in rows],
+            **backup_out(top).model_dump(),
+            chain=[backup_out(x) for x in chain],
             volumes=volumes,
         )
 
@@ -72,18 +76,19 @@ async def backup(backup_id: int, request: Request, who: Caller) -> s.BackupDetai
 
 @router.post("/backups", status_code=201, response_model=s.BackupOut, responses=ERRORS)
 async def register_backup(body: s.BackupRegister, request: Request, who: Admin) -> s.BackupOut:
+    """Register one image of a repository (admin tokens only)."""
     st = app_state(request)
 
     def work() -> s.BackupOut:
-        row = c.register(
+        info = catalog.register_backup(
             st.db,
             body.repository,
             body.path,
-            body.vm_name,
-            body.disk_name,
-            st.settings.max_chain_depth,
+            vm_name=body.vm_name,
+            disk_name=body.disk_name,
+            max_chain_depth=st.settings.max_chain_depth,
         )
-        return backup_out(*c.backup(st.db, row.id))
+        return backup_out(info)
 
     try:
         out = await run_in_threadpool(work)
@@ -106,17 +111,21 @@ async def register_backup(body: s.BackupRegister, request: Request, who: Admin) 
 
 @router.get("/repositories", response_model=s.RepositoryListOut, responses=ERRORS)
 async def repositories(request: Request, who: Caller) -> s.RepositoryListOut:
-    rows = await run_in_threadpool(c.repositories, app_state(request).db)
-    return s.RepositoryListOut(
-        repositories=[
-            s.RepositoryOut(
-                name=r.name,
-                kind=r.kind,
-                root_path=r.root_path,
-                enabled=r.enabled,
-                available=c.repository_available(r),
-                created_at=r.created_at,
+    def work() -> s.RepositoryListOut:
+        out = []
+        for r in catalog.list_repositories(app_state(request).db):
+            availability = catalog.check_availability(r.kind, r.root_path)
+            out.append(
+                s.RepositoryOut(
+                    name=r.name,
+                    kind=r.kind,
+                    root_path=r.root_path,
+                    enabled=r.enabled,
+                    available=availability.available,
+                    reason=availability.reason or None,
+                    created_at=r.created_at,
+                )
             )
-            for r in rows
-        ]
-    )
+        return s.RepositoryListOut(repositories=out)
+
+    return await run_in_threadpool(work)

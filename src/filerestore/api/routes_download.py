@@ -20,7 +20,7 @@ from starlette.concurrency import run_in_threadpool
 
 from filerestore.api import downloads as d
 from filerestore.api.auth import Caller
-from filerestore.api.backend import Opened, Principal
+from filerestore.api.backend import Principal, Transfer
 from filerestore.api.content_types import SNIFF_BYTES, content_type
 from filerestore.api.paths import display, request_path, request_paths
 from filerestore.api.routes_restore import ERRORS, PathParam
@@ -29,6 +29,7 @@ from filerestore.errors import FileRestoreError
 from filerestore.restore import audit
 from filerestore.restore.archive import ArchiveFormat, archive_filename, archive_stream
 from filerestore.restore.file_data import open_file
+from filerestore.restore.sessions import Session
 from filerestore.restore.stack import Stack
 
 router = APIRouter(prefix="/restore", tags=["download"])
@@ -42,13 +43,13 @@ SECURITY_HEADERS = {
 }
 
 
-class _Transfer:
-    """One download's stack, hold and tally, given back exactly once."""
+class _Download:
+    """One download's stack and hold (a :class:`Transfer`), its tally and its audit event;
+    given back exactly once, when the response ends."""
 
-    def __init__(self, st: AppState, opened: Opened, who: Principal, kind: str) -> None:
-        self.st, self.opened, self.who, self.kind = st, opened, who, kind
-        self.stack: Stack | None = None
-        self.hold_id: int | None = None
+    def __init__(self, st: AppState, session: Session, who: Principal, kind: str) -> None:
+        self.st, self.session, self.who, self.kind = st, session, who, kind
+        self.transfer: Transfer | None = None
         self.sent = 0
         self.complete = False
         self.sha256: hashlib._Hash | None = None
@@ -56,20 +57,15 @@ class _Transfer:
         self.detail: str | None = None
 
     def open(self) -> Stack:
-        self.stack = self.st.backend.acquire(self.opened)
-        self.hold_id = self.st.backend.hold(self.opened.mount.id)
+        self.transfer = self.st.backend.transfer(self.session, self.who)
         self.st.metrics.downloads.inc()
-        return self.stack
+        return self.transfer.stack
 
     def close(self) -> None:
-        backend = self.st.backend
-        if self.hold_id is not None:
+        if self.transfer is not None:
             self.st.metrics.downloads.dec()
-            backend.release(self.hold_id)
-            self.hold_id = None
-        if self.stack is not None:
-            backend.stacks.give_back(self.opened.mount.id, self.stack, reusable=self.complete)
-            self.stack = None
+            self.transfer.close()
+            self.transfer = None
         self.st.metrics.bytes_sent.labels(kind=self.kind).inc(self.sent)
         detail = self.detail
         if self.sha256 is not None and self.complete:
@@ -79,8 +75,8 @@ class _Transfer:
             self.who.actor,
             self.kind,
             "ok" if self.complete else "incomplete",
-            backup_id=self.opened.mount.backup_id,
-            mount_id=self.opened.mount.id,
+            backup_id=self.session.backup_id,
+            mount_id=self.session.mount_id,
             path=self.path,
             size=self.sent,
             detail=detail,
@@ -98,7 +94,7 @@ class _Transfer:
         await run_in_threadpool(self.close)
 
 
-async def _body(transfer: _Transfer, chunks: Iterator[bytes]) -> AsyncIterator[bytes]:
+async def _body(transfer: _Download, chunks: Iterator[bytes]) -> AsyncIterator[bytes]:
     try:
         async for chunk in d.threaded(transfer.counted(chunks)):
             yield chunk
@@ -112,8 +108,8 @@ async def _body(transfer: _Transfer, chunks: Iterator[bytes]) -> AsyncIterator[b
 async def download(mount_id: str, request: Request, who: Caller, path: PathParam) -> Response:
     st = app_state(request)
     guest = request_path(request, default=None)
-    opened = await run_in_threadpool(st.backend.opened, mount_id, who)
-    transfer = _Transfer(st, opened, who, "download")
+    session = await run_in_threadpool(st.backend.opened, mount_id, who)
+    transfer = _Download(st, session, who, "download")
     transfer.path = guest
     headers = dict(SECURITY_HEADERS)
 
@@ -121,7 +117,7 @@ async def download(mount_id: str, request: Request, who: Caller, path: PathParam
         stack = transfer.open()
         f = open_file(stack.fs, guest)
         head = f.reader.read_at(0, min(SNIFF_BYTES, f.size))
-        etag = d.strong_etag(opened.mount.backup_id, opened.mount.volume, f.entry)
+        etag = d.strong_etag(session.backup_id, session.volume, f.entry)
         headers.update(
             {
                 "ETag": etag,
@@ -182,8 +178,8 @@ async def download_directory(
 ) -> Response:
     st = app_state(request)
     guests = request_paths(request)
-    opened = await run_in_threadpool(st.backend.opened, mount_id, who)
-    transfer = _Transfer(st, opened, who, "archive")
+    session = await run_in_threadpool(st.backend.opened, mount_id, who)
+    transfer = _Download(st, session, who, "archive")
     transfer.path = ", ".join(display(g) for g in guests)[:4000]
     transfer.detail = f"format {format.value}"
 

@@ -15,13 +15,9 @@ from starlette.concurrency import run_in_threadpool
 from filerestore.api import schemas as s
 from filerestore.api.auth import Caller
 from filerestore.api.content_types import SNIFF_BYTES, content_type
-from filerestore.api.housekeeping import rss_bytes
 from filerestore.api.paths import display, request_path
 from filerestore.api.state import app_state
-from filerestore.db.models import RestoreMount
-from filerestore.errors import FileRestoreError
 from filerestore.fs.entry import EntryKind
-from filerestore.restore import audit
 from filerestore.restore.browse import (
     DEFAULT_PAGE_LIMIT,
     DEFAULT_WALK_DEPTH,
@@ -31,6 +27,8 @@ from filerestore.restore.browse import (
     list_page,
     walk_page,
 )
+from filerestore.restore.resources import resource_figures
+from filerestore.restore.sessions import Session
 
 router = APIRouter(prefix="/restore", tags=["restore"])
 
@@ -46,44 +44,31 @@ PathParam = Annotated[
 ]
 
 
-def mount_out(row: RestoreMount) -> s.MountOut:
+def mount_out(session: Session) -> s.MountOut:
     return s.MountOut(
-        mount_id=row.id,
-        backup_id=row.backup_id,
-        volume=row.volume,
-        mount_path=row.mount_path,
-        nbd_device=row.nbd_device,
-        filesystem_type=row.filesystem_type,
-        status=row.status,
-        error=row.error,
-        owner=row.owner,
-        created_at=row.created_at,
-        last_accessed_at=row.last_accessed_at,
-        expires_at=row.expires_at,
+        mount_id=session.mount_id,
+        backup_id=session.backup_id,
+        volume=session.volume,
+        mount_path=session.mount_path,
+        nbd_device=session.nbd_device,
+        filesystem_type=session.filesystem_type,
+        status=session.status,
+        error=session.error,
+        owner=session.owner,
+        created_at=session.created_at,
+        last_accessed_at=session.last_accessed_at,
+        expires_at=session.expires_at,
+        downloads=session.downloads,
     )
 
 
 @router.post("/mount", status_code=201, response_model=s.MountOut, responses=ERRORS)
 async def mount(body: s.MountRequest, request: Request, who: Caller) -> s.MountOut:
+    """Open a backup (the session layer writes the mount's audit event)."""
     st = app_state(request)
-    try:
-        row = await run_in_threadpool(st.backend.mount, body.backup_id, body.volume, who)
-    except FileRestoreError as exc:
-        await run_in_threadpool(
-            audit.record,
-            st.db,
-            who.actor,
-            "mount",
-            "failed",
-            backup_id=body.backup_id,
-            detail=f"{exc.code}: {exc}",
-        )
-        raise
+    session = await run_in_threadpool(st.backend.mount, body.backup_id, body.volume, who)
     st.metrics.mounts.inc()
-    await run_in_threadpool(
-        audit.record, st.db, who.actor, "mount", "ok", backup_id=row.backup_id, mount_id=row.id
-    )
-    return mount_out(row)
+    return mount_out(session)
 
 
 @router.get("/mounts", response_model=s.MountListOut, responses=ERRORS)
@@ -94,40 +79,36 @@ async def mounts(request: Request, who: Caller) -> s.MountListOut:
 
 @router.get("/resources", response_model=s.ResourcesOut, responses=ERRORS)
 async def resources(request: Request, who: Caller) -> s.ResourcesOut:
-    st = app_state(request)
-    used = await run_in_threadpool(st.backend.live_sessions)
+    figures = await run_in_threadpool(resource_figures, app_state(request).backend.manager)
     return s.ResourcesOut(
-        sessions_used=used,
-        sessions_limit=st.settings.max_sessions,
-        downloads_in_progress=st.backend.downloads,
-        readers_open=st.backend.stacks.open_count,
-        memory_rss_bytes=rss_bytes(),
+        sessions_used=figures.sessions_used,
+        sessions_limit=figures.sessions_limit,
+        downloads_in_progress=figures.downloads_in_progress,
+        readers_open=figures.open_readers,
+        memory_rss_bytes=figures.rss_bytes,
         worker_pid=os.getpid(),
     )
 
 
 @router.get("/cleanup-status", response_model=s.CleanupStatusOut, responses=ERRORS)
 async def cleanup_status(request: Request, who: Caller) -> s.CleanupStatusOut:
-    state = app_state(request).cleanup.state
-    with state.lock:
-        return s.CleanupStatusOut(
-            running=state.running,
-            interval_seconds=state.interval,
-            last_run=state.last_run,
-            next_run=state.next_run,
-            sessions_cleaned=state.sessions_cleaned,
-            failures=state.failures,
-            last_error=state.last_error,
-        )
+    status = app_state(request).cleanup.status()
+    return s.CleanupStatusOut(
+        running=status.running,
+        interval_seconds=status.interval,
+        last_run=status.last_run,
+        next_run=status.next_run,
+        runs=status.runs,
+        sessions_cleaned=status.cleaned,
+        failures=status.failures,
+        last_error=status.last_error,
+    )
 
 
 @router.delete("/{mount_id}", status_code=204, responses=ERRORS)
 async def unmount(mount_id: str, request: Request, who: Caller) -> Response:
-    st = app_state(request)
-    row = await run_in_threadpool(st.backend.unmount, mount_id, who)
-    await run_in_threadpool(
-        audit.record, st.db, who.actor, "unmount", "ok", backup_id=row.backup_id, mount_id=row.id
-    )
+    """End a session (409 while a download holds it)."""
+    await run_in_threadpool(app_state(request).backend.unmount, mount_id, who)
     return Response(status_code=204)
 
 
@@ -146,10 +127,10 @@ async def files(
 ) -> s.ListingOut:
     st = app_state(request)
     guest = request_path(request)
-    opened = await run_in_threadpool(st.backend.opened, mount_id, who)
+    await run_in_threadpool(st.backend.opened, mount_id, who)
 
     def work() -> s.ListingOut:
-        with st.backend.stack(opened) as stack:
+        with st.backend.manager.stack(mount_id) as stack:
             if recursive:
                 page = walk_page(stack.fs, guest, cursor, limit, depth)
             else:
@@ -172,10 +153,10 @@ async def file_info(
 ) -> s.FileInfoOut:
     st = app_state(request)
     guest = request_path(request)
-    opened = await run_in_threadpool(st.backend.opened, mount_id, who)
+    await run_in_threadpool(st.backend.opened, mount_id, who)
 
     def work() -> s.FileInfoOut:
-        with st.backend.stack(opened) as stack:
+        with st.backend.manager.stack(mount_id) as stack:
             entry = stack.fs.stat(guest, follow_symlinks=False)
             media = None
             if entry.kind is EntryKind.FILE:

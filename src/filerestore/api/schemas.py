@@ -99,6 +99,7 @@ class MountOut(BaseModel):
     created_at: datetime
     last_accessed_at: datetime | None = None
     expires_at: datetime
+    downloads: int = Field(default=0, description="Downloads of this session in progress.")
 
 
 class MountListOut(BaseModel):
@@ -119,6 +120,7 @@ class CleanupStatusOut(BaseModel):
     interval_seconds: float
     last_run: datetime | None
     next_run: datetime | None
+    runs: int
     sessions_cleaned: int
     failures: int
     last_error: str | None = None
@@ -173,6 +175,7 @@ class RepositoryOut(BaseModel):
     root_path: str
     enabled: bool
     available: bool
+    reason: str | None = None
     created_at: datetime | None = None
 
 

@@ -1,4 +1,4 @@
-"""What one worker process's application holds: settings, database, backend, metrics."""
+"""What one worker process's application holds: settings, database, sessions, metrics."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from starlette.requests import Request
 
 from filerestore.api.backend import Backend
-from filerestore.api.housekeeping import CleanupWorker
 from filerestore.api.metrics import Metrics
 from filerestore.db.engine import Database
+from filerestore.restore.cleanup import CleanupService
 from filerestore.settings import Settings
 
 
@@ -19,7 +19,7 @@ class AppState:
     db: Database
     backend: Backend
     metrics: Metrics
-    cleanup: CleanupWorker
+    cleanup: CleanupService
 
 
 def app_state(request: Request) -> AppState:
