@@ -21,6 +21,7 @@ from __future__ import annotations
 import bisect
 import contextlib
 import dataclasses
+import io
 import struct
 import threading
 import zlib
@@ -53,6 +54,64 @@ BtrfsNode = Any  # a dissect.btrfs INode
 
 def detect(reader: Reader) -> str | None:
     return "btrfs" if reader.read_at(MAGIC_OFFSET, 8) == BTRFS_MAGIC else None
+
+
+# dissect.btrfs trusts every node it reads: a corrupt node count or a node that points to
+# itself makes its searches loop for ever. Metadata is checked here before dissect sees it.
+CSUM_CRC32C = 0
+NODE_HEADER_SIZE = 101
+KEY_PTR_SIZE = 33
+MAX_LEVEL = 8  # BTRFS_MAX_LEVEL
+
+
+def check_superblock(sb: bytes) -> None:
+    """Refuse a superblock whose checksum or geometry is wrong (FilesystemError)."""
+    (csum_type,) = struct.unpack_from("<H", sb, 0xC4)
+    if csum_type == CSUM_CRC32C and not _crc32c_ok(sb):
+        raise FilesystemError("btrfs: the superblock checksum does not match (corrupt)")
+    sectorsize, nodesize = struct.unpack_from("<II", sb, 0x90)
+    (sys_chunk_array_size,) = struct.unpack_from("<I", sb, 0xA0)
+    for value, low in ((sectorsize, 4096), (nodesize, sectorsize)):
+        if value < low or value > 65536 or value & (value - 1):
+            raise FilesystemError(f"btrfs: impossible sector or node size {value}")
+    if sys_chunk_array_size > 2048:
+        raise FilesystemError("btrfs: system chunk array larger than its field")
+
+
+def check_node(node: bytes, address: int, nodesize: int, csum_type: int, fsids: set[bytes]) -> None:
+    """Refuse a tree node that is not the node stored at ``address`` (FilesystemError)."""
+    if len(node) != nodesize:
+        raise FilesystemError(f"btrfs: tree node at {address:#x} lies outside the volume")
+    if csum_type == CSUM_CRC32C and not _crc32c_ok(node):
+        raise FilesystemError(f"btrfs: tree node at {address:#x} fails its checksum (corrupt)")
+    (bytenr,) = struct.unpack_from("<Q", node, 0x30)
+    (nritems,) = struct.unpack_from("<I", node, 0x60)
+    level = node[0x64]
+    per_item = KEY_PTR_SIZE if level else LEAF_ITEM_SIZE
+    if bytenr != address or bytes(node[0x20:0x30]) not in fsids or level >= MAX_LEVEL:
+        raise FilesystemError(f"btrfs: tree node at {address:#x} is not a node of this volume")
+    if not nritems or NODE_HEADER_SIZE + nritems * per_item > nodesize:
+        raise FilesystemError(f"btrfs: tree node at {address:#x} has {nritems} items")
+
+
+def _crc32c_ok(block: bytes) -> bool:
+    from dissect.util.hash import crc32c  # installed with dissect.btrfs
+
+    return int(crc32c.crc32c(bytes(block[0x20:]))) == int.from_bytes(block[:4], "little")
+
+
+def _checked_btrfs(fh: ReaderFile) -> Any:
+    """dissect's Btrfs with every tree node checked as it is first read."""
+    from dissect.btrfs import Btrfs
+
+    class CheckedBtrfs(Btrfs):  # type: ignore[misc]
+        def _read_node(self, address: int) -> bytes:
+            node: bytes = super()._read_node(address)
+            fsids = {bytes(self.sb.fsid), bytes(self.sb.metadata_uuid)}
+            check_node(node, address, int(self.node_size), int(self.sb.csum_type), fsids)
+            return node
+
+    return CheckedBtrfs(fh)
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,13 +224,35 @@ def parse_file_extent(file_offset: int, item: bytes) -> FileExtent:
     return FileExtent(file_offset, num_bytes, disk_bytenr, compression, disk_num_bytes, offset)
 
 
+MAX_UNCOMPRESSED = 128 * 1024  # BTRFS_MAX_UNCOMPRESSED: no compressed extent holds more
+
+
 def decompress(data: bytes, compression: int, sector_size: int) -> bytes:
-    """One compressed extent's data (btrfs pads the compressed stream to a sector)."""
+    """One compressed extent's data (btrfs pads the compressed stream to a sector).
+
+    Any failure of a decompressor (a Rust panic from the LZO one included) and any output
+    past what an extent can hold become FilesystemError.
+    """
+    try:
+        plain = _decompress(data, compression, sector_size)
+    except FileRestoreError:
+        raise
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as exc:  # pyo3's PanicException is not an Exception
+        raise FilesystemError(f"btrfs: cannot decompress a file extent: {exc}") from exc
+    if len(plain) > MAX_UNCOMPRESSED:
+        raise FilesystemError("btrfs: a compressed extent expands past 128 KiB")
+    return plain
+
+
+def _decompress(data: bytes, compression: int, sector_size: int) -> bytes:
     if compression == COMPRESS_ZLIB:
-        return zlib.decompressobj().decompress(data)
+        return zlib.decompressobj().decompress(data, MAX_UNCOMPRESSED + 1)
     if compression == COMPRESS_ZSTD:
         # the kernel writes frames without a content size: stream-decode the first frame
-        return zstandard.ZstdDecompressor().decompressobj().decompress(data)
+        reader = zstandard.ZstdDecompressor().stream_reader(io.BytesIO(data))
+        return bytes(reader.read(MAX_UNCOMPRESSED + 1))
     if compression == COMPRESS_LZO:
         from dissect.btrfs.stream import decode_extent  # btrfs's own LZO segment framing
 
@@ -230,12 +311,7 @@ class BtrfsFileReader:
             plain = cached[1]
         else:
             raw = self._volume.read_at(ext.physical, ext.disk_length)
-            try:
-                plain = decompress(raw, ext.compression, self._sector)
-            except FileRestoreError:
-                raise
-            except Exception as exc:
-                raise FilesystemError(f"btrfs: cannot decompress a file extent: {exc}") from exc
+            plain = decompress(raw, ext.compression, self._sector)
             with self._cache_lock:
                 self._cached = (index, plain)
         data = plain[ext.skip + start : ext.skip + start + count]
@@ -250,7 +326,7 @@ class BtrfsFilesystem(Filesystem[BtrfsNode]):
     def __init__(self, reader: Reader) -> None:
         super().__init__()
         try:
-            from dissect.btrfs import Btrfs
+            import dissect.btrfs  # noqa: F401 - only to name the missing extra
         except ImportError as exc:
             raise MissingExtraError(
                 "this is a Btrfs filesystem; its reader is an optional extra: "
@@ -259,7 +335,8 @@ class BtrfsFilesystem(Filesystem[BtrfsNode]):
         self.reader = reader
         self._file = ReaderFile(reader)
         with self._errors("open the volume"):
-            self._fs = Btrfs(self._file)
+            check_superblock(reader.read_at(SUPERBLOCK_OFFSET, 4096))
+            self._fs = _checked_btrfs(self._file)
             self._root_node = self._fs.root
             self.label = self._fs.label or None
             self._sector = int(self._fs.sector_size)

@@ -146,6 +146,13 @@ def read_dir_entries(volume: Reader, sb: XfsSuperblock, ino: int) -> list[tuple[
 
     Raises FilesystemError for a directory whose data fork format is not handled here.
     """
+    try:
+        return _read_dir_entries(volume, sb, ino)
+    except (IndexError, struct.error) as exc:
+        raise FilesystemError(f"xfs: corrupt directory inode {ino}") from exc
+
+
+def _read_dir_entries(volume: Reader, sb: XfsSuperblock, ino: int) -> list[tuple[bytes, int]]:
     raw = volume.read_at(inode_to_byte(sb, ino), sb.inode_size)
     if raw[:2] != INODE_MAGIC:
         raise FilesystemError(f"xfs: inode {ino} has no inode magic")
