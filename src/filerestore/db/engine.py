@@ -89,6 +89,7 @@ class Database:
             Session(bind, expire_on_commit=False) as session,
             session.begin(),
         ):
+            session.connection()  # begin now: SQLite takes its write lock here
             if lock is not None and self.dialect == "postgresql":
                 session.execute(
                     text("SELECT pg_advisory_xact_lock(:key)"), {"key": advisory_key(lock)}

@@ -1,0 +1,145 @@
+"""Scanning and registering backups; kinds, parents and sizes checked against qemu-img."""
+
+import pytest
+from sqlalchemy import func, select
+
+from filerestore.catalog import (
+    add_repository,
+    get_backup,
+    list_backups,
+    locate_backup,
+    register_backup,
+    scan_repository,
+)
+from filerestore.catalog.scan import scan_all
+from filerestore.db.models import Backup
+from filerestore.errors import (
+    BackingChainLoopError,
+    BackingFileRefusedError,
+    BackupFileMissingError,
+    BackupNotFoundError,
+    RepositoryNotFoundError,
+    UsageError,
+)
+from tests.catalog.images import make_repository, qemu_info
+
+
+@pytest.fixture
+def repo(db, tmp_path):
+    root = tmp_path / "repo"
+    images = make_repository(root)
+    add_repository(db, "main", root)
+    return root, images
+
+
+def by_path(db):
+    return {b.path: b for b in list_backups(db)}
+
+
+def test_scan_registers_every_qcow2_with_kind_and_parent(db, repo):
+    _, images = repo
+    report = scan_repository(db, "main")
+    assert sorted(report.added) == sorted(p.relative_to(root).as_posix() for p in images.values())
+    assert report.errors == []
+    found = by_path(db)
+    assert "notes.txt" not in found
+    for path, backup in found.items():
+        info = qemu_info(root / path)
+        assert backup.virtual_size == info["virtual-size"]
+        assert backup.kind == ("incremental" if "backing-filename" in info else "full")
+        if "backing-filename" in info:
+            parent_path = (root / path).parent / info["backing-filename"]
+            assert found[parent_path.relative_to(root).as_posix()].id == backup.parent_backup_id
+        else:
+            assert backup.parent_backup_id is None
+        assert backup.status == "available"
+    inc2 = found["vm1/disk0-inc2.qcow2"]
+    assert (inc2.vm_name, inc2.disk_name) == ("vm1", "disk0-inc2")
+
+
+def test_scan_is_idempotent(db, repo):
+    scan_repository(db, "main")
+    first = {b.path: b.id for b in list_backups(db)}
+    again = scan_repository(db, "main")
+    assert again.added == [] and sorted(again.updated) == sorted(first)
+    assert {b.path: b.id for b in list_backups(db)} == first
+    with db.read() as s:
+        assert s.scalar(select(func.count()).select_from(Backup)) == len(first)
+
+
+def test_hostile_chains_are_reported_not_registered(db, repo, tmp_path):
+    root, _ = repo
+    import subprocess
+
+    outside = tmp_path / "outside.qcow2"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", outside, "8M"], check=True)
+    bad = root / "bad"
+    bad.mkdir()
+    common = ["qemu-img", "create", "-q", "-f", "qcow2", "-u", "-F", "qcow2"]
+    subprocess.run([*common, "-b", "../../outside.qcow2", bad / "escape.qcow2", "8M"], check=True)
+    subprocess.run([*common, "-b", "loop-b.qcow2", bad / "loop-a.qcow2", "8M"], check=True)
+    subprocess.run([*common, "-b", "loop-a.qcow2", bad / "loop-b.qcow2", "8M"], check=True)
+    report = scan_repository(db, "main")
+    errors = dict(report.errors)
+    assert set(errors) == {"bad/escape.qcow2", "bad/loop-a.qcow2", "bad/loop-b.qcow2"}
+    assert "outside" in errors["bad/escape.qcow2"] or "repository" in errors["bad/escape.qcow2"]
+    assert not any(p.startswith("bad/") for p in by_path(db))
+    assert len(report.added) == 4
+    with pytest.raises(BackingFileRefusedError):
+        register_backup(db, "main", "bad/escape.qcow2")
+    with pytest.raises(BackingChainLoopError):
+        register_backup(db, "main", bad / "loop-a.qcow2")
+
+
+def test_missing_file_is_reported_missing(db, repo):
+    _, images = repo
+    scan_repository(db, "main")
+    images["other"].unlink()
+    gone = by_path(db)["vm2/disk0.qcow2"]
+    assert gone.status == "missing"
+    assert get_backup(db, gone.id).status == "missing"
+    with pytest.raises(BackupFileMissingError, match="missing"):
+        locate_backup(db, gone.id)
+    # a rescan neither crashes nor forgets it
+    scan_repository(db, "main")
+    assert by_path(db)["vm2/disk0.qcow2"].status == "missing"
+
+
+def test_register_single_backup(db, repo):
+    _, images = repo
+    full = register_backup(db, "main", images["full"], vm_name="web-01", disk_name="sda")
+    assert (full.kind, full.vm_name, full.disk_name, full.parent_backup_id) == (
+        "full",
+        "web-01",
+        "sda",
+        None,
+    )
+    inc = register_backup(db, "main", "vm1/disk0-inc1.qcow2")
+    assert (inc.kind, inc.parent_backup_id) == ("incremental", full.id)
+    # registering again updates, never duplicates; a later scan keeps the given names
+    assert register_backup(db, "main", "vm1/disk0-full.qcow2").id == full.id
+    scan_repository(db, "main")
+    again = get_backup(db, full.id)
+    assert (again.vm_name, again.disk_name) == ("web-01", "sda")
+
+
+def test_bad_input(db, repo, tmp_path):
+    with pytest.raises(BackupNotFoundError, match="no backup with id 999"):
+        get_backup(db, 999)
+    with pytest.raises(RepositoryNotFoundError):
+        scan_repository(db, "nope")
+    with pytest.raises(UsageError, match="outside the repository"):
+        register_backup(db, "main", tmp_path / "elsewhere.qcow2")
+    assert list_backups(db) == []
+
+
+def test_scan_all_reports_an_unavailable_repository(db, repo, tmp_path):
+    share = tmp_path / "share"
+    share.mkdir()
+    from filerestore.db.models import Repository
+
+    with db.write() as s:  # a share recorded earlier, now not mounted
+        s.add(Repository(name="gone", kind="nfs", root_path=str(share), enabled=True))
+    reports = {r.repository: r for r in scan_all(db)}
+    assert len(reports["main"].added) == 4
+    assert "not mounted" in reports["gone"].errors[0][1]
