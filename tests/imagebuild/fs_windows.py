@@ -28,6 +28,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 from tests.imagebuild.cache import cached
@@ -136,7 +137,12 @@ def source_tree(
 def _run(*args: str | os.PathLike[str], env: dict[str, str] | None = None) -> str:
     full_env = {**os.environ, "TZ": "UTC", "LC_ALL": "C.UTF-8", **(env or {})}
     proc = subprocess.run(
-        [os.fspath(a) for a in args], capture_output=True, text=True, env=full_env, check=False
+        [os.fspath(a) for a in args],
+        capture_output=True,
+        text=True,
+        errors="surrogateescape",  # 7zz prints OEM-code-page 8.3 names as raw bytes
+        env=full_env,
+        check=False,
     )
     if proc.returncode != 0:
         raise RuntimeError(f"{args[0]} failed ({proc.returncode}): {proc.stderr.strip()}")
@@ -423,3 +429,27 @@ def _build_fat_sized(tree: Path, size: int) -> Callable[[Path], None]:
             compare_trees(tree, Path(tmp), 2_000_000_000)
 
     return build
+
+
+# --- independent facts -----------------------------------------------------------------------
+
+
+def seven_zip_listing(image: Path) -> dict[str, dict[str, str]]:
+    """``7zz l -slt`` of an image: every entry's fields ("Size", "Modified", ...) by path."""
+    out = _run("7zz", "l", "-slt", "-sccUTF-8", image)
+    entries: dict[str, dict[str, str]] = {}
+    body = out.split("\n----------\n", 1)[1]
+    for block in body.split("\n\n"):
+        fields = dict(line.split(" = ", 1) for line in block.splitlines() if " = " in line)
+        if "Path" in fields:
+            entries["/" + fields["Path"]] = fields
+    return entries
+
+
+def seven_zip_time_ns(text: str) -> int | None:
+    """A 7zz time ("2020-09-13 12:26:40.1234567", UTC under TZ=UTC) as ns since the epoch."""
+    if not text:
+        return None
+    whole, _, frac = text.partition(".")
+    seconds = int(datetime.strptime(whole, "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC).timestamp())
+    return seconds * 1_000_000_000 + int((frac or "0").ljust(9, "0")[:9])

@@ -22,7 +22,7 @@ the volume through their cluster chains.
 from __future__ import annotations
 
 import struct
-from collections.abc import Hashable
+from collections.abc import Hashable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -104,10 +104,10 @@ def detect(reader: Reader) -> str | None:
 
 
 def open_fs(reader: Reader) -> FatFilesystem:
-    kind = detect(reader)
-    if kind is None:
+    bpb = parse_bpb(reader.read_at(0, 512))
+    if bpb is None:
         raise FilesystemError("not a FAT volume: the boot sector's BPB is invalid")
-    return FatFilesystem(reader, kind)
+    return FatFilesystem(reader, bpb)
 
 
 def dos_datetime_ns(date: int, time: int = 0, centiseconds: int = 0) -> int | None:
@@ -131,6 +131,7 @@ class ShortEntry:
     name: bytes  # 11 bytes, space padded
     attributes: int
     case_flags: int
+    first_cluster: int
     created_ns: int | None
     accessed_ns: int | None
     modified_ns: int | None
@@ -148,14 +149,16 @@ class ShortEntry:
         return f"{b}.{e}" if e else b
 
 
-def parse_short_entry(data: bytes) -> ShortEntry:
-    (attributes, case_flags, ctenth, ctime, cdate, adate, _hi, mtime, mdate) = struct.unpack_from(
-        "<BBBHHHHHH", data, 11
+def parse_short_entry(data: bytes, fat_type: str = "fat32") -> ShortEntry:
+    """An 8.3 entry; the high cluster word only counts on FAT32 (FAT12/16 keep EA data there)."""
+    (attributes, case_flags, ctenth, ctime, cdate, adate, hi, mtime, mdate, lo) = (
+        struct.unpack_from("<BBBHHHHHHH", data, 11)
     )
     return ShortEntry(
         name=data[:11],
         attributes=attributes,
         case_flags=case_flags,
+        first_cluster=(hi << 16 if fat_type == "fat32" else 0) | lo,
         created_ns=dos_datetime_ns(cdate, ctime, ctenth),
         accessed_ns=dos_datetime_ns(adate),
         modified_ns=dos_datetime_ns(mdate, mtime),
@@ -165,8 +168,9 @@ def parse_short_entry(data: bytes) -> ShortEntry:
 class FatFilesystem(LibyalFilesystem):
     library = pyfsfat
 
-    def __init__(self, reader: Reader, kind: str) -> None:
-        self.kind = kind
+    def __init__(self, reader: Reader, bpb: BiosParameterBlock) -> None:
+        self.kind = bpb.fat_type
+        self.bpb = bpb
         super().__init__(reader)
 
     def _short_entry(self, node: LibyalNode) -> ShortEntry | None:
@@ -175,7 +179,7 @@ class FatFilesystem(LibyalFilesystem):
         if offset == 0:
             return None  # the root directory has no entry
         data = self.reader.read_at(offset, DIR_ENTRY_SIZE)
-        entry = parse_short_entry(data) if len(data) == DIR_ENTRY_SIZE else None
+        entry = parse_short_entry(data, self.kind) if len(data) == DIR_ENTRY_SIZE else None
         flags = int(node.get_file_attribute_flags())
         if (
             entry is None
@@ -193,6 +197,25 @@ class FatFilesystem(LibyalFilesystem):
             entry = self._short_entry(child)
             return None if entry is None else entry.decoded_name()
         return str(name)
+
+    def _check_cluster(self, node: LibyalNode, needed: bool) -> None:
+        """libfsfat reads a directory or file whose first cluster is out of range as empty."""
+        entry = self._short_entry(node)
+        if entry is None:
+            return
+        first = entry.first_cluster
+        if (needed or first) and not 2 <= first < self.bpb.cluster_count + 2:
+            raise FilesystemError(f"{self.kind}: first cluster {first} out of range (corrupt)")
+
+    def _children(self, node: LibyalNode) -> Iterator[tuple[str, LibyalNode]]:
+        with self._library_errors("read a directory entry"):
+            self._check_cluster(node, needed=True)
+        return super()._children(node)
+
+    def _open(self, node: LibyalNode) -> Reader:
+        with self._library_errors("read a directory entry"):
+            self._check_cluster(node, needed=int(node.get_size()) > 0)
+        return super()._open(node)
 
     def _kind(self, node: LibyalNode) -> EntryKind:
         with self._library_errors("read a directory entry"):
