@@ -37,7 +37,7 @@ def by_path(db):
 
 
 def test_scan_registers_every_qcow2_with_kind_and_parent(db, repo):
-    _, images = repo
+    root, images = repo
     report = scan_repository(db, "main")
     assert sorted(report.added) == sorted(p.relative_to(root).as_posix() for p in images.values())
     assert report.errors == []
