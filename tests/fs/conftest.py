@@ -230,3 +230,61 @@ def prealloc_problems(open_fs: Callable[[Reader], Filesystem[Any]], fstype: str)
                     problems.append(f"{path} at {offset}")
         fs.close()
     return problems
+
+
+class PatchedReader:
+    """A reader of ``base`` with some byte ranges overwritten (corruption without a copy)."""
+
+    def __init__(self, base: Reader, patches: dict[int, bytes]) -> None:
+        self._base = base
+        self._patches = sorted(patches.items())
+
+    @property
+    def size(self) -> int:
+        return self._base.size
+
+    def read_at(self, offset: int, length: int) -> bytes:
+        data = self._base.read_at(offset, length)
+        end = offset + len(data)
+        if not any(p < end and p + len(b) > offset for p, b in self._patches):
+            return data
+        out = bytearray(data)
+        for pos, patch in self._patches:
+            lo, hi = max(pos, offset), min(pos + len(patch), end)
+            if lo < hi:
+                out[lo - offset : hi - offset] = patch[lo - pos : hi - pos]
+        return bytes(out)
+
+
+def random_corruption_outcomes(
+    img: LinuxImage, seeds: range, start: int, span: int
+) -> dict[str, int]:
+    """Open, walk and read every file of ``img`` with seeded random bytes overwritten in
+    [start, start + span); count outcomes by exception class name ("ok": none). Any
+    exception that is not a FileRestoreError propagates and fails the caller."""
+    import random
+
+    from filerestore.errors import FileRestoreError
+
+    outcomes: dict[str, int] = {}
+    with FileReader(img.image) as base:
+        for seed in seeds:
+            rnd = random.Random(seed)
+            patches = {
+                rnd.randrange(start, start + span): rnd.randbytes(rnd.choice([1, 4, 16]))
+                for _ in range(rnd.choice([20, 200, 2000]))
+            }
+            outcome = "ok"
+            try:
+                fs = img.open_fs(PatchedReader(base, patches))
+                for entry in fs.walk("/"):
+                    if entry.kind is EntryKind.FILE:
+                        try:
+                            reader = fs.open(entry.path)
+                            reader.read_at(0, min(reader.size, 1 << 20))
+                        except FileRestoreError as exc:
+                            outcome = type(exc).__name__
+            except FileRestoreError as exc:
+                outcome = type(exc).__name__
+            outcomes[outcome] = outcomes.get(outcome, 0) + 1
+    return outcomes

@@ -21,6 +21,7 @@ from tests.fs.conftest import (
     compare_with_kernel,
     compare_with_tree,
     prealloc_problems,
+    random_corruption_outcomes,
 )
 from tests.imagebuild import fs_linux
 from tests.imagebuild.tree import block_content
@@ -156,3 +157,10 @@ def test_registry_detects_and_opens_it(img: LinuxImage) -> None:
         assert fs.kind == img.kind
         assert any(e.name == "hello.txt" for e in fs.list_dir("/"))
         fs.close()
+
+
+def test_random_corruption_never_escapes_the_error_tree(img: LinuxImage) -> None:
+    """dissect.btrfs looped for ever on some of these before nodes were checked."""
+    outcomes = random_corruption_outcomes(img, range(12), 0x11000, 40 << 20)
+    assert sum(outcomes.values()) == 12
+    assert set(outcomes) - {"ok"}, outcomes

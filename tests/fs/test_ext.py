@@ -23,6 +23,7 @@ from tests.fs.conftest import (
     compare_with_tree,
     ext_image,
     prealloc_problems,
+    random_corruption_outcomes,
 )
 from tests.imagebuild import fs_linux
 from tests.imagebuild.tree import block_content
@@ -216,3 +217,11 @@ def test_registry_detects_and_opens_it(img: LinuxImage) -> None:
         assert fs.kind == img.kind
         assert any(e.name == "hello.txt" for e in fs.list_dir("/"))
         fs.close()
+
+
+def test_random_corruption_never_escapes_the_error_tree(img: LinuxImage) -> None:
+    # the first MiB holds the superblock, group descriptors, bitmaps and inode table of
+    # group 0 (every inode of the tree)
+    outcomes = random_corruption_outcomes(img, range(12), 1024, 1 << 20)
+    assert sum(outcomes.values()) == 12
+    assert set(outcomes) - {"ok"}, outcomes  # the corruption was noticed at least once

@@ -19,6 +19,7 @@ from tests.fs.conftest import (
     compare_with_kernel,
     compare_with_tree,
     prealloc_problems,
+    random_corruption_outcomes,
     xfs_image,
 )
 from tests.imagebuild import fs_linux
@@ -143,3 +144,10 @@ def test_registry_detects_and_opens_it(img: LinuxImage) -> None:
         assert fs.kind == img.kind
         assert any(e.name == "hello.txt" for e in fs.list_dir("/"))
         fs.close()
+
+
+def test_random_corruption_never_escapes_the_error_tree(img: LinuxImage) -> None:
+    # AG 0's headers, inode chunks and the small files' blocks sit in its first MiB
+    outcomes = random_corruption_outcomes(img, range(12), 512, 1 << 20)
+    assert sum(outcomes.values()) == 12
+    assert set(outcomes) - {"ok"}, outcomes
