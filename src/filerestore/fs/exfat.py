@@ -208,9 +208,11 @@ class ExfatFilesystem(Filesystem[ExfatNode]):
         wanted = None if node.data_length is None else -(-node.data_length // boot.cluster_size)
         runs: list[tuple[int, int]] = []
         cluster, total = node.first_cluster, 0
+        seen = bytearray((boot.cluster_count + FIRST_CLUSTER + 7) // 8)  # one bit a cluster
         while True:
-            if not FIRST_CLUSTER <= cluster < last or total > boot.cluster_count:
+            if not FIRST_CLUSTER <= cluster < last or seen[cluster >> 3] & (1 << (cluster & 7)):
                 raise FilesystemError("exfat: broken or looping cluster chain (corrupt)")
+            seen[cluster >> 3] |= 1 << (cluster & 7)
             if runs and runs[-1][0] + runs[-1][1] == cluster:
                 runs[-1] = (runs[-1][0], runs[-1][1] + 1)
             else:
