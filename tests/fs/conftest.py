@@ -56,10 +56,10 @@ def _facts(image: Path, fstype: str) -> dict[str, dict[str, Any]]:
     return loaded
 
 
-def ext_image(kind: str, tree_name: str = "ext") -> LinuxImage:
+def ext_image(kind: str, tree_name: str = "ext", features: str = "") -> LinuxImage:
     from filerestore.fs import ext
 
-    image = fs_linux.ext_image(kind, tree_name)
+    image = fs_linux.ext_image(kind, tree_name, features=features)
     return LinuxImage(
         kind,
         image,

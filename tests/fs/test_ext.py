@@ -225,3 +225,18 @@ def test_random_corruption_never_escapes_the_error_tree(img: LinuxImage) -> None
     outcomes = random_corruption_outcomes(img, range(12), 1024, 1 << 20)
     assert sum(outcomes.values()) == 12
     assert set(outcomes) - {"ok"}, outcomes  # the corruption was noticed at least once
+
+
+def test_inline_data_files_read_through_the_library() -> None:
+    """ext4 with inline_data keeps files under 60 bytes in the inode: no extents to read."""
+    img = ext_image("ext4", features="inline_data")
+    with img.opened() as fs:
+        assert compare_with_tree(img, fs) == []
+        assert compare_contents(img, fs) == []
+        entries = list(fs.walk("/"))
+    assert compare_with_kernel(entries, img.facts, (*FACT_FIELDS, "btime_ns")) == []
+    # inline, per debugfs: the inode has the inline-data flag and no blocks
+    out = subprocess.run(
+        ["debugfs", "-R", "stat /hello.txt", str(img.image)], capture_output=True, text=True
+    ).stdout
+    assert "Size of inline data" in out, out

@@ -226,8 +226,9 @@ def mount_facts(image: Path, fstype: str, options: str = "ro,noatime") -> Path:
 # --- builders --------------------------------------------------------------------------------
 
 
-def ext_image(kind: str, tree_name: str = "ext", size_mib: int = 64) -> Path:
-    """An ext2/ext3/ext4 image made by ``mke2fs -t KIND -d TREE``, verified by a loop mount."""
+def ext_image(kind: str, tree_name: str = "ext", size_mib: int = 64, features: str = "") -> Path:
+    """An ext2/ext3/ext4 image made by ``mke2fs -t KIND [-O FEATURES] -d TREE``, verified by
+    a loop mount. ``features="inline_data"`` keeps small files inside their inodes."""
     tree = linux_tree(tree_name)
 
     def build(tmp: Path) -> None:
@@ -235,15 +236,30 @@ def ext_image(kind: str, tree_name: str = "ext", size_mib: int = 64) -> Path:
         # ext4 gets 256-byte inodes (birth time, ns times), ext2/ext3 the 128-byte inodes
         # mke2fs gives small filesystems: both layouts are read
         inode_size = "256" if kind == "ext4" else "128"
-        run("mke2fs", "-q", "-F", "-t", kind, "-I", inode_size, "-L", f"fr-{kind}", "-d", tree, tmp)
+        options = ["-O", features] if features else []
+        label = f"fr-{kind}"
+        run(
+            "mke2fs",
+            "-q",
+            "-F",
+            "-t",
+            kind,
+            "-I",
+            inode_size,
+            *options,
+            "-L",
+            label,
+            "-d",
+            tree,
+            tmp,
+        )
         run("e2fsck", "-fn", tmp)
-        # 128-byte inodes ("small" profile) keep whole seconds only
         with loop_mount(tmp, "ro,noload" if kind != "ext2" else "ro") as mnt:
             # mke2fs -d copies whole seconds of the source's times
             verify_mount(mnt, tree, time_resolution_ns=10**9)
 
-    recipe = {"kind": kind, "tree": tree.name, "size": size_mib}
-    return cached(f"{kind}-{tree_name}", recipe, build)
+    recipe = {"kind": kind, "tree": tree.name, "size": size_mib, "features": features}
+    return cached(f"{kind}-{tree_name}{'-' + features if features else ''}", recipe, build)
 
 
 def xfs_image(size_mib: int = 320) -> Path:
