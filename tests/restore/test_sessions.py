@@ -1,0 +1,227 @@
+# ruff: noqa: F811 - pytest fixtures imported from tests/dbfixtures.py are redefined as arguments
+"""Sessions on SQLite and PostgreSQL: mount, reuse, limits, failures, access, downloads."""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from filerestore.db.models import AuditEvent, RestoreMount
+from filerestore.errors import (
+    BackupFileMissingError,
+    BackupNotFoundError,
+    DownloadLimitError,
+    MountNotFoundError,
+    MountStateError,
+    NoFilesystemError,
+    SessionLimitError,
+    VolumeNotFoundError,
+)
+from filerestore.restore.sessions import SessionManager
+from tests.catalog.images import FILES
+from tests.dbfixtures import database_url, db, make_settings, pg_server_url, settings  # noqa: F401
+from tests.restore.sessionsetup import scanned_repository
+
+
+@pytest.fixture
+def backups(db, tmp_path):
+    return scanned_repository(db, tmp_path / "repo")
+
+
+@pytest.fixture
+def manager(db, make_settings):
+    m = SessionManager(db, make_settings(max_sessions=3, max_downloads_per_session=2))
+    yield m
+    m.readers.close_all()
+
+
+def rows(db):
+    with db.read() as s:
+        return {r.id: (r.status, r.backup_id) for r in s.scalars(select(RestoreMount))}
+
+
+def test_mount_reads_the_backup_and_unmount_removes_it(manager, backups, db):
+    session = manager.mount(backups["inc2"], owner="alice")
+    assert (session.status, session.volume, session.filesystem_type) == ("mounted", "disk", "ext4")
+    assert (session.mount_path, session.nbd_device, session.mount_mode) == (None, None, "ro")
+    assert session.expires_at - session.last_accessed_at == timedelta(seconds=3600)
+    # the incremental's data comes through its chain from the full backup's filesystem
+    with manager.filesystem(session.mount_id) as fs:
+        for name, data in FILES.items():
+            reader = fs.open(name)
+            assert reader.read_at(0, reader.size) == data
+    assert [s.mount_id for s in manager.list()] == [session.mount_id]
+    manager.unmount(session.mount_id, actor="alice")
+    assert rows(db) == {}
+    with pytest.raises(MountNotFoundError):
+        manager.get(session.mount_id)
+    with db.read() as s:
+        actions = [
+            (e.action, e.outcome)
+            for e in s.scalars(select(AuditEvent).where(AuditEvent.mount_id == session.mount_id))
+        ]
+    assert actions == [("mount", "ok"), ("unmount", "ok")]
+
+
+def test_same_backup_and_volume_reuses_the_session(manager, backups):
+    first = manager.mount(backups["full"], owner="bob")
+    assert manager.mount(backups["full"], owner="bob").mount_id == first.mount_id
+    assert manager.mount(backups["full"], "disk", owner="bob").mount_id == first.mount_id
+    other = manager.mount(backups["inc1"], owner="bob")
+    assert other.mount_id != first.mount_id
+    assert len(manager.list()) == 2
+
+
+def test_limit_names_the_sessions_holding_it(manager, backups, db):
+    held = [manager.mount(backups[n], owner=f"user-{n}") for n in ("full", "inc1", "inc2")]
+    with pytest.raises(SessionLimitError) as caught:
+        manager.mount(backups["other"], owner="late")
+    message = str(caught.value)
+    assert "3 of 3" in message
+    for s in held:
+        assert s.mount_id in message and s.owner in message
+    assert len(rows(db)) == 3  # nothing half-created
+    manager.unmount(held[0].mount_id)
+    assert manager.mount(backups["other"]).status == "mounted"
+
+
+def test_image_that_cannot_be_opened_ends_failed_with_its_reason(manager, backups, db):
+    with pytest.raises(NoFilesystemError) as caught:
+        manager.mount(backups["blank"])
+    (failed,) = manager.list()
+    assert failed.status == "failed" and failed.error == str(caught.value)
+    with pytest.raises(MountStateError, match="failed"):
+        manager.touch(failed.mount_id)
+    # a failed session holds no slot
+    for name in ("full", "inc1", "inc2"):
+        manager.mount(backups[name])
+    manager.unmount(failed.mount_id)
+    assert "failed" not in {status for status, _ in rows(db).values()}
+
+
+def test_bad_input_leaves_no_row(manager, backups, tmp_path, db):
+    with pytest.raises(BackupNotFoundError):
+        manager.mount(12345)
+    with pytest.raises(VolumeNotFoundError):
+        manager.mount(backups["full"], volume="p7")
+    (tmp_path / "repo" / "vm2" / "disk0.qcow2").unlink()
+    with pytest.raises(BackupFileMissingError):
+        manager.mount(backups["other"])
+    with pytest.raises(MountNotFoundError):
+        manager.unmount("no-such-id")
+    assert rows(db) == {}
+
+
+def test_access_moves_expiry_forward(manager, backups):
+    session = manager.mount(backups["full"])
+    manager._touch_granularity = timedelta(0)
+    time.sleep(0.05)
+    touched = manager.touch(session.mount_id)
+    assert touched.last_accessed_at > session.last_accessed_at
+    assert touched.expires_at - touched.last_accessed_at == timedelta(seconds=3600)
+    with manager.stack(session.mount_id):
+        pass
+    assert manager.get(session.mount_id).expires_at > touched.expires_at
+
+
+def test_downloads_hold_the_session_and_are_limited(manager, backups):
+    session = manager.mount(backups["full"])
+    with manager.download(session.mount_id), manager.download(session.mount_id):
+        assert manager.get(session.mount_id).downloads == 2
+        with pytest.raises(DownloadLimitError), manager.download(session.mount_id):
+            pass
+        with pytest.raises(MountStateError, match="download"):
+            manager.unmount(session.mount_id)
+    assert manager.get(session.mount_id).downloads == 0
+    manager.unmount(session.mount_id)
+
+
+def test_concurrent_readers_get_separate_stacks(manager, backups):
+    session = manager.mount(backups["full"])
+    inside = threading.Barrier(4)
+    stacks = []
+
+    def read() -> None:
+        with manager.stack(session.mount_id) as stack:
+            stacks.append(stack)
+            inside.wait(10)
+            reader = stack.fs.open("hello.txt")
+            assert reader.read_at(0, 100) == FILES["hello.txt"]
+
+    threads = [threading.Thread(target=read) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len({id(s) for s in stacks}) == 4
+    assert manager.readers.open_count() == 4  # pooled for the next callers
+    manager.unmount(session.mount_id)
+    assert manager.readers.open_count() == 0
+
+
+def test_twenty_threads_never_exceed_the_limit(db, make_settings, backups):
+    """20 threads mount and unmount 5 backups against a limit of 3, on both databases."""
+    manager = SessionManager(db, make_settings(max_sessions=3))
+    names = ["full", "inc1", "inc2", "other", "full"]
+    outcomes: list[tuple[str, str]] = []
+    worst = [0]
+    lock = threading.Lock()
+    stop = threading.Event()
+
+    def watch() -> None:
+        while not stop.is_set():
+            with db.read() as s:
+                live = s.scalar(
+                    select(func.count())
+                    .select_from(RestoreMount)
+                    .where(RestoreMount.status.in_(("mounting", "mounted", "unmounting")))
+                )
+            worst[0] = max(worst[0], live or 0)
+
+    def work(i: int) -> None:
+        for round_ in range(3):
+            try:
+                s = manager.mount(backups[names[(i + round_) % 5]], owner=f"t{i}")
+            except SessionLimitError:
+                with lock:
+                    outcomes.append(("limit", ""))
+                continue
+            with lock:
+                outcomes.append(("mounted", s.mount_id))
+            try:
+                manager.unmount(s.mount_id, actor=f"t{i}")
+                with lock:
+                    outcomes.append(("unmounted", s.mount_id))
+            except (MountNotFoundError, MountStateError):
+                with lock:  # another thread reused the same session and unmounted it first
+                    outcomes.append(("gone", s.mount_id))
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(20)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    stop.set()
+    watcher.join()
+    manager.readers.close_all()
+    assert len(outcomes) - sum(1 for o, _ in outcomes if o in ("unmounted", "gone")) == 60
+    assert worst[0] <= 3
+    mounted = {m for o, m in outcomes if o == "mounted"}
+    assert mounted, "no thread ever mounted"
+    assert any(o == "limit" for o, _ in outcomes), "the limit was never reached"
+    assert rows(db) == {}
+    with db.read() as s:
+        audited = {
+            e.mount_id for e in s.scalars(select(AuditEvent).where(AuditEvent.action == "mount"))
+        }
+        unmounts = s.scalar(
+            select(func.count()).select_from(AuditEvent).where(AuditEvent.action == "unmount")
+        )
+    assert mounted <= audited  # every session handed out was recorded: no lost rows
+    assert unmounts == len({m for o, m in outcomes if o == "unmounted"})
