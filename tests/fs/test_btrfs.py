@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from filerestore.blockio import BytesReader, FileReader
-from filerestore.errors import FilesystemError, ImageError, MissingExtraError
+from filerestore.errors import FilesystemError, ImageError, MissingExtraError, PathNotFoundError
 from filerestore.fs import btrfs, detect_filesystem, open_filesystem
 from tests.fs.conftest import (
     FACT_FIELDS,
@@ -164,3 +164,15 @@ def test_random_corruption_never_escapes_the_error_tree(img: LinuxImage) -> None
     outcomes = random_corruption_outcomes(img, range(12), 0x11000, 40 << 20)
     assert sum(outcomes.values()) == 12
     assert set(outcomes) - {"ok"}, outcomes
+
+
+def test_any_subvolume_opens_as_the_root(img: LinuxImage) -> None:
+    with img.opened() as fs:
+        sub = fs.subvolume(256)
+        names = sorted(e.name for e in sub.list_dir("/"))
+        assert names == sorted(p.name for p in (img.tree / "subvol").iterdir())
+        assert sub.open("/in-subvolume.txt").read_at(0, 100) == b"inside the second subvolume\n"
+        top = fs.subvolume(5)
+        assert top.stat("/subvol").inode == 256
+        with pytest.raises(PathNotFoundError):
+            fs.subvolume(4242)

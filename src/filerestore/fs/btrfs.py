@@ -6,7 +6,9 @@
 
 The root is the default subvolume. Other subvolumes are directories where they are linked
 into the tree (``btrfs subvolume create /mnt/a/b`` shows as ``/a/b``), as the kernel shows
-them; :meth:`BtrfsFilesystem.subvolumes` lists them all with their paths. Entry keys are
+them; :meth:`BtrfsFilesystem.subvolumes` lists them all (id, path from the top level), and
+:meth:`BtrfsFilesystem.subvolume` opens any one of them as the root, which reaches those a
+``set-default`` subvolume does not contain. Entry keys are
 (subvolume id, inode number), since inode numbers repeat across subvolumes.
 
 File data is read by :class:`BtrfsFileReader` straight from the volume reader: dissect walks
@@ -32,7 +34,12 @@ from typing import Any
 import zstandard
 
 from filerestore.blockio import Reader, ReaderFile, clamp
-from filerestore.errors import FileRestoreError, FilesystemError, MissingExtraError
+from filerestore.errors import (
+    FileRestoreError,
+    FilesystemError,
+    MissingExtraError,
+    PathNotFoundError,
+)
 from filerestore.fs.base import Filesystem
 from filerestore.fs.entry import Entry, EntryKind, kind_from_mode
 
@@ -323,7 +330,7 @@ class BtrfsFileReader:
 class BtrfsFilesystem(Filesystem[BtrfsNode]):
     kind = "btrfs"
 
-    def __init__(self, reader: Reader) -> None:
+    def __init__(self, reader: Reader, subvolume_id: int | None = None) -> None:
         super().__init__()
         try:
             import dissect.btrfs  # noqa: F401 - only to name the missing extra
@@ -341,6 +348,19 @@ class BtrfsFilesystem(Filesystem[BtrfsNode]):
             self.label = self._fs.label or None
             self._sector = int(self._fs.sector_size)
         self._inodes: dict[tuple[int, int], InodeItem] = {}
+        if subvolume_id is not None:
+            self._root_node = self._subvolume_root(subvolume_id)
+
+    def _subvolume_root(self, subvolume_id: int) -> BtrfsNode:
+        if subvolume_id not in {sid for sid, _ in self.subvolumes()}:
+            raise PathNotFoundError(f"btrfs: no subvolume with id {subvolume_id}")
+        with self._errors(f"open subvolume {subvolume_id}"):
+            return self._fs.open_subvolume(subvolume_id).root
+
+    def subvolume(self, subvolume_id: int) -> BtrfsFilesystem:
+        """The same volume with subvolume ``subvolume_id`` as the root: reaches a subvolume
+        that is not linked below the default one (after ``btrfs subvolume set-default``)."""
+        return BtrfsFilesystem(self.reader, subvolume_id)
 
     @contextlib.contextmanager
     def _errors(self, what: str) -> Iterator[None]:
