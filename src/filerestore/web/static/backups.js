@@ -1,0 +1,140 @@
+// Backups: grouped by VM and disk, newest first, full/incremental marked, filterable.
+
+import { api } from "./api.js";
+import { h, clear, debounce } from "./dom.js";
+import { bytes, dateTime, count } from "./format.js";
+import { icon } from "./icons.js";
+import { backupOf } from "./model.js";
+import { openBackup } from "./open.js";
+import { errorPanel, loading, setMain } from "./ui.js";
+
+function groupBackups(backups) {
+  const vms = new Map();
+  for (const b of backups) {
+    if (!vms.has(b.vm)) vms.set(b.vm, new Map());
+    const disks = vms.get(b.vm);
+    if (!disks.has(b.disk)) disks.set(b.disk, []);
+    disks.get(b.disk).push(b);
+  }
+  const byName = (a, b) => a[0].localeCompare(b[0], undefined, { numeric: true });
+  return [...vms.entries()].sort(byName).map(([vm, disks]) => ({
+    vm,
+    disks: [...disks.entries()].sort(byName).map(([disk, list]) => ({
+      disk,
+      backups: list.sort((a, b) => (b.created?.getTime() ?? 0) - (a.created?.getTime() ?? 0) || String(b.id).localeCompare(String(a.id))),
+    })),
+  }));
+}
+
+function matches(b, needle) {
+  if (!needle) return true;
+  return [b.vm, b.disk, b.path, b.repository, String(b.id), b.kind]
+    .some((v) => v && String(v).toLowerCase().includes(needle));
+}
+
+function kindBadge(b) {
+  return b.kind === "incremental"
+    ? [h("span", { class: "badge badge-inc", title: b.parent ? `Incremental on backup #${b.parent}` : "Incremental" }, "INCREMENTAL"),
+      b.parent ? h("span", { class: "muted", style: "font-size:12px" }, ` on #${b.parent}`) : null]
+    : h("span", { class: "badge badge-full" }, "FULL");
+}
+
+function statusBadge(b) {
+  if (!b.status || b.status === "available" || b.status === "ok") return h("span", { class: "badge badge-ok" }, "available");
+  return h("span", { class: b.status === "missing" ? "badge badge-bad" : "badge badge-warn" }, b.status);
+}
+
+export function renderBackups() {
+  let backups = null;
+  let needle = "";
+  const tbody = h("tbody");
+  const summary = h("span", { class: "count" });
+  const body = h("div", { class: "scroll" });
+  const filter = h("input", {
+    class: "input",
+    type: "search",
+    placeholder: "Filter by VM, disk, path…",
+    "aria-label": "Filter backups",
+    "data-filter": true,
+    oninput: debounce(() => {
+      needle = filter.value.trim().toLowerCase();
+      draw();
+    }, 80),
+  });
+  const table = h(
+    "table",
+    { class: "grid", "aria-label": "Backups" },
+    h("thead", {}, h("tr", {},
+      h("th", {}, "Backup"),
+      h("th", {}, "Type"),
+      h("th", { class: "num" }, "Disk size"),
+      h("th", { class: "hide-narrow" }, "Repository"),
+      h("th", { class: "hide-narrow" }, "Path"),
+      h("th", {}, "Status"),
+      h("th", { class: "num" }, h("span", { class: "sr-only" }, "Actions")),
+    )),
+    tbody,
+  );
+
+  function draw() {
+    clear(tbody);
+    const shown = backups.filter((b) => matches(b, needle));
+    const vmCount = new Set(backups.map((b) => b.vm)).size;
+    summary.textContent = needle
+      ? `${count(shown.length)} of ${count(backups.length)} backups`
+      : `${count(backups.length)} backups · ${count(vmCount)} VMs`;
+    if (!backups.length) {
+      body.replaceChildren(h("div", { class: "empty" }, h("strong", {}, "No backups in the catalog"), "An operator registers repositories with ", h("code", {}, "filerestore repo add"), " and ", h("code", {}, "filerestore scan"), "."));
+      return;
+    }
+    if (!shown.length) {
+      body.replaceChildren(h("div", { class: "empty" }, h("strong", {}, "No backup matches the filter"), `Nothing contains “${needle}”.`));
+      return;
+    }
+    body.replaceChildren(table);
+    for (const group of groupBackups(shown)) {
+      const total = group.disks.reduce((n, d) => n + d.backups.length, 0);
+      tbody.append(h("tr", { class: "group" }, h("td", { colspan: 7 },
+        h("span", { class: "group-title" }, h("span", { html: icon("vm") }), group.vm,
+          h("span", { class: "muted" }, `· ${group.disks.length} disk${group.disks.length > 1 ? "s" : ""}, ${total} backup${total > 1 ? "s" : ""}`)))));
+      for (const disk of group.disks) {
+        tbody.append(h("tr", { class: "subgroup" }, h("td", { colspan: 7 },
+          h("span", { class: "group-title" }, h("span", { html: icon("disk") }), disk.disk))));
+        for (const b of disk.backups) {
+          const open = h("button", { type: "button", class: "btn btn-sm btn-primary", "aria-label": `Open backup of ${b.vm} ${b.disk} from ${dateTime(b.created)}`, onclick: () => openBackup(b) }, "Open");
+          const row = h("tr", { class: "backup", dataset: { backupId: String(b.id) }, ondblclick: () => openBackup(b) },
+            h("td", {}, h("span", { class: "nowrap" }, dateTime(b.created)), " ", h("span", { class: "muted mono" }, `#${b.id}`)),
+            h("td", {}, kindBadge(b)),
+            h("td", { class: "num" }, bytes(b.size)),
+            h("td", { class: "hide-narrow" }, b.repository ?? "—"),
+            h("td", { class: "hide-narrow ell mono muted", title: b.path ?? "" }, b.path ?? "—"),
+            h("td", {}, statusBadge(b)),
+            h("td", { class: "num" }, open),
+          );
+          tbody.append(row);
+        }
+      }
+    }
+  }
+
+  async function load() {
+    body.replaceChildren(loading("Loading backups…"));
+    try {
+      backups = (await api.backups()).map(backupOf);
+      draw();
+    } catch (err) {
+      body.replaceChildren(h("div", { class: "list-message" }, errorPanel("The backup catalog could not be loaded", err, load)));
+    }
+  }
+
+  setMain(h("div", { class: "page" },
+    h("div", { class: "page-head" },
+      h("h1", {}, "Backups"), summary, h("span", { class: "spacer" }),
+      h("label", { class: "search" }, h("span", { html: icon("search") }), filter),
+      h("button", { type: "button", class: "btn", onclick: load, html: `${icon("refresh")}<span>Refresh</span>` }),
+    ),
+    h("div", { class: "panel panel-fill" }, body),
+  ));
+  load();
+  return () => {};
+}

@@ -1,0 +1,123 @@
+// Open sessions (mounts) with their expiry, resource use, and closing one.
+
+import { api } from "./api.js";
+import { h } from "./dom.js";
+import { bytes, count, dateTime, dateTimeFull, relative } from "./format.js";
+import { icon } from "./icons.js";
+import { backupOf, mountOf } from "./model.js";
+import { dialog, errorPanel, loading, setMain, showError, toast } from "./ui.js";
+
+const STATUS_BADGE = { mounted: "badge-ok", mounting: "badge-warn", unmounting: "badge-warn", failed: "badge-bad" };
+
+function card(label, value, ratio) {
+  return h("div", { class: "panel card" }, h("div", { class: "k" }, label), h("div", { class: "v" }, value),
+    ratio !== null && ratio !== undefined ? h("div", { class: "meter" }, h("i", { style: `width:${Math.min(100, ratio * 100)}%` })) : null);
+}
+
+function pick(obj, ...paths) {
+  for (const path of paths) {
+    const v = path.split(".").reduce((o, k) => (o && o[k] !== undefined ? o[k] : undefined), obj);
+    if (v !== undefined && v !== null) return v;
+  }
+  return null;
+}
+
+export function renderSessions({ onChange } = {}) {
+  let alive = true;
+  const cards = h("div", { class: "cards" });
+  const body = h("div", { class: "scroll" });
+  const summary = h("span", { class: "count" });
+
+  async function loadResources() {
+    try {
+      const r = await api.resources();
+      const used = pick(r, "sessions_used", "sessions.used", "used");
+      const limit = pick(r, "sessions_limit", "sessions.limit", "limit");
+      const downloads = pick(r, "downloads_in_progress", "downloads.in_progress", "downloads");
+      const readers = pick(r, "readers_open", "open_readers", "readers");
+      const memory = pick(r, "memory_rss_bytes", "rss_bytes", "memory.rss", "memory_bytes", "memory");
+      cards.replaceChildren(
+        card("Session slots", `${count(used)} / ${count(limit)}`, used !== null && limit ? used / limit : null),
+        card("Downloads in progress", count(downloads)),
+        card("Readers open", count(readers)),
+        card("Server memory", typeof memory === "number" ? bytes(memory) : memory === null ? "—" : String(memory)),
+      );
+    } catch (err) {
+      cards.replaceChildren(errorPanel("Resource figures unavailable", err));
+    }
+  }
+
+  async function close(m) {
+    const ok = await dialog("Close this session?", ({ body: b, foot, close: done }) => {
+      b.append(h("p", {}, `Session ${m.id} (backup #${m.backupId}, volume ${m.volume ?? "—"}) will be closed. Downloads still running from it are cut off.`));
+      foot.append(h("button", { type: "button", class: "btn", onclick: () => done(false) }, "Cancel"),
+        h("button", { type: "button", class: "btn btn-primary", autofocus: true, onclick: () => done(true) }, "Close session"));
+    });
+    if (!ok) return;
+    try {
+      await api.unmount(m.id);
+      toast("info", "Session closed", `Session ${m.id} is closed.`);
+    } catch (err) {
+      showError("The session could not be closed", err);
+    }
+    load();
+    if (onChange) onChange();
+  }
+
+  async function load() {
+    if (!body.firstChild) body.replaceChildren(loading("Loading sessions…"));
+    loadResources();
+    let mounts;
+    let backups = new Map();
+    try {
+      mounts = (await api.mounts()).map(mountOf);
+    } catch (err) {
+      if (alive) body.replaceChildren(h("div", { class: "list-message" }, errorPanel("The sessions could not be listed", err, load)));
+      return;
+    }
+    try {
+      backups = new Map((await api.backups()).map(backupOf).map((b) => [String(b.id), b]));
+    } catch {
+      /* the table still shows ids */
+    }
+    if (!alive) return;
+    summary.textContent = `${count(mounts.length)} open`;
+    if (!mounts.length) {
+      body.replaceChildren(h("div", { class: "empty" }, h("strong", {}, "No open sessions"), "Open a backup from the ", h("a", { href: "#/backups" }, "Backups"), " page to browse it."));
+      return;
+    }
+    mounts.sort((a, b) => (b.created?.getTime() ?? 0) - (a.created?.getTime() ?? 0));
+    const now = new Date();
+    const rows = mounts.map((m) => {
+      const b = backups.get(String(m.backupId));
+      return h("tr", { dataset: { mountId: String(m.id) } },
+        h("td", {}, h("span", { class: "group-title" }, h("span", { html: icon("vm") }), b ? `${b.vm} / ${b.disk}` : `Backup #${m.backupId}`),
+          b ? h("div", { class: "muted", style: "font-size:12px" }, `${dateTime(b.created)} · #${b.id} · ${b.kind}`) : null),
+        h("td", { class: "mono" }, m.volume ?? "—"),
+        h("td", {}, m.fs ?? "—"),
+        h("td", {}, h("span", { class: `badge ${STATUS_BADGE[m.status] || "badge-muted"}`, title: m.error || "" }, m.status)),
+        h("td", { class: "hide-narrow" }, dateTime(m.created)),
+        h("td", { title: dateTimeFull(m.expires) }, relative(m.expires, now)),
+        h("td", { class: "hide-narrow mono muted" }, m.owner ?? "—"),
+        h("td", { class: "num nowrap" },
+          m.status === "mounted" ? h("a", { class: "btn btn-sm", href: `#/browse/${encodeURIComponent(m.id)}?path=/` }, "Browse") : null, " ",
+          h("button", { type: "button", class: "btn btn-sm btn-danger", "aria-label": `Close session ${m.id}`, onclick: () => close(m) }, "Close")));
+    });
+    body.replaceChildren(h("table", { class: "grid", "aria-label": "Open sessions" },
+      h("thead", {}, h("tr", {}, h("th", {}, "Backup"), h("th", {}, "Volume"), h("th", {}, "Filesystem"), h("th", {}, "Status"),
+        h("th", { class: "hide-narrow" }, "Opened"), h("th", {}, "Expires"), h("th", { class: "hide-narrow" }, "Owner"), h("th", { class: "num" }, h("span", { class: "sr-only" }, "Actions")))),
+      h("tbody", {}, rows)));
+  }
+
+  setMain(h("div", { class: "page" },
+    h("div", { class: "page-head" }, h("h1", {}, "Sessions"), summary, h("span", { class: "spacer" }),
+      h("button", { type: "button", class: "btn", onclick: load, html: `${icon("refresh")}<span>Refresh</span>` })),
+    cards,
+    h("div", { class: "panel panel-fill" }, body)));
+  load();
+  const timer = setInterval(load, 30000);
+  return () => {
+    alive = false;
+    clearInterval(timer);
+  };
+}

@@ -1,0 +1,332 @@
+"""End-to-end: the web page in Chromium against a real server; expected values from the trees."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import stat
+import subprocess
+import time
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from tests.api.conftest import API, Env
+from tests.imagebuild.qcow import qemu_raw
+from tests.web.conftest import ROOT, shot, sign_in, unmount_all
+
+
+def rows_shown(page) -> list[str]:
+    return page.eval_on_selector_all(".frow[data-path]", "els => els.map(e => e.dataset.path)")
+
+
+def open_backup(page, backup_id: int) -> None:
+    page.click(f"tr.backup[data-backup-id='{backup_id}'] button")
+
+
+def wait_listing(page, path: str) -> None:
+    """Until the first page of ``path`` is drawn."""
+    page.wait_for_selector(f".listing[data-state=ready][data-path='{path}']")
+
+
+def mount_id_from_url(page) -> str:
+    m = re.search(r"#/browse/([^?]+)", page.url)
+    assert m, page.url
+    return m.group(1)
+
+
+def test_invalid_token_is_refused_readably(page, api: Env):
+    page.goto(api.url + "/")
+    shot(page, "01-signin")
+    page.fill("#token", "fr_0_this-is-not-a-token")
+    page.click("form.signin button[type=submit]")
+    alert = page.wait_for_selector("#signin-error .alert-error")
+    text = alert.inner_text()
+    assert "not accepted" in text
+    assert "401" in text
+    assert page.evaluate("sessionStorage.getItem('filerestore.token')") is None
+    assert page.is_hidden("#topbar")
+    shot(page, "02-signin-refused")
+
+
+def test_backups_grouped_newest_first_and_filtered(page, api: Env):
+    sign_in(page, api)
+    with api.client("alice") as c:
+        listed = c.get(f"{API}/backups").json()["backups"]
+    groups = page.eval_on_selector_all("tr.group td", "els => els.map(e => e.innerText)")
+    vms = sorted({b["vm_name"] for b in listed})
+    assert [g.split("·")[0].strip() for g in groups] == vms
+    # within a VM and disk, newest first; the incremental is marked so
+    ids = [
+        int(i)
+        for i in page.eval_on_selector_all("tr.backup", "els => els.map(e => e.dataset.backupId)")
+    ]
+    demo = [ids.index(api.backups["demo-incr"]), ids.index(api.backups["demo-full"])]
+    assert demo == sorted(demo), "the incremental (made after the full) must come first"
+    incr = page.inner_text(f"tr.backup[data-backup-id='{api.backups['demo-incr']}']")
+    full = page.inner_text(f"tr.backup[data-backup-id='{api.backups['demo-full']}']")
+    assert "INCREMENTAL" in incr and "FULL" in full
+    # virtual size: the demo disk's raw size as qemu-img converts it
+    raw_size = qemu_raw(api.demo / "web01" / "disk0-full.qcow2").stat().st_size
+    assert f"{raw_size / 2**20:.1f} MiB" in full
+    shot(page, "03-backups")
+    page.fill("[data-filter]", "srv1")
+    page.wait_for_function("() => document.querySelectorAll('tr.backup').length === 1")
+    assert page.get_attribute("tr.backup", "data-backup-id") == str(api.backups["ext4"])
+    page.fill("[data-filter]", "no-such-vm")
+    page.wait_for_selector("text=No backup matches the filter")
+
+
+def _blkid_type(raw: Path, offset: int) -> str:
+    out = subprocess.run(
+        ["blkid", "-p", "-O", str(offset), "-o", "value", "-s", "TYPE", str(raw)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return out.stdout.strip()
+
+
+def test_volume_picker_and_session_reuse(page, api: Env):
+    unmount_all(api)
+    sign_in(page, api)
+    open_backup(page, api.backups["demo-full"])
+    page.wait_for_selector("dialog tr.opt")
+    shot(page, "04-volume-picker")
+    raw = qemu_raw(api.demo / "web01" / "disk0-full.qcow2")
+    table = json.loads(
+        subprocess.run(
+            ["sfdisk", "--json", str(raw)], capture_output=True, text=True, check=True
+        ).stdout
+    )["partitiontable"]
+    options = page.eval_on_selector_all(
+        "dialog tr.opt", "els => els.map(e => [...e.cells].map(c => c.innerText.trim()))"
+    )
+    assert len(options) == len(table["partitions"]) == 2
+    for (vol, label, fs, size), part in zip(options, table["partitions"], strict=True):
+        assert vol == f"p{part['node'][-1]}"
+        assert label.startswith(part["name"])
+        assert fs == _blkid_type(raw, part["start"] * 512).replace("vfat", "fat")
+        assert size == f"{part['size'] * 512 / 2**20:.1f} MiB"
+    # keyboard: the second volume, chosen with the arrow key and Enter
+    page.keyboard.press("ArrowDown")
+    page.keyboard.press("Enter")
+    wait_listing(page, "/")
+    first = mount_id_from_url(page)
+    top = sorted(os.listdir(ROOT / "demo" / "source" / "windows"))
+    shown = [p.lstrip("/") for p in rows_shown(page)]
+    for name in top:
+        assert name in shown
+    # the same backup and volume again: the open session is reused, not a second one made
+    page.click("nav a[data-nav=backups]")
+    open_backup(page, api.backups["demo-full"])
+    page.click("dialog tr.opt[data-volume='p2']")
+    page.wait_for_selector(".toast:has-text('Session reused')")
+    wait_listing(page, "/")
+    assert mount_id_from_url(page) == first
+    with api.client("alice") as c:
+        mine = [
+            m
+            for m in c.get(f"{API}/restore/mounts").json()["mounts"]
+            if m["backup_id"] == api.backups["demo-full"]
+        ]
+    assert [m["mount_id"] for m in mine] == [first]
+
+
+def test_browse_download_archive_and_close(page, api: Env, tmp_path):
+    unmount_all(api)
+    tree = api.source.tree
+    sign_in(page, api)
+    open_backup(page, api.backups["ext4"])  # one filesystem: no picker
+    wait_listing(page, "/")
+    mount = mount_id_from_url(page)
+    # folders first, then files, each by name as the tree has them
+    shown = rows_shown(page)
+    keys = [
+        (not e.is_dir(follow_symlinks=False), e.name.casefold(), e.name) for e in os.scandir(tree)
+    ]
+    keys.append((False, "lost+found", "lost+found"))  # made by mke2fs, not in the tree
+    expected = ["/" + name for _, _, name in sorted(keys)]
+    assert shown == expected[: len(shown)]
+    # a symlink shows its target
+    link = page.inner_text(".frow[data-path='/link-relative'] .target")
+    assert link == "→ " + os.readlink(tree / "link-relative")
+    # details of a file: size and mode as the tree has them
+    page.click(".frow[data-path='/hello.txt'] .meta >> nth=0")
+    st = os.lstat(tree / "hello.txt")
+    page.wait_for_selector(f".details dd:text-is('{st.st_size} bytes')")
+    assert stat.filemode(st.st_mode) in page.inner_text(".details dl")
+    shot(page, "05-browse-root")
+
+    # three levels down: a click, a click, then the keyboard
+    page.click(".frow[data-path='/level00'] a.label")
+    wait_listing(page, "/level00")
+    page.click(".frow[data-path='/level00/level01'] a.label")
+    wait_listing(page, "/level00/level01")
+    page.focus(".rows")
+    page.keyboard.press("Home")
+    page.keyboard.press("Enter")
+    wait_listing(page, "/level00/level01/level02")
+    crumbs = page.inner_text(".crumbs").split()
+    assert [c for c in crumbs if c != "/"] == ["level00", "level01", "level02"]
+    assert rows_shown(page) == ["/level00/level01/level02/level03"]
+    page.keyboard.press("Backspace")
+    wait_listing(page, "/level00/level01")
+    page.click(".crumbs a[aria-label='Root folder']")
+    wait_listing(page, "/")
+
+    # download one file and compare its bytes with the tree
+    page.click(".frow[data-path='/docs'] a.label")
+    wait_listing(page, "/docs")
+    with page.expect_download() as info:
+        page.click(".frow[data-path='/docs/data.bin'] button.act")
+    dl = info.value
+    assert dl.suggested_filename == "data.bin"
+    assert Path(dl.path()).read_bytes() == (tree / "docs" / "data.bin").read_bytes()
+    page.wait_for_selector(".downloads .dl.done")
+
+    # multi-select across two folders, then one ZIP
+    page.click(".frow[data-path='/docs/readme.md'] input[type=checkbox]")
+    page.click(".frow[data-path='/docs/sub'] input[type=checkbox]")
+    page.click(".crumbs a[aria-label='Root folder']")
+    wait_listing(page, "/")
+    page.click(".frow[data-path='/unicode'] a.label")
+    wait_listing(page, "/unicode")
+    page.click(".frow[data-path='/unicode/café.txt'] input[type=checkbox]")
+    assert "3 selected" in page.inner_text(".tray")
+    page.click(".tray button:has-text('Download ZIP')")
+    page.wait_for_function(
+        "() => { const b = document.querySelector(\"dialog [data-total='files']\");"
+        " return b && !b.textContent.endsWith('+'); }"
+    )
+    picked = [tree / "docs" / "readme.md", tree / "docs" / "sub", tree / "unicode" / "café.txt"]
+    files = [p for p in picked if p.is_file()] + [
+        Path(d) / f for p in picked if p.is_dir() for d, _, fs in os.walk(p) for f in fs
+    ]
+    assert page.inner_text("dialog [data-total='files']") == str(len(files))
+    total = sum(f.stat().st_size for f in files)
+    assert total < 1024
+    assert page.inner_text("dialog [data-total='bytes']") == f"{total} B"
+    shot(page, "06-archive-dialog")
+    with page.expect_download() as info:
+        page.click("dialog .dlg-foot .btn-primary")
+    dl = info.value
+    assert dl.suggested_filename.endswith(".zip")
+    with zipfile.ZipFile(io.BytesIO(Path(dl.path()).read_bytes())) as z:
+        names = set(z.namelist())
+        assert names == {"readme.md", "sub/", "sub/nested.txt", "café.txt"}
+        assert z.read("readme.md") == (tree / "docs" / "readme.md").read_bytes()
+        assert z.read("sub/nested.txt") == (tree / "docs" / "sub" / "nested.txt").read_bytes()
+        assert z.read("café.txt") == (tree / "unicode" / "café.txt").read_bytes()
+    page.wait_for_selector(".downloads .dl.done >> nth=1")
+
+    # close the session from the page
+    page.click("button:has-text('Close session')")
+    page.click("dialog .dlg-foot .btn-primary")
+    page.wait_for_selector(".toast:has-text('Session closed')")
+    page.wait_for_url(re.compile(r"#/sessions$"))
+    with api.client("alice") as c:
+        left = [m["mount_id"] for m in c.get(f"{API}/restore/mounts").json()["mounts"]]
+    assert mount not in left
+    assert page.query_selector(f"tr[data-mount-id='{mount}']") is None
+
+
+def test_ten_thousand_entries_scroll_filter_and_sort(page, api: Env):
+    unmount_all(api)
+    names = sorted(os.listdir(api.source.tree / "many"))
+    assert len(names) == 10_000
+    sign_in(page, api)
+    open_backup(page, api.backups["ext4"])
+    wait_listing(page, "/")
+    start = time.monotonic()
+    page.click(".frow[data-path='/many'] a.label")
+    wait_listing(page, "/many")
+    first_page = time.monotonic() - start
+    assert "10,000 items" in page.inner_text(".status-line")
+    assert rows_shown(page)[:5] == [f"/many/{n}" for n in names[:5]]
+    # virtualised: a screenful of rows in the DOM, not ten thousand
+    assert page.eval_on_selector_all(".frow", "els => els.length") < 120
+    shot(page, "07-large-directory")
+    page.focus(".rows")
+    start = time.monotonic()
+    page.keyboard.press("End")
+    page.wait_for_selector(f".frow.active[data-path='/many/{names[-1]}']")
+    to_end = time.monotonic() - start
+    tail = rows_shown(page)
+    assert tail == [f"/many/{n}" for n in names[-len(tail) :]]
+    page.wait_for_function("() => !document.querySelector('.status-line .spinner')")
+    assert "loaded" not in page.inner_text(".status-line")  # every page fetched
+    page.keyboard.press("Home")
+    page.wait_for_selector(f".frow.active[data-path='/many/{names[0]}']")
+    # the name filter for the current directory
+    page.fill("[data-filter]", "FILE0999")
+    matching = [n for n in names if "file0999" in n.lower()]
+    page.wait_for_function(
+        f"() => document.querySelectorAll('.frow[data-path]').length === {len(matching)}"
+    )
+    assert rows_shown(page) == [f"/many/{n}" for n in matching]
+    assert f"{len(matching)} match" in page.inner_text(".status-line")
+    page.fill("[data-filter]", "")
+    # sorted by name, descending
+    page.click(".cols button.sort:has-text('Name')")
+    page.wait_for_selector(f".frow[data-path='/many/{names[-1]}'][aria-rowindex='2']")
+    assert rows_shown(page)[:3] == [f"/many/{n}" for n in names[::-1][:3]]
+    print(f"10,000-entry directory: first page {first_page:.2f} s, to the end {to_end:.2f} s")
+    assert to_end < 15
+
+
+def test_api_errors_are_shown(page, api: Env):
+    unmount_all(api)
+    sign_in(page, api)
+    mount = api.mount("alice")
+    page.goto(f"{api.url}/#/browse/{mount}?path=/no/such/dir")
+    alert = page.wait_for_selector(".list-message .alert-error")
+    text = alert.inner_text()
+    assert "/no/such/dir could not be listed" in text
+    assert "HTTP 404" in text
+    shot(page, "08-error")
+    page.goto(f"{api.url}/#/browse/00000000-not-a-session?path=/")
+    alert = page.wait_for_selector(".list-message .alert-error")
+    assert "HTTP 404" in alert.inner_text()
+
+
+def test_sessions_page_lists_expiry_and_closes(page, api: Env):
+    unmount_all(api)
+    mount = api.mount("alice")
+    sign_in(page, api)
+    page.click("nav a[data-nav=sessions]")
+    row = page.wait_for_selector(f"tr[data-mount-id='{mount}']")
+    cells = row.eval_on_selector_all("td", "els => els.map(e => e.innerText.trim())")
+    with api.client("alice") as c:
+        info = next(
+            m for m in c.get(f"{API}/restore/mounts").json()["mounts"] if m["mount_id"] == mount
+        )
+    assert cells[1] == info["volume"]
+    assert re.fullmatch(r"in \d+ (min|h \d+ min)", cells[5]), cells[5]
+    shot(page, "09-sessions")
+    row.query_selector("button:has-text('Close')").click()
+    page.click("dialog .dlg-foot .btn-primary")
+    page.wait_for_selector(f"tr[data-mount-id='{mount}']", state="detached")
+    with api.client("alice") as c:
+        assert mount not in [m["mount_id"] for m in c.get(f"{API}/restore/mounts").json()["mounts"]]
+
+
+@pytest.mark.parametrize("width", [420, 800])
+def test_narrow_window(browser, api: Env, width: int):
+    unmount_all(api)
+    context = browser.new_context(viewport={"width": width, "height": 860}, accept_downloads=True)
+    try:
+        page = context.new_page()
+        sign_in(page, api)
+        assert page.evaluate("document.documentElement.scrollWidth") <= width
+        shot(page, f"10-narrow-{width}-backups")
+        open_backup(page, api.backups["ext4"])
+        wait_listing(page, "/")
+        assert page.evaluate("document.documentElement.scrollWidth") <= width
+        assert page.is_visible(".frow[data-path='/docs'] a.label")
+        shot(page, f"10-narrow-{width}-browse")
+    finally:
+        context.close()
