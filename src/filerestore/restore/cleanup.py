@@ -35,8 +35,19 @@ from filerestore.restore.sessions import SessionManager
 log = logging.getLogger("filerestore.cleanup")
 
 
+#: rows taken per transaction: keeps each short, and lets concurrent workers share the work
+BATCH = 50
+
+
 def _take(manager: SessionManager, query: Select[RestoreMount], reason: str) -> list[str]:
-    """Delete the rows ``query`` selects that no other worker holds; their ids."""
+    """Delete the rows ``query`` selects that no other worker holds, in batches; their ids."""
+    taken: list[str] = []
+    while batch := _take_batch(manager, query.limit(BATCH), reason):
+        taken += batch
+    return taken
+
+
+def _take_batch(manager: SessionManager, query: Select[RestoreMount], reason: str) -> list[str]:
     me = manager.me
     with manager.db.write() as s:
         rows = s.scalars(query.with_for_update(skip_locked=True)).all()

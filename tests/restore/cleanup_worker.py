@@ -1,0 +1,57 @@
+"""A separate process for the cleanup tests: ``python -m tests.restore.cleanup_worker MODE``.
+
+Settings come from the environment (FILERESTORE_STATE_DIR / FILERESTORE_DATABASE_URL).
+
+- ``hang MOUNT_ID BACKUP_ID``: hold a download on session MOUNT_ID, then start mounting
+  BACKUP_ID and hang while opening its image (as a process stuck reading a dead share
+  would), after printing "ready". The test kills it with SIGKILL there.
+- ``clean START_FILE``: wait for START_FILE to appear, then run cleanup passes until no
+  expired session is left; print the ids this process cleaned.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from pathlib import Path
+
+from filerestore.db import open_database
+from filerestore.restore import cleanup, sessions
+from filerestore.settings import Settings
+
+
+def hang(mount_id: str, backup_id: int) -> None:
+    settings = Settings()
+    manager = sessions.SessionManager(open_database(settings), settings)
+    opened = threading.Event()
+
+    def opening_hangs(*args: object, **kwargs: object) -> sessions.Stack:
+        opened.set()
+        while True:
+            time.sleep(60)
+
+    sessions.open_stack = opening_hangs  # type: ignore[assignment]
+    with manager.download(mount_id):
+        threading.Thread(target=manager.mount, args=(backup_id,), daemon=True).start()
+        opened.wait(60)
+        print("ready", flush=True)
+        time.sleep(600)
+
+
+def clean(start_file: str) -> None:
+    settings = Settings()
+    manager = sessions.SessionManager(open_database(settings), settings)
+    while not Path(start_file).exists():
+        time.sleep(0.01)
+    cleaned = []
+    for _ in range(20):
+        cleaned += cleanup.expire(manager)
+    print("\n".join(cleaned), flush=True)
+
+
+if __name__ == "__main__":
+    if sys.argv[1] == "hang":
+        hang(sys.argv[2], int(sys.argv[3]))
+    else:
+        clean(sys.argv[2])
