@@ -8,6 +8,7 @@ import os
 import re
 import stat
 import subprocess
+import tarfile
 import time
 import zipfile
 from pathlib import Path
@@ -330,3 +331,59 @@ def test_narrow_window(browser, api: Env, width: int):
         shot(page, f"10-narrow-{width}-browse")
     finally:
         context.close()
+
+
+def _shown_bytes(n: int) -> str:
+    """A byte count as the page shows it (binary units, 3 significant digits)."""
+    if n < 1024:
+        return f"{n} B"
+    value, unit = float(n), 0
+    while value >= 1024 and unit < 5:
+        value /= 1024
+        unit += 1
+    digits = 2 if value < 10 else 1 if value < 100 else 0
+    return f"{value:.{digits}f} {['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB'][unit]}"
+
+
+def test_directory_download_shows_totals_then_tar_gz(page, api: Env):
+    unmount_all(api)
+    tree = api.source.tree
+    sign_in(page, api)
+    open_backup(page, api.backups["ext4"])
+    wait_listing(page, "/")
+    page.click(".frow[data-path='/docs'] .meta >> nth=0")
+    page.click(".details button:has-text('TAR.GZ')")
+    files, dirs, links, size = 0, 1, 0, 0
+    for d, subdirs, names in os.walk(tree / "docs"):
+        dirs += len(subdirs)
+        for n in names:
+            st = os.lstat(Path(d) / n)
+            if stat.S_ISREG(st.st_mode):
+                files, size = files + 1, size + st.st_size
+            elif stat.S_ISLNK(st.st_mode):
+                links += 1
+    page.wait_for_function(
+        "() => { const b = document.querySelector(\"dialog [data-total='bytes']\");"
+        " return b && !b.textContent.endsWith('+'); }"
+    )
+    assert page.inner_text("dialog [data-total='files']") == str(files)
+    assert page.inner_text("dialog [data-total='bytes']") == _shown_bytes(size)
+    assert page.inner_text("dialog [data-total='dirs']") == str(dirs)
+    assert page.is_checked("dialog input[value='tar.gz']")
+    with page.expect_download() as info:
+        page.click("dialog .dlg-foot .btn-primary")
+    dl = info.value
+    assert dl.suggested_filename == "docs.tar.gz"
+    with tarfile.open(dl.path(), "r:gz") as tar:
+        members = {m.name: m for m in tar.getmembers()}
+        for d, subdirs, names in os.walk(tree / "docs"):
+            for n in subdirs + names:
+                src = Path(d) / n
+                m = members.pop(str(src.relative_to(tree)))
+                if src.is_symlink():
+                    assert m.issym() and m.linkname == os.readlink(src)
+                elif src.is_file():
+                    assert tar.extractfile(m).read() == src.read_bytes()
+                else:
+                    assert m.isdir()
+        assert set(members) == {"docs"}

@@ -72,9 +72,9 @@ export function selectionDialog(mountId, initialPaths, initialFormat) {
     const drawFigures = (t, done) => {
       const suffix = t.complete && done ? "" : "+";
       figures.replaceChildren(
-        h("div", {}, h("b", { "data-total": "files" }, `${count(t.files)}${suffix}`), h("span", {}, "files")),
+        h("div", {}, h("b", { "data-total": "files" }, `${count(t.files)}${suffix}`), h("span", {}, t.files === 1 ? "file" : "files")),
         h("div", {}, h("b", { "data-total": "bytes" }, `${bytes(t.bytes)}${suffix}`), h("span", {}, "total size")),
-        h("div", {}, h("b", { "data-total": "dirs" }, `${count(t.dirs)}${suffix}`), h("span", {}, t.symlinks ? `folders · ${count(t.symlinks)} links` : "folders")),
+        h("div", {}, h("b", { "data-total": "dirs" }, `${count(t.dirs)}${suffix}`), h("span", {}, `${t.dirs === 1 ? "folder" : "folders"}${t.symlinks ? ` · ${count(t.symlinks)} link${t.symlinks === 1 ? "" : "s"}` : ""}`)),
       );
     };
     const measure = async () => {

@@ -35,7 +35,7 @@ function matches(b, needle) {
 function kindBadge(b) {
   return b.kind === "incremental"
     ? [h("span", { class: "badge badge-inc", title: b.parent ? `Incremental on backup #${b.parent}` : "Incremental" }, "INCREMENTAL"),
-      b.parent ? h("span", { class: "muted", style: "font-size:12px" }, ` on #${b.parent}`) : null]
+      b.parent ? h("span", { class: "muted parent-of", style: "font-size:12px" }, ` on #${b.parent}`) : null]
     : h("span", { class: "badge badge-full" }, "FULL");
 }
 
@@ -70,7 +70,7 @@ export function renderBackups() {
       h("th", { class: "num" }, "Disk size"),
       h("th", { class: "hide-narrow" }, "Repository"),
       h("th", { class: "hide-narrow" }, "Path"),
-      h("th", {}, "Status"),
+      h("th", { class: "hide-narrow" }, "Status"),
       h("th", { class: "num" }, h("span", { class: "sr-only" }, "Actions")),
     )),
     tbody,
@@ -108,7 +108,7 @@ export function renderBackups() {
             h("td", { class: "num" }, bytes(b.size)),
             h("td", { class: "hide-narrow" }, b.repository ?? "—"),
             h("td", { class: "hide-narrow ell mono muted", title: b.path ?? "" }, b.path ?? "—"),
-            h("td", {}, statusBadge(b)),
+            h("td", { class: "hide-narrow" }, statusBadge(b)),
             h("td", { class: "num" }, open),
           );
           tbody.append(row);

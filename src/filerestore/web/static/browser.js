@@ -379,7 +379,7 @@ export function renderBrowser(mountId, startPath, { onChange } = {}) {
     try {
       const info = entryOf(await api.fileInfo(mountId, entry.pathQ));
       if (alive && state.details && state.details.pathQ === entry.pathQ && gen === state.gen) {
-        state.details = { ...entry, ...stripNull(info), name: entry.name, path: entry.path, pathQ: entry.pathQ };
+        state.details = { ...entry, ...stripNull(info), name: entry.name, path: entry.path, pathQ: entry.pathQ, partial: false };
         drawDetails();
       }
     } catch (err) {
@@ -390,7 +390,7 @@ export function renderBrowser(mountId, startPath, { onChange } = {}) {
   }, 150);
 
   function loadDetails(entry) {
-    state.details = entry;
+    state.details = { ...entry, partial: true };
     drawDetails();
     fetchInfo(entry, state.gen);
   }
@@ -413,8 +413,9 @@ export function renderBrowser(mountId, startPath, { onChange } = {}) {
       ["Mode", e.mode !== null ? h("span", { class: "mono" }, `${modeString(e.mode, e.kind)} (${modeOctal(e.mode)})`) : "—"],
       ["Owner", ownerOf(e, true)],
       ["Modified", dateTimeFull(e.mtime.date, e.mtime.ns)],
-      ["Accessed", dateTimeFull(e.atime.date, e.atime.ns)],
-      ["Changed", dateTimeFull(e.ctime.date, e.ctime.ns)],
+      e.partial ? ["", h("span", { class: "muted" }, h("span", { class: "spinner" }), " reading the full record…")] : null,
+      e.partial ? null : ["Accessed", dateTimeFull(e.atime.date, e.atime.ns)],
+      e.partial ? null : ["Changed", dateTimeFull(e.ctime.date, e.ctime.ns)],
       e.btime.date ? ["Created", dateTimeFull(e.btime.date, e.btime.ns)] : null,
       e.inode !== null ? ["Inode", String(e.inode)] : null,
       e.nlink !== null ? ["Links", String(e.nlink)] : null,
@@ -537,6 +538,7 @@ export function renderBrowser(mountId, startPath, { onChange } = {}) {
   function refreshSelection() {
     const items = [...state.selection.values()];
     tray.hidden = items.length === 0;
+    document.body.classList.toggle("has-tray", items.length > 0);
     const files = items.filter((e) => e.kind !== "dir").length;
     const dirs = items.length - files;
     const folders = new Set(items.map((e) => parentOf(e.pathQ))).size;
@@ -592,6 +594,7 @@ export function renderBrowser(mountId, startPath, { onChange } = {}) {
 
   const cleanup = () => {
     alive = false;
+    document.body.classList.remove("has-tray");
     state.gen += 1;
     clearInterval(timer);
     window.removeEventListener("resize", onResize);

@@ -92,6 +92,13 @@ export async function download(name, start) {
     a.remove();
     setTimeout(() => URL.revokeObjectURL(href), 60000);
     item.state = "done";
+    setTimeout(() => {
+      const at = items.indexOf(item);
+      if (at >= 0) {
+        items.splice(at, 1);
+        render();
+      }
+    }, 8000);
     view.el.classList.add("done");
     view.bar.parentElement.classList.remove("indeterminate");
     view.bar.style.width = "100%";

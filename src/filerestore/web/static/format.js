@@ -59,10 +59,11 @@ export function relative(d, now = new Date()) {
   if (!d) return "—";
   const sec = Math.round((d.getTime() - now.getTime()) / 1000);
   const abs = Math.abs(sec);
+  const minutes = Math.round(abs / 60);
   let text;
   if (abs < 60) text = `${abs} s`;
-  else if (abs < 3600) text = `${Math.round(abs / 60)} min`;
-  else if (abs < 86400 * 2) text = `${Math.floor(abs / 3600)} h ${Math.round((abs % 3600) / 60)} min`;
+  else if (minutes < 60) text = `${minutes} min`;
+  else if (abs < 86400 * 2) text = `${Math.floor(minutes / 60)} h ${minutes % 60} min`;
   else text = `${Math.round(abs / 86400)} days`;
   return sec >= 0 ? `in ${text}` : `${text} ago`;
 }
