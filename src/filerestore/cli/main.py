@@ -17,6 +17,7 @@ from typer.exceptions import TyperException
 
 # Command modules register their commands on `app` when imported: one line per module, in
 # the redundant-alias form so that neither the linter nor the import sorter touches it.
+from filerestore.cli import catalog_commands as catalog_commands  # repo, scan, backups, ...
 from filerestore.cli import core_commands as core_commands  # inspect, ls, stat, cat, get
 from filerestore.cli import exit_codes
 from filerestore.cli import serve_commands as serve_commands  # serve, token
