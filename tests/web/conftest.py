@@ -73,6 +73,12 @@ def page(browser: object, request: pytest.FixtureRequest) -> Iterator[object]:
     pg = context.new_page()
     problems = Problems()
     pg.on("pageerror", lambda exc: problems.errors.append(str(exc)))
+    pg.on(
+        "console",
+        lambda msg: (
+            problems.errors.append(msg.text) if "Content Security Policy" in msg.text else None
+        ),
+    )
     try:
         yield pg
         if request.node.stash.get(FAILED, False):

@@ -16,13 +16,26 @@ from starlette.staticfiles import StaticFiles
 STATIC_DIR: Path = Path(__file__).resolve().parent / "static"
 INDEX_HTML: Path = STATIC_DIR / "index.html"
 
+# The token lives in the tab's session storage, so script injection is what to shut out:
+# only the page's own modules run, nothing is framed, and the API is the only connection.
+# (Guest file names reach the DOM as text nodes, never as markup.)
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'; "
+    "form-action 'none'; frame-ancestors 'none'"
+)
 # The page's modules change with the package version; a revalidation each load keeps an
 # upgraded server from running a stale mix of old and new modules.
-_NO_STALE = {"Cache-Control": "no-cache"}
+_HEADERS = {
+    "Cache-Control": "no-cache",
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
 
 
 def _index() -> FileResponse:
-    return FileResponse(INDEX_HTML, media_type="text/html", headers=_NO_STALE)
+    return FileResponse(INDEX_HTML, media_type="text/html", headers=_HEADERS)
 
 
 def mount_web(app: FastAPI) -> None:
@@ -35,4 +48,4 @@ def mount_web(app: FastAPI) -> None:
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="web-static")
 
 
-__all__ = ["INDEX_HTML", "STATIC_DIR", "mount_web"]
+__all__ = ["CONTENT_SECURITY_POLICY", "INDEX_HTML", "STATIC_DIR", "mount_web"]
