@@ -1,0 +1,80 @@
+# ruff: noqa: F811 - pytest fixtures imported from tests/dbfixtures.py are redefined as arguments
+"""The catalog, session and database commands, run as a user would, on both databases."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from filerestore.restore.sessions import SessionManager
+from tests.catalog.images import make_repository, qemu_info
+from tests.cli.runner import fails, ok
+from tests.dbfixtures import database_url, db, make_settings, pg_server_url, settings  # noqa: F401
+
+
+@pytest.fixture
+def env(monkeypatch, settings):
+    monkeypatch.setenv("FILERESTORE_STATE_DIR", str(settings.state_dir))
+    monkeypatch.delenv("FILERESTORE_CONFIG", raising=False)
+    if settings.database_url:
+        monkeypatch.setenv("FILERESTORE_DATABASE_URL", settings.database_url)
+    else:
+        monkeypatch.delenv("FILERESTORE_DATABASE_URL", raising=False)
+    return settings
+
+
+# the commands are adapters: their database work is tested on both databases in tests/db,
+# tests/catalog and tests/restore; here SQLite keeps the subprocess count down
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_repository_scan_backups_mounts_cleanup(env, db, tmp_path):
+    root = tmp_path / "repo"
+    images = make_repository(root)
+    assert b"added repository main (local)" in ok("repo", "add", "main", root)
+    assert "already exists" in fails(1, "repo", "add", "main", root)
+    assert "not mounted" in fails(1, "repo", "add", "share", root, "--kind", "nfs")
+    assert "unknown repository kind" in fails(2, "repo", "add", "x", root, "--kind", "ftp")
+    (listed,) = json.loads(ok("repo", "list", "--json"))
+    assert (listed["name"], listed["status"], listed["root_path"]) == (
+        "main",
+        "available",
+        str(root),
+    )
+
+    assert ok("scan").decode().splitlines() == ["main: 4 added, 0 known, 0 refused"]
+    assert ok("scan", "main").decode().splitlines() == ["main: 0 added, 4 known, 0 refused"]
+    assert "no repository named" in fails(3, "scan", "nope")
+
+    backups = {b["path"]: b for b in json.loads(ok("backups", "--json"))}
+    assert set(backups) == {p.relative_to(root).as_posix() for p in images.values()}
+    inc2 = backups["vm1/disk0-inc2.qcow2"]
+    assert inc2["kind"] == "incremental"
+    assert inc2["parent_backup_id"] == backups["vm1/disk0-inc1.qcow2"]["id"]
+    assert inc2["virtual_size"] == qemu_info(images["inc2"])["virtual-size"]
+    assert {b["status"] for b in backups.values()} == {"available"}
+    table = ok("backups").decode().splitlines()
+    assert table[0].split()[:3] == ["ID", "REPOSITORY", "PATH"] and len(table) == 5
+
+    manager = SessionManager(db, env)
+    session = manager.mount(inc2["id"], owner="cli-test")
+    manager.readers.close_all()
+    (mounted,) = json.loads(ok("mounts", "--json"))
+    assert (mounted["mount_id"], mounted["status"], mounted["filesystem_type"]) == (
+        session.mount_id,
+        "mounted",
+        "ext4",
+    )
+    assert ok("cleanup", "--expired").decode().splitlines() == ["removed 0 session(s)"]
+    assert ok("cleanup", "--all").decode().splitlines() == [
+        "removed 1 session(s)",
+        f"  {session.mount_id}",
+    ]
+    assert json.loads(ok("mounts", "--json")) == []
+
+
+def test_db_commands(env, db):
+    head = ok("db", "current").decode().split()[-1]
+    assert ok("db", "downgrade", "base").decode().strip() == "database at revision base"
+    assert ok("db", "current").decode().split()[1].rstrip(",") == "base"
+    assert ok("db", "upgrade").decode().strip() == f"database at revision {head}"
+    assert "choose one of" in fails(2, "cleanup", "--all", "--expired")
