@@ -4,8 +4,9 @@
 import { api, encoded } from "./api.js";
 import { selectionDialog } from "./archive.js";
 import { h, debounce } from "./dom.js";
+import { ownerOf, renderDetails } from "./details.js";
 import { download } from "./downloads.js";
-import { bytes, count, dateTime, dateTimeFull, exactBytes, modeOctal, modeString, relative } from "./format.js";
+import { bytes, count, dateTime, dateTimeFull, modeString, relative } from "./format.js";
 import { entryIcon, icon } from "./icons.js";
 import { backupOf, displayPath, entryOf, mountOf, pageOf, parentOf } from "./model.js";
 import { dialog, errorPanel, setMain, showError, toast } from "./ui.js";
@@ -400,44 +401,14 @@ export function renderBrowser(mountId, startPath, { onChange } = {}) {
   }
 
   function drawDetails() {
-    const e = state.details;
-    if (!e) {
-      details.replaceChildren(h("div", { class: "details-empty" }, h("div", { html: icon("info") }), "Select an entry to see its details."));
-      return;
-    }
-    const rowsDl = [
-      ["Kind", { dir: "Folder", file: "File", symlink: "Symbolic link", other: "Special file" }[e.kind] || e.kind],
-      ["Path", h("span", { class: "mono" }, e.path)],
-      e.kind === "symlink" ? ["Target", h("span", { class: "mono" }, e.target ?? "—")] : null,
-      e.kind !== "dir" ? ["Size", exactBytes(e.size)] : null,
-      ["Mode", e.mode !== null ? h("span", { class: "mono" }, `${modeString(e.mode, e.kind)} (${modeOctal(e.mode)})`) : "—"],
-      ["Owner", ownerOf(e, true)],
-      ["Modified", dateTimeFull(e.mtime.date, e.mtime.ns)],
-      e.partial ? ["", h("span", { class: "muted" }, h("span", { class: "spinner" }), " reading the full record…")] : null,
-      e.partial ? null : ["Accessed", dateTimeFull(e.atime.date, e.atime.ns)],
-      e.partial ? null : ["Changed", dateTimeFull(e.ctime.date, e.ctime.ns)],
-      e.btime.date ? ["Created", dateTimeFull(e.btime.date, e.btime.ns)] : null,
-      e.inode !== null ? ["Inode", String(e.inode)] : null,
-      e.nlink !== null ? ["Links", String(e.nlink)] : null,
-    ].filter(Boolean);
-    const actions = h("div", { class: "actions" });
-    if (e.kind === "file") {
-      actions.append(h("button", { type: "button", class: "btn btn-primary", onclick: () => downloadFile(e), html: `${icon("download")}<span>Download</span>` }));
-    } else if (e.kind === "dir" || e.kind === "symlink") {
-      if (e.kind === "dir") actions.append(h("a", { class: "btn", href: browseHref(e.pathQ) }, "Open folder"));
-      else actions.append(h("a", { class: "btn", href: browseHref(e.pathQ), title: "Open the folder this link points to" }, "Open target"));
-      actions.append(
-        h("button", { type: "button", class: "btn btn-primary", onclick: () => archive([e.pathQ], "zip"), html: `${icon("download")}<span>ZIP</span>` }),
-        h("button", { type: "button", class: "btn", onclick: () => archive([e.pathQ], "tar.gz"), html: `${icon("download")}<span>TAR.GZ</span>` }),
-      );
-    }
-    const selected = state.selection.has(e.pathQ);
-    actions.append(h("button", { type: "button", class: "btn", onclick: () => toggle(e, !selected) }, selected ? "Remove from selection" : "Add to selection"));
-    details.replaceChildren(
-      h("div", { class: "details-head" }, h("span", { class: `kind-${e.kind}`, html: icon(entryIcon(e)) }), h("div", { class: "name" }, e.name || "/"),
-        h("button", { type: "button", class: "btn btn-icon close-pane", "aria-label": "Close details", onclick: () => showDetails(false), html: icon("close") })),
-      h("div", { class: "details-body" }, h("dl", {}, rowsDl.map(([k, v]) => [h("dt", {}, k), h("dd", {}, v)])), actions),
-    );
+    renderDetails(details, state.details, {
+      selected: state.details ? state.selection.has(state.details.pathQ) : false,
+      href: browseHref,
+      download: downloadFile,
+      archive: (e, format) => archive([e.pathQ], format),
+      toggle: (e, on) => toggle(e, on),
+      close: () => showDetails(false),
+    });
   }
 
   // --- navigation ------------------------------------------------------------------------
@@ -601,12 +572,6 @@ export function renderBrowser(mountId, startPath, { onChange } = {}) {
   };
   cleanup.navigate = navigate;
   return cleanup;
-}
-
-function ownerOf(e, long = false) {
-  if (e.owner || e.group) return `${e.owner ?? e.uid ?? "?"}:${e.group ?? e.gid ?? "?"}`;
-  if (e.uid === null && e.gid === null) return "—";
-  return long ? `uid ${e.uid ?? "—"}, gid ${e.gid ?? "—"}` : `${e.uid ?? "—"}:${e.gid ?? "—"}`;
 }
 
 function stripNull(obj) {

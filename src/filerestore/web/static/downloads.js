@@ -7,6 +7,7 @@ import { icon } from "./icons.js";
 import { messageOf } from "./ui.js";
 
 const items = [];
+const FOLD_BYTES = 16 * 1024 * 1024;
 
 function panel() {
   return document.getElementById("downloads");
@@ -74,17 +75,27 @@ export async function download(name, start) {
     const total = Number(res.headers.get("Content-Length")) || 0;
     if (!total) view.bar.parentElement.classList.add("indeterminate");
     const reader = res.body.getReader();
-    const chunks = [];
+    // Chunks are folded into Blob parts as they come: the browser keeps large blobs out of
+    // the script heap (Chromium pages them to disk), so a big file does not pile up in it.
+    const parts = [];
+    let chunks = [];
+    let pending = 0;
     let received = 0;
     for (;;) {
       const { done, value } = await reader.read();
       if (done) break;
       chunks.push(value);
+      pending += value.length;
       received += value.length;
+      if (pending >= FOLD_BYTES) {
+        parts.push(new Blob(chunks));
+        chunks = [];
+        pending = 0;
+      }
       view.status.textContent = total ? `${bytes(received)} of ${bytes(total)}` : bytes(received);
       if (total) view.bar.style.width = `${Math.min(100, (received / total) * 100)}%`;
     }
-    const blob = new Blob(chunks, { type: res.headers.get("Content-Type") || "application/octet-stream" });
+    const blob = new Blob([...parts, ...chunks], { type: res.headers.get("Content-Type") || "application/octet-stream" });
     const href = URL.createObjectURL(blob);
     const a = h("a", { href, download: filename, hidden: true });
     document.body.append(a);

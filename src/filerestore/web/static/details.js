@@ -1,0 +1,61 @@
+// The details pane: everything the API says about one entry, and what can be done with it.
+
+import { h } from "./dom.js";
+import { dateTimeFull, exactBytes, modeOctal, modeString } from "./format.js";
+import { entryIcon, icon } from "./icons.js";
+
+const KIND_NAMES = { dir: "Folder", file: "File", symlink: "Symbolic link", other: "Special file" };
+
+export function ownerOf(e, long = false) {
+  if (e.owner || e.group) return `${e.owner ?? e.uid ?? "?"}:${e.group ?? e.gid ?? "?"}`;
+  if (e.uid === null && e.gid === null) return "—";
+  return long ? `uid ${e.uid ?? "—"}, gid ${e.gid ?? "—"}` : `${e.uid ?? "—"}:${e.gid ?? "—"}`;
+}
+
+function facts(e) {
+  const time = (t) => dateTimeFull(t.date, t.ns);
+  return [
+    ["Kind", KIND_NAMES[e.kind] || e.kind],
+    ["Path", h("span", { class: "mono" }, e.path)],
+    e.kind === "symlink" ? ["Target", h("span", { class: "mono" }, e.target ?? "—")] : null,
+    e.kind !== "dir" ? ["Size", exactBytes(e.size)] : null,
+    ["Mode", e.mode !== null ? h("span", { class: "mono" }, `${modeString(e.mode, e.kind)} (${modeOctal(e.mode)})`) : "—"],
+    ["Owner", ownerOf(e, true)],
+    ["Modified", time(e.mtime)],
+    // the listing's record has no atime/ctime/inode: file-info brings them a moment later
+    e.partial ? ["", h("span", { class: "muted" }, h("span", { class: "spinner" }), " reading the full record…")] : null,
+    e.partial ? null : ["Accessed", time(e.atime)],
+    e.partial ? null : ["Changed", time(e.ctime)],
+    e.btime.date ? ["Created", time(e.btime)] : null,
+    e.inode !== null ? ["Inode", String(e.inode)] : null,
+    e.nlink !== null ? ["Links", String(e.nlink)] : null,
+  ].filter(Boolean);
+}
+
+// on: {selected, href(pathQ), download(e), archive(e, format), toggle(e, on), close()}
+export function renderDetails(pane, e, on) {
+  if (!e) {
+    pane.replaceChildren(h("div", { class: "details-empty" }, h("div", { html: icon("info") }), "Select an entry to see its details."));
+    return;
+  }
+  const actions = h("div", { class: "actions" });
+  if (e.kind === "file") {
+    actions.append(h("button", { type: "button", class: "btn btn-primary", onclick: () => on.download(e), html: `${icon("download")}<span>Download</span>` }));
+  } else if (e.kind === "dir" || e.kind === "symlink") {
+    actions.append(
+      e.kind === "dir"
+        ? h("a", { class: "btn", href: on.href(e.pathQ) }, "Open folder")
+        : h("a", { class: "btn", href: on.href(e.pathQ), title: "Open the folder this link points to" }, "Open target"),
+      h("button", { type: "button", class: "btn btn-primary", onclick: () => on.archive(e, "zip"), html: `${icon("download")}<span>ZIP</span>` }),
+      h("button", { type: "button", class: "btn", onclick: () => on.archive(e, "tar.gz"), html: `${icon("download")}<span>TAR.GZ</span>` }),
+    );
+  }
+  actions.append(h("button", { type: "button", class: "btn", onclick: () => on.toggle(e, !on.selected) }, on.selected ? "Remove from selection" : "Add to selection"));
+  pane.replaceChildren(
+    h("div", { class: "details-head" },
+      h("span", { class: `kind-${e.kind}`, html: icon(entryIcon(e)) }),
+      h("div", { class: "name" }, e.name || "/"),
+      h("button", { type: "button", class: "btn btn-icon close-pane", "aria-label": "Close details", onclick: on.close, html: icon("close") })),
+    h("div", { class: "details-body" }, h("dl", {}, facts(e).map(([k, v]) => [h("dt", {}, k), h("dd", {}, v)])), actions),
+  );
+}
