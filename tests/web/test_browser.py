@@ -8,6 +8,7 @@ import os
 import re
 import stat
 import subprocess
+import sys
 import tarfile
 import time
 import zipfile
@@ -391,3 +392,40 @@ def test_directory_download_shows_totals_then_tar_gz(page, api: Env):
                 else:
                     assert m.isdir()
         assert set(members) == {"docs"}
+
+
+def test_revoked_token_returns_to_sign_in(page, api: Env):
+    sign_in(page, api, who="dave")
+    subprocess.run(
+        [str(Path(sys.executable).parent / "filerestore"), "token", "revoke", "dave"],
+        env={**os.environ, "FILERESTORE_STATE_DIR": str(api.state_dir)},
+        check=True,
+        capture_output=True,
+    )
+    page.click("button:has-text('Refresh')")
+    notice = page.wait_for_selector("#signin-error .alert-error")
+    assert "no longer accepted" in notice.inner_text()
+    assert page.evaluate("sessionStorage.getItem('filerestore.token')") is None
+
+
+def test_keyboard_selection_and_empty_folder(page, api: Env):
+    unmount_all(api)
+    tree = api.source.tree
+    sign_in(page, api)
+    open_backup(page, api.backups["ext4"])
+    wait_listing(page, "/")
+    page.focus(".rows")
+    page.keyboard.press("Home")
+    page.keyboard.press("Space")  # docs, the first folder
+    page.keyboard.press("ArrowDown")
+    page.keyboard.press("ArrowDown")
+    page.keyboard.press("Space")  # level00
+    assert "2 selected" in page.inner_text(".tray")
+    assert page.is_checked(".frow[data-path='/docs'] input[type=checkbox]")
+    assert page.is_checked(".frow[data-path='/level00'] input[type=checkbox]")
+    page.keyboard.press("Escape")
+    assert page.is_hidden(".tray")
+    empty = [p for p in (tree / "hostile").iterdir() if p.is_dir() and not any(p.iterdir())]
+    assert empty
+    page.goto(f"{api.url}/#/browse/{mount_id_from_url(page)}?path=/hostile/{empty[0].name}")
+    page.wait_for_selector("text=This folder is empty.")
