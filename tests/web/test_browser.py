@@ -330,6 +330,13 @@ def test_narrow_window(browser, api: Env, width: int):
         assert page.evaluate("document.documentElement.scrollWidth") <= width
         assert page.is_visible(".frow[data-path='/docs'] a.label")
         shot(page, f"10-narrow-{width}-browse")
+        # the details pane is an overlay here: a file's name opens it, its close button shuts it
+        page.click(".frow[data-path='/hello.txt'] .label")
+        page.wait_for_selector(".details dd:text-is('13 bytes')")
+        assert page.is_visible(".details")
+        shot(page, f"10-narrow-{width}-details")
+        page.click(".details .close-pane")
+        assert page.is_hidden(".details")
     finally:
         context.close()
 
