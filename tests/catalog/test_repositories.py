@@ -6,13 +6,19 @@ from pathlib import Path
 
 import pytest
 
-from filerestore.catalog import add_repository, check_availability, list_repositories
+from filerestore.catalog import (
+    add_repository,
+    check_availability,
+    list_repositories,
+    sync_configured,
+)
 from filerestore.catalog.mountinfo import mount_at, parse_mountinfo, read_mountinfo
 from filerestore.errors import (
     InvalidRepositoryError,
     RepositoryExistsError,
     RepositoryUnavailableError,
 )
+from filerestore.settings import RepositoryConfig
 
 
 @contextlib.contextmanager
@@ -53,6 +59,16 @@ def test_bad_input(db, tmp_path):
     with pytest.raises(RepositoryUnavailableError, match="not mounted"):
         add_repository(db, "z", tmp_path / "r", kind="nfs")
     assert [r.name for r in list_repositories(db)] == ["r"]  # nothing half-added
+
+
+def test_settings_file_repositories_are_added_once(db, tmp_path):
+    (tmp_path / "a").mkdir()
+    configured = [RepositoryConfig(name="from-file", path=tmp_path / "a")]
+    assert sync_configured(db, configured) == ["from-file"]
+    assert sync_configured(db, configured) == []
+    assert [(r.name, r.root_path) for r in list_repositories(db)] == [
+        ("from-file", str(tmp_path / "a"))
+    ]
 
 
 def test_mountinfo_parsing():

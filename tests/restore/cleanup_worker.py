@@ -5,8 +5,8 @@ Settings come from the environment (FILERESTORE_STATE_DIR / FILERESTORE_DATABASE
 - ``hang MOUNT_ID BACKUP_ID``: hold a download on session MOUNT_ID, then start mounting
   BACKUP_ID and hang while opening its image (as a process stuck reading a dead share
   would), after printing "ready". The test kills it with SIGKILL there.
-- ``clean START_FILE``: wait for START_FILE to appear, then run cleanup passes until no
-  expired session is left; print the ids this process cleaned.
+- ``clean START_FILE``: wait for START_FILE to appear, then run 20 cleanup service passes;
+  print the ids this process cleaned.
 """
 
 from __future__ import annotations
@@ -44,9 +44,10 @@ def clean(start_file: str) -> None:
     manager = sessions.SessionManager(open_database(settings), settings)
     while not Path(start_file).exists():
         time.sleep(0.01)
+    service = cleanup.CleanupService(manager, interval=3600)
     cleaned = []
-    for _ in range(20):
-        cleaned += cleanup.expire(manager)
+    for _ in range(20):  # the passes the service's thread would run, back to back
+        cleaned += service.run_once()
     print("\n".join(cleaned), flush=True)
 
 
