@@ -436,3 +436,36 @@ def test_keyboard_selection_and_empty_folder(page, api: Env):
     assert empty
     page.goto(f"{api.url}/#/browse/{mount_id_from_url(page)}?path=/hostile/{empty[0].name}")
     page.wait_for_selector("text=This folder is empty.")
+
+
+def test_sort_by_size_and_modified_time(page, api: Env):
+    unmount_all(api)
+    tree = api.source.tree
+    sign_in(page, api)
+    open_backup(page, api.backups["ext4"])
+    wait_listing(page, "/")
+    others = []
+    for e in os.scandir(tree):
+        st = e.stat(follow_symlinks=False)
+        if not stat.S_ISDIR(st.st_mode):
+            # mke2fs -d copies whole seconds
+            others.append((st.st_size, st.st_mtime_ns // 10**9, e.name.casefold(), e.name))
+
+    def files_shown() -> list[str]:
+        kinds = page.eval_on_selector_all(".frow[data-path]", "els => els.map(e => e.dataset.kind)")
+        return [p.lstrip("/") for p, k in zip(rows_shown(page), kinds, strict=True) if k != "dir"]
+
+    page.click(".cols button.sort:has-text('Size')")  # largest first
+    page.wait_for_selector(".cols [aria-sort=descending] button:has-text('Size')")
+    wait_listing(page, "/")
+    by_size = sorted(others, key=lambda o: (o[0], o[2], o[3]), reverse=True)
+    assert files_shown() == [o[3] for o in by_size]
+    page.click(".cols button.sort:has-text('Modified')")  # newest first
+    page.wait_for_selector(".cols [aria-sort=descending] button:has-text('Modified')")
+    wait_listing(page, "/")
+    by_time = sorted(others, key=lambda o: (o[1], o[2], o[3]), reverse=True)
+    assert files_shown() == [o[3] for o in by_time]
+    page.click(".cols button.sort:has-text('Modified')")  # oldest first
+    page.wait_for_selector(".cols [aria-sort=ascending] button:has-text('Modified')")
+    wait_listing(page, "/")
+    assert files_shown() == [o[3] for o in reversed(by_time)]
