@@ -12,11 +12,14 @@ from __future__ import annotations
 
 import hashlib
 import re
+import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
+from queue import Empty, Full, Queue
 from urllib.parse import quote
 
-from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
+import anyio
+from starlette.concurrency import run_in_threadpool
 from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
@@ -114,15 +117,75 @@ def content_disposition(name: str) -> str:
 Release = Callable[[], Awaitable[None]]
 
 
-async def threaded(chunks: Iterator[bytes]) -> AsyncIterator[bytes]:
-    """Pull a blocking iterator in the thread pool; close it (in the pool) however we end."""
-    try:
-        async for chunk in iterate_in_threadpool(chunks):
-            yield chunk
-    finally:
-        close = getattr(chunks, "close", None)
-        if close is not None:
-            await run_in_threadpool(close)
+PREFETCH = 4  # chunks read ahead of the socket: reading overlaps sending
+
+
+class Prefetch:
+    """A blocking iterator pulled by one producer thread, ``depth`` chunks ahead, so
+    reading (and hashing) a chunk overlaps sending the previous one.
+
+    :meth:`stop` ends the producer and waits for it; the iterator is closed in the
+    producer's own thread. The response calls it before giving the reader stack back, so
+    a stack is never lent again while a producer may still read from it, however the
+    response ended (done, error, or a client that went away while a chunk was in flight).
+    """
+
+    def __init__(self, chunks: Iterator[bytes], depth: int = PREFETCH) -> None:
+        self._chunks = chunks
+        self._queue: Queue[bytes | BaseException | None] = Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _put(self, item: bytes | BaseException | None) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return True
+            except Full:
+                continue
+        return False
+
+    def _produce(self) -> None:
+        try:
+            for chunk in self._chunks:
+                if not self._put(chunk):
+                    return
+            self._put(None)
+        except BaseException as exc:  # handed to the consumer, raised there
+            self._put(exc)
+        finally:
+            close = getattr(self._chunks, "close", None)
+            if close is not None:
+                close()
+
+    def _get(self) -> bytes | BaseException | None:
+        while True:
+            try:
+                return self._queue.get(timeout=0.1)
+            except Empty:
+                if self._stop.is_set():
+                    return None
+                dead = self._thread is not None and not self._thread.is_alive()
+                if dead and self._queue.empty():
+                    return RuntimeError("the download producer ended without a result")
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        self._thread = threading.Thread(target=self._produce, name="download", daemon=True)
+        self._thread.start()
+        while True:
+            item = await run_in_threadpool(self._get)
+            if item is None:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+
+    async def stop(self) -> None:
+        self._stop.set()
+        thread = self._thread
+        if thread is not None:
+            with anyio.CancelScope(shield=True):
+                await run_in_threadpool(thread.join)
 
 
 class HeldStreamingResponse(StreamingResponse):
@@ -144,4 +207,5 @@ class HeldStreamingResponse(StreamingResponse):
         try:
             await super().__call__(scope, receive, send)
         finally:
-            await self._release()
+            with anyio.CancelScope(shield=True):  # a disconnect cancels us: release anyway
+                await self._release()

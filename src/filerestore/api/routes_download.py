@@ -22,10 +22,11 @@ from filerestore.api import downloads as d
 from filerestore.api.auth import Caller
 from filerestore.api.backend import Principal, Transfer
 from filerestore.api.content_types import SNIFF_BYTES, content_type
+from filerestore.api.errors import error_response
 from filerestore.api.paths import display, request_path, request_paths
 from filerestore.api.routes_restore import ERRORS, PathParam
 from filerestore.api.state import AppState, app_state
-from filerestore.errors import FileRestoreError
+from filerestore.errors import FileRestoreError, RangeNotSatisfiableError
 from filerestore.restore import audit
 from filerestore.restore.archive import ArchiveFormat, archive_filename, archive_stream
 from filerestore.restore.file_data import open_file
@@ -55,6 +56,7 @@ class _Download:
         self.sha256: hashlib._Hash | None = None
         self.path = ""
         self.detail: str | None = None
+        self.prefetch: d.Prefetch | None = None
 
     def open(self) -> Stack:
         self.transfer = self.st.backend.transfer(self.session, self.who)
@@ -91,12 +93,15 @@ class _Download:
         self.complete = True
 
     async def release(self) -> None:
+        if self.prefetch is not None:
+            await self.prefetch.stop()  # no reader thread left before the stack goes back
         await run_in_threadpool(self.close)
 
 
 async def _body(transfer: _Download, chunks: Iterator[bytes]) -> AsyncIterator[bytes]:
+    transfer.prefetch = d.Prefetch(transfer.counted(chunks))
     try:
-        async for chunk in d.threaded(transfer.counted(chunks)):
+        async for chunk in transfer.prefetch:
             yield chunk
     except FileRestoreError as exc:
         log.warning("download cut short: %s", exc)
@@ -147,10 +152,13 @@ async def download(mount_id: str, request: Request, who: Caller, path: PathParam
 
     try:
         status, chunks = await run_in_threadpool(prepare)
-    except BaseException as exc:
+    except RangeNotSatisfiableError as exc:
         await transfer.release()
-        if isinstance(exc, FileRestoreError) and "Content-Range" in headers:
-            exc.headers = {"Content-Range": headers["Content-Range"]}  # type: ignore[attr-defined]
+        response = error_response(exc)
+        response.headers["Content-Range"] = headers["Content-Range"]
+        return response
+    except BaseException:
+        await transfer.release()
         raise
     if chunks is None:
         await transfer.release()
