@@ -109,6 +109,15 @@ class Settings(BaseSettings):
             "that exceeds it dies and is replaced. 0: no limit."
         ),
     )
+    download_hold_timeout: float = Field(
+        default=86400.0,
+        gt=0,
+        description=(
+            "Seconds after which cleanup drops a download hold whose process runs on another "
+            "host (its liveness cannot be checked from here), so a dead host cannot keep a "
+            "session alive for ever."
+        ),
+    )
     repositories: list[RepositoryConfig] = Field(
         default_factory=list,
         description="Repositories declared in the settings file; added to the catalog at start.",

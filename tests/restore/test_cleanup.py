@@ -97,6 +97,31 @@ def test_stuck_and_emergency(manager, backups, db):
     assert Counter(o for _, o in cleanup_events(db)) == {"stuck": 1, "emergency": 2}
 
 
+def test_holds_of_other_hosts_are_dropped_when_too_old(db, make_settings, backups):
+    manager = SessionManager(db, make_settings(download_hold_timeout=600))
+    session = manager.mount(backups["full"])
+    now = utcnow()
+    with db.write() as s:
+        for host, age in (("elsewhere", 601), ("elsewhere", 10), (manager.me.host, 601)):
+            s.add(
+                DownloadHold(
+                    mount_id=session.mount_id,
+                    host=host,
+                    pid=manager.me.pid,  # alive here, so only the other host's age counts
+                    pid_start=manager.me.start,
+                    started_at=now - timedelta(seconds=age),
+                )
+            )
+    reconcile(manager)
+    with db.read() as s:
+        left = sorted(
+            (h.host, round((now - h.started_at).total_seconds()))
+            for h in s.scalars(select(DownloadHold))
+        )
+    assert left == [("elsewhere", 10), (manager.me.host, 601)]
+    manager.readers.close_all()
+
+
 def test_service_runs_on_its_interval_and_reports(manager, backups, db):
     session = manager.mount(backups["full"])
     service = CleanupService(manager, interval=0.2)

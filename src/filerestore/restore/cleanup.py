@@ -99,6 +99,9 @@ def clean_all(manager: SessionManager) -> list[str]:
 def reconcile(manager: SessionManager) -> list[str]:
     """Remove what dead processes on this host left: transitions and download holds.
 
+    Download holds of other hosts cannot be checked for liveness: they are dropped once older
+    than ``download_hold_timeout``.
+
     A ``mounted`` session outlives the process that mounted it (any worker reopens it from
     its row); only rows a dead process was changing, and its holds, are left-overs.
     """
@@ -112,10 +115,22 @@ def reconcile(manager: SessionManager) -> list[str]:
             ).where(RestoreMount.status.in_((MOUNTING, UNMOUNTING)))
         ).all()
         holds = s.execute(
-            select(DownloadHold.id, DownloadHold.host, DownloadHold.pid, DownloadHold.pid_start)
+            select(
+                DownloadHold.id,
+                DownloadHold.host,
+                DownloadHold.pid,
+                DownloadHold.pid_start,
+                DownloadHold.started_at,
+            )
         ).all()
     dead_rows = [r.id for r in rows if is_dead(r.holder_host, r.holder_pid, r.holder_start)]
-    dead_holds = [h.id for h in holds if is_dead(h.host, h.pid, h.pid_start)]
+    too_old = utcnow() - timedelta(seconds=manager.settings.download_hold_timeout)
+    dead_holds = [
+        h.id
+        for h in holds
+        if is_dead(h.host, h.pid, h.pid_start)
+        or (h.host != manager.me.host and h.started_at < too_old)
+    ]
     if dead_holds:
         with manager.db.write() as s:
             s.execute(delete(DownloadHold).where(DownloadHold.id.in_(dead_holds)))
