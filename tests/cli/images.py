@@ -29,6 +29,7 @@ class Partition:
     label: str
     size_mib: int
     features: Features | None = EXT4  # None: leave the partition without a filesystem
+    named: bool = True  # give the GPT entry the label as its name too
 
 
 @dataclass(frozen=True)
@@ -57,7 +58,8 @@ def build_gpt_ext4(name: str, parts: list[Partition]) -> Built:
     recipe = {
         "v": BUILDER_VERSION,
         "parts": [
-            [p.label, p.size_mib, p.features.recipe() if p.features else None] for p in parts
+            [p.label, p.size_mib, p.features.recipe() if p.features else None, p.named]
+            for p in parts
         ],
     }
 
@@ -68,7 +70,8 @@ def build_gpt_ext4(name: str, parts: list[Partition]) -> Built:
         with raw.open("wb") as fh:
             fh.truncate(total)
         script = "label: gpt\n" + "".join(
-            f"size={p.size_mib}MiB, type=linux, name={p.label}\n" for p in parts
+            f"size={p.size_mib}MiB, type=linux" + (f", name={p.label}\n" if p.named else "\n")
+            for p in parts
         )
         subprocess.run(["sfdisk", "-q", raw], input=script, text=True, check=True)
         layout = json.loads(_run("sfdisk", "--json", raw))
@@ -153,4 +156,13 @@ def two_ext4() -> Built:
     return build_gpt_ext4(
         "cli-two-ext4",
         [Partition("alpha", 16, small), Partition("empty", 4, None), Partition("beta", 16, small)],
+    )
+
+
+def two_unnamed_ext4() -> Built:
+    """Two ext4 partitions whose GPT entries have no names: only the filesystems have labels."""
+    small = Features(big_sparse=False, sparse=False, deep=False, long_names=False)
+    return build_gpt_ext4(
+        "cli-unnamed-ext4",
+        [Partition("left", 16, small, named=False), Partition("right", 16, small, named=False)],
     )

@@ -60,6 +60,16 @@ def test_ambiguous_volume_lists_kind_size_label(two: images.Built) -> None:
     assert info.value.choices == ["p1 (ext4, 16 MiB, 'alpha')", "p3 (ext4, 16 MiB, 'beta')"]
 
 
+def test_ambiguity_names_filesystem_labels_when_partitions_have_none() -> None:
+    built = images.two_unnamed_ext4()
+    names = [p.get("name") for p in built.layout()["partitiontable"]["partitions"]]  # type: ignore[index]
+    assert names == [None, None]  # sfdisk agrees: no GPT names
+    with pytest.raises(AmbiguousVolumeError) as info:
+        open_stack(built.image)
+    # mke2fs -L left and right in the recipe
+    assert info.value.choices == ["p1 (ext4, 16 MiB, 'left')", "p2 (ext4, 16 MiB, 'right')"]
+
+
 def test_unknown_and_empty_volumes(two: images.Built) -> None:
     with pytest.raises(VolumeNotFoundError, match="p1, p2, p3"):
         open_stack(two.image, volume_id="p7")

@@ -148,9 +148,22 @@ def _choose_volume(volumes: list[Volume], volume_id: str | None) -> Volume:
 
 def _choice(volume: Volume, kind: str) -> str:
     details = [kind, format_size(volume.size)]
-    if volume.label:
-        details.append(repr(volume.label))
+    label = volume.label or _filesystem_label(volume)
+    if label:
+        details.append(repr(label))
     return f"{volume.id} ({', '.join(details)})"
+
+
+def _filesystem_label(volume: Volume) -> str | None:
+    """The label inside the filesystem, best effort: it only helps the user choose."""
+    try:
+        fs = open_filesystem(volume.reader)
+    except FileRestoreError:
+        return None
+    try:
+        return fs.label
+    finally:
+        fs.close()
 
 
 def format_size(size: int) -> str:
