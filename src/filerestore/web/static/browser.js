@@ -12,7 +12,9 @@ import { backupOf, displayPath, entryOf, mountOf, pageOf, parentOf } from "./mod
 import { dialog, errorPanel, setMain, showError, toast } from "./ui.js";
 
 const ROW_H = 28;
-const PAGE_SIZE = 500;
+// A small first page paints a folder quickly; later pages are larger (fewer round trips).
+const FIRST_PAGE = 300;
+const PAGE_SIZE = 1000;
 const OVERSCAN = 12;
 
 // Query names of GET /restore/{id}/files beyond issue 4's path/cursor/limit.
@@ -156,7 +158,8 @@ export function renderBrowser(mountId, startPath, { onChange } = {}) {
   }
 
   async function fetchPage(gen) {
-    const query = { path: encoded(state.path), limit: PAGE_SIZE, cursor: state.next || undefined };
+    const limit = state.next ? PAGE_SIZE : FIRST_PAGE;
+    const query = { path: encoded(state.path), limit, cursor: state.next || undefined };
     query[SORT_PARAM] = state.sort.key;
     if (state.sort.desc) query[DESC_PARAM] = "true";
     state.loading = true;
