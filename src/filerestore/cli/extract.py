@@ -21,7 +21,7 @@ from __future__ import annotations
 import errno
 import os
 import stat as stat_mod
-from collections.abc import Callable, Hashable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
@@ -85,24 +85,32 @@ class _Extractor:
         return self.result
 
     def _tree(self, parts: list[str], top: Entry) -> None:
-        """Write the children of directory ``top`` (already created at ``parts``), iteratively."""
-        seen: set[Hashable] = set()
-        if top.inode is not None:
-            seen.add(top.inode)
-        pending: list[tuple[list[str], str]] = [(parts, top.path)]
-        while pending:
-            dir_parts, guest_path = pending.pop()
-            fd = self._open_dir(dir_parts)
-            try:
-                for entry in self.fs.list_dir(guest_path):
-                    created = self._one(fd, dir_parts, entry)
-                    if created is not None:
-                        if entry.inode is not None:
-                            if entry.inode in seen:  # a directory reached twice: corrupt image
-                                continue
-                            seen.add(entry.inode)
-                        pending.append((created, entry.path))
-            finally:
+        """Write everything below directory ``top`` (already created at ``parts``).
+
+        The filesystem's own walk decides what to descend (it never enters a directory
+        twice, so a corrupt image with a directory loop ends); it yields each directory's
+        children together, so one host directory is open at a time.
+        """
+        host_dirs = {top.path.rstrip("/"): parts}  # guest directory path -> host parts
+        open_path: str | None = None
+        fd = -1
+        try:
+            for entry in self.fs.walk(top.path):
+                name = _checked_name(entry)
+                parent = entry.path[: len(entry.path) - len(name) - 1]
+                if entry.path != f"{parent}/{name}" or parent not in host_dirs:
+                    raise DestinationEscapeError(f"refusing to write {entry.path!r}")
+                if parent != open_path:
+                    if fd >= 0:
+                        os.close(fd)
+                        fd = -1
+                    fd = self._open_dir(host_dirs[parent])
+                    open_path = parent
+                created = self._one(fd, host_dirs[parent], entry)
+                if created is not None:
+                    host_dirs[entry.path] = created
+        finally:
+            if fd >= 0:
                 os.close(fd)
 
     def _one(self, parent_fd: int, parent_parts: list[str], entry: Entry) -> list[str] | None:
