@@ -175,7 +175,11 @@ export function renderBrowser(mountId, startPath, { onChange } = {}) {
       if (gen !== state.gen || !alive) return false;
       state.error = err;
       state.next = null;
-      if (state.entries.length) showError("The rest of this folder could not be listed", err);
+      if (state.entries.length) {
+        state.total = state.entries.length; // no placeholders for rows that will not come
+        state.error = null;
+        showError("The rest of this folder could not be listed", err);
+      }
       return false;
     } finally {
       if (gen === state.gen) state.loading = false;
@@ -388,6 +392,8 @@ export function renderBrowser(mountId, startPath, { onChange } = {}) {
       }
     } catch (err) {
       if (alive && state.details && state.details.pathQ === entry.pathQ) {
+        state.details = { ...state.details, partial: false };
+        drawDetails();
         details.querySelector(".details-body")?.append(errorPanel("Full details unavailable", err));
       }
     }
@@ -444,14 +450,13 @@ export function renderBrowser(mountId, startPath, { onChange } = {}) {
   }
 
   function openEntry(entry) {
-    if (entry.kind === "dir") go(entry.pathQ);
-    else if (entry.kind === "symlink") {
-      loadDetails(entry);
-      showDetails(true);
-    } else {
-      loadDetails(entry);
-      showDetails(true);
+    if (entry.kind === "dir") {
+      go(entry.pathQ);
+      return;
     }
+    // files, links and special files: their details (the pane is an overlay on narrow windows)
+    loadDetails(entry);
+    showDetails(true);
   }
 
   function onKey(ev) {
@@ -530,7 +535,8 @@ export function renderBrowser(mountId, startPath, { onChange } = {}) {
   async function archive(paths, format) {
     const chosen = await selectionDialog(mountId, paths, format);
     if (!chosen) return;
-    const base = paths.length === 1 ? (paths[0].split("/").pop() || "root") : "restore";
+    // a placeholder until the response's Content-Disposition names the archive
+    const base = paths.length === 1 ? (displayPath(paths[0]).split("/").pop() || "root") : "files";
     const name = `${base}.${chosen.format === "zip" ? "zip" : "tar.gz"}`;
     download(name, (signal) => api.downloadDirectory(mountId, chosen.paths, chosen.format, signal)).then(onChange);
   }
