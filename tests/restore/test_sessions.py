@@ -10,7 +10,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
-from filerestore.db.models import AuditEvent, RestoreMount
+from filerestore.db.models import AuditEvent, Backup, Repository, RestoreMount, utcnow
 from filerestore.errors import (
     BackupFileMissingError,
     BackupNotFoundError,
@@ -18,6 +18,7 @@ from filerestore.errors import (
     MountNotFoundError,
     MountStateError,
     NoFilesystemError,
+    RepositoryUnavailableError,
     SessionLimitError,
     VolumeNotFoundError,
 )
@@ -113,6 +114,29 @@ def test_bad_input_leaves_no_row(manager, backups, tmp_path, db):
         manager.mount(backups["other"])
     with pytest.raises(MountNotFoundError):
         manager.unmount("no-such-id")
+    assert rows(db) == {}
+
+
+def test_unmounted_share_refuses_the_mount(manager, backups, db, tmp_path):
+    share = tmp_path / "share"  # recorded as an NFS share, but nothing is mounted there
+    (share / "vm").mkdir(parents=True)
+    (share / "vm" / "d.qcow2").hardlink_to(tmp_path / "repo" / "vm1" / "disk0-full.qcow2")
+    with db.write() as s:
+        repo = Repository(name="nfs1", kind="nfs", root_path=str(share), enabled=True)
+        s.add(repo)
+        s.flush()
+        backup = Backup(
+            repository_id=repo.id,
+            path="vm/d.qcow2",
+            kind="full",
+            virtual_size=8 << 20,
+            created_at=utcnow(),
+        )
+        s.add(backup)
+        s.flush()
+        backup_id = backup.id
+    with pytest.raises(RepositoryUnavailableError, match="not mounted"):
+        manager.mount(backup_id)
     assert rows(db) == {}
 
 
