@@ -3,7 +3,10 @@
 Lifecycle: ``mount`` reserves a slot (a ``mounting`` row), opens the image outside any
 transaction, then marks the row ``mounted`` (or ``failed`` with the reason, when the image
 cannot be opened). ``unmount`` goes through ``unmounting`` and deletes the row. Every access
-refreshes ``last_accessed_at`` and ``expires_at``; the cleanup service removes what expired.
+refreshes ``last_accessed_at`` and ``expires_at`` (at most one row write per few seconds per
+session); the cleanup service removes what expired. Mounting a backup and volume the same
+owner already has mounted returns that session (the seed's mount reuse); a mount without a
+volume reuses only a session whose volume was also chosen automatically.
 
 Concurrency: the slot check and the insert are one transaction under ``SLOT_LOCK`` (SQLite:
 ``BEGIN IMMEDIATE``; PostgreSQL: an advisory transaction lock), so concurrent mounts in any
