@@ -1,0 +1,88 @@
+"""`filerestore serve --demo`, the README's first command: from an empty state directory it
+builds the demo repository (scripts/build_demo.py), registers it, prints the URL and an
+admin token, and serves the demo backups."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+
+from tests.api.server import CLI, ROOT, free_port
+
+DEMO = ROOT / "demo"
+
+
+def test_serve_demo(tmp_path: Path) -> None:
+    port = free_port()
+    env = {**os.environ, "FILERESTORE_STATE_DIR": str(tmp_path / "state"), "PYTHONUNBUFFERED": "1"}
+    env.pop("FILERESTORE_DATABASE_URL", None)
+    env.pop("FILERESTORE_DEMO_REPO", None)
+    proc = subprocess.Popen(
+        [
+            str(CLI),
+            "serve",
+            "--demo",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+            "--log-level",
+            "warning",
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        lines: list[str] = []
+        token = None
+        deadline = time.monotonic() + 120
+        while token is None and time.monotonic() < deadline:
+            line = proc.stdout.readline()  # type: ignore[union-attr]
+            assert line, "".join(lines)
+            lines.append(line)
+            if m := re.search(r"admin token: (fr_\S+)", line):
+                token = m.group(1)
+        text = "".join(lines)
+        assert f"http://localhost:{port}/docs" in text and token
+        images = sorted(p.name for p in (tmp_path / "state" / "demo-repo" / "web01").iterdir())
+        assert images == ["disk0-full.qcow2", "disk0-incr1.qcow2"]
+        assert (
+            sum((tmp_path / "state" / "demo-repo" / "web01" / n).stat().st_size for n in images)
+            < 2 << 20
+        )
+        base = f"http://127.0.0.1:{port}/api/v1"
+        headers = {"Authorization": f"Bearer {token}"}
+        for _ in range(100):
+            try:
+                r = httpx.get(f"{base}/backups", headers=headers)
+                break
+            except httpx.TransportError:
+                time.sleep(0.2)
+        backups = r.json()["backups"]
+        assert [(b["kind"], b["vm_name"]) for b in backups] == [
+            ("full", "web01"),
+            ("incremental", "web01"),
+        ]
+        m = httpx.post(
+            f"{base}/restore/mount",
+            headers=headers,
+            json={"backup_id": backups[1]["id"], "volume": "p1"},
+        ).json()
+        notes = httpx.get(
+            f"{base}/restore/{m['mount_id']}/download",
+            headers=headers,
+            params={"path": "/home/alice/notes.txt"},
+        )
+        assert notes.content == (DEMO / "changes/linux/home/alice/notes.txt").read_bytes()
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
