@@ -5,6 +5,9 @@ Settings come from the environment (FILERESTORE_STATE_DIR / FILERESTORE_DATABASE
 - ``hang MOUNT_ID BACKUP_ID``: hold a download on session MOUNT_ID, then start mounting
   BACKUP_ID and hang while opening its image (as a process stuck reading a dead share
   would), after printing "ready". The test kills it with SIGKILL there.
+- ``churn START_FILE BACKUP_ID...``: wait for START_FILE, then mount and unmount each
+  backup in turn 10 times (as owner "pid-<pid>"); print "ready" when connected, then
+  "<mounted> <refused by the limit>".
 - ``clean START_FILE``: wait for START_FILE to appear, then run 20 cleanup service passes;
   print the ids this process cleaned.
 """
@@ -17,6 +20,7 @@ import time
 from pathlib import Path
 
 from filerestore.db import open_database
+from filerestore.errors import SessionLimitError
 from filerestore.restore import cleanup, sessions
 from filerestore.settings import Settings
 
@@ -51,8 +55,30 @@ def clean(start_file: str) -> None:
     print("\n".join(cleaned), flush=True)
 
 
+def churn(start_file: str, backup_ids: list[int]) -> None:
+    settings = Settings()
+    manager = sessions.SessionManager(open_database(settings), settings)
+    print("ready", flush=True)
+    while not Path(start_file).exists():
+        time.sleep(0.01)
+    mounted = refused = 0
+    for round_ in range(10):
+        backup_id = backup_ids[round_ % len(backup_ids)]
+        try:
+            session = manager.mount(backup_id, owner=f"pid-{manager.me.pid}")
+        except SessionLimitError:
+            refused += 1
+            continue
+        mounted += 1
+        manager.unmount(session.mount_id)
+    manager.readers.close_all()
+    print(mounted, refused, flush=True)
+
+
 if __name__ == "__main__":
     if sys.argv[1] == "hang":
         hang(sys.argv[2], int(sys.argv[3]))
+    elif sys.argv[1] == "churn":
+        churn(sys.argv[2], [int(a) for a in sys.argv[3:]])
     else:
         clean(sys.argv[2])

@@ -3,9 +3,13 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
 import time
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
@@ -26,6 +30,8 @@ from filerestore.restore.sessions import SessionManager
 from tests.catalog.images import FILES
 from tests.dbfixtures import database_url, db, make_settings, pg_server_url, settings  # noqa: F401
 from tests.restore.sessionsetup import scanned_repository
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -249,3 +255,70 @@ def test_twenty_threads_never_exceed_the_limit(db, make_settings, backups):
         )
     assert mounted <= audited  # every session handed out was recorded: no lost rows
     assert unmounts == len({m for o, m in outcomes if o == "unmounted"})
+
+
+def worker_env(settings):
+    env = dict(os.environ)
+    env["FILERESTORE_STATE_DIR"] = str(settings.state_dir)
+    env.pop("FILERESTORE_DATABASE_URL", None)
+    if settings.database_url:
+        env["FILERESTORE_DATABASE_URL"] = settings.database_url
+    env["FILERESTORE_MAX_SESSIONS"] = str(settings.max_sessions)
+    env["PYTHONPATH"] = str(ROOT)
+    return env
+
+
+def test_three_processes_never_exceed_the_limit(db, make_settings, backups, tmp_path):
+    settings = make_settings(max_sessions=2)
+    start = tmp_path / "start"
+    ids = [str(backups[n]) for n in ("full", "inc1", "inc2", "other")]
+    workers = [
+        subprocess.Popen(
+            [sys.executable, "-m", "tests.restore.cleanup_worker", "churn", str(start), *ids],
+            env=worker_env(settings),
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=ROOT,
+        )
+        for _ in range(3)
+    ]
+    worst = 0
+    for w in workers:
+        assert w.stdout is not None and w.stdout.readline().strip() == "ready"
+    start.touch()
+    while any(w.poll() is None for w in workers):
+        with db.read() as s:
+            live = s.scalar(
+                select(func.count())
+                .select_from(RestoreMount)
+                .where(RestoreMount.status.in_(("mounting", "mounted", "unmounting")))
+            )
+        worst = max(worst, live or 0)
+    results = [w.communicate(timeout=120)[0].split() for w in workers]
+    assert [w.returncode for w in workers] == [0, 0, 0]
+    mounted = sum(int(r[0]) for r in results)
+    assert mounted + sum(int(r[1]) for r in results) == 30
+    assert worst <= 2
+    assert rows(db) == {}
+    with db.read() as s:
+        ok_mounts = s.scalar(
+            select(func.count())
+            .select_from(AuditEvent)
+            .where(AuditEvent.action == "mount", AuditEvent.outcome == "ok")
+        )
+    assert ok_mounts == mounted
+
+
+def test_sessions_leak_no_descriptors(manager, backups):
+    def fds() -> int:
+        return len(os.listdir("/proc/self/fd"))
+
+    manager.unmount(manager.mount(backups["inc2"]).mount_id)  # warm up pools and caches
+    before = fds()
+    for _ in range(25):
+        session = manager.mount(backups["inc2"])
+        with manager.filesystem(session.mount_id) as fs:
+            fs.stat("/hello.txt")
+        manager.unmount(session.mount_id)
+    assert fds() == before
+    assert manager.readers.open_count() == 0
