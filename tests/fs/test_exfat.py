@@ -19,7 +19,7 @@ from filerestore.fs.base import Filesystem
 from filerestore.fs.entry import Entry, EntryKind
 from tests.fs.conftest import kind_of, tree_entries
 from tests.imagebuild import fs_windows
-from tests.imagebuild.fs_windows import BuiltImage
+from tests.imagebuild.fs_windows import BuiltImage, read_big_file
 
 SECOND = 1_000_000_000
 
@@ -209,3 +209,7 @@ def test_bad_boot_sector_is_refused(img: BuiltImage) -> None:
     boot[108] = 20  # BytesPerSectorShift past 12
     with pytest.raises(FilesystemError, match="exfat"):
         exfat.open_fs(BytesReader(bytes(boot)))
+
+
+def test_read_200mib_file() -> None:
+    assert read_big_file("exfat", exfat.open_fs)
