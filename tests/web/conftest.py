@@ -64,10 +64,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 FAILED = pytest.StashKey[bool]()
 
 
-@pytest.fixture
-def page(browser: object, request: pytest.FixtureRequest) -> Iterator[object]:
+def _page(browser: object, request: pytest.FixtureRequest, **options: object) -> Iterator[object]:
     context = browser.new_context(  # type: ignore[attr-defined]
-        viewport={"width": 1280, "height": 800}, accept_downloads=True
+        viewport={"width": 1280, "height": 800}, accept_downloads=True, **options
     )
     context.set_default_timeout(20_000)
     pg = context.new_page()
@@ -86,6 +85,22 @@ def page(browser: object, request: pytest.FixtureRequest) -> Iterator[object]:
     finally:
         context.close()
     assert not problems.errors, f"uncaught errors on the page: {problems.errors}"
+
+
+@pytest.fixture
+def page(browser: object, request: pytest.FixtureRequest) -> Iterator[object]:
+    """A page whose downloads stream through its service worker."""
+    yield from _page(browser, request)
+
+
+@pytest.fixture
+def buffered_page(browser: object, request: pytest.FixtureRequest) -> Iterator[object]:
+    """A page without service workers: downloads are read by the page, then saved."""
+    yield from _page(browser, request, service_workers="block")
+
+
+def wait_for_service_worker(page: object) -> None:
+    page.wait_for_function("() => navigator.serviceWorker.controller !== null")  # type: ignore[attr-defined]
 
 
 def shot(page: object, name: str) -> Path:

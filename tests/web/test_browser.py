@@ -18,7 +18,7 @@ import pytest
 
 from tests.api.conftest import API, Env
 from tests.imagebuild.qcow import qemu_raw
-from tests.web.conftest import ROOT, shot, sign_in, unmount_all
+from tests.web.conftest import ROOT, shot, sign_in, unmount_all, wait_for_service_worker
 
 
 def rows_shown(page) -> list[str]:
@@ -180,7 +180,8 @@ def test_browse_download_archive_and_close(page, api: Env, tmp_path):
     page.click(".crumbs a[aria-label='Root folder']")
     wait_listing(page, "/")
 
-    # download one file and compare its bytes with the tree
+    # download one file (streamed by the service worker) and compare its bytes with the tree
+    wait_for_service_worker(page)
     page.click(".frow[data-path='/docs'] a.label")
     wait_listing(page, "/docs")
     with page.expect_download() as info:
@@ -188,7 +189,7 @@ def test_browse_download_archive_and_close(page, api: Env, tmp_path):
     dl = info.value
     assert dl.suggested_filename == "data.bin"
     assert Path(dl.path()).read_bytes() == (tree / "docs" / "data.bin").read_bytes()
-    page.wait_for_selector(".downloads .dl.done")
+    page.wait_for_selector(".downloads .dl.done:has-text('streaming')")
 
     # multi-select across two folders, then one ZIP
     page.click(".frow[data-path='/docs/readme.md'] input[type=checkbox]")
@@ -223,7 +224,7 @@ def test_browse_download_archive_and_close(page, api: Env, tmp_path):
         assert z.read("readme.md") == (tree / "docs" / "readme.md").read_bytes()
         assert z.read("sub/nested.txt") == (tree / "docs" / "sub" / "nested.txt").read_bytes()
         assert z.read("café.txt") == (tree / "unicode" / "café.txt").read_bytes()
-    page.wait_for_selector(".downloads .dl.done >> nth=1")
+    page.wait_for_selector(".downloads .dl.done:has-text('streaming') >> nth=1")
 
     # close the session from the page
     page.click("button:has-text('Close session')")
@@ -293,6 +294,16 @@ def test_api_errors_are_shown(page, api: Env):
     page.goto(f"{api.url}/#/browse/00000000-not-a-session?path=/")
     alert = page.wait_for_selector(".list-message .alert-error")
     assert "HTTP 404" in alert.inner_text()
+    # a download from a session closed meanwhile fails on the page, readably
+    page.goto(f"{api.url}/#/browse/{mount}?path=/")
+    wait_listing(page, "/")
+    wait_for_service_worker(page)
+    with api.client("alice") as c:
+        assert c.delete(f"{API}/restore/{mount}").status_code == 204
+    page.click(".frow[data-path='/hello.txt'] button.act")
+    failed = page.wait_for_selector(".downloads .dl.failed .alert-error")
+    assert "mount_not_found" in failed.inner_text() or "not_found" in failed.inner_text()
+    shot(page, "08-download-error")
 
 
 def test_sessions_page_lists_expiry_and_closes(page, api: Env):
@@ -353,7 +364,9 @@ def _shown_bytes(n: int) -> str:
     return f"{value:.{digits}f} {['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB'][unit]}"
 
 
-def test_directory_download_shows_totals_then_tar_gz(page, api: Env):
+def test_directory_download_shows_totals_then_tar_gz(buffered_page, api: Env):
+    """Without a service worker: the page reads the downloads itself, then saves them."""
+    page = buffered_page
     unmount_all(api)
     tree = api.source.tree
     sign_in(page, api)
@@ -363,6 +376,8 @@ def test_directory_download_shows_totals_then_tar_gz(page, api: Env):
     with page.expect_download() as info:
         page.click(".frow[data-path='/sparse.bin'] button.act")
     assert Path(info.value.path()).read_bytes() == (tree / "sparse.bin").read_bytes()
+    page.wait_for_selector(".downloads .dl.done:has-text('saved')")
+    assert page.evaluate("navigator.serviceWorker.controller") is None
     page.click(".frow[data-path='/docs'] .meta >> nth=0")
     page.click(".details button:has-text('TAR.GZ')")
     files, dirs, links, size = 0, 1, 0, 0

@@ -45,5 +45,10 @@ def test_every_module_import_resolves_and_is_served_as_javascript():
             )
         assert c.get("/static/style.css").headers["content-type"].startswith("text/css")
         assert c.get("/static/../__init__.py").status_code == 404
-    # every module but the entry point is imported by another one: none is dead weight
-    assert {m.name for m in modules} - seen == {"app.js"}
+    # every module but the entry points (the page's, the service worker's) is imported by
+    # another one: none is dead weight
+    assert {m.name for m in modules} - seen == {"app.js", "sw.js"}
+    with _client() as c:
+        r = c.get("/sw.js")
+        assert r.status_code == 200
+        assert r.headers["content-type"].startswith("text/javascript")

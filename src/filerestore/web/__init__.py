@@ -15,6 +15,7 @@ from starlette.staticfiles import StaticFiles
 
 STATIC_DIR: Path = Path(__file__).resolve().parent / "static"
 INDEX_HTML: Path = STATIC_DIR / "index.html"
+SERVICE_WORKER: Path = STATIC_DIR / "sw.js"
 
 # The token lives in the tab's session storage, so script injection is what to shut out:
 # only the page's own modules run, nothing is framed, and the API is the only connection.
@@ -38,13 +39,20 @@ def _index() -> FileResponse:
     return FileResponse(INDEX_HTML, media_type="text/html", headers=_HEADERS)
 
 
+def _service_worker() -> FileResponse:
+    # served at the root so that its scope covers the API's download URLs
+    return FileResponse(SERVICE_WORKER, media_type="text/javascript", headers=_HEADERS)
+
+
 def mount_web(app: FastAPI) -> None:
-    """Serve the page: ``/`` (and ``/index.html``) give the page, ``/static/*`` its files.
+    """Serve the page: ``/`` (and ``/index.html``) give the page, ``/static/*`` its files,
+    ``/sw.js`` its service worker (streamed downloads).
 
     Call it after the API routes are added; the API keeps ``/api``, ``/docs`` and the rest.
     """
     app.add_api_route("/", _index, methods=["GET"], include_in_schema=False)
     app.add_api_route("/index.html", _index, methods=["GET"], include_in_schema=False)
+    app.add_api_route("/sw.js", _service_worker, methods=["GET"], include_in_schema=False)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="web-static")
 
 

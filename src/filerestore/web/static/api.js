@@ -33,7 +33,7 @@ export function onUnauthorized(fn) {
 // that are not UTF-8 survive): such values are wrapped with encoded() and sent as they are.
 export const encoded = (value) => ({ encoded: value });
 
-function url(path, query) {
+export function url(path, query) {
   const parts = [];
   for (const [key, value] of Object.entries(query || {})) {
     if (value === null || value === undefined || value === "") continue;
@@ -84,8 +84,8 @@ async function errorFrom(res) {
   return new ApiError(res.status, `http_${res.status}`, `${fallback}${snippet}`, body);
 }
 
-export async function request(method, path, { query, body, raw = false, auth, signal } = {}) {
-  const headers = { Accept: raw ? "*/*" : "application/json" };
+export async function request(method, path, { query, body, raw = false, auth, signal, headers: extra } = {}) {
+  const headers = { Accept: raw ? "*/*" : "application/json", ...(extra || {}) };
   const bearer = auth !== undefined ? auth : token.get();
   if (bearer) headers.Authorization = `Bearer ${bearer}`;
   if (body !== undefined) headers["Content-Type"] = "application/json";
@@ -142,12 +142,16 @@ export const api = {
     request("GET", `/restore/${encodeURIComponent(id)}/file-info`, { query: { path: encoded(pathQ) }, signal }),
   totals: (id, pathQs) => request("GET", `/restore/${encodeURIComponent(id)}/totals`, { query: { path: pathQs.map(encoded) } }),
   resources: () => request("GET", "/restore/resources"),
-  download: (id, pathQ, signal) =>
-    request("GET", `/restore/${encodeURIComponent(id)}/download`, { query: { path: encoded(pathQ) }, raw: true, signal }),
-  downloadDirectory: (id, pathQs, format, signal) =>
-    request("GET", `/restore/${encodeURIComponent(id)}/download-directory`, {
-      query: { path: pathQs.map(encoded), format },
-      raw: true,
-      signal,
-    }),
+  // Downloads are described, not fetched: downloads.js chooses how to fetch them.
+  // (`check` is a request that fails the way the download would, without being one.)
+  download: (id, pathQ) => ({
+    path: `/restore/${encodeURIComponent(id)}/download`,
+    query: { path: encoded(pathQ) },
+    check: { path: `/restore/${encodeURIComponent(id)}/file-info`, query: { path: encoded(pathQ) } },
+  }),
+  downloadDirectory: (id, pathQs, format) => ({
+    path: `/restore/${encodeURIComponent(id)}/download-directory`,
+    query: { path: pathQs.map(encoded), format },
+    check: { path: `/restore/${encodeURIComponent(id)}/file-info`, query: { path: encoded(pathQs[0]) } },
+  }),
 };

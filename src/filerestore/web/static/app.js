@@ -50,7 +50,12 @@ function renderSignin() {
           await api.check(value);
           token.set(value);
           if (!location.hash || location.hash === "#/" || location.hash === "#/signin") location.hash = "#/backups";
-          route();
+          // Streamed downloads need the service worker (see sw.js); without it they are buffered.
+if ("serviceWorker" in navigator && window.isSecureContext) {
+  navigator.serviceWorker.register("/sw.js", { scope: "/" }).catch(() => {});
+}
+
+route();
         } catch (err) {
           const text = err.status === 401 || err.status === 403
             ? "This token was not accepted. Check that it was copied whole and has not been revoked."

@@ -529,7 +529,7 @@ export function renderBrowser(mountId, startPath, { onChange } = {}) {
 
   // --- downloads and closing -------------------------------------------------------------
   function downloadFile(entry) {
-    download(entry.name, (signal) => api.download(mountId, entry.pathQ, signal)).then(onChange);
+    download(entry.name, api.download(mountId, entry.pathQ)).then(onChange);
   }
 
   async function archive(paths, format) {
@@ -538,7 +538,7 @@ export function renderBrowser(mountId, startPath, { onChange } = {}) {
     // a placeholder until the response's Content-Disposition names the archive
     const base = paths.length === 1 ? (displayPath(paths[0]).split("/").pop() || "root") : "files";
     const name = `${base}.${chosen.format === "zip" ? "zip" : "tar.gz"}`;
-    download(name, (signal) => api.downloadDirectory(mountId, chosen.paths, chosen.format, signal)).then(onChange);
+    download(name, api.downloadDirectory(mountId, chosen.paths, chosen.format)).then(onChange);
   }
 
   function downloadSelection(format) {

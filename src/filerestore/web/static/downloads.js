@@ -1,6 +1,13 @@
-// Downloads: the API needs a Bearer header, so a plain link cannot fetch the bytes. The page
-// streams the response (showing progress), then hands the finished blob to the browser.
+// Downloads. The API needs a Bearer header, which a plain link cannot carry. Two ways:
+// - streamed: the page's service worker (sw.js) is given the token for one URL and adds the
+//   header to that one request, so the browser's own download manager receives the stream
+//   as it comes (any size, nothing held by the page). What the API would refuse is asked
+//   first (file-info of the path: session, token, path), so it is shown on the page; an
+//   archive's paths were all counted in its dialog already.
+// - buffered (no service worker: old browser, plain http on a non-local host, or blocked):
+//   the page reads the response itself (with progress), then saves the finished blob.
 
+import { ApiError, request, token, url } from "./api.js";
 import { h, clear } from "./dom.js";
 import { bytes } from "./format.js";
 import { icon } from "./icons.js";
@@ -60,70 +67,121 @@ function itemView(item) {
   return { el, bar, status, cancel };
 }
 
-// start(signal) must return a fetch Response (from api.download / api.downloadDirectory).
-export async function download(name, start) {
+function itemFor(name) {
   const item = { name, state: "running", abort: new AbortController() };
-  const view = itemView(item);
-  item.el = view.el;
+  Object.assign(item, itemView(item));
   items.unshift(item);
   while (items.length > 6) items.pop();
   render();
-  try {
-    const res = await start(item.abort.signal);
-    const filename = filenameFrom(res.headers.get("Content-Disposition"), name);
-    view.el.querySelector(".n").textContent = filename;
-    const total = Number(res.headers.get("Content-Length")) || 0;
-    if (!total) view.bar.parentElement.classList.add("indeterminate");
-    const reader = res.body.getReader();
-    // Chunks are folded into Blob parts as they come: the browser keeps large blobs out of
-    // the script heap (Chromium pages them to disk), so a big file does not pile up in it.
-    const parts = [];
-    let chunks = [];
-    let pending = 0;
-    let received = 0;
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      chunks.push(value);
-      pending += value.length;
-      received += value.length;
-      if (pending >= FOLD_BYTES) {
-        parts.push(new Blob(chunks));
-        chunks = [];
-        pending = 0;
-      }
-      view.status.textContent = total ? `${bytes(received)} of ${bytes(total)}` : bytes(received);
-      if (total) view.bar.style.width = `${Math.min(100, (received / total) * 100)}%`;
+  return item;
+}
+
+function finish(item, text) {
+  item.state = "done";
+  item.el.classList.add("done");
+  item.bar.parentElement.classList.remove("indeterminate");
+  item.bar.style.width = "100%";
+  item.status.textContent = text;
+  item.cancel.remove();
+  setTimeout(() => {
+    const at = items.indexOf(item);
+    if (at >= 0) {
+      items.splice(at, 1);
+      render();
     }
-    const blob = new Blob([...parts, ...chunks], { type: res.headers.get("Content-Type") || "application/octet-stream" });
-    const href = URL.createObjectURL(blob);
-    const a = h("a", { href, download: filename, hidden: true });
-    document.body.append(a);
-    a.click();
-    a.remove();
-    setTimeout(() => URL.revokeObjectURL(href), 60000);
-    item.state = "done";
-    setTimeout(() => {
-      const at = items.indexOf(item);
-      if (at >= 0) {
-        items.splice(at, 1);
-        render();
-      }
-    }, 8000);
-    view.el.classList.add("done");
-    view.bar.parentElement.classList.remove("indeterminate");
-    view.bar.style.width = "100%";
-    view.status.textContent = `${bytes(received)} · saved`;
-  } catch (err) {
-    item.state = "failed";
-    view.el.classList.add("failed");
-    view.bar.parentElement.classList.remove("indeterminate");
+  }, 8000);
+}
+
+function fail(item, err) {
+  item.state = "failed";
+  item.el.classList.add("failed");
+  item.bar.parentElement.classList.remove("indeterminate");
+  item.cancel.remove();
+  const aborted = err && err.name === "AbortError";
+  item.status.textContent = aborted ? "cancelled" : "failed";
+  if (!aborted) {
     const m = messageOf(err);
-    view.status.textContent = err && err.name === "AbortError" ? "cancelled" : "failed";
-    if (!(err && err.name === "AbortError")) {
-      view.el.append(h("div", { class: "alert alert-error", role: "alert", style: "margin-top:4px" }, `${m.text}${m.code ? ` (${m.code})` : ""}`));
+    item.el.append(h("div", { class: "alert alert-error", role: "alert", style: "margin-top:4px" }, `${m.text}${m.code ? ` (${m.code})` : ""}`));
+  }
+}
+
+// The session, the token and the (first) path are still good: what a download would fail on
+// before its first byte, asked without starting one (a download is an audit event).
+async function preflight(spec, signal) {
+  await request("GET", spec.check.path, { query: spec.check.query, signal });
+}
+
+// Gives the service worker the token for exactly this URL; false when there is no worker.
+async function grant(href) {
+  const worker = navigator.serviceWorker && navigator.serviceWorker.controller;
+  if (!worker || !token.get()) return null;
+  const nonce = crypto.randomUUID();
+  const channel = new MessageChannel();
+  const acked = new Promise((resolve) => {
+    channel.port1.onmessage = (ev) => resolve(Boolean(ev.data && ev.data.ok));
+    setTimeout(() => resolve(false), 2000);
+  });
+  worker.postMessage({ type: "grant", nonce, token: token.get(), url: href }, [channel.port2]);
+  return (await acked) ? nonce : null;
+}
+
+async function streamed(item, spec) {
+  const href = url(spec.path, spec.query);
+  const nonce = await grant(href);
+  if (!nonce) return false;
+  await preflight(spec, item.abort.signal);
+  // A hidden frame: the response is an attachment, so the browser downloads it; anything
+  // else (an expired grant) stays invisible instead of replacing the page.
+  const frame = h("iframe", { src: `${href}${href.includes("?") ? "&" : "?"}fr-download=${nonce}`, hidden: true, title: "download" });
+  document.body.append(frame);
+  setTimeout(() => frame.remove(), 120000);
+  finish(item, "streaming to the browser's downloads");
+  return true;
+}
+
+async function buffered(item, spec) {
+  const res = await request("GET", spec.path, { query: spec.query, raw: true, signal: item.abort.signal });
+  const filename = filenameFrom(res.headers.get("Content-Disposition"), item.name);
+  item.el.querySelector(".n").textContent = filename;
+  const total = Number(res.headers.get("Content-Length")) || 0;
+  if (!total) item.bar.parentElement.classList.add("indeterminate");
+  const reader = res.body.getReader();
+  // Chunks are folded into Blob parts as they come: the browser keeps large blobs out of
+  // the script heap (Chromium pages them to disk), so a big file does not pile up in it.
+  const parts = [];
+  let chunks = [];
+  let pending = 0;
+  let received = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    chunks.push(value);
+    pending += value.length;
+    received += value.length;
+    if (pending >= FOLD_BYTES) {
+      parts.push(new Blob(chunks));
+      chunks = [];
+      pending = 0;
     }
-  } finally {
-    view.cancel.remove();
+    item.status.textContent = total ? `${bytes(received)} of ${bytes(total)}` : bytes(received);
+    if (total) item.bar.style.width = `${Math.min(100, (received / total) * 100)}%`;
+  }
+  const blob = new Blob([...parts, ...chunks], { type: res.headers.get("Content-Type") || "application/octet-stream" });
+  const href = URL.createObjectURL(blob);
+  const a = h("a", { href, download: filename, hidden: true });
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(href), 60000);
+  finish(item, `${bytes(received)} · saved`);
+}
+
+// spec: {path, query, single} from api.download / api.downloadDirectory.
+export async function download(name, spec) {
+  const item = itemFor(name);
+  try {
+    if (!(await streamed(item, spec))) await buffered(item, spec);
+  } catch (err) {
+    fail(item, err instanceof Error ? err : new ApiError(0, "client_error", String(err)));
   }
 }
