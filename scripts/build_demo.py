@@ -24,6 +24,10 @@ DEMO = ROOT / "demo"
 MiB = 1 << 20
 PART = 12 * MiB
 CHUNK = 64 * 1024
+PARTITIONS = (  # GPT names and type GUIDs (Linux filesystem, Microsoft basic data)
+    ("linux-root", "0FC63DAF-8483-4772-8E79-3D69D8477DE4"),
+    ("windows-data", "EBD0A0A2-B9E5-4433-87C0-68B6B72699C7"),
+)
 
 
 def run(*args: str | Path, **kw: object) -> str:
@@ -97,8 +101,7 @@ def change_in_place(image: Path, kind: str, tree: Path, work: Path) -> None:
 def assemble(disk: Path, parts: list[Path]) -> None:
     run("truncate", "-s", str(len(parts) * PART + 2 * MiB), disk)
     layout = "label: gpt\n" + "".join(
-        f'size={PART // 512}, type=0FC63DAF-8483-4772-8E79-3D69D8477DE4, name="{n}"\n'
-        for n in ("linux-root", "windows-data")
+        f'size={PART // 512}, type={guid}, name="{name}"\n' for name, guid in PARTITIONS
     )
     subprocess.run(["sfdisk", "-q", str(disk)], input=layout, text=True, check=True)
     table = json.loads(run("sfdisk", "--json", disk))["partitiontable"]
