@@ -28,7 +28,9 @@ Rules the base keeps, which an override must keep too:
 - Library errors (``IOError``/``OSError`` from libyal) become :class:`FilesystemError` with
   what was being done; wrap library calls in ``with self._library_errors("what"):``.
 - Names the library cannot decode (not valid UTF-8) are the backend's business: override
-  ``_child_name`` (or ``_children``) to give the on-disk bytes as ``os.fsdecode`` form.
+  ``_child_name`` (or ``_children``) to give the on-disk bytes as ``os.fsdecode`` form. If
+  ``_child_name`` raises OSError anyway, the entry is listed as ``<undecodable-name-KEY>``,
+  which resolves to it, rather than failing the whole directory.
 """
 
 from __future__ import annotations
@@ -260,7 +262,12 @@ class LibyalFilesystem(Filesystem[LibyalNode]):
             out = []
             for i in range(count):
                 child = node.get_sub_file_entry(i)
-                name = self._child_name(node, child)
+                try:
+                    name = self._child_name(node, child)
+                except OSError:
+                    # the library cannot decode this name (not valid UTF-8 for libfsext and
+                    # libfsxfs): list the entry under a name that still resolves to it
+                    name = f"<undecodable-name-{self._key(child)}>"
                 if name is not None and name not in (".", "..") and "/" not in name:
                     out.append((name, child))
         return iter(out)
