@@ -44,7 +44,7 @@ function render() {
 }
 
 // RFC 6266 / 5987: prefer filename*, fall back to the quoted ASCII filename.
-export function filenameFrom(disposition, fallback) {
+function filenameFrom(disposition, fallback) {
   if (!disposition) return fallback;
   const star = /filename\*\s*=\s*([^']*)'[^']*'([^;]+)/i.exec(disposition);
   if (star) {

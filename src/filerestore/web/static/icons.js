@@ -29,12 +29,6 @@ export function icon(name, cls = "") {
   return `<svg class="i ${cls}" viewBox="0 0 16 16" aria-hidden="true" focusable="false">${body}</svg>`;
 }
 
-export function iconEl(name, cls = "") {
-  const wrap = document.createElement("span");
-  wrap.innerHTML = icon(name, cls);
-  return wrap.firstChild;
-}
-
 const BY_EXTENSION = {
   text: ["txt", "md", "log", "csv", "ini", "conf", "cfg", "rst", "json", "xml", "yaml", "yml", "toml", "doc", "docx", "odt", "pdf", "rtf"],
   image: ["png", "jpg", "jpeg", "gif", "bmp", "svg", "webp", "ico", "tif", "tiff"],

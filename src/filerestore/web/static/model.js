@@ -96,7 +96,7 @@ export function pageOf(data) {
 }
 
 // A guest path as a query value, for paths typed or built here (listings give path_query).
-export function encodePath(path) {
+function encodePath(path) {
   return path.split("/").map((part) => encodeURIComponent(part)).join("/");
 }
 

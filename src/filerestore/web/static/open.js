@@ -18,7 +18,7 @@ function volumesFromConflict(err) {
   return found.map((v) => (typeof v === "string" ? { id: v, label: null, size: null, fs: null } : volumeOf(v)));
 }
 
-export function pickVolume(backup, volumes) {
+function pickVolume(backup, volumes) {
   return dialog("Choose a volume", ({ body, foot, close }) => {
     body.append(h("p", {}, `The ${backup.disk} disk of ${backup.vm} (${dateTime(backup.created)}) holds ${volumes.length} filesystems. Which one do you want to browse?`));
     const rows = volumes.map((v, i) => h("tr", {
