@@ -26,7 +26,9 @@ from filerestore.restore.browse import Root
 from filerestore.restore.file_data import CHUNK_SIZE
 from filerestore.restore.names import ROOT_NAME, unique
 
-DEFAULT_MAX_ENTRIES = 1_000_000
+# A ZIP keeps about 0.75 KiB per member until its central directory is written (measured:
+# 88 MB for 100,000 members); 250,000 keeps a worker near 200 MB. TAR needs no such memory.
+DEFAULT_MAX_ENTRIES = 250_000
 MAX_DEPTH = 2048  # directory levels below a root; deeper means a corrupt, looping tree
 STRIPPED_MODE_BITS = 0o7000  # setuid, setgid, sticky: never written into an archive
 
