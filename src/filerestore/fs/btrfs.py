@@ -1,8 +1,7 @@
-"""Btrfs, read through dissect.btrfs (AGPL-3.0, the optional extra ``filerestore[btrfs]``).
-
 # References: https://btrfs.readthedocs.io/en/latest/dev/On-disk-format.html (superblock at
 # 64 KiB with magic "_BHRfS_M" at +0x40; file extent items; chunk items mapping logical to
 # physical addresses); dissect.btrfs 1.10 for the tree walking.
+"""Btrfs, read through dissect.btrfs (AGPL-3.0, the optional extra ``filerestore[btrfs]``).
 
 The root is the default subvolume. Other subvolumes are directories where they are linked
 into the tree (``btrfs subvolume create /mnt/a/b`` shows as ``/a/b``), as the kernel shows

@@ -1,9 +1,8 @@
-"""A base for filesystems read through the libyal bindings (pyfsext, pyfsxfs, pyfsntfs, pyfsfat).
-
 # References: libyal's python bindings share one ``file_entry`` API (sub_file_entries,
 # get_name, get_size, file_mode, inode_number, get_*_time_as_integer, get_number_of_extents,
 # get_extent -> (offset, size, flags), read_buffer_at_offset, symbolic_link_target);
 # https://github.com/libyal/libfsext/wiki, libfsxfs, libfsntfs, libfsfat.
+"""A base for filesystems read through the libyal bindings (pyfsext, pyfsxfs, pyfsntfs, pyfsfat).
 
 How a backend uses it (ext and XFS here; NTFS, FAT and exFAT the same way)::
 

@@ -1,8 +1,7 @@
-"""XFS, read through libfsxfs (pyfsxfs); names it cannot decode are read from disk here.
-
 # References: "XFS Algorithms & Data Structures" (kernel.org, Documentation/filesystems/xfs/
 # xfs-on-disk-format): superblock (ch. 12), inode core and data fork (ch. 16), extent
 # records (ch. 17, 128-bit packed), short-form directories and directory data blocks (ch. 19).
+"""XFS, read through libfsxfs (pyfsxfs); names it cannot decode are read from disk here.
 
 libfsxfs 20260901 raises for an entry name that is not valid UTF-8 (its listing is otherwise
 exact and fast), so for a directory holding such names the entries are read from disk: local
