@@ -484,3 +484,30 @@ def test_sort_by_size_and_modified_time(page, api: Env):
     page.wait_for_selector(".cols [aria-sort=ascending] button:has-text('Modified')")
     wait_listing(page, "/")
     assert files_shown() == [o[3] for o in reversed(by_time)]
+
+
+def test_awkward_names_download_byte_exact(page, api: Env):
+    """Names that are not UTF-8, or start with a dash or a space, travel as path_query."""
+    unmount_all(api)
+    tree = api.source.tree
+    sign_in(page, api)
+    open_backup(page, api.backups["ext4"])
+    wait_listing(page, "/")
+    wait_for_service_worker(page)
+    cases = [
+        ("unicode", os.fsdecode(b"latin1-caf\xe9.txt"), "latin1-caf\\xe9.txt"),
+        ("unicode", "emoji-😀.txt", "emoji-😀.txt"),
+        ("hostile", "--help", "--help"),
+        ("hostile", " leading space", " leading space"),
+    ]
+    for folder, name, shown in cases:
+        page.goto(f"{api.url}/#/browse/{mount_id_from_url(page)}?path=/{folder}")
+        wait_listing(page, f"/{folder}")
+        row = page.locator(".frow[data-kind=file]").filter(
+            has=page.locator(".label", has_text=re.compile("^" + re.escape(shown) + "$"))
+        )
+        assert row.count() == 1, shown
+        with page.expect_download() as info:
+            row.locator("button.act").click()
+        expected = (tree / folder / name).read_bytes()
+        assert Path(info.value.path()).read_bytes() == expected, shown
