@@ -240,3 +240,43 @@ def test_inline_data_files_read_through_the_library() -> None:
         ["debugfs", "-R", "stat /hello.txt", str(img.image)], capture_output=True, text=True
     ).stdout
     assert "Size of inline data" in out, out
+
+
+def _debugfs_times(image: Path, path: str) -> dict[str, int | None]:
+    """Times, size and links of ``path`` per ``debugfs stat``; times as ns (None if absent).
+
+    With 256-byte inodes debugfs prints seconds:extra, where extra holds the nanoseconds
+    shifted left by 2 (the low 2 bits extend the seconds' epoch).
+    """
+    out = subprocess.run(
+        ["debugfs", "-R", f"stat {path}", str(image)], capture_output=True, text=True, check=True
+    ).stdout
+    facts: dict[str, int | None] = {}
+    for field in ("ctime", "atime", "mtime", "crtime"):
+        m = re.search(rf"^ ?{field}: 0x([0-9a-f]+)(?::([0-9a-f]+))? --", out, re.M)
+        if m is None:
+            facts[field] = None
+            continue
+        extra = int(m.group(2) or "0", 16)
+        seconds = int(m.group(1), 16) + ((extra & 3) << 32)
+        facts[field] = seconds * 10**9 + (extra >> 2)
+    facts["size"] = int(re.search(r"Size: (\d+)", out).group(1))  # type: ignore[union-attr]
+    facts["links"] = int(re.search(r"Links: (\d+)", out).group(1))  # type: ignore[union-attr]
+    return facts
+
+
+def test_stat_matches_debugfs(img: LinuxImage) -> None:
+    with img.opened() as fs:
+        for path in ("/docs/data.bin", "/hello.txt", "/big-sparse.bin", "/docs", "/link-absolute"):
+            entry = fs.stat(path)
+            want = _debugfs_times(img.image, path)
+            got = {
+                "ctime": entry.ctime_ns,
+                "atime": entry.atime_ns,
+                "mtime": entry.mtime_ns,
+                "crtime": entry.btime_ns,
+                "links": entry.nlink,
+            }
+            assert got == {k: want[k] for k in got}, path
+            if entry.kind is not EntryKind.DIR:
+                assert entry.size == want["size"], path
