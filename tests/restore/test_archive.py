@@ -41,6 +41,7 @@ from filerestore.restore.archive import (
 )
 from filerestore.restore.archive_members import Member
 from filerestore.restore.archive_tar import tar_info
+from filerestore.restore.archive_zip import zip_info
 from filerestore.restore.browse import dir_totals, read_range, walk
 from filerestore.restore.names import clean_component, unique, zip_component
 from tests.imagebuild import fs_linux
@@ -585,3 +586,20 @@ def test_closing_a_stream_early_leaves_the_filesystem_usable(fs, fmt):
     assert first
     stream.close()
     assert b"".join(read_range(fs, "/hello.txt")) == b"hello, world\n"
+
+
+def test_tar_header_of_a_file_over_8_gib():
+    # ustar's size field stops at 8 GiB; past it the size goes into a PAX record
+    entry = Entry(name="f", path="/f", kind=EntryKind.FILE, size=9 * GiB, mode=0o100644)
+    buf = tar_info(Member("f", entry)).tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
+    assert b" size=9663676416\n" in buf
+    gnu = subprocess.run(["tar", "-tvf", "-"], input=buf, capture_output=True)
+    assert b"9663676416" in gnu.stdout, gnu.stdout + gnu.stderr
+
+
+def test_zip_times_before_1980_keep_the_exact_time_in_the_extra_field():
+    entry = Entry(name="old", path="/old", kind=EntryKind.FILE, size=0, mode=0o100600, mtime_ns=0)
+    info = zip_info(Member("old", entry), deflate=False)
+    assert info.date_time == (1980, 1, 1, 0, 0, 0)  # the DOS field cannot go lower
+    assert _ut_mtime(info.extra) == 0
+    assert info.external_attr >> 16 == 0o100600
