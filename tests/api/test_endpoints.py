@@ -330,6 +330,9 @@ def test_audit_rows(api: Env, ext4_mount: str) -> None:
         r = c.get(f"{API}/restore/{ext4_mount}/download", params={"path": "/docs/readme.md"})
     digest = hashlib.sha256(api.source.path("/docs/readme.md").read_bytes()).hexdigest()
     api.client(None).get(f"{API}/restore/mounts")
+    with api.client() as c:
+        refused = c.get(f"{API}/restore/{ext4_mount}/file-info?path=/etc%00")
+    assert refused.status_code == 400
     with sqlite3.connect(api.state_dir / "filerestore.db") as con:
         rows = con.execute(
             "SELECT actor, action, outcome, path, bytes, detail FROM audit_events"
@@ -345,3 +348,7 @@ def test_audit_rows(api: Env, ext4_mount: str) -> None:
     )
     assert any(a == "mount" and o == "ok" for _, a, o, *_ in rows)
     assert any(a == "auth" and o == "refused" for _, a, o, *_ in rows)
+    assert any(
+        actor.startswith("alice") and a == "refusal" and "path_refused" in (d or "")
+        for actor, a, _, _, _, d in rows
+    )

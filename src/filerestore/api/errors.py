@@ -15,9 +15,11 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from filerestore import errors as e
+from filerestore.restore import audit
 
 log = logging.getLogger("filerestore.api")
 
@@ -71,9 +73,29 @@ def _printable(text: str) -> str:
 
 async def _on_domain_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, e.FileRestoreError)
-    response = error_response(exc)
-    request.state.error_code = exc.code
-    return response
+    if isinstance(exc, e.SafetyError | e.PermissionDeniedError):
+        await _audit_refusal(request, exc)
+    return error_response(exc)
+
+
+async def _audit_refusal(request: Request, exc: e.FileRestoreError) -> None:
+    """A security refusal is an audit event (auth failures are recorded where they happen)."""
+    state = getattr(request.app.state, "filerestore", None)
+    if state is None:
+        return
+    who = getattr(request.state, "principal", None)
+    actor = who.actor if who is not None else "anonymous"
+    mount_id = request.path_params.get("mount_id")
+    await run_in_threadpool(
+        audit.record,
+        state.db,
+        actor,
+        "refusal",
+        "refused",
+        mount_id=mount_id if isinstance(mount_id, str) and len(mount_id) <= 36 else None,
+        path=request.url.path,
+        detail=f"{exc.code}: {_printable(str(exc))}"[:2000],
+    )
 
 
 async def _on_validation_error(request: Request, exc: Exception) -> JSONResponse:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import AsyncIterator, Iterator
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
@@ -37,6 +37,19 @@ router = APIRouter(prefix="/restore", tags=["download"])
 log = logging.getLogger("filerestore.api")
 
 DOWNLOAD_ERRORS = {**ERRORS, 416: ERRORS[400], 429: ERRORS[400]}
+FILE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    **DOWNLOAD_ERRORS,
+    200: {"description": "The file's bytes.", "content": {"application/octet-stream": {}}},
+    206: {"description": "The requested byte range.", "content": {"application/octet-stream": {}}},
+    304: {"description": "Not modified (If-None-Match matched the ETag)."},
+}
+ARCHIVE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    **DOWNLOAD_ERRORS,
+    200: {
+        "description": "The archive, streamed as it is read.",
+        "content": {f.media_type: {} for f in ArchiveFormat},
+    },
+}
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Content-Security-Policy": "sandbox; default-src 'none'",
@@ -109,7 +122,7 @@ async def _body(transfer: _Download, chunks: Iterator[bytes]) -> AsyncIterator[b
         raise
 
 
-@router.get("/{mount_id}/download", responses=DOWNLOAD_ERRORS)
+@router.get("/{mount_id}/download", responses=FILE_RESPONSES, response_class=Response)
 async def download(mount_id: str, request: Request, who: Caller, path: PathParam) -> Response:
     st = app_state(request)
     guest = request_path(request, default=None)
@@ -173,7 +186,7 @@ def _not_modified(headers: dict[str, str]) -> dict[str, str]:
     return {k: v for k, v in headers.items() if k in ("ETag", "Cache-Control")}
 
 
-@router.get("/{mount_id}/download-directory", responses=DOWNLOAD_ERRORS)
+@router.get("/{mount_id}/download-directory", responses=ARCHIVE_RESPONSES, response_class=Response)
 async def download_directory(
     mount_id: str,
     request: Request,
