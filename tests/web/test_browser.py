@@ -511,3 +511,24 @@ def test_awkward_names_download_byte_exact(page, api: Env):
             row.locator("button.act").click()
         expected = (tree / folder / name).read_bytes()
         assert Path(info.value.path()).read_bytes() == expected, shown
+
+
+def test_symlink_details_download_target(page, api: Env):
+    unmount_all(api)
+    tree = api.source.tree
+    sign_in(page, api)
+    open_backup(page, api.backups["ext4"])
+    wait_listing(page, "/")
+    wait_for_service_worker(page)
+    page.click(".frow[data-path='/link-relative'] .meta >> nth=0")
+    target = os.readlink(tree / "link-relative")
+    page.wait_for_selector(f".details dd .mono:text-is('{target}')")
+    with page.expect_download() as info:
+        page.click(".details button:has-text('Target file')")
+    assert Path(info.value.path()).read_bytes() == (tree / "link-relative").read_bytes()
+    # a link to a folder opens as that folder
+    page.click(".frow[data-path='/link-to-dir'] .meta >> nth=0")
+    page.click(".details a:has-text('Open as folder')")
+    wait_listing(page, "/link-to-dir")
+    expected = sorted(os.listdir(tree / "link-to-dir"), key=lambda n: n.casefold())
+    assert sorted(p.rsplit("/", 1)[1] for p in rows_shown(page)) == sorted(expected)

@@ -39,15 +39,20 @@ export function renderDetails(pane, e, on) {
     return;
   }
   const actions = h("div", { class: "actions" });
+  const archives = () => [
+    h("button", { type: "button", class: "btn btn-primary", onclick: () => on.archive(e, "zip"), html: `${icon("download")}<span>ZIP</span>` }),
+    h("button", { type: "button", class: "btn", onclick: () => on.archive(e, "tar.gz"), html: `${icon("download")}<span>TAR.GZ</span>` }),
+  ];
   if (e.kind === "file") {
     actions.append(h("button", { type: "button", class: "btn btn-primary", onclick: () => on.download(e), html: `${icon("download")}<span>Download</span>` }));
-  } else if (e.kind === "dir" || e.kind === "symlink") {
+  } else if (e.kind === "dir") {
+    actions.append(h("a", { class: "btn", href: on.href(e.pathQ) }, "Open folder"), ...archives());
+  } else if (e.kind === "symlink") {
+    // the server follows a link given as a download root; what it points to shows then
     actions.append(
-      e.kind === "dir"
-        ? h("a", { class: "btn", href: on.href(e.pathQ) }, "Open folder")
-        : h("a", { class: "btn", href: on.href(e.pathQ), title: "Open the folder this link points to" }, "Open target"),
-      h("button", { type: "button", class: "btn btn-primary", onclick: () => on.archive(e, "zip"), html: `${icon("download")}<span>ZIP</span>` }),
-      h("button", { type: "button", class: "btn", onclick: () => on.archive(e, "tar.gz"), html: `${icon("download")}<span>TAR.GZ</span>` }),
+      h("button", { type: "button", class: "btn", title: "Download the file this link points to", onclick: () => on.download(e), html: `${icon("download")}<span>Target file</span>` }),
+      h("a", { class: "btn", href: on.href(e.pathQ), title: "Open the folder this link points to" }, "Open as folder"),
+      ...archives(),
     );
   }
   actions.append(h("button", { type: "button", class: "btn", onclick: () => on.toggle(e, !on.selected) }, on.selected ? "Remove from selection" : "Add to selection"));
