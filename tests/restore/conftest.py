@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from filerestore.blockio import FileReader
-from filerestore.fs import ext
+from filerestore.fs import open_filesystem
 from filerestore.fs.base import Filesystem
 from tests.imagebuild import fs_linux
 from tests.imagebuild.cache import cached
@@ -108,7 +108,7 @@ def source() -> Source:
 @pytest.fixture(scope="session")
 def fs(source: Source) -> Iterator[Filesystem[Any]]:
     reader = FileReader(source.image)
-    opened = ext.open_fs(reader)
+    opened = open_filesystem(reader)
     try:
         yield opened
     finally:

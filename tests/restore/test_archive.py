@@ -31,7 +31,7 @@ from filerestore.errors import (
     InvalidParameterError,
     PathNotFoundError,
 )
-from filerestore.fs import ext
+from filerestore.fs import open_filesystem
 from filerestore.fs.entry import Entry, EntryKind
 from filerestore.restore.archive import (
     ArchiveFormat,
@@ -470,7 +470,7 @@ def damaged_image(source, tmp_path_factory) -> Path:
 def test_read_error_mid_stream_aborts_without_a_valid_archive(damaged_image, tmp_path, fmt):
     got = bytearray()
     with FileReader(damaged_image) as reader:
-        fs = ext.open_fs(reader)
+        fs = open_filesystem(reader)
         try:
             with pytest.raises(ArchiveAbortedError) as err:
                 for chunk in archive_stream(fs, ["/docs"], fmt):
@@ -549,7 +549,7 @@ def cyclic_image(source, tmp_path_factory) -> Path:
 @pytest.mark.timeout(60)
 def test_directory_cycle_is_archived_once(cyclic_image, source):
     with FileReader(cyclic_image) as reader:
-        fs = ext.open_fs(reader)
+        fs = open_filesystem(reader)
         try:
             data = b"".join(archive_stream(fs, ["/docs"], "tar"))
             walked = [e.path for e in walk(fs, "/docs", max_depth=256)]

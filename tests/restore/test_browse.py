@@ -92,11 +92,11 @@ def test_a_page_builds_only_its_own_entries(fs):
 
 def test_cursor_is_stable_across_filesystem_handles(fs, source):
     from filerestore.blockio import FileReader
-    from filerestore.fs import ext
+    from filerestore.fs import open_filesystem
 
     first = list_page(fs, "/many", limit=500)
     with FileReader(source.image) as reader:
-        other = ext.open_fs(reader)  # another handle: cold caches, as in another worker
+        other = open_filesystem(reader)  # another handle: cold caches, as in another worker
         try:
             second = list_page(other, "/many", cursor=first.next_cursor, limit=500)
         finally:
