@@ -44,7 +44,7 @@ from filerestore.restore.archive_tar import tar_info
 from filerestore.restore.archive_zip import zip_info
 from filerestore.restore.browse import dir_totals, read_range, walk
 from filerestore.restore.names import clean_component, unique, zip_component
-from tests.imagebuild import fs_linux
+from tests.imagebuild import fs_linux, fs_windows
 from tests.imagebuild.tree import GiB, MiB, block_content
 from tests.restore.conftest import archivable, listdir
 
@@ -603,3 +603,37 @@ def test_zip_times_before_1980_keep_the_exact_time_in_the_extra_field():
     assert info.date_time == (1980, 1, 1, 0, 0, 0)  # the DOS field cannot go lower
     assert _ut_mtime(info.extra) == 0
     assert info.external_attr >> 16 == 0o100600
+
+
+@pytest.mark.parametrize("kind", ["ntfs", "fat32"])
+def test_tar_from_windows_filesystems_matches_source(kind, tmp_path):
+    # modes there are synthesised and owners absent: names, bytes, links and times must hold
+    built = fs_windows.ntfs_image() if kind == "ntfs" else fs_windows.fat_image(32)
+    roots = ["/docs", "/unicode", "/hello.txt"]
+    with FileReader(built.image) as reader:
+        fs = open_filesystem(reader)
+        try:
+            data = b"".join(archive_stream(fs, roots, "tar"))
+        finally:
+            fs.close()
+    dest = tmp_path / "x"
+    dest.mkdir()
+    tar = subprocess.run(["tar", "-xpf", "-", "-C", dest], input=data, capture_output=True)
+    assert tar.returncode == 0, tar.stderr
+    expected: dict[str, Path] = {}
+    for root in roots:
+        top = built.tree / root.lstrip("/")
+        expected[top.name] = top
+        if top.is_dir():
+            expected |= {f"{top.name}/{p.relative_to(top)}": p for p in top.rglob("*")}
+    got = {str(p.relative_to(dest)): p for p in dest.rglob("*")}
+    assert set(got) == set(expected)
+    for name, src in expected.items():
+        s, d = src.lstat(), got[name].lstat()
+        assert stat.S_IFMT(s.st_mode) == stat.S_IFMT(d.st_mode), name
+        if stat.S_ISLNK(s.st_mode):
+            assert src.readlink() == got[name].readlink(), name
+        elif stat.S_ISREG(s.st_mode):
+            assert src.read_bytes() == got[name].read_bytes(), name
+            assert abs(s.st_mtime_ns - d.st_mtime_ns) <= 2 * 10**9, name  # FAT: 2 s steps
+            assert not stat.S_IMODE(d.st_mode) & 0o7000
