@@ -183,20 +183,26 @@ class NtfsFilesystem(LibyalFilesystem):
                 size = len(target.encode("utf-8", "surrogateescape"))
             else:
                 size = 0
-            return Entry(
-                name=name,
-                path=path,
-                kind=kind,
-                size=size,
-                mode=synthetic_mode(kind, read_only=bool(flags & ATTR_READ_ONLY)),
-                mtime_ns=self._time(node, "get_modification_time_as_integer"),
-                atime_ns=self._time(node, "get_access_time_as_integer"),
-                ctime_ns=self._time(node, "get_entry_modification_time_as_integer"),
-                btime_ns=self._time(node, "get_creation_time_as_integer"),
-                inode=mft_index(node),
-                nlink=self._nlink(node),
-                target=target,
-            )
+            mtime = node.get_modification_time_as_integer()
+            atime = node.get_access_time_as_integer()
+            ctime = node.get_entry_modification_time_as_integer()
+            btime = node.get_creation_time_as_integer()
+            index = int(node.get_file_reference()) & MFT_INDEX_MASK
+            nlink = self._nlink(node)
+        return Entry(
+            name=name,
+            path=path,
+            kind=kind,
+            size=size,
+            mode=synthetic_mode(kind, read_only=bool(flags & ATTR_READ_ONLY)),
+            mtime_ns=filetime_to_ns(mtime),
+            atime_ns=filetime_to_ns(atime),
+            ctime_ns=filetime_to_ns(ctime),
+            btime_ns=filetime_to_ns(btime),
+            inode=index,
+            nlink=nlink,
+            target=target,
+        )
 
     def _link_target(self, node: LibyalNode) -> str:
         with self._library_errors("read a symbolic link"):
