@@ -11,7 +11,12 @@ from typing import Any
 import pytest
 
 from filerestore.blockio import BytesReader, FileReader
-from filerestore.errors import FilesystemError, PathNotFoundError, SymlinkLoopError
+from filerestore.errors import (
+    FilesystemError,
+    PathNotFoundError,
+    SymlinkLoopError,
+    UnsupportedImageError,
+)
 from filerestore.fs import detect_filesystem, ntfs, open_filesystem
 from filerestore.fs.base import Filesystem
 from filerestore.fs.entry import Entry, EntryKind
@@ -234,3 +239,23 @@ def test_dos_alias_is_not_a_second_entry(
     assert seven_zip[entry.path]["Short Name"] == fs_windows.NTFS_DOS_ALIAS
     assert entry.nlink == 1
     assert fs_windows.NTFS_DOS_ALIAS not in {e.name for e in fs.list_dir("/")}
+
+
+def test_encrypted_file_is_refused(img: BuiltImage, walked: dict[str, Entry]) -> None:
+    """hello.txt's $STANDARD_INFORMATION attributes get the EFS bit in a copy of the image."""
+    data = bytearray(img.image.read_bytes())
+    inode = walked["/hello.txt"].inode
+    assert inode is not None
+    record = _mft_offset(data) + inode * 1024  # 1 KiB records (mkntfs default)
+    assert data[record : record + 4] == b"FILE"
+    (first_attr,) = struct.unpack_from("<H", data, record + 0x14)
+    attr = record + first_attr
+    assert struct.unpack_from("<I", data, attr)[0] == 0x10  # $STANDARD_INFORMATION
+    (value_offset,) = struct.unpack_from("<H", data, attr + 0x14)
+    flags_at = attr + value_offset + 32  # FileAttributes (MS-FSCC, NTFS docs)
+    (flags,) = struct.unpack_from("<I", data, flags_at)
+    struct.pack_into("<I", data, flags_at, flags | 0x4000)
+    opened = ntfs.open_fs(BytesReader(bytes(data)))
+    assert opened.stat("/hello.txt").size == 13  # still listed
+    with pytest.raises(UnsupportedImageError, match="EFS"):
+        opened.open("/hello.txt")

@@ -20,8 +20,9 @@ Decisions, so every caller sees the same thing:
   write bits. ``ctime`` is the MFT entry change time, ``btime`` the creation time, both from
   ``$STANDARD_INFORMATION``. ``nlink`` counts the entry's non-DOS ``$FILE_NAME`` attributes.
 - Only the unnamed data stream is read; alternate data streams are not listed.
+- An EFS-encrypted file is listed but refused on open (UnsupportedImageError).
 - Data is read off the volume through the data runs unless the file is compressed,
-  encrypted, resident (kept in the MFT record) or has uninitialised data past its valid
+  resident (kept in the MFT record) or has uninitialised data past its valid
   length; those read through the library (which decompresses LZNT1).
 """
 
@@ -33,7 +34,7 @@ from collections.abc import Hashable, Iterator
 import pyfsntfs
 
 from filerestore.blockio import Reader
-from filerestore.errors import FilesystemError
+from filerestore.errors import FilesystemError, UnsupportedImageError
 from filerestore.fs.entry import Entry, EntryKind, synthetic_mode
 from filerestore.fs.libyal import (
     Extent,
@@ -219,6 +220,15 @@ class NtfsFilesystem(LibyalFilesystem):
         return data[8:].decode("utf-16-le", "replace")
 
     # --- data ----------------------------------------------------------------------------
+
+    def _open(self, node: LibyalNode) -> Reader:
+        with self._library_errors("read an MFT entry"):
+            encrypted = int(node.get_file_attribute_flags()) & ATTR_ENCRYPTED
+        if encrypted:
+            # EFS data is ciphertext keyed by the user's certificate: never hand it out as
+            # the file's contents
+            raise UnsupportedImageError("ntfs: the file is EFS-encrypted; it cannot be read")
+        return super()._open(node)
 
     def _extents(self, node: LibyalNode, size: int) -> list[Extent] | None:
         flags = int(node.get_file_attribute_flags())
