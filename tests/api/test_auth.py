@@ -117,12 +117,15 @@ def test_revoked_token_is_refused(api: Env, tmp_path) -> None:
 
 
 def test_tokens_are_stored_hashed(api: Env) -> None:
+    import hashlib
     import sqlite3
 
     with sqlite3.connect(api.state_dir / "filerestore.db") as con:
-        stored = [row[0] for row in con.execute("SELECT token_hash FROM api_tokens")]
-    for token in api.tokens.values():
-        assert token not in stored and token.split("_")[-1] not in "".join(stored)
+        stored = {row[0]: row[1] for row in con.execute("SELECT name, token_hash FROM api_tokens")}
+    for name, token in api.tokens.items():
+        secret = token.split("_", 2)[2]
+        assert len(secret) >= 40 and all(secret not in h for h in stored.values())
+        assert stored[name] == hashlib.sha256(token.encode()).hexdigest()
 
 
 @pytest.mark.parametrize("who", ["alice", "admin"])

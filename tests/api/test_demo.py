@@ -52,7 +52,7 @@ def test_serve_demo(tmp_path: Path) -> None:
             if m := re.search(r"admin token: (fr_\S+)", line):
                 token = m.group(1)
         text = "".join(lines)
-        assert f"http://localhost:{port}/docs" in text and token
+        assert f"http://localhost:{port}/ " in text and token
         images = sorted(p.name for p in (tmp_path / "state" / "demo-repo" / "web01").iterdir())
         assert images == ["disk0-full.qcow2", "disk0-incr1.qcow2"]
         assert (
@@ -68,6 +68,7 @@ def test_serve_demo(tmp_path: Path) -> None:
             except httpx.TransportError:
                 time.sleep(0.2)
         backups = r.json()["backups"]
+        page = httpx.get(f"http://127.0.0.1:{port}/")
         assert [(b["kind"], b["vm_name"]) for b in backups] == [
             ("full", "web01"),
             ("incremental", "web01"),
@@ -83,6 +84,7 @@ def test_serve_demo(tmp_path: Path) -> None:
             params={"path": "/home/alice/notes.txt"},
         )
         assert notes.content == (DEMO / "changes/linux/home/alice/notes.txt").read_bytes()
+        assert page.status_code == 200 and "text/html" in page.headers["content-type"]
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=30)

@@ -29,6 +29,7 @@ from filerestore.db.migrate import ensure_schema
 from filerestore.restore.cleanup import CleanupService
 from filerestore.restore.sessions import SessionManager
 from filerestore.settings import Settings, load_settings
+from filerestore.web import mount_web
 
 PREFIX = "/api/v1"
 access_log = logging.getLogger("filerestore.access")
@@ -128,5 +129,6 @@ def create_app(settings: Settings | None = None, *, cleanup: bool = True) -> Fas
     app.include_router(routes_restore.router, prefix=PREFIX)
     app.include_router(routes_download.router, prefix=PREFIX)
     app.include_router(routes_catalog.router, prefix=PREFIX)
+    mount_web(app)  # the web page at "/", a client of the routes above
     app.add_middleware(AccessLog, metrics=state.metrics)
     return app

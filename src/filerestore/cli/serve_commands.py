@@ -64,7 +64,7 @@ def serve(
             settings = load_settings()
         found = prepare_demo(settings)
         shown = "localhost" if host in ("127.0.0.1", "0.0.0.0", "::") else host  # noqa: S104
-        typer.echo(f"filerestore demo: http://{shown}:{port}/docs")
+        typer.echo(f"filerestore demo: http://{shown}:{port}/ (API docs: /docs)")
         typer.echo(f"  state directory: {settings.state_dir}")
         typer.echo(f"  demo repository: {found.repository} (backups {found.backup_ids})")
         typer.echo(f"  admin token: {found.token}")
