@@ -47,7 +47,7 @@ class Server:
                 raise RuntimeError(f"server exited with {self.proc.returncode}; see {self.log}")
             try:
                 up = httpx.get(self.url + "/health", timeout=2).status_code == 200
-                if up and len(self.worker_pids()) >= self.workers:
+                if up and (self.workers == 1 or len(self.worker_pids()) >= self.workers):
                     return self
             except httpx.TransportError:
                 pass

@@ -120,6 +120,32 @@ Release = Callable[[], Awaitable[None]]
 PREFETCH = 4  # chunks read ahead of the socket: reading overlaps sending
 
 
+COALESCE = 1 << 20  # archive pieces are joined up to this size before they are handed over
+
+
+def coalesced(chunks: Iterator[bytes], size: int = COALESCE) -> Iterator[bytes]:
+    """Join small pieces (an archive writes a header, a small file, a descriptor ...) into
+    chunks of about ``size`` bytes: one hand-over between threads per chunk, not per piece."""
+    pending: list[bytes] = []
+    held = 0
+    try:
+        for piece in chunks:
+            if not piece:
+                continue
+            pending.append(piece)
+            held += len(piece)
+            if held >= size:
+                yield b"".join(pending)
+                pending.clear()
+                held = 0
+        if pending:
+            yield b"".join(pending)
+    finally:
+        close = getattr(chunks, "close", None)
+        if close is not None:
+            close()
+
+
 class Prefetch:
     """A blocking iterator pulled by one producer thread, ``depth`` chunks ahead, so
     reading (and hashing) a chunk overlaps sending the previous one.

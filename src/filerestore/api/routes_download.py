@@ -206,7 +206,7 @@ async def download_directory(
 
     def prepare() -> Iterator[bytes]:
         stack = transfer.open()
-        return archive_stream(stack.fs, guests, format)
+        return d.coalesced(archive_stream(stack.fs, guests, format))
 
     try:
         chunks = await run_in_threadpool(prepare)

@@ -18,7 +18,12 @@ from sqlalchemy.exc import IntegrityError
 
 from filerestore.db.engine import Database
 from filerestore.db.models_auth import ApiToken
-from filerestore.errors import AuthenticationError, TokenExistsError, TokenNotFoundError
+from filerestore.errors import (
+    AuthenticationError,
+    InvalidParameterError,
+    TokenExistsError,
+    TokenNotFoundError,
+)
 
 _FORMAT = re.compile(r"^fr_([0-9]{1,12})_([A-Za-z0-9_-]{20,100})$")
 
@@ -43,7 +48,7 @@ def _info(row: ApiToken) -> TokenInfo:
 def create_token(db: Database, name: str, admin: bool = False) -> tuple[TokenInfo, str]:
     """A new token; returns its description and the token itself (not stored anywhere)."""
     if not name or len(name) > 200:
-        raise TokenExistsError("a token name must be 1 to 200 characters") from None
+        raise InvalidParameterError("a token name must be 1 to 200 characters")
     try:
         with db.write() as s:
             if s.scalar(select(ApiToken).where(ApiToken.name == name)) is not None:
