@@ -259,3 +259,15 @@ def test_encrypted_file_is_refused(img: BuiltImage, walked: dict[str, Entry]) ->
     assert opened.stat("/hello.txt").size == 13  # still listed
     with pytest.raises(UnsupportedImageError, match="EFS"):
         opened.open("/hello.txt")
+
+
+def test_alternate_data_streams_are_not_data(
+    img: BuiltImage, fs: Filesystem[Any], seven_zip: dict[str, dict[str, str]]
+) -> None:
+    path = "/" + fs_windows.NTFS_ADS_FILE
+    stream = seven_zip[f"{path}:{fs_windows.NTFS_ADS_NAME}"]  # 7-Zip lists the stream ...
+    assert int(stream["Size"]) == len(fs_windows.NTFS_ADS_DATA)
+    want = (img.tree / fs_windows.NTFS_ADS_FILE).read_bytes()  # ... we read the main one
+    assert fs.open(path).read_at(0, 1 << 20) == want
+    assert fs.stat(path).size == len(want)
+    assert not [e for e in fs.list_dir("/docs") if ":" in e.name]

@@ -83,6 +83,9 @@ NTFS_READ_ONLY = "readonly.txt"
 #: a file given a DOS 8.3 alias (a second $FILE_NAME, as Windows makes): listed once, nlink 1
 NTFS_DOS_ALIASED = "Long Name File.txt"
 NTFS_DOS_ALIAS = "LONGNA~1.TXT"
+#: an alternate data stream (ntfs-3g streams_interface=xattr): not listed, not read
+NTFS_ADS_FILE, NTFS_ADS_NAME = "docs/readme.md", "secret"
+NTFS_ADS_DATA = b"alternate stream " * 300
 
 
 @dataclass(frozen=True)
@@ -273,6 +276,7 @@ def _populate_ntfs(tree: Path, mnt: Path) -> None:
             (mnt / name).touch()
         os.setxattr(mnt / name, "system.ntfs_reparse_data", reparse_data(tag, sub, prn))
     os.setxattr(mnt / NTFS_DOS_ALIASED, "system.ntfs_dos_name", NTFS_DOS_ALIAS.encode())
+    os.setxattr(mnt / NTFS_ADS_FILE, f"user.{NTFS_ADS_NAME}", NTFS_ADS_DATA)
     ro = mnt / NTFS_READ_ONLY
     _set_attrib(ro, _attrib(ro) | FILE_ATTRIBUTE_READONLY)
     os.utime(mnt, (TREE_MTIME, TREE_MTIME))
@@ -295,6 +299,8 @@ def _verify_ntfs(tree: Path, mnt: Path) -> None:
             raise AssertionError(f"{name}: reparse data not stored")
     if (mnt / "win-link-rel").readlink() != Path("docs/readme.md"):
         raise AssertionError("ntfs-3g does not read the relative reparse symlink back")
+    if os.getxattr(mnt / NTFS_ADS_FILE, f"user.{NTFS_ADS_NAME}") != NTFS_ADS_DATA:
+        raise AssertionError("alternate data stream not stored")
     if os.getxattr(mnt / NTFS_DOS_ALIASED, "system.ntfs_dos_name") != NTFS_DOS_ALIAS.encode():
         raise AssertionError("DOS alias not stored")
     a, b = (mnt / "hello.txt").stat(), (mnt / "docs" / "hello-hardlink.txt").stat()
@@ -314,11 +320,10 @@ def _build_ntfs(
             fh.truncate(size)
         _run("mkntfs", "-F", "-Q", "-L", label, out)
         with tempfile.TemporaryDirectory(prefix="fr-ntfs-") as tmp:
-            with _fuse_mount(
-                ["ntfs-3g", "-o", "compression", os.fspath(out)], Path(tmp) / "m"
-            ) as m:
+            rw, ro = "compression,streams_interface=xattr", "ro,streams_interface=xattr"
+            with _fuse_mount(["ntfs-3g", "-o", rw, os.fspath(out)], Path(tmp) / "m") as m:
                 populate(tree, m)
-            with _fuse_mount(["ntfs-3g", "-o", "ro", os.fspath(out)], Path(tmp) / "v") as m:
+            with _fuse_mount(["ntfs-3g", "-o", ro, os.fspath(out)], Path(tmp) / "v") as m:
                 verify(tree, m)
 
     return build
@@ -466,7 +471,7 @@ def _build_fat_sized(tree: Path, size: int) -> Callable[[Path], None]:
 
 def seven_zip_listing(image: Path) -> dict[str, dict[str, str]]:
     """``7zz l -slt`` of an image: every entry's fields ("Size", "Modified", ...) by path."""
-    out = _run("7zz", "l", "-slt", "-sccUTF-8", image)
+    out = _run("7zz", "l", "-slt", "-sns", "-sccUTF-8", image)  # -sns: NTFS streams too
     entries: dict[str, dict[str, str]] = {}
     body = out.split("\n----------\n", 1)[1]
     for block in body.split("\n\n"):
