@@ -10,12 +10,12 @@ strong validator. One range per request: several ranges are answered with the wh
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import re
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
-from queue import Empty, Full, Queue
 from urllib.parse import quote
 
 import anyio
@@ -150,6 +150,11 @@ class Prefetch:
     """A blocking iterator pulled by one producer thread, ``depth`` chunks ahead, so
     reading (and hashing) a chunk overlaps sending the previous one.
 
+    The producer hands chunks to the event loop with ``call_soon_threadsafe``; waiting for
+    a chunk is an ``await`` on the loop, so a slow download occupies no thread-pool slot
+    (the pool stays free for the other requests' reads). A semaphore of ``depth`` slots
+    holds the producer back when the client reads slowly.
+
     :meth:`stop` ends the producer and waits for it; the iterator is closed in the
     producer's own thread. The response calls it before giving the reader stack back, so
     a stack is never lent again while a producer may still read from it, however the
@@ -158,48 +163,49 @@ class Prefetch:
 
     def __init__(self, chunks: Iterator[bytes], depth: int = PREFETCH) -> None:
         self._chunks = chunks
-        self._queue: Queue[bytes | BaseException | None] = Queue(maxsize=depth)
+        self._slots = threading.Semaphore(depth)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._queue: asyncio.Queue[bytes | BaseException | None] | None = None
 
-    def _put(self, item: bytes | BaseException | None) -> bool:
-        while not self._stop.is_set():
-            try:
-                self._queue.put(item, timeout=0.1)
-                return True
-            except Full:
-                continue
-        return False
+    def _hand_over(
+        self, loop: asyncio.AbstractEventLoop, item: bytes | BaseException | None
+    ) -> bool:
+        while not self._slots.acquire(timeout=0.1):
+            if self._stop.is_set():
+                return False
+        if self._stop.is_set():
+            return False
+        assert self._queue is not None
+        try:
+            loop.call_soon_threadsafe(self._queue.put_nowait, item)
+        except RuntimeError:  # the loop is closed: the server is shutting down
+            return False
+        return True
 
-    def _produce(self) -> None:
+    def _produce(self, loop: asyncio.AbstractEventLoop) -> None:
         try:
             for chunk in self._chunks:
-                if not self._put(chunk):
+                if not self._hand_over(loop, chunk):
                     return
-            self._put(None)
+            self._hand_over(loop, None)
         except BaseException as exc:  # handed to the consumer, raised there
-            self._put(exc)
+            self._hand_over(loop, exc)
         finally:
             close = getattr(self._chunks, "close", None)
             if close is not None:
                 close()
 
-    def _get(self) -> bytes | BaseException | None:
-        while True:
-            try:
-                return self._queue.get(timeout=0.1)
-            except Empty:
-                if self._stop.is_set():
-                    return None
-                dead = self._thread is not None and not self._thread.is_alive()
-                if dead and self._queue.empty():
-                    return RuntimeError("the download producer ended without a result")
-
     async def __aiter__(self) -> AsyncIterator[bytes]:
-        self._thread = threading.Thread(target=self._produce, name="download", daemon=True)
+        loop = asyncio.get_running_loop()
+        self._queue = asyncio.Queue()
+        self._thread = threading.Thread(
+            target=self._produce, args=(loop,), name="download", daemon=True
+        )
         self._thread.start()
         while True:
-            item = await run_in_threadpool(self._get)
+            item = await self._queue.get()
+            self._slots.release()
             if item is None:
                 return
             if isinstance(item, BaseException):
