@@ -352,3 +352,32 @@ def test_audit_rows(api: Env, ext4_mount: str) -> None:
         actor.startswith("alice") and a == "refusal" and "path_refused" in (d or "")
         for actor, a, _, _, _, d in rows
     )
+
+
+def test_audit_json_log_lines(api: Env) -> None:
+    import json
+    import time
+
+    mount = api.mount("carol", "demo-full", "p2")
+    with api.client("carol") as c:
+        assert (
+            c.get(f"{API}/restore/{mount}/download", params={"path": "/Users"}).status_code == 400
+        )
+        assert c.delete(f"{API}/restore/{mount}").status_code == 204
+    assert api.server.log is not None
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        events = []
+        for line in api.server.log.read_text(errors="replace").splitlines():
+            if line.startswith("{") and '"action"' in line:
+                events.append(json.loads(line))
+        mine = [e for e in events if e.get("mount_id") == mount]
+        if {e["action"] for e in mine} >= {"mount", "download", "unmount"}:
+            break
+        time.sleep(0.2)
+    assert {(e["action"], e["outcome"]) for e in mine} >= {
+        ("mount", "ok"),
+        ("download", "failed"),
+        ("unmount", "ok"),
+    }
+    assert all(e["actor"].startswith("carol (token:") for e in mine)

@@ -70,6 +70,7 @@ class _Download:
         self.path = ""
         self.detail: str | None = None
         self.prefetch: d.Prefetch | None = None
+        self.refused = False
 
     def open(self) -> Stack:
         self.transfer = self.st.backend.transfer(self.session, self.who)
@@ -89,13 +90,25 @@ class _Download:
             self.st.db,
             self.who.actor,
             self.kind,
-            "ok" if self.complete else "incomplete",
+            self.outcome,
             backup_id=self.session.backup_id,
             mount_id=self.session.mount_id,
             path=self.path,
             size=self.sent,
             detail=detail,
         )
+
+    @property
+    def outcome(self) -> str:
+        if self.complete:
+            return "ok"
+        return "failed" if self.refused else "incomplete"
+
+    def refuse(self, exc: BaseException) -> None:
+        """The download was refused before its first byte (bad path, range, limit ...)."""
+        self.refused = True
+        if isinstance(exc, FileRestoreError):
+            self.detail = f"{exc.code}: {exc}"
 
     def counted(self, chunks: Iterator[bytes]) -> Iterator[bytes]:
         for chunk in chunks:
@@ -166,11 +179,13 @@ async def download(mount_id: str, request: Request, who: Caller, path: PathParam
     try:
         status, chunks = await run_in_threadpool(prepare)
     except RangeNotSatisfiableError as exc:
+        transfer.refuse(exc)
         await transfer.release()
         response = error_response(exc)
         response.headers["Content-Range"] = headers["Content-Range"]
         return response
-    except BaseException:
+    except BaseException as exc:
+        transfer.refuse(exc)
         await transfer.release()
         raise
     if chunks is None:
@@ -210,7 +225,8 @@ async def download_directory(
 
     try:
         chunks = await run_in_threadpool(prepare)
-    except BaseException:
+    except BaseException as exc:
+        transfer.refuse(exc)
         await transfer.release()
         raise
     headers = {

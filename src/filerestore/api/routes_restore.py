@@ -17,7 +17,9 @@ from filerestore.api.auth import Caller
 from filerestore.api.content_types import SNIFF_BYTES, content_type
 from filerestore.api.paths import display, request_path
 from filerestore.api.state import app_state
+from filerestore.errors import FileRestoreError
 from filerestore.fs.entry import EntryKind
+from filerestore.restore import audit
 from filerestore.restore.browse import (
     DEFAULT_PAGE_LIMIT,
     DEFAULT_WALK_DEPTH,
@@ -66,8 +68,15 @@ def mount_out(session: Session) -> s.MountOut:
 async def mount(body: s.MountRequest, request: Request, who: Caller) -> s.MountOut:
     """Open a backup (the session layer writes the mount's audit event)."""
     st = app_state(request)
-    session = await run_in_threadpool(st.backend.mount, body.backup_id, body.volume, who)
+    try:
+        session = await run_in_threadpool(st.backend.mount, body.backup_id, body.volume, who)
+    except FileRestoreError as exc:
+        audit.log_line(
+            who.actor, "mount", "failed", backup_id=body.backup_id, detail=f"{exc.code}: {exc}"
+        )
+        raise
     st.metrics.mounts.inc()
+    audit.log_line(who.actor, "mount", "ok", backup_id=session.backup_id, mount_id=session.mount_id)
     return mount_out(session)
 
 
@@ -108,7 +117,10 @@ async def cleanup_status(request: Request, who: Caller) -> s.CleanupStatusOut:
 @router.delete("/{mount_id}", status_code=204, responses=ERRORS)
 async def unmount(mount_id: str, request: Request, who: Caller) -> Response:
     """End a session (409 while a download holds it)."""
-    await run_in_threadpool(app_state(request).backend.unmount, mount_id, who)
+    session = await run_in_threadpool(app_state(request).backend.unmount, mount_id, who)
+    audit.log_line(
+        who.actor, "unmount", "ok", backup_id=session.backup_id, mount_id=session.mount_id
+    )
     return Response(status_code=204)
 
 

@@ -24,6 +24,34 @@ def _text(value: str | None) -> str | None:
     return value.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
+def log_line(
+    actor: str,
+    action: str,
+    outcome: str,
+    *,
+    backup_id: int | None = None,
+    mount_id: str | None = None,
+    path: str | None = None,
+    size: int | None = None,
+    detail: str | None = None,
+) -> dict[str, object]:
+    """The JSON log line of an event (for events whose row another writer adds, such as
+    the session manager's mount and unmount rows); returns the event."""
+    event: dict[str, object] = {
+        "time": datetime.now(UTC).isoformat(),
+        "actor": actor,
+        "action": action,
+        "outcome": outcome,
+        "backup_id": backup_id,
+        "mount_id": mount_id,
+        "path": _text(path),
+        "bytes": size,
+        "detail": _text(detail),
+    }
+    log.info(json.dumps(event, ensure_ascii=False))
+    return event
+
+
 def record(
     db: Database,
     actor: str,
@@ -38,18 +66,16 @@ def record(
 ) -> None:
     """Write one audit event (row and JSON log line)."""
     now = datetime.now(UTC)
-    event = {
-        "time": now.isoformat(),
-        "actor": actor,
-        "action": action,
-        "outcome": outcome,
-        "backup_id": backup_id,
-        "mount_id": mount_id,
-        "path": _text(path),
-        "bytes": size,
-        "detail": _text(detail),
-    }
-    log.info(json.dumps(event, ensure_ascii=False))
+    log_line(
+        actor,
+        action,
+        outcome,
+        backup_id=backup_id,
+        mount_id=mount_id,
+        path=path,
+        size=size,
+        detail=detail,
+    )
     try:
         with db.write() as session:
             session.add(
