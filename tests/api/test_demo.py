@@ -88,3 +88,46 @@ def test_serve_demo(tmp_path: Path) -> None:
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=30)
+
+
+def test_serve_with_config_file(tmp_path: Path) -> None:
+    """--config names a TOML settings file: its limits and repositories apply."""
+    repo = tmp_path / "backups"
+    repo.mkdir()
+    config = tmp_path / "filerestore.toml"
+    config.write_text(
+        f'state_dir = "{tmp_path / "state"}"\n'
+        "max_sessions = 3\n"
+        f'[[repositories]]\nname = "nightly"\npath = "{repo}"\n'
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FILERESTORE_")}
+    token = subprocess.run(
+        [str(CLI), "token", "create", "ops", "--config", str(config)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    port = free_port()
+    proc = subprocess.Popen(
+        [str(CLI), "serve", "--config", str(config), "--port", str(port), "--workers", "1"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        headers = {"Authorization": f"Bearer {token}"}
+        base = f"http://127.0.0.1:{port}/api/v1"
+        for _ in range(150):
+            try:
+                repos = httpx.get(f"{base}/repositories", headers=headers)
+                break
+            except httpx.TransportError:
+                time.sleep(0.2)
+        assert [r["name"] for r in repos.json()["repositories"]] == ["nightly"]
+        resources = httpx.get(f"{base}/restore/resources", headers=headers).json()
+        assert resources["sessions_limit"] == 3
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)

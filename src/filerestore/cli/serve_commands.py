@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 
+from filerestore import catalog
 from filerestore.cli.app import JsonOpt, app
 from filerestore.db.engine import Database
 from filerestore.db.migrate import ensure_schema
@@ -72,8 +73,13 @@ def serve(
             f"  try: curl -H 'Authorization: Bearer {found.token}' "
             f"http://{shown}:{port}/api/v1/backups"
         )
-    else:
-        _database(settings).dispose()  # migrate once, before the workers start
+    db = _database(settings)  # migrate once, before the workers start
+    try:
+        added = catalog.sync_configured(db, settings.repositories)
+    finally:
+        db.dispose()
+    if added:
+        typer.echo(f"repositories added from the settings file: {', '.join(added)}")
     uvicorn.run(
         "filerestore.api.worker:worker_app",
         factory=True,
