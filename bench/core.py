@@ -20,9 +20,9 @@ import argparse
 import hashlib
 import json
 import os
-import resource
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -92,7 +92,7 @@ def child_fs(image: str, volume: str, files: int, big_sha: str) -> dict[str, Any
         "list_ms": min(lists) * 1e3,
         "stat_ms": min(stat_times) * 1e3,
         "read_mbps": reader.size / min(read_times) / 1e6,
-        "rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "rss_mib": peak_rss_self(),
     }
 
 
@@ -120,8 +120,19 @@ def child_chain(image: str, volume: str) -> dict[str, Any]:
         "depth": depth,
         "image_open_ms": min(image_times) * 1e3,
         "stack_open_ms": min(stack_times) * 1e3,
-        "rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "rss_mib": peak_rss_self(),
     }
+
+
+def peak_rss_self() -> float:
+    """This process's peak RSS in MiB: VmHWM of its own address space.
+
+    Not ru_maxrss: Linux carries the parent's peak across fork and exec into it.
+    """
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmHWM in /proc/self/status")
 
 
 def run_child(*args: str) -> dict[str, Any]:
@@ -138,38 +149,51 @@ def run_child(*args: str) -> dict[str, Any]:
 # --- 7-Zip ---------------------------------------------------------------------------------
 
 
-def timed_7zz(args: list[str], stdout: int | None = subprocess.PIPE) -> tuple[float, int, bytes]:
-    """Wall seconds, peak RSS (KiB) and output of one 7zz run."""
+def timed_7zz(args: list[str], stdout: int | None = subprocess.PIPE) -> tuple[float, bytes]:
+    """Wall seconds and output of one 7zz run."""
     t0 = time.perf_counter()
-    proc = subprocess.Popen(["7zz", *args], stdout=stdout, stderr=subprocess.DEVNULL)
-    out = proc.stdout.read() if proc.stdout else b""
-    _, status, usage = os.wait4(proc.pid, 0)
+    proc = subprocess.run(["7zz", *args], stdout=stdout, stderr=subprocess.DEVNULL, check=False)
     elapsed = time.perf_counter() - t0
-    if os.waitstatus_to_exitcode(status) != 0:
+    if proc.returncode != 0:
         raise RuntimeError(f"7zz {args} failed")
-    return elapsed, usage.ru_maxrss, out
+    return elapsed, proc.stdout or b""
+
+
+def peak_rss_7zz(args: list[str]) -> float | None:
+    """Peak RSS (MiB) of one 7zz run, measured by GNU time.
+
+    Not from our own wait4: Linux carries the parent's peak RSS across fork and exec into
+    the child's ru_maxrss, so a Python parent would inflate it. GNU time is a small C parent.
+    """
+    if not Path("/usr/bin/time").exists():
+        return None
+    with tempfile.NamedTemporaryFile("r") as report:
+        subprocess.run(
+            ["/usr/bin/time", "-f", "%M", "-o", report.name, "7zz", *args],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            check=True,
+        )
+        return int(report.read().split()[-1]) / 1024
 
 
 def seven_zip(image: Path, files: int, big_size: int) -> dict[str, Any]:
-    lists, rss = [], 0
+    lists = []
     for _ in range(REPEAT):
-        elapsed, peak, out = timed_7zz(["l", "-ba", str(image)])
+        elapsed, out = timed_7zz(["l", "-ba", str(image)])
         lists.append(elapsed)
-        rss = max(rss, peak)
         listed = sum(1 for line in out.splitlines() if b"many/file" in line)
         if listed != files:
             raise RuntimeError(f"7zz listed {listed} small files, expected {files}")
+    read_args = ["x", "-so", str(image), "big.bin"]
     with Path(os.devnull).open("wb") as null:
-        timed_7zz(["x", "-so", str(image), "big.bin"], stdout=null.fileno())  # warm
-        reads = []
-        for _ in range(3):
-            elapsed, peak, _ = timed_7zz(["x", "-so", str(image), "big.bin"], stdout=null.fileno())
-            reads.append(elapsed)
-            rss = max(rss, peak)
+        timed_7zz(read_args, stdout=null.fileno())  # warm the page cache
+        reads = [timed_7zz(read_args, stdout=null.fileno())[0] for _ in range(3)]
+    peaks = [peak_rss_7zz(["l", "-ba", str(image)]), peak_rss_7zz(read_args)]
     return {
         "list_ms": min(lists) * 1e3,
         "read_mbps": big_size / min(reads) / 1e6,
-        "rss_mib": rss / 1024,
+        "rss_mib": None if None in peaks else max(p for p in peaks if p is not None),
     }
 
 
@@ -260,13 +284,17 @@ def _table(rows: list[tuple[str, dict[str, Any], dict[str, Any] | None]]) -> str
         if z:
             ratio = (o["open_ms"] + o["list_ms"]) / z["list_ms"]
             line += (
-                f" {z['list_ms']:>8.1f}  {z['read_mbps']:>13.0f}  {z['rss_mib']:>11.0f} |"
+                f" {z['list_ms']:>8.1f}  {z['read_mbps']:>13.0f}  {_mib(z['rss_mib']):>11} |"
                 f" {ratio:>17.2f}  {o['read_mbps'] / z['read_mbps']:>14.2f}"
             )
         else:
             line += "      n/a (7-Zip does not read this kind)"
         lines.append(line)
     return "\n".join(lines)
+
+
+def _mib(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.0f}"
 
 
 def _targets(
