@@ -313,6 +313,9 @@ def test_catalog_routes(api: Env) -> None:
         )
         error(a.post(f"{API}/backups", json={"repository": "none", "path": "x"}), 404)
         error(a.post(f"{API}/backups", json={"repository": "main", "path": "srv1/nope"}), 404)
+        error(a.post(f"{API}/backups", json={"repository": "main", "path": "srv1"}), 404)
+        for bad in ("a\x00b", "x" * 5000, "d/" + "n" * 256, ".", "/etc/passwd"):
+            error(a.post(f"{API}/backups", json={"repository": "main", "path": bad}), 400)
 
 
 def test_metrics(api: Env, ext4_mount: str) -> None:

@@ -8,6 +8,7 @@ from starlette.concurrency import run_in_threadpool
 from filerestore import catalog
 from filerestore.api import schemas as s
 from filerestore.api.auth import Admin, Caller
+from filerestore.api.paths import display
 from filerestore.api.routes_restore import ERRORS
 from filerestore.api.state import app_state
 from filerestore.catalog import BackupInfo
@@ -23,7 +24,7 @@ def backup_out(b: BackupInfo) -> s.BackupOut:
     return s.BackupOut(
         id=b.id,
         repository=b.repository,
-        path=b.path,
+        path=display(b.path),  # a host file name need not be UTF-8
         vm_name=b.vm_name,
         disk_name=b.disk_name,
         kind=b.kind,
@@ -119,7 +120,7 @@ async def repositories(request: Request, who: Caller) -> s.RepositoryListOut:
                 s.RepositoryOut(
                     name=r.name,
                     kind=r.kind,
-                    root_path=r.root_path,
+                    root_path=display(r.root_path),
                     enabled=r.enabled,
                     available=availability.available,
                     reason=availability.reason or None,

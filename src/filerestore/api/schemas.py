@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from filerestore.api.paths import display, path_query
 from filerestore.fs.entry import Entry
@@ -163,10 +163,26 @@ class BackupListOut(BaseModel):
 
 
 class BackupRegister(BaseModel):
-    repository: str
-    path: str = Field(description="Image path relative to the repository root.")
-    vm_name: str | None = None
-    disk_name: str | None = None
+    repository: str = Field(min_length=1, max_length=200)
+    path: str = Field(
+        min_length=1, max_length=4096, description="Image path relative to the repository root."
+    )
+    vm_name: str | None = Field(default=None, max_length=255)
+    disk_name: str | None = Field(default=None, max_length=255)
+
+    @field_validator("repository", "path", "vm_name", "disk_name")
+    @classmethod
+    def _no_nul(cls, value: str | None) -> str | None:
+        if value is not None and "\x00" in value:
+            raise ValueError("must not contain a NUL character")
+        return value
+
+    @field_validator("path")
+    @classmethod
+    def _components(cls, value: str) -> str:
+        if any(len(part.encode()) > 255 for part in value.split("/")):
+            raise ValueError("a path component is longer than 255 bytes")
+        return value
 
 
 class RepositoryOut(BaseModel):
