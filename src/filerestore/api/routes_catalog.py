@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Request
 from starlette.concurrency import run_in_threadpool
 
 from filerestore import catalog
@@ -46,7 +48,9 @@ async def backups(
 
 
 @router.get("/backups/{backup_id}", response_model=s.BackupDetailOut, responses=ERRORS)
-async def backup(backup_id: int, request: Request, who: Caller) -> s.BackupDetailOut:
+async def backup(
+    backup_id: Annotated[int, Path(ge=1, le=s.MAX_ID)], request: Request, who: Caller
+) -> s.BackupDetailOut:
     """A backup with its backing chain (top first) and its volumes."""
     st = app_state(request)
 

@@ -8,12 +8,16 @@ pass back as the ``path`` query parameter.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, field_validator
 
 from filerestore.api.paths import display, path_query
 from filerestore.fs.entry import Entry
+
+MAX_ID = 2**63 - 1  # the largest integer a database id column holds
+
+BackupId = Annotated[int, Field(ge=1, le=MAX_ID)]
 
 
 def _time(ns: int | None) -> datetime | None:
@@ -82,7 +86,7 @@ class ListingOut(BaseModel):
 
 
 class MountRequest(BaseModel):
-    backup_id: int
+    backup_id: BackupId
     volume: str | None = None
 
 
