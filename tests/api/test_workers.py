@@ -41,7 +41,7 @@ def test_workers_run_under_the_memory_limit(api: Env) -> None:
 def test_killed_worker_is_replaced_and_the_session_survives(api: Env) -> None:
     mount = api.mount("carol")
     before = set(api.server.worker_pids())
-    clients = [api.client("carol") for _ in range(30)]
+    clients = [api.client("carol") for _ in range(80)]
     try:
         by_pid: dict[int, httpx.Client] = {}
         for c in clients:
