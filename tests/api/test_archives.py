@@ -5,6 +5,7 @@ walk ends."""
 from __future__ import annotations
 
 import io
+import stat
 import tarfile
 import time
 import zipfile
@@ -64,3 +65,34 @@ def test_archive_starts_before_the_walk_ends(api: Env, ext4_mount: str) -> None:
     assert len(first) > 0 and elapsed < 5
     with api.client() as c:  # the session still answers
         assert c.get(f"{API}/restore/{ext4_mount}/files").status_code == 200
+
+
+def test_totals_match_the_source_tree(api: Env, ext4_mount: str) -> None:
+    roots = ["/docs", "/unicode", "/hello.txt"]
+    files = dirs = symlinks = size = 0
+    for root in roots:
+        stats = [api.source.path(root).lstat(), *api.source.entries(root).values()]
+        if not stat.S_ISDIR(stats[0].st_mode):
+            stats = stats[:1]
+        for st in stats:
+            if stat.S_ISLNK(st.st_mode):
+                symlinks += 1
+            elif stat.S_ISDIR(st.st_mode):
+                dirs += 1
+            elif stat.S_ISREG(st.st_mode):
+                files += 1
+                size += st.st_size
+    with api.client() as c:
+        r = c.get(f"{API}/restore/{ext4_mount}/totals", params={"path": roots})
+        missing = c.get(f"{API}/restore/{ext4_mount}/totals", params={"path": "/nope"})
+    assert r.status_code == 200, r.text
+    got = r.json()
+    assert (got["files"], got["dirs"], got["symlinks"], got["bytes"]) == (
+        files,
+        dirs,
+        symlinks,
+        size,
+    )
+    assert got["complete"] is True
+    assert missing.status_code == 404
+    assert missing.json()["error"]["code"] == "path_not_found"

@@ -15,7 +15,7 @@ from starlette.concurrency import run_in_threadpool
 from filerestore.api import schemas as s
 from filerestore.api.auth import Caller
 from filerestore.api.content_types import SNIFF_BYTES, content_type
-from filerestore.api.paths import display, request_path
+from filerestore.api.paths import display, request_path, request_paths
 from filerestore.api.state import app_state
 from filerestore.errors import FileRestoreError
 from filerestore.fs.entry import EntryKind
@@ -26,6 +26,7 @@ from filerestore.restore.browse import (
     MAX_PAGE_LIMIT,
     MAX_WALK_DEPTH,
     SortKey,
+    dir_totals,
     list_page,
     walk_page,
 )
@@ -175,5 +176,37 @@ async def file_info(
                 head = stack.fs.open(guest).read_at(0, min(SNIFF_BYTES, entry.size))
                 media = content_type(entry.name, head)
             return s.FileInfoOut.full(entry, media)
+
+    return await run_in_threadpool(work)
+
+
+@router.get("/{mount_id}/totals", response_model=s.TotalsOut, responses=ERRORS)
+async def totals(
+    mount_id: str,
+    request: Request,
+    who: Caller,
+    path: Annotated[
+        list[str],
+        Query(description="One or several guest paths (percent-encoded bytes).", max_length=1000),
+    ],
+) -> s.TotalsOut:
+    """What a download of these paths would hold: file count and bytes, for progress."""
+    st = app_state(request)
+    guests = request_paths(request)
+    await run_in_threadpool(st.backend.opened, mount_id, who)
+
+    def work() -> s.TotalsOut:
+        with st.backend.manager.stack(mount_id) as stack:
+            t = dir_totals(stack.fs, guests)
+        return s.TotalsOut(
+            mount_id=mount_id,
+            paths=[display(g) for g in guests],
+            files=t.files,
+            dirs=t.dirs,
+            symlinks=t.symlinks,
+            bytes=t.bytes,
+            skipped=t.skipped,
+            complete=t.complete,
+        )
 
     return await run_in_threadpool(work)

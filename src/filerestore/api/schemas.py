@@ -76,6 +76,17 @@ class FileInfoOut(EntryOut):
         )
 
 
+class TotalsOut(BaseModel):
+    mount_id: str
+    paths: list[str]
+    files: int
+    dirs: int
+    symlinks: int
+    bytes: int = Field(description="Sum of the regular files' sizes.")
+    skipped: int = Field(description="Devices, FIFOs and sockets: never archived.")
+    complete: bool = Field(description="False when the count stopped at its cap (lower bounds).")
+
+
 class ListingOut(BaseModel):
     mount_id: str
     path: str

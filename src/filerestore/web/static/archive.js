@@ -1,63 +1,15 @@
 // Before an archive download: what is selected, how many files and bytes it holds, which format.
 
-import { api, ApiError, encoded } from "./api.js";
+import { api } from "./api.js";
 import { h } from "./dom.js";
 import { bytes, count } from "./format.js";
-import { displayPath, entryOf, pageOf } from "./model.js";
+import { displayPath } from "./model.js";
 import { dialog, errorPanel } from "./ui.js";
 
-const WALK_LIMIT = 1000;
-const WALK_DEPTH = 256; // the API's deepest recursive listing
-const WALK_CAP = 200000; // entries counted through the listing before giving a lower bound
-
-function totalsOf(t) {
-  const files = t.files ?? t.file_count ?? 0;
-  return {
-    files,
-    dirs: t.dirs ?? t.directories ?? t.dir_count ?? 0,
-    symlinks: t.symlinks ?? t.symlink_count ?? 0,
-    bytes: t.bytes ?? t.total_bytes ?? t.size ?? 0,
-    complete: t.complete ?? true,
-  };
-}
-
-// Totals by walking the public recursive listing: used when the server has no totals route.
-async function walkTotals(mountId, paths, progress) {
-  const t = { files: 0, dirs: 0, symlinks: 0, bytes: 0, complete: true };
-  let seen = 0;
-  for (const path of paths) {
-    const root = entryOf(await api.fileInfo(mountId, path));
-    const add = (e) => {
-      if (e.kind === "file") { t.files += 1; t.bytes += e.size || 0; }
-      else if (e.kind === "dir") t.dirs += 1;
-      else if (e.kind === "symlink") t.symlinks += 1;
-    };
-    add(root);
-    if (root.kind !== "dir") continue;
-    let cursor;
-    do {
-      const page = pageOf(await api.files(mountId, { path: encoded(path), recursive: "true", depth: WALK_DEPTH, limit: WALK_LIMIT, cursor }));
-      page.entries.forEach(add);
-      seen += page.entries.length;
-      cursor = page.next;
-      progress(t);
-      if (seen >= WALK_CAP && cursor) {
-        t.complete = false;
-        return t;
-      }
-    } while (cursor);
-  }
-  return t;
-}
-
-async function totalsFor(mountId, paths, progress) {
-  try {
-    return totalsOf(await api.totals(mountId, paths));
-  } catch (err) {
-    const noRoute = err instanceof ApiError && (err.status === 405 || (err.status === 404 && /^(not_found|http_404)$/.test(err.code) && /^not found$/i.test(err.message)));
-    if (!noRoute) throw err;
-  }
-  return walkTotals(mountId, paths, progress);
+// What a download of these paths would hold, counted by the server (GET /restore/{id}/totals).
+async function totalsFor(mountId, paths) {
+  const t = await api.totals(mountId, paths);
+  return { files: t.files, dirs: t.dirs, symlinks: t.symlinks, bytes: t.bytes, complete: t.complete };
 }
 
 export function selectionDialog(mountId, initialPaths, initialFormat) {
@@ -81,7 +33,7 @@ export function selectionDialog(mountId, initialPaths, initialFormat) {
       note.replaceChildren(h("span", { class: "muted" }, h("span", { class: "spinner" }), " Counting files…"));
       drawFigures({ files: 0, dirs: 0, symlinks: 0, bytes: 0, complete: false }, false);
       try {
-        const t = await totalsFor(mountId, paths, (partial) => drawFigures(partial, false));
+        const t = await totalsFor(mountId, paths);
         drawFigures(t, true);
         note.replaceChildren(t.complete ? "" : h("span", { class: "muted" }, "Very large selection: counting stopped, the figures are lower bounds."));
       } catch (err) {
