@@ -82,6 +82,7 @@ def test_hostile_path(
             "file-info": _get(c, f"{base}/file-info", raw),
             "download": _get(c, f"{base}/download", raw),
             "archive": _get(c, f"{base}/download-directory", raw, b"&format=zip"),
+            "totals": _get(c, f"{base}/totals", raw),
         }
     for route, r in answers.items():
         assert r.status_code in (200, 400, 404), (route, r.status_code, r.text[:300])
@@ -95,6 +96,8 @@ def test_hostile_path(
                 assert _inside(api.source.tree, entry["path"]), entry
         elif route == "file-info":
             assert _inside(api.source.tree, r.json()["path"]), r.json()
+        elif route == "totals":
+            assert all(_inside(api.source.tree, p) for p in r.json()["paths"]), r.json()
         elif route == "download":
             assert hashlib.sha256(r.content).hexdigest() in guest_hashes
         elif not r.truncated:
