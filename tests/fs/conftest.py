@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import stat
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,10 +19,11 @@ from typing import Any
 import pytest
 
 from filerestore.blockio import FileReader, Reader
+from filerestore.fs import detect_filesystem, open_filesystem
 from filerestore.fs.base import Filesystem
 from filerestore.fs.entry import Entry, EntryKind
+from tests.fs.treecheck import kind_of, tree_entries
 from tests.imagebuild import fs_linux
-from tests.imagebuild.tree import MiB
 
 
 @dataclass
@@ -49,6 +49,22 @@ class LinuxImage:
                 fs.close()
         finally:
             reader.close()
+
+
+def opened_image(
+    image: Path, open_fs: Callable[[Reader], Filesystem[Any]]
+) -> Iterator[Filesystem[Any]]:
+    """``image`` opened with ``open_fs``, for a fixture to ``yield from``; closed after."""
+    with FileReader(image) as reader:
+        fs = open_fs(reader)
+        yield fs
+        fs.close()
+
+
+@pytest.fixture(scope="module")
+def walked(fs: Filesystem[Any]) -> dict[str, Entry]:
+    """Every entry of the module's ``fs`` fixture by path (modules that define ``fs``)."""
+    return {e.path: e for e in fs.walk("/")}
 
 
 def _facts(image: Path, fstype: str) -> dict[str, dict[str, Any]]:
@@ -91,26 +107,6 @@ def btrfs_image() -> LinuxImage:
 # --- checks against the source tree and the kernel ------------------------------------------
 
 
-def tree_entries(tree: Path) -> dict[str, os.stat_result]:
-    """Every path below ``tree`` ("/docs/readme.md" form, surrogate-escaped) with its lstat."""
-    out: dict[str, os.stat_result] = {}
-    for dirpath, dirnames, filenames in os.walk(tree):  # str names carry surrogate escapes
-        for name in dirnames + filenames:
-            full = Path(dirpath) / name
-            out["/" + str(full.relative_to(tree))] = full.lstat()
-    return out
-
-
-def kind_of(st: os.stat_result) -> EntryKind:
-    if stat.S_ISDIR(st.st_mode):
-        return EntryKind.DIR
-    if stat.S_ISREG(st.st_mode):
-        return EntryKind.FILE
-    if stat.S_ISLNK(st.st_mode):
-        return EntryKind.SYMLINK
-    return EntryKind.OTHER
-
-
 def compare_with_tree(img: LinuxImage, fs: Filesystem[Any]) -> list[str]:
     """Differences between our walk and the source tree: names, kinds, modes, sizes, owners,
     mtimes of files, symlink targets. Empty when they agree."""
@@ -148,46 +144,23 @@ def compare_with_tree(img: LinuxImage, fs: Filesystem[Any]) -> list[str]:
     return problems
 
 
-def compare_contents(img: LinuxImage, fs: Filesystem[Any]) -> list[str]:
-    """Files whose bytes differ from the tree's; holes on both sides are compared as zeros."""
-    problems: list[str] = []
-    for path, st in tree_entries(img.tree).items():
-        if not stat.S_ISREG(st.st_mode):
-            continue
-        src = img.tree / path.lstrip("/")
-        reader = fs.open(path)
-        if reader.size != st.st_size:
-            problems.append(f"size {reader.size}: {path!r}")
-            continue
-        data = fs_linux.data_ranges(src)
-        holes = _gaps(data, st.st_size)
-        with src.open("rb") as fh:
-            for start, end in data:
-                for pos in range(start, end, 16 * MiB):
-                    n = min(16 * MiB, end - pos)
-                    if reader.read_at(pos, n) != os.pread(fh.fileno(), n, pos):
-                        problems.append(f"data differs at {pos}: {path!r}")
-                        break
-        for start, end in holes:
-            for pos in range(start, end, 64 * MiB):
-                n = min(64 * MiB, end - pos)
-                chunk = reader.read_at(pos, n)
-                if len(chunk) != n or chunk.count(0) != n:
-                    problems.append(f"hole not zeros at {pos}: {path!r}")
-                    break
-    return problems
+def check_registry_opens(img: LinuxImage) -> None:
+    """The filesystem registry detects ``img`` as its kind and opens it to a listable root."""
+    with FileReader(img.image) as reader:
+        assert detect_filesystem(reader) == img.kind
+        fs = open_filesystem(reader)
+        assert fs.kind == img.kind
+        assert any(e.name == "hello.txt" for e in fs.list_dir("/"))
+        fs.close()
 
 
-def _gaps(ranges: list[tuple[int, int]], size: int) -> list[tuple[int, int]]:
-    out: list[tuple[int, int]] = []
-    pos = 0
-    for start, end in ranges:
-        if start > pos:
-            out.append((pos, start))
-        pos = max(pos, end)
-    if pos < size:
-        out.append((pos, size))
-    return out
+def run_in_threads(work: Callable[[int], None], count: int) -> None:
+    """Run ``work(0)`` .. ``work(count - 1)`` at once, each in its own thread, and wait."""
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(count)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
 
 
 #: fields every Linux filesystem reports that the kernel's lstat/statx can confirm

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-import threading
 import time
 from pathlib import Path
 
@@ -13,18 +12,20 @@ import pytest
 
 from filerestore.blockio import BytesReader, FileReader
 from filerestore.errors import FilesystemError, ImageError
-from filerestore.fs import detect_filesystem, ext, open_filesystem
+from filerestore.fs import ext
 from filerestore.fs.entry import EntryKind
 from tests.fs.conftest import (
     FACT_FIELDS,
     LinuxImage,
-    compare_contents,
+    check_registry_opens,
     compare_with_kernel,
     compare_with_tree,
     ext_image,
     prealloc_problems,
     random_corruption_outcomes,
+    run_in_threads,
 )
+from tests.fs.treecheck import compare_contents
 from tests.imagebuild import fs_linux
 from tests.imagebuild.tree import block_content
 
@@ -66,7 +67,7 @@ def test_every_entry_matches_the_tree(img: LinuxImage) -> None:
 
 def test_every_file_reads_byte_exact(img: LinuxImage) -> None:
     with img.opened() as fs:
-        assert compare_contents(img, fs) == []
+        assert compare_contents(img.tree, fs) == []
 
 
 def test_metadata_matches_the_kernel(img: LinuxImage) -> None:
@@ -140,11 +141,7 @@ def test_readers_are_safe_across_threads(img: LinuxImage) -> None:
                 if len(list(fs.list_dir("/unicode"))) != 5:
                     errors.append(f"thread {k} listing")
 
-        threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        run_in_threads(work, 4)
     assert errors == []
 
 
@@ -211,12 +208,7 @@ def test_unwritten_extents_and_tail_holes_read_as_zeros() -> None:
 
 
 def test_registry_detects_and_opens_it(img: LinuxImage) -> None:
-    with FileReader(img.image) as reader:
-        assert detect_filesystem(reader) == img.kind
-        fs = open_filesystem(reader)
-        assert fs.kind == img.kind
-        assert any(e.name == "hello.txt" for e in fs.list_dir("/"))
-        fs.close()
+    check_registry_opens(img)
 
 
 def test_random_corruption_never_escapes_the_error_tree(img: LinuxImage) -> None:
@@ -232,7 +224,7 @@ def test_inline_data_files_read_through_the_library() -> None:
     img = ext_image("ext4", features="inline_data")
     with img.opened() as fs:
         assert compare_with_tree(img, fs) == []
-        assert compare_contents(img, fs) == []
+        assert compare_contents(img.tree, fs) == []
         entries = list(fs.walk("/"))
     assert compare_with_kernel(entries, img.facts, (*FACT_FIELDS, "btime_ns")) == []
     # inline, per debugfs: the inode has the inline-data flag and no blocks

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import stat
 import struct
 import time
 from collections.abc import Iterator
@@ -17,7 +16,8 @@ from filerestore.errors import FilesystemError, NotASymlinkError, PathNotFoundEr
 from filerestore.fs import detect_filesystem, fat, open_filesystem
 from filerestore.fs.base import Filesystem
 from filerestore.fs.entry import Entry, EntryKind
-from tests.fs.conftest import kind_of, tree_entries
+from tests.fs.conftest import opened_image
+from tests.fs.treecheck import compare_contents, compare_fat_walk
 from tests.imagebuild import fs_windows
 from tests.imagebuild.fs_windows import (
     BuiltImage,
@@ -37,15 +37,7 @@ def img(request: pytest.FixtureRequest) -> BuiltImage:
 
 @pytest.fixture(scope="module")
 def fs(img: BuiltImage) -> Iterator[Filesystem[Any]]:
-    with FileReader(img.image) as reader:
-        opened = fat.open_fs(reader)
-        yield opened
-        opened.close()
-
-
-@pytest.fixture(scope="module")
-def walked(fs: Filesystem[Any]) -> dict[str, Entry]:
-    return {e.path: e for e in fs.walk("/")}
+    yield from opened_image(img.image, fat.open_fs)
 
 
 def _bits(img: BuiltImage) -> int:
@@ -86,19 +78,8 @@ def test_label(img: BuiltImage, fs: Filesystem[Any]) -> None:
 
 
 def test_walk_matches_source_tree(img: BuiltImage, walked: dict[str, Entry]) -> None:
-    expected = tree_entries(img.tree)
-    assert set(walked) == set(expected)
-    for path, st in expected.items():
-        entry = walked[path]
-        assert entry.kind is kind_of(st), path
-        assert entry.uid is None and entry.gid is None and entry.nlink == 1
-        if entry.kind is EntryKind.FILE:
-            assert entry.size == st.st_size, path
-            assert entry.mode == stat.S_IFREG | 0o644
-            # FAT keeps even seconds; mcopy -m under TZ=UTC wrote the source mtime
-            assert entry.mtime_ns == st.st_mtime_ns // TWO_SECONDS * TWO_SECONDS, path
-        else:
-            assert entry.mode == stat.S_IFDIR | 0o755
+    # FAT keeps even seconds; mcopy -m under TZ=UTC wrote the source mtime
+    assert compare_fat_walk(img.tree, walked, TWO_SECONDS) == []
 
 
 def test_metadata_matches_dissect(img: BuiltImage, walked: dict[str, Entry]) -> None:
@@ -165,11 +146,7 @@ def test_names(img: BuiltImage, fs: Filesystem[Any]) -> None:
 
 
 def test_contents_byte_exact(img: BuiltImage, fs: Filesystem[Any]) -> None:
-    for path, st in tree_entries(img.tree).items():
-        if stat.S_ISREG(st.st_mode):
-            reader = fs.open(path)
-            assert reader.size == st.st_size
-            assert reader.read_at(0, reader.size) == (img.tree / path[1:]).read_bytes(), path
+    assert compare_contents(img.tree, fs) == []
     data = fs.open("/docs/data.bin")
     want = (img.tree / "docs/data.bin").read_bytes()
     for offset in (0, 511, 4095, 1 << 20, len(want) - 1):

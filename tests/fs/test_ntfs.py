@@ -21,7 +21,8 @@ from filerestore.fs import detect_filesystem, ntfs, open_filesystem
 from filerestore.fs.base import Filesystem
 from filerestore.fs.entry import Entry, EntryKind
 from filerestore.fs.ntfs import windows_target_to_posix
-from tests.fs.conftest import kind_of, tree_entries
+from tests.fs.conftest import opened_image
+from tests.fs.treecheck import compare_contents, kind_of, tree_entries
 from tests.imagebuild import fs_windows
 from tests.imagebuild.fs_windows import (
     BuiltImage,
@@ -38,15 +39,7 @@ def img() -> BuiltImage:
 
 @pytest.fixture(scope="module")
 def fs(img: BuiltImage) -> Iterator[Filesystem[Any]]:
-    with FileReader(img.image) as reader:
-        opened = ntfs.open_fs(reader)
-        yield opened
-        opened.close()
-
-
-@pytest.fixture(scope="module")
-def walked(fs: Filesystem[Any]) -> dict[str, Entry]:
-    return {e.path: e for e in fs.walk("/")}
+    yield from opened_image(img.image, ntfs.open_fs)
 
 
 @pytest.fixture(scope="module")
@@ -130,11 +123,7 @@ def test_hard_links(walked: dict[str, Entry], img: BuiltImage) -> None:
 
 
 def test_contents_byte_exact(img: BuiltImage, fs: Filesystem[Any]) -> None:
-    for path, st in tree_entries(img.tree).items():
-        if stat.S_ISREG(st.st_mode):
-            reader = fs.open(path)
-            assert reader.size == st.st_size
-            assert reader.read_at(0, reader.size) == (img.tree / path[1:]).read_bytes(), path
+    assert compare_contents(img.tree, fs) == []
 
 
 def test_compressed_and_sparse_files(
