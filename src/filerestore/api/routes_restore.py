@@ -28,6 +28,7 @@ from filerestore.restore.browse import (
     SortKey,
     dir_totals,
     list_page,
+    resolve_root,
     walk_page,
 )
 from filerestore.restore.resources import resource_figures
@@ -198,9 +199,10 @@ async def totals(
     def work() -> s.TotalsOut:
         with st.backend.manager.stack(mount_id) as stack:
             t = dir_totals(stack.fs, guests)
+            counted = [resolve_root(stack.fs, g).entry.path for g in guests]
         return s.TotalsOut(
             mount_id=mount_id,
-            paths=[display(g) for g in guests],
+            paths=[display(p) for p in counted],
             files=t.files,
             dirs=t.dirs,
             symlinks=t.symlinks,

@@ -78,7 +78,7 @@ class FileInfoOut(EntryOut):
 
 class TotalsOut(BaseModel):
     mount_id: str
-    paths: list[str]
+    paths: list[str] = Field(description="What was counted: each path resolved in the guest.")
     files: int
     dirs: int
     symlinks: int
