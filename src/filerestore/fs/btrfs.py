@@ -22,15 +22,9 @@ from __future__ import annotations
 import bisect
 import contextlib
 import dataclasses
-import io
-import struct
 import threading
-import zlib
 from collections.abc import Hashable, Iterator
-from dataclasses import dataclass
 from typing import Any
-
-import zstandard
 
 from filerestore.blockio import Reader, ReaderFile, clamp
 from filerestore.errors import (
@@ -40,18 +34,28 @@ from filerestore.errors import (
     PathNotFoundError,
 )
 from filerestore.fs.base import Filesystem
+from filerestore.fs.btrfs_items import (
+    COMPRESS_NONE,
+    DIR_INDEX_KEY,
+    EXTENT_DATA_KEY,
+    INODE_ITEM_KEY,
+    ROOT_ITEM_KEY,
+    FileExtent,
+    InodeItem,
+    check_node,
+    check_superblock,
+    decompress,
+    parse_dir_item,
+    parse_file_extent,
+    parse_inode_item,
+    scan_items,
+)
 from filerestore.fs.entry import Entry, EntryKind, kind_from_mode
 
 SUPERBLOCK_OFFSET = 0x10000
 MAGIC_OFFSET = SUPERBLOCK_OFFSET + 0x40
 BTRFS_MAGIC = b"_BHRfS_M"
 
-COMPRESS_NONE, COMPRESS_ZLIB, COMPRESS_LZO, COMPRESS_ZSTD = 0, 1, 2, 3
-FILE_EXTENT_INLINE, FILE_EXTENT_REG, FILE_EXTENT_PREALLOC = 0, 1, 2
-# item key types (BTRFS_*_KEY)
-INODE_ITEM_KEY, DIR_INDEX_KEY, EXTENT_DATA_KEY, ROOT_ITEM_KEY = 1, 96, 108, 132
-LEAF_HEADER_SIZE = 101  # struct btrfs_header
-LEAF_ITEM_SIZE = 25  # struct btrfs_item: disk key (17), data offset, data size
 INODE_CACHE_ENTRIES = 100_000
 # chunk profiles whose data is striped across devices: a logical address is not one offset
 _STRIPED = 0x8 | 0x40 | 0x80 | 0x100  # RAID0, RAID10, RAID5, RAID6 (BTRFS_BLOCK_GROUP_*)
@@ -60,50 +64,6 @@ BtrfsNode = Any  # a dissect.btrfs INode
 
 def detect(reader: Reader) -> str | None:
     return "btrfs" if reader.read_at(MAGIC_OFFSET, 8) == BTRFS_MAGIC else None
-
-
-# dissect.btrfs trusts every node it reads: a corrupt node count or a node that points to
-# itself makes its searches loop for ever. Metadata is checked here before dissect sees it.
-CSUM_CRC32C = 0
-NODE_HEADER_SIZE = 101
-KEY_PTR_SIZE = 33
-MAX_LEVEL = 8  # BTRFS_MAX_LEVEL
-
-
-def check_superblock(sb: bytes) -> None:
-    """Refuse a superblock whose checksum or geometry is wrong (FilesystemError)."""
-    (csum_type,) = struct.unpack_from("<H", sb, 0xC4)
-    if csum_type == CSUM_CRC32C and not _crc32c_ok(sb):
-        raise FilesystemError("btrfs: the superblock checksum does not match (corrupt)")
-    sectorsize, nodesize = struct.unpack_from("<II", sb, 0x90)
-    (sys_chunk_array_size,) = struct.unpack_from("<I", sb, 0xA0)
-    for value, low in ((sectorsize, 4096), (nodesize, sectorsize)):
-        if value < low or value > 65536 or value & (value - 1):
-            raise FilesystemError(f"btrfs: impossible sector or node size {value}")
-    if sys_chunk_array_size > 2048:
-        raise FilesystemError("btrfs: system chunk array larger than its field")
-
-
-def check_node(node: bytes, address: int, nodesize: int, csum_type: int, fsids: set[bytes]) -> None:
-    """Refuse a tree node that is not the node stored at ``address`` (FilesystemError)."""
-    if len(node) != nodesize:
-        raise FilesystemError(f"btrfs: tree node at {address:#x} lies outside the volume")
-    if csum_type == CSUM_CRC32C and not _crc32c_ok(node):
-        raise FilesystemError(f"btrfs: tree node at {address:#x} fails its checksum (corrupt)")
-    (bytenr,) = struct.unpack_from("<Q", node, 0x30)
-    (nritems,) = struct.unpack_from("<I", node, 0x60)
-    level = node[0x64]
-    per_item = KEY_PTR_SIZE if level else LEAF_ITEM_SIZE
-    if bytenr != address or bytes(node[0x20:0x30]) not in fsids or level >= MAX_LEVEL:
-        raise FilesystemError(f"btrfs: tree node at {address:#x} is not a node of this volume")
-    if not nritems or NODE_HEADER_SIZE + nritems * per_item > nodesize:
-        raise FilesystemError(f"btrfs: tree node at {address:#x} has {nritems} items")
-
-
-def _crc32c_ok(block: bytes) -> bool:
-    from dissect.util.hash import crc32c  # installed with dissect.btrfs
-
-    return int(crc32c.crc32c(bytes(block[0x20:]))) == int.from_bytes(block[:4], "little")
 
 
 def _checked_btrfs(fh: ReaderFile) -> Any:
@@ -118,152 +78,6 @@ def _checked_btrfs(fh: ReaderFile) -> Any:
             return node
 
     return CheckedBtrfs(fh)
-
-
-@dataclass(frozen=True, slots=True)
-class FileExtent:
-    """``length`` bytes of a file at ``logical``.
-
-    ``physical`` is None for a hole; for a compressed extent it is where the compressed
-    ``disk_length`` bytes start and ``skip`` is where this file's bytes start in the
-    decompressed data; ``inline`` holds data kept in the tree.
-    """
-
-    logical: int
-    length: int
-    physical: int | None = None
-    compression: int = COMPRESS_NONE
-    disk_length: int = 0
-    skip: int = 0
-    inline: bytes | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class InodeItem:
-    """The fields of a btrfs_inode_item (160 bytes) an Entry needs; times in ns."""
-
-    size: int
-    nlink: int
-    uid: int
-    gid: int
-    mode: int
-    atime_ns: int
-    ctime_ns: int
-    mtime_ns: int
-    otime_ns: int
-
-
-def parse_inode_item(data: bytes) -> InodeItem:
-    """generation, transid, size, nbytes, block_group (u64); nlink, uid, gid, mode (u32);
-    rdev, flags, sequence, reserved[4] (u64); atime, ctime, mtime, otime (s64 sec, u32 ns)."""
-    if len(data) < 160:
-        raise FilesystemError("btrfs: truncated inode item")
-    (size,) = struct.unpack_from("<Q", data, 16)
-    nlink, uid, gid, mode = struct.unpack_from("<IIII", data, 40)
-    times = [struct.unpack_from("<qI", data, off) for off in (112, 124, 136, 148)]
-    a, c, m, o = (sec * 1_000_000_000 + nsec for sec, nsec in times)
-    return InodeItem(size, nlink, uid, gid, mode, a, c, m, o)
-
-
-def parse_dir_item(data: bytes) -> tuple[int, int, int, bytes]:
-    """A btrfs_dir_item as (location objectid, location key type, file type, name)."""
-    if len(data) < 30:
-        raise FilesystemError("btrfs: truncated directory item")
-    objectid, key_type = struct.unpack_from("<QB", data, 0)
-    name_len, file_type = struct.unpack_from("<HB", data, 27)
-    name = data[30 : 30 + name_len]
-    if len(name) != name_len:
-        raise FilesystemError("btrfs: truncated directory item name")
-    return objectid, key_type, file_type, name
-
-
-def scan_items(tree: Any, lo: int, key_type: int, hi: int) -> Iterator[tuple[int, int, bytes]]:
-    """(objectid, key offset, data) of ``key_type`` items with lo <= objectid <= hi, in order.
-
-    dissect's cursor positions us and steps between leaves; each leaf's items are decoded
-    here with struct, which is several times faster than a cstruct parse per item.
-    """
-    cursor = tree.cursor()
-    if not cursor.search(lo, key_type, 0):
-        return
-    while True:
-        leaf = cursor._node  # the leaf node's bytes (dissect.btrfs 1.10 Cursor internals)
-        (nritems,) = struct.unpack_from("<I", leaf, 96)
-        for i in range(cursor._index, nritems):
-            at = LEAF_HEADER_SIZE + i * LEAF_ITEM_SIZE
-            objectid, typ, offset, data_off, data_size = struct.unpack_from("<QBQII", leaf, at)
-            if objectid > hi or (objectid == hi and typ > key_type):
-                return
-            if typ == key_type and objectid >= lo:
-                start = LEAF_HEADER_SIZE + data_off
-                yield objectid, offset, bytes(leaf[start : start + data_size])
-        cursor._index = nritems - 1
-        try:
-            cursor.next()
-        except ValueError:  # past the last leaf
-            return
-
-
-def parse_file_extent(file_offset: int, item: bytes) -> FileExtent:
-    """A btrfs_file_extent_item at ``file_offset``; ``physical`` is still a logical address.
-
-    Layout: generation u64, ram_bytes u64, compression u8, encryption u8, other_encoding
-    u16, type u8; then inline data, or disk_bytenr, disk_num_bytes, offset, num_bytes (u64).
-    """
-    if len(item) < 21:
-        raise FilesystemError("btrfs: truncated file extent item")
-    ram_bytes, compression, encryption, other, kind = struct.unpack_from("<QBBHB", item, 8)
-    if encryption or other:
-        raise FilesystemError("btrfs: encrypted or encoded file extents are not supported")
-    if kind == FILE_EXTENT_INLINE:
-        data = item[21:]
-        if compression == COMPRESS_NONE:
-            data = data[:ram_bytes]
-        return FileExtent(file_offset, len(data), compression=compression, inline=data)
-    if len(item) < 53:
-        raise FilesystemError("btrfs: truncated file extent item")
-    disk_bytenr, disk_num_bytes, offset, num_bytes = struct.unpack_from("<QQQQ", item, 21)
-    if kind == FILE_EXTENT_PREALLOC or disk_bytenr == 0:  # allocated, never written: zeros
-        return FileExtent(file_offset, num_bytes)
-    if kind != FILE_EXTENT_REG:
-        raise FilesystemError(f"btrfs: unknown file extent type {kind}")
-    return FileExtent(file_offset, num_bytes, disk_bytenr, compression, disk_num_bytes, offset)
-
-
-MAX_UNCOMPRESSED = 128 * 1024  # BTRFS_MAX_UNCOMPRESSED: no compressed extent holds more
-
-
-def decompress(data: bytes, compression: int, sector_size: int) -> bytes:
-    """One compressed extent's data (btrfs pads the compressed stream to a sector).
-
-    Any failure of a decompressor (a Rust panic from the LZO one included) and any output
-    past what an extent can hold become FilesystemError.
-    """
-    try:
-        plain = _decompress(data, compression, sector_size)
-    except FileRestoreError:
-        raise
-    except (KeyboardInterrupt, SystemExit):
-        raise
-    except BaseException as exc:  # pyo3's PanicException is not an Exception
-        raise FilesystemError(f"btrfs: cannot decompress a file extent: {exc}") from exc
-    if len(plain) > MAX_UNCOMPRESSED:
-        raise FilesystemError("btrfs: a compressed extent expands past 128 KiB")
-    return plain
-
-
-def _decompress(data: bytes, compression: int, sector_size: int) -> bytes:
-    if compression == COMPRESS_ZLIB:
-        return zlib.decompressobj().decompress(data, MAX_UNCOMPRESSED + 1)
-    if compression == COMPRESS_ZSTD:
-        # the kernel writes frames without a content size: stream-decode the first frame
-        reader = zstandard.ZstdDecompressor().stream_reader(io.BytesIO(data))
-        return bytes(reader.read(MAX_UNCOMPRESSED + 1))
-    if compression == COMPRESS_LZO:
-        from dissect.btrfs.stream import decode_extent  # btrfs's own LZO segment framing
-
-        return bytes(decode_extent(data, compression, 0, sector_size))
-    raise FilesystemError(f"btrfs: unknown compression type {compression}")
 
 
 class BtrfsFileReader:
