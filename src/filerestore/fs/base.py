@@ -37,6 +37,7 @@ N = TypeVar("N")
 
 MAX_SYMLINK_HOPS = 40  # Linux's MAXSYMLINKS
 DIR_CACHE_ENTRIES = 250_000  # children kept across all cached directories
+LIST_PAGE = 256  # entries built per lock acquisition in list_dir
 
 
 def split_path(path: str) -> list[str]:
@@ -110,10 +111,16 @@ class Filesystem(ABC, Generic[N]):
                 raise NotADirectoryError_(f"not a directory: {join_path(parts)}")
             children = list(self._children_of(node).items())
         base = join_path(parts).rstrip("/")
-        for name, child in children:
+        entry = self._entry
+        # a page of entries per lock acquisition: the lock is not held while the caller
+        # consumes them, nor taken once per entry
+        for start in range(0, len(children), LIST_PAGE):
             with self._lock:
-                entry = self._entry(name, f"{base}/{name}", child)
-            yield entry
+                page = [
+                    entry(name, f"{base}/{name}", child)
+                    for name, child in children[start : start + LIST_PAGE]
+                ]
+            yield from page
 
     def open(self, path: str) -> Reader:
         """A reader of a regular file's contents; symlinks are followed inside the guest."""

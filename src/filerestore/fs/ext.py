@@ -17,19 +17,21 @@ from __future__ import annotations
 
 import stat
 import struct
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import pyfsext
 
 from filerestore.blockio import Reader
 from filerestore.errors import FilesystemError
+from filerestore.fs.entry import Entry, EntryKind
 from filerestore.fs.libyal import (
     Extent,
     ExtentReader,
+    LibraryFileReader,
     LibyalFilesystem,
     LibyalNode,
-    extents_from_library,
     fsdecode,
 )
 
@@ -51,11 +53,16 @@ EXT3_RO_COMPAT_SUPP = RO_COMPAT_SPARSE_SUPER | RO_COMPAT_LARGE_FILE | RO_COMPAT_
 
 
 INCOMPAT_64BIT = 0x0080
+COMPAT_SPARSE_SUPER2 = 0x0200
 GOOD_OLD_INODE_SIZE = 128
 GROUP_DESC_SIZE = 32  # without INCOMPAT_64BIT
 # i_flags bits (ext4 docs, section 4.1)
 EXTENTS_FL = 0x80000
 INLINE_DATA_FL = 0x10000000
+ENCRYPT_FL = 0x800
+HUGE_FILE_FL = 0x40000
+EA_INODE_FL = 0x200000
+_NOT_FAST_SYMLINK = EXTENTS_FL | INLINE_DATA_FL | ENCRYPT_FL | HUGE_FILE_FL | EA_INODE_FL
 DIRECT_BLOCKS = 12  # i_block[0..11]; then single, double and triple indirect
 
 
@@ -71,6 +78,10 @@ class Superblock:
     inodes_per_group: int = 0
     inode_size: int = GOOD_OLD_INODE_SIZE
     desc_size: int = GROUP_DESC_SIZE
+    inodes_count: int = 0
+    blocks_per_group: int = 0
+    first_meta_bg: int = 0
+    backup_bgs: tuple[int, int] = (0, 0)
 
     @property
     def block_size(self) -> int:
@@ -80,12 +91,16 @@ class Superblock:
 def parse_superblock(data: bytes) -> Superblock:
     """The fields of the 1024-byte superblock this module needs."""
     first_data_block, log_block_size = struct.unpack_from("<II", data, 20)
+    (inodes_count,) = struct.unpack_from("<I", data, 0)
+    (blocks_per_group,) = struct.unpack_from("<I", data, 32)
     (inodes_per_group,) = struct.unpack_from("<I", data, 40)
     (magic,) = struct.unpack_from("<H", data, 56)
     (rev_level,) = struct.unpack_from("<I", data, 76)
     (inode_size,) = struct.unpack_from("<H", data, 88)
     compat, incompat, ro_compat = struct.unpack_from("<III", data, 92)
     (desc_size,) = struct.unpack_from("<H", data, 254)
+    (first_meta_bg,) = struct.unpack_from("<I", data, 260)
+    backup_bg0, backup_bg1 = struct.unpack_from("<II", data, 588)
     return Superblock(
         magic,
         log_block_size,
@@ -97,6 +112,10 @@ def parse_superblock(data: bytes) -> Superblock:
         inodes_per_group,
         inode_size if rev_level >= 1 else GOOD_OLD_INODE_SIZE,
         desc_size if incompat & INCOMPAT_64BIT and desc_size else GROUP_DESC_SIZE,
+        inodes_count,
+        blocks_per_group,
+        first_meta_bg,
+        (backup_bg0, backup_bg1),
     )
 
 
@@ -145,24 +164,135 @@ def parse_dir_block(block: bytes, filetype: bool) -> Iterator[tuple[bytes, int]]
         pos += rec_len
 
 
-@dataclass(frozen=True, slots=True)
-class Inode:
-    """The fields of an on-disk inode (ext4 docs, section 4.1) this module reads itself."""
+class Inode(NamedTuple):
+    """The fields of an on-disk inode (ext4 docs, section 4.1) this module reads itself.
+
+    A NamedTuple, not a frozen dataclass: a listing builds one per entry, and a frozen
+    dataclass pays a ``object.__setattr__`` call per field. Times are ns since the epoch,
+    None where unset (0) or where the inode has no room for the field.
+    """
 
     mode: int
     size: int  # i_size_lo | i_size_high << 32 (regular files; i_dir_acl in old directories)
     size_lo: int
     flags: int
-    block: tuple[int, ...]  # i_block: 15 block numbers, or an extent tree root
+    i_block: bytes  # 60 bytes: 15 block numbers, an extent tree root, or a fast symlink
+    uid: int = 0
+    gid: int = 0
+    links: int = 0
+    atime_ns: int | None = None
+    ctime_ns: int | None = None
+    mtime_ns: int | None = None
+    btime_ns: int | None = None
+    blocks: int = 0  # i_blocks (lo | high << 32)
+    file_acl: int = 0
+    number: int = 0  # the inode number it was read as (not stored in the inode)
+
+    @property
+    def block(self) -> tuple[int, ...]:
+        """i_block as 15 little-endian 32-bit block numbers."""
+        return struct.unpack("<15I", self.i_block)
 
 
-def parse_inode(raw: bytes) -> Inode:
-    (mode,) = struct.unpack_from("<H", raw, 0)
-    (size_lo,) = struct.unpack_from("<I", raw, 4)
-    (flags,) = struct.unpack_from("<I", raw, 32)
-    block = struct.unpack_from("<15I", raw, 40)
-    (size_high,) = struct.unpack_from("<I", raw, 108)
-    return Inode(mode, size_lo | size_high << 32, size_lo, flags, block)
+# i_mode .. l_i_gid_high: the 124 bytes every inode has (osd2 read as Linux's)
+_INODE_CORE = struct.Struct("<HHIiii4xHHII4x60s4xII4xHHHH")
+# i_extra_isize, i_checksum_hi, i_ctime_extra, i_mtime_extra, i_atime_extra, i_crtime,
+# i_crtime_extra: the large-inode fields at byte 128
+_INODE_EXTRA = struct.Struct("<HHIIIiI")
+_EXTRA_AT = GOOD_OLD_INODE_SIZE
+_NSEC = 1_000_000_000
+
+
+def _extra_time(seconds: int, extra: int) -> int | None:
+    # ext4_decode_extra_time: the low 2 bits extend the signed seconds by 2^32 epochs,
+    # the upper 30 bits are nanoseconds
+    ns = (seconds + ((extra & 3) << 32)) * _NSEC + (extra >> 2)
+    return ns or None
+
+
+def parse_inode(raw: bytes, offset: int = 0, inode_size: int = 0, number: int = 0) -> Inode:
+    """The inode at ``raw[offset:offset + inode_size]`` (``inode_size`` 0: to the end).
+
+    Large-inode fields (nanoseconds, creation time) are read only where ``i_extra_isize``
+    says the inode has them, as the kernel's EXT4_FITS_IN_INODE decides.
+    """
+    available = (len(raw) - offset) if inode_size <= 0 else inode_size
+    if available < GOOD_OLD_INODE_SIZE or offset + available > len(raw):
+        raise FilesystemError("ext: an inode lies past the end of the volume")
+    (
+        mode,
+        uid,
+        size_lo,
+        atime,
+        ctime,
+        mtime,
+        gid,
+        links,
+        blocks_lo,
+        flags,
+        i_block,
+        file_acl_lo,
+        size_high,
+        blocks_high,
+        file_acl_high,
+        uid_high,
+        gid_high,
+    ) = _INODE_CORE.unpack_from(raw, offset)
+    extra_isize = 0
+    if available >= _EXTRA_AT + _INODE_EXTRA.size:
+        extra_isize, _, ctime_x, mtime_x, atime_x, crtime, crtime_x = _INODE_EXTRA.unpack_from(
+            raw, offset + _EXTRA_AT
+        )
+        if _EXTRA_AT + extra_isize > available:  # the kernel refuses such an inode
+            extra_isize = 0
+    if extra_isize >= 16:  # ctime, mtime and atime extra all fit (0x84..0x90)
+        ctime_ns = _extra_time(ctime, ctime_x)
+        mtime_ns = _extra_time(mtime, mtime_x)
+        atime_ns = _extra_time(atime, atime_x)
+    else:
+        ctime_ns = ctime * _NSEC if ctime else None
+        mtime_ns = mtime * _NSEC if mtime else None
+        atime_ns = atime * _NSEC if atime else None
+        if extra_isize >= 8:
+            ctime_ns = _extra_time(ctime, ctime_x)
+        if extra_isize >= 12:
+            mtime_ns = _extra_time(mtime, mtime_x)
+    if extra_isize >= 24:
+        btime_ns = _extra_time(crtime, crtime_x)
+    elif extra_isize >= 20:
+        btime_ns = crtime * _NSEC if crtime else None
+    else:
+        btime_ns = None
+    return Inode(
+        mode,
+        size_lo | size_high << 32,
+        size_lo,
+        flags,
+        i_block,
+        uid | uid_high << 16,
+        gid | gid_high << 16,
+        links,
+        atime_ns,
+        ctime_ns,
+        mtime_ns,
+        btime_ns,
+        blocks_lo | blocks_high << 32,
+        file_acl_lo | file_acl_high << 32,
+        number,
+    )
+
+
+def fast_symlink_target(inode: Inode) -> bytes | None:
+    """A fast symlink's target, kept in i_block; None when the target lives elsewhere.
+
+    As ext4_inode_is_fast_symlink: no data blocks (and no xattr block to account for), no
+    inline data; anything unusual (extents, encryption, an EA inode) is left to the library.
+    """
+    if inode.flags & _NOT_FAST_SYMLINK or inode.blocks or inode.file_acl:
+        return None
+    if not 0 < inode.size < len(inode.i_block):
+        return None
+    return inode.i_block[: inode.size]
 
 
 def block_map_extents(
@@ -210,38 +340,133 @@ def block_map_extents(
     return [Extent(lo * block_size, ph * block_size, n * block_size) for lo, ph, n in runs]
 
 
+def _is_power_of(n: int, base: int) -> bool:
+    while n % base == 0:
+        n //= base
+    return n == 1
+
+
+def group_has_super(sb: Superblock, group: int) -> bool:
+    """Whether block group ``group`` holds a superblock copy (the kernel's ext4_bg_has_super)."""
+    if group == 0:
+        return True
+    if sb.feature_compat & COMPAT_SPARSE_SUPER2:
+        return group in sb.backup_bgs
+    if group <= 1 or not sb.feature_ro_compat & RO_COMPAT_SPARSE_SUPER:
+        return True
+    if not group & 1:
+        return False
+    return _is_power_of(group, 3) or _is_power_of(group, 5) or _is_power_of(group, 7)
+
+
+def group_desc_offset(sb: Superblock, group: int) -> int:
+    """Byte offset of block group ``group``'s descriptor (the kernel's descriptor_loc).
+
+    Without meta_bg the descriptors follow the superblock's block; with it, each meta group
+    (one descriptor block's worth of groups) keeps its block in its own first group, after
+    that group's superblock copy.
+    """
+    bs = sb.block_size
+    per_block = bs // sb.desc_size
+    nr, index = divmod(group, per_block)
+    if not sb.feature_incompat & INCOMPAT_META_BG or nr < sb.first_meta_bg:
+        block = sb.first_data_block + 1 + nr
+    else:
+        first = nr * per_block
+        block = first * sb.blocks_per_group + sb.first_data_block + group_has_super(sb, first)
+        if bs == 1024 and nr == 0 and sb.first_data_block == 0:
+            block += 1
+    return block * bs + index * sb.desc_size
+
+
+_KIND_BY_FORMAT = {
+    stat.S_IFDIR: EntryKind.DIR,
+    stat.S_IFREG: EntryKind.FILE,
+    stat.S_IFLNK: EntryKind.SYMLINK,
+}
+_OTHER = EntryKind.OTHER
+_DIR = EntryKind.DIR
+_SYMLINK = EntryKind.SYMLINK
+ROOT_INODE = 2
+_INODE_CHUNK = 64 * 1024  # inode table read in aligned chunks (the volume cache's block size)
+
+
 class ExtFilesystem(LibyalFilesystem):
+    """Nodes are :class:`Inode` tuples read by us from the inode table; the library opens an
+    inode by number only to map an extent-mapped file's data, to list an inline-data
+    directory, or to read a symlink that is not a fast one."""
+
     library = pyfsext
 
     def __init__(self, reader: Reader, kind: str, superblock: Superblock) -> None:
         self.kind = kind
         self.superblock = superblock
         self._inode_tables: dict[int, int] = {}
+        sb = superblock
+        if not sb.inodes_per_group or not sb.inodes_count or sb.desc_size < GROUP_DESC_SIZE:
+            raise FilesystemError(f"{kind}: the superblock gives no inode table geometry")
+        if sb.inode_size < GOOD_OLD_INODE_SIZE or sb.inode_size > sb.block_size:
+            raise FilesystemError(f"{kind}: inode size {sb.inode_size} is out of range")
+        if sb.feature_incompat & INCOMPAT_META_BG and not sb.blocks_per_group:
+            raise FilesystemError(f"{kind}: the superblock gives no blocks per group")
         super().__init__(reader)
+        self._root_inode = self._read_inodes([ROOT_INODE])[0]
 
-    def _inode(self, node: LibyalNode) -> Inode | None:
-        """The node's on-disk inode, read by us; None where we cannot locate it (meta_bg)."""
-        where = self._inode_offset(int(node.get_inode_number()))
-        if where is None:
+    # --- inodes, read by us -------------------------------------------------------------
+
+    def _inode_table(self, group: int) -> int:
+        """Block number of ``group``'s inode table, from its group descriptor."""
+        table = self._inode_tables.get(group)
+        if table is None:
+            sb = self.superblock
+            where = group_desc_offset(sb, group)
+            desc = self.reader.read_at(where, sb.desc_size)
+            if len(desc) != sb.desc_size:
+                raise FilesystemError("ext: a group descriptor lies past the end of the volume")
+            table = int.from_bytes(desc[8:12], "little")
+            if sb.desc_size >= 64:
+                table |= int.from_bytes(desc[0x28:0x2C], "little") << 32
+            self._inode_tables[group] = table
+        return table
+
+    def _read_inodes(self, numbers: list[int]) -> list[Inode]:
+        """The inodes ``numbers``, read off the inode tables in aligned chunks."""
+        sb = self.superblock
+        bs, isize, per_group, count = (
+            sb.block_size,
+            sb.inode_size,
+            sb.inodes_per_group,
+            sb.inodes_count,
+        )
+        chunk_size = _INODE_CHUNK
+        chunks: dict[int, bytes] = {}
+        read_at = self.reader.read_at
+        out: list[Inode] = []
+        for ino in numbers:
+            if not 0 < ino <= count:
+                raise FilesystemError(f"ext: inode {ino} is outside the inode table")
+            group, index = divmod(ino - 1, per_group)
+            where = self._inode_table(group) * bs + index * isize
+            first = where - where % chunk_size
+            data = chunks.get(first)
+            if data is None:
+                data = chunks[first] = read_at(first, chunk_size)
+            offset = where - first
+            if offset + isize > len(data):  # past the end of the volume, or of the chunk
+                data, offset = read_at(where, isize), 0
+            out.append(parse_inode(data, offset, isize, ino))
+        return out
+
+    def _handle(self, node: Inode) -> LibyalNode:
+        """The library's file entry for the inode (opened by number, not by path)."""
+        with self._library_errors("open an inode"):
+            return self._volume.get_file_entry_by_inode(node.number)
+
+    def _extents(self, node: Inode, size: int) -> list[Extent] | None:
+        if node.flags & INLINE_DATA_FL:
             return None
-        raw = self.reader.read_at(where, GOOD_OLD_INODE_SIZE)
-        if len(raw) != GOOD_OLD_INODE_SIZE:
-            raise FilesystemError("ext: an inode lies past the end of the volume")
-        return parse_inode(raw)
-
-    def _size(self, node: LibyalNode) -> int:
-        # libfsext 20260821 drops i_size_high for block-mapped (ext2/ext3) files: a 5 GiB
-        # file reads as 1 GiB. The inode itself has the full size.
-        size = int(node.get_size())
-        inode = self._inode(node) if stat.S_ISREG(int(node.get_file_mode())) else None
-        return size if inode is None else inode.size
-
-    def _extents(self, node: LibyalNode, size: int) -> list[Extent] | None:
-        inode = self._inode(node)
-        if inode is None or inode.flags & EXTENTS_FL:
-            return super()._extents(node, size)
-        if inode.flags & INLINE_DATA_FL:
-            return None
+        if node.flags & EXTENTS_FL:
+            return super()._extents(self._handle(node), size)
         # libfsext 20260821 loses the blocks behind a triple-indirect block (the tail of a
         # 5 GiB sparse ext2 file read as zeros): block maps are walked here
         bs = self.superblock.block_size
@@ -252,63 +477,93 @@ class ExtFilesystem(LibyalFilesystem):
                 raise FilesystemError(f"ext: block {n} lies past the end of the volume")
             return self.reader.read_at(n * bs, bs)
 
-        extents = block_map_extents(read_block, inode, bs, volume_blocks)
+        extents = block_map_extents(read_block, node, bs, volume_blocks)
         if any(
             e.physical is not None and e.physical + e.length > self.reader.size for e in extents
         ):
             raise FilesystemError("ext: a file's blocks lie past the end of the volume")
         return extents
 
-    def _inode_offset(self, ino: int) -> int | None:
-        """Byte offset of inode ``ino``, from the group descriptor table; None with meta_bg."""
-        sb = self.superblock
-        if sb.feature_incompat & INCOMPAT_META_BG or not sb.inodes_per_group or ino < 1:
-            return None
-        group, index = divmod(ino - 1, sb.inodes_per_group)
-        table = self._inode_tables.get(group)
-        if table is None:
-            gdt = (sb.first_data_block + 1) * sb.block_size
-            desc = self.reader.read_at(gdt + group * sb.desc_size, sb.desc_size)
-            if len(desc) != sb.desc_size:
-                raise FilesystemError("ext: a group descriptor lies past the end of the volume")
-            table = int.from_bytes(desc[8:12], "little")
-            if sb.desc_size >= 64:
-                table |= int.from_bytes(desc[0x28:0x2C], "little") << 32
-            self._inode_tables[group] = table
-        return table * sb.block_size + index * sb.inode_size
-
     def _read_label(self) -> str | None:
         name = self.superblock.volume_name.split(b"\x00", 1)[0]
         return fsdecode(name) if name else None
 
-    def _children(self, node: LibyalNode) -> Iterator[tuple[str, LibyalNode]]:
+    # --- base hooks -----------------------------------------------------------------------
+
+    def _root(self) -> Inode:
+        return self._root_inode
+
+    def _kind(self, node: Inode) -> EntryKind:
+        return _KIND_BY_FORMAT.get(node.mode & 0o170000, _OTHER)
+
+    def _key(self, node: Inode) -> Hashable:
+        return node.number
+
+    def _entry(self, name: str, path: str, node: Inode) -> Entry:
+        kind = _KIND_BY_FORMAT.get(node.mode & 0o170000, _OTHER)
+        return Entry(
+            name,
+            path,
+            kind,
+            0 if kind is _DIR else node.size,
+            node.mode,
+            node.uid,
+            node.gid,
+            node.mtime_ns,
+            node.atime_ns,
+            node.ctime_ns,
+            node.btime_ns,
+            node.number,
+            node.links,
+            self._link_target(node) if kind is _SYMLINK else None,
+        )
+
+    def _link_target(self, node: Inode) -> str:
+        target = fast_symlink_target(node)
+        if target is not None:
+            return fsdecode(target)
+        return super()._link_target(self._handle(node))
+
+    def _open(self, node: Inode) -> Reader:
+        size = node.size
+        with self._library_errors("read a file's extents"):
+            extents = self._extents(node, size) if size else []
+        if extents is None:
+            return LibraryFileReader(self, self._handle(node), size)
+        return ExtentReader(self.reader, extents, size)
+
+    def _inline_children(self, handle: LibyalNode) -> list[tuple[str, int]]:
+        """(name, inode number) of an inline-data directory's entries, from the library."""
+        listed = []
+        for i in range(int(handle.get_number_of_sub_file_entries())):
+            child = handle.get_sub_file_entry(i)
+            ino = int(child.get_inode_number())
+            try:
+                name = child.get_name()
+            except OSError:  # not valid UTF-8: listed under a name that still resolves
+                name = f"<undecodable-name-{ino}>"
+            if name is not None and str(name) not in (".", "..") and "/" not in str(name):
+                listed.append((str(name), ino))
+        return listed
+
+    def _children(self, node: Inode) -> Iterator[tuple[str, Inode]]:
         with self._library_errors("read a directory"):
-            inode = self._inode(node)
-            if inode is not None:
-                size = inode.size_lo
-                extents = self._extents(node, size) if size else []
-                if extents is None:  # inline data: no blocks of its own to parse
-                    return super()._children(node)
-            else:  # libfsext reports 0 as a directory's size: its extents map its blocks
-                count = int(node.get_number_of_extents())
-                if count == 0:
-                    return super()._children(node)
-                mapped = [node.get_extent(i) for i in range(count)]
-                size = sum(int(length) for _, length, _ in mapped)
-                extents = extents_from_library(mapped, size, self.reader.size)
-            if extents is None:
-                raise FilesystemError("ext: a directory's extents point outside the volume")
-            data = ExtentReader(self.reader, extents, size).read_at(0, size)
-            out: list[tuple[str, LibyalNode]] = []
-            bs = self.superblock.block_size
-            filetype = bool(self.superblock.feature_incompat & INCOMPAT_FILETYPE)
-            for start in range(0, len(data), bs):
-                for raw, ino in parse_dir_block(data[start : start + bs], filetype):
-                    if b"/" in raw:
-                        raise FilesystemError("ext: a directory entry name holds '/'")
-                    child = self._volume.get_file_entry_by_inode(ino)
-                    out.append((fsdecode(raw), child))
-        return iter(out)
+            size = node.size_lo
+            extents = self._extents(node, size) if size else []
+            if extents is None:  # inline data: no blocks of its own to parse
+                listed = self._inline_children(self._handle(node))
+            else:
+                data = ExtentReader(self.reader, extents, size).read_at(0, size)
+                bs = self.superblock.block_size
+                filetype = bool(self.superblock.feature_incompat & INCOMPAT_FILETYPE)
+                listed = []
+                for start in range(0, len(data), bs):
+                    for raw, ino in parse_dir_block(data[start : start + bs], filetype):
+                        if b"/" in raw:
+                            raise FilesystemError("ext: a directory entry name holds '/'")
+                        listed.append((fsdecode(raw), ino))
+        inodes = self._read_inodes([ino for _, ino in listed])
+        return iter([(name, inode) for (name, _), inode in zip(listed, inodes, strict=True)])
 
 
 def open_fs(reader: Reader) -> ExtFilesystem:
