@@ -16,17 +16,6 @@ from tests.cli import images
 from tests.cli.runner import SCRIPT, fails, ok, run
 from tests.imagebuild.hostile import HOSTILE, HostileImage
 
-
-@pytest.fixture(scope="module")
-def ext4() -> images.Built:
-    return images.single_ext4()
-
-
-@pytest.fixture(scope="module")
-def two() -> images.Built:
-    return images.two_ext4()
-
-
 # --- the table ---------------------------------------------------------------------------------
 
 

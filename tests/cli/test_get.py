@@ -6,15 +6,8 @@ import os
 import stat
 from pathlib import Path
 
-import pytest
-
 from tests.cli import images
 from tests.cli.runner import fails, ok
-
-
-@pytest.fixture(scope="module")
-def ext4() -> images.Built:
-    return images.single_ext4()
 
 
 def snapshot(root: Path) -> dict[str, tuple[str, int, int, bytes | str | None]]:

@@ -18,16 +18,6 @@ from tests.cli.runner import SCRIPT, fails, json_lines, ok, run
 EXT4_EXTRA = {"lost+found"}
 
 
-@pytest.fixture(scope="module")
-def ext4() -> images.Built:
-    return images.single_ext4()
-
-
-@pytest.fixture(scope="module")
-def two() -> images.Built:
-    return images.two_ext4()
-
-
 def expected_entry(source: Path, guest_path: str) -> dict[str, object]:
     """The Entry fields the source file at ``source`` must come back with."""
     st = source.lstat()

@@ -21,6 +21,7 @@ import pytest
 from filerestore.blockio import FileReader
 from filerestore.fs import open_filesystem
 from filerestore.fs.base import Filesystem
+from tests.cli.conftest import ext4, two  # noqa: F401  (fixtures for test_stack.py)
 from tests.imagebuild import fs_linux
 from tests.imagebuild.cache import cached
 from tests.imagebuild.tree import EXT4, Features, make_tree

@@ -20,16 +20,6 @@ from filerestore.restore import describe_image, open_stack
 from tests.cli import images
 
 
-@pytest.fixture(scope="module")
-def ext4() -> images.Built:
-    return images.single_ext4()
-
-
-@pytest.fixture(scope="module")
-def two() -> images.Built:
-    return images.two_ext4()
-
-
 def open_fds() -> int:
     return len({p.name for p in Path("/proc/self/fd").iterdir()})
 

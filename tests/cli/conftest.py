@@ -1,0 +1,17 @@
+"""The GPT + ext4 images (tests/cli/images.py) that the CLI and open_stack tests share."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.cli import images
+
+
+@pytest.fixture(scope="module")
+def ext4() -> images.Built:
+    return images.single_ext4()
+
+
+@pytest.fixture(scope="module")
+def two() -> images.Built:
+    return images.two_ext4()
