@@ -4,7 +4,6 @@ emergency cleanup, reconciliation after SIGKILL, and two worker processes cleani
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -28,21 +27,12 @@ from filerestore.restore.cleanup import (
 from filerestore.restore.resources import resource_figures
 from filerestore.restore.sessions import SessionManager
 from tests.dbfixtures import database_url, db, make_settings, pg_server_url, settings  # noqa: F401
-from tests.restore.sessionsetup import scanned_repository
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture
-def backups(db, tmp_path):
-    return scanned_repository(db, tmp_path / "repo")
+from tests.restore.sessionsetup import ROOT, backups, session_manager, worker_env  # noqa: F401
 
 
 @pytest.fixture
 def manager(db, make_settings):
-    m = SessionManager(db, make_settings(max_sessions=4, stuck_timeout=60))
-    yield m
-    m.readers.close_all()
+    yield from session_manager(db, make_settings(max_sessions=4, stuck_timeout=60))
 
 
 def set_row(db, mount_id, **values):
@@ -156,16 +146,6 @@ def test_resource_figures(manager, backups):
         if line.startswith("VmRSS:")
     )
     assert abs(figures.rss_bytes - vm_rss_kib * 1024) < 32 << 20
-
-
-def worker_env(settings):
-    env = dict(os.environ)
-    env["FILERESTORE_STATE_DIR"] = str(settings.state_dir)
-    env.pop("FILERESTORE_DATABASE_URL", None)
-    if settings.database_url:
-        env["FILERESTORE_DATABASE_URL"] = settings.database_url
-    env["PYTHONPATH"] = str(ROOT)
-    return env
 
 
 def test_sigkilled_process_is_reconciled(db, make_settings, backups):

@@ -9,7 +9,6 @@ import sys
 import threading
 import time
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
@@ -29,21 +28,12 @@ from filerestore.errors import (
 from filerestore.restore.sessions import SessionManager
 from tests.catalog.images import FILES
 from tests.dbfixtures import database_url, db, make_settings, pg_server_url, settings  # noqa: F401
-from tests.restore.sessionsetup import scanned_repository
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture
-def backups(db, tmp_path):
-    return scanned_repository(db, tmp_path / "repo")
+from tests.restore.sessionsetup import ROOT, backups, session_manager, worker_env  # noqa: F401
 
 
 @pytest.fixture
 def manager(db, make_settings):
-    m = SessionManager(db, make_settings(max_sessions=3, max_downloads_per_session=2))
-    yield m
-    m.readers.close_all()
+    yield from session_manager(db, make_settings(max_sessions=3, max_downloads_per_session=2))
 
 
 def rows(db):
@@ -257,25 +247,15 @@ def test_twenty_threads_never_exceed_the_limit(db, make_settings, backups):
     assert unmounts == len({m for o, m in outcomes if o == "unmounted"})
 
 
-def worker_env(settings):
-    env = dict(os.environ)
-    env["FILERESTORE_STATE_DIR"] = str(settings.state_dir)
-    env.pop("FILERESTORE_DATABASE_URL", None)
-    if settings.database_url:
-        env["FILERESTORE_DATABASE_URL"] = settings.database_url
-    env["FILERESTORE_MAX_SESSIONS"] = str(settings.max_sessions)
-    env["PYTHONPATH"] = str(ROOT)
-    return env
-
-
 def test_three_processes_never_exceed_the_limit(db, make_settings, backups, tmp_path):
     settings = make_settings(max_sessions=2)
     start = tmp_path / "start"
     ids = [str(backups[n]) for n in ("full", "inc1", "inc2", "other")]
+    env = {**worker_env(settings), "FILERESTORE_MAX_SESSIONS": str(settings.max_sessions)}
     workers = [
         subprocess.Popen(
             [sys.executable, "-m", "tests.restore.cleanup_worker", "churn", str(start), *ids],
-            env=worker_env(settings),
+            env=env,
             stdout=subprocess.PIPE,
             text=True,
             cwd=ROOT,
