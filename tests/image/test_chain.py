@@ -26,6 +26,29 @@ def run(*args: str | Path) -> str:
     return subprocess.run([str(a) for a in args], capture_output=True, text=True, check=True).stdout
 
 
+def create_overlay(image: Path, backing: str, backing_format: str, *options: str) -> None:
+    """``qemu-img create`` of a qcow2 over ``backing``, a name stored as given."""
+    run(
+        "qemu-img",
+        "create",
+        "-q",
+        "-f",
+        "qcow2",
+        *options,
+        "-b",
+        backing,
+        "-F",
+        backing_format,
+        image,
+    )
+
+
+def qemu_raw_copy(image: Path, dest: Path) -> Path:
+    """``image`` and its chain as qemu-img reads them, written raw to ``dest``."""
+    run("qemu-img", "convert", "-O", "raw", image, dest)
+    return dest
+
+
 def qemu_chain_info(top: Path) -> list[dict[str, object]]:
     info: list[dict[str, object]] = json.loads(
         run("qemu-img", "info", "--backing-chain", "--output=json", top)
@@ -84,8 +107,7 @@ def test_absolute_backing_names(tmp_path: Path) -> None:
         run("qemu-img", "rebase", "-u", "-b", repo / backing, "-F", "qcow2", repo / image)
     links = probe_chain(repo / "top.qcow2", repo)
     assert links[0].backing_name == str(repo / "inc2.qcow2")
-    expected = tmp_path / "expected.raw"
-    run("qemu-img", "convert", "-O", "raw", repo / "top.qcow2", expected)
+    expected = qemu_raw_copy(repo / "top.qcow2", tmp_path / "expected.raw")
     assert_reads_like_qemu(repo / "top.qcow2", repo, expected)
 
 
@@ -93,22 +115,10 @@ def test_relative_name_climbing_inside_the_repository(tmp_path: Path) -> None:
     repo = tmp_path / "repo"
     (repo / "daily").mkdir(parents=True)
     shutil.copyfile(qcow.chain("flat") / "base.qcow2", repo / "base.qcow2")
-    run(
-        "qemu-img",
-        "create",
-        "-q",
-        "-f",
-        "qcow2",
-        "-b",
-        "../base.qcow2",
-        "-F",
-        "qcow2",
-        repo / "daily" / "inc.qcow2",
-    )
+    create_overlay(repo / "daily" / "inc.qcow2", "../base.qcow2", "qcow2")
     run("qemu-io", "-f", "qcow2", "-c", "write -P 0x61 65000 70000", repo / "daily" / "inc.qcow2")
     (repo / "latest.qcow2").symlink_to("daily/inc.qcow2")
-    expected = tmp_path / "expected.raw"
-    run("qemu-img", "convert", "-O", "raw", repo / "daily" / "inc.qcow2", expected)
+    expected = qemu_raw_copy(repo / "daily" / "inc.qcow2", tmp_path / "expected.raw")
     assert_reads_like_qemu(repo / "latest.qcow2", repo, expected)
     assert_reads_like_qemu(repo / "daily" / "inc.qcow2", repo, expected)
 
@@ -138,23 +148,9 @@ def test_base_declared_raw_is_never_probed(tmp_path: Path, compat: str) -> None:
     repo.mkdir()
     fake = qcow2_image(backing=b"/etc/passwd")
     (repo / "base.raw").write_bytes(fake + bytes(2 * 1024 * 1024 - len(fake)))
-    run(
-        "qemu-img",
-        "create",
-        "-q",
-        "-f",
-        "qcow2",
-        "-o",
-        f"compat={compat}",
-        "-b",
-        "base.raw",
-        "-F",
-        "raw",
-        repo / "top.qcow2",
-    )
+    create_overlay(repo / "top.qcow2", "base.raw", "raw", "-o", f"compat={compat}")
     run("qemu-io", "-f", "qcow2", "-c", "write -P 0x62 1M 4k", repo / "top.qcow2")
-    expected = tmp_path / "expected.raw"
-    run("qemu-img", "convert", "-O", "raw", repo / "top.qcow2", expected)
+    expected = qemu_raw_copy(repo / "top.qcow2", tmp_path / "expected.raw")
     links = probe_chain(repo / "top.qcow2", repo)
     assert [link.format for link in links] == ["qcow2", "raw"]
     assert links[0].backing_format == "raw"
