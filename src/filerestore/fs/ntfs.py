@@ -37,6 +37,7 @@ from filerestore.blockio import Reader
 from filerestore.errors import FilesystemError, UnsupportedImageError
 from filerestore.fs.entry import Entry, EntryKind, synthetic_mode
 from filerestore.fs.libyal import (
+    LIBRARY_ERRORS,
     Extent,
     LibyalFilesystem,
     LibyalNode,
@@ -72,6 +73,11 @@ LINK_TAGS = (IO_REPARSE_TAG_MOUNT_POINT, IO_REPARSE_TAG_SYMLINK)
 INTERIX_SYMLINK = b"IntxLNK\x01"
 INTERIX_DEVICES = (b"IntxCHR\x00", b"IntxBLK\x00")
 INTERIX_MAX_SIZE = 8 + 2 * 4096  # PATH_MAX UTF-16 units
+
+# synthetic_mode for every kind, read-only or not; and filetime_to_ns's epoch, inlined in
+# _entry (both run once per listed entry)
+_MODES = {(k, ro): synthetic_mode(k, read_only=ro) for k in EntryKind for ro in (False, True)}
+_FILETIME_EPOCH_OFFSET = 116_444_736_000_000_000  # 1601-01-01 to 1970-01-01 in 100 ns
 
 _DRIVE_PREFIX = re.compile(r"^(?:\\\?\?\\|\\\\\?\\)?[A-Za-z]:\\?")
 
@@ -128,11 +134,13 @@ class NtfsFilesystem(LibyalFilesystem):
             return mft_index(node)
 
     def _kind(self, node: LibyalNode) -> EntryKind:
-        with self._library_errors("read an MFT entry"):
-            index = mft_index(node)
+        try:
+            index = node.get_file_reference() & MFT_INDEX_MASK
             kind = self._kinds.get(index)
             if kind is None:
                 kind = self._kinds[index] = self._read_kind(node)
+        except LIBRARY_ERRORS as exc:
+            raise self._library_error("read an MFT entry", exc) from exc
         return kind
 
     def _read_kind(self, node: LibyalNode) -> EntryKind:
@@ -162,24 +170,15 @@ class NtfsFilesystem(LibyalFilesystem):
 
     # --- metadata ------------------------------------------------------------------------
 
-    def _nlink(self, node: LibyalNode) -> int:
-        links = 0
-        for i in range(int(node.get_number_of_attributes())):
-            attr = node.get_attribute(i)
-            if (
-                attr.get_attribute_type() == TYPE_FILE_NAME
-                and attr.get_name_space() != NAMESPACE_DOS
-            ):
-                links += 1
-        return max(links, 1)
-
     def _entry(self, name: str, path: str, node: LibyalNode) -> Entry:
+        # called once per listed entry: one try block instead of a context manager per call,
+        # library values used as the ints they are, the Entry built positionally
         kind = self._kind(node)
         target = self._link_target(node) if kind is EntryKind.SYMLINK else None
-        with self._library_errors(f"read the metadata of {path}"):
-            flags = int(node.get_file_attribute_flags())
+        try:
+            flags = node.get_file_attribute_flags()
             if kind is EntryKind.FILE:
-                size = int(node.get_size())
+                size = node.get_size()
             elif target is not None:
                 size = len(target.encode("utf-8", "surrogateescape"))
             else:
@@ -188,21 +187,34 @@ class NtfsFilesystem(LibyalFilesystem):
             atime = node.get_access_time_as_integer()
             ctime = node.get_entry_modification_time_as_integer()
             btime = node.get_creation_time_as_integer()
-            index = int(node.get_file_reference()) & MFT_INDEX_MASK
-            nlink = self._nlink(node)
+            index = node.get_file_reference() & MFT_INDEX_MASK
+            # nlink: the entry's $FILE_NAME attributes, not counting DOS 8.3 aliases
+            links = 0
+            get_attribute = node.get_attribute
+            for i in range(node.get_number_of_attributes()):
+                attr = get_attribute(i)
+                if (
+                    attr.get_attribute_type() == TYPE_FILE_NAME
+                    and attr.get_name_space() != NAMESPACE_DOS
+                ):
+                    links += 1
+        except LIBRARY_ERRORS as exc:
+            raise self._library_error(f"read the metadata of {path}", exc) from exc
         return Entry(
-            name=name,
-            path=path,
-            kind=kind,
-            size=size,
-            mode=synthetic_mode(kind, read_only=bool(flags & ATTR_READ_ONLY)),
-            mtime_ns=filetime_to_ns(mtime),
-            atime_ns=filetime_to_ns(atime),
-            ctime_ns=filetime_to_ns(ctime),
-            btime_ns=filetime_to_ns(btime),
-            inode=index,
-            nlink=nlink,
-            target=target,
+            name,
+            path,
+            kind,
+            int(size),
+            _MODES[kind, bool(flags & ATTR_READ_ONLY)],
+            None,
+            None,
+            (mtime - _FILETIME_EPOCH_OFFSET) * 100 if mtime else None,
+            (atime - _FILETIME_EPOCH_OFFSET) * 100 if atime else None,
+            (ctime - _FILETIME_EPOCH_OFFSET) * 100 if ctime else None,
+            (btime - _FILETIME_EPOCH_OFFSET) * 100 if btime else None,
+            index,
+            links or 1,
+            target,
         )
 
     def _link_target(self, node: LibyalNode) -> str:
