@@ -34,6 +34,15 @@ def wait_listing(page, path: str) -> None:
     page.wait_for_selector(f".listing[data-state=ready][data-path='{path}']")
 
 
+def browse_ext4_root(page, api: Env) -> None:
+    """With no sessions left over: sign in and open the ext4 backup at its root (it holds
+    one filesystem: no volume picker)."""
+    unmount_all(api)
+    sign_in(page, api)
+    open_backup(page, api.backups["ext4"])
+    wait_listing(page, "/")
+
+
 def mount_id_from_url(page) -> str:
     m = re.search(r"#/browse/([^?]+)", page.url)
     assert m, page.url
@@ -139,11 +148,8 @@ def test_volume_picker_and_session_reuse(page, api: Env):
 
 
 def test_browse_download_archive_and_close(page, api: Env, tmp_path):
-    unmount_all(api)
     tree = api.source.tree
-    sign_in(page, api)
-    open_backup(page, api.backups["ext4"])  # one filesystem: no picker
-    wait_listing(page, "/")
+    browse_ext4_root(page, api)
     mount = mount_id_from_url(page)
     # folders first, then files, each by name as the tree has them
     shown = rows_shown(page)
@@ -238,12 +244,9 @@ def test_browse_download_archive_and_close(page, api: Env, tmp_path):
 
 
 def test_ten_thousand_entries_scroll_filter_and_sort(page, api: Env):
-    unmount_all(api)
     names = sorted(os.listdir(api.source.tree / "many"))
     assert len(names) == 10_000
-    sign_in(page, api)
-    open_backup(page, api.backups["ext4"])
-    wait_listing(page, "/")
+    browse_ext4_root(page, api)
     start = time.monotonic()
     page.click(".frow[data-path='/many'] a.label")
     wait_listing(page, "/many")
@@ -367,11 +370,8 @@ def _shown_bytes(n: int) -> str:
 def test_directory_download_shows_totals_then_tar_gz(buffered_page, api: Env):
     """Without a service worker: the page reads the downloads itself, then saves them."""
     page = buffered_page
-    unmount_all(api)
     tree = api.source.tree
-    sign_in(page, api)
-    open_backup(page, api.backups["ext4"])
-    wait_listing(page, "/")
+    browse_ext4_root(page, api)
     # a 32 MiB file: the page folds the stream into blob parts every 16 MiB
     with page.expect_download() as info:
         page.click(".frow[data-path='/sparse.bin'] button.act")
@@ -431,11 +431,8 @@ def test_revoked_token_returns_to_sign_in(page, api: Env):
 
 
 def test_keyboard_selection_and_empty_folder(page, api: Env):
-    unmount_all(api)
     tree = api.source.tree
-    sign_in(page, api)
-    open_backup(page, api.backups["ext4"])
-    wait_listing(page, "/")
+    browse_ext4_root(page, api)
     page.focus(".rows")
     page.keyboard.press("Home")
     page.keyboard.press("Space")  # docs, the first folder
@@ -454,11 +451,8 @@ def test_keyboard_selection_and_empty_folder(page, api: Env):
 
 
 def test_sort_by_size_and_modified_time(page, api: Env):
-    unmount_all(api)
     tree = api.source.tree
-    sign_in(page, api)
-    open_backup(page, api.backups["ext4"])
-    wait_listing(page, "/")
+    browse_ext4_root(page, api)
     others = []
     for e in os.scandir(tree):
         st = e.stat(follow_symlinks=False)
@@ -488,11 +482,8 @@ def test_sort_by_size_and_modified_time(page, api: Env):
 
 def test_awkward_names_download_byte_exact(page, api: Env):
     """Names that are not UTF-8, or start with a dash or a space, travel as path_query."""
-    unmount_all(api)
     tree = api.source.tree
-    sign_in(page, api)
-    open_backup(page, api.backups["ext4"])
-    wait_listing(page, "/")
+    browse_ext4_root(page, api)
     wait_for_service_worker(page)
     cases = [
         ("unicode", os.fsdecode(b"latin1-caf\xe9.txt"), "latin1-caf\\xe9.txt"),
@@ -514,11 +505,8 @@ def test_awkward_names_download_byte_exact(page, api: Env):
 
 
 def test_symlink_details_download_target(page, api: Env):
-    unmount_all(api)
     tree = api.source.tree
-    sign_in(page, api)
-    open_backup(page, api.backups["ext4"])
-    wait_listing(page, "/")
+    browse_ext4_root(page, api)
     wait_for_service_worker(page)
     page.click(".frow[data-path='/link-relative'] .meta >> nth=0")
     target = os.readlink(tree / "link-relative")
