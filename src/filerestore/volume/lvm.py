@@ -196,18 +196,14 @@ def _resolve(vg: VgMeta, lv: LvMeta, by_uuid: dict[str, PhysicalVolume]) -> Logi
     kinds = {s.type if len(s.stripes) != 1 else "linear" for s in lv.segments}
     type_name = "LVM " + "+".join(sorted(kinds))
     refs = {p.name: p for p in vg.pvs}
+
+    def volume(segments: tuple[MappedSegment, ...], error: str | None) -> LogicalVolume:
+        return LogicalVolume(vg.name, lv.name, lv.uuid, size, type_name, segments, error)
+
     mapped: list[MappedSegment] = []
     for seg in lv.segments:
         if seg.type != "striped":
-            return LogicalVolume(
-                vg.name,
-                lv.name,
-                lv.uuid,
-                size,
-                type_name,
-                (),
-                f"segment type {seg.type!r} is not supported",
-            )
+            return volume((), f"segment type {seg.type!r} is not supported")
         per_stripe = seg.extent_count // len(seg.stripes)
         areas = []
         for pv_name, pe in seg.stripes:
@@ -216,15 +212,7 @@ def _resolve(vg: VgMeta, lv: LvMeta, by_uuid: dict[str, PhysicalVolume]) -> Logi
                 raise LvmMetadataError(f"LVM metadata: lv {lv.name} uses unknown PV {pv_name!r}")
             found = by_uuid.get(ref.uuid)
             if found is None or ref.missing:
-                return LogicalVolume(
-                    vg.name,
-                    lv.name,
-                    lv.uuid,
-                    size,
-                    type_name,
-                    (),
-                    f"physical volume {ref.uuid} is not on this disk",
-                )
+                return volume((), f"physical volume {ref.uuid} is not on this disk")
             if pe + per_stripe > ref.pe_count:
                 raise LvmMetadataError(
                     f"LVM metadata: lv {lv.name} maps past PV {pv_name}'s extents"
@@ -242,4 +230,4 @@ def _resolve(vg: VgMeta, lv: LvMeta, by_uuid: dict[str, PhysicalVolume]) -> Logi
                 f"LVM metadata: lv {lv.name} stripe size does not divide extents"
             )
         mapped.append(MappedSegment(seg.start_extent * extent, length, chunk, tuple(areas)))
-    return LogicalVolume(vg.name, lv.name, lv.uuid, size, type_name, tuple(mapped), None)
+    return volume(tuple(mapped), None)
