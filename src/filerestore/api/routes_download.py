@@ -13,9 +13,9 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import AsyncIterator, Iterator
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from filerestore.api import downloads as d
@@ -24,7 +24,7 @@ from filerestore.api.backend import Principal, Transfer
 from filerestore.api.content_types import SNIFF_BYTES, content_type
 from filerestore.api.errors import error_response
 from filerestore.api.paths import display, request_path, request_paths
-from filerestore.api.routes_restore import ERRORS, PathParam
+from filerestore.api.routes_restore import ERRORS, PathParam, PathsParam
 from filerestore.api.state import AppState, app_state
 from filerestore.errors import FileRestoreError, RangeNotSatisfiableError
 from filerestore.restore import audit
@@ -206,10 +206,7 @@ async def download_directory(
     mount_id: str,
     request: Request,
     who: Caller,
-    path: Annotated[
-        list[str],
-        Query(description="One or several guest paths (percent-encoded bytes).", max_length=1000),
-    ],
+    path: PathsParam,
     format: ArchiveFormat = ArchiveFormat.ZIP,
 ) -> Response:
     st = app_state(request)

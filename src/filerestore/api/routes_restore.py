@@ -7,13 +7,15 @@ event loop; every guest path comes through :mod:`filerestore.api.paths`.
 from __future__ import annotations
 
 import os
-from typing import Annotated, Any
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from filerestore.api import schemas as s
 from filerestore.api.auth import Caller
+from filerestore.api.backend import Principal
 from filerestore.api.content_types import SNIFF_BYTES, content_type
 from filerestore.api.paths import display, request_path, request_paths
 from filerestore.api.state import app_state
@@ -33,6 +35,7 @@ from filerestore.restore.browse import (
 )
 from filerestore.restore.resources import resource_figures
 from filerestore.restore.sessions import Session
+from filerestore.restore.stack import Stack
 
 router = APIRouter(prefix="/restore", tags=["restore"])
 
@@ -46,6 +49,27 @@ PathParam = Annotated[
         max_length=8192,
     ),
 ]
+PathsParam = Annotated[
+    list[str],
+    Query(description="One or several guest paths (percent-encoded bytes).", max_length=1000),
+]
+
+T = TypeVar("T")
+
+
+async def on_stack(
+    request: Request, mount_id: str, who: Principal, work: Callable[[Stack], T]
+) -> T:
+    """``work`` on one of the session's reader stacks, in the thread pool, once the caller is
+    allowed to use the session (which records the access)."""
+    st = app_state(request)
+    await run_in_threadpool(st.backend.opened, mount_id, who)
+
+    def run() -> T:
+        with st.backend.manager.stack(mount_id) as stack:
+            return work(stack)
+
+    return await run_in_threadpool(run)
 
 
 def mount_out(session: Session) -> s.MountOut:
@@ -139,46 +163,40 @@ async def files(
     sort: SortKey = SortKey.NAME,
     descending: bool = False,
 ) -> s.ListingOut:
-    st = app_state(request)
     guest = request_path(request)
-    await run_in_threadpool(st.backend.opened, mount_id, who)
 
-    def work() -> s.ListingOut:
-        with st.backend.manager.stack(mount_id) as stack:
-            if recursive:
-                page = walk_page(stack.fs, guest, cursor, limit, depth)
-            else:
-                page = list_page(stack.fs, guest, cursor, limit, sort, descending)
-            return s.ListingOut(
-                mount_id=mount_id,
-                path=display(guest),
-                recursive=recursive,
-                entries=[s.EntryOut.of(e) for e in page.entries],
-                next_cursor=page.next_cursor,
-                total=page.total,
-            )
+    def work(stack: Stack) -> s.ListingOut:
+        if recursive:
+            page = walk_page(stack.fs, guest, cursor, limit, depth)
+        else:
+            page = list_page(stack.fs, guest, cursor, limit, sort, descending)
+        return s.ListingOut(
+            mount_id=mount_id,
+            path=display(guest),
+            recursive=recursive,
+            entries=[s.EntryOut.of(e) for e in page.entries],
+            next_cursor=page.next_cursor,
+            total=page.total,
+        )
 
-    return await run_in_threadpool(work)
+    return await on_stack(request, mount_id, who, work)
 
 
 @router.get("/{mount_id}/file-info", response_model=s.FileInfoOut, responses=ERRORS)
 async def file_info(
     mount_id: str, request: Request, who: Caller, path: PathParam = "/"
 ) -> s.FileInfoOut:
-    st = app_state(request)
     guest = request_path(request)
-    await run_in_threadpool(st.backend.opened, mount_id, who)
 
-    def work() -> s.FileInfoOut:
-        with st.backend.manager.stack(mount_id) as stack:
-            entry = stack.fs.stat(guest, follow_symlinks=False)
-            media = None
-            if entry.kind is EntryKind.FILE:
-                head = stack.fs.open(guest).read_at(0, min(SNIFF_BYTES, entry.size))
-                media = content_type(entry.name, head)
-            return s.FileInfoOut.full(entry, media)
+    def work(stack: Stack) -> s.FileInfoOut:
+        entry = stack.fs.stat(guest, follow_symlinks=False)
+        media = None
+        if entry.kind is EntryKind.FILE:
+            head = stack.fs.open(guest).read_at(0, min(SNIFF_BYTES, entry.size))
+            media = content_type(entry.name, head)
+        return s.FileInfoOut.full(entry, media)
 
-    return await run_in_threadpool(work)
+    return await on_stack(request, mount_id, who, work)
 
 
 @router.get("/{mount_id}/totals", response_model=s.TotalsOut, responses=ERRORS)
@@ -186,20 +204,14 @@ async def totals(
     mount_id: str,
     request: Request,
     who: Caller,
-    path: Annotated[
-        list[str],
-        Query(description="One or several guest paths (percent-encoded bytes).", max_length=1000),
-    ],
+    path: PathsParam,
 ) -> s.TotalsOut:
     """What a download of these paths would hold: file count and bytes, for progress."""
-    st = app_state(request)
     guests = request_paths(request)
-    await run_in_threadpool(st.backend.opened, mount_id, who)
 
-    def work() -> s.TotalsOut:
-        with st.backend.manager.stack(mount_id) as stack:
-            t = dir_totals(stack.fs, guests)
-            counted = [resolve_root(stack.fs, g).entry.path for g in guests]
+    def work(stack: Stack) -> s.TotalsOut:
+        t = dir_totals(stack.fs, guests)
+        counted = [resolve_root(stack.fs, g).entry.path for g in guests]
         return s.TotalsOut(
             mount_id=mount_id,
             paths=[display(p) for p in counted],
@@ -211,4 +223,4 @@ async def totals(
             complete=t.complete,
         )
 
-    return await run_in_threadpool(work)
+    return await on_stack(request, mount_id, who, work)
