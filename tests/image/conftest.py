@@ -3,13 +3,27 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import random
+import subprocess
 from pathlib import Path
+from typing import Any
 
 from filerestore.blockio import Reader
 
 CHUNK = 1 << 20
+
+
+def qemu_img_info(image: Path, *options: str) -> Any:
+    """``qemu-img info --output=json`` of ``image``, parsed (a list with --backing-chain)."""
+    out = subprocess.run(
+        ["qemu-img", "info", *options, "--output=json", str(image)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return json.loads(out)
 
 
 def sha256_of_reader(reader: Reader, chunk: int = CHUNK) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 import subprocess
 import threading
@@ -15,6 +14,7 @@ from filerestore.errors import BackingChainTooDeepError, ImageNotFoundError
 from filerestore.image import DiskImage, open_image, probe_chain
 from tests.image.conftest import (
     assert_ranges_match,
+    qemu_img_info,
     random_ranges,
     sha256_of_file,
     sha256_of_reader,
@@ -50,9 +50,7 @@ def qemu_raw_copy(image: Path, dest: Path) -> Path:
 
 
 def qemu_chain_info(top: Path) -> list[dict[str, object]]:
-    info: list[dict[str, object]] = json.loads(
-        run("qemu-img", "info", "--backing-chain", "--output=json", top)
-    )
+    info: list[dict[str, object]] = qemu_img_info(top, "--backing-chain")
     return info
 
 

@@ -13,6 +13,7 @@ from filerestore.errors import CorruptImageError
 from filerestore.image import open_image
 from tests.image.conftest import (
     assert_ranges_match,
+    qemu_img_info,
     random_ranges,
     sha256_of_file,
     sha256_of_reader,
@@ -72,28 +73,14 @@ def test_variants_exercise_their_feature() -> None:
     for name in ("zero-clusters", "zero-clusters-prealloc", "snapshot"):
         extents = qcow.qemu_map(qcow.VARIANTS[name]())
         assert any(e["zero"] and e["present"] and e["depth"] == 0 for e in extents), name
-    info = json.loads(
-        subprocess.run(
-            ["qemu-img", "info", "--output=json", str(qcow.VARIANTS["snapshot"]())],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-    )
+    info = qemu_img_info(qcow.VARIANTS["snapshot"]())
     assert [s["name"] for s in info["snapshots"]] == ["snap1", "snap2"]
 
 
 def test_chain_link_matches_qemu_info() -> None:
     for name in ("v2-64k", "v3-512", "v3-2m", "zstd"):
         image = qcow.VARIANTS[name]()
-        info = json.loads(
-            subprocess.run(
-                ["qemu-img", "info", "--output=json", str(image)],
-                capture_output=True,
-                text=True,
-                check=True,
-            ).stdout
-        )
+        info = qemu_img_info(image)
         with open_image(image) as disk:
             (link,) = disk.chain
         assert link.format == info["format"] == "qcow2"
@@ -107,14 +94,7 @@ def test_chain_link_matches_qemu_info() -> None:
 def test_corrupt_flagged_image_reads_like_qemu() -> None:
     """QEMU opens an image flagged corrupt read-only; so do we, with the same bytes."""
     image = qcow.corrupt_flagged()
-    info = json.loads(
-        subprocess.run(
-            ["qemu-img", "info", "--output=json", str(image)],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-    )
+    info = qemu_img_info(image)
     assert info["format-specific"]["data"]["corrupt"] is True
     with open_image(image) as disk:
         assert sha256_of_reader(disk) == sha256_of_file(qcow.qemu_raw(image))
@@ -148,14 +128,7 @@ def test_read_contract() -> None:
 def test_extended_l2_fixtures_use_subclusters() -> None:
     """qemu-img reports extended L2 and maps extents finer than a cluster in these images."""
     for image in (qcow.VARIANTS["extended-l2"](), qcow.chain("extended-l2") / "top.qcow2"):
-        info = json.loads(
-            subprocess.run(
-                ["qemu-img", "info", "--output=json", str(image)],
-                capture_output=True,
-                text=True,
-                check=True,
-            ).stdout
-        )
+        info = qemu_img_info(image)
         assert info["format-specific"]["data"]["extended-l2"] is True
         own = [e for e in qcow.qemu_map(image) if e["depth"] == 0]
         assert any(e["start"] % 65536 or e["length"] % 65536 for e in own), image
