@@ -16,18 +16,11 @@ from tests.api.conftest import API, Env
 CHUNK = 8 << 20
 
 
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        while block := fh.read(CHUNK):
-            h.update(block)
-    return h.hexdigest()
-
-
 @pytest.fixture(scope="module")
 def big(api: Env) -> tuple[Path, int, str]:
     path = api.source.path("/big-sparse.bin")
-    return path, path.stat().st_size, _sha256_file(path)
+    with path.open("rb") as fh:
+        return path, path.stat().st_size, hashlib.file_digest(fh, "sha256").hexdigest()
 
 
 def test_whole_download_is_byte_exact(api: Env, ext4_mount: str, big) -> None:

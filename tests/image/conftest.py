@@ -36,11 +36,8 @@ def sha256_of_reader(reader: Reader, chunk: int = CHUNK) -> str:
 
 
 def sha256_of_file(path: Path) -> str:
-    h = hashlib.sha256()
     with path.open("rb") as fh:
-        while block := fh.read(CHUNK):
-            h.update(block)
-    return h.hexdigest()
+        return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
 def random_ranges(size: int, cluster_size: int, count: int, seed: int) -> list[tuple[int, int]]:
