@@ -18,6 +18,16 @@ from tests.api.server import CLI, ROOT, free_port
 DEMO = ROOT / "demo"
 
 
+def first_answer(url: str, headers: dict[str, str], tries: int) -> httpx.Response:
+    """GET ``url`` once the server starting in the background answers (0.2 s between tries)."""
+    for _ in range(tries):
+        try:
+            return httpx.get(url, headers=headers)
+        except httpx.TransportError:
+            time.sleep(0.2)
+    raise AssertionError(f"no answer from {url} after {tries} tries")
+
+
 def test_serve_demo(tmp_path: Path) -> None:
     port = free_port()
     env = {**os.environ, "FILERESTORE_STATE_DIR": str(tmp_path / "state"), "PYTHONUNBUFFERED": "1"}
@@ -61,12 +71,7 @@ def test_serve_demo(tmp_path: Path) -> None:
         )
         base = f"http://127.0.0.1:{port}/api/v1"
         headers = {"Authorization": f"Bearer {token}"}
-        for _ in range(100):
-            try:
-                r = httpx.get(f"{base}/backups", headers=headers)
-                break
-            except httpx.TransportError:
-                time.sleep(0.2)
+        r = first_answer(f"{base}/backups", headers, tries=100)
         backups = r.json()["backups"]
         page = httpx.get(f"http://127.0.0.1:{port}/")
         assert [(b["kind"], b["vm_name"]) for b in backups] == [
@@ -119,12 +124,7 @@ def test_serve_with_config_file(tmp_path: Path) -> None:
     try:
         headers = {"Authorization": f"Bearer {token}"}
         base = f"http://127.0.0.1:{port}/api/v1"
-        for _ in range(150):
-            try:
-                repos = httpx.get(f"{base}/repositories", headers=headers)
-                break
-            except httpx.TransportError:
-                time.sleep(0.2)
+        repos = first_answer(f"{base}/repositories", headers, tries=150)
         assert [r["name"] for r in repos.json()["repositories"]] == ["nightly"]
         resources = httpx.get(f"{base}/restore/resources", headers=headers).json()
         assert resources["sessions_limit"] == 3
