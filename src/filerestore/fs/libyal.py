@@ -155,22 +155,40 @@ class LibraryFile:
     """The file object a libyal volume reads through: ``read``, ``seek`` and the size.
 
     Not :class:`~filerestore.blockio.ReaderFile`: the library calls it for every MFT
-    record or inode it reads, and that one's lock and ``io.RawIOBase`` machinery cost a
-    tenth of an NTFS listing. This one needs no lock of its own: its only user is one
-    library handle, which is only ever called under its Filesystem's lock.
+    record or inode it reads, and that one's lock, ``io.RawIOBase`` machinery and a trip
+    through the reader stack per call cost a sixth of an NTFS listing. This one needs no
+    lock of its own: its only user is one library handle, which is only ever called under
+    its Filesystem's lock.
     """
+
+    #: small reads (MFT records, inodes, directory entries) are served from the last
+    #: aligned chunk read, without a call into the reader stack for each
+    CHUNK = 64 * 1024
+    SMALL_READ = 4096
 
     def __init__(self, reader: Reader) -> None:
         self._read_at = reader.read_at
         self._size = reader.size
         self._pos = 0
+        self._chunk_start = -1
+        self._chunk = b""
         self.closed = False
 
     def read(self, size: int | None = -1) -> bytes:
+        pos = self._pos
         if size is None or size < 0:
-            size = max(0, self._size - self._pos)
-        data = self._read_at(self._pos, size)
-        self._pos += len(data)
+            size = max(0, self._size - pos)
+        elif size <= self.SMALL_READ:
+            offset = pos - self._chunk_start
+            if offset < 0 or offset + size > len(self._chunk):
+                start = pos - pos % self.CHUNK
+                self._chunk_start, self._chunk = start, self._read_at(start, self.CHUNK)
+                offset = pos - start
+            if offset + size <= len(self._chunk):  # else: the end of the volume, below
+                self._pos = pos + size
+                return self._chunk[offset : offset + size]
+        data = self._read_at(pos, size)
+        self._pos = pos + len(data)
         return data
 
     def readinto(self, buffer: bytearray | memoryview) -> int:
