@@ -24,6 +24,7 @@ from filerestore.fs.base import Filesystem
 from filerestore.fs.entry import Entry, EntryKind
 from tests.fs.treecheck import kind_of, tree_entries
 from tests.imagebuild import fs_linux
+from tests.imagebuild.tree import block_content
 
 
 @dataclass
@@ -227,6 +228,22 @@ class PatchedReader:
             if lo < hi:
                 out[lo - offset : hi - offset] = patch[lo - pos : hi - pos]
         return bytes(out)
+
+
+def check_random_corruption(img: LinuxImage, start: int, span: int, runs: int = 12) -> None:
+    """``runs`` seeded corruptions of [start, start + span) each end in an outcome (none
+    escapes the error tree), and at least one of them is noticed."""
+    outcomes = random_corruption_outcomes(img, range(runs), start, span)
+    assert sum(outcomes.values()) == runs
+    assert set(outcomes) - {"ok"}, outcomes  # the corruption was noticed at least once
+
+
+def check_big_sparse_tail(fs: Filesystem[Any]) -> None:
+    """/big-sparse.bin of the Linux trees: 5 GiB of hole and 8 KiB of data, read across
+    the hole's end."""
+    reader = fs.open("/big-sparse.bin")
+    assert reader.size == 5 * 2**30 + 8192
+    assert reader.read_at(5 * 2**30 - 100, 8292) == bytes(100) + block_content("big-tail", 8192)
 
 
 def random_corruption_outcomes(
