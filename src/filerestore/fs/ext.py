@@ -1,16 +1,24 @@
 # References: "ext4 Data Structures and Algorithms" (kernel.org, Documentation/filesystems/
-# ext4/): the superblock (section 3.1), linear directory entries (ext4_dir_entry_2, 4.1.1),
-# and util-linux libblkid/src/superblocks/ext.c for telling ext2, ext3 and ext4 apart.
-"""ext2, ext3 and ext4, read through libfsext (pyfsext).
+# ext4/): the superblock (section 3.1), block group descriptors (3.4), inodes and their
+# extra time fields (4.1), linear directory entries (ext4_dir_entry_2, 4.1.1); the kernel's
+# fs/ext4/super.c (descriptor_loc, ext4_bg_has_super) for meta_bg; util-linux
+# libblkid/src/superblocks/ext.c for telling ext2, ext3 and ext4 apart.
+"""ext2, ext3 and ext4, read through libfsext (pyfsext) and, for metadata, by us.
 
 libfsext 20260821 returns no name (None) for a 255-byte name and raises for a name that is not
 valid UTF-8, so directories are read here from their on-disk entries (name bytes, inode
-number), and each inode is then opened by number; the library's own sub-entry list is used
-only for inline-data directories, which have no blocks to read.
+number); the library's own sub-entry list is used only for inline-data directories, which
+have no blocks to read.
 
-It also drops i_size_high of block-mapped (ext2/ext3) files and loses the blocks behind a
-triple-indirect block, so a file's size comes from its inode and block maps are walked here;
-extent-mapped files use the library's extents, which were exact in every test.
+Inodes are read here too, straight from the inode tables (located through the group
+descriptors, meta_bg included), a directory's worth at a time: opening each child through
+the library cost more than half of a listing. Nodes are :class:`Inode` tuples; the library
+opens an inode by number only to map an extent-mapped file's data, to list an inline-data
+directory, or to read a symlink whose target is not kept in the inode.
+
+libfsext also drops i_size_high of block-mapped (ext2/ext3) files and loses the blocks behind
+a triple-indirect block, so block maps are walked here; extent-mapped files use the library's
+extents, which were exact in every test.
 """
 
 from __future__ import annotations
