@@ -1,6 +1,7 @@
-"""ext inodes parsed by us (fs/ext.py): times with nanoseconds and epoch bits, 32-bit owners,
-sizes past 4 GiB, fast and slow symlinks, and inode tables found through meta_bg group
-descriptors, against what the kernel wrote and reports (loop mount) and debugfs/dumpe2fs.
+"""ext inodes parsed by us (fs/ext_inode.py, fs/ext.py): times with nanoseconds and epoch
+bits, 32-bit owners, sizes past 4 GiB, fast and slow symlinks, and inode tables found through
+meta_bg group descriptors, against what the kernel wrote and reports (loop mount) and
+debugfs/dumpe2fs.
 
 The images are made by mke2fs and filled through a kernel loop mount, so every value on
 disk was encoded by the kernel, not by e2fsprogs' -d copy.
@@ -18,7 +19,7 @@ import pytest
 
 from filerestore.blockio import FileReader
 from filerestore.errors import FilesystemError
-from filerestore.fs import ext
+from filerestore.fs import ext, ext_inode
 from filerestore.fs.entry import EntryKind
 from tests.fs.conftest import FACT_FIELDS, compare_with_kernel
 from tests.imagebuild.cache import cached
@@ -123,14 +124,14 @@ def test_times_owner_size_and_links(image: Path) -> None:
 
 
 def test_symlinks_fast_and_slow() -> None:
-    inode = ext.Inode(0o120777, 3, 3, 0, b"abc" + bytes(57))
-    assert ext.fast_symlink_target(inode) == b"abc"
+    inode = ext_inode.Inode(0o120777, 3, 3, 0, b"abc" + bytes(57))
+    assert ext_inode.fast_symlink_target(inode) == b"abc"
     # a data block, extents, an xattr block or inline data: the target is not in i_block
-    assert ext.fast_symlink_target(inode._replace(blocks=2)) is None
-    assert ext.fast_symlink_target(inode._replace(flags=ext.EXTENTS_FL)) is None
-    assert ext.fast_symlink_target(inode._replace(flags=ext.INLINE_DATA_FL)) is None
-    assert ext.fast_symlink_target(inode._replace(file_acl=9)) is None
-    assert ext.fast_symlink_target(inode._replace(size=60, size_lo=60)) is None
+    assert ext_inode.fast_symlink_target(inode._replace(blocks=2)) is None
+    assert ext_inode.fast_symlink_target(inode._replace(flags=ext_inode.EXTENTS_FL)) is None
+    assert ext_inode.fast_symlink_target(inode._replace(flags=ext_inode.INLINE_DATA_FL)) is None
+    assert ext_inode.fast_symlink_target(inode._replace(file_acl=9)) is None
+    assert ext_inode.fast_symlink_target(inode._replace(size=60, size_lo=60)) is None
 
 
 def _dumpe2fs_groups(image: Path) -> dict[int, str]:
@@ -177,9 +178,9 @@ def test_inode_locations_match_debugfs(image: Path) -> None:
 
 def test_parse_inode_refuses_short_data() -> None:
     with pytest.raises(FilesystemError):
-        ext.parse_inode(bytes(100))
+        ext_inode.parse_inode(bytes(100))
     with pytest.raises(FilesystemError):
-        ext.parse_inode(bytes(256), offset=200, inode_size=128)
+        ext_inode.parse_inode(bytes(256), offset=200, inode_size=128)
 
 
 def test_inode_past_the_inode_count_is_refused(image: Path) -> None:
