@@ -24,6 +24,10 @@ from filerestore.restore import audit
 log = logging.getLogger("filerestore.api")
 
 STATUS: dict[type[e.FileRestoreError], int] = {
+    # safety refusals caused by the image (its backing chain), not by the request
+    e.BackingFileRefusedError: 422,
+    e.BackingChainLoopError: 422,
+    e.BackingChainTooDeepError: 422,
     e.RangeNotSatisfiableError: 416,
     e.AmbiguousVolumeError: 409,
     e.ArchiveTooLargeError: 413,
@@ -38,11 +42,6 @@ STATUS: dict[type[e.FileRestoreError], int] = {
     e.ServiceUnavailableError: 503,
     e.FileRestoreError: 500,
 }
-
-# Safety refusals caused by the image (its backing chain), not by the request: 422.
-STATUS[e.BackingFileRefusedError] = 422
-STATUS[e.BackingChainLoopError] = 422
-STATUS[e.BackingChainTooDeepError] = 422
 
 
 def status_of(exc: e.FileRestoreError) -> int:
