@@ -18,8 +18,8 @@ How a backend uses it (ext and XFS here; NTFS, FAT and exFAT the same way)::
 
 Rules the base keeps, which an override must keep too:
 
-- The library volume is opened over its own :class:`LibraryFile`; each Filesystem is one
-  handle. Handles are not thread-safe: every hook runs under the
+- The library volume is opened over its own :class:`~filerestore.blockio.ReaderFile`; each
+  Filesystem is one handle. Handles are not thread-safe: every hook runs under the
   Filesystem's lock (fs/base.py), and :class:`LibraryFileReader` takes that lock per read.
 - A file's data is read straight off the volume reader through its extents when they can be
   trusted (:class:`ExtentReader`, lock-free, no library call per read); ``_extents`` returns
@@ -41,7 +41,7 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Any, ClassVar
 
-from filerestore.blockio import Reader, clamp
+from filerestore.blockio import Reader, ReaderFile, clamp
 from filerestore.errors import FilesystemError
 from filerestore.fs.base import Filesystem
 from filerestore.fs.entry import Entry, EntryKind, kind_from_mode
@@ -151,84 +151,6 @@ class ExtentReader:
         return parts[0] if len(parts) == 1 else b"".join(parts)
 
 
-class LibraryFile:
-    """The file object a libyal volume reads through: ``read``, ``seek`` and the size.
-
-    Not :class:`~filerestore.blockio.ReaderFile`: the library calls it for every MFT
-    record or inode it reads, and that one's lock, ``io.RawIOBase`` machinery and a trip
-    through the reader stack per call cost a sixth of an NTFS listing. This one needs no
-    lock of its own: its only user is one library handle, which is only ever called under
-    its Filesystem's lock.
-    """
-
-    #: small reads (MFT records, inodes, directory entries) are served from the last
-    #: aligned chunk read, without a call into the reader stack for each
-    CHUNK = 64 * 1024
-    SMALL_READ = 4096
-
-    def __init__(self, reader: Reader) -> None:
-        self._read_at = reader.read_at
-        self._size = reader.size
-        self._pos = 0
-        self._chunk_start = -1
-        self._chunk = b""
-        self.closed = False
-
-    def read(self, size: int | None = -1) -> bytes:
-        pos = self._pos
-        if size is None or size < 0:
-            size = max(0, self._size - pos)
-        elif size <= self.SMALL_READ:
-            offset = pos - self._chunk_start
-            if offset < 0 or offset + size > len(self._chunk):
-                start = pos - pos % self.CHUNK
-                self._chunk_start, self._chunk = start, self._read_at(start, self.CHUNK)
-                offset = pos - start
-            if offset + size <= len(self._chunk):  # else: the end of the volume, below
-                self._pos = pos + size
-                return self._chunk[offset : offset + size]
-        data = self._read_at(pos, size)
-        self._pos = pos + len(data)
-        return data
-
-    def readinto(self, buffer: bytearray | memoryview) -> int:
-        data = self.read(len(buffer))
-        memoryview(buffer)[: len(data)] = data
-        return len(data)
-
-    def seek(self, offset: int, whence: int = 0) -> int:
-        if whence == 0:
-            pos = offset
-        elif whence == 1:
-            pos = self._pos + offset
-        elif whence == 2:
-            pos = self._size + offset
-        else:
-            raise ValueError(f"bad whence {whence}")
-        if pos < 0:
-            raise OSError("seek before start")
-        self._pos = pos
-        return pos
-
-    def tell(self) -> int:
-        return self._pos
-
-    def get_offset(self) -> int:
-        return self._pos
-
-    def get_size(self) -> int:
-        return self._size
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def close(self) -> None:
-        self.closed = True
-
-
 class LibraryFileReader:
     """A file's contents read through the library (inline, compressed data), under the fs lock."""
 
@@ -260,7 +182,7 @@ class LibyalFilesystem(Filesystem[LibyalNode]):
     def __init__(self, reader: Reader) -> None:
         super().__init__()
         self.reader = reader
-        self._file = LibraryFile(reader)
+        self._file = ReaderFile(reader)
         self._volume: Any = self.library.volume()
         with self._library_errors(f"open the {self.kind or 'filesystem'} volume"):
             self._volume.open_file_object(self._file)

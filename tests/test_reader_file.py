@@ -1,4 +1,4 @@
-"""The file object libyal volumes read through (fs/libyal.py LibraryFile): every read, small
+"""The file object libyal volumes read through (blockio.ReaderFile): every read, small
 (served from its chunk) or large, at chunk boundaries and at the end of the volume, gives
 the reader's bytes."""
 
@@ -8,16 +8,15 @@ import random
 
 import pytest
 
-from filerestore.blockio import BytesReader
-from filerestore.fs.libyal import LibraryFile
+from filerestore.blockio import BytesReader, ReaderFile
 
-SIZE = 3 * LibraryFile.CHUNK + 1000  # the last chunk is short
+SIZE = 3 * ReaderFile.CHUNK + 1000  # the last chunk is short
 
 
 def test_reads_match_the_reader() -> None:
     data = random.Random(1).randbytes(SIZE)
-    f = LibraryFile(BytesReader(data))
-    chunk = LibraryFile.CHUNK
+    f = ReaderFile(BytesReader(data))
+    chunk = ReaderFile.CHUNK
     cases = [
         (0, 512),
         (chunk - 100, 512),  # straddles a chunk boundary
@@ -38,7 +37,7 @@ def test_reads_match_the_reader() -> None:
 
 def test_sequential_reads_and_seek_modes() -> None:
     data = bytes(range(256)) * 1000
-    f = LibraryFile(BytesReader(data))
+    f = ReaderFile(BytesReader(data))
     assert f.get_size() == len(data)
     assert b"".join(f.read(1000) for _ in range(256)) == data
     assert f.read(10) == b""
