@@ -28,7 +28,7 @@ def tmpfs_at(path: Path):
         ["mount", "-t", "tmpfs", "-o", "size=1m", "frtest-share", str(path)], capture_output=True
     )
     if result.returncode != 0:
-        pytest.skip(f"cannot mount tmpfs here: {result.stderr.decode().strip()}")
+        pytest.fail(f"cannot mount tmpfs (tests run as root): {result.stderr.decode().strip()}")
     try:
         yield path
     finally:

@@ -37,7 +37,7 @@ sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is a te
 @pytest.fixture(scope="session")
 def browser() -> Iterator[object]:
     if not CHROMIUM.exists():
-        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
+        pytest.fail("Debian's chromium is missing: run scripts/install (apt-get install chromium)")
     with sync_api.sync_playwright() as p:
         b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
