@@ -38,7 +38,29 @@ def clamp(size: int, offset: int, length: int) -> int:
     return max(0, min(length, size - offset))
 
 
-class FileReader:
+class SizedReader:
+    """Base of readers of a fixed size: keeps the :class:`Reader` contract once.
+
+    ``read_at`` refuses negative arguments, clips a read at the end, and answers an empty
+    read itself; a subclass sets ``_size`` and implements ``_read(offset, n)``, which is
+    only called with ``0 < n <= size - offset``.
+    """
+
+    _size: int
+
+    @property
+    def size(self) -> int:
+        return self._size
+
+    def read_at(self, offset: int, length: int) -> bytes:
+        n = clamp(self._size, offset, length)
+        return self._read(offset, n) if n else b""
+
+    def _read(self, offset: int, n: int) -> bytes:
+        raise NotImplementedError
+
+
+class FileReader(SizedReader):
     """A host file read with ``os.pread``. Owns its file descriptor; close it when done."""
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
@@ -51,14 +73,7 @@ class FileReader:
             raise ImageNotFoundError(f"not a file: {self.path}") from exc
         self._size = os.fstat(self._fd).st_size
 
-    @property
-    def size(self) -> int:
-        return self._size
-
-    def read_at(self, offset: int, length: int) -> bytes:
-        n = clamp(self._size, offset, length)
-        if n == 0:
-            return b""
+    def _read(self, offset: int, n: int) -> bytes:
         data = os.pread(self._fd, n, offset)
         if len(data) == n:
             return data
@@ -85,36 +100,28 @@ class FileReader:
         self.close()
 
 
-class BytesReader:
+class BytesReader(SizedReader):
     """A reader over bytes held in memory (small structures, tests)."""
 
     def __init__(self, data: bytes) -> None:
         self._data = bytes(data)
+        self._size = len(self._data)
 
-    @property
-    def size(self) -> int:
-        return len(self._data)
-
-    def read_at(self, offset: int, length: int) -> bytes:
-        n = clamp(len(self._data), offset, length)
+    def _read(self, offset: int, n: int) -> bytes:
         return self._data[offset : offset + n]
 
 
-class ZeroReader:
+class ZeroReader(SizedReader):
     """``size`` bytes of zeros (an empty backing, a hole)."""
 
     def __init__(self, size: int) -> None:
         self._size = size
 
-    @property
-    def size(self) -> int:
-        return self._size
-
-    def read_at(self, offset: int, length: int) -> bytes:
-        return bytes(clamp(self._size, offset, length))
+    def _read(self, offset: int, n: int) -> bytes:
+        return bytes(n)
 
 
-class SliceReader:
+class SliceReader(SizedReader):
     """``size`` bytes of ``parent`` starting at ``offset`` (a partition, an extent)."""
 
     def __init__(self, parent: Reader, offset: int, size: int) -> None:
@@ -128,14 +135,7 @@ class SliceReader:
         self.offset = offset
         self._size = size
 
-    @property
-    def size(self) -> int:
-        return self._size
-
-    def read_at(self, offset: int, length: int) -> bytes:
-        n = clamp(self._size, offset, length)
-        if n == 0:
-            return b""
+    def _read(self, offset: int, n: int) -> bytes:
         return self.parent.read_at(self.offset + offset, n)
 
 
@@ -217,7 +217,7 @@ class ReaderFile:
         self.closed = True
 
 
-class CachedReader:
+class CachedReader(SizedReader):
     """Small reads of ``parent`` served from an LRU of aligned blocks; large reads pass through.
 
     Filesystem libraries read metadata (inodes, directory blocks, MFT records) in many small
@@ -232,15 +232,9 @@ class CachedReader:
         self._blocks = blocks
         self._lru: OrderedDict[int, bytes] = OrderedDict()
         self._lock = threading.Lock()
+        self._size = parent.size
 
-    @property
-    def size(self) -> int:
-        return self.parent.size
-
-    def read_at(self, offset: int, length: int) -> bytes:
-        n = clamp(self.parent.size, offset, length)
-        if n == 0:
-            return b""
+    def _read(self, offset: int, n: int) -> bytes:
         bs = self._block_size
         if n >= 2 * bs:
             return self.parent.read_at(offset, n)

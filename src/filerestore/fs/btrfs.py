@@ -26,7 +26,7 @@ import threading
 from collections.abc import Hashable, Iterator
 from typing import Any
 
-from filerestore.blockio import Reader, ReaderFile, clamp
+from filerestore.blockio import Reader, ReaderFile, SizedReader
 from filerestore.errors import (
     FileRestoreError,
     FilesystemError,
@@ -80,7 +80,7 @@ def _checked_btrfs(fh: ReaderFile) -> Any:
     return CheckedBtrfs(fh)
 
 
-class BtrfsFileReader:
+class BtrfsFileReader(SizedReader):
     """A file's contents from its extents; needs no library handle, safe from many threads."""
 
     def __init__(self, volume: Reader, extents: list[FileExtent], size: int, sector: int) -> None:
@@ -92,12 +92,7 @@ class BtrfsFileReader:
         self._cache_lock = threading.Lock()
         self._cached: tuple[int, bytes] | None = None
 
-    @property
-    def size(self) -> int:
-        return self._size
-
-    def read_at(self, offset: int, length: int) -> bytes:
-        n = clamp(self._size, offset, length)
+    def _read(self, offset: int, n: int) -> bytes:
         end = offset + n
         parts: list[bytes] = []
         pos = offset

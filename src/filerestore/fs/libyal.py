@@ -41,7 +41,7 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Any, ClassVar
 
-from filerestore.blockio import Reader, ReaderFile, clamp
+from filerestore.blockio import Reader, ReaderFile, SizedReader
 from filerestore.errors import FilesystemError
 from filerestore.fs.base import Filesystem
 from filerestore.fs.entry import Entry, EntryKind, kind_from_mode
@@ -107,7 +107,7 @@ def extents_from_library(
     return out
 
 
-class ExtentReader:
+class ExtentReader(SizedReader):
     """A file's contents read straight from the volume through its extents; holes are zeros.
 
     Touches no library handle, so it needs no lock and is safe from many threads.
@@ -120,14 +120,7 @@ class ExtentReader:
         self._starts = [e.logical for e in extents]
         self._size = size
 
-    @property
-    def size(self) -> int:
-        return self._size
-
-    def read_at(self, offset: int, length: int) -> bytes:
-        n = clamp(self._size, offset, length)
-        if n == 0:
-            return b""
+    def _read(self, offset: int, n: int) -> bytes:
         end = offset + n
         parts: list[bytes] = []
         pos = offset
@@ -151,7 +144,7 @@ class ExtentReader:
         return parts[0] if len(parts) == 1 else b"".join(parts)
 
 
-class LibraryFileReader:
+class LibraryFileReader(SizedReader):
     """A file's contents read through the library (inline, compressed data), under the fs lock."""
 
     def __init__(self, fs: LibyalFilesystem, node: LibyalNode, size: int) -> None:
@@ -159,14 +152,7 @@ class LibraryFileReader:
         self._node = node
         self._size = size
 
-    @property
-    def size(self) -> int:
-        return self._size
-
-    def read_at(self, offset: int, length: int) -> bytes:
-        n = clamp(self._size, offset, length)
-        if n == 0:
-            return b""
+    def _read(self, offset: int, n: int) -> bytes:
         with self._fs._lock, self._fs._library_errors("read file data"):
             data: bytes = self._node.read_buffer_at_offset(n, offset)
         if len(data) != n:

@@ -8,14 +8,14 @@ from __future__ import annotations
 import os
 import threading
 
-from filerestore.blockio import clamp
+from filerestore.blockio import SizedReader
 from filerestore.image.chain import ChainLink, OpenedLink, open_chain
 from filerestore.image.qcow2 import Layer, Qcow2Layer
 
 DEFAULT_MAX_CHAIN_DEPTH = 64
 
 
-class DiskImage:
+class DiskImage(SizedReader):
     """The guest disk of an image and its backing chain (a blockio Reader, thread-safe)."""
 
     def __init__(self, opened: list[OpenedLink]) -> None:
@@ -33,16 +33,10 @@ class DiskImage:
         self._size = layer.size
         self._closed = threading.Event()
 
-    @property
-    def size(self) -> int:
-        return self._size
-
-    def read_at(self, offset: int, length: int) -> bytes:
-        if clamp(self._size, offset, length) == 0:
-            return b""
+    def _read(self, offset: int, n: int) -> bytes:
         if self._closed.is_set():
             raise ValueError("read from a closed DiskImage")
-        return self._top.read_at(offset, length)
+        return self._top.read_at(offset, n)
 
     def close(self) -> None:
         self._closed = getattr(self, "_closed", threading.Event())

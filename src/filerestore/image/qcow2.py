@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Generic, Protocol, TypeVar
 
-from filerestore.blockio import clamp
+from filerestore.blockio import SizedReader, clamp
 from filerestore.errors import CorruptImageError
 from filerestore.image.compression import decompress_cluster
 from filerestore.image.qcow2_entries import (
@@ -115,7 +115,7 @@ class Layer(Protocol):
     def read_at(self, offset: int, length: int) -> bytes: ...
 
 
-class Qcow2Layer:
+class Qcow2Layer(SizedReader):
     """One qcow2 file of a chain, reading unallocated clusters from ``backing``."""
 
     def __init__(self, file: ImageFile, header: Qcow2Header, backing: Layer | None) -> None:
@@ -130,10 +130,6 @@ class Qcow2Layer:
         cs = self.g.cluster_size
         self._l2_cache: _Lru[array[int]] = _Lru(max(4, L2_CACHE_BYTES // cs))
         self._cluster_cache: _Lru[bytes] = _Lru(DECOMPRESSED_CACHE_CLUSTERS)
-
-    @property
-    def size(self) -> int:
-        return self._size
 
     def _l2_table(self, l1_index: int) -> array[int] | None:
         offset = l2_table_offset(self.g, self._l1[l1_index])
@@ -183,10 +179,7 @@ class Qcow2Layer:
             yield kind, pos, m, host + into if kind == ClusterType.NORMAL else 0
             pos += m
 
-    def read_at(self, offset: int, length: int) -> bytes:
-        n = clamp(self._size, offset, length)
-        if n == 0:
-            return b""
+    def _read(self, offset: int, n: int) -> bytes:
         with self._located():
             runs = self._runs(offset, offset + n)
             if len(runs) == 1 and runs[0][0] == ClusterType.NORMAL:

@@ -10,7 +10,7 @@ import os
 import stat
 from pathlib import Path
 
-from filerestore.blockio import clamp
+from filerestore.blockio import SizedReader
 from filerestore.errors import BackingFileRefusedError, CorruptImageError, ImageNotFoundError
 
 _OPEN_FLAGS = (
@@ -23,7 +23,7 @@ _OPEN_FLAGS = (
 )
 
 
-class ImageFile:
+class ImageFile(SizedReader):
     """One file of a chain: owns its descriptor. Also the reader of a raw image."""
 
     def __init__(self, path: Path) -> None:
@@ -42,10 +42,6 @@ class ImageFile:
             self._fd = -1
             raise ImageNotFoundError(f"not a regular file: {path}")
         self._size = st.st_size
-
-    @property
-    def size(self) -> int:
-        return self._size
 
     @property
     def fd(self) -> int:
@@ -78,10 +74,7 @@ class ImageFile:
     def read_into(self, dst: memoryview, offset: int) -> None:
         self.pread_into(dst, offset, "data")
 
-    def read_at(self, offset: int, length: int) -> bytes:
-        n = clamp(self._size, offset, length)
-        if n == 0:
-            return b""
+    def _read(self, offset: int, n: int) -> bytes:
         return self.pread(offset, n, "data")
 
     def close(self) -> None:

@@ -11,7 +11,7 @@ from bisect import bisect_right
 from dataclasses import dataclass
 from itertools import pairwise
 
-from filerestore.blockio import Reader, clamp
+from filerestore.blockio import Reader, SizedReader
 from filerestore.errors import CorruptImageError, VolumeUnavailableError
 
 
@@ -77,7 +77,7 @@ def contiguous_offset(segments: tuple[MappedSegment, ...]) -> int | None:
     return segments[0].areas[0]
 
 
-class LogicalVolumeReader:
+class LogicalVolumeReader(SizedReader):
     """An LV's bytes. Immutable after construction, so safe from many threads."""
 
     def __init__(self, disk: Reader, segments: tuple[MappedSegment, ...]) -> None:
@@ -86,14 +86,7 @@ class LogicalVolumeReader:
         self._starts = [s.start for s in segments]
         self._size = sum(s.length for s in segments)
 
-    @property
-    def size(self) -> int:
-        return self._size
-
-    def read_at(self, offset: int, length: int) -> bytes:
-        n = clamp(self._size, offset, length)
-        if n == 0:
-            return b""
+    def _read(self, offset: int, n: int) -> bytes:
         runs = map_range(self._segments, self._starts, offset, n)
         if len(runs) == 1:
             data = self._disk.read_at(*runs[0])
