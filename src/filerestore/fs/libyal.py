@@ -241,8 +241,16 @@ class LibyalFilesystem(Filesystem[LibyalNode]):
             return None
         if count == 0:
             return None  # data kept in the inode (inline, resident): only the library has it
-        raw = [(int(p), int(n), int(f)) for p, n, f in map(node.get_extent, range(count))]
+        raw = []
+        for i in range(count):
+            offset, length, flags = (int(v) for v in node.get_extent(i))
+            raw.append((self._volume_offset(offset, flags), length, flags))
         return extents_from_library(raw, size, self.reader.size)
+
+    def _volume_offset(self, offset: int, flags: int) -> int:
+        """Where an extent the library reports at ``offset`` lies on the volume (identity;
+        a hook for a library that reports it wrongly)."""
+        return offset
 
     # --- base hooks ----------------------------------------------------------------------
 

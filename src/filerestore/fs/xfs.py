@@ -25,10 +25,8 @@ from filerestore.blockio import Reader
 from filerestore.errors import FilesystemError
 from filerestore.fs.libyal import (
     EXTENT_FLAG_SPARSE,
-    Extent,
     LibyalFilesystem,
     LibyalNode,
-    extents_from_library,
     fsdecode,
 )
 
@@ -197,24 +195,14 @@ class XfsFilesystem(LibyalFilesystem):
         self.superblock = superblock
         super().__init__(reader)
 
-    def _extents(self, node: LibyalNode, size: int) -> list[Extent] | None:
+    def _volume_offset(self, offset: int, flags: int) -> int:
         # libfsxfs 20260901 reports an extent's offset as filesystem block * block size, but
         # an XFS block number carries the AG number in its high bits (XFS_FSB_TO_DADDR): in
         # any AG but the first that offset is wrong, so it is translated here.
-        try:
-            count = node.get_number_of_extents()
-        except OSError:
-            return None
-        if count == 0:
-            return None  # data in the inode (local format): only the library has it
+        if flags & EXTENT_FLAG_SPARSE:
+            return offset
         bs = self.superblock.block_size
-        raw: list[tuple[int, int, int]] = []
-        for i in range(count):
-            offset, length, flags = (int(v) for v in node.get_extent(i))
-            if not flags & EXTENT_FLAG_SPARSE:
-                offset = fsblock_to_byte(self.superblock, offset // bs) + offset % bs
-            raw.append((offset, length, flags))
-        return extents_from_library(raw, size, self.reader.size)
+        return fsblock_to_byte(self.superblock, offset // bs) + offset % bs
 
     def _children(self, node: LibyalNode) -> Iterator[tuple[str, LibyalNode]]:
         named: list[tuple[str, LibyalNode]] = []
