@@ -13,6 +13,7 @@ Contract (for every :class:`Reader`):
 from __future__ import annotations
 
 import os
+import stat
 import threading
 from collections import OrderedDict
 from pathlib import Path
@@ -61,32 +62,64 @@ class SizedReader:
 
 
 class FileReader(SizedReader):
-    """A host file read with ``os.pread``. Owns its file descriptor; close it when done."""
+    """A regular host file read with ``os.pread``. Owns its descriptor; close it when done.
+
+    ``pread`` and ``pread_into`` name what is being read, so a file too short for a
+    structure it should hold is reported as corrupt with that name, never read as zeros.
+    """
+
+    OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
+        self._fd = self._open(self.path)
+        st = os.fstat(self._fd)
+        if not stat.S_ISREG(st.st_mode):
+            self.close()
+            raise ImageNotFoundError(f"not a regular file: {self.path}")
+        self._size = st.st_size
+
+    def _open(self, path: Path) -> int:
         try:
-            self._fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+            return os.open(path, self.OPEN_FLAGS)
         except FileNotFoundError as exc:
-            raise ImageNotFoundError(f"no such file: {self.path}") from exc
-        except IsADirectoryError as exc:
-            raise ImageNotFoundError(f"not a file: {self.path}") from exc
-        self._size = os.fstat(self._fd).st_size
+            raise ImageNotFoundError(f"no such file: {path}") from exc
+        except OSError as exc:
+            raise ImageNotFoundError(f"cannot open {path}: {exc.strerror}") from exc
+
+    @property
+    def fd(self) -> int:
+        return self._fd
+
+    def pread_into(self, buffer: memoryview, offset: int, what: str) -> None:
+        """Fill ``buffer`` from ``offset``; a file too short for it is corrupt, not zeros."""
+        want = len(buffer)
+        if offset + want > self._size:
+            raise CorruptImageError(
+                f"{self.path}: {what} at {offset:#x} (+{want}) is past the end of the file "
+                f"({self._size} bytes)"
+            )
+        got = 0
+        while got < want:
+            n = os.preadv(self._fd, [buffer[got:]], offset + got)
+            if n == 0:
+                raise CorruptImageError(f"{self.path} is shorter than it was when opened")
+            got += n
+
+    def pread(self, offset: int, length: int, what: str) -> bytes:
+        if offset + length <= self._size:
+            data = os.pread(self._fd, length, offset)
+            if len(data) == length:
+                return data
+        buf = bytearray(length)
+        self.pread_into(memoryview(buf), offset, what)
+        return bytes(buf)
+
+    def read_into(self, dst: memoryview, offset: int) -> None:
+        self.pread_into(dst, offset, "data")
 
     def _read(self, offset: int, n: int) -> bytes:
-        data = os.pread(self._fd, n, offset)
-        if len(data) == n:
-            return data
-        # pread may return short for large requests; loop until done or the file shrank
-        parts = [data]
-        got = len(data)
-        while got < n:
-            more = os.pread(self._fd, n - got, offset + got)
-            if not more:
-                raise CorruptImageError(f"{self.path} is shorter than it was when opened")
-            parts.append(more)
-            got += len(more)
-        return b"".join(parts)
+        return self.pread(offset, n, "data")
 
     def close(self) -> None:
         if self._fd >= 0:
