@@ -148,9 +148,9 @@ def main() -> int:
     args = parser.parse_args()
 
     from filerestore import catalog
-    from filerestore.api.tokens import create_token
     from filerestore.db.engine import Database
     from filerestore.db.migrate import ensure_schema
+    from filerestore.restore.tokens import create_token
 
     bench = build()
     manifest = json.loads((bench / "manifest.json").read_text())

@@ -23,9 +23,9 @@ import httpx
 import pytest
 
 from filerestore import catalog
-from filerestore.api.tokens import create_token
 from filerestore.db.engine import Database
 from filerestore.db.migrate import ensure_schema
+from filerestore.restore.tokens import create_token
 from filerestore.settings import load_settings
 from tests.api.server import ROOT, Server
 from tests.imagebuild.cache import cached

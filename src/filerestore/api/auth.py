@@ -13,9 +13,9 @@ from starlette.concurrency import run_in_threadpool
 
 from filerestore.api.backend import Principal
 from filerestore.api.state import AppState, app_state
-from filerestore.api.tokens import check_token
 from filerestore.errors import AuthenticationError, PermissionDeniedError
 from filerestore.restore import audit
+from filerestore.restore.tokens import check_token
 
 _bearer = HTTPBearer(auto_error=False, description="A token from `filerestore token create`.")
 

@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from filerestore import catalog
-from filerestore.api.tokens import create_token, revoke_token
 from filerestore.db.engine import Database
 from filerestore.db.migrate import ensure_schema
 from filerestore.errors import (
@@ -27,6 +26,7 @@ from filerestore.errors import (
     TokenExistsError,
     TokenNotFoundError,
 )
+from filerestore.restore.tokens import create_token, revoke_token
 from filerestore.settings import Settings
 
 DEMO_REPO_ENV = "FILERESTORE_DEMO_REPO"

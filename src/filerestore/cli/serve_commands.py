@@ -99,7 +99,7 @@ def token_create(
     json: JsonOpt = False,
 ) -> None:
     """Create a token and print it (it is stored hashed and cannot be shown again)."""
-    from filerestore.api.tokens import create_token
+    from filerestore.restore.tokens import create_token
 
     db = _database(_settings(config))
     try:
@@ -117,7 +117,7 @@ def token_create(
 @token_app.command("list")
 def token_list(config: ConfigOpt = None, json: JsonOpt = False) -> None:
     """List tokens (never their secrets)."""
-    from filerestore.api.tokens import list_tokens
+    from filerestore.restore.tokens import list_tokens
 
     db = _database(_settings(config))
     try:
@@ -148,7 +148,7 @@ def token_revoke(
     name: Annotated[str, typer.Argument(help="The token's name.")], config: ConfigOpt = None
 ) -> None:
     """Revoke a token: requests with it are refused from now on."""
-    from filerestore.api.tokens import revoke_token
+    from filerestore.restore.tokens import revoke_token
 
     db = _database(_settings(config))
     try:
