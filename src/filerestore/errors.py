@@ -140,6 +140,13 @@ class BackingFileRefusedError(SafetyError):
     code = "backing_file_refused"
 
 
+class RepositoryEscapeError(SafetyError):
+    """A file of a backup (its image, a backing file, an extent) resolves outside its
+    repository, through a name or a symbolic link, or is not a regular file."""
+
+    code = "outside_repository"
+
+
 class BackingChainLoopError(SafetyError):
     """The backing chain refers back to an image already in it."""
 
@@ -207,6 +214,13 @@ class RepositoryUnavailableError(ServiceUnavailableError):
     """A repository's share is not mounted (or not as the expected filesystem type)."""
 
     code = "repository_unavailable"
+
+
+class RepositoryIOError(ServiceUnavailableError):
+    """The host failed to read a repository (permission denied, an I/O error, a stale NFS
+    handle): the repository is unreachable, which is not the same as a missing file."""
+
+    code = "repository_io"
 
 
 class BackupNotFoundError(NotFoundError):

@@ -21,11 +21,23 @@ _recording: list[str] | None = None
 _recording_thread: int | None = None
 
 
+_O_PATH = getattr(os, "O_PATH", 0)
+
+
 def _audit(event: str, args: tuple[object, ...]) -> None:
+    """Records every open that can read data. The store walks a repository with O_PATH
+    descriptors (which open no data, and whose relative names the hook cannot place), then
+    reopens the file it checked through /proc/self/fd: that link is resolved here, before
+    the open happens, to the file it will open."""
     if event == "open" and _recording is not None and threading.get_ident() == _recording_thread:
-        path = args[0]
+        path, flags = args[0], args[2]
+        if isinstance(flags, int) and _O_PATH and flags & _O_PATH:
+            return
         if isinstance(path, str | bytes | os.PathLike):
-            _recording.append(os.fsdecode(path))
+            name = os.fsdecode(path)
+            if name.startswith("/proc/self/fd/"):
+                name = os.readlink(name)
+            _recording.append(name)
 
 
 sys.addaudithook(_audit)
@@ -45,7 +57,11 @@ def recording_opens() -> Iterator[list[str]]:
 def test_audit_hook_sees_os_open(tmp_path: Path) -> None:
     with recording_opens() as opened:
         os.close(os.open(tmp_path, os.O_RDONLY))
-    assert opened == [str(tmp_path)]
+        fd = os.open(tmp_path, os.O_RDONLY)
+        os.close(os.open(f"/proc/self/fd/{fd}", os.O_RDONLY))
+        os.close(fd)
+        os.close(os.open(tmp_path, os.O_RDONLY | _O_PATH))
+    assert opened == [str(tmp_path)] * 3
 
 
 def test_baseline_image_is_valid_for_qemu(tmp_path: Path) -> None:

@@ -26,6 +26,7 @@ log = logging.getLogger("filerestore.api")
 STATUS: dict[type[e.FileRestoreError], int] = {
     # safety refusals caused by the image (its backing chain), not by the request
     e.BackingFileRefusedError: 422,
+    e.RepositoryEscapeError: 422,
     e.BackingChainLoopError: 422,
     e.BackingChainTooDeepError: 422,
     e.RangeNotSatisfiableError: 416,

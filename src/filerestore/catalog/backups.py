@@ -89,7 +89,7 @@ def upsert(
     """Insert or update the backup row for ``probed``; True when it was inserted."""
     parent_id = None
     if len(probed.chain) > 1:
-        parent_rel = relative_path(root, probed.chain[1].path)
+        parent_rel = probed.chain[1].name  # its path in the repository, links resolved
         parent_id = session.scalar(
             select(Backup.id).where(Backup.repository_id == repo_id, Backup.path == parent_rel)
         )

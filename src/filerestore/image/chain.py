@@ -6,16 +6,20 @@
 
 Rules (the chain is resolved here, never by QEMU or a library):
 
+- Every file of the chain, the top image included, is opened through the repository's store
+  (:mod:`filerestore.source`), which walks down from the root's descriptor and never leaves
+  the root, so a name or a symbolic link pointing outside is refused at the moment of the
+  open, with no window between a check and the open.
 - A backing name is a plain file name. Anything with a ``scheme:`` before its first ``/``
   (``json:``, ``nbd:``, ``http:``, ``file:`` ...) is refused, as is a NUL byte.
-- A relative name is relative to the directory of the image that names it, as in QEMU.
-- The name is resolved with ``realpath`` (host symlinks followed) and must stay inside the
-  repository root (itself resolved); only then is the file opened, as a regular file.
+- A relative name is relative to the directory of the image that names it, as in QEMU; an
+  absolute one must lie under the repository root's path.
 - The header's backing-format extension says how to read the backing file. A file declared
   ``raw`` is never probed. With no declaration (images from old qemu-img), the magic decides,
   as QEMU does; every check above still applies to whatever it is read as.
-- An image already in the chain (same path or same inode) is a loop; more files than
-  ``max_chain_depth`` (the top one counted) is too deep. Both are refused before opening.
+- A file already in the chain (same inode) is a loop; more files than ``max_chain_depth``
+  (the top one counted) is too deep. Both are refused before the file is parsed.
+- Messages name files by their path inside the repository, never by a host path.
 """
 
 from __future__ import annotations
@@ -30,10 +34,11 @@ from filerestore.errors import (
     BackingFileRefusedError,
     CorruptImageError,
     ImageNotFoundError,
+    RepositoryEscapeError,
     UnsupportedImageError,
 )
 from filerestore.image.qcow2_header import MAX_CLUSTER_BITS, Qcow2Info, parse_first_cluster
-from filerestore.image.raw import ImageFile
+from filerestore.source import LocalStore, StoreFile
 
 _FIRST_READ = 64 * 1024
 # Magic numbers of formats that are not raw disks, refused rather than shown as raw bytes.
@@ -44,7 +49,7 @@ _FOREIGN_MAGIC = {b"KDMV": "VMDK", b"vhdxfile": "VHDX", b"# Disk DescriptorFile"
 class ChainLink:
     """One file of a backing chain, as its header describes it."""
 
-    path: Path
+    path: Path  # where the file is on the host (for operators)
     format: str  # "qcow2" | "raw"
     virtual_size: int
     backing_name: str | None = None  # as stored in the header
@@ -52,16 +57,17 @@ class ChainLink:
     version: int | None = None
     cluster_size: int | None = None
     compression: str | None = None  # "zlib" | "zstd"
+    name: str = ""  # the file's path inside the repository (links resolved)
 
 
 @dataclass
 class OpenedLink:
     link: ChainLink
-    file: ImageFile
+    file: StoreFile
     info: Qcow2Info | None
 
 
-def decode_backing_name(raw: bytes, image: Path) -> str:
+def decode_backing_name(raw: bytes, image: str) -> str:
     if b"\0" in raw:
         raise BackingFileRefusedError(f"{image}: backing file name contains a NUL byte")
     name = os.fsdecode(raw)
@@ -74,22 +80,7 @@ def decode_backing_name(raw: bytes, image: Path) -> str:
     return name
 
 
-def resolve_backing(name: str, image: Path, root: Path) -> Path:
-    """The real path ``name`` (named by ``image``) means, refused if outside ``root``."""
-    # an absolute name replaces the directory, as with QEMU
-    resolved = Path(os.path.realpath(image.parent / name))
-    if not resolved.is_relative_to(root):
-        raise BackingFileRefusedError(
-            f"{image}: backing file {name!r} resolves to {resolved}, outside the repository {root}"
-        )
-    if not resolved.exists():
-        raise ImageNotFoundError(f"{image}: backing file {name!r} not found ({resolved})")
-    if not resolved.is_file():
-        raise BackingFileRefusedError(f"{image}: backing file {name!r} is not a regular file")
-    return resolved
-
-
-def _read_first_cluster(file: ImageFile) -> bytes:
+def _read_first_cluster(file: StoreFile) -> bytes:
     head = file.pread(0, min(file.size, _FIRST_READ), "header")
     if len(head) >= 24:
         cluster_bits = int.from_bytes(head[20:24], "big")
@@ -100,41 +91,44 @@ def _read_first_cluster(file: ImageFile) -> bytes:
     return head
 
 
-def _detect_format(file: ImageFile, head: bytes) -> str:
+def _detect_format(file: StoreFile, head: bytes) -> str:
     if head[:4] == b"QFI\xfb":
         return "qcow2"
     for magic, name in _FOREIGN_MAGIC.items():
         if head.startswith(magic):
-            raise UnsupportedImageError(f"{file.path}: {name} images are not supported")
+            raise UnsupportedImageError(f"{file.name}: {name} images are not supported")
     return "raw"
 
 
-def _open_link(path: Path, declared: str | None) -> OpenedLink:
-    file = ImageFile(path)
+def _open_link(file: StoreFile, declared: str | None) -> OpenedLink:
+    name, path = file.name, Path(file.location)
     try:
         if declared == "raw":
-            return OpenedLink(ChainLink(path, "raw", file.size), file, None)
+            return OpenedLink(ChainLink(path, "raw", file.size, name=name), file, None)
         head = _read_first_cluster(file)
         fmt = _detect_format(file, head) if declared is None else declared
         if fmt == "raw":
-            return OpenedLink(ChainLink(path, "raw", file.size), file, None)
+            return OpenedLink(ChainLink(path, "raw", file.size, name=name), file, None)
         if fmt != "qcow2":
-            raise UnsupportedImageError(f"{path}: backing format {fmt!r} is not supported")
+            raise UnsupportedImageError(f"{name}: backing format {fmt!r} is not supported")
         try:
             info = parse_first_cluster(head, file.size)
         except (CorruptImageError, UnsupportedImageError) as exc:
-            raise type(exc)(f"{path}: {exc}") from exc
+            raise type(exc)(f"{name}: {exc}") from exc
         h = info.header
-        name = None if info.backing_name is None else decode_backing_name(info.backing_name, path)
+        backing = (
+            None if info.backing_name is None else decode_backing_name(info.backing_name, name)
+        )
         link = ChainLink(
             path=path,
             format="qcow2",
             virtual_size=h.size,
-            backing_name=name,
+            backing_name=backing,
             backing_format=info.extensions.backing_format,
             version=h.version,
             cluster_size=h.cluster_size,
             compression=h.compression,
+            name=name,
         )
         return OpenedLink(link, file, info)
     except BaseException:
@@ -142,38 +136,44 @@ def _open_link(path: Path, declared: str | None) -> OpenedLink:
         raise
 
 
-def open_chain(
-    path: str | os.PathLike[str], repository: str | os.PathLike[str] | None, max_depth: int
-) -> list[OpenedLink]:
-    """Open and validate every file of the chain, top first; the caller closes the files."""
-    given = Path(path)
-    if not given.exists():
-        raise ImageNotFoundError(f"image not found: {given}")
-    top = Path(os.path.realpath(given))
-    root = Path(os.path.realpath(repository if repository is not None else given.parent))
-    chain: list[OpenedLink] = []
-    seen: set[tuple[int, int]] = set()
+def _open_backing(store: LocalStore, backing: str, current: str) -> StoreFile:
     try:
-        current, declared = top, None
+        return store.open(backing, relative_to=current)
+    except RepositoryEscapeError as exc:
+        raise BackingFileRefusedError(f"{current}: backing file {backing!r}: {exc}") from exc
+    except ImageNotFoundError as exc:
+        raise ImageNotFoundError(f"{current}: backing file {backing!r}: {exc}") from exc
+
+
+def open_chain(store: LocalStore, name: str, max_depth: int) -> list[OpenedLink]:
+    """Open and validate every file of the chain of ``name``, top first, through ``store``;
+    the caller closes the files."""
+    chain: list[OpenedLink] = []
+    seen: set[object] = set()
+    try:
+        file = store.open(name)
+        declared: str | None = None
         while True:
-            st = current.stat()
-            seen.add((st.st_dev, st.st_ino))
-            opened = _open_link(current, declared)
+            seen.add(file.identity)
+            opened = _open_link(file, declared)
             chain.append(opened)
-            name = opened.link.backing_name
-            if name is None:
+            backing = opened.link.backing_name
+            if backing is None:
                 return chain
-            nxt = resolve_backing(name, current, root)
-            nst = nxt.stat()
-            if (nst.st_dev, nst.st_ino) in seen:
+            current = opened.link.name
+            file = _open_backing(store, backing, current)
+            if file.identity in seen:
+                file.close()
                 raise BackingChainLoopError(
-                    f"{current}: backing file {name!r} ({nxt}) is already in the chain"
+                    f"{current}: backing file {backing!r} ({file.name}) is already in the chain"
                 )
             if len(chain) >= max_depth:
+                file.close()
                 raise BackingChainTooDeepError(
-                    f"backing chain of {top} is deeper than the limit of {max_depth} files"
+                    f"backing chain of {chain[0].link.name} is deeper than the limit of "
+                    f"{max_depth} files"
                 )
-            current, declared = nxt, opened.link.backing_format
+            declared = opened.link.backing_format
     except BaseException:
         for opened in chain:
             opened.file.close()

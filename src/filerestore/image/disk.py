@@ -11,6 +11,7 @@ import threading
 from filerestore.blockio import SizedReader
 from filerestore.image.chain import ChainLink, OpenedLink, open_chain
 from filerestore.image.qcow2 import Layer, Qcow2Layer
+from filerestore.source import LocalStore
 
 DEFAULT_MAX_CHAIN_DEPTH = 64
 
@@ -58,10 +59,20 @@ def open_image(
 ) -> DiskImage:
     """Open ``path`` (qcow2 or raw) and its backing chain, confined to ``repository``.
 
-    ``repository`` defaults to the image's own directory. Raises ImageNotFoundError,
+    With ``repository`` the image itself must resolve inside it too; without it the chain
+    is confined to the image's own (real) directory. Raises ImageNotFoundError,
     CorruptImageError, UnsupportedImageError, or a SafetyError subclass for a refused chain.
     """
-    return DiskImage(open_chain(path, repository, max_chain_depth))
+    store, name = LocalStore.for_image(path, repository)
+    with store:
+        return open_backup(store, name, max_chain_depth)
+
+
+def open_backup(
+    store: LocalStore, name: str, max_chain_depth: int = DEFAULT_MAX_CHAIN_DEPTH
+) -> DiskImage:
+    """Open the image ``name`` of a repository's ``store`` and its backing chain."""
+    return DiskImage(open_chain(store, name, max_chain_depth))
 
 
 def probe_chain(
@@ -70,10 +81,12 @@ def probe_chain(
     max_chain_depth: int = DEFAULT_MAX_CHAIN_DEPTH,
 ) -> list[ChainLink]:
     """The chain of ``path``, top first, from headers only, with open_image's validation."""
-    opened = open_chain(path, repository, max_chain_depth)
+    store, name = LocalStore.for_image(path, repository)
+    with store:
+        opened = open_chain(store, name, max_chain_depth)
     for o in opened:
         o.file.close()
     return [o.link for o in opened]
 
 
-__all__ = ["DiskImage", "open_image", "probe_chain"]
+__all__ = ["DiskImage", "open_backup", "open_image", "probe_chain"]

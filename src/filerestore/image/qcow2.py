@@ -39,7 +39,7 @@ from filerestore.image.qcow2_entries import (
     parse_compressed_l2_entry,
 )
 from filerestore.image.qcow2_header import Qcow2Header, size_to_l1
-from filerestore.image.raw import ImageFile
+from filerestore.source import StoreFile
 
 # (cluster type, guest offset, length, host offset or, for compressed, the L2 entry)
 _Run = tuple[ClusterType, int, int, int]
@@ -118,7 +118,7 @@ class Layer(Protocol):
 class Qcow2Layer(SizedReader):
     """One qcow2 file of a chain, reading unallocated clusters from ``backing``."""
 
-    def __init__(self, file: ImageFile, header: Qcow2Header, backing: Layer | None) -> None:
+    def __init__(self, file: StoreFile, header: Qcow2Header, backing: Layer | None) -> None:
         self.file = file
         self.header = header
         self.backing = backing
