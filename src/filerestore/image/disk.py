@@ -10,6 +10,7 @@ import threading
 
 from filerestore.blockio import SizedReader
 from filerestore.image.chain import ChainLink, OpenedLink, open_chain
+from filerestore.image.mapped import DEFAULT_METADATA_BUDGET, layer_cache_bytes
 from filerestore.image.qcow2 import Layer, Qcow2Layer
 from filerestore.source import LocalStore
 
@@ -19,13 +20,21 @@ DEFAULT_MAX_CHAIN_DEPTH = 64
 class DiskImage(SizedReader):
     """The guest disk of an image and its backing chain (a blockio Reader, thread-safe)."""
 
-    def __init__(self, opened: list[OpenedLink]) -> None:
-        self._files = [o.file for o in opened]
+    def __init__(
+        self, opened: list[OpenedLink], metadata_budget: int = DEFAULT_METADATA_BUDGET
+    ) -> None:
+        self._files = [f for o in opened for f in (o.file, *o.parts)]
         self.chain: list[ChainLink] = [o.link for o in opened]
+        cache_bytes = layer_cache_bytes(metadata_budget, len(opened))
         layer: Layer | None = None
         try:
             for o in reversed(opened):
-                layer = o.file if o.info is None else Qcow2Layer(o.file, o.info.header, layer)
+                if o.layer is not None:  # VMDK, VHD, VHDX: tables cached within the budget
+                    layer = o.layer(layer, cache_bytes)
+                elif o.info is None:
+                    layer = o.file
+                else:
+                    layer = Qcow2Layer(o.file, o.info.header, layer)
         except BaseException:
             self.close()
             raise
@@ -56,6 +65,7 @@ def open_image(
     path: str | os.PathLike[str],
     repository: str | os.PathLike[str] | None = None,
     max_chain_depth: int = DEFAULT_MAX_CHAIN_DEPTH,
+    metadata_budget: int = DEFAULT_METADATA_BUDGET,
 ) -> DiskImage:
     """Open ``path`` (qcow2 or raw) and its backing chain, confined to ``repository``.
 
@@ -65,14 +75,21 @@ def open_image(
     """
     store, name = LocalStore.for_image(path, repository)
     with store:
-        return open_backup(store, name, max_chain_depth)
+        return open_backup(store, name, max_chain_depth, metadata_budget)
 
 
 def open_backup(
-    store: LocalStore, name: str, max_chain_depth: int = DEFAULT_MAX_CHAIN_DEPTH
+    store: LocalStore,
+    name: str,
+    max_chain_depth: int = DEFAULT_MAX_CHAIN_DEPTH,
+    metadata_budget: int = DEFAULT_METADATA_BUDGET,
 ) -> DiskImage:
-    """Open the image ``name`` of a repository's ``store`` and its backing chain."""
-    return DiskImage(open_chain(store, name, max_chain_depth))
+    """Open the image ``name`` of a repository's ``store`` and its backing chain.
+
+    ``metadata_budget`` bounds the bytes of VMDK, VHD and VHDX tables the open keeps cached
+    (split between the chain's files, never below a few pieces each).
+    """
+    return DiskImage(open_chain(store, name, max_chain_depth), metadata_budget)
 
 
 def probe_chain(
@@ -85,7 +102,7 @@ def probe_chain(
     with store:
         opened = open_chain(store, name, max_chain_depth)
     for o in opened:
-        o.file.close()
+        o.close()
     return [o.link for o in opened]
 
 

@@ -1,0 +1,48 @@
+"""The image formats beside QCOW2 and raw, as the chain walker sees them: detection by magic,
+and one opener per format that says what the file is and who its parent is.
+
+# References: the per-format modules (vmdk.py, vhd.py, vhdx.py) name their specifications.
+
+The chain walker (chain.py) is the one place that follows parents, confines them to the
+repository and refuses loops and depth, for every format. A format only answers:
+
+- ``detect``: is this file mine (by magic, in the order below)?
+- ``open``: parse and validate the headers, open the extra files it is made of (VMDK
+  extents, each through the repository store), and return a :class:`FormatLink`: sizes, the
+  parent's name and format, the identity the parent must have, and how to build the layer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from filerestore.image import vhd, vhdx, vmdk
+from filerestore.image.format_link import FormatLink
+from filerestore.source import LocalStore, StoreFile
+
+
+def detect(file: StoreFile, head: bytes) -> str | None:
+    """The format of ``file`` from its first bytes (and, for a fixed VHD, its last sector).
+
+    Order: the magic numbers at offset 0 first (they cannot be mistaken for one another);
+    the VHD footer at the end last, because a fixed VHD is a raw disk with a trailer, and
+    only a valid footer (cookie, checksum, type) makes it one.
+    """
+    if vmdk.is_vmdk(head):
+        return "vmdk"
+    if vhdx.is_vhdx(head):
+        return "vhdx"
+    if vhd.is_vhd(file, head):
+        return "vpc"
+    return None
+
+
+def open_format(store: LocalStore, file: StoreFile, fmt: str, head: bytes) -> FormatLink:
+    return OPENERS[fmt](store, file, head)
+
+
+OPENERS: dict[str, Callable[[LocalStore, StoreFile, bytes], FormatLink]] = {
+    "vmdk": vmdk.open_vmdk,
+    "vpc": vhd.open_vhd,
+    "vhdx": vhdx.open_vhdx,
+}
