@@ -251,6 +251,8 @@ def vhdx_image(
     extra_metadata: tuple[bytes, int] | None = None,
     block_size_field: int | None = None,
     bat_offset: int = 3 * MiB,
+    region_bat_offset: int | None = None,
+    bat_override: dict[int, int] | None = None,
     bad_headers: bool = False,
 ) -> bytes:
     """A VHDX: ``blocks`` maps a payload block index to (state, data, sector bitmap bits of
@@ -270,7 +272,8 @@ def vhdx_image(
     if bad_headers:
         out[64 * KiB + 8] ^= 1
         out[128 * KiB + 8] ^= 1
-    regions = [(BAT_GUID, bat_offset, MiB, 1), (METADATA_GUID, 2 * MiB, MiB, 1)]
+    bat_at = bat_offset if region_bat_offset is None else region_bat_offset
+    regions = [(BAT_GUID, bat_at, MiB, 1), (METADATA_GUID, 2 * MiB, MiB, 1)]
     if extra_region is not None:
         regions.append((extra_region[0], 5 * MiB, MiB, extra_region[1]))
     for at in (192 * KiB, 256 * KiB):
@@ -316,6 +319,8 @@ def vhdx_image(
     for chunk, bm in bitmaps.items():
         bat[chunk * (ratio + 1) + ratio] = len(out) | 6
         out += bm
+    for i, e in (bat_override or {}).items():
+        bat[i] = e
     for i, e in enumerate(bat):
         struct.pack_into("<Q", out, bat_offset + 8 * i, e)
     return bytes(out)
