@@ -1,6 +1,10 @@
-"""Scan a repository: register every QCOW2 image under its root, idempotently.
+"""Scan a repository: register every QCOW2, VMDK, VHD and VHDX image under its root,
+idempotently.
 
-Images are recognised by the QCOW2 magic, never by file name. Each is probed with the image
+Images are recognised by their magic numbers (the image layer's is_image_file), never by
+file name. Files that are parts of a disk (a VMDK's split or flat extents, named by its
+descriptor) are not backups of their own: a file some scanned chain lists among its parts
+is skipped. Each is probed with the image
 layer's chain rules before anything is written, and a file that fails (a hostile or broken
 chain) is reported and skipped rather than stopping the scan. Rows are written in one
 transaction, parents first (shorter chains first), so an incremental finds its parent's id.
@@ -16,8 +20,7 @@ from filerestore.catalog.backups import Probed, probe, upsert
 from filerestore.catalog.repositories import get_repository, list_repositories, require_available
 from filerestore.db.engine import Database
 from filerestore.errors import FileRestoreError
-
-QCOW2_MAGIC = b"QFI\xfb"  # QEMU docs/interop/qcow2.txt, header byte 0
+from filerestore.image import is_image_file
 
 
 @dataclass
@@ -25,26 +28,29 @@ class ScanReport:
     repository: str
     added: list[str] = field(default_factory=list)
     updated: list[str] = field(default_factory=list)
-    #: (relative path, reason) of each QCOW2 file that could not be registered
+    #: (relative path, reason) of each image file that could not be registered
     errors: list[tuple[str, str]] = field(default_factory=list)
 
 
-def is_qcow2(path: Path) -> bool:
+def is_image(path: Path) -> bool:
     try:
         with path.open("rb") as fh:
-            return fh.read(4) == QCOW2_MAGIC
+            head = fh.read(64)
+            size = fh.seek(0, os.SEEK_END)
+            fh.seek(max(0, size - 512))
+            return is_image_file(head, fh.read(512))
     except OSError:
         return False
 
 
 def find_images(root: Path) -> list[str]:
-    """Relative paths of the QCOW2 files under ``root``; symbolic links are not followed."""
+    """Relative paths of the image files under ``root``; symbolic links are not followed."""
     found = []
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames.sort()
         for name in sorted(filenames):
             path = Path(dirpath) / name
-            if not path.is_symlink() and path.is_file() and is_qcow2(path):
+            if not path.is_symlink() and path.is_file() and is_image(path):
                 found.append(path.relative_to(root).as_posix())
     return found
 
@@ -60,6 +66,8 @@ def scan_repository(db: Database, name: str, max_chain_depth: int = 64) -> ScanR
             probed.append(probe(root, rel, max_chain_depth))
         except (FileRestoreError, OSError) as exc:
             report.errors.append((rel, str(exc)))
+    parts = {part for item in probed for link in item.chain for part in link.parts}
+    probed = [p for p in probed if p.path not in parts]  # extents of a disk are not backups
     probed.sort(key=lambda p: (len(p.chain), p.path))
     with db.write(lock=f"catalog:{repo.id}") as session:
         for item in probed:

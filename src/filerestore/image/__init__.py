@@ -12,5 +12,13 @@ objects); ``formats`` (detection and openers of the others), ``vmdk`` + ``vmdk_d
 
 from filerestore.image.chain import ChainLink
 from filerestore.image.disk import DEFAULT_MAX_CHAIN_DEPTH, DiskImage, open_image, probe_chain
+from filerestore.image.formats import is_image_file
 
-__all__ = ["DEFAULT_MAX_CHAIN_DEPTH", "ChainLink", "DiskImage", "open_image", "probe_chain"]
+__all__ = [
+    "DEFAULT_MAX_CHAIN_DEPTH",
+    "ChainLink",
+    "DiskImage",
+    "is_image_file",
+    "open_image",
+    "probe_chain",
+]

@@ -14,7 +14,10 @@ repository and refuses loops and depth, for every format. A format only answers:
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Callable
+
+from filerestore.errors import CorruptImageError
 
 from filerestore.image import vhd, vhdx, vmdk
 from filerestore.image.format_link import FormatLink
@@ -35,6 +38,19 @@ def detect(file: StoreFile, head: bytes) -> str | None:
     if vhd.is_vhd(file, head):
         return "vpc"
     return None
+
+
+def is_image_file(head: bytes, tail: bytes) -> bool:
+    """Whether a file whose first bytes are ``head`` and last 512 ``tail`` is an image of a
+    known format (QCOW2 or the ones here): what a repository scan registers."""
+    from filerestore.image.vhd import COOKIE, FIXED, parse_footer
+
+    if head[:4] == b"QFI\xfb" or vmdk.is_vmdk(head) or vhdx.is_vhdx(head) or head[:8] == COOKIE:
+        return True
+    try:
+        return tail[:8] == COOKIE and parse_footer(tail).disk_type == FIXED
+    except (CorruptImageError, struct.error):
+        return False
 
 
 def open_format(store: LocalStore, file: StoreFile, fmt: str, head: bytes) -> FormatLink:
