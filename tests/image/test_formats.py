@@ -69,13 +69,20 @@ def test_variants_hold_what_they_are_named_for() -> None:
     for sub in F.VMDK_SUBFORMATS:
         link = probe_chain(F.VARIANTS[f"vmdk-{sub}"]())[0]
         assert link.subformat == sub
-        assert bool(link.parts) == (sub in ("twoGbMaxExtentSparse", "twoGbMaxExtentFlat",
-                                            "monolithicFlat"))
+        assert bool(link.parts) == (
+            sub in ("twoGbMaxExtentSparse", "twoGbMaxExtentFlat", "monolithicFlat")
+        )
     zero = F.VARIANTS["vmdk-zeroed-grain"]()
     mapped = json.loads(F.run("qemu-img", "map", "--output=json", "-f", "vmdk", zero))
     # zeroed grains (grain table entry 1): present and zero, where the test disk has data
-    assert {"start": 2 * MiB, "length": 256 * 1024, "depth": 0, "present": True, "zero": True,
-            "data": False} in mapped
+    assert {
+        "start": 2 * MiB,
+        "length": 256 * 1024,
+        "depth": 0,
+        "present": True,
+        "zero": True,
+        "data": False,
+    } in mapped
     with open_image(zero) as disk:
         assert disk.read_at(2 * MiB, 256 * 1024) == bytes(256 * 1024)
     assert probe_chain(F.VARIANTS["vpc-fixed"]())[0].subformat == "fixed"
@@ -118,8 +125,11 @@ def test_vmdk_child_checks_its_parents_cid(tmp_path: Path) -> None:
     F.run("qemu-io", "-f", "vmdk", "-c", "write -P 0x99 0 4k", repo / "inc1.vmdk")
     with pytest.raises(Exception, match="not the disk it was made on"):
         open_image(repo / "top.vmdk", repo)
-    res = subprocess.run(["qemu-img", "convert", "-O", "raw", str(repo / "top.vmdk"),
-                          str(tmp_path / "x.raw")], capture_output=True, check=False)
+    res = subprocess.run(
+        ["qemu-img", "convert", "-O", "raw", str(repo / "top.vmdk"), str(tmp_path / "x.raw")],
+        capture_output=True,
+        check=False,
+    )
     assert res.returncode != 0  # qemu refuses too
 
 
@@ -149,8 +159,9 @@ def test_vhdx_pending_log_is_refused_by_name(tmp_path: Path) -> None:
         _crc_into(data, at, 4096)
     image = tmp_path / "dirty.vhdx"
     image.write_bytes(bytes(data))
-    res = subprocess.run(["qemu-img", "info", "-f", "vhdx", str(image)], capture_output=True,
-                         text=True, check=False)
+    res = subprocess.run(
+        ["qemu-img", "info", "-f", "vhdx", str(image)], capture_output=True, text=True, check=False
+    )
     assert "log that needs to be replayed" in res.stderr
     with pytest.raises(UnsupportedImageError, match="log holds updates never written"):
         open_image(image)
@@ -178,7 +189,9 @@ def test_a_small_budget_reads_the_same() -> None:
             assert sha256_of_reader(disk) == sha256_of_file(qemu_raw(image, F.qemu_format(name)))
 
 
-@pytest.mark.parametrize("name", ["vmdk-streamOptimized", "vhdx-written", "vmdk-twoGbMaxExtentFlat"])
+@pytest.mark.parametrize(
+    "name", ["vmdk-streamOptimized", "vhdx-written", "vmdk-twoGbMaxExtentFlat"]
+)
 def test_concurrent_readers(name: str) -> None:
     image = F.VARIANTS[name]()
     expected = qemu_raw(image, F.qemu_format(name))

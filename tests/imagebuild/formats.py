@@ -132,23 +132,46 @@ VARIANTS |= {
 
 SPLIT_SIZE = 4 * GiB + 512 * MiB
 # (offset, length, pattern) across the 2 GiB and 4 GiB extent boundaries
-SPLIT_WRITES = [(2 * GiB - 96 * 1024, 200 * 1024, 0x21), (4 * GiB - 4096, 8192, 0x42), (0, 65536, 0x63)]
+SPLIT_WRITES = [
+    (2 * GiB - 96 * 1024, 200 * 1024, 0x21),
+    (4 * GiB - 4096, 8192, 0x42),
+    (0, 65536, 0x63),
+]
 
 
 def split(subformat: str) -> Path:
     def build(out: Path) -> None:
         out.mkdir()
         disk = out / "disk.vmdk"
-        run("qemu-img", "create", "-q", "-f", "vmdk", "-o", f"subformat={subformat}", disk, str(SPLIT_SIZE))
+        run(
+            "qemu-img",
+            "create",
+            "-q",
+            "-f",
+            "vmdk",
+            "-o",
+            f"subformat={subformat}",
+            disk,
+            str(SPLIT_SIZE),
+        )
         args = [a for off, n, p in SPLIT_WRITES for a in ("-c", f"write -P {p} {off} {n}")]
         run("qemu-io", "-f", "vmdk", *args, disk)
 
-    return cached(f"fmt-split-{subformat}", ["split", SPLIT_WRITES], build, suffix="d") / "disk.vmdk"
+    return (
+        cached(f"fmt-split-{subformat}", ["split", SPLIT_WRITES], build, suffix="d") / "disk.vmdk"
+    )
 
 
 # --- chains made by qemu-img create -b -----------------------------------------------------
 
-CHAIN_KINDS = ("vmdk", "vmdk-flat-base", "qcow2-on-vmdk", "qcow2-on-vpc", "qcow2-on-vhdx", "qcow2-on-stream")
+CHAIN_KINDS = (
+    "vmdk",
+    "vmdk-flat-base",
+    "qcow2-on-vmdk",
+    "qcow2-on-vpc",
+    "qcow2-on-vhdx",
+    "qcow2-on-stream",
+)
 LAYER_WRITES = [
     ["write -P 0x11 100k 200k", "write -z 3M 256k"],
     ["write -P 0x22 1088k 64k", "write -P 0x23 7M 1536"],
@@ -180,8 +203,12 @@ def chain(kind: str) -> Path:
     """A directory holding a chain of ``kind`` (CHAIN_KINDS); the top is ``top.*``."""
     if kind not in CHAIN_KINDS:
         raise ValueError(kind)
-    d = cached(f"fmt-chain-{kind}", ["chain", kind, file_id(qcow.test_disk()), LAYER_WRITES],
-               lambda out: _build_chain(out, kind), suffix="d")
+    d = cached(
+        f"fmt-chain-{kind}",
+        ["chain", kind, file_id(qcow.test_disk()), LAYER_WRITES],
+        lambda out: _build_chain(out, kind),
+        suffix="d",
+    )
     return next(d.glob("top.*"))
 
 
@@ -202,7 +229,9 @@ def _apply(raw: bytes, writes: Sequence[tuple[int, bytes]]) -> bytes:
     return bytes(out)
 
 
-def _vhdx_blocks(size: int, writes: Sequence[tuple[int, bytes]]) -> dict[int, tuple[int, bytes, bytes | None]]:
+def _vhdx_blocks(
+    size: int, writes: Sequence[tuple[int, bytes]]
+) -> dict[int, tuple[int, bytes, bytes | None]]:
     block = 1 * MiB
     sectors: dict[int, bytearray] = {}
     data: dict[int, bytearray] = {}
@@ -252,7 +281,9 @@ def differencing(kind: str) -> Path:
             parent = base.read_bytes()
             size = len(raw)
             locator = {
-                "parent_linkage": "{" + str(uuid.UUID(bytes_le=fb.vhdx_data_write_guid(parent))) + "}",
+                "parent_linkage": "{"
+                + str(uuid.UUID(bytes_le=fb.vhdx_data_write_guid(parent)))
+                + "}",
                 "relative_path": ".\\base.vhdx",
                 "absolute_win32_path": "C:\\vms\\base.vhdx",
             }
@@ -261,7 +292,7 @@ def differencing(kind: str) -> Path:
             child = fb.vhdx_image(size, blocks, locator=locator)
             raw = _apply(raw, [(9 * MiB, bytes(MiB))])
         (child_dir / f"child.{ext}").write_bytes(child)
-        (out / "expected.raw").write_bytes(_apply(raw, DIFF_WRITES) if fmt == "vpc" else _apply(raw, DIFF_WRITES))
+        (out / "expected.raw").write_bytes(_apply(raw, DIFF_WRITES))
 
     # the byte builders live in another module: their source is part of the recipe
     recipe = ["diff", kind, digest, file_id(qcow.test_disk()), Path(fb.__file__).read_text()]

@@ -41,7 +41,7 @@ def vmdk_descriptor(
     ]
     if parent_hint is not None:
         lines.append(f'parentFileNameHint="{parent_hint}"')
-    lines += ["", "# Extent description", *extents, "", '# The Disk Data Base', "#DDB", ""]
+    lines += ["", "# Extent description", *extents, "", "# The Disk Data Base", "#DDB", ""]
     lines.append('ddb.adapterType = "ide"')
     return ("\n".join(lines) + "\n").encode()
 
@@ -84,7 +84,9 @@ def vmdk_sparse(
         out += stored + bytes(-len(stored) % SECTOR)
     for i in range(gd_count):
         entry = gt_sector + i * -(-gtes * 4 // SECTOR)
-        struct.pack_into("<I", out, gd_sector * SECTOR + 4 * i, entry if gd_entry is None else gd_entry)
+        struct.pack_into(
+            "<I", out, gd_sector * SECTOR + 4 * i, entry if gd_entry is None else gd_entry
+        )
     for i, e in enumerate(gt):
         struct.pack_into("<I", out, gt_sector * SECTOR + 4 * i, e)
     out[SECTOR : SECTOR + len(descriptor)] = descriptor
@@ -116,14 +118,32 @@ def vhd_checksum(data: bytes | bytearray, at: int) -> int:
 
 
 def vhd_footer(
-    size: int, disk_type: int, unique_id: bytes, *, geometry: tuple[int, int, int] = (0, 0, 0),
-    creator: bytes = b"win ", data_offset: int = SECTOR,
+    size: int,
+    disk_type: int,
+    unique_id: bytes,
+    *,
+    geometry: tuple[int, int, int] = (0, 0, 0),
+    creator: bytes = b"win ",
+    data_offset: int = SECTOR,
 ) -> bytes:
     footer = bytearray(
         struct.pack(
             ">8sIIQI4sI4sQQHBBII16sB",
-            b"conectix", 2, 0x10000, data_offset, 0, creator, 0x10000, b"Wi2k",
-            size, size, *geometry, disk_type, 0, unique_id, 0,
+            b"conectix",
+            2,
+            0x10000,
+            data_offset,
+            0,
+            creator,
+            0x10000,
+            b"Wi2k",
+            size,
+            size,
+            *geometry,
+            disk_type,
+            0,
+            unique_id,
+            0,
         )
     )
     footer += bytes(SECTOR - len(footer))
@@ -188,8 +208,20 @@ def vhd_differencing(
     header = bytearray(1024)
     name = parent_name.encode("utf-16-be")
     struct.pack_into(
-        ">8sQQIIII16sII512s", header, 0, b"cxsparse", 0xFFFFFFFFFFFFFFFF, bat_offset, 0x10000,
-        entries, block, 0, pid, 0, 0, name,
+        ">8sQQIIII16sII512s",
+        header,
+        0,
+        b"cxsparse",
+        0xFFFFFFFFFFFFFFFF,
+        bat_offset,
+        0x10000,
+        entries,
+        block,
+        0,
+        pid,
+        0,
+        0,
+        name,
     )
     for i, (code, space, length, offset) in enumerate(loc_entries):
         struct.pack_into(">4sIIIQ", header, 576 + 24 * i, code, space, length, 0, offset)
@@ -221,8 +253,19 @@ def _crc_into(buf: bytearray, start: int, length: int) -> None:
 
 def vhdx_header(buf: bytearray, at: int, seq: int, data_write: bytes, log_guid: bytes) -> None:
     struct.pack_into(
-        "<4sIQ16s16s16sHHIQ", buf, at, b"head", 0, seq, uuid.uuid4().bytes_le, data_write,
-        log_guid, 0, 1, MiB, MiB,
+        "<4sIQ16s16s16sHHIQ",
+        buf,
+        at,
+        b"head",
+        0,
+        seq,
+        uuid.uuid4().bytes_le,
+        data_write,
+        log_guid,
+        0,
+        1,
+        MiB,
+        MiB,
     )
     _crc_into(buf, at, 4 * KiB)
 
@@ -282,7 +325,11 @@ def vhdx_image(
             struct.pack_into("<16sQII", out, at + 16 + 32 * i, *r)
         _crc_into(out, at, 64 * KiB)
     items = [
-        (FILE_PARAMETERS, struct.pack("<II", block_size_field or block, 2 if locator is not None else 0), 4),
+        (
+            FILE_PARAMETERS,
+            struct.pack("<II", block_size_field or block, 2 if locator is not None else 0),
+            4,
+        ),
         (DISK_SIZE, struct.pack("<Q", size), 6),
         (PAGE83, uuid.uuid4().bytes_le, 6),
         (LOGICAL, struct.pack("<I", SECTOR), 6),

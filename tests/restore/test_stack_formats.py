@@ -39,11 +39,24 @@ def test_tree_through_every_format(ext4: images.Built, name: str) -> None:
 
 
 def test_tree_through_a_qcow2_overlay_on_a_vmdk(ext4: images.Built, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    base = F.convert(ext4.image, "vmdk", ["subformat=monolithicSparse"], "stack-vmdk-monolithicSparse")
+    base = F.convert(
+        ext4.image, "vmdk", ["subformat=monolithicSparse"], "stack-vmdk-monolithicSparse"
+    )
     repo = tmp_path / "repo"
     repo.mkdir()
     F.shutil.copyfile(base, repo / "base.vmdk")
-    F.run("qemu-img", "create", "-q", "-f", "qcow2", "-b", "base.vmdk", "-F", "vmdk", repo / "top.qcow2")
+    F.run(
+        "qemu-img",
+        "create",
+        "-q",
+        "-f",
+        "qcow2",
+        "-b",
+        "base.vmdk",
+        "-F",
+        "vmdk",
+        repo / "top.qcow2",
+    )
     with open_stack(repo / "top.qcow2", repository=repo) as stack:
         assert [link.format for link in stack.image.chain] == ["qcow2", "vmdk"]
         assert compare_contents(ext4.tree(0), stack.fs) == []

@@ -18,7 +18,6 @@ import struct
 from collections.abc import Callable
 
 from filerestore.errors import CorruptImageError
-
 from filerestore.image import vhd, vhdx, vmdk
 from filerestore.image.format_link import FormatLink
 from filerestore.source import LocalStore, StoreFile
