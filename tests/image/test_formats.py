@@ -22,24 +22,7 @@ from tests.image.conftest import (
     sha256_of_reader,
 )
 from tests.imagebuild import formats as F
-from tests.imagebuild.cache import cached
 from tests.imagebuild.formats_bytes import MiB
-
-SUBFORMAT = {
-    "vmdk": "monolithicSparse",
-    "vpc": "dynamic",
-    "vhdx": "dynamic",
-}
-
-
-def qemu_raw(image: Path, fmt: str | None = None) -> Path:
-    """qemu-img's raw conversion of ``image`` (and its chain), read as ``fmt``."""
-    recipe = ["raw", F.file_id(image), fmt]
-
-    def build(out: Path) -> None:
-        F.run("qemu-img", "convert", *(["-f", fmt] if fmt else []), "-O", "raw", image, out)
-
-    return cached(f"{image.stem}-qemu", recipe, build, suffix="raw")
 
 
 def assert_reads_like(image: Path, expected: Path, repository: Path | None = None) -> None:
@@ -54,7 +37,7 @@ def assert_reads_like(image: Path, expected: Path, repository: Path | None = Non
 def test_variant_reads_like_qemu(name: str) -> None:
     image = F.VARIANTS[name]()
     fmt = F.qemu_format(name)
-    assert_reads_like(image, qemu_raw(image, fmt))
+    assert_reads_like(image, F.qemu_raw(image, fmt))
     info = qemu_img_info(image, "-f", fmt)
     (link,) = probe_chain(image)
     assert (link.format, link.virtual_size) == (fmt, info["virtual-size"])
@@ -95,7 +78,7 @@ def test_split_extents_across_their_boundaries(subformat: str) -> None:
     image = F.split(subformat)
     link = probe_chain(image)[0]
     assert len(link.parts) == 3  # 4.5 GiB in 2 GiB extents
-    expected = qemu_raw(image, "vmdk")
+    expected = F.qemu_raw(image, "vmdk")
     ranges = [(max(0, off - 3), n + 7) for off, n, _ in F.SPLIT_WRITES]
     ranges += [(2 * F.GiB - 5, 10), (4 * F.GiB - 5, 10), (F.SPLIT_SIZE - 9, 100)]
     ranges += random_ranges(F.SPLIT_SIZE, 65536, 100, seed=7)
@@ -107,7 +90,7 @@ def test_split_extents_across_their_boundaries(subformat: str) -> None:
 @pytest.mark.parametrize("kind", F.CHAIN_KINDS)
 def test_chain_reads_like_qemu(kind: str) -> None:
     top = F.chain(kind)
-    assert_reads_like(top, qemu_raw(top))
+    assert_reads_like(top, F.qemu_raw(top))
     links = probe_chain(top)
     info = qemu_img_info(top, "--backing-chain")
     assert len(links) == len(info) == 3
@@ -178,15 +161,15 @@ def test_stream_optimized_with_its_grain_directory_in_the_footer(tmp_path: Path)
     data += marker + header + bytes(512)
     image = tmp_path / "stream.vmdk"
     image.write_bytes(bytes(data))
-    assert_reads_like(image, qemu_raw(src, "vmdk"))
-    assert_reads_like(image, qemu_raw(image, "vmdk"))
+    assert_reads_like(image, F.qemu_raw(src, "vmdk"))
+    assert_reads_like(image, F.qemu_raw(image, "vmdk"))
 
 
 def test_a_small_budget_reads_the_same() -> None:
     for name in ("vmdk-monolithicSparse", "vpc-dynamic", "vhdx-block-1m"):
         image = F.VARIANTS[name]()
         with open_image(image, metadata_budget=0) as disk:
-            assert sha256_of_reader(disk) == sha256_of_file(qemu_raw(image, F.qemu_format(name)))
+            assert sha256_of_reader(disk) == sha256_of_file(F.qemu_raw(image, F.qemu_format(name)))
 
 
 @pytest.mark.parametrize(
@@ -194,7 +177,7 @@ def test_a_small_budget_reads_the_same() -> None:
 )
 def test_concurrent_readers(name: str) -> None:
     image = F.VARIANTS[name]()
-    expected = qemu_raw(image, F.qemu_format(name))
+    expected = F.qemu_raw(image, F.qemu_format(name))
     errors: list[BaseException] = []
     with open_image(image) as disk:
 

@@ -59,6 +59,17 @@ def convert(source: Path, fmt: str, options: Sequence[str], name: str) -> Path:
     return cached(name, recipe, build, suffix="d") / f"disk.{EXT[fmt]}"
 
 
+def qemu_raw(image: Path, fmt: str | None = None) -> Path:
+    """qemu-img's raw conversion of ``image`` (and its chain), read as ``fmt`` (probed when
+    None): the expected guest disk."""
+    recipe = ["raw", file_id(image), fmt]
+
+    def build(out: Path) -> None:
+        run("qemu-img", "convert", *(["-f", fmt] if fmt else []), "-O", "raw", image, out)
+
+    return cached(f"{image.stem}-qemu", recipe, build, suffix="raw")
+
+
 def _variant(fmt: str, *options: str) -> Callable[[], Path]:
     return lambda: convert(qcow.test_disk(), fmt, options, f"fmt-{fmt}")
 

@@ -197,9 +197,9 @@ def open_chain(store: LocalStore, name: str, max_depth: int) -> list[OpenedLink]
         while True:
             seen.add(file.identity)
             opened = _open_link(store, file, declared)
-            if chain:
-                _check_parent(chain[-1].link, opened.link)
             chain.append(opened)
+            if len(chain) > 1:
+                _check_parent(chain[-2].link, opened.link)
             backing = opened.link.backing_name
             if backing is None:
                 return chain
