@@ -17,6 +17,7 @@ from pathlib import Path
 
 from filerestore.errors import (
     BackingChainLoopError,
+    BackingChainTooDeepError,
     BackingFileRefusedError,
     CorruptImageError,
     RepositoryEscapeError,
@@ -90,6 +91,21 @@ def _vmdk_loop(w: Path) -> Path:
     _vmdk_child(w, "a.vmdk", "b.vmdk", 0xA, 0xB)
     _vmdk_child(w, "b.vmdk", "a.vmdk", 0xB, 0xA)
     return _repo(w) / "a.vmdk"
+
+
+def _vmdk_too_deep(w: Path) -> Path:
+    """66 snapshot descriptors, each a ZERO extent over the next: past the limit of 64."""
+    for i in range(66):
+        last = i == 65
+        desc = fb.vmdk_descriptor(
+            ["RW 8 ZERO"],
+            create_type="monolithicFlat",
+            cid=i,
+            parent_cid=0xFFFFFFFF if last else i + 1,
+            parent_hint=None if last else f"img{i + 1:02d}.vmdk",
+        )
+        _write(_repo(w) / f"img{i:02d}.vmdk", desc)
+    return _repo(w) / "img00.vmdk"
 
 
 def _vmdk_cid_mismatch(w: Path) -> Path:
@@ -300,6 +316,7 @@ HOSTILE_FORMATS: list[HostileImage] = [
     ),
     # VMDK chains
     HostileImage("vmdk-parent-loop", _vmdk_loop, BackingChainLoopError, "already in the chain"),
+    HostileImage("vmdk-chain-too-deep", _vmdk_too_deep, BackingChainTooDeepError, "limit of 64"),
     HostileImage(
         "vmdk-parent-cid-mismatch",
         _vmdk_cid_mismatch,
