@@ -4,7 +4,8 @@
 # Footer Format", "Dynamic Disk Header Format", "Block Allocation Table and Data Blocks",
 # "Implementing a Differencing Hard Disk", "Parent Locator Entries"); QEMU block/vpc.c
 # (vpc_open: the size rule by creator application, VHD_MAX_SECTORS, the "Page table too
-# small" check) for what qemu-img writes and how it sizes the disk.
+# small" check) for what qemu-img writes and how it sizes the disk; Xen blktap's libvhd
+# (vhd_bitmap_test: the most significant bit of a bitmap byte is its first sector).
 
 Differencing disks follow their parent by the parent locators. Honoured, in this order:
 ``W2ru`` (a relative Windows path, UTF-16LE, backslashes as separators), ``MacX`` (a
