@@ -122,6 +122,15 @@ def test_differencing_reads_as_built(kind: str) -> None:
     root = child.parent.parent if kind == "vpc-subdir" else child.parent
     expected = root / "expected.raw"
     assert_reads_like(child, expected, root)
+    # reads starting and ending inside sectors, around every write (bitmap lookups by sector)
+    edges = [
+        (max(0, off - k), n + 2 * k)
+        for off, data in F.DIFF_WRITES
+        for n in [len(data)]
+        for k in (1, 300, 511, 3996, 4097)
+    ]
+    with open_image(child, root) as disk:
+        assert_ranges_match(disk, expected, edges)
     links = probe_chain(child, root)
     assert [link.subformat for link in links] == ["differencing", "dynamic"]
     assert links[1].identity == links[0].parent_identity

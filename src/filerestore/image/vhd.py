@@ -183,8 +183,8 @@ class VhdLayer(MappedLayer):
         at = into
         while at < end:
             byte = bitmap[sector >> 3]
-            if sector & 7 == 0 and byte in (0, 0xFF):  # eight sectors at once
-                span = 8 * SECTOR
+            if byte in (0, 0xFF):  # the rest of this byte's eight sectors at once
+                span = (8 - (sector & 7)) * SECTOR - at % SECTOR
                 present = byte == 0xFF
             else:
                 span = SECTOR - at % SECTOR

@@ -51,6 +51,7 @@ from filerestore.image.vhdx_headers import (
     HEADER_OFFSETS,
     HEADER_SIZE,
     METADATA_REGION,
+    METADATA_TABLE_SIZE,
     REGION_TABLE_OFFSETS,
     REGION_TABLE_SIZE,
     SIGNATURE,
@@ -58,6 +59,7 @@ from filerestore.image.vhdx_headers import (
     Metadata,
     MiB,
     current_header,
+    metadata_items,
     parse_metadata,
     parse_region_table,
 )
@@ -125,15 +127,15 @@ class VhdxLayer(MappedLayer):
             raise CorruptImageError(f"VHDX block {index} is partially present without a bitmap")
         sb_offset = sb >> 20 << 20
         sector = self.sector
-        first_bit = (index % self.chunk_ratio) * (self.block // sector) + into // sector
+        block_bit = (index % self.chunk_ratio) * (self.block // sector)  # its first sector
         at, end = into, into + n
         while at < end:
-            bit = first_bit + (at - into) // sector
+            bit = block_bit + at // sector
             piece = self._bitmap_piece(sb_offset, bit >> 15)  # 4 KiB pieces: 2^15 bits
             b = bit & 0x7FFF
             byte = piece[b >> 3]
-            if b & 7 == 0 and byte in (0, 0xFF):
-                span = 8 * sector
+            if byte in (0, 0xFF):  # the rest of this byte's eight sectors at once
+                span = (8 - (b & 7)) * sector - at % sector
                 present = byte == 0xFF
             else:
                 span = sector - at % sector
@@ -180,8 +182,17 @@ def _open(file: StoreFile) -> FormatLink:
                 f"file ({file.size} bytes)"
             )
     _check_log(file, header)
-    meta_region = regions[METADATA_REGION]
-    meta = parse_metadata(file.pread(meta_region.offset, meta_region.length, "metadata region"))
+    region = regions[METADATA_REGION]
+    if region.length < METADATA_TABLE_SIZE:
+        raise CorruptImageError(f"VHDX metadata region of {region.length} bytes has no table")
+    table = file.pread(region.offset, METADATA_TABLE_SIZE, "metadata table")
+    located = metadata_items(table, region.length)
+    meta = parse_metadata(
+        {
+            guid: file.pread(region.offset + offset, length, "metadata item")
+            for guid, (offset, length) in located.items()
+        }
+    )
     payload = -(-meta.disk_size // meta.block_size)
     ratio = (1 << 23) * meta.logical_sector // meta.block_size
     if meta.has_parent:
