@@ -296,6 +296,7 @@ def vhdx_image(
     bat_offset: int = 3 * MiB,
     region_bat_offset: int | None = None,
     bat_override: dict[int, int] | None = None,
+    item_length: tuple[int, int] | None = None,
     bad_headers: bool = False,
 ) -> bytes:
     """A VHDX: ``blocks`` maps a payload block index to (state, data, sector bitmap bits of
@@ -343,7 +344,8 @@ def vhdx_image(
     struct.pack_into("<8sHH", out, meta, b"metadata", 0, len(items))
     at = 64 * KiB
     for i, (guid, data, flags) in enumerate(items):
-        struct.pack_into("<16sIII", out, meta + 32 + 32 * i, guid, at, len(data), flags)
+        length = item_length[1] if item_length is not None and item_length[0] == i else len(data)
+        struct.pack_into("<16sIII", out, meta + 32 + 32 * i, guid, at, length, flags)
         out[meta + at : meta + at + len(data)] = data
         at += -(-len(data) // 4096) * 4096
     bat = [0] * entries

@@ -376,6 +376,12 @@ HOSTILE_FORMATS: list[HostileImage] = [
         "inflates past the grain size",
     ),
     HostileImage(
+        "vmdk-compressed-grain-huge",
+        _sparse(compress=True, grain_sectors=1 << 15, capacity=16 * MiB),
+        UnsupportedImageError,
+        "compressed grains of 32768 sectors",
+    ),
+    HostileImage(
         "vmdk-compressed-grain-garbage",
         _sparse(compress=True, raw_grain=b"\x78\x9c" + bytes(range(200))),
         CorruptImageError,
@@ -447,6 +453,18 @@ HOSTILE_FORMATS: list[HostileImage] = [
         _vhdx(extra_region=(UNKNOWN, 1)),
         UnsupportedImageError,
         "required region",
+    ),
+    HostileImage(
+        "vhdx-metadata-item-huge",
+        _vhdx(item_length=(0, 64 * MiB)),
+        CorruptImageError,
+        "1 MB at most",
+    ),
+    HostileImage(
+        "vhdx-metadata-item-short",
+        _vhdx(item_length=(0, 4)),
+        CorruptImageError,
+        "is too short",
     ),
     HostileImage(
         "vhdx-required-metadata",

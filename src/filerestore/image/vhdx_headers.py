@@ -140,21 +140,46 @@ class Metadata:
     locator: dict[str, str] | None
 
 
-def parse_metadata(region: bytes) -> Metadata:
-    """The metadata region's table and the items this reader uses, all checked."""
-    sig, _, count, _ = _METADATA_HEADER.unpack_from(region)
+METADATA_TABLE_SIZE = 64 * KiB  # [MS-VHDX] 2.6.1: the table; items start at 64 KB or later
+MAX_ITEM = 1 * MiB  # [MS-VHDX] 2.6.1.2: an item's Length MUST be at most 1 MB
+# the items this reader uses, with the bytes each must hold ([MS-VHDX] 2.6.2)
+ITEM_SIZES = {
+    FILE_PARAMETERS: 8,
+    VIRTUAL_DISK_SIZE: 8,
+    LOGICAL_SECTOR_SIZE: 4,
+    PHYSICAL_SECTOR_SIZE: 4,
+    PARENT_LOCATOR: 20,
+}
+
+
+def metadata_items(table: bytes, region_length: int) -> dict[bytes, tuple[int, int]]:
+    """(offset in the region, length) of each item this reader uses, from the metadata table;
+    an unknown item marked required is refused by its GUID."""
+    sig, _, count, _ = _METADATA_HEADER.unpack_from(table)
     if sig != b"metadata":
         raise CorruptImageError("VHDX metadata table has a bad signature")
     if count > MAX_TABLE_ENTRIES:
         raise CorruptImageError(f"VHDX metadata table of {count} entries (at most 2047)")
-    items: dict[bytes, bytes] = {}
+    items: dict[bytes, tuple[int, int]] = {}
     for i in range(count):
-        guid, offset, length, flags = _METADATA_ENTRY.unpack_from(region, 32 + 32 * i)
-        if length and (offset < 64 * KiB or offset + length > len(region)):
-            raise CorruptImageError(f"VHDX metadata item {uuid.UUID(bytes_le=guid)} out of region")
-        if guid not in KNOWN_METADATA and flags & META_IS_REQUIRED:
-            raise UnsupportedImageError(f"VHDX required metadata item {uuid.UUID(bytes_le=guid)}")
-        items[guid] = region[offset : offset + length]
+        guid, offset, length, flags = _METADATA_ENTRY.unpack_from(table, 32 + 32 * i)
+        name = uuid.UUID(bytes_le=guid)
+        if guid not in KNOWN_METADATA:
+            if flags & META_IS_REQUIRED:
+                raise UnsupportedImageError(f"VHDX required metadata item {name}")
+            continue
+        if length > MAX_ITEM:
+            raise CorruptImageError(f"VHDX metadata item {name} of {length} bytes (1 MB at most)")
+        if offset < METADATA_TABLE_SIZE or offset + length > region_length:
+            raise CorruptImageError(f"VHDX metadata item {name} lies outside its region")
+        if guid in ITEM_SIZES and length < ITEM_SIZES[guid]:
+            raise CorruptImageError(f"VHDX metadata item {name} of {length} bytes is too short")
+        items.setdefault(guid, (offset, length))
+    return items
+
+
+def parse_metadata(items: dict[bytes, bytes]) -> Metadata:
+    """The items this reader uses (read by metadata_items' offsets), all checked."""
     for guid, what in (
         (FILE_PARAMETERS, "file parameters"),
         (VIRTUAL_DISK_SIZE, "disk size"),

@@ -40,6 +40,9 @@ COMPRESSION_NONE, COMPRESSION_DEFLATE = 0, 1
 MAX_GRAIN_SECTORS = 0x200000  # QEMU vmdk_add_extent: "1GB for one cluster is unrealistic"
 MAX_GTES_PER_GT = 512  # QEMU vmdk_open_vmdk4 ("L2 table size too big"); the spec's value
 MAX_GD_ENTRIES = 32 * 1024 * 1024  # QEMU vmdk_add_extent ("L1 size too big")
+# Compressed grains are inflated whole and a few kept: VMware and qemu-img write 64 KiB ones;
+# 2 MiB (QCOW2's largest cluster) bounds what one grain, and the cache of eight, may cost.
+MAX_COMPRESSED_GRAIN_SECTORS = 4096
 MARKER_EOS, MARKER_GT, MARKER_GD, MARKER_FOOTER = 0, 1, 2, 3
 
 # createType values read here, and the ones named when refused
@@ -113,6 +116,10 @@ def validate_sparse_header(h: SparseHeader, file_size: int) -> None:
         raise CorruptImageError(f"VMDK grain size of {g} sectors is not a power of two")
     if g > MAX_GRAIN_SECTORS:
         raise UnsupportedImageError(f"VMDK grain size of {g} sectors is above QEMU's 1 GiB")
+    if h.compressed and g > MAX_COMPRESSED_GRAIN_SECTORS:
+        raise UnsupportedImageError(
+            f"VMDK compressed grains of {g} sectors (filerestore inflates grains up to 2 MiB)"
+        )
     if not 0 < h.num_gtes_per_gt <= MAX_GTES_PER_GT:
         raise UnsupportedImageError(
             f"VMDK grain tables of {h.num_gtes_per_gt} entries (QEMU reads 1 to 512)"
