@@ -297,6 +297,12 @@ HOSTILE_FORMATS: list[HostileImage] = [
         "larger than 1 MiB",
     ),
     HostileImage(
+        "vmdk-extent-size-5000-digits",
+        _desc(fb.vmdk_descriptor(["RW " + "9" * 5000 + ' FLAT "d-flat.vmdk" 0'])),
+        CorruptImageError,
+        "invalid VMDK extent line",
+    ),
+    HostileImage(
         "vmdk-create-type-vmfssparse",
         _desc(fb.vmdk_descriptor(["RW 8 ZERO"], create_type="vmfsSparse")),
         UnsupportedImageError,

@@ -161,8 +161,12 @@ class Descriptor:
 
 
 _KEY = re.compile(r'^\s*([A-Za-z][\w.]*)\s*=\s*"?([^"]*)"?\s*$')
+# Sizes and offsets of up to 20 digits (a u64); a line that starts like an extent line and
+# is not one is corrupt, and a longer number never reaches int() (a ValueError past 4,300
+# digits).
+_ACCESS = re.compile(r"^\s*(RW|RDONLY|NOACCESS)\s")
 _EXTENT = re.compile(
-    r'^\s*(RW|RDONLY|NOACCESS)\s+(\d+)\s+([A-Z]+)(?:\s+"([^"]*)"(?:\s+(\d+))?)?\s*$'
+    r'^\s*(RW|RDONLY|NOACCESS)\s+(\d{1,20})\s+([A-Z]+)(?:\s+"([^"]*)"(?:\s+(\d{1,20}))?)?\s*$'
 )
 
 
@@ -179,6 +183,8 @@ def parse_descriptor(text: str) -> Descriptor:
         if not line.strip() or line.lstrip().startswith("#"):
             continue
         m = _EXTENT.match(line)
+        if m is None and _ACCESS.match(line):
+            raise CorruptImageError(f"invalid VMDK extent line: {line.strip()[:80]!r}")
         if m:
             extents.append(_extent(m, line))
             if len(extents) > MAX_EXTENTS:
