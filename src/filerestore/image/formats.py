@@ -22,6 +22,8 @@ from filerestore.image import vhd, vhdx, vmdk
 from filerestore.image.format_link import FormatLink
 from filerestore.source import LocalStore, StoreFile
 
+QCOW2_MAGIC = b"QFI\xfb"  # QEMU docs/interop/qcow2.txt, header byte 0
+
 
 def detect(file: StoreFile, head: bytes) -> str | None:
     """The format of ``file`` from its first bytes (and, for a fixed VHD, its last sector).
@@ -42,13 +44,13 @@ def detect(file: StoreFile, head: bytes) -> str | None:
 def is_image_file(head: bytes, tail: bytes) -> bool:
     """Whether a file whose first bytes are ``head`` and last 512 ``tail`` is an image of a
     known format (QCOW2 or the ones here): what a repository scan registers."""
-    from filerestore.image.vhd import COOKIE, FIXED, parse_footer
-
-    if head[:4] == b"QFI\xfb" or vmdk.is_vmdk(head) or vhdx.is_vhdx(head) or head[:8] == COOKIE:
+    if head[:4] == QCOW2_MAGIC or vmdk.is_vmdk(head) or vhdx.is_vhdx(head):
+        return True
+    if head[:8] == vhd.COOKIE:
         return True
     try:
-        return tail[:8] == COOKIE and parse_footer(tail).disk_type == FIXED
-    except (CorruptImageError, struct.error):
+        return tail[:8] == vhd.COOKIE and vhd.parse_footer(tail).disk_type == vhd.FIXED
+    except (CorruptImageError, struct.error):  # a short tail: a file under 85 bytes
         return False
 
 
