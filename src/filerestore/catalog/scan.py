@@ -2,11 +2,11 @@
 idempotently.
 
 Images are recognised by their magic numbers (the image layer's is_image_file), never by
-file name. Files that are parts of a disk (a VMDK's split or flat extents, named by its
-descriptor) are not backups of their own: a file some scanned chain lists among its parts
-is skipped. Each is probed with the image
-layer's chain rules before anything is written, and a file that fails (a hostile or broken
-chain) is reported and skipped rather than stopping the scan. Rows are written in one
+file name. Each is probed with the image layer's chain rules before anything is written, and
+a file that fails (a hostile or broken chain) is reported and skipped rather than stopping
+the scan. Files that are parts of a disk (a VMDK's split or flat extents, named by its
+descriptor) are not backups of their own: a file any probed chain lists among its parts is
+neither registered nor reported. Rows are written in one
 transaction, parents first (shorter chains first), so an incremental finds its parent's id.
 """
 
@@ -68,6 +68,7 @@ def scan_repository(db: Database, name: str, max_chain_depth: int = 64) -> ScanR
             report.errors.append((rel, str(exc)))
     parts = {part for item in probed for link in item.chain for part in link.parts}
     probed = [p for p in probed if p.path not in parts]  # extents of a disk are not backups
+    report.errors = [(rel, why) for rel, why in report.errors if rel not in parts]
     probed.sort(key=lambda p: (len(p.chain), p.path))
     with db.write(lock=f"catalog:{repo.id}") as session:
         for item in probed:
