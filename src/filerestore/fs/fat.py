@@ -30,8 +30,10 @@ import pyfsfat
 
 from filerestore.blockio import Reader
 from filerestore.errors import FilesystemError
+from filerestore.fs.contents import FileContents
 from filerestore.fs.entry import Entry, EntryKind, synthetic_mode
 from filerestore.fs.libyal import LibyalFilesystem, LibyalNode
+from filerestore.fs.limits import FAT_MAX_FILE_SIZE
 
 FAT12_MAX_CLUSTERS = 4085  # fatgen103 3.5: fewer clusters than this is FAT12
 FAT16_MAX_CLUSTERS = 65525  # ... fewer than this FAT16, else FAT32
@@ -212,7 +214,14 @@ class FatFilesystem(LibyalFilesystem):
             self._check_cluster(node, needed=True)
         return super()._children(node)
 
-    def _open(self, node: LibyalNode) -> Reader:
+    def _max_file_size(self, node: LibyalNode) -> int:
+        # the 32-bit DIR_FileSize, and no more than the data region holds
+        data_region = (
+            self.bpb.cluster_count * self.bpb.sectors_per_cluster * self.bpb.bytes_per_sector
+        )
+        return min(FAT_MAX_FILE_SIZE, data_region)
+
+    def _open(self, node: LibyalNode) -> FileContents:
         with self._library_errors("read a directory entry"):
             self._check_cluster(node, needed=int(node.get_size()) > 0)
         return super()._open(node)
