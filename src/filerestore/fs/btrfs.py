@@ -53,6 +53,7 @@ from filerestore.fs.btrfs_items import (
     scan_items,
 )
 from filerestore.fs.contents import merged
+from filerestore.fs.corrupt import parse_errors
 from filerestore.fs.entry import Entry, EntryKind, kind_from_mode
 from filerestore.fs.limits import BTRFS_MAX_FILE_SIZE, BTRFS_MAX_SYMLINK
 
@@ -403,6 +404,7 @@ class BtrfsFilesystem(Filesystem[BtrfsNode]):
 
 
 def open_fs(reader: Reader) -> BtrfsFilesystem:
-    if detect(reader) is None:
-        raise FilesystemError("not a Btrfs filesystem")
-    return BtrfsFilesystem(reader)
+    with parse_errors("btrfs", "open the filesystem"):
+        if detect(reader) is None:
+            raise FilesystemError("not a Btrfs filesystem")
+        return BtrfsFilesystem(reader)

@@ -28,6 +28,7 @@ from filerestore.blockio import Reader
 from filerestore.errors import FilesystemError
 from filerestore.fs.base import Filesystem
 from filerestore.fs.contents import FileContents
+from filerestore.fs.corrupt import parse_errors
 from filerestore.fs.entry import Entry, EntryKind, synthetic_mode
 from filerestore.fs.libyal import Extent, ExtentReader
 from filerestore.fs.limits import EXFAT_MAX_DIRECTORY_SIZE, exfat_max_file_size
@@ -91,7 +92,8 @@ def detect(reader: Reader) -> str | None:
 
 
 def open_fs(reader: Reader) -> ExfatFilesystem:
-    return ExfatFilesystem(reader)
+    with parse_errors("exfat", "open the filesystem"):
+        return ExfatFilesystem(reader)
 
 
 def exfat_time_ns(stamp: int, ten_ms: int = 0, utc_offset: int = 0) -> int | None:

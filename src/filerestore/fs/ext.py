@@ -33,6 +33,7 @@ import pyfsext
 from filerestore.blockio import Reader
 from filerestore.errors import FilesystemError
 from filerestore.fs.contents import FileContents
+from filerestore.fs.corrupt import parse_errors
 from filerestore.fs.entry import Entry, EntryKind
 from filerestore.fs.ext_dir import check_directory_size, directory_entries
 from filerestore.fs.ext_inode import (
@@ -392,8 +393,9 @@ class ExtFilesystem(LibyalFilesystem):
 
 
 def open_fs(reader: Reader) -> ExtFilesystem:
-    sb = parse_superblock(reader.read_at(SUPERBLOCK_OFFSET, 1024))
-    kind = detect(reader)
-    if kind is None:
-        raise FilesystemError("not an ext2/3/4 filesystem")
-    return ExtFilesystem(reader, kind, sb)
+    with parse_errors("ext", "open the filesystem"):
+        sb = parse_superblock(reader.read_at(SUPERBLOCK_OFFSET, 1024))
+        kind = detect(reader)
+        if kind is None:
+            raise FilesystemError("not an ext2/3/4 filesystem")
+        return ExtFilesystem(reader, kind, sb)

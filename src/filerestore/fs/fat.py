@@ -31,6 +31,7 @@ import pyfsfat
 from filerestore.blockio import Reader
 from filerestore.errors import FilesystemError
 from filerestore.fs.contents import FileContents
+from filerestore.fs.corrupt import parse_errors
 from filerestore.fs.entry import Entry, EntryKind, synthetic_mode
 from filerestore.fs.libyal import LibyalFilesystem, LibyalNode
 from filerestore.fs.limits import FAT_MAX_FILE_SIZE
@@ -106,10 +107,11 @@ def detect(reader: Reader) -> str | None:
 
 
 def open_fs(reader: Reader) -> FatFilesystem:
-    bpb = parse_bpb(reader.read_at(0, 512))
-    if bpb is None:
-        raise FilesystemError("not a FAT volume: the boot sector's BPB is invalid")
-    return FatFilesystem(reader, bpb)
+    with parse_errors("fat", "open the filesystem"):
+        bpb = parse_bpb(reader.read_at(0, 512))
+        if bpb is None:
+            raise FilesystemError("not a FAT volume: the boot sector's BPB is invalid")
+        return FatFilesystem(reader, bpb)
 
 
 def dos_datetime_ns(date: int, time: int = 0, centiseconds: int = 0) -> int | None:

@@ -40,6 +40,7 @@ import pyfsntfs
 from filerestore.blockio import Reader
 from filerestore.errors import DataNotInImageError, FilesystemError, UnsupportedImageError
 from filerestore.fs.contents import FileContents
+from filerestore.fs.corrupt import parse_errors
 from filerestore.fs.entry import DATA_LOCATIONS, Entry, EntryKind, synthetic_mode
 from filerestore.fs.libyal import (
     EXTENT_FLAG_SPARSE,
@@ -103,7 +104,8 @@ def detect(reader: Reader) -> str | None:
 
 
 def open_fs(reader: Reader) -> NtfsFilesystem:
-    return NtfsFilesystem(reader)
+    with parse_errors("ntfs", "open the filesystem"):
+        return NtfsFilesystem(reader)
 
 
 def windows_target_to_posix(target: str) -> str:
