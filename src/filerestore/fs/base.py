@@ -113,6 +113,11 @@ class Filesystem(ABC, Generic[N]):
 
         Raise DataNotInImageError when the data is elsewhere (never read it as zeros)."""
 
+    def _claimed_size(self, node: N) -> int | None:
+        """The size the node claims, if it is known before ``_open`` (checked first, so
+        that no work is done for an impossible size)."""
+        return None
+
     def _max_file_size(self, node: N) -> int:
         """The largest size a file like ``node`` can have in this format (source in a
         comment where a backend overrides it); a larger one is corrupt."""
@@ -162,11 +167,14 @@ class Filesystem(ABC, Generic[N]):
                 raise IsADirectoryError_(f"is a directory: {where}")
             if kind is not EntryKind.FILE:
                 raise PathNotFoundError(f"not a regular file: {where}")
-            reader = self._open(node)
             limit = self._max_file_size(node)
-            if not 0 <= reader.size <= limit:
+            claimed = self._claimed_size(node)
+            if claimed is None or claimed <= limit:
+                reader = self._open(node)
+                claimed = reader.size
+            if not 0 <= claimed <= limit:
                 raise FilesystemError(
-                    f"{self.kind}: {where} claims {reader.size} bytes, more than a "
+                    f"{self.kind}: {where} claims {claimed} bytes, more than a "
                     f"{self.kind} file can hold ({limit}): corrupt"
                 )
             return GuardedContents(reader, self.kind, where)

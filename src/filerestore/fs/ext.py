@@ -345,6 +345,9 @@ class ExtFilesystem(LibyalFilesystem):
             )
         return super()._link_target(self._handle(node))
 
+    def _claimed_size(self, node: Inode) -> int | None:
+        return node.size
+
     def _max_file_size(self, node: Inode) -> int:
         return self._max_sizes[1 if node.flags & EXTENTS_FL else 0]
 
