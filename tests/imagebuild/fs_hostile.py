@@ -88,6 +88,31 @@ def ext_inode_offset(image: Path, path: str) -> int:
     return block * 1024 + offset  # small_ext4 has 1 KiB blocks
 
 
+EXT_SB = 1024  # the superblock's byte offset; s_feature_incompat at +96, s_desc_size at +254
+INCOMPAT_64BIT = 0x80
+
+
+def ext_descriptor_size(size: int) -> Callable[[Path], Path]:
+    """small_ext4 with the 64bit feature's s_desc_size set to ``size`` (the old code divided
+    the block size by it and raised a bare ZeroDivisionError)."""
+
+    def build(workdir: Path) -> Path:
+        image = small_ext4()
+        with image.open("rb") as fh:
+            fh.seek(EXT_SB + 96)
+            (incompat,) = struct.unpack("<I", fh.read(4))
+        return patched(
+            image,
+            workdir,
+            {
+                EXT_SB + 96: struct.pack("<I", incompat | INCOMPAT_64BIT),
+                EXT_SB + 254: struct.pack("<H", size),
+            },
+        )
+
+    return build
+
+
 def ext_sized(path: str, size: int) -> Callable[[Path], Path]:
     """small_ext4 with ``path``'s i_size_lo and i_size_high (bytes 4 and 108) set."""
 
@@ -256,6 +281,14 @@ FS_HOSTILE: list[HostileFs] = [
         lambda fs: fs.open("/hello.txt"),
         FilesystemError,
         "claims 4398046511104 bytes",
+    ),
+    HostileFs(
+        "ext-descriptor-larger-than-a-block",
+        ext_descriptor_size(0x8000),
+        "ext",
+        lambda fs: list(fs.list_dir("/")),
+        FilesystemError,
+        "group descriptor size 32768 exceeds the block size",
     ),
     HostileFs(
         "xfs-version-1-inodes",

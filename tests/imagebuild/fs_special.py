@@ -197,7 +197,20 @@ NTFS_REPARSE_FILES: dict[str, ReparseFile] = {
 }
 
 
+#: a WOF file-provider reparse point with no WofCompressedData stream: corrupt (it would read
+#: as its sparse unnamed stream, all zeros)
+WOF_WITHOUT_STREAM = "wof-without-stream.dll"
+WOF_WITHOUT_STREAM_DATA = wof_data(WOF_PROVIDER_FILE, 1)
+
+
 def _populate_reparse(mnt: Path) -> None:
+    with (mnt / WOF_WITHOUT_STREAM).open("wb") as fh:
+        fh.truncate(40_000)
+    buffer = reparse_buffer(IO_REPARSE_TAG_WOF, WOF_WITHOUT_STREAM_DATA)
+    os.setxattr(mnt / WOF_WITHOUT_STREAM, "system.ntfs_reparse_data", buffer)
+    # checked here: ntfs-3g cannot look this file up again (no stream for its WOF plugin)
+    if os.getxattr(mnt / WOF_WITHOUT_STREAM, "system.ntfs_reparse_data") != buffer:
+        raise AssertionError(f"{WOF_WITHOUT_STREAM}: reparse data not stored")
     for name, spec in NTFS_REPARSE_FILES.items():
         path = mnt / name
         with path.open("wb") as fh:
