@@ -64,18 +64,18 @@ def patched(image: Path, workdir: Path, patches: dict[int, bytes]) -> Path:
 # --- ext ------------------------------------------------------------------------------------------
 
 
-def small_ext4() -> Path:
-    """A small ext4 (2 MiB, 1 KiB blocks) made by mke2fs -d from the small tree."""
+def small_ext4(kind: str = "ext4") -> Path:
+    """A small ext2/ext4 (8 MiB, 1 KiB blocks) made by mke2fs -d from the small tree."""
     tree = fs_special.small_tree()
 
     def build(tmp: Path) -> None:
         run("truncate", "-s", "8M", tmp)
-        run("mke2fs", "-q", "-F", "-t", "ext4", "-b", "1024", "-d", tree, tmp)
+        run("mke2fs", "-q", "-F", "-t", kind, "-b", "1024", "-d", tree, tmp)
         run("e2fsck", "-fn", tmp)
-        with fs_linux.loop_mount(tmp, "ro,noload") as mnt:
+        with fs_linux.loop_mount(tmp, "ro" if kind == "ext2" else "ro,noload") as mnt:
             fs_linux.verify_mount(mnt, tree, time_resolution_ns=10**9)
 
-    return cached("ext4-small", {"tree": tree.name}, build)
+    return cached(f"{kind}-small", {"tree": tree.name, "kind": kind}, build)
 
 
 def ext_inode_offset(image: Path, path: str) -> int:
@@ -113,11 +113,11 @@ def ext_descriptor_size(size: int) -> Callable[[Path], Path]:
     return build
 
 
-def ext_sized(path: str, size: int) -> Callable[[Path], Path]:
+def ext_sized(path: str, size: int, kind: str = "ext4") -> Callable[[Path], Path]:
     """small_ext4 with ``path``'s i_size_lo and i_size_high (bytes 4 and 108) set."""
 
     def build(workdir: Path) -> Path:
-        image = small_ext4()
+        image = small_ext4(kind)
         at = ext_inode_offset(image, path)
         lo, hi = size & 0xFFFFFFFF, size >> 32
         return patched(
@@ -273,6 +273,14 @@ FS_HOSTILE: list[HostileFs] = [
         lambda fs: fs.open("/hello.txt"),
         FilesystemError,
         "more than a ext4 file can hold",
+    ),
+    HostileFs(
+        "ext2-file-claims-18-eb",
+        ext_sized("/hello.txt", 18169410171321712640, "ext2"),
+        "ext",
+        lambda fs: fs.open("/hello.txt"),
+        FilesystemError,
+        "more than a ext2 file can hold",
     ),
     HostileFs(
         "ext-file-past-ext4-extent-limit",
