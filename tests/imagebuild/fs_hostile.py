@@ -272,7 +272,7 @@ FS_HOSTILE: list[HostileFs] = [
         "ext",
         lambda fs: fs.open("/hello.txt"),
         FilesystemError,
-        "more than a ext4 file can hold",
+        "more than ext4 allows for a file",
     ),
     HostileFs(
         "ext2-file-claims-18-eb",
@@ -280,7 +280,7 @@ FS_HOSTILE: list[HostileFs] = [
         "ext",
         lambda fs: fs.open("/hello.txt"),
         FilesystemError,
-        "more than a ext2 file can hold",
+        "more than ext2 allows for a file",
     ),
     HostileFs(
         "ext-file-past-ext4-extent-limit",

@@ -174,8 +174,8 @@ class Filesystem(ABC, Generic[N]):
                 claimed = reader.size
             if not 0 <= claimed <= limit:
                 raise FilesystemError(
-                    f"{self.kind}: {where} claims {claimed} bytes, more than a "
-                    f"{self.kind} file can hold ({limit}): corrupt"
+                    f"{self.kind}: {where} claims {claimed} bytes, more than {self.kind} "
+                    f"allows for a file ({limit}): corrupt"
                 )
             return GuardedContents(reader, self.kind, where)
 
