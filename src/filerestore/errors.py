@@ -125,6 +125,13 @@ class FilesystemError(ImageError):
     code = "filesystem_error"
 
 
+class DataNotInImageError(ImageError):
+    """A file is listed but its data is not in the image: it is kept elsewhere (a cloud
+    service, a deduplication chunk store, an external WIM; named in the message)."""
+
+    code = "data_not_in_image"
+
+
 class MissingExtraError(ImageError):
     """The filesystem is recognised but its reader is an optional extra that is not installed."""
 
