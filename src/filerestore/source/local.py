@@ -59,6 +59,22 @@ class FileIdentity:
 
 
 @dataclass(frozen=True, slots=True)
+class FileSignature:
+    """What changes when a file is replaced or rewritten: inode, size, mtime and ctime (a
+    rename, a chmod or a write moves the ctime)."""
+
+    device: int
+    inode: int
+    size: int
+    mtime_ns: int
+    ctime_ns: int
+
+    @classmethod
+    def of(cls, st: os.stat_result) -> FileSignature:
+        return cls(st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+@dataclass(frozen=True, slots=True)
 class StoreStat:
     """A repository file as a status check sees it: canonical name and ``fstat``."""
 
@@ -68,6 +84,10 @@ class StoreStat:
     @property
     def identity(self) -> FileIdentity:
         return FileIdentity(self.stat.st_dev, self.stat.st_ino)
+
+    @property
+    def signature(self) -> FileSignature:
+        return FileSignature.of(self.stat)
 
 
 class StoreFile(FileReader):
@@ -83,7 +103,9 @@ class StoreFile(FileReader):
         self._fd = fd
         st = os.fstat(fd)
         self._size = st.st_size
+        self.mtime = st.st_mtime
         self.identity = FileIdentity(st.st_dev, st.st_ino)
+        self.signature = FileSignature.of(st)
 
 
 class LocalStore:
@@ -133,11 +155,12 @@ class LocalStore:
         base = [] if relative_to is None else list(PurePosixPath(relative_to).parent.parts)
         return self._walk(name, base, self._open_checked)
 
-    def stat(self, name: str) -> StoreStat:
-        """The canonical name and ``fstat`` of the regular file ``name`` (relative to the
-        root), found by the same walk as :meth:`open` but opening nothing for reading: for
-        status checks that must apply the same rules as the open that follows."""
-        return self._walk(name, [], self._stat_checked)
+    def stat(self, name: str, relative_to: str | None = None) -> StoreStat:
+        """The canonical name and ``fstat`` of the regular file ``name`` (found as
+        :meth:`open` finds it), opening nothing for reading: for status checks that must
+        apply the same rules as the open that follows."""
+        base = [] if relative_to is None else list(PurePosixPath(relative_to).parent.parts)
+        return self._walk(name, base, self._stat_checked)
 
     def location(self, name: str) -> str:
         """Where a store name is on the host (for operators; never shown to other users)."""
