@@ -10,7 +10,11 @@ import threading
 
 from filerestore.blockio import SizedReader
 from filerestore.image.chain import ChainLink, OpenedLink, open_chain
-from filerestore.image.metadata import DEFAULT_METADATA_BUDGET, MetadataCache
+from filerestore.image.metadata import (
+    DEFAULT_METADATA_BUDGET,
+    MetadataCache,
+    layer_working_set,
+)
 from filerestore.image.qcow2 import Layer, Qcow2Layer
 from filerestore.source import FileSignature, LocalStore
 
@@ -25,6 +29,8 @@ class DiskImage(SizedReader):
         self.chain: list[ChainLink] = [o.link for o in opened]
         #: the tables of every file of the chain, within the open's metadata budget
         self.metadata = MetadataCache(budget)
+        #: the least the budget must hold for this chain (see image.metadata)
+        self.working_set = sum(layer_working_set(o.info.header) for o in opened if o.info)
         layer: Layer | None = None
         try:
             for i, o in enumerate(reversed(opened)):

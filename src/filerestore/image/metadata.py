@@ -57,7 +57,7 @@ def check_budget(name: str, needed: int, layers: int, budget: int) -> None:
 
 
 def _mib(n: int) -> str:
-    return f"{n / MiB:.1f} MiB"
+    return f"{n / MiB:.1f} MiB ({n:,} bytes)"
 
 
 class MetadataCache:
@@ -121,9 +121,11 @@ class MetadataCache:
             self._used += cost
             while len(self._clusters) > self.CLUSTERS_KEPT:
                 self._used -= self._clusters.popitem(last=False)[1][1]
+            # older clusters go before any table (a table maps many clusters), but never
+            # the value just put: it is about to be read
+            keep = 1 if items is self._clusters else 0
             while self._used > self.capacity:
-                # the oldest cluster goes before any table: a table maps many clusters
-                victims = self._clusters if self._clusters else self._tables
+                victims = self._clusters if len(self._clusters) > keep else self._tables
                 self._used -= victims.popitem(last=False)[1][1]
 
     def clear(self) -> None:
