@@ -150,7 +150,8 @@ def _open_link(file: StoreFile, declared: str | None, top: str | None = None) ->
             format="qcow2",
             virtual_size=h.size,
             backing_name=backing,
-            backing_format=info.extensions.backing_format,
+            # as qemu-img info: no backing format without a backing file
+            backing_format=None if backing is None else info.extensions.backing_format,
             version=h.version,
             cluster_size=h.cluster_size,
             compression=h.compression,
