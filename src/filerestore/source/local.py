@@ -144,7 +144,7 @@ class LocalStore:
             if given.is_relative_to(candidate) and given != candidate:
                 return store, given.relative_to(candidate).as_posix()
         store.close()
-        raise RepositoryEscapeError(f"{image} is not inside the repository {repository}")
+        raise RepositoryEscapeError(f"{Path(image).name} is not inside the repository")
 
     # --- opening ---------------------------------------------------------------------------
 
