@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from filerestore.errors import UnsupportedImageError
+from filerestore.errors import MetadataBudgetError, UnsupportedImageError
 from filerestore.image import open_image, probe_chain
 from tests.image.conftest import (
     assert_ranges_match,
@@ -174,11 +174,20 @@ def test_stream_optimized_with_its_grain_directory_in_the_footer(tmp_path: Path)
     assert_reads_like(image, F.qemu_raw(image, "vmdk"))
 
 
-def test_a_small_budget_reads_the_same() -> None:
-    for name in ("vmdk-monolithicSparse", "vpc-dynamic", "vhdx-block-1m"):
+def test_tables_share_the_opens_metadata_budget() -> None:
+    """The tables of these formats live in the open's one metadata cache: a budget that
+    holds one read's tables still reads exactly; one that does not is refused at open."""
+    for name in ("vmdk-monolithicSparse", "vmdk-streamOptimized", "vpc-dynamic", "vhdx-block-1m"):
         image = F.VARIANTS[name]()
-        with open_image(image, metadata_budget=0) as disk:
-            assert sha256_of_reader(disk) == sha256_of_file(F.qemu_raw(image, F.qemu_format(name)))
+        expected = sha256_of_file(F.qemu_raw(image, F.qemu_format(name)))
+        with open_image(image) as disk:
+            least = disk.working_set
+        assert 0 < least <= 80 * 1024
+        with open_image(image, metadata_budget=least) as disk:
+            assert sha256_of_reader(disk) == expected
+            assert disk.metadata.used <= least
+        with pytest.raises(MetadataBudgetError, match="image metadata budget"):
+            open_image(image, metadata_budget=least - 1)
 
 
 @pytest.mark.parametrize(

@@ -21,6 +21,12 @@ Rules (the chain is resolved here, never by QEMU or a library):
 - The header's backing-format extension says how to read the backing file. A file declared
   ``raw`` is never probed. With no declaration (images from old qemu-img), the magic decides,
   as QEMU does; every check above still applies to whatever it is read as.
+- The top image is a QCOW2 image by its magic, or a raw disk image only when its name says
+  so (``*.raw``, ``*.img``, as given or after links): any other file (a README, a failed
+  backup's leftover) is not a backup, and an empty file is never a disk image. A backing
+  file with no declared format is probed as QEMU probes it (no known magic: raw).
+- An empty backing name (``backing_file_offset`` set, size 0) means no backing file, as in
+  QEMU, whose bdrv_open_backing_file() opens nothing for an empty ``backing_file``.
 - A file already in the chain (same inode) is a loop; more files than ``max_chain_depth``
   (the top one counted) is too deep. Both are refused before the file is parsed.
 - Messages name files by their path inside the repository, never by a host path.
@@ -38,15 +44,19 @@ from filerestore.errors import (
     BackingFileRefusedError,
     CorruptImageError,
     ImageNotFoundError,
+    NotAnImageError,
     RepositoryEscapeError,
     UnsupportedImageError,
 )
 from filerestore.image import formats
 from filerestore.image.format_link import FormatLink, LayerBuilder
+from filerestore.image.metadata import DEFAULT_METADATA_BUDGET, check_budget, layer_working_set
 from filerestore.image.qcow2_header import MAX_CLUSTER_BITS, Qcow2Info, parse_first_cluster
 from filerestore.source import LocalStore, StoreFile
 
 _FIRST_READ = 64 * 1024
+#: names that make a file without an image signature a raw disk image
+RAW_SUFFIXES = (".raw", ".img")
 
 
 @dataclass(frozen=True)
@@ -62,6 +72,7 @@ class ChainLink:
     cluster_size: int | None = None
     compression: str | None = None  # "zlib" | "zstd"
     name: str = ""  # the file's path inside the repository (links resolved)
+    modified: float = 0.0  # st_mtime of the file when it was opened
     subformat: str | None = None  # VMDK createType, VHD/VHDX disk type
     #: the other files this disk is made of (VMDK extents), paths inside the repository
     parts: tuple[str, ...] = ()
@@ -76,6 +87,7 @@ class OpenedLink:
     info: Qcow2Info | None
     layer: LayerBuilder | None = None  # formats other than qcow2 and raw
     parts: list[StoreFile] = field(default_factory=list)
+    working_set: int = 0  # least bytes of its tables a read needs at once (not qcow2)
 
     def close(self) -> None:
         for f in (self.file, *self.parts):
@@ -121,12 +133,13 @@ def _format_link(file: StoreFile, f: FormatLink) -> OpenedLink:
         backing_format=f.backing_format,
         cluster_size=f.cluster_size,
         name=file.name,
+        modified=file.mtime,
         subformat=f.subformat,
         parts=tuple(p.name for p in f.files),
         identity=f.identity,
         parent_identity=f.parent_identity,
     )
-    return OpenedLink(link, file, None, f.build, f.files)
+    return OpenedLink(link, file, None, f.build, f.files, f.working_set)
 
 
 def _check_parent(child: ChainLink, parent: ChainLink) -> None:
@@ -139,15 +152,32 @@ def _check_parent(child: ChainLink, parent: ChainLink) -> None:
         )
 
 
-def _open_link(store: LocalStore, file: StoreFile, declared: str | None) -> OpenedLink:
+def _check_raw_top(file: StoreFile, given: str) -> None:
+    """Refuse a top image without a signature unless its name says it is a raw disk."""
+    if file.size == 0:
+        raise NotAnImageError(f"{given}: empty file, not a disk image")
+    if not (given.endswith(RAW_SUFFIXES) or file.name.endswith(RAW_SUFFIXES)):
+        raise NotAnImageError(
+            f"{given}: not a disk image (no QCOW2, VMDK, VHD or VHDX signature, and a raw "
+            f"disk image must be named *{' or *'.join(RAW_SUFFIXES)})"
+        )
+
+
+def _open_link(
+    store: LocalStore, file: StoreFile, declared: str | None, top: str | None = None
+) -> OpenedLink:
+    """Open one file of the chain; ``top`` is the name the top image was given by."""
     name, path = file.name, Path(file.location)
     try:
+        raw = ChainLink(path, "raw", file.size, name=name, modified=file.mtime)
         if declared == "raw":
-            return OpenedLink(ChainLink(path, "raw", file.size, name=name), file, None)
+            return OpenedLink(raw, file, None)
         head = _read_first_cluster(file)
         fmt = _detect_format(file, head) if declared is None else declared
         if fmt == "raw":
-            return OpenedLink(ChainLink(path, "raw", file.size, name=name), file, None)
+            if top is not None:
+                _check_raw_top(file, top)
+            return OpenedLink(raw, file, None)
         if fmt in formats.OPENERS:
             return _format_link(file, formats.open_format(store, file, fmt, head))
         if fmt != "qcow2":
@@ -165,11 +195,13 @@ def _open_link(store: LocalStore, file: StoreFile, declared: str | None) -> Open
             format="qcow2",
             virtual_size=h.size,
             backing_name=backing,
-            backing_format=info.extensions.backing_format,
+            # as qemu-img info: no backing format without a backing file
+            backing_format=None if backing is None else info.extensions.backing_format,
             version=h.version,
             cluster_size=h.cluster_size,
             compression=h.compression,
             name=name,
+            modified=file.mtime,
         )
         return OpenedLink(link, file, info)
     except BaseException:
@@ -186,20 +218,32 @@ def _open_backing(store: LocalStore, backing: str, current: str) -> StoreFile:
         raise ImageNotFoundError(f"{current}: backing file {backing!r}: {exc}") from exc
 
 
-def open_chain(store: LocalStore, name: str, max_depth: int) -> list[OpenedLink]:
+def open_chain(
+    store: LocalStore, name: str, max_depth: int, budget: int = DEFAULT_METADATA_BUDGET
+) -> list[OpenedLink]:
     """Open and validate every file of the chain of ``name``, top first, through ``store``;
-    the caller closes the files."""
+    the caller closes the files. A chain whose tables cannot be read within ``budget``
+    bytes is refused as soon as the files opened so far exceed it."""
     chain: list[OpenedLink] = []
     seen: set[object] = set()
+    needed = qcow2_files = 0
     try:
         file = store.open(name)
         declared: str | None = None
+        top: str | None = name
         while True:
             seen.add(file.identity)
-            opened = _open_link(store, file, declared)
+            opened = _open_link(store, file, declared, top)
+            top = None
             chain.append(opened)
             if len(chain) > 1:
                 _check_parent(chain[-2].link, opened.link)
+            if opened.info is not None or opened.layer is not None:
+                if opened.info is not None:
+                    needed += layer_working_set(opened.info.header)
+                    qcow2_files += 1
+                needed += opened.working_set  # VMDK, VHD, VHDX: their table pieces
+                check_budget(chain[0].link.name, needed, qcow2_files, budget)
             backing = opened.link.backing_name
             if backing is None:
                 return chain

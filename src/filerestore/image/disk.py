@@ -10,9 +10,13 @@ import threading
 
 from filerestore.blockio import SizedReader
 from filerestore.image.chain import ChainLink, OpenedLink, open_chain
-from filerestore.image.mapped import DEFAULT_METADATA_BUDGET, layer_cache_bytes
+from filerestore.image.metadata import (
+    DEFAULT_METADATA_BUDGET,
+    MetadataCache,
+    layer_working_set,
+)
 from filerestore.image.qcow2 import Layer, Qcow2Layer
-from filerestore.source import LocalStore
+from filerestore.source import FileSignature, LocalStore
 
 DEFAULT_MAX_CHAIN_DEPTH = 64
 
@@ -20,21 +24,24 @@ DEFAULT_MAX_CHAIN_DEPTH = 64
 class DiskImage(SizedReader):
     """The guest disk of an image and its backing chain (a blockio Reader, thread-safe)."""
 
-    def __init__(
-        self, opened: list[OpenedLink], metadata_budget: int = DEFAULT_METADATA_BUDGET
-    ) -> None:
+    def __init__(self, opened: list[OpenedLink], budget: int = DEFAULT_METADATA_BUDGET) -> None:
         self._files = [f for o in opened for f in (o.file, *o.parts)]
         self.chain: list[ChainLink] = [o.link for o in opened]
-        cache_bytes = layer_cache_bytes(metadata_budget, len(opened))
+        #: the tables of every file of the chain, within the open's metadata budget
+        self.metadata = MetadataCache(budget)
+        #: the least the budget must hold for this chain (see image.metadata)
+        self.working_set = sum(
+            layer_working_set(o.info.header) if o.info else o.working_set for o in opened
+        )
         layer: Layer | None = None
         try:
-            for o in reversed(opened):
-                if o.layer is not None:  # VMDK, VHD, VHDX: tables cached within the budget
-                    layer = o.layer(layer, cache_bytes)
+            for i, o in enumerate(reversed(opened)):
+                if o.layer is not None:  # VMDK, VHD, VHDX, their tables in the same cache
+                    layer = o.layer(layer, self.metadata)
                 elif o.info is None:
                     layer = o.file
                 else:
-                    layer = Qcow2Layer(o.file, o.info.header, layer)
+                    layer = Qcow2Layer(o.file, o.info.header, layer, self.metadata, i)
         except BaseException:
             self.close()
             raise
@@ -42,6 +49,11 @@ class DiskImage(SizedReader):
         self._top: Layer = layer
         self._size = layer.size
         self._closed = threading.Event()
+
+    @property
+    def signatures(self) -> list[tuple[str, FileSignature]]:
+        """(repository name, signature when opened) of every file of the chain, top first."""
+        return [(f.name, f.signature) for f in self._files]
 
     def _read(self, offset: int, n: int) -> bytes:
         if self._closed.is_set():
@@ -53,6 +65,8 @@ class DiskImage(SizedReader):
         self._closed.set()
         for f in self._files:
             f.close()
+        if hasattr(self, "metadata"):
+            self.metadata.clear()
 
     def __enter__(self) -> DiskImage:
         return self
@@ -70,8 +84,10 @@ def open_image(
     """Open ``path`` (qcow2 or raw) and its backing chain, confined to ``repository``.
 
     With ``repository`` the image itself must resolve inside it too; without it the chain
-    is confined to the image's own (real) directory. Raises ImageNotFoundError,
-    CorruptImageError, UnsupportedImageError, or a SafetyError subclass for a refused chain.
+    is confined to the image's own (real) directory. The tables of the whole chain are kept
+    within ``metadata_budget`` bytes. Raises ImageNotFoundError, CorruptImageError,
+    UnsupportedImageError, MetadataBudgetError, RepositoryIOError, or a SafetyError
+    subclass for a refused chain.
     """
     store, name = LocalStore.for_image(path, repository)
     with store:
@@ -84,26 +100,33 @@ def open_backup(
     max_chain_depth: int = DEFAULT_MAX_CHAIN_DEPTH,
     metadata_budget: int = DEFAULT_METADATA_BUDGET,
 ) -> DiskImage:
-    """Open the image ``name`` of a repository's ``store`` and its backing chain.
-
-    ``metadata_budget`` bounds the bytes of VMDK, VHD and VHDX tables the open keeps cached
-    (split between the chain's files, never below a few pieces each).
-    """
-    return DiskImage(open_chain(store, name, max_chain_depth), metadata_budget)
+    """Open the image ``name`` of a repository's ``store`` and its backing chain."""
+    return DiskImage(open_chain(store, name, max_chain_depth, metadata_budget), metadata_budget)
 
 
 def probe_chain(
     path: str | os.PathLike[str],
     repository: str | os.PathLike[str] | None = None,
     max_chain_depth: int = DEFAULT_MAX_CHAIN_DEPTH,
+    metadata_budget: int = DEFAULT_METADATA_BUDGET,
 ) -> list[ChainLink]:
     """The chain of ``path``, top first, from headers only, with open_image's validation."""
     store, name = LocalStore.for_image(path, repository)
     with store:
-        opened = open_chain(store, name, max_chain_depth)
+        return probe_backup(store, name, max_chain_depth, metadata_budget)
+
+
+def probe_backup(
+    store: LocalStore,
+    name: str,
+    max_chain_depth: int = DEFAULT_MAX_CHAIN_DEPTH,
+    metadata_budget: int = DEFAULT_METADATA_BUDGET,
+) -> list[ChainLink]:
+    """The chain of the image ``name`` of ``store``, as :func:`probe_chain` gives it."""
+    opened = open_chain(store, name, max_chain_depth, metadata_budget)
     for o in opened:
         o.close()
     return [o.link for o in opened]
 
 
-__all__ = ["DiskImage", "open_backup", "open_image", "probe_chain"]
+__all__ = ["DiskImage", "open_backup", "open_image", "probe_backup", "probe_chain"]

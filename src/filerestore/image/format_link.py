@@ -6,10 +6,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from filerestore.image.mapped import Layer
+from filerestore.image.metadata import MetadataCache
 from filerestore.source import StoreFile
 
-# (backing layer or None, metadata cache bytes) -> the layer of this file
-LayerBuilder = Callable[[Layer | None, int], Layer]
+# (backing layer or None, the open's table cache) -> the layer of this file
+LayerBuilder = Callable[[Layer | None, MetadataCache], Layer]
 
 
 @dataclass
@@ -27,3 +28,5 @@ class FormatLink:
     parent_identity: str | None = None  # what the parent's identity must be
     #: files this disk is made of beside itself (VMDK extents), repository names, and open
     files: list[StoreFile] = field(default_factory=list)
+    #: the least bytes of its tables one read needs in the cache at once (image.metadata)
+    working_set: int = 0

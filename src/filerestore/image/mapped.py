@@ -10,9 +10,10 @@ range are data at a host offset of one of its files, zeros, left to the parent
 (unallocated), or compressed. Everything else (the buffer, the parent reads, the zeros,
 errors naming the file) is here, once.
 
-Tables (grain directories and grain tables, BATs) are never read whole: a :class:`Table`
-reads aligned pieces of ``PIECE`` bytes on demand through a :class:`PieceCache` whose size
-in bytes is the layer's share of the open's metadata budget.
+Tables (grain directories and grain tables, BATs, sector bitmaps) are never read whole: a
+:class:`Table` reads aligned pieces of ``PIECE`` bytes on demand, kept in the open's one
+:class:`~filerestore.image.metadata.MetadataCache` with the QCOW2 tables of the same chain,
+within its metadata budget.
 """
 
 from __future__ import annotations
@@ -21,23 +22,19 @@ import struct
 import sys
 import threading
 from array import array
-from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Protocol
+from typing import Protocol, cast
 
 from filerestore.blockio import FileReader, SizedReader, clamp
 from filerestore.errors import CorruptImageError
+from filerestore.image.metadata import MetadataCache
 
 UNALLOCATED, ZERO, DATA, COMPRESSED = 0, 1, 2, 3
 # (kind, guest offset, length, file, host offset). For COMPRESSED, host is the format's own
 # address of the compressed unit, and the format's _fill_compressed reads it.
 Run = tuple[int, int, int, FileReader | None, int]
 
-#: metadata bytes one open may hold in table caches, shared by the layers of its chain
-DEFAULT_METADATA_BUDGET = 64 << 20
-#: the least cache a layer gets whatever the budget (a few pieces: one read's tables)
-MIN_LAYER_CACHE = 256 << 10
 PIECE = 4096  # bytes of a table read at a time: a page, and one VHD/VHDX BAT sector run
 _ZEROS = bytes(1 << 20)
 
@@ -72,44 +69,6 @@ def add_run(
     runs.append((kind, start, n, file, host))
 
 
-def layer_cache_bytes(budget: int, layers: int) -> int:
-    """A layer's share of an open's metadata budget (never below MIN_LAYER_CACHE)."""
-    return max(MIN_LAYER_CACHE, budget // max(1, layers))
-
-
-class PieceCache:
-    """An LRU of table pieces bounded in bytes; thread-safe; values computed outside the lock."""
-
-    def __init__(self, capacity_bytes: int) -> None:
-        self._capacity = capacity_bytes
-        self._used = 0
-        self._items: OrderedDict[tuple[int, int], array[int]] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, key: tuple[int, int]) -> array[int] | None:
-        with self._lock:
-            value = self._items.get(key)
-            if value is not None:
-                self._items.move_to_end(key)
-            return value
-
-    def put(self, key: tuple[int, int], value: array[int]) -> None:
-        cost = len(value) * value.itemsize
-        with self._lock:
-            old = self._items.pop(key, None)
-            if old is not None:
-                self._used -= len(old) * old.itemsize
-            self._items[key] = value
-            self._used += cost
-            while self._used > self._capacity and len(self._items) > 1:
-                _, evicted = self._items.popitem(last=False)
-                self._used -= len(evicted) * evicted.itemsize
-
-    @property
-    def used(self) -> int:
-        return self._used
-
-
 _TABLE_IDS = iter(range(1 << 62))
 _TABLE_IDS_LOCK = threading.Lock()
 
@@ -138,7 +97,7 @@ class Table:
     """
 
     def __init__(
-        self, file: FileReader, offset: int, count: int, fmt: str, what: str, cache: PieceCache
+        self, file: FileReader, offset: int, count: int, fmt: str, what: str, cache: MetadataCache
     ) -> None:
         self.file = file
         self.offset = offset
@@ -158,7 +117,7 @@ class Table:
         piece = self._cache.get((self._id, p))
         if piece is None:
             piece = self._load(p)
-        return piece[i]
+        return cast("array[int]", piece)[i]
 
     def _load(self, p: int) -> array[int]:
         first = p * self._per_piece
@@ -169,7 +128,7 @@ class Table:
             piece = array(self._code, struct.unpack(f"<{n}{self._code}", data))
         elif self._swap:
             piece.byteswap()
-        self._cache.put((self._id, p), piece)
+        self._cache.put((self._id, p), piece, n * self._size)
         return piece
 
 

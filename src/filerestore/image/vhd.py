@@ -22,6 +22,7 @@ from __future__ import annotations
 import struct
 from array import array
 from dataclasses import dataclass
+from typing import cast
 
 from filerestore.errors import (
     BackingFileRefusedError,
@@ -31,16 +32,17 @@ from filerestore.errors import (
 from filerestore.image.format_link import FormatLink
 from filerestore.image.mapped import (
     DATA,
+    PIECE,
     UNALLOCATED,
     ZERO,
     Layer,
     MappedLayer,
-    PieceCache,
     Run,
     Table,
     add_run,
     cache_key,
 )
+from filerestore.image.metadata import MetadataCache
 from filerestore.image.names import file_url_path, windows_name
 from filerestore.source import LocalStore, StoreFile
 
@@ -96,6 +98,11 @@ class Footer:
         return self.current_size // SECTOR * SECTOR
 
 
+def _bitmap_bytes(block: int) -> int:
+    """Bytes of a block's sector bitmap: a bit per sector, padded to a sector."""
+    return (block // SECTOR // 8 + SECTOR - 1) // SECTOR * SECTOR
+
+
 def checksum(data: bytes, at: int) -> int:
     """One's complement of the byte sum, the checksum field (4 bytes at ``at``) left out."""
     return ~(sum(data) - sum(data[at : at + 4])) & 0xFFFFFFFF
@@ -134,7 +141,7 @@ class VhdLayer(MappedLayer):
         file: StoreFile,
         footer: Footer,
         dyn: tuple[int, int, int] | None,  # BAT offset, entries, block size
-        cache: PieceCache,
+        cache: MetadataCache,
         backing: Layer | None,
     ) -> None:
         self.name, self.file, self.backing = name, file, backing
@@ -144,7 +151,7 @@ class VhdLayer(MappedLayer):
         if dyn is not None:
             bat_offset, entries, self.block = dyn
             self.bat = Table(file, bat_offset, entries, ">I", "block allocation table", cache)
-            self.bitmap_bytes = (self.block // SECTOR // 8 + SECTOR - 1) // SECTOR * SECTOR
+            self.bitmap_bytes = _bitmap_bytes(self.block)
             self._bitmaps = cache_key()
             self._cache = cache
 
@@ -173,11 +180,11 @@ class VhdLayer(MappedLayer):
     def _bitmap_runs(
         self, runs: list[Run], entry: int, pos: int, into: int, n: int, data: int
     ) -> None:
-        bitmap = self._cache.get((self._bitmaps, entry))
+        bitmap = cast("array[int] | None", self._cache.get((self._bitmaps, entry)))
         if bitmap is None:
             raw = self.file.pread(entry * SECTOR, self.bitmap_bytes, "sector bitmap")
             bitmap = array("B", raw)
-            self._cache.put((self._bitmaps, entry), bitmap)
+            self._cache.put((self._bitmaps, entry), bitmap, self.bitmap_bytes)
         end = into + n
         sector = into // SECTOR
         at = into
@@ -292,8 +299,8 @@ def _link(
     dyn: tuple[int, int, int] | None,
     parent: tuple[str, str] | None,
 ) -> FormatLink:
-    def build(backing: Layer | None, cache_bytes: int) -> Layer:
-        return VhdLayer(file.name, file, footer, dyn, PieceCache(cache_bytes), backing)
+    def build(backing: Layer | None, cache: MetadataCache) -> Layer:
+        return VhdLayer(file.name, file, footer, dyn, cache, backing)
 
     return FormatLink(
         format="vpc",
@@ -304,5 +311,7 @@ def _link(
         backing_name=None if parent is None else parent[0],
         backing_format=None if parent is None else "vpc",
         identity=footer.unique_id.hex(),
+        # one BAT piece, and a differencing disk's block bitmap
+        working_set=0 if dyn is None else PIECE + (_bitmap_bytes(dyn[2]) if parent else 0),
         parent_identity=None if parent is None else parent[1],
     )

@@ -24,6 +24,7 @@ from __future__ import annotations
 import struct
 import uuid
 from array import array
+from typing import cast
 
 import google_crc32c
 
@@ -35,16 +36,17 @@ from filerestore.errors import (
 from filerestore.image.format_link import FormatLink
 from filerestore.image.mapped import (
     DATA,
+    PIECE,
     UNALLOCATED,
     ZERO,
     Layer,
     MappedLayer,
-    PieceCache,
     Run,
     Table,
     add_run,
     cache_key,
 )
+from filerestore.image.metadata import MetadataCache
 from filerestore.image.names import windows_name
 from filerestore.image.vhdx_headers import (
     BAT_REGION,
@@ -85,7 +87,7 @@ class VhdxLayer(MappedLayer):
         file: StoreFile,
         meta: Metadata,
         bat: tuple[int, int],
-        cache: PieceCache,
+        cache: MetadataCache,
         backing: Layer | None,
     ) -> None:
         self.name, self.file, self.backing = name, file, backing
@@ -147,10 +149,10 @@ class VhdxLayer(MappedLayer):
 
     def _bitmap_piece(self, sb_offset: int, p: int) -> array[int]:
         key = (self._bitmap_key, sb_offset + p)
-        piece = self._cache.get(key)
+        piece = cast("array[int] | None", self._cache.get(key))
         if piece is None:
             piece = array("B", self.file.pread(sb_offset + p * 4096, 4096, "sector bitmap"))
-            self._cache.put(key, piece)
+            self._cache.put(key, piece, 4096)
         return piece
 
 
@@ -213,10 +215,8 @@ def _open(file: StoreFile) -> FormatLink:
         else ("fixed" if meta.leave_blocks_allocated else "dynamic")
     )
 
-    def build(backing: Layer | None, cache_bytes: int) -> Layer:
-        return VhdxLayer(
-            file.name, file, meta, (bat.offset, entries), PieceCache(cache_bytes), backing
-        )
+    def build(backing: Layer | None, cache: MetadataCache) -> Layer:
+        return VhdxLayer(file.name, file, meta, (bat.offset, entries), cache, backing)
 
     return FormatLink(
         format="vhdx",
@@ -228,6 +228,7 @@ def _open(file: StoreFile) -> FormatLink:
         backing_format=None if parent is None else "vhdx",
         identity=str(uuid.UUID(bytes_le=header.data_write_guid)),
         parent_identity=None if parent is None else parent[1],
+        working_set=PIECE + (PIECE if meta.has_parent else 0),  # a BAT and a bitmap piece
     )
 
 

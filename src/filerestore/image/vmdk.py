@@ -16,8 +16,7 @@ reads a parent (a parent changed after its child was made would give wrong data)
 from __future__ import annotations
 
 import bisect
-from collections import OrderedDict
-from threading import Lock
+from typing import cast
 
 from filerestore.errors import (
     CorruptImageError,
@@ -27,11 +26,13 @@ from filerestore.errors import (
 )
 from filerestore.image.format_link import FormatLink
 from filerestore.image.mapped import (
+    PIECE,
     Layer,
     MappedLayer,
-    PieceCache,
     Run,
+    cache_key,
 )
+from filerestore.image.metadata import MetadataCache
 from filerestore.image.names import extent_name, windows_name
 from filerestore.image.vmdk_descriptor import (
     COWD_MAGIC,
@@ -43,6 +44,7 @@ from filerestore.image.vmdk_descriptor import (
     SPARSE_MAGIC,
     Descriptor,
     ExtentLine,
+    SparseHeader,
     decode_descriptor,
     parse_descriptor,
 )
@@ -56,26 +58,26 @@ from filerestore.image.vmdk_extents import (
 )
 from filerestore.source import LocalStore, StoreFile
 
-DECOMPRESSED_CACHE_GRAINS = 8
-
 
 def is_vmdk(head: bytes) -> bool:
     return head[:4] in (SPARSE_MAGIC, COWD_MAGIC) or head.startswith(DESCRIPTOR_MAGIC)
 
 
 class VmdkLayer(MappedLayer):
-    def __init__(self, name: str, extents: list[Extent], backing: Layer | None) -> None:
+    def __init__(
+        self, name: str, extents: list[Extent], backing: Layer | None, cache: MetadataCache
+    ) -> None:
         self.name = name
         self.backing = backing
         self.extents = extents
+        self._cache = cache
+        self._grain_key = cache_key()
         self.starts: list[int] = []
         pos = 0
         for e in extents:
             self.starts.append(pos)
             pos += e.size
         self._size = pos
-        self._grains: OrderedDict[tuple[int, int], bytes] = OrderedDict()
-        self._lock = Lock()
 
     def _runs(self, offset: int, end: int) -> list[Run]:
         runs: list[Run] = []
@@ -96,15 +98,11 @@ class VmdkLayer(MappedLayer):
         rel = start - self.starts[i]
         into = rel % extent.grain_bytes
         need = min(extent.grain_bytes, extent.size - (rel - into))
-        key = (i, host)
-        with self._lock:
-            grain = self._grains.get(key)
+        key = (self._grain_key, i, host)  # decompressed grains: the cache's cluster share
+        grain = cast("bytes | None", self._cache.get_cluster(key))
         if grain is None:
             grain = extent.grain(host, need)
-            with self._lock:
-                self._grains[key] = grain
-                while len(self._grains) > DECOMPRESSED_CACHE_GRAINS:
-                    self._grains.popitem(last=False)
+            self._cache.put_cluster(key, grain, len(grain))
         dst[:] = grain[into : into + len(dst)]
 
 
@@ -188,6 +186,12 @@ def _open_extents(
     return parts
 
 
+def _working_set(h: SparseHeader) -> int:
+    """A read's least tables at once: a grain directory piece, a grain table, and for a
+    stream-optimized extent the grain it inflates (image.metadata's working set)."""
+    return PIECE + h.num_gtes_per_gt * 4 + (h.grain_size * SECTOR if h.compressed else 0)
+
+
 def _link(
     file: StoreFile,
     desc: Descriptor,
@@ -195,8 +199,7 @@ def _link(
     parts: list[SparseFile | tuple[StoreFile, ExtentLine] | ExtentLine],
     files: list[StoreFile],
 ) -> FormatLink:
-    def build(backing: Layer | None, cache_bytes: int) -> Layer:
-        cache = PieceCache(cache_bytes)
+    def build(backing: Layer | None, cache: MetadataCache) -> Layer:
         extents: list[Extent] = []
         for p in parts:
             if isinstance(p, SparseFile):
@@ -205,7 +208,7 @@ def _link(
                 extents.append(ZeroExtent(p.sectors * SECTOR))
             else:
                 extents.append(FlatExtent(p[0], p[1].offset * SECTOR, p[1].sectors * SECTOR))
-        return VmdkLayer(file.name, extents, backing)
+        return VmdkLayer(file.name, extents, backing, cache)
 
     size = sum(
         p.header.capacity * SECTOR
@@ -214,6 +217,10 @@ def _link(
         for p in parts
     )
     grain = next((p.header.grain_size * SECTOR for p in parts if isinstance(p, SparseFile)), None)
+    # a read needs one grain directory piece and one grain table (and, compressed, its grain)
+    working_set = max(
+        (_working_set(p.header) for p in parts if isinstance(p, SparseFile)), default=0
+    )
     backing = parent_cid = None
     if desc.parent_hint is not None:
         backing = windows_name(desc.parent_hint, "parentFileNameHint", file.name)
@@ -233,4 +240,5 @@ def _link(
         identity=None if desc.cid is None else f"{desc.cid:08x}",
         parent_identity=parent_cid,
         files=files,
+        working_set=working_set,
     )

@@ -17,6 +17,7 @@ from __future__ import annotations
 import struct
 from array import array
 from dataclasses import dataclass
+from typing import cast
 
 from zlib_ng import zlib_ng
 
@@ -26,13 +27,13 @@ from filerestore.image.mapped import (
     DATA,
     UNALLOCATED,
     ZERO,
-    PieceCache,
     Run,
     Table,
     add_run,
     cache_key,
     le32_array,
 )
+from filerestore.image.metadata import MetadataCache
 from filerestore.image.vmdk_descriptor import (
     COMPRESSION_DEFLATE,
     FLAG_MARKERS,
@@ -93,7 +94,7 @@ def _footer_header(file: StoreFile) -> SparseHeader:
 class SparseExtent:
     """Guest bytes of one sparse extent through its grain directory and grain tables."""
 
-    def __init__(self, sparse: SparseFile, cache: PieceCache) -> None:
+    def __init__(self, sparse: SparseFile, cache: MetadataCache) -> None:
         h = sparse.header
         self.file = sparse.file
         self.size = h.capacity * SECTOR
@@ -114,10 +115,10 @@ class SparseExtent:
         sector = self.gd[gdi]
         if sector == 0:
             return None
-        table = self._cache.get((self._gt_key, sector))
+        table = cast("array[int] | None", self._cache.get((self._gt_key, sector)))
         if table is None:
             table = le32_array(self.file.pread(sector * SECTOR, self.gtes * 4, "grain table"))
-            self._cache.put((self._gt_key, sector), table)
+            self._cache.put((self._gt_key, sector), table, self.gtes * 4)
         return table
 
     def runs(self, rel: int, end: int, base: int, runs: list[Run]) -> None:
