@@ -355,6 +355,12 @@ class ExtFilesystem(LibyalFilesystem):
     def _max_file_size(self, node: Inode) -> int:
         return self._max_sizes[1 if node.flags & EXTENTS_FL else 0]
 
+    def _xattrs(self, node: Inode) -> dict[str, bytes]:
+        # in the inode's spare room or an external block: the library reads both
+        if node.file_acl == 0 and self.superblock.inode_size <= GOOD_OLD_INODE_SIZE:
+            return {}  # no room in the inode, no block: skip opening the inode
+        return super()._xattrs(self._handle(node))
+
     def _open(self, node: Inode) -> FileContents:
         size = node.size
         with self._library_errors("read a file's extents"):
