@@ -92,6 +92,8 @@ def _in_background(run: Callable[[Callable[[], None]], None]) -> None:
             if not report.closed:
                 report.write(f"{code}\tunexpected {type(exc).__name__}: {exc}\n")
         finally:
+            if not report.closed:
+                report.close()  # os._exit flushes nothing
             os._exit(code)
     os.close(write_end)
     with os.fdopen(read_end) as outcome:
