@@ -41,9 +41,10 @@ PYTHON = sys.executable
 CLI = [PYTHON, "-m", "filerestore.cli.main"]
 TARGETS = {"cat_ratio": 0.5, "find_ratio": 2.0}
 MODES: dict[str, list[str]] = {
-    "inline": [],
-    "4 threads, shared stack": ["--workers", "4"],
-    "4 threads, stack per thread": ["--workers", "4", "--per-thread"],
+    "all inline": ["--workers", "0"],
+    "reads on 4 threads (default)": ["--workers", "4"],
+    "all on 4 threads, shared": ["--workers", "4", "--all-on-workers"],
+    "all on 4 threads, per thread": ["--workers", "4", "--all-on-workers", "--per-thread"],
 }
 
 
@@ -103,14 +104,14 @@ def measure_cat(img: fuse_image.FuseBenchImage, runs: int) -> dict[str, Any]:
         ).stdout.split()[0]
         if digest != img.big_sha256:
             raise RuntimeError("big.bin reads back wrongly through the mount")
-    variants = [(m, a, 0) for m, a in MODES.items()] + [("inline", [], 1024)]
+    variants = [(m, a, 1024) for m, a in MODES.items()]
+    variants += [(m, a, 128) for m, a in list(MODES.items())[:2]]
     for mode, args, readahead in variants:
         times = []
         for _ in range(runs):
-            extra = ["--readahead-kb", str(readahead)] if readahead else []
-            with fuse_mounted(img.qcow2, *args, *extra) as mnt:
+            with fuse_mounted(img.qcow2, *args, "--readahead-kb", str(readahead)) as mnt:
                 times.append(shell(f"cat {mnt}/big.bin | cat > /dev/null"))
-        label = f"{mode}, read-ahead {readahead or 128} KiB"
+        label = f"{mode}, read-ahead {readahead} KiB"
         rate = mbps(size, min(times))
         out["mount"][label] = {"mbps": rate, "ratio": rate / out["filerestore_cat_mbps"]}
     return out

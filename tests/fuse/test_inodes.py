@@ -46,10 +46,10 @@ def test_unusable_numbers_get_stable_synthetic_ones() -> None:
 
 def test_lookups_are_counted_and_forgotten() -> None:
     table = InodeTable(ROOT)
-    table.looked_up(300, "/x", 0)
-    table.looked_up(300, "/hard-link-of-x", 0)
+    table.looked_up(300, "/x", 0, ROOT_INODE)
+    table.looked_up(300, "/d/hard-link-of-x", 0, 40)
     node = table.node(300)
-    assert node is not None and (node.path, node.lookups) == ("/x", 2)
+    assert node is not None and (node.path, node.parent, node.lookups) == ("/x", ROOT_INODE, 2)
     table.forget(300, 1)
     assert table.node(300) is not None
     table.forget(300, 1)

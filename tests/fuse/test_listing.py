@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from filerestore.fs.entry import Entry, EntryKind
-from filerestore.fuse.listing import DirStream
+from filerestore.fuse.listing import DirStream, ListingCache, Row
 
 NAMES = [f"f{i:04d}" for i in range(1000)]
 
@@ -51,3 +51,19 @@ def test_another_position_starts_the_listing_again() -> None:
     assert [e.name for e in stream.take(8, 2)] == NAMES[8:10]
     assert listing.listed == 2
     assert stream.take(1000, 5) == []
+
+
+def rows(count: int) -> list[Row]:
+    return [Row(b"n", None, i, f"/{i}", 0) for i in range(count)]
+
+
+def test_listing_cache_keeps_whole_listings_within_its_bound() -> None:
+    cache = ListingCache(max_rows=250)
+    cache.put(10, rows(100))
+    cache.put(11, rows(100))
+    assert cache.get(10) is not None  # now the most recently used
+    cache.put(12, rows(100))  # over the bound: the least recently used (11) goes
+    assert cache.get(11) is None
+    assert cache.get(10) is not None and cache.get(12) is not None
+    cache.put(13, rows(251))  # larger than the whole cache: not kept, nothing dropped
+    assert cache.get(13) is None and cache.get(10) is not None

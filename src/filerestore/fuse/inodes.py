@@ -31,18 +31,20 @@ _SYNTHETIC_BASE = 1 << 62
 
 @dataclass(slots=True)
 class Node:
-    """What the kernel holds an inode number for: a guest path, its number space, and how
-    many lookups the kernel has not forgotten yet."""
+    """What the kernel holds an inode number for: a guest path, its number space, the number
+    of the directory it was found in (for ".."), and how many lookups the kernel has not
+    forgotten yet."""
 
     path: str
     space: int
+    parent: int
     lookups: int = 0
 
 
 class InodeTable:
     def __init__(self, root: Entry) -> None:
         self.root_inode = root.inode
-        self._nodes: dict[int, Node] = {ROOT_INODE: Node("/", 0, 1)}
+        self._nodes: dict[int, Node] = {ROOT_INODE: Node("/", 0, ROOT_INODE, 1)}
         self._spaces: dict[str, int] = {}
         self._synthetic: dict[tuple[int, str], int] = {}
 
@@ -79,11 +81,12 @@ class InodeTable:
             ino = self._synthetic[key] = _SYNTHETIC_BASE + len(self._synthetic)
         return ino
 
-    def looked_up(self, ino: int, path: str, space: int) -> None:
-        """The kernel was given ``ino`` once more (a lookup or a readdirplus entry)."""
+    def looked_up(self, ino: int, path: str, space: int, parent: int) -> None:
+        """The kernel was given ``ino`` once more (a lookup or a readdirplus entry), found
+        in directory ``parent``."""
         node = self._nodes.get(ino)
         if node is None:
-            node = self._nodes[ino] = Node(path, space)
+            node = self._nodes[ino] = Node(path, space, parent)
         node.lookups += 1
 
     def forget(self, ino: int, count: int) -> None:

@@ -3,9 +3,15 @@
 Read-only: the mount is ``ro`` and no handler that changes anything is implemented (the
 kernel answers those with EROFS or ENOSYS itself). Every guest path is resolved by the
 filesystem (fs/base.py) from the path the inode table holds, so symlinks are resolved inside
-the guest and never on the host. Blocking work (anything that reads the image) runs through
-:meth:`BackupOperations._call`: inline on the event loop (requests served one at a time), or
-on a pool of worker threads (see stacks.py for how those share the filesystem).
+the guest and never on the host.
+
+Where the work runs (bench/fuse.py measures the choices): metadata requests (lookup, getattr,
+readdir, readlink, xattrs) run inline on the event loop, because they take the filesystem's
+lock anyway and a thread hand-off only adds its cost; file data (``read``) goes to a pool of
+``workers`` threads, because reads through extents take no lock and release the GIL in
+``pread``, so a ``find -ls`` is not queued behind a large ``cat`` and two readers overlap.
+``workers`` 0 runs everything inline; ``metadata_on_workers`` sends metadata to the pool too
+(measured slower).
 
 Every handler turns a filerestore error into its errno (errno_table.py) and any other
 exception into EIO with one line on the log: an exception leaving a pyfuse3 handler would
@@ -19,6 +25,7 @@ import functools
 import itertools
 import logging
 import os
+import stat
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ParamSpec, TypeVar
@@ -32,7 +39,7 @@ from filerestore.fs.entry import Entry
 from filerestore.fuse.attributes import BLOCK_SIZE, CACHE_SECONDS, attributes
 from filerestore.fuse.errno_table import errno_of
 from filerestore.fuse.inodes import ROOT_INODE, InodeTable, Node
-from filerestore.fuse.listing import DirStream
+from filerestore.fuse.listing import DirStream, ListingCache, Row
 from filerestore.fuse.stacks import StackSource
 
 log = logging.getLogger("filerestore.fuse")
@@ -72,30 +79,49 @@ class _OpenFile:
 
 @dataclass
 class _OpenDir:
+    ino: int
     node: Node
     stream: DirStream
+    #: the rows replied so far, in order, while they are the listing from its start
+    seen: list[Row] | None = field(default_factory=list)
+
+
+def _dot_attributes(ino: int) -> pyfuse3.EntryAttributes:
+    # only the number and the type reach getdents; the kernel links no dentry for dot names
+    out = pyfuse3.EntryAttributes()
+    out.st_ino = ino
+    out.st_mode = stat.S_IFDIR | 0o755
+    return out
 
 
 class BackupOperations(pyfuse3.Operations):
-    """Read-only handlers for one opened filesystem.
+    """Read-only handlers for one opened filesystem (see the module docstring for
+    ``workers`` and ``metadata_on_workers``)."""
 
-    ``workers`` 0 runs every request inline on the event loop; N > 0 runs the blocking part
-    of each request on one of N worker threads.
-    """
-
-    def __init__(self, stacks: StackSource, workers: int = 0) -> None:
+    def __init__(
+        self, stacks: StackSource, workers: int = 0, metadata_on_workers: bool = False
+    ) -> None:
         super().__init__()
         self._stacks = stacks
         self._threads = trio.CapacityLimiter(workers) if workers > 0 else None
+        self._metadata_threads = self._threads if metadata_on_workers else None
         root = stacks.fs().stat("/")
         self._root_ino_shown = root.inode or ROOT_INODE
         self._inodes = InodeTable(root)
         self._files: dict[int, _OpenFile] = {}
         self._dirs: dict[int, _OpenDir] = {}
         self._handles = itertools.count(1)
+        self._listings = ListingCache()
         self._volume_size = stacks.main.volume.size
 
     async def _call(self, fn: Callable[..., T], *args: Any) -> T:
+        """Metadata work: inline, unless metadata_on_workers."""
+        if self._metadata_threads is None:
+            return fn(*args)
+        return await trio.to_thread.run_sync(fn, *args, limiter=self._metadata_threads)
+
+    async def _call_data(self, fn: Callable[..., T], *args: Any) -> T:
+        """File data: on the worker threads, if there are any."""
         if self._threads is None:
             return fn(*args)
         return await trio.to_thread.run_sync(fn, *args, limiter=self._threads)
@@ -139,7 +165,7 @@ class BackupOperations(pyfuse3.Operations):
         space = self._inodes.space_of(entry, parent.space)
         ino = self._inodes.number(entry, space)
         attrs = self._entry_attributes(entry, ino)
-        self._inodes.looked_up(ino, path, space)
+        self._inodes.looked_up(ino, path, space, parent_inode)
         return attrs
 
     async def forget(self, inode_list: Sequence[tuple[int, int]]) -> None:
@@ -197,8 +223,14 @@ class BackupOperations(pyfuse3.Operations):
         node = self._node(inode)
         path = node.path
         fh = next(self._handles)
-        self._dirs[fh] = _OpenDir(node, DirStream(lambda: self._stacks.fs().list_dir(path)))
+        self._dirs[fh] = _OpenDir(inode, node, DirStream(lambda: self._stacks.fs().list_dir(path)))
         return fh
+
+    def _row(self, entry: Entry, parent_space: int) -> Row:
+        space = self._inodes.space_of(entry, parent_space)
+        ino = self._inodes.number(entry, space)
+        name = entry.name.encode("utf-8", "surrogateescape")
+        return Row(name, self._entry_attributes(entry, ino), ino, entry.path, space)
 
     @_translated
     async def readdir(self, fh: int, start_id: int, token: pyfuse3.ReaddirToken) -> None:
@@ -206,22 +238,41 @@ class BackupOperations(pyfuse3.Operations):
         if handle is None:
             raise pyfuse3.FUSEError(errno.EBADF)
         position = start_id
+        # "." and ".." first, as every local filesystem lists them (ls -a, ls -f); the
+        # kernel takes no lookup reference for these two names
+        dots = ((b".", handle.ino), (b"..", handle.node.parent))
+        for name, ino in dots[position:]:
+            shown = self._root_ino_shown if ino == ROOT_INODE else ino
+            if not pyfuse3.readdir_reply(token, name, _dot_attributes(shown), position + 1):
+                return
+            position += 1
+        # readdirplus: each entry goes out with its attributes, and counts as a lookup of
+        # its inode, so `ls -l` and `find` need no lookups afterwards
+        cached = self._listings.get(handle.ino)
+        if cached is not None:
+            for row in cached[position - len(dots) :]:
+                if not pyfuse3.readdir_reply(token, row.name, row.attributes, position + 1):
+                    return
+                self._inodes.looked_up(row.ino, row.path, row.space, handle.ino)
+                position += 1
+            return
+        if handle.seen is not None and len(handle.seen) != position - len(dots):
+            handle.seen = None  # not the listing from its start: nothing to keep
         while True:
-            batch = await self._call(handle.stream.take, position, READDIR_BATCH)
+            batch = await self._call(handle.stream.take, position - len(dots), READDIR_BATCH)
             for i, entry in enumerate(batch):
-                space = self._inodes.space_of(entry, handle.node.space)
-                ino = self._inodes.number(entry, space)
-                name = entry.name.encode("utf-8", "surrogateescape")
-                # readdirplus: each entry goes out with its attributes, and counts as a
-                # lookup of its inode, so `ls -l` and `find` need no lookups afterwards
-                if not pyfuse3.readdir_reply(
-                    token, name, self._entry_attributes(entry, ino), position + 1
-                ):
+                row = self._row(entry, handle.node.space)
+                if not pyfuse3.readdir_reply(token, row.name, row.attributes, position + 1):
                     handle.stream.put_back(batch[i:])
                     return
-                self._inodes.looked_up(ino, entry.path, space)
+                self._inodes.looked_up(row.ino, row.path, row.space, handle.ino)
+                if handle.seen is not None:
+                    handle.seen.append(row)
                 position += 1
             if len(batch) < READDIR_BATCH:
+                if handle.seen is not None:
+                    self._listings.put(handle.ino, handle.seen)
+                    handle.seen = None
                 return
 
     async def releasedir(self, fh: int) -> None:
@@ -255,7 +306,7 @@ class BackupOperations(pyfuse3.Operations):
         handle = self._files.get(fh)
         if handle is None:
             raise pyfuse3.FUSEError(errno.EBADF)
-        return await self._call(self._read, handle, off, size)
+        return await self._call_data(self._read, handle, off, size)
 
     async def release(self, fh: int) -> None:
         self._files.pop(fh, None)
