@@ -19,6 +19,7 @@ from filerestore.errors import FileRestoreError, MountpointError
 from filerestore.restore import open_stack
 
 MountpointArg = Annotated[Path, typer.Argument(help="An empty directory to mount on.")]
+MountedArg = Annotated[Path, typer.Argument(help="Where `filerestore mount` mounted a backup.")]
 FSTYPE = "fuse.filerestore"
 
 
@@ -108,7 +109,7 @@ def _in_background(run: Callable[[Callable[[], None]], None]) -> None:
 
 
 @app.command()
-def umount(mountpoint: MountpointArg) -> None:
+def umount(mountpoint: MountedArg) -> None:
     """Unmount a `filerestore mount` at MOUNTPOINT; its process then exits."""
     target = mountpoint.absolute()
     found = mount_at(target, read_mountinfo())
