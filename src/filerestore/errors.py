@@ -387,3 +387,18 @@ class TokenExistsError(ConflictError):
     """An API token with that name already exists."""
 
     code = "token_exists"
+
+
+# --- the FUSE view ---------------------------------------------------------------------------
+
+
+class MountpointError(UsageError):
+    """The mount point is not an empty directory, or something is already mounted there."""
+
+    code = "bad_mountpoint"
+
+
+class FuseUnavailableError(ServiceUnavailableError):
+    """FUSE cannot be used here: no /dev/fuse, no permission to open it, or the mount failed."""
+
+    code = "fuse_unavailable"

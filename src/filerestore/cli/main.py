@@ -28,6 +28,7 @@ PROG = "filerestore"
 #: checks that each module registers exactly these). Listed in the order `--help` shows them.
 COMMAND_MODULES: dict[str, tuple[str, ...]] = {
     "filerestore.cli.core_commands": ("inspect", "ls", "stat", "cat", "get"),
+    "filerestore.cli.mount_commands": ("mount", "umount"),
     "filerestore.cli.catalog_commands": ("repo", "scan", "backups", "mounts", "cleanup", "db"),
     "filerestore.cli.serve_commands": ("serve", "token"),
 }

@@ -2,7 +2,7 @@
 
 A backend subclasses :class:`Filesystem` and implements the ``_``-prefixed hooks on its own
 node type (a library handle for one inode). Everything a caller uses (``stat``, ``list_dir``,
-``open``, ``read_link``, ``walk``) lives here, once:
+``open``, ``read_link``, ``xattrs``, ``walk``) lives here, once:
 
 - Paths are lists of components. ``..`` never climbs above the root; NUL is refused;
   symbolic links met on the way (and at the end, when asked) are resolved inside the guest
@@ -123,6 +123,11 @@ class Filesystem(ABC, Generic[N]):
         comment where a backend overrides it); a larger one is corrupt."""
         return MAX_LFS_FILESIZE
 
+    def _xattrs(self, node: N) -> dict[str, bytes]:
+        """The node's extended attributes by full name ("user.color"); none by default, for
+        formats that have none or backends whose library does not give them."""
+        return {}
+
     def close(self) -> None:
         """Release library handles."""
 
@@ -185,6 +190,13 @@ class Filesystem(ABC, Generic[N]):
             if self._kind(node) is not EntryKind.SYMLINK:
                 raise NotASymlinkError(f"not a symbolic link: {join_path(parts)}")
             return self._link_target(node)
+
+    def xattrs(self, path: str) -> dict[str, bytes]:
+        """Extended attributes of the entry at ``path`` (a final symlink is not followed), by
+        full name with its namespace ("user.color", "trusted.x", "security.selinux")."""
+        with self._lock:
+            _, node = self._resolve(path, follow_final=False)
+            return self._xattrs(node)
 
     def walk(self, path: str = "/", max_depth: int | None = None) -> Iterator[Entry]:
         """Every entry below ``path``, depth first, parents before children.
