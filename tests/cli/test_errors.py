@@ -5,7 +5,6 @@ from __future__ import annotations
 import inspect
 import signal
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -121,9 +120,7 @@ def test_bare_command_prints_help() -> None:
 def test_hostile_image_is_refused(tmp_path: Path, hostile: HostileImage) -> None:
     image = hostile.build(tmp_path)
     code = exit_codes.EXIT_CODES[exit_codes.table_entry(hostile.error)]
-    started = time.monotonic()
     line = fails(code, "ls", image, "--repository", tmp_path / "repo")
-    assert time.monotonic() - started < 10  # a process start-up; the refusal itself is immediate
     if hostile.match not in line:
         # damage that only shows when its bytes are read: `ls` reads just the signatures, so
         # the image may instead hold no recognisable filesystem: still "bad image", exit 4

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import random
 import struct
-import time
 from pathlib import Path
 
 import pytest
@@ -63,13 +62,11 @@ def test_mutated_images_fail_cleanly(source: str, tmp_path: Path) -> None:
     for i in range(150):
         top = repo / f"m{i}.qcow2"
         top.write_bytes(_mutate(original, rng))
-        start = time.monotonic()
         try:
             _read_some(top, repo, rng)
             outcomes["read"] += 1
         except FileRestoreError:
             outcomes["refused"] += 1
-        assert time.monotonic() - start < 1.0, f"mutation {i} took too long"
         top.unlink()
     # both outcomes occur: the mutations reach checks, and some leave readable images
     assert outcomes["refused"] > 0

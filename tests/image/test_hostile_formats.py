@@ -4,7 +4,6 @@ outside its repository (the audit hook of test_hostile records every open that r
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
 
 import pytest
@@ -20,16 +19,13 @@ from tests.imagebuild.hostile_formats import HOSTILE_FORMATS
 def test_hostile_format_is_refused(entry: HostileImage, tmp_path: Path) -> None:
     top = entry.build(tmp_path)
     repo = (tmp_path / "repo").resolve()
-    start = time.monotonic()
     with (
         recording_opens() as opened,
         pytest.raises(entry.error) as info,
         open_image(top, repo) as disk,
     ):
         sha256_of_reader(disk)
-    elapsed = time.monotonic() - start
     assert type(info.value) is entry.error, info.value
     assert entry.match in str(info.value), str(info.value)
-    assert elapsed < 2.0
     for path in opened:
         assert Path(os.path.realpath(path)).is_relative_to(repo), f"opened {path}"
