@@ -34,11 +34,12 @@ from filerestore.errors import (
     BackingFileRefusedError,
     CorruptImageError,
     ImageNotFoundError,
+    ObjectChangedError,
     RepositoryEscapeError,
     UnsupportedImageError,
 )
 from filerestore.image.qcow2_header import MAX_CLUSTER_BITS, Qcow2Info, parse_first_cluster
-from filerestore.source import LocalStore, StoreFile
+from filerestore.source import SourceFile, Store
 
 _FIRST_READ = 64 * 1024
 # Magic numbers of formats that are not raw disks, refused rather than shown as raw bytes.
@@ -63,7 +64,7 @@ class ChainLink:
 @dataclass
 class OpenedLink:
     link: ChainLink
-    file: StoreFile
+    file: SourceFile
     info: Qcow2Info | None
 
 
@@ -80,7 +81,7 @@ def decode_backing_name(raw: bytes, image: str) -> str:
     return name
 
 
-def _read_first_cluster(file: StoreFile) -> bytes:
+def _read_first_cluster(file: SourceFile) -> bytes:
     head = file.pread(0, min(file.size, _FIRST_READ), "header")
     if len(head) >= 24:
         cluster_bits = int.from_bytes(head[20:24], "big")
@@ -91,7 +92,7 @@ def _read_first_cluster(file: StoreFile) -> bytes:
     return head
 
 
-def _detect_format(file: StoreFile, head: bytes) -> str:
+def _detect_format(file: SourceFile, head: bytes) -> str:
     if head[:4] == b"QFI\xfb":
         return "qcow2"
     for magic, name in _FOREIGN_MAGIC.items():
@@ -100,7 +101,7 @@ def _detect_format(file: StoreFile, head: bytes) -> str:
     return "raw"
 
 
-def _open_link(file: StoreFile, declared: str | None) -> OpenedLink:
+def _open_link(file: SourceFile, declared: str | None) -> OpenedLink:
     name, path = file.name, Path(file.location)
     try:
         if declared == "raw":
@@ -136,7 +137,7 @@ def _open_link(file: StoreFile, declared: str | None) -> OpenedLink:
         raise
 
 
-def _open_backing(store: LocalStore, backing: str, current: str) -> StoreFile:
+def _open_backing(store: Store, backing: str, current: str) -> SourceFile:
     try:
         return store.open(backing, relative_to=current)
     except RepositoryEscapeError as exc:
@@ -145,9 +146,18 @@ def _open_backing(store: LocalStore, backing: str, current: str) -> StoreFile:
         raise ImageNotFoundError(f"{current}: backing file {backing!r}: {exc}") from exc
 
 
-def open_chain(store: LocalStore, name: str, max_depth: int) -> list[OpenedLink]:
+def open_chain(store: Store, name: str, max_depth: int) -> list[OpenedLink]:
     """Open and validate every file of the chain of ``name``, top first, through ``store``;
     the caller closes the files."""
+    try:
+        return _open_chain_once(store, name, max_depth)
+    except ObjectChangedError:
+        # a file was opened from what the store remembered of an older version (a cache)
+        # and the store has forgotten it since: the chain read it from the new one
+        return _open_chain_once(store, name, max_depth)
+
+
+def _open_chain_once(store: Store, name: str, max_depth: int) -> list[OpenedLink]:
     chain: list[OpenedLink] = []
     seen: set[object] = set()
     try:
@@ -159,6 +169,8 @@ def open_chain(store: LocalStore, name: str, max_depth: int) -> list[OpenedLink]
             chain.append(opened)
             backing = opened.link.backing_name
             if backing is None:
+                for o in chain:  # nothing read is trusted before every file is current
+                    o.file.confirm()
                 return chain
             current = opened.link.name
             file = _open_backing(store, backing, current)

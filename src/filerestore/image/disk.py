@@ -11,7 +11,7 @@ import threading
 from filerestore.blockio import SizedReader
 from filerestore.image.chain import ChainLink, OpenedLink, open_chain
 from filerestore.image.qcow2 import Layer, Qcow2Layer
-from filerestore.source import LocalStore
+from filerestore.source import LocalStore, Store
 
 DEFAULT_MAX_CHAIN_DEPTH = 64
 
@@ -69,7 +69,7 @@ def open_image(
 
 
 def open_backup(
-    store: LocalStore, name: str, max_chain_depth: int = DEFAULT_MAX_CHAIN_DEPTH
+    store: Store, name: str, max_chain_depth: int = DEFAULT_MAX_CHAIN_DEPTH
 ) -> DiskImage:
     """Open the image ``name`` of a repository's ``store`` and its backing chain."""
     return DiskImage(open_chain(store, name, max_chain_depth))
