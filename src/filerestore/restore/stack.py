@@ -21,6 +21,8 @@ from filerestore.errors import (
 )
 from filerestore.fs import Filesystem, detect_filesystem, open_filesystem
 from filerestore.image import DiskImage, open_image
+from filerestore.image.disk import open_backup
+from filerestore.source import Store
 from filerestore.volume import Volume, find_volume, list_volumes
 
 DEFAULT_MAX_CHAIN_DEPTH = 64
@@ -119,8 +121,23 @@ def open_stack(
     id). Without it, the one volume holding a recognised filesystem is used; several give an
     AmbiguousVolumeError listing them, none a NoFilesystemError.
     """
+    image = open_image(image_path, repository=repository, max_chain_depth=max_chain_depth)
+    return _stack_on(image, volume_id)
+
+
+def open_backup_stack(
+    store: Store,
+    name: str,
+    *,
+    volume_id: str | None = None,
+    max_chain_depth: int = DEFAULT_MAX_CHAIN_DEPTH,
+) -> Stack:
+    """:func:`open_stack` for the backup ``name`` of a repository's ``store`` (local or S3)."""
+    return _stack_on(open_backup(store, name, max_chain_depth), volume_id)
+
+
+def _stack_on(image: DiskImage, volume_id: str | None) -> Stack:
     with ExitStack() as guard:
-        image = open_image(image_path, repository=repository, max_chain_depth=max_chain_depth)
         guard.callback(image.close)
         volumes = list_volumes(image)
         volume = _choose_volume(volumes, volume_id)

@@ -55,9 +55,12 @@ class BlockPool:
 
     def get_many(self, wanted: list[tuple[str, int, Fetch]]) -> list[bytes]:
         """Several blocks, the missing ones fetched at once (a read spanning many blocks)."""
-        if len(wanted) > 1:
-            self.prefetch(wanted[1:])
-        return [self.get(name, size, fetch) for name, size, fetch in wanted]
+        out = []
+        for i, (name, size, fetch) in enumerate(wanted):
+            if i + 1 < len(wanted):  # keep the pool busy with the ones after this one
+                self.prefetch(wanted[i + 1 : i + 1 + 2 * self.workers])
+            out.append(self.get(name, size, fetch))
+        return out
 
     def prefetch(self, wanted: list[tuple[str, int, Fetch]]) -> None:
         """Start fetching blocks not yet held or in flight; never waits."""

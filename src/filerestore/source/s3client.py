@@ -150,7 +150,7 @@ class ObstoreClient:
             result = obstore.get(self._store, key, options={"range": (0, length)})
             meta = self._meta(key, result.meta)
             return meta, bytes(result.bytes())
-        except obx.BaseError as exc:
+        except Exception as exc:
             if not _is_unsatisfiable(exc):
                 raise self._error(exc, key) from exc
         meta = self.head(key)  # an empty object has no byte 0 to range over
@@ -162,13 +162,13 @@ class ObstoreClient:
         options: Any = {"range": (start, end), "if_match": meta.etag}
         try:
             return bytes(obstore.get(self._store, meta.key, options=options).bytes())
-        except obx.BaseError as exc:
+        except Exception as exc:
             raise self._error(exc, meta.key) from exc
 
     def head(self, key: str) -> ObjectMeta:
         try:
             return self._meta(key, obstore.head(self._store, key))
-        except obx.BaseError as exc:
+        except Exception as exc:
             raise self._error(exc, key) from exc
 
     def _meta(self, key: str, meta: Any) -> ObjectMeta:
@@ -179,11 +179,12 @@ class ObstoreClient:
 
     def _error(self, exc: Exception, key: str) -> FileRestoreError:
         where = f"s3://{self.options.bucket}/{key}"
-        if isinstance(exc, obx.NotFoundError):
+        # obstore raises some of its errors as builtins (a 404 is a FileNotFoundError)
+        if isinstance(exc, obx.NotFoundError | FileNotFoundError):
             return ImageNotFoundError(f"{where} not found")
         if isinstance(exc, obx.PreconditionError):
             return ObjectChangedError(f"{where} was replaced while it was open (new ETag)")
-        if isinstance(exc, obx.PermissionDeniedError | obx.UnauthenticatedError):
+        if isinstance(exc, obx.PermissionDeniedError | obx.UnauthenticatedError | PermissionError):
             return ObjectStoreUnavailableError(f"{where}: access denied by the object store")
         return ObjectStoreUnavailableError(f"{where}: the object store failed: {_first_line(exc)}")
 
