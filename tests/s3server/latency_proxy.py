@@ -7,7 +7,7 @@ paid once per request as on a real network), and counted by method. Responses ar
 back unchanged. Requests to ``/__proxy__/...`` are answered by the proxy itself:
 
 - ``/__proxy__/stats``: ``{"GET": n, "HEAD": n, ...}`` since the last reset;
-- ``/__proxy__/reset``: zero the counts;
+- ``/__proxy__/reset``: the counts, then zero them;
 - ``/__proxy__/set?delay_ms=N&stall=0|1``: change the delay; with stall=1 requests are
   held for ever (an object store that accepts connections and never answers).
 
@@ -85,6 +85,7 @@ class Proxy:
 
     def control(self, target: str) -> bytes:
         url = urlsplit(target)
+        body = json.dumps(dict(self.counts)).encode()
         if url.path == "/__proxy__/reset":
             self.counts.clear()
         elif url.path == "/__proxy__/set":
@@ -93,7 +94,6 @@ class Proxy:
                 self.delay = float(query["delay_ms"][0]) / 1000
             if "stall" in query:
                 self.stall = query["stall"][0] == "1"
-        body = json.dumps(dict(self.counts)).encode()
         return (
             b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
             + f"Content-Length: {len(body)}\r\n\r\n".encode()

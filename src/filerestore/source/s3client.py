@@ -180,6 +180,8 @@ class ObstoreClient:
     def _error(self, exc: Exception, key: str) -> FileRestoreError:
         where = f"s3://{self.options.bucket}/{key}"
         # obstore raises some of its errors as builtins (a 404 is a FileNotFoundError)
+        if "<Code>NoSuchBucket</Code>" in str(exc):  # a configuration error, not a lost backup
+            return ObjectStoreUnavailableError(f"bucket {self.options.bucket} does not exist")
         if isinstance(exc, obx.NotFoundError | FileNotFoundError):
             return ImageNotFoundError(f"{where} not found")
         if isinstance(exc, obx.PreconditionError):
