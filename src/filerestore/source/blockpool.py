@@ -19,6 +19,7 @@ from filerestore.errors import ObjectStoreUnavailableError
 from filerestore.source.blockcache import BlockCache
 
 T = TypeVar("T")
+CHECK_THREADS = 16
 Fetch = Callable[[], bytes]
 
 
@@ -34,6 +35,9 @@ class BlockPool:
         self._inflight: dict[str, Future[bytes]] = {}
         self._lock = threading.Lock()
         self._executor = ThreadPoolExecutor(workers, thread_name_prefix="filerestore-fetch")
+        # checks (a HEAD per file of a chain being opened) get threads of their own: all of
+        # a chain's checks go out at once, never queued behind block fetches
+        self._checks = ThreadPoolExecutor(CHECK_THREADS, thread_name_prefix="filerestore-check")
         self._queued = 0  # prefetches submitted and not yet finished
         self._closed = False
 
@@ -79,8 +83,8 @@ class BlockPool:
             self._executor.submit(self._prefetched, name, size, fetch, future)
 
     def submit(self, fn: Callable[[], T]) -> Future[T]:
-        """Run ``fn`` on the pool (a check made in the background)."""
-        return self._executor.submit(fn)
+        """Run ``fn`` in the background (a check of a file being opened)."""
+        return self._checks.submit(fn)
 
     def memory_held(self) -> int:
         with self._lock:
@@ -131,6 +135,7 @@ class BlockPool:
             self._memory.clear()
             self._held = 0
         self._executor.shutdown(wait=False, cancel_futures=True)
+        self._checks.shutdown(wait=False, cancel_futures=True)
         for future in pending:  # a cancelled prefetch must not leave a reader waiting
             with contextlib.suppress(InvalidStateError):
                 future.set_exception(ObjectStoreUnavailableError("the store was closed"))

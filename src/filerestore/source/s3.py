@@ -24,7 +24,7 @@ background, which every file of a chain does in parallel; ``confirm()`` waits fo
 
 from __future__ import annotations
 
-from concurrent.futures import Future
+from concurrent.futures import CancelledError, Future
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -93,6 +93,8 @@ class S3File(SizedReader):
         except ObjectChangedError:
             self._store.forget(self.meta.key)
             raise
+        except CancelledError:
+            raise ObjectStoreUnavailableError(f"{self.location}: the store was closed") from None
         if (current.etag, current.size) != (self.meta.etag, self.meta.size):
             self._store.forget(self.meta.key)
             raise ObjectChangedError(f"{self.location} was replaced since it was cached")
