@@ -245,7 +245,17 @@ def main() -> None:
     parser.add_argument("--big-latencies", default="0,20")
     parser.add_argument("--no-big", action="store_true")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument(
+        "--switch-interval",
+        type=float,
+        default=None,
+        help="sys.setswitchinterval in ms (Python's default is 5): the fetch threads wait for "
+        "the GIL behind the reading thread's parsing, up to this long each time",
+    )
     args = parser.parse_args()
+    if args.switch_interval is not None:
+        sys.setswitchinterval(args.switch_interval / 1000)
+    print(f"GIL switch interval {sys.getswitchinterval() * 1000:g} ms", flush=True)
     clients = args.clients.split(",")
     chain = s3_images.chain100g()
     big = None if args.no_big else s3_images.big1g()
