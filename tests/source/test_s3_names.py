@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from filerestore.errors import ImageNotFoundError, RepositoryEscapeError
-from filerestore.source.s3names import MAX_KEY_BYTES, normalize_prefix, resolve_name
+from filerestore.errors import ImageNotFoundError, InvalidRepositoryError, RepositoryEscapeError
+from filerestore.source.s3names import (
+    MAX_KEY_BYTES,
+    normalize_prefix,
+    parse_s3_url,
+    resolve_name,
+)
 from tests.imagebuild.hostile import STORE_ESCAPES
 
 PREFIX = normalize_prefix("repo/vm1")
@@ -62,3 +67,18 @@ def test_a_key_longer_than_s3_allows_is_not_found() -> None:
     with pytest.raises(ImageNotFoundError, match="longer"):
         resolve_name(PREFIX, "x" * (MAX_KEY_BYTES - len(PREFIX) + 1))
     assert resolve_name(PREFIX, "x" * (MAX_KEY_BYTES - len(PREFIX)))
+
+
+def test_repository_urls() -> None:
+    assert parse_s3_url("s3://backups") == ("backups", "")
+    assert parse_s3_url("s3://backups/nightly//vm1/") == ("backups", "nightly/vm1/")
+    for bad in (
+        "http://backups/x",
+        "s3://",
+        "s3://UPPER/x",
+        "s3://a",
+        "s3://b..c/x",
+        "s3://ok-bucket/../x",
+    ):
+        with pytest.raises(InvalidRepositoryError):
+            parse_s3_url(bad)

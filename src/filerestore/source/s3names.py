@@ -21,9 +21,28 @@ These are pure functions over strings: nothing here talks to a server.
 
 from __future__ import annotations
 
-from filerestore.errors import ImageNotFoundError, RepositoryEscapeError
+import re
+
+from filerestore.errors import ImageNotFoundError, InvalidRepositoryError, RepositoryEscapeError
 
 MAX_KEY_BYTES = 1024  # S3's limit on a key's UTF-8 length
+# "Bucket naming rules" (S3 User Guide): 3-63 of a-z 0-9 . -, starting and ending with a
+# letter or digit
+_BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+
+
+def parse_s3_url(url: str) -> tuple[str, str]:
+    """(bucket, normalized prefix) of a repository URL ``s3://BUCKET[/PREFIX]``, as
+    ``repo add NAME s3://...`` takes it."""
+    if not url.startswith("s3://"):
+        raise InvalidRepositoryError(f"{url!r} is not an s3://BUCKET/PREFIX URL")
+    bucket, _, prefix = url[len("s3://") :].partition("/")
+    if not _BUCKET.fullmatch(bucket) or ".." in bucket:
+        raise InvalidRepositoryError(f"{bucket!r} is not a valid S3 bucket name")
+    try:
+        return bucket, normalize_prefix(prefix)
+    except RepositoryEscapeError as exc:
+        raise InvalidRepositoryError(str(exc)) from exc
 
 
 def normalize_prefix(prefix: str) -> str:
