@@ -18,7 +18,8 @@ What it prints:
    at each injected latency, per client: cold (empty disk cache; median of 3) with its GET
    and HEAD counts; warm (a new store on the disk cache the cold open filled, as a restarted
    worker has; median of 5) with its counts; and "same worker" (another session in the
-   process that opened it before: the store's blocks still in memory; median of 5).
+   process that opened it before: the store's blocks still in memory; median of 5); and,
+   as the floor, the same chain opened from the host's disk (median of 5).
    Targets: cold <= 1 s at 20 ms, <= 2 s at 50 ms; warm <= 50 ms.
 2. **1 GiB file**: ``/big.bin`` read through the whole stack in 1 MiB reads (sha256 checked
    against the source) on an empty disk cache, against plain ranged GETs of the same object
@@ -47,7 +48,7 @@ from bench import s3_images
 from tests.s3server import servers
 
 from filerestore.errors import ImageNotFoundError, ObjectChangedError
-from filerestore.restore.stack import open_backup_stack
+from filerestore.restore.stack import open_backup_stack, open_stack
 from filerestore.source import BlockOptions, S3Options, S3Store
 from filerestore.source.s3client import ObjectClient, ObjectMeta, ObstoreClient
 
@@ -134,7 +135,13 @@ def open_and_list(store: S3Store, top: str) -> tuple[float, list[str]]:
 
 
 def bench_open(
-    proxy: servers.Server, client: str, latency: int, root: list[str], top: str, work: Path
+    proxy: servers.Server,
+    client: str,
+    latency: int,
+    root: list[str],
+    top: str,
+    work: Path,
+    local_chain: Path,
 ) -> dict[str, Any]:
     servers.proxy_call(proxy, "set", delay_ms=latency)
     want = sorted([*root, "lost+found"])
@@ -166,7 +173,15 @@ def bench_open(
             again.append(seconds)
         again_counts = servers.proxy_call(proxy, "reset")
         memory = store.pool.memory_held()
+    local: list[float] = []
+    for _ in range(6):  # the floor: the same chain opened from the host's disk
+        start = time.perf_counter()
+        with open_stack(local_chain / top) as stack:
+            names = sorted(e.name for e in stack.fs.list_dir("/"))
+        local.append(time.perf_counter() - start)
+    assert names == want, names
     return {
+        "local_s": statistics.median(local[1:]),
         "same_worker_s": statistics.median(again),
         "same_worker_requests": again_counts,
         "block_memory_bytes": memory,
@@ -273,7 +288,9 @@ def main() -> None:
                 s3.upload_file(str(big / "disk.qcow2"), BUCKET, "big1g/disk.qcow2")
             for latency in [int(x) for x in args.latencies.split(",") if x]:
                 for client in clients:
-                    r = bench_open(proxy, client, latency, expected["root"], expected["top"], work)
+                    r = bench_open(
+                        proxy, client, latency, expected["root"], expected["top"], work, chain
+                    )
                     results.append(r)
                     print(
                         f"open+list 100 GiB chain (11 objects), {client}, {latency} ms/request: "
@@ -281,7 +298,8 @@ def main() -> None:
                         f"warm {r['warm_s'] * 1000:.1f} ms {r['warm_requests']}, "
                         f"same worker {r['same_worker_s'] * 1000:.1f} ms "
                         f"{r['same_worker_requests']} ({r['block_memory_bytes'] / MiB:.0f} MiB "
-                        "of blocks in memory)",
+                        "of blocks in memory); from local files "
+                        f"{r['local_s'] * 1000:.1f} ms",
                         flush=True,
                     )
             if big is not None:

@@ -113,3 +113,12 @@ def test_hostile_backing_names_are_refused(
         open_backup(repo, "top.qcow2")
     with pytest.raises(RepositoryEscapeError):
         repo.open(backing.replace("BUCKET", bucket))
+
+
+def test_an_empty_object_opens_empty(s3: Any, bucket: str, store: StoreFactory) -> None:
+    """A ranged GET of byte 0 is refused (416) on an empty object: the open falls back to
+    a HEAD, and the file reads as zero bytes."""
+    s3.put_object(Bucket=bucket, Key="empty.raw", Body=b"")
+    f = store().open("empty.raw")
+    assert f.size == 0
+    assert f.read_at(0, 10) == b""

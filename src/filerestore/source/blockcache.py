@@ -46,6 +46,10 @@ CREATE TABLE IF NOT EXISTS objects (location TEXT PRIMARY KEY, etag TEXT NOT NUL
 """
 #: an eviction frees down to this share of the cap, so the next inserts do not each evict
 LOW_WATER = 0.9
+#: uses of cached blocks are written to the index in batches (one transaction each), not
+#: one write per hit: a warm open hits dozens of blocks
+TOUCH_BATCH = 64
+TOUCH_SECONDS = 5.0
 
 
 def object_id(*parts: str | int) -> str:
@@ -70,6 +74,8 @@ class BlockCache:
         self._lock = threading.Lock()
         self._db: sqlite3.Connection | None = None
         self._pid = -1
+        self._touched: dict[str, float] = {}
+        self._flushed = time.monotonic()
         with self._lock:
             db = self._connection()
             db.executescript(_SCHEMA)
@@ -88,7 +94,13 @@ class BlockCache:
             return None
         if len(data) != size:
             return None
-        self._write("UPDATE blocks SET used = ? WHERE name = ?", (time.time(), name))
+        with self._lock:
+            self._touched[name] = time.time()
+            if (
+                len(self._touched) >= TOUCH_BATCH
+                or time.monotonic() - self._flushed > TOUCH_SECONDS
+            ):
+                self._flush_touches()
         return data
 
     def put(self, name: str, data: bytes) -> None:
@@ -119,6 +131,7 @@ class BlockCache:
                         db.execute("UPDATE total SET bytes = bytes + ?", (len(data),))
                     total = db.execute("SELECT bytes FROM total").fetchone()[0]
                 if total > self.capacity:
+                    self._flush_touches()  # the order of use must be current to evict by it
                     self._evict(db)
             except sqlite3.Error as exc:
                 log.warning("block cache: index update failed: %s", exc)
@@ -127,6 +140,23 @@ class BlockCache:
         """Bytes the index counts (what the cap is kept on)."""
         with self._lock:
             return int(self._connection().execute("SELECT bytes FROM total").fetchone()[0])
+
+    def _flush_touches(self) -> None:
+        """Write the batched uses of blocks (call under the lock)."""
+        touched, self._touched = self._touched, {}
+        self._flushed = time.monotonic()
+        if not touched:
+            return
+        try:
+            db = self._connection()
+            with db:
+                db.execute("BEGIN IMMEDIATE")
+                db.executemany(
+                    "UPDATE blocks SET used = ? WHERE name = ?",
+                    [(used, name) for name, used in touched.items()],
+                )
+        except sqlite3.Error as exc:
+            log.warning("block cache: index update failed: %s", exc)
 
     def _evict(self, db: sqlite3.Connection) -> None:
         """Delete least recently used blocks until the total is under the low-water mark."""
@@ -198,5 +228,6 @@ class BlockCache:
     def close(self) -> None:
         with self._lock:
             if self._db is not None and self._pid == os.getpid():
+                self._flush_touches()
                 self._db.close()
             self._db = None

@@ -192,8 +192,9 @@ class ObstoreClient:
 
 
 def _is_unsatisfiable(exc: Exception) -> bool:
+    # by the status line or the S3 error code, never a bare "416" (request ids hold digits)
     text = str(exc)
-    return "416" in text or "InvalidRange" in text or "Range Not Satisfiable" in text
+    return "416 Range Not Satisfiable" in text or "<Code>InvalidRange</Code>" in text
 
 
 def _first_line(exc: Exception) -> str:
