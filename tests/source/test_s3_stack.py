@@ -31,3 +31,24 @@ def test_gpt_ext4_backup_from_s3_matches_its_tree(
     # every byte came through ranged GETs of the object, none from the host's copy
     assert counts.get("GET", 0) > 0
     assert set(counts) <= {"GET", "HEAD"}
+
+
+def test_a_cached_backup_replaced_since_opens_the_new_one(
+    s3: Any, bucket: str, store: StoreFactory, proxy: Server
+) -> None:
+    """The second open starts from the cache (the old disk's partition table and
+    filesystem) while it checks the ETags; the check fails, and the stack is opened again
+    from the new object, not returned with the old one's listing."""
+    first, second = images.single_ext4(), images.two_ext4()
+    s3.upload_file(str(first.image), bucket, "vm/disk.qcow2")
+    with open_backup_stack(store("vm"), "disk.qcow2") as stack:
+        assert stack.fs.label == "root"
+    proxy_call(proxy, "reset")
+    with open_backup_stack(store("vm"), "disk.qcow2") as stack:  # unchanged: no GET at all
+        assert stack.fs.label == "root"
+    assert proxy_call(proxy, "reset") == {"HEAD": 1}
+    s3.upload_file(str(second.image), bucket, "vm/disk.qcow2")
+    with open_backup_stack(store("vm"), "disk.qcow2", volume_id="p3") as stack:
+        assert stack.fs.label == "beta"
+        names = {e.name for e in stack.fs.list_dir("/")}
+    assert names == {p.name for p in second.tree(2).iterdir()} | {"lost+found"}

@@ -33,6 +33,7 @@ from filerestore.errors import (
     BackingChainTooDeepError,
     BackingFileRefusedError,
     CorruptImageError,
+    FileRestoreError,
     ImageNotFoundError,
     ObjectChangedError,
     RepositoryEscapeError,
@@ -146,22 +147,51 @@ def _open_backing(store: Store, backing: str, current: str) -> SourceFile:
         raise ImageNotFoundError(f"{current}: backing file {backing!r}: {exc}") from exc
 
 
-def open_chain(store: Store, name: str, max_depth: int) -> list[OpenedLink]:
+def open_chain(
+    store: Store, name: str, max_depth: int, *, confirm: bool = True
+) -> list[OpenedLink]:
     """Open and validate every file of the chain of ``name``, top first, through ``store``;
-    the caller closes the files."""
+    the caller closes the files.
+
+    A store may open a file from what it remembered of it (an S3 block cache) and check in
+    the background that it is still current; the chain is returned once every check has
+    passed, or with ``confirm=False`` at once, and the caller must then call
+    :func:`confirm_chain` before it trusts anything read (it can overlap the checks'
+    round trip with its own reading). A failure met before the checks are in is blamed
+    on a changed file when one did change; the walk is then made once more.
+    """
     try:
-        return _open_chain_once(store, name, max_depth)
+        return _open_chain_once(store, name, max_depth, confirm)
     except ObjectChangedError:
-        # a file was opened from what the store remembered of an older version (a cache)
-        # and the store has forgotten it since: the chain read it from the new one
-        return _open_chain_once(store, name, max_depth)
+        # the store has forgotten the changed file: the walk reads the new version
+        return _open_chain_once(store, name, max_depth, confirm)
 
 
-def _open_chain_once(store: Store, name: str, max_depth: int) -> list[OpenedLink]:
+def confirm_chain(files: list[SourceFile]) -> None:
+    """Wait until every file is known to be current (ObjectChangedError if one is not)."""
+    for f in files:
+        f.confirm()
+
+
+def _changed(files: list[SourceFile]) -> ObjectChangedError | None:
+    """The error of the first file found replaced since it was opened, if any."""
+    for f in files:
+        try:
+            f.confirm()
+        except ObjectChangedError as exc:
+            return exc
+        except FileRestoreError:
+            continue  # the check itself failed: the original error stands
+    return None
+
+
+def _open_chain_once(store: Store, name: str, max_depth: int, confirm: bool) -> list[OpenedLink]:
     chain: list[OpenedLink] = []
+    files: list[SourceFile] = []  # every file opened, even one not yet in the chain
     seen: set[object] = set()
     try:
         file = store.open(name)
+        files.append(file)
         declared: str | None = None
         while True:
             seen.add(file.identity)
@@ -169,11 +199,12 @@ def _open_chain_once(store: Store, name: str, max_depth: int) -> list[OpenedLink
             chain.append(opened)
             backing = opened.link.backing_name
             if backing is None:
-                for o in chain:  # nothing read is trusted before every file is current
-                    o.file.confirm()
+                if confirm:
+                    confirm_chain(files)
                 return chain
             current = opened.link.name
             file = _open_backing(store, backing, current)
+            files.append(file)
             if file.identity in seen:
                 file.close()
                 raise BackingChainLoopError(
@@ -186,7 +217,15 @@ def _open_chain_once(store: Store, name: str, max_depth: int) -> list[OpenedLink
                     f"{max_depth} files"
                 )
             declared = opened.link.backing_format
+    except FileRestoreError as exc:
+        # read from a remembered version: a changed file explains what went wrong
+        changed = None if isinstance(exc, ObjectChangedError) else _changed(files)
+        for f in files:
+            f.close()
+        if changed is not None:
+            raise changed from exc
+        raise
     except BaseException:
-        for opened in chain:
-            opened.file.close()
+        for f in files:
+            f.close()
         raise

@@ -9,7 +9,7 @@ import os
 import threading
 
 from filerestore.blockio import SizedReader
-from filerestore.image.chain import ChainLink, OpenedLink, open_chain
+from filerestore.image.chain import ChainLink, OpenedLink, confirm_chain, open_chain
 from filerestore.image.qcow2 import Layer, Qcow2Layer
 from filerestore.source import LocalStore, Store
 
@@ -38,6 +38,10 @@ class DiskImage(SizedReader):
         if self._closed.is_set():
             raise ValueError("read from a closed DiskImage")
         return self._top.read_at(offset, n)
+
+    def confirm(self) -> None:
+        """Wait until every file of the chain is known to be current (see open_chain)."""
+        confirm_chain(self._files)
 
     def close(self) -> None:
         self._closed = getattr(self, "_closed", threading.Event())
@@ -69,10 +73,18 @@ def open_image(
 
 
 def open_backup(
-    store: Store, name: str, max_chain_depth: int = DEFAULT_MAX_CHAIN_DEPTH
+    store: Store,
+    name: str,
+    max_chain_depth: int = DEFAULT_MAX_CHAIN_DEPTH,
+    *,
+    confirm: bool = True,
 ) -> DiskImage:
-    """Open the image ``name`` of a repository's ``store`` and its backing chain."""
-    return DiskImage(open_chain(store, name, max_chain_depth))
+    """Open the image ``name`` of a repository's ``store`` and its backing chain.
+
+    With ``confirm=False`` the files' currency checks may still be running: the caller
+    calls :meth:`DiskImage.confirm` before it trusts or returns anything read.
+    """
+    return DiskImage(open_chain(store, name, max_chain_depth, confirm=confirm))
 
 
 def probe_chain(

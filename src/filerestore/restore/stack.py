@@ -17,6 +17,7 @@ from filerestore.errors import (
     AmbiguousVolumeError,
     FileRestoreError,
     NoFilesystemError,
+    ObjectChangedError,
     VolumeUnavailableError,
 )
 from filerestore.fs import Filesystem, detect_filesystem, open_filesystem
@@ -132,8 +133,32 @@ def open_backup_stack(
     volume_id: str | None = None,
     max_chain_depth: int = DEFAULT_MAX_CHAIN_DEPTH,
 ) -> Stack:
-    """:func:`open_stack` for the backup ``name`` of a repository's ``store`` (local or S3)."""
-    return _stack_on(open_backup(store, name, max_chain_depth), volume_id)
+    """:func:`open_stack` for the backup ``name`` of a repository's ``store`` (local or S3).
+
+    An S3 store opening a backup it has cached checks each object's ETag in the
+    background; those checks overlap reading the partition table and opening the
+    filesystem, and the stack is returned only once they have passed. A backup changed
+    since it was cached is opened once more, from the new objects.
+    """
+    try:
+        return _confirmed_stack(store, name, volume_id, max_chain_depth)
+    except ObjectChangedError:
+        return _confirmed_stack(store, name, volume_id, max_chain_depth)
+
+
+def _confirmed_stack(store: Store, name: str, volume_id: str | None, max_chain_depth: int) -> Stack:
+    image = open_backup(store, name, max_chain_depth, confirm=False)
+    try:
+        stack = _stack_on(image, volume_id)  # closes the image if it fails
+    except FileRestoreError:
+        image.confirm()  # read from a changed object: ObjectChangedError says so instead
+        raise
+    try:
+        image.confirm()
+    except BaseException:
+        stack.close()
+        raise
+    return stack
 
 
 def _stack_on(image: DiskImage, volume_id: str | None) -> Stack:
