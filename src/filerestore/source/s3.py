@@ -74,7 +74,6 @@ class S3File(SizedReader):
         self._store = store
         self.name = name
         self.location = f"s3://{store.options.bucket}/{meta.key}"
-        self.path = Path(name)
         self.meta = meta
         self.identity = ObjectIdentity(store.options.bucket, meta.key, meta.etag)
         self._size = meta.size
