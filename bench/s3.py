@@ -88,7 +88,8 @@ class Boto3Client:
         except self.client.exceptions.NoSuchKey as exc:
             raise ImageNotFoundError(key) from exc
         size = int(r["ContentRange"].rsplit("/", 1)[1])
-        return ObjectMeta(key, size, r["ETag"]), r["Body"].read()
+        meta = ObjectMeta(key, size, r["ETag"], r["LastModified"].timestamp())
+        return meta, r["Body"].read()
 
     def get_range(self, meta: ObjectMeta, start: int, end: int) -> bytes:
         try:
@@ -105,7 +106,7 @@ class Boto3Client:
 
     def head(self, key: str) -> ObjectMeta:
         r = self.client.head_object(Bucket=self.bucket, Key=key)
-        return ObjectMeta(key, int(r["ContentLength"]), r["ETag"])
+        return ObjectMeta(key, int(r["ContentLength"]), r["ETag"], r["LastModified"].timestamp())
 
 
 CLIENTS: dict[str, Callable[[S3Options], ObjectClient]] = {

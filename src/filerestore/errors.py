@@ -125,6 +125,27 @@ class FilesystemError(ImageError):
     code = "filesystem_error"
 
 
+class DataNotInImageError(ImageError):
+    """A file is listed but its data is not in the image: it is kept elsewhere (a cloud
+    service, a deduplication chunk store, an external WIM; named in the message)."""
+
+    code = "data_not_in_image"
+
+
+class NotAnImageError(ImageError):
+    """The file is not a disk image: empty, or without a known image signature and not
+    named as a raw disk image (``*.raw``, ``*.img``)."""
+
+    code = "not_an_image"
+
+
+class MetadataBudgetError(ImageError):
+    """Reading the image's backing chain needs more table memory at once than the metadata
+    budget of one open allows (the ``image_metadata_budget`` setting)."""
+
+    code = "metadata_budget"
+
+
 class MissingExtraError(ImageError):
     """The filesystem is recognised but its reader is an optional extra that is not installed."""
 

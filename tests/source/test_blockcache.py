@@ -79,7 +79,7 @@ def test_processes_sharing_the_directory_keep_one_cap(tmp_path: Path) -> None:
 def test_remembered_objects(tmp_path: Path) -> None:
     cache = BlockCache(tmp_path, capacity=1 << 20)
     assert cache.remembered("b\0k") is None
-    cache.remember("b\0k", '"etag1"', 123)
-    assert BlockCache(tmp_path, capacity=1 << 20).remembered("b\0k") == ('"etag1"', 123)
+    cache.remember("b\0k", '"etag1"', 123, 1.5)
+    assert BlockCache(tmp_path, capacity=1 << 20).remembered("b\0k") == ('"etag1"', 123, 1.5)
     cache.forget("b\0k")
     assert cache.remembered("b\0k") is None

@@ -16,7 +16,7 @@ from filerestore.api.state import app_state
 from filerestore.catalog import BackupInfo
 from filerestore.errors import FileRestoreError
 from filerestore.restore import audit
-from filerestore.restore.stack import describe_image
+from filerestore.restore.descriptions import DESCRIPTIONS
 
 router = APIRouter(tags=["catalog"])
 MAX_CHAIN = 256
@@ -61,10 +61,12 @@ async def backup(
         top = chain[0]
         volumes: list[s.VolumeOut] = []
         if top.status == "available":
-            description = describe_image(
-                top.image_path,
-                repository=top.repository_root,
+            # kept per process while the chain's files are unchanged (no reopen per request)
+            description = DESCRIPTIONS.describe(
+                top.repository_root,
+                top.path,
                 max_chain_depth=st.settings.max_chain_depth,
+                metadata_budget=st.settings.image_metadata_budget,
             )
             volumes = [
                 s.VolumeOut(**{k: getattr(v, k) for k in s.VolumeOut.model_fields})
@@ -92,6 +94,7 @@ async def register_backup(body: s.BackupRegister, request: Request, who: Admin) 
             vm_name=body.vm_name,
             disk_name=body.disk_name,
             max_chain_depth=st.settings.max_chain_depth,
+            metadata_budget=st.settings.image_metadata_budget,
         )
         return backup_out(info)
 

@@ -35,6 +35,11 @@ class EntryOut(BaseModel):
     gid: int | None
     mtime: datetime | None
     symlink_target: str | None
+    data_location: str | None = Field(
+        default=None,
+        description="Where a file's data is when it is not in the image (cloud, dedup, wim, "
+        "...): such a file cannot be downloaded. Null for files whose data is here.",
+    )
 
     @classmethod
     def of(cls, entry: Entry) -> EntryOut:
@@ -49,6 +54,7 @@ class EntryOut(BaseModel):
             gid=entry.gid,
             mtime=_time(entry.mtime_ns),
             symlink_target=None if entry.target is None else display(entry.target),
+            data_location=entry.data_location,
         )
 
 

@@ -10,17 +10,30 @@ from typing import Annotated, BinaryIO
 import typer
 
 from filerestore.cli import render
-from filerestore.cli.app import ImageArg, JsonOpt, RepositoryOpt, VolumeOpt, app
+from filerestore.cli.app import (
+    ImageArg,
+    JsonOpt,
+    MetadataBudgetOpt,
+    RepositoryOpt,
+    VolumeOpt,
+    app,
+)
 from filerestore.cli.extract import CHUNK, extract
 from filerestore.errors import PathNotFoundError
 from filerestore.fs.entry import Entry, EntryKind
+from filerestore.image import DEFAULT_METADATA_BUDGET
 from filerestore.restore import Stack, describe_image, open_stack
 
 GuestPathArg = Annotated[str, typer.Argument(help="Path inside the guest filesystem.")]
 
 
-def _open(image: Path, repository: Path | None, volume: str | None) -> Stack:
-    return open_stack(image, repository=repository, volume_id=volume)
+def _open(image: Path, repository: Path | None, volume: str | None, budget: int | None) -> Stack:
+    return open_stack(
+        image,
+        repository=repository,
+        volume_id=volume,
+        metadata_budget=budget or DEFAULT_METADATA_BUDGET,
+    )
 
 
 def _out(text: str) -> None:
@@ -29,9 +42,16 @@ def _out(text: str) -> None:
 
 
 @app.command()
-def inspect(image: ImageArg, repository: RepositoryOpt = None, json: JsonOpt = False) -> None:
+def inspect(
+    image: ImageArg,
+    repository: RepositoryOpt = None,
+    json: JsonOpt = False,
+    metadata_budget: MetadataBudgetOpt = None,
+) -> None:
     """Show the backing chain and the volumes of IMAGE with their filesystems."""
-    desc = describe_image(image, repository=repository)
+    desc = describe_image(
+        image, repository=repository, metadata_budget=metadata_budget or DEFAULT_METADATA_BUDGET
+    )
     _out(render.json_line(desc.to_dict()) if json else render.inspect_text(desc))
 
 
@@ -47,9 +67,10 @@ def ls(
         bool, typer.Option("--json", help="One JSON object per entry (JSON lines).")
     ] = False,
     repository: RepositoryOpt = None,
+    metadata_budget: MetadataBudgetOpt = None,
 ) -> None:
     """List a directory inside IMAGE, like `ls -l` (times in UTC)."""
-    with _open(image, repository, volume) as stack:
+    with _open(image, repository, volume, metadata_budget) as stack:
         fs = stack.fs
         entry = fs.stat(path)
         if entry.kind is EntryKind.SYMLINK and _points_to_dir(stack, path):
@@ -86,9 +107,10 @@ def stat(
     ] = False,
     json: JsonOpt = False,
     repository: RepositoryOpt = None,
+    metadata_budget: MetadataBudgetOpt = None,
 ) -> None:
     """Show the metadata of one entry inside IMAGE (times in UTC)."""
-    with _open(image, repository, volume) as stack:
+    with _open(image, repository, volume, metadata_budget) as stack:
         entry = stack.fs.stat(path, follow_symlinks=dereference)
     _out(render.json_line(entry.to_dict()) if json else render.stat_block(entry))
 
@@ -99,9 +121,10 @@ def cat(
     path: GuestPathArg,
     volume: VolumeOpt = None,
     repository: RepositoryOpt = None,
+    metadata_budget: MetadataBudgetOpt = None,
 ) -> None:
     """Write the contents of a file inside IMAGE to standard output."""
-    with _open(image, repository, volume) as stack:
+    with _open(image, repository, volume, metadata_budget) as stack:
         reader = stack.fs.open(path)
         out: BinaryIO = sys.stdout.buffer
         offset = 0
@@ -123,6 +146,7 @@ def get(
     ],
     volume: VolumeOpt = None,
     repository: RepositoryOpt = None,
+    metadata_budget: MetadataBudgetOpt = None,
 ) -> None:
     """Copy a file or directory tree from IMAGE into the host directory DEST.
 
@@ -130,7 +154,7 @@ def get(
     permission bits (never setuid, setgid or sticky) and mtime; symbolic links are written as
     links. Nothing is written outside DEST and nothing in DEST is overwritten.
     """
-    with _open(image, repository, volume) as stack:
+    with _open(image, repository, volume, metadata_budget) as stack:
         result = extract(stack.fs, path, dest)
     if result.skipped:
         sys.stderr.write(

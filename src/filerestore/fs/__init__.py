@@ -13,6 +13,7 @@ from types import ModuleType
 from filerestore.blockio import Reader
 from filerestore.errors import NoFilesystemError
 from filerestore.fs.base import Filesystem
+from filerestore.fs.corrupt import parse_errors
 from filerestore.fs.entry import Entry, EntryKind
 
 __all__ = ["Entry", "EntryKind", "Filesystem", "detect_filesystem", "open_filesystem"]
@@ -37,7 +38,8 @@ def _backends() -> list[ModuleType]:
 def detect_filesystem(reader: Reader) -> str | None:
     """The filesystem kind on ``reader`` ("ext4", "ntfs", ...) or None."""
     for module in _backends():
-        kind: str | None = module.detect(reader)
+        with parse_errors(module.__name__.rsplit(".", 1)[1], "detect the filesystem"):
+            kind: str | None = module.detect(reader)
         if kind:
             return kind
     return None
@@ -46,9 +48,10 @@ def detect_filesystem(reader: Reader) -> str | None:
 def open_filesystem(reader: Reader) -> Filesystem[object]:
     """Open the filesystem on ``reader``; NoFilesystemError when none is recognised."""
     for module in _backends():
-        if module.detect(reader):
-            fs: Filesystem[object] = module.open_fs(reader)
-            return fs
+        with parse_errors(module.__name__.rsplit(".", 1)[1], "open the filesystem"):
+            if module.detect(reader):
+                fs: Filesystem[object] = module.open_fs(reader)
+                return fs
     raise NoFilesystemError(
         "no supported filesystem found (tried: ext, xfs, btrfs, ntfs, exfat, fat)"
     )

@@ -164,6 +164,7 @@ class SessionManager:
                 repository=backup.repository_root,
                 volume_id=volume,
                 max_chain_depth=self.settings.max_chain_depth,
+                metadata_budget=self.settings.image_metadata_budget,
             )
         except (ImageError, SafetyError, ImageNotFoundError) as exc:
             self._fail(mount_id, owner, str(exc))
@@ -316,6 +317,7 @@ class SessionManager:
                 repository=backup.repository_root,
                 volume_id=session.volume,
                 max_chain_depth=self.settings.max_chain_depth,
+                metadata_budget=self.settings.image_metadata_budget,
             )
 
         with self.readers.borrow(mount_id, opener) as stack:

@@ -21,7 +21,7 @@ from filerestore.errors import (
     VolumeUnavailableError,
 )
 from filerestore.fs import Filesystem, detect_filesystem, open_filesystem
-from filerestore.image import DiskImage, open_image
+from filerestore.image import DEFAULT_METADATA_BUDGET, DiskImage, open_image
 from filerestore.image.disk import open_backup
 from filerestore.source import Store
 from filerestore.volume import Volume, find_volume, list_volumes
@@ -115,6 +115,7 @@ def open_stack(
     repository: str | os.PathLike[str] | None = None,
     volume_id: str | None = None,
     max_chain_depth: int = DEFAULT_MAX_CHAIN_DEPTH,
+    metadata_budget: int = DEFAULT_METADATA_BUDGET,
 ) -> Stack:
     """Open the image, choose a volume and open its filesystem.
 
@@ -122,7 +123,7 @@ def open_stack(
     id). Without it, the one volume holding a recognised filesystem is used; several give an
     AmbiguousVolumeError listing them, none a NoFilesystemError.
     """
-    image = open_image(image_path, repository=repository, max_chain_depth=max_chain_depth)
+    image = open_image(image_path, repository, max_chain_depth, metadata_budget)
     return _stack_on(image, volume_id)
 
 
@@ -132,6 +133,7 @@ def open_backup_stack(
     *,
     volume_id: str | None = None,
     max_chain_depth: int = DEFAULT_MAX_CHAIN_DEPTH,
+    metadata_budget: int = DEFAULT_METADATA_BUDGET,
 ) -> Stack:
     """:func:`open_stack` for the backup ``name`` of a repository's ``store`` (local or S3).
 
@@ -140,14 +142,17 @@ def open_backup_stack(
     filesystem, and the stack is returned only once they have passed. A backup changed
     since it was cached is opened once more, from the new objects.
     """
+    args = (store, name, volume_id, max_chain_depth, metadata_budget)
     try:
-        return _confirmed_stack(store, name, volume_id, max_chain_depth)
+        return _confirmed_stack(*args)
     except ObjectChangedError:
-        return _confirmed_stack(store, name, volume_id, max_chain_depth)
+        return _confirmed_stack(*args)
 
 
-def _confirmed_stack(store: Store, name: str, volume_id: str | None, max_chain_depth: int) -> Stack:
-    image = open_backup(store, name, max_chain_depth, confirm=False)
+def _confirmed_stack(
+    store: Store, name: str, volume_id: str | None, max_chain_depth: int, metadata_budget: int
+) -> Stack:
+    image = open_backup(store, name, max_chain_depth, metadata_budget, confirm=False)
     try:
         stack = _stack_on(image, volume_id)  # closes the image if it fails
     except FileRestoreError:
@@ -222,32 +227,35 @@ def describe_image(
     image_path: str | os.PathLike[str],
     repository: str | os.PathLike[str] | None = None,
     max_chain_depth: int = DEFAULT_MAX_CHAIN_DEPTH,
+    metadata_budget: int = DEFAULT_METADATA_BUDGET,
 ) -> ImageDescription:
     """The backing chain and every volume with its filesystem kind and label.
 
     A volume whose filesystem is recognised but fails to open is still described, with the
     reason in ``filesystem_error``: one damaged partition must not hide the others.
     """
-    image = open_image(image_path, repository=repository, max_chain_depth=max_chain_depth)
+    image = open_image(image_path, repository, max_chain_depth, metadata_budget)
     try:
-        chain = tuple(
-            ChainFile(
-                path=str(link.path),
-                format=link.format,
-                virtual_size=link.virtual_size,
-                backing_name=link.backing_name,
-            )
-            for link in image.chain
-        )
-        volumes = tuple(_describe_volume(v) for v in list_volumes(image))
-        return ImageDescription(
-            path=str(image.chain[0].path) if image.chain else os.fspath(image_path),
-            virtual_size=image.size,
-            chain=chain,
-            volumes=volumes,
-        )
+        return describe_disk(image)
     finally:
         image.close()
+
+
+def describe_disk(image: DiskImage) -> ImageDescription:
+    """The description of an opened image (see :func:`describe_image`)."""
+    chain = tuple(
+        ChainFile(
+            path=str(link.path),
+            format=link.format,
+            virtual_size=link.virtual_size,
+            backing_name=link.backing_name,
+        )
+        for link in image.chain
+    )
+    volumes = tuple(_describe_volume(v) for v in list_volumes(image))
+    return ImageDescription(
+        path=str(image.chain[0].path), virtual_size=image.size, chain=chain, volumes=volumes
+    )
 
 
 def _describe_volume(volume: Volume) -> VolumeDescription:

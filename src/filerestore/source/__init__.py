@@ -12,7 +12,13 @@ is :mod:`filerestore.source.base`. The image layer never opens a host path itsel
 
 from filerestore.source.base import SourceFile, Store
 from filerestore.source.blockcache import BlockCache
-from filerestore.source.local import FileIdentity, LocalStore, StoreFile
+from filerestore.source.local import (
+    FileIdentity,
+    FileSignature,
+    LocalStore,
+    StoreFile,
+    StoreStat,
+)
 from filerestore.source.s3 import BlockOptions, ObjectIdentity, S3File, S3Store
 from filerestore.source.s3client import ObjectMeta, S3Options
 
@@ -20,6 +26,7 @@ __all__ = [
     "BlockCache",
     "BlockOptions",
     "FileIdentity",
+    "FileSignature",
     "LocalStore",
     "ObjectIdentity",
     "ObjectMeta",
@@ -29,4 +36,5 @@ __all__ = [
     "SourceFile",
     "Store",
     "StoreFile",
+    "StoreStat",
 ]

@@ -20,7 +20,9 @@ class SourceFile(Protocol):
       the name messages use; ``location``: where it is for operators (a host path, an
       ``s3://bucket/key`` URL), never shown to other users.
     - ``identity``: equal for two names of the same file (a loop in a chain is one file
-      seen twice), different for a file replaced since (another inode, another ETag).
+      seen twice), different for a file replaced since (another inode, another ETag);
+      ``signature``: changes whenever the file's bytes may have (inode, size and times on
+      disk; the ETag in S3); ``mtime``: its modification time (Last-Modified in S3).
     - ``read_at`` / ``read_into`` keep the blockio Reader contract; ``pread`` and
       ``pread_into`` name ``what`` is read, so a file too short for a structure it should
       hold raises CorruptImageError naming it, never returns zeros.
@@ -38,6 +40,12 @@ class SourceFile(Protocol):
 
     @property
     def identity(self) -> Hashable: ...
+
+    @property
+    def signature(self) -> Hashable: ...
+
+    @property
+    def mtime(self) -> float: ...
 
     @property
     def size(self) -> int: ...

@@ -42,7 +42,8 @@ CREATE INDEX IF NOT EXISTS blocks_by_use ON blocks (used);
 CREATE TABLE IF NOT EXISTS total (id INTEGER PRIMARY KEY CHECK (id = 0), bytes INTEGER NOT NULL);
 INSERT OR IGNORE INTO total VALUES (0, 0);
 CREATE TABLE IF NOT EXISTS objects (location TEXT PRIMARY KEY, etag TEXT NOT NULL,
-                                    size INTEGER NOT NULL, seen REAL NOT NULL);
+                                    size INTEGER NOT NULL, modified REAL NOT NULL,
+                                    seen REAL NOT NULL);
 """
 #: an eviction frees down to this share of the cap, so the next inserts do not each evict
 LOW_WATER = 0.9
@@ -180,20 +181,20 @@ class BlockCache:
 
     # --- what objects were last seen as (warm opens start from it) ----------------------------
 
-    def remembered(self, location: str) -> tuple[str, int] | None:
-        """(ETag, size) ``location`` had when last opened, or None."""
+    def remembered(self, location: str) -> tuple[str, int, float] | None:
+        """(ETag, size, Last-Modified) ``location`` had when last opened, or None."""
         with self._lock:
             row = (
                 self._connection()
-                .execute("SELECT etag, size FROM objects WHERE location = ?", (location,))
+                .execute("SELECT etag, size, modified FROM objects WHERE location = ?", (location,))
                 .fetchone()
             )
-        return None if row is None else (str(row[0]), int(row[1]))
+        return None if row is None else (str(row[0]), int(row[1]), float(row[2]))
 
-    def remember(self, location: str, etag: str, size: int) -> None:
+    def remember(self, location: str, etag: str, size: int, modified: float) -> None:
         self._write(
-            "INSERT OR REPLACE INTO objects VALUES (?, ?, ?, ?)",
-            (location, etag, size, time.time()),
+            "INSERT OR REPLACE INTO objects VALUES (?, ?, ?, ?, ?)",
+            (location, etag, size, modified, time.time()),
         )
 
     def forget(self, location: str) -> None:

@@ -76,6 +76,8 @@ class S3File(SizedReader):
         self.location = f"s3://{store.options.bucket}/{meta.key}"
         self.meta = meta
         self.identity = ObjectIdentity(store.options.bucket, meta.key, meta.etag)
+        self.signature = self.identity  # the ETag changes with every new version
+        self.mtime = meta.last_modified
         self._size = meta.size
         self._check = check
         self._id = store.block_prefix(meta)
@@ -213,7 +215,7 @@ class S3Store:
         cache = self.pool.cache
         known = cache.remembered(self._where(key)) if cache is not None else None
         if known is not None:
-            meta = ObjectMeta(key, known[1], known[0])
+            meta = ObjectMeta(key, known[1], known[0], known[2])
             return S3File(self, resolved, meta, self.pool.submit(lambda: self.client.head(key)))
         meta, head = self.client.get_head(key, self.blocks.block_size)
         f = S3File(self, resolved, meta)
@@ -221,7 +223,7 @@ class S3Store:
             block, size, _ = f._block(0)
             self.pool.get(block, size, lambda: head)  # kept, and written to the disk cache
         if cache is not None:
-            cache.remember(self._where(key), meta.etag, meta.size)
+            cache.remember(self._where(key), meta.etag, meta.size, meta.last_modified)
         return f
 
     def location(self, name: str) -> str:

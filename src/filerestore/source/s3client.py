@@ -90,6 +90,7 @@ class ObjectMeta:
     key: str
     size: int
     etag: str
+    last_modified: float = 0.0  # seconds since the epoch
 
 
 class ObjectClient(Protocol):
@@ -186,7 +187,13 @@ class ObstoreClient:
         etag = meta.get("e_tag")
         if not etag:
             raise ObjectStoreUnavailableError(f"{key}: the server sent no ETag")
-        return ObjectMeta(key=key, size=int(meta["size"]), etag=str(etag))
+        modified = meta.get("last_modified")
+        return ObjectMeta(
+            key=key,
+            size=int(meta["size"]),
+            etag=str(etag),
+            last_modified=modified.timestamp() if modified is not None else 0.0,
+        )
 
     def _error(self, exc: Exception, key: str) -> FileRestoreError:
         where = f"s3://{self.options.bucket}/{key}"
