@@ -244,6 +244,22 @@ class RepositoryIOError(ServiceUnavailableError):
     code = "repository_io"
 
 
+class ObjectStoreUnavailableError(ServiceUnavailableError):
+    """An S3-compatible object store did not answer in time (refused connections, timeouts,
+    server errors after every retry) or refused the credentials: the repository is
+    unreachable, which is not the same as a missing object."""
+
+    code = "object_store_unavailable"
+
+
+class ObjectChangedError(ServiceUnavailableError):
+    """An object of an S3 repository was replaced while a backup of it was open (its ETag
+    changed): its bytes can no longer be combined with what was read before. Opening the
+    backup again reads the new version."""
+
+    code = "object_changed"
+
+
 class BackupNotFoundError(NotFoundError):
     """No backup with that id is in the catalog."""
 

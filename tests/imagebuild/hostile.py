@@ -352,3 +352,21 @@ HOSTILE: list[HostileImage] = [
         "not cluster-aligned",
     ),
 ]
+
+
+# Names an object-store repository must refuse, as a name or as a backing name, for a
+# repository at prefix "repo/vm1" of its bucket (S3Store; tests/source). Each would reach an
+# object that exists in the tests (so a refusal is never a mere "not found").
+STORE_ESCAPES: list[tuple[str, str]] = [
+    ("../base.qcow2", "climbs above the prefix to repo/base.qcow2"),
+    ("../vm2/base.qcow2", "climbs into a sibling repository"),
+    ("sub/../../base.qcow2", "climbs out through a subdirectory"),
+    ("/repo/vm2/base.qcow2", "absolute key outside the prefix"),
+    ("/repo/vm1x/base.qcow2", "absolute key whose text starts like the prefix"),
+    ("/base.qcow2", "absolute key at the bucket root"),
+    ("s3://other-bucket/repo/vm1/base.qcow2", "another bucket, by URL"),
+    ("s3://BUCKET/repo/vm1/base.qcow2", "its own bucket, by URL: no protocol name at all"),
+    ("http://127.0.0.1:1/base.qcow2", "an HTTP URL"),
+    ("file:base.qcow2", "a protocol prefix"),
+    ('json:{"file": {"filename": "base.qcow2"}}', "QEMU's json: pseudo-protocol"),
+]

@@ -43,8 +43,10 @@ from filerestore.errors import (
     BackingChainTooDeepError,
     BackingFileRefusedError,
     CorruptImageError,
+    FileRestoreError,
     ImageNotFoundError,
     NotAnImageError,
+    ObjectChangedError,
     RepositoryEscapeError,
     UnsupportedImageError,
 )
@@ -52,7 +54,7 @@ from filerestore.image import formats
 from filerestore.image.format_link import FormatLink, LayerBuilder
 from filerestore.image.metadata import DEFAULT_METADATA_BUDGET, check_budget, layer_working_set
 from filerestore.image.qcow2_header import MAX_CLUSTER_BITS, Qcow2Info, parse_first_cluster
-from filerestore.source import LocalStore, StoreFile
+from filerestore.source import SourceFile, Store
 
 _FIRST_READ = 64 * 1024
 #: names that make a file without an image signature a raw disk image
@@ -83,10 +85,10 @@ class ChainLink:
 @dataclass
 class OpenedLink:
     link: ChainLink
-    file: StoreFile
+    file: SourceFile
     info: Qcow2Info | None
     layer: LayerBuilder | None = None  # formats other than qcow2 and raw
-    parts: list[StoreFile] = field(default_factory=list)
+    parts: list[SourceFile] = field(default_factory=list)
     working_set: int = 0  # least bytes of its tables a read needs at once (not qcow2)
 
     def close(self) -> None:
@@ -107,7 +109,7 @@ def decode_backing_name(raw: bytes, image: str) -> str:
     return name
 
 
-def _read_first_cluster(file: StoreFile) -> bytes:
+def _read_first_cluster(file: SourceFile) -> bytes:
     head = file.pread(0, min(file.size, _FIRST_READ), "header")
     if len(head) >= 24:
         cluster_bits = int.from_bytes(head[20:24], "big")
@@ -118,13 +120,13 @@ def _read_first_cluster(file: StoreFile) -> bytes:
     return head
 
 
-def _detect_format(file: StoreFile, head: bytes) -> str:
+def _detect_format(file: SourceFile, head: bytes) -> str:
     if head[:4] == b"QFI\xfb":
         return "qcow2"
     return formats.detect(file, head) or "raw"
 
 
-def _format_link(file: StoreFile, f: FormatLink) -> OpenedLink:
+def _format_link(file: SourceFile, f: FormatLink) -> OpenedLink:
     link = ChainLink(
         path=Path(file.location),
         format=f.format,
@@ -152,7 +154,7 @@ def _check_parent(child: ChainLink, parent: ChainLink) -> None:
         )
 
 
-def _check_raw_top(file: StoreFile, given: str) -> None:
+def _check_raw_top(file: SourceFile, given: str) -> None:
     """Refuse a top image without a signature unless its name says it is a raw disk."""
     if file.size == 0:
         raise NotAnImageError(f"{given}: empty file, not a disk image")
@@ -164,7 +166,7 @@ def _check_raw_top(file: StoreFile, given: str) -> None:
 
 
 def _open_link(
-    store: LocalStore, file: StoreFile, declared: str | None, top: str | None = None
+    store: Store, file: SourceFile, declared: str | None, top: str | None = None
 ) -> OpenedLink:
     """Open one file of the chain; ``top`` is the name the top image was given by."""
     name, path = file.name, Path(file.location)
@@ -209,7 +211,7 @@ def _open_link(
         raise
 
 
-def _open_backing(store: LocalStore, backing: str, current: str) -> StoreFile:
+def _open_backing(store: Store, backing: str, current: str) -> SourceFile:
     try:
         return store.open(backing, relative_to=current)
     except RepositoryEscapeError as exc:
@@ -219,16 +221,67 @@ def _open_backing(store: LocalStore, backing: str, current: str) -> StoreFile:
 
 
 def open_chain(
-    store: LocalStore, name: str, max_depth: int, budget: int = DEFAULT_METADATA_BUDGET
+    store: Store,
+    name: str,
+    max_depth: int,
+    budget: int = DEFAULT_METADATA_BUDGET,
+    *,
+    confirm: bool = True,
 ) -> list[OpenedLink]:
     """Open and validate every file of the chain of ``name``, top first, through ``store``;
     the caller closes the files. A chain whose tables cannot be read within ``budget``
-    bytes is refused as soon as the files opened so far exceed it."""
+    bytes is refused as soon as the files opened so far exceed it.
+
+    A store may open a file from what it remembered of it (an S3 block cache) and check in
+    the background that it is still current; the chain is returned once every check has
+    passed, or with ``confirm=False`` at once, and the caller must then call
+    :func:`confirm_chain` before it trusts anything read (it can overlap the checks'
+    round trip with its own reading). A failure met before the checks are in is blamed
+    on a changed file when one did change; the walk is then made once more.
+    """
+    try:
+        return _open_chain_once(store, name, max_depth, budget, confirm)
+    except ObjectChangedError:
+        # the store has forgotten the changed file: the walk reads the new version
+        return _open_chain_once(store, name, max_depth, budget, confirm)
+
+
+def confirm_chain(files: list[SourceFile]) -> None:
+    """Wait until every file is known to be current (ObjectChangedError if one is not)."""
+    for f in files:
+        f.confirm()
+
+
+def _changed(files: list[SourceFile]) -> ObjectChangedError | None:
+    """The error of the first file found replaced since it was opened, if any."""
+    for f in files:
+        try:
+            f.confirm()
+        except ObjectChangedError as exc:
+            return exc
+        except FileRestoreError:
+            continue  # the check itself failed: the original error stands
+    return None
+
+
+def _close(chain: list[OpenedLink], files: list[SourceFile]) -> None:
+    """Close every file opened: the chain's (with their extents) and one not yet in it."""
+    for opened in chain:
+        opened.close()
+    for f in files:
+        f.close()
+
+
+def _open_chain_once(
+    store: Store, name: str, max_depth: int, budget: int, confirm: bool
+) -> list[OpenedLink]:
     chain: list[OpenedLink] = []
+    files: list[SourceFile] = []  # every file opened, even one not yet in the chain
     seen: set[object] = set()
     needed = qcow2_files = 0
     try:
         file = store.open(name)
+        files.append(file)
         declared: str | None = None
         top: str | None = name
         while True:
@@ -246,9 +299,12 @@ def open_chain(
                 check_budget(chain[0].link.name, needed, qcow2_files, budget)
             backing = opened.link.backing_name
             if backing is None:
+                if confirm:
+                    confirm_chain(files)
                 return chain
             current = opened.link.name
             file = _open_backing(store, backing, current)
+            files.append(file)
             if file.identity in seen:
                 file.close()
                 raise BackingChainLoopError(
@@ -261,7 +317,13 @@ def open_chain(
                     f"{max_depth} files"
                 )
             declared = opened.link.backing_format
+    except FileRestoreError as exc:
+        # read from a remembered version: a changed file explains what went wrong
+        changed = None if isinstance(exc, ObjectChangedError) else _changed(files)
+        _close(chain, files)
+        if changed is not None:
+            raise changed from exc
+        raise
     except BaseException:
-        for opened in chain:
-            opened.close()
+        _close(chain, files)
         raise

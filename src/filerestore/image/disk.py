@@ -7,16 +7,17 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Hashable
 
 from filerestore.blockio import SizedReader
-from filerestore.image.chain import ChainLink, OpenedLink, open_chain
+from filerestore.image.chain import ChainLink, OpenedLink, confirm_chain, open_chain
 from filerestore.image.metadata import (
     DEFAULT_METADATA_BUDGET,
     MetadataCache,
     layer_working_set,
 )
 from filerestore.image.qcow2 import Layer, Qcow2Layer
-from filerestore.source import FileSignature, LocalStore
+from filerestore.source import LocalStore, Store
 
 DEFAULT_MAX_CHAIN_DEPTH = 64
 
@@ -51,7 +52,7 @@ class DiskImage(SizedReader):
         self._closed = threading.Event()
 
     @property
-    def signatures(self) -> list[tuple[str, FileSignature]]:
+    def signatures(self) -> list[tuple[str, Hashable]]:
         """(repository name, signature when opened) of every file of the chain, top first."""
         return [(f.name, f.signature) for f in self._files]
 
@@ -59,6 +60,10 @@ class DiskImage(SizedReader):
         if self._closed.is_set():
             raise ValueError("read from a closed DiskImage")
         return self._top.read_at(offset, n)
+
+    def confirm(self) -> None:
+        """Wait until every file of the chain is known to be current (see open_chain)."""
+        confirm_chain(self._files)
 
     def close(self) -> None:
         self._closed = getattr(self, "_closed", threading.Event())
@@ -95,13 +100,20 @@ def open_image(
 
 
 def open_backup(
-    store: LocalStore,
+    store: Store,
     name: str,
     max_chain_depth: int = DEFAULT_MAX_CHAIN_DEPTH,
     metadata_budget: int = DEFAULT_METADATA_BUDGET,
+    *,
+    confirm: bool = True,
 ) -> DiskImage:
-    """Open the image ``name`` of a repository's ``store`` and its backing chain."""
-    return DiskImage(open_chain(store, name, max_chain_depth, metadata_budget), metadata_budget)
+    """Open the image ``name`` of a repository's ``store`` and its backing chain.
+
+    With ``confirm=False`` the files' currency checks may still be running: the caller
+    calls :meth:`DiskImage.confirm` before it trusts or returns anything read.
+    """
+    opened = open_chain(store, name, max_chain_depth, metadata_budget, confirm=confirm)
+    return DiskImage(opened, metadata_budget)
 
 
 def probe_chain(
@@ -117,7 +129,7 @@ def probe_chain(
 
 
 def probe_backup(
-    store: LocalStore,
+    store: Store,
     name: str,
     max_chain_depth: int = DEFAULT_MAX_CHAIN_DEPTH,
     metadata_budget: int = DEFAULT_METADATA_BUDGET,

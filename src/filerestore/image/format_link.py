@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from filerestore.image.mapped import Layer
 from filerestore.image.metadata import MetadataCache
-from filerestore.source import StoreFile
+from filerestore.source import SourceFile
 
 # (backing layer or None, the open's table cache) -> the layer of this file
 LayerBuilder = Callable[[Layer | None, MetadataCache], Layer]
@@ -27,6 +27,6 @@ class FormatLink:
     identity: str | None = None  # VMDK CID, VHD unique id, VHDX data write GUID
     parent_identity: str | None = None  # what the parent's identity must be
     #: files this disk is made of beside itself (VMDK extents), repository names, and open
-    files: list[StoreFile] = field(default_factory=list)
+    files: list[SourceFile] = field(default_factory=list)
     #: the least bytes of its tables one read needs in the cache at once (image.metadata)
     working_set: int = 0

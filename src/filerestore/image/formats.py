@@ -20,12 +20,12 @@ from collections.abc import Callable
 from filerestore.errors import CorruptImageError
 from filerestore.image import vhd, vhdx, vmdk
 from filerestore.image.format_link import FormatLink
-from filerestore.source import LocalStore, StoreFile
+from filerestore.source import SourceFile, Store
 
 QCOW2_MAGIC = b"QFI\xfb"  # QEMU docs/interop/qcow2.txt, header byte 0
 
 
-def detect(file: StoreFile, head: bytes) -> str | None:
+def detect(file: SourceFile, head: bytes) -> str | None:
     """The format of ``file`` from its first bytes (and, for a fixed VHD, its last sector).
 
     Order: the magic numbers at offset 0 first (they cannot be mistaken for one another);
@@ -54,11 +54,11 @@ def is_image_file(head: bytes, tail: bytes) -> bool:
         return False
 
 
-def open_format(store: LocalStore, file: StoreFile, fmt: str, head: bytes) -> FormatLink:
+def open_format(store: Store, file: SourceFile, fmt: str, head: bytes) -> FormatLink:
     return OPENERS[fmt](store, file, head)
 
 
-OPENERS: dict[str, Callable[[LocalStore, StoreFile, bytes], FormatLink]] = {
+OPENERS: dict[str, Callable[[Store, SourceFile, bytes], FormatLink]] = {
     "vmdk": vmdk.open_vmdk,
     "vpc": vhd.open_vhd,
     "vhdx": vhdx.open_vhdx,

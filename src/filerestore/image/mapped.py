@@ -26,14 +26,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Protocol, cast
 
-from filerestore.blockio import FileReader, SizedReader, clamp
+from filerestore.blockio import SizedReader, clamp
 from filerestore.errors import CorruptImageError
 from filerestore.image.metadata import MetadataCache
+from filerestore.source import SourceFile
 
 UNALLOCATED, ZERO, DATA, COMPRESSED = 0, 1, 2, 3
 # (kind, guest offset, length, file, host offset). For COMPRESSED, host is the format's own
 # address of the compressed unit, and the format's _fill_compressed reads it.
-Run = tuple[int, int, int, FileReader | None, int]
+Run = tuple[int, int, int, SourceFile | None, int]
 
 PIECE = 4096  # bytes of a table read at a time: a page, and one VHD/VHDX BAT sector run
 _ZEROS = bytes(1 << 20)
@@ -58,7 +59,7 @@ def zero_fill(dst: memoryview) -> None:
 
 
 def add_run(
-    runs: list[Run], kind: int, start: int, n: int, file: FileReader | None, host: int
+    runs: list[Run], kind: int, start: int, n: int, file: SourceFile | None, host: int
 ) -> None:
     """Append a piece to ``runs``, merging it into the last run when they continue each other."""
     if runs:
@@ -97,7 +98,7 @@ class Table:
     """
 
     def __init__(
-        self, file: FileReader, offset: int, count: int, fmt: str, what: str, cache: MetadataCache
+        self, file: SourceFile, offset: int, count: int, fmt: str, what: str, cache: MetadataCache
     ) -> None:
         self.file = file
         self.offset = offset

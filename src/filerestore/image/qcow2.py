@@ -39,7 +39,7 @@ from filerestore.image.qcow2_entries import (
     parse_compressed_l2_entry,
 )
 from filerestore.image.qcow2_header import Qcow2Header
-from filerestore.source import StoreFile
+from filerestore.source import SourceFile
 
 # (cluster type, guest offset, length, host offset or, for compressed, the L2 entry)
 _Run = tuple[ClusterType, int, int, int]
@@ -107,7 +107,7 @@ class Qcow2Layer(SizedReader):
 
     def __init__(
         self,
-        file: StoreFile,
+        file: SourceFile,
         header: Qcow2Header,
         backing: Layer | None,
         cache: MetadataCache,
@@ -209,7 +209,7 @@ class Qcow2Layer(SizedReader):
         try:
             yield
         except CorruptImageError as exc:
-            where = str(self.file.path)
+            where = self.file.name
             if where in str(exc):
                 raise
             raise CorruptImageError(f"{where}: {exc}") from exc
@@ -317,7 +317,7 @@ class Qcow2Layer(SizedReader):
         size = self.file.size
         if coffset >= size:
             raise CorruptImageError(
-                f"{self.file.path}: compressed cluster at {coffset:#x} is past the end of the "
+                f"{self.file.name}: compressed cluster at {coffset:#x} is past the end of the "
                 f"file ({size} bytes)"
             )
         # QEMU's last compressed cluster may end inside a sector the file does not fill

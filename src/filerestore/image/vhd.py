@@ -44,7 +44,7 @@ from filerestore.image.mapped import (
 )
 from filerestore.image.metadata import MetadataCache
 from filerestore.image.names import file_url_path, windows_name
-from filerestore.source import LocalStore, StoreFile
+from filerestore.source import SourceFile, Store
 
 SECTOR = 512
 COOKIE = b"conectix"
@@ -117,14 +117,14 @@ def parse_footer(data: bytes) -> Footer:
     return f
 
 
-def _end_footer(file: StoreFile) -> bytes | None:
+def _end_footer(file: SourceFile) -> bytes | None:
     if file.size < SECTOR:
         return None
     tail = file.pread(file.size - SECTOR, SECTOR, "footer")
     return tail if tail[:8] == COOKIE else None
 
 
-def is_vhd(file: StoreFile, head: bytes) -> bool:
+def is_vhd(file: SourceFile, head: bytes) -> bool:
     if head[:8] == COOKIE:
         return True
     tail = _end_footer(file)
@@ -138,7 +138,7 @@ class VhdLayer(MappedLayer):
     def __init__(
         self,
         name: str,
-        file: StoreFile,
+        file: SourceFile,
         footer: Footer,
         dyn: tuple[int, int, int] | None,  # BAT offset, entries, block size
         cache: MetadataCache,
@@ -205,7 +205,7 @@ class VhdLayer(MappedLayer):
             sector = at // SECTOR
 
 
-def open_vhd(store: LocalStore, file: StoreFile, head: bytes) -> FormatLink:
+def open_vhd(store: Store, file: SourceFile, head: bytes) -> FormatLink:
     del store  # a VHD is one file; its parent is opened by the chain walker
     try:
         raw = head[:SECTOR] if head[:8] == COOKIE else _end_footer(file)
@@ -230,7 +230,7 @@ def open_vhd(store: LocalStore, file: StoreFile, head: bytes) -> FormatLink:
         raise type(exc)(f"{file.name}: {exc}") from exc
 
 
-def _dynamic(file: StoreFile, footer: Footer) -> FormatLink:
+def _dynamic(file: SourceFile, footer: Footer) -> FormatLink:
     if footer.data_offset + 1024 > file.size:
         raise CorruptImageError(f"VHD dynamic header at {footer.data_offset:#x} is past the end")
     data = file.pread(footer.data_offset, 1024, "dynamic disk header")
@@ -259,7 +259,7 @@ def _dynamic(file: StoreFile, footer: Footer) -> FormatLink:
     return _link(file, footer, (bat_offset, entries, block), None)
 
 
-def _parent_name(file: StoreFile, header: bytes, unicode_name: bytes) -> str:
+def _parent_name(file: SourceFile, header: bytes, unicode_name: bytes) -> str:
     found: dict[bytes, bytes] = {}
     for i in range(8):
         code, _, length, _, offset = _LOCATOR.unpack_from(header, _LOCATORS_AT + i * 24)
@@ -294,7 +294,7 @@ def _utf16(data: bytes, order: str) -> str:
 
 
 def _link(
-    file: StoreFile,
+    file: SourceFile,
     footer: Footer,
     dyn: tuple[int, int, int] | None,
     parent: tuple[str, str] | None,

@@ -65,7 +65,7 @@ from filerestore.image.vhdx_headers import (
     parse_metadata,
     parse_region_table,
 )
-from filerestore.source import LocalStore, StoreFile
+from filerestore.source import SourceFile, Store
 
 NOT_PRESENT, UNDEFINED, ZERO_STATE, UNMAPPED = 0, 1, 2, 3
 UNMAPPED_V095 = 5  # QEMU accepts the pre-release value too
@@ -84,7 +84,7 @@ class VhdxLayer(MappedLayer):
     def __init__(
         self,
         name: str,
-        file: StoreFile,
+        file: SourceFile,
         meta: Metadata,
         bat: tuple[int, int],
         cache: MetadataCache,
@@ -156,7 +156,7 @@ class VhdxLayer(MappedLayer):
         return piece
 
 
-def open_vhdx(store: LocalStore, file: StoreFile, head: bytes) -> FormatLink:
+def open_vhdx(store: Store, file: SourceFile, head: bytes) -> FormatLink:
     del store  # a VHDX is one file; its parent is opened by the chain walker
     try:
         return _open(file)
@@ -166,7 +166,7 @@ def open_vhdx(store: LocalStore, file: StoreFile, head: bytes) -> FormatLink:
         raise type(exc)(f"{file.name}: {exc}") from exc
 
 
-def _open(file: StoreFile) -> FormatLink:
+def _open(file: SourceFile) -> FormatLink:
     if file.size < 320 * 1024:
         raise CorruptImageError(f"VHDX of {file.size} bytes is shorter than its headers")
     header = current_header([file.pread(o, HEADER_SIZE, "header") for o in HEADER_OFFSETS])
@@ -232,7 +232,7 @@ def _open(file: StoreFile) -> FormatLink:
     )
 
 
-def _parent(file: StoreFile, locator: dict[str, str]) -> tuple[str, str]:
+def _parent(file: SourceFile, locator: dict[str, str]) -> tuple[str, str]:
     linkage = locator.get("parent_linkage", "")
     try:
         identity = str(uuid.UUID(linkage.strip("{}")))
@@ -247,7 +247,7 @@ def _parent(file: StoreFile, locator: dict[str, str]) -> tuple[str, str]:
     return windows_name(relative, "parent locator relative_path", file.name), identity
 
 
-def _check_log(file: StoreFile, header: Header) -> None:
+def _check_log(file: SourceFile, header: Header) -> None:
     if header.log_guid == bytes(16) or header.log_length == 0:
         return
     start, length = header.log_offset, header.log_length
@@ -267,7 +267,7 @@ def _check_log(file: StoreFile, header: Header) -> None:
                 )
 
 
-def _valid_entry(file: StoreFile, header: Header, start: int, length: int, at: int) -> bool:
+def _valid_entry(file: SourceFile, header: Header, start: int, length: int, at: int) -> bool:
     head = file.pread(start + at, _ENTRY_HEADER.size, "log entry")
     _, check, entry_length, *_rest = _ENTRY_HEADER.unpack(head)
     guid = _rest[4]

@@ -56,7 +56,7 @@ from filerestore.image.vmdk_extents import (
     ZeroExtent,
     read_sparse,
 )
-from filerestore.source import LocalStore, StoreFile
+from filerestore.source import SourceFile, Store
 
 
 def is_vmdk(head: bytes) -> bool:
@@ -106,14 +106,14 @@ class VmdkLayer(MappedLayer):
         dst[:] = grain[into : into + len(dst)]
 
 
-def open_vmdk(store: LocalStore, file: StoreFile, head: bytes) -> FormatLink:
+def open_vmdk(store: Store, file: SourceFile, head: bytes) -> FormatLink:
     """Open a VMDK (a sparse file or a text descriptor) and its extents; not its parent."""
-    files: list[StoreFile] = []
+    files: list[SourceFile] = []
     try:
         if head[:4] in (SPARSE_MAGIC, COWD_MAGIC):
             sparse = read_sparse(file, head)
             desc = _embedded_descriptor(sparse)
-            parts: list[SparseFile | tuple[StoreFile, ExtentLine] | ExtentLine] = [sparse]
+            parts: list[SparseFile | tuple[SourceFile, ExtentLine] | ExtentLine] = [sparse]
             default = "streamOptimized" if sparse.header.compressed else "monolithicSparse"
             subformat = default if sparse.header.compressed else desc.create_type or default
         else:
@@ -136,7 +136,7 @@ def _embedded_descriptor(sparse: SparseFile) -> Descriptor:
     return _parse(sparse.file, decode_descriptor(data))
 
 
-def _descriptor_file(file: StoreFile) -> Descriptor:
+def _descriptor_file(file: SourceFile) -> Descriptor:
     if file.size > MAX_DESCRIPTOR:
         raise UnsupportedImageError(
             f"{file.name}: VMDK descriptor file of {file.size} bytes is larger than 1 MiB"
@@ -151,7 +151,7 @@ def _descriptor_file(file: StoreFile) -> Descriptor:
     return desc
 
 
-def _parse(file: StoreFile, text: str) -> Descriptor:
+def _parse(file: SourceFile, text: str) -> Descriptor:
     try:
         return parse_descriptor(text)
     except (CorruptImageError, UnsupportedImageError) as exc:
@@ -159,9 +159,9 @@ def _parse(file: StoreFile, text: str) -> Descriptor:
 
 
 def _open_extents(
-    store: LocalStore, file: StoreFile, desc: Descriptor, files: list[StoreFile]
-) -> list[SparseFile | tuple[StoreFile, ExtentLine] | ExtentLine]:
-    parts: list[SparseFile | tuple[StoreFile, ExtentLine] | ExtentLine] = []
+    store: Store, file: SourceFile, desc: Descriptor, files: list[SourceFile]
+) -> list[SparseFile | tuple[SourceFile, ExtentLine] | ExtentLine]:
+    parts: list[SparseFile | tuple[SourceFile, ExtentLine] | ExtentLine] = []
     for line in desc.extents:
         if line.name is None:
             parts.append(line)  # ZERO
@@ -193,11 +193,11 @@ def _working_set(h: SparseHeader) -> int:
 
 
 def _link(
-    file: StoreFile,
+    file: SourceFile,
     desc: Descriptor,
     subformat: str,
-    parts: list[SparseFile | tuple[StoreFile, ExtentLine] | ExtentLine],
-    files: list[StoreFile],
+    parts: list[SparseFile | tuple[SourceFile, ExtentLine] | ExtentLine],
+    files: list[SourceFile],
 ) -> FormatLink:
     def build(backing: Layer | None, cache: MetadataCache) -> Layer:
         extents: list[Extent] = []

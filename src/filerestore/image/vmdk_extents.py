@@ -46,7 +46,7 @@ from filerestore.image.vmdk_descriptor import (
     parse_sparse_header,
     validate_sparse_header,
 )
-from filerestore.source import StoreFile
+from filerestore.source import SourceFile
 
 # zlib-ng's stubs declare ``error`` as an instance; at run time it is the exception class
 INFLATE_ERROR: type[Exception] = zlib_ng.error  # type: ignore[assignment]
@@ -59,11 +59,11 @@ _MARKER = struct.Struct("<QI")  # lba, size of the compressed data that follows
 class SparseFile:
     """A hosted sparse extent as its header (or stream footer) describes it."""
 
-    file: StoreFile
+    file: SourceFile
     header: SparseHeader  # the footer's copy for stream-optimized files with GD_AT_END
 
 
-def read_sparse(file: StoreFile, head: bytes) -> SparseFile:
+def read_sparse(file: SourceFile, head: bytes) -> SparseFile:
     try:
         header = parse_sparse_header(head[:SECTOR])
         if header.gd_offset == GD_AT_END:
@@ -74,7 +74,7 @@ def read_sparse(file: StoreFile, head: bytes) -> SparseFile:
     return SparseFile(file, header)
 
 
-def _footer_header(file: StoreFile) -> SparseHeader:
+def _footer_header(file: SourceFile) -> SparseHeader:
     """A stream-optimized file's real header: the footer, 1536 bytes before its end."""
     if file.size < 4 * SECTOR:
         raise CorruptImageError("stream-optimized VMDK too short for its footer")
@@ -172,7 +172,7 @@ class SparseExtent:
 
 
 class FlatExtent:
-    def __init__(self, file: StoreFile, offset: int, size: int) -> None:
+    def __init__(self, file: SourceFile, offset: int, size: int) -> None:
         self.file, self.offset, self.size = file, offset, size
 
     def runs(self, rel: int, end: int, base: int, runs: list[Run]) -> None:

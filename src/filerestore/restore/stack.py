@@ -17,10 +17,13 @@ from filerestore.errors import (
     AmbiguousVolumeError,
     FileRestoreError,
     NoFilesystemError,
+    ObjectChangedError,
     VolumeUnavailableError,
 )
 from filerestore.fs import Filesystem, detect_filesystem, open_filesystem
 from filerestore.image import DEFAULT_METADATA_BUDGET, DiskImage, open_image
+from filerestore.image.disk import open_backup
+from filerestore.source import Store
 from filerestore.volume import Volume, find_volume, list_volumes
 
 DEFAULT_MAX_CHAIN_DEPTH = 64
@@ -120,8 +123,51 @@ def open_stack(
     id). Without it, the one volume holding a recognised filesystem is used; several give an
     AmbiguousVolumeError listing them, none a NoFilesystemError.
     """
+    image = open_image(image_path, repository, max_chain_depth, metadata_budget)
+    return _stack_on(image, volume_id)
+
+
+def open_backup_stack(
+    store: Store,
+    name: str,
+    *,
+    volume_id: str | None = None,
+    max_chain_depth: int = DEFAULT_MAX_CHAIN_DEPTH,
+    metadata_budget: int = DEFAULT_METADATA_BUDGET,
+) -> Stack:
+    """:func:`open_stack` for the backup ``name`` of a repository's ``store`` (local or S3).
+
+    An S3 store opening a backup it has cached checks each object's ETag in the
+    background; those checks overlap reading the partition table and opening the
+    filesystem, and the stack is returned only once they have passed. A backup changed
+    since it was cached is opened once more, from the new objects.
+    """
+    args = (store, name, volume_id, max_chain_depth, metadata_budget)
+    try:
+        return _confirmed_stack(*args)
+    except ObjectChangedError:
+        return _confirmed_stack(*args)
+
+
+def _confirmed_stack(
+    store: Store, name: str, volume_id: str | None, max_chain_depth: int, metadata_budget: int
+) -> Stack:
+    image = open_backup(store, name, max_chain_depth, metadata_budget, confirm=False)
+    try:
+        stack = _stack_on(image, volume_id)  # closes the image if it fails
+    except FileRestoreError:
+        image.confirm()  # read from a changed object: ObjectChangedError says so instead
+        raise
+    try:
+        image.confirm()
+    except BaseException:
+        stack.close()
+        raise
+    return stack
+
+
+def _stack_on(image: DiskImage, volume_id: str | None) -> Stack:
     with ExitStack() as guard:
-        image = open_image(image_path, repository, max_chain_depth, metadata_budget)
         guard.callback(image.close)
         volumes = list_volumes(image)
         volume = _choose_volume(volumes, volume_id)
