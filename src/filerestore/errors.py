@@ -1,56 +1,107 @@
-"""The one error tree of filerestore.
+"""The one error tree of filerestore, arranged by who is at fault.
 
-Every error a user can cause (a bad path, a hostile image, a missing backup) is a subclass
-of :class:`FileRestoreError`. Adapters translate these classes to exit codes (CLI) or HTTP
-status codes (API) in one table each, keyed on the categories below; no adapter inspects
-messages. ``code`` is a stable machine-readable name for each class.
+Every error a user can meet is a subclass of :class:`FileRestoreError`. Each class carries its
+``code`` (a stable machine-readable name), the HTTP status the API answers with and the exit
+code the CLI ends with; a subclass inherits both from its category unless it says otherwise.
+Adapters read these attributes and never inspect messages. ``docs/errors.md`` is generated
+from this tree (``python -m filerestore.docgen``; a test keeps it current).
+
+::
+
+    FileRestoreError
+    ├── RequestError                    the request is at fault
+    │   ├── UsageError                  incomplete, ambiguous or out-of-range (400, exit 2)
+    │   │   ├── AmbiguousVolumeError (409)
+    │   │   ├── NotADirectoryError_, IsADirectoryError_, NotASymlinkError
+    │   │   ├── InvalidParameterError, InvalidRepositoryError
+    │   │   ├── InvalidCursorError
+    │   │   │   └── StaleCursorError
+    │   │   ├── RangeNotSatisfiableError (416)
+    │   │   └── ArchiveTooLargeError (413)
+    │   ├── NotFoundError               something named does not exist (404, exit 3)
+    │   │   ├── ImageNotFoundError, VolumeNotFoundError, PathNotFoundError
+    │   │   ├── RepositoryNotFoundError, BackupNotFoundError, BackupFileMissingError
+    │   │   └── MountNotFoundError, TokenNotFoundError
+    │   ├── RequestRefusedError         reaches outside what it may (400, exit 5)
+    │   │   ├── PathRefusedError, SymlinkLoopError
+    │   │   └── DestinationEscapeError, DestinationExistsError
+    │   ├── ConflictError               the current state does not allow it (409, exit 1)
+    │   │   ├── RepositoryExistsError, TokenExistsError, MountStateError, SessionLimitError
+    │   │   └── DownloadLimitError (429)
+    │   ├── AuthenticationError (401, exit 1)
+    │   └── PermissionDeniedError (403, exit 1)
+    ├── ImageError                      the image is at fault (422, exit 4)
+    │   ├── CorruptImageError
+    │   │   └── PartitionTableError, LvmMetadataError
+    │   ├── UnsupportedImageError
+    │   │   └── MissingExtraError
+    │   ├── NoFilesystemError, FilesystemError, VolumeUnavailableError, ArchiveAbortedError
+    │   └── HostileImageError           reaches outside its repository (422, exit 5)
+    │       ├── BackingFileRefusedError, RepositoryEscapeError
+    │       └── BackingChainLoopError, BackingChainTooDeepError
+    └── ServiceUnavailableError         the host or a service is at fault (503, exit 6)
+        ├── RepositoryUnavailableError
+        │   └── RepositoryIOError
+        └── DatabaseUnavailableError, DatabaseLockedError
+
+"Not found" is only ever a name that does not exist. A repository the host cannot read
+(permission denied, an I/O error, a stale NFS handle) is *unavailable*: the request may
+succeed later, unchanged, and the answer must not tell the client its backup is gone.
 """
 
 from __future__ import annotations
 
+from enum import IntEnum
 from typing import ClassVar
+
+
+class ExitCode(IntEnum):
+    """The CLI's exit codes (the errors' ``exit_code`` values, and the two that are not errors)."""
+
+    OK = 0
+    FAILURE = 1
+    USAGE = 2
+    NOT_FOUND = 3
+    BAD_IMAGE = 4
+    REFUSED = 5
+    UNAVAILABLE = 6
+    #: a restore finished, but skipped entries it could not read or write (listed on stderr)
+    PARTIAL = 7
+    INTERRUPTED = 130  # 128 + SIGINT, as shells report it
 
 
 class FileRestoreError(Exception):
     """Base of all errors filerestore reports to its users."""
 
     code: ClassVar[str] = "error"
+    http_status: ClassVar[int] = 500
+    exit_code: ClassVar[ExitCode] = ExitCode.FAILURE
 
 
-# --- categories (the adapters' tables map these) -------------------------------------------
+# === the request is at fault ===================================================================
 
 
-class UsageError(FileRestoreError):
-    """The request is well-formed but incomplete or ambiguous."""
+class RequestError(FileRestoreError):
+    """The request is at fault; the same request will fail the same way."""
+
+    code = "bad_request"
+    http_status = 400
+    exit_code = ExitCode.FAILURE
+
+
+class UsageError(RequestError):
+    """The request is well-formed but incomplete, ambiguous or out of range."""
 
     code = "usage"
-
-
-class NotFoundError(FileRestoreError):
-    """Something the user named does not exist."""
-
-    code = "not_found"
-
-
-class ImageError(FileRestoreError):
-    """An image, partition table or filesystem cannot be read: corrupt or unsupported."""
-
-    code = "image_error"
-
-
-class SafetyError(FileRestoreError):
-    """Refused for safety: the input tries to reach outside what it may reach."""
-
-    code = "refused"
-
-
-# --- usage ---------------------------------------------------------------------------------
+    http_status = 400
+    exit_code = ExitCode.USAGE
 
 
 class AmbiguousVolumeError(UsageError):
     """Several filesystems are in the image and none was chosen."""
 
     code = "ambiguous_volume"
+    http_status = 409
 
     def __init__(self, choices: list[str]) -> None:
         self.choices = choices
@@ -77,7 +128,51 @@ class NotASymlinkError(UsageError):
     code = "not_a_symlink"
 
 
-# --- not found -----------------------------------------------------------------------------
+class InvalidParameterError(UsageError):
+    """A listing, range or archive parameter is out of its allowed range (named in the message)."""
+
+    code = "invalid_parameter"
+
+
+class InvalidRepositoryError(UsageError):
+    """A repository definition is invalid: unknown kind, or a root that is not a directory."""
+
+    code = "invalid_repository"
+
+
+class InvalidCursorError(UsageError):
+    """A listing cursor is malformed, or was issued for another directory or sort order."""
+
+    code = "invalid_cursor"
+
+
+class StaleCursorError(InvalidCursorError):
+    """The directory is not the one the cursor was issued for (it changed, or is another
+    backup's): start the listing again without a cursor."""
+
+    code = "stale_cursor"
+
+
+class RangeNotSatisfiableError(UsageError):
+    """A byte range lies outside the file."""
+
+    code = "range_not_satisfiable"
+    http_status = 416
+
+
+class ArchiveTooLargeError(UsageError):
+    """An archive would hold more entries than the configured limit."""
+
+    code = "archive_too_large"
+    http_status = 413
+
+
+class NotFoundError(RequestError):
+    """Something the user named does not exist."""
+
+    code = "not_found"
+    http_status = 404
+    exit_code = ExitCode.NOT_FOUND
 
 
 class ImageNotFoundError(NotFoundError):
@@ -98,129 +193,10 @@ class PathNotFoundError(NotFoundError):
     code = "path_not_found"
 
 
-# --- corrupt or unsupported ----------------------------------------------------------------
-
-
-class CorruptImageError(ImageError):
-    """The image's structures are inconsistent or point outside the file."""
-
-    code = "corrupt_image"
-
-
-class UnsupportedImageError(ImageError):
-    """The image uses a feature filerestore does not read (named in the message)."""
-
-    code = "unsupported_image"
-
-
-class NoFilesystemError(ImageError):
-    """No supported filesystem was recognised on a volume."""
-
-    code = "no_filesystem"
-
-
-class FilesystemError(ImageError):
-    """The filesystem library failed to read a structure (corrupt or unsupported)."""
-
-    code = "filesystem_error"
-
-
-class MissingExtraError(ImageError):
-    """The filesystem is recognised but its reader is an optional extra that is not installed."""
-
-    code = "missing_extra"
-
-
-# --- refused for safety --------------------------------------------------------------------
-
-
-class BackingFileRefusedError(SafetyError):
-    """A backing file name is a protocol, or resolves outside the repository root."""
-
-    code = "backing_file_refused"
-
-
-class RepositoryEscapeError(SafetyError):
-    """A file of a backup (its image, a backing file, an extent) resolves outside its
-    repository, through a name or a symbolic link, or is not a regular file."""
-
-    code = "outside_repository"
-
-
-class BackingChainLoopError(SafetyError):
-    """The backing chain refers back to an image already in it."""
-
-    code = "backing_chain_loop"
-
-
-class BackingChainTooDeepError(SafetyError):
-    """The backing chain is deeper than the configured limit."""
-
-    code = "backing_chain_too_deep"
-
-
-class PathRefusedError(SafetyError):
-    """A path holds a NUL byte or another component that is never valid."""
-
-    code = "path_refused"
-
-
-class SymlinkLoopError(SafetyError):
-    """Resolving a path took more symbolic-link hops than allowed (a loop, or too deep)."""
-
-    code = "symlink_loop"
-
-
-class DestinationEscapeError(SafetyError):
-    """Writing an entry would leave the destination directory."""
-
-    code = "destination_escape"
-
-
-# --- catalog, sessions and database (issue 3) ----------------------------------------------
-
-
-class ConflictError(FileRestoreError):
-    """The request conflicts with the current state: a limit is reached or a state is wrong."""
-
-    code = "conflict"
-
-
-class ServiceUnavailableError(FileRestoreError):
-    """Something filerestore depends on (a repository share, the database) cannot be reached."""
-
-    code = "unavailable"
-
-
-class InvalidRepositoryError(UsageError):
-    """A repository definition is invalid: unknown kind, or a root that is not a directory."""
-
-    code = "invalid_repository"
-
-
 class RepositoryNotFoundError(NotFoundError):
     """No repository with that name is configured."""
 
     code = "repository_not_found"
-
-
-class RepositoryExistsError(ConflictError):
-    """A repository with that name is already configured."""
-
-    code = "repository_exists"
-
-
-class RepositoryUnavailableError(ServiceUnavailableError):
-    """A repository's share is not mounted (or not as the expected filesystem type)."""
-
-    code = "repository_unavailable"
-
-
-class RepositoryIOError(ServiceUnavailableError):
-    """The host failed to read a repository (permission denied, an I/O error, a stale NFS
-    handle): the repository is unreachable, which is not the same as a missing file."""
-
-    code = "repository_io"
 
 
 class BackupNotFoundError(NotFoundError):
@@ -241,6 +217,70 @@ class MountNotFoundError(NotFoundError):
     code = "mount_not_found"
 
 
+class TokenNotFoundError(NotFoundError):
+    """No API token with that name or id exists."""
+
+    code = "token_not_found"
+
+
+class RequestRefusedError(RequestError):
+    """Refused for safety: the request tries to reach outside what it may reach."""
+
+    code = "refused"
+    http_status = 400
+    exit_code = ExitCode.REFUSED
+
+
+class PathRefusedError(RequestRefusedError):
+    """A path holds a NUL byte or another component that is never valid."""
+
+    code = "path_refused"
+
+
+class SymlinkLoopError(RequestRefusedError):
+    """Resolving a path took more symbolic-link hops than allowed (a loop, or too deep)."""
+
+    code = "symlink_loop"
+
+
+class DestinationEscapeError(RequestRefusedError):
+    """Writing an entry would leave the destination directory."""
+
+    code = "destination_escape"
+
+
+class DestinationExistsError(RequestRefusedError):
+    """Writing an entry would overwrite something already in the destination directory."""
+
+    code = "destination_exists"
+
+
+class ConflictError(RequestError):
+    """The request conflicts with the current state: a limit is reached or a state is wrong."""
+
+    code = "conflict"
+    http_status = 409
+    exit_code = ExitCode.FAILURE
+
+
+class RepositoryExistsError(ConflictError):
+    """A repository with that name is already configured."""
+
+    code = "repository_exists"
+
+
+class TokenExistsError(ConflictError):
+    """An API token with that name already exists."""
+
+    code = "token_exists"
+
+
+class MountStateError(ConflictError):
+    """The session is in a state that does not allow the operation (named in the message)."""
+
+    code = "mount_state"
+
+
 class SessionLimitError(ConflictError):
     """The concurrent session limit is reached; the message lists the sessions holding it."""
 
@@ -251,27 +291,40 @@ class DownloadLimitError(ConflictError):
     """The session already serves as many concurrent downloads as the limit allows."""
 
     code = "download_limit"
+    http_status = 429
 
 
-class MountStateError(ConflictError):
-    """The session is in a state that does not allow the operation (named in the message)."""
+class AuthenticationError(RequestError):
+    """No valid API token was given (missing, malformed, unknown or revoked)."""
 
-    code = "mount_state"
-
-
-class DatabaseUnavailableError(ServiceUnavailableError):
-    """The database cannot be opened or reached."""
-
-    code = "database_unavailable"
+    code = "unauthenticated"
+    http_status = 401
+    exit_code = ExitCode.FAILURE
 
 
-class DatabaseLockedError(ServiceUnavailableError):
-    """The database stayed locked by another writer for longer than the busy timeout."""
+class PermissionDeniedError(RequestError):
+    """The token is valid but may not do this (an admin token is needed)."""
 
-    code = "database_locked"
+    code = "forbidden"
+    http_status = 403
+    exit_code = ExitCode.FAILURE
 
 
-# --- volumes: partition tables and LVM2 (issue 2) --------------------------------------------
+# === the image is at fault =====================================================================
+
+
+class ImageError(FileRestoreError):
+    """An image, partition table or filesystem cannot be read: corrupt or unsupported."""
+
+    code = "image_error"
+    http_status = 422
+    exit_code = ExitCode.BAD_IMAGE
+
+
+class CorruptImageError(ImageError):
+    """The image's structures are inconsistent or point outside the file."""
+
+    code = "corrupt_image"
 
 
 class PartitionTableError(CorruptImageError):
@@ -288,51 +341,35 @@ class LvmMetadataError(CorruptImageError):
     code = "corrupt_lvm_metadata"
 
 
+class UnsupportedImageError(ImageError):
+    """The image uses a feature filerestore does not read (named in the message)."""
+
+    code = "unsupported_image"
+
+
+class MissingExtraError(UnsupportedImageError):
+    """The filesystem is recognised but its reader is an optional extra that is not installed."""
+
+    code = "missing_extra"
+
+
+class NoFilesystemError(ImageError):
+    """No supported filesystem was recognised on a volume."""
+
+    code = "no_filesystem"
+
+
+class FilesystemError(ImageError):
+    """The filesystem library failed to read a structure (corrupt or unsupported)."""
+
+    code = "filesystem_error"
+
+
 class VolumeUnavailableError(ImageError):
     """A volume is listed but cannot be read: an LVM2 logical volume whose physical volumes are
     not all on this disk, or whose segment type filerestore does not read."""
 
     code = "volume_unavailable"
-
-
-class DestinationExistsError(SafetyError):
-    """Writing an entry would overwrite something already in the destination directory."""
-
-    code = "destination_exists"
-
-
-# --- browsing and archive streams (issue 3, item 4) ------------------------------------------
-
-
-class InvalidParameterError(UsageError):
-    """A listing, range or archive parameter is out of its allowed range (named in the message)."""
-
-    code = "invalid_parameter"
-
-
-class InvalidCursorError(UsageError):
-    """A listing cursor is malformed, or was issued for another directory or sort order."""
-
-    code = "invalid_cursor"
-
-
-class StaleCursorError(InvalidCursorError):
-    """The directory is not the one the cursor was issued for (it changed, or is another
-    backup's): start the listing again without a cursor."""
-
-    code = "stale_cursor"
-
-
-class RangeNotSatisfiableError(UsageError):
-    """A byte range lies outside the file."""
-
-    code = "range_not_satisfiable"
-
-
-class ArchiveTooLargeError(UsageError):
-    """An archive would hold more entries than the configured limit."""
-
-    code = "archive_too_large"
 
 
 class ArchiveAbortedError(ImageError):
@@ -341,28 +378,84 @@ class ArchiveAbortedError(ImageError):
     code = "archive_aborted"
 
 
-# --- REST API authentication (issue 4) --------------------------------------------------------
+class HostileImageError(ImageError):
+    """Refused for safety: the image tries to reach outside its repository."""
+
+    code = "hostile_image"
+    exit_code = ExitCode.REFUSED
 
 
-class AuthenticationError(FileRestoreError):
-    """No valid API token was given (missing, malformed, unknown or revoked)."""
+class BackingFileRefusedError(HostileImageError):
+    """A backing file name is a protocol, or resolves outside the repository root."""
 
-    code = "unauthenticated"
-
-
-class PermissionDeniedError(FileRestoreError):
-    """The token is valid but may not do this (an admin token is needed)."""
-
-    code = "forbidden"
+    code = "backing_file_refused"
 
 
-class TokenNotFoundError(NotFoundError):
-    """No API token with that name or id exists."""
+class RepositoryEscapeError(HostileImageError):
+    """A file of a backup (its image, a backing file, an extent) resolves outside its
+    repository, through a name or a symbolic link, or is not a regular file."""
 
-    code = "token_not_found"
+    code = "outside_repository"
 
 
-class TokenExistsError(ConflictError):
-    """An API token with that name already exists."""
+class BackingChainLoopError(HostileImageError):
+    """The backing chain refers back to an image already in it."""
 
-    code = "token_exists"
+    code = "backing_chain_loop"
+
+
+class BackingChainTooDeepError(HostileImageError):
+    """The backing chain is deeper than the configured limit."""
+
+    code = "backing_chain_too_deep"
+
+
+# === the host or a service is at fault =========================================================
+
+
+class ServiceUnavailableError(FileRestoreError):
+    """Something filerestore depends on (a repository share, the database) cannot be reached;
+    the same request may succeed later."""
+
+    code = "unavailable"
+    http_status = 503
+    exit_code = ExitCode.UNAVAILABLE
+
+
+class RepositoryUnavailableError(ServiceUnavailableError):
+    """A repository's share is not mounted (or not as the expected filesystem type)."""
+
+    code = "repository_unavailable"
+
+
+class RepositoryIOError(RepositoryUnavailableError):
+    """The host failed to read a repository (permission denied, an I/O error, a stale NFS
+    handle): the repository is unreachable, which is not the same as a missing file."""
+
+    code = "repository_io"
+
+
+class DatabaseUnavailableError(ServiceUnavailableError):
+    """The database cannot be opened or reached."""
+
+    code = "database_unavailable"
+
+
+class DatabaseLockedError(ServiceUnavailableError):
+    """The database stayed locked by another writer for longer than the busy timeout."""
+
+    code = "database_locked"
+
+
+def error_classes() -> list[type[FileRestoreError]]:
+    """Every class of the tree, parents before children, siblings in the order above."""
+    found: list[type[FileRestoreError]] = []
+
+    def visit(cls: type[FileRestoreError]) -> None:
+        found.append(cls)
+        for sub in cls.__subclasses__():
+            if sub.__module__ == __name__:
+                visit(sub)
+
+    visit(FileRestoreError)
+    return found

@@ -1,10 +1,10 @@
-"""The API's one error table (error class -> HTTP status) and its one JSON error shape.
+"""The API's one JSON error shape and its one exception handler.
 
 Every error leaves as ``{"error": {"code": ..., "message": ...}}`` (plus ``choices`` for an
-ambiguous volume). The status comes from the first class in the error's MRO found in
-:data:`STATUS`, so a new subclass inherits its category's status. Request validation
-(FastAPI's) is a 400 with code ``invalid_parameter``. Anything else is a 500 with code
-``internal``: a 500 is a bug, logged with its traceback, never shown to the client.
+ambiguous volume). The status is the error class's own ``http_status``, inherited from its
+category (see :mod:`filerestore.errors`). Request validation (FastAPI's) is a 400 with code
+``invalid_parameter``. Anything else is a 500 with code ``internal``: a 500 is a bug, logged
+with its traceback, never shown to the client.
 """
 
 from __future__ import annotations
@@ -23,33 +23,9 @@ from filerestore.restore import audit
 
 log = logging.getLogger("filerestore.api")
 
-STATUS: dict[type[e.FileRestoreError], int] = {
-    # safety refusals caused by the image (its backing chain), not by the request
-    e.BackingFileRefusedError: 422,
-    e.RepositoryEscapeError: 422,
-    e.BackingChainLoopError: 422,
-    e.BackingChainTooDeepError: 422,
-    e.RangeNotSatisfiableError: 416,
-    e.AmbiguousVolumeError: 409,
-    e.ArchiveTooLargeError: 413,
-    e.UsageError: 400,
-    e.SafetyError: 400,
-    e.AuthenticationError: 401,
-    e.PermissionDeniedError: 403,
-    e.NotFoundError: 404,
-    e.DownloadLimitError: 429,
-    e.ConflictError: 409,
-    e.ImageError: 422,
-    e.ServiceUnavailableError: 503,
-    e.FileRestoreError: 500,
-}
-
 
 def status_of(exc: e.FileRestoreError) -> int:
-    for cls in type(exc).__mro__:
-        if cls in STATUS:
-            return STATUS[cls]
-    return 500
+    return exc.http_status
 
 
 def error_body(code: str, message: str, **extra: Any) -> dict[str, Any]:
@@ -73,7 +49,7 @@ def _printable(text: str) -> str:
 
 async def _on_domain_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, e.FileRestoreError)
-    if isinstance(exc, e.SafetyError | e.PermissionDeniedError):
+    if isinstance(exc, e.RequestRefusedError | e.HostileImageError | e.PermissionDeniedError):
         await _audit_refusal(request, exc)
     return error_response(exc)
 

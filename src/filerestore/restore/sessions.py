@@ -49,7 +49,6 @@ from filerestore.errors import (
     ImageNotFoundError,
     MountNotFoundError,
     MountStateError,
-    SafetyError,
     SessionLimitError,
 )
 from filerestore.fs.base import Filesystem
@@ -165,7 +164,7 @@ class SessionManager:
                 volume_id=volume,
                 max_chain_depth=self.settings.max_chain_depth,
             )
-        except (ImageError, SafetyError, ImageNotFoundError) as exc:
+        except (ImageError, ImageNotFoundError) as exc:
             self._fail(mount_id, owner, str(exc))
             raise
         except BaseException:
