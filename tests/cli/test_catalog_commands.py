@@ -7,7 +7,8 @@ import json
 
 import pytest
 
-from filerestore.restore.sessions import SessionManager
+from filerestore.service.principal import Principal
+from filerestore.service.sessions import SessionManager
 from tests.catalog.images import make_repository, qemu_info
 from tests.cli.runner import fails, ok
 from tests.dbfixtures import database_url, db, make_settings, pg_server_url, settings  # noqa: F401
@@ -32,7 +33,7 @@ def test_repository_scan_backups_mounts_cleanup(env, db, tmp_path):
     images = make_repository(root)
     assert b"added repository main (local)" in ok("repo", "add", "main", root)
     assert "already exists" in fails(1, "repo", "add", "main", root)
-    assert "not mounted" in fails(1, "repo", "add", "share", root, "--kind", "nfs")
+    assert "not mounted" in fails(6, "repo", "add", "share", root, "--kind", "nfs")
     assert "unknown repository kind" in fails(2, "repo", "add", "x", root, "--kind", "ftp")
     (listed,) = json.loads(ok("repo", "list", "--json"))
     assert (listed["name"], listed["status"], listed["root_path"]) == (
@@ -56,7 +57,7 @@ def test_repository_scan_backups_mounts_cleanup(env, db, tmp_path):
     assert table[0].split()[:3] == ["ID", "REPOSITORY", "PATH"] and len(table) == 5
 
     manager = SessionManager(db, env)
-    session = manager.mount(inc2["id"], owner="cli-test")
+    session = manager.mount(inc2["id"], None, Principal("cli-test", "cli-test", admin=False))
     manager.readers.close_all()
     (mounted,) = json.loads(ok("mounts", "--json"))
     assert (mounted["mount_id"], mounted["status"], mounted["filesystem_type"]) == (

@@ -19,7 +19,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from filerestore import errors as e
-from filerestore.restore import audit
+from filerestore.service import audit
 
 log = logging.getLogger("filerestore.api")
 
@@ -62,9 +62,7 @@ async def _audit_refusal(request: Request, exc: e.FileRestoreError) -> None:
     who = getattr(request.state, "principal", None)
     actor = who.actor if who is not None else "anonymous"
     mount_id = request.path_params.get("mount_id")
-    await run_in_threadpool(
-        audit.record,
-        state.db,
+    event = audit.Event(
         actor,
         "refusal",
         "refused",
@@ -72,6 +70,7 @@ async def _audit_refusal(request: Request, exc: e.FileRestoreError) -> None:
         path=request.url.path,
         detail=f"{exc.code}: {_printable(str(exc))}"[:2000],
     )
+    await run_in_threadpool(audit.record, state.db, event)
 
 
 async def _on_validation_error(request: Request, exc: Exception) -> JSONResponse:

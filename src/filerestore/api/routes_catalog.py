@@ -15,8 +15,8 @@ from filerestore.api.routes_restore import ERRORS
 from filerestore.api.state import app_state
 from filerestore.catalog import BackupInfo
 from filerestore.errors import FileRestoreError
-from filerestore.restore import audit
 from filerestore.restore.stack import describe_image
+from filerestore.service import audit
 
 router = APIRouter(tags=["catalog"])
 MAX_CHAIN = 256
@@ -98,19 +98,13 @@ async def register_backup(body: s.BackupRegister, request: Request, who: Admin) 
     try:
         out = await run_in_threadpool(work)
     except FileRestoreError as exc:
-        await run_in_threadpool(
-            audit.record,
-            st.db,
-            who.actor,
-            "register",
-            "failed",
-            path=body.path,
-            detail=f"{exc.code}: {exc}",
+        refused = audit.Event(
+            who.actor, "register", "failed", path=body.path, detail=f"{exc.code}: {exc}"
         )
+        await run_in_threadpool(audit.record, st.db, refused)
         raise
-    await run_in_threadpool(
-        audit.record, st.db, who.actor, "register", "ok", backup_id=out.id, path=out.path
-    )
+    done = audit.Event(who.actor, "register", "ok", backup_id=out.id, path=out.path)
+    await run_in_threadpool(audit.record, st.db, done)
     return out
 
 

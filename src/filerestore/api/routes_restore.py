@@ -6,7 +6,6 @@ event loop; every guest path comes through :mod:`filerestore.api.paths`.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
 
@@ -15,13 +14,10 @@ from starlette.concurrency import run_in_threadpool
 
 from filerestore.api import schemas as s
 from filerestore.api.auth import Caller
-from filerestore.api.backend import Principal
 from filerestore.api.content_types import SNIFF_BYTES, content_type
 from filerestore.api.paths import display, request_path, request_paths
 from filerestore.api.state import app_state
-from filerestore.errors import FileRestoreError
 from filerestore.fs.entry import EntryKind
-from filerestore.restore import audit
 from filerestore.restore.browse import (
     DEFAULT_PAGE_LIMIT,
     DEFAULT_WALK_DEPTH,
@@ -33,9 +29,10 @@ from filerestore.restore.browse import (
     resolve_root,
     walk_page,
 )
-from filerestore.restore.resources import resource_figures
-from filerestore.restore.sessions import Session
 from filerestore.restore.stack import Stack
+from filerestore.service.principal import Principal
+from filerestore.service.resources import resource_figures
+from filerestore.service.session import Session
 
 router = APIRouter(prefix="/restore", tags=["restore"])
 
@@ -60,14 +57,13 @@ T = TypeVar("T")
 async def on_stack(
     request: Request, mount_id: str, who: Principal, work: Callable[[Stack], T]
 ) -> T:
-    """``work`` on one of the session's reader stacks, in the thread pool, once the caller is
-    allowed to use the session (which records the access)."""
-    st = app_state(request)
-    await run_in_threadpool(st.backend.opened, mount_id, who)
+    """``work`` on a reader stack of the session, in the thread pool, the session checked
+    out for the caller (one transaction) and given back after."""
+    sessions = app_state(request).sessions
 
     def run() -> T:
-        with st.backend.manager.stack(mount_id) as stack:
-            return work(stack)
+        with sessions.checkout(mount_id, who) as checkout:
+            return work(checkout.stack)
 
     return await run_in_threadpool(run)
 
@@ -94,34 +90,27 @@ def mount_out(session: Session) -> s.MountOut:
 async def mount(body: s.MountRequest, request: Request, who: Caller) -> s.MountOut:
     """Open a backup (the session layer writes the mount's audit event)."""
     st = app_state(request)
-    try:
-        session = await run_in_threadpool(st.backend.mount, body.backup_id, body.volume, who)
-    except FileRestoreError as exc:
-        audit.log_line(
-            who.actor, "mount", "failed", backup_id=body.backup_id, detail=f"{exc.code}: {exc}"
-        )
-        raise
+    session = await run_in_threadpool(st.sessions.mount, body.backup_id, body.volume, who)
     st.metrics.mounts.inc()
-    audit.log_line(who.actor, "mount", "ok", backup_id=session.backup_id, mount_id=session.mount_id)
     return mount_out(session)
 
 
 @router.get("/mounts", response_model=s.MountListOut, responses=ERRORS)
 async def mounts(request: Request, who: Caller) -> s.MountListOut:
-    rows = await run_in_threadpool(app_state(request).backend.mounts, who)
+    rows = await run_in_threadpool(app_state(request).sessions.list, who)
     return s.MountListOut(mounts=[mount_out(r) for r in rows])
 
 
 @router.get("/resources", response_model=s.ResourcesOut, responses=ERRORS)
 async def resources(request: Request, who: Caller) -> s.ResourcesOut:
-    figures = await run_in_threadpool(resource_figures, app_state(request).backend.manager)
+    figures = await run_in_threadpool(resource_figures, app_state(request).sessions)
     return s.ResourcesOut(
         sessions_used=figures.sessions_used,
         sessions_limit=figures.sessions_limit,
         downloads_in_progress=figures.downloads_in_progress,
-        readers_open=figures.open_readers,
-        memory_rss_bytes=figures.rss_bytes,
-        worker_pid=os.getpid(),
+        readers_open=figures.readers_open,
+        memory_rss_bytes=figures.memory_rss_bytes,
+        worker_pid=figures.worker_pid,
     )
 
 
@@ -130,11 +119,11 @@ async def cleanup_status(request: Request, who: Caller) -> s.CleanupStatusOut:
     status = app_state(request).cleanup.status()
     return s.CleanupStatusOut(
         running=status.running,
-        interval_seconds=status.interval,
+        interval_seconds=status.interval_seconds,
         last_run=status.last_run,
         next_run=status.next_run,
         runs=status.runs,
-        sessions_cleaned=status.cleaned,
+        sessions_cleaned=status.sessions_cleaned,
         failures=status.failures,
         last_error=status.last_error,
     )
@@ -143,10 +132,7 @@ async def cleanup_status(request: Request, who: Caller) -> s.CleanupStatusOut:
 @router.delete("/{mount_id}", status_code=204, responses=ERRORS)
 async def unmount(mount_id: str, request: Request, who: Caller) -> Response:
     """End a session (409 while a download holds it)."""
-    session = await run_in_threadpool(app_state(request).backend.unmount, mount_id, who)
-    audit.log_line(
-        who.actor, "unmount", "ok", backup_id=session.backup_id, mount_id=session.mount_id
-    )
+    await run_in_threadpool(app_state(request).sessions.unmount, mount_id, who)
     return Response(status_code=204)
 
 

@@ -15,8 +15,9 @@ from filerestore import catalog
 from filerestore.cli.app import JsonOpt, app
 from filerestore.db import Database, open_database
 from filerestore.db import migrate as migrations
-from filerestore.restore import cleanup as cleanups
-from filerestore.restore.sessions import SessionManager
+from filerestore.service import cleanup as cleanups
+from filerestore.service.principal import Principal
+from filerestore.service.sessions import SessionManager
 from filerestore.settings import Settings, load_settings
 
 repo_app = typer.Typer(help="Backup repositories: add, list.", no_args_is_help=True)
@@ -140,7 +141,7 @@ def backups(
 def mounts(json: JsonOpt = False) -> None:
     """List restore sessions."""
     settings, db = _open()
-    rows = [asdict(s) for s in SessionManager(db, settings).list()]
+    rows = [asdict(s) for s in SessionManager(db, settings).list(Principal.operator())]
     if json:
         _print_json(rows)
     else:
