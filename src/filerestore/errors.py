@@ -35,7 +35,9 @@ from this tree (``python -m filerestore.docgen``; a test keeps it current).
     │   │   └── PartitionTableError, LvmMetadataError
     │   ├── UnsupportedImageError
     │   │   └── MissingExtraError
-    │   ├── NoFilesystemError, FilesystemError, VolumeUnavailableError, ArchiveAbortedError
+    │   ├── FilesystemError
+    │   │   └── ShortReadError
+    │   ├── NoFilesystemError, VolumeUnavailableError, ArchiveAbortedError
     │   └── HostileImageError           reaches outside its repository (422, exit 5)
     │       ├── BackingFileRefusedError, RepositoryEscapeError
     │       └── BackingChainLoopError, BackingChainTooDeepError
@@ -363,6 +365,14 @@ class FilesystemError(ImageError):
     """The filesystem library failed to read a structure (corrupt or unsupported)."""
 
     code = "filesystem_error"
+
+
+class ShortReadError(FilesystemError):
+    """Reading a file returned fewer bytes than its size says (a truncated image, or a
+    reader that broke its contract): the restore of that file is refused, never cut short
+    silently."""
+
+    code = "short_read"
 
 
 class VolumeUnavailableError(ImageError):

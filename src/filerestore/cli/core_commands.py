@@ -9,12 +9,14 @@ from typing import Annotated, BinaryIO
 
 import typer
 
-from filerestore.cli import render
+from filerestore.cli import exit_codes, render
 from filerestore.cli.app import ImageArg, JsonOpt, RepositoryOpt, VolumeOpt, app
-from filerestore.cli.extract import CHUNK, extract
 from filerestore.errors import PathNotFoundError
 from filerestore.fs.entry import Entry, EntryKind
 from filerestore.restore import Stack, describe_image, open_stack
+from filerestore.restore.extract import ExtractResult, extract
+from filerestore.restore.file_data import read_chunks
+from filerestore.restore.names import printable
 
 GuestPathArg = Annotated[str, typer.Argument(help="Path inside the guest filesystem.")]
 
@@ -102,15 +104,9 @@ def cat(
 ) -> None:
     """Write the contents of a file inside IMAGE to standard output."""
     with _open(image, repository, volume) as stack:
-        reader = stack.fs.open(path)
         out: BinaryIO = sys.stdout.buffer
-        offset = 0
-        while offset < reader.size:
-            chunk = reader.read_at(offset, CHUNK)
-            if not chunk:
-                break
+        for chunk in read_chunks(stack.fs.open(path), path):
             out.write(chunk)
-            offset += len(chunk)
         out.flush()
 
 
@@ -128,12 +124,29 @@ def get(
 
     The entry lands as DEST/<name> (the contents of / land in DEST itself), with its
     permission bits (never setuid, setgid or sticky) and mtime; symbolic links are written as
-    links. Nothing is written outside DEST and nothing in DEST is overwritten.
+    links. Nothing is written outside DEST and nothing in DEST is overwritten. An entry that
+    cannot be read or written is skipped and named on stderr; the rest is restored, and the
+    exit code is then 7.
     """
     with _open(image, repository, volume) as stack:
         result = extract(stack.fs, path, dest)
-    if result.skipped:
-        sys.stderr.write(
-            f"filerestore: skipped {len(result.skipped)} special file(s) "
+    _report(result)
+
+
+def _report(result: ExtractResult) -> None:
+    err = sys.stderr
+    if result.special:
+        err.write(
+            f"filerestore: skipped {len(result.special)} special file(s) "
             "(devices, FIFOs, sockets)\n"
         )
+    if not result.failed:
+        return
+    for failed in result.failed:
+        err.write(f"filerestore: skipped {printable(failed.path)}: {printable(failed.reason)}\n")
+    err.write(
+        f"filerestore: error: {len(result.failed)} entries could not be restored "
+        f"(listed above); {result.written} were restored\n"
+    )
+    err.flush()
+    raise typer.Exit(exit_codes.PARTIAL)

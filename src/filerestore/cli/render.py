@@ -13,27 +13,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from filerestore.fs.entry import Entry
+from filerestore.restore.names import printable
 from filerestore.restore.stack import ImageDescription, format_size
-
-
-def printable(text: str) -> str:
-    """``text`` with control characters and undecodable bytes shown as escapes."""
-    if text.isprintable() and "\\" not in text:
-        return text
-    out = []
-    for ch in text:
-        code = ord(ch)
-        if 0xDC80 <= code <= 0xDCFF:  # a byte that was not UTF-8 (surrogateescape)
-            out.append(f"\\x{code - 0xDC00:02x}")
-        elif ch == "\\":
-            out.append("\\\\")
-        elif ch.isprintable():
-            out.append(ch)
-        elif code <= 0xFF:
-            out.append(f"\\x{code:02x}")
-        else:
-            out.append(f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}")
-    return "".join(out)
 
 
 def json_line(data: Any) -> str:
