@@ -43,7 +43,9 @@ from filerestore.restore.archive_members import Member
 from filerestore.restore.archive_tar import tar_info
 from filerestore.restore.archive_zip import zip_info
 from filerestore.restore.browse import dir_totals, read_range, walk
-from filerestore.restore.names import clean_component, unique, zip_component
+from filerestore.restore.names import clean_component, printable, unique, zip_component
+from filerestore.restore.partial import ERRORS_FILE
+from tests.imagebuild import broken_entries as broken
 from tests.imagebuild import fs_linux, fs_windows
 from tests.imagebuild.tree import GiB, MiB, block_content
 from tests.restore.conftest import archivable, listdir
@@ -637,3 +639,34 @@ def test_tar_from_windows_filesystems_matches_source(kind, tmp_path):
             assert src.read_bytes() == got[name].read_bytes(), name
             assert abs(s.st_mtime_ns - d.st_mtime_ns) <= 2 * 10**9, name  # FAT: 2 s steps
             assert not stat.S_IMODE(d.st_mode) & 0o7000
+
+
+# --- entries that cannot be read (issue 8, defect 13) ----------------------------------------
+
+
+@pytest.mark.parametrize("fmt", ["zip", "tar", "tar.gz"])
+def test_unreadable_entries_are_listed_not_fatal(fmt, tmp_path):
+    with FileReader(broken.broken_entries_image()) as reader:
+        fs = open_filesystem(reader)
+        try:
+            archive = write_stream(archive_stream(fs, ["/"], fmt), tmp_path / f"a.{fmt}")
+        finally:
+            fs.close()
+    dest = tmp_path / "x"
+    dest.mkdir()
+    if fmt == "zip":  # 7-Zip tests every member's CRC, then extracts
+        assert subprocess.run(["7zz", "t", archive], capture_output=True).returncode == 0
+        subprocess.run(["7zz", "x", f"-o{dest}", archive], check=True, capture_output=True)
+    else:
+        subprocess.run(["tar", "-xf", archive, "-C", dest], check=True, capture_output=True)
+    errors = (dest / ERRORS_FILE).read_text().splitlines()  # beside the root folder
+    assert (
+        errors[0]
+        == f"{len(broken.BROKEN)} entries could not be restored and are missing from this archive:"
+    )
+    assert {line.split("\t")[0] for line in errors[1:]} == {printable(p) for p in broken.BROKEN}
+    for rel, data in broken.GOOD.items():
+        assert (dest / "root" / rel).read_bytes() == data, rel
+    assert not (dest / "root" / broken.BAD_EXTENT).exists()
+    for rel in broken.NUL_LINKS:
+        assert not os.path.lexists(dest / "root" / rel)

@@ -36,7 +36,14 @@ from filerestore.fs.entry import Entry, EntryKind
 from filerestore.restore.browse import Root, dir_key
 from filerestore.restore.file_data import CHUNK_SIZE, read_chunks
 from filerestore.restore.names import ROOT_NAME, unique
-from filerestore.restore.partial import ERRORS_FILE, Failure, errors_text, failure, skippable
+from filerestore.restore.partial import (
+    ERRORS_FILE,
+    Failure,
+    errors_text,
+    failure,
+    skippable,
+    unaddressable,
+)
 
 # A ZIP keeps about 0.75 KiB per member until its central directory is written (measured:
 # 88 MB for 100,000 members); 250,000 keeps a worker near 200 MB. TAR needs no such memory.
@@ -148,13 +155,15 @@ def _children(fs: Filesystem[Any], directory: Entry, failures: list[Failure]) ->
 
 
 def _storable(entry: Entry, failures: list[Failure]) -> bool:
-    """False (and recorded) for a symlink whose target no extractor could create."""
-    if entry.kind is not EntryKind.SYMLINK:
+    """False (and recorded) for an entry no path reaches, and for a symlink whose target no
+    extractor could create."""
+    reason = unaddressable(entry.name) if entry.path != "/" else None
+    unwritable = not entry.target or "\x00" in entry.target
+    if reason is None and entry.kind is EntryKind.SYMLINK and unwritable:
+        reason = "the symlink target is empty or holds a NUL byte"
+    if reason is None:
         return True
-    target = entry.target
-    if target and "\x00" not in target:
-        return True
-    failures.append(Failure(entry.path, "the symlink target is empty or holds a NUL byte"))
+    failures.append(Failure(entry.path, reason))
     return False
 
 

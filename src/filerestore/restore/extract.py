@@ -43,7 +43,7 @@ from filerestore.fs.base import Filesystem
 from filerestore.fs.entry import Entry, EntryKind
 from filerestore.restore.browse import dir_key
 from filerestore.restore.file_data import CHUNK_SIZE, read_chunks
-from filerestore.restore.partial import Failure, failure, skippable
+from filerestore.restore.partial import Failure, failure, skippable, unaddressable
 
 MAX_DEPTH = 2048  # directory levels below the top; deeper means a corrupt, looping tree
 _ZEROS = bytes(CHUNK_SIZE)
@@ -192,11 +192,10 @@ class _Extractor:
 
     def _host_name(self, entry: Entry) -> bytes:
         """The entry's name as the bytes the host call gets, or _Skip with the reason."""
+        reason = unaddressable(entry.name)
+        if reason is not None:
+            raise _Skip(reason)
         name = _guest_bytes(entry.name, "name")
-        if name in (b"", b".", b".."):
-            raise _Skip(f"the name {name!r} cannot be written on the host")
-        if b"/" in name or b"\x00" in name:
-            raise _Skip("the name holds a '/' or NUL byte, which the host cannot write")
         if len(name) > self.name_max:
             raise _Skip(f"the name is {len(name)} bytes, longer than the host's {self.name_max}")
         return name

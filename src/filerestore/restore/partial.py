@@ -35,6 +35,16 @@ def skippable(exc: BaseException) -> bool:
     return isinstance(exc, ImageError)
 
 
+def unaddressable(name: str) -> str | None:
+    """Why an entry of this name cannot be read by its path (a corrupt directory entry), or
+    None: a path made with it would name another entry, or none."""
+    if name in ("", ".", ".."):
+        return f"the name {name!r} is not a valid path component"
+    if "/" in name or "\x00" in name:
+        return "the name holds a '/' or NUL byte, so no path reaches the entry"
+    return None
+
+
 def failure(path: str, exc: FileRestoreError) -> Failure:
     return Failure(path, f"{exc.code}: {exc}")
 
