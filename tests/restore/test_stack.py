@@ -133,3 +133,21 @@ def test_cached_reader_reads_around_damage() -> None:
     assert cached.read_at(4100, 100) == data[4100:4200]
     with pytest.raises(CorruptImageError):
         cached.read_at(5050, 10)
+
+
+def test_a_filesystem_is_detected_once_when_no_volume_is_named(
+    ext4: images.Built, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from filerestore.fs import ext
+
+    calls: list[object] = []
+    real = ext.detect
+
+    def counted(reader: object) -> str | None:
+        calls.append(reader)
+        return real(reader)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(ext, "detect", counted)
+    with open_stack(ext4.image) as stack:
+        assert stack.fs.kind == "ext4"
+    assert len(calls) == 1  # choosing the volume detected it; opening did not again

@@ -25,7 +25,7 @@ from filerestore.catalog.repositories import (
 from filerestore.db.engine import Database
 from filerestore.db.models import Backup, Repository
 from filerestore.errors import BackupFileMissingError, BackupNotFoundError, UsageError
-from filerestore.image import ChainLink, probe_chain
+from filerestore.image import DEFAULT_MAX_CHAIN_DEPTH, ChainLink, probe_chain
 
 
 @dataclass(frozen=True)
@@ -124,7 +124,7 @@ def register_backup(
     *,
     vm_name: str | None = None,
     disk_name: str | None = None,
-    max_chain_depth: int = 64,
+    max_chain_depth: int = DEFAULT_MAX_CHAIN_DEPTH,
 ) -> BackupInfo:
     """Register (or refresh) one image of ``repository``; ``path`` absolute or relative."""
     repo = get_repository(db, repository)

@@ -16,6 +16,7 @@ from filerestore.catalog.backups import Probed, probe, upsert
 from filerestore.catalog.repositories import get_repository, list_repositories, require_available
 from filerestore.db.engine import Database
 from filerestore.errors import FileRestoreError
+from filerestore.image import DEFAULT_MAX_CHAIN_DEPTH
 
 QCOW2_MAGIC = b"QFI\xfb"  # QEMU docs/interop/qcow2.txt, header byte 0
 
@@ -49,7 +50,9 @@ def find_images(root: Path) -> list[str]:
     return found
 
 
-def scan_repository(db: Database, name: str, max_chain_depth: int = 64) -> ScanReport:
+def scan_repository(
+    db: Database, name: str, max_chain_depth: int = DEFAULT_MAX_CHAIN_DEPTH
+) -> ScanReport:
     repo = get_repository(db, name)
     require_available(repo)
     root = Path(repo.root_path)
@@ -68,7 +71,7 @@ def scan_repository(db: Database, name: str, max_chain_depth: int = 64) -> ScanR
     return report
 
 
-def scan_all(db: Database, max_chain_depth: int = 64) -> list[ScanReport]:
+def scan_all(db: Database, max_chain_depth: int = DEFAULT_MAX_CHAIN_DEPTH) -> list[ScanReport]:
     """Scan every enabled repository; an unavailable one is reported, not fatal."""
     reports = []
     for repo in list_repositories(db):

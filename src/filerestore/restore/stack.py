@@ -19,11 +19,9 @@ from filerestore.errors import (
     NoFilesystemError,
     VolumeUnavailableError,
 )
-from filerestore.fs import Filesystem, detect_filesystem, open_filesystem
-from filerestore.image import DiskImage, open_image
+from filerestore.fs import Detection, Filesystem, detect, open_filesystem
+from filerestore.image import DEFAULT_MAX_CHAIN_DEPTH, DiskImage, open_image
 from filerestore.volume import Volume, find_volume, list_volumes
-
-DEFAULT_MAX_CHAIN_DEPTH = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,27 +121,30 @@ def open_stack(
         image = open_image(image_path, repository=repository, max_chain_depth=max_chain_depth)
         guard.callback(image.close)
         volumes = list_volumes(image)
-        volume = _choose_volume(volumes, volume_id)
-        fs = open_filesystem(CachedReader(volume.reader))
+        volume, detected = _choose_volume(volumes, volume_id)
+        reader = CachedReader(volume.reader)
+        fs = detected.open(reader) if detected is not None else open_filesystem(reader)
         guard.pop_all()
     return Stack(image, volumes, volume, fs)
 
 
-def _choose_volume(volumes: list[Volume], volume_id: str | None) -> Volume:
+def _choose_volume(volumes: list[Volume], volume_id: str | None) -> tuple[Volume, Detection | None]:
+    """The volume to open, and its filesystem when choosing it took a detection (which the
+    caller then opens without detecting again)."""
     if volume_id is not None:
         volume = find_volume(volumes, volume_id)
         if volume.error:
             raise VolumeUnavailableError(f"volume {volume.id}: {volume.error}")
-        return volume
+        return volume, None
     # extended partitions hold partitions, not filesystems; unreadable LVs cannot be probed
     readable = [v for v in volumes if not v.is_container and not v.error]
-    with_fs = [(v, kind) for v in readable if (kind := detect_filesystem(v.reader))]
+    with_fs = [(v, found) for v in readable if (found := detect(v.reader))]
     if len(with_fs) == 1:
-        return with_fs[0][0]
+        return with_fs[0]
     if not with_fs:
         known = ", ".join(v.id for v in volumes) or "none"
         raise NoFilesystemError(f"no supported filesystem on any volume (volumes: {known})")
-    raise AmbiguousVolumeError([_choice(v, kind) for v, kind in with_fs])
+    raise AmbiguousVolumeError([_choice(v, found.kind) for v, found in with_fs])
 
 
 def _choice(volume: Volume, kind: str) -> str:
@@ -212,11 +213,11 @@ def _describe_volume(volume: Volume) -> VolumeDescription:
     kind: str | None = None
     label: str | None = None
     error = volume.error
-    if not error and not volume.is_container:
-        kind = detect_filesystem(volume.reader)
-    if kind is not None:
+    detected = None if error or volume.is_container else detect(volume.reader)
+    if detected is not None:
+        kind = detected.kind
         try:
-            fs = open_filesystem(volume.reader)
+            fs = detected.open(volume.reader)
         except FileRestoreError as exc:
             error = str(exc)
         else:
