@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from filerestore.blockio import BytesReader, CachedReader
+from filerestore.blockio import BytesReader, CachedReader, Reader
 from filerestore.errors import (
     AmbiguousVolumeError,
     CorruptImageError,
@@ -16,6 +16,7 @@ from filerestore.errors import (
     NoFilesystemError,
     VolumeNotFoundError,
 )
+from filerestore.fs import Detection
 from filerestore.restore import describe_image, open_stack
 from tests.cli import images
 
@@ -138,16 +139,19 @@ def test_cached_reader_reads_around_damage() -> None:
 def test_a_filesystem_is_detected_once_when_no_volume_is_named(
     ext4: images.Built, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from filerestore.fs import ext
+    """Choosing the volume runs the detection chain; opening it does not run it again."""
+    import filerestore.fs
+    import filerestore.restore.stack
 
     calls: list[object] = []
-    real = ext.detect
+    real = filerestore.fs.detect
 
-    def counted(reader: object) -> str | None:
+    def counted(reader: Reader) -> Detection | None:
         calls.append(reader)
-        return real(reader)  # type: ignore[arg-type]
+        return real(reader)
 
-    monkeypatch.setattr(ext, "detect", counted)
+    monkeypatch.setattr(filerestore.fs, "detect", counted)  # what open_filesystem calls
+    monkeypatch.setattr(filerestore.restore.stack, "detect", counted)
     with open_stack(ext4.image) as stack:
         assert stack.fs.kind == "ext4"
-    assert len(calls) == 1  # choosing the volume detected it; opening did not again
+    assert len(calls) == 1
