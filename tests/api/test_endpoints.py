@@ -114,7 +114,7 @@ def test_listing_pages_match_the_tree(api: Env, ext4_mount: str) -> None:
             st.st_uid,
             st.st_gid,
         )
-        assert by_name["link-escape"]["symlink_target"] == "../../../../etc/passwd"
+        assert by_name["link-escape"]["target"] == "../../../../etc/passwd"
         bad = c.get(f"{API}/restore/{ext4_mount}/files", params={"path": "/", "cursor": "zz"})
         error(bad, 400, "invalid_cursor")
         error(c.get(f"{API}/restore/{ext4_mount}/files", params={"limit": 0}), 400)
@@ -153,7 +153,7 @@ def test_file_info(api: Env, ext4_mount: str) -> None:
         )
         assert j["mtime_ns"] == st.st_mtime_ns and j["content_type"].startswith("text/markdown")
         link = c.get(f"{API}/restore/{ext4_mount}/file-info", params={"path": "/link-etc-passwd"})
-        assert link.json()["kind"] == "symlink" and link.json()["symlink_target"] == "/etc/passwd"
+        assert link.json()["kind"] == "symlink" and link.json()["target"] == "/etc/passwd"
         error(c.get(f"{API}/restore/{ext4_mount}/file-info", params={"path": "/x/y"}), 404)
 
 
@@ -294,7 +294,7 @@ def test_catalog_routes(api: Env) -> None:
             api.backups["demo-incr"],
             api.backups["demo-full"],
         ]
-        assert [(v["id"], v["filesystem"]) for v in incr["volumes"]] == [
+        assert [(v["id"], v["filesystem_type"]) for v in incr["volumes"]] == [
             ("p1", "ext4"),
             ("p2", "ntfs"),
         ]

@@ -93,14 +93,14 @@ def test_describe_image_matches_sfdisk(two: images.Built) -> None:
     assert [(v.id, v.offset, v.size, v.label) for v in desc.volumes] == [
         (f"p{i + 1}", p["start"] * 512, p["size"] * 512, p["name"]) for i, p in enumerate(parts)
     ]
-    assert [(v.filesystem, v.filesystem_label) for v in desc.volumes] == [
+    assert [(v.filesystem_type, v.filesystem_label) for v in desc.volumes] == [
         ("ext4", "alpha"),
         (None, None),
         ("ext4", "beta"),
     ]
     assert [c.format for c in desc.chain] == ["qcow2"]
     assert desc.chain[0].path == str(two.image.resolve())
-    assert json.loads(json.dumps(desc.to_dict()))["volumes"][2]["filesystem"] == "ext4"
+    assert json.loads(json.dumps(desc.to_dict()))["volumes"][2]["filesystem_type"] == "ext4"
 
 
 class DamagedReader(BytesReader):

@@ -69,21 +69,7 @@ async def on_stack(
 
 
 def mount_out(session: Session) -> s.MountOut:
-    return s.MountOut(
-        mount_id=session.mount_id,
-        backup_id=session.backup_id,
-        volume=session.volume,
-        mount_path=session.mount_path,
-        nbd_device=session.nbd_device,
-        filesystem_type=session.filesystem_type,
-        status=session.status,
-        error=session.error,
-        owner=session.owner,
-        created_at=session.created_at,
-        last_accessed_at=session.last_accessed_at,
-        expires_at=session.expires_at,
-        downloads=session.downloads,
-    )
+    return s.MountOut(**s.values_of(session))
 
 
 @router.post("/mount", status_code=201, response_model=s.MountOut, responses=ERRORS)
@@ -104,29 +90,13 @@ async def mounts(request: Request, who: Caller) -> s.MountListOut:
 @router.get("/resources", response_model=s.ResourcesOut, responses=ERRORS)
 async def resources(request: Request, who: Caller) -> s.ResourcesOut:
     figures = await run_in_threadpool(resource_figures, app_state(request).sessions)
-    return s.ResourcesOut(
-        sessions_used=figures.sessions_used,
-        sessions_limit=figures.sessions_limit,
-        downloads_in_progress=figures.downloads_in_progress,
-        readers_open=figures.readers_open,
-        memory_rss_bytes=figures.memory_rss_bytes,
-        worker_pid=figures.worker_pid,
-    )
+    return s.ResourcesOut(**s.values_of(figures))
 
 
 @router.get("/cleanup-status", response_model=s.CleanupStatusOut, responses=ERRORS)
 async def cleanup_status(request: Request, who: Caller) -> s.CleanupStatusOut:
     status = app_state(request).cleanup.status()
-    return s.CleanupStatusOut(
-        running=status.running,
-        interval_seconds=status.interval_seconds,
-        last_run=status.last_run,
-        next_run=status.next_run,
-        runs=status.runs,
-        sessions_cleaned=status.sessions_cleaned,
-        failures=status.failures,
-        last_error=status.last_error,
-    )
+    return s.CleanupStatusOut(**s.values_of(status, exclude={"last_cleaned"}))
 
 
 @router.delete("/{mount_id}", status_code=204, responses=ERRORS)
@@ -156,13 +126,12 @@ async def files(
             page = walk_page(stack.fs, guest, cursor, limit, depth)
         else:
             page = list_page(stack.fs, guest, cursor, limit, sort, descending)
+        entries = [s.EntryOut.of(e) for e in page.entries]
         return s.ListingOut(
+            **s.values_of(page) | {"entries": entries},
             mount_id=mount_id,
             path=display(guest),
             recursive=recursive,
-            entries=[s.EntryOut.of(e) for e in page.entries],
-            next_cursor=page.next_cursor,
-            total=page.total,
         )
 
     return await on_stack(request, mount_id, who, work)
@@ -198,15 +167,7 @@ async def totals(
     def work(stack: Stack) -> s.TotalsOut:
         t = dir_totals(stack.fs, guests)
         counted = [resolve_root(stack.fs, g).entry.path for g in guests]
-        return s.TotalsOut(
-            mount_id=mount_id,
-            paths=[display(p) for p in counted],
-            files=t.files,
-            dirs=t.dirs,
-            symlinks=t.symlinks,
-            bytes=t.bytes,
-            skipped=t.skipped,
-            complete=t.complete,
-        )
+        paths = [display(p) for p in counted]
+        return s.TotalsOut(**s.values_of(t), mount_id=mount_id, paths=paths)
 
     return await on_stack(request, mount_id, who, work)

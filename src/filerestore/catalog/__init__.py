@@ -14,6 +14,7 @@ from filerestore.catalog.repositories import (
     check_availability,
     get_repository,
     list_repositories,
+    repositories_with_availability,
     sync_configured,
 )
 from filerestore.catalog.scan import ScanReport, scan_all, scan_repository
@@ -31,6 +32,7 @@ __all__ = [
     "list_repositories",
     "locate_backup",
     "register_backup",
+    "repositories_with_availability",
     "scan_all",
     "scan_repository",
     "sync_configured",

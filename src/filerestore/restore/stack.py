@@ -49,7 +49,8 @@ class VolumeDescription:
     type_name: str
     label: str | None
     uuid: str | None
-    filesystem: str | None
+    #: the kind of filesystem recognised on it (the name a session's record uses too)
+    filesystem_type: str | None
     filesystem_label: str | None
     #: why the volume or its recognised filesystem cannot be read (None when it can)
     filesystem_error: str | None
@@ -235,7 +236,7 @@ def _describe_volume(volume: Volume) -> VolumeDescription:
         type_name=volume.type_name,
         label=volume.label,
         uuid=volume.uuid,
-        filesystem=kind,
+        filesystem_type=kind,
         filesystem_label=label,
         filesystem_error=error,
     )
