@@ -36,11 +36,7 @@ def test_repository_scan_backups_mounts_cleanup(env, db, tmp_path):
     assert "not mounted" in fails(6, "repo", "add", "share", root, "--kind", "nfs")
     assert "unknown repository kind" in fails(2, "repo", "add", "x", root, "--kind", "ftp")
     (listed,) = json.loads(ok("repo", "list", "--json"))
-    assert (listed["name"], listed["status"], listed["root_path"]) == (
-        "main",
-        "available",
-        str(root),
-    )
+    assert (listed["name"], listed["available"], listed["root_path"]) == ("main", True, str(root))
 
     assert ok("scan").decode().splitlines() == ["main: 4 added, 0 known, 0 refused"]
     assert ok("scan", "main").decode().splitlines() == ["main: 0 added, 4 known, 0 refused"]
@@ -79,3 +75,23 @@ def test_db_commands(env, db):
     assert ok("db", "current").decode().split()[1].rstrip(",") == "base"
     assert ok("db", "upgrade").decode().strip() == f"database at revision {head}"
     assert "choose one of" in fails(2, "cleanup", "--all", "--expired")
+
+
+def one_json_document(out: bytes) -> object:
+    """The output of a ``--json`` command: one JSON document, indented by two spaces."""
+    data = json.loads(out)
+    assert out.decode() == json.dumps(data, indent=2, ensure_ascii=True) + "\n"
+    return data
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_every_json_output_has_the_one_style(env, db, tmp_path):
+    make_repository(tmp_path / "repo")
+    ok("repo", "add", "main", tmp_path / "repo")
+    ok("scan")
+    created = one_json_document(ok("token", "create", "styled", "--json"))
+    assert set(created) == {"id", "name", "admin", "created_at", "revoked_at", "token"}
+    for args in (["repo", "list"], ["backups"], ["mounts"], ["token", "list"]):
+        assert isinstance(one_json_document(ok(*args, "--json")), list), args
+    (token,) = one_json_document(ok("token", "list", "--json"))
+    assert token["name"] == "styled" and "token" not in token

@@ -45,4 +45,6 @@ RepositoryOpt = Annotated[
         help="Root directory that backing files must stay in (default: the image's directory).",
     ),
 ]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON output.")]
+JsonOpt = Annotated[
+    bool, typer.Option("--json", help="One JSON document: an object, or an array for a list.")
+]

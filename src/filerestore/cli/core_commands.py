@@ -9,7 +9,7 @@ from typing import Annotated, BinaryIO
 
 import typer
 
-from filerestore.cli import exit_codes, render
+from filerestore.cli import exit_codes, json_output, render
 from filerestore.cli.app import ImageArg, JsonOpt, RepositoryOpt, VolumeOpt, app
 from filerestore.errors import PathNotFoundError
 from filerestore.fs.entry import Entry, EntryKind
@@ -34,7 +34,10 @@ def _out(text: str) -> None:
 def inspect(image: ImageArg, repository: RepositoryOpt = None, json: JsonOpt = False) -> None:
     """Show the backing chain and the volumes of IMAGE with their filesystems."""
     desc = describe_image(image, repository=repository)
-    _out(render.json_line(desc.to_dict()) if json else render.inspect_text(desc))
+    if json:
+        json_output.print_document(desc.to_dict())
+    else:
+        _out(render.inspect_text(desc))
 
 
 @app.command()
@@ -45,9 +48,7 @@ def ls(
     recursive: Annotated[
         bool, typer.Option("--recursive", "-R", help="List subdirectories too (full paths).")
     ] = False,
-    json: Annotated[
-        bool, typer.Option("--json", help="One JSON object per entry (JSON lines).")
-    ] = False,
+    json: Annotated[bool, typer.Option("--json", help="A JSON array of the entries.")] = False,
     repository: RepositoryOpt = None,
 ) -> None:
     """List a directory inside IMAGE, like `ls -l` (times in UTC)."""
@@ -71,11 +72,11 @@ def _points_to_dir(stack: Stack, path: str) -> bool:
 
 
 def _print_entries(entries: Iterable[Entry], json: bool, full_path: bool) -> None:
+    if json:
+        json_output.print_array(e.to_dict() for e in entries)
+        return
     for entry in entries:
-        if json:
-            _out(render.json_line(entry.to_dict()))
-        else:
-            _out(render.ls_line(entry, entry.path if full_path else entry.name))
+        _out(render.ls_line(entry, entry.path if full_path else entry.name))
 
 
 @app.command()
@@ -92,7 +93,10 @@ def stat(
     """Show the metadata of one entry inside IMAGE (times in UTC)."""
     with _open(image, repository, volume) as stack:
         entry = stack.fs.stat(path, follow_symlinks=dereference)
-    _out(render.json_line(entry.to_dict()) if json else render.stat_block(entry))
+    if json:
+        json_output.print_document(entry.to_dict())
+    else:
+        _out(render.stat_block(entry))
 
 
 @app.command()

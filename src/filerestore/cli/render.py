@@ -2,25 +2,17 @@
 
 Guest names can hold anything but ``/`` and NUL, including terminal escape sequences and bytes
 that are not UTF-8; they are shown with backslash escapes so a hostile name cannot drive the
-terminal. JSON output carries them unchanged instead (see :func:`json_line`).
+terminal. JSON output carries them unchanged instead (see :mod:`~filerestore.cli.json_output`).
 """
 
 from __future__ import annotations
 
-import json
 import stat as stat_mod
 from datetime import UTC, datetime
-from typing import Any
 
 from filerestore.fs.entry import Entry
 from filerestore.restore.names import printable
 from filerestore.restore.stack import ImageDescription, format_size
-
-
-def json_line(data: Any) -> str:
-    # ensure_ascii keeps undecodable names as \udcXX escapes: valid JSON that json.loads turns
-    # back into the same surrogate-escaped str the filesystem layer accepts as a path.
-    return json.dumps(data, ensure_ascii=True, sort_keys=False)
 
 
 def format_time(ns: int | None) -> str:
@@ -92,7 +84,7 @@ def inspect_text(desc: ImageDescription) -> str:
     lines.append("")
     rows = [("ID", "OFFSET", "SIZE", "TYPE", "NAME", "FILESYSTEM", "LABEL")]
     for vol in desc.volumes:
-        fs_kind = vol.filesystem or "-"
+        fs_kind = vol.filesystem_type or "-"
         if vol.filesystem_error:
             fs_kind += " (unreadable)"
         rows.append(

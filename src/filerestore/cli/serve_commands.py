@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json as jsonlib
 import os
 from pathlib import Path
 from typing import Annotated
@@ -10,6 +9,7 @@ from typing import Annotated
 import typer
 
 from filerestore import catalog
+from filerestore.cli import json_output
 from filerestore.cli.app import JsonOpt, app
 from filerestore.db import Database, open_database
 from filerestore.settings import CONFIG_ENV, Settings, load_settings
@@ -103,9 +103,7 @@ def token_create(
     finally:
         db.dispose()
     if json:
-        typer.echo(
-            jsonlib.dumps({"id": info.id, "name": info.name, "admin": info.admin, "token": token})
-        )
+        json_output.print_document(json_output.record(info, token=token))
     else:
         typer.echo(token)
 
@@ -120,23 +118,13 @@ def token_list(config: ConfigOpt = None, json: JsonOpt = False) -> None:
         tokens = list_tokens(db)
     finally:
         db.dispose()
+    if json:
+        json_output.print_array(json_output.record(t) for t in tokens)
+        return
     for t in tokens:
         revoked = t.revoked_at.isoformat() if t.revoked_at else None
-        if json:
-            typer.echo(
-                jsonlib.dumps(
-                    {
-                        "id": t.id,
-                        "name": t.name,
-                        "admin": t.admin,
-                        "created_at": t.created_at.isoformat(),
-                        "revoked_at": revoked,
-                    }
-                )
-            )
-        else:
-            state = f"revoked {revoked}" if revoked else "active"
-            typer.echo(f"{t.id}\t{t.name}\t{'admin' if t.admin else 'user'}\t{state}")
+        state = f"revoked {revoked}" if revoked else "active"
+        typer.echo(f"{t.id}\t{t.name}\t{'admin' if t.admin else 'user'}\t{state}")
 
 
 @token_app.command("revoke")
