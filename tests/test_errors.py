@@ -49,4 +49,5 @@ def test_an_unreachable_repository_is_unavailable_never_not_found() -> None:
     response = error_response(exc)
     assert response.status_code == 503
     assert b'"code":"repository_io"' in response.body
-    assert exc.exit_code == errors.ExitCode.UNAVAILABLE == 6
+    assert exc.exit_code == errors.ExitCode.UNAVAILABLE
+    assert int(errors.ExitCode.UNAVAILABLE) == 6

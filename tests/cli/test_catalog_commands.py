@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 
@@ -77,7 +78,7 @@ def test_db_commands(env, db):
     assert "choose one of" in fails(2, "cleanup", "--all", "--expired")
 
 
-def one_json_document(out: bytes) -> object:
+def one_json_document(out: bytes) -> Any:
     """The output of a ``--json`` command: one JSON document, indented by two spaces."""
     data = json.loads(out)
     assert out.decode() == json.dumps(data, indent=2, ensure_ascii=True) + "\n"

@@ -9,10 +9,9 @@ from typing import Any
 
 import pytest
 
-from filerestore.cli import core_commands
 from filerestore.cli.main import main
 from filerestore.restore.names import printable
-from filerestore.restore.stack import Stack
+from filerestore.restore.stack import Stack, open_stack
 from tests.cli import images
 from tests.cli.runner import fails, ok, run
 from tests.imagebuild import broken_entries as broken
@@ -36,7 +35,9 @@ def snapshot(root: Path) -> dict[str, tuple[str, int, int, bytes | str | None]]:
     return out
 
 
-def without_special_bits(snap: dict[str, tuple[str, int, int, bytes | str | None]]) -> dict:
+def without_special_bits(
+    snap: dict[str, tuple[str, int, int, bytes | str | None]],
+) -> dict[str, tuple[str, int, int, bytes | str | None]]:
     return {k: (kind, mode & 0o777, mtime, data) for k, (kind, mode, mtime, data) in snap.items()}
 
 
@@ -141,7 +142,7 @@ def test_a_short_read_is_an_error_for_cat_and_a_skipped_file_for_get(
 ) -> None:
     """The read loop of cat and get refuses a reader that returns less than asked (the CLI
     in process, its image opened for real and the file's reader cut short)."""
-    real = core_commands.open_stack
+    real = open_stack
 
     def short_stack(*args: Any, **kwargs: Any) -> Stack:
         stack = real(*args, **kwargs)
@@ -149,7 +150,7 @@ def test_a_short_read_is_an_error_for_cat_and_a_skipped_file_for_get(
         stack.fs.open = lambda path: ShortReader(real_open(path), cut=5000)  # type: ignore[method-assign]
         return stack
 
-    monkeypatch.setattr(core_commands, "open_stack", short_stack)
+    monkeypatch.setattr("filerestore.cli.core_commands.open_stack", short_stack)
     image = broken.broken_entries_image()
     assert main(["cat", str(image), "/big.bin"]) == 4
     err = capfd.readouterr().err.splitlines()

@@ -264,13 +264,14 @@ def test_help_of_every_command() -> None:
 
 
 def test_json_is_one_indented_document(ext4: images.Built) -> None:
-    for args, kind in (
+    cases: list[tuple[list[str | Path], type]] = [
         (["inspect", ext4.image], dict),
         (["stat", ext4.image, "/hello.txt"], dict),
         (["ls", ext4.image, "/docs"], list),
         (["ls", ext4.image, "/docs", "-R"], list),
         (["ls", ext4.image, "/hello.txt"], list),
-    ):
+    ]
+    for args, kind in cases:
         out = ok(*args, "--json")
         data = json.loads(out)
         assert out.decode() == json.dumps(data, indent=2, ensure_ascii=True) + "\n", args

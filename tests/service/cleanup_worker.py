@@ -21,6 +21,7 @@ from pathlib import Path
 
 from filerestore.db import open_database
 from filerestore.errors import SessionLimitError
+from filerestore.restore.stack import Stack
 from filerestore.service import cleanup, sessions
 from filerestore.settings import Settings
 from tests.service.sessionsetup import A_DOWNLOAD, ANYONE, user
@@ -31,12 +32,12 @@ def hang(mount_id: str, backup_id: int) -> None:
     manager = sessions.SessionManager(open_database(settings), settings)
     opened = threading.Event()
 
-    def opening_hangs(*args: object, **kwargs: object) -> sessions.Stack:
+    def opening_hangs(*args: object, **kwargs: object) -> Stack:
         opened.set()
         while True:
             time.sleep(60)
 
-    sessions.open_stack = opening_hangs  # type: ignore[assignment]
+    sessions.open_stack = opening_hangs  # type: ignore[attr-defined]  # the test's hang
     with manager.checkout(mount_id, ANYONE, A_DOWNLOAD):
         threading.Thread(target=manager.mount, args=(backup_id, None, ANYONE), daemon=True).start()
         opened.wait(60)

@@ -27,7 +27,7 @@ def test_metadata_lvm_wrote_matches_its_reports():
     assert vg.extent_size * 512 == int(pv_row["vg_extent_size"])
     assert [p.pe_start * 512 for p in vg.pvs] == [int(pv_row["pe_start"])]
     assert [p.uuid for p in vg.pvs] == [pv_row["pv_uuid"]]
-    want = {}
+    want: dict[str, list[object]] = {}
     for row in report["lvs"]:
         want.setdefault(row["lv_name"], []).append(
             (int(row["seg_start_pe"]), int(row["seg_size"]) // int(pv_row["vg_extent_size"]))

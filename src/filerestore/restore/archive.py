@@ -18,7 +18,7 @@ connection without the final chunk.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -73,8 +73,9 @@ def archive_stream(
     paths: Sequence[str],
     fmt: ArchiveFormat | str,
     options: ArchiveOptions | None = None,
-) -> Iterator[bytes]:
-    """An archive of ``paths`` (each under its own name), as an iterator of bytes."""
+) -> Generator[bytes, None, None]:
+    """An archive of ``paths`` (each under its own name), as a generator of bytes (close it
+    to stop early)."""
     fmt = _format(fmt)
     options = options or ArchiveOptions()
     if not paths:
@@ -96,7 +97,7 @@ def archive_stream(
     return _aborting(stream)
 
 
-def _aborting(stream: Iterator[bytes]) -> Iterator[bytes]:
+def _aborting(stream: Iterator[bytes]) -> Generator[bytes, None, None]:
     """Reraise a failure after the first byte as ArchiveAbortedError (see module docstring)."""
     try:
         yield from stream
