@@ -19,7 +19,12 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
-from filerestore.errors import CorruptImageError, ImageError, ImageNotFoundError
+from filerestore.errors import (
+    CorruptImageError,
+    ImageError,
+    ImageNotFoundError,
+    RepositoryIOError,
+)
 
 
 @runtime_checkable
@@ -101,14 +106,20 @@ class FileReader(SizedReader):
             )
         got = 0
         while got < want:
-            n = os.preadv(self._fd, [buffer[got:]], offset + got)
+            try:
+                n = os.preadv(self._fd, [buffer[got:]], offset + got)
+            except OSError as exc:
+                raise self._host_error(exc, what) from exc
             if n == 0:
                 raise CorruptImageError(f"{self.path} is shorter than it was when opened")
             got += n
 
     def pread(self, offset: int, length: int, what: str) -> bytes:
         if offset + length <= self._size:
-            data = os.pread(self._fd, length, offset)
+            try:
+                data = os.pread(self._fd, length, offset)
+            except OSError as exc:
+                raise self._host_error(exc, what) from exc
             if len(data) == length:
                 return data
         buf = bytearray(length)
@@ -117,6 +128,11 @@ class FileReader(SizedReader):
 
     def read_into(self, dst: memoryview, offset: int) -> None:
         self.pread_into(dst, offset, "data")
+
+    def _host_error(self, exc: OSError, what: str) -> RepositoryIOError:
+        # EIO, a stale NFS handle, ...: the storage failed, which is neither corrupt data
+        # nor a missing file (and a bare OSError would reach the API as a 500)
+        return RepositoryIOError(f"{self.path}: reading the {what} failed: {exc.strerror}")
 
     def _read(self, offset: int, n: int) -> bytes:
         return self.pread(offset, n, "data")

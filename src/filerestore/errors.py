@@ -37,7 +37,8 @@ from this tree (``python -m filerestore.docgen``; a test keeps it current).
     │   │   └── MissingExtraError
     │   ├── FilesystemError
     │   │   └── ShortReadError
-    │   ├── NoFilesystemError, VolumeUnavailableError, ArchiveAbortedError
+    │   ├── NoFilesystemError, NotAnImageError, MetadataBudgetError, DataNotInImageError
+    │   ├── VolumeUnavailableError, ArchiveAbortedError
     │   └── HostileImageError           reaches outside its repository (422, exit 5)
     │       ├── BackingFileRefusedError, RepositoryEscapeError
     │       └── BackingChainLoopError, BackingChainTooDeepError
@@ -373,6 +374,27 @@ class ShortReadError(FilesystemError):
     silently."""
 
     code = "short_read"
+
+
+class DataNotInImageError(ImageError):
+    """A file is listed but its data is not in the image: it is kept elsewhere (a cloud
+    service, a deduplication chunk store, an external WIM; named in the message)."""
+
+    code = "data_not_in_image"
+
+
+class NotAnImageError(ImageError):
+    """The file is not a disk image: empty, or without a known image signature and not
+    named as a raw disk image (``*.raw``, ``*.img``)."""
+
+    code = "not_an_image"
+
+
+class MetadataBudgetError(ImageError):
+    """Reading the image's backing chain needs more table memory at once than the metadata
+    budget of one open allows (the ``image_metadata_budget`` setting)."""
+
+    code = "metadata_budget"
 
 
 class VolumeUnavailableError(ImageError):

@@ -101,6 +101,15 @@ class Settings(BaseSettings):
         ge=1,
         description="Deepest backing chain (images) a backup may have.",
     )
+    image_metadata_budget: int = Field(
+        default=64 << 20,
+        ge=1 << 20,
+        description=(
+            "Bytes of image tables (QCOW2 L1 pieces, L2 tables, decompressed clusters) one "
+            "opened backup keeps in memory, over its whole backing chain. A chain that cannot "
+            "be read within it is refused (422, code metadata_budget)."
+        ),
+    )
     max_downloads_per_session: int = Field(
         default=4, ge=1, description="Most downloads one session serves at once."
     )

@@ -143,3 +143,51 @@ def test_scan_all_reports_an_unavailable_repository(db, repo, tmp_path):
     reports = {r.repository: r for r in scan_all(db)}
     assert len(reports["main"].added) == 4
     assert "not mounted" in reports["gone"].errors[0][1]
+
+
+def test_scan_skips_files_that_are_not_images_silently(db, repo, tmp_path):
+    """Not every file is a backup: README, empty leftovers, a FIFO, a link out of the
+    repository are skipped without an error; a raw disk is registered only by its name."""
+    import os
+
+    from tests.imagebuild.hostile import DATA_PATTERN
+
+    root, images = repo
+    (root / "README").write_text("backups of vm1 and vm2\n")
+    (root / "vm1" / "disk0-inc3.qcow2").write_bytes(b"")  # a failed backup's leftover
+    (root / "empty.raw").write_bytes(b"")
+    (root / "garbage.bin").write_bytes(DATA_PATTERN)
+    (root / "disk1.raw").write_bytes(DATA_PATTERN * 16)  # a raw disk, by its name
+    os.mkfifo(root / "pipe.raw")  # would block a plain open for reading
+    (tmp_path / "outside.raw").write_bytes(DATA_PATTERN * 16)
+    (root / "out.raw").symlink_to(tmp_path / "outside.raw")
+    report = scan_repository(db, "main")
+    assert report.errors == []
+    expected = {p.relative_to(root).as_posix() for p in images.values()} | {"disk1.raw"}
+    assert set(report.added) == expected
+    raw = by_path(db)["disk1.raw"]
+    assert (raw.kind, raw.virtual_size) == ("full", len(DATA_PATTERN) * 16)
+
+
+def test_status_and_locate_follow_the_stores_rules(db, repo, tmp_path):
+    """A backup whose file is replaced by a link out of the repository is 'refused' and
+    cannot be located (RepositoryEscapeError), never served from outside."""
+    import shutil
+
+    from filerestore.errors import RepositoryEscapeError
+
+    _, images = repo
+    scan_repository(db, "main")
+    other = by_path(db)["vm2/disk0.qcow2"]
+    shutil.copyfile(images["other"], tmp_path / "outside.qcow2")
+    images["other"].unlink()
+    images["other"].symlink_to(tmp_path / "outside.qcow2")
+    assert get_backup(db, other.id).status == "refused"
+    assert by_path(db)["vm2/disk0.qcow2"].status == "refused"
+    with pytest.raises(RepositoryEscapeError, match="outside the repository") as info:
+        locate_backup(db, other.id)
+    assert str(tmp_path) not in str(info.value)
+    # a link that stays inside is fine
+    images["other"].unlink()
+    images["other"].symlink_to("../vm1/disk0-full.qcow2")
+    assert locate_backup(db, other.id).status == "available"

@@ -4,7 +4,8 @@ Every error leaves as ``{"error": {"code": ..., "message": ...}}`` (plus ``choic
 ambiguous volume). The status is the error class's own ``http_status``, inherited from its
 category (see :mod:`filerestore.errors`). Request validation (FastAPI's) is a 400 with code
 ``invalid_parameter``. Anything else is a 500 with code ``internal``: a 500 is a bug, logged
-with its traceback, never shown to the client.
+with its traceback, never shown to the client. A ``MemoryError`` (the worker's memory limit
+reached) is a 503 ``out_of_memory``, not a bug.
 """
 
 from __future__ import annotations
@@ -92,6 +93,14 @@ async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+async def _on_memory_error(request: Request, exc: Exception) -> JSONResponse:
+    # the worker's address-space limit was reached: the request failed, the worker goes on
+    # (its memory is freed with the request), and the client may try again
+    log.warning("out of memory serving %s %s", request.method, request.url.path)
+    body = error_body("out_of_memory", "the server ran out of memory for this request")
+    return JSONResponse(body, 503, headers={"Retry-After": "30"})
+
+
 async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
     log.exception("unexpected error serving %s %s", request.method, request.url.path)
     return JSONResponse(error_body("internal", "internal error (logged)"), 500)
@@ -101,4 +110,5 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(e.FileRestoreError, _on_domain_error)
     app.add_exception_handler(RequestValidationError, _on_validation_error)
     app.add_exception_handler(StarletteHTTPException, _on_http_error)
+    app.add_exception_handler(MemoryError, _on_memory_error)
     app.add_exception_handler(Exception, _on_unexpected)

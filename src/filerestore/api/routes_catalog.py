@@ -13,7 +13,7 @@ from filerestore.api.auth import Admin, Caller
 from filerestore.api.routes_restore import ERRORS
 from filerestore.api.state import app_state
 from filerestore.errors import FileRestoreError
-from filerestore.restore.stack import describe_image
+from filerestore.restore.descriptions import DESCRIPTIONS
 from filerestore.service import audit
 
 router = APIRouter(tags=["catalog"])
@@ -45,10 +45,12 @@ async def backup(
         top = chain[0]
         volumes: list[s.VolumeOut] = []
         if top.status == "available":
-            description = describe_image(
-                top.image_path,
-                repository=top.repository_root,
+            # kept per process while the chain's files are unchanged (no reopen per request)
+            description = DESCRIPTIONS.describe(
+                top.repository_root,
+                top.path,
                 max_chain_depth=st.settings.max_chain_depth,
+                metadata_budget=st.settings.image_metadata_budget,
             )
             volumes = [s.VolumeOut(**s.values_of(v)) for v in description.volumes]
         return s.BackupDetailOut(
@@ -73,6 +75,7 @@ async def register_backup(body: s.BackupRegister, request: Request, who: Admin) 
             vm_name=body.vm_name,
             disk_name=body.disk_name,
             max_chain_depth=st.settings.max_chain_depth,
+            metadata_budget=st.settings.image_metadata_budget,
         )
         return s.BackupOut.of(info)
 

@@ -40,21 +40,25 @@ def fields_of(
     *,
     exclude: Collection[str] = (),
     types: Mapping[str, Any] | None = None,
+    descriptions: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """Pydantic field definitions for a dataclass record's fields, in order; ``types``
-    replaces a field's type (a nested record's model, or a narrower type)."""
+    replaces a field's type (a nested record's model, or a narrower type), ``descriptions``
+    documents a field in the OpenAPI schema."""
     hints = typing.get_type_hints(record)
     out: dict[str, Any] = {}
     for f in dataclasses.fields(record):
         if f.name in exclude:
             continue
         kind = (types or {}).get(f.name, hints[f.name])
+        description = (descriptions or {}).get(f.name)
         if f.default is not dataclasses.MISSING:
-            out[f.name] = (kind, f.default)
+            out[f.name] = (kind, Field(default=f.default, description=description))
         elif f.default_factory is not dataclasses.MISSING:
-            out[f.name] = (kind, Field(default_factory=f.default_factory))
+            factory = f.default_factory
+            out[f.name] = (kind, Field(default_factory=factory, description=description))
         else:
-            out[f.name] = (kind, ...)
+            out[f.name] = (kind, Field(..., description=description))
     return out
 
 
@@ -72,9 +76,10 @@ def model(name: str, *records: type, **options: Any) -> type[BaseModel]:
     for a class statement to subclass."""
     exclude = options.pop("exclude", ())
     types = options.pop("types", None)
+    descriptions = options.pop("descriptions", None)
     definitions: dict[str, Any] = {}
     for record in records:
-        definitions |= fields_of(record, exclude=exclude, types=types)
+        definitions |= fields_of(record, exclude=exclude, types=types, descriptions=descriptions)
     for key, value in options.items():
         definitions[key] = value
     return create_model(f"{name}Fields", **definitions)
@@ -88,6 +93,11 @@ _Entry = model(
     "Entry",
     Entry,
     types={"kind": Literal["file", "dir", "symlink", "other"]},
+    descriptions={
+        "data_location": "Where a file's data is when it is not in the image (cloud, dedup, "
+        "wim, ...): such a file cannot be downloaded. Null for files whose data is here.",
+        "target": "A symbolic link's target, as the guest stores it.",
+    },
     path_query=(str, Field(description="The exact path, for the `path` query parameter.")),
 )
 

@@ -6,6 +6,7 @@ from filerestore.catalog.backups import (
     list_backups,
     locate_backup,
     register_backup,
+    require_readable,
 )
 from filerestore.catalog.repositories import (
     Availability,
@@ -33,6 +34,7 @@ __all__ = [
     "locate_backup",
     "register_backup",
     "repositories_with_availability",
+    "require_readable",
     "scan_all",
     "scan_repository",
     "sync_configured",

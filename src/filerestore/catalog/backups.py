@@ -1,9 +1,14 @@
 """Backups in the catalog: register one by path, list, look up, locate its image file.
 
 A backup's kind and parent come from its backing chain, read by the image layer with the
-same rules as when it is opened (backing names inside the repository root, depth limit), so
-a chain the reader would refuse is never registered. A backup whose file has vanished stays
-in the catalog and is reported ``missing``; mounting it gives BackupFileMissingError.
+same rules as when it is opened (backing names inside the repository root, depth limit,
+metadata budget), so a chain the reader would refuse is never registered. A backup's status
+is checked through the repository's store, with the rules of the open that would follow (no
+link followed out of the repository): a file that has vanished is ``missing`` (mounting it
+gives BackupFileMissingError), one that now resolves outside the repository or is not a
+regular file is ``refused`` (RepositoryEscapeError), one the host cannot read is
+``unreadable`` (RepositoryIOError). Messages name files by their repository path, never by
+a host path.
 """
 
 from __future__ import annotations
@@ -24,8 +29,22 @@ from filerestore.catalog.repositories import (
 )
 from filerestore.db.engine import Database
 from filerestore.db.models import Backup, Repository
-from filerestore.errors import BackupFileMissingError, BackupNotFoundError, UsageError
-from filerestore.image import DEFAULT_MAX_CHAIN_DEPTH, ChainLink, probe_chain
+from filerestore.errors import (
+    BackupFileMissingError,
+    BackupNotFoundError,
+    FileRestoreError,
+    ImageNotFoundError,
+    RepositoryEscapeError,
+    RepositoryIOError,
+    UsageError,
+)
+from filerestore.image import (
+    DEFAULT_MAX_CHAIN_DEPTH,
+    DEFAULT_METADATA_BUDGET,
+    ChainLink,
+    probe_backup,
+)
+from filerestore.source import LocalStore
 
 
 @dataclass(frozen=True)
@@ -40,7 +59,8 @@ class BackupInfo:
     virtual_size: int
     created_at: datetime
     registered_at: datetime
-    #: available, missing (file gone), unavailable (repository share not mounted)
+    #: available, missing (file gone), unavailable (repository share not mounted), refused
+    #: (the file now resolves outside the repository), unreadable (the host fails to read it)
     status: str
     image_path: str
     repository_root: str
@@ -65,17 +85,46 @@ def relative_path(root: Path, path: str | os.PathLike[str]) -> str:
     try:
         rel = full.relative_to(root)
     except ValueError:
-        raise UsageError(f"{path} is outside the repository root {root}") from None
+        raise UsageError(f"{path} is outside the repository") from None
     if not rel.parts:
         raise UsageError(f"{path} is the repository root, not an image")
     return rel.as_posix()
 
 
-def probe(root: Path, rel: str, max_chain_depth: int) -> Probed:
-    image = root / rel
-    chain = probe_chain(image, repository=root, max_chain_depth=max_chain_depth)
-    mtime = datetime.fromtimestamp(image.stat().st_mtime, UTC)
-    return Probed(rel, chain, mtime)
+def probe(
+    root: Path,
+    rel: str,
+    max_chain_depth: int = DEFAULT_MAX_CHAIN_DEPTH,
+    metadata_budget: int = DEFAULT_METADATA_BUDGET,
+) -> Probed:
+    """The chain of the image ``rel``, opened through the repository's store."""
+    with LocalStore(root) as store:
+        chain = probe_backup(store, rel, max_chain_depth, metadata_budget)
+    return Probed(rel, chain, datetime.fromtimestamp(chain[0].modified, UTC))
+
+
+def file_status(store: LocalStore | None, path: str) -> str:
+    """The status of a backup's image file, checked by the walk the open would make."""
+    if store is None:
+        return "unavailable"
+    try:
+        store.stat(path)
+    except RepositoryEscapeError:
+        return "refused"
+    except ImageNotFoundError:
+        return "missing"
+    except RepositoryIOError:
+        return "unreadable"
+    return "available"
+
+
+def _store(repo: RepositoryInfo, available: bool) -> LocalStore | None:
+    if not available:
+        return None
+    try:
+        return LocalStore(repo.root_path)
+    except FileRestoreError:  # gone or unreadable since the availability check
+        return None
 
 
 def upsert(
@@ -125,13 +174,14 @@ def register_backup(
     vm_name: str | None = None,
     disk_name: str | None = None,
     max_chain_depth: int = DEFAULT_MAX_CHAIN_DEPTH,
+    metadata_budget: int = DEFAULT_METADATA_BUDGET,
 ) -> BackupInfo:
     """Register (or refresh) one image of ``repository``; ``path`` absolute or relative."""
     repo = get_repository(db, repository)
     require_available(repo)
     root = Path(repo.root_path)
     rel = relative_path(root, path)
-    probed = probe(root, rel, max_chain_depth)
+    probed = probe(root, rel, max_chain_depth, metadata_budget)
     with db.write(lock=f"catalog:{repo.id}") as session:
         row, _ = upsert(session, repo.id, root, probed, vm_name, disk_name)
         backup_id = row.id
@@ -145,12 +195,18 @@ def list_backups(db: Database, repository: str | None = None) -> list[BackupInfo
     with db.read() as session:
         rows = session.execute(query).all()
         pairs = [(b, RepositoryInfo.of(r)) for b, r in rows]
-    availability: dict[int, bool] = {}
+    stores: dict[int, LocalStore | None] = {}
     out = []
-    for backup, repo in pairs:
-        if repo.id not in availability:
-            availability[repo.id] = check_availability(repo.kind, repo.root_path).available
-        out.append(_info(backup, repo, availability[repo.id]))
+    try:
+        for backup, repo in pairs:
+            if repo.id not in stores:
+                available = check_availability(repo.kind, repo.root_path).available
+                stores[repo.id] = _store(repo, available)
+            out.append(_info(backup, repo, stores[repo.id]))
+    finally:
+        for store in stores.values():
+            if store is not None:
+                store.close()
     return out
 
 
@@ -162,30 +218,40 @@ def get_backup(db: Database, backup_id: int) -> BackupInfo:
         if pair is None:
             raise BackupNotFoundError(f"no backup with id {backup_id}")
         backup, repo = pair[0], RepositoryInfo.of(pair[1])
-    return _info(backup, repo, check_availability(repo.kind, repo.root_path).available)
+    store = _store(repo, check_availability(repo.kind, repo.root_path).available)
+    try:
+        return _info(backup, repo, store)
+    finally:
+        if store is not None:
+            store.close()
 
 
 def locate_backup(db: Database, backup_id: int) -> BackupInfo:
-    """The backup, checked readable: its repository reachable and its image file present."""
+    """The backup, checked readable: its repository reachable and its image file present,
+    inside the repository and readable (the specific error otherwise)."""
     info = get_backup(db, backup_id)
-    if info.status == "unavailable":
-        require_available(get_repository(db, info.repository))
-    if info.status == "missing":
-        raise BackupFileMissingError(
-            f"backup {backup_id}: image file is missing from repository "
-            f"{info.repository!r}: {info.path}"
-        )
+    if info.status != "available":
+        require_readable(get_repository(db, info.repository), backup_id, info.path)
     return info
 
 
-def _info(backup: Backup, repo: RepositoryInfo, repo_available: bool) -> BackupInfo:
+def require_readable(repo: RepositoryInfo, backup_id: int, path: str) -> None:
+    """The checks of :func:`locate_backup`, on rows already read (a session checkout reads
+    them in its own transaction): the repository reachable, and the image file present,
+    inside the repository and readable; the specific error otherwise."""
+    require_available(repo)
+    with LocalStore(repo.root_path) as store:
+        try:
+            store.stat(path)
+        except ImageNotFoundError:
+            raise BackupFileMissingError(
+                f"backup {backup_id}: image file is missing from repository {repo.name!r}: {path}"
+            ) from None
+
+
+def _info(backup: Backup, repo: RepositoryInfo, store: LocalStore | None) -> BackupInfo:
     image = Path(repo.root_path) / backup.path
-    if not repo_available:
-        status = "unavailable"
-    elif image.is_file():
-        status = "available"
-    else:
-        status = "missing"
+    status = file_status(store, backup.path)
     return BackupInfo(
         id=backup.id,
         repository=repo.name,

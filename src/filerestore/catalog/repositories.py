@@ -67,24 +67,26 @@ def check_availability(
 ) -> Availability:
     """Whether ``root`` can be read as a repository of ``kind``.
 
-    ``fstypes`` overrides the filesystem types accepted for a share (tests use a tmpfs
-    mount as the stand-in for an NFS share).
+    The reason names no host path: it reaches users (a refused mount) who are not shown where
+    repositories live. ``fstypes`` overrides the filesystem types accepted for a share
+    (tests use a tmpfs mount as the stand-in for an NFS share).
     """
     path = Path(root)
     if kind in SHARE_FSTYPES:
         entry = mount_at(path, read_mountinfo() if mounts is None else mounts)
         expected = frozenset(fstypes) if fstypes is not None else SHARE_FSTYPES[kind]
         if entry is None:
-            return Availability(False, f"{kind} share is not mounted at {path}")
+            return Availability(False, f"{kind} share is not mounted at the repository root")
         if entry.fstype not in expected:
             return Availability(
                 False,
-                f"{path} is mounted as {entry.fstype}, not {kind} ({'/'.join(sorted(expected))})",
+                f"the repository root is mounted as {entry.fstype}, not {kind} "
+                f"({'/'.join(sorted(expected))})",
             )
     if not path.is_dir():
-        return Availability(False, f"repository root is not a directory: {path}")
+        return Availability(False, "repository root is not a directory")
     if not os.access(path, os.R_OK | os.X_OK):
-        return Availability(False, f"repository root is not readable: {path}")
+        return Availability(False, "repository root is not readable")
     return Availability(True)
 
 

@@ -1,9 +1,14 @@
-"""Scan a repository: register every QCOW2 image under its root, idempotently.
+"""Scan a repository: register every disk image under its root, idempotently.
 
-Images are recognised by the QCOW2 magic, never by file name. Each is probed with the image
-layer's chain rules before anything is written, and a file that fails (a hostile or broken
-chain) is reported and skipped rather than stopping the scan. Rows are written in one
-transaction, parents first (shorter chains first), so an incremental finds its parent's id.
+Not every file is a backup. An image is a QCOW2 file (by its magic, whatever its name) or a
+raw disk image, which has no signature and is recognised by its name only (``*.raw``,
+``*.img``, the image layer's RAW_SUFFIXES); an empty file is never an image. Other files (a
+README, a failed backup's empty leftover) are skipped silently: they are not errors. Every
+candidate is opened through the repository's store (no link followed out of the root, no
+FIFO opened), and probed with the image layer's chain rules before anything is written; a
+candidate that fails (a hostile or broken chain) is reported and skipped rather than
+stopping the scan. Rows are written in one transaction, parents first (shorter chains
+first), so an incremental finds its parent's id.
 """
 
 from __future__ import annotations
@@ -16,7 +21,8 @@ from filerestore.catalog.backups import Probed, probe, upsert
 from filerestore.catalog.repositories import get_repository, list_repositories, require_available
 from filerestore.db.engine import Database
 from filerestore.errors import FileRestoreError
-from filerestore.image import DEFAULT_MAX_CHAIN_DEPTH
+from filerestore.image import DEFAULT_MAX_CHAIN_DEPTH, DEFAULT_METADATA_BUDGET, RAW_SUFFIXES
+from filerestore.source import LocalStore
 
 QCOW2_MAGIC = b"QFI\xfb"  # QEMU docs/interop/qcow2.txt, header byte 0
 
@@ -26,32 +32,47 @@ class ScanReport:
     repository: str
     added: list[str] = field(default_factory=list)
     updated: list[str] = field(default_factory=list)
-    #: (relative path, reason) of each QCOW2 file that could not be registered
+    #: (relative path, reason) of each image file that could not be registered
     errors: list[tuple[str, str]] = field(default_factory=list)
 
 
-def is_qcow2(path: Path) -> bool:
+def is_image(store: LocalStore, rel: str) -> bool:
+    """Whether the file ``rel`` of ``store`` is a disk image: QCOW2 magic, or a raw name."""
     try:
-        with path.open("rb") as fh:
-            return fh.read(4) == QCOW2_MAGIC
-    except OSError:
-        return False
+        with store.open(rel) as f:
+            if f.size == 0:
+                return False
+            return f.pread(0, 4, "magic") == QCOW2_MAGIC if f.size >= 4 else False
+    except FileRestoreError:
+        return False  # refused, vanished or unreadable: not registered by a scan
 
 
 def find_images(root: Path) -> list[str]:
-    """Relative paths of the QCOW2 files under ``root``; symbolic links are not followed."""
+    """Relative paths of the disk images under ``root`` (see the module docstring); links
+    are not followed while listing, and every candidate is opened through the store."""
     found = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames.sort()
-        for name in sorted(filenames):
-            path = Path(dirpath) / name
-            if not path.is_symlink() and path.is_file() and is_qcow2(path):
-                found.append(path.relative_to(root).as_posix())
+    with LocalStore(root) as store:
+        for dirpath, dirnames, filenames in os.walk(store.root):
+            dirnames.sort()
+            for name in sorted(filenames):
+                rel = (Path(dirpath) / name).relative_to(store.root).as_posix()
+                if is_image(store, rel) or (name.endswith(RAW_SUFFIXES) and _nonempty(store, rel)):
+                    found.append(rel)
     return found
 
 
+def _nonempty(store: LocalStore, rel: str) -> bool:
+    try:
+        return store.stat(rel).stat.st_size > 0
+    except FileRestoreError:
+        return False
+
+
 def scan_repository(
-    db: Database, name: str, max_chain_depth: int = DEFAULT_MAX_CHAIN_DEPTH
+    db: Database,
+    name: str,
+    max_chain_depth: int = DEFAULT_MAX_CHAIN_DEPTH,
+    metadata_budget: int = DEFAULT_METADATA_BUDGET,
 ) -> ScanReport:
     repo = get_repository(db, name)
     require_available(repo)
@@ -60,8 +81,8 @@ def scan_repository(
     probed: list[Probed] = []
     for rel in find_images(root):
         try:
-            probed.append(probe(root, rel, max_chain_depth))
-        except (FileRestoreError, OSError) as exc:
+            probed.append(probe(root, rel, max_chain_depth, metadata_budget))
+        except FileRestoreError as exc:
             report.errors.append((rel, str(exc)))
     probed.sort(key=lambda p: (len(p.chain), p.path))
     with db.write(lock=f"catalog:{repo.id}") as session:
@@ -71,14 +92,18 @@ def scan_repository(
     return report
 
 
-def scan_all(db: Database, max_chain_depth: int = DEFAULT_MAX_CHAIN_DEPTH) -> list[ScanReport]:
+def scan_all(
+    db: Database,
+    max_chain_depth: int = DEFAULT_MAX_CHAIN_DEPTH,
+    metadata_budget: int = DEFAULT_METADATA_BUDGET,
+) -> list[ScanReport]:
     """Scan every enabled repository; an unavailable one is reported, not fatal."""
     reports = []
     for repo in list_repositories(db):
         if not repo.enabled:
             continue
         try:
-            reports.append(scan_repository(db, repo.name, max_chain_depth))
+            reports.append(scan_repository(db, repo.name, max_chain_depth, metadata_budget))
         except FileRestoreError as exc:
             report = ScanReport(repository=repo.name)
             report.errors.append(("", str(exc)))

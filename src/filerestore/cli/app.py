@@ -48,3 +48,13 @@ RepositoryOpt = Annotated[
 JsonOpt = Annotated[
     bool, typer.Option("--json", help="One JSON document: an object, or an array for a list.")
 ]
+MetadataBudgetOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--metadata-budget",
+        envvar="FILERESTORE_IMAGE_METADATA_BUDGET",
+        min=1 << 20,
+        help="Bytes of image tables the backing chain may keep in memory "
+        "(the image_metadata_budget setting; default 64 MiB).",
+    ),
+]

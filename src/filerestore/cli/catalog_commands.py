@@ -83,12 +83,16 @@ def scan(
         str | None, typer.Argument(help="Repository to scan (default: every repository).")
     ] = None,
 ) -> None:
-    """Register every QCOW2 image in a repository (idempotent)."""
+    """Register every disk image in a repository (QCOW2, or raw named *.raw/*.img)."""
     settings, db = _open()
     if name is None:
-        reports = catalog.scan_all(db, settings.max_chain_depth)
+        reports = catalog.scan_all(db, settings.max_chain_depth, settings.image_metadata_budget)
     else:
-        reports = [catalog.scan_repository(db, name, settings.max_chain_depth)]
+        reports = [
+            catalog.scan_repository(
+                db, name, settings.max_chain_depth, settings.image_metadata_budget
+            )
+        ]
     failed = False
     for report in reports:
         typer.echo(

@@ -10,9 +10,17 @@ from typing import Annotated, BinaryIO
 import typer
 
 from filerestore.cli import exit_codes, json_output, render
-from filerestore.cli.app import ImageArg, JsonOpt, RepositoryOpt, VolumeOpt, app
+from filerestore.cli.app import (
+    ImageArg,
+    JsonOpt,
+    MetadataBudgetOpt,
+    RepositoryOpt,
+    VolumeOpt,
+    app,
+)
 from filerestore.errors import PathNotFoundError
 from filerestore.fs.entry import Entry, EntryKind
+from filerestore.image import DEFAULT_METADATA_BUDGET
 from filerestore.restore import Stack, describe_image, open_stack
 from filerestore.restore.extract import ExtractResult, extract
 from filerestore.restore.file_data import read_chunks
@@ -21,8 +29,13 @@ from filerestore.restore.names import printable
 GuestPathArg = Annotated[str, typer.Argument(help="Path inside the guest filesystem.")]
 
 
-def _open(image: Path, repository: Path | None, volume: str | None) -> Stack:
-    return open_stack(image, repository=repository, volume_id=volume)
+def _open(image: Path, repository: Path | None, volume: str | None, budget: int | None) -> Stack:
+    return open_stack(
+        image,
+        repository=repository,
+        volume_id=volume,
+        metadata_budget=budget or DEFAULT_METADATA_BUDGET,
+    )
 
 
 def _out(text: str) -> None:
@@ -31,9 +44,16 @@ def _out(text: str) -> None:
 
 
 @app.command()
-def inspect(image: ImageArg, repository: RepositoryOpt = None, json: JsonOpt = False) -> None:
+def inspect(
+    image: ImageArg,
+    repository: RepositoryOpt = None,
+    json: JsonOpt = False,
+    metadata_budget: MetadataBudgetOpt = None,
+) -> None:
     """Show the backing chain and the volumes of IMAGE with their filesystems."""
-    desc = describe_image(image, repository=repository)
+    desc = describe_image(
+        image, repository=repository, metadata_budget=metadata_budget or DEFAULT_METADATA_BUDGET
+    )
     if json:
         json_output.print_document(desc.to_dict())
     else:
@@ -50,9 +70,10 @@ def ls(
     ] = False,
     json: Annotated[bool, typer.Option("--json", help="A JSON array of the entries.")] = False,
     repository: RepositoryOpt = None,
+    metadata_budget: MetadataBudgetOpt = None,
 ) -> None:
     """List a directory inside IMAGE, like `ls -l` (times in UTC)."""
-    with _open(image, repository, volume) as stack:
+    with _open(image, repository, volume, metadata_budget) as stack:
         fs = stack.fs
         entry = fs.stat(path)
         if entry.kind is EntryKind.SYMLINK and _points_to_dir(stack, path):
@@ -89,9 +110,10 @@ def stat(
     ] = False,
     json: JsonOpt = False,
     repository: RepositoryOpt = None,
+    metadata_budget: MetadataBudgetOpt = None,
 ) -> None:
     """Show the metadata of one entry inside IMAGE (times in UTC)."""
-    with _open(image, repository, volume) as stack:
+    with _open(image, repository, volume, metadata_budget) as stack:
         entry = stack.fs.stat(path, follow_symlinks=dereference)
     if json:
         json_output.print_document(entry.to_dict())
@@ -105,9 +127,10 @@ def cat(
     path: GuestPathArg,
     volume: VolumeOpt = None,
     repository: RepositoryOpt = None,
+    metadata_budget: MetadataBudgetOpt = None,
 ) -> None:
     """Write the contents of a file inside IMAGE to standard output."""
-    with _open(image, repository, volume) as stack:
+    with _open(image, repository, volume, metadata_budget) as stack:
         out: BinaryIO = sys.stdout.buffer
         for chunk in read_chunks(stack.fs.open(path), path):
             out.write(chunk)
@@ -123,6 +146,7 @@ def get(
     ],
     volume: VolumeOpt = None,
     repository: RepositoryOpt = None,
+    metadata_budget: MetadataBudgetOpt = None,
 ) -> None:
     """Copy a file or directory tree from IMAGE into the host directory DEST.
 
@@ -132,7 +156,7 @@ def get(
     cannot be read or written is skipped and named on stderr; the rest is restored, and the
     exit code is then 7.
     """
-    with _open(image, repository, volume) as stack:
+    with _open(image, repository, volume, metadata_budget) as stack:
         result = extract(stack.fs, path, dest)
     _report(result)
 

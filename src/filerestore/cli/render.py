@@ -65,6 +65,8 @@ def stat_block(entry: Entry) -> str:
     ]
     if entry.target is not None:
         rows.append(("target", printable(entry.target)))
+    if entry.data_location is not None:
+        rows.append(("data in", entry.data_location))
     return "\n".join(f"{key + ':':<10}{value}" for key, value in rows)
 
 

@@ -14,6 +14,7 @@ from types import ModuleType
 from filerestore.blockio import Reader
 from filerestore.errors import NoFilesystemError
 from filerestore.fs.base import Filesystem
+from filerestore.fs.corrupt import parse_errors
 from filerestore.fs.entry import Entry, EntryKind
 
 __all__ = [
@@ -52,14 +53,16 @@ class Detection:
     backend: ModuleType
 
     def open(self, reader: Reader) -> Filesystem[object]:
-        fs: Filesystem[object] = self.backend.open_fs(reader)
+        with parse_errors(self.backend.__name__.rsplit(".", 1)[1], "open the filesystem"):
+            fs: Filesystem[object] = self.backend.open_fs(reader)
         return fs
 
 
 def detect(reader: Reader) -> Detection | None:
     """The filesystem on ``reader``, recognised by signature, or None."""
     for module in _backends():
-        kind: str | None = module.detect(reader)
+        with parse_errors(module.__name__.rsplit(".", 1)[1], "detect the filesystem"):
+            kind: str | None = module.detect(reader)
         if kind:
             return Detection(kind, module)
     return None

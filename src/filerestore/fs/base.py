@@ -12,6 +12,14 @@ node type (a library handle for one inode). Everything a caller uses (``stat``, 
   library's linear path lookup.
 - Library handles are not thread-safe: every hook runs under this filesystem's lock. Open
   one Filesystem per concurrent user rather than sharing one across threads for throughput.
+- Names are unique in a listing: when a corrupt or hostile directory holds several entries
+  under one name (an exFAT directory with a file and a directory both called ``a``), each is
+  listed, the second as ``a<duplicate-2>`` and so on, so no entry's data is hidden behind
+  another's and every listed path resolves to its own entry.
+- A file larger than its format can hold (``_max_file_size``) is refused as corrupt when
+  opened, and so is a file whose data is not in the image (``Entry.data_location``).
+- Whatever a backend lets escape while parsing (IndexError, struct.error, ...) leaves the
+  public methods as FilesystemError (fs/corrupt.py): callers see only the error tree.
 """
 
 from __future__ import annotations
@@ -19,11 +27,11 @@ from __future__ import annotations
 import threading
 from abc import ABC, abstractmethod
 from collections import OrderedDict
-from collections.abc import Hashable, Iterator
+from collections.abc import Container, Hashable, Iterator
 from typing import Generic, TypeVar
 
-from filerestore.blockio import Reader
 from filerestore.errors import (
+    FilesystemError,
     IsADirectoryError_,
     NotADirectoryError_,
     NotASymlinkError,
@@ -31,13 +39,24 @@ from filerestore.errors import (
     PathRefusedError,
     SymlinkLoopError,
 )
+from filerestore.fs.contents import FileContents
+from filerestore.fs.corrupt import GuardedContents, parse_errors
 from filerestore.fs.entry import Entry, EntryKind
+from filerestore.fs.limits import MAX_LFS_FILESIZE
 
 N = TypeVar("N")
 
 MAX_SYMLINK_HOPS = 40  # Linux's MAXSYMLINKS
 DIR_CACHE_ENTRIES = 250_000  # children kept across all cached directories
 LIST_PAGE = 256  # entries built per lock acquisition in list_dir
+
+
+def duplicate_name(name: str, taken: Container[str]) -> str:
+    """The name a second (third, ...) entry called ``name`` is listed under (see above)."""
+    k = 2
+    while f"{name}<duplicate-{k}>" in taken:
+        k += 1
+    return f"{name}<duplicate-{k}>"
 
 
 def split_path(path: str) -> list[str]:
@@ -89,8 +108,20 @@ class Filesystem(ABC, Generic[N]):
     def _link_target(self, node: N) -> str: ...
 
     @abstractmethod
-    def _open(self, node: N) -> Reader:
-        """A reader of a regular file's contents (holes read as zeros)."""
+    def _open(self, node: N) -> FileContents:
+        """A reader of a regular file's contents (holes read as zeros) with its data ranges.
+
+        Raise DataNotInImageError when the data is elsewhere (never read it as zeros)."""
+
+    def _claimed_size(self, node: N) -> int | None:
+        """The size the node claims, if it is known before ``_open`` (checked first, so
+        that no work is done for an impossible size)."""
+        return None
+
+    def _max_file_size(self, node: N) -> int:
+        """The largest size a file like ``node`` can have in this format (source in a
+        comment where a backend overrides it); a larger one is corrupt."""
+        return MAX_LFS_FILESIZE
 
     def close(self) -> None:
         """Release library handles."""
@@ -98,13 +129,17 @@ class Filesystem(ABC, Generic[N]):
     # --- public interface ----------------------------------------------------------------
 
     def stat(self, path: str, follow_symlinks: bool = False) -> Entry:
-        with self._lock:
+        with self._lock, parse_errors(self.kind, f"stat {path!r}"):
             parts, node = self._resolve(path, follow_symlinks)
             name = parts[-1] if parts else ""
             return self._entry(name, join_path(parts), node)
 
     def list_dir(self, path: str = "/") -> Iterator[Entry]:
         """Entries of a directory with their metadata (symlinks to directories followed)."""
+        with parse_errors(self.kind, f"list {path!r}"):
+            yield from self._list_dir(path)
+
+    def _list_dir(self, path: str) -> Iterator[Entry]:
         with self._lock:
             parts, node = self._resolve(path, follow_final=True)
             if self._kind(node) is not EntryKind.DIR:
@@ -122,19 +157,30 @@ class Filesystem(ABC, Generic[N]):
                 ]
             yield from page
 
-    def open(self, path: str) -> Reader:
+    def open(self, path: str) -> FileContents:
         """A reader of a regular file's contents; symlinks are followed inside the guest."""
-        with self._lock:
+        with self._lock, parse_errors(self.kind, f"open {path!r}"):
             parts, node = self._resolve(path, follow_final=True)
             kind = self._kind(node)
+            where = join_path(parts)
             if kind is EntryKind.DIR:
-                raise IsADirectoryError_(f"is a directory: {join_path(parts)}")
+                raise IsADirectoryError_(f"is a directory: {where}")
             if kind is not EntryKind.FILE:
-                raise PathNotFoundError(f"not a regular file: {join_path(parts)}")
-            return self._open(node)
+                raise PathNotFoundError(f"not a regular file: {where}")
+            limit = self._max_file_size(node)
+            claimed = self._claimed_size(node)
+            if claimed is None or claimed <= limit:
+                reader = self._open(node)
+                claimed = reader.size
+            if not 0 <= claimed <= limit:
+                raise FilesystemError(
+                    f"{self.kind}: {where} claims {claimed} bytes, more than {self.kind} "
+                    f"allows for a file ({limit}): corrupt"
+                )
+            return GuardedContents(reader, self.kind, where)
 
     def read_link(self, path: str) -> str:
-        with self._lock:
+        with self._lock, parse_errors(self.kind, f"read the link {path!r}"):
             parts, node = self._resolve(path, follow_final=False)
             if self._kind(node) is not EntryKind.SYMLINK:
                 raise NotASymlinkError(f"not a symbolic link: {join_path(parts)}")
@@ -146,6 +192,10 @@ class Filesystem(ABC, Generic[N]):
         Symbolic links are reported, never followed; a directory reached twice (hard-linked
         directories on a corrupt image) is not descended again.
         """
+        with parse_errors(self.kind, f"walk {path!r}"):
+            yield from self._walk(path, max_depth)
+
+    def _walk(self, path: str, max_depth: int | None) -> Iterator[Entry]:
         with self._lock:
             parts, node = self._resolve(path, follow_final=True)
             if self._kind(node) is not EntryKind.DIR:
@@ -176,7 +226,9 @@ class Filesystem(ABC, Generic[N]):
         if cached is not None:
             self._dirs.move_to_end(key)
             return cached
-        children = dict(self._children(node))
+        children: dict[str, N] = {}
+        for name, child in self._children(node):
+            children[duplicate_name(name, children) if name in children else name] = child
         self._dirs[key] = children
         self._cached_children += len(children)
         while self._cached_children > DIR_CACHE_ENTRIES and len(self._dirs) > 1:

@@ -32,7 +32,9 @@ from filerestore.errors import (
     FilesystemError,
     MissingExtraError,
     PathNotFoundError,
+    VolumeUnavailableError,
 )
+from filerestore.fs import btrfs_guard
 from filerestore.fs.base import Filesystem
 from filerestore.fs.btrfs_items import (
     COMPRESS_NONE,
@@ -50,11 +52,17 @@ from filerestore.fs.btrfs_items import (
     parse_inode_item,
     scan_items,
 )
+from filerestore.fs.contents import merged
+from filerestore.fs.corrupt import parse_errors
 from filerestore.fs.entry import Entry, EntryKind, kind_from_mode
+from filerestore.fs.limits import BTRFS_MAX_FILE_SIZE, BTRFS_MAX_SYMLINK
 
 SUPERBLOCK_OFFSET = 0x10000
 MAGIC_OFFSET = SUPERBLOCK_OFFSET + 0x40
 BTRFS_MAGIC = b"_BHRfS_M"
+# btrfs_super_block: num_devices (u64) and the dev_item's devid (u64)
+NUM_DEVICES_OFFSET = 0x88
+DEVID_OFFSET = 0xC9
 
 INODE_CACHE_ENTRIES = 100_000
 # chunk profiles whose data is striped across devices: a logical address is not one offset
@@ -66,9 +74,27 @@ def detect(reader: Reader) -> str | None:
     return "btrfs" if reader.read_at(MAGIC_OFFSET, 8) == BTRFS_MAGIC else None
 
 
+def check_one_device(sb: bytes) -> None:
+    """Refuse a filesystem that spans several devices: this volume is only one of them.
+
+    Chunks (data and metadata) may live on any device, so reading one half would list some
+    directories as empty or lose files silently; dissect's reader only sees the devices it
+    is given, and a volume is one device.
+    """
+    devices = int.from_bytes(sb[NUM_DEVICES_OFFSET : NUM_DEVICES_OFFSET + 8], "little")
+    if devices > 1:
+        devid = int.from_bytes(sb[DEVID_OFFSET : DEVID_OFFSET + 8], "little")
+        raise VolumeUnavailableError(
+            f"btrfs: device missing: this filesystem spans {devices} devices and this volume "
+            f"is only device {devid} of them (multi-device Btrfs is not supported)"
+        )
+
+
 def _checked_btrfs(fh: ReaderFile) -> Any:
     """dissect's Btrfs with every tree node checked as it is first read."""
     from dissect.btrfs import Btrfs
+
+    btrfs_guard.install()
 
     class CheckedBtrfs(Btrfs):  # type: ignore[misc]
         def _read_node(self, address: int) -> bytes:
@@ -108,6 +134,14 @@ class BtrfsFileReader(SizedReader):
             parts.append(self._extent_bytes(i, ext, pos - ext.logical, stop - pos))
             pos = stop
         return b"".join(parts)
+
+    def data_ranges(self) -> Iterator[tuple[int, int]]:
+        mapped = (
+            (e.logical, e.length)
+            for e in self._extents
+            if e.inline is not None or e.physical is not None
+        )
+        return merged(mapped, self._size)
 
     def _extent_bytes(self, index: int, ext: FileExtent, start: int, count: int) -> bytes:
         if ext.inline is not None:
@@ -150,7 +184,9 @@ class BtrfsFilesystem(Filesystem[BtrfsNode]):
         self.reader = reader
         self._file = ReaderFile(reader)
         with self._errors("open the volume"):
-            check_superblock(reader.read_at(SUPERBLOCK_OFFSET, 4096))
+            superblock = reader.read_at(SUPERBLOCK_OFFSET, 4096)
+            check_superblock(superblock)
+            check_one_device(superblock)
             self._fs = _checked_btrfs(self._file)
             self._root_node = self._fs.root
             self.label = self._fs.label or None
@@ -186,8 +222,52 @@ class BtrfsFilesystem(Filesystem[BtrfsNode]):
 
     def subvolumes(self) -> list[tuple[int, str]]:
         """(id, path from the top-level subvolume) of every subvolume."""
+        out: list[tuple[int, str]] = []
         with self._lock, self._errors("list subvolumes"):
-            return [(int(s.objectid), "/" + s.path) for s in self._fs.subvolumes()]
+            for sub in self._fs.subvolumes():  # follows ROOT_REF items: refuse a cycle
+                sid = int(sub.objectid)
+                if any(sid == known for known, _ in out):
+                    raise FilesystemError(f"btrfs: subvolume {sid} is referenced in a loop")
+                out.append((sid, "/" + self._subvolume_path(sid)))
+        return out
+
+    def _subvolume_path(self, objectid: int) -> str:
+        """The path of a subvolume from the top level, each loop of references refused
+        (dissect's Subvolume.path follows them for ever)."""
+        from dissect.btrfs.c_btrfs import c_btrfs
+
+        parts: list[str] = []
+        seen: set[int] = set()
+        while objectid != int(c_btrfs.BTRFS_FS_TREE_OBJECTID):
+            if objectid in seen:
+                raise FilesystemError(f"btrfs: subvolume {objectid} is its own ancestor")
+            seen.add(objectid)
+            item, data = self._fs._root_tree.find(objectid, c_btrfs.BTRFS_ROOT_BACKREF_KEY)
+            ref = c_btrfs.btrfs_root_ref(data)
+            parts.append(bytes(ref.name).decode("utf-8", "surrogateescape"))
+            parent = int(item.key.offset)
+            inside = self._dir_path(parent, int(ref.dirid))
+            if inside:
+                parts.append(inside)
+            objectid = parent
+        return "/".join(reversed(parts))
+
+    def _dir_path(self, subvolume_id: int, objectid: int) -> str:
+        """The path of directory ``objectid`` inside a subvolume, from its INODE_REF items."""
+        from dissect.btrfs.c_btrfs import c_btrfs
+
+        tree = self._fs.open_subvolume(subvolume_id).tree
+        names: list[str] = []
+        seen: set[int] = set()
+        while objectid != int(c_btrfs.BTRFS_FIRST_FREE_OBJECTID):
+            if objectid in seen:
+                raise FilesystemError(f"btrfs: directory {objectid} is its own ancestor")
+            seen.add(objectid)
+            item, data = tree.find(objectid, c_btrfs.BTRFS_INODE_REF_KEY)
+            name = bytes(c_btrfs.btrfs_inode_ref(data).name)
+            names.append(name.decode("utf-8", "surrogateescape"))
+            objectid = int(item.key.offset)
+        return "/".join(reversed(names))
 
     # --- hooks ---------------------------------------------------------------------------
 
@@ -272,9 +352,17 @@ class BtrfsFilesystem(Filesystem[BtrfsNode]):
 
     def _link_target(self, node: BtrfsNode) -> str:
         reader = self._open(node)
+        if reader.size > BTRFS_MAX_SYMLINK:
+            raise FilesystemError(
+                f"btrfs: symbolic link inode {int(node.inum)} claims a {reader.size}-byte "
+                "target: corrupt"
+            )
         return reader.read_at(0, reader.size).decode("utf-8", "surrogateescape")
 
-    def _open(self, node: BtrfsNode) -> Reader:
+    def _max_file_size(self, node: BtrfsNode) -> int:
+        return BTRFS_MAX_FILE_SIZE
+
+    def _open(self, node: BtrfsNode) -> BtrfsFileReader:
         with self._errors("read a file's extents"):
             size = self._inode_item(node).size
             extents = self._file_extents(node) if size else []
@@ -316,6 +404,7 @@ class BtrfsFilesystem(Filesystem[BtrfsNode]):
 
 
 def open_fs(reader: Reader) -> BtrfsFilesystem:
-    if detect(reader) is None:
-        raise FilesystemError("not a Btrfs filesystem")
-    return BtrfsFilesystem(reader)
+    with parse_errors("btrfs", "open the filesystem"):
+        if detect(reader) is None:
+            raise FilesystemError("not a Btrfs filesystem")
+        return BtrfsFilesystem(reader)

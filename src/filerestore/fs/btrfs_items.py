@@ -30,6 +30,8 @@ CSUM_CRC32C = 0
 NODE_HEADER_SIZE = 101
 KEY_PTR_SIZE = 33
 MAX_LEVEL = 8  # BTRFS_MAX_LEVEL
+_DISK_KEY = struct.Struct("<QBQ")  # struct btrfs_disk_key: objectid, type, offset
+MAX_COMPRESSED = 128 * 1024  # BTRFS_MAX_COMPRESSED: no compressed extent is larger on disk
 
 
 def check_superblock(sb: bytes) -> None:
@@ -60,6 +62,19 @@ def check_node(node: bytes, address: int, nodesize: int, csum_type: int, fsids: 
         raise FilesystemError(f"btrfs: tree node at {address:#x} is not a node of this volume")
     if not nritems or NODE_HEADER_SIZE + nritems * per_item > nodesize:
         raise FilesystemError(f"btrfs: tree node at {address:#x} has {nritems} items")
+    # tree-checker: keys strictly increase inside a node (so no two pointers of one node
+    # lead to the same child, see btrfs_guard.py), and a leaf's item data lies in the leaf
+    previous: tuple[int, int, int] | None = None
+    for i in range(nritems):
+        at = NODE_HEADER_SIZE + i * per_item
+        key = _DISK_KEY.unpack_from(node, at)
+        if previous is not None and key <= previous:
+            raise FilesystemError(f"btrfs: tree node at {address:#x} has keys out of order")
+        previous = key
+        if not level:
+            data_off, data_size = struct.unpack_from("<II", node, at + 17)
+            if NODE_HEADER_SIZE + data_off + data_size > nodesize:
+                raise FilesystemError(f"btrfs: leaf at {address:#x} has an item past its end")
 
 
 def _crc32c_ok(block: bytes) -> bool:
@@ -175,6 +190,11 @@ def parse_file_extent(file_offset: int, item: bytes) -> FileExtent:
         return FileExtent(file_offset, num_bytes)
     if kind != FILE_EXTENT_REG:
         raise FilesystemError(f"btrfs: unknown file extent type {kind}")
+    if compression != COMPRESS_NONE and disk_num_bytes > MAX_COMPRESSED:
+        raise FilesystemError(
+            f"btrfs: a compressed extent claims {disk_num_bytes} bytes on disk, more than "
+            "128 KiB (corrupt)"
+        )
     return FileExtent(file_offset, num_bytes, disk_bytenr, compression, disk_num_bytes, offset)
 
 

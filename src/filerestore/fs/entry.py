@@ -25,6 +25,12 @@ class Entry:
     Times are nanoseconds since the Unix epoch (UTC); ``None`` where the format lacks them.
     ``mode`` holds the full ``st_mode`` (type and permission bits) where the format has one,
     else a mode synthesised from the kind and read-only flag.
+
+    ``data_location`` says where a file's data is when it is not in this filesystem, so it
+    cannot be read from the image (opening it raises DataNotInImageError): one of
+    ``DATA_LOCATIONS`` (an NTFS reparse point owned by a cloud-files provider, Windows
+    Server Data Deduplication, a WIMBoot WIM, ...). ``None`` for every file whose data is
+    here, including files read by decompressing them (NTFS LZNT1 and WOF compression).
     """
 
     name: str
@@ -41,6 +47,7 @@ class Entry:
     inode: int | None = None
     nlink: int | None = None
     target: str | None = None
+    data_location: str | None = None
 
     @property
     def permissions(self) -> int | None:
@@ -50,6 +57,20 @@ class Entry:
         data = asdict(self)
         data["kind"] = str(self.kind)
         return data
+
+
+#: values of Entry.data_location: where a file's data is kept instead of this filesystem
+DATA_LOCATIONS: dict[str, str] = {
+    "cloud": "a cloud-files provider (OneDrive and other sync clients, Azure File Sync): "
+    "the file is online-only",
+    "dedup": "the Windows Server Data Deduplication chunk store",
+    "wim": "an external WIM file (WIMBoot)",
+    "hsm": "a hierarchical storage manager (Remote Storage)",
+    "sis": "the Single Instance Storage common store",
+    "projfs": "a Projected File System provider",
+    "container": "a container image layer (Windows Container Isolation)",
+    "reparse": "the owner of an unknown reparse point (nothing of it is on this disk)",
+}
 
 
 def kind_from_mode(mode: int) -> EntryKind:

@@ -27,8 +27,11 @@ from datetime import UTC, datetime
 from filerestore.blockio import Reader
 from filerestore.errors import FilesystemError
 from filerestore.fs.base import Filesystem
+from filerestore.fs.contents import FileContents
+from filerestore.fs.corrupt import parse_errors
 from filerestore.fs.entry import Entry, EntryKind, synthetic_mode
 from filerestore.fs.libyal import Extent, ExtentReader
+from filerestore.fs.limits import EXFAT_MAX_DIRECTORY_SIZE, exfat_max_file_size
 
 OEM_NAME = b"EXFAT   "  # boot sector offset 3
 ENTRY_SIZE = 32
@@ -36,6 +39,8 @@ FIRST_CLUSTER = 2
 FAT_END = 0xFFFFFFFF
 FAT_BLOCK = 64 * 1024  # bytes of FAT read and kept at a time
 FAT_BLOCKS_KEPT = 64
+DIR_READ_PIECE = 64 * 1024  # bytes of a directory read at a time
+MAX_CLUSTER_COUNT = (1 << 32) - 11  # spec 3.1.9: ClusterCount is at most 2^32 - 11
 
 # directory entry types (spec 6.2): InUse bit 0x80 set
 TYPE_END = 0x00
@@ -72,6 +77,13 @@ def parse_boot_sector(data: bytes, volume_size: int) -> ExfatBootSector:
     boot = ExfatBootSector(bps, bps << spc_shift, fat_off * bps, heap_off * bps, count, root)
     if not FIRST_CLUSTER <= root < count + FIRST_CLUSTER or boot.heap_offset >= volume_size:
         raise FilesystemError("exfat: root directory cluster out of range (corrupt)")
+    # spec 3.1.9: the cluster heap fits in the volume (this also bounds every walk and
+    # bitmap sized by the cluster count)
+    if count > MAX_CLUSTER_COUNT or boot.heap_offset + count * boot.cluster_size > volume_size:
+        raise FilesystemError(
+            f"exfat: {count} clusters of {boot.cluster_size} bytes do not fit in the volume "
+            "(corrupt)"
+        )
     return boot
 
 
@@ -80,7 +92,8 @@ def detect(reader: Reader) -> str | None:
 
 
 def open_fs(reader: Reader) -> ExfatFilesystem:
-    return ExfatFilesystem(reader)
+    with parse_errors("exfat", "open the filesystem"):
+        return ExfatFilesystem(reader)
 
 
 def exfat_time_ns(stamp: int, ten_ms: int = 0, utc_offset: int = 0) -> int | None:
@@ -239,29 +252,38 @@ class ExfatFilesystem(Filesystem[ExfatNode]):
             logical += length
         return out
 
-    def _directory_bytes(self, node: ExfatNode) -> tuple[bytes, list[Extent]]:
+    def _directory_reader(self, node: ExfatNode) -> tuple[ExtentReader, list[Extent]]:
         size = node.data_length
-        if size is None:
+        if size is None:  # the root: as long as its cluster chain
             size = sum(c for _, c in self._runs(node)) * self.boot.cluster_size
+        if size > EXFAT_MAX_DIRECTORY_SIZE:
+            raise FilesystemError(
+                f"exfat: a directory claims {size} bytes, more than the 256 MiB a directory "
+                "can hold (corrupt)"
+            )
         extents = self._extents(node, size)
-        return ExtentReader(self.reader, extents, size).read_at(0, size), extents
+        return ExtentReader(self.reader, extents, size), extents
 
     # --- directories ---------------------------------------------------------------------
 
     def _entry_sets(self, node: ExfatNode) -> Iterator[tuple[int, bytes]]:
-        """(volume offset of the first entry, raw bytes) of each in-use entry set."""
-        data, extents = self._directory_bytes(node)
+        """(volume offset of the first entry, raw bytes) of each in-use entry set, read a
+        piece of the directory at a time; nothing past the end-of-directory entry."""
+        reader, extents = self._directory_reader(node)
+        size = reader.size
+        window = _Window(reader)
         pos = 0
-        while pos + ENTRY_SIZE <= len(data):
-            etype = data[pos]
-            if etype == TYPE_END:
+        while pos + ENTRY_SIZE <= size:
+            head = window.get(pos, ENTRY_SIZE)
+            etype = head[0]
+            if etype == TYPE_END:  # spec 6.2.1.1: no entry after it is in use
                 return
-            count = data[pos + 1] if etype == TYPE_FILE else 0
+            count = head[1] if etype == TYPE_FILE else 0
             end = pos + (count + 1) * ENTRY_SIZE
             if etype & IN_USE and etype in (TYPE_FILE, TYPE_VOLUME_LABEL):
-                if end > len(data) or (etype == TYPE_FILE and count < 2):
+                if end > size or (etype == TYPE_FILE and count < 2):
                     raise FilesystemError("exfat: directory entry set runs past its directory")
-                yield _volume_offset(extents, pos), data[pos:end]
+                yield _volume_offset(extents, pos), window.get(pos, end - pos)
             pos = max(end, pos + ENTRY_SIZE)
 
     def _read_label(self) -> str | None:
@@ -308,7 +330,10 @@ class ExfatFilesystem(Filesystem[ExfatNode]):
     def _link_target(self, node: ExfatNode) -> str:
         raise FilesystemError("exfat has no symbolic links")
 
-    def _open(self, node: ExfatNode) -> Reader:
+    def _max_file_size(self, node: ExfatNode) -> int:
+        return exfat_max_file_size(self.boot.cluster_count, self.boot.cluster_size)
+
+    def _open(self, node: ExfatNode) -> FileContents:
         size = node.data_length or 0
         # past ValidDataLength the file reads as zeros: the extents stop there
         return ExtentReader(self.reader, self._extents(node, node.valid_length), size)
@@ -319,3 +344,20 @@ def _volume_offset(extents: list[Extent], logical: int) -> int:
         if ext.logical <= logical < ext.logical + ext.length and ext.physical is not None:
             return ext.physical + logical - ext.logical
     raise FilesystemError("exfat: directory entry outside its directory's clusters")
+
+
+class _Window:
+    """Bytes of a reader fetched a piece at a time: a directory is never read whole."""
+
+    def __init__(self, reader: ExtentReader) -> None:
+        self._reader = reader
+        self._start = 0
+        self._data = b""
+
+    def get(self, offset: int, length: int) -> bytes:
+        rel = offset - self._start
+        if rel < 0 or rel + length > len(self._data):
+            self._start = offset
+            self._data = self._reader.read_at(offset, max(length, DIR_READ_PIECE))
+            rel = 0
+        return self._data[rel : rel + length]

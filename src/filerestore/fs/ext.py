@@ -32,7 +32,10 @@ import pyfsext
 
 from filerestore.blockio import Reader
 from filerestore.errors import FilesystemError
+from filerestore.fs.contents import FileContents
+from filerestore.fs.corrupt import parse_errors
 from filerestore.fs.entry import Entry, EntryKind
+from filerestore.fs.ext_dir import check_directory_size, directory_entries
 from filerestore.fs.ext_inode import (
     EXTENTS_FL,
     GOOD_OLD_INODE_SIZE,
@@ -50,6 +53,7 @@ from filerestore.fs.libyal import (
     LibyalNode,
     fsdecode,
 )
+from filerestore.fs.limits import ext4_extent_max_size, ext_block_map_max_size
 
 SUPERBLOCK_OFFSET = 1024
 EXT_MAGIC = 0xEF53
@@ -63,6 +67,8 @@ INCOMPAT_META_BG = 0x0010
 RO_COMPAT_SPARSE_SUPER = 0x0001
 RO_COMPAT_LARGE_FILE = 0x0002
 RO_COMPAT_BTREE_DIR = 0x0004
+RO_COMPAT_HUGE_FILE = 0x0008
+INCOMPAT_LARGEDIR = 0x4000
 # what ext3 understands (libblkid EXT3_FEATURE_*_SUPP); anything beyond is ext4
 EXT3_INCOMPAT_SUPP = INCOMPAT_FILETYPE | INCOMPAT_RECOVER | INCOMPAT_META_BG
 EXT3_RO_COMPAT_SUPP = RO_COMPAT_SPARSE_SUPER | RO_COMPAT_LARGE_FILE | RO_COMPAT_BTREE_DIR
@@ -148,29 +154,6 @@ def detect(reader: Reader) -> str | None:
     return kind_of(sb)
 
 
-def parse_dir_block(block: bytes, filetype: bool) -> Iterator[tuple[bytes, int]]:
-    """(name bytes, inode) of each live entry of one directory block, "." and ".." left out.
-
-    Works for htree directories too: their index blocks are entries with inode 0 that span
-    the block, and the checksum tail is an entry with inode 0.
-    """
-    pos = 0
-    size = len(block)
-    while pos + 8 <= size:
-        inode, rec_len, name_len, file_type = struct.unpack_from("<IHBB", block, pos)
-        if not filetype:
-            name_len |= file_type << 8
-        if size >= 65536:  # ext4_rec_len_from_disk: 64 KiB blocks steal two low bits
-            rec_len = 65536 if rec_len in (0, 0xFFFF) else (rec_len & 0xFFFC) | (rec_len & 3) << 16
-        if rec_len < 8 or pos + rec_len > size or 8 + name_len > rec_len:
-            raise FilesystemError(f"ext: corrupt directory entry at byte {pos} of a block")
-        if inode:
-            name = block[pos + 8 : pos + 8 + name_len]
-            if name not in (b".", b"..") and name:
-                yield name, inode
-        pos += rec_len
-
-
 def _is_power_of(n: int, base: int) -> bool:
     while n % base == 0:
         n //= base
@@ -236,10 +219,17 @@ class ExtFilesystem(LibyalFilesystem):
         sb = superblock
         if not sb.inodes_per_group or not sb.inodes_count or sb.desc_size < GROUP_DESC_SIZE:
             raise FilesystemError(f"{kind}: the superblock gives no inode table geometry")
+        if sb.desc_size > sb.block_size:  # divides the block; a larger one divided by zero
+            raise FilesystemError(
+                f"{kind}: group descriptor size {sb.desc_size} exceeds the block size (corrupt)"
+            )
         if sb.inode_size < GOOD_OLD_INODE_SIZE or sb.inode_size > sb.block_size:
             raise FilesystemError(f"{kind}: inode size {sb.inode_size} is out of range")
         if sb.feature_incompat & INCOMPAT_META_BG and not sb.blocks_per_group:
             raise FilesystemError(f"{kind}: the superblock gives no blocks per group")
+        huge = bool(sb.feature_ro_compat & RO_COMPAT_HUGE_FILE)
+        bits = sb.log_block_size + 10
+        self._max_sizes = (ext_block_map_max_size(bits, huge), ext4_extent_max_size(bits, huge))
         super().__init__(reader)
         self._root_inode = self._read_inodes([ROOT_INODE])[0]
 
@@ -353,9 +343,19 @@ class ExtFilesystem(LibyalFilesystem):
         target = fast_symlink_target(node)
         if target is not None:
             return fsdecode(target)
+        if node.size > self.superblock.block_size:  # ext4_symlink: at most one block
+            raise FilesystemError(
+                f"ext: symbolic link inode {node.number} claims a {node.size}-byte target: corrupt"
+            )
         return super()._link_target(self._handle(node))
 
-    def _open(self, node: Inode) -> Reader:
+    def _claimed_size(self, node: Inode) -> int | None:
+        return node.size
+
+    def _max_file_size(self, node: Inode) -> int:
+        return self._max_sizes[1 if node.flags & EXTENTS_FL else 0]
+
+    def _open(self, node: Inode) -> FileContents:
         size = node.size
         with self._library_errors("read a file's extents"):
             extents = self._extents(node, size) if size else []
@@ -378,28 +378,31 @@ class ExtFilesystem(LibyalFilesystem):
         return listed
 
     def _children(self, node: Inode) -> Iterator[tuple[str, Inode]]:
+        sb = self.superblock
+        # ext4_isize: i_size_high is a directory's only with largedir (else i_dir_acl)
+        size = node.size if sb.feature_incompat & INCOMPAT_LARGEDIR else node.size_lo
+        check_directory_size(size, self.reader.size, node.number)
         with self._library_errors("read a directory"):
-            size = node.size_lo
             extents = self._extents(node, size) if size else []
             if extents is None:  # inline data: no blocks of its own to parse
                 listed = self._inline_children(self._handle(node))
             else:
-                data = ExtentReader(self.reader, extents, size).read_at(0, size)
-                bs = self.superblock.block_size
-                filetype = bool(self.superblock.feature_incompat & INCOMPAT_FILETYPE)
+                filetype = bool(sb.feature_incompat & INCOMPAT_FILETYPE)
                 listed = []
-                for start in range(0, len(data), bs):
-                    for raw, ino in parse_dir_block(data[start : start + bs], filetype):
-                        if b"/" in raw:
-                            raise FilesystemError("ext: a directory entry name holds '/'")
-                        listed.append((fsdecode(raw), ino))
+                for raw, ino in directory_entries(
+                    self.reader, extents, size, sb.block_size, filetype, node.number
+                ):
+                    if b"/" in raw:
+                        raise FilesystemError("ext: a directory entry name holds '/'")
+                    listed.append((fsdecode(raw), ino))
         inodes = self._read_inodes([ino for _, ino in listed])
         return iter([(name, inode) for (name, _), inode in zip(listed, inodes, strict=True)])
 
 
 def open_fs(reader: Reader) -> ExtFilesystem:
-    sb = parse_superblock(reader.read_at(SUPERBLOCK_OFFSET, 1024))
-    kind = detect(reader)
-    if kind is None:
-        raise FilesystemError("not an ext2/3/4 filesystem")
-    return ExtFilesystem(reader, kind, sb)
+    with parse_errors("ext", "open the filesystem"):
+        sb = parse_superblock(reader.read_at(SUPERBLOCK_OFFSET, 1024))
+        kind = detect(reader)
+        if kind is None:
+            raise FilesystemError("not an ext2/3/4 filesystem")
+        return ExtFilesystem(reader, kind, sb)

@@ -30,8 +30,11 @@ import pyfsfat
 
 from filerestore.blockio import Reader
 from filerestore.errors import FilesystemError
+from filerestore.fs.contents import FileContents
+from filerestore.fs.corrupt import parse_errors
 from filerestore.fs.entry import Entry, EntryKind, synthetic_mode
 from filerestore.fs.libyal import LibyalFilesystem, LibyalNode
+from filerestore.fs.limits import FAT_MAX_FILE_SIZE
 
 FAT12_MAX_CLUSTERS = 4085  # fatgen103 3.5: fewer clusters than this is FAT12
 FAT16_MAX_CLUSTERS = 65525  # ... fewer than this FAT16, else FAT32
@@ -104,10 +107,11 @@ def detect(reader: Reader) -> str | None:
 
 
 def open_fs(reader: Reader) -> FatFilesystem:
-    bpb = parse_bpb(reader.read_at(0, 512))
-    if bpb is None:
-        raise FilesystemError("not a FAT volume: the boot sector's BPB is invalid")
-    return FatFilesystem(reader, bpb)
+    with parse_errors("fat", "open the filesystem"):
+        bpb = parse_bpb(reader.read_at(0, 512))
+        if bpb is None:
+            raise FilesystemError("not a FAT volume: the boot sector's BPB is invalid")
+        return FatFilesystem(reader, bpb)
 
 
 def dos_datetime_ns(date: int, time: int = 0, centiseconds: int = 0) -> int | None:
@@ -212,7 +216,14 @@ class FatFilesystem(LibyalFilesystem):
             self._check_cluster(node, needed=True)
         return super()._children(node)
 
-    def _open(self, node: LibyalNode) -> Reader:
+    def _max_file_size(self, node: LibyalNode) -> int:
+        # the 32-bit DIR_FileSize, and no more than the data region holds
+        data_region = (
+            self.bpb.cluster_count * self.bpb.sectors_per_cluster * self.bpb.bytes_per_sector
+        )
+        return min(FAT_MAX_FILE_SIZE, data_region)
+
+    def _open(self, node: LibyalNode) -> FileContents:
         with self._library_errors("read a directory entry"):
             self._check_cluster(node, needed=int(node.get_size()) > 0)
         return super()._open(node)

@@ -44,6 +44,7 @@ from typing import Any, ClassVar
 from filerestore.blockio import Reader, ReaderFile, SizedReader
 from filerestore.errors import FilesystemError
 from filerestore.fs.base import Filesystem
+from filerestore.fs.contents import FileContents, merged, whole_file
 from filerestore.fs.entry import Entry, EntryKind, kind_from_mode
 
 #: extent flag libyal sets on a hole (libfsext/libfsxfs/libfsntfs ``EXTENT_FLAG_IS_SPARSE``)
@@ -143,6 +144,10 @@ class ExtentReader(SizedReader):
             pos = stop
         return parts[0] if len(parts) == 1 else b"".join(parts)
 
+    def data_ranges(self) -> Iterator[tuple[int, int]]:
+        mapped = ((e.logical, e.length) for e in self._extents if e.physical is not None)
+        return merged(mapped, self._size)
+
 
 class LibraryFileReader(SizedReader):
     """A file's contents read through the library (inline, compressed data), under the fs lock."""
@@ -158,6 +163,9 @@ class LibraryFileReader(SizedReader):
         if len(data) != n:
             raise FilesystemError(f"short read from the filesystem library at offset {offset}")
         return data
+
+    def data_ranges(self) -> Iterator[tuple[int, int]]:
+        return whole_file(self._size)  # the library does not say where its data is
 
 
 class LibyalFilesystem(Filesystem[LibyalNode]):
@@ -309,7 +317,7 @@ class LibyalFilesystem(Filesystem[LibyalNode]):
             raise FilesystemError(f"{self.kind}: symbolic link without a target")
         return str(target)
 
-    def _open(self, node: LibyalNode) -> Reader:
+    def _open(self, node: LibyalNode) -> FileContents:
         with self._library_errors("read a file's extents"):
             size = self._size(node)
             extents = self._extents(node, size) if size else []

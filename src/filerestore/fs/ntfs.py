@@ -12,8 +12,12 @@ Decisions, so every caller sees the same thing:
 - Kinds: a reparse point tagged symlink or mount point (junction) is a symlink; a file with
   the system attribute whose data starts ``IntxLNK\\1`` (how ntfs-3g stores ``ln -s``) is a
   symlink; ``IntxCHR``/``IntxBLK`` files (ntfs-3g devices) are "other"; anything with a
-  directory index is a directory; the rest are files. Other reparse points (dedup, cloud
-  files) keep their kind and read through the library.
+  directory index is a directory; the rest are files. Other reparse points keep their kind.
+- Data kept elsewhere (ntfs_reparse.py): a file whose reparse point hands its data to a
+  cloud-files provider, Data Deduplication, a WIMBoot WIM, an HSM ... and whose own $DATA
+  does not hold every byte is listed with ``data_location`` saying where, and refused on
+  open (DataNotInImageError), never read as the zeros its sparse $DATA holds. WOF-compressed
+  files (file provider) are read, decompressed by libfsntfs from ``WofCompressedData``.
 - Link targets: Windows targets are mapped to guest paths: ``\\??\\C:\\dir\\f`` becomes
   ``/dir/f`` (the drive is taken to be this volume), backslashes become slashes.
 - ``mode`` is synthesised (no Unix permissions in NTFS): the read-only attribute drops the
@@ -34,15 +38,28 @@ from collections.abc import Hashable, Iterator
 import pyfsntfs
 
 from filerestore.blockio import Reader
-from filerestore.errors import FilesystemError, UnsupportedImageError
-from filerestore.fs.entry import Entry, EntryKind, synthetic_mode
+from filerestore.errors import DataNotInImageError, FilesystemError, UnsupportedImageError
+from filerestore.fs.contents import FileContents
+from filerestore.fs.corrupt import parse_errors
+from filerestore.fs.entry import DATA_LOCATIONS, Entry, EntryKind, synthetic_mode
 from filerestore.fs.libyal import (
+    EXTENT_FLAG_SPARSE,
     LIBRARY_ERRORS,
     Extent,
     LibyalFilesystem,
     LibyalNode,
     extents_from_library,
     filetime_to_ns,
+)
+from filerestore.fs.limits import NTFS_MAX_FILE_SIZE
+from filerestore.fs.ntfs_reparse import (
+    IO_REPARSE_TAG_WOF,
+    WOF_ALGORITHMS,
+    WOF_STREAM,
+    apply_fixups,
+    data_location,
+    reparse_data,
+    wof_provider,
 )
 
 OEM_ID = b"NTFS    "  # boot sector offset 3
@@ -87,7 +104,8 @@ def detect(reader: Reader) -> str | None:
 
 
 def open_fs(reader: Reader) -> NtfsFilesystem:
-    return NtfsFilesystem(reader)
+    with parse_errors("ntfs", "open the filesystem"):
+        return NtfsFilesystem(reader)
 
 
 def windows_target_to_posix(target: str) -> str:
@@ -100,6 +118,21 @@ def windows_target_to_posix(target: str) -> str:
     return target.replace("\\", "/")
 
 
+def mft_entry_size(boot: bytes) -> int:
+    """Bytes per MFT entry from the boot sector (libfsntfs documentation, "Boot record"):
+    byte 0x40 counts clusters, or if negative is -log2 of the size in bytes."""
+    if len(boot) < 0x41:
+        raise FilesystemError("ntfs: boot sector too short")
+    sector = int.from_bytes(boot[0x0B:0x0D], "little")
+    spc = boot[0x0D]
+    cluster = sector * (spc if spc <= 0x80 else 1 << (256 - spc))
+    raw = boot[0x40] - 256 if boot[0x40] > 0x7F else boot[0x40]
+    size = 1 << -raw if raw < 0 else raw * cluster
+    if not 256 <= size <= 65536:
+        raise FilesystemError(f"ntfs: MFT entry size {size} is out of range (corrupt)")
+    return size
+
+
 def mft_index(node: LibyalNode) -> int:
     return int(node.get_file_reference()) & MFT_INDEX_MASK
 
@@ -110,7 +143,11 @@ class NtfsFilesystem(LibyalFilesystem):
 
     def __init__(self, reader: Reader) -> None:
         self._kinds: dict[int, EntryKind] = {}
+        self._locations: dict[int, str | None] = {}
+        self._entry_size = mft_entry_size(reader.read_at(0, 512))
         super().__init__(reader)
+        with self._library_errors("open the MFT"):
+            self._mft = self._volume.get_file_entry(0)
 
     def _read_label(self) -> str | None:
         with self._library_errors("read the volume name"):
@@ -157,6 +194,42 @@ class NtfsFilesystem(LibyalFilesystem):
                 return EntryKind.OTHER
         return EntryKind.FILE
 
+    def _reparse_tag(self, node: LibyalNode) -> int | None:
+        for i in range(int(node.get_number_of_attributes())):
+            attr = node.get_attribute(i)
+            if attr.get_attribute_type() == TYPE_REPARSE_POINT:
+                return int(attr.get_tag())
+        return None
+
+    def _raw_entry(self, index: int) -> bytes | None:
+        """MFT entry ``index`` as stored, update sequence applied (None if unreadable)."""
+        size = self._entry_size
+        data = bytes(self._mft.read_buffer_at_offset(size, index * size))
+        return apply_fixups(data) if len(data) == size else None
+
+    def _all_here(self, node: LibyalNode) -> bool:
+        """Whether the unnamed $DATA has every byte allocated (resident data counts)."""
+        size = int(node.get_size())
+        count = int(node.get_number_of_extents())
+        if size == 0 or count == 0:
+            return True
+        extents = (node.get_extent(i) for i in range(count))
+        return sum(int(n) for _, n, f in extents if not int(f) & EXTENT_FLAG_SPARSE) >= size
+
+    def _data_location(self, node: LibyalNode, flags: int) -> str | None:
+        """Where the file's data is when it is not on this volume (ntfs_reparse.py)."""
+        if not flags & ATTR_REPARSE_POINT:
+            return None
+        index = mft_index(node)
+        if index not in self._locations:
+            tag = self._reparse_tag(node)
+            if tag is None:
+                self._locations[index] = None
+            else:
+                data = reparse_data(self._raw_entry, index)
+                self._locations[index] = data_location(tag, data, lambda: self._all_here(node))
+        return self._locations[index]
+
     def _reparse_link(self, node: LibyalNode) -> str | None:
         """The substitute name of a symlink or junction reparse point, else None."""
         for i in range(int(node.get_number_of_attributes())):
@@ -188,6 +261,7 @@ class NtfsFilesystem(LibyalFilesystem):
             ctime = node.get_entry_modification_time_as_integer()
             btime = node.get_creation_time_as_integer()
             index = node.get_file_reference() & MFT_INDEX_MASK
+            location = self._data_location(node, flags) if kind is EntryKind.FILE else None
             # nlink: the entry's $FILE_NAME attributes, not counting DOS 8.3 aliases
             links = 0
             get_attribute = node.get_attribute
@@ -215,6 +289,7 @@ class NtfsFilesystem(LibyalFilesystem):
             index,
             links or 1,
             target,
+            location,
         )
 
     def _link_target(self, node: LibyalNode) -> str:
@@ -233,14 +308,37 @@ class NtfsFilesystem(LibyalFilesystem):
 
     # --- data ----------------------------------------------------------------------------
 
-    def _open(self, node: LibyalNode) -> Reader:
+    def _max_file_size(self, node: LibyalNode) -> int:
+        return NTFS_MAX_FILE_SIZE
+
+    def _open(self, node: LibyalNode) -> FileContents:
         with self._library_errors("read an MFT entry"):
-            encrypted = int(node.get_file_attribute_flags()) & ATTR_ENCRYPTED
-        if encrypted:
+            flags = int(node.get_file_attribute_flags())
+            location = self._data_location(node, flags)
+            wof = flags & ATTR_REPARSE_POINT and self._reparse_tag(node) == IO_REPARSE_TAG_WOF
+            if wof and location is None:
+                self._check_wof(node)
+        if flags & ATTR_ENCRYPTED:
             # EFS data is ciphertext keyed by the user's certificate: never hand it out as
             # the file's contents
             raise UnsupportedImageError("ntfs: the file is EFS-encrypted; it cannot be read")
+        if location is not None:
+            raise DataNotInImageError(
+                f"ntfs: the file's data is not in this image: it is kept in "
+                f"{DATA_LOCATIONS[location]} ({location})"
+            )
         return super()._open(node)
+
+    def _check_wof(self, node: LibyalNode) -> None:
+        """A WOF file-provider file reads from its WofCompressedData stream: it must be there
+        (else libfsntfs would read the sparse $DATA, all zeros) with a known algorithm."""
+        _, algorithm = wof_provider(reparse_data(self._raw_entry, mft_index(node)) or b"")
+        if algorithm not in WOF_ALGORITHMS:
+            raise FilesystemError(f"ntfs: WOF-compressed file with unknown algorithm {algorithm}")
+        if not node.has_alternate_data_stream_by_name(WOF_STREAM):
+            raise FilesystemError(
+                f"ntfs: WOF-compressed file without its {WOF_STREAM} stream (corrupt)"
+            )
 
     def _extents(self, node: LibyalNode, size: int) -> list[Extent] | None:
         flags = int(node.get_file_attribute_flags())
@@ -261,3 +359,4 @@ class NtfsFilesystem(LibyalFilesystem):
     def close(self) -> None:
         super().close()
         self._kinds.clear()
+        self._locations.clear()

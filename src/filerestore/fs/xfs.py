@@ -22,13 +22,16 @@ from dataclasses import dataclass
 import pyfsxfs
 
 from filerestore.blockio import Reader
-from filerestore.errors import FilesystemError
+from filerestore.errors import FilesystemError, UnsupportedImageError
+from filerestore.fs.contents import FileContents
+from filerestore.fs.corrupt import parse_errors
 from filerestore.fs.libyal import (
     EXTENT_FLAG_SPARSE,
     LibyalFilesystem,
     LibyalNode,
     fsdecode,
 )
+from filerestore.fs.limits import XFS_MAX_FILE_SIZE
 
 XFS_MAGIC = b"XFSB"
 INODE_MAGIC = b"IN"
@@ -38,6 +41,7 @@ DATA_MAGICS_V5 = (b"XDB3", b"XDD3")  # with CRC, owner, LSN (64-byte header)
 FORMAT_LOCAL, FORMAT_EXTENTS = 1, 2
 INCOMPAT_FTYPE = 0x1
 VERSION2_FTYPE = 0x200
+VERSION_NLINKBIT = 0x0020  # sb_versionnum: 32-bit link counts, i.e. version 2 inodes
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +54,14 @@ class XfsSuperblock:
     inop_blog: int
     dir_blk_log: int
     has_ftype: bool
+    nlink: bool = True
+
+    @property
+    def inode_version(self) -> int:
+        """The inode version this filesystem writes: 3 on v5; 2 with NLINKBIT; else 1."""
+        if self.version == 5:
+            return 3
+        return 2 if self.nlink else 1
 
     @property
     def dir_block_size(self) -> int:
@@ -71,7 +83,15 @@ def parse_superblock(data: bytes) -> XfsSuperblock:
     else:
         ftype = bool(features2 & VERSION2_FTYPE)
     return XfsSuperblock(
-        block_size, ag_blocks, inode_size, version, ag_blk_log, inop_blog, dir_blk_log, ftype
+        block_size,
+        ag_blocks,
+        inode_size,
+        version,
+        ag_blk_log,
+        inop_blog,
+        dir_blk_log,
+        ftype,
+        bool(versionnum & VERSION_NLINKBIT),
     )
 
 
@@ -162,19 +182,34 @@ def _read_dir_entries(volume: Reader, sb: XfsSuperblock, ino: int) -> list[tuple
     (nextents,) = struct.unpack_from(">I", raw, 76)
     out: list[tuple[bytes, int]] = []
     dbs = sb.dir_block_size
+    read = 0
     for i in range(nextents):
         startoff, startblock, count = parse_extent(fork[i * 16 : i * 16 + 16])
         if startoff * sb.block_size >= DIR2_LEAF_OFFSET:
             continue
-        data = volume.read_at(fsblock_to_byte(sb, startblock), count * sb.block_size)
-        for start in range(0, len(data) - dbs + 1, dbs):
-            block = data[start : start + dbs]
+        where = fsblock_to_byte(sb, startblock)
+        # one directory block at a time: an extent may claim 2^21 blocks
+        for start in range(0, count * sb.block_size - dbs + 1, dbs):
+            read += dbs
+            if read > volume.size:
+                raise FilesystemError(f"xfs: directory inode {ino} is larger than its volume")
+            block = volume.read_at(where + start, dbs)
+            if len(block) != dbs:
+                raise FilesystemError(f"xfs: directory inode {ino} ends past the volume")
             out.extend(
                 (n, i)
                 for n, i in parse_data_block(block, sb.version == 5, sb.has_ftype)
                 if n not in (b".", b"..")
             )
     return out
+
+
+def inode_version(volume: Reader, sb: XfsSuperblock, ino: int) -> int:
+    """di_version of inode ``ino`` (the inode core's byte 4), checked against the magic."""
+    core = volume.read_at(inode_to_byte(sb, ino), 8)
+    if core[:2] != INODE_MAGIC:
+        raise FilesystemError(f"xfs: inode {ino} has no inode magic (corrupt)")
+    return core[4]
 
 
 def detect(reader: Reader) -> str | None:
@@ -193,7 +228,32 @@ class XfsFilesystem(LibyalFilesystem):
 
     def __init__(self, reader: Reader, superblock: XfsSuperblock) -> None:
         self.superblock = superblock
+        if superblock.inode_version == 1:
+            # xfsprogs and the kernel refuse these too ("V1 inodes unsupported"); libfsxfs
+            # reads their link counts from the wrong field and has listed an empty root
+            raise UnsupportedImageError(
+                "xfs: unsupported inode version 1 (a version 4 filesystem without NLINKBIT)"
+            )
         super().__init__(reader)
+        self._check_inode(self._root_node)
+
+    def _check_inode(self, node: LibyalNode) -> None:
+        """Refuse an inode whose version is not the one this filesystem writes."""
+        ino = int(node.get_inode_number())
+        version = inode_version(self.reader, self.superblock, ino)
+        if version != self.superblock.inode_version:
+            raise UnsupportedImageError(
+                f"xfs: unsupported inode version {version} (inode {ino}, on a version "
+                f"{self.superblock.version} filesystem)"
+            )
+
+    def _max_file_size(self, node: LibyalNode) -> int:
+        return XFS_MAX_FILE_SIZE
+
+    def _open(self, node: LibyalNode) -> FileContents:
+        with self._library_errors("read an inode"):
+            self._check_inode(node)
+        return super()._open(node)
 
     def _volume_offset(self, offset: int, flags: int) -> int:
         # libfsxfs 20260901 reports an extent's offset as filesystem block * block size, but
@@ -208,6 +268,7 @@ class XfsFilesystem(LibyalFilesystem):
         named: list[tuple[str, LibyalNode]] = []
         unnamed: list[LibyalNode] = []
         with self._library_errors("read a directory"):
+            self._check_inode(node)
             for i in range(node.get_number_of_sub_file_entries()):
                 child = node.get_sub_file_entry(i)
                 try:
@@ -240,6 +301,7 @@ class XfsFilesystem(LibyalFilesystem):
 
 
 def open_fs(reader: Reader) -> XfsFilesystem:
-    if detect(reader) is None:
-        raise FilesystemError("not an XFS filesystem")
-    return XfsFilesystem(reader, parse_superblock(reader.read_at(0, 512)))
+    with parse_errors("xfs", "open the filesystem"):
+        if detect(reader) is None:
+            raise FilesystemError("not an XFS filesystem")
+        return XfsFilesystem(reader, parse_superblock(reader.read_at(0, 512)))

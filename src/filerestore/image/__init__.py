@@ -4,10 +4,29 @@
 disk; ``probe_chain`` describes the chain from headers alone (the catalog derives full or
 incremental and the parent from it). Modules: ``qcow2_header`` (header layout, limits),
 ``qcow2_entries`` (address arithmetic, L2 entries), ``qcow2`` (the cluster reader),
-``compression``, ``raw``, ``chain`` (backing-name rules), ``disk`` (the public objects).
+``compression``, ``metadata`` (the per-open table cache and its budget), ``chain``
+(backing-name rules), ``disk`` (the public objects).
 """
 
-from filerestore.image.chain import ChainLink
-from filerestore.image.disk import DEFAULT_MAX_CHAIN_DEPTH, DiskImage, open_image, probe_chain
+from filerestore.image.chain import RAW_SUFFIXES, ChainLink
+from filerestore.image.disk import (
+    DEFAULT_MAX_CHAIN_DEPTH,
+    DiskImage,
+    open_backup,
+    open_image,
+    probe_backup,
+    probe_chain,
+)
+from filerestore.image.metadata import DEFAULT_METADATA_BUDGET
 
-__all__ = ["DEFAULT_MAX_CHAIN_DEPTH", "ChainLink", "DiskImage", "open_image", "probe_chain"]
+__all__ = [
+    "DEFAULT_MAX_CHAIN_DEPTH",
+    "DEFAULT_METADATA_BUDGET",
+    "RAW_SUFFIXES",
+    "ChainLink",
+    "DiskImage",
+    "open_backup",
+    "open_image",
+    "probe_backup",
+    "probe_chain",
+]

@@ -17,6 +17,12 @@ Rules (the chain is resolved here, never by QEMU or a library):
 - The header's backing-format extension says how to read the backing file. A file declared
   ``raw`` is never probed. With no declaration (images from old qemu-img), the magic decides,
   as QEMU does; every check above still applies to whatever it is read as.
+- The top image is a QCOW2 image by its magic, or a raw disk image only when its name says
+  so (``*.raw``, ``*.img``, as given or after links): any other file (a README, a failed
+  backup's leftover) is not a backup, and an empty file is never a disk image. A backing
+  file with no declared format is probed as QEMU probes it (no known magic: raw).
+- An empty backing name (``backing_file_offset`` set, size 0) means no backing file, as in
+  QEMU, whose bdrv_open_backing_file() opens nothing for an empty ``backing_file``.
 - A file already in the chain (same inode) is a loop; more files than ``max_chain_depth``
   (the top one counted) is too deep. Both are refused before the file is parsed.
 - Messages name files by their path inside the repository, never by a host path.
@@ -34,15 +40,19 @@ from filerestore.errors import (
     BackingFileRefusedError,
     CorruptImageError,
     ImageNotFoundError,
+    NotAnImageError,
     RepositoryEscapeError,
     UnsupportedImageError,
 )
+from filerestore.image.metadata import DEFAULT_METADATA_BUDGET, check_budget, layer_working_set
 from filerestore.image.qcow2_header import MAX_CLUSTER_BITS, Qcow2Info, parse_first_cluster
 from filerestore.source import LocalStore, StoreFile
 
 _FIRST_READ = 64 * 1024
 # Magic numbers of formats that are not raw disks, refused rather than shown as raw bytes.
 _FOREIGN_MAGIC = {b"KDMV": "VMDK", b"vhdxfile": "VHDX", b"# Disk DescriptorFile": "VMDK"}
+#: names that make a file without an image signature a raw disk image
+RAW_SUFFIXES = (".raw", ".img")
 
 
 @dataclass(frozen=True)
@@ -58,6 +68,7 @@ class ChainLink:
     cluster_size: int | None = None
     compression: str | None = None  # "zlib" | "zstd"
     name: str = ""  # the file's path inside the repository (links resolved)
+    modified: float = 0.0  # st_mtime of the file when it was opened
 
 
 @dataclass
@@ -100,15 +111,30 @@ def _detect_format(file: StoreFile, head: bytes) -> str:
     return "raw"
 
 
-def _open_link(file: StoreFile, declared: str | None) -> OpenedLink:
+def _check_raw_top(file: StoreFile, given: str) -> None:
+    """Refuse a top image without a signature unless its name says it is a raw disk."""
+    if file.size == 0:
+        raise NotAnImageError(f"{given}: empty file, not a disk image")
+    if not (given.endswith(RAW_SUFFIXES) or file.name.endswith(RAW_SUFFIXES)):
+        raise NotAnImageError(
+            f"{given}: not a disk image (no QCOW2 signature, and a raw disk image must be "
+            f"named *{' or *'.join(RAW_SUFFIXES)})"
+        )
+
+
+def _open_link(file: StoreFile, declared: str | None, top: str | None = None) -> OpenedLink:
+    """Open one file of the chain; ``top`` is the name the top image was given by."""
     name, path = file.name, Path(file.location)
     try:
+        raw = ChainLink(path, "raw", file.size, name=name, modified=file.mtime)
         if declared == "raw":
-            return OpenedLink(ChainLink(path, "raw", file.size, name=name), file, None)
+            return OpenedLink(raw, file, None)
         head = _read_first_cluster(file)
         fmt = _detect_format(file, head) if declared is None else declared
         if fmt == "raw":
-            return OpenedLink(ChainLink(path, "raw", file.size, name=name), file, None)
+            if top is not None:
+                _check_raw_top(file, top)
+            return OpenedLink(raw, file, None)
         if fmt != "qcow2":
             raise UnsupportedImageError(f"{name}: backing format {fmt!r} is not supported")
         try:
@@ -124,11 +150,13 @@ def _open_link(file: StoreFile, declared: str | None) -> OpenedLink:
             format="qcow2",
             virtual_size=h.size,
             backing_name=backing,
-            backing_format=info.extensions.backing_format,
+            # as qemu-img info: no backing format without a backing file
+            backing_format=None if backing is None else info.extensions.backing_format,
             version=h.version,
             cluster_size=h.cluster_size,
             compression=h.compression,
             name=name,
+            modified=file.mtime,
         )
         return OpenedLink(link, file, info)
     except BaseException:
@@ -145,18 +173,28 @@ def _open_backing(store: LocalStore, backing: str, current: str) -> StoreFile:
         raise ImageNotFoundError(f"{current}: backing file {backing!r}: {exc}") from exc
 
 
-def open_chain(store: LocalStore, name: str, max_depth: int) -> list[OpenedLink]:
+def open_chain(
+    store: LocalStore, name: str, max_depth: int, budget: int = DEFAULT_METADATA_BUDGET
+) -> list[OpenedLink]:
     """Open and validate every file of the chain of ``name``, top first, through ``store``;
-    the caller closes the files."""
+    the caller closes the files. A chain whose tables cannot be read within ``budget``
+    bytes is refused as soon as the files opened so far exceed it."""
     chain: list[OpenedLink] = []
     seen: set[object] = set()
+    needed = qcow2_files = 0
     try:
         file = store.open(name)
         declared: str | None = None
+        top: str | None = name
         while True:
             seen.add(file.identity)
-            opened = _open_link(file, declared)
+            opened = _open_link(file, declared, top)
+            top = None
             chain.append(opened)
+            if opened.info is not None:
+                needed += layer_working_set(opened.info.header)
+                qcow2_files += 1
+                check_budget(chain[0].link.name, needed, qcow2_files, budget)
             backing = opened.link.backing_name
             if backing is None:
                 return chain

@@ -15,14 +15,14 @@ from __future__ import annotations
 import sys
 import threading
 from array import array
-from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Generic, Protocol, TypeVar
+from typing import Protocol, cast
 
 from filerestore.blockio import SizedReader, clamp
 from filerestore.errors import CorruptImageError
 from filerestore.image.compression import decompress_cluster
+from filerestore.image.metadata import L1_PIECE_BYTES, MetadataCache, l1_bytes_needed
 from filerestore.image.qcow2_entries import (
     L2E_OFFSET_MASK,
     QCOW_OFLAG_COMPRESSED,
@@ -38,15 +38,20 @@ from filerestore.image.qcow2_entries import (
     offset_to_l2_index,
     parse_compressed_l2_entry,
 )
-from filerestore.image.qcow2_header import Qcow2Header, size_to_l1
+from filerestore.image.qcow2_header import Qcow2Header
 from filerestore.source import StoreFile
 
 # (cluster type, guest offset, length, host offset or, for compressed, the L2 entry)
 _Run = tuple[ClusterType, int, int, int]
 _UNALLOCATED, _ZERO, _NORMAL, _COMPRESSED = (int(t) for t in ClusterType)
-V = TypeVar("V")
-L2_CACHE_BYTES = 16 * 1024 * 1024
-DECOMPRESSED_CACHE_CLUSTERS = 8
+# what a cache entry holds, with the layer's key: an L1 piece, an L2 table (by L1 index), or
+# a decompressed cluster (by its L2 entry)
+_L1, _L2, _COMPRESSED_KEY = 0, 1, 2
+_L1_PIECE_ENTRIES = L1_PIECE_BYTES // 8
+# an L1 entry with no L2 table, remembered so a hole costs one lookup; a nominal cost keeps
+# a reader sweeping millions of empty entries within the budget too
+_NO_TABLE: array[int] = array("Q")
+_NO_TABLE_COST = 64
 
 
 _ZEROS = bytes(1 << 20)
@@ -81,29 +86,6 @@ def _be_u64_array(data: bytes) -> array[int]:
     return table
 
 
-class _Lru(Generic[V]):
-    """A small thread-safe LRU map; values are computed outside the lock."""
-
-    def __init__(self, capacity: int) -> None:
-        self._capacity = capacity
-        self._items: OrderedDict[int, V] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, key: int) -> V | None:
-        with self._lock:
-            value = self._items.get(key)
-            if value is not None:
-                self._items.move_to_end(key)
-            return value
-
-    def put(self, key: int, value: V) -> None:
-        with self._lock:
-            self._items[key] = value
-            self._items.move_to_end(key)
-            while len(self._items) > self._capacity:
-                self._items.popitem(last=False)
-
-
 class Layer(Protocol):
     """A file of the chain as the layer above reads it."""
 
@@ -116,31 +98,57 @@ class Layer(Protocol):
 
 
 class Qcow2Layer(SizedReader):
-    """One qcow2 file of a chain, reading unallocated clusters from ``backing``."""
+    """One qcow2 file of a chain, reading unallocated clusters from ``backing``.
 
-    def __init__(self, file: StoreFile, header: Qcow2Header, backing: Layer | None) -> None:
+    Its tables are read when a read needs them and kept in ``cache``, which the whole chain
+    shares within its metadata budget (see :mod:`filerestore.image.metadata`); ``key`` tells
+    this file's entries from the other files' there.
+    """
+
+    def __init__(
+        self,
+        file: StoreFile,
+        header: Qcow2Header,
+        backing: Layer | None,
+        cache: MetadataCache,
+        key: int,
+    ) -> None:
         self.file = file
         self.header = header
         self.backing = backing
         self.g = Geometry(header.cluster_bits, header.extended_l2)
         self._size = header.size
+        self._cache = cache
+        self._key = key
         # only the entries that map the virtual disk; the rest may address VM state
-        needed = size_to_l1(header.cluster_bits, header.size, header.extended_l2)
-        self._l1 = _be_u64_array(file.pread(header.l1_table_offset, needed * 8, "L1 table"))
-        cs = self.g.cluster_size
-        self._l2_cache: _Lru[array[int]] = _Lru(max(4, L2_CACHE_BYTES // cs))
-        self._cluster_cache: _Lru[bytes] = _Lru(DECOMPRESSED_CACHE_CLUSTERS)
+        self._l1_entries = l1_bytes_needed(header) // 8
+
+    def _l1_entry(self, l1_index: int) -> int:
+        """One L1 entry, from the piece of the table that holds it (read on first use)."""
+        piece_no, at = divmod(l1_index, _L1_PIECE_ENTRIES)
+        key = (self._key, _L1, piece_no)
+        piece = cast("array[int] | None", self._cache.get(key))
+        if piece is None:
+            start = piece_no * _L1_PIECE_ENTRIES
+            count = min(_L1_PIECE_ENTRIES, self._l1_entries - start)
+            offset = self.header.l1_table_offset + start * 8
+            piece = _be_u64_array(self.file.pread(offset, count * 8, "L1 table"))
+            self._cache.put(key, piece, count * 8)
+        return piece[at]
 
     def _l2_table(self, l1_index: int) -> array[int] | None:
-        offset = l2_table_offset(self.g, self._l1[l1_index])
-        if offset == 0:
-            return None
-        table = self._l2_cache.get(offset)
+        key = (self._key, _L2, l1_index)
+        table = cast("array[int] | None", self._cache.get(key))
         if table is None:
-            cs = self.g.cluster_size
-            table = _be_u64_array(self.file.pread(offset, cs, "L2 table"))
-            self._l2_cache.put(offset, table)
-        return table
+            offset = l2_table_offset(self.g, self._l1_entry(l1_index))
+            if offset == 0:
+                table = _NO_TABLE
+                self._cache.put(key, table, _NO_TABLE_COST)
+            else:
+                cs = self.g.cluster_size
+                table = _be_u64_array(self.file.pread(offset, cs, "L2 table"))
+                self._cache.put(key, table, cs)
+        return None if table is _NO_TABLE else table
 
     def _pieces(self, offset: int, end: int) -> Iterator[_Run]:
         """(type, guest offset, length, host offset or L2 entry) per cluster piece."""
@@ -301,7 +309,8 @@ class Qcow2Layer(SizedReader):
             _zero(dst[m:])
 
     def _compressed_cluster(self, l2_entry: int) -> bytes:
-        cached = self._cluster_cache.get(l2_entry)
+        key = (self._key, _COMPRESSED_KEY, l2_entry)
+        cached = cast("bytes | None", self._cache.get_cluster(key))
         if cached is not None:
             return cached
         coffset, csize = parse_compressed_l2_entry(self.g, l2_entry)
@@ -314,5 +323,5 @@ class Qcow2Layer(SizedReader):
         # QEMU's last compressed cluster may end inside a sector the file does not fill
         data = self.file.pread(coffset, min(csize, size - coffset), "compressed cluster")
         cluster = decompress_cluster(self.header.compression, data, self.g.cluster_size)
-        self._cluster_cache.put(l2_entry, cluster)
+        self._cache.put_cluster(key, cluster, len(cluster))
         return cluster

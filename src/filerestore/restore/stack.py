@@ -20,7 +20,12 @@ from filerestore.errors import (
     VolumeUnavailableError,
 )
 from filerestore.fs import Detection, Filesystem, detect, open_filesystem
-from filerestore.image import DEFAULT_MAX_CHAIN_DEPTH, DiskImage, open_image
+from filerestore.image import (
+    DEFAULT_MAX_CHAIN_DEPTH,
+    DEFAULT_METADATA_BUDGET,
+    DiskImage,
+    open_image,
+)
 from filerestore.volume import Volume, find_volume, list_volumes
 
 
@@ -111,6 +116,7 @@ def open_stack(
     repository: str | os.PathLike[str] | None = None,
     volume_id: str | None = None,
     max_chain_depth: int = DEFAULT_MAX_CHAIN_DEPTH,
+    metadata_budget: int = DEFAULT_METADATA_BUDGET,
 ) -> Stack:
     """Open the image, choose a volume and open its filesystem.
 
@@ -119,7 +125,7 @@ def open_stack(
     AmbiguousVolumeError listing them, none a NoFilesystemError.
     """
     with ExitStack() as guard:
-        image = open_image(image_path, repository=repository, max_chain_depth=max_chain_depth)
+        image = open_image(image_path, repository, max_chain_depth, metadata_budget)
         guard.callback(image.close)
         volumes = list_volumes(image)
         volume, detected = _choose_volume(volumes, volume_id)
@@ -182,32 +188,35 @@ def describe_image(
     image_path: str | os.PathLike[str],
     repository: str | os.PathLike[str] | None = None,
     max_chain_depth: int = DEFAULT_MAX_CHAIN_DEPTH,
+    metadata_budget: int = DEFAULT_METADATA_BUDGET,
 ) -> ImageDescription:
     """The backing chain and every volume with its filesystem kind and label.
 
     A volume whose filesystem is recognised but fails to open is still described, with the
     reason in ``filesystem_error``: one damaged partition must not hide the others.
     """
-    image = open_image(image_path, repository=repository, max_chain_depth=max_chain_depth)
+    image = open_image(image_path, repository, max_chain_depth, metadata_budget)
     try:
-        chain = tuple(
-            ChainFile(
-                path=str(link.path),
-                format=link.format,
-                virtual_size=link.virtual_size,
-                backing_name=link.backing_name,
-            )
-            for link in image.chain
-        )
-        volumes = tuple(_describe_volume(v) for v in list_volumes(image))
-        return ImageDescription(
-            path=str(image.chain[0].path) if image.chain else os.fspath(image_path),
-            virtual_size=image.size,
-            chain=chain,
-            volumes=volumes,
-        )
+        return describe_disk(image)
     finally:
         image.close()
+
+
+def describe_disk(image: DiskImage) -> ImageDescription:
+    """The description of an opened image (see :func:`describe_image`)."""
+    chain = tuple(
+        ChainFile(
+            path=str(link.path),
+            format=link.format,
+            virtual_size=link.virtual_size,
+            backing_name=link.backing_name,
+        )
+        for link in image.chain
+    )
+    volumes = tuple(_describe_volume(v) for v in list_volumes(image))
+    return ImageDescription(
+        path=str(image.chain[0].path), virtual_size=image.size, chain=chain, volumes=volumes
+    )
 
 
 def _describe_volume(volume: Volume) -> VolumeDescription:

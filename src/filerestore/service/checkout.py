@@ -25,11 +25,9 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import delete, func, select
 
-from filerestore.catalog import RepositoryInfo
-from filerestore.catalog.repositories import require_available
+from filerestore.catalog import RepositoryInfo, require_readable
 from filerestore.db.models import MOUNTED, Backup, DownloadHold, Repository, RestoreMount, utcnow
 from filerestore.errors import (
-    BackupFileMissingError,
     DownloadLimitError,
     FileRestoreError,
     RequestError,
@@ -73,12 +71,7 @@ class Location:
 
     def check(self) -> None:
         """The checks :func:`~filerestore.catalog.locate_backup` makes, on what we read."""
-        require_available(self.repository)
-        if not self.image_path().is_file():
-            raise BackupFileMissingError(
-                f"backup {self.backup_id}: image file is missing from repository "
-                f"{self.repository.name!r}: {self.path}"
-            )
+        require_readable(self.repository, self.backup_id, self.path)
 
 
 @dataclass(eq=False)
@@ -138,6 +131,7 @@ class Checkout:
                 repository=location.repository.root_path,
                 volume_id=self.session.volume,
                 max_chain_depth=settings.max_chain_depth,
+                metadata_budget=settings.image_metadata_budget,
             )
 
         self._stack = self._manager.readers.lend(self.session.mount_id, opener)

@@ -135,6 +135,7 @@ class SessionManager:
                 repository=backup.repository_root,
                 volume_id=volume,
                 max_chain_depth=self.settings.max_chain_depth,
+                metadata_budget=self.settings.image_metadata_budget,
             )
         except (ImageError, ImageNotFoundError) as exc:
             self._fail(mount_id, who, str(exc))

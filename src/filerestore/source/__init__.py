@@ -6,6 +6,12 @@ image layer never opens a host path itself. ``local`` is a directory on the host
 disk, or an NFS/CIFS share mounted there).
 """
 
-from filerestore.source.local import FileIdentity, LocalStore, StoreFile
+from filerestore.source.local import (
+    FileIdentity,
+    FileSignature,
+    LocalStore,
+    StoreFile,
+    StoreStat,
+)
 
-__all__ = ["FileIdentity", "LocalStore", "StoreFile"]
+__all__ = ["FileIdentity", "FileSignature", "LocalStore", "StoreFile", "StoreStat"]

@@ -29,8 +29,10 @@ from __future__ import annotations
 import errno
 import os
 import stat
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import TypeVar
 
 from filerestore.blockio import FileReader
 from filerestore.errors import (
@@ -45,6 +47,7 @@ _O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 _WALK_FLAGS = (_O_PATH or os.O_RDONLY) | os.O_NOFOLLOW | _O_CLOEXEC
 _READ_FLAGS = os.O_RDONLY | _O_CLOEXEC | getattr(os, "O_NONBLOCK", 0)
 _PROC_FD = Path("/proc/self/fd")
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +56,38 @@ class FileIdentity:
 
     device: int
     inode: int
+
+
+@dataclass(frozen=True, slots=True)
+class FileSignature:
+    """What changes when a file is replaced or rewritten: inode, size, mtime and ctime (a
+    rename, a chmod or a write moves the ctime)."""
+
+    device: int
+    inode: int
+    size: int
+    mtime_ns: int
+    ctime_ns: int
+
+    @classmethod
+    def of(cls, st: os.stat_result) -> FileSignature:
+        return cls(st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+@dataclass(frozen=True, slots=True)
+class StoreStat:
+    """A repository file as a status check sees it: canonical name and ``fstat``."""
+
+    name: str
+    stat: os.stat_result
+
+    @property
+    def identity(self) -> FileIdentity:
+        return FileIdentity(self.stat.st_dev, self.stat.st_ino)
+
+    @property
+    def signature(self) -> FileSignature:
+        return FileSignature.of(self.stat)
 
 
 class StoreFile(FileReader):
@@ -68,7 +103,9 @@ class StoreFile(FileReader):
         self._fd = fd
         st = os.fstat(fd)
         self._size = st.st_size
+        self.mtime = st.st_mtime
         self.identity = FileIdentity(st.st_dev, st.st_ino)
+        self.signature = FileSignature.of(st)
 
 
 class LocalStore:
@@ -81,7 +118,8 @@ class LocalStore:
                 self.root, (_O_PATH or os.O_RDONLY) | os.O_DIRECTORY | _O_CLOEXEC
             )
         except FileNotFoundError:
-            raise ImageNotFoundError(f"repository root not found: {self.root}") from None
+            # no host path: the message may reach users who must not learn the layout
+            raise ImageNotFoundError("the repository root does not exist") from None
         except OSError as exc:
             raise RepositoryIOError(f"cannot open the repository root: {exc.strerror}") from exc
 
@@ -106,7 +144,7 @@ class LocalStore:
             if given.is_relative_to(candidate) and given != candidate:
                 return store, given.relative_to(candidate).as_posix()
         store.close()
-        raise RepositoryEscapeError(f"{image} is not inside the repository {repository}")
+        raise RepositoryEscapeError(f"{Path(image).name} is not inside the repository")
 
     # --- opening ---------------------------------------------------------------------------
 
@@ -115,7 +153,14 @@ class LocalStore:
         ``relative_to`` (a backing name is relative to the image naming it), else to the
         root; an absolute name must lie under the root's path."""
         base = [] if relative_to is None else list(PurePosixPath(relative_to).parent.parts)
-        return self._walk(name, base)
+        return self._walk(name, base, self._open_checked)
+
+    def stat(self, name: str, relative_to: str | None = None) -> StoreStat:
+        """The canonical name and ``fstat`` of the regular file ``name`` (found as
+        :meth:`open` finds it), opening nothing for reading: for status checks that must
+        apply the same rules as the open that follows."""
+        base = [] if relative_to is None else list(PurePosixPath(relative_to).parent.parts)
+        return self._walk(name, base, self._stat_checked)
 
     def location(self, name: str) -> str:
         """Where a store name is on the host (for operators; never shown to other users)."""
@@ -134,7 +179,17 @@ class LocalStore:
 
     # --- the walk --------------------------------------------------------------------------
 
-    def _walk(self, name: str, base: list[str]) -> StoreFile:
+    def _open_checked(self, path_fd: int, dir_fd: int, part: str, here: str) -> StoreFile:
+        return StoreFile(self._reopen(path_fd, dir_fd, part, here), here, self.location(here))
+
+    @staticmethod
+    def _stat_checked(path_fd: int, dir_fd: int, part: str, here: str) -> StoreStat:
+        try:
+            return StoreStat(here, os.fstat(path_fd))
+        finally:
+            os.close(path_fd)
+
+    def _walk(self, name: str, base: list[str], finish: Callable[[int, int, str, str], T]) -> T:
         if "\0" in name:
             raise RepositoryEscapeError(f"file name {name!r} contains a NUL byte")
         if not name or name.endswith("/"):
@@ -159,13 +214,14 @@ class LocalStore:
                 fd = self._open_component(stack[-1][1], part, here)
                 mode = os.fstat(fd).st_mode
                 if stat.S_ISLNK(mode):
-                    os.close(fd)
                     hops += 1
                     if hops > MAX_SYMLINK_HOPS:
+                        os.close(fd)
                         raise RepositoryEscapeError(
-                            f"{name!r}: more than {MAX_SYMLINK_HOPS} symbolic links"
+                            f"{name!r}: more than {MAX_SYMLINK_HOPS} symbolic links on the way "
+                            "(a loop of links)"
                         )
-                    target = self._readlink(stack[-1][1], part, here)
+                    target = self._readlink(fd, here)
                     pending = self._link_target(target, name, here, stack) + pending
                     continue
                 if stat.S_ISDIR(mode):
@@ -180,9 +236,7 @@ class LocalStore:
                 if not stat.S_ISREG(mode):
                     os.close(fd)
                     raise RepositoryEscapeError(f"{here} is not a regular file")
-                return StoreFile(
-                    self._reopen(fd, stack[-1][1], part, here), here, self.location(here)
-                )
+                return finish(fd, stack[-1][1], part, here)
             raise ImageNotFoundError(f"{name!r} does not name a file")
         finally:
             for _, fd in stack[1:]:
@@ -231,18 +285,22 @@ class LocalStore:
         except NotADirectoryError:
             raise ImageNotFoundError(f"{here}: a component on the way is not a directory") from None
         except OSError as exc:
+            if exc.errno == errno.ENAMETOOLONG:  # the name's fault, not the host's
+                raise ImageNotFoundError(f"{here[:200]!r}: file name too long") from None
             raise RepositoryIOError(
                 f"cannot open {here} in the repository: {exc.strerror}"
             ) from exc
 
     @staticmethod
-    def _readlink(dir_fd: int, part: str, here: str) -> str:
+    def _readlink(link_fd: int, here: str) -> str:
+        """The target of the link the walk holds open (``O_PATH``): the very link it looked
+        at, even if the name was swapped since."""
         try:
-            return os.readlink(part, dir_fd=dir_fd)
+            return os.readlink("", dir_fd=link_fd)
         except OSError as exc:
-            if exc.errno == errno.EINVAL:  # swapped for a non-link since: look again
-                raise RepositoryEscapeError(f"{here} changed while it was opened") from exc
             raise RepositoryIOError(f"cannot read link {here}: {exc.strerror}") from exc
+        finally:
+            os.close(link_fd)
 
     @staticmethod
     def _reopen(path_fd: int, dir_fd: int, part: str, here: str) -> int:

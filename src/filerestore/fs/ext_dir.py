@@ -1,0 +1,77 @@
+# References: "ext4 Data Structures and Algorithms" (kernel.org, Documentation/filesystems/
+# ext4/): linear directory entries (ext4_dir_entry_2, section 4.1.1), hash tree directories
+# (4.1.3); the kernel's fs/ext4/namei.c (__ext4_read_dirblock: "Directory hole found",
+# ext4_rec_len_from_disk) and fs/ext4/inode.c (ext4_isize: i_size_high counts for directories
+# only with largedir).
+"""An ext directory's blocks read in bounded pieces and parsed into (name, inode) pairs.
+
+The directory's size comes from its inode, so it is checked before anything is read: it
+must fit in the volume, and every block up to it must be mapped (the kernel refuses a hole in
+a directory). Blocks are then read a piece at a time, so a directory inode that claims
+4 GiB costs one piece of memory and a clean refusal, never 4 GiB.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterator
+
+from filerestore.blockio import Reader
+from filerestore.errors import FilesystemError
+from filerestore.fs.contents import merged
+from filerestore.fs.libyal import Extent, ExtentReader
+
+DIR_READ_PIECE = 256 * 1024  # bytes of directory read at a time (a multiple of any block size)
+
+
+def parse_dir_block(block: bytes, filetype: bool) -> Iterator[tuple[bytes, int]]:
+    """(name bytes, inode) of each live entry of one directory block, "." and ".." left out.
+
+    Works for htree directories too: their index blocks are entries with inode 0 that span
+    the block, and the checksum tail is an entry with inode 0.
+    """
+    pos = 0
+    size = len(block)
+    while pos + 8 <= size:
+        inode, rec_len, name_len, file_type = struct.unpack_from("<IHBB", block, pos)
+        if not filetype:
+            name_len |= file_type << 8
+        if size >= 65536:  # ext4_rec_len_from_disk: 64 KiB blocks steal two low bits
+            rec_len = 65536 if rec_len in (0, 0xFFFF) else (rec_len & 0xFFFC) | (rec_len & 3) << 16
+        if rec_len < 8 or pos + rec_len > size or 8 + name_len > rec_len:
+            raise FilesystemError(f"ext: corrupt directory entry at byte {pos} of a block")
+        if inode:
+            name = block[pos + 8 : pos + 8 + name_len]
+            if name not in (b".", b"..") and name:
+                yield name, inode
+        pos += rec_len
+
+
+def check_directory_size(size: int, volume_size: int, number: int) -> None:
+    """A directory larger than its volume is corrupt (checked before its blocks are mapped)."""
+    if size > volume_size:
+        raise FilesystemError(
+            f"ext: directory inode {number} claims {size} bytes, more than its volume "
+            f"holds ({volume_size}): corrupt"
+        )
+
+
+def directory_entries(
+    volume: Reader,
+    extents: list[Extent],
+    size: int,
+    block_size: int,
+    filetype: bool,
+    number: int,
+) -> Iterator[tuple[bytes, int]]:
+    """(name bytes, inode) of every entry of directory inode ``number``, read in pieces."""
+    check_directory_size(size, volume.size, number)
+    mapped = list(merged(((e.logical, e.length) for e in extents if e.physical is not None), size))
+    if mapped != [(0, size)]:
+        hole = mapped[0][1] if mapped and mapped[0][0] == 0 else 0
+        raise FilesystemError(f"ext: directory inode {number} has a hole at byte {hole}: corrupt")
+    reader = ExtentReader(volume, extents, size)
+    for piece in range(0, size, DIR_READ_PIECE):
+        data = reader.read_at(piece, DIR_READ_PIECE)
+        for start in range(0, len(data), block_size):
+            yield from parse_dir_block(data[start : start + block_size], filetype)

@@ -1,0 +1,106 @@
+"""Backup descriptions are kept per process while the chain's files stay the same: a repeated
+catalog detail opens no image file for reading; a change, a replacement or a repointed link
+is seen at once.
+
+Opens are counted by a Python audit hook (every ``open`` that can read data, the store's
+``/proc/self/fd`` reopen resolved to the file it opens), not by the cache's own counter.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from filerestore.errors import RepositoryEscapeError
+from filerestore.restore.descriptions import DescriptionCache
+from tests.catalog.images import make_repository
+
+_O_PATH = getattr(os, "O_PATH", 0)
+_recording: list[str] | None = None
+_thread: int | None = None
+
+
+def _hook(event: str, args: tuple[object, ...]) -> None:
+    if event != "open" or _recording is None or threading.get_ident() != _thread:
+        return
+    path, flags = args[0], args[2]
+    if isinstance(flags, int) and flags & _O_PATH:
+        return  # the walk's descriptors open no data
+    if isinstance(path, str | bytes | os.PathLike):
+        name = os.fsdecode(path)
+        if name.startswith("/proc/self/fd/"):
+            name = os.readlink(name)
+        _recording.append(name)
+
+
+sys.addaudithook(_hook)
+
+
+@contextmanager
+def recording() -> Iterator[list[str]]:
+    global _recording, _thread
+    opened: list[str] = []
+    _recording, _thread = opened, threading.get_ident()
+    try:
+        yield opened
+    finally:
+        _recording, _thread = None, None
+
+
+def image_opens(opened: list[str], root: Path) -> list[str]:
+    return [p for p in opened if p.endswith(".qcow2") and p.startswith(str(root.resolve()))]
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    root = tmp_path / "repo"
+    make_repository(root)
+    return root
+
+
+def test_repeated_detail_opens_no_image(repo: Path) -> None:
+    cache = DescriptionCache()
+    with recording() as opened:
+        first = cache.describe(str(repo), "vm1/disk0-inc2.qcow2")
+    assert len(image_opens(opened, repo)) >= 3  # the hook sees the chain being opened
+    assert [c.path.rsplit("/", 1)[-1] for c in first.chain] == [
+        "disk0-inc2.qcow2",
+        "disk0-inc1.qcow2",
+        "disk0-full.qcow2",
+    ]
+    with recording() as opened:
+        for _ in range(20):
+            assert cache.describe(str(repo), "vm1/disk0-inc2.qcow2") == first
+    assert image_opens(opened, repo) == []
+    assert cache.opened == 1
+
+
+def test_a_changed_file_is_described_again(repo: Path) -> None:
+    cache = DescriptionCache()
+    cache.describe(str(repo), "vm1/disk0-inc2.qcow2")
+    base = repo / "vm1" / "disk0-full.qcow2"
+    st = base.stat()
+    os.utime(base, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # the bottom of the chain
+    with recording() as opened:
+        cache.describe(str(repo), "vm1/disk0-inc2.qcow2")
+    assert str(base.resolve()) in image_opens(opened, repo)
+    assert cache.opened == 2
+
+
+def test_a_repointed_link_and_an_escape_are_seen(repo: Path, tmp_path: Path) -> None:
+    cache = DescriptionCache()
+    (repo / "latest.qcow2").symlink_to("vm1/disk0-inc1.qcow2")
+    assert len(cache.describe(str(repo), "latest.qcow2").chain) == 2
+    (repo / "latest.qcow2").unlink()
+    (repo / "latest.qcow2").symlink_to("vm1/disk0-inc2.qcow2")
+    assert len(cache.describe(str(repo), "latest.qcow2").chain) == 3
+    os.replace(repo / "vm1" / "disk0-inc2.qcow2", tmp_path / "outside.qcow2")
+    (repo / "vm1" / "disk0-inc2.qcow2").symlink_to(tmp_path / "outside.qcow2")
+    with pytest.raises(RepositoryEscapeError):
+        cache.describe(str(repo), "latest.qcow2")
