@@ -14,6 +14,10 @@ Rules (the chain is resolved here, never by QEMU or a library):
   (``json:``, ``nbd:``, ``http:``, ``file:`` ...) is refused, as is a NUL byte.
 - A relative name is relative to the directory of the image that names it, as in QEMU; an
   absolute one must lie under the repository root's path.
+- VMDK, VHD and VHDX name their parent in their own way (``parentFileNameHint``, parent
+  locators: see those modules, which map Windows names and refuse what they cannot place);
+  the name then follows every rule here. Their parent must also carry the identity the
+  child recorded (VMDK CID, VHD unique id, VHDX data write GUID), else it was changed since.
 - The header's backing-format extension says how to read the backing file. A file declared
   ``raw`` is never probed. With no declaration (images from old qemu-img), the magic decides,
   as QEMU does; every check above still applies to whatever it is read as.
@@ -31,7 +35,7 @@ Rules (the chain is resolved here, never by QEMU or a library):
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from filerestore.errors import (
@@ -44,13 +48,13 @@ from filerestore.errors import (
     RepositoryEscapeError,
     UnsupportedImageError,
 )
+from filerestore.image import formats
+from filerestore.image.format_link import FormatLink, LayerBuilder
 from filerestore.image.metadata import DEFAULT_METADATA_BUDGET, check_budget, layer_working_set
 from filerestore.image.qcow2_header import MAX_CLUSTER_BITS, Qcow2Info, parse_first_cluster
 from filerestore.source import LocalStore, StoreFile
 
 _FIRST_READ = 64 * 1024
-# Magic numbers of formats that are not raw disks, refused rather than shown as raw bytes.
-_FOREIGN_MAGIC = {b"KDMV": "VMDK", b"vhdxfile": "VHDX", b"# Disk DescriptorFile": "VMDK"}
 #: names that make a file without an image signature a raw disk image
 RAW_SUFFIXES = (".raw", ".img")
 
@@ -60,7 +64,7 @@ class ChainLink:
     """One file of a backing chain, as its header describes it."""
 
     path: Path  # where the file is on the host (for operators)
-    format: str  # "qcow2" | "raw"
+    format: str  # "qcow2" | "raw" | "vmdk" | "vpc" | "vhdx" (QEMU's driver names)
     virtual_size: int
     backing_name: str | None = None  # as stored in the header
     backing_format: str | None = None  # from the backing-format extension
@@ -69,6 +73,11 @@ class ChainLink:
     compression: str | None = None  # "zlib" | "zstd"
     name: str = ""  # the file's path inside the repository (links resolved)
     modified: float = 0.0  # st_mtime of the file when it was opened
+    subformat: str | None = None  # VMDK createType, VHD/VHDX disk type
+    #: the other files this disk is made of (VMDK extents), paths inside the repository
+    parts: tuple[str, ...] = ()
+    identity: str | None = None  # VMDK CID, VHD unique id, VHDX data write GUID
+    parent_identity: str | None = None  # the identity its parent must have
 
 
 @dataclass
@@ -76,6 +85,13 @@ class OpenedLink:
     link: ChainLink
     file: StoreFile
     info: Qcow2Info | None
+    layer: LayerBuilder | None = None  # formats other than qcow2 and raw
+    parts: list[StoreFile] = field(default_factory=list)
+    working_set: int = 0  # least bytes of its tables a read needs at once (not qcow2)
+
+    def close(self) -> None:
+        for f in (self.file, *self.parts):
+            f.close()
 
 
 def decode_backing_name(raw: bytes, image: str) -> str:
@@ -105,10 +121,35 @@ def _read_first_cluster(file: StoreFile) -> bytes:
 def _detect_format(file: StoreFile, head: bytes) -> str:
     if head[:4] == b"QFI\xfb":
         return "qcow2"
-    for magic, name in _FOREIGN_MAGIC.items():
-        if head.startswith(magic):
-            raise UnsupportedImageError(f"{file.name}: {name} images are not supported")
-    return "raw"
+    return formats.detect(file, head) or "raw"
+
+
+def _format_link(file: StoreFile, f: FormatLink) -> OpenedLink:
+    link = ChainLink(
+        path=Path(file.location),
+        format=f.format,
+        virtual_size=f.virtual_size,
+        backing_name=f.backing_name,
+        backing_format=f.backing_format,
+        cluster_size=f.cluster_size,
+        name=file.name,
+        modified=file.mtime,
+        subformat=f.subformat,
+        parts=tuple(p.name for p in f.files),
+        identity=f.identity,
+        parent_identity=f.parent_identity,
+    )
+    return OpenedLink(link, file, None, f.build, f.files, f.working_set)
+
+
+def _check_parent(child: ChainLink, parent: ChainLink) -> None:
+    """A VMDK, VHD or VHDX child names the identity of the parent it was made on."""
+    if child.parent_identity is not None and parent.identity != child.parent_identity:
+        raise CorruptImageError(
+            f"{child.name}: parent {parent.name} is not the disk it was made on (its id is "
+            f"{parent.identity}, the child expects {child.parent_identity}): it was changed "
+            "or replaced since"
+        )
 
 
 def _check_raw_top(file: StoreFile, given: str) -> None:
@@ -117,12 +158,14 @@ def _check_raw_top(file: StoreFile, given: str) -> None:
         raise NotAnImageError(f"{given}: empty file, not a disk image")
     if not (given.endswith(RAW_SUFFIXES) or file.name.endswith(RAW_SUFFIXES)):
         raise NotAnImageError(
-            f"{given}: not a disk image (no QCOW2 signature, and a raw disk image must be "
-            f"named *{' or *'.join(RAW_SUFFIXES)})"
+            f"{given}: not a disk image (no QCOW2, VMDK, VHD or VHDX signature, and a raw "
+            f"disk image must be named *{' or *'.join(RAW_SUFFIXES)})"
         )
 
 
-def _open_link(file: StoreFile, declared: str | None, top: str | None = None) -> OpenedLink:
+def _open_link(
+    store: LocalStore, file: StoreFile, declared: str | None, top: str | None = None
+) -> OpenedLink:
     """Open one file of the chain; ``top`` is the name the top image was given by."""
     name, path = file.name, Path(file.location)
     try:
@@ -135,6 +178,8 @@ def _open_link(file: StoreFile, declared: str | None, top: str | None = None) ->
             if top is not None:
                 _check_raw_top(file, top)
             return OpenedLink(raw, file, None)
+        if fmt in formats.OPENERS:
+            return _format_link(file, formats.open_format(store, file, fmt, head))
         if fmt != "qcow2":
             raise UnsupportedImageError(f"{name}: backing format {fmt!r} is not supported")
         try:
@@ -188,12 +233,16 @@ def open_chain(
         top: str | None = name
         while True:
             seen.add(file.identity)
-            opened = _open_link(file, declared, top)
+            opened = _open_link(store, file, declared, top)
             top = None
             chain.append(opened)
-            if opened.info is not None:
-                needed += layer_working_set(opened.info.header)
-                qcow2_files += 1
+            if len(chain) > 1:
+                _check_parent(chain[-2].link, opened.link)
+            if opened.info is not None or opened.layer is not None:
+                if opened.info is not None:
+                    needed += layer_working_set(opened.info.header)
+                    qcow2_files += 1
+                needed += opened.working_set  # VMDK, VHD, VHDX: their table pieces
                 check_budget(chain[0].link.name, needed, qcow2_files, budget)
             backing = opened.link.backing_name
             if backing is None:
@@ -214,5 +263,5 @@ def open_chain(
             declared = opened.link.backing_format
     except BaseException:
         for opened in chain:
-            opened.file.close()
+            opened.close()
         raise

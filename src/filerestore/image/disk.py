@@ -25,16 +25,20 @@ class DiskImage(SizedReader):
     """The guest disk of an image and its backing chain (a blockio Reader, thread-safe)."""
 
     def __init__(self, opened: list[OpenedLink], budget: int = DEFAULT_METADATA_BUDGET) -> None:
-        self._files = [o.file for o in opened]
+        self._files = [f for o in opened for f in (o.file, *o.parts)]
         self.chain: list[ChainLink] = [o.link for o in opened]
         #: the tables of every file of the chain, within the open's metadata budget
         self.metadata = MetadataCache(budget)
         #: the least the budget must hold for this chain (see image.metadata)
-        self.working_set = sum(layer_working_set(o.info.header) for o in opened if o.info)
+        self.working_set = sum(
+            layer_working_set(o.info.header) if o.info else o.working_set for o in opened
+        )
         layer: Layer | None = None
         try:
             for i, o in enumerate(reversed(opened)):
-                if o.info is None:
+                if o.layer is not None:  # VMDK, VHD, VHDX, their tables in the same cache
+                    layer = o.layer(layer, self.metadata)
+                elif o.info is None:
                     layer = o.file
                 else:
                     layer = Qcow2Layer(o.file, o.info.header, layer, self.metadata, i)
@@ -121,7 +125,7 @@ def probe_backup(
     """The chain of the image ``name`` of ``store``, as :func:`probe_chain` gives it."""
     opened = open_chain(store, name, max_chain_depth, metadata_budget)
     for o in opened:
-        o.file.close()
+        o.close()
     return [o.link for o in opened]
 
 
