@@ -30,6 +30,7 @@ from pydantic_settings import (
 )
 
 from filerestore.errors import UsageError
+from filerestore.image import DEFAULT_MAX_CHAIN_DEPTH
 
 CONFIG_ENV = "FILERESTORE_CONFIG"
 
@@ -96,7 +97,9 @@ class Settings(BaseSettings):
         ),
     )
     max_chain_depth: int = Field(
-        default=64, ge=1, description="Deepest backing chain (images) a backup may have."
+        default=DEFAULT_MAX_CHAIN_DEPTH,
+        ge=1,
+        description="Deepest backing chain (images) a backup may have.",
     )
     image_metadata_budget: int = Field(
         default=64 << 20,

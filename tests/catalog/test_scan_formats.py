@@ -15,7 +15,7 @@ def _copy_dir(src: Path, dest: Path) -> None:
     shutil.copytree(src, dest)
 
 
-def test_scan_registers_every_format_with_kind_and_parent(db, tmp_path):  # type: ignore[no-untyped-def]
+def test_scan_registers_every_format_with_kind_and_parent(db, tmp_path):
     root = tmp_path / "repo"
     root.mkdir()
     _copy_dir(F.chain("vmdk").parent, root / "vm-vmdk")

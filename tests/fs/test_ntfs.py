@@ -108,6 +108,7 @@ def test_metadata_matches_7zip(
         assert entry.atime_ns == seven_zip_time_ns(facts["Accessed"]), path
         assert entry.btime_ns == seven_zip_time_ns(facts["Created"]), path
         assert entry.ctime_ns == seven_zip_time_ns(facts["Metadata Changed"]), path
+        assert entry.mode is not None
         assert ("R" in facts["Attributes"]) == (not entry.mode & 0o200), path
         if entry.kind is EntryKind.FILE:
             assert entry.size == int(facts["Size"]), path
@@ -195,10 +196,10 @@ def test_large_directory_listing(fs: Filesystem[Any]) -> None:
     assert all(e.mtime_ns and e.inode for e in entries)
 
 
-def _mft_offset(image: bytes) -> int:
+def _mft_offset(image: bytes | bytearray) -> int:
     bytes_per_sector, sectors_per_cluster = struct.unpack_from("<HB", image, 11)
     (mft_lcn,) = struct.unpack_from("<Q", image, 48)
-    return mft_lcn * bytes_per_sector * sectors_per_cluster
+    return int(mft_lcn * bytes_per_sector * sectors_per_cluster)
 
 
 def test_corrupt_volume_gives_filesystem_error(img: BuiltImage) -> None:

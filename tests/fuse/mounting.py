@@ -27,8 +27,8 @@ READY_SECONDS = 60.0
 
 def mount_command(*args: str | os.PathLike[str]) -> list[str]:
     if SCRIPT.exists():
-        return [os.fspath(SCRIPT), "mount", *map(os.fspath, args)]
-    return [sys.executable, "-m", "filerestore.cli.main", "mount", *map(os.fspath, args)]
+        return [os.fspath(SCRIPT), "mount", *(os.fspath(a) for a in args)]
+    return [sys.executable, "-m", "filerestore.cli.main", "mount", *(os.fspath(a) for a in args)]
 
 
 def mounts_at(path: Path) -> list[str]:

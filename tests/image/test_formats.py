@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import struct
 import subprocess
 import threading
@@ -104,7 +105,7 @@ def test_chain_reads_like_qemu(kind: str) -> None:
 def test_vmdk_child_checks_its_parents_cid(tmp_path: Path) -> None:
     """A parent written after its child was made is refused, as QEMU refuses to read it."""
     repo = tmp_path / "repo"
-    F.shutil.copytree(F.chain("vmdk").parent, repo)
+    shutil.copytree(F.chain("vmdk").parent, repo)
     F.run("qemu-io", "-f", "vmdk", "-c", "write -P 0x99 0 4k", repo / "inc1.vmdk")
     with pytest.raises(Exception, match="not the disk it was made on"):
         open_image(repo / "top.vmdk", repo)

@@ -4,6 +4,8 @@ source tree mke2fs was given."""
 
 from __future__ import annotations
 
+import shutil
+
 import pytest
 
 from filerestore.restore import open_stack
@@ -38,13 +40,13 @@ def test_tree_through_every_format(ext4: images.Built, name: str) -> None:
         assert compare_contents(ext4.tree(0), stack.fs) == []
 
 
-def test_tree_through_a_qcow2_overlay_on_a_vmdk(ext4: images.Built, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_tree_through_a_qcow2_overlay_on_a_vmdk(ext4: images.Built, tmp_path) -> None:
     base = F.convert(
         ext4.image, "vmdk", ["subformat=monolithicSparse"], "stack-vmdk-monolithicSparse"
     )
     repo = tmp_path / "repo"
     repo.mkdir()
-    F.shutil.copyfile(base, repo / "base.vmdk")
+    shutil.copyfile(base, repo / "base.vmdk")
     F.run(
         "qemu-img",
         "create",

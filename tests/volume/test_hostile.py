@@ -1,6 +1,8 @@
 """Hostile and corrupt partition tables and LVM metadata, built byte by byte.
 
-Every case must be refused with its specific error, quickly, and never read past the disk.
+Every case must be refused with its specific error, and never read past the disk (how long
+a refusal takes is a figure of the machine, not asserted here; bench/parse_times.py times
+the LVM2 text parser).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import pytest
 
 from filerestore.blockio import BytesReader, FileReader
 from filerestore.errors import LvmMetadataError, PartitionTableError, VolumeUnavailableError
-from filerestore.volume import gpt, list_volumes, lvm
+from filerestore.volume import Volume, gpt, list_volumes, lvm
 from tests.imagebuild.disk import gpt_disk, lvm_whole_disk, sfdisk_json, whole_disk
 
 SECTOR = 512
@@ -37,7 +39,7 @@ class Disk:
     def reader(self) -> BytesReader:
         return BytesReader(bytes(self.data))
 
-    def volumes(self) -> list:
+    def volumes(self) -> list[Volume]:
         return list_volumes(self.reader())
 
 
@@ -431,8 +433,9 @@ def test_two_volume_groups_with_one_name_are_refused():
     text = current_text(raw)
     vg_id = text.split(b'id = "', 1)[1].split(b'"', 1)[0]
     other = with_metadata(raw, text.replace(vg_id, b"Zzzzzz-zzzz-zzzz-zzzz-zzzz-zzzz-zzzzzz", 1))
-    pvs = [lvm.scan_physical_volume(BytesReader(bytes(x)), 0) for x in (raw, other)]
-    assert all(pv is not None for pv in pvs)
+    found = [lvm.scan_physical_volume(BytesReader(bytes(x)), 0) for x in (raw, other)]
+    pvs = [pv for pv in found if pv is not None]
+    assert len(pvs) == 2
     refused(
         LvmMetadataError,
         "two different volume groups are named 'vgdisk'",

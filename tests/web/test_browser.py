@@ -21,7 +21,10 @@ from tests.web.conftest import ROOT, shot, sign_in, unmount_all, wait_for_servic
 
 
 def rows_shown(page) -> list[str]:
-    return page.eval_on_selector_all(".frow[data-path]", "els => els.map(e => e.dataset.path)")
+    shown: list[str] = page.eval_on_selector_all(
+        ".frow[data-path]", "els => els.map(e => e.dataset.path)"
+    )
+    return shown
 
 
 def open_backup(page, backup_id: int) -> None:
@@ -403,7 +406,8 @@ def test_directory_download_shows_totals_then_tar_gz(buffered_page, api: Env):
                 if src.is_symlink():
                     assert m.issym() and m.linkname == os.readlink(src)
                 elif src.is_file():
-                    assert tar.extractfile(m).read() == src.read_bytes()
+                    data = tar.extractfile(m)
+                    assert data is not None and data.read() == src.read_bytes()
                 else:
                     assert m.isdir()
         assert set(members) == {"docs"}

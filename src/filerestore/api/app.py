@@ -21,13 +21,11 @@ import filerestore
 from filerestore.api import errors, routes_catalog, routes_download, routes_restore
 from filerestore.api import schemas as s
 from filerestore.api.auth import Caller
-from filerestore.api.backend import Backend
 from filerestore.api.metrics import CONTENT_TYPE_LATEST, Metrics
 from filerestore.api.state import AppState, app_state
-from filerestore.db.engine import Database
-from filerestore.db.migrate import ensure_schema
-from filerestore.restore.cleanup import CleanupService
-from filerestore.restore.sessions import SessionManager
+from filerestore.db import open_database
+from filerestore.service.cleanup import CleanupService
+from filerestore.service.sessions import SessionManager
 from filerestore.settings import Settings, load_settings
 from filerestore.web import mount_web
 
@@ -42,7 +40,7 @@ async def health(request: Request) -> s.HealthOut:
     """Unauthenticated liveness: the worker answers and reaches its database."""
     st = app_state(request)
     try:
-        await run_in_threadpool(st.backend.manager.live_count)
+        await run_in_threadpool(st.sessions.live_count)
         ok = True
     except Exception:
         ok = False
@@ -98,9 +96,9 @@ class AccessLog:
 
 def create_app(settings: Settings | None = None, *, cleanup: bool = True) -> FastAPI:
     settings = settings or load_settings()
-    db = Database(settings.effective_database_url, settings.db_busy_timeout)
+    db = open_database(settings)
     manager = SessionManager(db, settings)
-    state = AppState(settings, db, Backend(manager), Metrics(), CleanupService(manager))
+    state = AppState(settings, db, manager, Metrics(), CleanupService(manager))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -113,8 +111,6 @@ def create_app(settings: Settings | None = None, *, cleanup: bool = True) -> Fas
             manager.readers.close_all()
             db.dispose()
 
-    settings.state_dir.expanduser().mkdir(parents=True, exist_ok=True)
-    ensure_schema(db)
     app = FastAPI(
         title="filerestore",
         version=filerestore.__version__,

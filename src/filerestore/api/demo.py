@@ -18,15 +18,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from filerestore import catalog
-from filerestore.db.engine import Database
-from filerestore.db.migrate import ensure_schema
+from filerestore.db import open_database
 from filerestore.errors import (
     MissingExtraError,
     RepositoryExistsError,
     TokenExistsError,
     TokenNotFoundError,
 )
-from filerestore.restore.tokens import create_token, revoke_token
+from filerestore.service.tokens import create_token, revoke_token
 from filerestore.settings import Settings
 
 DEMO_REPO_ENV = "FILERESTORE_DEMO_REPO"
@@ -63,9 +62,8 @@ def prepare_demo(settings: Settings) -> Demo:
     state_dir = settings.state_dir.expanduser()
     state_dir.mkdir(parents=True, exist_ok=True)
     repo = demo_repository(state_dir)
-    db = Database(settings.effective_database_url, settings.db_busy_timeout)
+    db = open_database(settings)
     try:
-        ensure_schema(db)
         with contextlib.suppress(RepositoryExistsError):
             catalog.add_repository(db, "demo", repo)
         ids = [

@@ -6,6 +6,7 @@ from filerestore.catalog.backups import (
     list_backups,
     locate_backup,
     register_backup,
+    require_readable,
 )
 from filerestore.catalog.repositories import (
     Availability,
@@ -14,6 +15,7 @@ from filerestore.catalog.repositories import (
     check_availability,
     get_repository,
     list_repositories,
+    repositories_with_availability,
     sync_configured,
 )
 from filerestore.catalog.scan import ScanReport, scan_all, scan_repository
@@ -31,6 +33,8 @@ __all__ = [
     "list_repositories",
     "locate_backup",
     "register_backup",
+    "repositories_with_availability",
+    "require_readable",
     "scan_all",
     "scan_repository",
     "sync_configured",

@@ -230,17 +230,23 @@ def locate_backup(db: Database, backup_id: int) -> BackupInfo:
     """The backup, checked readable: its repository reachable and its image file present,
     inside the repository and readable (the specific error otherwise)."""
     info = get_backup(db, backup_id)
-    if info.status == "unavailable":
-        require_available(get_repository(db, info.repository))
-    if info.status == "missing":
-        raise BackupFileMissingError(
-            f"backup {backup_id}: image file is missing from repository "
-            f"{info.repository!r}: {info.path}"
-        )
-    if info.status != "available":  # refused or unreadable: the walk says why
-        with LocalStore(info.repository_root) as store:
-            store.stat(info.path)
+    if info.status != "available":
+        require_readable(get_repository(db, info.repository), backup_id, info.path)
     return info
+
+
+def require_readable(repo: RepositoryInfo, backup_id: int, path: str) -> None:
+    """The checks of :func:`locate_backup`, on rows already read (a session checkout reads
+    them in its own transaction): the repository reachable, and the image file present,
+    inside the repository and readable; the specific error otherwise."""
+    require_available(repo)
+    with LocalStore(repo.root_path) as store:
+        try:
+            store.stat(path)
+        except ImageNotFoundError:
+            raise BackupFileMissingError(
+                f"backup {backup_id}: image file is missing from repository {repo.name!r}: {path}"
+            ) from None
 
 
 def _info(backup: Backup, repo: RepositoryInfo, store: LocalStore | None) -> BackupInfo:

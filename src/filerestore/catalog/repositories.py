@@ -51,7 +51,8 @@ class RepositoryInfo:
 @dataclass(frozen=True)
 class Availability:
     available: bool
-    reason: str = ""
+    #: why the repository cannot be read now (None when it can)
+    reason: str | None = None
 
     @property
     def status(self) -> str:
@@ -126,6 +127,11 @@ def add_repository(
     except IntegrityError as exc:  # a concurrent add of the same name won the race
         raise RepositoryExistsError(f"a repository named {name!r} already exists") from exc
     return RepositoryInfo.of(row)
+
+
+def repositories_with_availability(db: Database) -> list[tuple[RepositoryInfo, Availability]]:
+    """Every repository, and whether it can be read right now."""
+    return [(r, check_availability(r.kind, r.root_path)) for r in list_repositories(db)]
 
 
 def list_repositories(db: Database) -> list[RepositoryInfo]:

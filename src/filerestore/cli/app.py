@@ -45,7 +45,9 @@ RepositoryOpt = Annotated[
         help="Root directory that backing files must stay in (default: the image's directory).",
     ),
 ]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON output.")]
+JsonOpt = Annotated[
+    bool, typer.Option("--json", help="One JSON document: an object, or an array for a list.")
+]
 MetadataBudgetOpt = Annotated[
     int | None,
     typer.Option(

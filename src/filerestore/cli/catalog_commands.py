@@ -4,19 +4,19 @@
 
 from __future__ import annotations
 
-import json as jsonlib
-from dataclasses import asdict
 from datetime import datetime
 from typing import Annotated, Any
 
 import typer
 
 from filerestore import catalog
+from filerestore.cli import json_output
 from filerestore.cli.app import JsonOpt, app
 from filerestore.db import Database, open_database
 from filerestore.db import migrate as migrations
-from filerestore.restore import cleanup as cleanups
-from filerestore.restore.sessions import SessionManager
+from filerestore.service import cleanup as cleanups
+from filerestore.service.principal import Principal
+from filerestore.service.sessions import SessionManager
 from filerestore.settings import Settings, load_settings
 
 repo_app = typer.Typer(help="Backup repositories: add, list.", no_args_is_help=True)
@@ -37,10 +37,6 @@ def _plain(value: Any) -> Any:
     if isinstance(value, datetime):
         return value.isoformat()
     return value
-
-
-def _print_json(rows: list[dict[str, Any]]) -> None:
-    typer.echo(jsonlib.dumps([{k: _plain(v) for k, v in r.items()} for r in rows], indent=2))
 
 
 def _print_table(rows: list[dict[str, Any]], columns: list[str]) -> None:
@@ -70,17 +66,15 @@ def repo_add(
 def repo_list(json: JsonOpt = False) -> None:
     """List repositories and whether each can be read now."""
     _, db = _open()
-    rows = []
-    for repo in catalog.list_repositories(db):
-        availability = catalog.check_availability(repo.kind, repo.root_path)
-        row = asdict(repo)
-        row["status"] = availability.status
-        row["reason"] = availability.reason or None
-        rows.append(row)
+    found = catalog.repositories_with_availability(db)
+    rows = [json_output.record(repo) | json_output.record(status) for repo, status in found]
     if json:
-        _print_json(rows)
+        json_output.print_array(rows)
     else:
-        _print_table(rows, ["name", "kind", "root_path", "status", "reason"])
+        shown = [
+            row | {"status": status.status} for row, (_, status) in zip(rows, found, strict=True)
+        ]
+        _print_table(shown, ["name", "kind", "root_path", "status", "reason"])
 
 
 @app.command()
@@ -133,9 +127,9 @@ def backups(
         "created_at",
         "status",
     ]
-    rows = [{c: getattr(b, c) for c in columns} for b in catalog.list_backups(db, repository)]
+    rows = [json_output.record(b) for b in catalog.list_backups(db, repository)]
     if json:
-        _print_json(rows)
+        json_output.print_array(rows)
     else:
         _print_table(rows, columns)
 
@@ -144,9 +138,10 @@ def backups(
 def mounts(json: JsonOpt = False) -> None:
     """List restore sessions."""
     settings, db = _open()
-    rows = [asdict(s) for s in SessionManager(db, settings).list()]
+    sessions = SessionManager(db, settings).list(Principal.operator())
+    rows = [json_output.record(s) for s in sessions]
     if json:
-        _print_json(rows)
+        json_output.print_array(rows)
     else:
         _print_table(
             rows,

@@ -9,7 +9,7 @@ from typing import Annotated, BinaryIO
 
 import typer
 
-from filerestore.cli import render
+from filerestore.cli import exit_codes, json_output, render
 from filerestore.cli.app import (
     ImageArg,
     JsonOpt,
@@ -18,11 +18,13 @@ from filerestore.cli.app import (
     VolumeOpt,
     app,
 )
-from filerestore.cli.extract import CHUNK, extract
 from filerestore.errors import PathNotFoundError
 from filerestore.fs.entry import Entry, EntryKind
 from filerestore.image import DEFAULT_METADATA_BUDGET
 from filerestore.restore import Stack, describe_image, open_stack
+from filerestore.restore.extract import ExtractResult, extract
+from filerestore.restore.file_data import read_chunks
+from filerestore.restore.names import printable
 
 GuestPathArg = Annotated[str, typer.Argument(help="Path inside the guest filesystem.")]
 
@@ -52,7 +54,10 @@ def inspect(
     desc = describe_image(
         image, repository=repository, metadata_budget=metadata_budget or DEFAULT_METADATA_BUDGET
     )
-    _out(render.json_line(desc.to_dict()) if json else render.inspect_text(desc))
+    if json:
+        json_output.print_document(desc.to_dict())
+    else:
+        _out(render.inspect_text(desc))
 
 
 @app.command()
@@ -63,9 +68,7 @@ def ls(
     recursive: Annotated[
         bool, typer.Option("--recursive", "-R", help="List subdirectories too (full paths).")
     ] = False,
-    json: Annotated[
-        bool, typer.Option("--json", help="One JSON object per entry (JSON lines).")
-    ] = False,
+    json: Annotated[bool, typer.Option("--json", help="A JSON array of the entries.")] = False,
     repository: RepositoryOpt = None,
     metadata_budget: MetadataBudgetOpt = None,
 ) -> None:
@@ -90,11 +93,11 @@ def _points_to_dir(stack: Stack, path: str) -> bool:
 
 
 def _print_entries(entries: Iterable[Entry], json: bool, full_path: bool) -> None:
+    if json:
+        json_output.print_array(e.to_dict() for e in entries)
+        return
     for entry in entries:
-        if json:
-            _out(render.json_line(entry.to_dict()))
-        else:
-            _out(render.ls_line(entry, entry.path if full_path else entry.name))
+        _out(render.ls_line(entry, entry.path if full_path else entry.name))
 
 
 @app.command()
@@ -112,7 +115,10 @@ def stat(
     """Show the metadata of one entry inside IMAGE (times in UTC)."""
     with _open(image, repository, volume, metadata_budget) as stack:
         entry = stack.fs.stat(path, follow_symlinks=dereference)
-    _out(render.json_line(entry.to_dict()) if json else render.stat_block(entry))
+    if json:
+        json_output.print_document(entry.to_dict())
+    else:
+        _out(render.stat_block(entry))
 
 
 @app.command()
@@ -125,15 +131,9 @@ def cat(
 ) -> None:
     """Write the contents of a file inside IMAGE to standard output."""
     with _open(image, repository, volume, metadata_budget) as stack:
-        reader = stack.fs.open(path)
         out: BinaryIO = sys.stdout.buffer
-        offset = 0
-        while offset < reader.size:
-            chunk = reader.read_at(offset, CHUNK)
-            if not chunk:
-                break
+        for chunk in read_chunks(stack.fs.open(path), path):
             out.write(chunk)
-            offset += len(chunk)
         out.flush()
 
 
@@ -152,12 +152,29 @@ def get(
 
     The entry lands as DEST/<name> (the contents of / land in DEST itself), with its
     permission bits (never setuid, setgid or sticky) and mtime; symbolic links are written as
-    links. Nothing is written outside DEST and nothing in DEST is overwritten.
+    links. Nothing is written outside DEST and nothing in DEST is overwritten. An entry that
+    cannot be read or written is skipped and named on stderr; the rest is restored, and the
+    exit code is then 7.
     """
     with _open(image, repository, volume, metadata_budget) as stack:
         result = extract(stack.fs, path, dest)
-    if result.skipped:
-        sys.stderr.write(
-            f"filerestore: skipped {len(result.skipped)} special file(s) "
+    _report(result)
+
+
+def _report(result: ExtractResult) -> None:
+    err = sys.stderr
+    if result.special:
+        err.write(
+            f"filerestore: skipped {len(result.special)} special file(s) "
             "(devices, FIFOs, sockets)\n"
         )
+    if not result.failed:
+        return
+    for failed in result.failed:
+        err.write(f"filerestore: skipped {printable(failed.path)}: {printable(failed.reason)}\n")
+    err.write(
+        f"filerestore: error: {len(result.failed)} entries could not be restored "
+        f"(listed above); {result.written} were restored\n"
+    )
+    err.flush()
+    raise typer.Exit(exit_codes.PARTIAL)

@@ -81,7 +81,7 @@ def _in_background(run: Callable[[Callable[[], None]], None]) -> None:
             report.write("0\tready\n")
             report.close()
 
-        code = exit_codes.OK
+        code: int = exit_codes.OK
         try:
             run(ready)
         except FileRestoreError as exc:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json as jsonlib
 import os
 from pathlib import Path
 from typing import Annotated
@@ -10,9 +9,9 @@ from typing import Annotated
 import typer
 
 from filerestore import catalog
+from filerestore.cli import json_output
 from filerestore.cli.app import JsonOpt, app
-from filerestore.db.engine import Database
-from filerestore.db.migrate import ensure_schema
+from filerestore.db import Database, open_database
 from filerestore.settings import CONFIG_ENV, Settings, load_settings
 
 token_app = typer.Typer(help="API tokens: create (shown once), list, revoke.", no_args_is_help=True)
@@ -30,10 +29,7 @@ def _settings(config: Path | None) -> Settings:
 
 
 def _database(settings: Settings) -> Database:
-    settings.state_dir.expanduser().mkdir(parents=True, exist_ok=True)
-    db = Database(settings.effective_database_url, settings.db_busy_timeout)
-    ensure_schema(db)
-    return db
+    return open_database(settings)
 
 
 @app.command()
@@ -99,7 +95,7 @@ def token_create(
     json: JsonOpt = False,
 ) -> None:
     """Create a token and print it (it is stored hashed and cannot be shown again)."""
-    from filerestore.restore.tokens import create_token
+    from filerestore.service.tokens import create_token
 
     db = _database(_settings(config))
     try:
@@ -107,9 +103,7 @@ def token_create(
     finally:
         db.dispose()
     if json:
-        typer.echo(
-            jsonlib.dumps({"id": info.id, "name": info.name, "admin": info.admin, "token": token})
-        )
+        json_output.print_document(json_output.record(info, token=token))
     else:
         typer.echo(token)
 
@@ -117,30 +111,20 @@ def token_create(
 @token_app.command("list")
 def token_list(config: ConfigOpt = None, json: JsonOpt = False) -> None:
     """List tokens (never their secrets)."""
-    from filerestore.restore.tokens import list_tokens
+    from filerestore.service.tokens import list_tokens
 
     db = _database(_settings(config))
     try:
         tokens = list_tokens(db)
     finally:
         db.dispose()
+    if json:
+        json_output.print_array(json_output.record(t) for t in tokens)
+        return
     for t in tokens:
         revoked = t.revoked_at.isoformat() if t.revoked_at else None
-        if json:
-            typer.echo(
-                jsonlib.dumps(
-                    {
-                        "id": t.id,
-                        "name": t.name,
-                        "admin": t.admin,
-                        "created_at": t.created_at.isoformat(),
-                        "revoked_at": revoked,
-                    }
-                )
-            )
-        else:
-            state = f"revoked {revoked}" if revoked else "active"
-            typer.echo(f"{t.id}\t{t.name}\t{'admin' if t.admin else 'user'}\t{state}")
+        state = f"revoked {revoked}" if revoked else "active"
+        typer.echo(f"{t.id}\t{t.name}\t{'admin' if t.admin else 'user'}\t{state}")
 
 
 @token_app.command("revoke")
@@ -148,7 +132,7 @@ def token_revoke(
     name: Annotated[str, typer.Argument(help="The token's name.")], config: ConfigOpt = None
 ) -> None:
     """Revoke a token: requests with it are refused from now on."""
-    from filerestore.restore.tokens import revoke_token
+    from filerestore.service.tokens import revoke_token
 
     db = _database(_settings(config))
     try:

@@ -18,7 +18,8 @@ ERRNOS: dict[type[errors.FileRestoreError], int] = {
     errors.UsageError: errno.EINVAL,
     errors.SymlinkLoopError: errno.ELOOP,
     errors.PathRefusedError: errno.EINVAL,
-    errors.SafetyError: errno.EACCES,
+    errors.RequestRefusedError: errno.EACCES,
+    errors.HostileImageError: errno.EACCES,
     # a corrupt or unsupported structure (or an EFS-encrypted file): the data is unreadable
     errors.ImageError: errno.EIO,
 }

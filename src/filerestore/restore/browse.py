@@ -23,7 +23,7 @@ from __future__ import annotations
 import threading
 import weakref
 from collections import OrderedDict
-from collections.abc import Iterator, Sequence
+from collections.abc import Hashable, Iterator, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from itertools import islice
@@ -266,6 +266,15 @@ class Root:
 
     name: str
     entry: Entry
+
+
+def dir_key(entry: Entry) -> Hashable:
+    """What tells two directories apart in a walk of a tree. The inode number alone is not
+    enough (each Btrfs subvolume numbers its own inodes), so the times go with it; without
+    an inode number the path stands in and only a depth limit guards against loops."""
+    if entry.inode is None:
+        return entry.path
+    return (entry.inode, entry.btime_ns, entry.ctime_ns, entry.mtime_ns)
 
 
 def resolve_root(fs: Filesystem[Any], path: str) -> Root:

@@ -19,8 +19,13 @@ from collections.abc import Hashable
 from dataclasses import dataclass
 
 from filerestore.errors import FileRestoreError
-from filerestore.image import DEFAULT_METADATA_BUDGET, DiskImage, open_backup
-from filerestore.restore.stack import DEFAULT_MAX_CHAIN_DEPTH, ImageDescription, describe_disk
+from filerestore.image import (
+    DEFAULT_MAX_CHAIN_DEPTH,
+    DEFAULT_METADATA_BUDGET,
+    DiskImage,
+    open_backup,
+)
+from filerestore.restore.stack import ImageDescription, describe_disk
 from filerestore.source import LocalStore
 
 #: backups whose descriptions one process keeps (a description is a few KiB)

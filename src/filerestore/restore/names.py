@@ -14,6 +14,10 @@ Names that are not valid UTF-8 (Entry names carry those bytes as surrogate escap
   byte is written as ``%XX`` (``caf\\xe9`` -> ``caf%E9``). A backslash is written as ``%5C``
   too, because Windows extractors treat it as a path separator (``..\\x`` would climb).
 
+For people (a terminal, a log, an archive's error list) :func:`printable` shows a name with
+control characters and undecodable bytes as backslash escapes, so a hostile name cannot
+drive a terminal.
+
 Escaping can make two names equal (``caf%E9`` next to an undecodable ``caf\\xe9``); the
 archive writers then add `` (2)``, `` (3)``... before the extension: see :func:`unique`.
 """
@@ -77,3 +81,23 @@ def unique(name: str, taken: set[str], is_dir: bool) -> str:
             taken.add(candidate)
             return candidate
         n += 1
+
+
+def printable(text: str) -> str:
+    """``text`` with control characters and undecodable bytes shown as escapes."""
+    if text.isprintable() and "\\" not in text:
+        return text
+    out = []
+    for ch in text:
+        code = ord(ch)
+        if 0xDC80 <= code <= 0xDCFF:  # a byte that was not UTF-8 (surrogateescape)
+            out.append(f"\\x{code - 0xDC00:02x}")
+        elif ch == "\\":
+            out.append("\\\\")
+        elif ch.isprintable():
+            out.append(ch)
+        elif code <= 0xFF:
+            out.append(f"\\x{code:02x}")
+        else:
+            out.append(f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}")
+    return "".join(out)

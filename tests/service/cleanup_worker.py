@@ -1,4 +1,4 @@
-"""A separate process for the cleanup tests: ``python -m tests.restore.cleanup_worker MODE``.
+"""A separate process for the cleanup tests: ``python -m tests.service.cleanup_worker MODE``.
 
 Settings come from the environment (FILERESTORE_STATE_DIR / FILERESTORE_DATABASE_URL).
 
@@ -21,8 +21,10 @@ from pathlib import Path
 
 from filerestore.db import open_database
 from filerestore.errors import SessionLimitError
-from filerestore.restore import cleanup, sessions
+from filerestore.restore.stack import Stack
+from filerestore.service import cleanup, sessions
 from filerestore.settings import Settings
+from tests.service.sessionsetup import A_DOWNLOAD, ANYONE, user
 
 
 def hang(mount_id: str, backup_id: int) -> None:
@@ -30,14 +32,14 @@ def hang(mount_id: str, backup_id: int) -> None:
     manager = sessions.SessionManager(open_database(settings), settings)
     opened = threading.Event()
 
-    def opening_hangs(*args: object, **kwargs: object) -> sessions.Stack:
+    def opening_hangs(*args: object, **kwargs: object) -> Stack:
         opened.set()
         while True:
             time.sleep(60)
 
-    sessions.open_stack = opening_hangs  # type: ignore[assignment]
-    with manager.download(mount_id):
-        threading.Thread(target=manager.mount, args=(backup_id,), daemon=True).start()
+    sessions.open_stack = opening_hangs  # type: ignore[attr-defined]  # the test's hang
+    with manager.checkout(mount_id, ANYONE, A_DOWNLOAD):
+        threading.Thread(target=manager.mount, args=(backup_id, None, ANYONE), daemon=True).start()
         opened.wait(60)
         print("ready", flush=True)
         time.sleep(600)
@@ -65,12 +67,12 @@ def churn(start_file: str, backup_ids: list[int]) -> None:
     for round_ in range(10):
         backup_id = backup_ids[round_ % len(backup_ids)]
         try:
-            session = manager.mount(backup_id, owner=f"pid-{manager.me.pid}")
+            session = manager.mount(backup_id, None, user(f"pid-{manager.me.pid}"))
         except SessionLimitError:
             refused += 1
             continue
         mounted += 1
-        manager.unmount(session.mount_id)
+        manager.unmount(session.mount_id, ANYONE)
     manager.readers.close_all()
     print(mounted, refused, flush=True)
 

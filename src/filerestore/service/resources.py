@@ -6,18 +6,20 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from filerestore.restore.sessions import SessionManager
+from filerestore.service.sessions import SessionManager
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ResourceFigures:
     sessions_used: int
     sessions_limit: int
-    #: reader stacks opened by this process (idle in the pool or in use)
-    open_readers: int
     downloads_in_progress: int
+    #: reader stacks opened by this process (idle in the pool or in use)
+    readers_open: int
     #: resident set size of this process, in bytes
-    rss_bytes: int
+    memory_rss_bytes: int
+    #: the process these figures are of (each API worker has its own readers and memory)
+    worker_pid: int
 
 
 def process_rss() -> int:
@@ -30,7 +32,8 @@ def resource_figures(manager: SessionManager) -> ResourceFigures:
     return ResourceFigures(
         sessions_used=manager.live_count(),
         sessions_limit=manager.settings.max_sessions,
-        open_readers=manager.readers.open_count(),
         downloads_in_progress=manager.downloads_in_progress(),
-        rss_bytes=process_rss(),
+        readers_open=manager.readers.open_count(),
+        memory_rss_bytes=process_rss(),
+        worker_pid=os.getpid(),
     )

@@ -17,17 +17,24 @@ from sqlalchemy import select, update
 
 from filerestore.db.models import AuditEvent, DownloadHold, RestoreMount, utcnow
 from filerestore.errors import SessionLimitError
-from filerestore.restore.cleanup import (
+from filerestore.service.cleanup import (
     CleanupService,
     clean_all,
     clean_stuck,
     expire,
     reconcile,
 )
-from filerestore.restore.resources import resource_figures
-from filerestore.restore.sessions import SessionManager
+from filerestore.service.resources import resource_figures
+from filerestore.service.sessions import SessionManager
 from tests.dbfixtures import database_url, db, make_settings, pg_server_url, settings  # noqa: F401
-from tests.restore.sessionsetup import ROOT, backups, session_manager, worker_env  # noqa: F401
+from tests.service.sessionsetup import (  # noqa: F401
+    A_DOWNLOAD,
+    ANYONE,
+    ROOT,
+    backups,
+    session_manager,
+    worker_env,
+)
 
 
 @pytest.fixture
@@ -54,17 +61,17 @@ def cleanup_events(db):
 
 
 def test_expiry_never_takes_a_session_with_a_download(manager, backups, db):
-    held = manager.mount(backups["full"])
-    idle = manager.mount(backups["inc1"])
-    fresh = manager.mount(backups["inc2"])
+    held = manager.mount(backups["full"], None, ANYONE)
+    idle = manager.mount(backups["inc1"], None, ANYONE)
+    fresh = manager.mount(backups["inc2"], None, ANYONE)
     past = utcnow() - timedelta(seconds=1)
-    with manager.download(held.mount_id):
+    with manager.checkout(held.mount_id, ANYONE, A_DOWNLOAD):
         set_row(db, held.mount_id, expires_at=past)
         set_row(db, idle.mount_id, expires_at=past)
         assert expire(manager) == [idle.mount_id]
         assert live_ids(db) == {held.mount_id, fresh.mount_id}
     # the download's end refreshed the session; once idle again it goes
-    assert manager.get(held.mount_id).expires_at > utcnow()
+    assert manager.get(held.mount_id, ANYONE).expires_at > utcnow()
     set_row(db, held.mount_id, expires_at=past)
     assert expire(manager) == [held.mount_id]
     assert cleanup_events(db) == [(idle.mount_id, "expired"), (held.mount_id, "expired")]
@@ -72,14 +79,14 @@ def test_expiry_never_takes_a_session_with_a_download(manager, backups, db):
 
 
 def test_stuck_and_emergency(manager, backups, db):
-    stuck = manager.mount(backups["full"])
-    recent = manager.mount(backups["inc1"])
-    other = manager.mount(backups["inc2"])
+    stuck = manager.mount(backups["full"], None, ANYONE)
+    recent = manager.mount(backups["inc1"], None, ANYONE)
+    other = manager.mount(backups["inc2"], None, ANYONE)
     long_ago = utcnow() - timedelta(seconds=61)
     set_row(db, stuck.mount_id, status="unmounting", status_changed_at=long_ago)
     set_row(db, recent.mount_id, status="mounting", status_changed_at=utcnow())
     assert clean_stuck(manager) == [stuck.mount_id]
-    with manager.download(other.mount_id):
+    with manager.checkout(other.mount_id, ANYONE, A_DOWNLOAD):
         assert sorted(clean_all(manager)) == sorted([recent.mount_id, other.mount_id])
     assert live_ids(db) == set()
     with db.read() as s:
@@ -89,7 +96,7 @@ def test_stuck_and_emergency(manager, backups, db):
 
 def test_holds_of_other_hosts_are_dropped_when_too_old(db, make_settings, backups):
     manager = SessionManager(db, make_settings(download_hold_timeout=600))
-    session = manager.mount(backups["full"])
+    session = manager.mount(backups["full"], None, ANYONE)
     now = utcnow()
     with db.write() as s:
         for host, age in (("elsewhere", 601), ("elsewhere", 10), (manager.me.host, 601)):
@@ -113,7 +120,7 @@ def test_holds_of_other_hosts_are_dropped_when_too_old(db, make_settings, backup
 
 
 def test_service_runs_on_its_interval_and_reports(manager, backups, db):
-    session = manager.mount(backups["full"])
+    session = manager.mount(backups["full"], None, ANYONE)
     service = CleanupService(manager, interval=0.2)
     service.start()
     try:
@@ -124,7 +131,7 @@ def test_service_runs_on_its_interval_and_reports(manager, backups, db):
         assert session.mount_id not in live_ids(db)
         time.sleep(0.3)
         status = service.status()
-        assert status.running and status.runs >= 2 and status.cleaned == 1
+        assert status.running and status.runs >= 2 and status.sessions_cleaned == 1
         assert status.failures == 0
         assert status.next_run is not None and status.last_run is not None
         assert timedelta(0) < status.next_run - status.last_run <= timedelta(seconds=0.2)
@@ -134,29 +141,29 @@ def test_service_runs_on_its_interval_and_reports(manager, backups, db):
 
 
 def test_resource_figures(manager, backups):
-    session = manager.mount(backups["full"])
-    with manager.download(session.mount_id), manager.stack(session.mount_id):
+    session = manager.mount(backups["full"], None, ANYONE)
+    with manager.checkout(session.mount_id, ANYONE, A_DOWNLOAD):  # a stack and a hold
         figures = resource_figures(manager)
     assert (figures.sessions_used, figures.sessions_limit) == (1, 4)
-    assert figures.open_readers == 1  # the stack the mount opened, lent out from the pool
+    assert figures.readers_open == 1  # the stack the mount opened, lent out from the pool
     assert figures.downloads_in_progress == 1
     vm_rss_kib = next(
         int(line.split()[1])
         for line in Path("/proc/self/status").read_text().splitlines()
         if line.startswith("VmRSS:")
     )
-    assert abs(figures.rss_bytes - vm_rss_kib * 1024) < 32 << 20
+    assert abs(figures.memory_rss_bytes - vm_rss_kib * 1024) < 32 << 20
 
 
 def test_sigkilled_process_is_reconciled(db, make_settings, backups):
     settings = make_settings(max_sessions=2)
     manager = SessionManager(db, settings)
-    browsing = manager.mount(backups["full"])
+    browsing = manager.mount(backups["full"], None, ANYONE)
     child = subprocess.Popen(
         [
             sys.executable,
             "-m",
-            "tests.restore.cleanup_worker",
+            "tests.service.cleanup_worker",
             "hang",
             browsing.mount_id,
             str(backups["inc1"]),
@@ -171,15 +178,15 @@ def test_sigkilled_process_is_reconciled(db, make_settings, backups):
         assert child.stdout.readline().strip() == "ready"
         child.send_signal(signal.SIGKILL)
         child.wait(30)
-        statuses = sorted(s.status for s in manager.list())
+        statuses = sorted(s.status for s in manager.list(ANYONE))
         assert statuses == ["mounted", "mounting"]
-        assert manager.get(browsing.mount_id).downloads == 1
+        assert manager.get(browsing.mount_id, ANYONE).downloads == 1
         with pytest.raises(SessionLimitError):  # the dead process's row holds a slot
-            manager.mount(backups["inc2"])
+            manager.mount(backups["inc2"], None, ANYONE)
         # start-up reconciliation: a new service's first pass
         CleanupService(manager, interval=3600).run_once()
-        assert manager.get(browsing.mount_id).downloads == 0
-        assert manager.mount(backups["inc2"]).status == "mounted"
+        assert manager.get(browsing.mount_id, ANYONE).downloads == 0
+        assert manager.mount(backups["inc2"], None, ANYONE).status == "mounted"
         assert [o for _, o in cleanup_events(db)] == ["reconciled"]
         assert reconcile(manager) == []  # nothing left to do
     finally:
@@ -216,7 +223,7 @@ def test_two_cleanup_processes_clean_each_session_once(db, make_settings, backup
     start = tmp_path / "start"
     workers = [
         subprocess.Popen(
-            [sys.executable, "-m", "tests.restore.cleanup_worker", "clean", str(start)],
+            [sys.executable, "-m", "tests.service.cleanup_worker", "clean", str(start)],
             env=worker_env(settings),
             stdout=subprocess.PIPE,
             text=True,

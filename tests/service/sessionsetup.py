@@ -11,7 +11,9 @@ import pytest
 
 from filerestore.catalog import add_repository, list_backups, scan_repository
 from filerestore.db import Database
-from filerestore.restore.sessions import SessionManager
+from filerestore.service.checkout import Download
+from filerestore.service.principal import Principal
+from filerestore.service.sessions import SessionManager
 from filerestore.settings import Settings
 from tests.catalog.images import blank_qcow2, make_repository
 
@@ -41,7 +43,7 @@ def session_manager(db: Database, settings: Settings) -> Iterator[SessionManager
 
 
 def worker_env(settings: Settings) -> dict[str, str]:
-    """The environment of a tests.restore.cleanup_worker process: the same state directory
+    """The environment of a tests.service.cleanup_worker process: the same state directory
     and database as ``settings``."""
     env = dict(os.environ)
     env["FILERESTORE_STATE_DIR"] = str(settings.state_dir)
@@ -50,3 +52,14 @@ def worker_env(settings: Settings) -> dict[str, str]:
         env["FILERESTORE_DATABASE_URL"] = settings.database_url
     env["PYTHONPATH"] = str(ROOT)
     return env
+
+
+#: the principal of tests that do not care who they are: owns sessions as "" and sees all
+ANYONE = Principal("", "test", admin=True)
+#: what a download checkout says about itself, for tests that only need the hold
+A_DOWNLOAD = Download("download", "/hello.txt")
+
+
+def user(name: str) -> Principal:
+    """A non-admin principal whose sessions are owned by ``name``."""
+    return Principal(name, name, admin=False)

@@ -23,14 +23,14 @@ from filerestore.db.models import (
     MOUNTED,
     MOUNTING,
     UNMOUNTING,
-    AuditEvent,
     DownloadHold,
     RestoreMount,
     utcnow,
 )
 from filerestore.errors import FileRestoreError
-from filerestore.restore.liveness import is_dead
-from filerestore.restore.sessions import SessionManager
+from filerestore.service import audit
+from filerestore.service.liveness import is_dead
+from filerestore.service.sessions import SessionManager
 
 log = logging.getLogger("filerestore.cleanup")
 
@@ -52,16 +52,16 @@ def _take_batch(manager: SessionManager, query: Select[RestoreMount], reason: st
     with manager.db.write() as s:
         rows = s.scalars(query.with_for_update(skip_locked=True)).all()
         for row in rows:
-            s.add(
-                AuditEvent(
-                    time=utcnow(),
-                    actor=f"cleanup@{me.host}:{me.pid}",
-                    action="cleanup",
+            audit.add(
+                s,
+                audit.Event(
+                    f"cleanup@{me.host}:{me.pid}",
+                    "cleanup",
+                    reason,
                     backup_id=row.backup_id,
                     mount_id=row.id,
-                    outcome=reason,
                     detail=f"status {row.status}, expires {row.expires_at.isoformat()}",
-                )
+                ),
             )
         ids = [row.id for row in rows]
         if ids:
@@ -164,11 +164,11 @@ def prune_readers(manager: SessionManager) -> int:
 @dataclass
 class CleanupStatus:
     running: bool = False
-    interval: float = 0.0
+    interval_seconds: float = 0.0
     last_run: datetime | None = None
     next_run: datetime | None = None
     runs: int = 0
-    cleaned: int = 0
+    sessions_cleaned: int = 0
     failures: int = 0
     last_error: str | None = None
     last_cleaned: list[str] = field(default_factory=list)
@@ -180,7 +180,7 @@ class CleanupService:
     def __init__(self, manager: SessionManager, interval: float | None = None) -> None:
         self.manager = manager
         self.interval = interval if interval is not None else manager.settings.cleanup_interval
-        self._status = CleanupStatus(interval=self.interval)
+        self._status = CleanupStatus(interval_seconds=self.interval)
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -199,7 +199,7 @@ class CleanupService:
                 self._status.last_error = str(exc)
         with self._lock:
             self._status.runs += 1
-            self._status.cleaned += len(cleaned)
+            self._status.sessions_cleaned += len(cleaned)
             self._status.last_cleaned = cleaned
             self._status.last_run = datetime.now(UTC)
             if self._thread is not None:

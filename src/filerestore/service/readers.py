@@ -1,20 +1,22 @@
 """This process's opened reader stacks, per session: a small pool, one stack per user.
 
 Library handles are not thread-safe, so a stack is lent to one caller at a time
-(``with readers.borrow(mount_id, opener) as stack``); a concurrent caller of the same session
-gets another stack, opened on demand (a few ms), and every returned stack stays pooled for
-the next caller, up to ``max_idle`` per session. Stacks are opened lazily from the session's
-row, so any process can serve any session; ``discard`` closes a session's idle stacks (and
-those in use as soon as they come back) when the session ends.
+(``lend``, then ``give_back``); a concurrent caller of the same session gets another stack,
+opened on demand (a few ms), and every returned stack stays pooled for the next caller, up
+to ``max_idle`` per session.
+Stacks are opened lazily from the session's row, so any process can serve any session;
+``discard`` closes a session's idle stacks (and those in use as soon as they come back)
+when the session ends.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 
 from filerestore.restore.stack import Stack
+
+Opener = Callable[[], Stack]
 
 
 class ReaderRegistry:
@@ -25,24 +27,30 @@ class ReaderRegistry:
         self._discarded: set[str] = set()
         self._lock = threading.Lock()
 
-    @contextmanager
-    def borrow(self, mount_id: str, opener: Callable[[], Stack]) -> Iterator[Stack]:
+    def lend(self, mount_id: str, opener: Opener) -> Stack:
+        """A stack of the session for the caller alone, until it is given back."""
         with self._lock:
             pool = self._idle.get(mount_id)
             stack = pool.pop() if pool else None
             self._busy[mount_id] = self._busy.get(mount_id, 0) + 1
             self._discarded.discard(mount_id)
-        try:
-            if stack is None:
+        if stack is None:
+            try:
                 stack = opener()
-            yield stack
-        except BaseException:
-            # a stack that raised mid-read may be in any state: do not lend it again
-            if stack is not None:
+            except BaseException:
+                self._give_back(mount_id, None)
+                raise
+        return stack
+
+    def give_back(self, mount_id: str, stack: Stack, broken: bool = False) -> None:
+        """Return a lent stack; a ``broken`` one (it raised mid-read and may be in any state)
+        is closed instead of being lent again."""
+        if broken:
+            try:
                 stack.close()
-                stack = None
-            raise
-        finally:
+            finally:
+                self._give_back(mount_id, None)
+        else:
             self._give_back(mount_id, stack)
 
     def adopt(self, mount_id: str, stack: Stack) -> None:

@@ -2,17 +2,19 @@
 
 Lifecycle: ``mount`` reserves a slot (a ``mounting`` row), opens the image outside any
 transaction, then marks the row ``mounted`` (or ``failed`` with the reason, when the image
-cannot be opened). ``unmount`` goes through ``unmounting`` and deletes the row. Every access
-refreshes ``last_accessed_at`` and ``expires_at`` (at most one row write per few seconds per
-session); the cleanup service removes what expired. Mounting a backup and volume the same
-owner already has mounted returns that session (the seed's mount reuse); a mount without a
-volume reuses only a session whose volume was also chosen automatically.
+cannot be opened). ``unmount`` goes through ``unmounting`` and deletes the row. A request
+that reads a session checks it out (:meth:`SessionManager.checkout`, see
+:mod:`~filerestore.service.checkout`), which refreshes ``last_accessed_at`` and
+``expires_at``; the cleanup service removes what expired. Mounting a backup and volume the
+same owner already has mounted returns that session (the seed's mount reuse); a mount
+without a volume reuses only a session whose volume was also chosen automatically.
+
+Every call names its :class:`~filerestore.service.principal.Principal`: a session is
+visible to its owner and to admins only.
 
 Concurrency: the slot check and the insert are one transaction under ``SLOT_LOCK`` (SQLite:
 ``BEGIN IMMEDIATE``; PostgreSQL: an advisory transaction lock), so concurrent mounts in any
-number of threads and processes never exceed ``max_sessions``. Cleanup takes rows with
-``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so several workers never clean one row twice;
-each removal writes its audit event in the same transaction.
+number of threads and processes never exceed ``max_sessions``.
 
 Reader stacks live in a per-process :class:`ReaderRegistry` (a pool per session, one stack
 per concurrent caller, never one stack shared by two threads).
@@ -21,11 +23,7 @@ per concurrent caller, never one stack shared by two threads).
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import Any
+from datetime import timedelta
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session as DbSession
@@ -38,73 +36,27 @@ from filerestore.db.models import (
     MOUNTED,
     MOUNTING,
     UNMOUNTING,
-    AuditEvent,
     DownloadHold,
     RestoreMount,
     utcnow,
 )
 from filerestore.errors import (
-    DownloadLimitError,
+    FileRestoreError,
     ImageError,
     ImageNotFoundError,
-    MountNotFoundError,
     MountStateError,
-    SafetyError,
     SessionLimitError,
 )
-from filerestore.fs.base import Filesystem
-from filerestore.restore.liveness import ProcessIdentity, this_process
-from filerestore.restore.readers import ReaderRegistry
 from filerestore.restore.stack import Stack, open_stack
+from filerestore.service import audit
+from filerestore.service.checkout import Checkout, Download, check_out
+from filerestore.service.liveness import ProcessIdentity, this_process
+from filerestore.service.principal import Principal
+from filerestore.service.readers import ReaderRegistry
+from filerestore.service.session import Session, limit_message, refresh, visible_row
 from filerestore.settings import Settings
 
 SLOT_LOCK = "filerestore.session-slots"
-
-
-@dataclass(frozen=True)
-class Session:
-    mount_id: str
-    backup_id: int
-    volume: str | None
-    filesystem_type: str | None
-    status: str
-    mount_path: str | None
-    nbd_device: str | None
-    mount_mode: str
-    error: str | None
-    owner: str
-    created_at: datetime
-    last_accessed_at: datetime
-    expires_at: datetime
-    downloads: int = 0
-
-    @classmethod
-    def of(cls, row: RestoreMount, downloads: int = 0) -> Session:
-        return cls(
-            mount_id=row.id,
-            backup_id=row.backup_id,
-            volume=row.volume,
-            filesystem_type=row.filesystem_type,
-            status=row.status,
-            mount_path=row.mount_path,
-            nbd_device=row.nbd_device,
-            mount_mode=row.mount_mode,
-            error=row.error,
-            owner=row.owner,
-            created_at=row.created_at,
-            last_accessed_at=row.last_accessed_at,
-            expires_at=row.expires_at,
-            downloads=downloads,
-        )
-
-
-def limit_message(limit: int, holders: Sequence[Session]) -> str:
-    listed = "; ".join(
-        f"{h.mount_id} (backup {h.backup_id}, volume {h.volume or '-'}, {h.status}, "
-        f"owner {h.owner or '-'}, expires {h.expires_at:%Y-%m-%d %H:%M:%S}Z)"
-        for h in holders
-    )
-    return f"session limit reached ({len(holders)} of {limit} in use): {listed}"
 
 
 class SessionManager:
@@ -117,18 +69,37 @@ class SessionManager:
         self.me: ProcessIdentity = this_process()
         self.idle = timedelta(seconds=settings.idle_timeout)
         # an access within this long of the previous one does not rewrite the row
-        self._touch_granularity = min(timedelta(seconds=5), self.idle / 100)
+        self.touch_granularity = min(timedelta(seconds=5), self.idle / 100)
+
+    # --- using a session ----------------------------------------------------------------
+
+    def checkout(self, mount_id: str, who: Principal, download: Download | None = None) -> Checkout:
+        """The session for one request (see :mod:`~filerestore.service.checkout`)."""
+        return check_out(self, mount_id, who, download)
 
     # --- mount / unmount -------------------------------------------------------------------
 
-    def mount(self, backup_id: int, volume: str | None = None, owner: str = "") -> Session:
+    def mount(self, backup_id: int, volume: str | None, who: Principal) -> Session:
+        """Open a backup for ``who``; every outcome is an audit event."""
+        try:
+            return self._mount(backup_id, volume, who)
+        except (ImageError, ImageNotFoundError):
+            raise  # the image failed to open: the failed row and its event are written
+        except FileRestoreError as exc:
+            detail = f"{exc.code}: {exc}"
+            event = audit.Event(who.actor, "mount", "failed", backup_id=backup_id, detail=detail)
+            audit.record(self.db, event)
+            raise
+
+    def _mount(self, backup_id: int, volume: str | None, who: Principal) -> Session:
         backup = locate_backup(self.db, backup_id)  # refuses before anything is written
+        owner = who.owner[:255]
         now = utcnow()
         with self.db.write(lock=SLOT_LOCK) as s:
-            reusable = self._reusable(s, backup_id, volume, owner[:255])
+            reusable = self._reusable(s, backup_id, volume, owner)
             if reusable is not None:
-                self._refresh(reusable, now)
-                self._audit(s, owner, "mount", "reused", reusable)
+                refresh(reusable, now, self.idle)
+                self._audit(s, who, "reused", reusable)
                 return Session.of(reusable)
             live = s.scalars(
                 select(RestoreMount)
@@ -147,7 +118,7 @@ class SessionManager:
                 volume_auto=volume is None,
                 mount_mode="ro",
                 status=MOUNTING,
-                owner=owner[:255],
+                owner=owner,
                 created_at=now,
                 last_accessed_at=now,
                 expires_at=now + self.idle,
@@ -166,8 +137,8 @@ class SessionManager:
                 max_chain_depth=self.settings.max_chain_depth,
                 metadata_budget=self.settings.image_metadata_budget,
             )
-        except (ImageError, SafetyError, ImageNotFoundError) as exc:
-            self._fail(mount_id, owner, str(exc))
+        except (ImageError, ImageNotFoundError) as exc:
+            self._fail(mount_id, who, str(exc))
             raise
         except BaseException:
             # the request was wrong (no such volume, several to choose from) or we were
@@ -175,7 +146,7 @@ class SessionManager:
             self._drop(mount_id)
             raise
         try:
-            session = self._finish(mount_id, stack, owner)
+            session = self._finish(mount_id, stack, who)
         except BaseException:
             stack.close()
             self._drop(mount_id)
@@ -184,7 +155,7 @@ class SessionManager:
         return session
 
     def _reusable(
-        self, s: DbSession, backup_id: int, volume: str | None, owner: str = ""
+        self, s: DbSession, backup_id: int, volume: str | None, owner: str
     ) -> RestoreMount | None:
         # a session is reused only by its owner (API tokens must not share sessions)
         query = select(RestoreMount).where(
@@ -198,7 +169,7 @@ class SessionManager:
             query = query.where(RestoreMount.volume == volume)
         return s.scalars(query.order_by(RestoreMount.created_at).with_for_update()).first()
 
-    def _finish(self, mount_id: str, stack: Stack, owner: str) -> Session:
+    def _finish(self, mount_id: str, stack: Stack, who: Principal) -> Session:
         now = utcnow()
         with self.db.write(lock=SLOT_LOCK) as s:
             row = s.get(RestoreMount, mount_id, with_for_update=True)
@@ -218,19 +189,19 @@ class SessionManager:
             ).first()
             if other is not None:  # a concurrent mount of the same volume finished first
                 s.execute(delete(RestoreMount).where(RestoreMount.id == mount_id))
-                self._refresh(other, now)
-                self._audit(s, owner, "mount", "reused", other)
+                refresh(other, now, self.idle)
+                self._audit(s, who, "reused", other)
                 return Session.of(other)
             row.volume = stack.volume.id
             row.filesystem_type = stack.fs.kind
             row.status = MOUNTED
             row.status_changed_at = now
             row.holder_host = row.holder_pid = row.holder_start = None
-            self._refresh(row, now)
-            self._audit(s, owner, "mount", "ok", row)
+            refresh(row, now, self.idle)
+            self._audit(s, who, "ok", row)
             return Session.of(row)
 
-    def _fail(self, mount_id: str, owner: str, reason: str) -> None:
+    def _fail(self, mount_id: str, who: Principal, reason: str) -> None:
         now = utcnow()
         with self.db.write() as s:
             row = s.get(RestoreMount, mount_id, with_for_update=True)
@@ -241,20 +212,20 @@ class SessionManager:
             row.status_changed_at = now
             row.expires_at = now + self.idle
             row.holder_host = row.holder_pid = row.holder_start = None
-            self._audit(s, owner, "mount", "failed", row, detail=reason)
+            self._audit(s, who, "failed", row, detail=reason)
 
     def _drop(self, mount_id: str) -> None:
         with self.db.write() as s:
             s.execute(delete(RestoreMount).where(RestoreMount.id == mount_id))
 
-    def unmount(self, mount_id: str, actor: str = "", force: bool = False) -> None:
+    def unmount(self, mount_id: str, who: Principal, force: bool = False) -> Session:
         """End a session. A download in progress refuses it unless ``force``."""
         now = utcnow()
         with self.db.write() as s:
-            row = self._row(s, mount_id)
+            row = visible_row(s, mount_id, who, lock=True)
             if row.status in (MOUNTING, UNMOUNTING) and not force:
                 raise MountStateError(f"session {mount_id} is {row.status}; try again shortly")
-            holds = self._holds(s, mount_id)
+            holds = _holds(s, mount_id)
             if holds and not force:
                 raise MountStateError(
                     f"session {mount_id} has {holds} download(s) in progress; "
@@ -267,22 +238,27 @@ class SessionManager:
                 self.me.pid,
                 self.me.start,
             )
+            session = Session.of(row, holds)
         self.readers.discard(mount_id)
         with self.db.write() as s:
             ending = s.get(RestoreMount, mount_id, with_for_update=True)
             if ending is not None:
-                self._audit(s, actor, "unmount", "ok", ending)
+                self._audit(s, who, "ok", ending, action="unmount")
                 s.execute(delete(RestoreMount).where(RestoreMount.id == mount_id))
+        return session
 
-    # --- lookups and access -----------------------------------------------------------------
+    # --- lookups ---------------------------------------------------------------------------
 
-    def get(self, mount_id: str) -> Session:
+    def get(self, mount_id: str, who: Principal) -> Session:
         with self.db.read() as s:
-            return Session.of(self._row(s, mount_id), self._holds(s, mount_id))
+            return Session.of(visible_row(s, mount_id, who), _holds(s, mount_id))
 
-    def list(self) -> list[Session]:
+    def list(self, who: Principal) -> list[Session]:
+        query = select(RestoreMount).order_by(RestoreMount.created_at)
+        if not who.admin:
+            query = query.where(RestoreMount.owner == who.owner)
         with self.db.read() as s:
-            rows = s.scalars(select(RestoreMount).order_by(RestoreMount.created_at)).all()
+            rows = s.scalars(query).all()
             counts: dict[str, int] = {
                 mount_id: n
                 for mount_id, n in s.execute(
@@ -290,75 +266,6 @@ class SessionManager:
                 ).all()
             }
             return [Session.of(r, counts.get(r.id, 0)) for r in rows]
-
-    def touch(self, mount_id: str) -> Session:
-        """Record an access: the session must be mounted; its expiry moves forward."""
-        now = utcnow()
-        with self.db.read() as s:
-            row = self._row(s, mount_id)
-            self._require_mounted(row)
-            if now - row.last_accessed_at < self._touch_granularity:
-                return Session.of(row)
-        with self.db.write() as s:
-            row = self._row(s, mount_id, lock=True)
-            self._require_mounted(row)
-            self._refresh(row, now)
-            return Session.of(row)
-
-    @contextmanager
-    def stack(self, mount_id: str) -> Iterator[Stack]:
-        """A reader stack of the session for this caller alone (opened lazily, pooled)."""
-        session = self.touch(mount_id)
-
-        def opener() -> Stack:
-            backup = locate_backup(self.db, session.backup_id)
-            return open_stack(
-                backup.image_path,
-                repository=backup.repository_root,
-                volume_id=session.volume,
-                max_chain_depth=self.settings.max_chain_depth,
-                metadata_budget=self.settings.image_metadata_budget,
-            )
-
-        with self.readers.borrow(mount_id, opener) as stack:
-            yield stack
-
-    @contextmanager
-    def filesystem(self, mount_id: str) -> Iterator[Filesystem[Any]]:
-        with self.stack(mount_id) as stack:
-            yield stack.fs
-
-    @contextmanager
-    def download(self, mount_id: str, actor: str = "") -> Iterator[int]:
-        """Hold the session for a download: cleanup skips it, in every process, until done."""
-        now = utcnow()
-        with self.db.write() as s:
-            row = self._row(s, mount_id, lock=True)
-            self._require_mounted(row)
-            if self._holds(s, mount_id) >= self.settings.max_downloads_per_session:
-                raise DownloadLimitError(
-                    f"session {mount_id} already serves "
-                    f"{self.settings.max_downloads_per_session} downloads, the limit"
-                )
-            hold = DownloadHold(
-                mount_id=mount_id,
-                host=self.me.host,
-                pid=self.me.pid,
-                pid_start=self.me.start,
-                started_at=now,
-            )
-            s.add(hold)
-            self._refresh(row, now)
-            s.flush()
-            hold_id = hold.id
-        try:
-            yield hold_id
-        finally:
-            with self.db.write() as s:
-                s.execute(delete(DownloadHold).where(DownloadHold.id == hold_id))
-                held = s.get(RestoreMount, mount_id, with_for_update=True)
-                if held is not None and held.status == MOUNTED:
-                    self._refresh(held, utcnow())
 
     def downloads_in_progress(self) -> int:
         with self.db.read() as s:
@@ -375,53 +282,32 @@ class SessionManager:
                 or 0
             )
 
-    # --- helpers ---------------------------------------------------------------------------
-
-    def _row(self, s: DbSession, mount_id: str, lock: bool = False) -> RestoreMount:
-        row = s.get(RestoreMount, mount_id, with_for_update=lock)
-        if row is None:
-            raise MountNotFoundError(f"no session with id {mount_id} (expired or unmounted?)")
-        return row
-
-    @staticmethod
-    def _require_mounted(row: RestoreMount) -> None:
-        if row.status == FAILED:
-            raise MountStateError(f"session {row.id} failed: {row.error}")
-        if row.status != MOUNTED:
-            raise MountStateError(f"session {row.id} is {row.status}, not mounted")
-
-    @staticmethod
-    def _holds(s: DbSession, mount_id: str) -> int:
-        return (
-            s.scalar(
-                select(func.count())
-                .select_from(DownloadHold)
-                .where(DownloadHold.mount_id == mount_id)
-            )
-            or 0
-        )
-
-    def _refresh(self, row: RestoreMount, now: datetime) -> None:
-        row.last_accessed_at = now
-        row.expires_at = now + self.idle
-
     def _audit(
         self,
         s: DbSession,
-        actor: str,
-        action: str,
+        who: Principal,
         outcome: str,
         row: RestoreMount,
         detail: str | None = None,
+        action: str = "mount",
     ) -> None:
-        s.add(
-            AuditEvent(
-                time=utcnow(),
-                actor=(actor or f"{self.me.host}:{self.me.pid}")[:255],
-                action=action,
+        audit.add(
+            s,
+            audit.Event(
+                who.actor,
+                action,
+                outcome,
                 backup_id=row.backup_id,
                 mount_id=row.id,
-                outcome=outcome,
                 detail=detail,
-            )
+            ),
         )
+
+
+def _holds(s: DbSession, mount_id: str) -> int:
+    return (
+        s.scalar(
+            select(func.count()).select_from(DownloadHold).where(DownloadHold.mount_id == mount_id)
+        )
+        or 0
+    )

@@ -25,10 +25,18 @@ from filerestore.errors import (
     SessionLimitError,
     VolumeNotFoundError,
 )
-from filerestore.restore.sessions import SessionManager
+from filerestore.service.sessions import SessionManager
 from tests.catalog.images import FILES
 from tests.dbfixtures import database_url, db, make_settings, pg_server_url, settings  # noqa: F401
-from tests.restore.sessionsetup import ROOT, backups, session_manager, worker_env  # noqa: F401
+from tests.service.sessionsetup import (  # noqa: F401
+    A_DOWNLOAD,
+    ANYONE,
+    ROOT,
+    backups,
+    session_manager,
+    user,
+    worker_env,
+)
 
 
 @pytest.fixture
@@ -42,20 +50,20 @@ def rows(db):
 
 
 def test_mount_reads_the_backup_and_unmount_removes_it(manager, backups, db):
-    session = manager.mount(backups["inc2"], owner="alice")
+    session = manager.mount(backups["inc2"], None, user("alice"))
     assert (session.status, session.volume, session.filesystem_type) == ("mounted", "disk", "ext4")
     assert (session.mount_path, session.nbd_device, session.mount_mode) == (None, None, "ro")
     assert session.expires_at - session.last_accessed_at == timedelta(seconds=3600)
     # the incremental's data comes through its chain from the full backup's filesystem
-    with manager.filesystem(session.mount_id) as fs:
+    with manager.checkout(session.mount_id, ANYONE) as checkout:
         for name, data in FILES.items():
-            reader = fs.open(name)
+            reader = checkout.stack.fs.open(name)
             assert reader.read_at(0, reader.size) == data
-    assert [s.mount_id for s in manager.list()] == [session.mount_id]
-    manager.unmount(session.mount_id, actor="alice")
+    assert [s.mount_id for s in manager.list(ANYONE)] == [session.mount_id]
+    manager.unmount(session.mount_id, user("alice"))
     assert rows(db) == {}
     with pytest.raises(MountNotFoundError):
-        manager.get(session.mount_id)
+        manager.get(session.mount_id, ANYONE)
     with db.read() as s:
         actions = [
             (e.action, e.outcome)
@@ -65,51 +73,51 @@ def test_mount_reads_the_backup_and_unmount_removes_it(manager, backups, db):
 
 
 def test_same_backup_and_volume_reuses_the_session(manager, backups):
-    first = manager.mount(backups["full"], owner="bob")
-    assert manager.mount(backups["full"], owner="bob").mount_id == first.mount_id
-    assert manager.mount(backups["full"], "disk", owner="bob").mount_id == first.mount_id
-    other = manager.mount(backups["inc1"], owner="bob")
+    first = manager.mount(backups["full"], None, user("bob"))
+    assert manager.mount(backups["full"], None, user("bob")).mount_id == first.mount_id
+    assert manager.mount(backups["full"], "disk", user("bob")).mount_id == first.mount_id
+    other = manager.mount(backups["inc1"], None, user("bob"))
     assert other.mount_id != first.mount_id
-    assert len(manager.list()) == 2
+    assert len(manager.list(ANYONE)) == 2
 
 
 def test_limit_names_the_sessions_holding_it(manager, backups, db):
-    held = [manager.mount(backups[n], owner=f"user-{n}") for n in ("full", "inc1", "inc2")]
+    held = [manager.mount(backups[n], None, user(f"user-{n}")) for n in ("full", "inc1", "inc2")]
     with pytest.raises(SessionLimitError) as caught:
-        manager.mount(backups["other"], owner="late")
+        manager.mount(backups["other"], None, user("late"))
     message = str(caught.value)
     assert "3 of 3" in message
     for s in held:
         assert s.mount_id in message and s.owner in message
     assert len(rows(db)) == 3  # nothing half-created
-    manager.unmount(held[0].mount_id)
-    assert manager.mount(backups["other"]).status == "mounted"
+    manager.unmount(held[0].mount_id, ANYONE)
+    assert manager.mount(backups["other"], None, ANYONE).status == "mounted"
 
 
 def test_image_that_cannot_be_opened_ends_failed_with_its_reason(manager, backups, db):
     with pytest.raises(NoFilesystemError) as caught:
-        manager.mount(backups["blank"])
-    (failed,) = manager.list()
+        manager.mount(backups["blank"], None, ANYONE)
+    (failed,) = manager.list(ANYONE)
     assert failed.status == "failed" and failed.error == str(caught.value)
     with pytest.raises(MountStateError, match="failed"):
-        manager.touch(failed.mount_id)
+        manager.checkout(failed.mount_id, ANYONE)
     # a failed session holds no slot
     for name in ("full", "inc1", "inc2"):
-        manager.mount(backups[name])
-    manager.unmount(failed.mount_id)
+        manager.mount(backups[name], None, ANYONE)
+    manager.unmount(failed.mount_id, ANYONE)
     assert "failed" not in {status for status, _ in rows(db).values()}
 
 
 def test_bad_input_leaves_no_row(manager, backups, tmp_path, db):
     with pytest.raises(BackupNotFoundError):
-        manager.mount(12345)
+        manager.mount(12345, None, ANYONE)
     with pytest.raises(VolumeNotFoundError):
-        manager.mount(backups["full"], volume="p7")
+        manager.mount(backups["full"], "p7", ANYONE)
     (tmp_path / "repo" / "vm2" / "disk0.qcow2").unlink()
     with pytest.raises(BackupFileMissingError):
-        manager.mount(backups["other"])
+        manager.mount(backups["other"], None, ANYONE)
     with pytest.raises(MountNotFoundError):
-        manager.unmount("no-such-id")
+        manager.unmount("no-such-id", ANYONE)
     assert rows(db) == {}
 
 
@@ -132,41 +140,49 @@ def test_unmounted_share_refuses_the_mount(manager, backups, db, tmp_path):
         s.flush()
         backup_id = backup.id
     with pytest.raises(RepositoryUnavailableError, match="not mounted"):
-        manager.mount(backup_id)
+        manager.mount(backup_id, None, ANYONE)
     assert rows(db) == {}
 
 
 def test_access_moves_expiry_forward(manager, backups):
-    session = manager.mount(backups["full"])
-    manager._touch_granularity = timedelta(0)
+    session = manager.mount(backups["full"], None, ANYONE)
+    manager.touch_granularity = timedelta(0)
     time.sleep(0.05)
-    touched = manager.touch(session.mount_id)
+    manager.checkout(session.mount_id, ANYONE).release()
+    touched = manager.get(session.mount_id, ANYONE)
     assert touched.last_accessed_at > session.last_accessed_at
     assert touched.expires_at - touched.last_accessed_at == timedelta(seconds=3600)
-    with manager.stack(session.mount_id):
+    with manager.checkout(session.mount_id, ANYONE):
         pass
-    assert manager.get(session.mount_id).expires_at > touched.expires_at
+    assert manager.get(session.mount_id, ANYONE).expires_at > touched.expires_at
 
 
 def test_downloads_hold_the_session_and_are_limited(manager, backups):
-    session = manager.mount(backups["full"])
-    with manager.download(session.mount_id), manager.download(session.mount_id):
-        assert manager.get(session.mount_id).downloads == 2
-        with pytest.raises(DownloadLimitError), manager.download(session.mount_id):
+    session = manager.mount(backups["full"], None, ANYONE)
+    with (
+        manager.checkout(session.mount_id, ANYONE, A_DOWNLOAD),
+        manager.checkout(session.mount_id, ANYONE, A_DOWNLOAD),
+    ):
+        assert manager.get(session.mount_id, ANYONE).downloads == 2
+        with (
+            pytest.raises(DownloadLimitError),
+            manager.checkout(session.mount_id, ANYONE, A_DOWNLOAD),
+        ):
             pass
         with pytest.raises(MountStateError, match="download"):
-            manager.unmount(session.mount_id)
-    assert manager.get(session.mount_id).downloads == 0
-    manager.unmount(session.mount_id)
+            manager.unmount(session.mount_id, ANYONE)
+    assert manager.get(session.mount_id, ANYONE).downloads == 0
+    manager.unmount(session.mount_id, ANYONE)
 
 
 def test_concurrent_readers_get_separate_stacks(manager, backups):
-    session = manager.mount(backups["full"])
+    session = manager.mount(backups["full"], None, ANYONE)
     inside = threading.Barrier(4)
     stacks = []
 
     def read() -> None:
-        with manager.stack(session.mount_id) as stack:
+        with manager.checkout(session.mount_id, ANYONE) as checkout:
+            stack = checkout.stack
             stacks.append(stack)
             inside.wait(10)
             reader = stack.fs.open("hello.txt")
@@ -179,72 +195,80 @@ def test_concurrent_readers_get_separate_stacks(manager, backups):
         t.join()
     assert len({id(s) for s in stacks}) == 4
     assert manager.readers.open_count() == 4  # pooled for the next callers
-    manager.unmount(session.mount_id)
+    manager.unmount(session.mount_id, ANYONE)
     assert manager.readers.open_count() == 0
 
 
 def test_twenty_threads_never_exceed_the_limit(db, make_settings, backups):
-    """20 threads mount and unmount 5 backups against a limit of 3, on both databases."""
+    """20 threads of 20 owners mount 5 backups against a limit of 3, on both databases, in
+    3 rounds: all 20 try at once while the winners keep their sessions, then the winners
+    unmount. A barrier makes each round a real race however loaded the machine is: exactly
+    3 win it and 17 meet the limit, whatever order the threads run in."""
     manager = SessionManager(db, make_settings(max_sessions=3))
     names = ["full", "inc1", "inc2", "other", "full"]
-    outcomes: list[tuple[str, str]] = []
-    worst = [0]
+    rounds = 3
+    outcomes: list[tuple[int, str, str]] = []
+    failures: list[BaseException] = []
     lock = threading.Lock()
-    stop = threading.Event()
+    together = threading.Barrier(20)
 
-    def watch() -> None:
-        while not stop.is_set():
-            with db.read() as s:
-                live = s.scalar(
+    def live() -> int:
+        with db.read() as s:
+            return (
+                s.scalar(
                     select(func.count())
                     .select_from(RestoreMount)
                     .where(RestoreMount.status.in_(("mounting", "mounted", "unmounting")))
                 )
-            worst[0] = max(worst[0], live or 0)
+                or 0
+            )
 
     def work(i: int) -> None:
-        for round_ in range(3):
-            try:
-                s = manager.mount(backups[names[(i + round_) % 5]], owner=f"t{i}")
-            except SessionLimitError:
+        try:
+            for round_ in range(rounds):
+                together.wait()
+                try:
+                    s = manager.mount(backups[names[(i + round_) % 5]], None, user(f"t{i}"))
+                    outcome = ("mounted", s.mount_id)
+                except SessionLimitError:
+                    s, outcome = None, ("limit", "")
                 with lock:
-                    outcomes.append(("limit", ""))
-                continue
-            with lock:
-                outcomes.append(("mounted", s.mount_id))
-            try:
-                manager.unmount(s.mount_id, actor=f"t{i}")
-                with lock:
-                    outcomes.append(("unmounted", s.mount_id))
-            except (MountNotFoundError, MountStateError):
-                with lock:  # another thread reused the same session and unmounted it first
-                    outcomes.append(("gone", s.mount_id))
+                    outcomes.append((round_, *outcome))
+                together.wait()  # every attempt of this round is made: the slots are held
+                if i == 0:
+                    with lock:
+                        outcomes.append((round_, "live", str(live())))
+                together.wait()
+                if s is not None:
+                    manager.unmount(s.mount_id, user(f"t{i}"))
+        except threading.BrokenBarrierError:
+            pass
+        except BaseException as exc:  # let the others leave their barrier, report it
+            failures.append(exc)
+            together.abort()
 
-    watcher = threading.Thread(target=watch)
-    watcher.start()
     threads = [threading.Thread(target=work, args=(i,)) for i in range(20)]
     for t in threads:
         t.start()
     for t in threads:
-        t.join(120)
-    stop.set()
-    watcher.join()
+        t.join()
     manager.readers.close_all()
-    assert len(outcomes) - sum(1 for o, _ in outcomes if o in ("unmounted", "gone")) == 60
-    assert worst[0] <= 3
-    mounted = {m for o, m in outcomes if o == "mounted"}
-    assert mounted, "no thread ever mounted"
-    assert any(o == "limit" for o, _ in outcomes), "the limit was never reached"
+    assert failures == []
+    for round_ in range(rounds):
+        these = [(o, m) for r, o, m in outcomes if r == round_]
+        assert sum(o == "mounted" for o, _ in these) == 3, these
+        assert sum(o == "limit" for o, _ in these) == 17, these
+        assert ("live", "3") in these
     assert rows(db) == {}
+    mounted = {m for _, o, m in outcomes if o == "mounted"}
     with db.read() as s:
-        audited = {
-            e.mount_id for e in s.scalars(select(AuditEvent).where(AuditEvent.action == "mount"))
-        }
-        unmounts = s.scalar(
-            select(func.count()).select_from(AuditEvent).where(AuditEvent.action == "unmount")
+        audited = sorted(
+            (e.action, e.mount_id, e.outcome)
+            for e in s.scalars(select(AuditEvent).where(AuditEvent.outcome == "ok"))
         )
-    assert mounted <= audited  # every session handed out was recorded: no lost rows
-    assert unmounts == len({m for o, m in outcomes if o == "unmounted"})
+    # every session handed out was recorded, and so was its end: no lost rows
+    assert audited == sorted((a, m, "ok") for m in mounted for a in ("mount", "unmount"))
+    assert len(mounted) == 3 * rounds
 
 
 def test_three_processes_never_exceed_the_limit(db, make_settings, backups, tmp_path):
@@ -254,7 +278,7 @@ def test_three_processes_never_exceed_the_limit(db, make_settings, backups, tmp_
     env = {**worker_env(settings), "FILERESTORE_MAX_SESSIONS": str(settings.max_sessions)}
     workers = [
         subprocess.Popen(
-            [sys.executable, "-m", "tests.restore.cleanup_worker", "churn", str(start), *ids],
+            [sys.executable, "-m", "tests.service.cleanup_worker", "churn", str(start), *ids],
             env=env,
             stdout=subprocess.PIPE,
             text=True,
@@ -293,12 +317,34 @@ def test_sessions_leak_no_descriptors(manager, backups):
     def fds() -> int:
         return len(os.listdir("/proc/self/fd"))
 
-    manager.unmount(manager.mount(backups["inc2"]).mount_id)  # warm up pools and caches
+    manager.unmount(
+        manager.mount(backups["inc2"], None, ANYONE).mount_id, ANYONE
+    )  # warm up pools and caches
     before = fds()
     for _ in range(25):
-        session = manager.mount(backups["inc2"])
-        with manager.filesystem(session.mount_id) as fs:
-            fs.stat("/hello.txt")
-        manager.unmount(session.mount_id)
+        session = manager.mount(backups["inc2"], None, ANYONE)
+        with manager.checkout(session.mount_id, ANYONE) as checkout:
+            checkout.stack.fs.stat("/hello.txt")
+        manager.unmount(session.mount_id, ANYONE)
     assert fds() == before
     assert manager.readers.open_count() == 0
+
+
+def test_a_session_is_visible_to_its_owner_and_admins_only(manager, backups):
+    alice, bob = user("alice"), user("bob")
+    session = manager.mount(backups["full"], None, alice)
+    for call in (
+        lambda: manager.checkout(session.mount_id, bob),
+        lambda: manager.get(session.mount_id, bob),
+        lambda: manager.unmount(session.mount_id, bob),
+    ):
+        with pytest.raises(MountNotFoundError) as caught:
+            call()
+        assert str(caught.value) == str(
+            MountNotFoundError(f"no session with id {session.mount_id} (expired or unmounted?)")
+        )
+    assert manager.list(bob) == []
+    assert [s.mount_id for s in manager.list(alice)] == [session.mount_id]
+    with manager.checkout(session.mount_id, ANYONE) as checkout:  # an admin
+        assert checkout.session.owner == "alice"
+    manager.unmount(session.mount_id, alice)
