@@ -32,7 +32,7 @@ class Record:
     """One entry of a job's manifest."""
 
     seq: int
-    path: str  # the guest path (surrogate escapes for names that are not UTF-8)
+    path: str  # the guest path, printable (restore.names.printable: bytes not UTF-8 as \xNN)
     kind: str  # file, dir, symlink, hardlink, other
     status: Status
     #: where it was written, below the destination ("/"-joined name bytes); None if nowhere

@@ -37,6 +37,7 @@ from filerestore.restore.browse import dir_key, resolve_root
 from filerestore.restore.conflicts import Policy, free_name
 from filerestore.restore.file_data import CHUNK_SIZE, read_chunks
 from filerestore.restore.journal import Journal, Progress, Record, Status
+from filerestore.restore.names import printable
 from filerestore.restore.partial import skippable, unaddressable
 from filerestore.restore.targets.base import Existing, Meta, Target
 
@@ -220,7 +221,7 @@ class Transfer:
                     record = record.but(status=Status.FAILED, note=failures[record.seq])
                 final.append(record)
                 self._count(record, planned.item.entry)
-        self.progress.current_path = items[-1].entry.path
+        self.progress.current_path = printable(items[-1].entry.path)
         if self.journal.commit(final, self.progress):
             raise Cancelled
         self._last_beat = self.clock()
@@ -245,7 +246,7 @@ class Transfer:
         if now - self._last_beat < self.heartbeat_seconds:
             return
         self._last_beat = now
-        shown = dataclasses.replace(self.progress, current_path=path)
+        shown = dataclasses.replace(self.progress, current_path=printable(path))
         shown.bytes += extra
         if self.journal.heartbeat(shown):
             raise Cancelled
@@ -255,10 +256,11 @@ class Transfer:
     def _plan(self, item: Item, earlier: Record | None) -> _Planned | None:
         entry = item.entry
         kind = "dir" if entry.kind is EntryKind.DIR else str(entry.kind)
+        path = printable(entry.path)
         if not item.name:  # a listing that failed (walk_selection)
-            record = Record(item.seq, entry.path, "dir", Status.FAILED, note=entry.target)
+            record = Record(item.seq, path, "dir", Status.FAILED, note=entry.target)
             return _Planned(item, record)
-        if earlier is not None and earlier.path != entry.path:
+        if earlier is not None and earlier.path != path:
             raise ImageError(
                 f"the selection lists {entry.path!r} where an earlier run listed "
                 f"{earlier.path!r}: the job cannot be resumed on this image"
@@ -269,8 +271,8 @@ class Transfer:
         parent = () if item.parent is None else self.dirs.get(item.parent)
         if parent is None:
             note = "its directory was not restored"
-            return _Planned(item, Record(item.seq, entry.path, kind, Status.SKIPPED, note=note))
-        base = Record(item.seq, entry.path, kind, Status.FAILED)
+            return _Planned(item, Record(item.seq, path, kind, Status.SKIPPED, note=note))
+        base = Record(item.seq, path, kind, Status.FAILED)
         if entry.kind is EntryKind.OTHER:
             note = "a device, FIFO or socket: not restored"
             return _Planned(item, base.but(status=Status.SKIPPED, note=note))
@@ -383,7 +385,7 @@ class Transfer:
         """Write one planned entry; its final record (a write still in flight is ``done``
         unless the target's flush reports it)."""
         entry, record = planned.item.entry, planned.record
-        self.progress.current_path = entry.path
+        self.progress.current_path = printable(entry.path)
         try:
             if planned.remove_first:
                 self._remove(planned.parent, planned.name)
