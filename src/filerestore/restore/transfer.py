@@ -33,7 +33,7 @@ from typing import Any
 from filerestore.errors import FileRestoreError, ImageError
 from filerestore.fs.base import Filesystem
 from filerestore.fs.entry import Entry, EntryKind
-from filerestore.restore.browse import dir_key, resolve_root
+from filerestore.restore.browse import dir_key
 from filerestore.restore.conflicts import Policy, free_name
 from filerestore.restore.file_data import CHUNK_SIZE, read_chunks
 from filerestore.restore.journal import Journal, Progress, Record, Status
@@ -98,26 +98,26 @@ def _link_key(entry: Entry) -> Hashable | None:
 def walk_selection(fs: Filesystem[Any], paths: list[str]) -> Iterator[Item]:
     """The entries of a selection in the copy's order, numbered from 0.
 
-    Each selected path is an entry written under its own name (a symlink given as a path is
-    followed, as for downloads); the root "/" has no name, so its contents are the
-    selection. Below a directory: its listing in the filesystem's order, then each
+    Each selected path is an entry written under its own name; a symbolic link, selected or
+    below, is a link and is never followed (unlike a download's roots, which follow one, as
+    ``tar -h`` does). The root "/" has no name, so its contents are the selection. Below a directory: its listing in the filesystem's order, then each
     subdirectory the same way. A listing that fails is yielded as an ``OTHER`` item
     carrying the error in its ``target`` field, so the failure is recorded in order.
     """
     seq = 0
     for path in paths:
-        root = resolve_root(fs, path)
+        root = fs.stat(path, follow_symlinks=False)
         pending: list[tuple[str, int]] = []
         seen: set[Hashable] = set()
-        if root.entry.kind is EntryKind.DIR and root.entry.path == "/":
+        if root.kind is EntryKind.DIR and root.path == "/":
             pending.append(("/", 0))
-            seen.add(dir_key(root.entry))
+            seen.add(dir_key(root))
         else:
-            yield Item(seq, root.entry, None, root.name)
+            yield Item(seq, root, None, root.name)
             seq += 1
-            if root.entry.kind is EntryKind.DIR:
-                pending.append((root.entry.path, 0))
-                seen.add(dir_key(root.entry))
+            if root.kind is EntryKind.DIR:
+                pending.append((root.path, 0))
+                seen.add(dir_key(root))
         while pending:
             directory, depth = pending.pop()
             subdirs: list[tuple[str, int]] = []
