@@ -35,13 +35,16 @@ def _report(what: str, seconds: float, count: int, nbytes: int) -> None:
 
 
 async def _asyncssh(server: Sshd, big: bytes, small: list[bytes], inflight: int) -> None:
-    async with asyncssh.connect(
-        server.host,
-        server.port,
-        username=server.user.pw_name,
-        client_keys=[str(server.client_key)],
-        known_hosts=str(server.known_hosts),
-    ) as conn, conn.start_sftp_client() as sftp:
+    async with (
+        asyncssh.connect(
+            server.host,
+            server.port,
+            username=server.user.pw_name,
+            client_keys=[str(server.client_key)],
+            known_hosts=str(server.known_hosts),
+        ) as conn,
+        conn.start_sftp_client() as sftp,
+    ):
         root = f"{server.area}/asyncssh-{inflight}"
         await sftp.mkdir(root)
         start = time.perf_counter()
@@ -62,7 +65,12 @@ async def _asyncssh(server: Sshd, big: bytes, small: list[bytes], inflight: int)
         start = time.perf_counter()
         await asyncio.gather(*(put(i, d) for i, d in enumerate(small)))
         seconds = time.perf_counter() - start
-        _report(f"asyncssh: small files, {inflight} in flight", seconds, len(small), sum(map(len, small)))
+        _report(
+            f"asyncssh: small files, {inflight} in flight",
+            seconds,
+            len(small),
+            sum(map(len, small)),
+        )
 
 
 def _paramiko(server: Sshd, big: bytes, small: list[bytes]) -> None:
@@ -107,7 +115,9 @@ def main() -> None:
     small = [os.urandom(4096) for _ in range(args.small)]
     server = start_sshd()
     try:
-        print(f"asyncssh {asyncssh.__version__}, paramiko {paramiko.__version__}, sshd on :{server.port}")
+        print(
+            f"asyncssh {asyncssh.__version__}, paramiko {paramiko.__version__}, sshd on :{server.port}"
+        )
         for inflight in (1, 16):
             asyncio.run(_asyncssh(server, big, small, inflight))
         _paramiko(server, big, small)

@@ -61,6 +61,8 @@ class JobsEnv:
     xattr_tree: Path
     local_root: Path
     state_dir: Path
+    #: the server's settings, for the CLI
+    env: dict[str, str]
 
     def client(self, who: str = "alice") -> httpx.Client:
         headers = {"Authorization": f"Bearer {self.tokens[who]}"}
@@ -138,7 +140,9 @@ def targets_setting(local_root: Path, sshd: Sshd, wrong_known_hosts: Path) -> st
     )
 
 
-def build_repository(repo: Path, state_dir: Path, database_url: str | None) -> tuple[dict[str, int], dict[str, str]]:
+def build_repository(
+    repo: Path, state_dir: Path, database_url: str | None
+) -> tuple[dict[str, int], dict[str, str]]:
     _link(to_qcow2(restore_image(), "api-ext4"), repo / "srv1" / "disk0.qcow2")
     _link(xattr_image("ext4"), repo / "srv3" / "xattrs.img")
     settings = load_settings(state_dir=state_dir, database_url=database_url)
@@ -158,7 +162,7 @@ def build_repository(repo: Path, state_dir: Path, database_url: str | None) -> t
 
 def start_server(
     base: Path, sshd: Sshd, database_url: str | None = None, workers: int = 2, **extra: str
-) -> tuple[Server, dict[str, int], dict[str, str], Path, Path]:
+) -> tuple[Server, dict[str, int], dict[str, str], Path, Path, dict[str, str]]:
     state_dir = base / "state"
     state_dir.mkdir()
     repo = ROOT / ".cache" / "jobs-repos" / f"{os.getpid()}-{base.name}"
@@ -177,7 +181,7 @@ def start_server(
     if database_url:
         env["FILERESTORE_DATABASE_URL"] = database_url
     server = Server(env, workers=workers, log=base / "server.log").start()
-    return server, backups, tokens, local_root, repo
+    return server, backups, tokens, local_root, repo, env
 
 
 @pytest.fixture(scope="session")
@@ -193,7 +197,7 @@ def sshd() -> Iterator[Sshd]:
 def jobs_env(tmp_path_factory: pytest.TempPathFactory, sshd: Sshd) -> Iterator[JobsEnv]:
     base = tmp_path_factory.mktemp("jobs")
     os.environ.pop("FILERESTORE_DATABASE_URL", None)
-    server, backups, tokens, local_root, repo = start_server(base, sshd)
+    server, backups, tokens, local_root, repo, env = start_server(base, sshd)
     try:
         yield JobsEnv(
             server,
@@ -204,6 +208,7 @@ def jobs_env(tmp_path_factory: pytest.TempPathFactory, sshd: Sshd) -> Iterator[J
             xattr_tree("ext4"),
             local_root,
             base / "state",
+            env,
         )
     finally:
         server.stop()

@@ -27,7 +27,9 @@ def test_a_selection_is_restored_with_its_metadata(jobs_env: JobsEnv) -> None:
     assert progress["percent"] == 100.0
     assert job["unkept"] == []
     # a hard link stays one: the copy made first and the later name share an inode
-    assert (dest / "hello.txt").stat().st_ino == (dest / "docs" / "hello-hardlink.txt").stat().st_ino
+    assert (dest / "hello.txt").stat().st_ino == (
+        dest / "docs" / "hello-hardlink.txt"
+    ).stat().st_ino
     # holes stay holes: 64 KiB of data, 32 MiB of hole, 64 KiB of data
     with (dest / "sparse.bin").open("rb") as f:
         fd = f.fileno()
@@ -38,14 +40,20 @@ def test_a_selection_is_restored_with_its_metadata(jobs_env: JobsEnv) -> None:
 
 def test_manifest_and_audit_event(jobs_env: JobsEnv) -> None:
     mount = jobs_env.mount()
-    job = jobs_env.run(mount_id=mount, paths=["/docs", "/hello.txt"], target="local", destination="manifest")
+    job = jobs_env.run(
+        mount_id=mount, paths=["/docs", "/hello.txt"], target="local", destination="manifest"
+    )
     assert job["status"] == "completed", job
     entries = jobs_env.manifest(job["job_id"])
     files = {e["path"]: e for e in entries if e["kind"] in ("file", "hardlink")}
     source = {
         "/" + str(p.relative_to(jobs_env.tree)): p
         for top in ("docs", "hello.txt")
-        for p in ([jobs_env.tree / top] if (jobs_env.tree / top).is_file() else (jobs_env.tree / top).rglob("*"))
+        for p in (
+            [jobs_env.tree / top]
+            if (jobs_env.tree / top).is_file()
+            else (jobs_env.tree / top).rglob("*")
+        )
         if p.is_file() and not p.is_symlink()
     }
     assert set(files) == set(source)
@@ -93,7 +101,9 @@ def test_jobs_belong_to_their_creator(jobs_env: JobsEnv) -> None:
     job = jobs_env.run(mount_id=mount, paths=["/hello.txt"], target="local", destination="own")
     with jobs_env.client("bob") as c:
         assert c.get(f"{API}/restore/jobs/{job['job_id']}").status_code == 404
-        assert job["job_id"] not in {j["job_id"] for j in c.get(f"{API}/restore/jobs").json()["jobs"]}
+        assert job["job_id"] not in {
+            j["job_id"] for j in c.get(f"{API}/restore/jobs").json()["jobs"]
+        }
         assert c.post(f"{API}/restore/jobs/{job['job_id']}/cancel").status_code == 404
     with jobs_env.client("admin") as c:
         assert c.get(f"{API}/restore/jobs/{job['job_id']}").json()["owner"] == job["owner"]
@@ -109,15 +119,23 @@ def test_unknown_target_and_bad_requests(jobs_env: JobsEnv) -> None:
     assert r.status_code == 400
 
 
-def test_the_escape_through_the_destination_is_refused_by_name(jobs_env: JobsEnv, tmp_path: Path) -> None:
+def test_the_escape_through_the_destination_is_refused_by_name(
+    jobs_env: JobsEnv, tmp_path: Path
+) -> None:
     mount = jobs_env.mount()
     for destination in ("../outside", "a/../../outside", "/etc"):
-        r = jobs_env.create(mount_id=mount, paths=["/hello.txt"], target="local", destination=destination)
-        assert (r.status_code, r.json()["error"]["code"]) == (400, "destination_escape"), destination
+        r = jobs_env.create(
+            mount_id=mount, paths=["/hello.txt"], target="local", destination=destination
+        )
+        assert (r.status_code, r.json()["error"]["code"]) == (400, "destination_escape"), (
+            destination
+        )
     outside = tmp_path / "outside"
     outside.mkdir()
     (jobs_env.local_root / "planted-root").symlink_to(outside)
-    r = jobs_env.create(mount_id=mount, paths=["/hello.txt"], target="local", destination="planted-root/x")
+    r = jobs_env.create(
+        mount_id=mount, paths=["/hello.txt"], target="local", destination="planted-root/x"
+    )
     assert (r.status_code, r.json()["error"]["code"]) == (400, "destination_escape")
     # a link planted inside the destination where a restored directory goes is an existing
     # entry like any other: skipped, or replaced (the link itself); never followed
@@ -126,7 +144,10 @@ def test_the_escape_through_the_destination_is_refused_by_name(jobs_env: JobsEnv
     (planted / "docs").symlink_to(outside)
     job = jobs_env.run(mount_id=mount, paths=["/docs"], target="local", destination="planted")
     assert job["status"] == "completed"
-    assert (job["progress"]["skipped"], job["progress"]["files_done"]) == (8, 0)  # docs and all below
+    assert (job["progress"]["skipped"], job["progress"]["files_done"]) == (
+        8,
+        0,
+    )  # docs and all below
     assert (planted / "docs").is_symlink()
     job = jobs_env.run(
         mount_id=mount, paths=["/docs"], target="local", destination="planted", policy="overwrite"

@@ -30,7 +30,9 @@ def expected_stat(line: str, owner: tuple[int, int] | None) -> str:
         size = "-"
     if kind == "symbolic link":
         mode = "-"  # a link's own mode is 777 everywhere
-    return " ".join((kind, f"{int(mode, 8) & KEPT:o}" if mode != "-" else mode, uid, gid, size, mtime))
+    return " ".join(
+        (kind, f"{int(mode, 8) & KEPT:o}" if mode != "-" else mode, uid, gid, size, mtime)
+    )
 
 
 def shown_stat(line: str) -> str:
@@ -42,7 +44,9 @@ def shown_stat(line: str) -> str:
     return " ".join((kind, mode, uid, gid, size, mtime))
 
 
-def compare(src_root: Path, dst_root: Path, selection: list[str], owner: tuple[int, int] | None = None) -> int:
+def compare(
+    src_root: Path, dst_root: Path, selection: list[str], owner: tuple[int, int] | None = None
+) -> int:
     """Every entry of ``selection`` (paths in the source tree) against the restored one
     under ``dst_root``; returns how many were compared. Devices, FIFOs and sockets are never
     restored. ``owner``: the uid/gid every restored entry has instead of the source's (a
