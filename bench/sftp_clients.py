@@ -22,7 +22,7 @@ import asyncssh
 import paramiko
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tests.sshserver.sshd import Sshd, start_sshd  # noqa: E402
+from tests.sshserver.sshd import Sshd, start_sshd
 
 CHUNK = 1 << 20
 
@@ -116,7 +116,8 @@ def main() -> None:
     server = start_sshd()
     try:
         print(
-            f"asyncssh {asyncssh.__version__}, paramiko {paramiko.__version__}, sshd on :{server.port}"
+            f"asyncssh {asyncssh.__version__}, paramiko {paramiko.__version__}, "
+            f"sshd on :{server.port}"
         )
         for inflight in (1, 16):
             asyncio.run(_asyncssh(server, big, small, inflight))

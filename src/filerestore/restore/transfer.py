@@ -100,9 +100,10 @@ def walk_selection(fs: Filesystem[Any], paths: list[str]) -> Iterator[Item]:
 
     Each selected path is an entry written under its own name; a symbolic link, selected or
     below, is a link and is never followed (unlike a download's roots, which follow one, as
-    ``tar -h`` does). The root "/" has no name, so its contents are the selection. Below a directory: its listing in the filesystem's order, then each
-    subdirectory the same way. A listing that fails is yielded as an ``OTHER`` item
-    carrying the error in its ``target`` field, so the failure is recorded in order.
+    ``tar -h`` does). The root "/" has no name, so its contents are the selection. Below a
+    directory: its listing in the filesystem's order, then each subdirectory the same way.
+    A listing that fails is yielded as an ``OTHER`` item carrying the error in its
+    ``target`` field, so the failure is recorded in order.
     """
     seq = 0
     for path in paths:
