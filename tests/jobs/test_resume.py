@@ -80,7 +80,8 @@ def test_a_killed_worker_s_job_is_resumed(tmp_path, sshd: Sshd, database_url: st
                 row[0].decode()
                 for row in conn.execute(
                     text(
-                        "SELECT written FROM restore_job_files WHERE job_id = :id AND status = 'done' AND kind = 'file'"
+                        "SELECT written FROM restore_job_files WHERE job_id = :id"
+                        " AND status = 'done' AND kind = 'file'"
                     ),
                     {"id": job_id},
                 )
@@ -114,7 +115,8 @@ def test_a_killed_worker_s_job_is_resumed(tmp_path, sshd: Sshd, database_url: st
         with db.engine.connect() as conn:
             events = conn.execute(
                 text(
-                    "SELECT outcome FROM audit_events WHERE action = 'restore_job' AND detail LIKE :id"
+                    "SELECT outcome FROM audit_events"
+                    " WHERE action = 'restore_job' AND detail LIKE :id"
                 ),
                 {"id": f"%{job_id}%"},
             ).all()
