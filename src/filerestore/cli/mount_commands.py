@@ -35,6 +35,14 @@ def mount(
             "--background", help="Return once the mount answers; the mount keeps running."
         ),
     ] = False,
+    allow_other: Annotated[
+        bool,
+        typer.Option(
+            "--allow-other",
+            help="Let other users see the mount; the kernel then enforces the guest's "
+            "modes and owners (FUSE allow_other, default_permissions).",
+        ),
+    ] = False,
 ) -> None:
     """Show the filesystem inside IMAGE read-only at MOUNTPOINT (FUSE).
 
@@ -48,7 +56,13 @@ def mount(
         stack = open_stack(image, repository=repository, volume_id=volume)
         stacks = fuse.SharedStack(stack)
         try:
-            fuse.serve(stacks, target, name=f"filerestore:{image.name}", on_ready=on_ready)
+            fuse.serve(
+                stacks,
+                target,
+                name=f"filerestore:{image.name}",
+                on_ready=on_ready,
+                allow_other=allow_other,
+            )
         finally:
             stacks.close()
 
