@@ -247,8 +247,8 @@ class JobRunner:
         beat = time.monotonic()
         for item in walk_selection(fs, claimed.paths):
             entries += 1
-            if item.entry.kind is EntryKind.FILE:
-                files += 1
+            if item.entry.kind in (EntryKind.FILE, EntryKind.SYMLINK):
+                files += 1  # as files_done counts them: what is not a directory, nor OTHER
                 size += item.entry.size
             if entries > limit:
                 raise InvalidParameterError(

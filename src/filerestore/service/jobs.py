@@ -45,7 +45,8 @@ MAX_JOB_ID = 64
 @dataclass(frozen=True, slots=True)
 class JobProgress:
     """Counts so far and the rates of the current run; ``percent`` of the bytes (of the
-    entries when the selection has no bytes) counted before the first run."""
+    entries when the selection has no bytes) counted before the first run. "Files" are
+    regular files and symbolic links; devices, FIFOs and sockets are skipped."""
 
     files_done: int
     dirs_done: int
