@@ -9,12 +9,13 @@ that tree (from the page cache), which is the best case for them (no image to pa
 Each job is measured end to end in this process as the service runs it: a real SQLite
 database, a session opened on the image, ``create_job``, then ``JobRunner.run_once`` (claim,
 the counting walk, the copy with its SHA-256 per file and manifest journal, the audit row).
-The targets are a local directory (``local``) and a real ``sshd`` on loopback as an
-unprivileged account (``remote``, tests/sshserver). The peers, in the same run: ``cp -a``
-and ``rsync -a`` into a local directory, and ``rsync -a`` over ``ssh`` to the same sshd
-(``-e ssh`` with the host key checked). Every copy goes into a fresh directory; the times
-are the best of ``--runs``, for us and the peers alike. Each of our copies is checked
-against the source tree: the file count and the SHA-256 of every big file.
+The targets: a local directory on the disk (``local``); one on a tmpfs (``/dev/shm``: what
+the copy costs without the disk, which on a shared machine dominates small files); a real
+``sshd`` on loopback as an unprivileged account (``remote``, tests/sshserver). The peers,
+in the same run: ``cp -a`` and ``rsync -a`` into each local directory, and ``rsync -a``
+over ``ssh`` to the same sshd (``-e ssh``, host key checked). Every copy goes into a fresh
+directory; the times are the best of ``--runs``, for us and the peers alike. Each of our
+copies is checked against the source tree: the file count and each big file's SHA-256.
 
     .venv/bin/python bench/restore_jobs.py            # 512 MiB + 10,000 small files (as root)
     .venv/bin/python bench/restore_jobs.py --tiny     # a smoke run
@@ -56,6 +57,8 @@ MiB = 1 << 20
 VERSION = 1
 CACHE = Path(__file__).resolve().parents[1] / ".cache" / "bench"
 BIG_FILES = 4
+#: a tmpfs: the local targets once more without the disk (what the copy itself costs)
+SHM = Path("/dev/shm")
 SMALL_DIRS = 100
 
 
@@ -147,8 +150,10 @@ class Bench:
     def __post_init__(self) -> None:
         self.local = self.work / "local"
         self.local.mkdir()
+        self.shm = Path(tempfile.mkdtemp(prefix="fr-bench-jobs-", dir=SHM))
         targets = [
             {"name": "local", "kind": "local", "path": str(self.local)},
+            {"name": "shm", "kind": "local", "path": str(self.shm)},
             {
                 "name": "remote",
                 "kind": "sftp",
@@ -191,7 +196,7 @@ class Bench:
         done = job_service.get_job(self.db, self.who, job.job_id)
         if ran != job.job_id or done.status != "completed":
             raise RuntimeError(f"job {job.job_id}: {done.status} {done.error}")
-        where = self.local if target == "local" else self.sshd.area
+        where = {"local": self.local, "shm": self.shm}.get(target, self.sshd.area)
         check_copy(self.corpus, where / destination, part)
         shutil.rmtree(where / destination)
         return seconds
@@ -211,6 +216,7 @@ class Bench:
     def close(self) -> None:
         self.manager.unmount(self.mount_id, self.who, force=True)
         self.db.dispose()
+        shutil.rmtree(self.shm, ignore_errors=True)
 
 
 def _line(what: str, seconds: float, files: int, nbytes: int) -> None:
@@ -229,6 +235,13 @@ def _measure_part(bench: Bench, part: str, ssh: str, remote: str) -> dict[str, f
         ),
         "rsync -a -> local": bench.best(
             lambda: bench.peer(lambda d: ["rsync", "-a", tree, f"{d}/"], bench.local)
+        ),
+        "job -> tmpfs": bench.best(lambda: bench.job(part, "shm")),
+        "cp -a -> tmpfs": bench.best(
+            lambda: bench.peer(lambda d: ["cp", "-a", tree, str(d)], bench.shm)
+        ),
+        "rsync -a -> tmpfs": bench.best(
+            lambda: bench.peer(lambda d: ["rsync", "-a", tree, f"{d}/"], bench.shm)
         ),
         "job -> sftp (loopback)": bench.best(lambda: bench.job(part, "remote")),
         "rsync -a -e ssh (loopback)": bench.best(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, insert, select
 from sqlalchemy.orm import Session
 
 from filerestore.db.engine import Database
@@ -66,19 +66,23 @@ class DbJournal:
                 RestoreJobFile.seq.in_([r.seq for r in records]),
             )
         )
-        s.add_all(
-            RestoreJobFile(
-                job_id=self.job_id,
-                seq=r.seq,
-                path=r.path,
-                kind=r.kind,
-                status=r.status.value,
-                written=r.written,
-                size=r.size,
-                sha256=r.sha256,
-                note=None if r.note is None else r.note[:2000],
-            )
-            for r in records
+        # one executemany, no ORM objects: a batch is hundreds of rows (bench/restore_jobs.py)
+        s.execute(
+            insert(RestoreJobFile),
+            [
+                {
+                    "job_id": self.job_id,
+                    "seq": r.seq,
+                    "path": r.path,
+                    "kind": r.kind,
+                    "status": r.status.value,
+                    "written": r.written,
+                    "size": r.size,
+                    "sha256": r.sha256,
+                    "note": None if r.note is None else r.note[:2000],
+                }
+                for r in records
+            ],
         )
 
     def _update(self, s: Session, progress: Progress) -> bool:
