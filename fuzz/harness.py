@@ -28,7 +28,7 @@ from filerestore.errors import FileRestoreError
 OneInput = Callable[[bytes], None]
 
 
-class Finding(Exception):  # noqa: N818 - it is what the fuzzer found, not an error of ours
+class Finding(Exception):
     """An input did something outside its harness's contract (the message says what)."""
 
 

@@ -23,12 +23,14 @@ input that first crosses the budget is the one that allocated). libFuzzer's ``-t
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import importlib
 import os
 import pkgutil
 import re
 import resource
+import shlex
 import subprocess
 import sys
 import time
@@ -36,6 +38,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 MAX_RESTARTS = 50
+REPO = Path(__file__).resolve().parents[1]
+WORKER_SCRIPT_ENV = "FILERESTORE_FUZZ_WORKER"
 RSS_LIMIT_MB = 2048
 FINDING_PREFIXES = ("crash-", "timeout-", "oom-", "leak-", "slow-unit-")
 _STATUS = re.compile(r"^#(\d+)\s+\S+\s+cov: (\d+) ft: (\d+) corp: (\d+)/")
@@ -85,7 +89,9 @@ def worker(name: str, libfuzzer_args: list[str]) -> None:
         if grown > harness.rss_budget_mb:
             raise Finding(f"peak RSS grew by {grown:.0f} MiB (budget {harness.rss_budget_mb} MiB)")
 
-    atheris.Setup([sys.argv[0], *libfuzzer_args], test_one)
+    # libFuzzer runs argv[0] again for some jobs (crash minimisation): a script that does so
+    argv0 = os.environ.get(WORKER_SCRIPT_ENV, sys.argv[0])
+    atheris.Setup([argv0, *libfuzzer_args], test_one)
     atheris.Fuzz()
 
 
@@ -144,10 +150,22 @@ def _libfuzzer_args(name: str, base: Path, seconds: int) -> list[str]:
     return [*args, str(base / "corpus"), str(base / "seeds")]
 
 
-def _run_worker(name: str, args: list[str], log: Path) -> tuple[int, str]:
-    cmd = [sys.executable, "-m", "fuzz.run", "worker", name, *args]
+def _worker_script(name: str, base: Path) -> Path:
+    """An executable that starts a worker of ``name`` with its arguments (libFuzzer's argv[0])."""
+    script = base / "worker.sh"
+    script.write_text(
+        "#!/bin/sh\n"
+        f"cd {shlex.quote(str(REPO))} || exit 1\n"
+        f"{WORKER_SCRIPT_ENV}={shlex.quote(str(script))} "
+        f'exec {shlex.quote(sys.executable)} -m fuzz.run worker {name} "$@"\n'
+    )
+    script.chmod(0o755)
+    return script
+
+
+def _run_worker(script: Path, args: list[str], log: Path) -> tuple[int, str]:
     with log.open("w") as out:
-        done = subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT, check=False)
+        done = subprocess.run([script, *args], stdout=out, stderr=subprocess.STDOUT, check=False)
     return done.returncode, log.read_text(errors="replace")
 
 
@@ -170,17 +188,17 @@ def _account(totals: Totals, output: str, elapsed: float) -> list[str]:
     return _ARTIFACT.findall(output)
 
 
-def _minimise(name: str, artifact: Path, timeout: int) -> None:
+def _minimise(script: Path, artifact: Path, timeout: int) -> None:
     """libFuzzer's crash minimisation, into ARTIFACT.min (crashes only: a hang would take
     the whole minimisation budget per try)."""
     if not artifact.name.startswith("crash-"):
         return
-    cmd = [
-        sys.executable, "-m", "fuzz.run", "worker", name, "-minimize_crash=1",
-        "-max_total_time=60", f"-timeout={timeout}", f"-exact_artifact_path={artifact}.min",
-        str(artifact),
+    cmd: list[str | Path] = [
+        script, "-minimize_crash=1", "-max_total_time=120", "-runs=100000",
+        f"-timeout={timeout}", f"-exact_artifact_path={artifact}.min", str(artifact),
     ]  # fmt: skip
-    subprocess.run(cmd, capture_output=True, check=False, timeout=300)
+    with contextlib.suppress(subprocess.TimeoutExpired):  # the unminimised input is kept
+        subprocess.run(cmd, capture_output=True, check=False, timeout=240)
 
 
 def campaign(name: str, seconds: int, base_dir: Path, ci: bool) -> int:
@@ -190,6 +208,7 @@ def campaign(name: str, seconds: int, base_dir: Path, ci: bool) -> int:
     for sub in ("corpus", "findings", "seeds", "logs"):
         (base / sub).mkdir(parents=True, exist_ok=True)
     seeds = _write_seeds(name, base / "seeds")
+    script = _worker_script(name, base)
     timeout = load(name).timeout
     totals = Totals()
     deadline = time.monotonic() + seconds
@@ -199,7 +218,7 @@ def campaign(name: str, seconds: int, base_dir: Path, ci: bool) -> int:
             break
         log = base / "logs" / f"worker-{time.strftime('%Y%m%dT%H%M%S')}-{totals.restarts}.log"
         start = time.monotonic()
-        code, output = _run_worker(name, _libfuzzer_args(name, base, left), log)
+        code, output = _run_worker(script, _libfuzzer_args(name, base, left), log)
         artifacts = _account(totals, output, time.monotonic() - start)
         repeated = [a for a in artifacts if a in totals.findings]
         for artifact in artifacts:
@@ -207,7 +226,8 @@ def campaign(name: str, seconds: int, base_dir: Path, ci: bool) -> int:
                 continue
             report = Path(artifact + ".txt")
             report.write_text(output[-20000:])
-            _minimise(name, Path(artifact), timeout)
+            if not ci:
+                _minimise(script, Path(artifact), timeout)
             totals.findings.append(artifact)
         if repeated:  # the same input again (a seed, or one the corpus replays): stop
             break

@@ -82,18 +82,16 @@ def make_small_tree(dest: Path, posix: bool = True) -> None:
             fh.write(block_content("fuzz-sparse-tail", 4 * KiB))
         os.utime(dest / "sparse.bin", (TREE_MTIME, TREE_MTIME))
         os.link(dest / "hello.txt", docs / "hello-hardlink.txt")
-        os.symlink("docs/readme.md", dest / "link-relative")
-        os.symlink("/docs/sub/deeper/nested.txt", dest / "link-absolute")
-        os.symlink("d/" * 40 + "long-target", dest / "link-long")  # not a fast symlink
-        os.symlink("loop-b", dest / "loop-a")
-        os.symlink("loop-a", dest / "loop-b")
-        os.symlink("docs", dest / "link-to-dir")
+        (dest / "link-relative").symlink_to("docs/readme.md")
+        (dest / "link-absolute").symlink_to("/docs/sub/deeper/nested.txt")
+        (dest / "link-long").symlink_to("d/" * 40 + "long-target")  # not a fast symlink
+        (dest / "loop-a").symlink_to("loop-b")
+        (dest / "loop-b").symlink_to("loop-a")
+        (dest / "link-to-dir").symlink_to("docs")
 
 
 def small_tree(posix: bool = True) -> Path:
-    return cached(
-        "fuzz-tree", {"posix": posix}, lambda d: make_small_tree(d, posix), suffix="tree"
-    )
+    return cached("fuzz-tree", {"posix": posix}, lambda d: make_small_tree(d, posix), suffix="tree")
 
 
 def compressible(size: int) -> bytes:
@@ -223,7 +221,7 @@ def ntfs_seed() -> Path:
             # FILE_ATTRIBUTE_COMPRESSED on the directory: files written into it are LZNT1
             os.setxattr(comp, "system.ntfs_attrib_be", (0x10 | 0x800).to_bytes(4, "big"))
             (comp / "text.txt").write_bytes(compressible(100 * KiB))
-            os.symlink("../docs/readme.md", comp / "interix-link")
+            (comp / "interix-link").symlink_to("../docs/readme.md")
         run("ntfsfix", "-n", out)
 
     return cached("fuzz-seed-ntfs", {"tree": tree.name}, build)
@@ -325,7 +323,9 @@ def qcow_overlay_seed(extended_l2: bool) -> Path:
             shutil.copyfile(top, out)
 
     recipe = {"options": options, "base": base.name}
-    return cached(f"fuzz-seed-qcow-overlay{'-extl2' if extended_l2 else ''}", recipe, build, "qcow2")
+    return cached(
+        f"fuzz-seed-qcow-overlay{'-extl2' if extended_l2 else ''}", recipe, build, "qcow2"
+    )
 
 
 #: every seed image by name, for ``scripts/fuzz --seeds`` and the tests

@@ -88,7 +88,7 @@ class FuzzedFilesystem(Filesystem[_Node]):
 
 
 def _text(fdp: atheris.FuzzedDataProvider, pool: tuple[str, ...]) -> str:
-    choice = fdp.ConsumeIntInRange(0, len(pool))
+    choice: int = fdp.ConsumeIntInRange(0, len(pool))
     if choice == len(pool):
         return str(fdp.ConsumeUnicode(6))
     return pool[choice]

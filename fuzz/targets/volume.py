@@ -101,9 +101,7 @@ VOLUME = Harness(
 
 def _map_text(text: str) -> None:
     vg = volume_group(parse_config(text))
-    found = [
-        PhysicalVolume(PvLabel(ref.uuid, 0, (), ()), 0, 1 << 62, vg) for ref in vg.pvs[:4]
-    ]
+    found = [PhysicalVolume(PvLabel(ref.uuid, 0, (), ()), 0, 1 << 62, vg) for ref in vg.pvs[:4]]
     for lv in logical_volumes(found):
         if lv.error is not None:
             continue
@@ -173,4 +171,3 @@ LVM_TEXT = Harness(
         b"flags",
     ),
 )
-
