@@ -236,6 +236,8 @@ class ExtFilesystem(LibyalFilesystem):
         sb = superblock
         if not sb.inodes_per_group or not sb.inodes_count or sb.desc_size < GROUP_DESC_SIZE:
             raise FilesystemError(f"{kind}: the superblock gives no inode table geometry")
+        if sb.desc_size > sb.block_size:  # found by fuzzing: no descriptor per block
+            raise FilesystemError(f"{kind}: group descriptor size {sb.desc_size} is out of range")
         if sb.inode_size < GOOD_OLD_INODE_SIZE or sb.inode_size > sb.block_size:
             raise FilesystemError(f"{kind}: inode size {sb.inode_size} is out of range")
         if sb.feature_incompat & INCOMPAT_META_BG and not sb.blocks_per_group:
