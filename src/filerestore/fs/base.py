@@ -16,6 +16,7 @@ node type (a library handle for one inode). Everything a caller uses (``stat``, 
 
 from __future__ import annotations
 
+import re
 import threading
 from abc import ABC, abstractmethod
 from collections import OrderedDict
@@ -49,6 +50,15 @@ def split_path(path: str) -> list[str]:
 
 def join_path(parts: list[str]) -> str:
     return "/" + "/".join(parts)
+
+
+_CONTROL = re.compile("[\x00-\x1f\x7f]")
+
+
+def shown(path: str) -> str:
+    """A guest path for an error message: control characters (a newline in a guest name or
+    a request) as ``\\xNN``, so every reason stays one line."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", path)
 
 
 class Filesystem(ABC, Generic[N]):
@@ -108,7 +118,7 @@ class Filesystem(ABC, Generic[N]):
         with self._lock:
             parts, node = self._resolve(path, follow_final=True)
             if self._kind(node) is not EntryKind.DIR:
-                raise NotADirectoryError_(f"not a directory: {join_path(parts)}")
+                raise NotADirectoryError_(f"not a directory: {shown(join_path(parts))}")
             children = list(self._children_of(node).items())
         base = join_path(parts).rstrip("/")
         entry = self._entry
@@ -128,16 +138,16 @@ class Filesystem(ABC, Generic[N]):
             parts, node = self._resolve(path, follow_final=True)
             kind = self._kind(node)
             if kind is EntryKind.DIR:
-                raise IsADirectoryError_(f"is a directory: {join_path(parts)}")
+                raise IsADirectoryError_(f"is a directory: {shown(join_path(parts))}")
             if kind is not EntryKind.FILE:
-                raise PathNotFoundError(f"not a regular file: {join_path(parts)}")
+                raise PathNotFoundError(f"not a regular file: {shown(join_path(parts))}")
             return self._open(node)
 
     def read_link(self, path: str) -> str:
         with self._lock:
             parts, node = self._resolve(path, follow_final=False)
             if self._kind(node) is not EntryKind.SYMLINK:
-                raise NotASymlinkError(f"not a symbolic link: {join_path(parts)}")
+                raise NotASymlinkError(f"not a symbolic link: {shown(join_path(parts))}")
             return self._link_target(node)
 
     def walk(self, path: str = "/", max_depth: int | None = None) -> Iterator[Entry]:
@@ -149,7 +159,7 @@ class Filesystem(ABC, Generic[N]):
         with self._lock:
             parts, node = self._resolve(path, follow_final=True)
             if self._kind(node) is not EntryKind.DIR:
-                raise NotADirectoryError_(f"not a directory: {join_path(parts)}")
+                raise NotADirectoryError_(f"not a directory: {shown(join_path(parts))}")
             seen: set[Hashable] = {self._key(node)}
         stack: list[tuple[str, N, int]] = [(join_path(parts).rstrip("/"), node, 0)]
         while stack:
@@ -199,11 +209,11 @@ class Filesystem(ABC, Generic[N]):
             current = stack[-1][1] if stack else root
             if self._kind(current) is not EntryKind.DIR:
                 where = join_path([n for n, _ in stack])
-                raise NotADirectoryError_(f"not a directory: {where}")
+                raise NotADirectoryError_(f"not a directory: {shown(where)}")
             child = self._children_of(current).get(comp)
             if child is None:
                 where = join_path([n for n, _ in stack] + [comp])
-                raise PathNotFoundError(f"no such file or directory: {where}")
+                raise PathNotFoundError(f"no such file or directory: {shown(where)}")
             if self._kind(child) is EntryKind.SYMLINK and (pending or follow_final):
                 hops += 1
                 if hops > MAX_SYMLINK_HOPS:
