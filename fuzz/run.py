@@ -53,18 +53,13 @@ def _maxrss_mb() -> float:
 
 # --- worker ---------------------------------------------------------------------------------
 
-# imported as the worker starts, inside atheris's instrumentation: the product imports some
-# modules only when first used (filesystem backends, dissect.btrfs), which would be too late
-_EAGER = {"filerestore": "filerestore", "dissect": "dissect.btrfs"}
-_NOT_EAGER = ("filerestore.db.migrations",)
 
-
-def _import_all(packages: tuple[str, ...]) -> None:
-    for package in packages:
-        top = importlib.import_module(_EAGER[package])
-        for info in pkgutil.walk_packages(top.__path__, f"{top.__name__}."):
-            if not info.name.startswith(_NOT_EAGER):
-                importlib.import_module(info.name)
+def _import_all(names: tuple[str, ...]) -> None:
+    """Import each module, and every module of each package, in ``names``."""
+    for name in names:
+        module = importlib.import_module(name)
+        for info in pkgutil.walk_packages(getattr(module, "__path__", []), f"{name}."):
+            importlib.import_module(info.name)
 
 
 def worker(name: str, libfuzzer_args: list[str]) -> None:
@@ -75,9 +70,9 @@ def worker(name: str, libfuzzer_args: list[str]) -> None:
     # (atheris 3.0.0's "RegEx" hook breaks Pattern.match(text, pos), which the LVM tokenizer
     # calls: it stays off)
     atheris.enabled_hooks.add("str")
-    packages = REGISTRY[name][2]
-    with atheris.instrument_imports(include=list(packages)):
-        _import_all(packages)
+    eager = REGISTRY[name][2]
+    with atheris.instrument_imports(include=sorted({n.split(".")[0] for n in eager})):
+        _import_all(eager)
         harness = load(name)
         from fuzz.harness import Finding, check_one
     one = harness.setup()

@@ -9,20 +9,33 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from fuzz.harness import Harness
 
-#: name -> (module, attribute, top-level packages atheris instruments)
+_IMAGE = ("filerestore.blockio", "filerestore.image", "filerestore.source")
+_FS = ("filerestore.blockio", "filerestore.fs")
+
+#: name -> (module, attribute, what the worker imports under atheris's instrumentation:
+#: modules, or packages with every module in them; the product imports some of them only
+#: when first used, which would be too late to instrument them)
 REGISTRY: dict[str, tuple[str, str, tuple[str, ...]]] = {
-    "qcow2": ("fuzz.targets.qcow2", "HARNESS", ("filerestore",)),
-    "volume": ("fuzz.targets.volume", "VOLUME", ("filerestore",)),
-    "lvm_text": ("fuzz.targets.volume", "LVM_TEXT", ("filerestore",)),
-    "ext": ("fuzz.targets.filesystems", "EXT", ("filerestore",)),
-    "xfs": ("fuzz.targets.filesystems", "XFS", ("filerestore",)),
-    "ntfs": ("fuzz.targets.filesystems", "NTFS", ("filerestore",)),
-    "fat": ("fuzz.targets.filesystems", "FAT", ("filerestore",)),
-    "exfat": ("fuzz.targets.filesystems", "EXFAT", ("filerestore",)),
+    "qcow2": ("fuzz.targets.qcow2", "HARNESS", _IMAGE),
+    "volume": ("fuzz.targets.volume", "VOLUME", ("filerestore.volume", *_FS)),
+    "lvm_text": ("fuzz.targets.volume", "LVM_TEXT", ("filerestore.volume",)),
+    "ext": ("fuzz.targets.filesystems", "EXT", _FS),
+    "xfs": ("fuzz.targets.filesystems", "XFS", _FS),
+    "ntfs": ("fuzz.targets.filesystems", "NTFS", _FS),
+    "fat": ("fuzz.targets.filesystems", "FAT", _FS),
+    "exfat": ("fuzz.targets.filesystems", "EXFAT", _FS),
     # dissect.btrfs is pure Python: instrumenting it lets coverage guide the fuzzer into it
-    "btrfs": ("fuzz.targets.filesystems", "BTRFS", ("filerestore", "dissect")),
-    "guest_paths": ("fuzz.targets.guest_paths", "HARNESS", ("filerestore",)),
-    "http": ("fuzz.targets.http", "HARNESS", ("filerestore",)),
+    "btrfs": ("fuzz.targets.filesystems", "BTRFS", (*_FS, "dissect.btrfs")),
+    "guest_paths": (
+        "fuzz.targets.guest_paths",
+        "HARNESS",
+        ("filerestore.fs.base", "filerestore.restore.names"),
+    ),
+    "http": (
+        "fuzz.targets.http",
+        "HARNESS",
+        ("filerestore.api.paths", "filerestore.api.downloads"),
+    ),
 }
 
 
