@@ -6,9 +6,10 @@ gigabytes. So the fuzz input is a small description of damage to one seed:
 
 ``[seed][size?][patch]...``
 
-- ``seed`` (1 byte): bits 0-5 pick the seed (modulo the harness's seed count); bit 7 says a
-  4-byte big-endian ``size`` follows: the volume is cut to (or grown with zeros to) that
-  many bytes, up to twice the seed's size.
+- ``seed`` (1 byte): bits 0-5 pick the seed (modulo the harness's seed count); bit 6 asks
+  for the checksums over the damage to be recomputed (:mod:`fuzz.checksums`), so it gets
+  past them; bit 7 says a 4-byte big-endian ``size`` follows: the volume is cut to (or
+  grown with zeros to) that many bytes, up to twice the seed's size.
 - each ``patch``: a 2-byte big-endian sector selector, a 2-byte offset (modulo 512), a
   1-byte length (1-64: modulo 64, plus 1) and that many bytes, written over the seed. The
   selector picks one of the seed's *hot* sectors: those holding anything but zeros in the
@@ -28,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from filerestore.blockio import FileReader, SizedReader
+from fuzz.checksums import Fixup
 
 SECTOR = 512
 MAX_PATCH = 64
@@ -41,6 +43,7 @@ class Seed:
     name: str
     path: Path
     hot: tuple[int, ...]  # sector numbers, sorted
+    fixup: Fixup | None = None  # recomputes checksums over damage (fuzz.checksums)
 
 
 def nonzero_sectors(path: Path, regions: Iterable[tuple[int, int]] | None = None) -> list[int]:
@@ -72,9 +75,14 @@ def nonzero_sectors(path: Path, regions: Iterable[tuple[int, int]] | None = None
     return sorted(found)
 
 
-def make_seed(name: str, path: Path, regions: Iterable[tuple[int, int]] | None = None) -> Seed:
+def make_seed(
+    name: str,
+    path: Path,
+    regions: Iterable[tuple[int, int]] | None = None,
+    fixup: Fixup | None = None,
+) -> Seed:
     hot = nonzero_sectors(path, regions) or [0]
-    return Seed(name, path, tuple(hot))
+    return Seed(name, path, tuple(hot), fixup)
 
 
 @dataclass(frozen=True)
@@ -84,6 +92,7 @@ class Damage:
     seed: int
     size: int | None
     patches: tuple[tuple[int, bytes], ...]
+    fix_checksums: bool = False
 
 
 def decode(data: bytes, seeds: list[Seed]) -> Damage:
@@ -111,13 +120,18 @@ def decode(data: bytes, seeds: list[Seed]) -> Damage:
         else:
             sector = seed.hot[selector % len(seed.hot)]
         patches.append((sector * SECTOR + offset % SECTOR, payload))
-    return Damage(index, size, tuple(patches))
+    return Damage(index, size, tuple(patches), bool(data[0] & 0x40))
 
 
-def encode(seed: int, patches: Iterable[tuple[int, int, bytes]], size: int | None = None) -> bytes:
+def encode(
+    seed: int,
+    patches: Iterable[tuple[int, int, bytes]],
+    size: int | None = None,
+    fix_checksums: bool = False,
+) -> bytes:
     """An input from (hot-sector selector, offset, bytes) patches: the inverse of decode,
     for writing regression inputs by hand."""
-    out = bytearray([seed | (0x80 if size is not None else 0)])
+    out = bytearray([seed | (0x80 if size is not None else 0) | (0x40 if fix_checksums else 0)])
     if size is not None:
         out += size.to_bytes(4, "big")
     for selector, offset, payload in patches:
@@ -131,10 +145,13 @@ class PatchedReader(SizedReader):
     """A seed image read with patches laid over it and its size changed (zeros past the
     file's end). Reads go to the seed's file each time: nothing of it is held in memory."""
 
-    def __init__(self, base: FileReader, damage: Damage) -> None:
+    def __init__(self, base: FileReader, damage: Damage, fixup: Fixup | None = None) -> None:
         self._base = base
         self._size = base.size if damage.size is None else damage.size
-        self._patches = sorted(damage.patches, key=lambda p: p[0])
+        self._patches = list(damage.patches)
+        if fixup is not None and damage.fix_checksums:
+            # computed over the damaged image, then laid over it
+            self._patches += fixup(self, damage.patches)
 
     def _read(self, offset: int, n: int) -> bytes:
         data = self._base.read_at(offset, n)
@@ -145,7 +162,7 @@ class PatchedReader(SizedReader):
         if not touched:
             return data
         out = bytearray(data)
-        for pos, patch in touched:
+        for pos, patch in touched:  # in order: a later patch wins
             lo, hi = max(pos, offset), min(pos + len(patch), end)
             out[lo - offset : hi - offset] = patch[lo - pos : hi - pos]
         return bytes(out)

@@ -34,9 +34,10 @@ from filerestore.errors import (
 from filerestore.fs import open_filesystem
 from filerestore.fs.base import Filesystem
 from filerestore.fs.entry import EntryKind
-from fuzz import seeds
+from fuzz import checksums, seeds
+from fuzz.checksums import Fixup
 from fuzz.harness import Finding, Harness, OneInput, require
-from fuzz.patches import PatchedReader, Seed, decode, make_seed
+from fuzz.patches import PatchedReader, decode, make_seed
 
 OPEN_ERRORS: tuple[type[FileRestoreError], ...] = (ImageError,)
 ENTRY_ERRORS: tuple[type[FileRestoreError], ...] = (
@@ -106,26 +107,34 @@ def open_and_explore(reader: Reader) -> None:
         fs.close()
 
 
-def _setup(builders: dict[str, Callable[[], Path]]) -> Callable[[], OneInput]:
+def _setup(builders: dict[str, Callable[[], Path]], fixup: Fixup | None) -> Callable[[], OneInput]:
     def setup() -> OneInput:
-        loaded: list[Seed] = [make_seed(name, build()) for name, build in builders.items()]
+        loaded = [make_seed(name, build(), fixup=fixup) for name, build in builders.items()]
         files = [FileReader(s.path) for s in loaded]
 
         def one(data: bytes) -> None:
             damage = decode(data, loaded)
-            open_and_explore(PatchedReader(files[damage.seed], damage))
+            seed = loaded[damage.seed]
+            open_and_explore(PatchedReader(files[damage.seed], damage, seed.fixup))
 
         return one
 
     return setup
 
 
-def _harness(name: str, builders: dict[str, Callable[[], Path]], **kw: Any) -> Harness:
+def _harness(
+    name: str,
+    builders: dict[str, Callable[[], Path]],
+    fixup: Fixup | None = None,
+    **kw: Any,
+) -> Harness:
+    count = len(builders)
     return Harness(
         name=name,
         doc=f"{name}: damaged seed images ({', '.join(builders)}) opened, walked and read",
-        setup=_setup(builders),
-        seeds=lambda: [bytes([i]) for i in range(len(builders))],
+        setup=_setup(builders, fixup),
+        # each seed as it is, and (bit 6) with checksums fixed over the damage to come
+        seeds=lambda: [bytes([i | flag]) for i in range(count) for flag in (0, 0x40)],
         expected=ENTRY_ERRORS,
         **kw,
     )
@@ -139,5 +148,12 @@ EXT = _harness("ext", _pick(list(seeds.EXT_SEEDS)), dictionary=(b"\x53\xef", b"\
 XFS = _harness("xfs", _pick(list(seeds.XFS_SEEDS)), dictionary=(b"XFSB", b"IN", b"XDB3", b"XDD3"))
 NTFS = _harness("ntfs", _pick(["ntfs"]), dictionary=(b"FILE0", b"NTFS    ", b"INDX"))
 FAT = _harness("fat", _pick(list(seeds.FAT_SEEDS)), dictionary=(b"\x55\xaa", b"FAT12   "))
-EXFAT = _harness("exfat", _pick(["exfat"]), dictionary=(b"EXFAT   ", b"\x85", b"\xc0", b"\xc1"))
-BTRFS = _harness("btrfs", _pick(list(seeds.BTRFS_SEEDS)), dictionary=(b"_BHRfS_M",))
+EXFAT = _harness(
+    "exfat",
+    _pick(["exfat"]),
+    checksums.exfat,
+    dictionary=(b"EXFAT   ", b"\x85", b"\xc0", b"\xc1"),
+)
+BTRFS = _harness(
+    "btrfs", _pick(list(seeds.BTRFS_SEEDS)), checksums.btrfs, dictionary=(b"_BHRfS_M",)
+)

@@ -31,6 +31,8 @@ from filerestore.volume.lvm import (
     read_metadata_text,
 )
 from filerestore.volume.lvm_metadata import parse_config, volume_group
+from fuzz import checksums
+from fuzz.checksums import Fixup
 from fuzz.harness import Harness, OneInput, require
 from fuzz.patches import PatchedReader, Seed, decode, make_seed
 
@@ -50,15 +52,25 @@ def _disks() -> dict[str, Path]:
     }
 
 
-def _hot_regions(path: Path) -> list[tuple[int, int]]:
-    """The first and last MiB of the disk and the first MiB of each volume on it."""
+def _layout(path: Path) -> tuple[list[tuple[int, int]], Fixup]:
+    """Where the seed's metadata is (the first and last MiB of the disk and the first MiB of
+    each volume), and its checksum fix-up (GPT, and LVM labels at the disk's and each
+    partition's start)."""
     size = path.stat().st_size
     regions = [(0, MiB), (size - MiB, size)]
+    starts = [0]
     with FileReader(path) as reader:
         for v in list_volumes(reader):
             if v.offset is not None:
                 regions.append((v.offset, v.offset + MiB))
-    return regions
+                if v.scheme in ("gpt", "mbr"):
+                    starts.append(v.offset)
+    lvm_fix = checksums.lvm(starts)
+
+    def fixup(disk: Reader, patches: tuple[checksums.Patch, ...]) -> list[checksums.Patch]:
+        return checksums.gpt(disk, patches) + lvm_fix(disk, patches)
+
+    return regions, fixup
 
 
 def _check_volumes(disk: Reader) -> None:
@@ -76,12 +88,12 @@ def _check_volumes(disk: Reader) -> None:
 
 
 def volume_setup() -> OneInput:
-    loaded: list[Seed] = [make_seed(n, p, _hot_regions(p)) for n, p in _disks().items()]
+    loaded: list[Seed] = [make_seed(n, p, *_layout(p)) for n, p in _disks().items()]
     files = [FileReader(s.path) for s in loaded]
 
     def one(data: bytes) -> None:
         damage = decode(data, loaded)
-        _check_volumes(PatchedReader(files[damage.seed], damage))
+        _check_volumes(PatchedReader(files[damage.seed], damage, loaded[damage.seed].fixup))
 
     return one
 
@@ -90,7 +102,7 @@ VOLUME = Harness(
     name="volume",
     doc="volume: GPT, MBR and LVM2 labels and metadata areas on damaged test disks",
     setup=volume_setup,
-    seeds=lambda: [bytes([i]) for i in range(6)],
+    seeds=lambda: [bytes([i | flag]) for i in range(6) for flag in (0, 0x40)],
     expected=(PartitionTableError, LvmMetadataError, VolumeUnavailableError),
     dictionary=(b"EFI PART", b"\x55\xaa", b"LABELONE", b"LVM2 001", b" LVM2 x[5A%r0N*>", b"\xee"),
 )
