@@ -76,7 +76,8 @@ def _range_header(fdp: atheris.FuzzedDataProvider) -> str:
         return str(fdp.ConsumeBytes(fdp.ConsumeIntInRange(0, 80)).decode("latin-1"))
 
     def pick(pool: tuple[str, ...]) -> str:
-        return pool[fdp.ConsumeIntInRange(0, len(pool) - 1)]
+        index: int = fdp.ConsumeIntInRange(0, len(pool) - 1)
+        return pool[index]
 
     def number() -> str:
         if fdp.ConsumeBool():
