@@ -70,10 +70,10 @@ def test_syntax_strings_comments_arrays_numbers():
     ],
 )
 def test_syntax_errors_are_refused(text, message):
-    start = time.monotonic()
+    start = time.process_time()  # CPU time: other processes on a busy machine do not count
     with pytest.raises(LvmMetadataError, match=message):
         parse_config(text)
-    assert time.monotonic() - start < 1.0
+    assert time.process_time() - start < 1.0
 
 
 def test_volume_group_needs_exactly_one_group():
@@ -92,8 +92,8 @@ def test_large_metadata_parses_quickly():
         + "".join(lv.format(n=i) for i in range(3000))
         + "}\n}\n"
     )
-    start = time.monotonic()
+    start = time.process_time()
     vg = volume_group(parse_config(text))
     assert len(vg.lvs) == 3000
     assert vg.lvs[2999].segments[0].stripes == (("pv0", 2999),)
-    assert time.monotonic() - start < 2.0
+    assert time.process_time() - start < 2.0
