@@ -29,7 +29,7 @@ REGISTRY: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "guest_paths": (
         "fuzz.targets.guest_paths",
         "HARNESS",
-        ("filerestore.fs.base", "filerestore.restore.names"),
+        ("filerestore.fs.base", "filerestore.restore.names", "filerestore.cli.extract"),
     ),
     "http": (
         "fuzz.targets.http",

@@ -8,6 +8,9 @@ hard-linked directories happen. A corrupt image can claim any of these; the base
 cope. Then requests with fuzzed paths: ``stat`` (following or not), ``list_dir``, ``open``,
 ``read_link`` and ``walk``.
 
+Half of the inputs also extract the tree with the CLI's ``get`` (:mod:`filerestore.cli.extract`)
+into an empty directory on tmpfs: only refusals come out, and nothing is written beside it.
+
 Checked: only the resolver's own refusals come out; a resolved path is absolute and holds no
 empty, ``.`` or ``..`` component; ``walk`` ends, and every entry it yields whose path is made
 of plain names resolves back to the same node; each name becomes a clean archive component
@@ -17,13 +20,20 @@ valid UTF-8 without a backslash, and ``unique`` never hands out one name twice.
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from collections.abc import Hashable, Iterator
 from itertools import islice
+from pathlib import Path
 
 import atheris
 
 from filerestore.blockio import BytesReader, Reader
+from filerestore.cli.extract import extract
 from filerestore.errors import (
+    DestinationEscapeError,
+    DestinationExistsError,
+    FilesystemError,
     IsADirectoryError_,
     NotADirectoryError_,
     NotASymlinkError,
@@ -45,45 +55,45 @@ KINDS = (EntryKind.DIR, EntryKind.FILE, EntryKind.SYMLINK, EntryKind.OTHER)
 MAX_NODES = 14
 
 
-class _Node:
+class Node:
     __slots__ = ("children", "index", "kind", "target")
 
     def __init__(self, index: int, kind: EntryKind, target: str) -> None:
         self.index = index
         self.kind = kind
         self.target = target
-        self.children: list[tuple[str, _Node]] = []
+        self.children: list[tuple[str, Node]] = []
 
 
-class FuzzedFilesystem(Filesystem[_Node]):
+class FuzzedFilesystem(Filesystem[Node]):
     """A filesystem whose nodes and names come from the fuzz input (see module docstring)."""
 
     kind = "fuzzed"
 
-    def __init__(self, root: _Node) -> None:
+    def __init__(self, root: Node) -> None:
         super().__init__()
         self._root_node = root
 
-    def _root(self) -> _Node:
+    def _root(self) -> Node:
         return self._root_node
 
-    def _children(self, node: _Node) -> Iterator[tuple[str, _Node]]:
+    def _children(self, node: Node) -> Iterator[tuple[str, Node]]:
         return iter(node.children)
 
-    def _kind(self, node: _Node) -> EntryKind:
+    def _kind(self, node: Node) -> EntryKind:
         return node.kind
 
-    def _key(self, node: _Node) -> Hashable:
+    def _key(self, node: Node) -> Hashable:
         return node.index
 
-    def _entry(self, name: str, path: str, node: _Node) -> Entry:
+    def _entry(self, name: str, path: str, node: Node) -> Entry:
         target = node.target if node.kind is EntryKind.SYMLINK else None
         return Entry(name, path, node.kind, node.index, inode=node.index, target=target)
 
-    def _link_target(self, node: _Node) -> str:
+    def _link_target(self, node: Node) -> str:
         return node.target
 
-    def _open(self, node: _Node) -> Reader:
+    def _open(self, node: Node) -> Reader:
         return BytesReader(bytes(node.index))
 
 
@@ -95,11 +105,11 @@ def _text(fdp: atheris.FuzzedDataProvider, pool: tuple[str, ...]) -> str:
 
 
 def build_tree(fdp: atheris.FuzzedDataProvider) -> FuzzedFilesystem:
-    nodes = [_Node(0, EntryKind.DIR, "")]
+    nodes = [Node(0, EntryKind.DIR, "")]
     for i in range(1, fdp.ConsumeIntInRange(1, MAX_NODES)):
         kind = KINDS[fdp.ConsumeIntInRange(0, len(KINDS) - 1)]
         target = _text(fdp, TARGETS) if kind is EntryKind.SYMLINK else ""
-        node = _Node(i, kind, target)
+        node = Node(i, kind, target)
         dirs = [n for n in nodes if n.kind is EntryKind.DIR]
         dirs[fdp.ConsumeIntInRange(0, len(dirs) - 1)].children.append((_text(fdp, NAMES), node))
         nodes.append(node)
@@ -169,11 +179,28 @@ def _check_walk_and_names(fs: FuzzedFilesystem) -> None:
     require(len(set(given)) == len(given), "unique() gave one name twice")
 
 
+def _check_extract(fs: FuzzedFilesystem, where: Path) -> None:
+    """``get /`` into an empty directory: only refusals, and nothing lands outside it."""
+    dest = where / "dest"
+    try:
+        extract(fs, "/", dest)  # type: ignore[arg-type]
+    except EXTRACT_ERRORS as exc:
+        require("\n" not in str(exc) and bool(str(exc).strip()), f"reason {exc!r}")
+    finally:
+        outside = [p for p in where.iterdir() if p.name != "dest"]
+        require(not outside, f"extraction wrote outside its destination: {outside}")
+        shutil.rmtree(dest, ignore_errors=True)
+
+
 def setup() -> OneInput:
+    where = Path(tempfile.mkdtemp(prefix="fr-fuzz-extract-", dir=_TMPFS))
+
     def one(data: bytes) -> None:
         fdp = atheris.FuzzedDataProvider(data)
         fs = build_tree(fdp)
         _check_walk_and_names(fs)
+        if fdp.ConsumeBool():
+            _check_extract(fs, where)
         for _ in range(fdp.ConsumeIntInRange(1, 6)):
             try:
                 _operate(fs, fdp)
@@ -183,6 +210,8 @@ def setup() -> OneInput:
     return one
 
 
+_TMPFS = "/dev/shm" if Path("/dev/shm").is_dir() else None
+EXTRACT_ERRORS = (FilesystemError, DestinationEscapeError, DestinationExistsError)
 RESOLVER_ERRORS = (
     PathNotFoundError,
     NotADirectoryError_,
@@ -197,7 +226,7 @@ HARNESS = Harness(
     doc="guest_paths: the fs/base.py resolver and restore/names.py on fuzzed trees",
     setup=setup,
     seeds=lambda: [bytes(range(i, i + 64)) for i in range(0, 192, 32)],
-    expected=RESOLVER_ERRORS,
+    expected=RESOLVER_ERRORS + EXTRACT_ERRORS,
     timeout=5,
     rss_budget_mb=256,
     max_len=1024,

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
-from filerestore.errors import DestinationEscapeError, DestinationExistsError
+from filerestore.errors import DestinationEscapeError, DestinationExistsError, FilesystemError
 from filerestore.fs import Filesystem
 from filerestore.fs.entry import Entry, EntryKind
 
@@ -123,7 +123,12 @@ class _Extractor:
             self.result.dirs += 1
             return parts
         if entry.kind is EntryKind.SYMLINK:
-            target = entry.target if entry.target is not None else self.fs.read_link(entry.path)
+            target = _host_bytes(
+                entry.target if entry.target is not None else self.fs.read_link(entry.path),
+                f"the symbolic link {entry.path!r} has a target",
+            )
+            if not target:  # symlink(2) refuses an empty target with ENOENT
+                raise FilesystemError(f"the symbolic link {entry.path!r} has an empty target")
             _create(lambda: os.symlink(target, name, dir_fd=parent_fd), parent_fd, name)
             if entry.mtime_ns is not None:
                 times = (entry.atime_ns or entry.mtime_ns, entry.mtime_ns)
@@ -181,7 +186,20 @@ def _checked_name(entry: Entry) -> str:
     name = entry.name
     if not name or name in (".", "..") or "/" in name or "\x00" in name:
         raise DestinationEscapeError(f"refusing to write an entry named {name!r} ({entry.path!r})")
+    _host_bytes(name, f"the entry {entry.path!r} has a name")
     return name
+
+
+def _host_bytes(text: str, what: str) -> bytes:
+    """``text`` (a guest name or link target) as the bytes a host call takes: a NUL byte, or a
+    surrogate that stands for no byte, is a corrupt entry, not a ValueError from the call."""
+    try:
+        raw = os.fsencode(text)
+    except UnicodeEncodeError:
+        raise FilesystemError(f"{what} that is no byte string (corrupt)") from None
+    if b"\x00" in raw:
+        raise FilesystemError(f"{what} holding a NUL byte (corrupt)")
+    return raw
 
 
 def _mkdir(parent_fd: int, name: str, entry: Entry) -> None:
