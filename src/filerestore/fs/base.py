@@ -25,6 +25,7 @@ from typing import Generic, TypeVar
 
 from filerestore.blockio import Reader
 from filerestore.errors import (
+    FilesystemError,
     IsADirectoryError_,
     NotADirectoryError_,
     NotASymlinkError,
@@ -199,6 +200,8 @@ class Filesystem(ABC, Generic[N]):
         pending.reverse()
         stack: list[tuple[str, N]] = []
         root = self._root()
+        if self._kind(root) is not EntryKind.DIR:  # found by fuzzing: a damaged root inode
+            raise FilesystemError(f"{self.kind}: the root is not a directory (corrupt)")
         hops = 0
         while pending:
             comp = pending.pop()
