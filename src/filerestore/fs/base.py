@@ -7,6 +7,8 @@ node type (a library handle for one inode). Everything a caller uses (``stat``, 
 - Paths are lists of components. ``..`` never climbs above the root; NUL is refused;
   symbolic links met on the way (and at the end, when asked) are resolved inside the guest
   filesystem, absolute targets from the guest root, with at most ``MAX_SYMLINK_HOPS`` hops.
+- A child with an empty name (only a corrupt directory holds one) is listed as
+  ``<empty-name-KEY>``, which resolves to it; a root that is not a directory is corrupt.
 - Directory children are read once per directory and kept in a bounded cache keyed by the
   directory's node key, so resolving a path costs one dict lookup per component, never the
   library's linear path lookup.
@@ -187,7 +189,11 @@ class Filesystem(ABC, Generic[N]):
         if cached is not None:
             self._dirs.move_to_end(key)
             return cached
-        children = dict(self._children(node))
+        children: dict[str, N] = {}
+        for name, child in self._children(node):
+            # a corrupt entry without a name (found by fuzzing NTFS): its path would name
+            # its parent; listed under a name that resolves to it, as an undecodable one is
+            children[name or f"<empty-name-{self._key(child)}>"] = child
         self._dirs[key] = children
         self._cached_children += len(children)
         while self._cached_children > DIR_CACHE_ENTRIES and len(self._dirs) > 1:
