@@ -210,6 +210,7 @@ def campaign(name: str, seconds: int, base_dir: Path, ci: bool) -> int:
     script = _worker_script(name, base)
     timeout = load(name).timeout
     totals = Totals()
+    silent = 0  # workers that stopped without writing their input
     deadline = time.monotonic() + seconds
     while True:
         left = int(deadline - time.monotonic())
@@ -230,10 +231,15 @@ def campaign(name: str, seconds: int, base_dir: Path, ci: bool) -> int:
             totals.findings.append(artifact)
         if repeated:  # the same input again (a seed, or one the corpus replays): stop
             break
-        if code == 0 or not artifacts:
-            if code != 0:
-                totals.findings.append(f"worker exited {code} without an artifact: {log}")
+        if code == 0:
             break
+        if not artifacts:
+            # killed before libFuzzer wrote the input (a signal during its crash handling):
+            # the log holds the report; go on, unless it keeps happening
+            totals.findings.append(f"worker exited {code} without an artifact: {log}")
+            silent += 1
+            if silent > 2:
+                break
         totals.restarts += 1
     line = (
         f"fuzz summary: harness={name} seconds={totals.seconds:.0f} execs={totals.execs} "
