@@ -171,8 +171,11 @@ def _run_worker(script: Path, args: list[str], log: Path) -> tuple[int, str]:
 def _account(totals: Totals, output: str, elapsed: float) -> list[str]:
     """Add one worker's figures to ``totals``; the finding artifacts it wrote."""
     totals.seconds += elapsed
+    last_status = 0  # executions by the last status line: a killed worker prints no stats
+    counted = False
     for line in output.splitlines():
         if m := _STATUS.match(line):
+            last_status = int(m.group(1))
             totals.cov = max(totals.cov, int(m.group(2)))
             totals.ft = max(totals.ft, int(m.group(3)))
             totals.corpus = int(m.group(4))
@@ -180,10 +183,13 @@ def _account(totals: Totals, output: str, elapsed: float) -> list[str]:
             key, value = m.group(1), int(m.group(2))
             if key == "number_of_executed_units":
                 totals.execs += value
+                counted = True
             elif key == "new_units_added":
                 totals.new_units += value
             elif key == "peak_rss_mb":
                 totals.peak_rss_mb = max(totals.peak_rss_mb, value)
+    if not counted:
+        totals.execs += last_status
     return _ARTIFACT.findall(output)
 
 
