@@ -72,6 +72,10 @@ def parse_boot_sector(data: bytes, volume_size: int) -> ExfatBootSector:
     boot = ExfatBootSector(bps, bps << spc_shift, fat_off * bps, heap_off * bps, count, root)
     if not FIRST_CLUSTER <= root < count + FIRST_CLUSTER or boot.heap_offset >= volume_size:
         raise FilesystemError("exfat: root directory cluster out of range (corrupt)")
+    # ClusterCount is what the volume holds after the heap offset (3.1.9); more is corrupt,
+    # and a chain walk keeps one bit per cluster (found by fuzzing: 4 G clusters, 512 MiB)
+    if count > (volume_size - boot.heap_offset) // boot.cluster_size:
+        raise FilesystemError(f"exfat: {count} clusters do not fit in the volume (corrupt)")
     return boot
 
 
