@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+from collections import Counter
 from collections.abc import Hashable, Iterator
 from itertools import islice
 from pathlib import Path
@@ -166,9 +167,13 @@ def _check_walk_and_names(fs: FuzzedFilesystem) -> None:
     taken: set[str] = set()
     given: list[str] = []
     plain_dirs = {""}  # walked paths made of plain names only (the root's is "")
-    for entry in islice(fs.walk("/"), 2000):
+    walked = list(islice(fs.walk("/"), 2000))
+    # two entries can share one path text (a name "a/b" in / and a name "b" in /a): such a
+    # path names neither unambiguously, so it is not checked nor used as a plain parent
+    counts = Counter(entry.path for entry in walked)
+    for entry in walked:
         parent = entry.path[: len(entry.path) - len(entry.name) - 1]
-        if parent in plain_dirs and _plain(entry.name):
+        if parent in plain_dirs and _plain(entry.name) and counts[entry.path] == 1:
             if entry.kind is EntryKind.DIR:
                 plain_dirs.add(entry.path)
             try:
