@@ -27,6 +27,8 @@ class DiskImage(SizedReader):
 
     def __init__(self, opened: list[OpenedLink], budget: int = DEFAULT_METADATA_BUDGET) -> None:
         self._files = [f for o in opened for f in (o.file, *o.parts)]
+        #: one file per link of the chain, top first (not a VMDK's extents)
+        self._chain_files = [o.file for o in opened]
         self.chain: list[ChainLink] = [o.link for o in opened]
         #: the tables of every file of the chain, within the open's metadata budget
         self.metadata = MetadataCache(budget)
@@ -53,8 +55,9 @@ class DiskImage(SizedReader):
 
     @property
     def signatures(self) -> list[tuple[str, Hashable]]:
-        """(repository name, signature when opened) of every file of the chain, top first."""
-        return [(f.name, f.signature) for f in self._files]
+        """(repository name, signature when opened) of every file of the chain, top first:
+        one per :attr:`chain` link (a VMDK's extents are not links)."""
+        return [(f.name, f.signature) for f in self._chain_files]
 
     def _read(self, offset: int, n: int) -> bytes:
         if self._closed.is_set():
