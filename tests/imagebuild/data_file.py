@@ -56,18 +56,19 @@ def qemu_io(image: Path, commands: Sequence[str]) -> None:
 def create(
     image: Path,
     data_file: str,
-    size: int,
+    size: int | None,
     commands: Sequence[str] = (),
     *,
     raw: bool = False,
     backing: str | None = None,
 ) -> Path:
-    """``qemu-img create -f qcow2 -o data_file=...`` in ``image``'s directory, then qemu-io."""
+    """``qemu-img create -f qcow2 -o data_file=...`` in ``image``'s directory, then qemu-io;
+    ``size`` None takes the backing file's."""
     opts = f"data_file={data_file}" + (",data_file_raw=on" if raw else "")
     cmd = ["qemu-img", "create", "-q", "-f", "qcow2", "-o", opts]
     if backing is not None:
         cmd += ["-b", backing, "-F", "qcow2"]
-    run(*cmd, image.name, str(size), cwd=image.parent)
+    run(*cmd, image.name, *([] if size is None else [str(size)]), cwd=image.parent)
     qemu_io(image, commands)
     return image
 
