@@ -107,6 +107,33 @@ def test_a_raw_data_file_is_read_as_the_guest_disk() -> None:
         assert disk.metadata.used == 0
 
 
+def test_a_raw_data_file_is_read_even_where_qemu_broke_its_promise(tmp_path: Path) -> None:
+    """qemu itself can break the raw bit's promise: a guest discard with
+    pass-discard-request=off makes the clusters zero clusters and leaves the data file's
+    bytes. qemu-img then reads zeros there; this reader reads the data file, as qcow2.txt
+    says a raw data file may be read (what the data file read as a raw image gives too).
+    Everywhere else both agree. A range the guest discarded holds none of its files."""
+    image = D.create(tmp_path / "disk.qcow2", "disk-data.raw", 4 * MiB, raw=True)
+    D.qemu_io(image, ["write -P 0x41 0 1M"])
+    opts = "driver=qcow2,file.filename=disk.qcow2,pass-discard-request=off"
+    D.run("qemu-io", "-d", "unmap", "--image-opts", "-c", "discard 512k 128k", opts, cwd=tmp_path)
+    qemu = tmp_path / "qemu.raw"
+    D.run("qemu-img", "convert", "-O", "raw", image.name, qemu, cwd=tmp_path)
+    standalone = tmp_path / "standalone.raw"
+    D.run(
+        "qemu-img", "convert", "-f", "raw", "-O", "raw", "disk-data.raw", standalone, cwd=tmp_path
+    )
+    discarded = slice(512 * KiB, 640 * KiB)
+    assert qemu.read_bytes()[discarded] == bytes(128 * KiB)
+    assert standalone.read_bytes()[discarded] == b"A" * (128 * KiB)
+    with open_image(image) as disk:
+        got = disk.read_at(0, disk.size)
+    assert got == standalone.read_bytes()
+    assert got[: discarded.start] + got[discarded.stop :] == (
+        qemu.read_bytes()[: discarded.start] + qemu.read_bytes()[discarded.stop :]
+    )
+
+
 @pytest.mark.parametrize("kind", D.CHAIN_KINDS)
 def test_chain_reads_like_qemu(kind: str) -> None:
     top = D.chain(kind)

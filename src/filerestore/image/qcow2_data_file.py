@@ -40,6 +40,10 @@ The rules, each from the references:
   (there is no backing file to fall through to: the raw bit "conflicts with backing files",
   so an image with both is refused as corrupt). A raw data file shorter than the virtual
   disk cannot be the guest disk and is refused as corrupt.
+- One way QEMU breaks that promise itself: a guest discard with ``pass-discard-request=off``
+  turns clusters into zero clusters and leaves the data file's bytes, so ``qemu-img
+  convert`` reads zeros where this reader reads the data file (tested). Such a range is
+  one the guest discarded: it holds none of its files.
 """
 
 from __future__ import annotations
