@@ -42,8 +42,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.sshserver.sshd import Sshd, start_sshd
-
 from filerestore import catalog
 from filerestore.db.engine import Database
 from filerestore.db.migrate import ensure_schema
@@ -52,6 +50,7 @@ from filerestore.service.job_runner import JobRunner
 from filerestore.service.principal import Principal
 from filerestore.service.sessions import SessionManager
 from filerestore.settings import load_settings
+from tests.sshserver.sshd import Sshd, start_sshd
 
 MiB = 1 << 20
 VERSION = 1

@@ -5,100 +5,111 @@ service's runners (``filerestore serve``), or by ``filerestore jobs run`` where 
 runs. ``restore`` follows its job until it ends, with a progress bar on a terminal, and
 exits 0 when everything was restored, 7 when some entries were not (listed by ``jobs show
 --manifest``), 1 when the job failed or was cancelled. Ctrl-C stops following, not the job.
+The database stack is imported inside the commands, so ``--help`` does not load it.
 """
 
 from __future__ import annotations
 
 import sys
 import time
-from typing import Annotated
+from typing import TYPE_CHECKING
 
-import typer
+import click
 
 from filerestore.cli import exit_codes, json_output
-from filerestore.cli.app import JsonOpt, app
-from filerestore.cli.catalog_commands import _open, _print_table
-from filerestore.db import Database
-from filerestore.service import jobs as job_service
-from filerestore.service.job_runner import JobRunner
-from filerestore.service.jobs import Job
-from filerestore.service.principal import Principal
-from filerestore.service.sessions import SessionManager
+from filerestore.cli.app import app, group, json_opt
+from filerestore.cli.catalog_commands import _open, print_table
 
-jobs_app = typer.Typer(help="Restore jobs: list, show, cancel, run.", no_args_is_help=True)
-app.add_typer(jobs_app, name="jobs")
+if TYPE_CHECKING:
+    from filerestore.db import Database
+    from filerestore.service.jobs import Job
 
 POLL_SECONDS = 0.5
-JobArg = Annotated[str, typer.Argument(help="The job's id.")]
+POLICIES = ("skip", "rename", "overwrite")
+
+jobs_app = group("jobs", "Restore jobs: list, show, cancel, run.")
+job_arg = click.argument("job_id", metavar="JOB_ID")
 
 
 @app.command()
+@click.argument("mount_id", metavar="MOUNT_ID")
+@click.argument("paths", nargs=-1, required=True, metavar="PATH...")
+@click.option("--target", "-t", required=True, metavar="NAME", help="A configured target's name.")
+@click.option(
+    "--to",
+    "to",
+    default="",
+    metavar="DIR",
+    help="A directory inside the target (created when missing).",
+)
+@click.option(
+    "--policy",
+    type=click.Choice(POLICIES),
+    default="skip",
+    show_default=True,
+    help="When a name exists: skip, rename or overwrite.",
+)
+@click.option("--detach", is_flag=True, help="Queue the job and return at once.")
+@json_opt
 def restore(
-    mount_id: Annotated[str, typer.Argument(help="The session to restore from (`mounts`).")],
-    paths: Annotated[list[str], typer.Argument(help="Guest paths to restore.")],
-    target: Annotated[str, typer.Option("--target", "-t", help="A configured target's name.")],
-    to: Annotated[
-        str, typer.Option("--to", help="A directory inside the target (created when missing).")
-    ] = "",
-    policy: Annotated[
-        str, typer.Option("--policy", help="When a name exists: skip, rename or overwrite.")
-    ] = "skip",
-    detach: Annotated[
-        bool, typer.Option("--detach", help="Queue the job and return at once.")
-    ] = False,
-    json: JsonOpt = False,
+    mount_id: str,
+    paths: tuple[str, ...],
+    target: str,
+    to: str,
+    policy: str,
+    detach: bool,
+    json: bool,
 ) -> None:
-    """Restore PATHS from session MOUNT_ID into a configured target, as a job."""
+    """Restore PATHs from session MOUNT_ID (`mounts`) into a configured target, as a job."""
+    from filerestore.service import jobs as job_service
+    from filerestore.service.principal import Principal
+
     settings, db = _open()
     job = job_service.create_job(
-        db, settings, Principal.operator(), mount_id, paths, target, to, policy
+        db, settings, Principal.operator(), mount_id, list(paths), target, to, policy
     )
     if detach:
         _show(job, json)
         return
     job = _follow(db, job, quiet=json)
     _show(job, json)
-    raise typer.Exit(_exit_code(job))
+    raise click.exceptions.Exit(_exit_code(job))
 
 
 def _follow(db: Database, job: Job, quiet: bool) -> Job:
-    """Poll the job until it ends; a progress bar on a terminal."""
-    who = Principal.operator()
-    bar = None
-    if not quiet and sys.stderr.isatty():
-        from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
+    """Poll the job until it ends; a progress bar (tqdm, on stderr) on a terminal."""
+    from filerestore.service import jobs as job_service
+    from filerestore.service.principal import Principal
 
-        bar = Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            TaskProgressColumn(),
-            TextColumn("{task.fields[detail]}"),
-            transient=True,
-            console=None,
-        )
-        bar.start()
-    task = bar.add_task("queued", total=100, detail="") if bar else None
+    who = Principal.operator()
+    shown = None
+    if not quiet and sys.stderr.isatty():
+        from tqdm import tqdm
+
+        shown = tqdm(total=100, file=sys.stderr, desc="queued", unit="%", leave=False)
     try:
         while job.status in ("queued", "running"):
             time.sleep(POLL_SECONDS)
             job = job_service.get_job(db, who, job.job_id)
-            if bar is not None and task is not None:
+            if shown is not None:
                 p = job.progress
-                detail = (
+                shown.set_description(job.status, refresh=False)
+                shown.set_postfix_str(
                     f"{p.files_done} files, {p.bytes_done / 1e6:.1f} MB, "
-                    f"{p.files_per_second or 0:.0f} files/s, {p.mb_per_second or 0:.1f} MB/s  "
-                    f"{p.current_path or ''}"
+                    f"{p.files_per_second or 0:.0f} files/s, {p.mb_per_second or 0:.1f} MB/s",
+                    refresh=False,
                 )
-                bar.update(task, description=job.status, completed=p.percent or 0, detail=detail)
+                shown.n = round(p.percent or 0, 1)
+                shown.refresh()
     except KeyboardInterrupt:
         sys.stderr.write(
             f"filerestore: stopped following; the job goes on "
             f"(filerestore jobs cancel {job.job_id})\n"
         )
-        raise typer.Exit(exit_codes.INTERRUPTED) from None
+        raise click.exceptions.Exit(exit_codes.INTERRUPTED) from None
     finally:
-        if bar is not None:
-            bar.stop()
+        if shown is not None:
+            shown.close()
     return job
 
 
@@ -113,19 +124,23 @@ def _show(job: Job, json: bool) -> None:
         json_output.print_document(json_output.record(job))
         return
     p = job.progress
-    typer.echo(
+    click.echo(
         f"job {job.job_id}: {job.status}; {p.files_done} files, {p.dirs_done} directories, "
         f"{p.bytes_done} bytes, {p.skipped} skipped, {p.failed} failed"
     )
     for line in job.unkept:
-        typer.echo(f"  not kept: {line}")
+        click.echo(f"  not kept: {line}")
     if job.error:
-        typer.echo(f"  error: {job.error}", err=True)
+        click.echo(f"  error: {job.error}", err=True)
 
 
 @jobs_app.command("list")
-def jobs_list(json: JsonOpt = False) -> None:
+@json_opt
+def jobs_list(json: bool) -> None:
     """List restore jobs."""
+    from filerestore.service import jobs as job_service
+    from filerestore.service.principal import Principal
+
     _, db = _open()
     found = job_service.list_jobs(db, Principal.operator())
     if json:
@@ -144,18 +159,19 @@ def jobs_list(json: JsonOpt = False) -> None:
         }
         for j in found
     ]
-    _print_table(rows, list(rows[0]) if rows else ["job_id", "status"])
+    columns = ["job_id", "status", "target", "destination", "percent", "files", "failed"]
+    print_table(rows, [*columns, "created_at"])
 
 
 @jobs_app.command("show")
-def jobs_show(
-    job_id: JobArg,
-    manifest: Annotated[
-        bool, typer.Option("--manifest", help="Also print the manifest, one entry a line.")
-    ] = False,
-    json: JsonOpt = False,
-) -> None:
+@job_arg
+@click.option("--manifest", is_flag=True, help="Also print the manifest, one entry a line.")
+@json_opt
+def jobs_show(job_id: str, manifest: bool, json: bool) -> None:
     """Show a job and its progress (and its manifest)."""
+    from filerestore.service import jobs as job_service
+    from filerestore.service.principal import Principal
+
     _, db = _open()
     job = job_service.get_job(db, Principal.operator(), job_id)
     if json and not manifest:
@@ -174,18 +190,24 @@ def jobs_show(
 
 
 @jobs_app.command("cancel")
-def jobs_cancel(job_id: JobArg) -> None:
+@job_arg
+def jobs_cancel(job_id: str) -> None:
     """Cancel a job (a running one stops within about a second)."""
+    from filerestore.service import jobs as job_service
+    from filerestore.service.principal import Principal
+
     _, db = _open()
     job = job_service.cancel_job(db, Principal.operator(), job_id)
-    typer.echo(f"job {job.job_id}: {job.status}, cancel requested")
+    click.echo(f"job {job.job_id}: {job.status}, cancel requested")
 
 
 @jobs_app.command("run")
-def jobs_run(
-    once: Annotated[bool, typer.Option("--once", help="Run the queued jobs, then return.")] = False,
-) -> None:
+@click.option("--once", is_flag=True, help="Run the queued jobs, then return.")
+def jobs_run(once: bool) -> None:
     """Run restore jobs in this process (where no `filerestore serve` runs them)."""
+    from filerestore.service.job_runner import JobRunner
+    from filerestore.service.sessions import SessionManager
+
     settings, db = _open()
     runner = JobRunner(SessionManager(db, settings))
     if once:
