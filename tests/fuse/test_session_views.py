@@ -91,7 +91,7 @@ def views(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Views]:
         yield found
     finally:
         server.stop()
-        found.cli("cleanup", "--all")  # no view is left behind, whatever failed
+        found.cli("cleanup", "--all", "--yes")  # no view is left behind, whatever failed
         shutil.rmtree(repo, ignore_errors=True)
 
 
@@ -154,7 +154,7 @@ def test_the_cli_cleanup_takes_views_away(views: Views) -> None:
     path = Path(session["mount_path"])
     row = views.row(session["mount_id"])
     assert row is not None and mounts_at(path) == [FSTYPE]
-    done = views.cli("cleanup", "--all")
+    done = views.cli("cleanup", "--all", "--yes")
     assert done.returncode == 0, done.stderr
     assert session["mount_id"] in done.stdout
     _gone(path, row[1])
@@ -209,5 +209,5 @@ def test_the_service_expiry_ends_views(tmp_path: Path) -> None:
         assert found.row(session["mount_id"]) is None
     finally:
         server.stop()
-        found.cli("cleanup", "--all")
+        found.cli("cleanup", "--all", "--yes")
         shutil.rmtree(repo, ignore_errors=True)
