@@ -4,6 +4,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -33,6 +35,16 @@ def _open(migrate: bool = True) -> tuple[Settings, Database]:
     return settings, db
 
 
+@contextmanager
+def _stores(settings: Settings) -> Iterator[catalog.Stores]:
+    """The stores of this command's repositories, closed when it is done."""
+    stores = catalog.Stores(settings)
+    try:
+        yield stores
+    finally:
+        stores.close()
+
+
 def _plain(value: Any) -> Any:
     if isinstance(value, datetime):
         return value.isoformat()
@@ -50,23 +62,72 @@ def _print_table(rows: list[dict[str, Any]], columns: list[str]) -> None:
 @repo_app.command("add")
 def repo_add(
     name: Annotated[str, typer.Argument(help="Unique repository name.")],
-    path: Annotated[str, typer.Argument(help="Root directory holding the backup images.")],
+    path: Annotated[
+        str,
+        typer.Argument(help="Root directory holding the backup images, or s3://BUCKET/PREFIX."),
+    ],
     kind: Annotated[
-        str, typer.Option("--kind", help="local, nfs or cifs (a share must be mounted).")
-    ] = "local",
+        str | None,
+        typer.Option(
+            "--kind",
+            help="local, nfs or cifs (a share must be mounted); s3 for an s3:// URL "
+            "(the default for one).",
+        ),
+    ] = None,
+    endpoint: Annotated[
+        str | None,
+        typer.Option("--endpoint", help="S3: the object store's URL (default: AWS S3)."),
+    ] = None,
+    region: Annotated[str | None, typer.Option("--region", help="S3: the bucket's region.")] = None,
+    verify_tls: Annotated[
+        bool,
+        typer.Option(
+            "--verify-tls/--no-verify-tls",
+            help="S3: verify the endpoint's TLS certificate (off only for a test server).",
+        ),
+    ] = True,
+    virtual_hosted: Annotated[
+        bool,
+        typer.Option(
+            "--virtual-hosted",
+            help="S3: bucket.endpoint/key requests instead of path style (endpoint/bucket/key).",
+        ),
+    ] = False,
 ) -> None:
-    """Add a backup repository."""
-    _, db = _open()
-    repo = catalog.add_repository(db, name, path, kind)
+    """Add a backup repository: a host directory, or keys under an S3 prefix.
+
+    An S3 repository's credentials are this host's settings ([s3_credentials.NAME]) or the
+    standard AWS environment variables; they are never stored in the catalog. The bucket
+    must answer with them when the repository is added.
+    """
+    settings, db = _open()
+    kind = kind or ("s3" if path.startswith("s3://") else "local")
+    stores = catalog.Stores(settings)
+    try:
+        repo = catalog.add_repository(
+            db,
+            name,
+            path,
+            kind,
+            endpoint=endpoint,
+            region=region,
+            path_style=not virtual_hosted,
+            verify_tls=verify_tls,
+            stores=stores,
+        )
+    finally:
+        stores.close()
     source = f" from {repo.mount_source}" if repo.mount_source else ""
+    source = f" at {repo.endpoint}" if repo.endpoint else source
     typer.echo(f"added repository {repo.name} ({repo.kind}{source}): {repo.root_path}")
 
 
 @repo_app.command("list")
 def repo_list(json: JsonOpt = False) -> None:
     """List repositories and whether each can be read now."""
-    _, db = _open()
-    found = catalog.repositories_with_availability(db)
+    settings, db = _open()
+    with _stores(settings) as stores:
+        found = catalog.repositories_with_availability(db, stores)
     rows = [json_output.record(repo) | json_output.record(status) for repo, status in found]
     if json:
         json_output.print_array(rows)
@@ -85,14 +146,12 @@ def scan(
 ) -> None:
     """Register every disk image in a repository (QCOW2, or raw named *.raw/*.img)."""
     settings, db = _open()
-    if name is None:
-        reports = catalog.scan_all(db, settings.max_chain_depth, settings.image_metadata_budget)
-    else:
-        reports = [
-            catalog.scan_repository(
-                db, name, settings.max_chain_depth, settings.image_metadata_budget
-            )
-        ]
+    depth, budget = settings.max_chain_depth, settings.image_metadata_budget
+    with _stores(settings) as stores:
+        if name is None:
+            reports = catalog.scan_all(db, depth, budget, stores)
+        else:
+            reports = [catalog.scan_repository(db, name, depth, budget, stores)]
     failed = False
     for report in reports:
         typer.echo(
@@ -114,7 +173,7 @@ def backups(
     json: JsonOpt = False,
 ) -> None:
     """List registered backups with their status (available, missing, unavailable)."""
-    _, db = _open()
+    settings, db = _open()
     columns = [
         "id",
         "repository",
@@ -127,7 +186,8 @@ def backups(
         "created_at",
         "status",
     ]
-    rows = [json_output.record(b) for b in catalog.list_backups(db, repository)]
+    with _stores(settings) as stores:
+        rows = [json_output.record(b) for b in catalog.list_backups(db, repository, stores)]
     if json:
         json_output.print_array(rows)
     else:
