@@ -255,7 +255,9 @@ def sync_configured(db: Database, configured: list[RepositoryConfig]) -> list[st
     known = {r.name for r in list_repositories(db)}
     added = []
     for repo in configured:
-        if repo.name not in known:
+        if repo.name in known:
+            continue
+        try:
             add_repository(
                 db,
                 repo.name,
@@ -267,5 +269,7 @@ def sync_configured(db: Database, configured: list[RepositoryConfig]) -> list[st
                 verify_tls=repo.verify_tls,
                 check=False,
             )
-            added.append(repo.name)
+        except RepositoryExistsError:
+            continue  # another instance starting from the same settings file added it
+        added.append(repo.name)
     return added
