@@ -79,7 +79,8 @@ class Cluster:
     s3: servers.Server
     proxy: servers.Server
     tokens: dict[str, str]
-    backup_id: int
+    backup_id: int  # the first of backup_ids
+    backup_ids: list[int]  # the same image under vm1/, vm2/, ... (start_cluster's backups)
     work: Path
 
     def client(self, who: str, url: str | None = None, **kw: object) -> httpx.Client:
@@ -198,13 +199,15 @@ def start_cluster(
     nodes: int = 2,
     workers: int = 2,
     latency_ms: float = 0.0,
+    backups: int = 1,
 ) -> Cluster:
     """Set the catalog up with the CLI, then start the instances and the balancer."""
     s3 = servers.start_seaweedfs(work / "weed", BUCKET)
     proxy = servers.start_proxy(s3, latency_ms)
     started: list[Node] = []
     try:
-        servers.boto_client(s3).upload_file(str(image), BUCKET, f"{PREFIX}/vm1/disk.qcow2")
+        for vm in range(1, backups + 1):  # one backup per VM (other keys: other blocks)
+            servers.boto_client(s3).upload_file(str(image), BUCKET, f"{PREFIX}/vm{vm}/disk.qcow2")
         config = _settings_file(work)
         common = {
             "FILERESTORE_DATABASE_URL": database_url,
@@ -221,7 +224,9 @@ def start_cluster(
         _cli(env_of(1), "repo", "add", REPOSITORY, url, "--endpoint", proxy.endpoint,
              "--region", servers.REGION)  # fmt: skip
         _cli(env_of(1), "scan", REPOSITORY)
-        (backup,) = json.loads(_cli(env_of(1), "backups", "--json"))
+        found = json.loads(_cli(env_of(1), "backups", "--json"))
+        backup_ids = [int(b["id"]) for b in sorted(found, key=lambda b: b["path"])]
+        assert len(backup_ids) == backups, found
         names = ["admin", *(f"u{i:02d}" for i in range(users))]
         tokens = {}
         for name in names:
@@ -244,4 +249,4 @@ def start_cluster(
         proxy.stop()
         s3.stop()
         raise
-    return Cluster(started, balancer, s3, proxy, tokens, int(backup["id"]), work)
+    return Cluster(started, balancer, s3, proxy, tokens, backup_ids[0], backup_ids, work)
