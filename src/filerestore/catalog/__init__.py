@@ -11,12 +11,14 @@ from filerestore.catalog.backups import (
 )
 from filerestore.catalog.repositories import (
     Availability,
+    RemovedRepository,
     RepositoryInfo,
     add_repository,
     availability,
     check_availability,
     get_repository,
     list_repositories,
+    remove_repository,
     repositories_with_availability,
     sync_configured,
 )
@@ -26,6 +28,7 @@ from filerestore.catalog.stores import Stores, default_stores
 __all__ = [
     "Availability",
     "BackupInfo",
+    "RemovedRepository",
     "RepositoryInfo",
     "ScanReport",
     "Stores",
@@ -39,6 +42,7 @@ __all__ = [
     "list_repositories",
     "locate_backup",
     "register_backup",
+    "remove_repository",
     "repositories_with_availability",
     "require_readable",
     "scan_all",

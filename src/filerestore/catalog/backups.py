@@ -229,9 +229,12 @@ def register_backup(
 def list_backups(
     db: Database, repository: str | None = None, stores: Stores | None = None
 ) -> list[BackupInfo]:
+    """Every backup, or those of ``repository`` (RepositoryNotFoundError when there is no
+    repository by that name: an empty list would say it has no backups)."""
     stores = stores or default_stores()
     query = select(Backup, Repository).join(Repository).order_by(Backup.id)
     if repository is not None:
+        get_repository(db, repository)
         query = query.where(Repository.name == repository)
     with db.read() as session:
         rows = session.execute(query).all()

@@ -1,33 +1,34 @@
 """Catalog, session and database commands: ``repo``, ``scan``, ``backups``, ``mounts``,
-``cleanup`` and ``db``. Thin: each calls the catalog or restore layer and prints the result.
+``cleanup`` and ``db``. Thin: each calls the catalog or service layer and prints the result.
+The database stack is imported inside the commands, so ``--help`` does not load it.
 """
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Any
 
-import typer
+import click
 
-from filerestore import catalog
 from filerestore.cli import json_output
-from filerestore.cli.app import JsonOpt, app
-from filerestore.db import Database, open_database
-from filerestore.db import migrate as migrations
-from filerestore.service import cleanup as cleanups
-from filerestore.service.principal import Principal
-from filerestore.service.sessions import SessionManager
-from filerestore.settings import Settings, load_settings
+from filerestore.cli.app import app, group, json_opt
 
-repo_app = typer.Typer(help="Backup repositories: add, list.", no_args_is_help=True)
-db_app = typer.Typer(help="Database schema: upgrade, downgrade, current.", no_args_is_help=True)
-app.add_typer(repo_app, name="repo")
-app.add_typer(db_app, name="db")
+if TYPE_CHECKING:
+    from filerestore.catalog import Stores
+    from filerestore.db import Database
+    from filerestore.settings import Settings
+
+repo_app = group("repo", "Backup repositories: add, list, remove.")
 
 
 def _open(migrate: bool = True) -> tuple[Settings, Database]:
+    from filerestore import catalog
+    from filerestore.db import open_database
+    from filerestore.settings import load_settings
+
     settings = load_settings()
     db = open_database(settings, migrate=migrate)
     if migrate and settings.repositories:
@@ -36,8 +37,10 @@ def _open(migrate: bool = True) -> tuple[Settings, Database]:
 
 
 @contextmanager
-def _stores(settings: Settings) -> Iterator[catalog.Stores]:
+def _stores(settings: Settings) -> Iterator[Stores]:
     """The stores of this command's repositories, closed when it is done."""
+    from filerestore import catalog
+
     stores = catalog.Stores(settings)
     try:
         yield stores
@@ -51,59 +54,59 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _print_table(rows: list[dict[str, Any]], columns: list[str]) -> None:
+def print_table(rows: list[dict[str, Any]], columns: list[str]) -> None:
+    """Rows under a header of the column names, in upper case (the header is printed for
+    no rows too, so a script and a person both see what the columns are)."""
     cells = [[str(_plain(r[c]) if r[c] is not None else "-") for c in columns] for r in rows]
     widths = [max([len(c)] + [len(row[i]) for row in cells]) for i, c in enumerate(columns)]
-    typer.echo("  ".join(c.upper().ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip())
+    click.echo("  ".join(c.upper().ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip())
     for row in cells:
-        typer.echo("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
+        click.echo("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
 
 
 @repo_app.command("add")
+@click.argument("name")
+@click.argument("path")
+@click.option(
+    "--kind",
+    default=None,
+    help="local, nfs or cifs (a share must be mounted); s3 for an s3:// URL (the default "
+    "for one).  [default: local]",
+)
+@click.option("--endpoint", default=None, help="S3: the object store's URL (default: AWS S3).")
+@click.option("--region", default=None, help="S3: the bucket's region.")
+@click.option(
+    "--verify-tls/--no-verify-tls",
+    default=True,
+    show_default=True,
+    help="S3: verify the endpoint's TLS certificate (off only for a test server).",
+)
+@click.option(
+    "--virtual-hosted",
+    is_flag=True,
+    help="S3: bucket.endpoint/key requests instead of path style (endpoint/bucket/key).",
+)
 def repo_add(
-    name: Annotated[str, typer.Argument(help="Unique repository name.")],
-    path: Annotated[
-        str,
-        typer.Argument(help="Root directory holding the backup images, or s3://BUCKET/PREFIX."),
-    ],
-    kind: Annotated[
-        str | None,
-        typer.Option(
-            "--kind",
-            help="local, nfs or cifs (a share must be mounted); s3 for an s3:// URL "
-            "(the default for one).",
-        ),
-    ] = None,
-    endpoint: Annotated[
-        str | None,
-        typer.Option("--endpoint", help="S3: the object store's URL (default: AWS S3)."),
-    ] = None,
-    region: Annotated[str | None, typer.Option("--region", help="S3: the bucket's region.")] = None,
-    verify_tls: Annotated[
-        bool,
-        typer.Option(
-            "--verify-tls/--no-verify-tls",
-            help="S3: verify the endpoint's TLS certificate (off only for a test server).",
-        ),
-    ] = True,
-    virtual_hosted: Annotated[
-        bool,
-        typer.Option(
-            "--virtual-hosted",
-            help="S3: bucket.endpoint/key requests instead of path style (endpoint/bucket/key).",
-        ),
-    ] = False,
+    name: str,
+    path: str,
+    kind: str | None,
+    endpoint: str | None,
+    region: str | None,
+    verify_tls: bool,
+    virtual_hosted: bool,
 ) -> None:
-    """Add a backup repository: a host directory, or keys under an S3 prefix.
+    """Add a backup repository NAME: PATH is a host directory holding the backup images, or
+    s3://BUCKET/PREFIX for keys under an S3 prefix.
 
     An S3 repository's credentials are this host's settings ([s3_credentials.NAME]) or the
     standard AWS environment variables; they are never stored in the catalog. The bucket
     must answer with them when the repository is added.
     """
+    from filerestore import catalog
+
     settings, db = _open()
     kind = kind or ("s3" if path.startswith("s3://") else "local")
-    stores = catalog.Stores(settings)
-    try:
+    with _stores(settings) as stores:
         repo = catalog.add_repository(
             db,
             name,
@@ -115,16 +118,17 @@ def repo_add(
             verify_tls=verify_tls,
             stores=stores,
         )
-    finally:
-        stores.close()
     source = f" from {repo.mount_source}" if repo.mount_source else ""
     source = f" at {repo.endpoint}" if repo.endpoint else source
-    typer.echo(f"added repository {repo.name} ({repo.kind}{source}): {repo.root_path}")
+    click.echo(f"added repository {repo.name} ({repo.kind}{source}): {repo.root_path}")
 
 
 @repo_app.command("list")
-def repo_list(json: JsonOpt = False) -> None:
+@json_opt
+def repo_list(json: bool) -> None:
     """List repositories and whether each can be read now."""
+    from filerestore import catalog
+
     settings, db = _open()
     with _stores(settings) as stores:
         found = catalog.repositories_with_availability(db, stores)
@@ -135,16 +139,52 @@ def repo_list(json: JsonOpt = False) -> None:
         shown = [
             row | {"status": status.status} for row, (_, status) in zip(rows, found, strict=True)
         ]
-        _print_table(shown, ["name", "kind", "root_path", "status", "reason"])
+        print_table(shown, ["name", "kind", "root_path", "status", "reason"])
+
+
+@repo_app.command("remove")
+@click.argument("name")
+@click.option(
+    "--force", is_flag=True, help="End the open sessions of its backups first (downloads too)."
+)
+def repo_remove(name: str, force: bool) -> None:
+    """Remove repository NAME from the catalog, with its backups' rows.
+
+    The image files are not touched: `repo add` and `scan` bring the backups back (with new
+    ids). Refused while sessions of its backups are open, unless --force ends them.
+    """
+    from filerestore import catalog
+    from filerestore.service import cleanup as cleanups
+    from filerestore.service.sessions import SessionManager
+
+    settings, db = _open()
+    ended: list[str] = []
+    if force:
+        catalog.get_repository(db, name)  # a wrong name says so before anything ends
+        ended = cleanups.end_repository_sessions(SessionManager(db, settings), name)
+    removed = catalog.remove_repository(db, name)
+    repo = removed.repository
+    click.echo(
+        f"removed repository {repo.name} ({repo.kind}): {removed.backups} backup(s) left the "
+        f"catalog; the files under {repo.root_path} are untouched"
+    )
+    if ended:
+        click.echo(f"ended {len(ended)} session(s) of its backups:")
+        for mount_id in ended:
+            click.echo(f"  {mount_id}")
 
 
 @app.command()
-def scan(
-    name: Annotated[
-        str | None, typer.Argument(help="Repository to scan (default: every repository).")
-    ] = None,
-) -> None:
-    """Register every disk image in a repository (QCOW2, or raw named *.raw/*.img)."""
+@click.argument("name", required=False)
+def scan(name: str | None) -> None:
+    """Register every disk image in a repository.
+
+    NAME is the repository (default: every one). Images are found by signature (QCOW2,
+    VMDK, VHD, VHDX) or by name (raw *.raw, *.img); the layouts scan understands are in
+    docs/repository-layouts.md.
+    """
+    from filerestore import catalog
+
     settings, db = _open()
     depth, budget = settings.max_chain_depth, settings.image_metadata_budget
     with _stores(settings) as stores:
@@ -154,25 +194,27 @@ def scan(
             reports = [catalog.scan_repository(db, name, depth, budget, stores)]
     failed = False
     for report in reports:
-        typer.echo(
+        click.echo(
             f"{report.repository}: {len(report.added)} added, {len(report.updated)} known, "
             f"{len(report.errors)} refused"
         )
         for path, reason in report.errors:
             failed = True
-            typer.echo(f"  {path or report.repository}: {reason}", err=True)
+            click.echo(f"  {path or report.repository}: {reason}", err=True)
     if failed:
-        raise typer.Exit(1)
+        raise click.exceptions.Exit(1)
 
 
 @app.command()
-def backups(
-    repository: Annotated[
-        str | None, typer.Option("--repository", help="Only this repository's backups.")
-    ] = None,
-    json: JsonOpt = False,
-) -> None:
-    """List registered backups with their status (available, missing, unavailable)."""
+@click.option("--repository", default=None, metavar="NAME", help="Only this repository's backups.")
+@json_opt
+def backups(repository: str | None, json: bool) -> None:
+    """List registered backups and their status.
+
+    The status: available, missing, unavailable, refused or unreadable.
+    """
+    from filerestore import catalog
+
     settings, db = _open()
     columns = [
         "id",
@@ -191,72 +233,103 @@ def backups(
     if json:
         json_output.print_array(rows)
     else:
-        _print_table(rows, columns)
+        print_table(rows, columns)
 
 
 @app.command()
-def mounts(json: JsonOpt = False) -> None:
-    """List restore sessions."""
+@json_opt
+def mounts(json: bool) -> None:
+    """List restore sessions.
+
+    The owner is the name of the API token that opened the session.
+    """
+    from filerestore.service.principal import Principal
+    from filerestore.service.sessions import SessionManager
+
     settings, db = _open()
     sessions = SessionManager(db, settings).list(Principal.operator())
     rows = [json_output.record(s) for s in sessions]
     if json:
         json_output.print_array(rows)
     else:
-        _print_table(
-            rows,
+        shown = [r | {"owner": r["owner_name"] or r["owner"] or None} for r in rows]
+        print_table(
+            shown,
             ["mount_id", "backup_id", "volume", "filesystem_type", "status", "owner", "expires_at"],
         )
 
 
 @app.command()
-def cleanup(
-    expired: Annotated[
-        bool, typer.Option("--expired", help="Remove expired and stuck sessions (the default).")
-    ] = False,
-    all_: Annotated[
-        bool, typer.Option("--all", help="Emergency: remove every session, downloads or not.")
-    ] = False,
-) -> None:
-    """Clean up sessions: reconcile what crashed processes left, then expired or all."""
+@click.option("--expired", is_flag=True, help="Remove expired and stuck sessions (the default).")
+@click.option("--all", "all_", is_flag=True, help="Emergency: remove every session, downloads too.")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask before --all (for scripts).")
+def cleanup(expired: bool, all_: bool, yes: bool) -> None:
+    """Remove expired and stuck sessions, or every one.
+
+    What crashed processes left is reconciled first. --all asks first on a terminal;
+    elsewhere it needs --yes.
+    """
+    from filerestore.service import cleanup as cleanups
+    from filerestore.service.sessions import SessionManager
+
     if expired and all_:
-        raise typer.BadParameter("choose one of --expired and --all")
+        raise click.BadParameter("choose one of --expired and --all")
     settings, db = _open()
     manager = SessionManager(db, settings)
+    if all_ and not yes:
+        _confirm_all(manager.live_count())
     removed = cleanups.reconcile(manager)
     if all_:
         removed += cleanups.clean_all(manager)
     else:
         removed += cleanups.clean_stuck(manager) + cleanups.expire(manager)
-    typer.echo(f"removed {len(removed)} session(s)")
+    click.echo(f"removed {len(removed)} session(s)")
     for mount_id in removed:
-        typer.echo(f"  {mount_id}")
+        click.echo(f"  {mount_id}")
+
+
+def _confirm_all(live: int) -> None:
+    if not sys.stdin.isatty():
+        raise click.UsageError(
+            f"cleanup --all ends every session ({live} open) and cuts their downloads: "
+            "confirm with --yes"
+        )
+    question = f"End every session ({live} open), cutting the downloads still running?"
+    if not click.confirm(question, default=False, err=True):
+        raise click.exceptions.Exit(1)
+
+
+db_app = group("db", "Database schema: upgrade, downgrade, current.")
 
 
 @db_app.command("upgrade")
-def db_upgrade(
-    revision: Annotated[str, typer.Argument(help="Target revision.")] = "head",
-) -> None:
+@click.argument("revision", default="head")
+def db_upgrade(revision: str) -> None:
     """Migrate the database up to REVISION (default: the latest)."""
+    from filerestore.db import migrate as migrations
+
     _, db = _open(migrate=False)
     migrations.upgrade(db, revision)
-    typer.echo(f"database at revision {migrations.current_revision(db)}")
+    click.echo(f"database at revision {migrations.current_revision(db)}")
 
 
 @db_app.command("downgrade")
-def db_downgrade(
-    revision: Annotated[str, typer.Argument(help="Target revision ('base': empty).")] = "-1",
-) -> None:
-    """Migrate the database down to REVISION (default: one step)."""
+@click.argument("revision", default="-1")
+def db_downgrade(revision: str) -> None:
+    """Migrate the database down to REVISION (default: one step; 'base': empty)."""
+    from filerestore.db import migrate as migrations
+
     _, db = _open(migrate=False)
     migrations.downgrade(db, revision)
-    typer.echo(f"database at revision {migrations.current_revision(db) or 'base'}")
+    click.echo(f"database at revision {migrations.current_revision(db) or 'base'}")
 
 
 @db_app.command("current")
 def db_current() -> None:
     """Print the database's revision and the latest one."""
+    from filerestore.db import migrate as migrations
+
     _, db = _open(migrate=False)
-    typer.echo(
+    click.echo(
         f"current {migrations.current_revision(db) or 'base'}, head {migrations.head_revision()}"
     )
