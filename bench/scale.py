@@ -187,6 +187,13 @@ def main() -> None:
         raise
     else:
         cluster.stop()
+        for log in sorted(work.glob("node*.log")):  # what went wrong on the servers' side
+            problems = [
+                line
+                for line in log.read_text(errors="replace").splitlines()
+                if "Traceback" in line or '"status": 5' in line or "Error" in line
+            ]
+            print(f"{log.name}: {len(problems)} error lines", *problems[:5], sep="\n  ")
         shutil.rmtree(work, ignore_errors=True)
     finally:
         with pg_admin(server_url) as conn:
