@@ -113,6 +113,7 @@ def create_app(settings: Settings | None = None, *, cleanup: bool = True) -> Fas
             state.jobs.stop()
             state.cleanup.stop()
             manager.readers.close_all()
+            manager.stores.close()
             db.dispose()
 
     app = FastAPI(
