@@ -1,7 +1,7 @@
 """Restore jobs and their manifests; a session's FUSE view (the process serving it).
 
 Revision ID: 0003
-Revises: 0002
+Revises: 0003_s3 (main's S3 repositories migration, merged before this one)
 Create Date: 2026-12-02
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 from filerestore.db.models import UTCDateTime
 
 revision = "0003"
-down_revision = "0002"
+down_revision = "0003_s3"
 branch_labels = None
 depends_on = None
 
