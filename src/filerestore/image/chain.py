@@ -37,6 +37,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from filerestore.errors import (
     BackingChainLoopError,
@@ -51,10 +52,12 @@ from filerestore.errors import (
     UnsupportedImageError,
 )
 from filerestore.image import formats
-from filerestore.image.format_link import FormatLink, LayerBuilder
 from filerestore.image.metadata import DEFAULT_METADATA_BUDGET, check_budget, layer_working_set
 from filerestore.image.qcow2_header import MAX_CLUSTER_BITS, Qcow2Info, parse_first_cluster
 from filerestore.source import SourceFile, Store
+
+if TYPE_CHECKING:  # the other formats' modules load when a file of theirs is met
+    from filerestore.image.format_link import FormatLink, LayerBuilder
 
 _FIRST_READ = 64 * 1024
 #: names that make a file without an image signature a raw disk image
