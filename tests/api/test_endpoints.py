@@ -325,7 +325,7 @@ def test_metrics(api: Env, ext4_mount: str) -> None:
     with api.client() as c:
         c.get(f"{API}/restore/{ext4_mount}/download", params={"path": "/hello.txt"})
         text = c.get("/metrics").text
-    assert "filerestore_http_requests_total" in text and "filerestore_worker_info" in text
+    assert "filerestore_http_requests_total" in text and "filerestore_workers" in text
     error(api.client(None).get("/metrics"), 401, "unauthenticated")
 
 

@@ -111,6 +111,7 @@ def create_app(settings: Settings | None = None, *, cleanup: bool = True) -> Fas
             state.cleanup.stop()
             manager.readers.close_all()
             db.dispose()
+            state.metrics.stopped()
 
     app = FastAPI(
         title="filerestore",
