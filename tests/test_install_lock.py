@@ -37,7 +37,12 @@ def apt_options(state: Path) -> list[str]:
 def lock_held(path: Path, release: threading.Event) -> Iterator[None]:
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o640)
     fcntl.lockf(fd, fcntl.LOCK_EX)  # what apt's GetLock takes
-    releaser = threading.Thread(target=lambda: (release.wait(), os.close(fd)))
+
+    def close_when_released() -> None:
+        release.wait()
+        os.close(fd)
+
+    releaser = threading.Thread(target=close_when_released)
     releaser.start()
     try:
         yield
