@@ -12,6 +12,17 @@ of a disk (a VMDK's split or flat extents, named by its descriptor; a QCOW2 imag
 data file) are not backups of their own: a file any probed chain lists among its parts is
 neither registered nor reported. Rows are written in one transaction, parents first (shorter
 chains first), so an incremental finds its parent's id.
+
+Layouts and names. Any tree of directories is scanned; what names a backup's VM and disk:
+
+- ``ROOT/VM/DISK.qcow2`` (or ``.vmdk``, ``.vhd``, ``.vhdx``, ``.raw``, ``.img``): a full
+  backup; the VM is the directory holding the file, the disk the file name without its
+  suffix. Deeper trees (``ROOT/site/VM/DISK.qcow2``) name the VM by the nearest directory.
+- ``ROOT/DISK.qcow2``: a full backup of no named VM.
+- an incremental, wherever it lies and whatever it is called (``VM/DISK-incr3.qcow2``,
+  ``VM/incr/2026-11-01.qcow2``): one more backup of its chain's disk, named as its parent
+  and so as the full backup its chain leads to; the chain, not the file name, groups it.
+- names given when registering (``register_backup``) are kept by later scans.
 """
 
 from __future__ import annotations
