@@ -58,6 +58,8 @@ def test_mount_errors(api: Env) -> None:
             "ambiguous_volume",
         )
         assert [x.split()[0] for x in body["choices"]] == ["p1", "p2"]
+        message = body["message"]
+        assert "--volume" not in message and '"volume" field' in message  # the API's own terms
         error(c.post(f"{API}/restore/mount", json={"backup_id": 999999}), 404, "backup_not_found")
         error(c.post(f"{API}/restore/mount", json={"backup_id": "x"}), 400, "invalid_parameter")
         error(c.post(f"{API}/restore/mount", json={}), 400, "invalid_parameter")
