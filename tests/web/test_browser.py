@@ -517,3 +517,21 @@ def test_symlink_details_download_target(page, api: Env):
     wait_listing(page, "/link-to-dir")
     expected = sorted(os.listdir(tree / "link-to-dir"), key=lambda n: n.casefold())
     assert sorted(p.rsplit("/", 1)[1] for p in rows_shown(page)) == sorted(expected)
+
+
+def test_first_click_after_sort_or_reload_picks_the_row_clicked(page, api: Env):
+    """Issue 14, item 1: the first click after a sort or Reload selected row 0."""
+    browse_ext4_root(page, api)
+    names = set(os.listdir(api.source.tree))
+    for step in ("sort", "reload", "sort"):
+        if step == "sort":
+            page.click(".cols button.sort:has-text('Name')")
+        else:
+            page.click("button[aria-label='Reload this folder']")
+        wait_listing(page, "/")
+        shown = rows_shown(page)
+        assert names <= {p.lstrip("/") for p in shown}  # the source tree's root is listed
+        target = shown[3]
+        page.click(f".frow[data-path='{target}'] .meta.c-mode")
+        active = page.eval_on_selector(".frow.active", "e => e.dataset.path")
+        assert active == target, (step, active, target)

@@ -85,6 +85,7 @@ export function renderBrowser(mountId, startPath, { onChange } = {}) {
     h("div", { role: "columnheader" }, h("span", { class: "sr-only" }, "Download")));
   const inner = h("div", { class: "rows-inner" });
   const message = h("div", { class: "list-message", hidden: true });
+  let pointerFocus = false;
   const rows = h("div", {
     class: "rows",
     tabindex: 0,
@@ -93,7 +94,14 @@ export function renderBrowser(mountId, startPath, { onChange } = {}) {
     "aria-multiselectable": "true",
     onscroll: () => requestAnimationFrame(draw),
     onkeydown: onKey,
-    onfocus: () => { if (state.active < 0 && viewCount() > 0) setActive(0); },
+    // A press on a row focuses the list before its click arrives: the click picks the row.
+    // Making row 0 active here would redraw the rows under the pointer, and the click would
+    // land on nothing (the first click after a sort or a reload selected row 0).
+    onmousedown: () => { pointerFocus = true; },
+    onfocus: () => {
+      if (!pointerFocus && state.active < 0 && viewCount() > 0) setActive(0);
+      pointerFocus = false;
+    },
   }, inner);
   const statusText = h("span");
   const statusLine = h("div", { class: "status-line" }, statusText, h("span", { class: "spacer" }),
