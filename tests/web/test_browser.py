@@ -535,3 +535,45 @@ def test_first_click_after_sort_or_reload_picks_the_row_clicked(page, api: Env):
         page.click(f".frow[data-path='{target}'] .meta.c-mode")
         active = page.eval_on_selector(".frow.active", "e => e.dataset.path")
         assert active == target, (step, active, target)
+
+
+def test_owner_names_counts_and_toasts_clear_of_the_buttons(page, api: Env):
+    """Issue 14, item 6: the owner is the token's name; "1 VM" not "1 VMs"; the per-worker
+    figures say so; a toast does not cover the toolbar's buttons."""
+    unmount_all(api)
+    mount = api.mount("alice")
+    sign_in(page, api)
+    with api.client("alice") as c:
+        backups = c.get(f"{API}/backups").json()["backups"]
+    vms = {b["vm_name"] for b in backups}
+    n_b, n_vm = len(backups), len(vms)
+    expected = f"{n_b} backup{'' if n_b == 1 else 's'} · {n_vm} VM{'' if n_vm == 1 else 's'}"
+    assert page.inner_text(".count") == expected
+    page.click("nav a[data-nav=sessions]")
+    row = page.wait_for_selector(f"tr[data-mount-id='{mount}']")
+    assert row.eval_on_selector("td.c-owner", "e => e.innerText.trim()") == "alice"
+    assert page.is_visible("text=Readers open (this worker)")
+
+    page.goto(f"{api.url}/#/browse/{mount}?path=/")
+    wait_listing(page, "/")
+    page.evaluate(
+        "import('/static/ui.js')"
+        ".then(m => m.toast('error', 'A long failure title', 'x'.repeat(300)))"
+    )
+    toast = page.wait_for_selector(".toast").bounding_box()
+    assert toast is not None
+    for selector in (
+        ".session-bar a:has-text('All sessions')",
+        ".session-bar button:has-text('Close session')",
+        "button[aria-label='Reload this folder']",
+    ):
+        button = page.locator(selector).bounding_box()
+        assert button is not None, selector
+        apart = (
+            toast["x"] + toast["width"] <= button["x"]
+            or button["x"] + button["width"] <= toast["x"]
+            or toast["y"] + toast["height"] <= button["y"]
+            or button["y"] + button["height"] <= toast["y"]
+        )
+        assert apart, (selector, toast, button)
+    shot(page, "toast-clear-of-buttons")

@@ -81,7 +81,7 @@ export function renderBackups() {
     const vmCount = new Set(backups.map((b) => b.vm)).size;
     summary.textContent = needle
       ? `${count(shown.length)} of ${count(backups.length)} backups`
-      : `${count(backups.length)} backups · ${count(vmCount)} VMs`;
+      : `${count(backups.length)} backup${backups.length === 1 ? "" : "s"} · ${count(vmCount)} VM${vmCount === 1 ? "" : "s"}`;
     if (!backups.length) {
       body.replaceChildren(h("div", { class: "empty" }, h("strong", {}, "No backups in the catalog"), "An operator registers repositories with ", h("code", {}, "filerestore repo add"), " and ", h("code", {}, "filerestore scan"), "."));
       return;

@@ -50,7 +50,8 @@ export function mountOf(m) {
     created: isoDate(m.created_at),
     expires: isoDate(m.expires_at),
     lastAccess: isoDate(m.last_accessed_at),
-    owner: m.owner,
+    // the owner token's name; its id ("token:3") only when the token is gone
+    owner: m.owner_name ?? m.owner,
     error: m.error,
   };
 }
