@@ -396,7 +396,10 @@ def test_directory_download_shows_totals_then_tar_gz(buffered_page, api: Env):
     with page.expect_download() as info:
         page.click("dialog .dlg-foot .btn-primary")
     dl = info.value
-    assert dl.suggested_filename == "docs.tar.gz"
+    with api.client() as c:  # named from the backup: VM, disk, its date, then the path
+        b = c.get(f"{API}/backups/{api.backups['ext4']}").json()
+    named = [b["vm_name"], b["disk_name"], b["created_at"][:10], "docs"]
+    assert dl.suggested_filename == "_".join(n for n in named if n) + ".tar.gz"
     with tarfile.open(dl.path(), "r:gz") as tar:
         members = {m.name: m for m in tar.getmembers()}
         for d, subdirs, names in os.walk(tree / "docs"):

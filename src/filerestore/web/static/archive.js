@@ -43,7 +43,7 @@ export function selectionDialog(mountId, initialPaths, initialFormat) {
       note,
       h("p", { class: "muted", style: "margin-top:10px" }, "Paths in the archive:"),
       list,
-      h("div", { class: "format-choice", role: "radiogroup", "aria-label": "Archive format" }, h("strong", {}, "Format"), radio("zip", "ZIP"), radio("tar.gz", "TAR.GZ")),
+      h("div", { class: "format-choice", role: "radiogroup", "aria-label": "Archive format" }, h("strong", {}, "Format"), radio("zip", "ZIP"), radio("tar.gz", "TAR.GZ"), radio("tar", "TAR")),
     );
     foot.append(h("button", { type: "button", class: "btn", onclick: () => close(null) }, "Cancel"), go);
     measure();

@@ -111,6 +111,7 @@ export function renderBrowser(mountId, startPath, { onChange } = {}) {
     trayWhat, h("span", { class: "spacer" }),
     h("button", { type: "button", class: "btn btn-primary", onclick: () => downloadSelection("zip"), html: `${icon("download")}<span>Download ZIP</span>` }),
     h("button", { type: "button", class: "btn", onclick: () => downloadSelection("tar.gz"), html: `${icon("download")}<span>Download TAR.GZ</span>` }),
+    h("button", { type: "button", class: "btn", onclick: () => downloadSelection("tar"), html: `${icon("download")}<span>Download TAR</span>` }),
     h("button", { type: "button", class: "btn", onclick: () => { state.selection.clear(); refreshSelection(); } }, "Clear selection"));
   const details = h("aside", { class: "details collapsed", "aria-label": "Details" });
   const listing = h("section", { class: "listing", "aria-label": "Listing" }, cols, message, rows, statusLine, tray);
