@@ -197,7 +197,7 @@ def test_browse_download_archive_and_close(page, api: Env, tmp_path):
     dl = info.value
     assert dl.suggested_filename == "data.bin"
     assert Path(dl.path()).read_bytes() == (tree / "docs" / "data.bin").read_bytes()
-    page.wait_for_selector(".downloads .dl.done:has-text('streaming')")
+    page.wait_for_selector(".downloads .dl.done:has-text('saved to the browser')")
 
     # multi-select across two folders, then one ZIP
     page.click(".frow[data-path='/docs/readme.md'] input[type=checkbox]")
@@ -232,7 +232,7 @@ def test_browse_download_archive_and_close(page, api: Env, tmp_path):
         assert z.read("readme.md") == (tree / "docs" / "readme.md").read_bytes()
         assert z.read("sub/nested.txt") == (tree / "docs" / "sub" / "nested.txt").read_bytes()
         assert z.read("café.txt") == (tree / "unicode" / "café.txt").read_bytes()
-    page.wait_for_selector(".downloads .dl.done:has-text('streaming') >> nth=1")
+    page.wait_for_selector(".downloads .dl.done:has-text('saved to the browser') >> nth=1")
 
     # close the session from the page
     page.click("button:has-text('Close session')")
@@ -580,3 +580,20 @@ def test_owner_names_counts_and_toasts_clear_of_the_buttons(page, api: Env):
         )
         assert apart, (selector, toast, button)
     shot(page, "toast-clear-of-buttons")
+
+
+def test_a_streamed_download_that_fails_shows_as_failed_with_the_reason(page, api: Env):
+    """Issue 14, item 2: the dangling link's "Target file" was shown as streaming, bar full."""
+    browse_ext4_root(page, api)
+    wait_for_service_worker(page)
+    mount = mount_id_from_url(page)
+    with api.client() as c:  # what the API answers for that download
+        r = c.get(f"{API}/restore/{mount}/download", params={"path": "/link-dangling"})
+    assert r.status_code == 404
+    reason = r.json()["error"]["message"]
+    page.click(".frow[data-path='/link-dangling'] .meta >> nth=0")
+    page.click(".details button:has-text('Target file')")
+    failed = page.wait_for_selector(".downloads .dl.failed .alert-error")
+    assert reason in failed.inner_text()
+    assert page.locator(".downloads .dl.done").count() == 0
+    shot(page, "download-failed")
