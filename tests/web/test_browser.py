@@ -392,7 +392,10 @@ def test_directory_download_shows_totals_then_tar_gz(buffered_page, api: Env):
     assert page.inner_text("dialog [data-total='files']") == str(files)
     assert page.inner_text("dialog [data-total='bytes']") == _shown_bytes(size)
     assert page.inner_text("dialog [data-total='dirs']") == str(dirs)
-    assert page.is_checked("dialog input[value='tar.gz']")
+    # the format chosen with the button is not asked again; the archive's top name is relative
+    assert page.locator("dialog input[type=radio]").count() == 0
+    assert page.inner_text("dialog .dlg-foot .btn-primary") == "Download TAR.GZ"
+    assert page.inner_text("dialog .sel-list .p") == "docs/"
     with page.expect_download() as info:
         page.click("dialog .dlg-foot .btn-primary")
     dl = info.value
@@ -597,3 +600,33 @@ def test_a_streamed_download_that_fails_shows_as_failed_with_the_reason(page, ap
     assert reason in failed.inner_text()
     assert page.locator(".downloads .dl.done").count() == 0
     shot(page, "download-failed")
+
+
+def test_selection_bar_and_dialog_count_alike(page, api: Env):
+    """Issue 14, item 4: a file and a link to a file selected; the bar counts what is
+    selected by kind, the dialog what the archive holds (the link followed, as the server
+    stores it) and says why; the top-level names are the archive's, not absolute paths."""
+    tree = api.source.tree
+    browse_ext4_root(page, api)
+    link = "link-relative"
+    target = (tree / link).resolve()
+    assert target.is_file() and (tree / link).is_symlink()
+    hello = (tree / "hello.txt").stat().st_size
+    for name in ("hello.txt", link):
+        page.click(f".frow[data-path='/{name}'] input[type=checkbox]")
+    bar = page.inner_text(".tray .what")
+    assert bar == f"2 selected: 1 file ({_shown_bytes(hello)}), 1 link", bar
+    page.click(".tray button:has-text('Download ZIP')")
+    page.wait_for_function(
+        "() => { const b = document.querySelector(\"dialog [data-total='bytes']\");"
+        " return b && !b.textContent.endsWith('+'); }"
+    )
+    assert page.inner_text("dialog [data-total='files']") == "2"
+    assert page.inner_text("dialog [data-total='bytes']") == _shown_bytes(
+        hello + target.stat().st_size
+    )
+    assert page.is_visible("dialog [data-note=links]")
+    names = page.eval_on_selector_all("dialog .sel-list .p", "els => els.map(e => e.textContent)")
+    assert sorted(names) == sorted(["hello.txt", link])
+    assert page.inner_text("dialog .dlg-foot .btn-primary") == "Download ZIP"
+    page.click("dialog .dlg-foot button:has-text('Cancel')")

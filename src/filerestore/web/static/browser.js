@@ -527,11 +527,21 @@ export function renderBrowser(mountId, startPath, { onChange } = {}) {
     const items = [...state.selection.values()];
     tray.hidden = items.length === 0;
     document.body.classList.toggle("has-tray", items.length > 0);
-    const files = items.filter((e) => e.kind !== "dir").length;
-    const dirs = items.length - files;
+    // what is selected, by kind (a link is a link here; the download dialog counts what the
+    // archive will hold, a selected link as what it points to, and says so)
+    const files = items.filter((e) => e.kind === "file").length;
+    const dirs = items.filter((e) => e.kind === "dir").length;
+    const links = items.filter((e) => e.kind === "symlink").length;
+    const others = items.length - files - dirs - links;
     const folders = new Set(items.map((e) => parentOf(e.pathQ))).size;
     const size = items.filter((e) => e.kind === "file").reduce((s, e) => s + (e.size || 0), 0);
-    trayWhat.textContent = `${count(items.length)} selected: ${count(files)} file${files === 1 ? "" : "s"} (${bytes(size)})${dirs ? `, ${count(dirs)} folder${dirs === 1 ? "" : "s"}` : ""}${folders > 1 ? ` from ${folders} folders` : ""}`;
+    const kinds = [
+      files ? `${count(files)} file${files === 1 ? "" : "s"} (${bytes(size)})` : "",
+      dirs ? `${count(dirs)} folder${dirs === 1 ? "" : "s"}` : "",
+      links ? `${count(links)} link${links === 1 ? "" : "s"}` : "",
+      others ? `${count(others)} other` : "",
+    ].filter(Boolean).join(", ");
+    trayWhat.textContent = `${count(items.length)} selected: ${kinds}${folders > 1 ? ` from ${folders} folders` : ""}`;
     draw();
     if (state.details) drawDetails();
   }
@@ -542,11 +552,12 @@ export function renderBrowser(mountId, startPath, { onChange } = {}) {
   }
 
   async function archive(paths, format) {
-    const chosen = await selectionDialog(mountId, paths, format);
+    const kinds = new Map(paths.map((p) => [p, (state.selection.get(p) || state.entries.find((e) => e.pathQ === p) || {}).kind]));
+    const chosen = await selectionDialog(mountId, paths, format, kinds);
     if (!chosen) return;
     // a placeholder until the response's Content-Disposition names the archive
-    const base = paths.length === 1 ? (displayPath(paths[0]).split("/").pop() || "root") : "files";
-    const name = `${base}.${chosen.format === "zip" ? "zip" : "tar.gz"}`;
+    const base = paths.length === 1 ? (displayPath(paths[0]).split("/").pop() || "root") : `${count(paths.length)} items`;
+    const name = `${base}.${chosen.format}`;
     download(name, api.downloadDirectory(mountId, chosen.paths, chosen.format)).then(onChange);
   }
 
