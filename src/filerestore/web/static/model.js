@@ -81,7 +81,7 @@ export function entryOf(e) {
 
 /** @param {FileInfoOut} f */
 export function fileInfoOf(f) {
-  return { ...entryOf(f), contentType: f.content_type };
+  return { ...entryOf(f), contentType: f.content_type, targetKind: f.target_kind };
 }
 
 /** @param {ListingOut} p */
