@@ -7,6 +7,7 @@ import json
 import os
 import re
 import stat
+import struct
 import subprocess
 import sys
 import tarfile
@@ -629,3 +630,35 @@ def test_link_details_offer_what_the_target_allows(page, api: Env):
         assert page.locator(".details button:has-text('Target file')").count() == (kind == "file")
         assert page.locator(".details a:has-text('Open as folder')").count() == (kind == "dir")
         assert page.locator(".details button:has-text('ZIP')").count() == (kind == "dir")
+
+
+def test_double_click_previews_text_and_images_and_refuses_binary(page, api: Env):
+    """Issue 14, item 5: a bounded, sandboxed preview. Expected text from the source tree;
+    the image's size from its PNG header (IHDR), read from the demo's source file."""
+    tree = api.source.tree
+    browse_ext4_root(page, api)
+    page.dblclick(".frow[data-path='/hello.txt'] .meta >> nth=0")
+    text = page.wait_for_selector("dialog pre[data-preview=text]")
+    assert text.text_content() == (tree / "hello.txt").read_text()
+    assert page.locator("dialog pre[data-preview=text] *").count() == 0  # text, not markup
+    page.click("dialog .dlg-foot button:has-text('Close')")
+    page.dblclick(".frow[data-path='/sparse.bin'] .meta >> nth=0")  # zeros: binary
+    page.wait_for_selector("dialog [data-preview=none]:has-text('binary')")
+    page.click("dialog .dlg-foot button:has-text('Close')")
+
+    png = ROOT / "demo/source/windows/Users/Bob/Pictures/gradient.png"
+    width, height = struct.unpack(">II", png.read_bytes()[16:24])
+    mount = api.mount("alice", backup="demo-full", volume="p2")
+    page.goto(f"{api.url}/#/browse/{mount}?path=/Users/Bob/Pictures")
+    wait_listing(page, "/Users/Bob/Pictures")
+    page.dblclick(".frow[data-path='/Users/Bob/Pictures/gradient.png'] .meta >> nth=0")
+    page.wait_for_function(
+        "() => { const i = document.querySelector('dialog img[data-preview=image]');"
+        " return i && i.complete && i.naturalWidth > 0; }"
+    )
+    size = page.eval_on_selector(
+        "dialog img[data-preview=image]", "i => [i.naturalWidth, i.naturalHeight]"
+    )
+    assert size == [width, height]
+    assert page.eval_on_selector("dialog img", "i => i.src").startswith("blob:")
+    shot(page, "preview-image")

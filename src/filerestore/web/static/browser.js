@@ -6,6 +6,7 @@ import { selectionDialog } from "./archive.js";
 import { h, debounce } from "./dom.js";
 import { ownerOf, renderDetails } from "./details.js";
 import { download } from "./downloads.js";
+import { preview } from "./preview.js";
 import { bytes, count, dateTime, dateTimeFull, modeString, relative } from "./format.js";
 import { entryIcon, icon } from "./icons.js";
 import { displayPath, parentOf } from "./model.js";
@@ -355,7 +356,7 @@ export function renderBrowser(mountId, startPath, { onChange } = {}) {
       return;
     }
     const total = state.total ?? (state.next ? null : state.entries.length);
-    const parts = [`${total === null ? `${count(state.entries.length)}+` : count(total)} items`];
+    const parts = [`${total === null ? `${count(state.entries.length)}+ items` : `${count(total)} item${total === 1 ? "" : "s"}`}`];
     if (total !== null && state.entries.length < total) parts.push(`${count(state.entries.length)} loaded`);
     if (state.filtered) parts.push(`${count(state.filtered.length)} match “${state.filter}”`);
     if (state.selection.size) parts.push(`${count(state.selection.size)} selected`);
@@ -423,6 +424,7 @@ export function renderBrowser(mountId, startPath, { onChange } = {}) {
       selected: state.details ? state.selection.has(state.details.pathQ) : false,
       href: browseHref,
       download: downloadFile,
+      preview: (e) => preview(mountId, e, downloadFile),
       archive: (e, format) => archive([e.pathQ], format),
       toggle: (e, on) => toggle(e, on),
       close: () => showDetails(false),
@@ -463,7 +465,11 @@ export function renderBrowser(mountId, startPath, { onChange } = {}) {
       go(entry.pathQ);
       return;
     }
-    // files, links and special files: their details (the pane is an overlay on narrow windows)
+    if (entry.kind === "file") {
+      preview(mountId, entry, downloadFile);
+      return;
+    }
+    // links and special files: their details (the pane is an overlay on narrow windows)
     loadDetails(entry);
     showDetails(true);
   }

@@ -44,7 +44,10 @@ export function renderDetails(pane, e, on) {
     h("button", { type: "button", class: "btn", onclick: () => on.archive(e, "tar.gz"), html: `${icon("download")}<span>TAR.GZ</span>` }),
   ];
   if (e.kind === "file") {
-    actions.append(h("button", { type: "button", class: "btn btn-primary", onclick: () => on.download(e), html: `${icon("download")}<span>Download</span>` }));
+    actions.append(
+      h("button", { type: "button", class: "btn btn-primary", onclick: () => on.download(e), html: `${icon("download")}<span>Download</span>` }),
+      h("button", { type: "button", class: "btn", onclick: () => on.preview(e) }, "Preview"),
+    );
   } else if (e.kind === "dir") {
     actions.append(h("a", { class: "btn", href: on.href(e.pathQ) }, "Open folder"), ...archives());
   } else if (e.kind === "symlink") {
