@@ -662,3 +662,27 @@ def test_double_click_previews_text_and_images_and_refuses_binary(page, api: Env
     assert size == [width, height]
     assert page.eval_on_selector("dialog img", "i => i.src").startswith("blob:")
     shot(page, "preview-image")
+
+
+def test_backups_list_sorts_within_each_disk(page, api: Env):
+    """Issue 14, item 6: the backups list can be sorted (within each VM's disk)."""
+    sign_in(page, api)
+    full, incr = api.backups["demo-full"], api.backups["demo-incr"]
+    with api.client("alice") as c:
+        made = {b["id"]: b["created_at"] for b in c.get(f"{API}/backups").json()["backups"]}
+    assert made[incr] > made[full]  # the catalog's dates: the incremental is newer
+
+    def order() -> list[int]:
+        ids = page.eval_on_selector_all("tr.backup", "els => els.map(e => +e.dataset.backupId)")
+        return [i for i in ids if i in (full, incr)]
+
+    assert order() == [incr, full]  # default: newest first
+    page.click("thead button[data-sort=created]")  # oldest first
+    page.wait_for_selector("th[aria-sort=ascending] button[data-sort=created]")
+    assert order() == [full, incr]
+    page.click("thead button[data-sort=kind]")  # full before incremental
+    page.wait_for_selector("th[aria-sort=ascending] button[data-sort=kind]")
+    assert order() == [full, incr]
+    page.click("thead button[data-sort=kind]")
+    page.wait_for_selector("th[aria-sort=descending] button[data-sort=kind]")
+    assert order() == [incr, full]
