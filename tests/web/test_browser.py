@@ -198,7 +198,9 @@ def test_browse_download_archive_and_close(page, api: Env, tmp_path):
     dl = info.value
     assert dl.suggested_filename == "data.bin"
     assert Path(dl.path()).read_bytes() == (tree / "docs" / "data.bin").read_bytes()
-    page.wait_for_selector(".downloads .dl.done:has-text('saved to the browser')")
+    done = page.wait_for_selector(".downloads .dl.done:has-text('saved to the browser')")
+    size = (tree / "docs" / "data.bin").stat().st_size  # the panel says how much came
+    assert done.inner_text().split("·")[0].strip().endswith(_shown_bytes(size))
 
     # multi-select across two folders, then one ZIP
     page.click(".frow[data-path='/docs/readme.md'] input[type=checkbox]")
