@@ -230,7 +230,9 @@ def test_download_directory_formats(api: Env, ext4_mount: str) -> None:
     with api.client() as c:
         z = c.get(url, params={"path": "/docs", "format": "zip"})
         assert z.status_code == 200 and z.headers["content-type"] == "application/zip"
-        assert 'filename="docs.zip"' in z.headers["content-disposition"]
+        b = c.get(f"{API}/backups/{api.backups['ext4']}").json()
+        named = "_".join(x for x in (b["vm_name"], b["disk_name"], b["created_at"][:10]) if x)
+        assert f'filename="{named}_docs.zip"' in z.headers["content-disposition"]
         with zipfile.ZipFile(io.BytesIO(z.content)) as zf:
             assert zf.read("docs/data.bin") == (tree / "data.bin").read_bytes()
             assert zf.testzip() is None
@@ -243,7 +245,7 @@ def test_download_directory_formats(api: Env, ext4_mount: str) -> None:
         multi = c.get(
             url, params=[("path", "/hello.txt"), ("path", "/docs/sub"), ("format", "tar.gz")]
         )
-        assert "files.tar.gz" in multi.headers["content-disposition"]
+        assert f"{named}_root-2-items.tar.gz" in multi.headers["content-disposition"]
         with tarfile.open(fileobj=io.BytesIO(multi.content), mode="r:gz") as tf:
             assert sorted(tf.getnames()) == ["hello.txt", "sub", "sub/nested.txt"]
         error(c.get(url, params={"path": "/docs", "format": "rar"}), 400, "invalid_parameter")
@@ -290,7 +292,8 @@ def test_catalog_routes(api: Env) -> None:
         assert {b["id"] for b in all_} == set(api.backups.values())
         web = c.get(f"{API}/backups", params={"vm": "web01"}).json()["backups"]
         assert {b["id"] for b in web} == {api.backups["demo-full"], api.backups["demo-incr"]}
-        assert c.get(f"{API}/backups", params={"repository": "other"}).json()["backups"] == []
+        # an unknown repository is not found (as the CLI says), not an empty list
+        error(c.get(f"{API}/backups", params={"repository": "other"}), 404)
         incr = c.get(f"{API}/backups/{api.backups['demo-incr']}").json()
         assert (
             incr["kind"] == "incremental" and incr["parent_backup_id"] == api.backups["demo-full"]
