@@ -18,7 +18,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from filerestore.source.base import SourceFile, Store
+from filerestore.source.base import FileStat, SourceFile, Store
 from filerestore.source.local import (
     FileIdentity,
     FileSignature,
@@ -29,7 +29,7 @@ from filerestore.source.local import (
 
 if TYPE_CHECKING:
     from filerestore.source.blockcache import BlockCache
-    from filerestore.source.s3 import BlockOptions, ObjectIdentity, S3File, S3Store
+    from filerestore.source.s3 import BlockOptions, ObjectIdentity, ObjectStat, S3File, S3Store
     from filerestore.source.s3client import ObjectMeta, S3Options
 
 #: names imported on first use, and their modules
@@ -37,6 +37,7 @@ _LAZY = {
     "BlockCache": "filerestore.source.blockcache",
     "BlockOptions": "filerestore.source.s3",
     "ObjectIdentity": "filerestore.source.s3",
+    "ObjectStat": "filerestore.source.s3",
     "S3File": "filerestore.source.s3",
     "S3Store": "filerestore.source.s3",
     "ObjectMeta": "filerestore.source.s3client",
@@ -58,9 +59,11 @@ __all__ = [
     "BlockOptions",
     "FileIdentity",
     "FileSignature",
+    "FileStat",
     "LocalStore",
     "ObjectIdentity",
     "ObjectMeta",
+    "ObjectStat",
     "S3File",
     "S3Options",
     "S3Store",
