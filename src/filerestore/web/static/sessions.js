@@ -25,8 +25,8 @@ export function renderSessions({ onChange } = {}) {
       cards.replaceChildren(
         card("Session slots", `${count(r.sessionsUsed)} / ${count(r.sessionsLimit)}`, r.sessionsLimit ? r.sessionsUsed / r.sessionsLimit : null),
         card("Downloads in progress", count(r.downloads)),
-        card("Readers open", count(r.readers)),
-        card("Server memory", bytes(r.memory)),
+        card("Readers open (this worker)", count(r.readers)),
+        card("Memory (this worker)", bytes(r.memory)),
       );
     } catch (err) {
       cards.replaceChildren(errorPanel("Resource figures unavailable", err));
@@ -84,7 +84,7 @@ export function renderSessions({ onChange } = {}) {
         h("td", {}, h("span", { class: `badge ${STATUS_BADGE[m.status] || "badge-muted"}`, title: m.error || "" }, m.status)),
         h("td", { class: "hide-narrow" }, dateTime(m.created)),
         h("td", { title: dateTimeFull(m.expires) }, relative(m.expires, now)),
-        h("td", { class: "hide-narrow mono muted" }, m.owner ?? "—"),
+        h("td", { class: "hide-narrow c-owner" }, m.owner ?? "—"),
         h("td", { class: "num nowrap" },
           m.status === "mounted" ? h("a", { class: "btn btn-sm", href: `#/browse/${encodeURIComponent(m.id)}?path=/` }, "Browse") : null, " ",
           h("button", { type: "button", class: "btn btn-sm btn-danger", "aria-label": `Close session ${m.id}`, onclick: () => close(m) }, "Close")));
