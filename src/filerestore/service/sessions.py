@@ -219,11 +219,20 @@ class SessionManager:
             s.execute(delete(RestoreMount).where(RestoreMount.id == mount_id))
 
     def unmount(self, mount_id: str, who: Principal, force: bool = False) -> Session:
-        """End a session. A download in progress refuses it unless ``force``."""
+        """End a session. A download in progress refuses it unless ``force``.
+
+        Two transactions: the first marks the row ``unmounting`` (no new checkout takes it),
+        the readers are closed, the second deletes it. A row already ``unmounting`` is one
+        whose unmount failed between the two (the database refused the second) or is being
+        unmounted right now; either way ending it is what the caller asks for, so a retry
+        takes it over and succeeds as soon as the database is writable again, instead of
+        waiting for cleanup to find it stuck. Doing the delete twice is harmless: the later
+        one finds no row.
+        """
         now = utcnow()
         with self.db.write() as s:
             row = visible_row(s, mount_id, who, lock=True)
-            if row.status in (MOUNTING, UNMOUNTING) and not force:
+            if row.status == MOUNTING and not force:
                 raise MountStateError(f"session {mount_id} is {row.status}; try again shortly")
             holds = _holds(s, mount_id)
             if holds and not force:
