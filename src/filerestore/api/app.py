@@ -21,6 +21,7 @@ import filerestore
 from filerestore.api import errors, routes_catalog, routes_download, routes_restore
 from filerestore.api import schemas as s
 from filerestore.api.auth import Caller
+from filerestore.api.downloads import quiet_stream_cuts
 from filerestore.api.metrics import CONTENT_TYPE_LATEST, Metrics
 from filerestore.api.state import AppState, app_state
 from filerestore.db import open_database
@@ -121,6 +122,7 @@ def create_app(settings: Settings | None = None, *, cleanup: bool = True) -> Fas
     )
     app.state.filerestore = state
     errors.install(app)
+    quiet_stream_cuts()  # a download cut short is logged once, by the route, as a warning
     app.include_router(meta)
     app.include_router(routes_restore.router, prefix=PREFIX)
     app.include_router(routes_download.router, prefix=PREFIX)

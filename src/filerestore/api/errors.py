@@ -20,6 +20,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from filerestore import errors as e
+from filerestore.api.downloads import StreamCut
 from filerestore.service import audit
 
 log = logging.getLogger("filerestore.api")
@@ -102,6 +103,8 @@ async def _on_memory_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+    if isinstance(exc, StreamCut):  # a download broken off on purpose, logged already
+        return JSONResponse(error_body("internal", "the response was cut short"), 500)
     log.exception("unexpected error serving %s %s", request.method, request.url.path)
     return JSONResponse(error_body("internal", "internal error (logged)"), 500)
 

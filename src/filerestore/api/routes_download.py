@@ -69,7 +69,14 @@ def _releaser(st: AppState, checkout: Checkout, prefetch: d.Prefetch | None = No
         await run_in_threadpool(checkout.release)
         st.metrics.downloads.dec()
         kind = checkout.download.kind if checkout.download else "download"
-        st.metrics.bytes_sent.labels(kind=kind).inc(checkout.tally.sent)
+        tally = checkout.tally
+        st.metrics.bytes_sent.labels(kind=kind).inc(tally.sent)
+        if prefetch is not None and not (tally.complete or tally.broken_off):
+            # the client went away (or the server is stopping): expected, one line
+            path = checkout.download.path if checkout.download else "?"
+            log.warning(
+                "%s of %s ended after %d bytes: the connection closed", kind, path, tally.sent
+            )
 
     return release
 
@@ -89,9 +96,16 @@ def _streamed(
             async for chunk in prefetch:
                 yield chunk
         except FileRestoreError as exc:
-            log.warning("download cut short: %s", exc)
+            # handled (the audit event says "incomplete" with the reason): one warning line,
+            # then the connection is closed without the final chunk
+            kind = checkout.download.kind if checkout.download else "download"
+            path = checkout.download.path if checkout.download else "?"
+            sent = checkout.tally.sent
+            log.warning(
+                "%s of %s cut short after %d bytes: %s: %s", kind, path, sent, exc.code, exc
+            )
             checkout.failed(exc)
-            raise
+            raise d.StreamCut(exc.code) from None
 
     return d.HeldStreamingResponse(
         body(), _releaser(st, checkout, prefetch), status, headers, media_type=media_type

@@ -81,6 +81,8 @@ class Tally:
     sent: int = 0
     complete: bool = False
     refused: bool = False
+    #: broken off by an error after the first byte (not by the client going away)
+    broken_off: bool = False
     detail: str | None = None
     sha256: hashlib._Hash | None = field(default=None, repr=False)
 
@@ -152,6 +154,7 @@ class Checkout:
 
     def failed(self, exc: BaseException) -> None:
         """The download broke off after its first byte."""
+        self.tally.broken_off = True
         self._failed(exc)
 
     def _failed(self, exc: BaseException) -> None:
