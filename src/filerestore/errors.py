@@ -47,6 +47,7 @@ from this tree (``python -m filerestore.docgen``; a test keeps it current).
         │   └── RepositoryIOError, ObjectStoreUnavailableError
         ├── ObjectChangedError
         ├── DatabaseUnavailableError, DatabaseLockedError
+        ├── StateDiskFullError (507)
         └── FuseUnavailableError
 
 "Not found" is only ever a name that does not exist. A repository the host cannot read
@@ -501,6 +502,16 @@ class DatabaseLockedError(ServiceUnavailableError):
     """The database stayed locked by another writer for longer than the busy timeout."""
 
     code = "database_locked"
+
+
+class StateDiskFullError(ServiceUnavailableError):
+    """The state directory's filesystem has less free space than ``min_free_state_bytes``, or
+    the database could not write for want of space: new sessions, and downloads whose audit
+    row cannot be written, are refused until space is freed. 507 (Insufficient Storage, RFC
+    4918) rather than 503: an operator must act, waiting alone does not help."""
+
+    code = "state_disk_full"
+    http_status = 507
 
 
 class FuseUnavailableError(ServiceUnavailableError):

@@ -130,6 +130,55 @@ class Settings(BaseSettings):
             "session alive for ever."
         ),
     )
+    audit_text_limit: int = Field(
+        default=1024,
+        ge=64,
+        le=1 << 20,
+        description=(
+            "Characters of a path or a detail one audit row keeps; a longer one is cut and "
+            "says how much was left out, so no request can make a row large."
+        ),
+    )
+    audit_retention_days: float = Field(
+        default=90.0,
+        gt=0,
+        description=(
+            "Days an audit row is kept; the cleanup worker deletes older rows, in batches."
+        ),
+    )
+    audit_fail_open: bool = Field(
+        default=False,
+        description=(
+            "Serve a download even when its audit row cannot be written (the event then only "
+            "reaches the log). Default false: such a download is refused (fail closed)."
+        ),
+    )
+    refusal_log_rate: float = Field(
+        default=1.0,
+        gt=0,
+        description=(
+            "Log lines per second (per worker) for requests refused for want of a valid "
+            "token; they are counted in metrics and never written to the database. Refusals "
+            "beyond the rate are counted in the next line's 'suppressed'."
+        ),
+    )
+    refusal_log_burst: int = Field(
+        default=20,
+        ge=1,
+        description=(
+            "Lines of refused unauthenticated requests logged at once before "
+            "refusal_log_rate applies."
+        ),
+    )
+    min_free_state_bytes: int = Field(
+        default=256 << 20,
+        ge=0,
+        description=(
+            "Free bytes the state directory's filesystem must keep: below it new sessions are "
+            "refused (507, code state_disk_full) so the audit trail and sessions can still be "
+            "written. 0: no check."
+        ),
+    )
     repositories: list[RepositoryConfig] = Field(
         default_factory=list,
         description="Repositories declared in the settings file; added to the catalog at start.",

@@ -26,6 +26,7 @@ from filerestore.api.metrics import CONTENT_TYPE_LATEST, Metrics
 from filerestore.api.state import AppState, app_state
 from filerestore.db import open_database
 from filerestore.service.cleanup import CleanupService
+from filerestore.service.refusals import RefusalLog
 from filerestore.service.sessions import SessionManager
 from filerestore.settings import Settings, load_settings
 from filerestore.web import mount_web
@@ -99,7 +100,10 @@ def create_app(settings: Settings | None = None, *, cleanup: bool = True) -> Fas
     settings = settings or load_settings()
     db = open_database(settings)
     manager = SessionManager(db, settings)
-    state = AppState(settings, db, manager, Metrics(), CleanupService(manager))
+    refusals = RefusalLog(
+        settings.refusal_log_rate, settings.refusal_log_burst, settings.audit_text_limit
+    )
+    state = AppState(settings, db, manager, Metrics(), CleanupService(manager), refusals)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -20,6 +20,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from filerestore import errors as e
+from filerestore.api.auth import refused_anonymously
 from filerestore.api.downloads import StreamCut
 from filerestore.service import audit
 
@@ -57,22 +58,25 @@ async def _on_domain_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _audit_refusal(request: Request, exc: e.FileRestoreError) -> None:
-    """A security refusal is an audit event (auth failures are recorded where they happen)."""
+    """A security refusal is an audit event (auth failures are recorded where they happen);
+    one without an authenticated caller is only counted and logged at a bounded rate."""
     state = getattr(request.app.state, "filerestore", None)
     if state is None:
         return
     who = getattr(request.state, "principal", None)
-    actor = who.actor if who is not None else "anonymous"
+    if who is None:
+        refused_anonymously(state, request, f"{exc.code}: {exc}")
+        return
     mount_id = request.path_params.get("mount_id")
     event = audit.Event(
-        actor,
+        who.actor,
         "refusal",
         "refused",
         mount_id=mount_id if isinstance(mount_id, str) and len(mount_id) <= 36 else None,
         path=request.url.path,
-        detail=f"{exc.code}: {_printable(str(exc))}"[:2000],
+        detail=f"{exc.code}: {_printable(str(exc))}",
     )
-    await run_in_threadpool(audit.record, state.db, event)
+    await run_in_threadpool(state.sessions.audit.record, event)
 
 
 async def _on_validation_error(request: Request, exc: Exception) -> JSONResponse:

@@ -85,10 +85,10 @@ async def register_backup(body: s.BackupRegister, request: Request, who: Admin) 
         refused = audit.Event(
             who.actor, "register", "failed", path=body.path, detail=f"{exc.code}: {exc}"
         )
-        await run_in_threadpool(audit.record, st.db, refused)
+        await run_in_threadpool(st.sessions.audit.record, refused)
         raise
     done = audit.Event(who.actor, "register", "ok", backup_id=out.id, path=out.path)
-    await run_in_threadpool(audit.record, st.db, done)
+    await run_in_threadpool(st.sessions.audit.record, done)
     return out
 
 

@@ -54,6 +54,7 @@ from filerestore.service.liveness import ProcessIdentity, this_process
 from filerestore.service.principal import Principal
 from filerestore.service.readers import ReaderRegistry
 from filerestore.service.session import Session, limit_message, refresh, visible_row
+from filerestore.service.statedisk import require_free_space
 from filerestore.settings import Settings
 
 SLOT_LOCK = "filerestore.session-slots"
@@ -66,6 +67,7 @@ class SessionManager:
         self.db = db
         self.settings = settings
         self.readers = readers if readers is not None else ReaderRegistry()
+        self.audit = audit.AuditLog(db, settings.audit_text_limit)
         self.me: ProcessIdentity = this_process()
         self.idle = timedelta(seconds=settings.idle_timeout)
         # an access within this long of the previous one does not rewrite the row
@@ -88,11 +90,12 @@ class SessionManager:
         except FileRestoreError as exc:
             detail = f"{exc.code}: {exc}"
             event = audit.Event(who.actor, "mount", "failed", backup_id=backup_id, detail=detail)
-            audit.record(self.db, event)
+            self.audit.record(event)
             raise
 
     def _mount(self, backup_id: int, volume: str | None, who: Principal) -> Session:
         backup = locate_backup(self.db, backup_id)  # refuses before anything is written
+        require_free_space(self.settings.state_dir, self.settings.min_free_state_bytes)
         owner = who.owner[:255]
         now = utcnow()
         with self.db.write(lock=SLOT_LOCK) as s:
@@ -300,7 +303,7 @@ class SessionManager:
         detail: str | None = None,
         action: str = "mount",
     ) -> None:
-        audit.add(
+        self.audit.add(
             s,
             audit.Event(
                 who.actor,
