@@ -49,21 +49,41 @@ class Site:
         return httpx.Client(base_url=self.server.url, headers=headers, timeout=120)
 
     def new_log(self, since: int, want: int, timeout: float = 30) -> list[str]:
-        """The server's plain (non-JSON) log lines after offset ``since``, once ``want`` of
-        them are there (or the timeout passed; the caller checks what came)."""
+        """What the server logged above INFO after offset ``since`` (messages, and any line
+        that is not one of the service's JSON records, such as a bare traceback), once
+        ``want`` of them are there (or the timeout passed; the caller checks what came)."""
         deadline = time.monotonic() + timeout
         while True:
-            text = self.log.read_bytes()[since:].decode(errors="replace")
-            lines = [ln for ln in text.splitlines() if ln and not ln.startswith("{")]
-            if len(lines) >= want or time.monotonic() > deadline:
+            found = self._loud(since)
+            if len(found) >= want or time.monotonic() > deadline:
                 time.sleep(1)  # and anything logged right after them
-                text = self.log.read_bytes()[since:].decode(errors="replace")
-                return [ln for ln in text.splitlines() if ln and not ln.startswith("{")]
+                return self._loud(since)
             time.sleep(0.1)
 
-    def audit(self, since: int, path: str) -> list[dict[str, object]]:
+    def _records(self, since: int) -> list[dict[str, object] | str]:
         text = self.log.read_bytes()[since:].decode(errors="replace")
-        events = [json.loads(ln) for ln in text.splitlines() if ln.startswith('{"time"')]
+        out: list[dict[str, object] | str] = []
+        for line in text.splitlines():
+            try:
+                record = json.loads(line)
+            except ValueError:
+                record = None
+            out.append(record if isinstance(record, dict) else line)
+        return out
+
+    def _loud(self, since: int) -> list[str]:
+        out = []
+        for record in self._records(since):
+            if isinstance(record, str):
+                if record:
+                    out.append(record)
+            elif record.get("level") != "info":
+                extra = " [exception]" if "exception" in record else ""
+                out.append(f"{record.get('message')}{extra}")
+        return out
+
+    def audit(self, since: int, path: str) -> list[dict[str, object]]:
+        events = [r for r in self._records(since) if isinstance(r, dict) and "action" in r]
         return [e for e in events if e.get("path") == path]
 
 

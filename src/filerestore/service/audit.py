@@ -19,7 +19,6 @@ deleted by the cleanup worker.
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
@@ -88,7 +87,9 @@ def _row(event: Event, now: datetime) -> AuditEvent:
 
 
 def _log(event: Event, now: datetime) -> None:
-    log.info(json.dumps({"time": now.isoformat(), **asdict(event)}, ensure_ascii=False))
+    line = {"event_time": now.isoformat(), **asdict(event)}
+    # the fields travel as the record's own (filerestore.logs writes them in its one format)
+    log.info("%s %s by %s", event.action, event.outcome, event.actor, extra={"fields": line})
 
 
 def _log_pending(session: DbSession) -> None:

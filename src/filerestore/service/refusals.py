@@ -9,7 +9,6 @@ is a counter and a bucket per process, whatever the load.
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -66,14 +65,16 @@ class RefusalLog:
                 self._suppressed += 1
                 return False
             suppressed, self._suppressed = self._suppressed, 0
+        actor = f"anonymous@{client}"[:255]
         line = {
-            "time": datetime.now(UTC).isoformat(),
-            "actor": f"anonymous@{client}"[:255],
+            "event_time": datetime.now(UTC).isoformat(),
+            "actor": actor,
             "action": "auth",
             "outcome": "refused",
             "path": stored_text(path, self._text_limit),
             "detail": stored_text(reason, self._text_limit),
             "suppressed": suppressed,
         }
-        log.info(json.dumps(line, ensure_ascii=False))
+        # the fields travel as the record's own (filerestore.logs writes them in its format)
+        log.info("auth refused by %s", actor, extra={"fields": line})
         return True
