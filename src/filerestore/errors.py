@@ -17,7 +17,8 @@ from this tree (``python -m filerestore.docgen``; a test keeps it current).
     │   │   ├── InvalidCursorError
     │   │   │   └── StaleCursorError
     │   │   ├── RangeNotSatisfiableError (416)
-    │   │   └── ArchiveTooLargeError (413)
+    │   │   └── DownloadTooLargeError (413)
+    │   │       └── ArchiveTooLargeError
     │   ├── NotFoundError               something named does not exist (404, exit 3)
     │   │   ├── ImageNotFoundError, VolumeNotFoundError, PathNotFoundError
     │   │   ├── RepositoryNotFoundError, BackupNotFoundError, BackupFileMissingError
@@ -176,8 +177,18 @@ class RangeNotSatisfiableError(UsageError):
     http_status = 416
 
 
-class ArchiveTooLargeError(UsageError):
-    """An archive would hold more entries than the configured limit."""
+class DownloadTooLargeError(UsageError):
+    """A download would carry more bytes than ``max_download_bytes`` (a file, or the range of
+    it asked for): refused before its first byte. A range under the limit is served."""
+
+    code = "download_too_large"
+    http_status = 413
+
+
+class ArchiveTooLargeError(DownloadTooLargeError):
+    """An archive would hold more entries than ``max_archive_entries`` or more bytes of file
+    contents than ``max_download_bytes``: refused before its first byte (its tree is counted
+    first)."""
 
     code = "archive_too_large"
     http_status = 413

@@ -130,6 +130,24 @@ class Settings(BaseSettings):
             "session alive for ever."
         ),
     )
+    max_download_bytes: int = Field(
+        default=1 << 40,
+        ge=1,
+        description=(
+            "Bytes one download may carry (a file, or the range of it asked for), and bytes "
+            "of file contents one archive may hold (the sizes its files list): more is "
+            "refused before the first byte with 413. Default 1 TiB."
+        ),
+    )
+    max_archive_entries: int = Field(
+        default=250_000,
+        ge=1,
+        description=(
+            "Entries one archive may hold; an archive's tree is counted before its first byte "
+            "and one over the limit is refused with 413. A ZIP keeps about 0.75 KiB a member "
+            "until its end: 250,000 keeps a worker near 200 MB."
+        ),
+    )
     audit_text_limit: int = Field(
         default=1024,
         ge=64,
