@@ -28,7 +28,7 @@ from this tree (``python -m filerestore.docgen``; a test keeps it current).
     │   │   └── DestinationEscapeError, DestinationExistsError
     │   ├── ConflictError               the current state does not allow it (409, exit 1)
     │   │   ├── RepositoryExistsError, RepositoryInUseError, TokenExistsError
-    │   │   ├── MountStateError, SessionLimitError
+    │   │   ├── MountStateError, SessionLimitError (429), SessionQuotaError (429)
     │   │   └── DownloadLimitError (429)
     │   ├── AuthenticationError (401, exit 1)
     │   └── PermissionDeniedError (403, exit 1)
@@ -316,9 +316,24 @@ class MountStateError(ConflictError):
 
 
 class SessionLimitError(ConflictError):
-    """The concurrent session limit is reached; the message lists the sessions holding it."""
+    """The host's session limit is reached (after waiting ``mount_wait_timeout`` for a slot):
+    429 with ``Retry-After``. The message lists the caller's own sessions (an admin's: all
+    of them), never another user's."""
 
     code = "session_limit"
+    http_status = 429
+
+    def __init__(self, message: str, retry_after: int | None = None) -> None:
+        super().__init__(message)
+        #: seconds after which a retry may find a slot (the ``Retry-After`` header)
+        self.retry_after = retry_after
+
+
+class SessionQuotaError(SessionLimitError):
+    """The caller already holds ``max_sessions_per_owner`` sessions: 429 with
+    ``Retry-After``; one of its own sessions must end first."""
+
+    code = "session_quota"
 
 
 class DownloadLimitError(ConflictError):

@@ -130,6 +130,24 @@ class Settings(BaseSettings):
             "session alive for ever."
         ),
     )
+    max_sessions_per_owner: int = Field(
+        default=8,
+        ge=1,
+        description=(
+            "Live sessions one token (one owner) may hold; one more is refused with 429 "
+            "(session_quota) and Retry-After. Admins are not limited by it."
+        ),
+    )
+    mount_wait_timeout: float = Field(
+        default=0.0,
+        ge=0,
+        le=300,
+        description=(
+            "Seconds a mount waits for a slot when the host holds max_sessions, in a "
+            "first-come first-served queue (per worker process); then, or at once with 0, "
+            "it is refused with 429 (session_limit) and Retry-After."
+        ),
+    )
     max_download_bytes: int = Field(
         default=1 << 40,
         ge=1,

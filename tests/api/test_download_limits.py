@@ -64,9 +64,7 @@ def test_a_file_over_the_ceiling_is_refused_a_range_under_it_served(
         assert r.status_code == 206
         with big.open("rb") as fh:
             assert r.content == fh.read(1 << 20)
-        r = c.get(
-            url, params={"path": "/big-sparse.bin"}, headers={"Range": f"bytes=0-{CEILING}"}
-        )
+        r = c.get(url, params={"path": "/big-sparse.bin"}, headers={"Range": f"bytes=0-{CEILING}"})
         assert r.status_code == 413  # one byte over
         small = source.path("/docs/readme.md")
         assert c.get(url, params={"path": "/docs/readme.md"}).content == small.read_bytes()
@@ -86,9 +84,7 @@ def test_an_archive_over_a_limit_is_refused_before_its_first_byte(
         assert refused_before_the_first_byte(c, url, path="/many", format=fmt) == (
             "archive_too_large"
         )
-        assert refused_before_the_first_byte(c, url, path="/", format=fmt) == (
-            "archive_too_large"
-        )
+        assert refused_before_the_first_byte(c, url, path="/", format=fmt) == ("archive_too_large")
         # one entry, over the byte ceiling (its listed size counts, holes too)
         assert source.path("/sparse.bin").stat().st_size > CEILING
         r = c.get(url, params={"path": "/sparse.bin", "format": fmt})

@@ -22,6 +22,7 @@ from filerestore.api import schemas as s
 from filerestore.api.auth import Caller
 from filerestore.api.downloads import quiet_stream_cuts
 from filerestore.api.metrics import CONTENT_TYPE_LATEST, Metrics
+from filerestore.api.redact import Redactor
 from filerestore.api.state import AppState, app_state
 from filerestore.db import open_database
 from filerestore.service.cleanup import CleanupService
@@ -103,7 +104,8 @@ def create_app(settings: Settings | None = None, *, cleanup: bool = True) -> Fas
     refusals = RefusalLog(
         settings.refusal_log_rate, settings.refusal_log_burst, settings.audit_text_limit
     )
-    state = AppState(settings, db, manager, Metrics(), CleanupService(manager), refusals)
+    redact = Redactor(db, settings.state_dir)
+    state = AppState(settings, db, manager, Metrics(), CleanupService(manager), refusals, redact)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

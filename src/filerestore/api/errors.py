@@ -35,14 +35,17 @@ def error_body(code: str, message: str, **extra: Any) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, **extra}}
 
 
-def error_response(exc: e.FileRestoreError) -> JSONResponse:
+def error_response(exc: e.FileRestoreError, message: str | None = None) -> JSONResponse:
     extra: dict[str, Any] = {}
     if isinstance(exc, e.AmbiguousVolumeError):
         extra["choices"] = exc.choices
     status = status_of(exc)
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-    message = _printable(str(exc) or type(exc).__name__)
-    return JSONResponse(error_body(exc.code, message, **extra), status, headers=headers)
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else {}
+    retry_after = getattr(exc, "retry_after", None)
+    if isinstance(retry_after, int):
+        headers["Retry-After"] = str(retry_after)
+    message = _printable(message if message is not None else str(exc) or type(exc).__name__)
+    return JSONResponse(error_body(exc.code, message, **extra), status, headers=headers or None)
 
 
 def _printable(text: str) -> str:
@@ -54,7 +57,13 @@ async def _on_domain_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, e.FileRestoreError)
     if isinstance(exc, e.RequestRefusedError | e.HostileImageError | e.PermissionDeniedError):
         await _audit_refusal(request, exc)
-    return error_response(exc)
+    state = getattr(request.app.state, "filerestore", None)
+    who = getattr(request.state, "principal", None)
+    if state is None or (who is not None and who.admin):
+        return error_response(exc)
+    # a non-admin is told no host path (see filerestore.api.redact)
+    message = await run_in_threadpool(state.redact, str(exc) or type(exc).__name__)
+    return error_response(exc, message)
 
 
 async def _audit_refusal(request: Request, exc: e.FileRestoreError) -> None:

@@ -96,6 +96,18 @@ async def register_backup(body: s.BackupRegister, request: Request, who: Admin) 
 async def repositories(request: Request, who: Caller) -> s.RepositoryListOut:
     def work() -> s.RepositoryListOut:
         found = catalog.repositories_with_availability(app_state(request).db)
-        return s.RepositoryListOut(repositories=[s.RepositoryOut.of(r, a) for r, a in found])
+        out = [s.RepositoryOut.of(r, a) for r, a in found]
+        if not who.admin:  # no host paths for a non-admin (issue 8, defect 8)
+            redact = app_state(request).redact
+            out = [
+                o.model_copy(
+                    update={
+                        "root_path": f"<repository {o.name}>",
+                        "reason": redact(o.reason) if o.reason else o.reason,
+                    }
+                )
+                for o in out
+            ]
+        return s.RepositoryListOut(repositories=out)
 
     return await run_in_threadpool(work)

@@ -38,7 +38,7 @@ from filerestore.service.principal import Principal
 router = APIRouter(prefix="/restore", tags=["download"])
 log = logging.getLogger("filerestore.api")
 
-DOWNLOAD_ERRORS = {**ERRORS, 413: ERRORS[400], 416: ERRORS[400], 429: ERRORS[400]}
+DOWNLOAD_ERRORS = {**ERRORS, 413: ERRORS[400], 416: ERRORS[400]}
 FILE_RESPONSES: dict[int | str, dict[str, Any]] = {
     **DOWNLOAD_ERRORS,
     200: {"description": "The file's bytes.", "content": {"application/octet-stream": {}}},

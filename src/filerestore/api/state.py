@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from starlette.requests import Request
 
 from filerestore.api.metrics import Metrics
+from filerestore.api.redact import Redactor
 from filerestore.db.engine import Database
 from filerestore.service.cleanup import CleanupService
 from filerestore.service.refusals import RefusalLog
@@ -22,6 +23,8 @@ class AppState:
     metrics: Metrics
     cleanup: CleanupService
     refusals: RefusalLog
+    #: host paths out of what a non-admin is told
+    redact: Redactor
 
 
 def app_state(request: Request) -> AppState:

@@ -229,6 +229,8 @@ class CleanupService:
         try:
             for step in (reconcile, clean_stuck, expire):
                 cleaned += step(self.manager)
+            if cleaned:
+                self.manager.slots.freed()  # a mount waiting for a slot tries now
             prune_readers(self.manager)
             audit_deleted = expire_audit(self.manager)
         except FileRestoreError as exc:  # the database away for a moment: try next time
