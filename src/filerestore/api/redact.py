@@ -42,7 +42,7 @@ class Redactor:
                     root = str(repo.root_path)
                     shown = f"<repository {repo.name}>"
                     found.append((root, shown))
-                    resolved = str(Path(root).resolve())
+                    resolved = str(Path(root).resolve()) if root.startswith("/") else root
                     if resolved != root:
                         found.append((resolved, shown))
                 found.append((self._state_dir, "<state directory>"))

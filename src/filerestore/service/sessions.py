@@ -30,7 +30,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session as DbSession
 
-from filerestore.catalog import locate_backup
+from filerestore.catalog import Stores, get_repository, locate_backup
 from filerestore.db.engine import Database
 from filerestore.db.models import (
     FAILED,
@@ -50,7 +50,7 @@ from filerestore.errors import (
     SessionLimitError,
     SessionQuotaError,
 )
-from filerestore.restore.stack import Stack, open_stack
+from filerestore.restore.stack import Stack, open_backup_stack
 from filerestore.service import audit
 from filerestore.service.checkout import Checkout, Download, check_out
 from filerestore.service.liveness import ProcessIdentity, this_process
@@ -72,11 +72,17 @@ SLOT_LOCK = "filerestore.session-slots"
 
 class SessionManager:
     def __init__(
-        self, db: Database, settings: Settings, readers: ReaderRegistry | None = None
+        self,
+        db: Database,
+        settings: Settings,
+        readers: ReaderRegistry | None = None,
+        stores: Stores | None = None,
     ) -> None:
         self.db = db
         self.settings = settings
         self.readers = readers if readers is not None else ReaderRegistry()
+        #: this process's stores: one long-lived S3 store per repository, every session's
+        self.stores = stores if stores is not None else Stores(settings)
         self.audit = audit.AuditLog(db, settings.audit_text_limit)
         # mounts waiting for a slot in this process (each holds a thread): a bounded queue
         self.slots = SlotQueue(max_waiters=max(8, settings.max_sessions))
@@ -106,7 +112,8 @@ class SessionManager:
             raise
 
     def _mount(self, backup_id: int, volume: str | None, who: Principal) -> Session:
-        backup = locate_backup(self.db, backup_id)  # refuses before anything is written
+        backup = locate_backup(self.db, backup_id, self.stores)  # refuses before any write
+        repository = get_repository(self.db, backup.repository)
         require_free_space(self.settings.state_dir, self.settings.min_free_state_bytes)
         owner = who.owner[:255]
 
@@ -123,13 +130,14 @@ class SessionManager:
         row = taken.got
         mount_id = row.id
         try:
-            stack = open_stack(
-                backup.image_path,
-                repository=backup.repository_root,
-                volume_id=volume,
-                max_chain_depth=self.settings.max_chain_depth,
-                metadata_budget=self.settings.image_metadata_budget,
-            )
+            with self.stores.opened(repository) as store:
+                stack = open_backup_stack(
+                    store,
+                    backup.path,
+                    volume_id=volume,
+                    max_chain_depth=self.settings.max_chain_depth,
+                    metadata_budget=self.settings.image_metadata_budget,
+                )
         except (ImageError, ImageNotFoundError) as exc:
             self._fail(mount_id, who, str(exc))
             raise
