@@ -17,7 +17,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import filerestore
-from filerestore.api import errors, routes_catalog, routes_download, routes_restore
+from filerestore.api import errors, routes_catalog, routes_download, routes_jobs, routes_restore
 from filerestore.api import schemas as s
 from filerestore.api.auth import Caller
 from filerestore.api.downloads import quiet_stream_cuts
@@ -26,6 +26,7 @@ from filerestore.api.redact import Redactor
 from filerestore.api.state import AppState, app_state
 from filerestore.db import open_database
 from filerestore.service.cleanup import CleanupService
+from filerestore.service.job_runner import JobRunner
 from filerestore.service.refusals import RefusalLog
 from filerestore.service.sessions import SessionManager
 from filerestore.settings import Settings, load_settings
@@ -105,15 +106,27 @@ def create_app(settings: Settings | None = None, *, cleanup: bool = True) -> Fas
         settings.refusal_log_rate, settings.refusal_log_burst, settings.audit_text_limit
     )
     redact = Redactor(db, settings.state_dir)
-    state = AppState(settings, db, manager, Metrics(), CleanupService(manager), refusals, redact)
+    state = AppState(
+        settings,
+        db,
+        manager,
+        Metrics(),
+        CleanupService(manager),
+        JobRunner(manager),
+        refusals,
+        redact,
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if cleanup:
             state.cleanup.start()
+            if settings.restore_job_runner:
+                state.jobs.start()
         try:
             yield
         finally:
+            state.jobs.stop()
             state.cleanup.stop()
             manager.readers.close_all()
             manager.stores.close()
@@ -131,6 +144,7 @@ def create_app(settings: Settings | None = None, *, cleanup: bool = True) -> Fas
     errors.install(app)
     quiet_stream_cuts()  # a download cut short is logged once, by the route, as a warning
     app.include_router(meta)
+    app.include_router(routes_jobs.router, prefix=PREFIX)
     app.include_router(routes_restore.router, prefix=PREFIX)
     app.include_router(routes_download.router, prefix=PREFIX)
     app.include_router(routes_catalog.router, prefix=PREFIX)

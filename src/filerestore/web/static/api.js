@@ -1,7 +1,7 @@
 // The page's only way to the server: the public REST API under /api/v1, with a Bearer token.
 // Every record it returns is mapped by model.js, so no other module reads the API's fields.
 
-import { backupDetailOf, backupOf, fileInfoOf, mountOf, pageOf, repositoryOf, resourcesOf, totalsOf } from "./model.js";
+import { backupDetailOf, backupOf, fileInfoOf, jobOf, mountOf, pageOf, repositoryOf, resourcesOf, targetOf, totalsOf } from "./model.js";
 
 const BASE = "/api/v1";
 const TOKEN_KEY = "filerestore.token";
@@ -126,6 +126,7 @@ export const LISTS = {
   "/backups": "backups",
   "/repositories": "repositories",
   "/restore/mounts": "mounts",
+  "/restore/targets": "targets",
 };
 
 async function list(path, options) {
@@ -146,6 +147,12 @@ export const api = {
     fileInfoOf(await request("GET", `/restore/${encodeURIComponent(id)}/file-info`, { query: { path: encoded(pathQ) }, signal })),
   totals: async (id, pathQs) => totalsOf(await request("GET", `/restore/${encodeURIComponent(id)}/totals`, { query: { path: pathQs.map(encoded) } })),
   resources: async () => resourcesOf(await request("GET", "/restore/resources")),
+  targets: async () => (await list("/restore/targets")).map(targetOf),
+  // paths as entries' encoded paths (the API's path_query form)
+  restoreJob: async (mountId, pathQs, target, destination, policy) =>
+    jobOf(await request("POST", "/restore/jobs", { body: { mount_id: mountId, paths: pathQs, target, destination, policy } })),
+  job: async (id) => jobOf(await request("GET", `/restore/jobs/${encodeURIComponent(id)}`)),
+  cancelJob: async (id) => jobOf(await request("POST", `/restore/jobs/${encodeURIComponent(id)}/cancel`)),
   // Downloads are described, not fetched: downloads.js chooses how to fetch them.
   // (`check` is a request that fails the way the download would, without being one.)
   download: (id, pathQ) => ({

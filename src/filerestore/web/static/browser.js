@@ -3,6 +3,7 @@
 
 import { api, encoded } from "./api.js";
 import { selectionDialog } from "./archive.js";
+import { restoreDialog } from "./restore_to.js";
 import { h, debounce } from "./dom.js";
 import { ownerOf, renderDetails } from "./details.js";
 import { download } from "./downloads.js";
@@ -103,6 +104,7 @@ export function renderBrowser(mountId, startPath, { onChange } = {}) {
     trayWhat, h("span", { class: "spacer" }),
     h("button", { type: "button", class: "btn btn-primary", onclick: () => downloadSelection("zip"), html: `${icon("download")}<span>Download ZIP</span>` }),
     h("button", { type: "button", class: "btn", onclick: () => downloadSelection("tar.gz"), html: `${icon("download")}<span>Download TAR.GZ</span>` }),
+    h("button", { type: "button", class: "btn", "data-action": "restore-to", onclick: () => restoreTo([...state.selection.keys()]) }, "Restore to…"),
     h("button", { type: "button", class: "btn", onclick: () => { state.selection.clear(); refreshSelection(); } }, "Clear selection"));
   const details = h("aside", { class: "details collapsed", "aria-label": "Details" });
   const listing = h("section", { class: "listing", "aria-label": "Listing" }, cols, message, rows, statusLine, tray);
@@ -415,6 +417,7 @@ export function renderBrowser(mountId, startPath, { onChange } = {}) {
       href: browseHref,
       download: downloadFile,
       archive: (e, format) => archive([e.pathQ], format),
+      restore: (e) => restoreTo([e.pathQ]),
       toggle: (e, on) => toggle(e, on),
       close: () => showDetails(false),
     });
@@ -539,6 +542,10 @@ export function renderBrowser(mountId, startPath, { onChange } = {}) {
     const base = paths.length === 1 ? (displayPath(paths[0]).split("/").pop() || "root") : "files";
     const name = `${base}.${chosen.format === "zip" ? "zip" : "tar.gz"}`;
     download(name, api.downloadDirectory(mountId, chosen.paths, chosen.format)).then(onChange);
+  }
+
+  function restoreTo(paths) {
+    restoreDialog(mountId, paths);
   }
 
   function downloadSelection(format) {

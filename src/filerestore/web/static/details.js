@@ -32,7 +32,7 @@ function facts(e) {
   ].filter(Boolean);
 }
 
-// on: {selected, href(pathQ), download(e), archive(e, format), toggle(e, on), close()}
+// on: {selected, href(pathQ), download(e), archive(e, format), restore(e), toggle(e, on), close()}
 export function renderDetails(pane, e, on) {
   if (!e) {
     pane.replaceChildren(h("div", { class: "details-empty" }, h("div", { html: icon("info") }), "Select an entry to see its details."));
@@ -55,6 +55,7 @@ export function renderDetails(pane, e, on) {
       ...archives(),
     );
   }
+  actions.append(h("button", { type: "button", class: "btn", "data-action": "restore-to", onclick: () => on.restore(e) }, "Restore to…"));
   actions.append(h("button", { type: "button", class: "btn", onclick: () => on.toggle(e, !on.selected) }, on.selected ? "Remove from selection" : "Add to selection"));
   pane.replaceChildren(
     h("div", { class: "details-head" },
