@@ -21,11 +21,14 @@ from filerestore.api import errors, routes_catalog, routes_download, routes_jobs
 from filerestore.api import schemas as s
 from filerestore.api.auth import Caller
 from filerestore.api.docs_ui import OPENAPI_URL, mount_docs
+from filerestore.api.downloads import quiet_stream_cuts
 from filerestore.api.metrics import CONTENT_TYPE_LATEST, Metrics
+from filerestore.api.redact import Redactor
 from filerestore.api.state import AppState, app_state
 from filerestore.db import open_database
 from filerestore.service.cleanup import CleanupService
 from filerestore.service.job_runner import JobRunner
+from filerestore.service.refusals import RefusalLog
 from filerestore.service.sessions import SessionManager
 from filerestore.settings import Settings, load_settings
 from filerestore.web import mount_web
@@ -100,7 +103,20 @@ def create_app(settings: Settings | None = None, *, cleanup: bool = True) -> Fas
     settings = settings or load_settings()
     db = open_database(settings)
     manager = SessionManager(db, settings)
-    state = AppState(settings, db, manager, Metrics(), CleanupService(manager), JobRunner(manager))
+    refusals = RefusalLog(
+        settings.refusal_log_rate, settings.refusal_log_burst, settings.audit_text_limit
+    )
+    redact = Redactor(db, settings.state_dir)
+    state = AppState(
+        settings,
+        db,
+        manager,
+        Metrics(),
+        CleanupService(manager),
+        JobRunner(manager),
+        refusals,
+        redact,
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -129,6 +145,7 @@ def create_app(settings: Settings | None = None, *, cleanup: bool = True) -> Fas
     )
     app.state.filerestore = state
     errors.install(app)
+    quiet_stream_cuts()  # a download cut short is logged once, by the route, as a warning
     app.include_router(meta)
     app.include_router(routes_jobs.router, prefix=PREFIX)
     mount_docs(app)

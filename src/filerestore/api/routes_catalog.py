@@ -90,10 +90,10 @@ async def register_backup(body: s.BackupRegister, request: Request, who: Admin) 
         refused = audit.Event(
             who.actor, "register", "failed", path=body.path, detail=f"{exc.code}: {exc}"
         )
-        await run_in_threadpool(audit.record, st.db, refused)
+        await run_in_threadpool(st.sessions.audit.record, refused)
         raise
     done = audit.Event(who.actor, "register", "ok", backup_id=out.id, path=out.path)
-    await run_in_threadpool(audit.record, st.db, done)
+    await run_in_threadpool(st.sessions.audit.record, done)
     return out
 
 
@@ -103,7 +103,18 @@ async def repositories(request: Request, who: Caller) -> s.RepositoryListOut:
 
     def work() -> s.RepositoryListOut:
         found = catalog.repositories_with_availability(st.db, st.sessions.stores)
-        return s.RepositoryListOut(repositories=[s.RepositoryOut.of(r, a) for r, a in found])
+        out = [s.RepositoryOut.of(r, a) for r, a in found]
+        if not who.admin:  # no host paths for a non-admin (issue 8, defect 8)
+            out = [
+                o.model_copy(
+                    update={
+                        "root_path": f"<repository {o.name}>",
+                        "reason": st.redact(o.reason) if o.reason else o.reason,
+                    }
+                )
+                for o in out
+            ]
+        return s.RepositoryListOut(repositories=out)
 
     return await run_in_threadpool(work)
 
@@ -135,8 +146,8 @@ async def add_repository(body: s.RepositoryAdd, request: Request, who: Admin) ->
         refused = audit.Event(
             who.actor, "repository_add", "failed", path=body.path, detail=f"{exc.code}: {exc}"
         )
-        await run_in_threadpool(audit.record, st.db, refused)
+        await run_in_threadpool(st.sessions.audit.record, refused)
         raise
     done = audit.Event(who.actor, "repository_add", "ok", path=body.path, detail=body.name)
-    await run_in_threadpool(audit.record, st.db, done)
+    await run_in_threadpool(st.sessions.audit.record, done)
     return out
