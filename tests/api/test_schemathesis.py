@@ -32,7 +32,7 @@ def _deliberate(response: Any) -> bool:
         code = response.json()["error"]["code"]
     except (ValueError, KeyError, TypeError):
         return False
-    return DELIBERATE_5XX.get(code) == response.status_code
+    return bool(DELIBERATE_5XX.get(code) == response.status_code)
 
 
 MAX_EXAMPLES = 12
