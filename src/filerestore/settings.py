@@ -127,6 +127,36 @@ class Settings(BaseSettings):
             "session alive for ever."
         ),
     )
+    index_hash_max_size: int = Field(
+        default=0,
+        ge=0,
+        description=(
+            "Files of at most this many bytes get a content hash (BLAKE2b-128) when a backup "
+            "is indexed; larger ones, and every file when 0, are hashed on demand (a diff "
+            "asked to compare contents). Hashing reads each such file, which costs more than "
+            "the rest of the index pass."
+        ),
+    )
+    index_job_attempts: int = Field(
+        default=5,
+        ge=1,
+        description="Attempts an index job gets before it is failed (retried with backoff).",
+    )
+    index_job_backoff: float = Field(
+        default=30.0,
+        gt=0,
+        description=(
+            "Seconds before an index job's first retry; each later retry waits twice as long."
+        ),
+    )
+    index_job_lease: float = Field(
+        default=120.0,
+        gt=0,
+        description=(
+            "Seconds an index runner holds its job without a heartbeat (it beats after every "
+            "batch); a job whose lease ran out is taken over and resumed by another runner."
+        ),
+    )
     repositories: list[RepositoryConfig] = Field(
         default_factory=list,
         description="Repositories declared in the settings file; added to the catalog at start.",

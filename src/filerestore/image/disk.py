@@ -32,12 +32,15 @@ class DiskImage(SizedReader):
         #: the least the budget must hold for this chain (see image.metadata)
         self.working_set = sum(layer_working_set(o.info.header) for o in opened if o.info)
         layer: Layer | None = None
+        #: the readers of the chain's files, top first (image.allocation reads their tables)
+        self.layers: list[Layer] = []
         try:
             for i, o in enumerate(reversed(opened)):
                 if o.info is None:
                     layer = o.file
                 else:
                     layer = Qcow2Layer(o.file, o.info.header, layer, self.metadata, i)
+                self.layers.insert(0, layer)
         except BaseException:
             self.close()
             raise
