@@ -2,10 +2,11 @@
 
 A pass may write a million rows; one transaction for all of them would hold SQLite's only
 write lock for many seconds (every session write would wait, then fail). So rows are
-buffered and written a batch at a time, each batch in its own transaction, and after each
-commit the pass reports its progress (which may abort it: cancelled, lease lost, backup
-gone). A pass that stops half way leaves rows that :func:`filerestore.index.lines.undo_pass`
-removes before the pass runs again, so batches need no idempotence of their own.
+buffered and written a batch at a time, each batch in its own transaction, in which the pass
+also reports its progress and checks that it may go on (not cancelled, its lease not lost,
+its backup still there): a runner whose job was taken over commits nothing more. A pass
+that stops half way leaves rows that :func:`filerestore.index.lines.undo_pass` removes
+before the pass runs again, so batches need no idempotence of their own.
 """
 
 from __future__ import annotations
@@ -24,8 +25,17 @@ BATCH_ROWS = 20_000  # rows (directories + versions + ends) per transaction
 BATCH_SECONDS = 1.0  # or this long since the batch began, whichever first
 SQLITE_CACHE_KIB = 128 * 1024  # page cache of the connection a pass writes on
 
-#: called after each commit with the entries seen so far; raises to stop the pass
-ProgressHook = Callable[[int], None]
+#: called in every write transaction of a pass, just before it commits, with the entries
+#: seen so far: it records progress and fences the pass (raises PassStopped to stop it, and
+#: the transaction's writes are rolled back with it)
+ProgressHook = Callable[[Session, int], None]
+
+
+class PassStopped(Exception):
+    """Raised by a ProgressHook to stop a pass. ``undo``: remove what the pass wrote (it is
+    cancelled, or its backup is gone); without it the pass is another runner's now."""
+
+    undo = True
 
 
 class BatchWriter:
@@ -90,9 +100,15 @@ class BatchWriter:
         store.insert_versions(self._versions)
         self.rows_added += len(self._versions)
         self._dirs, self._versions, self._closes, self._pending = [], [], {}, 0
-        self._end(None)
         if self.progress is not None:
-            self.progress(self.entries)
+            self.progress(store.session, self.entries)
+        self._end(None)
+
+    def fence(self) -> None:
+        """Run the progress hook in a transaction of its own (for a pass's other writes)."""
+        if self.progress is not None:
+            with self.db.write() as session:
+                self.progress(session, self.entries)
 
     def abort(self, exc: BaseException | None = None) -> None:
         """Roll back the open batch (its rows were never committed)."""

@@ -29,6 +29,7 @@ from filerestore.fs.entry import Entry, EntryKind
 from filerestore.fs.ext import ExtFilesystem
 from filerestore.image import DiskImage
 from filerestore.image.allocation import changed_since
+from filerestore.index.paths import DirPaths
 from filerestore.index.rows import DIR_CODE, meta_of, same_version
 from filerestore.index.store import IndexStore
 from filerestore.index.text import from_db, to_db
@@ -37,7 +38,6 @@ from filerestore.index.walks import DirChanges, apply_diff, diff_directory, diff
 from filerestore.volume import Volume, list_volumes
 
 _LOOKUP_CHUNK = 500
-_MAX_DEPTH = 4096  # directories above one: more is a loop in a corrupt index
 _META = (
     "v.kind, v.size, v.mode, v.uid, v.gid, v.mtime_ns, v.ctime_delta, v.atime_delta, "
     "v.btime_delta, v.inode, v.nlink, v.target, v.data_location"
@@ -95,42 +95,6 @@ def _previous_filesystem(backing: Reader, volume: Volume) -> Filesystem[Any] | N
     return None
 
 
-class _Paths:
-    """Directory numbers to their paths and ancestors, read from the index and kept."""
-
-    def __init__(self, store: IndexStore, volume_id: int) -> None:
-        self.store = store
-        self.volume_id = volume_id
-        self._parent: dict[int, int] = {ROOT_DIR_NO: ROOT_DIR_NO}
-        self._path: dict[int, str] = {ROOT_DIR_NO: "/"}
-
-    def of(self, dir_no: int) -> str:
-        pending: list[tuple[int, str]] = []
-        no = dir_no
-        while no not in self._path:
-            rows = self.store.query(
-                "SELECT d.parent_no, n.name FROM index_dirs d JOIN index_names n "
-                "ON n.id = d.name_id WHERE d.volume_id = ? AND d.dir_no = ?",
-                (self.volume_id, no),
-            )
-            if not rows or rows[0][0] == no or len(pending) > _MAX_DEPTH:
-                raise FileRestoreError(f"index: directory {dir_no} has no path (corrupt index)")
-            pending.append((no, from_db(rows[0][1])))
-            self._parent[no] = rows[0][0]
-            no = rows[0][0]
-        for no, name in reversed(pending):
-            self._path[no] = f"{self._path[self._parent[no]].rstrip('/')}/{name}"
-        return self._path[dir_no]
-
-    def ancestors(self, dir_no: int) -> list[int]:
-        """``dir_no`` and every directory above it, up to the root."""
-        self.of(dir_no)
-        out = [dir_no]
-        while out[-1] != ROOT_DIR_NO:
-            out.append(self._parent[out[-1]])
-        return out
-
-
 def _live_by_inode(
     store: IndexStore, volume_id: int, inodes: Iterable[int]
 ) -> list[tuple[Any, ...]]:
@@ -170,7 +134,7 @@ def _apply(
     from filerestore.fs.ext_changes import changed_entries, inode_entries, iter_below, list_inode
 
     writer = vw.writer
-    paths = _Paths(writer.store, vw.volume_id)
+    paths = DirPaths(writer.store, vw.volume_id)
     live = _live_by_inode(writer.store, vw.volume_id, inodes)
     # the live directories whose inode changed: their entries are compared (parents first)
     relist: dict[int, int] = {row[3]: row[13] for row in live if row[3] is not None}

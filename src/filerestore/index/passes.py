@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select, update
+from sqlalchemy.orm import Session
 
 from filerestore.blockio import CachedReader
 from filerestore.catalog import locate_backup
@@ -31,7 +32,7 @@ from filerestore.db.models_index import IndexBackup, IndexVersion, IndexVolume
 from filerestore.errors import BackupNotFoundError, FileRestoreError
 from filerestore.fs import Filesystem, detect_filesystem, open_filesystem
 from filerestore.image import DiskImage, open_image
-from filerestore.index.batch import BatchWriter, ProgressHook
+from filerestore.index.batch import BatchWriter, PassStopped, ProgressHook
 from filerestore.index.changed import changed_blocks_pass
 from filerestore.index.lines import Placement, abandon_pass, place, volume_row
 from filerestore.index.volume_writer import VolumeWriter, content_hasher
@@ -64,7 +65,8 @@ def index_backup(
     """Index one backup (see the module docstring). ``progress`` is called after every
     batch with the entries seen so far; whatever it raises stops the pass (undone).
     ``method="walk-diff"`` forces the comparing walk on an incremental (for benchmarks and
-    tests of it). Raises ParentNotIndexed when the parent backup must be indexed first."""
+    tests of it). Raises ParentNotIndexed when the parent backup must be indexed first,
+    and whatever ``progress`` raises (PassStopped)."""
     info = locate_backup(db, backup_id)
     placement = place(db, backup_id)
     if placement.complete:
@@ -82,8 +84,9 @@ def index_backup(
         _finish(db, placement, writer, methods, notes)
     except BaseException as exc:
         writer.abort(exc)
-        with contextlib.suppress(FileRestoreError):
-            abandon_pass(db, placement)
+        if not isinstance(exc, PassStopped) or exc.undo:
+            with contextlib.suppress(FileRestoreError):
+                abandon_pass(db, placement)
         raise
     return PassReport(
         backup_id,
@@ -124,7 +127,7 @@ def _index_volumes(
                 raise
             notes.append(f"{volume.id}: {exc}")
     if placement.previous_backup_id is not None:
-        _end_missing_volumes(db, placement, seen)
+        _end_missing_volumes(db, placement, seen, writer)
     return methods, "\n".join(notes) or None
 
 
@@ -153,6 +156,7 @@ def _index_volume(
     forced: str | None,
 ) -> str:
     with db.write() as s:
+        _fence(writer, s)
         row = volume_row(s, placement.line_id, volume.id, fs.kind)
         volume_id, next_dir_no = row.id, row.next_dir_no
         has_live = placement.previous_backup_id is not None and (
@@ -175,6 +179,7 @@ def _index_volume(
         method = "walk-diff"
     writer.commit()
     with db.write() as s:
+        _fence(writer, s)
         s.execute(
             update(IndexVolume)
             .where(IndexVolume.id == volume_id)
@@ -183,10 +188,13 @@ def _index_volume(
     return method
 
 
-def _end_missing_volumes(db: Database, placement: Placement, seen: set[str]) -> None:
+def _end_missing_volumes(
+    db: Database, placement: Placement, seen: set[str], writer: BatchWriter
+) -> None:
     """End the live versions of the line's volumes that this backup does not hold (or could
     not read)."""
     with db.write() as s:
+        _fence(writer, s)
         gone = s.scalars(
             select(IndexVolume.id).where(
                 IndexVolume.line_id == placement.line_id, IndexVolume.volume.not_in(seen)
@@ -208,6 +216,7 @@ def _finish(
     notes: str | None,
 ) -> None:
     with db.write() as s:
+        _fence(writer, s)
         row = s.get(IndexBackup, placement.backup_id)
         if row is None:  # removed from the catalog while it was indexed
             raise BackupNotFoundError(
@@ -220,3 +229,9 @@ def _finish(
         row.rows_added = writer.rows_added
         row.rows_closed = writer.rows_closed
         row.notes = notes
+
+
+def _fence(writer: BatchWriter, session: Session) -> None:
+    """Every write of a pass checks, in its transaction, that the pass may go on."""
+    if writer.progress is not None:
+        writer.progress(session, writer.entries)
