@@ -59,7 +59,7 @@ class ContentHashes:
         except FileRestoreError:
             return None
         with self.db.write() as session:
-            IndexStore(session).query(
+            IndexStore(session).execute(
                 "UPDATE index_versions SET hash = ? WHERE volume_id = ? AND parent_no = ? "
                 "AND name_id = ? AND first_seq = ?",
                 (digest, *key),

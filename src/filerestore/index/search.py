@@ -32,7 +32,7 @@ from filerestore.index.paths import DirPaths, dir_no_of
 from filerestore.index.records import PathHit, SearchPage
 from filerestore.index.rows import KIND_CODES
 from filerestore.index.store import IndexStore
-from filerestore.index.text import from_db
+from filerestore.index.text import from_db, to_db
 from filerestore.index.visible import (
     VERSION_COLUMNS,
     BackupFilter,
@@ -236,18 +236,18 @@ class _Search:
         q, store = self.q, self.store
         if store.dialect == "postgresql":
             if q.name is not None:
-                cond, arg = "name ILIKE ?", f"%{_like_escape(q.name)}%"
+                cond, arg = "name ILIKE ?", f"%{_like_escape(to_db(q.name))}%"
             else:
                 assert q.glob is not None
-                cond, arg = "name ~* ?", glob_to_regex(q.glob)
+                cond, arg = "name ~* ?", glob_to_regex(to_db(q.glob))
             sql = f"SELECT id FROM index_names WHERE {cond} AND id > ? ORDER BY id LIMIT ?"
             return [r[0] for r in store.query(sql, (arg, after, NAME_CHUNK))]
         extra, args = "", []
         if q.name is not None:
-            like = f"%{_like_escape(q.name)}%"
+            like = f"%{_like_escape(to_db(q.name))}%"
         else:
             assert q.glob is not None
-            like = glob_to_like(q.glob)
+            like = glob_to_like(to_db(q.glob))
             store.raw.create_function("fr_iglob", 2, _iglob, deterministic=True)
             extra, args = " AND fr_iglob(?, name)", [q.glob]
         sql = (

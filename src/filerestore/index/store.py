@@ -148,3 +148,11 @@ class IndexStore:
                 cur.execute(sql, params)
                 return list(cur.fetchall())
         return list(self.raw.execute(sql, params).fetchall())
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+        """A write on the same connection; ``?`` placeholders on both databases."""
+        if self.dialect == "postgresql":
+            with self.raw.cursor() as cur:
+                cur.execute(sql.replace("?", "%s"), params)
+            return
+        self.raw.execute(sql, params)

@@ -33,7 +33,7 @@ _LIVE_IN_DIR = (
 )
 _SUBDIRS = "SELECT name_id, dir_no FROM index_dirs WHERE volume_id = ? AND parent_no = ?"
 _LIVE_BELOW = (
-    "WITH RECURSIVE below(no) AS (SELECT ? UNION ALL "
+    "WITH RECURSIVE below(no) AS (SELECT CAST(? AS BIGINT) UNION ALL "
     "SELECT d.dir_no FROM index_dirs d JOIN below ON d.parent_no = below.no "
     "WHERE d.volume_id = ? AND d.dir_no <> d.parent_no) "
     "SELECT v.parent_no, v.name_id FROM index_versions v JOIN below ON v.parent_no = below.no "
