@@ -56,9 +56,9 @@ def make_repository(kind: str, root: Path) -> Path:
     return root
 
 
-def register_chain(db: Database, repo: Path, name: str = "r") -> list[int]:
-    add_repository(db, name, str(repo))
-    return [register_backup(db, name, f"{n}.qcow2").id for n in NAMES]
+def register_chain(database: Database, repo: Path, name: str = "r") -> list[int]:
+    add_repository(database, name, str(repo))
+    return [register_backup(database, name, f"{n}.qcow2").id for n in NAMES]
 
 
 @contextlib.contextmanager
@@ -81,14 +81,14 @@ def module_settings(dialect: str, request: pytest.FixtureRequest, tmp: Path) -> 
 
 
 def indexed_chain(
-    kind: str, settings: Settings, tmp: Path, method: str | None = None
+    kind: str, config: Settings, tmp: Path, method: str | None = None
 ) -> Iterator[Chain]:
-    db = open_database(settings)
+    database = open_database(config)
     try:
         repo = make_repository(kind, tmp / f"repo-{kind}")
-        ids = register_chain(db, repo)
+        ids = register_chain(database, repo)
         for backup_id in ids:
-            index_backup(db, settings, backup_id, method=method)
-        yield Chain(kind, index_chain(kind), repo, db, settings, ids)
+            index_backup(database, config, backup_id, method=method)
+        yield Chain(kind, index_chain(kind), repo, database, config, ids)
     finally:
-        db.dispose()
+        database.dispose()

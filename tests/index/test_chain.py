@@ -118,7 +118,7 @@ def _from_diff_r(lines: list[str]) -> set[tuple[str, str]]:
         if m := re.fullmatch(r"Only in ([AB])(/.*)?: (.*)", line):
             where, parent, name = m.groups()
             out.add(("removed" if where == "A" else "added", f"{parent or ''}/{name}"))
-        elif (m := re.fullmatch(r"Files A(/.*) and B/.* differ", line)) or (m := re.fullmatch(r"Symbolic links A(/.*) and B/.* differ", line)):
+        elif m := re.fullmatch(r"(?:Files|Symbolic links) A(/.*) and B/.* differ", line):
             out.add(("content", m.group(1)))
         elif m := re.fullmatch(r"File A(/.*) is a .* while file B/.* is a .*", line):
             out.add(("type", m.group(1)))
