@@ -113,10 +113,11 @@ def facts_of(mnt: Path) -> dict[str, dict[str, Any]]:
     """The kernel's view of every entry below ``mnt`` (keyed by its path in the guest)."""
     out: dict[str, dict[str, Any]] = {}
     for dirpath, dirnames, filenames in os.walk(mnt):
-        for name in dirnames + filenames:
-            p = Path(dirpath) / name
+        names = dirnames + filenames + (["."] if Path(dirpath) == mnt else [])
+        for name in names:
+            p = Path(dirpath) / name if name != "." else mnt
             st = p.lstat()
-            rel = "/" + str(p.relative_to(mnt))
+            rel = "/" + str(p.relative_to(mnt)).lstrip(".")
             if rel == "/lost+found" or rel.startswith("/lost+found/"):
                 continue
             kind = (

@@ -66,7 +66,7 @@ def _kernel_paths(facts: dict[str, dict[str, Any]]) -> set[str]:
 
 
 def _index_paths(state: dict[str, Version]) -> set[str]:
-    return {p for p in state if p != "/" and p != "/lost+found" and not p.startswith("/lost+")}
+    return {p for p in state if p != "/lost+found" and not p.startswith("/lost+found/")}
 
 
 def test_every_backup_holds_what_the_kernel_saw(chain: Chain) -> None:

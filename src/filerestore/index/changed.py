@@ -172,9 +172,8 @@ def _apply(
     rest: list[tuple[Any, ...]] = []
     for row in live:
         parent_no, name_id = row[0], row[1]
-        if parent_no == ROOT_PARENT:
-            if ROOT_DIR_NO not in relist:
-                diff_root(writer.store, vw, inode_entries(fs, [(root_ino, "", "/")])[0])
+        if parent_no == ROOT_PARENT:  # the root's own version (no listing holds it)
+            diff_root(writer.store, vw, inode_entries(fs, [(root_ino, "", "/")])[0])
             continue
         if (parent_no, name_id) in handled or parent_no in listed:
             continue

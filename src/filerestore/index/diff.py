@@ -135,10 +135,12 @@ class BackupDiff:
             "ORDER BY 1, 2",
             (volume_id, lo, hi, volume_id, lo, hi),
         )
+        whole = self.path in ("", "/")
         for parent, group in groupby(keys, key=lambda k: k[0]):
-            if parent == ROOT_PARENT or (
-                self.path not in ("", "/") and top not in paths.ancestors(parent)
-            ):
+            if parent == ROOT_PARENT:  # the root's own versions: in a diff of everything
+                if not whole:
+                    continue
+            elif not whole and top not in paths.ancestors(parent):
                 continue
             names = [k[1] for k in group]
             for i in range(0, len(names), KEY_CHUNK):
