@@ -225,7 +225,7 @@ def test_two_runners_on_postgresql_never_take_the_same_job(
                         str(tmp_path / f"s{k}"),
                         settings.database_url,
                         "drain",
-                    ],  # fmt: skip
+                    ],
                     cwd=ROOT,
                     stdout=subprocess.PIPE,
                     stderr=subprocess.PIPE,
