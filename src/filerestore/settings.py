@@ -157,6 +157,29 @@ class Settings(BaseSettings):
             "batch); a job whose lease ran out is taken over and resumed by another runner."
         ),
     )
+    index_on_register: bool = Field(
+        default=True,
+        description=(
+            "Queue an index job for every backup a scan or registration adds (a backup "
+            "never indexed and never queued before); off: only `filerestore index queue` "
+            "and the API's index route queue them."
+        ),
+    )
+    index_runners: int = Field(
+        default=1,
+        ge=0,
+        le=16,
+        description=(
+            "Index runner threads each service process (`filerestore serve` worker) starts; "
+            "0: none (run `filerestore index run --follow` elsewhere). On SQLite keep the "
+            "total at one: runners there take turns at the database's one write lock."
+        ),
+    )
+    index_poll_interval: float = Field(
+        default=2.0,
+        gt=0,
+        description="Seconds an idle index runner waits before it looks for a job again.",
+    )
     repositories: list[RepositoryConfig] = Field(
         default_factory=list,
         description="Repositories declared in the settings file; added to the catalog at start.",

@@ -41,7 +41,10 @@ def test_repository_scan_backups_mounts_cleanup(env, db, tmp_path):
         str(root),
     )
 
-    assert ok("scan").decode().splitlines() == ["main: 4 added, 0 known, 0 refused"]
+    assert ok("scan").decode().splitlines() == [
+        "main: 4 added, 0 known, 0 refused",
+        "queued 4 index job(s); see `filerestore index status`",
+    ]  # index_on_register: each new backup is queued once
     assert ok("scan", "main").decode().splitlines() == ["main: 0 added, 4 known, 0 refused"]
     assert "no repository named" in fails(3, "scan", "nope")
 

@@ -18,7 +18,13 @@ from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import filerestore
-from filerestore.api import errors, routes_catalog, routes_download, routes_restore
+from filerestore.api import (
+    errors,
+    routes_catalog,
+    routes_download,
+    routes_index,
+    routes_restore,
+)
 from filerestore.api import schemas as s
 from filerestore.api.auth import Caller
 from filerestore.api.backend import Backend
@@ -26,6 +32,7 @@ from filerestore.api.metrics import CONTENT_TYPE_LATEST, Metrics
 from filerestore.api.state import AppState, app_state
 from filerestore.db.engine import Database
 from filerestore.db.migrate import ensure_schema
+from filerestore.index.runner import IndexRunner
 from filerestore.restore.cleanup import CleanupService
 from filerestore.restore.sessions import SessionManager
 from filerestore.settings import Settings, load_settings
@@ -101,14 +108,21 @@ def create_app(settings: Settings | None = None, *, cleanup: bool = True) -> Fas
     db = Database(settings.effective_database_url, settings.db_busy_timeout)
     manager = SessionManager(db, settings)
     state = AppState(settings, db, Backend(manager), Metrics(), CleanupService(manager))
+    runners = [IndexRunner(db, settings) for _ in range(settings.index_runners)]
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if cleanup:
             state.cleanup.start()
+        for runner in runners:
+            runner.start()
         try:
             yield
         finally:
+            for runner in runners:
+                runner.stopping.set()
+            for runner in runners:
+                runner.stop()
             state.cleanup.stop()
             manager.readers.close_all()
             db.dispose()
@@ -129,6 +143,7 @@ def create_app(settings: Settings | None = None, *, cleanup: bool = True) -> Fas
     app.include_router(routes_restore.router, prefix=PREFIX)
     app.include_router(routes_download.router, prefix=PREFIX)
     app.include_router(routes_catalog.router, prefix=PREFIX)
+    app.include_router(routes_index.router, prefix=PREFIX)
     mount_web(app)  # the web page at "/", a client of the routes above
     app.add_middleware(AccessLog, metrics=state.metrics)
     return app

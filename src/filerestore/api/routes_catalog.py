@@ -15,6 +15,7 @@ from filerestore.api.routes_restore import ERRORS
 from filerestore.api.state import app_state
 from filerestore.catalog import BackupInfo
 from filerestore.errors import FileRestoreError
+from filerestore.index.jobs import enqueue_unindexed
 from filerestore.restore import audit
 from filerestore.restore.descriptions import DESCRIPTIONS
 
@@ -96,6 +97,8 @@ async def register_backup(body: s.BackupRegister, request: Request, who: Admin) 
             max_chain_depth=st.settings.max_chain_depth,
             metadata_budget=st.settings.image_metadata_budget,
         )
+        if st.settings.index_on_register:
+            enqueue_unindexed(st.db, [info.id], requested_by=who.actor)
         return backup_out(info)
 
     try:

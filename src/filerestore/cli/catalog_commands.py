@@ -108,6 +108,12 @@ def scan(
         for path, reason in report.errors:
             failed = True
             typer.echo(f"  {path or report.repository}: {reason}", err=True)
+    if settings.index_on_register:
+        from filerestore.index.jobs import enqueue_unindexed
+
+        queued = enqueue_unindexed(db, requested_by="scan")
+        if queued:
+            typer.echo(f"queued {len(queued)} index job(s); see `filerestore index status`")
     if failed:
         raise typer.Exit(1)
 

@@ -30,6 +30,7 @@ COMMAND_MODULES: dict[str, tuple[str, ...]] = {
     "filerestore.cli.core_commands": ("inspect", "ls", "stat", "cat", "get"),
     "filerestore.cli.catalog_commands": ("repo", "scan", "backups", "mounts", "cleanup", "db"),
     "filerestore.cli.serve_commands": ("serve", "token"),
+    "filerestore.cli.index_commands": ("search", "find", "history", "diff", "index"),
 }
 
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
 import time
 import uuid
 from collections.abc import Collection
@@ -74,6 +75,10 @@ class JobCancelled(PassStopped):
 
 class BackupRemoved(PassStopped):
     """The backup was removed from the catalog while it was indexed."""
+
+
+class RunnerStopping(PassStopped):
+    """The runner is shutting down: the pass is undone and the job queued again."""
 
 
 @dataclass(frozen=True)
@@ -250,10 +255,17 @@ def claim(db: Database, settings: Settings, runner: str) -> Claimed | None:
 class _Beat:
     """The pass's progress hook: renews the lease, records progress, fences the pass."""
 
-    def __init__(self, settings: Settings, claimed: Claimed, expected: int | None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        claimed: Claimed,
+        expected: int | None,
+        stop: threading.Event | None = None,
+    ) -> None:
         self.settings = settings
         self.claimed = claimed
         self.expected = expected
+        self.stop = stop
         self.started = time.monotonic()
 
     def __call__(self, session: Session, entries: int) -> None:
@@ -266,6 +278,8 @@ class _Beat:
             )
         if row.cancel_requested:
             raise JobCancelled(f"index job {self.claimed.job_id} was cancelled")
+        if self.stop is not None and self.stop.is_set():
+            raise RunnerStopping(f"runner {self.claimed.runner} is stopping")
         now = _now()
         elapsed = max(time.monotonic() - self.started, 1e-6)
         row.heartbeat_at = now
@@ -294,8 +308,14 @@ class JobOutcome:
     report: PassReport | None = None
 
 
-def run_one_job(db: Database, settings: Settings, runner: str | None = None) -> JobOutcome | None:
-    """Claim one due job and run it to its end; None when no job is due."""
+def run_one_job(
+    db: Database,
+    settings: Settings,
+    runner: str | None = None,
+    stop: threading.Event | None = None,
+) -> JobOutcome | None:
+    """Claim one due job and run it to its end; None when no job is due. When ``stop`` is
+    set while the job runs, its pass is undone at the next batch and the job queued again."""
     runner = runner or runner_name()
     claimed = claim(db, settings, runner)
     if claimed is None:
@@ -306,13 +326,15 @@ def run_one_job(db: Database, settings: Settings, runner: str | None = None) -> 
         return _finish(
             db, claimed, FAILED, f"gave up after {claimed.attempts - 1} attempts (runners died)"
         )
-    beat = _Beat(settings, claimed, _expected_entries(db, claimed.backup_id))
+    beat = _Beat(settings, claimed, _expected_entries(db, claimed.backup_id), stop)
     try:
         report = index_backup(db, settings, claimed.backup_id, beat)
     except LeaseLost:
         return JobOutcome(claimed.job_id, RUNNING, "taken over by another runner")
     except JobCancelled:
         return _finish(db, claimed, CANCELLED, "cancelled")
+    except RunnerStopping:
+        return _release(db, claimed, "its runner stopped; queued again")
     except (BackupRemoved, BackupNotFoundError) as exc:
         return _finish(db, claimed, FAILED, f"the backup was removed from the catalog: {exc}")
     except ParentNotIndexed as exc:
@@ -359,6 +381,18 @@ def _retry_or_fail(db: Database, settings: Settings, claimed: Claimed, reason: s
     return JobOutcome(claimed.job_id, QUEUED, reason)
 
 
+def _release(db: Database, claimed: Claimed, reason: str) -> JobOutcome:
+    """Give the job back to the queue, due now; the attempt does not count."""
+    with db.write() as s:
+        row = _owned(s, claimed)
+        if row is None:
+            return JobOutcome(claimed.job_id, RUNNING, "taken over by another runner")
+        row.state, row.reason, row.runner, row.lease_until = QUEUED, reason, None, None
+        row.attempts -= 1
+        row.next_attempt_at = _now()
+    return JobOutcome(claimed.job_id, QUEUED, reason)
+
+
 def _wait_for_parent(db: Database, claimed: Claimed, parent_id: int) -> JobOutcome:
     with db.write() as s:
         row = _owned(s, claimed)
@@ -378,6 +412,28 @@ def _wait_for_parent(db: Database, claimed: Claimed, parent_id: int) -> JobOutco
         row.attempts -= 1  # waiting is not an attempt
         row.next_attempt_at = _now() + timedelta(seconds=PARENT_WAIT)
     return JobOutcome(claimed.job_id, QUEUED, reason)
+
+
+def enqueue_unindexed(
+    db: Database, backup_ids: Collection[int] | None = None, requested_by: str | None = None
+) -> list[JobInfo]:
+    """Queue a job for each backup (of ``backup_ids``, or of the catalog) that is not
+    indexed and never had a job: what a scan or a registration adds. Parents first."""
+    with db.write() as s:
+        query = select(Backup.id).order_by(Backup.id)
+        if backup_ids is not None:
+            query = query.where(Backup.id.in_(sorted(set(backup_ids))))
+        ids = list(s.scalars(query))
+        if not ids:
+            return []
+        known = set(s.scalars(select(IndexJob.backup_id).where(IndexJob.backup_id.in_(ids)))) | set(
+            s.scalars(
+                select(IndexBackup.backup_id).where(
+                    IndexBackup.backup_id.in_(ids), IndexBackup.complete.is_(True)
+                )
+            )
+        )
+        return [JobInfo.of(_enqueue(s, i, requested_by)) for i in ids if i not in known]
 
 
 def requeue_stale(db: Database) -> int:

@@ -323,6 +323,9 @@ def _parse_cursor(cursor: str | None, kind: str) -> tuple[int, int, int] | None:
     try:
         if len(parts) != 4 or parts[0] != kind:
             raise ValueError(cursor)
-        return int(parts[1]), int(parts[2]), int(parts[3])
+        a, b, c = int(parts[1]), int(parts[2]), int(parts[3])
+        if not all(-(2**63) <= x < 2**63 for x in (a, b, c)):
+            raise ValueError(cursor)  # no database column holds it
+        return a, b, c
     except ValueError:
         raise UsageError("invalid search cursor (pass back next_cursor as given)") from None
