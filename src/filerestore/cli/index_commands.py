@@ -304,6 +304,17 @@ def index_queue(
         typer.echo("nothing to queue: every backup is indexed or queued")
 
 
+@index_app.command("cancel")
+def index_cancel(
+    job_id: Annotated[int, typer.Argument(help="The job (see `index jobs`).", min=1)],
+) -> None:
+    """Cancel an index job: a queued one at once, a running one at its next batch."""
+    _, db = _open()
+    job = jobs.cancel(db, job_id)
+    state = "cancel requested" if job.state == "running" else job.state
+    typer.echo(f"job {job.id}: backup {job.backup_id} {state}")
+
+
 @index_app.command("run")
 def index_run(
     follow: Annotated[
