@@ -142,6 +142,7 @@ export const api = {
     request("GET", `/restore/${encodeURIComponent(id)}/file-info`, { query: { path: encoded(pathQ) }, signal }),
   totals: (id, pathQs) => request("GET", `/restore/${encodeURIComponent(id)}/totals`, { query: { path: pathQs.map(encoded) } }),
   resources: () => request("GET", "/restore/resources"),
+  search: (query) => request("GET", "/search", { query }),
   // Downloads are described, not fetched: downloads.js chooses how to fetch them.
   // (`check` is a request that fails the way the download would, without being one.)
   download: (id, pathQ) => ({

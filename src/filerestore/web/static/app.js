@@ -4,6 +4,7 @@ import { api, onUnauthorized, token } from "./api.js";
 import { renderBackups } from "./backups.js";
 import { renderBrowser } from "./browser.js";
 import { h } from "./dom.js";
+import { renderSearch } from "./search.js";
 import { renderSessions } from "./sessions.js";
 import { setMain, toast } from "./ui.js";
 
@@ -130,6 +131,9 @@ export function route() {
   if (parts[0] === "browse" && parts[1]) {
     setNav("sessions");
     current = renderBrowser(decodeURIComponent(parts[1]), pathQ || "/", { onChange: refreshResources });
+  } else if (parts[0] === "search") {
+    setNav("search");
+    current = renderSearch();
   } else if (parts[0] === "sessions") {
     setNav("sessions");
     current = renderSessions({ onChange: refreshResources });
@@ -137,7 +141,7 @@ export function route() {
     setNav("backups");
     current = renderBackups();
   }
-  document.title = `filerestore · ${parts[0] === "browse" ? "Browse" : parts[0] === "sessions" ? "Sessions" : "Backups"}`;
+  document.title = `filerestore · ${parts[0] === "browse" ? "Browse" : parts[0] === "sessions" ? "Sessions" : parts[0] === "search" ? "Search" : "Backups"}`;
 }
 
 function signOut(notice) {

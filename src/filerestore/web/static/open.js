@@ -48,12 +48,13 @@ function pickVolume(backup, volumes) {
   });
 }
 
-export async function openBackup(rawBackup) {
+// `at`: {volume, pathQ} to open that volume at that folder (a search result's restore).
+export async function openBackup(rawBackup, at = {}) {
   const backup = rawBackup.vm ? rawBackup : backupOf(rawBackup);
-  let volume = null;
+  let volume = at.volume ?? null;
   try {
     let volumes = [];
-    try {
+    if (volume === null) try {
       const detail = await api.backup(backup.id);
       volumes = browsable(listOf(detail?.volumes ?? [], "volumes").map(volumeOf));
     } catch (err) {
@@ -85,7 +86,7 @@ export async function openBackup(rawBackup) {
       }
       mountId = mount.id;
     }
-    location.hash = `#/browse/${encodeURIComponent(mountId)}?path=/`;
+    location.hash = `#/browse/${encodeURIComponent(mountId)}?path=${at.pathQ || "/"}`;
   } catch (err) {
     showError(`Backup #${backup.id} could not be opened`, err);
   }
