@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import fnmatch
 import re
-from collections.abc import Collection, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from itertools import groupby
@@ -95,7 +95,13 @@ def _like_escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def glob_to_like(glob: str) -> str:
+def _fts_literal(text: str) -> str:
+    """``text`` for a LIKE without ESCAPE: ``%`` and ``_`` become ``_`` (any one character),
+    so the pattern matches a superset; the exact check is made beside it."""
+    return text.replace("%", "_")
+
+
+def glob_to_like(glob: str, literal: Callable[[str], str] = _like_escape) -> str:
     """A LIKE pattern matching at least every name ``glob`` matches (a class is one ``_``)."""
     out: list[str] = []
     i = 0
@@ -109,7 +115,7 @@ def glob_to_like(glob: str) -> str:
             out.append("_")
             i = end
         else:
-            out.append(_like_escape(ch))
+            out.append(literal(ch))
         i += 1
     return "".join(out)
 
@@ -242,16 +248,22 @@ class _Search:
                 cond, arg = "name ~* ?", glob_to_regex(to_db(q.glob))
             sql = f"SELECT id FROM index_names WHERE {cond} AND id > ? ORDER BY id LIMIT ?"
             return [r[0] for r in store.query(sql, (arg, after, NAME_CHUNK))]
+        # FTS5 uses its trigram index for ``LIKE`` only without ``ESCAPE`` (SQLite 3.40:
+        # with it, every name is read); so the index gets a pattern with no escapes that
+        # matches a superset, and the exact test is a second condition on its candidates
         extra, args = "", []
         if q.name is not None:
-            like = f"%{_like_escape(to_db(q.name))}%"
+            text = to_db(q.name)
+            like = f"%{_fts_literal(text)}%"
+            if any(ch in text for ch in "%_\\"):
+                extra, args = " AND like(?, name, '\\')", [f"%{_like_escape(text)}%"]
         else:
             assert q.glob is not None
-            like = glob_to_like(to_db(q.glob))
+            like = glob_to_like(to_db(q.glob), _fts_literal)
             store.raw.create_function("fr_iglob", 2, _iglob, deterministic=True)
             extra, args = " AND fr_iglob(?, name)", [q.glob]
         sql = (
-            f"SELECT rowid FROM {FTS_TABLE} WHERE name LIKE ? ESCAPE '\\'{extra} "
+            f"SELECT rowid FROM {FTS_TABLE} WHERE name LIKE ?{extra} "
             "AND rowid > ? ORDER BY rowid LIMIT ?"
         )
         return [r[0] for r in store.query(sql, (like, *args, after, NAME_CHUNK))]
@@ -282,6 +294,8 @@ class _Search:
                 if cursor is not None and key <= cursor:
                     continue
                 yield key, [r[3:] for r in group]
+            if len(ids) < NAME_CHUNK:
+                return  # the last matching names: no need to ask the name index again
 
     def _by_place(
         self, cursor: tuple[int, int, int] | None
