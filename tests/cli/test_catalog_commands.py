@@ -55,6 +55,7 @@ def test_repository_scan_backups_mounts_cleanup(env, db, tmp_path):
     assert inc2["parent_backup_id"] == backups["vm1/disk0-inc1.qcow2"]["id"]
     assert inc2["virtual_size"] == qemu_info(images["inc2"])["virtual-size"]
     assert {b["status"] for b in backups.values()} == {"available"}
+    assert {b["index"] for b in backups.values()} == {"queued"}  # queued by the scan
     table = ok("backups").decode().splitlines()
     assert table[0].split()[:3] == ["ID", "REPOSITORY", "PATH"] and len(table) == 5
 

@@ -105,6 +105,9 @@ def test_registered_backups_are_indexed_by_the_service(served: Served) -> None:
             one = c.get(f"/backups/{backup_id}/index").json()
             assert one["state"] == "done" and one["indexed_at"] is not None
         assert c.get("/backups/999999/index").status_code == 404
+        listed = {b["id"]: b["index_state"] for b in c.get("/backups").json()["backups"]}
+        assert listed == dict.fromkeys(served.ids, "done")
+        assert c.get(f"/backups/{served.ids[2]}").json()["index_state"] == "done"
         jobs = c.get("/index/jobs", params={"state": "done"}).json()["jobs"]
         assert {j["backup_id"] for j in jobs} >= set(served.ids)
 

@@ -15,7 +15,7 @@ from filerestore.api.routes_restore import ERRORS
 from filerestore.api.state import app_state
 from filerestore.catalog import BackupInfo
 from filerestore.errors import FileRestoreError
-from filerestore.index.jobs import enqueue_unindexed
+from filerestore.index.jobs import enqueue_unindexed, index_states
 from filerestore.restore import audit
 from filerestore.restore.descriptions import DESCRIPTIONS
 
@@ -44,8 +44,17 @@ async def backups(
     request: Request, who: Caller, vm: str | None = None, repository: str | None = None
 ) -> s.BackupListOut:
     db = app_state(request).db
-    rows = await run_in_threadpool(catalog.list_backups, db, repository)
-    return s.BackupListOut(backups=[backup_out(b) for b in rows if vm is None or b.vm_name == vm])
+
+    def work() -> s.BackupListOut:
+        rows = [b for b in catalog.list_backups(db, repository) if vm is None or b.vm_name == vm]
+        states = index_states(db, [b.id for b in rows])
+        return s.BackupListOut(
+            backups=[
+                backup_out(b).model_copy(update={"index_state": states[b.id].state}) for b in rows
+            ]
+        )
+
+    return await run_in_threadpool(work)
 
 
 @router.get("/backups/{backup_id}", response_model=s.BackupDetailOut, responses=ERRORS)
@@ -73,8 +82,9 @@ async def backup(
                 s.VolumeOut(**{k: getattr(v, k) for k in s.VolumeOut.model_fields})
                 for v in description.volumes
             ]
+        state = index_states(st.db, [top.id])[top.id].state
         return s.BackupDetailOut(
-            **backup_out(top).model_dump(),
+            **backup_out(top).model_copy(update={"index_state": state}).model_dump(),
             chain=[backup_out(x) for x in chain],
             volumes=volumes,
         )

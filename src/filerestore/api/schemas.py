@@ -172,6 +172,10 @@ class BackupOut(BaseModel):
     created_at: datetime
     registered_at: datetime | None = None
     status: str = "available"
+    index_state: Literal["none", "queued", "running", "done", "failed"] | None = Field(
+        default=None,
+        description="The file index's state of this backup (details: GET /backups/{id}/index).",
+    )
 
 
 class BackupDetailOut(BackupOut):

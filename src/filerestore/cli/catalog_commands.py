@@ -139,7 +139,13 @@ def backups(
         "created_at",
         "status",
     ]
+    from filerestore.index.jobs import index_states
+
     rows = [{c: getattr(b, c) for c in columns} for b in catalog.list_backups(db, repository)]
+    states = index_states(db, [r["id"] for r in rows])
+    for r in rows:
+        r["index"] = states[r["id"]].state
+    columns.append("index")
     if json:
         _print_json(rows)
     else:
