@@ -7,6 +7,7 @@ every backup in the catalog is searched.
 from __future__ import annotations
 
 import signal
+import sys
 import threading
 from dataclasses import asdict, fields, is_dataclass
 from datetime import UTC, datetime
@@ -19,6 +20,7 @@ from filerestore import catalog
 from filerestore.cli.app import JsonOpt, app
 from filerestore.cli.render import format_time, json_line, printable
 from filerestore.db import Database, open_database
+from filerestore.errors import FileRestoreError
 from filerestore.fs.entry import EntryKind
 from filerestore.index import jobs
 from filerestore.index.diff import BackupDiff
@@ -315,6 +317,28 @@ def index_cancel(
     typer.echo(f"job {job.id}: backup {job.backup_id} {state}")
 
 
+def _progress(db: Database, runner: str, done: threading.Event) -> None:
+    """A progress line on the terminal (stderr) for the job this process runs."""
+    width = 0
+    while not done.wait(0.5):
+        try:
+            running = [j for j in jobs.list_jobs(db, ["running"]) if j.runner == runner]
+        except FileRestoreError:  # the database busy for a moment: the next tick shows it
+            running = []
+        for j in running:
+            pct = "" if j.percent is None else f" {j.percent:5.1f}%"
+            line = (
+                f"job {j.id} (backup {j.backup_id}): {j.entries} entries, "
+                f"{j.entries_per_s:,.0f}/s{pct}"
+            )
+            width = max(width, len(line))
+            sys.stderr.write("\r" + line.ljust(width))
+            sys.stderr.flush()
+    if width:
+        sys.stderr.write("\r" + " " * width + "\r")
+        sys.stderr.flush()
+
+
 @index_app.command("run")
 def index_run(
     follow: Annotated[
@@ -326,7 +350,13 @@ def index_run(
     settings, db = _open()
     runner = IndexRunner(db, settings)
     if not follow:
-        outcomes = runner.drain()
+        done = threading.Event()
+        if sys.stderr.isatty():
+            threading.Thread(target=_progress, args=(db, runner.name, done), daemon=True).start()
+        try:
+            outcomes = runner.drain()
+        finally:
+            done.set()
         for o in outcomes:
             entries = f", {o.report.entries} entries" if o.report is not None else ""
             reason = f": {printable(o.reason)}" if o.reason and o.state != "done" else ""
