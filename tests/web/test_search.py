@@ -82,3 +82,17 @@ def test_search_box_versions_and_restore(page, api: Env):
     with api.client("alice") as c:
         mounts = c.get(f"{API}/restore/mounts").json()["mounts"]
     assert [(m["backup_id"], m["volume"]) for m in mounts] == [(api.backups["demo-full"], "p1")]
+    # the file's details show its history across the disk's backups, from the index
+    page.click(".frow[data-path='/home/alice/notes.txt'] .meta >> nth=0")
+    page.click(".details button:has-text('History')")
+    page.wait_for_selector(".details .history[data-state=ready]")
+    shot(page, "21-history")
+    held = page.eval_on_selector_all(
+        ".details .history tr.version",
+        "rows => rows.map(r => [...r.querySelectorAll('li.held')].map(l => l.dataset.backupId))",
+    )
+    assert held == [[full], [incr]]
+    events = page.eval_on_selector_all(
+        ".details .history ul.events li", "els => els.map(e => e.innerText)"
+    )
+    assert events == [f"appeared in backup #{full}", f"changed in backup #{incr}"]

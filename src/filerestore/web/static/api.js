@@ -143,6 +143,8 @@ export const api = {
   totals: (id, pathQs) => request("GET", `/restore/${encodeURIComponent(id)}/totals`, { query: { path: pathQs.map(encoded) } }),
   resources: () => request("GET", "/restore/resources"),
   search: (query) => request("GET", "/search", { query }),
+  history: (backupId, pathQ, volume) =>
+    request("GET", `/backups/${encodeURIComponent(backupId)}/history`, { query: { path: encoded(pathQ), volume } }),
   // Downloads are described, not fetched: downloads.js chooses how to fetch them.
   // (`check` is a request that fails the way the download would, without being one.)
   download: (id, pathQ) => ({

@@ -417,6 +417,8 @@ export function renderBrowser(mountId, startPath, { onChange } = {}) {
       archive: (e, format) => archive([e.pathQ], format),
       toggle: (e, on) => toggle(e, on),
       close: () => showDetails(false),
+      history: session ? (e) => api.history(session.backupId, e.pathQ, session.volume) : null,
+      scope: mountId,
     });
   }
 

@@ -16,6 +16,13 @@ function folderOf(pathQ) {
   return at <= 0 ? "/" : pathQ.slice(0, at);
 }
 
+// A table of versions of one path (a search hit's, or a history's), newest last.
+export function versionsTable(place, versions) {
+  return h("table", { class: "grid", "aria-label": `Versions of ${place.path}` },
+    h("thead", {}, h("tr", {}, h("th", {}, "Version"), h("th", { class: "num" }, "Size"), h("th", {}, "Modified"), h("th", {}, "In backups"))),
+    h("tbody", {}, versions.map((v, i) => versionRow(place, v, i + 1))));
+}
+
 function versionRow(hit, v, n) {
   const size = v.kind === "file" ? bytes(v.size) : v.kind;
   const held = v.backups.map((b) => {
@@ -41,9 +48,7 @@ function hitBlock(hit) {
   const where = `${hit.vm_name || "(no VM name)"} · ${hit.disk_name || "(no disk name)"} · ${hit.volume}`;
   return h("section", { class: "hit", dataset: { path: hit.path } },
     h("h2", { class: "hit-path mono" }, hit.path, " ", h("span", { class: "muted" }, where)),
-    h("table", { class: "grid", "aria-label": `Versions of ${hit.path}` },
-      h("thead", {}, h("tr", {}, h("th", {}, "Version"), h("th", { class: "num" }, "Size"), h("th", {}, "Modified"), h("th", {}, "In backups"))),
-      h("tbody", {}, hit.versions.map((v, i) => versionRow(hit, v, i + 1)))));
+    versionsTable(hit, hit.versions));
 }
 
 export function renderSearch() {
