@@ -150,7 +150,7 @@ def main() -> int:
     from filerestore import catalog
     from filerestore.db.engine import Database
     from filerestore.db.migrate import ensure_schema
-    from filerestore.restore.tokens import create_token
+    from filerestore.service.tokens import create_token
 
     bench = build()
     manifest = json.loads((bench / "manifest.json").read_text())

@@ -73,7 +73,7 @@ def api(chain: Path, tmp: Path) -> dict[str, Any]:
     from filerestore import catalog
     from filerestore.db.engine import Database
     from filerestore.db.migrate import ensure_schema
-    from filerestore.restore.tokens import create_token
+    from filerestore.service.tokens import create_token
     from filerestore.settings import load_settings
 
     repo = tmp / "repo"

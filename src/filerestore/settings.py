@@ -30,6 +30,7 @@ from pydantic_settings import (
 )
 
 from filerestore.errors import UsageError
+from filerestore.image import DEFAULT_MAX_CHAIN_DEPTH
 
 CONFIG_ENV = "FILERESTORE_CONFIG"
 
@@ -96,7 +97,9 @@ class Settings(BaseSettings):
         ),
     )
     max_chain_depth: int = Field(
-        default=64, ge=1, description="Deepest backing chain (images) a backup may have."
+        default=DEFAULT_MAX_CHAIN_DEPTH,
+        ge=1,
+        description="Deepest backing chain (images) a backup may have.",
     )
     image_metadata_budget: int = Field(
         default=64 << 20,
@@ -179,6 +182,14 @@ class Settings(BaseSettings):
         default=2.0,
         gt=0,
         description="Seconds an idle index runner waits before it looks for a job again.",
+    )
+    log_format: Literal["auto", "json", "text"] = Field(
+        default="auto",
+        description=(
+            "Format of the service's log lines on stderr (``serve --log-format`` overrides): "
+            "json, one JSON object a line; text, for people; auto, text when stderr is a "
+            "terminal, else JSON."
+        ),
     )
     repositories: list[RepositoryConfig] = Field(
         default_factory=list,

@@ -5,7 +5,9 @@
   uncompressed qcow2 made by qemu-img;
 - ``demo full`` and ``demo incr``: the demo repository built by scripts/build_demo.py (GPT
   with ext4 and NTFS partitions, and an incremental), so a mount without a volume is
-  ambiguous.
+  ambiguous;
+- ``broken``: an ext4 with entries no restore can write or read
+  (tests/imagebuild/broken_entries.py), as a qcow2 made by qemu-img.
 
 Expected values come from the source trees on the host, never from the server.
 """
@@ -25,9 +27,10 @@ import pytest
 from filerestore import catalog
 from filerestore.db.engine import Database
 from filerestore.db.migrate import ensure_schema
-from filerestore.restore.tokens import create_token
+from filerestore.service.tokens import create_token
 from filerestore.settings import load_settings
 from tests.api.server import ROOT, Server
+from tests.imagebuild.broken_entries import broken_entries_image
 from tests.imagebuild.cache import cached
 from tests.imagebuild.qcow import to_qcow2
 from tests.restore.conftest import Source, restore_image, restore_tree
@@ -92,6 +95,7 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
     # the repository sits beside the image cache so the images can be hard links
     repo = ROOT / ".cache" / "api-repos" / f"{os.getpid()}-{base.name}"
     _link(qcow, repo / "srv1" / "disk0.qcow2")
+    _link(to_qcow2(broken_entries_image(), "api-broken"), repo / "srv2" / "disk0.qcow2")
     for name in ("disk0-full.qcow2", "disk0-incr1.qcow2"):
         _link(demo / "web01" / name, repo / "web01" / name)
     state_dir = base / "state"
@@ -108,6 +112,7 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
         "ext4": register("srv1/disk0.qcow2", "srv1"),
         "demo-full": register("web01/disk0-full.qcow2", "web01"),
         "demo-incr": register("web01/disk0-incr1.qcow2", "web01"),
+        "broken": register("srv2/disk0.qcow2", "srv2"),
     }
     tokens = {n: create_token(db, n, admin=n == "admin")[1] for n in TOKEN_NAMES}
     db.dispose()

@@ -9,6 +9,7 @@ import os
 import stat
 import tarfile
 import zipfile
+from typing import Any
 from urllib.parse import quote
 
 from tests.api.conftest import API, Env
@@ -16,13 +17,14 @@ from tests.api.conftest import API, Env
 GiB = 1 << 30
 
 
-def error(r, status: int, code: str | None = None) -> dict:
+def error(r, status: int, code: str | None = None) -> dict[str, Any]:
     assert r.status_code == status, r.text
-    body = r.json()
+    body: dict[str, Any] = r.json()
     assert set(body) == {"error"} and {"code", "message"} <= set(body["error"]), body
     if code:
         assert body["error"]["code"] == code, body
-    return body["error"]
+    detail: dict[str, Any] = body["error"]
+    return detail
 
 
 def test_health_needs_no_token(api: Env) -> None:
@@ -91,7 +93,7 @@ def test_listing_pages_match_the_tree(api: Env, ext4_mount: str) -> None:
     cursor = None
     with api.client() as c:
         while True:
-            params = {"path": "/many", "limit": 3000}
+            params: dict[str, str | int] = {"path": "/many", "limit": 3000}
             if cursor:
                 params["cursor"] = cursor
             r = c.get(f"{API}/restore/{ext4_mount}/files", params=params)
@@ -114,7 +116,7 @@ def test_listing_pages_match_the_tree(api: Env, ext4_mount: str) -> None:
             st.st_uid,
             st.st_gid,
         )
-        assert by_name["link-escape"]["symlink_target"] == "../../../../etc/passwd"
+        assert by_name["link-escape"]["target"] == "../../../../etc/passwd"
         bad = c.get(f"{API}/restore/{ext4_mount}/files", params={"path": "/", "cursor": "zz"})
         error(bad, 400, "invalid_cursor")
         error(c.get(f"{API}/restore/{ext4_mount}/files", params={"limit": 0}), 400)
@@ -153,7 +155,7 @@ def test_file_info(api: Env, ext4_mount: str) -> None:
         )
         assert j["mtime_ns"] == st.st_mtime_ns and j["content_type"].startswith("text/markdown")
         link = c.get(f"{API}/restore/{ext4_mount}/file-info", params={"path": "/link-etc-passwd"})
-        assert link.json()["kind"] == "symlink" and link.json()["symlink_target"] == "/etc/passwd"
+        assert link.json()["kind"] == "symlink" and link.json()["target"] == "/etc/passwd"
         error(c.get(f"{API}/restore/{ext4_mount}/file-info", params={"path": "/x/y"}), 404)
 
 
@@ -234,7 +236,8 @@ def test_download_directory_formats(api: Env, ext4_mount: str) -> None:
         with tarfile.open(fileobj=io.BytesIO(t.content)) as tf:
             member = tf.getmember("docs/script.sh")
             assert stat.S_IMODE(member.mode) == stat.S_IMODE((tree / "script.sh").stat().st_mode)
-            assert tf.extractfile(member).read() == (tree / "script.sh").read_bytes()
+            script = tf.extractfile(member)
+            assert script is not None and script.read() == (tree / "script.sh").read_bytes()
         multi = c.get(
             url, params=[("path", "/hello.txt"), ("path", "/docs/sub"), ("format", "tar.gz")]
         )
@@ -294,7 +297,7 @@ def test_catalog_routes(api: Env) -> None:
             api.backups["demo-incr"],
             api.backups["demo-full"],
         ]
-        assert [(v["id"], v["filesystem"]) for v in incr["volumes"]] == [
+        assert [(v["id"], v["filesystem_type"]) for v in incr["volumes"]] == [
             ("p1", "ext4"),
             ("p2", "ntfs"),
         ]

@@ -23,7 +23,7 @@ import pytest
 from filerestore import catalog
 from filerestore.db.engine import Database
 from filerestore.db.migrate import ensure_schema
-from filerestore.restore.tokens import create_token
+from filerestore.service.tokens import create_token
 from filerestore.settings import load_settings
 from tests.api.server import ROOT, Server
 from tests.catalog.images import FILES, ext4_qcow2

@@ -90,7 +90,7 @@ def test_share_must_be_mounted_as_its_type(db, tmp_path):
     share.mkdir()
     # not mounted: the empty directory is not read as an empty repository
     assert not check_availability("nfs", share).available
-    assert "not mounted" in check_availability("cifs", share).reason
+    assert "not mounted" in (check_availability("cifs", share).reason or "")
     with tmpfs_at(share):
         # /proc/self/mountinfo, read independently of our parser, lists the tmpfs there
         findmnt = subprocess.run(
@@ -104,7 +104,7 @@ def test_share_must_be_mounted_as_its_type(db, tmp_path):
         assert entry is not None
         assert (entry.fstype, entry.source) == ("tmpfs", "frtest-share")
         wrong = check_availability("nfs", share)
-        assert not wrong.available and "mounted as tmpfs, not nfs" in wrong.reason
+        assert not wrong.available and "mounted as tmpfs, not nfs" in (wrong.reason or "")
         # tmpfs as the stand-in for the share's filesystem type
         assert check_availability("nfs", share, fstypes={"tmpfs"}).available
         assert check_availability("local", share).available

@@ -27,8 +27,9 @@ def ok(*args: str | os.PathLike[str]) -> bytes:
     return proc.stdout
 
 
-def json_lines(*args: str | os.PathLike[str]) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in ok(*args).splitlines()]
+def json_out(*args: str | os.PathLike[str]) -> Any:
+    """The one JSON document a ``--json`` command prints."""
+    return json.loads(ok(*args))
 
 
 def fails(code: int, *args: str | os.PathLike[str]) -> str:

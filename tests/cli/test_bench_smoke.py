@@ -28,3 +28,21 @@ def test_core_benchmark_tiny() -> None:
             assert ours[key] > 0
         assert theirs["list_ms"] > 0 and theirs["read_mbps"] > 0
     assert results["chain"]["depth"] == 11
+
+
+def test_fuse_benchmark_tiny() -> None:
+    proc = subprocess.run(
+        [sys.executable, BENCH.with_name("fuse.py"), "--tiny", "--runs", "1", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    results = json.loads(proc.stdout)
+    # the benchmark itself checks the file's sha256 and the entry counts through the mount
+    assert results["cat"]["filerestore_cat_mbps"] > 0
+    assert all(row["mbps"] > 0 for row in results["cat"]["mount"].values())
+    assert results["find"]["kernel_s"] > 0
+    assert all(row["warm_s"] > 0 for row in results["find"]["mount"].values())
+    assert all(row["two_halves_mbps"] > 0 for row in results["parallel"].values())

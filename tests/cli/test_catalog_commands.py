@@ -4,10 +4,12 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 
-from filerestore.restore.sessions import SessionManager
+from filerestore.service.principal import Principal
+from filerestore.service.sessions import SessionManager
 from tests.catalog.images import make_repository, qemu_info
 from tests.cli.runner import fails, ok
 from tests.dbfixtures import database_url, db, make_settings, pg_server_url, settings  # noqa: F401
@@ -32,14 +34,10 @@ def test_repository_scan_backups_mounts_cleanup(env, db, tmp_path):
     images = make_repository(root)
     assert b"added repository main (local)" in ok("repo", "add", "main", root)
     assert "already exists" in fails(1, "repo", "add", "main", root)
-    assert "not mounted" in fails(1, "repo", "add", "share", root, "--kind", "nfs")
+    assert "not mounted" in fails(6, "repo", "add", "share", root, "--kind", "nfs")
     assert "unknown repository kind" in fails(2, "repo", "add", "x", root, "--kind", "ftp")
     (listed,) = json.loads(ok("repo", "list", "--json"))
-    assert (listed["name"], listed["status"], listed["root_path"]) == (
-        "main",
-        "available",
-        str(root),
-    )
+    assert (listed["name"], listed["available"], listed["root_path"]) == ("main", True, str(root))
 
     assert ok("scan").decode().splitlines() == [
         "main: 4 added, 0 known, 0 refused",
@@ -60,7 +58,7 @@ def test_repository_scan_backups_mounts_cleanup(env, db, tmp_path):
     assert table[0].split()[:3] == ["ID", "REPOSITORY", "PATH"] and len(table) == 5
 
     manager = SessionManager(db, env)
-    session = manager.mount(inc2["id"], owner="cli-test")
+    session = manager.mount(inc2["id"], None, Principal("cli-test", "cli-test", admin=False))
     manager.readers.close_all()
     (mounted,) = json.loads(ok("mounts", "--json"))
     assert (mounted["mount_id"], mounted["status"], mounted["filesystem_type"]) == (
@@ -69,7 +67,9 @@ def test_repository_scan_backups_mounts_cleanup(env, db, tmp_path):
         "ext4",
     )
     assert ok("cleanup", "--expired").decode().splitlines() == ["removed 0 session(s)"]
-    assert ok("cleanup", "--all").decode().splitlines() == [
+    # --all ends downloads too: off a terminal it needs --yes, and says so
+    assert "confirm with --yes" in fails(2, "cleanup", "--all")
+    assert ok("cleanup", "--all", "--yes").decode().splitlines() == [
         "removed 1 session(s)",
         f"  {session.mount_id}",
     ]
@@ -82,3 +82,23 @@ def test_db_commands(env, db):
     assert ok("db", "current").decode().split()[1].rstrip(",") == "base"
     assert ok("db", "upgrade").decode().strip() == f"database at revision {head}"
     assert "choose one of" in fails(2, "cleanup", "--all", "--expired")
+
+
+def one_json_document(out: bytes) -> Any:
+    """The output of a ``--json`` command: one JSON document, indented by two spaces."""
+    data = json.loads(out)
+    assert out.decode() == json.dumps(data, indent=2, ensure_ascii=True) + "\n"
+    return data
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_every_json_output_has_the_one_style(env, db, tmp_path):
+    make_repository(tmp_path / "repo")
+    ok("repo", "add", "main", tmp_path / "repo")
+    ok("scan")
+    created = one_json_document(ok("token", "create", "styled", "--json"))
+    assert set(created) == {"id", "name", "admin", "created_at", "revoked_at", "token"}
+    for args in (["repo", "list"], ["backups"], ["mounts"], ["token", "list"]):
+        assert isinstance(one_json_document(ok(*args, "--json")), list), args
+    (token,) = one_json_document(ok("token", "list", "--json"))
+    assert token["name"] == "styled" and "token" not in token

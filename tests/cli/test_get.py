@@ -5,9 +5,17 @@ from __future__ import annotations
 import os
 import stat
 from pathlib import Path
+from typing import Any
 
+import pytest
+
+from filerestore.cli.main import main
+from filerestore.restore.names import printable
+from filerestore.restore.stack import Stack, open_stack
 from tests.cli import images
-from tests.cli.runner import fails, ok
+from tests.cli.runner import fails, ok, run
+from tests.imagebuild import broken_entries as broken
+from tests.restore.short_reader import ShortReader
 
 
 def snapshot(root: Path) -> dict[str, tuple[str, int, int, bytes | str | None]]:
@@ -27,7 +35,9 @@ def snapshot(root: Path) -> dict[str, tuple[str, int, int, bytes | str | None]]:
     return out
 
 
-def without_special_bits(snap: dict[str, tuple[str, int, int, bytes | str | None]]) -> dict:
+def without_special_bits(
+    snap: dict[str, tuple[str, int, int, bytes | str | None]],
+) -> dict[str, tuple[str, int, int, bytes | str | None]]:
     return {k: (kind, mode & 0o777, mtime, data) for k, (kind, mode, mtime, data) in snap.items()}
 
 
@@ -110,3 +120,42 @@ def test_get_symlinks_are_written_not_followed(ext4: images.Built, tmp_path: Pat
 def test_get_into_a_file_is_an_error(ext4: images.Built, tmp_path: Path) -> None:
     (tmp_path / "a-file").write_bytes(b"")
     fails(1, "get", ext4.image, "/hello.txt", tmp_path / "a-file")
+
+
+def test_get_skips_what_it_cannot_restore_and_exits_7(tmp_path: Path) -> None:
+    """Issue 8, defect 13: one bad entry never stops the rest of the restore."""
+    image = broken.broken_entries_image()
+    proc = run("get", image, "/", tmp_path)
+    err = proc.stderr.decode("utf-8", "replace").splitlines()
+    assert proc.returncode == 7, err
+    *skipped, summary = err
+    assert summary.startswith("filerestore: error: 6 entries could not be restored")
+    shown = {line.split(": ", 2)[1].removeprefix("skipped ") for line in skipped}
+    assert shown == {printable(p) for p in broken.BROKEN}
+    assert all(len(line.split(": ", 2)) == 3 for line in skipped)  # each with its reason
+    for rel, data in broken.GOOD.items():
+        assert (tmp_path / rel).read_bytes() == data
+
+
+def test_a_short_read_is_an_error_for_cat_and_a_skipped_file_for_get(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """The read loop of cat and get refuses a reader that returns less than asked (the CLI
+    in process, its image opened for real and the file's reader cut short)."""
+    real = open_stack
+
+    def short_stack(*args: Any, **kwargs: Any) -> Stack:
+        stack = real(*args, **kwargs)
+        real_open = stack.fs.open
+        stack.fs.open = lambda path: ShortReader(real_open(path), cut=5000)  # type: ignore[method-assign]
+        return stack
+
+    monkeypatch.setattr("filerestore.restore.open_stack", short_stack)
+    image = broken.broken_entries_image()
+    assert main(["cat", str(image), "/big.bin"]) == 4
+    err = capfd.readouterr().err.splitlines()
+    assert len(err) == 1 and "short read of /big.bin" in err[0]
+    assert main(["get", str(image), "/big.bin", str(tmp_path)]) == 7
+    err = capfd.readouterr().err.splitlines()
+    assert err[0].startswith("filerestore: skipped /big.bin: short_read: short read")
+    assert list(tmp_path.iterdir()) == []

@@ -29,8 +29,9 @@ def env(monkeypatch, settings):
     return settings
 
 
-def _json_lines(*args: str) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in ok(*args).splitlines()]
+def _json(*args: str) -> Any:
+    """The one JSON document a --json command prints."""
+    return json.loads(ok(*args))
 
 
 def _kernel_diff(chain: Path, a: int, b: int) -> set[tuple[str, str]]:
@@ -63,23 +64,23 @@ def test_scan_index_search_history_diff(env, db, tmp_path):
     b0, b1, b2 = (s["backup_id"] for s in status)
     assert "nothing to queue" in ok("index", "queue").decode()
 
-    hits = _json_lines("search", "report", "--limit", "1", "--all", "--json")
-    assert hits[-1] == {"next_cursor": None}
+    found = _json("search", "report", "--limit", "1", "--all", "--json")
+    assert found["next_cursor"] is None
     got = {
         h["path"]: sorted(b["backup_id"] for v in h["versions"] for b in v["backups"])
-        for h in hits[:-1]
+        for h in found["hits"]
     }
     assert got == {
         "/docs/report-2024.xlsx": [b0],
         "/docs/report-2024-final.xlsx": [b1, b2],
         "/docs/report-2025.xlsx": [b1, b2],
     }
-    page = _json_lines("find", "--glob", "img_000?.jpg", "--limit", "2", "--json")
-    assert len(page) == 3 and page[-1]["next_cursor"]
-    rest = _json_lines(
-        "search", "--glob", "img_000?.jpg", "--cursor", page[-1]["next_cursor"], "--all", "--json"
+    page = _json("find", "--glob", "img_000?.jpg", "--limit", "2", "--json")
+    assert len(page["hits"]) == 2 and page["next_cursor"]
+    rest = _json(
+        "search", "--glob", "img_000?.jpg", "--cursor", page["next_cursor"], "--all", "--json"
     )
-    paths = [h["path"] for h in page[:-1] + rest[:-1]]
+    paths = [h["path"] for h in page["hits"] + rest["hits"]]
     assert sorted(paths) == [f"/photos/img_000{i}.jpg" for i in range(1, 10)]
     table = ok("search", "report-2025").decode().splitlines()
     assert table[0].startswith("/docs/report-2025.xlsx")
@@ -102,10 +103,10 @@ def test_scan_index_search_history_diff(env, db, tmp_path):
     ]
     assert text.splitlines()[-1].strip() == f"last seen in backup {b2}"
 
-    lines = _json_lines("diff", str(b0), str(b1), "--json")
-    got_diff = {(e["change"], e["path"]) for e in lines[:-1]} - {("changed", "/lost+found")}
+    d = _json("diff", str(b0), str(b1), "--json")
+    got_diff = {(e["change"], e["path"]) for e in d["entries"]} - {("changed", "/lost+found")}
     assert got_diff == _kernel_diff(chain, 0, 1)
-    totals = lines[-1]["totals"]
+    totals = d["totals"]
     assert totals["added"] == sum(1 for c, _ in got_diff if c == "added")
     human = ok("diff", str(b1), str(b2), "--path", "/photos", "--content").decode().splitlines()
     assert any(h.startswith("M /photos/img_0003.jpg") and "content differs" in h for h in human)

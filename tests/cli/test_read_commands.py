@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.cli import images
-from tests.cli.runner import SCRIPT, fails, json_lines, ok, run
+from tests.cli.runner import SCRIPT, fails, json_out, ok, run
 
 # mke2fs creates it; it is not in the source tree
 EXT4_EXTRA = {"lost+found"}
@@ -77,7 +77,7 @@ def test_inspect_json_matches_sfdisk_and_qemu_img(two: images.Built) -> None:
         assert vol["label"] == part["name"]
         assert vol["type"].lower() == part["type"].lower()
     # the recipe: ext4 labelled like the partition, and p2 left without a filesystem
-    assert [(v["filesystem"], v["filesystem_label"]) for v in desc["volumes"]] == [
+    assert [(v["filesystem_type"], v["filesystem_label"]) for v in desc["volumes"]] == [
         ("ext4", "alpha"),
         (None, None),
         ("ext4", "beta"),
@@ -127,7 +127,7 @@ def test_inspect_backing_chain_and_repository(tmp_path: Path, ext4: images.Built
 
 def test_ls_json_root_matches_source(ext4: images.Built) -> None:
     tree = ext4.tree()
-    entries = json_lines("ls", ext4.image, "/", "--json")
+    entries = json_out("ls", ext4.image, "/", "--json")
     names = {e["name"] for e in entries}
     assert names == {p.name for p in (tree).iterdir()} | EXT4_EXTRA
     for entry in entries:
@@ -138,7 +138,7 @@ def test_ls_json_root_matches_source(ext4: images.Built) -> None:
 
 def test_ls_recursive_json_covers_the_whole_tree(ext4: images.Built) -> None:
     tree = ext4.tree()
-    entries = json_lines("ls", ext4.image, "/", "-R", "--json")
+    entries = json_out("ls", ext4.image, "/", "-R", "--json")
     got = {e["path"]: e for e in entries if not e["path"].startswith("/lost+found")}
     want = {}
     for dirpath, dirnames, filenames in os.walk(tree):
@@ -151,7 +151,7 @@ def test_ls_recursive_json_covers_the_whole_tree(ext4: images.Built) -> None:
 
 
 def test_ls_non_utf8_name_round_trips(ext4: images.Built) -> None:
-    entries = json_lines("ls", ext4.image, "/unicode", "--json")
+    entries = json_out("ls", ext4.image, "/unicode", "--json")
     bad = os.fsdecode(b"latin1-caf\xe9.txt")
     assert bad in {e["name"] for e in entries}
     for entry in entries:
@@ -176,18 +176,18 @@ def test_ls_text_is_ls_l(ext4: images.Built) -> None:
 
 
 def test_ls_follows_a_symlink_to_a_directory(ext4: images.Built) -> None:
-    via_link = {e["name"] for e in json_lines("ls", ext4.image, "/link-to-dir", "--json")}
+    via_link = {e["name"] for e in json_out("ls", ext4.image, "/link-to-dir", "--json")}
     assert via_link == {p.name for p in (ext4.tree() / "docs").iterdir()}
 
 
 def test_ls_of_a_file_shows_the_file(ext4: images.Built) -> None:
-    (entry,) = json_lines("ls", ext4.image, "/docs/data.bin", "--json")
+    (entry,) = json_out("ls", ext4.image, "/docs/data.bin", "--json")
     assert_matches(entry, expected_entry(ext4.tree() / "docs" / "data.bin", "/docs/data.bin"))
 
 
 def test_ls_picks_a_volume(two: images.Built) -> None:
     for vol, index in (("p1", 0), ("p3", 2)):
-        names = {e["name"] for e in json_lines("ls", two.image, "--volume", vol, "--json")}
+        names = {e["name"] for e in json_out("ls", two.image, "--volume", vol, "--json")}
         assert names == {p.name for p in (two.tree(index)).iterdir()} | EXT4_EXTRA
 
 
@@ -261,3 +261,18 @@ def test_help_of_every_command() -> None:
     assert top.returncode == 0
     for command in ("inspect", "ls", "stat", "cat", "get"):
         assert f" {command} ".encode() in top.stdout
+
+
+def test_json_is_one_indented_document(ext4: images.Built) -> None:
+    cases: list[tuple[list[str | Path], type]] = [
+        (["inspect", ext4.image], dict),
+        (["stat", ext4.image, "/hello.txt"], dict),
+        (["ls", ext4.image, "/docs"], list),
+        (["ls", ext4.image, "/docs", "-R"], list),
+        (["ls", ext4.image, "/hello.txt"], list),
+    ]
+    for args, kind in cases:
+        out = ok(*args, "--json")
+        data = json.loads(out)
+        assert out.decode() == json.dumps(data, indent=2, ensure_ascii=True) + "\n", args
+        assert isinstance(data, kind)

@@ -93,6 +93,7 @@ def test_subvolumes_match_btrfs_progs(img: LinuxImage) -> None:
     refs = re.findall(r"key \(FS_TREE ROOT_REF (\d+)\).*?name (\S+)", dump, re.S)
     assert refs == [("256", "subvol")]
     with img.opened() as fs:
+        assert isinstance(fs, btrfs.BtrfsFilesystem)
         assert fs.subvolumes() == [(5, "/"), (256, "/subvol")]
         assert fs.stat("/subvol").inode == 256
         assert fs.open(f"/subvol/{fs_linux.LATIN1_NAME}").read_at(0, 100) == (
@@ -142,6 +143,7 @@ def test_corrupt_superblock_gives_filesystem_error(img: LinuxImage, tmp_path: Pa
 
 
 def test_unwritten_extents_and_tail_holes_read_as_zeros() -> None:
+    pytest.importorskip("dissect.btrfs", reason="the [btrfs] extra is not installed")
     assert prealloc_problems(btrfs.open_fs, "btrfs") == []
 
 
@@ -156,6 +158,7 @@ def test_random_corruption_never_escapes_the_error_tree(img: LinuxImage) -> None
 
 def test_any_subvolume_opens_as_the_root(img: LinuxImage) -> None:
     with img.opened() as fs:
+        assert isinstance(fs, btrfs.BtrfsFilesystem)
         sub = fs.subvolume(256)
         names = sorted(e.name for e in sub.list_dir("/"))
         assert names == sorted(p.name for p in (img.tree / "subvol").iterdir())

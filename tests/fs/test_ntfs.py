@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import stat
 import struct
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -109,6 +108,7 @@ def test_metadata_matches_7zip(
         assert entry.atime_ns == seven_zip_time_ns(facts["Accessed"]), path
         assert entry.btime_ns == seven_zip_time_ns(facts["Created"]), path
         assert entry.ctime_ns == seven_zip_time_ns(facts["Metadata Changed"]), path
+        assert entry.mode is not None
         assert ("R" in facts["Attributes"]) == (not entry.mode & 0o200), path
         if entry.kind is EntryKind.FILE:
             assert entry.size == int(facts["Size"]), path
@@ -191,18 +191,15 @@ def test_unicode_and_long_names(img: BuiltImage, fs: Filesystem[Any]) -> None:
 
 
 def test_large_directory_listing(fs: Filesystem[Any]) -> None:
-    start = time.perf_counter()
     entries = list(fs.list_dir("/many"))
-    elapsed = time.perf_counter() - start
     assert sorted(e.name for e in entries) == [f"file{i:05d}.txt" for i in range(2000)]
     assert all(e.mtime_ns and e.inode for e in entries)
-    print(f"ntfs: listed 2,000 entries in {elapsed * 1000:.1f} ms")
 
 
-def _mft_offset(image: bytes) -> int:
+def _mft_offset(image: bytes | bytearray) -> int:
     bytes_per_sector, sectors_per_cluster = struct.unpack_from("<HB", image, 11)
     (mft_lcn,) = struct.unpack_from("<Q", image, 48)
-    return mft_lcn * bytes_per_sector * sectors_per_cluster
+    return int(mft_lcn * bytes_per_sector * sectors_per_cluster)
 
 
 def test_corrupt_volume_gives_filesystem_error(img: BuiltImage) -> None:

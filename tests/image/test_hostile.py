@@ -6,7 +6,6 @@ import os
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -81,16 +80,13 @@ def test_baseline_image_is_valid_for_qemu(tmp_path: Path) -> None:
 def test_hostile_image_is_refused(entry: HostileImage, tmp_path: Path) -> None:
     top = entry.build(tmp_path)
     repo = (tmp_path / "repo").resolve()
-    start = time.monotonic()
     with (
         recording_opens() as opened,
         pytest.raises(entry.error) as info,
         open_image(top, repo) as disk,
     ):
         sha256_of_reader(disk)
-    elapsed = time.monotonic() - start
     assert type(info.value) is entry.error
     assert entry.match in str(info.value)
-    assert elapsed < 1.0
     for path in opened:
         assert Path(os.path.realpath(path)).is_relative_to(repo), f"opened {path}"

@@ -14,7 +14,7 @@ import pytest
 
 from filerestore.errors import NotAnImageError
 from filerestore.image import open_image, probe_chain
-from tests.cli.runner import fails, json_lines
+from tests.cli.runner import fails, json_out
 from tests.image.conftest import qemu_img_info
 from tests.imagebuild import qcow
 from tests.imagebuild.hostile import DATA_PATTERN, qcow2_image
@@ -73,5 +73,5 @@ def test_an_empty_backing_name_means_no_backing_file(tmp_path: Path) -> None:
     subprocess.run(["qemu-img", "convert", "-O", "raw", image, expected], check=True)
     with open_image(image) as disk:
         assert disk.read_at(0, disk.size) == expected.read_bytes()
-    chain = json_lines("inspect", image, "--json")[0]["chain"]
+    chain = json_out("inspect", image, "--json")["chain"]
     assert [c["backing_name"] for c in chain] == [None]

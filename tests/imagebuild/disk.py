@@ -485,8 +485,8 @@ def _lvm_gpt(dest: Path) -> None:
             k: (img, ("-o", str(key_offset[k]), "--sizelimit", str(parts[n]["size"] * 512)))
             for k, n in (("a", "pv-a"), ("b", "pv-b"))
         }
-        devices["x"] = (other, ())
-        report, dev_key = _make_vg(tmp, "vg0", devices, LVM_GPT_PLAN)
+        devices["x"] = (other, ())  # type: ignore[assignment]
+        report, dev_key = _make_vg(tmp, "vg0", devices, LVM_GPT_PLAN)  # type: ignore[arg-type]
     contents = {"root": root.read_bytes()}
     for lv in ("split", "striped", "mixed"):
         size = sum(c for _s, c, _z, _st in LVM_GPT_PLAN[lv]) * MiB

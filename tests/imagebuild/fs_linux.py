@@ -72,7 +72,7 @@ _TREES: dict[str, tuple[Features, Any]] = {
     "ext-many": (Features(many=10000), None),
     "xfs": (XFS, _xfs_extras),
     # 2,000 entries spread the directory's items over many leaves
-    "btrfs": (Features(**{**BTRFS.recipe(), "many": 2000}), _btrfs_extras),
+    "btrfs": (Features(**{**BTRFS.recipe(), "many": 2000}), _btrfs_extras),  # type: ignore[arg-type]
 }
 
 

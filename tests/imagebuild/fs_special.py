@@ -52,7 +52,7 @@ def _small_tree(dest: Path) -> Path:
 
 
 def small_tree() -> Path:
-    return cached("tree-small", {"files": 4}, _small_tree, suffix="d")
+    return cached("tree-small", {"files": 4}, _small_tree, suffix="d")  # type: ignore[arg-type]
 
 
 def btrfs_two_devices() -> tuple[Path, Path]:
@@ -273,7 +273,7 @@ def _wof_tree(dest: Path) -> Path:
 
 
 def wof_tree() -> Path:
-    return cached("tree-wof", {"files": 4}, _wof_tree, suffix="d")
+    return cached("tree-wof", {"files": 4}, _wof_tree, suffix="d")  # type: ignore[arg-type]
 
 
 def wim_resources(wim: Path) -> dict[bytes, tuple[int, bytes, int]]:

@@ -423,7 +423,7 @@ def big_image(kind: str) -> BuiltImage:
             tree,
             size,
             "FRBIG",
-            lambda t, m: _run("cp", "-a", f"{t}/.", m),
+            lambda t, m: _run("cp", "-a", f"{t}/.", m),  # type: ignore[arg-type]  # output unused
             lambda t, m: compare_trees(t, m, 99),
         ),
         "fat32": _build_fat_sized(tree, size),

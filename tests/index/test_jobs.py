@@ -151,7 +151,7 @@ def test_a_killed_runner_is_resumed_without_duplicate_rows(
     row = jobs.get_job(db, job.id)
     assert row.state == "running" and row.attempts == 1  # as the dead runner left it
     with db.read() as s:  # some batches were committed before it died, not the last
-        assert s.scalar(select(func.count()).select_from(IndexVersion)) > 0
+        assert (s.scalar(select(func.count()).select_from(IndexVersion)) or 0) > 0
         assert s.scalar(select(IndexBackup.complete)) is False
     assert jobs.run_one_job(db, settings) is None  # its lease (1 s) still runs
     time.sleep(1.2)

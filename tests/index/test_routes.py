@@ -18,7 +18,7 @@ import pytest
 
 from filerestore.catalog import add_repository
 from filerestore.db import open_database
-from filerestore.restore.tokens import create_token
+from filerestore.service.tokens import create_token
 from tests.api.server import Server
 from tests.imagebuild.index_chain import LATIN1, NAMES, facts, index_chain
 from tests.index.conftest import make_repository, module_settings

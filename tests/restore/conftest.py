@@ -26,7 +26,7 @@ from tests.imagebuild import fs_linux
 from tests.imagebuild.cache import cached
 from tests.imagebuild.tree import EXT4, Features, make_tree
 
-FEATURES = Features(**{**EXT4.recipe(), "many": 10_000})
+FEATURES = Features(**{**EXT4.recipe(), "many": 10_000})  # type: ignore[arg-type]
 MTIME = 1_500_000_000
 
 HOSTILE_FILES = (

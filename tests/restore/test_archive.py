@@ -21,6 +21,7 @@ import time
 import tracemalloc
 import zipfile
 from pathlib import Path
+from typing import IO
 
 import pytest
 
@@ -43,7 +44,9 @@ from filerestore.restore.archive_members import Member
 from filerestore.restore.archive_tar import tar_info
 from filerestore.restore.archive_zip import zip_info
 from filerestore.restore.browse import dir_totals, read_range, walk
-from filerestore.restore.names import clean_component, unique, zip_component
+from filerestore.restore.names import clean_component, printable, unique, zip_component
+from filerestore.restore.partial import ERRORS_FILE
+from tests.imagebuild import broken_entries as broken
 from tests.imagebuild import fs_linux, fs_windows
 from tests.imagebuild.tree import GiB, MiB, block_content
 from tests.restore.conftest import archivable, listdir
@@ -70,11 +73,18 @@ ROOTS = [
 ZIP_X_ROOTS = [r for r in ROOTS if r not in ("/docs", "/link-to-dir")] + ["/docs/sub"]
 
 
-def _pct(err: UnicodeDecodeError) -> tuple[str, int]:
+def _pct(err: UnicodeError) -> tuple[str, int]:
+    assert isinstance(err, UnicodeDecodeError)
     return "".join(f"%{b:02X}" for b in err.object[err.start : err.end]), err.end
 
 
 codecs.register_error("test-pct", _pct)
+
+
+def _member(tar: tarfile.TarFile, member: tarfile.TarInfo) -> IO[bytes]:
+    data = tar.extractfile(member)
+    assert data is not None, member.name
+    return data
 
 
 def zip_name(rel: str) -> str:
@@ -153,6 +163,7 @@ def test_tar_extracted_by_gnu_tar_matches_source(fs, source, tmp_path, fmt):
         stdin=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
+    assert proc.stdin is not None and proc.stderr is not None
     for chunk in archive_stream(fs, ROOTS, fmt):
         proc.stdin.write(chunk)
     proc.stdin.close()
@@ -167,7 +178,7 @@ class IterFile(io.RawIOBase):
 
     def __init__(self, chunks):
         self._chunks = iter(chunks)
-        self._buf = b""
+        self._buf: bytes | None = b""
 
     def readable(self):
         return True
@@ -201,7 +212,7 @@ def test_tar_headers(fs, source):
             assert (m.uid, m.gid, m.uname, m.gname) == (st.st_uid, st.st_gid, "", "")
             if m.isreg():
                 assert m.size == st.st_size
-                assert tar.extractfile(m).read() == expected[m.name].read_bytes()
+                assert _member(tar, m).read() == expected[m.name].read_bytes()
             if not m.name.encode("utf-8", "surrogateescape").isascii():
                 # PAX path record; raw bytes marked as such where they are not UTF-8
                 assert m.pax_headers["path"] == m.name
@@ -240,7 +251,7 @@ def _ut_mtime(extra: bytes) -> int | None:
     while pos + 4 <= len(extra):
         tag, size = struct.unpack_from("<HH", extra, pos)
         if tag == 0x5455:
-            return struct.unpack_from("<i", extra, pos + 5)[0]
+            return int(struct.unpack_from("<i", extra, pos + 5)[0])
         pos += 4 + size
     return None
 
@@ -318,7 +329,7 @@ def test_10000_entry_directory(fs, source, fmt):
         with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
             for m in tar:
                 got[m.name + ("/" if m.isdir() else "")] = (
-                    tar.extractfile(m).read() if m.isreg() else None
+                    _member(tar, m).read() if m.isreg() else None
                 )
     assert got.pop("many/") is None
     assert got == want
@@ -489,7 +500,7 @@ def test_read_error_mid_stream_aborts_without_a_valid_archive(damaged_image, tmp
         with pytest.raises((tarfile.ReadError, EOFError)), tarfile.open(partial) as tar:
             for m in tar:
                 if m.isreg():
-                    tar.extractfile(m).read()
+                    _member(tar, m).read()
 
 
 def test_filename_and_media_types():
@@ -510,11 +521,16 @@ def test_filename_and_media_types():
         (os.fsdecode(b"caf\xe9\xff"), os.fsdecode(b"caf\xe9\xff"), "caf%E9%FF"),
         ("-rf", "-rf", "-rf"),
         ("日本", "日本", "日本"),
+        # an unpaired UTF-16 unit (a corrupt NTFS name can hold one) stands for no byte
+        ("a\ud800b", "a\ufffdb", "a\ufffdb"),
+        ("\udfff" + os.fsdecode(b"\xe9"), "\ufffd" + os.fsdecode(b"\xe9"), "\ufffd%E9"),
     ],
 )
 def test_name_components(name, tar, zipped):
     assert clean_component(name) == tar
     assert zip_component(name) == zipped
+    zipped.encode("utf-8")  # what the ZIP writer stores
+    tar.encode("utf-8", "surrogateescape")  # what the TAR writer stores
 
 
 def test_unique():
@@ -637,3 +653,34 @@ def test_tar_from_windows_filesystems_matches_source(kind, tmp_path):
             assert src.read_bytes() == got[name].read_bytes(), name
             assert abs(s.st_mtime_ns - d.st_mtime_ns) <= 2 * 10**9, name  # FAT: 2 s steps
             assert not stat.S_IMODE(d.st_mode) & 0o7000
+
+
+# --- entries that cannot be read (issue 8, defect 13) ----------------------------------------
+
+
+@pytest.mark.parametrize("fmt", ["zip", "tar", "tar.gz"])
+def test_unreadable_entries_are_listed_not_fatal(fmt, tmp_path):
+    with FileReader(broken.broken_entries_image()) as reader:
+        fs = open_filesystem(reader)
+        try:
+            archive = write_stream(archive_stream(fs, ["/"], fmt), tmp_path / f"a.{fmt}")
+        finally:
+            fs.close()
+    dest = tmp_path / "x"
+    dest.mkdir()
+    if fmt == "zip":  # 7-Zip tests every member's CRC, then extracts
+        assert subprocess.run(["7zz", "t", archive], capture_output=True).returncode == 0
+        subprocess.run(["7zz", "x", f"-o{dest}", archive], check=True, capture_output=True)
+    else:
+        subprocess.run(["tar", "-xf", archive, "-C", dest], check=True, capture_output=True)
+    errors = (dest / ERRORS_FILE).read_text().splitlines()  # beside the root folder
+    assert (
+        errors[0]
+        == f"{len(broken.BROKEN)} entries could not be restored and are missing from this archive:"
+    )
+    assert {line.split("\t")[0] for line in errors[1:]} == {printable(p) for p in broken.BROKEN}
+    for rel, data in broken.GOOD.items():
+        assert (dest / "root" / rel).read_bytes() == data, rel
+    assert not (dest / "root" / broken.BAD_EXTENT).exists()
+    for rel in broken.NUL_LINKS:
+        assert not os.path.lexists(dest / "root" / rel)

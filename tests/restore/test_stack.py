@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from filerestore.blockio import BytesReader, CachedReader
+from filerestore.blockio import BytesReader, CachedReader, Reader
 from filerestore.errors import (
     AmbiguousVolumeError,
     CorruptImageError,
@@ -16,6 +16,7 @@ from filerestore.errors import (
     NoFilesystemError,
     VolumeNotFoundError,
 )
+from filerestore.fs import Detection
 from filerestore.restore import describe_image, open_stack
 from tests.cli import images
 
@@ -92,14 +93,14 @@ def test_describe_image_matches_sfdisk(two: images.Built) -> None:
     assert [(v.id, v.offset, v.size, v.label) for v in desc.volumes] == [
         (f"p{i + 1}", p["start"] * 512, p["size"] * 512, p["name"]) for i, p in enumerate(parts)
     ]
-    assert [(v.filesystem, v.filesystem_label) for v in desc.volumes] == [
+    assert [(v.filesystem_type, v.filesystem_label) for v in desc.volumes] == [
         ("ext4", "alpha"),
         (None, None),
         ("ext4", "beta"),
     ]
     assert [c.format for c in desc.chain] == ["qcow2"]
     assert desc.chain[0].path == str(two.image.resolve())
-    assert json.loads(json.dumps(desc.to_dict()))["volumes"][2]["filesystem"] == "ext4"
+    assert json.loads(json.dumps(desc.to_dict()))["volumes"][2]["filesystem_type"] == "ext4"
 
 
 class DamagedReader(BytesReader):
@@ -133,3 +134,24 @@ def test_cached_reader_reads_around_damage() -> None:
     assert cached.read_at(4100, 100) == data[4100:4200]
     with pytest.raises(CorruptImageError):
         cached.read_at(5050, 10)
+
+
+def test_a_filesystem_is_detected_once_when_no_volume_is_named(
+    ext4: images.Built, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Choosing the volume runs the detection chain; opening it does not run it again."""
+    import filerestore.fs
+    import filerestore.restore.stack
+
+    calls: list[object] = []
+    real = filerestore.fs.detect
+
+    def counted(reader: Reader) -> Detection | None:
+        calls.append(reader)
+        return real(reader)
+
+    monkeypatch.setattr(filerestore.fs, "detect", counted)  # what open_filesystem calls
+    monkeypatch.setattr(filerestore.restore.stack, "detect", counted)
+    with open_stack(ext4.image) as stack:
+        assert stack.fs.kind == "ext4"
+    assert len(calls) == 1

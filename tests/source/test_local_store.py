@@ -52,7 +52,8 @@ def test_plain_names_open_inside(layout: tuple[Path, Path]) -> None:
         assert read_all(store, "disk.qcow2") == INSIDE
         assert read_all(store, "sub/disk.qcow2") == INSIDE
         assert read_all(store, "sub/../disk.qcow2") == INSIDE  # '..' that stays inside
-        with store.open("sub/./disk.qcow2") as f:
+        f = store.open("sub/./disk.qcow2")
+        with f:
             assert f.name == "sub/disk.qcow2"
             st = (repo / "sub" / "disk.qcow2").stat()
             assert (f.identity.device, f.identity.inode) == (st.st_dev, st.st_ino)
@@ -96,7 +97,8 @@ def test_links_that_stay_inside_are_followed(layout: tuple[Path, Path]) -> None:
             "daily-abs/disk.qcow2": "sub/disk.qcow2",
         }
         for name, canonical in expected.items():
-            with store.open(name) as f:
+            f = store.open(name)
+            with f:
                 assert f.name == canonical, name
                 assert f.pread(0, f.size, "test") == INSIDE
             assert store.stat(name).name == canonical

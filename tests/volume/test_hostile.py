@@ -1,12 +1,13 @@
 """Hostile and corrupt partition tables and LVM metadata, built byte by byte.
 
-Every case must be refused with its specific error, quickly, and never read past the disk.
+Every case must be refused with its specific error, and never read past the disk (how long
+a refusal takes is a figure of the machine, not asserted here; bench/parse_times.py times
+the LVM2 text parser).
 """
 
 from __future__ import annotations
 
 import struct
-import time
 import uuid
 import zlib
 from collections.abc import Callable
@@ -15,17 +16,15 @@ import pytest
 
 from filerestore.blockio import BytesReader, FileReader
 from filerestore.errors import LvmMetadataError, PartitionTableError, VolumeUnavailableError
-from filerestore.volume import gpt, list_volumes, lvm
+from filerestore.volume import Volume, gpt, list_volumes, lvm
 from tests.imagebuild.disk import gpt_disk, lvm_whole_disk, sfdisk_json, whole_disk
 
 SECTOR = 512
 
 
 def refused(exc: type[Exception], match: str, fn: Callable[[], object]) -> None:
-    start = time.monotonic()
     with pytest.raises(exc, match=match):
         fn()
-    assert time.monotonic() - start < 1.0
 
 
 class Disk:
@@ -40,7 +39,7 @@ class Disk:
     def reader(self) -> BytesReader:
         return BytesReader(bytes(self.data))
 
-    def volumes(self) -> list:
+    def volumes(self) -> list[Volume]:
         return list_volumes(self.reader())
 
 
@@ -386,6 +385,19 @@ GARBAGE: dict[str, tuple[Callable[[bytes], bytes], str]] = {
         lambda t: _edit(t, b"extent_size = 2048", b"extent_size = 0"),
         "extent_size = 0 is out of range",
     ),
+    # issue 8, defect 5: Python's int() refuses more than 4,300 digits with a bare ValueError
+    "number of 5,000 digits": (
+        lambda t: t.replace(b"seqno = ", b"seqno = " + b"9" * 5000 + b" # ", 1),
+        "does not fit in 64 bits",
+    ),
+    "number past 64 bits": (
+        lambda t: t.replace(b"seqno = ", b"seqno = 18446744073709551616 # ", 1),
+        "does not fit in 64 bits",
+    ),
+    "non-ASCII digits": (
+        lambda t: t.replace(b"seqno = ", "seqno = \u0663 # ".encode(), 1),
+        "bare word",
+    ),
     "seqno is a string": (
         lambda t: t.replace(b"seqno = ", b'seqno = "x" # ', 1),
         "no valid 'seqno'",
@@ -434,10 +446,24 @@ def test_two_volume_groups_with_one_name_are_refused():
     text = current_text(raw)
     vg_id = text.split(b'id = "', 1)[1].split(b'"', 1)[0]
     other = with_metadata(raw, text.replace(vg_id, b"Zzzzzz-zzzz-zzzz-zzzz-zzzz-zzzz-zzzzzz", 1))
-    pvs = [lvm.scan_physical_volume(BytesReader(bytes(x)), 0) for x in (raw, other)]
-    assert all(pv is not None for pv in pvs)
+    found = [lvm.scan_physical_volume(BytesReader(bytes(x)), 0) for x in (raw, other)]
+    pvs = [pv for pv in found if pv is not None]
+    assert len(pvs) == 2
     refused(
         LvmMetadataError,
         "two different volume groups are named 'vgdisk'",
         lambda: lvm.logical_volumes(pvs),
     )
+
+
+def test_lvm_number_bomb_is_a_corrupt_image_for_the_cli(tmp_path):
+    """The CLI's answer to the 5,000-digit number: exit 4 and one line, not exit 1 with
+    "unexpected ValueError" (issue 8, defect 5)."""
+    from tests.cli.runner import fails
+
+    raw = pv_image()
+    text = current_text(raw).replace(b"seqno = ", b"seqno = " + b"9" * 5000 + b" # ", 1)
+    image = tmp_path / "pv-number-bomb.img"
+    image.write_bytes(with_metadata(raw, text))
+    line = fails(4, "inspect", image)
+    assert "does not fit in 64 bits" in line

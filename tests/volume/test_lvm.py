@@ -9,6 +9,7 @@ import subprocess
 import threading
 from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -25,8 +26,8 @@ from tests.imagebuild.disk import (
 )
 
 
-def load(d: Path) -> dict:
-    report = json.loads((d / "lvm.json").read_text())
+def load(d: Path) -> dict[str, Any]:
+    report: dict[str, Any] = json.loads((d / "lvm.json").read_text())
     segs = defaultdict(list)
     for row in report["lvs"]:
         segs[row["lv_name"]].append(row)
@@ -34,7 +35,7 @@ def load(d: Path) -> dict:
     return report
 
 
-def pv_disk_offsets(d: Path, report: dict) -> dict[str, int]:
+def pv_disk_offsets(d: Path, report: dict[str, Any]) -> dict[str, int]:
     """Loop device in the reports -> disk offset of that PV's first extent (None: elsewhere)."""
     where = {"d": 0}
     if "d" not in report["devices"].values():
@@ -50,7 +51,7 @@ def pv_disk_offsets(d: Path, report: dict) -> dict[str, int]:
     }
 
 
-def missing_pv_lvs(report: dict, offsets: dict[str, int]) -> set[str]:
+def missing_pv_lvs(report: dict[str, Any], offsets: dict[str, int]) -> set[str]:
     return {
         name
         for name, rows in report["segs"].items()
@@ -109,7 +110,7 @@ def test_segment_layout_matches_lvs(lvm_disk):
     assert set(lvs) == set(report["segs"])
     for name, rows in report["segs"].items():
         if name in missing:
-            assert lvs[name].segments == () and "not on this disk" in lvs[name].error
+            assert lvs[name].segments == () and "not on this disk" in (lvs[name].error or "")
             continue
         got = [
             (s.start, s.length, s.chunk if len(s.areas) > 1 else 0, s.areas)

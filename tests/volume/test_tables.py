@@ -7,6 +7,7 @@ import json
 import re
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -39,12 +40,14 @@ def sfdisk_type_names(path: Path) -> dict[str, str]:
     return names
 
 
-def expected_volumes(table: dict, type_names: dict[str, str]) -> dict[str, dict]:
+def expected_volumes(table: dict[str, Any], type_names: dict[str, str]) -> dict[str, Any]:
     """What sfdisk says each volume is, in our field names."""
     ss = table["sectorsize"]
     out = {}
     for p in table["partitions"]:
-        vid = "p" + re.search(r"(\d+)$", p["node"]).group(1)
+        number = re.search(r"(\d+)$", p["node"])
+        assert number is not None
+        vid = "p" + number.group(1)
         gpt = table["label"] == "gpt"
         out[vid] = {
             "scheme": "gpt" if gpt else "mbr",
@@ -59,7 +62,7 @@ def expected_volumes(table: dict, type_names: dict[str, str]) -> dict[str, dict]
     return out
 
 
-def actual(volumes: list[Volume], with_names: bool = True) -> dict[str, dict]:
+def actual(volumes: list[Volume], with_names: bool = True) -> dict[str, Any]:
     fields = ["scheme", "offset", "size", "type", "label", "uuid"]
     if with_names:
         fields.append("type_name")
@@ -165,6 +168,7 @@ def _fs_image(kind: str) -> Path:
 @pytest.mark.parametrize("table", ["gpt", "mbr"])
 def test_build_disk_lays_images_into_partitions(table):
     ext4, fat = _fs_image("ext4"), _fs_image("fat")
+    parts: list[tuple[int, str, str | None, Path | None]]
     if table == "gpt":
         parts = [
             (8 * MiB, GPT_LINUX, "linux", ext4),

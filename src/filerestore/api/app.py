@@ -7,7 +7,6 @@ its own database pool, reader stacks, metrics and cleanup thread.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -27,14 +26,12 @@ from filerestore.api import (
 )
 from filerestore.api import schemas as s
 from filerestore.api.auth import Caller
-from filerestore.api.backend import Backend
 from filerestore.api.metrics import CONTENT_TYPE_LATEST, Metrics
 from filerestore.api.state import AppState, app_state
-from filerestore.db.engine import Database
-from filerestore.db.migrate import ensure_schema
+from filerestore.db import open_database
 from filerestore.index.runner import IndexRunner
-from filerestore.restore.cleanup import CleanupService
-from filerestore.restore.sessions import SessionManager
+from filerestore.service.cleanup import CleanupService
+from filerestore.service.sessions import SessionManager
 from filerestore.settings import Settings, load_settings
 from filerestore.web import mount_web
 
@@ -49,7 +46,7 @@ async def health(request: Request) -> s.HealthOut:
     """Unauthenticated liveness: the worker answers and reaches its database."""
     st = app_state(request)
     try:
-        await run_in_threadpool(st.backend.manager.live_count)
+        await run_in_threadpool(st.sessions.live_count)
         ok = True
     except Exception:
         ok = False
@@ -64,8 +61,9 @@ async def metrics(request: Request, who: Caller) -> Response:
 
 
 class AccessLog:
-    """Pure ASGI middleware (BaseHTTPMiddleware would buffer streams): a JSON line and
-    metrics per request, timed to the response head."""
+    """Pure ASGI middleware (BaseHTTPMiddleware would buffer streams): a log line (with
+    method, route, status and seconds as fields: see filerestore.logs) and metrics per
+    request, timed to the response head."""
 
     def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
         self.app = app
@@ -91,23 +89,23 @@ class AccessLog:
         finally:
             route = getattr(scope.get("route"), "path", "unmatched")
             self.metrics.requests.labels(route=route, method=scope["method"], status=status).inc()
+            seconds = round(time.perf_counter() - start, 6)
+            fields = {"method": scope["method"], "route": route, "status": status}
             access_log.info(
-                json.dumps(
-                    {
-                        "method": scope["method"],
-                        "route": route,
-                        "status": status,
-                        "seconds": round(time.perf_counter() - start, 6),
-                    }
-                )
+                "%s %s %s %.3fs",
+                scope["method"],
+                route,
+                status,
+                seconds,
+                extra={"fields": fields | {"seconds": seconds}},
             )
 
 
 def create_app(settings: Settings | None = None, *, cleanup: bool = True) -> FastAPI:
     settings = settings or load_settings()
-    db = Database(settings.effective_database_url, settings.db_busy_timeout)
+    db = open_database(settings)
     manager = SessionManager(db, settings)
-    state = AppState(settings, db, Backend(manager), Metrics(), CleanupService(manager))
+    state = AppState(settings, db, manager, Metrics(), CleanupService(manager))
     runners = [IndexRunner(db, settings) for _ in range(settings.index_runners)]
 
     @asynccontextmanager
@@ -127,8 +125,6 @@ def create_app(settings: Settings | None = None, *, cleanup: bool = True) -> Fas
             manager.readers.close_all()
             db.dispose()
 
-    settings.state_dir.expanduser().mkdir(parents=True, exist_ok=True)
-    ensure_schema(db)
     app = FastAPI(
         title="filerestore",
         version=filerestore.__version__,

@@ -11,11 +11,11 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
-from filerestore.api.backend import Principal
 from filerestore.api.state import AppState, app_state
 from filerestore.errors import AuthenticationError, PermissionDeniedError
-from filerestore.restore import audit
-from filerestore.restore.tokens import check_token
+from filerestore.service import audit
+from filerestore.service.principal import Principal
+from filerestore.service.tokens import check_token
 
 _bearer = HTTPBearer(auto_error=False, description="A token from `filerestore token create`.")
 
@@ -33,22 +33,17 @@ async def principal(
     except AuthenticationError as exc:
         await _refuse(state, request, str(exc))
         raise
-    who = Principal(info.id, info.name, info.admin)
+    who = Principal.token(info.id, info.name, info.admin)
     request.state.principal = who
     return who
 
 
 async def _refuse(state: AppState, request: Request, reason: str) -> None:
     client = request.client.host if request.client else "unknown"
-    await run_in_threadpool(
-        audit.record,
-        state.db,
-        f"anonymous@{client}",
-        "auth",
-        "refused",
-        path=request.url.path,
-        detail=reason,
+    event = audit.Event(
+        f"anonymous@{client}", "auth", "refused", path=request.url.path, detail=reason
     )
+    await run_in_threadpool(audit.record, state.db, event)
     state.metrics.auth_failures.inc()
 
 

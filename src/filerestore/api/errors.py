@@ -1,11 +1,11 @@
-"""The API's one error table (error class -> HTTP status) and its one JSON error shape.
+"""The API's one JSON error shape and its one exception handler.
 
 Every error leaves as ``{"error": {"code": ..., "message": ...}}`` (plus ``choices`` for an
-ambiguous volume). The status comes from the first class in the error's MRO found in
-:data:`STATUS`, so a new subclass inherits its category's status. Request validation
-(FastAPI's) is a 400 with code ``invalid_parameter``. Anything else is a 500 with code
-``internal``: a 500 is a bug, logged with its traceback, never shown to the client. A
-``MemoryError`` (the worker's memory limit reached) is a 503 ``out_of_memory``, not a bug.
+ambiguous volume). The status is the error class's own ``http_status``, inherited from its
+category (see :mod:`filerestore.errors`). Request validation (FastAPI's) is a 400 with code
+``invalid_parameter``. Anything else is a 500 with code ``internal``: a 500 is a bug, logged
+with its traceback, never shown to the client. A ``MemoryError`` (the worker's memory limit
+reached) is a 503 ``out_of_memory``, not a bug.
 """
 
 from __future__ import annotations
@@ -20,37 +20,13 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from filerestore import errors as e
-from filerestore.restore import audit
+from filerestore.service import audit
 
 log = logging.getLogger("filerestore.api")
 
-STATUS: dict[type[e.FileRestoreError], int] = {
-    # safety refusals caused by the image (its backing chain), not by the request
-    e.BackingFileRefusedError: 422,
-    e.RepositoryEscapeError: 422,
-    e.BackingChainLoopError: 422,
-    e.BackingChainTooDeepError: 422,
-    e.RangeNotSatisfiableError: 416,
-    e.AmbiguousVolumeError: 409,
-    e.ArchiveTooLargeError: 413,
-    e.UsageError: 400,
-    e.SafetyError: 400,
-    e.AuthenticationError: 401,
-    e.PermissionDeniedError: 403,
-    e.NotFoundError: 404,
-    e.DownloadLimitError: 429,
-    e.ConflictError: 409,
-    e.ImageError: 422,
-    e.ServiceUnavailableError: 503,
-    e.FileRestoreError: 500,
-}
-
 
 def status_of(exc: e.FileRestoreError) -> int:
-    for cls in type(exc).__mro__:
-        if cls in STATUS:
-            return STATUS[cls]
-    return 500
+    return exc.http_status
 
 
 def error_body(code: str, message: str, **extra: Any) -> dict[str, Any]:
@@ -74,7 +50,7 @@ def _printable(text: str) -> str:
 
 async def _on_domain_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, e.FileRestoreError)
-    if isinstance(exc, e.SafetyError | e.PermissionDeniedError):
+    if isinstance(exc, e.RequestRefusedError | e.HostileImageError | e.PermissionDeniedError):
         await _audit_refusal(request, exc)
     return error_response(exc)
 
@@ -87,9 +63,7 @@ async def _audit_refusal(request: Request, exc: e.FileRestoreError) -> None:
     who = getattr(request.state, "principal", None)
     actor = who.actor if who is not None else "anonymous"
     mount_id = request.path_params.get("mount_id")
-    await run_in_threadpool(
-        audit.record,
-        state.db,
+    event = audit.Event(
         actor,
         "refusal",
         "refused",
@@ -97,6 +71,7 @@ async def _audit_refusal(request: Request, exc: e.FileRestoreError) -> None:
         path=request.url.path,
         detail=f"{exc.code}: {_printable(str(exc))}"[:2000],
     )
+    await run_in_threadpool(audit.record, state.db, event)
 
 
 async def _on_validation_error(request: Request, exc: Exception) -> JSONResponse:

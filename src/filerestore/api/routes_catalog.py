@@ -10,33 +10,15 @@ from starlette.concurrency import run_in_threadpool
 from filerestore import catalog
 from filerestore.api import schemas as s
 from filerestore.api.auth import Admin, Caller
-from filerestore.api.paths import display
 from filerestore.api.routes_restore import ERRORS
 from filerestore.api.state import app_state
-from filerestore.catalog import BackupInfo
 from filerestore.errors import FileRestoreError
 from filerestore.index.jobs import enqueue_unindexed, index_states
-from filerestore.restore import audit
 from filerestore.restore.descriptions import DESCRIPTIONS
+from filerestore.service import audit
 
 router = APIRouter(tags=["catalog"])
 MAX_CHAIN = 256
-
-
-def backup_out(b: BackupInfo) -> s.BackupOut:
-    return s.BackupOut(
-        id=b.id,
-        repository=b.repository,
-        path=display(b.path),  # a host file name need not be UTF-8
-        vm_name=b.vm_name,
-        disk_name=b.disk_name,
-        kind=b.kind,
-        parent_backup_id=b.parent_backup_id,
-        virtual_size=b.virtual_size,
-        created_at=b.created_at,
-        registered_at=b.registered_at,
-        status=b.status,
-    )
 
 
 @router.get("/backups", response_model=s.BackupListOut, responses=ERRORS)
@@ -50,7 +32,8 @@ async def backups(
         states = index_states(db, [b.id for b in rows])
         return s.BackupListOut(
             backups=[
-                backup_out(b).model_copy(update={"index_state": states[b.id].state}) for b in rows
+                s.BackupOut.of(b).model_copy(update={"index_state": states[b.id].state})
+                for b in rows
             ]
         )
 
@@ -78,14 +61,11 @@ async def backup(
                 max_chain_depth=st.settings.max_chain_depth,
                 metadata_budget=st.settings.image_metadata_budget,
             )
-            volumes = [
-                s.VolumeOut(**{k: getattr(v, k) for k in s.VolumeOut.model_fields})
-                for v in description.volumes
-            ]
+            volumes = [s.VolumeOut(**s.values_of(v)) for v in description.volumes]
         state = index_states(st.db, [top.id])[top.id].state
         return s.BackupDetailOut(
-            **backup_out(top).model_copy(update={"index_state": state}).model_dump(),
-            chain=[backup_out(x) for x in chain],
+            **s.BackupOut.of(top).model_copy(update={"index_state": state}).model_dump(),
+            chain=[s.BackupOut.of(x) for x in chain],
             volumes=volumes,
         )
 
@@ -109,44 +89,25 @@ async def register_backup(body: s.BackupRegister, request: Request, who: Admin) 
         )
         if st.settings.index_on_register:
             enqueue_unindexed(st.db, [info.id], requested_by=who.actor)
-        return backup_out(info)
+        return s.BackupOut.of(info)
 
     try:
         out = await run_in_threadpool(work)
     except FileRestoreError as exc:
-        await run_in_threadpool(
-            audit.record,
-            st.db,
-            who.actor,
-            "register",
-            "failed",
-            path=body.path,
-            detail=f"{exc.code}: {exc}",
+        refused = audit.Event(
+            who.actor, "register", "failed", path=body.path, detail=f"{exc.code}: {exc}"
         )
+        await run_in_threadpool(audit.record, st.db, refused)
         raise
-    await run_in_threadpool(
-        audit.record, st.db, who.actor, "register", "ok", backup_id=out.id, path=out.path
-    )
+    done = audit.Event(who.actor, "register", "ok", backup_id=out.id, path=out.path)
+    await run_in_threadpool(audit.record, st.db, done)
     return out
 
 
 @router.get("/repositories", response_model=s.RepositoryListOut, responses=ERRORS)
 async def repositories(request: Request, who: Caller) -> s.RepositoryListOut:
     def work() -> s.RepositoryListOut:
-        out = []
-        for r in catalog.list_repositories(app_state(request).db):
-            availability = catalog.check_availability(r.kind, r.root_path)
-            out.append(
-                s.RepositoryOut(
-                    name=r.name,
-                    kind=r.kind,
-                    root_path=display(r.root_path),
-                    enabled=r.enabled,
-                    available=availability.available,
-                    reason=availability.reason or None,
-                    created_at=r.created_at,
-                )
-            )
-        return s.RepositoryListOut(repositories=out)
+        found = catalog.repositories_with_availability(app_state(request).db)
+        return s.RepositoryListOut(repositories=[s.RepositoryOut.of(r, a) for r, a in found])
 
     return await run_in_threadpool(work)

@@ -34,7 +34,7 @@ from filerestore.index import jobs
 from filerestore.index.diff import BackupDiff
 from filerestore.index.history import path_history
 from filerestore.index.search import MAX_LIMIT, SearchQuery, search
-from filerestore.restore import audit
+from filerestore.service import audit
 
 router = APIRouter(tags=["index"])
 IdPath = Annotated[int, Path(ge=1, le=s.MAX_ID)]
@@ -209,7 +209,10 @@ async def queue_index(backup_id: IdPath, request: Request, who: Admin) -> si.Job
     def work() -> si.JobOut:
         catalog.get_backup(db, backup_id)
         job = jobs.enqueue(db, backup_id, requested_by=who.actor)
-        audit.record(db, who.actor, "index", "queued", backup_id=backup_id, detail=f"job {job.id}")
+        queued = audit.Event(
+            who.actor, "index", "queued", backup_id=backup_id, detail=f"job {job.id}"
+        )
+        audit.record(db, queued)
         return si.JobOut.of(job)
 
     return await run_in_threadpool(work)
@@ -234,7 +237,7 @@ async def cancel_index(job_id: IdPath, request: Request, who: Admin) -> si.JobOu
 
     def work() -> si.JobOut:
         job = jobs.cancel(db, job_id)
-        audit.record(db, who.actor, "index-cancel", job.state, backup_id=job.backup_id)
+        audit.record(db, audit.Event(who.actor, "index-cancel", job.state, backup_id=job.backup_id))
         return si.JobOut.of(job)
 
     return await run_in_threadpool(work)

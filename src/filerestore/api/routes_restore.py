@@ -6,7 +6,6 @@ event loop; every guest path comes through :mod:`filerestore.api.paths`.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
 
@@ -15,13 +14,10 @@ from starlette.concurrency import run_in_threadpool
 
 from filerestore.api import schemas as s
 from filerestore.api.auth import Caller
-from filerestore.api.backend import Principal
 from filerestore.api.content_types import SNIFF_BYTES, content_type
 from filerestore.api.paths import display, request_path, request_paths
 from filerestore.api.state import app_state
-from filerestore.errors import FileRestoreError
 from filerestore.fs.entry import EntryKind
-from filerestore.restore import audit
 from filerestore.restore.browse import (
     DEFAULT_PAGE_LIMIT,
     DEFAULT_WALK_DEPTH,
@@ -33,9 +29,10 @@ from filerestore.restore.browse import (
     resolve_root,
     walk_page,
 )
-from filerestore.restore.resources import resource_figures
-from filerestore.restore.sessions import Session
 from filerestore.restore.stack import Stack
+from filerestore.service.principal import Principal
+from filerestore.service.resources import resource_figures
+from filerestore.service.session import Session
 
 router = APIRouter(prefix="/restore", tags=["restore"])
 
@@ -60,93 +57,52 @@ T = TypeVar("T")
 async def on_stack(
     request: Request, mount_id: str, who: Principal, work: Callable[[Stack], T]
 ) -> T:
-    """``work`` on one of the session's reader stacks, in the thread pool, once the caller is
-    allowed to use the session (which records the access)."""
-    st = app_state(request)
-    await run_in_threadpool(st.backend.opened, mount_id, who)
+    """``work`` on a reader stack of the session, in the thread pool, the session checked
+    out for the caller (one transaction) and given back after."""
+    sessions = app_state(request).sessions
 
     def run() -> T:
-        with st.backend.manager.stack(mount_id) as stack:
-            return work(stack)
+        with sessions.checkout(mount_id, who) as checkout:
+            return work(checkout.stack)
 
     return await run_in_threadpool(run)
 
 
 def mount_out(session: Session) -> s.MountOut:
-    return s.MountOut(
-        mount_id=session.mount_id,
-        backup_id=session.backup_id,
-        volume=session.volume,
-        mount_path=session.mount_path,
-        nbd_device=session.nbd_device,
-        filesystem_type=session.filesystem_type,
-        status=session.status,
-        error=session.error,
-        owner=session.owner,
-        created_at=session.created_at,
-        last_accessed_at=session.last_accessed_at,
-        expires_at=session.expires_at,
-        downloads=session.downloads,
-    )
+    return s.MountOut(**s.values_of(session))
 
 
 @router.post("/mount", status_code=201, response_model=s.MountOut, responses=ERRORS)
 async def mount(body: s.MountRequest, request: Request, who: Caller) -> s.MountOut:
     """Open a backup (the session layer writes the mount's audit event)."""
     st = app_state(request)
-    try:
-        session = await run_in_threadpool(st.backend.mount, body.backup_id, body.volume, who)
-    except FileRestoreError as exc:
-        audit.log_line(
-            who.actor, "mount", "failed", backup_id=body.backup_id, detail=f"{exc.code}: {exc}"
-        )
-        raise
+    session = await run_in_threadpool(st.sessions.mount, body.backup_id, body.volume, who)
     st.metrics.mounts.inc()
-    audit.log_line(who.actor, "mount", "ok", backup_id=session.backup_id, mount_id=session.mount_id)
     return mount_out(session)
 
 
 @router.get("/mounts", response_model=s.MountListOut, responses=ERRORS)
 async def mounts(request: Request, who: Caller) -> s.MountListOut:
-    rows = await run_in_threadpool(app_state(request).backend.mounts, who)
+    rows = await run_in_threadpool(app_state(request).sessions.list, who)
     return s.MountListOut(mounts=[mount_out(r) for r in rows])
 
 
 @router.get("/resources", response_model=s.ResourcesOut, responses=ERRORS)
 async def resources(request: Request, who: Caller) -> s.ResourcesOut:
-    figures = await run_in_threadpool(resource_figures, app_state(request).backend.manager)
-    return s.ResourcesOut(
-        sessions_used=figures.sessions_used,
-        sessions_limit=figures.sessions_limit,
-        downloads_in_progress=figures.downloads_in_progress,
-        readers_open=figures.open_readers,
-        memory_rss_bytes=figures.rss_bytes,
-        worker_pid=os.getpid(),
-    )
+    figures = await run_in_threadpool(resource_figures, app_state(request).sessions)
+    return s.ResourcesOut(**s.values_of(figures))
 
 
 @router.get("/cleanup-status", response_model=s.CleanupStatusOut, responses=ERRORS)
 async def cleanup_status(request: Request, who: Caller) -> s.CleanupStatusOut:
     status = app_state(request).cleanup.status()
-    return s.CleanupStatusOut(
-        running=status.running,
-        interval_seconds=status.interval,
-        last_run=status.last_run,
-        next_run=status.next_run,
-        runs=status.runs,
-        sessions_cleaned=status.cleaned,
-        failures=status.failures,
-        last_error=status.last_error,
-    )
+    return s.CleanupStatusOut(**s.values_of(status, exclude={"last_cleaned"}))
 
 
 @router.delete("/{mount_id}", status_code=204, responses=ERRORS)
 async def unmount(mount_id: str, request: Request, who: Caller) -> Response:
     """End a session (409 while a download holds it)."""
-    session = await run_in_threadpool(app_state(request).backend.unmount, mount_id, who)
-    audit.log_line(
-        who.actor, "unmount", "ok", backup_id=session.backup_id, mount_id=session.mount_id
-    )
+    await run_in_threadpool(app_state(request).sessions.unmount, mount_id, who)
     return Response(status_code=204)
 
 
@@ -170,13 +126,12 @@ async def files(
             page = walk_page(stack.fs, guest, cursor, limit, depth)
         else:
             page = list_page(stack.fs, guest, cursor, limit, sort, descending)
+        entries = [s.EntryOut.of(e) for e in page.entries]
         return s.ListingOut(
+            **s.values_of(page) | {"entries": entries},
             mount_id=mount_id,
             path=display(guest),
             recursive=recursive,
-            entries=[s.EntryOut.of(e) for e in page.entries],
-            next_cursor=page.next_cursor,
-            total=page.total,
         )
 
     return await on_stack(request, mount_id, who, work)
@@ -212,15 +167,7 @@ async def totals(
     def work(stack: Stack) -> s.TotalsOut:
         t = dir_totals(stack.fs, guests)
         counted = [resolve_root(stack.fs, g).entry.path for g in guests]
-        return s.TotalsOut(
-            mount_id=mount_id,
-            paths=[display(p) for p in counted],
-            files=t.files,
-            dirs=t.dirs,
-            symlinks=t.symlinks,
-            bytes=t.bytes,
-            skipped=t.skipped,
-            complete=t.complete,
-        )
+        paths = [display(p) for p in counted]
+        return s.TotalsOut(**s.values_of(t), mount_id=mount_id, paths=paths)
 
     return await on_stack(request, mount_id, who, work)

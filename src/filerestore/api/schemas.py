@@ -1,105 +1,154 @@
 """Request and response models: the OpenAPI schema at /docs is generated from these.
 
-Guest names that are not valid UTF-8 are shown with ``\\xNN`` escapes in ``name`` and
-``path`` (JSON must be valid UTF-8); ``path_query`` is the exact path, percent-encoded, to
-pass back as the ``path`` query parameter.
+The response models are derived from the core's records (:func:`fields_of`), so a field has
+one name from the core through the API's JSON (and the CLI's ``--json``) to the web page,
+and a field added to a record appears here without a line of code. What a model adds or
+leaves out is spelled out where it is defined: a listing entry adds ``path_query``; a
+backup leaves out the host paths of its image and repository.
+
+Guest names that are not valid UTF-8 are shown with ``\\xNN`` escapes in ``name``, ``path``
+and ``target`` (JSON must be valid UTF-8); ``path_query`` is the exact path, percent-encoded,
+to pass back as the ``path`` query parameter. Times of entries are integers: nanoseconds
+since the Unix epoch (UTC), as the filesystems keep them.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from typing import Annotated, Literal
+import dataclasses
+import typing
+from collections.abc import Collection, Mapping
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, create_model, field_validator
 
 from filerestore.api.paths import display, path_query
+from filerestore.catalog import Availability, BackupInfo, RepositoryInfo
 from filerestore.fs.entry import Entry
+from filerestore.restore.browse import Page, Totals
+from filerestore.restore.stack import VolumeDescription
+from filerestore.service.cleanup import CleanupStatus
+from filerestore.service.resources import ResourceFigures
+from filerestore.service.session import Session
 
 MAX_ID = 2**63 - 1  # the largest integer a database id column holds
 
 BackupId = Annotated[int, Field(ge=1, le=MAX_ID)]
 
 
-def _time(ns: int | None) -> datetime | None:
-    return None if ns is None else datetime.fromtimestamp(ns / 1e9, UTC)
+def fields_of(
+    record: type,
+    *,
+    exclude: Collection[str] = (),
+    types: Mapping[str, Any] | None = None,
+    descriptions: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """Pydantic field definitions for a dataclass record's fields, in order; ``types``
+    replaces a field's type (a nested record's model, or a narrower type), ``descriptions``
+    documents a field in the OpenAPI schema."""
+    hints = typing.get_type_hints(record)
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(record):
+        if f.name in exclude:
+            continue
+        kind = (types or {}).get(f.name, hints[f.name])
+        description = (descriptions or {}).get(f.name)
+        if f.default is not dataclasses.MISSING:
+            out[f.name] = (kind, Field(default=f.default, description=description))
+        elif f.default_factory is not dataclasses.MISSING:
+            factory = f.default_factory
+            out[f.name] = (kind, Field(default_factory=factory, description=description))
+        else:
+            out[f.name] = (kind, Field(..., description=description))
+    return out
 
 
-class EntryOut(BaseModel):
-    name: str
-    path: str
-    path_query: str = Field(description="The exact path, for the `path` query parameter.")
-    kind: Literal["file", "dir", "symlink", "other"]
-    size: int
-    mode: int | None
-    uid: int | None
-    gid: int | None
-    mtime: datetime | None
-    symlink_target: str | None
-    data_location: str | None = Field(
-        default=None,
-        description="Where a file's data is when it is not in the image (cloud, dedup, wim, "
-        "...): such a file cannot be downloaded. Null for files whose data is here.",
-    )
+def values_of(record: object, exclude: Collection[str] = ()) -> dict[str, Any]:
+    """A record's field values by name (shallow: nested records stay objects)."""
+    return {
+        f.name: getattr(record, f.name)
+        for f in dataclasses.fields(record)  # type: ignore[arg-type]
+        if f.name not in exclude
+    }
+
+
+def model(name: str, *records: type, **options: Any) -> type[BaseModel]:
+    """A model holding the fields of ``records`` (see :func:`fields_of` for ``options``),
+    for a class statement to subclass."""
+    exclude = options.pop("exclude", ())
+    types = options.pop("types", None)
+    descriptions = options.pop("descriptions", None)
+    definitions: dict[str, Any] = {}
+    for record in records:
+        definitions |= fields_of(record, exclude=exclude, types=types, descriptions=descriptions)
+    for key, value in options.items():
+        definitions[key] = value
+    return create_model(f"{name}Fields", **definitions)
+
+
+# Every derived model below subclasses a class made at import time; mypy cannot follow a
+# dynamic base class, hence the one ignore per model.
+
+
+_Entry = model(
+    "Entry",
+    Entry,
+    types={"kind": Literal["file", "dir", "symlink", "other"]},
+    descriptions={
+        "data_location": "Where a file's data is when it is not in the image (cloud, dedup, "
+        "wim, ...): such a file cannot be downloaded. Null for files whose data is here.",
+        "target": "A symbolic link's target, as the guest stores it.",
+    },
+    path_query=(str, Field(description="The exact path, for the `path` query parameter.")),
+)
+
+
+class EntryOut(_Entry):  # type: ignore[misc,valid-type]
+    """An entry of a guest filesystem: the fs layer's Entry, plus ``path_query``."""
 
     @classmethod
     def of(cls, entry: Entry) -> EntryOut:
-        return cls(
-            name=display(entry.name),
-            path=display(entry.path),
-            path_query=path_query(entry.path),
-            kind=entry.kind.value,
-            size=entry.size,
-            mode=entry.mode,
-            uid=entry.uid,
-            gid=entry.gid,
-            mtime=_time(entry.mtime_ns),
-            symlink_target=None if entry.target is None else display(entry.target),
-            data_location=entry.data_location,
-        )
+        shown = {
+            "name": display(entry.name),
+            "path": display(entry.path),
+            "target": None if entry.target is None else display(entry.target),
+        }
+        return cls(**values_of(entry) | shown, path_query=path_query(entry.path))
 
 
 class FileInfoOut(EntryOut):
-    atime: datetime | None
-    ctime: datetime | None
-    birth_time: datetime | None
-    mtime_ns: int | None
-    inode: int | None
-    nlink: int | None
     content_type: str | None = Field(default=None, description="Regular files only.")
 
     @classmethod
     def full(cls, entry: Entry, content_type: str | None) -> FileInfoOut:
-        base = EntryOut.of(entry).model_dump()
-        return cls(
-            **base,
-            atime=_time(entry.atime_ns),
-            ctime=_time(entry.ctime_ns),
-            birth_time=_time(entry.btime_ns),
-            mtime_ns=entry.mtime_ns,
-            inode=entry.inode,
-            nlink=entry.nlink,
-            content_type=content_type,
-        )
+        return cls(**EntryOut.of(entry).model_dump(), content_type=content_type)
 
 
-class TotalsOut(BaseModel):
-    mount_id: str
-    paths: list[str] = Field(description="What was counted: each path resolved in the guest.")
-    files: int
-    dirs: int
-    symlinks: int
-    bytes: int = Field(description="Sum of the regular files' sizes.")
-    skipped: int = Field(description="Devices, FIFOs and sockets: never archived.")
-    complete: bool = Field(description="False when the count stopped at its cap (lower bounds).")
+_Totals = model(
+    "Totals",
+    Totals,
+    mount_id=(str, ...),
+    paths=(list[str], Field(description="What was counted: each path resolved in the guest.")),
+)
 
 
-class ListingOut(BaseModel):
-    mount_id: str
-    path: str
-    recursive: bool
-    entries: list[EntryOut]
-    next_cursor: str | None = Field(description="Pass as `cursor` for the next page.")
-    total: int | None = Field(description="Entries in the directory (None when recursive).")
+class TotalsOut(_Totals):  # type: ignore[misc,valid-type]
+    """What a download of some paths would hold (``complete`` is False when the count
+    stopped at its cap: the figures are then lower bounds)."""
+
+
+_Page = model(
+    "Page",
+    Page,
+    types={"entries": list[EntryOut]},
+    mount_id=(str, ...),
+    path=(str, ...),
+    recursive=(bool, ...),
+)
+
+
+class ListingOut(_Page):  # type: ignore[misc,valid-type]
+    """One page of a listing: pass ``next_cursor`` as ``cursor`` for the next; ``total``
+    is the directory's entry count (None when recursive)."""
 
 
 class MountRequest(BaseModel):
@@ -107,75 +156,54 @@ class MountRequest(BaseModel):
     volume: str | None = None
 
 
-class MountOut(BaseModel):
-    mount_id: str
-    backup_id: int
-    volume: str | None
-    mount_path: str | None
-    nbd_device: str | None
-    filesystem_type: str | None
-    status: str
-    error: str | None = None
-    owner: str | None = None
-    created_at: datetime
-    last_accessed_at: datetime | None = None
-    expires_at: datetime
-    downloads: int = Field(default=0, description="Downloads of this session in progress.")
+_Session = model("Session", Session)
+
+
+class MountOut(_Session):  # type: ignore[misc,valid-type]
+    """A restore session ("mount")."""
 
 
 class MountListOut(BaseModel):
     mounts: list[MountOut]
 
 
-class ResourcesOut(BaseModel):
-    sessions_used: int
-    sessions_limit: int
-    downloads_in_progress: int
-    readers_open: int
-    memory_rss_bytes: int
-    worker_pid: int
+_ResourceFigures = model("ResourceFigures", ResourceFigures)
 
 
-class CleanupStatusOut(BaseModel):
-    running: bool
-    interval_seconds: float
-    last_run: datetime | None
-    next_run: datetime | None
-    runs: int
-    sessions_cleaned: int
-    failures: int
-    last_error: str | None = None
+class ResourcesOut(_ResourceFigures):  # type: ignore[misc,valid-type]
+    """The answering worker's figures: session slots, downloads, readers, memory."""
 
 
-class VolumeOut(BaseModel):
-    id: str
-    scheme: str
-    offset: int | None
-    size: int
-    type: str
-    type_name: str
-    label: str | None
-    filesystem: str | None
-    filesystem_label: str | None
-    filesystem_error: str | None
+_CleanupStatus = model("CleanupStatus", CleanupStatus, exclude={"last_cleaned"})
 
 
-class BackupOut(BaseModel):
-    id: int
-    repository: str
-    path: str
-    vm_name: str | None
-    disk_name: str | None
-    kind: str
-    parent_backup_id: int | None
-    virtual_size: int
-    created_at: datetime
-    registered_at: datetime | None = None
-    status: str = "available"
+class CleanupStatusOut(_CleanupStatus):  # type: ignore[misc,valid-type]
+    """The answering worker's cleanup thread (the ids it cleaned are not shown: they may
+    be other principals' sessions)."""
+
+
+_VolumeDescription = model("VolumeDescription", VolumeDescription)
+
+
+class VolumeOut(_VolumeDescription):  # type: ignore[misc,valid-type]
+    """A volume of a backup and the filesystem recognised on it."""
+
+
+_BackupInfo = model("BackupInfo", BackupInfo, exclude={"image_path", "repository_root"})
+
+
+class BackupOut(_BackupInfo):  # type: ignore[misc,valid-type]
+    """A backup in the catalog; ``path`` is relative to its repository's root."""
+
     index_state: Literal["none", "queued", "running", "done", "failed"] | None = Field(
         default=None,
         description="The file index's state of this backup (details: GET /backups/{id}/index).",
     )
+
+    @classmethod
+    def of(cls, backup: BackupInfo) -> BackupOut:
+        values = values_of(backup, exclude={"image_path", "repository_root"})
+        return cls(**values | {"path": display(backup.path)})  # a host name need not be UTF-8
 
 
 class BackupDetailOut(BackupOut):
@@ -210,14 +238,16 @@ class BackupRegister(BaseModel):
         return value
 
 
-class RepositoryOut(BaseModel):
-    name: str
-    kind: str
-    root_path: str
-    enabled: bool
-    available: bool
-    reason: str | None = None
-    created_at: datetime | None = None
+_Repository = model("RepositoryInfo", RepositoryInfo, Availability)
+
+
+class RepositoryOut(_Repository):  # type: ignore[misc,valid-type]
+    """A repository and whether it can be read now (``reason`` says why not)."""
+
+    @classmethod
+    def of(cls, repo: RepositoryInfo, availability: Availability) -> RepositoryOut:
+        values = values_of(repo) | values_of(availability)
+        return cls(**values | {"root_path": display(repo.root_path)})
 
 
 class RepositoryListOut(BaseModel):
@@ -233,6 +263,9 @@ class HealthOut(BaseModel):
 class ErrorDetail(BaseModel):
     code: str
     message: str
+    choices: list[str] | None = Field(
+        default=None, description="ambiguous_volume only: the volumes to choose from."
+    )
 
 
 class ErrorOut(BaseModel):

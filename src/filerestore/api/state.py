@@ -6,10 +6,10 @@ from dataclasses import dataclass
 
 from starlette.requests import Request
 
-from filerestore.api.backend import Backend
 from filerestore.api.metrics import Metrics
 from filerestore.db.engine import Database
-from filerestore.restore.cleanup import CleanupService
+from filerestore.service.cleanup import CleanupService
+from filerestore.service.sessions import SessionManager
 from filerestore.settings import Settings
 
 
@@ -17,7 +17,7 @@ from filerestore.settings import Settings
 class AppState:
     settings: Settings
     db: Database
-    backend: Backend
+    sessions: SessionManager
     metrics: Metrics
     cleanup: CleanupService
 

@@ -189,8 +189,11 @@ def register_backup(
 
 
 def list_backups(db: Database, repository: str | None = None) -> list[BackupInfo]:
+    """Every backup, or those of ``repository`` (RepositoryNotFoundError when there is no
+    repository by that name: an empty list would say it has no backups)."""
     query = select(Backup, Repository).join(Repository).order_by(Backup.id)
     if repository is not None:
+        get_repository(db, repository)
         query = query.where(Repository.name == repository)
     with db.read() as session:
         rows = session.execute(query).all()
@@ -230,17 +233,23 @@ def locate_backup(db: Database, backup_id: int) -> BackupInfo:
     """The backup, checked readable: its repository reachable and its image file present,
     inside the repository and readable (the specific error otherwise)."""
     info = get_backup(db, backup_id)
-    if info.status == "unavailable":
-        require_available(get_repository(db, info.repository))
-    if info.status == "missing":
-        raise BackupFileMissingError(
-            f"backup {backup_id}: image file is missing from repository "
-            f"{info.repository!r}: {info.path}"
-        )
-    if info.status != "available":  # refused or unreadable: the walk says why
-        with LocalStore(info.repository_root) as store:
-            store.stat(info.path)
+    if info.status != "available":
+        require_readable(get_repository(db, info.repository), backup_id, info.path)
     return info
+
+
+def require_readable(repo: RepositoryInfo, backup_id: int, path: str) -> None:
+    """The checks of :func:`locate_backup`, on rows already read (a session checkout reads
+    them in its own transaction): the repository reachable, and the image file present,
+    inside the repository and readable; the specific error otherwise."""
+    require_available(repo)
+    with LocalStore(repo.root_path) as store:
+        try:
+            store.stat(path)
+        except ImageNotFoundError:
+            raise BackupFileMissingError(
+                f"backup {backup_id}: image file is missing from repository {repo.name!r}: {path}"
+            ) from None
 
 
 def _info(backup: Backup, repo: RepositoryInfo, store: LocalStore | None) -> BackupInfo:

@@ -1,14 +1,17 @@
 """Scan a repository: register every disk image under its root, idempotently.
 
-Not every file is a backup. An image is a QCOW2 file (by its magic, whatever its name) or a
-raw disk image, which has no signature and is recognised by its name only (``*.raw``,
-``*.img``, the image layer's RAW_SUFFIXES); an empty file is never an image. Other files (a
-README, a failed backup's empty leftover) are skipped silently: they are not errors. Every
-candidate is opened through the repository's store (no link followed out of the root, no
-FIFO opened), and probed with the image layer's chain rules before anything is written; a
-candidate that fails (a hostile or broken chain) is reported and skipped rather than
-stopping the scan. Rows are written in one transaction, parents first (shorter chains
-first), so an incremental finds its parent's id.
+Not every file is a backup. An image is a QCOW2, VMDK, VHD or VHDX file (by its magic
+numbers, whatever its name: the image layer's is_image_file) or a raw disk image, which has
+no signature and is recognised by its name only (``*.raw``, ``*.img``, the image layer's
+RAW_SUFFIXES); an empty file is never an image. Other files (a README, a failed backup's
+empty leftover) are skipped silently: they are not errors. Every candidate is opened through
+the repository's store (no link followed out of the root, no FIFO opened), and probed with
+the image layer's chain rules before anything is written; a candidate that fails (a hostile
+or broken chain) is reported and skipped rather than stopping the scan. Files that are parts
+of a disk (a VMDK's split or flat extents, named by its descriptor; a QCOW2 image's external
+data file) are not backups of their own: a file any probed chain lists among its parts is
+neither registered nor reported. Rows are written in one transaction, parents first (shorter
+chains first), so an incremental finds its parent's id.
 """
 
 from __future__ import annotations
@@ -21,10 +24,13 @@ from filerestore.catalog.backups import Probed, probe, upsert
 from filerestore.catalog.repositories import get_repository, list_repositories, require_available
 from filerestore.db.engine import Database
 from filerestore.errors import FileRestoreError
-from filerestore.image import DEFAULT_MAX_CHAIN_DEPTH, DEFAULT_METADATA_BUDGET, RAW_SUFFIXES
+from filerestore.image import (
+    DEFAULT_MAX_CHAIN_DEPTH,
+    DEFAULT_METADATA_BUDGET,
+    RAW_SUFFIXES,
+    is_image_file,
+)
 from filerestore.source import LocalStore
-
-QCOW2_MAGIC = b"QFI\xfb"  # QEMU docs/interop/qcow2.txt, header byte 0
 
 
 @dataclass
@@ -37,12 +43,15 @@ class ScanReport:
 
 
 def is_image(store: LocalStore, rel: str) -> bool:
-    """Whether the file ``rel`` of ``store`` is a disk image: QCOW2 magic, or a raw name."""
+    """Whether the file ``rel`` of ``store`` is a disk image by its signature (its first
+    bytes, or a fixed VHD's footer in its last 512)."""
     try:
         with store.open(rel) as f:
             if f.size == 0:
                 return False
-            return f.pread(0, 4, "magic") == QCOW2_MAGIC if f.size >= 4 else False
+            head = f.pread(0, min(64, f.size), "signature")
+            tail = f.pread(max(0, f.size - 512), min(512, f.size), "footer")
+            return is_image_file(head, tail)
     except FileRestoreError:
         return False  # refused, vanished or unreadable: not registered by a scan
 
@@ -84,6 +93,9 @@ def scan_repository(
             probed.append(probe(root, rel, max_chain_depth, metadata_budget))
         except FileRestoreError as exc:
             report.errors.append((rel, str(exc)))
+    parts = {part for item in probed for link in item.chain for part in link.parts}
+    probed = [p for p in probed if p.path not in parts]  # a disk's parts are not backups
+    report.errors = [(rel, why) for rel, why in report.errors if rel not in parts]
     probed.sort(key=lambda p: (len(p.chain), p.path))
     with db.write(lock=f"catalog:{repo.id}") as session:
         for item in probed:

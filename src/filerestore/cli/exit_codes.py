@@ -1,32 +1,26 @@
-"""The one table from filerestore's error categories to the CLI's exit codes.
+"""The CLI's exit codes: each error class carries its own (see :mod:`filerestore.errors`).
 
-Every error class inherits its code from the nearest class listed here, so a new subclass of
-an existing category needs no entry; a new category does (tests/cli checks every class).
+``EXIT_CODES`` lists the classes that set an exit code themselves (the categories, and the
+few subclasses that differ from theirs); every other class inherits its category's.
 """
 
 from __future__ import annotations
 
 from filerestore import errors
+from filerestore.errors import ExitCode
 
-OK = 0
-FAILURE = 1
-USAGE = 2
-NOT_FOUND = 3
-BAD_IMAGE = 4
-REFUSED = 5
-INTERRUPTED = 130  # 128 + SIGINT, as shells report it
+OK = ExitCode.OK
+FAILURE = ExitCode.FAILURE
+USAGE = ExitCode.USAGE
+NOT_FOUND = ExitCode.NOT_FOUND
+BAD_IMAGE = ExitCode.BAD_IMAGE
+REFUSED = ExitCode.REFUSED
+UNAVAILABLE = ExitCode.UNAVAILABLE
+PARTIAL = ExitCode.PARTIAL
+INTERRUPTED = ExitCode.INTERRUPTED
 
 EXIT_CODES: dict[type[errors.FileRestoreError], int] = {
-    errors.FileRestoreError: FAILURE,
-    errors.UsageError: USAGE,
-    errors.NotFoundError: NOT_FOUND,
-    errors.ImageError: BAD_IMAGE,
-    errors.SafetyError: REFUSED,
-    errors.ConflictError: FAILURE,
-    errors.ServiceUnavailableError: FAILURE,
-    # the API's token checks; a CLI command that manages tokens may still raise them
-    errors.AuthenticationError: FAILURE,
-    errors.PermissionDeniedError: FAILURE,
+    cls: cls.exit_code for cls in errors.error_classes() if "exit_code" in vars(cls)
 }
 
 
@@ -39,4 +33,4 @@ def table_entry(cls: type[errors.FileRestoreError]) -> type[errors.FileRestoreEr
 
 
 def exit_code(exc: errors.FileRestoreError) -> int:
-    return EXIT_CODES[table_entry(type(exc))]
+    return int(exc.exit_code)

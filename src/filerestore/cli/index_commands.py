@@ -1,7 +1,8 @@
 """Index commands: ``search`` (also ``find``), ``history``, ``diff`` and ``index`` (status,
-jobs, queue, run, cancel). Thin: each calls filerestore.index and prints the result, as a
-table for people or ``--json`` for machines. The CLI runs on the catalog's own database, so
-every backup in the catalog is searched.
+jobs, queue, run, cancel). Thin: each calls filerestore.index and prints the result, as text
+for people or one JSON document (``--json``) for machines. The CLI runs on the catalog's own
+database, so every backup in the catalog is searched. The database stack is imported inside
+the commands, so ``--help`` does not load it.
 """
 
 from __future__ import annotations
@@ -9,45 +10,44 @@ from __future__ import annotations
 import signal
 import sys
 import threading
-from dataclasses import asdict, fields, is_dataclass
 from datetime import UTC, datetime
-from enum import Enum
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Any
 
-import typer
+import click
 
-from filerestore import catalog
-from filerestore.cli.app import JsonOpt, app
-from filerestore.cli.render import format_time, json_line, printable
-from filerestore.db import Database, open_database
-from filerestore.errors import FileRestoreError
-from filerestore.fs.entry import EntryKind
-from filerestore.index import jobs
-from filerestore.index.diff import BackupDiff
-from filerestore.index.history import path_history
-from filerestore.index.records import BackupRef, PathHit, Version
-from filerestore.index.runner import IndexRunner
-from filerestore.index.search import MAX_LIMIT, SearchQuery, search
-from filerestore.restore.stack import format_size
-from filerestore.settings import Settings, load_settings
+from filerestore.cli import json_output
+from filerestore.cli.app import app, group, json_opt
 
-index_app = typer.Typer(
-    help="The file index: state, jobs, queue, run, cancel.", no_args_is_help=True
+if TYPE_CHECKING:
+    from filerestore.db import Database
+    from filerestore.index.records import BackupRef, PathHit, Version
+    from filerestore.settings import Settings
+
+index_app = group("index", "The file index: status, jobs, queue, run, cancel.")
+
+DATE = click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M:%S%z"])
+KINDS = click.Choice(["file", "dir", "symlink", "other"])
+index_volume_opt = click.option(
+    "--volume",
+    "-v",
+    "volume",
+    default=None,
+    metavar="ID",
+    help="Volume (when the disk has several).",
 )
-app.add_typer(index_app, name="index")
-
-VolumeOpt = Annotated[
-    str | None, typer.Option("--volume", "-V", help="Volume (when the disk has several).")
-]
-DateOpt = typer.Option(formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M:%S%z"])
 
 
 def _open() -> tuple[Settings, Database]:
+    from filerestore.db import open_database
+    from filerestore.settings import load_settings
+
     settings = load_settings()
     return settings, open_database(settings)
 
 
 def _allowed(db: Database) -> set[int]:
+    from filerestore import catalog
+
     return {b.id for b in catalog.list_backups(db)}
 
 
@@ -58,49 +58,58 @@ def _utc(moment: datetime | None) -> datetime | None:
     return moment.replace(tzinfo=UTC)
 
 
-def plain(value: Any) -> Any:
-    """Records as JSON-ready values (dates as ISO 8601, kinds as their names)."""
-    if is_dataclass(value) and not isinstance(value, type):
-        return {f.name: plain(getattr(value, f.name)) for f in fields(value)}
-    if isinstance(value, dict):
-        return {k: plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [plain(v) for v in value]
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, Enum):
-        return value.value
-    return value
-
-
 def _backups(refs: tuple[BackupRef, ...]) -> str:
     return ",".join(str(b.backup_id) for b in refs)
 
 
 def _version(v: Version) -> str:
+    from filerestore.cli.render import format_time
+    from filerestore.fs.entry import EntryKind
+    from filerestore.restore.stack import format_size
+
     size = format_size(v.size) if v.kind is EntryKind.FILE else v.kind.value
     return f"{size:>10}  {format_time(v.mtime_ns)}  backups {_backups(v.backups)}"
 
 
 def _hit_lines(hit: PathHit) -> list[str]:
+    from filerestore.restore.names import printable
+
     where = "/".join(x or "-" for x in (hit.vm_name, hit.disk_name)) + f" {hit.volume}"
     lines = [f"{printable(hit.path)}  ({printable(where)})"]
     lines += [f"  {_version(v)}" for v in hit.versions]
     return lines
 
 
-def _search(
+@app.command("search")
+@click.argument("name", required=False)
+@click.option("--glob", default=None, help="Glob the whole name matches (*, ?, [...]).")
+@click.option("--path", default=None, help="Only under this guest path.")
+@click.option("--kind", type=KINDS, default=None, help="Only entries of this kind.")
+@click.option("--size-min", type=click.IntRange(min=0), default=None, help="Bytes.")
+@click.option("--size-max", type=click.IntRange(min=0), default=None, help="Bytes.")
+@click.option("--mtime-from", type=DATE, default=None, help="Modified at or after (UTC).")
+@click.option("--mtime-to", type=DATE, default=None, help="Modified at or before (UTC).")
+@click.option("--vm", default=None, help="Only this VM's backups.")
+@click.option("--disk", default=None, help="Only this disk's backups.")
+@click.option("--backup", type=click.IntRange(min=1), multiple=True, help="Only this backup.")
+@click.option("--created-from", type=DATE, default=None, help="Backups made at or after.")
+@click.option("--created-to", type=DATE, default=None, help="Backups made at or before.")
+@click.option("--limit", type=click.IntRange(1, 1000), default=50, show_default=True)
+@click.option("--cursor", default=None, help="The next page (as printed).")
+@click.option("--all", "all_pages", is_flag=True, help="Every page.")
+@json_opt
+def search_command(
     name: str | None,
     glob: str | None,
     path: str | None,
-    kind: EntryKind | None,
+    kind: str | None,
     size_min: int | None,
     size_max: int | None,
     mtime_from: datetime | None,
     mtime_to: datetime | None,
     vm: str | None,
     disk: str | None,
-    backup: list[int] | None,
+    backup: tuple[int, ...],
     created_from: datetime | None,
     created_to: datetime | None,
     limit: int,
@@ -108,191 +117,178 @@ def _search(
     all_pages: bool,
     json: bool,
 ) -> None:
+    """Search every indexed backup for NAME (a substring, any case): paths with their
+    versions and the backups holding them. Dates without a zone are UTC."""
+    from filerestore.fs.entry import EntryKind
+    from filerestore.index.search import SearchQuery, search
+
     _, db = _open()
     allowed = _allowed(db)
+    hits: list[Any] = []
     shown = 0
     while True:
         query = SearchQuery(
             name=name,
             glob=glob,
             path_prefix=path,
-            kind=kind,
+            kind=None if kind is None else EntryKind(kind),
             size_min=size_min,
             size_max=size_max,
             mtime_from=_utc(mtime_from),
             mtime_to=_utc(mtime_to),
             vm_name=vm,
             disk_name=disk,
-            backup_ids=backup or None,
+            backup_ids=list(backup) or None,
             created_from=_utc(created_from),
             created_to=_utc(created_to),
             limit=limit,
             cursor=cursor,
         )
         page = search(db, query, allowed)
-        for hit in page.hits:
-            if json:
-                typer.echo(json_line(plain(hit)))
-            else:
-                typer.echo("\n".join(_hit_lines(hit)))
+        if json:
+            hits += page.hits
+        else:
+            for hit in page.hits:
+                click.echo("\n".join(_hit_lines(hit)))
         shown += len(page.hits)
         cursor = page.next_cursor
         if cursor is None or not all_pages:
             break
     if json:
-        typer.echo(json_line({"next_cursor": cursor}))
+        json_output.print_document({"hits": hits, "next_cursor": cursor})
     elif cursor is not None:
-        typer.echo(f"-- more: --cursor {cursor} (or --all)")
+        click.echo(f"-- more: --cursor {cursor} (or --all)")
     elif shown == 0:
-        typer.echo("no match in the indexed backups (see `filerestore index status`)")
+        click.echo("no match in the indexed backups (see `filerestore index status`)")
 
 
-def _search_command(
-    name: Annotated[
-        str | None, typer.Argument(help="Substring of the name (any case).", show_default=False)
-    ] = None,
-    glob: Annotated[
-        str | None, typer.Option("--glob", help="Glob the whole name matches (*, ?, [...]).")
-    ] = None,
-    path: Annotated[str | None, typer.Option("--path", help="Only under this guest path.")] = None,
-    kind: Annotated[EntryKind | None, typer.Option("--kind", help="file, dir, symlink, other.")] = (
-        None
-    ),
-    size_min: Annotated[int | None, typer.Option("--size-min", min=0, help="Bytes.")] = None,
-    size_max: Annotated[int | None, typer.Option("--size-max", min=0, help="Bytes.")] = None,
-    mtime_from: Annotated[datetime | None, DateOpt] = None,
-    mtime_to: Annotated[datetime | None, DateOpt] = None,
-    vm: Annotated[str | None, typer.Option("--vm", help="Only this VM's backups.")] = None,
-    disk: Annotated[str | None, typer.Option("--disk", help="Only this disk's backups.")] = None,
-    backup: Annotated[
-        list[int] | None, typer.Option("--backup", help="Only this backup (repeatable).")
-    ] = None,
-    created_from: Annotated[datetime | None, DateOpt] = None,
-    created_to: Annotated[datetime | None, DateOpt] = None,
-    limit: Annotated[int, typer.Option("--limit", min=1, max=MAX_LIMIT, help="Page size.")] = 50,
-    cursor: Annotated[str | None, typer.Option("--cursor", help="Next page (as printed).")] = (
-        None
-    ),
-    all_pages: Annotated[bool, typer.Option("--all", help="Every page.")] = False,
-    json: JsonOpt = False,
-) -> None:
-    """Search every indexed backup: paths grouped with their versions and backups (dates
-    without a zone are UTC; times shown in UTC)."""
-    _search(
-        name, glob, path, kind, size_min, size_max, mtime_from, mtime_to, vm, disk, backup,
-        created_from, created_to, limit, cursor, all_pages, json,
-    )  # fmt: skip
-
-
-app.command("search")(_search_command)
-app.command("find", help="Same as `search`.")(_search_command)
+app.add_command(
+    click.Command(
+        "find",
+        callback=search_command.callback,
+        params=search_command.params,
+        help="Same as `search`.",
+        context_settings=search_command.context_settings,
+    )
+)
 
 
 @app.command()
-def history(
-    backup_id: Annotated[int, typer.Argument(help="Any backup of the disk.", min=1)],
-    path: Annotated[str, typer.Argument(help="Guest path.")],
-    volume: VolumeOpt = None,
-    json: JsonOpt = False,
-) -> None:
-    """Every version of PATH across the backups of one disk, and when it appeared, changed
-    and vanished."""
+@click.argument("backup_id", type=click.IntRange(min=1))
+@click.argument("path")
+@index_volume_opt
+@json_opt
+def history(backup_id: int, path: str, volume: str | None, json: bool) -> None:
+    """Every version of PATH across the backups of the disk of BACKUP_ID, and when it
+    appeared, changed and vanished."""
+    from filerestore.index.history import path_history
+    from filerestore.restore.names import printable
+
     _, db = _open()
     if not path.startswith("/"):
         path = "/" + path
     h = path_history(db, backup_id, path, _allowed(db), volume)
     if json:
-        typer.echo(json_line(plain(h)))
+        json_output.print_document(h)
         return
     if not h.versions:
-        typer.echo(f"{printable(path)}: in no indexed backup of this disk ({h.volume})")
+        click.echo(f"{printable(path)}: in no indexed backup of this disk ({h.volume})")
         return
-    typer.echo(f"{printable(h.path)} ({h.volume}): {len(h.versions)} version(s)")
+    click.echo(f"{printable(h.path)} ({h.volume}): {len(h.versions)} version(s)")
     for i, v in enumerate(h.versions, 1):
-        typer.echo(f"  v{i} {_version(v)}")
+        click.echo(f"  v{i} {_version(v)}")
     for e in h.events:
         when = e.backup.created_at.strftime("%Y-%m-%d %H:%M:%S")
-        typer.echo(f"  {e.event:<8} in backup {e.backup.backup_id} ({when})")
+        click.echo(f"  {e.event:<8} in backup {e.backup.backup_id} ({when})")
     if h.last_seen is not None:
-        typer.echo(f"  last seen in backup {h.last_seen.backup_id}")
+        click.echo(f"  last seen in backup {h.last_seen.backup_id}")
 
 
 @app.command()
-def diff(
-    old: Annotated[int, typer.Argument(help="The older backup.", min=1)],
-    new: Annotated[int, typer.Argument(help="The newer backup (same disk).", min=1)],
-    path: Annotated[str, typer.Option("--path", help="Only this directory.")] = "/",
-    volume: VolumeOpt = None,
-    content: Annotated[
-        bool, typer.Option("--content", help="Compare changed files' contents too.")
-    ] = False,
-    json: JsonOpt = False,
-) -> None:
-    """What differs between two backups of one disk: + added, - removed, M changed (the
-    fields named), then totals."""
+@click.argument("old", type=click.IntRange(min=1))
+@click.argument("new", type=click.IntRange(min=1))
+@click.option("--path", default="/", show_default=True, help="Only this directory.")
+@index_volume_opt
+@click.option("--content", is_flag=True, help="Compare changed files' contents too.")
+@json_opt
+def diff(old: int, new: int, path: str, volume: str | None, content: bool, json: bool) -> None:
+    """What differs between backups OLD and NEW of one disk: + added, - removed, M changed
+    (the fields named), then totals. --json: {"entries": [...], "totals": {...}}, the entries
+    written as they are found."""
+    from filerestore.index.diff import BackupDiff
+    from filerestore.restore.names import printable
+
     _, db = _open()
     d = BackupDiff(db, old, new, _allowed(db), volume=volume, path=path, content=content)
+    if json:
+        sys.stdout.write('{\n  "entries": ')
+        for text in json_output.array(d):
+            sys.stdout.write(text.replace("\n", "\n  "))
+        sys.stdout.write(',\n  "totals": ')
+        sys.stdout.write(json_output.document(d.totals).replace("\n", "\n  ") + "\n}\n")
+        return
     marks = {"added": "+", "removed": "-", "changed": "M"}
     for e in d:
-        if json:
-            typer.echo(json_line(plain(e)))
-            continue
         line = f"{marks[e.change]} {printable(e.path)}"
         if e.fields:
             line += f"  ({', '.join(e.fields)})"
         if e.content_changed is not None:
             line += "  content " + ("differs" if e.content_changed else "same")
-        typer.echo(line)
+        click.echo(line)
     t = d.totals
-    if json:
-        typer.echo(json_line({"totals": plain(t)}))
-    else:
-        typer.echo(f"{t.added} added, {t.removed} removed, {t.changed} changed")
+    click.echo(f"{t.added} added, {t.removed} removed, {t.changed} changed")
 
 
 @index_app.command("status")
-def index_status(json: JsonOpt = False) -> None:
+@json_opt
+def index_status(json: bool) -> None:
     """Each backup's index state: none, queued, running (progress), done, failed (why)."""
+    from filerestore.index import jobs
+    from filerestore.restore.names import printable
+
     _, db = _open()
-    states = jobs.index_states(db, _allowed(db))
-    rows = [asdict(v) for _, v in sorted(states.items())]
+    states = [v for _, v in sorted(jobs.index_states(db, _allowed(db)).items())]
     if json:
-        typer.echo(json_line(plain(rows)))
+        json_output.print_array(states)
         return
-    typer.echo(f"{'BACKUP':>6}  {'STATE':<8}  {'ENTRIES':>9}  PROGRESS  REASON")
-    for r in rows:
-        progress = "-" if r["percent"] is None else f"{r['percent']:.0f}%"
-        reason = printable(r["reason"] or "")
-        typer.echo(
-            f"{r['backup_id']:>6}  {r['state']:<8}  {r['entries']:>9}  {progress:>8}  {reason}"
+    click.echo(f"{'BACKUP':>6}  {'STATE':<8}  {'ENTRIES':>9}  PROGRESS  REASON")
+    for r in states:
+        progress = "-" if r.percent is None else f"{r.percent:.0f}%"
+        click.echo(
+            f"{r.backup_id:>6}  {r.state:<8}  {r.entries:>9}  {progress:>8}  "
+            f"{printable(r.reason or '')}"
         )
 
 
 @index_app.command("jobs")
-def index_jobs(json: JsonOpt = False) -> None:
+@json_opt
+def index_jobs(json: bool) -> None:
     """Every index job, oldest first."""
+    from filerestore.index import jobs
+    from filerestore.restore.names import printable
+
     _, db = _open()
-    rows = [asdict(j) for j in jobs.list_jobs(db)]
+    rows = jobs.list_jobs(db)
     if json:
-        typer.echo(json_line(plain(rows)))
+        json_output.print_array(rows)
         return
-    typer.echo(f"{'JOB':>5}  {'BACKUP':>6}  {'STATE':<9}  {'TRIES':>5}  {'ENTRIES':>9}  REASON")
+    click.echo(f"{'JOB':>5}  {'BACKUP':>6}  {'STATE':<9}  {'TRIES':>5}  {'ENTRIES':>9}  REASON")
     for r in rows:
-        backup = "-" if r["backup_id"] is None else r["backup_id"]
-        typer.echo(
-            f"{r['id']:>5}  {backup:>6}  {r['state']:<9}  {r['attempts']:>5}  "
-            f"{r['entries']:>9}  {printable(r['reason'] or '')}"
+        backup = "-" if r.backup_id is None else str(r.backup_id)
+        click.echo(
+            f"{r.id:>5}  {backup:>6}  {r.state:<9}  {r.attempts:>5}  {r.entries:>9}  "
+            f"{printable(r.reason or '')}"
         )
 
 
 @index_app.command("queue")
-def index_queue(
-    backup_ids: Annotated[
-        list[int] | None,
-        typer.Argument(help="Backups to index (default: every one never indexed or queued)."),
-    ] = None,
-) -> None:
-    """Queue index jobs (a backup with an active job keeps it)."""
+@click.argument("backup_ids", type=click.IntRange(min=1), nargs=-1)
+def index_queue(backup_ids: tuple[int, ...]) -> None:
+    """Queue index jobs for BACKUP_IDS (default: every backup never indexed or queued); a
+    backup with an active job keeps it."""
+    from filerestore import catalog
+    from filerestore.index import jobs
+
     _, db = _open()
     if backup_ids:
         for backup_id in backup_ids:
@@ -301,24 +297,28 @@ def index_queue(
     else:
         queued = jobs.enqueue_unindexed(db, requested_by="cli")
     for job in queued:
-        typer.echo(f"job {job.id}: backup {job.backup_id} {job.state}")
+        click.echo(f"job {job.id}: backup {job.backup_id} {job.state}")
     if not queued:
-        typer.echo("nothing to queue: every backup is indexed or queued")
+        click.echo("nothing to queue: every backup is indexed or queued")
 
 
 @index_app.command("cancel")
-def index_cancel(
-    job_id: Annotated[int, typer.Argument(help="The job (see `index jobs`).", min=1)],
-) -> None:
-    """Cancel an index job: a queued one at once, a running one at its next batch."""
+@click.argument("job_id", type=click.IntRange(min=1))
+def index_cancel(job_id: int) -> None:
+    """Cancel index job JOB_ID: a queued one at once, a running one at its next batch."""
+    from filerestore.index import jobs
+
     _, db = _open()
     job = jobs.cancel(db, job_id)
     state = "cancel requested" if job.state == "running" else job.state
-    typer.echo(f"job {job.id}: backup {job.backup_id} {state}")
+    click.echo(f"job {job.id}: backup {job.backup_id} {state}")
 
 
 def _progress(db: Database, runner: str, done: threading.Event) -> None:
     """A progress line on the terminal (stderr) for the job this process runs."""
+    from filerestore.errors import FileRestoreError
+    from filerestore.index import jobs
+
     width = 0
     while not done.wait(0.5):
         try:
@@ -340,13 +340,13 @@ def _progress(db: Database, runner: str, done: threading.Event) -> None:
 
 
 @index_app.command("run")
-def index_run(
-    follow: Annotated[
-        bool, typer.Option("--follow", help="Keep running, waiting for new jobs (Ctrl-C stops).")
-    ] = False,
-) -> None:
+@click.option("--follow", is_flag=True, help="Keep running, waiting for new jobs (Ctrl-C stops).")
+def index_run(follow: bool) -> None:
     """Run queued index jobs here until none is due (or, with --follow, until stopped: the
-    job it runs then is undone and queued again)."""
+    job it runs then is undone and queued again). A progress line shows on a terminal."""
+    from filerestore.index.runner import IndexRunner
+    from filerestore.restore.names import printable
+
     settings, db = _open()
     runner = IndexRunner(db, settings)
     if not follow:
@@ -360,11 +360,11 @@ def index_run(
         for o in outcomes:
             entries = f", {o.report.entries} entries" if o.report is not None else ""
             reason = f": {printable(o.reason)}" if o.reason and o.state != "done" else ""
-            typer.echo(f"job {o.job_id}: {o.state}{entries}{reason}")
+            click.echo(f"job {o.job_id}: {o.state}{entries}{reason}")
         if not outcomes:
-            typer.echo("no index job is due")
+            click.echo("no index job is due")
         if any(o.state == "failed" for o in outcomes):
-            raise typer.Exit(1)
+            raise click.exceptions.Exit(1)
         return
     stopped = threading.Event()
 
@@ -374,7 +374,7 @@ def index_run(
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     runner.start()
-    typer.echo(f"index runner {runner.name} started; Ctrl-C or SIGTERM stops it")
+    click.echo(f"index runner {runner.name} started; Ctrl-C or SIGTERM stops it")
     stopped.wait()
     runner.stop()
-    typer.echo("index runner stopped")
+    click.echo("index runner stopped")

@@ -2,44 +2,17 @@
 
 Guest names can hold anything but ``/`` and NUL, including terminal escape sequences and bytes
 that are not UTF-8; they are shown with backslash escapes so a hostile name cannot drive the
-terminal. JSON output carries them unchanged instead (see :func:`json_line`).
+terminal. JSON output carries them unchanged instead (see :mod:`~filerestore.cli.json_output`).
 """
 
 from __future__ import annotations
 
-import json
 import stat as stat_mod
 from datetime import UTC, datetime
-from typing import Any
 
 from filerestore.fs.entry import Entry
+from filerestore.restore.names import printable
 from filerestore.restore.stack import ImageDescription, format_size
-
-
-def printable(text: str) -> str:
-    """``text`` with control characters and undecodable bytes shown as escapes."""
-    if text.isprintable() and "\\" not in text:
-        return text
-    out = []
-    for ch in text:
-        code = ord(ch)
-        if 0xDC80 <= code <= 0xDCFF:  # a byte that was not UTF-8 (surrogateescape)
-            out.append(f"\\x{code - 0xDC00:02x}")
-        elif ch == "\\":
-            out.append("\\\\")
-        elif ch.isprintable():
-            out.append(ch)
-        elif code <= 0xFF:
-            out.append(f"\\x{code:02x}")
-        else:
-            out.append(f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}")
-    return "".join(out)
-
-
-def json_line(data: Any) -> str:
-    # ensure_ascii keeps undecodable names as \udcXX escapes: valid JSON that json.loads turns
-    # back into the same surrogate-escaped str the filesystem layer accepts as a path.
-    return json.dumps(data, ensure_ascii=True, sort_keys=False)
 
 
 def format_time(ns: int | None) -> str:
@@ -113,7 +86,7 @@ def inspect_text(desc: ImageDescription) -> str:
     lines.append("")
     rows = [("ID", "OFFSET", "SIZE", "TYPE", "NAME", "FILESYSTEM", "LABEL")]
     for vol in desc.volumes:
-        fs_kind = vol.filesystem or "-"
+        fs_kind = vol.filesystem_type or "-"
         if vol.filesystem_error:
             fs_kind += " (unreadable)"
         rows.append(

@@ -8,6 +8,7 @@ detection works even when an optional extra is missing) and ``open_fs(reader) ->
 from __future__ import annotations
 
 import importlib
+from dataclasses import dataclass
 from types import ModuleType
 
 from filerestore.blockio import Reader
@@ -16,7 +17,15 @@ from filerestore.fs.base import Filesystem
 from filerestore.fs.corrupt import parse_errors
 from filerestore.fs.entry import Entry, EntryKind
 
-__all__ = ["Entry", "EntryKind", "Filesystem", "detect_filesystem", "open_filesystem"]
+__all__ = [
+    "Detection",
+    "Entry",
+    "EntryKind",
+    "Filesystem",
+    "detect",
+    "detect_filesystem",
+    "open_filesystem",
+]
 
 # Tried in this order. Signatures at fixed offsets that cannot collide come first; FAT goes
 # last because its boot sector has the weakest signature (and NTFS/exFAT boot sectors also
@@ -35,23 +44,41 @@ def _backends() -> list[ModuleType]:
     return [importlib.import_module(name) for name in _BACKENDS]
 
 
-def detect_filesystem(reader: Reader) -> str | None:
-    """The filesystem kind on ``reader`` ("ext4", "ntfs", ...) or None."""
+@dataclass(frozen=True)
+class Detection:
+    """A filesystem recognised on a reader: its kind, and the backend that opens it (so a
+    caller that detected first does not detect again to open)."""
+
+    kind: str
+    backend: ModuleType
+
+    def open(self, reader: Reader) -> Filesystem[object]:
+        with parse_errors(self.backend.__name__.rsplit(".", 1)[1], "open the filesystem"):
+            fs: Filesystem[object] = self.backend.open_fs(reader)
+        return fs
+
+
+def detect(reader: Reader) -> Detection | None:
+    """The filesystem on ``reader``, recognised by signature, or None."""
     for module in _backends():
         with parse_errors(module.__name__.rsplit(".", 1)[1], "detect the filesystem"):
             kind: str | None = module.detect(reader)
         if kind:
-            return kind
+            return Detection(kind, module)
     return None
+
+
+def detect_filesystem(reader: Reader) -> str | None:
+    """The filesystem kind on ``reader`` ("ext4", "ntfs", ...) or None."""
+    found = detect(reader)
+    return found.kind if found else None
 
 
 def open_filesystem(reader: Reader) -> Filesystem[object]:
     """Open the filesystem on ``reader``; NoFilesystemError when none is recognised."""
-    for module in _backends():
-        with parse_errors(module.__name__.rsplit(".", 1)[1], "open the filesystem"):
-            if module.detect(reader):
-                fs: Filesystem[object] = module.open_fs(reader)
-                return fs
-    raise NoFilesystemError(
-        "no supported filesystem found (tried: ext, xfs, btrfs, ntfs, exfat, fat)"
-    )
+    found = detect(reader)
+    if found is None:
+        raise NoFilesystemError(
+            "no supported filesystem found (tried: ext, xfs, btrfs, ntfs, exfat, fat)"
+        )
+    return found.open(reader)

@@ -32,6 +32,7 @@ import pyfsext
 
 from filerestore.blockio import Reader
 from filerestore.errors import FilesystemError
+from filerestore.fs import ext_xattr
 from filerestore.fs.contents import FileContents
 from filerestore.fs.corrupt import parse_errors
 from filerestore.fs.entry import Entry, EntryKind
@@ -357,6 +358,25 @@ class ExtFilesystem(LibyalFilesystem):
 
     def _max_file_size(self, node: Inode) -> int:
         return self._max_sizes[1 if node.flags & EXTENTS_FL else 0]
+
+    def _xattrs(self, node: Inode) -> dict[str, bytes]:
+        # read here, not through the library: see fs/ext_xattr.py
+        sb = self.superblock
+        found: dict[str, bytes] = {}
+        if sb.inode_size > GOOD_OLD_INODE_SIZE:
+            group, index = divmod(node.number - 1, sb.inodes_per_group)
+            where = self._inode_table(group) * sb.block_size + index * sb.inode_size
+            raw = self.reader.read_at(where, sb.inode_size)
+            extra_isize = int.from_bytes(raw[128:130], "little")
+            if 128 + extra_isize <= len(raw):
+                found.update(ext_xattr.in_inode(raw, extra_isize))
+        if node.file_acl:
+            bs = sb.block_size
+            if node.file_acl >= self.reader.size // bs:
+                raise FilesystemError("ext: an xattr block lies past the end of the volume")
+            block = ext_xattr.in_block(self.reader.read_at(node.file_acl * bs, bs))
+            found.update(block)  # the kernel lists in-inode attributes first, as here
+        return found
 
     def _open(self, node: Inode) -> FileContents:
         size = node.size

@@ -255,6 +255,21 @@ class LibyalFilesystem(Filesystem[LibyalNode]):
             raw.append((self._volume_offset(offset, flags), length, flags))
         return extents_from_library(raw, size, self.reader.size)
 
+    def _xattrs(self, node: LibyalNode) -> dict[str, bytes]:
+        """Extended attributes through the library, where it has them (libfsext, libfsxfs;
+        libfsntfs and libfsfat have none: NTFS alternate data streams are not xattrs)."""
+        count = getattr(node, "get_number_of_extended_attributes", None)
+        if count is None:
+            return {}
+        out: dict[str, bytes] = {}
+        with self._library_errors("read extended attributes"):
+            for i in range(int(count())):
+                attr = node.get_extended_attribute(i)
+                size = int(attr.get_size())
+                value = bytes(attr.read_buffer_at_offset(size, 0)) if size else b""
+                out[str(attr.get_name())] = value
+        return out
+
     def _volume_offset(self, offset: int, flags: int) -> int:
         """Where an extent the library reports at ``offset`` lies on the volume (identity;
         a hook for a library that reports it wrongly)."""

@@ -7,16 +7,18 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Hashable
 
 from filerestore.blockio import SizedReader
-from filerestore.image.chain import ChainLink, OpenedLink, open_chain
+from filerestore.image.chain import ChainLink, OpenedLink, confirm_chain, open_chain
 from filerestore.image.metadata import (
     DEFAULT_METADATA_BUDGET,
     MetadataCache,
     layer_working_set,
 )
 from filerestore.image.qcow2 import Layer, Qcow2Layer
-from filerestore.source import FileSignature, LocalStore
+from filerestore.image.qcow2_data_file import RawDataFile
+from filerestore.source import LocalStore, Store
 
 DEFAULT_MAX_CHAIN_DEPTH = 64
 
@@ -25,21 +27,31 @@ class DiskImage(SizedReader):
     """The guest disk of an image and its backing chain (a blockio Reader, thread-safe)."""
 
     def __init__(self, opened: list[OpenedLink], budget: int = DEFAULT_METADATA_BUDGET) -> None:
-        self._files = [o.file for o in opened]
+        self._files = [f for o in opened for f in o.files]
+        #: one file per link of the chain, top first (not their extents or data files)
+        self._chain_files = [o.file for o in opened]
         self.chain: list[ChainLink] = [o.link for o in opened]
         #: the tables of every file of the chain, within the open's metadata budget
         self.metadata = MetadataCache(budget)
         #: the least the budget must hold for this chain (see image.metadata)
-        self.working_set = sum(layer_working_set(o.info.header) for o in opened if o.info)
+        self.working_set = sum(
+            layer_working_set(o.info.header) if o.info else o.working_set for o in opened
+        )
         layer: Layer | None = None
         #: the readers of the chain's files, top first (image.allocation reads their tables)
         self.layers: list[Layer] = []
         try:
             for i, o in enumerate(reversed(opened)):
-                if o.info is None:
+                if o.layer is not None:  # VMDK, VHD, VHDX, their tables in the same cache
+                    layer = o.layer(layer, self.metadata)
+                elif o.info is None:
                     layer = o.file
+                elif o.info.header.data_file_is_raw:
+                    assert o.data_file is not None  # no backing file either (qcow2_header)
+                    layer = RawDataFile(o.data_file, o.info.header.size)
                 else:
-                    layer = Qcow2Layer(o.file, o.info.header, layer, self.metadata, i)
+                    header = o.info.header
+                    layer = Qcow2Layer(o.file, header, layer, self.metadata, i, o.data_file)
                 self.layers.insert(0, layer)
         except BaseException:
             self.close()
@@ -50,14 +62,19 @@ class DiskImage(SizedReader):
         self._closed = threading.Event()
 
     @property
-    def signatures(self) -> list[tuple[str, FileSignature]]:
-        """(repository name, signature when opened) of every file of the chain, top first."""
-        return [(f.name, f.signature) for f in self._files]
+    def signatures(self) -> list[tuple[str, Hashable]]:
+        """(repository name, signature when opened) of every file of the chain, top first:
+        one per :attr:`chain` link (a VMDK's extents and a QCOW2 data file are not links)."""
+        return [(f.name, f.signature) for f in self._chain_files]
 
     def _read(self, offset: int, n: int) -> bytes:
         if self._closed.is_set():
             raise ValueError("read from a closed DiskImage")
         return self._top.read_at(offset, n)
+
+    def confirm(self) -> None:
+        """Wait until every file of the chain is known to be current (see open_chain)."""
+        confirm_chain(self._files)
 
     def close(self) -> None:
         self._closed = getattr(self, "_closed", threading.Event())
@@ -94,13 +111,20 @@ def open_image(
 
 
 def open_backup(
-    store: LocalStore,
+    store: Store,
     name: str,
     max_chain_depth: int = DEFAULT_MAX_CHAIN_DEPTH,
     metadata_budget: int = DEFAULT_METADATA_BUDGET,
+    *,
+    confirm: bool = True,
 ) -> DiskImage:
-    """Open the image ``name`` of a repository's ``store`` and its backing chain."""
-    return DiskImage(open_chain(store, name, max_chain_depth, metadata_budget), metadata_budget)
+    """Open the image ``name`` of a repository's ``store`` and its backing chain.
+
+    With ``confirm=False`` the files' currency checks may still be running: the caller
+    calls :meth:`DiskImage.confirm` before it trusts or returns anything read.
+    """
+    opened = open_chain(store, name, max_chain_depth, metadata_budget, confirm=confirm)
+    return DiskImage(opened, metadata_budget)
 
 
 def probe_chain(
@@ -116,7 +140,7 @@ def probe_chain(
 
 
 def probe_backup(
-    store: LocalStore,
+    store: Store,
     name: str,
     max_chain_depth: int = DEFAULT_MAX_CHAIN_DEPTH,
     metadata_budget: int = DEFAULT_METADATA_BUDGET,
@@ -124,7 +148,7 @@ def probe_backup(
     """The chain of the image ``name`` of ``store``, as :func:`probe_chain` gives it."""
     opened = open_chain(store, name, max_chain_depth, metadata_budget)
     for o in opened:
-        o.file.close()
+        o.close()
     return [o.link for o in opened]
 
 

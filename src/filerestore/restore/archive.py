@@ -6,7 +6,10 @@ is consumed: no temporary files, memory flat in file sizes. Formats, names and m
 described in :mod:`~filerestore.restore.archive_zip`, :mod:`~filerestore.restore.archive_tar`
 and :mod:`~filerestore.restore.names`; what goes in, in :mod:`~filerestore.restore.archive_members`.
 
-Errors after the first byte cannot become an error status any more: the iterator raises
+An entry that cannot be read (an unreadable directory or file, a symlink no extractor could
+create) is left out and listed in ``FILERESTORE-ERRORS.txt``, the archive's last member
+(see :mod:`~filerestore.restore.archive_members`). Other errors after the first byte cannot
+become an error status any more: the iterator raises
 :class:`~filerestore.errors.ArchiveAbortedError` (or ArchiveTooLargeError past the entry
 limit) and stops without writing the archive's end, so the client holds an archive that
 every extractor rejects, never one with a silently short member. An adapter should close the
@@ -15,7 +18,7 @@ connection without the final chunk.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -33,6 +36,7 @@ from filerestore.restore.archive_zip import zip_stream
 from filerestore.restore.browse import resolve_root
 from filerestore.restore.file_data import CHUNK_SIZE
 from filerestore.restore.names import ROOT_NAME, clean_component, tar_component, zip_component
+from filerestore.restore.partial import Failure
 
 __all__ = ["ArchiveFormat", "ArchiveOptions", "Member", "archive_filename", "archive_stream"]
 
@@ -69,8 +73,9 @@ def archive_stream(
     paths: Sequence[str],
     fmt: ArchiveFormat | str,
     options: ArchiveOptions | None = None,
-) -> Iterator[bytes]:
-    """An archive of ``paths`` (each under its own name), as an iterator of bytes."""
+) -> Generator[bytes, None, None]:
+    """An archive of ``paths`` (each under its own name), as a generator of bytes (close it
+    to stop early)."""
     fmt = _format(fmt)
     options = options or ArchiveOptions()
     if not paths:
@@ -81,17 +86,18 @@ def archive_stream(
         raise InvalidParameterError(f"gzip level must be 0..9, not {options.gzip_level}")
     roots = [resolve_root(fs, path) for path in paths]
     component = zip_component if fmt is ArchiveFormat.ZIP else tar_component
-    members = iter_members(fs, roots, component, options.max_entries)
+    failures: list[Failure] = []  # filled as the stream goes, listed at its end
+    members = iter_members(fs, roots, component, options.max_entries, failures)
     if fmt is ArchiveFormat.ZIP:
-        stream = zip_stream(fs, members, options.deflate, options.chunk_size)
+        stream = zip_stream(fs, members, options.deflate, options.chunk_size, failures)
     else:
-        stream = tar_stream(fs, members, options.chunk_size)
+        stream = tar_stream(fs, members, options.chunk_size, failures)
         if fmt is ArchiveFormat.TAR_GZ:
             stream = gzip_stream(stream, options.gzip_level)
     return _aborting(stream)
 
 
-def _aborting(stream: Iterator[bytes]) -> Iterator[bytes]:
+def _aborting(stream: Iterator[bytes]) -> Generator[bytes, None, None]:
     """Reraise a failure after the first byte as ArchiveAbortedError (see module docstring)."""
     try:
         yield from stream

@@ -24,6 +24,7 @@ from typing import Any
 from filerestore.fs.base import Filesystem
 from filerestore.fs.entry import EntryKind
 from filerestore.restore.archive_members import Member, member_chunks
+from filerestore.restore.partial import Failure
 
 BLOCK = tarfile.BLOCKSIZE  # 512
 RECORD = tarfile.RECORDSIZE  # 20 blocks, what GNU tar and tarfile pad the end to
@@ -60,16 +61,26 @@ def tar_info(member: Member) -> tarfile.TarInfo:
 
 
 def tar_stream(
-    fs: Filesystem[Any], members: Iterable[Member], chunk_size: int = 1 << 20
+    fs: Filesystem[Any],
+    members: Iterable[Member],
+    chunk_size: int = 1 << 20,
+    failures: list[Failure] | None = None,
 ) -> Iterator[bytes]:
-    """An uncompressed PAX TAR of ``members``, yielded as it is read."""
+    """An uncompressed PAX TAR of ``members``, yielded as it is read; a file that cannot be
+    read is left out and appended to ``failures``."""
+    failures = [] if failures is None else failures
     written = 0
     for member in members:
+        chunks = None
+        if member.entry.kind is EntryKind.FILE and member.entry.size:
+            chunks = member_chunks(fs, member, failures, chunk_size)
+            if chunks is None:
+                continue
         header = tar_info(member).tobuf(tarfile.PAX_FORMAT, ENCODING, ERRORS)
         written += len(header)
         yield header
-        if member.entry.kind is EntryKind.FILE and member.entry.size:
-            for chunk in member_chunks(fs, member, chunk_size):
+        if chunks is not None:
+            for chunk in chunks:
                 written += len(chunk)
                 yield chunk
             pad = -member.entry.size % BLOCK

@@ -35,6 +35,7 @@ from typing import Any
 from filerestore.fs.base import Filesystem
 from filerestore.fs.entry import EntryKind
 from filerestore.restore.archive_members import Member, member_chunks
+from filerestore.restore.partial import Failure
 
 UNIX = 3  # "version made by" host system: Unix, so extractors read the mode bits
 MSDOS_DIRECTORY = 0x10
@@ -110,8 +111,11 @@ def zip_stream(
     members: Iterable[Member],
     deflate: bool = False,
     chunk_size: int = 1 << 20,
+    failures: list[Failure] | None = None,
 ) -> Iterator[bytes]:
-    """A ZIP of ``members``, yielded as it is read."""
+    """A ZIP of ``members``, yielded as it is read; a file that cannot be read is left out
+    and appended to ``failures``."""
+    failures = [] if failures is None else failures
     pipe = _Pipe()
     archive = zipfile.ZipFile(pipe, "w", allowZip64=True)  # type: ignore[call-overload]
     try:
@@ -122,11 +126,16 @@ def zip_stream(
                 archive.NameToInfo.clear()
                 yield pipe.drain()
                 continue
+            chunks = None
+            if member.entry.kind is EntryKind.FILE:
+                chunks = member_chunks(fs, member, failures, chunk_size)
+                if chunks is None:
+                    continue
             with archive.open(info, "w", force_zip64=True) as out:
-                if member.entry.kind is EntryKind.SYMLINK:
+                if chunks is None:  # a symlink: its target is its data
                     out.write((member.entry.target or "").encode("utf-8", "surrogateescape"))
                 else:
-                    for chunk in member_chunks(fs, member, chunk_size):
+                    for chunk in chunks:
                         out.write(chunk)
                         data = pipe.drain()
                         if data:

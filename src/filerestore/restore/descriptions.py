@@ -15,12 +15,18 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from collections.abc import Hashable
 from dataclasses import dataclass
 
 from filerestore.errors import FileRestoreError
-from filerestore.image import DEFAULT_METADATA_BUDGET, DiskImage, open_backup
-from filerestore.restore.stack import DEFAULT_MAX_CHAIN_DEPTH, ImageDescription, describe_disk
-from filerestore.source import FileSignature, LocalStore
+from filerestore.image import (
+    DEFAULT_MAX_CHAIN_DEPTH,
+    DEFAULT_METADATA_BUDGET,
+    DiskImage,
+    open_backup,
+)
+from filerestore.restore.stack import ImageDescription, describe_disk
+from filerestore.source import LocalStore
 
 #: backups whose descriptions one process keeps (a description is a few KiB)
 DEFAULT_ENTRIES = 256
@@ -32,7 +38,7 @@ _Key = tuple[str, str, int, int]
 class _Kept:
     #: per file of the chain: (name as the open gives it, the file it is relative to,
     #: the signature the file had when opened)
-    files: tuple[tuple[str, str | None, FileSignature], ...]
+    files: tuple[tuple[str, str | None, Hashable], ...]
     description: ImageDescription
 
 
@@ -78,8 +84,8 @@ class DescriptionCache:
             self._items.clear()
 
 
-def _chain_files(name: str, image: DiskImage) -> tuple[tuple[str, str | None, FileSignature], ...]:
-    files: list[tuple[str, str | None, FileSignature]] = []
+def _chain_files(name: str, image: DiskImage) -> tuple[tuple[str, str | None, Hashable], ...]:
+    files: list[tuple[str, str | None, Hashable]] = []
     given, relative_to = name, None
     for link, (canonical, signature) in zip(image.chain, image.signatures, strict=True):
         files.append((given, relative_to, signature))
@@ -87,7 +93,7 @@ def _chain_files(name: str, image: DiskImage) -> tuple[tuple[str, str | None, Fi
     return tuple(files)
 
 
-def _unchanged(store: LocalStore, files: tuple[tuple[str, str | None, FileSignature], ...]) -> bool:
+def _unchanged(store: LocalStore, files: tuple[tuple[str, str | None, Hashable], ...]) -> bool:
     try:
         return all(store.stat(n, rel).signature == sig for n, rel, sig in files)
     except FileRestoreError:

@@ -1,5 +1,9 @@
 """Reading one file's bytes out of a guest filesystem, whole or by range, in chunks.
 
+:func:`read_chunks` is the one read loop: downloads, archives, ``cat`` and extraction all
+read through it, and it raises ShortReadError when a reader returns fewer bytes than asked,
+so no caller can write a truncated file and report success.
+
 Ranges are Python-style: ``start`` inclusive, ``end`` exclusive (``None``: to the end of the
 file). An HTTP adapter turns ``bytes=a-b`` into ``start=a, end=b + 1`` after clamping ``b``
 to the last byte as RFC 9110 says. Everything a caller can get wrong (a directory, a missing
@@ -14,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from filerestore.blockio import Reader
-from filerestore.errors import FilesystemError, RangeNotSatisfiableError
+from filerestore.errors import RangeNotSatisfiableError, ShortReadError
 from filerestore.fs.base import Filesystem
 from filerestore.fs.entry import Entry
 
@@ -41,20 +45,29 @@ class OpenFile:
             raise RangeNotSatisfiableError(
                 f"range {start}-{end} is outside {self.entry.path} ({self.size} bytes)"
             )
-        if chunk_size < 1:
-            raise ValueError("chunk_size must be positive")
-        return _chunks(self.reader, self.entry.path, start, stop, chunk_size)
+        return read_chunks(self.reader, self.entry.path, start, stop, chunk_size)
 
 
-def _chunks(reader: Reader, path: str, start: int, stop: int, chunk_size: int) -> Iterator[bytes]:
+def read_chunks(
+    reader: Reader,
+    path: str,
+    start: int = 0,
+    stop: int | None = None,
+    chunk_size: int = CHUNK_SIZE,
+) -> Iterator[bytes]:
+    """Bytes ``[start, stop)`` of ``reader`` (``stop``: its size) in chunks of ``chunk_size``;
+    ShortReadError, naming ``path``, as soon as a read returns less than asked."""
+    if chunk_size < 1:
+        raise ValueError("chunk_size must be positive")
+    end = reader.size if stop is None else stop
     pos = start
-    while pos < stop:
-        want = min(chunk_size, stop - pos)
+    while pos < end:
+        want = min(chunk_size, end - pos)
         data = reader.read_at(pos, want)
         if len(data) != want:
-            # a reader must never return short data (blockio contract); if one does, a
-            # download would end early without anyone noticing, so stop loudly instead
-            raise FilesystemError(
+            # a reader must never return short data (blockio contract); if one does, the
+            # copy would end early without anyone noticing, so stop loudly instead
+            raise ShortReadError(
                 f"short read of {path} at byte {pos}: wanted {want} bytes, got {len(data)}"
             )
         yield data

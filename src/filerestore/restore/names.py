@@ -14,6 +14,13 @@ Names that are not valid UTF-8 (Entry names carry those bytes as surrogate escap
   byte is written as ``%XX`` (``caf\\xe9`` -> ``caf%E9``). A backslash is written as ``%5C``
   too, because Windows extractors treat it as a path separator (``..\\x`` would climb).
 
+For people (a terminal, a log, an archive's error list) :func:`printable` shows a name with
+control characters and undecodable bytes as backslash escapes, so a hostile name cannot
+drive a terminal.
+
+A surrogate that stands for no byte (an unpaired UTF-16 unit a corrupt name may hold) has no
+encoding in either format: it is written as U+FFFD.
+
 Escaping can make two names equal (``caf%E9`` next to an undecodable ``caf\\xe9``); the
 archive writers then add `` (2)``, `` (3)``... before the extension: see :func:`unique`.
 """
@@ -26,6 +33,9 @@ ROOT_NAME = "root"  # the archive folder for a download of the filesystem root "
 EMPTY_NAME = "(empty)"  # only a corrupt directory entry has no name
 
 _FORBIDDEN = {"/": "%2F", "\x00": "%00"}
+# A surrogate that is not an escaped byte (U+DC80..U+DCFF) has no encoding at all: a corrupt
+# name can still claim one (an unpaired UTF-16 unit), and the writers would fail on it.
+_LONE_SURROGATE = re.compile("[\ud800-\udc7f\udd00-\udfff]")
 _SURROGATE = re.compile("[\udc80-\udcff]")
 _ZIP_SPECIAL = re.compile("[\udc80-\udcff\\\\]")
 
@@ -36,6 +46,8 @@ def clean_component(name: str) -> str:
         return EMPTY_NAME
     if name in (".", ".."):
         return "%2E" * len(name)
+    if _LONE_SURROGATE.search(name):
+        name = _LONE_SURROGATE.sub("\ufffd", name)
     if "/" in name or "\x00" in name:
         return "".join(_FORBIDDEN.get(c, c) for c in name)
     return name
@@ -77,3 +89,23 @@ def unique(name: str, taken: set[str], is_dir: bool) -> str:
             taken.add(candidate)
             return candidate
         n += 1
+
+
+def printable(text: str) -> str:
+    """``text`` with control characters and undecodable bytes shown as escapes."""
+    if text.isprintable() and "\\" not in text:
+        return text
+    out = []
+    for ch in text:
+        code = ord(ch)
+        if 0xDC80 <= code <= 0xDCFF:  # a byte that was not UTF-8 (surrogateescape)
+            out.append(f"\\x{code - 0xDC00:02x}")
+        elif ch == "\\":
+            out.append("\\\\")
+        elif ch.isprintable():
+            out.append(ch)
+        elif code <= 0xFF:
+            out.append(f"\\x{code:02x}")
+        else:
+            out.append(f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}")
+    return "".join(out)

@@ -17,13 +17,19 @@ from filerestore.errors import (
     AmbiguousVolumeError,
     FileRestoreError,
     NoFilesystemError,
+    ObjectChangedError,
     VolumeUnavailableError,
 )
-from filerestore.fs import Filesystem, detect_filesystem, open_filesystem
-from filerestore.image import DEFAULT_METADATA_BUDGET, DiskImage, open_image
+from filerestore.fs import Detection, Filesystem, detect, open_filesystem
+from filerestore.image import (
+    DEFAULT_MAX_CHAIN_DEPTH,
+    DEFAULT_METADATA_BUDGET,
+    DiskImage,
+    open_image,
+)
+from filerestore.image.disk import open_backup
+from filerestore.source import Store
 from filerestore.volume import Volume, find_volume, list_volumes
-
-DEFAULT_MAX_CHAIN_DEPTH = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +57,8 @@ class VolumeDescription:
     type_name: str
     label: str | None
     uuid: str | None
-    filesystem: str | None
+    #: the kind of filesystem recognised on it (the name a session's record uses too)
+    filesystem_type: str | None
     filesystem_label: str | None
     #: why the volume or its recognised filesystem cannot be read (None when it can)
     filesystem_error: str | None
@@ -120,31 +127,77 @@ def open_stack(
     id). Without it, the one volume holding a recognised filesystem is used; several give an
     AmbiguousVolumeError listing them, none a NoFilesystemError.
     """
+    image = open_image(image_path, repository, max_chain_depth, metadata_budget)
+    return _stack_on(image, volume_id)
+
+
+def open_backup_stack(
+    store: Store,
+    name: str,
+    *,
+    volume_id: str | None = None,
+    max_chain_depth: int = DEFAULT_MAX_CHAIN_DEPTH,
+    metadata_budget: int = DEFAULT_METADATA_BUDGET,
+) -> Stack:
+    """:func:`open_stack` for the backup ``name`` of a repository's ``store`` (local or S3).
+
+    An S3 store opening a backup it has cached checks each object's ETag in the
+    background; those checks overlap reading the partition table and opening the
+    filesystem, and the stack is returned only once they have passed. A backup changed
+    since it was cached is opened once more, from the new objects.
+    """
+    args = (store, name, volume_id, max_chain_depth, metadata_budget)
+    try:
+        return _confirmed_stack(*args)
+    except ObjectChangedError:
+        return _confirmed_stack(*args)
+
+
+def _confirmed_stack(
+    store: Store, name: str, volume_id: str | None, max_chain_depth: int, metadata_budget: int
+) -> Stack:
+    image = open_backup(store, name, max_chain_depth, metadata_budget, confirm=False)
+    try:
+        stack = _stack_on(image, volume_id)  # closes the image if it fails
+    except FileRestoreError:
+        image.confirm()  # read from a changed object: ObjectChangedError says so instead
+        raise
+    try:
+        image.confirm()
+    except BaseException:
+        stack.close()
+        raise
+    return stack
+
+
+def _stack_on(image: DiskImage, volume_id: str | None) -> Stack:
     with ExitStack() as guard:
-        image = open_image(image_path, repository, max_chain_depth, metadata_budget)
         guard.callback(image.close)
         volumes = list_volumes(image)
-        volume = _choose_volume(volumes, volume_id)
-        fs = open_filesystem(CachedReader(volume.reader))
+        volume, detected = _choose_volume(volumes, volume_id)
+        reader = CachedReader(volume.reader)
+        fs = detected.open(reader) if detected is not None else open_filesystem(reader)
         guard.pop_all()
     return Stack(image, volumes, volume, fs)
 
 
-def _choose_volume(volumes: list[Volume], volume_id: str | None) -> Volume:
+def _choose_volume(volumes: list[Volume], volume_id: str | None) -> tuple[Volume, Detection | None]:
+    """The volume to open, and its filesystem when choosing it took a detection (which the
+    caller then opens without detecting again)."""
     if volume_id is not None:
         volume = find_volume(volumes, volume_id)
         if volume.error:
             raise VolumeUnavailableError(f"volume {volume.id}: {volume.error}")
-        return volume
+        return volume, None
     # extended partitions hold partitions, not filesystems; unreadable LVs cannot be probed
     readable = [v for v in volumes if not v.is_container and not v.error]
-    with_fs = [(v, kind) for v in readable if (kind := detect_filesystem(v.reader))]
+    with_fs = [(v, found) for v in readable if (found := detect(v.reader))]
     if len(with_fs) == 1:
-        return with_fs[0][0]
+        return with_fs[0]
     if not with_fs:
         known = ", ".join(v.id for v in volumes) or "none"
         raise NoFilesystemError(f"no supported filesystem on any volume (volumes: {known})")
-    raise AmbiguousVolumeError([_choice(v, kind) for v, kind in with_fs])
+    raise AmbiguousVolumeError([_choice(v, found.kind) for v, found in with_fs])
 
 
 def _choice(volume: Volume, kind: str) -> str:
@@ -216,11 +269,11 @@ def _describe_volume(volume: Volume) -> VolumeDescription:
     kind: str | None = None
     label: str | None = None
     error = volume.error
-    if not error and not volume.is_container:
-        kind = detect_filesystem(volume.reader)
-    if kind is not None:
+    detected = None if error or volume.is_container else detect(volume.reader)
+    if detected is not None:
+        kind = detected.kind
         try:
-            fs = open_filesystem(volume.reader)
+            fs = detected.open(volume.reader)
         except FileRestoreError as exc:
             error = str(exc)
         else:
@@ -238,7 +291,7 @@ def _describe_volume(volume: Volume) -> VolumeDescription:
         type_name=volume.type_name,
         label=volume.label,
         uuid=volume.uuid,
-        filesystem=kind,
+        filesystem_type=kind,
         filesystem_label=label,
         filesystem_error=error,
     )

@@ -1,4 +1,7 @@
 // The page's only way to the server: the public REST API under /api/v1, with a Bearer token.
+// Every record it returns is mapped by model.js, so no other module reads the API's fields.
+
+import { backupDetailOf, backupOf, fileInfoOf, mountOf, pageOf, resourcesOf, totalsOf } from "./model.js";
 
 const BASE = "/api/v1";
 const TOKEN_KEY = "filerestore.token";
@@ -117,31 +120,31 @@ export async function request(method, path, { query, body, raw = false, auth, si
   }
 }
 
-// A list from a list response, whichever envelope the route uses.
-export function listOf(data, ...keys) {
-  if (Array.isArray(data)) return data;
-  if (!data || typeof data !== "object") return [];
-  for (const key of [...keys, "items", "results", "data"]) {
-    if (Array.isArray(data[key])) return data[key];
-  }
-  const arrays = Object.values(data).filter(Array.isArray);
-  return arrays.length === 1 ? arrays[0] : [];
+// The key each list route's response holds its list under (checked against /openapi.json by
+// tests/web/test_fields.py).
+export const LISTS = {
+  "/backups": "backups",
+  "/repositories": "repositories",
+  "/restore/mounts": "mounts",
+};
+
+async function list(path, options) {
+  return (await request("GET", path, options))[LISTS[path]];
 }
 
 export const api = {
-  check: (bearer) => request("GET", "/restore/mounts", { auth: bearer }),
-  backups: async (query) => listOf(await request("GET", "/backups", { query }), "backups"),
-  backup: (id) => request("GET", `/backups/${encodeURIComponent(id)}`),
-  repositories: async () => listOf(await request("GET", "/repositories"), "repositories"),
-  mounts: async () => listOf(await request("GET", "/restore/mounts"), "mounts", "sessions"),
-  mount: (backupId, volume) =>
-    request("POST", "/restore/mount", { body: volume ? { backup_id: backupId, volume } : { backup_id: backupId } }),
+  check: (bearer) => list("/restore/mounts", { auth: bearer }),
+  backups: async (query) => (await list("/backups", { query })).map(backupOf),
+  backup: async (id) => backupDetailOf(await request("GET", `/backups/${encodeURIComponent(id)}`)),
+  mounts: async () => (await list("/restore/mounts")).map(mountOf),
+  mount: async (backupId, volume) =>
+    mountOf(await request("POST", "/restore/mount", { body: volume ? { backup_id: backupId, volume } : { backup_id: backupId } })),
   unmount: (id) => request("DELETE", `/restore/${encodeURIComponent(id)}`),
-  files: (id, query, signal) => request("GET", `/restore/${encodeURIComponent(id)}/files`, { query, signal }),
-  fileInfo: (id, pathQ, signal) =>
-    request("GET", `/restore/${encodeURIComponent(id)}/file-info`, { query: { path: encoded(pathQ) }, signal }),
-  totals: (id, pathQs) => request("GET", `/restore/${encodeURIComponent(id)}/totals`, { query: { path: pathQs.map(encoded) } }),
-  resources: () => request("GET", "/restore/resources"),
+  files: async (id, query, signal) => pageOf(await request("GET", `/restore/${encodeURIComponent(id)}/files`, { query, signal })),
+  fileInfo: async (id, pathQ, signal) =>
+    fileInfoOf(await request("GET", `/restore/${encodeURIComponent(id)}/file-info`, { query: { path: encoded(pathQ) }, signal })),
+  totals: async (id, pathQs) => totalsOf(await request("GET", `/restore/${encodeURIComponent(id)}/totals`, { query: { path: pathQs.map(encoded) } })),
+  resources: async () => resourcesOf(await request("GET", "/restore/resources")),
   search: (query) => request("GET", "/search", { query }),
   history: (backupId, pathQ, volume) =>
     request("GET", `/backups/${encodeURIComponent(backupId)}/history`, { query: { path: encoded(pathQ), volume } }),

@@ -52,11 +52,10 @@ function renderSignin() {
           token.set(value);
           if (!location.hash || location.hash === "#/" || location.hash === "#/signin") location.hash = "#/backups";
           // Streamed downloads need the service worker (see sw.js); without it they are buffered.
-if ("serviceWorker" in navigator && window.isSecureContext) {
-  navigator.serviceWorker.register("/sw.js", { scope: "/" }).catch(() => {});
-}
-
-route();
+          if ("serviceWorker" in navigator && window.isSecureContext) {
+            navigator.serviceWorker.register("/sw.js", { scope: "/" }).catch(() => {});
+          }
+          route();
         } catch (err) {
           const text = err.status === 401 || err.status === 403
             ? "This token was not accepted. Check that it was copied whole and has not been revoked."
@@ -90,13 +89,9 @@ async function refreshResources() {
   const badge = document.getElementById("nav-sessions-count");
   try {
     const r = await api.resources();
-    const used = r.sessions_used ?? r.sessions?.used ?? r.used ?? null;
-    const limit = r.sessions_limit ?? r.sessions?.limit ?? r.limit ?? null;
-    if (used !== null) {
-      el.textContent = `Sessions ${used}${limit !== null ? ` / ${limit}` : ""}`;
-      badge.textContent = String(used);
-      badge.hidden = !used;
-    }
+    el.textContent = `Sessions ${r.sessionsUsed} / ${r.sessionsLimit}`;
+    badge.textContent = String(r.sessionsUsed);
+    badge.hidden = !r.sessionsUsed;
   } catch {
     el.textContent = "";
   }

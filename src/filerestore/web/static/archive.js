@@ -6,12 +6,6 @@ import { bytes, count } from "./format.js";
 import { displayPath } from "./model.js";
 import { dialog, errorPanel } from "./ui.js";
 
-// What a download of these paths would hold, counted by the server (GET /restore/{id}/totals).
-async function totalsFor(mountId, paths) {
-  const t = await api.totals(mountId, paths);
-  return { files: t.files, dirs: t.dirs, symlinks: t.symlinks, bytes: t.bytes, complete: t.complete };
-}
-
 export function selectionDialog(mountId, initialPaths, initialFormat) {
   const paths = [...initialPaths];
   const title = paths.length === 1 ? "Download folder" : `Download ${count(paths.length)} items`;
@@ -33,7 +27,7 @@ export function selectionDialog(mountId, initialPaths, initialFormat) {
       note.replaceChildren(h("span", { class: "muted" }, h("span", { class: "spinner" }), " Counting files…"));
       drawFigures({ files: 0, dirs: 0, symlinks: 0, bytes: 0, complete: false }, false);
       try {
-        const t = await totalsFor(mountId, paths);
+        const t = await api.totals(mountId, paths); // counted by the server
         drawFigures(t, true);
         note.replaceChildren(t.complete ? "" : h("span", { class: "muted" }, "Very large selection: counting stopped, the figures are lower bounds."));
       } catch (err) {

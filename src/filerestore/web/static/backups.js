@@ -4,7 +4,6 @@ import { api } from "./api.js";
 import { h, clear, debounce } from "./dom.js";
 import { bytes, dateTime, count } from "./format.js";
 import { icon } from "./icons.js";
-import { backupOf } from "./model.js";
 import { openBackup } from "./open.js";
 import { errorPanel, loading, setMain } from "./ui.js";
 
@@ -120,7 +119,7 @@ export function renderBackups() {
   async function load() {
     body.replaceChildren(loading("Loading backups…"));
     try {
-      backups = (await api.backups()).map(backupOf);
+      backups = await api.backups();
       draw();
     } catch (err) {
       body.replaceChildren(h("div", { class: "list-message" }, errorPanel("The backup catalog could not be loaded", err, load)));

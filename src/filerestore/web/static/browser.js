@@ -8,7 +8,7 @@ import { ownerOf, renderDetails } from "./details.js";
 import { download } from "./downloads.js";
 import { bytes, count, dateTime, dateTimeFull, modeString, relative } from "./format.js";
 import { entryIcon, icon } from "./icons.js";
-import { backupOf, displayPath, entryOf, mountOf, pageOf, parentOf } from "./model.js";
+import { displayPath, parentOf } from "./model.js";
 import { dialog, errorPanel, setMain, showError, toast } from "./ui.js";
 
 const ROW_H = 28;
@@ -119,7 +119,7 @@ export function renderBrowser(mountId, startPath, { onChange } = {}) {
   // --- session header ------------------------------------------------------------------
   async function loadSession() {
     try {
-      const found = (await api.mounts()).map(mountOf).find((m) => String(m.id) === String(mountId));
+      const found = (await api.mounts()).find((m) => String(m.id) === String(mountId));
       if (!alive) return;
       if (!found) {
         facts.replaceChildren(h("span", { class: "badge badge-bad" }, "not open"), "This session is not open any more: it expired or was closed.");
@@ -128,7 +128,7 @@ export function renderBrowser(mountId, startPath, { onChange } = {}) {
       session = found;
       let backup = null;
       try {
-        backup = backupOf(await api.backup(found.backupId));
+        backup = await api.backup(found.backupId);
       } catch {
         backup = null;
       }
@@ -164,7 +164,7 @@ export function renderBrowser(mountId, startPath, { onChange } = {}) {
     if (state.sort.desc) query[DESC_PARAM] = "true";
     state.loading = true;
     try {
-      const page = pageOf(await api.files(mountId, query));
+      const page = await api.files(mountId, query);
       if (gen !== state.gen || !alive) return false;
       state.entries.push(...page.entries);
       state.next = page.next;
@@ -385,7 +385,7 @@ export function renderBrowser(mountId, startPath, { onChange } = {}) {
 
   const fetchInfo = debounce(async (entry, gen) => {
     try {
-      const info = entryOf(await api.fileInfo(mountId, entry.pathQ));
+      const info = await api.fileInfo(mountId, entry.pathQ);
       if (alive && state.details && state.details.pathQ === entry.pathQ && gen === state.gen) {
         state.details = { ...entry, ...stripNull(info), name: entry.name, path: entry.path, pathQ: entry.pathQ, partial: false };
         drawDetails();

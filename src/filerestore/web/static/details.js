@@ -10,8 +10,8 @@ let historyShown = null; // {key, box}: the history last opened in the pane (key
 
 const KIND_NAMES = { dir: "Folder", file: "File", symlink: "Symbolic link", other: "Special file" };
 
+// The guest's numeric owner (its user and group names mean nothing on this side).
 export function ownerOf(e, long = false) {
-  if (e.owner || e.group) return `${e.owner ?? e.uid ?? "?"}:${e.group ?? e.gid ?? "?"}`;
   if (e.uid === null && e.gid === null) return "—";
   return long ? `uid ${e.uid ?? "—"}, gid ${e.gid ?? "—"}` : `${e.uid ?? "—"}:${e.gid ?? "—"}`;
 }
@@ -26,7 +26,7 @@ function facts(e) {
     ["Mode", e.mode !== null ? h("span", { class: "mono" }, `${modeString(e.mode, e.kind)} (${modeOctal(e.mode)})`) : "—"],
     ["Owner", ownerOf(e, true)],
     ["Modified", time(e.mtime)],
-    // the listing's record has no atime/ctime/inode: file-info brings them a moment later
+    // the times of access and change are shown once file-info (with the content type) is in
     e.partial ? ["", h("span", { class: "muted" }, h("span", { class: "spinner" }), " reading the full record…")] : null,
     e.partial ? null : ["Accessed", time(e.atime)],
     e.partial ? null : ["Changed", time(e.ctime)],

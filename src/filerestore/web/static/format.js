@@ -23,20 +23,16 @@ export function exactBytes(n) {
   return Number(n) < 1024 ? `${count(n)} bytes` : `${bytes(n)} (${count(n)} bytes)`;
 }
 
-// Times arrive as ISO strings, or numbers in s, ms or ns since the epoch (fields named *_ns).
-export function toDate(value, unitHint) {
-  if (value === null || value === undefined || value === "") return null;
-  if (typeof value === "string" && !/^-?\d+(\.\d+)?$/.test(value)) {
-    const d = new Date(value);
-    return Number.isNaN(d.getTime()) ? null : d;
-  }
-  const n = Number(value);
-  let ms;
-  if (unitHint === "ns" || Math.abs(n) >= 1e17) ms = n / 1e6;
-  else if (Math.abs(n) >= 1e14) ms = n / 1e3;
-  else if (Math.abs(n) >= 1e11) ms = n;
-  else ms = n * 1000;
-  return new Date(ms);
+// The API's times: ISO 8601 strings (sessions, backups), or integer nanoseconds since the
+// epoch (an entry's *_ns fields).
+export function isoDate(text) {
+  if (text === null || text === undefined) return null;
+  const d = new Date(text);
+  return Number.isNaN(d.getTime()) ? null : d;
+}
+
+export function nsDate(ns) {
+  return ns === null || ns === undefined ? null : new Date(Number(ns) / 1e6);
 }
 
 const pad = (n, w = 2) => String(n).padStart(w, "0");

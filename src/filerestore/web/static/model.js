@@ -1,103 +1,113 @@
-// The API's records in the shapes the page uses (field names differ slightly between routes).
+// The API's records in the shapes the page uses. One mapper per schema of /openapi.json
+// (named in its @param), and each field read under exactly the name the schema gives it:
+// tests/web/test_fields.py checks every name read here against the schema, and that no
+// other module reads an API record's fields.
 
-import { toDate } from "./format.js";
+import { isoDate, nsDate } from "./format.js";
 
-const first = (obj, ...keys) => {
-  for (const key of keys) if (obj && obj[key] !== undefined && obj[key] !== null) return obj[key];
-  return null;
-};
-
+/** @param {BackupOut} b */
 export function backupOf(b) {
-  const repo = first(b, "repository", "repository_name", "repo");
   return {
-    id: first(b, "id", "backup_id"),
-    vm: first(b, "vm", "vm_name") || "(no VM name)",
-    disk: first(b, "disk", "disk_name") || "(no disk name)",
-    kind: first(b, "kind", "backup_type", "type") || "full",
-    parent: first(b, "parent_backup_id", "parent_id", "parent"),
-    size: first(b, "virtual_size", "size"),
-    created: toDate(first(b, "created_at", "created", "timestamp")),
-    repository: repo && typeof repo === "object" ? first(repo, "name", "id") : repo,
-    path: first(b, "path", "relative_path", "file"),
-    status: first(b, "status", "state") || "available",
-    raw: b,
+    id: b.id,
+    vm: b.vm_name || "(no VM name)",
+    disk: b.disk_name || "(no disk name)",
+    kind: b.kind,
+    parent: b.parent_backup_id,
+    size: b.virtual_size,
+    created: isoDate(b.created_at),
+    repository: b.repository,
+    path: b.path,
+    status: b.status,
   };
 }
 
+/** @param {BackupDetailOut} d */
+export function backupDetailOf(d) {
+  return { ...backupOf(d), volumes: d.volumes.map(volumeOf), chain: d.chain.map(backupOf) };
+}
+
+/** @param {VolumeOut} v */
 export function volumeOf(v) {
-  const fs = first(v, "filesystem_type", "filesystem", "fs_kind", "fs_type", "fstype", "fs");
   return {
-    id: first(v, "id", "volume", "volume_id", "name"),
-    label: first(v, "label", "name", "partition_name"),
-    fsLabel: first(v, "filesystem_label", "fs_label"),
-    size: first(v, "size", "length"),
-    fs: fs && typeof fs === "object" ? first(fs, "kind", "type", "name") : fs,
-    type: first(v, "partition_type", "type_name", "type"),
-    error: first(v, "error", "reason"),
-    raw: v,
+    id: v.id,
+    label: v.label,
+    fsLabel: v.filesystem_label,
+    size: v.size,
+    fs: v.filesystem_type,
+    type: v.type_name,
+    error: v.filesystem_error,
   };
 }
 
+/** @param {MountOut} m */
 export function mountOf(m) {
   return {
-    id: first(m, "mount_id", "id"),
-    backupId: first(m, "backup_id"),
-    volume: first(m, "volume", "volume_id"),
-    fs: first(m, "filesystem_type", "fs_type"),
-    status: first(m, "status") || "mounted",
-    created: toDate(first(m, "created_at")),
-    expires: toDate(first(m, "expires_at")),
-    lastAccess: toDate(first(m, "last_accessed_at")),
-    owner: first(m, "owner", "token_name"),
-    error: first(m, "error"),
-    raw: m,
+    id: m.mount_id,
+    backupId: m.backup_id,
+    volume: m.volume,
+    fs: m.filesystem_type,
+    status: m.status,
+    created: isoDate(m.created_at),
+    expires: isoDate(m.expires_at),
+    lastAccess: isoDate(m.last_accessed_at),
+    owner: m.owner,
+    error: m.error,
   };
 }
 
-function timeOf(e, name) {
-  if (e[`${name}_ns`] !== undefined && e[`${name}_ns`] !== null) {
-    return { date: toDate(e[`${name}_ns`], "ns"), ns: e[`${name}_ns`] };
-  }
-  const v = first(e, name, `${name}_at`);
-  return { date: toDate(v), ns: null };
-}
+const timeOf = (ns) => ({ date: nsDate(ns), ns });
 
+/** @param {EntryOut} e */
 export function entryOf(e) {
-  const kind = first(e, "kind", "type") || "file";
   return {
-    name: first(e, "name") ?? "",
-    path: first(e, "path"),
-    pathQ: first(e, "path_query") ?? encodePath(first(e, "path") ?? "/"),
-    kind: kind === "directory" ? "dir" : kind === "link" ? "symlink" : kind,
-    size: first(e, "size"),
-    mode: first(e, "mode"),
-    uid: first(e, "uid"),
-    gid: first(e, "gid"),
-    owner: first(e, "owner", "user"),
-    group: first(e, "group"),
-    mtime: timeOf(e, "mtime"),
-    atime: timeOf(e, "atime"),
-    ctime: timeOf(e, "ctime"),
-    btime: e.birth_time !== undefined ? timeOf(e, "birth_time") : timeOf(e, "btime"),
-    inode: first(e, "inode", "ino"),
-    nlink: first(e, "nlink", "links"),
-    target: first(e, "symlink_target", "target", "link_target"),
-    raw: e,
+    name: e.name,
+    path: e.path,
+    pathQ: e.path_query,
+    kind: e.kind,
+    size: e.size,
+    mode: e.mode,
+    uid: e.uid,
+    gid: e.gid,
+    mtime: timeOf(e.mtime_ns),
+    atime: timeOf(e.atime_ns),
+    ctime: timeOf(e.ctime_ns),
+    btime: timeOf(e.btime_ns),
+    inode: e.inode,
+    nlink: e.nlink,
+    target: e.target,
   };
 }
 
-export function pageOf(data) {
-  const list = Array.isArray(data) ? data : first(data, "entries", "items", "files", "results") || [];
+/** @param {FileInfoOut} f */
+export function fileInfoOf(f) {
+  return { ...entryOf(f), contentType: f.content_type };
+}
+
+/** @param {ListingOut} p */
+export function pageOf(p) {
+  return { entries: p.entries.map(entryOf), next: p.next_cursor, total: p.total };
+}
+
+/** @param {TotalsOut} t */
+export function totalsOf(t) {
+  return { files: t.files, dirs: t.dirs, symlinks: t.symlinks, bytes: t.bytes, complete: t.complete };
+}
+
+/** @param {ResourcesOut} r */
+export function resourcesOf(r) {
   return {
-    entries: list.map(entryOf),
-    next: Array.isArray(data) ? null : first(data, "next_cursor", "cursor_next", "next"),
-    total: Array.isArray(data) ? null : first(data, "total", "total_count", "count"),
+    sessionsUsed: r.sessions_used,
+    sessionsLimit: r.sessions_limit,
+    downloads: r.downloads_in_progress,
+    readers: r.readers_open,
+    memory: r.memory_rss_bytes,
   };
 }
 
-// A guest path as a query value, for paths typed or built here (listings give path_query).
-function encodePath(path) {
-  return path.split("/").map((part) => encodeURIComponent(part)).join("/");
+// An ambiguous mount names its volumes as "p1 (ext4, 16 MiB, 'label')": the id comes first.
+/** @param {ErrorDetail} e */
+export function volumeChoicesOf(e) {
+  return (e.choices || []).map((text) => ({ id: text.split(" (")[0], label: text, size: null, fs: null }));
 }
 
 // Readable text of an encoded path (bytes that are not UTF-8 shown as \xNN, as the API does).

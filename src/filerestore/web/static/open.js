@@ -1,9 +1,9 @@
 // Opening a backup: choose a volume when there are several, reuse an open session for it.
 
-import { api, ApiError, listOf } from "./api.js";
+import { api, ApiError } from "./api.js";
 import { h } from "./dom.js";
 import { bytes, dateTime } from "./format.js";
-import { backupOf, mountOf, volumeOf } from "./model.js";
+import { volumeChoicesOf } from "./model.js";
 import { dialog, showError, toast } from "./ui.js";
 
 // The volumes worth offering: those with a filesystem, when the API says which have one.
@@ -13,9 +13,7 @@ function browsable(volumes) {
 }
 
 function volumesFromConflict(err) {
-  const body = err.body || {};
-  const found = listOf(body.error?.choices ?? body.error?.volumes ?? body.volumes ?? []);
-  return found.map((v) => (typeof v === "string" ? { id: v, label: null, size: null, fs: null } : volumeOf(v)));
+  return err.body && err.body.error ? volumeChoicesOf(err.body.error) : [];
 }
 
 function pickVolume(backup, volumes) {
@@ -48,15 +46,14 @@ function pickVolume(backup, volumes) {
   });
 }
 
-// `at`: {volume, pathQ} to open that volume at that folder (a search result's restore).
-export async function openBackup(rawBackup, at = {}) {
-  const backup = rawBackup.vm ? rawBackup : backupOf(rawBackup);
+// backup: a record from api.backups() (a search result's needs only id, vm, disk, created);
+// at: {volume, pathQ} to open that volume at that folder (a search result's Restore)
+export async function openBackup(backup, at = {}) {
   let volume = at.volume ?? null;
   try {
     let volumes = [];
     if (volume === null) try {
-      const detail = await api.backup(backup.id);
-      volumes = browsable(listOf(detail?.volumes ?? [], "volumes").map(volumeOf));
+      volumes = browsable((await api.backup(backup.id)).volumes);
     } catch (err) {
       if (err instanceof ApiError && err.status === 404) throw err;
       // Without the details the mount request itself says whether a choice is needed.
@@ -66,7 +63,7 @@ export async function openBackup(rawBackup, at = {}) {
       volume = await pickVolume(backup, volumes);
       if (volume === null) return;
     }
-    const open = (await api.mounts()).map(mountOf).find((m) =>
+    const open = (await api.mounts()).find((m) =>
       String(m.backupId) === String(backup.id) && (volume === null || String(m.volume) === String(volume)) && m.status === "mounted");
     let mountId;
     if (open) {
@@ -75,14 +72,14 @@ export async function openBackup(rawBackup, at = {}) {
     } else {
       let mount;
       try {
-        mount = mountOf(await api.mount(backup.id, volume));
+        mount = await api.mount(backup.id, volume);
       } catch (err) {
         if (!(err instanceof ApiError) || err.status !== 409 || volume !== null) throw err;
         const choices = volumesFromConflict(err);
         if (!choices.length) throw err;
         volume = await pickVolume(backup, choices);
         if (volume === null) return;
-        mount = mountOf(await api.mount(backup.id, volume));
+        mount = await api.mount(backup.id, volume);
       }
       mountId = mount.id;
     }

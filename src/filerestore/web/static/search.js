@@ -3,7 +3,7 @@
 
 import { api } from "./api.js";
 import { h } from "./dom.js";
-import { bytes, dateTime, toDate } from "./format.js";
+import { bytes, dateTime, isoDate } from "./format.js";
 import { icon } from "./icons.js";
 import { openBackup } from "./open.js";
 import { errorPanel, loading, setMain } from "./ui.js";
@@ -26,7 +26,7 @@ export function versionsTable(place, versions) {
 function versionRow(hit, v, n) {
   const size = v.kind === "file" ? bytes(v.size) : v.kind;
   const held = v.backups.map((b) => {
-    const backup = { id: b.backup_id, vm: b.vm_name || "(no VM name)", disk: b.disk_name || "(no disk name)", created: toDate(b.created_at) };
+    const backup = { id: b.backup_id, vm: b.vm_name || "(no VM name)", disk: b.disk_name || "(no disk name)", created: isoDate(b.created_at) };
     return h("li", { class: "held", dataset: { backupId: String(b.backup_id) } },
       h("span", { class: "nowrap" }, dateTime(backup.created)), " ",
       h("span", { class: "muted mono" }, `#${b.backup_id}`), " ",
@@ -40,7 +40,7 @@ function versionRow(hit, v, n) {
   return h("tr", { class: "version", dataset: { version: String(n) } },
     h("td", { class: "muted" }, `v${n}`),
     h("td", { class: "num" }, size),
-    h("td", { class: "nowrap" }, dateTime(toDate(v.mtime))),
+    h("td", { class: "nowrap" }, dateTime(isoDate(v.mtime))),
     h("td", {}, h("ul", { class: "held-list" }, held)));
 }
 

@@ -4,7 +4,6 @@ import { api } from "./api.js";
 import { h } from "./dom.js";
 import { bytes, count, dateTime, dateTimeFull, relative } from "./format.js";
 import { icon } from "./icons.js";
-import { backupOf, mountOf } from "./model.js";
 import { dialog, errorPanel, loading, setMain, showError, toast } from "./ui.js";
 
 const STATUS_BADGE = { mounted: "badge-ok", mounting: "badge-warn", unmounting: "badge-warn", failed: "badge-bad" };
@@ -12,14 +11,6 @@ const STATUS_BADGE = { mounted: "badge-ok", mounting: "badge-warn", unmounting: 
 function card(label, value, ratio) {
   return h("div", { class: "panel card" }, h("div", { class: "k" }, label), h("div", { class: "v" }, value),
     ratio !== null && ratio !== undefined ? h("div", { class: "meter" }, h("i", { style: `width:${Math.min(100, ratio * 100)}%` })) : null);
-}
-
-function pick(obj, ...paths) {
-  for (const path of paths) {
-    const v = path.split(".").reduce((o, k) => (o && o[k] !== undefined ? o[k] : undefined), obj);
-    if (v !== undefined && v !== null) return v;
-  }
-  return null;
 }
 
 export function renderSessions({ onChange } = {}) {
@@ -31,16 +22,11 @@ export function renderSessions({ onChange } = {}) {
   async function loadResources() {
     try {
       const r = await api.resources();
-      const used = pick(r, "sessions_used", "sessions.used", "used");
-      const limit = pick(r, "sessions_limit", "sessions.limit", "limit");
-      const downloads = pick(r, "downloads_in_progress", "downloads.in_progress", "downloads");
-      const readers = pick(r, "readers_open", "open_readers", "readers");
-      const memory = pick(r, "memory_rss_bytes", "rss_bytes", "memory.rss", "memory_bytes", "memory");
       cards.replaceChildren(
-        card("Session slots", `${count(used)} / ${count(limit)}`, used !== null && limit ? used / limit : null),
-        card("Downloads in progress", count(downloads)),
-        card("Readers open", count(readers)),
-        card("Server memory", typeof memory === "number" ? bytes(memory) : memory === null ? "—" : String(memory)),
+        card("Session slots", `${count(r.sessionsUsed)} / ${count(r.sessionsLimit)}`, r.sessionsLimit ? r.sessionsUsed / r.sessionsLimit : null),
+        card("Downloads in progress", count(r.downloads)),
+        card("Readers open", count(r.readers)),
+        card("Server memory", bytes(r.memory)),
       );
     } catch (err) {
       cards.replaceChildren(errorPanel("Resource figures unavailable", err));
@@ -70,13 +56,13 @@ export function renderSessions({ onChange } = {}) {
     let mounts;
     let backups = new Map();
     try {
-      mounts = (await api.mounts()).map(mountOf);
+      mounts = await api.mounts();
     } catch (err) {
       if (alive) body.replaceChildren(h("div", { class: "list-message" }, errorPanel("The sessions could not be listed", err, load)));
       return;
     }
     try {
-      backups = new Map((await api.backups()).map(backupOf).map((b) => [String(b.id), b]));
+      backups = new Map((await api.backups()).map((b) => [String(b.id), b]));
     } catch {
       /* the table still shows ids */
     }

@@ -1,0 +1,301 @@
+"""Checking a session out for one request, and giving it back.
+
+:func:`check_out` is the one call every adapter makes before it reads from a session. In ONE
+database transaction it finds the session, applies the owner rule (another principal's
+session is "not found"), requires it mounted, moves its expiry forward (at most one row write
+per few seconds), and for a download takes a hold (refused past the per-session limit);
+the same transaction reads where the backup's image is, so a worker that has not opened the
+session yet needs no other query. Then it lends the caller a reader stack of its own.
+
+:meth:`Checkout.release` is the only other call: it gives the stack back, and for a
+download removes the hold and writes the download's audit event in one transaction. Without
+a hold it touches no database. A download outlives its request handler (the body streams
+after the handler returned), so the release is explicit; for a request-scoped use a
+Checkout is also a context manager.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from sqlalchemy import delete, func, select
+
+from filerestore.catalog import RepositoryInfo, require_readable
+from filerestore.db.models import MOUNTED, Backup, DownloadHold, Repository, RestoreMount, utcnow
+from filerestore.errors import (
+    DownloadLimitError,
+    FileRestoreError,
+    RequestError,
+)
+from filerestore.restore.stack import Stack, open_stack
+from filerestore.service import audit
+from filerestore.service.principal import Principal
+from filerestore.service.session import (
+    MAX_MOUNT_ID,
+    Session,
+    not_found,
+    refresh,
+    require_mounted,
+)
+
+if TYPE_CHECKING:
+    from filerestore.service.sessions import SessionManager
+
+log = logging.getLogger("filerestore.service")
+
+
+@dataclass(frozen=True, slots=True)
+class Download:
+    """What a download is, for its audit event: ``download`` (one file) or ``archive``."""
+
+    kind: str
+    path: str
+    detail: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Location:
+    """Where a session's backup image is, read in the checkout's transaction."""
+
+    backup_id: int
+    repository: RepositoryInfo
+    path: str  # relative to the repository root
+
+    def image_path(self) -> Path:
+        return Path(self.repository.root_path) / self.path
+
+    def check(self) -> None:
+        """The checks :func:`~filerestore.catalog.locate_backup` makes, on what we read."""
+        require_readable(self.repository, self.backup_id, self.path)
+
+
+@dataclass(eq=False)
+class Tally:
+    """A download's progress, which its audit event reports."""
+
+    sent: int = 0
+    complete: bool = False
+    refused: bool = False
+    detail: str | None = None
+    sha256: hashlib._Hash | None = field(default=None, repr=False)
+
+    @property
+    def outcome(self) -> str:
+        if self.complete:
+            return "ok"
+        return "failed" if self.refused else "incomplete"
+
+
+class Checkout:
+    """A session checked out for one request: the session, a reader stack for this caller
+    alone and, for a download, its hold and tally. Release it exactly once."""
+
+    def __init__(
+        self,
+        manager: SessionManager,
+        who: Principal,
+        session: Session,
+        location: Location,
+        hold_id: int | None,
+        download: Download | None,
+    ) -> None:
+        self._manager = manager
+        self._who = who
+        self.session = session
+        self._location = location
+        self._hold_id = hold_id
+        self.download = download
+        self.tally = Tally(detail=download.detail if download else None)
+        self._stack: Stack | None = None
+        self._broken = False
+        self._released = False
+
+    @property
+    def stack(self) -> Stack:
+        assert self._stack is not None, "used after release"
+        return self._stack
+
+    def _lend(self) -> None:
+        settings = self._manager.settings
+        location = self._location
+
+        def opener() -> Stack:
+            location.check()
+            return open_stack(
+                location.image_path(),
+                repository=location.repository.root_path,
+                volume_id=self.session.volume,
+                max_chain_depth=settings.max_chain_depth,
+                metadata_budget=settings.image_metadata_budget,
+            )
+
+        self._stack = self._manager.readers.lend(self.session.mount_id, opener)
+
+    # --- a download's tally ----------------------------------------------------------------
+
+    def digest(self) -> None:
+        """Record the SHA-256 of what is sent (a whole file) in the audit event."""
+        self.tally.sha256 = hashlib.sha256()
+
+    def note(self, detail: str) -> None:
+        self.tally.detail = detail
+
+    def refuse(self, exc: BaseException) -> None:
+        """The request was refused before its first byte (bad path, range ...)."""
+        self.tally.refused = True
+        self._failed(exc)
+
+    def failed(self, exc: BaseException) -> None:
+        """The download broke off after its first byte."""
+        self._failed(exc)
+
+    def _failed(self, exc: BaseException) -> None:
+        if isinstance(exc, FileRestoreError):
+            self.tally.detail = f"{exc.code}: {exc}"
+        # a request-caused error (a missing path, a bad range) comes from our own checks,
+        # not from a library failing mid-read: the stack stays good
+        self._broken = not isinstance(exc, RequestError)
+
+    def counted(self, chunks: Iterator[bytes]) -> Iterator[bytes]:
+        """``chunks``, tallied; the download is complete when they are exhausted."""
+        tally = self.tally
+        for chunk in chunks:
+            if tally.sha256 is not None:
+                tally.sha256.update(chunk)
+            tally.sent += len(chunk)
+            yield chunk
+        tally.complete = True
+
+    # --- giving it back --------------------------------------------------------------------
+
+    def release(self) -> None:
+        """Give the stack back (closed if a read failed: it may be in any state) and end the
+        hold, writing the download's audit event."""
+        if self._released:
+            return
+        self._released = True
+        if self._stack is not None:
+            self._manager.readers.give_back(self.session.mount_id, self._stack, self._broken)
+            self._stack = None
+        if self._hold_id is not None:
+            self._end_hold(self._hold_id)
+
+    def _end_hold(self, hold_id: int) -> None:
+        assert self.download is not None
+        tally = self.tally
+        detail = tally.detail
+        if tally.sha256 is not None and tally.complete:
+            detail = f"sha256={tally.sha256.hexdigest()}" + (f"; {detail}" if detail else "")
+        event = audit.Event(
+            self._who.actor,
+            self.download.kind,
+            tally.outcome,
+            backup_id=self.session.backup_id,
+            mount_id=self.session.mount_id,
+            path=self.download.path,
+            bytes=tally.sent,
+            detail=detail,
+        )
+        manager = self._manager
+        try:
+            with manager.db.write() as s:
+                s.execute(delete(DownloadHold).where(DownloadHold.id == hold_id))
+                row = s.get(RestoreMount, self.session.mount_id, with_for_update=True)
+                if row is not None and row.status == MOUNTED:
+                    refresh(row, utcnow(), manager.idle)
+                audit.add(s, event)
+        except FileRestoreError:
+            # the hold stays until cleanup finds this process gone; the event is logged
+            log.exception("could not end the download hold %s", hold_id)
+            audit.record(manager.db, event)
+
+    def __enter__(self) -> Checkout:
+        return self
+
+    def __exit__(self, kind: object, exc: BaseException | None, tb: object) -> None:
+        if exc is not None:
+            self.failed(exc)
+        self.release()
+
+
+def check_out(
+    manager: SessionManager, mount_id: str, who: Principal, download: Download | None = None
+) -> Checkout:
+    """The session ``mount_id`` for ``who``'s request (see the module docstring)."""
+    if len(mount_id) > MAX_MOUNT_ID:
+        raise not_found(mount_id)
+    try:
+        checkout = _check_out(manager, mount_id, who, download)
+    except DownloadLimitError as exc:
+        assert download is not None
+        event = audit.Event(
+            who.actor,
+            download.kind,
+            "failed",
+            mount_id=mount_id,
+            path=download.path,
+            bytes=0,
+            detail=f"{exc.code}: {exc}",
+        )
+        audit.record(manager.db, event)
+        raise
+    try:
+        checkout._lend()
+    except BaseException as exc:
+        checkout.refuse(exc)
+        checkout.release()
+        raise
+    return checkout
+
+
+def _check_out(
+    manager: SessionManager, mount_id: str, who: Principal, download: Download | None
+) -> Checkout:
+    """The transaction of :func:`check_out`."""
+    now = utcnow()
+    with manager.db.write() as s:
+        found = s.execute(
+            select(RestoreMount, Backup, Repository)
+            .join(Backup, Backup.id == RestoreMount.backup_id)
+            .join(Repository, Repository.id == Backup.repository_id)
+            .where(RestoreMount.id == mount_id)
+            .with_for_update(of=RestoreMount)
+        ).first()
+        if found is None or not who.may_see(found[0].owner):
+            raise not_found(mount_id)
+        row, backup, repo = found
+        require_mounted(row)
+        hold_id = None
+        holds = 0
+        if download is not None:
+            holds = (
+                s.scalar(
+                    select(func.count())
+                    .select_from(DownloadHold)
+                    .where(DownloadHold.mount_id == mount_id)
+                )
+                or 0
+            )
+            limit = manager.settings.max_downloads_per_session
+            if holds >= limit:
+                raise DownloadLimitError(
+                    f"session {mount_id} already serves {limit} downloads, the limit"
+                )
+            me = manager.me
+            hold = DownloadHold(
+                mount_id=mount_id, host=me.host, pid=me.pid, pid_start=me.start, started_at=now
+            )
+            s.add(hold)
+            s.flush()
+            hold_id = hold.id
+            holds += 1
+        if hold_id is not None or now - row.last_accessed_at >= manager.touch_granularity:
+            refresh(row, now, manager.idle)
+        session = Session.of(row, holds)
+        location = Location(backup.id, RepositoryInfo.of(repo), backup.path)
+    return Checkout(manager, who, session, location, hold_id, download)

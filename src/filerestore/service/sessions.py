@@ -1,0 +1,327 @@
+"""Restore sessions ("mounts"): rows in ``restore_mounts``, served by any process.
+
+Lifecycle: ``mount`` reserves a slot (a ``mounting`` row), opens the image outside any
+transaction, then marks the row ``mounted`` (or ``failed`` with the reason, when the image
+cannot be opened). ``unmount`` goes through ``unmounting`` and deletes the row. A request
+that reads a session checks it out (:meth:`SessionManager.checkout`, see
+:mod:`~filerestore.service.checkout`), which refreshes ``last_accessed_at`` and
+``expires_at``; the cleanup service removes what expired. Mounting a backup and volume the
+same owner already has mounted returns that session (the seed's mount reuse); a mount
+without a volume reuses only a session whose volume was also chosen automatically.
+
+Every call names its :class:`~filerestore.service.principal.Principal`: a session is
+visible to its owner and to admins only.
+
+Concurrency: the slot check and the insert are one transaction under ``SLOT_LOCK`` (SQLite:
+``BEGIN IMMEDIATE``; PostgreSQL: an advisory transaction lock), so concurrent mounts in any
+number of threads and processes never exceed ``max_sessions``.
+
+Reader stacks live in a per-process :class:`ReaderRegistry` (a pool per session, one stack
+per concurrent caller, never one stack shared by two threads).
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session as DbSession
+
+from filerestore.catalog import locate_backup
+from filerestore.db.engine import Database
+from filerestore.db.models import (
+    FAILED,
+    LIVE_STATES,
+    MOUNTED,
+    MOUNTING,
+    UNMOUNTING,
+    DownloadHold,
+    RestoreMount,
+    utcnow,
+)
+from filerestore.errors import (
+    FileRestoreError,
+    ImageError,
+    ImageNotFoundError,
+    MountStateError,
+    SessionLimitError,
+)
+from filerestore.restore.stack import Stack, open_stack
+from filerestore.service import audit
+from filerestore.service.checkout import Checkout, Download, check_out
+from filerestore.service.liveness import ProcessIdentity, this_process
+from filerestore.service.principal import Principal
+from filerestore.service.readers import ReaderRegistry
+from filerestore.service.session import (
+    Session,
+    limit_message,
+    owner_names,
+    refresh,
+    visible_row,
+)
+from filerestore.settings import Settings
+
+SLOT_LOCK = "filerestore.session-slots"
+
+
+class SessionManager:
+    def __init__(
+        self, db: Database, settings: Settings, readers: ReaderRegistry | None = None
+    ) -> None:
+        self.db = db
+        self.settings = settings
+        self.readers = readers if readers is not None else ReaderRegistry()
+        self.me: ProcessIdentity = this_process()
+        self.idle = timedelta(seconds=settings.idle_timeout)
+        # an access within this long of the previous one does not rewrite the row
+        self.touch_granularity = min(timedelta(seconds=5), self.idle / 100)
+
+    # --- using a session ----------------------------------------------------------------
+
+    def checkout(self, mount_id: str, who: Principal, download: Download | None = None) -> Checkout:
+        """The session for one request (see :mod:`~filerestore.service.checkout`)."""
+        return check_out(self, mount_id, who, download)
+
+    # --- mount / unmount -------------------------------------------------------------------
+
+    def mount(self, backup_id: int, volume: str | None, who: Principal) -> Session:
+        """Open a backup for ``who``; every outcome is an audit event."""
+        try:
+            return self._mount(backup_id, volume, who)
+        except (ImageError, ImageNotFoundError):
+            raise  # the image failed to open: the failed row and its event are written
+        except FileRestoreError as exc:
+            detail = f"{exc.code}: {exc}"
+            event = audit.Event(who.actor, "mount", "failed", backup_id=backup_id, detail=detail)
+            audit.record(self.db, event)
+            raise
+
+    def _mount(self, backup_id: int, volume: str | None, who: Principal) -> Session:
+        backup = locate_backup(self.db, backup_id)  # refuses before anything is written
+        owner = who.owner[:255]
+        now = utcnow()
+        with self.db.write(lock=SLOT_LOCK) as s:
+            reusable = self._reusable(s, backup_id, volume, owner)
+            if reusable is not None:
+                refresh(reusable, now, self.idle)
+                self._audit(s, who, "reused", reusable)
+                return Session.of(reusable, owner_name=_name(who))
+            live = s.scalars(
+                select(RestoreMount)
+                .where(RestoreMount.status.in_(LIVE_STATES))
+                .order_by(RestoreMount.created_at)
+            ).all()
+            if len(live) >= self.settings.max_sessions:
+                holders = [Session.of(r) for r in live]
+                error = SessionLimitError(limit_message(self.settings.max_sessions, holders))
+                error.holders = holders  # type: ignore[attr-defined]
+                raise error
+            row = RestoreMount(
+                id=str(uuid.uuid4()),
+                backup_id=backup_id,
+                volume=volume,
+                volume_auto=volume is None,
+                mount_mode="ro",
+                status=MOUNTING,
+                owner=owner,
+                created_at=now,
+                last_accessed_at=now,
+                expires_at=now + self.idle,
+                status_changed_at=now,
+                holder_host=self.me.host,
+                holder_pid=self.me.pid,
+                holder_start=self.me.start,
+            )
+            s.add(row)
+        mount_id = row.id
+        try:
+            stack = open_stack(
+                backup.image_path,
+                repository=backup.repository_root,
+                volume_id=volume,
+                max_chain_depth=self.settings.max_chain_depth,
+                metadata_budget=self.settings.image_metadata_budget,
+            )
+        except (ImageError, ImageNotFoundError) as exc:
+            self._fail(mount_id, who, str(exc))
+            raise
+        except BaseException:
+            # the request was wrong (no such volume, several to choose from) or we were
+            # interrupted: the row was never a session, remove it
+            self._drop(mount_id)
+            raise
+        try:
+            session = self._finish(mount_id, stack, who)
+        except BaseException:
+            stack.close()
+            self._drop(mount_id)
+            raise
+        self.readers.adopt(session.mount_id, stack)
+        return session
+
+    def _reusable(
+        self, s: DbSession, backup_id: int, volume: str | None, owner: str
+    ) -> RestoreMount | None:
+        # a session is reused only by its owner (API tokens must not share sessions)
+        query = select(RestoreMount).where(
+            RestoreMount.backup_id == backup_id,
+            RestoreMount.status == MOUNTED,
+            RestoreMount.owner == owner,
+        )
+        if volume is None:
+            query = query.where(RestoreMount.volume_auto.is_(True))
+        else:
+            query = query.where(RestoreMount.volume == volume)
+        return s.scalars(query.order_by(RestoreMount.created_at).with_for_update()).first()
+
+    def _finish(self, mount_id: str, stack: Stack, who: Principal) -> Session:
+        now = utcnow()
+        with self.db.write(lock=SLOT_LOCK) as s:
+            row = s.get(RestoreMount, mount_id, with_for_update=True)
+            if row is None or row.status != MOUNTING:
+                raise MountStateError(
+                    f"session {mount_id} was removed while it was mounting (emergency cleanup)"
+                )
+            other = s.scalars(
+                select(RestoreMount)
+                .where(
+                    RestoreMount.backup_id == row.backup_id,
+                    RestoreMount.owner == row.owner,
+                    RestoreMount.volume == stack.volume.id,
+                    RestoreMount.status == MOUNTED,
+                )
+                .with_for_update()
+            ).first()
+            if other is not None:  # a concurrent mount of the same volume finished first
+                s.execute(delete(RestoreMount).where(RestoreMount.id == mount_id))
+                refresh(other, now, self.idle)
+                self._audit(s, who, "reused", other)
+                return Session.of(other, owner_name=_name(who))
+            row.volume = stack.volume.id
+            row.filesystem_type = stack.fs.kind
+            row.status = MOUNTED
+            row.status_changed_at = now
+            row.holder_host = row.holder_pid = row.holder_start = None
+            refresh(row, now, self.idle)
+            self._audit(s, who, "ok", row)
+            return Session.of(row, owner_name=_name(who))
+
+    def _fail(self, mount_id: str, who: Principal, reason: str) -> None:
+        now = utcnow()
+        with self.db.write() as s:
+            row = s.get(RestoreMount, mount_id, with_for_update=True)
+            if row is None:
+                return
+            row.status = FAILED
+            row.error = reason
+            row.status_changed_at = now
+            row.expires_at = now + self.idle
+            row.holder_host = row.holder_pid = row.holder_start = None
+            self._audit(s, who, "failed", row, detail=reason)
+
+    def _drop(self, mount_id: str) -> None:
+        with self.db.write() as s:
+            s.execute(delete(RestoreMount).where(RestoreMount.id == mount_id))
+
+    def unmount(self, mount_id: str, who: Principal, force: bool = False) -> Session:
+        """End a session. A download in progress refuses it unless ``force``."""
+        now = utcnow()
+        with self.db.write() as s:
+            row = visible_row(s, mount_id, who, lock=True)
+            if row.status in (MOUNTING, UNMOUNTING) and not force:
+                raise MountStateError(f"session {mount_id} is {row.status}; try again shortly")
+            holds = _holds(s, mount_id)
+            if holds and not force:
+                raise MountStateError(
+                    f"session {mount_id} has {holds} download(s) in progress; "
+                    "unmount when they finish"
+                )
+            row.status = UNMOUNTING
+            row.status_changed_at = now
+            row.holder_host, row.holder_pid, row.holder_start = (
+                self.me.host,
+                self.me.pid,
+                self.me.start,
+            )
+            session = Session.of(row, holds)
+        self.readers.discard(mount_id)
+        with self.db.write() as s:
+            ending = s.get(RestoreMount, mount_id, with_for_update=True)
+            if ending is not None:
+                self._audit(s, who, "ok", ending, action="unmount")
+                s.execute(delete(RestoreMount).where(RestoreMount.id == mount_id))
+        return session
+
+    # --- lookups ---------------------------------------------------------------------------
+
+    def get(self, mount_id: str, who: Principal) -> Session:
+        with self.db.read() as s:
+            row = visible_row(s, mount_id, who)
+            names = owner_names(s, [row.owner])
+            return Session.of(row, _holds(s, mount_id), names.get(row.owner))
+
+    def list(self, who: Principal) -> list[Session]:
+        query = select(RestoreMount).order_by(RestoreMount.created_at)
+        if not who.admin:
+            query = query.where(RestoreMount.owner == who.owner)
+        with self.db.read() as s:
+            rows = s.scalars(query).all()
+            counts: dict[str, int] = {
+                mount_id: n
+                for mount_id, n in s.execute(
+                    select(DownloadHold.mount_id, func.count()).group_by(DownloadHold.mount_id)
+                ).all()
+            }
+            names = owner_names(s, {r.owner for r in rows})
+            return [Session.of(r, counts.get(r.id, 0), names.get(r.owner)) for r in rows]
+
+    def downloads_in_progress(self) -> int:
+        with self.db.read() as s:
+            return s.scalar(select(func.count()).select_from(DownloadHold)) or 0
+
+    def live_count(self) -> int:
+        with self.db.read() as s:
+            return (
+                s.scalar(
+                    select(func.count())
+                    .select_from(RestoreMount)
+                    .where(RestoreMount.status.in_(LIVE_STATES))
+                )
+                or 0
+            )
+
+    def _audit(
+        self,
+        s: DbSession,
+        who: Principal,
+        outcome: str,
+        row: RestoreMount,
+        detail: str | None = None,
+        action: str = "mount",
+    ) -> None:
+        audit.add(
+            s,
+            audit.Event(
+                who.actor,
+                action,
+                outcome,
+                backup_id=row.backup_id,
+                mount_id=row.id,
+                detail=detail,
+            ),
+        )
+
+
+def _name(who: Principal) -> str | None:
+    """The owner name a session of ``who`` shows (a token's name; none for the operator)."""
+    return who.name if who.owner else None
+
+
+def _holds(s: DbSession, mount_id: str) -> int:
+    return (
+        s.scalar(
+            select(func.count()).select_from(DownloadHold).where(DownloadHold.mount_id == mount_id)
+        )
+        or 0
+    )

@@ -1,0 +1,255 @@
+"""A repository in an S3-compatible bucket: keys under a prefix, read in cached blocks.
+
+# References: Amazon S3 API Reference, GetObject (Range, If-Match, Content-Range) and
+# HeadObject; RFC 9110 section 14 (range requests).
+
+``S3Store(options, prefix)`` has the shape of :class:`~filerestore.source.local.LocalStore`:
+``open(name, relative_to)`` resolves the name to a key under the prefix with the same
+confinement rules (:mod:`filerestore.source.s3names`) and returns an :class:`S3File`, a
+blockio reader of that object.
+
+How an S3File reads: the object is cut into fixed blocks (``block_size``, 1 MiB by
+default: large enough that a GET's latency is paid rarely, small enough that a directory
+lookup does not pull megabytes). A read takes its blocks from the process's
+:class:`~filerestore.source.blockpool.BlockPool` (memory, then the shared disk cache,
+then one ranged GET per block, with If-Match on the ETag the file was opened with);
+a read that continues the previous one starts fetching the next ``prefetch`` blocks
+in parallel, so a file streamed out of a guest filesystem keeps that many GETs in flight.
+
+Opening costs one request: a cold open GETs the first block, whose answer also carries the
+object's size and ETag; a warm open (the object was opened before, its first blocks are in
+the disk cache) starts from the remembered ETag at once and checks it with a HEAD in the
+background, which every file of a chain does in parallel; ``confirm()`` waits for it.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import CancelledError, Future
+from dataclasses import dataclass
+from pathlib import Path
+
+from filerestore.blockio import SizedReader
+from filerestore.errors import CorruptImageError, ObjectChangedError, ObjectStoreUnavailableError
+from filerestore.source.blockcache import BlockCache, object_id
+from filerestore.source.blockpool import BlockPool, Fetch
+from filerestore.source.s3client import ObjectClient, ObjectMeta, ObstoreClient, S3Options
+from filerestore.source.s3names import normalize_prefix, resolve_name
+
+MiB = 1 << 20
+
+
+@dataclass(frozen=True)
+class BlockOptions:
+    """How a store reads and caches; the settings' ``block_cache_*`` fields fill it."""
+
+    block_size: int = 1 * MiB
+    #: blocks fetched ahead of a sequential reader (and the fetch threads per store)
+    prefetch: int = 8
+    #: finished blocks a worker process keeps in memory for all files of the store
+    memory_bytes: int = 32 * MiB
+    #: the shared disk cache (None: no disk cache, memory only)
+    cache_dir: Path | None = None
+    cache_capacity: int = 10 << 30
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectIdentity:
+    """One version of one object: two names of it compare equal, a replaced one does not."""
+
+    bucket: str
+    key: str
+    etag: str
+
+
+class S3File(SizedReader):
+    """An object of the bucket opened for reading (a :class:`~filerestore.source.SourceFile`)."""
+
+    def __init__(
+        self,
+        store: S3Store,
+        name: str,
+        meta: ObjectMeta,
+        check: Future[ObjectMeta] | None = None,
+    ) -> None:
+        self._store = store
+        self.name = name
+        self.location = f"s3://{store.options.bucket}/{meta.key}"
+        self.meta = meta
+        self.identity = ObjectIdentity(store.options.bucket, meta.key, meta.etag)
+        self.signature = self.identity  # the ETag changes with every new version
+        self.mtime = meta.last_modified
+        self._size = meta.size
+        self._check = check
+        self._id = store.block_prefix(meta)
+        self._last_block = -2
+        self._closed = False
+
+    # --- the SourceFile contract -------------------------------------------------------------
+
+    def confirm(self) -> None:
+        if self._check is None:
+            return
+        try:
+            current = self._check.result()
+        except ObjectChangedError:
+            self._store.forget(self.meta.key)
+            raise
+        except CancelledError:
+            raise ObjectStoreUnavailableError(f"{self.location}: the store was closed") from None
+        if (current.etag, current.size) != (self.meta.etag, self.meta.size):
+            self._store.forget(self.meta.key)
+            raise ObjectChangedError(f"{self.location} was replaced since it was cached")
+        self._check = None
+
+    def pread_into(self, buffer: memoryview, offset: int, what: str) -> None:
+        want = len(buffer)
+        if offset < 0 or offset + want > self._size:
+            raise CorruptImageError(
+                f"{self.name}: {what} at {offset:#x} (+{want}) is past the end of the file "
+                f"({self._size} bytes)"
+            )
+        if not want:
+            return
+        bs = self._store.blocks.block_size
+        first, last = offset // bs, (offset + want - 1) // bs
+        self._note_access(first, last)
+        blocks = self._store.pool.get_many([self._block(i) for i in range(first, last + 1)])
+        pos = 0
+        for i, data in zip(range(first, last + 1), blocks, strict=True):
+            start = offset + pos - i * bs
+            n = min(len(data) - start, want - pos)
+            buffer[pos : pos + n] = data[start : start + n]
+            pos += n
+
+    def pread(self, offset: int, length: int, what: str) -> bytes:
+        bs = self._store.blocks.block_size
+        if offset >= 0 and length and offset + length <= self._size:
+            first = offset // bs
+            if (offset + length - 1) // bs == first:  # one block: a slice, no buffer
+                self._note_access(first, first)
+                name, size, fetch = self._block(first)
+                data = self._store.pool.get(name, size, fetch)
+                return data[offset - first * bs : offset - first * bs + length]
+        buf = bytearray(length)
+        self.pread_into(memoryview(buf), offset, what)
+        return bytes(buf)
+
+    def read_into(self, dst: memoryview, offset: int) -> None:
+        self.pread_into(dst, offset, "data")
+
+    def _read(self, offset: int, n: int) -> bytes:
+        return self.pread(offset, n, "data")
+
+    def close(self) -> None:
+        self._closed = True
+
+    def __enter__(self) -> S3File:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- blocks ------------------------------------------------------------------------------
+
+    def _block(self, index: int) -> tuple[str, int, Fetch]:
+        bs = self._store.blocks.block_size
+        start = index * bs
+        end = min(self._size, start + bs)
+        return f"{self._id}-{index}", end - start, lambda: self._fetch(start, end)
+
+    def _fetch(self, start: int, end: int) -> bytes:
+        if self._closed:
+            raise ObjectStoreUnavailableError(f"{self.location}: read after close")
+        try:
+            data = self._store.client.get_range(self.meta, start, end)
+        except ObjectChangedError:
+            self._store.forget(self.meta.key)
+            raise
+        if len(data) != end - start:
+            raise ObjectStoreUnavailableError(
+                f"{self.location}: the store sent {len(data)} bytes for a range of {end - start}"
+            )
+        return data
+
+    def _note_access(self, first: int, last: int) -> None:
+        """Fetch ahead when this read continues the previous one (a file being streamed).
+
+        Unlocked on purpose: two threads racing here only make the guess a little wrong.
+        """
+        sequential = first in (self._last_block, self._last_block + 1)
+        self._last_block = last
+        if not sequential:
+            return
+        n_blocks = -(-self._size // self._store.blocks.block_size)
+        ahead = range(last + 1, min(n_blocks, last + 1 + self._store.blocks.prefetch))
+        if ahead:
+            self._store.pool.prefetch([self._block(i) for i in ahead])
+
+
+class S3Store:
+    """The objects under ``prefix`` in one bucket, opened only inside it. Close when done.
+
+    One store per repository per process: its files share its block pool, its fetch
+    threads and its client's connections.
+    """
+
+    def __init__(
+        self,
+        options: S3Options,
+        prefix: str = "",
+        blocks: BlockOptions | None = None,
+        client: ObjectClient | None = None,
+    ) -> None:
+        self.options = options
+        self.prefix = normalize_prefix(prefix)
+        self.blocks = blocks or BlockOptions()
+        self.client: ObjectClient = client or ObstoreClient(options)
+        b = self.blocks
+        cache = None if b.cache_dir is None else BlockCache(b.cache_dir, b.cache_capacity)
+        self.pool = BlockPool(cache, b.memory_bytes, max(1, b.prefetch))
+
+    def open(self, name: str, relative_to: str | None = None) -> S3File:
+        """Open ``name`` (see :class:`~filerestore.source.Store` for the rules)."""
+        resolved = resolve_name(self.prefix, name, relative_to)
+        key = self.prefix + resolved
+        cache = self.pool.cache
+        known = cache.remembered(self._where(key)) if cache is not None else None
+        if known is not None:
+            meta = ObjectMeta(key, known[1], known[0], known[2])
+            return S3File(self, resolved, meta, self.pool.submit(lambda: self.client.head(key)))
+        meta, head = self.client.get_head(key, self.blocks.block_size)
+        f = S3File(self, resolved, meta)
+        if head:
+            block, size, _ = f._block(0)
+            self.pool.get(block, size, lambda: head)  # kept, and written to the disk cache
+        if cache is not None:
+            cache.remember(self._where(key), meta.etag, meta.size, meta.last_modified)
+        return f
+
+    def location(self, name: str) -> str:
+        return f"s3://{self.options.bucket}/{self.prefix}{name}"
+
+    def forget(self, key: str) -> None:
+        """Drop what is remembered of ``key``: it changed, the next open asks the server."""
+        if self.pool.cache is not None:
+            self.pool.cache.forget(self._where(key))
+
+    def block_prefix(self, meta: ObjectMeta) -> str:
+        o = self.options
+        return object_id(
+            o.endpoint or "", o.bucket, meta.key, meta.etag, meta.size, self.blocks.block_size
+        )
+
+    def _where(self, key: str) -> str:
+        return f"{self.options.endpoint or ''}\0{self.options.bucket}\0{key}"
+
+    def close(self) -> None:
+        self.pool.close()
+        if self.pool.cache is not None:
+            self.pool.cache.close()
+
+    def __enter__(self) -> S3Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
