@@ -256,6 +256,10 @@ def test_search_filters(chain: Chain) -> None:
     touched = datetime.fromtimestamp(TOUCHED, UTC)
     assert _hits(chain, glob="img_*", mtime_from=touched) == {"/photos/img_0002.jpg": [b2]}
     assert _hits(chain, name="nothing-like-this") == {}
+    # "_" and "%" in a name are themselves, not LIKE wildcards ("f0_0" would match f0100.txt)
+    assert _hits(chain, name="f0_0") == {}
+    assert _hits(chain, name="f01%") == {}
+    assert _hits(chain, name="img_0019") == {"/photos/img_0019.jpg": [b0, b1, b2]}
     assert _hits(chain, name="report", allowed=set()) == {}
 
 
