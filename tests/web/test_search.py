@@ -96,3 +96,31 @@ def test_search_box_versions_and_restore(page, api: Env):
         ".details .history ul.events li", "els => els.map(e => e.innerText)"
     )
     assert events == [f"appeared in backup #{full}", f"changed in backup #{incr}"]
+
+
+def test_compare_two_backups(page, api: Env):
+    _index_demo(api)
+    sign_in(page, api)
+    incr = api.backups["demo-incr"]
+    page.click(f"tr.backup[data-backup-id='{incr}'] a.compare-link")
+    page.wait_for_selector(".compare[data-state=ready]")
+    shot(page, "22-compare")
+    got = set(
+        page.eval_on_selector_all(
+            "tr.change", "rows => rows.map(r => r.dataset.change + ' ' + r.dataset.path)"
+        )
+    )
+    # what the demo's incremental did (demo/changes, demo/deleted.txt), per volume's tree
+    changed = {
+        "/" + p.relative_to(DEMO / "changes" / tree).as_posix()
+        for tree in ("linux", "windows")
+        for p in (DEMO / "changes" / tree).rglob("*")
+        if p.is_file()
+    }
+    for path in changed:
+        tree = "linux" if (DEMO / "changes/linux" / path.lstrip("/")).exists() else "windows"
+        existed = (DEMO / "source" / tree / path.lstrip("/")).exists()
+        assert f"{'changed' if existed else 'added'} {path}" in got, (path, got)
+    for rel in (DEMO / "deleted.txt").read_text().split():
+        path = "/" + rel.split("/", 1)[1]
+        assert f"removed {path}" in got, (path, got)

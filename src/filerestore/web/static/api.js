@@ -1,7 +1,7 @@
 // The page's only way to the server: the public REST API under /api/v1, with a Bearer token.
 // Every record it returns is mapped by model.js, so no other module reads the API's fields.
 
-import { backupDetailOf, backupOf, fileInfoOf, mountOf, pageOf, resourcesOf, totalsOf } from "./model.js";
+import { backupDetailOf, backupOf, fileInfoOf, historyOf, mountOf, pageOf, resourcesOf, searchPageOf, totalsOf } from "./model.js";
 
 const BASE = "/api/v1";
 const TOKEN_KEY = "filerestore.token";
@@ -145,9 +145,14 @@ export const api = {
     fileInfoOf(await request("GET", `/restore/${encodeURIComponent(id)}/file-info`, { query: { path: encoded(pathQ) }, signal })),
   totals: async (id, pathQs) => totalsOf(await request("GET", `/restore/${encodeURIComponent(id)}/totals`, { query: { path: pathQs.map(encoded) } })),
   resources: async () => resourcesOf(await request("GET", "/restore/resources")),
-  search: (query) => request("GET", "/search", { query }),
-  history: (backupId, pathQ, volume) =>
-    request("GET", `/backups/${encodeURIComponent(backupId)}/history`, { query: { path: encoded(pathQ), volume } }),
+  search: async (query) => searchPageOf(await request("GET", "/search", { query })),
+  // the diff is JSON lines (one per path, then {"totals": ...}): read whole here
+  diff: async (oldId, newId) => {
+    const res = await request("GET", `/backups/${encodeURIComponent(oldId)}/diff/${encodeURIComponent(newId)}`, { raw: true });
+    return (await res.text()).split("\n").filter(Boolean).map((line) => JSON.parse(line));
+  },
+  history: async (backupId, pathQ, volume) =>
+    historyOf(await request("GET", `/backups/${encodeURIComponent(backupId)}/history`, { query: { path: encoded(pathQ), volume } })),
   // Downloads are described, not fetched: downloads.js chooses how to fetch them.
   // (`check` is a request that fails the way the download would, without being one.)
   download: (id, pathQ) => ({

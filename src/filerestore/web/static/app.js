@@ -4,6 +4,7 @@ import { api, onUnauthorized, token } from "./api.js";
 import { renderBackups } from "./backups.js";
 import { renderBrowser } from "./browser.js";
 import { h } from "./dom.js";
+import { renderCompare } from "./compare.js";
 import { renderSearch } from "./search.js";
 import { renderSessions } from "./sessions.js";
 import { setMain, toast } from "./ui.js";
@@ -126,6 +127,9 @@ export function route() {
   if (parts[0] === "browse" && parts[1]) {
     setNav("sessions");
     current = renderBrowser(decodeURIComponent(parts[1]), pathQ || "/", { onChange: refreshResources });
+  } else if (parts[0] === "compare" && parts[1] && parts[2]) {
+    setNav("backups");
+    current = renderCompare(decodeURIComponent(parts[1]), decodeURIComponent(parts[2]));
   } else if (parts[0] === "search") {
     setNav("search");
     current = renderSearch();
@@ -136,7 +140,7 @@ export function route() {
     setNav("backups");
     current = renderBackups();
   }
-  document.title = `filerestore · ${parts[0] === "browse" ? "Browse" : parts[0] === "sessions" ? "Sessions" : parts[0] === "search" ? "Search" : "Backups"}`;
+  document.title = `filerestore · ${parts[0] === "browse" ? "Browse" : parts[0] === "sessions" ? "Sessions" : parts[0] === "search" ? "Search" : parts[0] === "compare" ? "Compare" : "Backups"}`;
 }
 
 function signOut(notice) {

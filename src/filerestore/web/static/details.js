@@ -87,7 +87,7 @@ async function showHistory(box, e, load) {
   box.replaceChildren(h("span", { class: "muted" }, h("span", { class: "spinner" }), " reading the index…"));
   try {
     const hist = await load(e);
-    const events = hist.events.map((ev) => h("li", {}, `${ev.event} in backup #${ev.backup.backup_id}`));
+    const events = hist.events.map((ev) => h("li", {}, `${ev.event} in backup #${ev.backup.id}`));
     box.replaceChildren(
       h("h3", {}, "History"),
       hist.versions.length ? versionsTable(hist, hist.versions) : h("p", { class: "muted" }, "In no indexed backup of this disk."),

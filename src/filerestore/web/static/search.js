@@ -3,7 +3,7 @@
 
 import { api } from "./api.js";
 import { h } from "./dom.js";
-import { bytes, dateTime, isoDate } from "./format.js";
+import { bytes, dateTime } from "./format.js";
 import { icon } from "./icons.js";
 import { openBackup } from "./open.js";
 import { errorPanel, loading, setMain } from "./ui.js";
@@ -25,27 +25,24 @@ export function versionsTable(place, versions) {
 
 function versionRow(hit, v, n) {
   const size = v.kind === "file" ? bytes(v.size) : v.kind;
-  const held = v.backups.map((b) => {
-    const backup = { id: b.backup_id, vm: b.vm_name || "(no VM name)", disk: b.disk_name || "(no disk name)", created: isoDate(b.created_at) };
-    return h("li", { class: "held", dataset: { backupId: String(b.backup_id) } },
-      h("span", { class: "nowrap" }, dateTime(backup.created)), " ",
-      h("span", { class: "muted mono" }, `#${b.backup_id}`), " ",
-      h("button", {
-        type: "button",
-        class: "btn btn-sm btn-primary",
-        "aria-label": `Restore ${hit.path} from backup ${b.backup_id}`,
-        onclick: () => openBackup(backup, { volume: hit.volume, pathQ: folderOf(hit.path_query) }),
-      }, "Restore"));
-  });
+  const held = v.backups.map((b) => h("li", { class: "held", dataset: { backupId: String(b.id) } },
+    h("span", { class: "nowrap" }, dateTime(b.created)), " ",
+    h("span", { class: "muted mono" }, `#${b.id}`), " ",
+    h("button", {
+      type: "button",
+      class: "btn btn-sm btn-primary",
+      "aria-label": `Restore ${hit.path} from backup ${b.id}`,
+      onclick: () => openBackup(b, { volume: hit.volume, pathQ: folderOf(hit.pathQ) }),
+    }, "Restore")));
   return h("tr", { class: "version", dataset: { version: String(n) } },
     h("td", { class: "muted" }, `v${n}`),
     h("td", { class: "num" }, size),
-    h("td", { class: "nowrap" }, dateTime(isoDate(v.mtime))),
+    h("td", { class: "nowrap" }, dateTime(v.mtime)),
     h("td", {}, h("ul", { class: "held-list" }, held)));
 }
 
 function hitBlock(hit) {
-  const where = `${hit.vm_name || "(no VM name)"} · ${hit.disk_name || "(no disk name)"} · ${hit.volume}`;
+  const where = `${hit.vm || "(no VM name)"} · ${hit.disk || "(no disk name)"} · ${hit.volume}`;
   return h("section", { class: "hit", dataset: { path: hit.path } },
     h("h2", { class: "hit-path mono" }, hit.path, " ", h("span", { class: "muted" }, where)),
     versionsTable(hit, hit.versions));
@@ -81,7 +78,7 @@ export function renderSearch() {
       const page = await api.search({ [glob ? "glob" : "name"]: asked, limit: PAGE, cursor });
       spinner.remove();
       for (const hit of page.hits) results.append(hitBlock(hit));
-      cursor = page.next_cursor;
+      cursor = page.next;
       more.hidden = !cursor;
       if (!results.querySelector(".hit")) {
         results.append(h("div", { class: "empty" }, h("strong", {}, "Nothing found"),
