@@ -123,6 +123,7 @@ def create_app(settings: Settings | None = None, *, cleanup: bool = True) -> Fas
                 runner.stop()
             state.cleanup.stop()
             manager.readers.close_all()
+            manager.stores.close()
             db.dispose()
 
     app = FastAPI(

@@ -1,7 +1,7 @@
 // The page's only way to the server: the public REST API under /api/v1, with a Bearer token.
 // Every record it returns is mapped by model.js, so no other module reads the API's fields.
 
-import { backupDetailOf, backupOf, fileInfoOf, historyOf, mountOf, pageOf, resourcesOf, searchPageOf, totalsOf } from "./model.js";
+import { backupDetailOf, backupOf, fileInfoOf, historyOf, mountOf, pageOf, repositoryOf, resourcesOf, searchPageOf, totalsOf } from "./model.js";
 
 const BASE = "/api/v1";
 const TOKEN_KEY = "filerestore.token";
@@ -136,6 +136,7 @@ export const api = {
   check: (bearer) => list("/restore/mounts", { auth: bearer }),
   backups: async (query) => (await list("/backups", { query })).map(backupOf),
   backup: async (id) => backupDetailOf(await request("GET", `/backups/${encodeURIComponent(id)}`)),
+  repositories: async () => (await list("/repositories")).map(repositoryOf),
   mounts: async () => (await list("/restore/mounts")).map(mountOf),
   mount: async (backupId, volume) =>
     mountOf(await request("POST", "/restore/mount", { body: volume ? { backup_id: backupId, volume } : { backup_id: backupId } })),

@@ -1,10 +1,12 @@
-// Entry point: sign-in, the top bar and a hash router (#/backups, #/sessions, #/browse/ID?path=).
+// Entry point: sign-in, the top bar and a hash router (#/backups, #/repositories, #/sessions,
+// #/browse/ID?path=).
 
 import { api, onUnauthorized, token } from "./api.js";
 import { renderBackups } from "./backups.js";
 import { renderBrowser } from "./browser.js";
 import { h } from "./dom.js";
 import { renderCompare } from "./compare.js";
+import { renderRepositories } from "./repositories.js";
 import { renderSearch } from "./search.js";
 import { renderSessions } from "./sessions.js";
 import { setMain, toast } from "./ui.js";
@@ -133,6 +135,9 @@ export function route() {
   } else if (parts[0] === "search") {
     setNav("search");
     current = renderSearch();
+  } else if (parts[0] === "repositories") {
+    setNav("repositories");
+    current = renderRepositories();
   } else if (parts[0] === "sessions") {
     setNav("sessions");
     current = renderSessions({ onChange: refreshResources });
@@ -140,7 +145,8 @@ export function route() {
     setNav("backups");
     current = renderBackups();
   }
-  document.title = `filerestore · ${parts[0] === "browse" ? "Browse" : parts[0] === "sessions" ? "Sessions" : parts[0] === "search" ? "Search" : parts[0] === "compare" ? "Compare" : "Backups"}`;
+  const titles = { browse: "Browse", sessions: "Sessions", repositories: "Repositories", search: "Search", compare: "Compare" };
+  document.title = `filerestore · ${titles[parts[0]] ?? "Backups"}`;
 }
 
 function signOut(notice) {

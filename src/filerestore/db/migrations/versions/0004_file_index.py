@@ -1,7 +1,7 @@
 """The file index: lines, indexed backups, volumes, names, directories, versions, and index jobs.
 
-Revision ID: 0003
-Revises: 0002
+Revision ID: 0004
+Revises: 0003_s3
 Create Date: 2026-11-30
 
 The name search needs a trigram index on ``index_names.name``. SQLite: an external-content
@@ -20,8 +20,8 @@ from alembic import op
 
 from filerestore.db.models import UTCDateTime
 
-revision = "0003"
-down_revision = "0002"
+revision = "0004"
+down_revision = "0003_s3"
 branch_labels = None
 depends_on = None
 
