@@ -382,6 +382,59 @@ class Settings(BaseSettings):
             "host (its liveness cannot be checked from here) is taken over by another runner."
         ),
     )
+    index_hash_max_size: int = Field(
+        default=0,
+        ge=0,
+        description=(
+            "Files of at most this many bytes get a content hash (BLAKE2b-128) when a backup "
+            "is indexed; larger ones, and every file when 0, are hashed on demand (a diff "
+            "asked to compare contents). Hashing reads each such file, which costs more than "
+            "the rest of the index pass."
+        ),
+    )
+    index_job_attempts: int = Field(
+        default=5,
+        ge=1,
+        description="Attempts an index job gets before it is failed (retried with backoff).",
+    )
+    index_job_backoff: float = Field(
+        default=30.0,
+        gt=0,
+        description=(
+            "Seconds before an index job's first retry; each later retry waits twice as long."
+        ),
+    )
+    index_job_lease: float = Field(
+        default=120.0,
+        gt=0,
+        description=(
+            "Seconds an index runner holds its job without a heartbeat (it beats after every "
+            "batch); a job whose lease ran out is taken over and resumed by another runner."
+        ),
+    )
+    index_on_register: bool = Field(
+        default=True,
+        description=(
+            "Queue an index job for every backup a scan or registration adds (a backup "
+            "never indexed and never queued before); off: only `filerestore index queue` "
+            "and the API's index route queue them."
+        ),
+    )
+    index_runners: int = Field(
+        default=1,
+        ge=0,
+        le=16,
+        description=(
+            "Index runner threads each service process (`filerestore serve` worker) starts; "
+            "0: none (run `filerestore index run --follow` elsewhere). On SQLite keep the "
+            "total at one: runners there take turns at the database's one write lock."
+        ),
+    )
+    index_poll_interval: float = Field(
+        default=2.0,
+        gt=0,
+        description="Seconds an idle index runner waits before it looks for a job again.",
+    )
     log_format: Literal["auto", "json", "text"] = Field(
         default="auto",
         description=(

@@ -17,7 +17,14 @@ from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import filerestore
-from filerestore.api import errors, routes_catalog, routes_download, routes_jobs, routes_restore
+from filerestore.api import (
+    errors,
+    routes_catalog,
+    routes_download,
+    routes_index,
+    routes_jobs,
+    routes_restore,
+)
 from filerestore.api import schemas as s
 from filerestore.api.auth import Caller
 from filerestore.api.docs_ui import OPENAPI_URL, mount_docs
@@ -26,6 +33,7 @@ from filerestore.api.metrics import CONTENT_TYPE_LATEST, Metrics
 from filerestore.api.redact import Redactor
 from filerestore.api.state import AppState, app_state
 from filerestore.db import open_database
+from filerestore.index.runner import IndexRunner
 from filerestore.service.cleanup import CleanupService
 from filerestore.service.job_runner import JobRunner
 from filerestore.service.refusals import RefusalLog
@@ -117,6 +125,7 @@ def create_app(settings: Settings | None = None, *, cleanup: bool = True) -> Fas
         refusals,
         redact,
     )
+    runners = [IndexRunner(db, settings) for _ in range(settings.index_runners)]
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -124,9 +133,15 @@ def create_app(settings: Settings | None = None, *, cleanup: bool = True) -> Fas
             state.cleanup.start()
             if settings.restore_job_runner:
                 state.jobs.start()
+        for runner in runners:
+            runner.start()
         try:
             yield
         finally:
+            for runner in runners:
+                runner.stopping.set()
+            for runner in runners:
+                runner.stop()
             state.jobs.stop()
             state.cleanup.stop()
             manager.readers.close_all()
@@ -152,6 +167,7 @@ def create_app(settings: Settings | None = None, *, cleanup: bool = True) -> Fas
     app.include_router(routes_restore.router, prefix=PREFIX)
     app.include_router(routes_download.router, prefix=PREFIX)
     app.include_router(routes_catalog.router, prefix=PREFIX)
+    app.include_router(routes_index.router, prefix=PREFIX)
     mount_web(app)  # the web page at "/", a client of the routes above
     app.add_middleware(AccessLog, metrics=state.metrics)
     return app

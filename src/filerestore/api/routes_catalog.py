@@ -13,6 +13,7 @@ from filerestore.api.auth import Admin, Caller
 from filerestore.api.routes_restore import ERRORS
 from filerestore.api.state import app_state
 from filerestore.errors import FileRestoreError
+from filerestore.index.jobs import enqueue_unindexed, index_states
 from filerestore.restore.descriptions import DESCRIPTIONS
 from filerestore.service import audit
 
@@ -25,10 +26,22 @@ async def backups(
     request: Request, who: Caller, vm: str | None = None, repository: str | None = None
 ) -> s.BackupListOut:
     st = app_state(request)
-    rows = await run_in_threadpool(catalog.list_backups, st.db, repository, st.sessions.stores)
-    return s.BackupListOut(
-        backups=[s.BackupOut.of(b) for b in rows if vm is None or b.vm_name == vm]
-    )
+
+    def work() -> s.BackupListOut:
+        rows = [
+            b
+            for b in catalog.list_backups(st.db, repository, st.sessions.stores)
+            if vm is None or b.vm_name == vm
+        ]
+        states = index_states(st.db, [b.id for b in rows])
+        return s.BackupListOut(
+            backups=[
+                s.BackupOut.of(b).model_copy(update={"index_state": states[b.id].state})
+                for b in rows
+            ]
+        )
+
+    return await run_in_threadpool(work)
 
 
 @router.get("/backups/{backup_id}", response_model=s.BackupDetailOut, responses=ERRORS)
@@ -57,8 +70,9 @@ async def backup(
                     metadata_budget=st.settings.image_metadata_budget,
                 )
             volumes = [s.VolumeOut(**s.values_of(v)) for v in description.volumes]
+        state = index_states(st.db, [top.id])[top.id].state
         return s.BackupDetailOut(
-            **s.BackupOut.of(top).model_dump(),
+            **s.BackupOut.of(top).model_copy(update={"index_state": state}).model_dump(),
             chain=[s.BackupOut.of(x) for x in chain],
             volumes=volumes,
         )
@@ -82,6 +96,8 @@ async def register_backup(body: s.BackupRegister, request: Request, who: Admin) 
             metadata_budget=st.settings.image_metadata_budget,
             stores=st.sessions.stores,
         )
+        if st.settings.index_on_register:
+            enqueue_unindexed(st.db, [info.id], requested_by=who.actor)
         return s.BackupOut.of(info)
 
     try:

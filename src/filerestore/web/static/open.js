@@ -46,12 +46,13 @@ function pickVolume(backup, volumes) {
   });
 }
 
-// backup: a record from api.backups()
-export async function openBackup(backup) {
-  let volume = null;
+// backup: a record from api.backups() (a search result's needs only id, vm, disk, created);
+// at: {volume, pathQ} to open that volume at that folder (a search result's Restore)
+export async function openBackup(backup, at = {}) {
+  let volume = at.volume ?? null;
   try {
     let volumes = [];
-    try {
+    if (volume === null) try {
       volumes = browsable((await api.backup(backup.id)).volumes);
     } catch (err) {
       if (err instanceof ApiError && err.status === 404) throw err;
@@ -82,7 +83,7 @@ export async function openBackup(backup) {
       }
       mountId = mount.id;
     }
-    location.hash = `#/browse/${encodeURIComponent(mountId)}?path=/`;
+    location.hash = `#/browse/${encodeURIComponent(mountId)}?path=${at.pathQ || "/"}`;
   } catch (err) {
     showError(`Backup #${backup.id} could not be opened`, err);
   }
