@@ -44,6 +44,7 @@ class Site:
     server: Server
     proxy: S3Server
     token: str
+    admin_token: str  # an operator's: only admins see where a repository is (issue 8, defect 8)
     backups: dict[str, int]  # repository name -> its one backup's id
     tree: Path
 
@@ -93,18 +94,19 @@ def site(tmp_path_factory: pytest.TempPathFactory, moto: S3Server) -> Iterator[S
     _cli(env, "scan")
     backups = {b["repository"]: int(b["id"]) for b in json.loads(_cli(env, "backups", "--json"))}
     token = _cli(env, "token", "create", "alice").strip()
+    admin_token = _cli(env, "token", "create", "ops", "--admin").strip()
     server = Server(env, workers=2, log=work / "server.log").start()
     try:
-        yield Site(server, proxy, token, backups, restore_tree())
+        yield Site(server, proxy, token, admin_token, backups, restore_tree())
     finally:
         server.stop()
         proxy.stop()
         print((work / "server.log").read_text(errors="replace")[-3000:])
 
 
-def sign_in(page, site: Site) -> None:
+def sign_in(page, site: Site, token: str | None = None) -> None:
     page.goto(site.url + "/")
-    page.fill("#token", site.token)
+    page.fill("#token", token or site.token)
     page.click("form.signin button[type=submit]")
     page.wait_for_selector("tr.backup")
 
@@ -118,7 +120,7 @@ def repositories_shown(page) -> dict[str, list[str]]:
 
 def test_repositories_view_shows_the_bucket_beside_the_directory(page, site: Site) -> None:
     assert set(site.backups) == {"disks", "offsite"}
-    sign_in(page, site)
+    sign_in(page, site, site.admin_token)
     page.click("nav a[data-nav=repositories]")
     page.wait_for_selector("tr.repository[data-repository=offsite]")
     shown = repositories_shown(page)
@@ -132,6 +134,16 @@ def test_repositories_view_shows_the_bucket_beside_the_directory(page, site: Sit
     assert (kind, held, status) == ("Directory", "1", "available")
     assert ACCESS_KEY not in page.content() and SECRET_KEY not in page.content()
     shot(page, "20-repositories")
+
+
+def test_a_user_sees_the_repositories_but_not_where_they_are(page, site: Site) -> None:
+    sign_in(page, site)  # alice, not an admin
+    page.click("nav a[data-nav=repositories]")
+    page.wait_for_selector("tr.repository[data-repository=offsite]")
+    shown = repositories_shown(page)
+    kind, where, held, status, _ = shown["offsite"]
+    assert (kind, where, held, status) == ("S3 bucket", "<repository offsite>", "1", "available")
+    assert BUCKET not in page.content() and site.proxy.endpoint not in page.content()
 
 
 def test_an_s3_backup_is_browsed_and_downloaded_like_a_local_one(page, site: Site) -> None:

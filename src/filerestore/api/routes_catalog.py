@@ -120,11 +120,14 @@ async def repositories(request: Request, who: Caller) -> s.RepositoryListOut:
     def work() -> s.RepositoryListOut:
         found = catalog.repositories_with_availability(st.db, st.sessions.stores)
         out = [s.RepositoryOut.of(r, a) for r, a in found]
-        if not who.admin:  # no host paths for a non-admin (issue 8, defect 8)
+        if not who.admin:  # no host paths or addresses for a non-admin (issue 8, defect 8)
             out = [
                 o.model_copy(
                     update={
                         "root_path": f"<repository {o.name}>",
+                        "mount_source": None,  # a share's server and export
+                        "endpoint": None,  # an object store's address
+                        "region": None,
                         "reason": st.redact(o.reason) if o.reason else o.reason,
                     }
                 )

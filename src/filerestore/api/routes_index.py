@@ -200,44 +200,44 @@ async def index_state(backup_id: IdPath, request: Request, who: Caller) -> si.In
 
 
 @router.post(
-    "/backups/{backup_id}/index", status_code=202, response_model=si.JobOut, responses=ERRORS
+    "/backups/{backup_id}/index", status_code=202, response_model=si.IndexJobOut, responses=ERRORS
 )
-async def queue_index(backup_id: IdPath, request: Request, who: Admin) -> si.JobOut:
+async def queue_index(backup_id: IdPath, request: Request, who: Admin) -> si.IndexJobOut:
     """Queue an index job for the backup (admin tokens); its active job if it has one."""
     db = app_state(request).db
 
-    def work() -> si.JobOut:
+    def work() -> si.IndexJobOut:
         catalog.get_backup(db, backup_id)
         job = jobs.enqueue(db, backup_id, requested_by=who.actor)
         queued = audit.Event(
             who.actor, "index", "queued", backup_id=backup_id, detail=f"job {job.id}"
         )
         audit.record(db, queued)
-        return si.JobOut.of(job)
+        return si.IndexJobOut.of(job)
 
     return await run_in_threadpool(work)
 
 
-@router.get("/index/jobs", response_model=si.JobListOut, responses=ERRORS)
+@router.get("/index/jobs", response_model=si.IndexJobListOut, responses=ERRORS)
 async def index_jobs(
     request: Request,
     who: Caller,
     state: Annotated[list[JobState] | None, Query(description="Only jobs in these states.")] = None,
-) -> si.JobListOut:
+) -> si.IndexJobListOut:
     db = app_state(request).db
     rows = await run_in_threadpool(jobs.list_jobs, db, state)
-    return si.JobListOut(jobs=[si.JobOut.of(j) for j in rows])
+    return si.IndexJobListOut(jobs=[si.IndexJobOut.of(j) for j in rows])
 
 
-@router.post("/index/jobs/{job_id}/cancel", response_model=si.JobOut, responses=ERRORS)
-async def cancel_index(job_id: IdPath, request: Request, who: Admin) -> si.JobOut:
+@router.post("/index/jobs/{job_id}/cancel", response_model=si.IndexJobOut, responses=ERRORS)
+async def cancel_index(job_id: IdPath, request: Request, who: Admin) -> si.IndexJobOut:
     """Cancel a job: a queued one at once, a running one at its next batch (its rows are
     removed)."""
     db = app_state(request).db
 
-    def work() -> si.JobOut:
+    def work() -> si.IndexJobOut:
         job = jobs.cancel(db, job_id)
         audit.record(db, audit.Event(who.actor, "index-cancel", job.state, backup_id=job.backup_id))
-        return si.JobOut.of(job)
+        return si.IndexJobOut.of(job)
 
     return await run_in_threadpool(work)

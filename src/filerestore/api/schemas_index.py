@@ -194,7 +194,7 @@ class IndexStateListOut(BaseModel):
     backups: list[IndexStateOut]
 
 
-class JobOut(BaseModel):
+class IndexJobOut(BaseModel):
     id: int
     backup_id: int | None
     state: Literal["queued", "running", "done", "failed", "cancelled"]
@@ -208,7 +208,7 @@ class JobOut(BaseModel):
     finished_at: datetime | None
 
     @classmethod
-    def of(cls, j: JobInfo) -> JobOut:
+    def of(cls, j: JobInfo) -> IndexJobOut:
         return cls(
             id=j.id,
             backup_id=j.backup_id,
@@ -224,5 +224,5 @@ class JobOut(BaseModel):
         )
 
 
-class JobListOut(BaseModel):
-    jobs: list[JobOut]
+class IndexJobListOut(BaseModel):
+    jobs: list[IndexJobOut]

@@ -10,7 +10,8 @@ import { errorPanel, loading, setMain } from "./ui.js";
 const KIND_LABEL = { local: "Directory", nfs: "NFS share", cifs: "CIFS share", s3: "S3 bucket" };
 
 function where(r) {
-  if (r.kind !== "s3") return h("span", { class: "mono" }, r.location);
+  // a non-admin is told no location ("<repository NAME>"): no endpoint line either
+  if (r.kind !== "s3" || r.location.startsWith("<repository ")) return h("span", { class: "mono" }, r.location);
   const details = [r.endpoint ?? "AWS", r.region, r.pathStyle ? null : "virtual-hosted", r.verifyTls ? null : "TLS not verified"]
     .filter(Boolean).join(" · ");
   return [h("span", { class: "mono" }, r.location), h("div", { class: "muted repo-endpoint" }, details)];
