@@ -1,22 +1,10 @@
-"""Generated reference documents: ``python -m filerestore.docgen [--check] [DOCS_DIR]``.
-
-Writes ``errors.md`` (every error code with its HTTP status, CLI exit code and description,
-from :mod:`filerestore.errors`) into the docs directory (default: ``docs/`` of the checkout).
-With ``--check`` nothing is written: the exit status says whether the committed files are
-current (a test runs this check).
-"""
+"""``docs/errors.md``: the error codes, their HTTP statuses and exit codes, from the tree."""
 
 from __future__ import annotations
 
-import argparse
 import inspect
-import sys
-from collections.abc import Callable
-from pathlib import Path
 
 from filerestore.errors import ExitCode, FileRestoreError, error_classes
-
-CHECKOUT_DOCS = Path(__file__).resolve().parents[2] / "docs"
 
 _EXIT_MEANINGS = {
     ExitCode.OK: "success",
@@ -68,38 +56,3 @@ def errors_markdown() -> str:
     lines += ["", "## CLI exit codes", "", "| exit code | meaning |", "|---|---|"]
     lines += [f"| {int(code)} | {_EXIT_MEANINGS[code]} |" for code in ExitCode]
     return "\n".join(lines) + "\n"
-
-
-#: file name -> generator
-DOCUMENTS: dict[str, Callable[[], str]] = {"errors.md": errors_markdown}
-
-
-def stale(docs: Path) -> list[str]:
-    """The generated documents under ``docs`` that differ from what the code generates."""
-    out = []
-    for name, make in DOCUMENTS.items():
-        path = docs / name
-        if not path.is_file() or path.read_text(encoding="utf-8") != make():
-            out.append(name)
-    return out
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m filerestore.docgen", description=__doc__)
-    parser.add_argument("docs", nargs="?", type=Path, default=CHECKOUT_DOCS)
-    parser.add_argument("--check", action="store_true", help="only check, write nothing")
-    args = parser.parse_args(argv)
-    docs: Path = args.docs
-    if args.check:
-        outdated = stale(docs)
-        for name in outdated:
-            print(f"{docs / name} is out of date: run scripts/gen_docs", file=sys.stderr)
-        return 1 if outdated else 0
-    docs.mkdir(parents=True, exist_ok=True)
-    for name, make in DOCUMENTS.items():
-        (docs / name).write_text(make(), encoding="utf-8")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
