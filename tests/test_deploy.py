@@ -1,0 +1,47 @@
+"""The files under deploy/: the example settings file is valid for the settings model and
+names every setting; the systemd unit starts the service with that file."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from filerestore.settings import CONFIG_ENV, RepositoryConfig, Settings, load_settings
+
+DEPLOY = Path(__file__).resolve().parents[1] / "deploy"
+
+
+def test_the_example_settings_file_loads(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in Settings.model_fields:
+        monkeypatch.delenv(f"FILERESTORE_{name.upper()}", raising=False)
+    monkeypatch.setenv(CONFIG_ENV, str(DEPLOY / "filerestore.toml"))
+    settings = load_settings()
+    raw = tomllib.loads((DEPLOY / "filerestore.toml").read_text())
+    assert settings.state_dir == Path(raw["state_dir"])
+    assert settings.max_sessions == raw["max_sessions"]
+    assert settings.repositories == [RepositoryConfig(**r) for r in raw["repositories"]]
+
+
+def test_the_example_settings_file_names_every_setting() -> None:
+    text = (DEPLOY / "filerestore.toml").read_text()
+    keys = set(re.findall(r"^#? ?([a-z_]+) = ", text, re.MULTILINE))
+    assert set(Settings.model_fields) - {"repositories"} <= keys
+    assert "[[repositories]]" in text
+
+
+def test_commented_defaults_are_the_defaults() -> None:
+    text = (DEPLOY / "filerestore.toml").read_text()
+    for name, value in re.findall(r"^# ([a-z_]+) = (.+)$", text, re.MULTILINE):
+        default = Settings.model_fields[name].default
+        if default is not None:
+            assert tomllib.loads(f"v = {value}")["v"] == default, name
+
+
+def test_the_unit_runs_serve_with_the_example_file() -> None:
+    unit = (DEPLOY / "filerestore.service").read_text()
+    assert re.search(r"^ExecStart=\S+/filerestore serve ", unit, re.MULTILINE)
+    assert f"Environment={CONFIG_ENV}=/etc/filerestore/filerestore.toml" in unit
+    assert "User=filerestore" in unit and "StateDirectory=filerestore" in unit
