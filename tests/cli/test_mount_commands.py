@@ -99,6 +99,7 @@ def _cli() -> list[str]:
     return [os.fspath(SCRIPT)]
 
 
+@pytest.mark.root  # mounts a tmpfs
 def test_umount_refuses_what_it_did_not_mount(tmp_path: Path, mnt: Path) -> None:
     assert "nothing is mounted" in fails(2, "umount", mnt)
     subprocess.run(["mount", "-t", "tmpfs", "none", mnt], check=True)

@@ -138,6 +138,7 @@ def open_in_thread(store: LocalStore, name: str) -> BaseException | None:
     return outcome[0]
 
 
+@pytest.mark.root  # mknod of a character device
 def test_fifo_and_devices_are_refused_without_blocking(layout: tuple[Path, Path]) -> None:
     repo, _ = layout
     os.mkfifo(repo / "fifo.qcow2")
@@ -240,6 +241,7 @@ def run_as_nobody(repo: Path, name: str) -> str:
     return result
 
 
+@pytest.mark.root  # switches to an unprivileged user
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root to switch to an unprivileged user")
 def test_permission_denied_is_a_repository_io_error(
     tmp_path_factory: pytest.TempPathFactory,
