@@ -43,7 +43,11 @@ export function renderBrowser(mountId, startPath, { onChange } = {}) {
   // --- layout ---------------------------------------------------------------------------
   const title = h("div", { class: "title" }, h("span", { html: icon("session") }), "Session");
   const facts = h("div", { class: "facts" });
-  const closeBtn = h("button", { type: "button", class: "btn btn-danger", onclick: closeSession }, "Close session");
+  const closeBtn = h(
+    "button",
+    { type: "button", class: "btn btn-danger", onclick: closeSession },
+    "Close session",
+  );
   const crumbs = h("nav", { class: "crumbs", "aria-label": "Path" });
   const filter = h("input", {
     class: "input",
@@ -65,56 +69,160 @@ export function renderBrowser(mountId, startPath, { onChange } = {}) {
       }
     },
   });
-  const upBtn = h("button", { type: "button", class: "btn", title: "Parent folder (Backspace)", "aria-label": "Parent folder", onclick: () => go(parentOf(state.path)), html: icon("up") });
-  const refreshBtn = h("button", { type: "button", class: "btn", title: "Reload this folder", "aria-label": "Reload this folder", onclick: () => load(), html: icon("refresh") });
-  const selectAll = h("input", { type: "checkbox", "aria-label": "Select all shown entries", onchange: () => toggleAll(selectAll.checked) });
+  const upBtn = h("button", {
+    type: "button",
+    class: "btn",
+    title: "Parent folder (Backspace)",
+    "aria-label": "Parent folder",
+    onclick: () => go(parentOf(state.path)),
+    html: icon("up"),
+  });
+  const refreshBtn = h("button", {
+    type: "button",
+    class: "btn",
+    title: "Reload this folder",
+    "aria-label": "Reload this folder",
+    onclick: () => load(),
+    html: icon("refresh"),
+  });
+  const selectAll = h("input", {
+    type: "checkbox",
+    "aria-label": "Select all shown entries",
+    onchange: () => toggleAll(selectAll.checked),
+  });
   const headers = {};
   const sortHeader = (key, label, cls = "") => {
     const arrow = h("span", { class: "arrow" });
-    const button = h("button", { type: "button", class: "sort", onclick: () => setSort(key) }, label, arrow);
+    const button = h(
+      "button",
+      { type: "button", class: "sort", onclick: () => setSort(key) },
+      label,
+      arrow,
+    );
     headers[key] = { button, arrow };
     return h("div", { class: cls, role: "columnheader" }, button);
   };
-  const cols = h("div", { class: "cols", role: "row" },
+  const cols = h(
+    "div",
+    { class: "cols", role: "row" },
     h("div", { role: "columnheader" }, selectAll),
     sortHeader("name", "Name"),
     sortHeader("size", "Size", "num"),
     sortHeader("mtime", "Modified", "c-mtime"),
     h("div", { class: "c-mode", role: "columnheader" }, "Mode"),
     h("div", { class: "c-owner", role: "columnheader" }, "Owner"),
-    h("div", { role: "columnheader" }, h("span", { class: "sr-only" }, "Download")));
+    h("div", { role: "columnheader" }, h("span", { class: "sr-only" }, "Download")),
+  );
   const inner = h("div", { class: "rows-inner" });
   const message = h("div", { class: "list-message", hidden: true });
-  const rows = h("div", {
-    class: "rows",
-    tabindex: 0,
-    role: "grid",
-    "aria-label": "Folder contents",
-    "aria-multiselectable": "true",
-    onscroll: () => requestAnimationFrame(draw),
-    onkeydown: onKey,
-    onfocus: () => { if (state.active < 0 && viewCount() > 0) setActive(0); },
-  }, inner);
+  const rows = h(
+    "div",
+    {
+      class: "rows",
+      tabindex: 0,
+      role: "grid",
+      "aria-label": "Folder contents",
+      "aria-multiselectable": "true",
+      onscroll: () => requestAnimationFrame(draw),
+      onkeydown: onKey,
+      onfocus: () => {
+        if (state.active < 0 && viewCount() > 0) setActive(0);
+      },
+    },
+    inner,
+  );
   const statusText = h("span");
-  const statusLine = h("div", { class: "status-line" }, statusText, h("span", { class: "spacer" }),
-    h("span", { class: "keys" }, h("kbd", {}, "↑↓"), " move ", h("kbd", {}, "Enter"), " open ", h("kbd", {}, "Space"), " select ", h("kbd", {}, "Backspace"), " up ", h("kbd", {}, "/"), " filter"));
+  const statusLine = h(
+    "div",
+    { class: "status-line" },
+    statusText,
+    h("span", { class: "spacer" }),
+    h(
+      "span",
+      { class: "keys" },
+      h("kbd", {}, "↑↓"),
+      " move ",
+      h("kbd", {}, "Enter"),
+      " open ",
+      h("kbd", {}, "Space"),
+      " select ",
+      h("kbd", {}, "Backspace"),
+      " up ",
+      h("kbd", {}, "/"),
+      " filter",
+    ),
+  );
   const trayWhat = h("span", { class: "what" });
-  const tray = h("div", { class: "tray", hidden: true, role: "region", "aria-label": "Selection" },
-    trayWhat, h("span", { class: "spacer" }),
-    h("button", { type: "button", class: "btn btn-primary", onclick: () => downloadSelection("zip"), html: `${icon("download")}<span>Download ZIP</span>` }),
-    h("button", { type: "button", class: "btn", onclick: () => downloadSelection("tar.gz"), html: `${icon("download")}<span>Download TAR.GZ</span>` }),
-    h("button", { type: "button", class: "btn", onclick: () => { state.selection.clear(); refreshSelection(); } }, "Clear selection"));
+  const tray = h(
+    "div",
+    { class: "tray", hidden: true, role: "region", "aria-label": "Selection" },
+    trayWhat,
+    h("span", { class: "spacer" }),
+    h("button", {
+      type: "button",
+      class: "btn btn-primary",
+      onclick: () => downloadSelection("zip"),
+      html: `${icon("download")}<span>Download ZIP</span>`,
+    }),
+    h("button", {
+      type: "button",
+      class: "btn",
+      onclick: () => downloadSelection("tar.gz"),
+      html: `${icon("download")}<span>Download TAR.GZ</span>`,
+    }),
+    h(
+      "button",
+      {
+        type: "button",
+        class: "btn",
+        onclick: () => {
+          state.selection.clear();
+          refreshSelection();
+        },
+      },
+      "Clear selection",
+    ),
+  );
   const details = h("aside", { class: "details collapsed", "aria-label": "Details" });
-  const listing = h("section", { class: "listing", "aria-label": "Listing" }, cols, message, rows, statusLine, tray);
+  const listing = h(
+    "section",
+    { class: "listing", "aria-label": "Listing" },
+    cols,
+    message,
+    rows,
+    statusLine,
+    tray,
+  );
 
-  setMain(h("div", { class: "page" },
-    h("div", { class: "session-bar" }, title, facts, h("span", { class: "spacer", style: "flex:1" }),
-      h("a", { class: "btn", href: "#/sessions" }, "All sessions"), closeBtn),
-    h("div", { class: "panel panel-fill" },
-      h("div", { class: "toolbar" }, upBtn, refreshBtn, crumbs, h("span", { class: "spacer" }),
-        h("label", { class: "search" }, h("span", { html: icon("search") }), filter)),
-      h("div", { class: "browser" }, listing, details)),
-  ));
+  setMain(
+    h(
+      "div",
+      { class: "page" },
+      h(
+        "div",
+        { class: "session-bar" },
+        title,
+        facts,
+        h("span", { class: "spacer", style: "flex:1" }),
+        h("a", { class: "btn", href: "#/sessions" }, "All sessions"),
+        closeBtn,
+      ),
+      h(
+        "div",
+        { class: "panel panel-fill" },
+        h(
+          "div",
+          { class: "toolbar" },
+          upBtn,
+          refreshBtn,
+          crumbs,
+          h("span", { class: "spacer" }),
+          h("label", { class: "search" }, h("span", { html: icon("search") }), filter),
+        ),
+        h("div", { class: "browser" }, listing, details),
+      ),
+    ),
+  );
 
   // --- session header ------------------------------------------------------------------
   async function loadSession() {
@@ -122,7 +230,10 @@ export function renderBrowser(mountId, startPath, { onChange } = {}) {
       const found = (await api.mounts()).find((m) => String(m.id) === String(mountId));
       if (!alive) return;
       if (!found) {
-        facts.replaceChildren(h("span", { class: "badge badge-bad" }, "not open"), "This session is not open any more: it expired or was closed.");
+        facts.replaceChildren(
+          h("span", { class: "badge badge-bad" }, "not open"),
+          "This session is not open any more: it expired or was closed.",
+        );
         return;
       }
       session = found;
@@ -133,16 +244,40 @@ export function renderBrowser(mountId, startPath, { onChange } = {}) {
         backup = null;
       }
       if (!alive) return;
-      title.replaceChildren(h("span", { html: icon("vm") }), backup ? `${backup.vm} / ${backup.disk}` : `Backup #${found.backupId}`);
+      title.replaceChildren(
+        h("span", { html: icon("vm") }),
+        backup ? `${backup.vm} / ${backup.disk}` : `Backup #${found.backupId}`,
+      );
       facts.replaceChildren(
-        backup ? h("span", {}, "Backup ", h("b", {}, dateTime(backup.created)), " ", h("span", { class: backup.kind === "incremental" ? "badge badge-inc" : "badge badge-full" }, backup.kind === "incremental" ? "INCREMENTAL" : "FULL")) : null,
+        backup
+          ? h(
+              "span",
+              {},
+              "Backup ",
+              h("b", {}, dateTime(backup.created)),
+              " ",
+              h(
+                "span",
+                { class: backup.kind === "incremental" ? "badge badge-inc" : "badge badge-full" },
+                backup.kind === "incremental" ? "INCREMENTAL" : "FULL",
+              ),
+            )
+          : null,
         h("span", {}, "Volume ", h("b", {}, found.volume ?? "—")),
         h("span", {}, "Filesystem ", h("b", {}, found.fs ?? "—")),
-        h("span", { title: found.expires ? dateTimeFull(found.expires) : "" }, "Expires ", h("b", {}, relative(found.expires))),
+        h(
+          "span",
+          { title: found.expires ? dateTimeFull(found.expires) : "" },
+          "Expires ",
+          h("b", {}, relative(found.expires)),
+        ),
       );
       document.title = `filerestore · ${backup ? `${backup.vm} / ${backup.disk}` : "Browse"} · ${displayPath(state.path)}`;
     } catch (err) {
-      if (alive) facts.replaceChildren(h("span", { class: "muted" }, `Session details unavailable: ${err.message}`));
+      if (alive)
+        facts.replaceChildren(
+          h("span", { class: "muted" }, `Session details unavailable: ${err.message}`),
+        );
     }
   }
 
@@ -153,7 +288,8 @@ export function renderBrowser(mountId, startPath, { onChange } = {}) {
 
   function viewCount() {
     if (state.filtered) return state.filtered.length;
-    if (state.total !== null && state.total !== undefined) return Math.max(state.total, state.entries.length);
+    if (state.total !== null && state.total !== undefined)
+      return Math.max(state.total, state.entries.length);
     return state.entries.length + (state.next ? 1 : 0);
   }
 
@@ -189,7 +325,14 @@ export function renderBrowser(mountId, startPath, { onChange } = {}) {
   async function load(keepActive = false) {
     state.gen += 1;
     const gen = state.gen;
-    Object.assign(state, { entries: [], next: null, total: null, error: null, filtered: null, loading: true });
+    Object.assign(state, {
+      entries: [],
+      next: null,
+      total: null,
+      error: null,
+      filtered: null,
+      loading: true,
+    });
     listing.dataset.state = "loading";
     listing.dataset.path = displayPath(state.path);
     if (!keepActive) state.active = -1;
@@ -201,7 +344,9 @@ export function renderBrowser(mountId, startPath, { onChange } = {}) {
     if (gen !== state.gen) return;
     if (state.error) {
       message.hidden = false;
-      message.replaceChildren(errorPanel(`${displayPath(state.path)} could not be listed`, state.error, () => load()));
+      message.replaceChildren(
+        errorPanel(`${displayPath(state.path)} could not be listed`, state.error, () => load()),
+      );
       rows.hidden = true;
       statusLine.hidden = true;
       updateStatus();
@@ -235,13 +380,18 @@ export function renderBrowser(mountId, startPath, { onChange } = {}) {
         continue;
       }
       if (!(await fetchPage(gen))) break;
-      statusText.replaceChildren(h("span", { class: "spinner" }), ` Reading the folder to filter it: ${count(state.entries.length)}${state.total ? ` of ${count(state.total)}` : ""}…`);
+      statusText.replaceChildren(
+        h("span", { class: "spinner" }),
+        ` Reading the folder to filter it: ${count(state.entries.length)}${state.total ? ` of ${count(state.total)}` : ""}…`,
+      );
     }
   }
 
   function computeFilter() {
     const needle = state.filter.toLowerCase();
-    state.filtered = needle ? state.entries.filter((e) => e.name.toLowerCase().includes(needle)) : null;
+    state.filtered = needle
+      ? state.entries.filter((e) => e.name.toLowerCase().includes(needle))
+      : null;
   }
 
   async function applyFilter(value) {
@@ -254,15 +404,25 @@ export function renderBrowser(mountId, startPath, { onChange } = {}) {
   }
 
   function setSort(key) {
-    state.sort = state.sort.key === key ? { key, desc: !state.sort.desc } : { key, desc: key !== "name" };
+    state.sort =
+      state.sort.key === key ? { key, desc: !state.sort.desc } : { key, desc: key !== "name" };
     load();
   }
 
   // --- drawing ---------------------------------------------------------------------------
   function rowFor(entry, i) {
     if (!entry) {
-      return h("div", { class: "frow placeholder", role: "row", "aria-rowindex": i + 2, style: `top:${i * ROW_H}px` },
-        h("div"), h("div", { class: "name" }, h("span")));
+      return h(
+        "div",
+        {
+          class: "frow placeholder",
+          role: "row",
+          "aria-rowindex": i + 2,
+          style: `top:${i * ROW_H}px`,
+        },
+        h("div"),
+        h("div", { class: "name" }, h("span")),
+      );
     }
     const checked = state.selection.has(entry.pathQ);
     const box = h("input", {
@@ -270,40 +430,68 @@ export function renderBrowser(mountId, startPath, { onChange } = {}) {
       checked,
       tabindex: -1,
       "aria-label": `Select ${entry.name}`,
-      onclick: (ev) => { ev.stopPropagation(); toggle(entry, box.checked); },
-    });
-    const label = entry.kind === "dir"
-      ? h("a", { class: "label", href: browseHref(entry.pathQ), tabindex: -1 }, entry.name)
-      : h("span", { class: "label", onclick: () => showDetails(true) }, entry.name);
-    const row = h("div", {
-      class: `frow${checked ? " checked" : ""}${i === state.active ? " active" : ""}`,
-      id: `row-${i}`,
-      role: "row",
-      "aria-rowindex": i + 2,
-      "aria-selected": checked ? "true" : "false",
-      style: `top:${i * ROW_H}px`,
-      dataset: { path: entry.path, kind: entry.kind },
       onclick: (ev) => {
-        if (ev.target.closest("a,button,input")) return;
-        if (ev.shiftKey && state.active >= 0) selectRange(state.active, i);
-        else if (ev.ctrlKey || ev.metaKey) toggle(entry, !state.selection.has(entry.pathQ));
-        setActive(i);
-        rows.focus({ preventScroll: true });
+        ev.stopPropagation();
+        toggle(entry, box.checked);
       },
-      ondblclick: () => openEntry(entry),
-    },
-    h("div", { role: "gridcell" }, box),
-    h("div", { class: "name", role: "gridcell" },
-      h("span", { class: `kind-${entry.kind}`, html: icon(entryIcon(entry)) }),
-      label,
-      entry.kind === "symlink" ? h("span", { class: "target", title: entry.target ?? "" }, `→ ${entry.target ?? "?"}`) : null),
-    h("div", { class: "num meta", role: "gridcell" }, entry.kind === "dir" ? "—" : bytes(entry.size)),
-    h("div", { class: "meta c-mtime", role: "gridcell" }, dateTime(entry.mtime.date)),
-    h("div", { class: "meta mono c-mode", role: "gridcell" }, modeString(entry.mode, entry.kind)),
-    h("div", { class: "meta c-owner", role: "gridcell" }, ownerOf(entry)),
-    h("div", { role: "gridcell" }, entry.kind === "file"
-      ? h("button", { type: "button", class: "btn btn-icon act", tabindex: -1, title: `Download ${entry.name}`, "aria-label": `Download ${entry.name}`, onclick: () => downloadFile(entry), html: icon("download") })
-      : null));
+    });
+    const label =
+      entry.kind === "dir"
+        ? h("a", { class: "label", href: browseHref(entry.pathQ), tabindex: -1 }, entry.name)
+        : h("span", { class: "label", onclick: () => showDetails(true) }, entry.name);
+    const row = h(
+      "div",
+      {
+        class: `frow${checked ? " checked" : ""}${i === state.active ? " active" : ""}`,
+        id: `row-${i}`,
+        role: "row",
+        "aria-rowindex": i + 2,
+        "aria-selected": checked ? "true" : "false",
+        style: `top:${i * ROW_H}px`,
+        dataset: { path: entry.path, kind: entry.kind },
+        onclick: (ev) => {
+          if (ev.target.closest("a,button,input")) return;
+          if (ev.shiftKey && state.active >= 0) selectRange(state.active, i);
+          else if (ev.ctrlKey || ev.metaKey) toggle(entry, !state.selection.has(entry.pathQ));
+          setActive(i);
+          rows.focus({ preventScroll: true });
+        },
+        ondblclick: () => openEntry(entry),
+      },
+      h("div", { role: "gridcell" }, box),
+      h(
+        "div",
+        { class: "name", role: "gridcell" },
+        h("span", { class: `kind-${entry.kind}`, html: icon(entryIcon(entry)) }),
+        label,
+        entry.kind === "symlink"
+          ? h("span", { class: "target", title: entry.target ?? "" }, `→ ${entry.target ?? "?"}`)
+          : null,
+      ),
+      h(
+        "div",
+        { class: "num meta", role: "gridcell" },
+        entry.kind === "dir" ? "—" : bytes(entry.size),
+      ),
+      h("div", { class: "meta c-mtime", role: "gridcell" }, dateTime(entry.mtime.date)),
+      h("div", { class: "meta mono c-mode", role: "gridcell" }, modeString(entry.mode, entry.kind)),
+      h("div", { class: "meta c-owner", role: "gridcell" }, ownerOf(entry)),
+      h(
+        "div",
+        { role: "gridcell" },
+        entry.kind === "file"
+          ? h("button", {
+              type: "button",
+              class: "btn btn-icon act",
+              tabindex: -1,
+              title: `Download ${entry.name}`,
+              "aria-label": `Download ${entry.name}`,
+              onclick: () => downloadFile(entry),
+              html: icon("download"),
+            })
+          : null,
+      ),
+    );
     return row;
   }
 
@@ -320,19 +508,31 @@ export function renderBrowser(mountId, startPath, { onChange } = {}) {
     const out = [];
     for (let i = first; i < last; i += 1) out.push(rowFor(list[i], i));
     inner.replaceChildren(...out);
-    if (state.active >= 0 && state.active < n) rows.setAttribute("aria-activedescendant", `row-${state.active}`);
+    if (state.active >= 0 && state.active < n)
+      rows.setAttribute("aria-activedescendant", `row-${state.active}`);
     else rows.removeAttribute("aria-activedescendant");
     if (!state.filtered && state.next && last >= state.entries.length - OVERSCAN) loadMore();
     if (!n && !state.loading && !state.error) {
       message.hidden = false;
-      message.replaceChildren(h("div", { class: "empty" }, state.filter ? `Nothing in this folder matches “${state.filter}”.` : "This folder is empty."));
+      message.replaceChildren(
+        h(
+          "div",
+          { class: "empty" },
+          state.filter
+            ? `Nothing in this folder matches “${state.filter}”.`
+            : "This folder is empty.",
+        ),
+      );
     } else if (!state.error) {
       message.hidden = true;
     }
     for (const [key, { button, arrow }] of Object.entries(headers)) {
       const on = state.sort.key === key;
       arrow.textContent = on ? (state.sort.desc ? "▼" : "▲") : "";
-      button.parentElement.setAttribute("aria-sort", on ? (state.sort.desc ? "descending" : "ascending") : "none");
+      button.parentElement.setAttribute(
+        "aria-sort",
+        on ? (state.sort.desc ? "descending" : "ascending") : "none",
+      );
     }
     const shown = list.filter(Boolean);
     selectAll.checked = shown.length > 0 && shown.every((e) => state.selection.has(e.pathQ));
@@ -347,10 +547,14 @@ export function renderBrowser(mountId, startPath, { onChange } = {}) {
     }
     const total = state.total ?? (state.next ? null : state.entries.length);
     const parts = [`${total === null ? `${count(state.entries.length)}+` : count(total)} items`];
-    if (total !== null && state.entries.length < total) parts.push(`${count(state.entries.length)} loaded`);
+    if (total !== null && state.entries.length < total)
+      parts.push(`${count(state.entries.length)} loaded`);
     if (state.filtered) parts.push(`${count(state.filtered.length)} match “${state.filter}”`);
     if (state.selection.size) parts.push(`${count(state.selection.size)} selected`);
-    statusText.replaceChildren(parts.join(" · "), state.loading ? h("span", {}, " ", h("span", { class: "spinner" })) : "");
+    statusText.replaceChildren(
+      parts.join(" · "),
+      state.loading ? h("span", {}, " ", h("span", { class: "spinner" })) : "",
+    );
   }
 
   function drawCrumbs() {
@@ -361,9 +565,11 @@ export function renderBrowser(mountId, startPath, { onChange } = {}) {
       acc += `/${part}`;
       if (i > 0) items.push(h("span", { class: "sep", "aria-hidden": "true" }, "/"));
       const text = displayPath(part);
-      items.push(i === parts.length - 1
-        ? h("span", { class: "cur", "aria-current": "location", title: text }, text)
-        : h("a", { href: browseHref(acc), title: text }, text));
+      items.push(
+        i === parts.length - 1
+          ? h("span", { class: "cur", "aria-current": "location", title: text }, text)
+          : h("a", { href: browseHref(acc), title: text }, text),
+      );
     });
     if (!parts.length) items[0] = h("span", { class: "cur", "aria-current": "location" }, "/");
     crumbs.replaceChildren(...items);
@@ -377,7 +583,8 @@ export function renderBrowser(mountId, startPath, { onChange } = {}) {
     state.active = Math.max(0, Math.min(n - 1, i));
     const top = state.active * ROW_H;
     if (top < rows.scrollTop) rows.scrollTop = top;
-    else if (top + ROW_H > rows.scrollTop + rows.clientHeight) rows.scrollTop = top + ROW_H - rows.clientHeight;
+    else if (top + ROW_H > rows.scrollTop + rows.clientHeight)
+      rows.scrollTop = top + ROW_H - rows.clientHeight;
     draw();
     const entry = view()[state.active];
     if (entry) loadDetails(entry);
@@ -387,7 +594,14 @@ export function renderBrowser(mountId, startPath, { onChange } = {}) {
     try {
       const info = await api.fileInfo(mountId, entry.pathQ);
       if (alive && state.details && state.details.pathQ === entry.pathQ && gen === state.gen) {
-        state.details = { ...entry, ...stripNull(info), name: entry.name, path: entry.path, pathQ: entry.pathQ, partial: false };
+        state.details = {
+          ...entry,
+          ...stripNull(info),
+          name: entry.name,
+          path: entry.path,
+          pathQ: entry.pathQ,
+          partial: false,
+        };
         drawDetails();
       }
     } catch (err) {
@@ -511,7 +725,8 @@ export function renderBrowser(mountId, startPath, { onChange } = {}) {
 
   function selectRange(a, b) {
     const list = view();
-    for (let i = Math.min(a, b); i <= Math.max(a, b); i += 1) if (list[i]) state.selection.set(list[i].pathQ, list[i]);
+    for (let i = Math.min(a, b); i <= Math.max(a, b); i += 1)
+      if (list[i]) state.selection.set(list[i].pathQ, list[i]);
   }
 
   function refreshSelection() {
@@ -536,7 +751,7 @@ export function renderBrowser(mountId, startPath, { onChange } = {}) {
     const chosen = await selectionDialog(mountId, paths, format);
     if (!chosen) return;
     // a placeholder until the response's Content-Disposition names the archive
-    const base = paths.length === 1 ? (displayPath(paths[0]).split("/").pop() || "root") : "files";
+    const base = paths.length === 1 ? displayPath(paths[0]).split("/").pop() || "root" : "files";
     const name = `${base}.${chosen.format === "zip" ? "zip" : "tar.gz"}`;
     download(name, api.downloadDirectory(mountId, chosen.paths, chosen.format)).then(onChange);
   }
@@ -547,16 +762,30 @@ export function renderBrowser(mountId, startPath, { onChange } = {}) {
 
   async function closeSession() {
     const ok = await dialog("Close this session?", ({ body, foot, close }) => {
-      body.append(h("p", {}, "The backup stops being readable through this session. Downloads still running from it are cut off."));
+      body.append(
+        h(
+          "p",
+          {},
+          "The backup stops being readable through this session. Downloads still running from it are cut off.",
+        ),
+      );
       foot.append(
         h("button", { type: "button", class: "btn", onclick: () => close(false) }, "Cancel"),
-        h("button", { type: "button", class: "btn btn-primary", autofocus: true, onclick: () => close(true) }, "Close session"),
+        h(
+          "button",
+          { type: "button", class: "btn btn-primary", autofocus: true, onclick: () => close(true) },
+          "Close session",
+        ),
       );
     });
     if (!ok) return;
     try {
       await api.unmount(mountId);
-      toast("info", "Session closed", session ? `Volume ${session.volume ?? ""} of backup #${session.backupId} is closed.` : "");
+      toast(
+        "info",
+        "Session closed",
+        session ? `Volume ${session.volume ?? ""} of backup #${session.backupId} is closed.` : "",
+      );
       location.hash = "#/sessions";
     } catch (err) {
       showError("The session could not be closed", err);
@@ -584,6 +813,10 @@ export function renderBrowser(mountId, startPath, { onChange } = {}) {
 }
 
 function stripNull(obj) {
-  return Object.fromEntries(Object.entries(obj).filter(([, v]) => v !== null && v !== undefined && !(typeof v === "object" && v && "date" in v && !v.date)));
+  return Object.fromEntries(
+    Object.entries(obj).filter(
+      ([, v]) =>
+        v !== null && v !== undefined && !(typeof v === "object" && v && "date" in v && !v.date),
+    ),
+  );
 }
-

@@ -19,11 +19,26 @@ function facts(e) {
     ["Path", h("span", { class: "mono" }, e.path)],
     e.kind === "symlink" ? ["Target", h("span", { class: "mono" }, e.target ?? "—")] : null,
     e.kind !== "dir" ? ["Size", exactBytes(e.size)] : null,
-    ["Mode", e.mode !== null ? h("span", { class: "mono" }, `${modeString(e.mode, e.kind)} (${modeOctal(e.mode)})`) : "—"],
+    [
+      "Mode",
+      e.mode !== null
+        ? h("span", { class: "mono" }, `${modeString(e.mode, e.kind)} (${modeOctal(e.mode)})`)
+        : "—",
+    ],
     ["Owner", ownerOf(e, true)],
     ["Modified", time(e.mtime)],
     // the times of access and change are shown once file-info (with the content type) is in
-    e.partial ? ["", h("span", { class: "muted" }, h("span", { class: "spinner" }), " reading the full record…")] : null,
+    e.partial
+      ? [
+          "",
+          h(
+            "span",
+            { class: "muted" },
+            h("span", { class: "spinner" }),
+            " reading the full record…",
+          ),
+        ]
+      : null,
     e.partial ? null : ["Accessed", time(e.atime)],
     e.partial ? null : ["Changed", time(e.ctime)],
     e.btime.date ? ["Created", time(e.btime)] : null,
@@ -35,32 +50,90 @@ function facts(e) {
 // on: {selected, href(pathQ), download(e), archive(e, format), toggle(e, on), close()}
 export function renderDetails(pane, e, on) {
   if (!e) {
-    pane.replaceChildren(h("div", { class: "details-empty" }, h("div", { html: icon("info") }), "Select an entry to see its details."));
+    pane.replaceChildren(
+      h(
+        "div",
+        { class: "details-empty" },
+        h("div", { html: icon("info") }),
+        "Select an entry to see its details.",
+      ),
+    );
     return;
   }
   const actions = h("div", { class: "actions" });
   const archives = () => [
-    h("button", { type: "button", class: "btn btn-primary", onclick: () => on.archive(e, "zip"), html: `${icon("download")}<span>ZIP</span>` }),
-    h("button", { type: "button", class: "btn", onclick: () => on.archive(e, "tar.gz"), html: `${icon("download")}<span>TAR.GZ</span>` }),
+    h("button", {
+      type: "button",
+      class: "btn btn-primary",
+      onclick: () => on.archive(e, "zip"),
+      html: `${icon("download")}<span>ZIP</span>`,
+    }),
+    h("button", {
+      type: "button",
+      class: "btn",
+      onclick: () => on.archive(e, "tar.gz"),
+      html: `${icon("download")}<span>TAR.GZ</span>`,
+    }),
   ];
   if (e.kind === "file") {
-    actions.append(h("button", { type: "button", class: "btn btn-primary", onclick: () => on.download(e), html: `${icon("download")}<span>Download</span>` }));
+    actions.append(
+      h("button", {
+        type: "button",
+        class: "btn btn-primary",
+        onclick: () => on.download(e),
+        html: `${icon("download")}<span>Download</span>`,
+      }),
+    );
   } else if (e.kind === "dir") {
     actions.append(h("a", { class: "btn", href: on.href(e.pathQ) }, "Open folder"), ...archives());
   } else if (e.kind === "symlink") {
     // the server follows a link given as a download root; what it points to shows then
     actions.append(
-      h("button", { type: "button", class: "btn", title: "Download the file this link points to", onclick: () => on.download(e), html: `${icon("download")}<span>Target file</span>` }),
-      h("a", { class: "btn", href: on.href(e.pathQ), title: "Open the folder this link points to" }, "Open as folder"),
+      h("button", {
+        type: "button",
+        class: "btn",
+        title: "Download the file this link points to",
+        onclick: () => on.download(e),
+        html: `${icon("download")}<span>Target file</span>`,
+      }),
+      h(
+        "a",
+        { class: "btn", href: on.href(e.pathQ), title: "Open the folder this link points to" },
+        "Open as folder",
+      ),
       ...archives(),
     );
   }
-  actions.append(h("button", { type: "button", class: "btn", onclick: () => on.toggle(e, !on.selected) }, on.selected ? "Remove from selection" : "Add to selection"));
+  actions.append(
+    h(
+      "button",
+      { type: "button", class: "btn", onclick: () => on.toggle(e, !on.selected) },
+      on.selected ? "Remove from selection" : "Add to selection",
+    ),
+  );
   pane.replaceChildren(
-    h("div", { class: "details-head" },
+    h(
+      "div",
+      { class: "details-head" },
       h("span", { class: `kind-${e.kind}`, html: icon(entryIcon(e)) }),
       h("div", { class: "name" }, e.name || "/"),
-      h("button", { type: "button", class: "btn btn-icon close-pane", "aria-label": "Close details", onclick: on.close, html: icon("close") })),
-    h("div", { class: "details-body" }, h("dl", {}, facts(e).map(([k, v]) => [h("dt", {}, k), h("dd", {}, v)])), actions),
+      h("button", {
+        type: "button",
+        class: "btn btn-icon close-pane",
+        "aria-label": "Close details",
+        onclick: on.close,
+        html: icon("close"),
+      }),
+    ),
+    h(
+      "div",
+      { class: "details-body" },
+      h(
+        "dl",
+        {},
+        facts(e).map(([k, v]) => [h("dt", {}, k), h("dd", {}, v)]),
+      ),
+      actions,
+    ),
   );
 }

@@ -30,14 +30,19 @@ function render() {
       "div",
       { class: "dl-head" },
       h("span", {}, "Downloads"),
-      h("button", {
-        type: "button",
-        class: "btn btn-sm",
-        onclick: () => {
-          for (let i = items.length - 1; i >= 0; i -= 1) if (items[i].state !== "running") items.splice(i, 1);
-          render();
+      h(
+        "button",
+        {
+          type: "button",
+          class: "btn btn-sm",
+          onclick: () => {
+            for (let i = items.length - 1; i >= 0; i -= 1)
+              if (items[i].state !== "running") items.splice(i, 1);
+            render();
+          },
         },
-      }, "Clear finished"),
+        "Clear finished",
+      ),
     ),
   );
   for (const item of items) el.append(item.el);
@@ -62,8 +67,25 @@ function filenameFrom(disposition, fallback) {
 function itemView(item) {
   const bar = h("i");
   const status = h("span", { class: "muted" }, "starting…");
-  const cancel = h("button", { type: "button", class: "btn btn-icon", "aria-label": `Cancel ${item.name}`, html: icon("close"), onclick: () => item.abort.abort() });
-  const el = h("div", { class: "dl" }, h("div", { class: "top" }, h("span", { class: "n", title: item.name }, item.name), status, cancel), h("div", { class: "bar" }, bar));
+  const cancel = h("button", {
+    type: "button",
+    class: "btn btn-icon",
+    "aria-label": `Cancel ${item.name}`,
+    html: icon("close"),
+    onclick: () => item.abort.abort(),
+  });
+  const el = h(
+    "div",
+    { class: "dl" },
+    h(
+      "div",
+      { class: "top" },
+      h("span", { class: "n", title: item.name }, item.name),
+      status,
+      cancel,
+    ),
+    h("div", { class: "bar" }, bar),
+  );
   return { el, bar, status, cancel };
 }
 
@@ -101,7 +123,13 @@ function fail(item, err) {
   item.status.textContent = aborted ? "cancelled" : "failed";
   if (!aborted) {
     const m = messageOf(err);
-    item.el.append(h("div", { class: "alert alert-error", role: "alert", style: "margin-top:4px" }, `${m.text}${m.code ? ` (${m.code})` : ""}`));
+    item.el.append(
+      h(
+        "div",
+        { class: "alert alert-error", role: "alert", style: "margin-top:4px" },
+        `${m.text}${m.code ? ` (${m.code})` : ""}`,
+      ),
+    );
   }
 }
 
@@ -113,12 +141,12 @@ async function preflight(spec, signal) {
 
 // Gives the service worker the token for exactly this URL; false when there is no worker.
 async function grant(href) {
-  const worker = navigator.serviceWorker && navigator.serviceWorker.controller;
+  const worker = navigator.serviceWorker?.controller;
   if (!worker || !token.get()) return null;
   const nonce = crypto.randomUUID();
   const channel = new MessageChannel();
   const acked = new Promise((resolve) => {
-    channel.port1.onmessage = (ev) => resolve(Boolean(ev.data && ev.data.ok));
+    channel.port1.onmessage = (ev) => resolve(Boolean(ev.data?.ok));
     setTimeout(() => resolve(false), 2000);
   });
   worker.postMessage({ type: "grant", nonce, token: token.get(), url: href }, [channel.port2]);
@@ -132,7 +160,11 @@ async function streamed(item, spec) {
   await preflight(spec, item.abort.signal);
   // A hidden frame: the response is an attachment, so the browser downloads it; anything
   // else (an expired grant) stays invisible instead of replacing the page.
-  const frame = h("iframe", { src: `${href}${href.includes("?") ? "&" : "?"}fr-download=${nonce}`, hidden: true, title: "download" });
+  const frame = h("iframe", {
+    src: `${href}${href.includes("?") ? "&" : "?"}fr-download=${nonce}`,
+    hidden: true,
+    title: "download",
+  });
   document.body.append(frame);
   setTimeout(() => frame.remove(), 120000);
   finish(item, "streaming to the browser's downloads");
@@ -140,7 +172,11 @@ async function streamed(item, spec) {
 }
 
 async function buffered(item, spec) {
-  const res = await request("GET", spec.path, { query: spec.query, raw: true, signal: item.abort.signal });
+  const res = await request("GET", spec.path, {
+    query: spec.query,
+    raw: true,
+    signal: item.abort.signal,
+  });
   const filename = filenameFrom(res.headers.get("Content-Disposition"), item.name);
   item.el.querySelector(".n").textContent = filename;
   const total = Number(res.headers.get("Content-Length")) || 0;
@@ -166,7 +202,9 @@ async function buffered(item, spec) {
     item.status.textContent = total ? `${bytes(received)} of ${bytes(total)}` : bytes(received);
     if (total) item.bar.style.width = `${Math.min(100, (received / total) * 100)}%`;
   }
-  const blob = new Blob([...parts, ...chunks], { type: res.headers.get("Content-Type") || "application/octet-stream" });
+  const blob = new Blob([...parts, ...chunks], {
+    type: res.headers.get("Content-Type") || "application/octet-stream",
+  });
   const href = URL.createObjectURL(blob);
   const a = h("a", { href, download: filename, hidden: true });
   document.body.append(a);

@@ -8,7 +8,13 @@
 
 const GRANT_MS = 60000;
 const MARKER = /[?&]fr-download=([0-9a-f-]{36})$/;
-const KEEP_HEADERS = ["Content-Type", "Content-Length", "Content-Disposition", "ETag", "Last-Modified"];
+const KEEP_HEADERS = [
+  "Content-Type",
+  "Content-Length",
+  "Content-Disposition",
+  "ETag",
+  "Last-Modified",
+];
 const grants = new Map();
 
 self.addEventListener("install", () => self.skipWaiting());
@@ -16,7 +22,13 @@ self.addEventListener("activate", (ev) => ev.waitUntil(self.clients.claim()));
 
 self.addEventListener("message", (ev) => {
   const d = ev.data || {};
-  if (d.type !== "grant" || typeof d.nonce !== "string" || typeof d.token !== "string" || typeof d.url !== "string") return;
+  if (
+    d.type !== "grant" ||
+    typeof d.nonce !== "string" ||
+    typeof d.token !== "string" ||
+    typeof d.url !== "string"
+  )
+    return;
   const now = Date.now();
   for (const [nonce, g] of grants) if (g.until < now) grants.delete(nonce);
   grants.set(d.nonce, { token: d.token, url: d.url, until: now + GRANT_MS });
@@ -41,7 +53,10 @@ async function forward(target, nonce) {
       headers: { "Content-Type": "text/plain; charset=utf-8" },
     });
   }
-  const res = await fetch(target, { headers: { Authorization: `Bearer ${grant.token}` }, cache: "no-store" });
+  const res = await fetch(target, {
+    headers: { Authorization: `Bearer ${grant.token}` },
+    cache: "no-store",
+  });
   const headers = new Headers();
   for (const name of KEEP_HEADERS) {
     const value = res.headers.get(name);
