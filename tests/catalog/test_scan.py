@@ -21,7 +21,7 @@ from filerestore.errors import (
     RepositoryNotFoundError,
     UsageError,
 )
-from tests.catalog.images import make_repository, qemu_info
+from tests.imagebuild.catalog_repo import make_repository, qemu_info
 
 
 @pytest.fixture

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli import images
 from tests.cli.runner import fails, run
 from tests.fuse.mounting import FSTYPE, mounted, mounts_at
+from tests.imagebuild import gpt_ext4 as images
 
 pytestmark = pytest.mark.timeout(300)
 
