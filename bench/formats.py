@@ -35,10 +35,9 @@ from pathlib import Path
 from zlib_ng import zlib_ng
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tests.imagebuild.bench_formats import FORMATS, convert, data_disk, ext4_disk
-
 from filerestore.image import open_image
 from filerestore.restore import open_stack
+from tests.imagebuild.bench_formats import FORMATS, convert, data_disk, ext4_disk
 
 MiB = 1 << 20
 

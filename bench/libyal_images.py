@@ -28,9 +28,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import pyvhdi
 import pyvmdk
-from tests.imagebuild import formats as F
 
 from filerestore.image import open_image, probe_chain
+from tests.imagebuild import formats as F
 
 MiB = 1 << 20
 CHUNK = 16 * MiB

@@ -20,10 +20,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.volume.lvm_texts import SYNTAX_ERRORS, large_metadata
-
 from filerestore.errors import LvmMetadataError
 from filerestore.volume.lvm_metadata import parse_config, volume_group
+from tests.volume.lvm_texts import SYNTAX_ERRORS, large_metadata
 
 REPEAT = 5
 

@@ -46,13 +46,12 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.imagebuild import bench_s3
-from tests.s3server import servers
-
 from filerestore.errors import ImageNotFoundError, ObjectChangedError
 from filerestore.restore.stack import open_backup_stack, open_stack
 from filerestore.source import BlockOptions, S3Options, S3Store
 from filerestore.source.s3client import ObjectClient, ObjectMeta, ObstoreClient
+from tests.imagebuild import bench_s3
+from tests.s3server import servers
 
 MiB = 1 << 20
 BUCKET = "bench"

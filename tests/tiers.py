@@ -6,9 +6,9 @@ image cache (``tests.imagebuild.cache.cached``), or a fixture that needs root wi
 cache (a repository on a real loop device). Reaching is decided
 from code, not from names: the test function, every fixture it uses (pytest's own closure of
 fixture names), its parameters, and, recursively, every function, class and module attribute
-they name in the ``tests`` and ``bench`` packages. A name that could reach a sink is taken to
-(over-marking only moves a test to the slower tier; under-marking is caught at run time by
-:func:`refuse_builds` in the fast tier).
+they name in the ``tests``, ``bench`` and ``fuzz`` packages. A name that could reach a sink
+is taken to (over-marking only moves a test to the slower tier; under-marking is caught at
+run time by :func:`refuse_builds` in the fast tier).
 
 Tests that need root without naming a sink in code (a subprocess that builds its own images,
 a ``mount``, ``mknod`` or a switch to another user) carry ``pytest.mark.root`` by hand.
@@ -31,7 +31,7 @@ from tests.imagebuild import cache, eio
 #: what needs root when called: the image cache builds images as root on a miss
 SINKS: set[object] = {cache.cached, eio.failing_repository}
 #: packages whose code is followed (anything else is library code and reaches no sink)
-FOLLOWED = ("tests.", "bench.")
+FOLLOWED = ("tests.", "bench.", "fuzz.")
 
 
 def _followed(obj: object) -> bool:

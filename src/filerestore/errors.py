@@ -26,7 +26,8 @@ from this tree (``python -m filerestore.docgen``; a test keeps it current).
     │   │   ├── PathRefusedError, SymlinkLoopError
     │   │   └── DestinationEscapeError, DestinationExistsError
     │   ├── ConflictError               the current state does not allow it (409, exit 1)
-    │   │   ├── RepositoryExistsError, TokenExistsError, MountStateError, SessionLimitError
+    │   │   ├── RepositoryExistsError, RepositoryInUseError, TokenExistsError
+    │   │   ├── MountStateError, SessionLimitError
     │   │   └── DownloadLimitError (429)
     │   ├── AuthenticationError (401, exit 1)
     │   └── PermissionDeniedError (403, exit 1)
@@ -47,7 +48,8 @@ from this tree (``python -m filerestore.docgen``; a test keeps it current).
         │   └── RepositoryIOError, ObjectStoreUnavailableError
         ├── ObjectChangedError
         ├── DatabaseUnavailableError, DatabaseLockedError
-        └── FuseUnavailableError
+        ├── FuseUnavailableError
+        └── PortInUseError (exit 8)
 
 "Not found" is only ever a name that does not exist. A repository the host cannot read
 (permission denied, an I/O error, a stale NFS handle) is *unavailable*: the request may
@@ -72,6 +74,8 @@ class ExitCode(IntEnum):
     UNAVAILABLE = 6
     #: a restore finished, but skipped entries it could not read or write (listed on stderr)
     PARTIAL = 7
+    #: ``serve`` cannot listen: another program holds the address and port
+    PORT_IN_USE = 8
     INTERRUPTED = 130  # 128 + SIGINT, as shells report it
 
 
@@ -278,6 +282,13 @@ class RepositoryExistsError(ConflictError):
     """A repository with that name is already configured."""
 
     code = "repository_exists"
+
+
+class RepositoryInUseError(ConflictError):
+    """The repository cannot be removed while sessions of its backups are open (the message
+    lists them; ``repo remove --force`` ends them first)."""
+
+    code = "repository_in_use"
 
 
 class TokenExistsError(ConflictError):
@@ -507,6 +518,14 @@ class FuseUnavailableError(ServiceUnavailableError):
     """FUSE cannot be used here: no /dev/fuse, no permission to open it, or the mount failed."""
 
     code = "fuse_unavailable"
+
+
+class PortInUseError(ServiceUnavailableError):
+    """``serve`` cannot listen on its address and port: another program (another
+    ``filerestore serve``?) holds them. Choose another port, or stop that program."""
+
+    code = "address_in_use"
+    exit_code = ExitCode.PORT_IN_USE
 
 
 def error_classes() -> list[type[FileRestoreError]]:

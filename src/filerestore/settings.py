@@ -130,6 +130,14 @@ class Settings(BaseSettings):
             "session alive for ever."
         ),
     )
+    log_format: Literal["auto", "json", "text"] = Field(
+        default="auto",
+        description=(
+            "Format of the service's log lines on stderr (``serve --log-format`` overrides): "
+            "json, one JSON object a line; text, for people; auto, text when stderr is a "
+            "terminal, else JSON."
+        ),
+    )
     repositories: list[RepositoryConfig] = Field(
         default_factory=list,
         description="Repositories declared in the settings file; added to the catalog at start.",

@@ -177,8 +177,16 @@ def test_ranges_rfc9110_examples() -> None:
         "bytes=-",
         "nonsense",
         "bytes=" + "9" * 30 + "-",
+        # outside RFC 9110's grammar (whitespace is SP or HTAB, digits are ASCII), found by
+        # fuzzing: a newline inside made the refusal's reason two lines
+        "bytes\n=10000-",
+        "bytes=0-1\n",
+        "bytes=\x0b0-1",
+        "bytes=\xa00-1",
+        "bytes=\u0660-1",
     ):
         assert parse_range(ignored, size) is None, ignored
+    assert parse_range(" bytes = 0 - 1\t", size) == ByteRange(0, 2)  # SP and HTAB are allowed
     for unsatisfiable in ("bytes=10000-", "bytes=20000-30000", "bytes=-0"):
         with pytest.raises(RangeNotSatisfiableError):
             parse_range(unsatisfiable, size)

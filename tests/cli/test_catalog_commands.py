@@ -63,7 +63,9 @@ def test_repository_scan_backups_mounts_cleanup(env, db, tmp_path):
         "ext4",
     )
     assert ok("cleanup", "--expired").decode().splitlines() == ["removed 0 session(s)"]
-    assert ok("cleanup", "--all").decode().splitlines() == [
+    # --all ends downloads too: off a terminal it needs --yes, and says so
+    assert "confirm with --yes" in fails(2, "cleanup", "--all")
+    assert ok("cleanup", "--all", "--yes").decode().splitlines() == [
         "removed 1 session(s)",
         f"  {session.mount_id}",
     ]

@@ -40,7 +40,7 @@ def test_every_error_class_has_an_exit_code() -> None:
         # not fall through to the generic code unnoticed
         if cls.__bases__ == (errors.FileRestoreError,):
             assert entry is cls, f"{cls.__name__} is a new category: add it to EXIT_CODES"
-        assert exit_codes.EXIT_CODES[entry] in (1, 2, 3, 4, 5, 6)
+        assert exit_codes.EXIT_CODES[entry] in (1, 2, 3, 4, 5, 6, 8)
 
 
 @pytest.mark.parametrize(
@@ -57,6 +57,7 @@ def test_every_error_class_has_an_exit_code() -> None:
         (errors.BackingFileRefusedError, 5),
         (errors.DestinationEscapeError, 5),
         (errors.SymlinkLoopError, 5),
+        (errors.PortInUseError, 8),  # not 3: that is "not found"
     ],
 )
 def test_exit_code_of(cls: type[errors.FileRestoreError], code: int) -> None:

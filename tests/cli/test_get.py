@@ -150,7 +150,7 @@ def test_a_short_read_is_an_error_for_cat_and_a_skipped_file_for_get(
         stack.fs.open = lambda path: ShortReader(real_open(path), cut=5000)  # type: ignore[method-assign]
         return stack
 
-    monkeypatch.setattr("filerestore.cli.core_commands.open_stack", short_stack)
+    monkeypatch.setattr("filerestore.restore.open_stack", short_stack)
     image = broken.broken_entries_image()
     assert main(["cat", str(image), "/big.bin"]) == 4
     err = capfd.readouterr().err.splitlines()

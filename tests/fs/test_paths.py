@@ -116,3 +116,15 @@ def test_twenty_levels_deep(fs: Filesystem[Any]) -> None:
     path = "/" + "/".join(f"level{i:02d}" for i in range(20)) + "/bottom.txt"
     assert read_all(fs, path) == b"twenty levels down\n"
     assert fs.stat(path).path == path
+
+
+@pytest.mark.parametrize(
+    "path", ["/no\nsuch", "/docs/a\r\nb", "/docs\x1b[2J/x", "/\x7f", "/link-dangling\n"]
+)
+def test_reasons_stay_one_line(fs: Filesystem[Any], path: str) -> None:
+    """A request or guest path with control characters shows them as \\xNN escapes."""
+    with pytest.raises((PathNotFoundError, NotADirectoryError_)) as caught:
+        fs.stat(path, follow_symlinks=True)
+    reason = str(caught.value)
+    assert "\n" not in reason and "\r" not in reason and "\x1b" not in reason, reason
+    assert "\\x" in reason, reason

@@ -7,6 +7,7 @@ of real images; each mutated image is opened and read in several places.
 from __future__ import annotations
 
 import random
+import shutil
 import struct
 from pathlib import Path
 
@@ -14,8 +15,8 @@ import pytest
 
 from filerestore.errors import FileRestoreError
 from filerestore.image import open_image
-from tests.imagebuild import qcow
-from tests.imagebuild.hostile import qcow2_image
+from tests.imagebuild import data_file, qcow
+from tests.imagebuild.hostile import DATA_FILE_BYTES, data_file_image, qcow2_image
 
 
 def _regions(data: bytes) -> list[tuple[int, int]]:
@@ -48,13 +49,24 @@ def _read_some(top: Path, repo: Path, rng: random.Random) -> None:
                 disk.read_at(rng.randrange(disk.size), rng.choice([1, 4096, 70000, 1 << 20]))
 
 
-@pytest.mark.parametrize("source", ["hostile-baseline", "zstd", "v2-512", "extended-l2"])
+@pytest.mark.parametrize(
+    "source",
+    ["hostile-baseline", "zstd", "v2-512", "extended-l2", "data-file-baseline", "data-file"],
+)
 def test_mutated_images_fail_cleanly(source: str, tmp_path: Path) -> None:
     repo = tmp_path / "repo"
     repo.mkdir()
     if source == "hostile-baseline":
         (repo / "base.qcow2").write_bytes(qcow2_image())
         original = qcow2_image(backing=b"base.qcow2")
+    elif source == "data-file-baseline":  # a data file, and a backing file for it to use
+        (repo / "base.qcow2").write_bytes(qcow2_image())
+        (repo / "disk-data.raw").write_bytes(DATA_FILE_BYTES)
+        original = data_file_image(backing=b"base.qcow2")
+    elif source == "data-file":
+        image = data_file.VARIANTS[source]()
+        shutil.copyfile(image.parent / "disk-data.raw", repo / "disk-data.raw")
+        original = image.read_bytes()
     else:
         original = qcow.VARIANTS[source]().read_bytes()
     rng = random.Random(source)

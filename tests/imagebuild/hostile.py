@@ -8,16 +8,19 @@ image and reading its whole disk must raise exactly ``error`` with ``match`` in 
 
 ``qcow2_image(...)`` builds a small valid qcow2 v3 (64 KiB clusters, 1 MiB disk, one data
 cluster holding ``DATA_PATTERN``) that ``qemu-img check`` accepts; every hostile entry changes
-one thing in it.
+one thing in it. ``data_file_image(...)`` is the same image with an external data file
+(``repo/disk-data.raw``, ``DATA_FILE_BYTES``), which ``qemu-img check`` accepts too; the
+``data-file-*`` entries change one thing in it or in its data file.
 """
 
 from __future__ import annotations
 
 import os
+import stat
 import struct
 from collections.abc import Callable
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from filerestore.errors import (
     BackingChainLoopError,
@@ -25,6 +28,7 @@ from filerestore.errors import (
     BackingFileRefusedError,
     CorruptImageError,
     FileRestoreError,
+    ImageNotFoundError,
     UnsupportedImageError,
 )
 
@@ -61,10 +65,14 @@ def qcow2_image(
     l2_entry: int = DATA * CS | COPIED,
     l2_bitmap: int | None = None,
     backing_size: int | None = None,
+    data_file: bytes | None = None,
+    autoclear: int = 0,
 ) -> bytes:
     exts = b""
     if backing is not None and backing_format is not None:
         exts += _ext(0xE2792ACA, backing_format)
+    if data_file is not None:  # "External data file name string"
+        exts += _ext(0x44415441, data_file)
     if feature_names:
         table = b"".join(
             struct.pack(">BB46s", 0, bit, name) for bit, name in sorted(feature_names.items())
@@ -90,7 +98,7 @@ def qcow2_image(
         snapshots_offset,
     )
     if version == 3:
-        header += struct.pack(">QQQII", incompatible, 0, 0, 4, HEADER_LENGTH) + bytes(8)
+        header += struct.pack(">QQQII", incompatible, 0, autoclear, 4, HEADER_LENGTH) + bytes(8)
     else:
         exts = b""
     first = header + exts + (backing or b"")
@@ -173,6 +181,77 @@ def _truncated_header(workdir: Path) -> Path:
 
 def _truncated_v3_header(workdir: Path) -> Path:
     return _write(_repo(workdir) / "image.qcow2", qcow2_image()[:90])
+
+
+# --- external data files -------------------------------------------------------------------
+
+INCOMPAT_DATA_FILE = 1 << 2  # qcow2.txt incompatible bit 2, "External data file bit"
+AUTOCLEAR_DATA_FILE_RAW = 1 << 1  # qcow2.txt autoclear bit 1, "Raw external data bit"
+#: the guest disk of the baseline image, as its data file holds it
+DATA_FILE_BYTES = DATA_PATTERN + bytes(VIRTUAL_SIZE - CS)
+
+
+def data_file_image(name: bytes = b"disk-data.raw", *, raw: bool = False, **kw: Any) -> bytes:
+    """``qcow2_image`` with an external data file named ``name``: guest cluster 0 lives at
+    offset 0 of the data file, an L2 entry of offset 0 with QCOW_OFLAG_COPIED set (qcow2.txt
+    "Standard Cluster Descriptor"); the image's own data cluster is dropped and unreferenced,
+    so ``qemu-img check`` finds neither leaks nor errors."""
+    kw.setdefault("l2_entry", COPIED)
+    image = bytearray(
+        qcow2_image(
+            data_file=name,
+            incompatible=INCOMPAT_DATA_FILE | kw.pop("incompatible", 0),
+            autoclear=AUTOCLEAR_DATA_FILE_RAW if raw else 0,
+            **kw,
+        )[: DATA * CS]
+    )
+    struct.pack_into(">H", image, REFBLOCK * CS + 2 * DATA, 0)
+    return bytes(image)
+
+
+def _data_file(
+    name: bytes | Callable[[Path], bytes] = b"disk-data.raw",
+    *,
+    data: bytes | None = DATA_FILE_BYTES,
+    prepare: Callable[[Path], None] | None = None,
+    **kw: Any,
+) -> Callable[[Path], Path]:
+    """An image with a data file (``data`` written to ``repo/disk-data.raw`` unless None);
+    ``workdir/outside-data.raw`` exists so that a name leading there would open."""
+
+    def build(w: Path) -> Path:
+        repo = _repo(w)
+        _write(w / "outside-data.raw", DATA_FILE_BYTES)
+        if prepare is not None:
+            prepare(w)
+        if data is not None:
+            _write(repo / "disk-data.raw", data)
+        named = name(w) if callable(name) else name
+        return _write(repo / "image.qcow2", data_file_image(named, **kw))
+
+    return build
+
+
+def _data_link_outside(w: Path) -> None:
+    (_repo(w) / "disk-data.raw").symlink_to(w / "outside-data.raw")
+
+
+def _data_fifo(w: Path) -> None:
+    os.mkfifo(_repo(w) / "disk-data.raw")
+
+
+def _data_device(w: Path) -> None:
+    try:  # the same character device as /dev/zero, inside the repository
+        os.mknod(_repo(w) / "disk-data.raw", stat.S_IFCHR | 0o600, os.makedev(1, 5))
+    except PermissionError:
+        import pytest
+
+        pytest.skip("making a device node needs root")
+
+
+def _raw_with_backing(w: Path) -> Path:
+    _write(_repo(w) / "base.qcow2", qcow2_image())
+    return _data_file(raw=True, backing=b"base.qcow2")(w)
 
 
 JSON_NAME = b'json:{"file": {"driver": "file", "filename": "/etc/passwd"}}'
@@ -279,10 +358,113 @@ HOSTILE: list[HostileImage] = [
     HostileImage("encrypted-aes", _single(crypt_method=1), UnsupportedImageError, "AES"),
     HostileImage("encrypted-luks", _single(crypt_method=2), UnsupportedImageError, "LUKS"),
     HostileImage(
-        "external-data-file",
-        _single(incompatible=1 << 2),
+        "data-file-bit-without-name",
+        _single(incompatible=INCOMPAT_DATA_FILE),
         UnsupportedImageError,
-        "external data file",
+        "without a data file name extension",
+    ),
+    HostileImage(
+        "data-file-raw-bit-without-data-file",
+        _single(autoclear=AUTOCLEAR_DATA_FILE_RAW),
+        CorruptImageError,
+        "raw external data bit set without an external data file",
+    ),
+    HostileImage(
+        "data-file-dotdot-outside",
+        _data_file(b"../outside-data.raw"),
+        BackingFileRefusedError,
+        "outside the repository",
+    ),
+    HostileImage(
+        "data-file-absolute-outside",
+        _data_file(lambda w: os.fsencode(w / "outside-data.raw")),
+        BackingFileRefusedError,
+        "outside the repository",
+    ),
+    HostileImage(
+        "data-file-etc-passwd",
+        _data_file(b"/etc/passwd"),
+        BackingFileRefusedError,
+        "outside the repository",
+    ),
+    HostileImage(
+        "data-file-symlink-outside",
+        _data_file(data=None, prepare=_data_link_outside),
+        BackingFileRefusedError,
+        "outside the repository",
+    ),
+    HostileImage(
+        "data-file-fifo",
+        _data_file(data=None, prepare=_data_fifo),
+        BackingFileRefusedError,
+        "not a regular file",
+    ),
+    HostileImage(
+        "data-file-device",
+        _data_file(data=None, prepare=_data_device),
+        BackingFileRefusedError,
+        "not a regular file",
+    ),
+    HostileImage(
+        "data-file-nbd", _data_file(b"nbd://127.0.0.1:10809/x"), BackingFileRefusedError, "protocol"
+    ),
+    HostileImage("data-file-json", _data_file(JSON_NAME), BackingFileRefusedError, "protocol"),
+    HostileImage(
+        "data-file-nul-byte",
+        _data_file(b"disk-data.raw\0/etc/passwd"),
+        BackingFileRefusedError,
+        "NUL",
+    ),
+    HostileImage(
+        "data-file-missing", _data_file(b"gone-data.raw"), ImageNotFoundError, "gone-data.raw"
+    ),
+    HostileImage(
+        "data-file-raw-with-backing",
+        _raw_with_backing,
+        CorruptImageError,
+        "raw external data file with a backing file",
+    ),
+    HostileImage(
+        "data-file-compressed-cluster",
+        _data_file(l2_entry=COMPRESSED | (DATA * CS)),
+        CorruptImageError,
+        "compressed cluster at guest offset 0x0 in an image with an external data file",
+    ),
+    HostileImage(
+        "data-file-offset-not-guest-offset",
+        _data_file(l2_entry=COPIED | (DATA * CS)),
+        CorruptImageError,
+        "host cluster offset 0x50000 does not match guest cluster offset 0x0",
+    ),
+    HostileImage(
+        "data-file-zero-cluster-offset-not-guest-offset",
+        _data_file(l2_entry=(DATA * CS) | 1),  # QCOW_OFLAG_ZERO with a host offset
+        CorruptImageError,
+        "host cluster offset 0x50000 does not match guest cluster offset 0x0",
+    ),
+    HostileImage(
+        "data-file-extended-l2-offset-not-guest-offset",
+        _data_file(incompatible=1 << 4, l2_entry=COPIED | (DATA * CS), l2_bitmap=1),
+        CorruptImageError,
+        "host cluster offset 0x50000 does not match guest cluster offset 0x0",
+    ),
+    HostileImage(
+        "data-file-extended-l2-compressed-cluster",
+        _data_file(incompatible=1 << 4, l2_entry=COMPRESSED | (DATA * CS)),
+        CorruptImageError,
+        "compressed cluster at guest offset 0x0 in an image with an external data file",
+    ),
+    HostileImage(
+        "data-file-shorter-than-its-clusters",
+        _data_file(data=DATA_PATTERN[:1000]),
+        CorruptImageError,
+        "disk-data.raw: data cluster at 0x",  # then where and how much each reader reads
+    ),
+    HostileImage(
+        "data-file-raw-shorter-than-the-disk",
+        _data_file(raw=True, data=DATA_FILE_BYTES[: VIRTUAL_SIZE - 512]),
+        CorruptImageError,
+        "shorter than the virtual disk",
     ),
     HostileImage(
         "extended-l2-small-clusters",

@@ -521,11 +521,16 @@ def test_filename_and_media_types():
         (os.fsdecode(b"caf\xe9\xff"), os.fsdecode(b"caf\xe9\xff"), "caf%E9%FF"),
         ("-rf", "-rf", "-rf"),
         ("日本", "日本", "日本"),
+        # an unpaired UTF-16 unit (a corrupt NTFS name can hold one) stands for no byte
+        ("a\ud800b", "a\ufffdb", "a\ufffdb"),
+        ("\udfff" + os.fsdecode(b"\xe9"), "\ufffd" + os.fsdecode(b"\xe9"), "\ufffd%E9"),
     ],
 )
 def test_name_components(name, tar, zipped):
     assert clean_component(name) == tar
     assert zip_component(name) == zipped
+    zipped.encode("utf-8")  # what the ZIP writer stores
+    tar.encode("utf-8", "surrogateescape")  # what the TAR writer stores
 
 
 def test_unique():

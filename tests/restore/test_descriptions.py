@@ -104,3 +104,16 @@ def test_a_repointed_link_and_an_escape_are_seen(repo: Path, tmp_path: Path) -> 
     (repo / "vm1" / "disk0-inc2.qcow2").symlink_to(tmp_path / "outside.qcow2")
     with pytest.raises(RepositoryEscapeError):
         cache.describe(str(repo), "latest.qcow2")
+
+
+def test_a_disk_made_of_several_files_is_described(tmp_path: Path) -> None:
+    """A split VMDK (descriptor and extents) has one signature per chain link: zipping the
+    chain with the signatures failed (ValueError) when the extents were counted too."""
+    from tests.imagebuild import formats as F
+
+    image = F.VARIANTS["vmdk-twoGbMaxExtentSparse"]()
+    cache = DescriptionCache()
+    description = cache.describe(str(image.parent), image.name)
+    assert [c.format for c in description.chain] == ["vmdk"]
+    assert cache.describe(str(image.parent), image.name) == description
+    assert cache.opened == 1

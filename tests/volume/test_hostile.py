@@ -385,6 +385,19 @@ GARBAGE: dict[str, tuple[Callable[[bytes], bytes], str]] = {
         lambda t: _edit(t, b"extent_size = 2048", b"extent_size = 0"),
         "extent_size = 0 is out of range",
     ),
+    # issue 8, defect 5: Python's int() refuses more than 4,300 digits with a bare ValueError
+    "number of 5,000 digits": (
+        lambda t: t.replace(b"seqno = ", b"seqno = " + b"9" * 5000 + b" # ", 1),
+        "does not fit in 64 bits",
+    ),
+    "number past 64 bits": (
+        lambda t: t.replace(b"seqno = ", b"seqno = 18446744073709551616 # ", 1),
+        "does not fit in 64 bits",
+    ),
+    "non-ASCII digits": (
+        lambda t: t.replace(b"seqno = ", "seqno = \u0663 # ".encode(), 1),
+        "bare word",
+    ),
     "seqno is a string": (
         lambda t: t.replace(b"seqno = ", b'seqno = "x" # ', 1),
         "no valid 'seqno'",
@@ -441,3 +454,16 @@ def test_two_volume_groups_with_one_name_are_refused():
         "two different volume groups are named 'vgdisk'",
         lambda: lvm.logical_volumes(pvs),
     )
+
+
+def test_lvm_number_bomb_is_a_corrupt_image_for_the_cli(tmp_path):
+    """The CLI's answer to the 5,000-digit number: exit 4 and one line, not exit 1 with
+    "unexpected ValueError" (issue 8, defect 5)."""
+    from tests.cli.runner import fails
+
+    raw = pv_image()
+    text = current_text(raw).replace(b"seqno = ", b"seqno = " + b"9" * 5000 + b" # ", 1)
+    image = tmp_path / "pv-number-bomb.img"
+    image.write_bytes(with_metadata(raw, text))
+    line = fails(4, "inspect", image)
+    assert "does not fit in 64 bits" in line

@@ -7,7 +7,6 @@ its own database pool, reader stacks, metrics and cleanup thread.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -55,8 +54,9 @@ async def metrics(request: Request, who: Caller) -> Response:
 
 
 class AccessLog:
-    """Pure ASGI middleware (BaseHTTPMiddleware would buffer streams): a JSON line and
-    metrics per request, timed to the response head."""
+    """Pure ASGI middleware (BaseHTTPMiddleware would buffer streams): a log line (with
+    method, route, status and seconds as fields: see filerestore.logs) and metrics per
+    request, timed to the response head."""
 
     def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
         self.app = app
@@ -82,15 +82,15 @@ class AccessLog:
         finally:
             route = getattr(scope.get("route"), "path", "unmatched")
             self.metrics.requests.labels(route=route, method=scope["method"], status=status).inc()
+            seconds = round(time.perf_counter() - start, 6)
+            fields = {"method": scope["method"], "route": route, "status": status}
             access_log.info(
-                json.dumps(
-                    {
-                        "method": scope["method"],
-                        "route": route,
-                        "status": status,
-                        "seconds": round(time.perf_counter() - start, 6),
-                    }
-                )
+                "%s %s %s %.3fs",
+                scope["method"],
+                route,
+                status,
+                seconds,
+                extra={"fields": fields | {"seconds": seconds}},
             )
 
 

@@ -26,7 +26,10 @@ from starlette.types import Receive, Scope, Send
 from filerestore.errors import RangeNotSatisfiableError
 from filerestore.fs.entry import Entry
 
-_RANGE = re.compile(r"^\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*$", re.IGNORECASE)
+# RFC 9110 14.1.2 with optional whitespace (SP, HTAB) around the tokens, as clients send it;
+# ASCII digits only, and the whole value (``\s``, ``\d`` and ``$`` also took vertical tabs,
+# U+00A0, other scripts' digits and a trailing newline)
+_RANGE = re.compile(r"[ \t]*bytes[ \t]*=[ \t]*([0-9]*)[ \t]*-[ \t]*([0-9]*)[ \t]*", re.IGNORECASE)
 MAX_DIGITS = 20  # larger numbers than any file size are not worth parsing
 
 
@@ -51,7 +54,7 @@ def parse_range(header: str | None, size: int) -> ByteRange | None:
     """
     if header is None or "," in header:
         return None
-    match = _RANGE.match(header)
+    match = _RANGE.fullmatch(header)
     if not match:
         return None
     first, last = match.groups()
@@ -60,14 +63,14 @@ def parse_range(header: str | None, size: int) -> ByteRange | None:
     if not first:  # suffix: the last N bytes
         suffix = int(last)
         if suffix == 0 or size == 0:
-            raise RangeNotSatisfiableError(f"range {header.strip()} selects no byte of {size}")
+            raise RangeNotSatisfiableError(f"range {header.strip()!r} selects no byte of {size}")
         return ByteRange(max(size - suffix, 0), size)
     start = int(first)
     end = size if not last else min(int(last) + 1, size)
     if last and int(last) < start:
         return None  # invalid syntax: ignored
     if start >= size:
-        raise RangeNotSatisfiableError(f"range {header.strip()} starts past the end ({size})")
+        raise RangeNotSatisfiableError(f"range {header.strip()!r} starts past the end ({size})")
     return ByteRange(start, end)
 
 

@@ -8,7 +8,6 @@ starts another, rather than the host's OOM killer choosing a victim.
 
 from __future__ import annotations
 
-import logging
 import resource
 
 from fastapi import FastAPI
@@ -30,5 +29,5 @@ def worker_app() -> FastAPI:
     settings = load_settings()
     limit = settings.worker_memory_limit
     limit_memory(limit)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    # logging is configured by uvicorn in this process already (serve's log_config)
     return create_app(settings)

@@ -10,11 +10,13 @@ from filerestore.catalog.backups import (
 )
 from filerestore.catalog.repositories import (
     Availability,
+    RemovedRepository,
     RepositoryInfo,
     add_repository,
     check_availability,
     get_repository,
     list_repositories,
+    remove_repository,
     repositories_with_availability,
     sync_configured,
 )
@@ -23,6 +25,7 @@ from filerestore.catalog.scan import ScanReport, scan_all, scan_repository
 __all__ = [
     "Availability",
     "BackupInfo",
+    "RemovedRepository",
     "RepositoryInfo",
     "ScanReport",
     "add_repository",
@@ -33,6 +36,7 @@ __all__ = [
     "list_repositories",
     "locate_backup",
     "register_backup",
+    "remove_repository",
     "repositories_with_availability",
     "require_readable",
     "scan_all",

@@ -189,8 +189,11 @@ def register_backup(
 
 
 def list_backups(db: Database, repository: str | None = None) -> list[BackupInfo]:
+    """Every backup, or those of ``repository`` (RepositoryNotFoundError when there is no
+    repository by that name: an empty list would say it has no backups)."""
     query = select(Backup, Repository).join(Repository).order_by(Backup.id)
     if repository is not None:
+        get_repository(db, repository)
         query = query.where(Repository.name == repository)
     with db.read() as session:
         rows = session.execute(query).all()

@@ -14,15 +14,16 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 
 from filerestore.catalog.mountinfo import SHARE_FSTYPES, MountEntry, mount_at, read_mountinfo
 from filerestore.db.engine import Database
-from filerestore.db.models import Repository
+from filerestore.db.models import LIVE_STATES, Backup, Repository, RestoreMount
 from filerestore.errors import (
     InvalidRepositoryError,
     RepositoryExistsError,
+    RepositoryInUseError,
     RepositoryNotFoundError,
     RepositoryUnavailableError,
 )
@@ -157,3 +158,36 @@ def sync_configured(db: Database, configured: list[RepositoryConfig]) -> list[st
             add_repository(db, repo.name, repo.path, repo.kind)
             added.append(repo.name)
     return added
+
+
+@dataclass(frozen=True)
+class RemovedRepository:
+    repository: RepositoryInfo
+    #: how many backups' rows went with it (their image files are not touched)
+    backups: int
+
+
+def remove_repository(db: Database, name: str) -> RemovedRepository:
+    """Remove a repository and its backups' rows from the catalog, whatever its kind; the
+    files it holds are never touched (``repo add`` and ``scan`` bring them back, with new
+    ids). Refused with RepositoryInUseError while a session of one of its backups is open:
+    the caller ends those first (the service layer's ``end_repository_sessions``)."""
+    repo = get_repository(db, name)
+    with db.write(lock=f"catalog:{repo.id}") as session:
+        of_repo = select(Backup.id).where(Backup.repository_id == repo.id)
+        live = session.scalars(
+            select(RestoreMount.id)
+            .where(RestoreMount.backup_id.in_(of_repo), RestoreMount.status.in_(LIVE_STATES))
+            .order_by(RestoreMount.created_at)
+        ).all()
+        if live:
+            raise RepositoryInUseError(
+                f"repository {name!r} has {len(live)} open session(s) of its backups "
+                f"({', '.join(live)}): close them, or remove it with --force"
+            )
+        count = session.scalar(select(func.count()).where(Backup.repository_id == repo.id)) or 0
+        # rows of ended sessions (failed ones) go with their backups: a foreign key cascade
+        session.execute(delete(RestoreMount).where(RestoreMount.backup_id.in_(of_repo)))
+        session.execute(delete(Backup).where(Backup.repository_id == repo.id))
+        session.execute(delete(Repository).where(Repository.id == repo.id))
+    return RemovedRepository(repo, count)

@@ -8,10 +8,10 @@ empty leftover) are skipped silently: they are not errors. Every candidate is op
 the repository's store (no link followed out of the root, no FIFO opened), and probed with
 the image layer's chain rules before anything is written; a candidate that fails (a hostile
 or broken chain) is reported and skipped rather than stopping the scan. Files that are parts
-of a disk (a VMDK's split or flat extents, named by its descriptor) are not backups of their
-own: a file any probed chain lists among its parts is neither registered nor reported. Rows
-are written in one transaction, parents first (shorter chains first), so an incremental
-finds its parent's id.
+of a disk (a VMDK's split or flat extents, named by its descriptor; a QCOW2 image's external
+data file) are not backups of their own: a file any probed chain lists among its parts is
+neither registered nor reported. Rows are written in one transaction, parents first (shorter
+chains first), so an incremental finds its parent's id.
 """
 
 from __future__ import annotations
@@ -94,7 +94,7 @@ def scan_repository(
         except FileRestoreError as exc:
             report.errors.append((rel, str(exc)))
     parts = {part for item in probed for link in item.chain for part in link.parts}
-    probed = [p for p in probed if p.path not in parts]  # extents of a disk are not backups
+    probed = [p for p in probed if p.path not in parts]  # a disk's parts are not backups
     report.errors = [(rel, why) for rel, why in report.errors if rel not in parts]
     probed.sort(key=lambda p: (len(p.chain), p.path))
     with db.write(lock=f"catalog:{repo.id}") as session:

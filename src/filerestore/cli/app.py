@@ -1,60 +1,107 @@
-"""The Typer application every command module registers its commands on.
+"""The Click group every command module registers its commands on, and the shared options.
 
 Command modules import ``app`` from here and decorate their functions; ``main`` imports the
-command modules (one line each) and runs the application.
+command modules (one line each) and runs the group. Click rather than Typer: Typer builds a
+pydantic TypeAdapter per parameter, which alone costs more than the 100 ms ``filerestore ls``
+may take from start to exit (issue 14; ``bench/startup.py`` measures it). A command module
+imports what its commands need inside them, so ``--help`` (which imports every command
+module) stays light: no database, web or settings stack is imported to print help.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Any, TypeVar
 
-import typer
+import click
 
-app = typer.Typer(
-    name="filerestore",
-    help="Read files out of QCOW2 VM disk backups, read-only, without mounting them.",
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    rich_markup_mode=None,
+import filerestore
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+HELP = "Read files out of VM disk backups (QCOW2, VMDK, VHD, VHDX, raw), read-only."
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+class OrderedGroup(click.Group):
+    """A group that lists its commands in the order they were added (the order of
+    ``main.COMMAND_MODULES``), not alphabetically."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(self.commands)
+
+
+@click.group(cls=OrderedGroup, help=HELP, context_settings=CONTEXT)
+@click.version_option(
+    filerestore.__version__,
+    "-V",
+    "--version",
+    prog_name="filerestore",
+    message="%(prog)s %(version)s",
 )
+def app() -> None:
+    """The root group: options before the command name belong here."""
 
 
-@app.callback()
-def _root() -> None:
-    """Read files out of QCOW2 VM disk backups, read-only, without mounting them."""
+def group(name: str, help: str) -> click.Group:
+    """A sub-group of ``app`` (``repo``, ``token``, ``db``): a bare group prints its help."""
+    sub = OrderedGroup(name=name, help=help, no_args_is_help=True, context_settings=CONTEXT)
+    app.add_command(sub)
+    return sub
+
+
+def _stack(*decorators: Callable[[F], F]) -> Callable[[F], F]:
+    def apply(func: F) -> F:
+        for decorator in reversed(decorators):
+            func = decorator(func)
+        return func
+
+    return apply
 
 
 # Arguments and options shared by the commands that open a backup image.
-ImageArg = Annotated[
-    Path, typer.Argument(help="The backup image (QCOW2 or raw), top of its backing chain.")
-]
-VolumeOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--volume",
-        "-V",
-        help="Volume id (p1, lvm/vg/lv, disk; see `inspect`). "
-        "May be left out when only one volume holds a filesystem.",
-    ),
-]
-RepositoryOpt = Annotated[
-    Path | None,
-    typer.Option(
-        "--repository",
-        help="Root directory that backing files must stay in (default: the image's directory).",
-    ),
-]
-JsonOpt = Annotated[
-    bool, typer.Option("--json", help="One JSON document: an object, or an array for a list.")
-]
-MetadataBudgetOpt = Annotated[
-    int | None,
-    typer.Option(
-        "--metadata-budget",
-        envvar="FILERESTORE_IMAGE_METADATA_BUDGET",
-        min=1 << 20,
-        help="Bytes of image tables the backing chain may keep in memory "
-        "(the image_metadata_budget setting; default 64 MiB).",
-    ),
-]
+PathType = click.Path(path_type=Path)
+
+image_arg = click.argument("image", type=PathType, metavar="IMAGE")
+IMAGE_HELP = "IMAGE is the backup image (QCOW2, VMDK, VHD, VHDX or raw), top of its backing chain."
+
+# `-v`, not `-V`: `-V` is `--version`, as in curl, ssh and python; filerestore has no
+# verbose mode (errors are one line, `get` shows progress on a terminal by itself), and
+# --volume is the option an operator types most (multi-volume disks are the norm).
+volume_opt = click.option(
+    "--volume",
+    "-v",
+    "volume",
+    default=None,
+    metavar="ID",
+    help="Volume id (p1, lvm/vg/lv, disk; see `inspect`). "
+    "May be left out when only one volume holds a filesystem.",
+)
+repository_opt = click.option(
+    "--repository",
+    type=PathType,
+    default=None,
+    metavar="DIR",
+    help="Root directory that backing files must stay in (default: the image's directory).",
+)
+json_opt = click.option(
+    "--json", "json", is_flag=True, help="One JSON document: an object, or an array for a list."
+)
+metadata_budget_opt = click.option(
+    "--metadata-budget",
+    type=click.IntRange(min=1 << 20),
+    default=None,
+    envvar="FILERESTORE_IMAGE_METADATA_BUDGET",
+    metavar="BYTES",
+    help="Bytes of image tables the backing chain may keep in memory "
+    "(the image_metadata_budget setting; default 64 MiB).",
+)
+image_options = _stack(volume_opt, repository_opt, metadata_budget_opt)
+config_opt = click.option(
+    "--config",
+    type=PathType,
+    default=None,
+    metavar="FILE",
+    help="Settings file (TOML); sets FILERESTORE_CONFIG.",
+)

@@ -1,31 +1,31 @@
 """Catalog, session and database commands: ``repo``, ``scan``, ``backups``, ``mounts``,
-``cleanup`` and ``db``. Thin: each calls the catalog or restore layer and prints the result.
+``cleanup`` and ``db``. Thin: each calls the catalog or service layer and prints the result.
+The database stack is imported inside the commands, so ``--help`` does not load it.
 """
 
 from __future__ import annotations
 
+import sys
 from datetime import datetime
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Any
 
-import typer
+import click
 
-from filerestore import catalog
 from filerestore.cli import json_output
-from filerestore.cli.app import JsonOpt, app
-from filerestore.db import Database, open_database
-from filerestore.db import migrate as migrations
-from filerestore.service import cleanup as cleanups
-from filerestore.service.principal import Principal
-from filerestore.service.sessions import SessionManager
-from filerestore.settings import Settings, load_settings
+from filerestore.cli.app import app, group, json_opt
 
-repo_app = typer.Typer(help="Backup repositories: add, list.", no_args_is_help=True)
-db_app = typer.Typer(help="Database schema: upgrade, downgrade, current.", no_args_is_help=True)
-app.add_typer(repo_app, name="repo")
-app.add_typer(db_app, name="db")
+if TYPE_CHECKING:
+    from filerestore.db import Database
+    from filerestore.settings import Settings
+
+repo_app = group("repo", "Backup repositories: add, list, remove.")
 
 
 def _open(migrate: bool = True) -> tuple[Settings, Database]:
+    from filerestore import catalog
+    from filerestore.db import open_database
+    from filerestore.settings import load_settings
+
     settings = load_settings()
     db = open_database(settings, migrate=migrate)
     if migrate and settings.repositories:
@@ -39,32 +39,41 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _print_table(rows: list[dict[str, Any]], columns: list[str]) -> None:
+def print_table(rows: list[dict[str, Any]], columns: list[str]) -> None:
+    """Rows under a header of the column names, in upper case (the header is printed for
+    no rows too, so a script and a person both see what the columns are)."""
     cells = [[str(_plain(r[c]) if r[c] is not None else "-") for c in columns] for r in rows]
     widths = [max([len(c)] + [len(row[i]) for row in cells]) for i, c in enumerate(columns)]
-    typer.echo("  ".join(c.upper().ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip())
+    click.echo("  ".join(c.upper().ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip())
     for row in cells:
-        typer.echo("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
+        click.echo("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
 
 
 @repo_app.command("add")
-def repo_add(
-    name: Annotated[str, typer.Argument(help="Unique repository name.")],
-    path: Annotated[str, typer.Argument(help="Root directory holding the backup images.")],
-    kind: Annotated[
-        str, typer.Option("--kind", help="local, nfs or cifs (a share must be mounted).")
-    ] = "local",
-) -> None:
-    """Add a backup repository."""
+@click.argument("name")
+@click.argument("path")
+@click.option(
+    "--kind",
+    default="local",
+    show_default=True,
+    help="local, nfs or cifs (a share must be mounted).",
+)
+def repo_add(name: str, path: str, kind: str) -> None:
+    """Add a backup repository NAME whose root directory PATH holds the backup images."""
+    from filerestore import catalog
+
     _, db = _open()
     repo = catalog.add_repository(db, name, path, kind)
     source = f" from {repo.mount_source}" if repo.mount_source else ""
-    typer.echo(f"added repository {repo.name} ({repo.kind}{source}): {repo.root_path}")
+    click.echo(f"added repository {repo.name} ({repo.kind}{source}): {repo.root_path}")
 
 
 @repo_app.command("list")
-def repo_list(json: JsonOpt = False) -> None:
+@json_opt
+def repo_list(json: bool) -> None:
     """List repositories and whether each can be read now."""
+    from filerestore import catalog
+
     _, db = _open()
     found = catalog.repositories_with_availability(db)
     rows = [json_output.record(repo) | json_output.record(status) for repo, status in found]
@@ -74,16 +83,52 @@ def repo_list(json: JsonOpt = False) -> None:
         shown = [
             row | {"status": status.status} for row, (_, status) in zip(rows, found, strict=True)
         ]
-        _print_table(shown, ["name", "kind", "root_path", "status", "reason"])
+        print_table(shown, ["name", "kind", "root_path", "status", "reason"])
+
+
+@repo_app.command("remove")
+@click.argument("name")
+@click.option(
+    "--force", is_flag=True, help="End the open sessions of its backups first (downloads too)."
+)
+def repo_remove(name: str, force: bool) -> None:
+    """Remove repository NAME from the catalog, with its backups' rows.
+
+    The image files are not touched: `repo add` and `scan` bring the backups back (with new
+    ids). Refused while sessions of its backups are open, unless --force ends them.
+    """
+    from filerestore import catalog
+    from filerestore.service import cleanup as cleanups
+    from filerestore.service.sessions import SessionManager
+
+    settings, db = _open()
+    ended: list[str] = []
+    if force:
+        catalog.get_repository(db, name)  # a wrong name says so before anything ends
+        ended = cleanups.end_repository_sessions(SessionManager(db, settings), name)
+    removed = catalog.remove_repository(db, name)
+    repo = removed.repository
+    click.echo(
+        f"removed repository {repo.name} ({repo.kind}): {removed.backups} backup(s) left the "
+        f"catalog; the files under {repo.root_path} are untouched"
+    )
+    if ended:
+        click.echo(f"ended {len(ended)} session(s) of its backups:")
+        for mount_id in ended:
+            click.echo(f"  {mount_id}")
 
 
 @app.command()
-def scan(
-    name: Annotated[
-        str | None, typer.Argument(help="Repository to scan (default: every repository).")
-    ] = None,
-) -> None:
-    """Register every disk image in a repository (QCOW2, or raw named *.raw/*.img)."""
+@click.argument("name", required=False)
+def scan(name: str | None) -> None:
+    """Register every disk image in a repository.
+
+    NAME is the repository (default: every one). Images are found by signature (QCOW2,
+    VMDK, VHD, VHDX) or by name (raw *.raw, *.img); the layouts scan understands are in
+    docs/repository-layouts.md.
+    """
+    from filerestore import catalog
+
     settings, db = _open()
     if name is None:
         reports = catalog.scan_all(db, settings.max_chain_depth, settings.image_metadata_budget)
@@ -95,25 +140,27 @@ def scan(
         ]
     failed = False
     for report in reports:
-        typer.echo(
+        click.echo(
             f"{report.repository}: {len(report.added)} added, {len(report.updated)} known, "
             f"{len(report.errors)} refused"
         )
         for path, reason in report.errors:
             failed = True
-            typer.echo(f"  {path or report.repository}: {reason}", err=True)
+            click.echo(f"  {path or report.repository}: {reason}", err=True)
     if failed:
-        raise typer.Exit(1)
+        raise click.exceptions.Exit(1)
 
 
 @app.command()
-def backups(
-    repository: Annotated[
-        str | None, typer.Option("--repository", help="Only this repository's backups.")
-    ] = None,
-    json: JsonOpt = False,
-) -> None:
-    """List registered backups with their status (available, missing, unavailable)."""
+@click.option("--repository", default=None, metavar="NAME", help="Only this repository's backups.")
+@json_opt
+def backups(repository: str | None, json: bool) -> None:
+    """List registered backups and their status.
+
+    The status: available, missing, unavailable, refused or unreadable.
+    """
+    from filerestore import catalog
+
     _, db = _open()
     columns = [
         "id",
@@ -131,72 +178,103 @@ def backups(
     if json:
         json_output.print_array(rows)
     else:
-        _print_table(rows, columns)
+        print_table(rows, columns)
 
 
 @app.command()
-def mounts(json: JsonOpt = False) -> None:
-    """List restore sessions."""
+@json_opt
+def mounts(json: bool) -> None:
+    """List restore sessions.
+
+    The owner is the name of the API token that opened the session.
+    """
+    from filerestore.service.principal import Principal
+    from filerestore.service.sessions import SessionManager
+
     settings, db = _open()
     sessions = SessionManager(db, settings).list(Principal.operator())
     rows = [json_output.record(s) for s in sessions]
     if json:
         json_output.print_array(rows)
     else:
-        _print_table(
-            rows,
+        shown = [r | {"owner": r["owner_name"] or r["owner"] or None} for r in rows]
+        print_table(
+            shown,
             ["mount_id", "backup_id", "volume", "filesystem_type", "status", "owner", "expires_at"],
         )
 
 
 @app.command()
-def cleanup(
-    expired: Annotated[
-        bool, typer.Option("--expired", help="Remove expired and stuck sessions (the default).")
-    ] = False,
-    all_: Annotated[
-        bool, typer.Option("--all", help="Emergency: remove every session, downloads or not.")
-    ] = False,
-) -> None:
-    """Clean up sessions: reconcile what crashed processes left, then expired or all."""
+@click.option("--expired", is_flag=True, help="Remove expired and stuck sessions (the default).")
+@click.option("--all", "all_", is_flag=True, help="Emergency: remove every session, downloads too.")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask before --all (for scripts).")
+def cleanup(expired: bool, all_: bool, yes: bool) -> None:
+    """Remove expired and stuck sessions, or every one.
+
+    What crashed processes left is reconciled first. --all asks first on a terminal;
+    elsewhere it needs --yes.
+    """
+    from filerestore.service import cleanup as cleanups
+    from filerestore.service.sessions import SessionManager
+
     if expired and all_:
-        raise typer.BadParameter("choose one of --expired and --all")
+        raise click.BadParameter("choose one of --expired and --all")
     settings, db = _open()
     manager = SessionManager(db, settings)
+    if all_ and not yes:
+        _confirm_all(manager.live_count())
     removed = cleanups.reconcile(manager)
     if all_:
         removed += cleanups.clean_all(manager)
     else:
         removed += cleanups.clean_stuck(manager) + cleanups.expire(manager)
-    typer.echo(f"removed {len(removed)} session(s)")
+    click.echo(f"removed {len(removed)} session(s)")
     for mount_id in removed:
-        typer.echo(f"  {mount_id}")
+        click.echo(f"  {mount_id}")
+
+
+def _confirm_all(live: int) -> None:
+    if not sys.stdin.isatty():
+        raise click.UsageError(
+            f"cleanup --all ends every session ({live} open) and cuts their downloads: "
+            "confirm with --yes"
+        )
+    question = f"End every session ({live} open), cutting the downloads still running?"
+    if not click.confirm(question, default=False, err=True):
+        raise click.exceptions.Exit(1)
+
+
+db_app = group("db", "Database schema: upgrade, downgrade, current.")
 
 
 @db_app.command("upgrade")
-def db_upgrade(
-    revision: Annotated[str, typer.Argument(help="Target revision.")] = "head",
-) -> None:
+@click.argument("revision", default="head")
+def db_upgrade(revision: str) -> None:
     """Migrate the database up to REVISION (default: the latest)."""
+    from filerestore.db import migrate as migrations
+
     _, db = _open(migrate=False)
     migrations.upgrade(db, revision)
-    typer.echo(f"database at revision {migrations.current_revision(db)}")
+    click.echo(f"database at revision {migrations.current_revision(db)}")
 
 
 @db_app.command("downgrade")
-def db_downgrade(
-    revision: Annotated[str, typer.Argument(help="Target revision ('base': empty).")] = "-1",
-) -> None:
-    """Migrate the database down to REVISION (default: one step)."""
+@click.argument("revision", default="-1")
+def db_downgrade(revision: str) -> None:
+    """Migrate the database down to REVISION (default: one step; 'base': empty)."""
+    from filerestore.db import migrate as migrations
+
     _, db = _open(migrate=False)
     migrations.downgrade(db, revision)
-    typer.echo(f"database at revision {migrations.current_revision(db) or 'base'}")
+    click.echo(f"database at revision {migrations.current_revision(db) or 'base'}")
 
 
 @db_app.command("current")
 def db_current() -> None:
     """Print the database's revision and the latest one."""
+    from filerestore.db import migrate as migrations
+
     _, db = _open(migrate=False)
-    typer.echo(
+    click.echo(
         f"current {migrations.current_revision(db) or 'base'}, head {migrations.head_revision()}"
     )

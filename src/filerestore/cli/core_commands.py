@@ -1,35 +1,39 @@
-"""The read-only core commands: inspect, ls, stat, cat, get."""
+"""The read-only core commands: inspect, ls, stat, cat, get.
+
+The reading core is imported inside each command, so ``--help`` does not import it.
+"""
 
 from __future__ import annotations
 
 import sys
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Annotated, BinaryIO
+from typing import TYPE_CHECKING
 
-import typer
+import click
 
-from filerestore.cli import exit_codes, json_output, render
+from filerestore.cli import json_output
 from filerestore.cli.app import (
-    ImageArg,
-    JsonOpt,
-    MetadataBudgetOpt,
-    RepositoryOpt,
-    VolumeOpt,
+    IMAGE_HELP,
+    PathType,
     app,
+    image_arg,
+    image_options,
+    json_opt,
+    metadata_budget_opt,
+    repository_opt,
 )
-from filerestore.errors import PathNotFoundError
-from filerestore.fs.entry import Entry, EntryKind
-from filerestore.image import DEFAULT_METADATA_BUDGET
-from filerestore.restore import Stack, describe_image, open_stack
-from filerestore.restore.extract import ExtractResult, extract
-from filerestore.restore.file_data import read_chunks
-from filerestore.restore.names import printable
 
-GuestPathArg = Annotated[str, typer.Argument(help="Path inside the guest filesystem.")]
+if TYPE_CHECKING:
+    from filerestore.fs.entry import Entry
+    from filerestore.restore import Stack
+
+DEFAULT_METADATA_BUDGET = 64 << 20  # the image layer's DEFAULT_METADATA_BUDGET (a test checks)
 
 
 def _open(image: Path, repository: Path | None, volume: str | None, budget: int | None) -> Stack:
+    from filerestore.restore import open_stack
+
     return open_stack(
         image,
         repository=repository,
@@ -43,36 +47,48 @@ def _out(text: str) -> None:
     sys.stdout.buffer.write(text.encode("utf-8", "surrogateescape") + b"\n")
 
 
-@app.command()
-def inspect(
-    image: ImageArg,
-    repository: RepositoryOpt = None,
-    json: JsonOpt = False,
-    metadata_budget: MetadataBudgetOpt = None,
-) -> None:
-    """Show the backing chain and the volumes of IMAGE with their filesystems."""
-    desc = describe_image(
-        image, repository=repository, metadata_budget=metadata_budget or DEFAULT_METADATA_BUDGET
-    )
+@app.command(epilog=IMAGE_HELP)
+@image_arg
+@repository_opt
+@json_opt
+@metadata_budget_opt
+def inspect(image: Path, repository: Path | None, json: bool, metadata_budget: int | None) -> None:
+    """Show the backing chain, volumes and filesystems of IMAGE."""
+    from filerestore.cli import render
+    from filerestore.restore import describe_image
+
+    budget = metadata_budget or DEFAULT_METADATA_BUDGET
+    desc = describe_image(image, repository=repository, metadata_budget=budget)
     if json:
         json_output.print_document(desc.to_dict())
     else:
         _out(render.inspect_text(desc))
 
 
-@app.command()
+@app.command(epilog=IMAGE_HELP)
+@image_arg
+@click.argument("path", default="/")
+@image_options
+@click.option("--recursive", "-R", is_flag=True, help="List subdirectories too (full paths).")
+@click.option("--json", "json", is_flag=True, help="A JSON array of the entries.")
 def ls(
-    image: ImageArg,
-    path: Annotated[str, typer.Argument(help="Directory (or file) inside the guest.")] = "/",
-    volume: VolumeOpt = None,
-    recursive: Annotated[
-        bool, typer.Option("--recursive", "-R", help="List subdirectories too (full paths).")
-    ] = False,
-    json: Annotated[bool, typer.Option("--json", help="A JSON array of the entries.")] = False,
-    repository: RepositoryOpt = None,
-    metadata_budget: MetadataBudgetOpt = None,
+    image: Path,
+    path: str,
+    volume: str | None,
+    repository: Path | None,
+    metadata_budget: int | None,
+    recursive: bool,
+    json: bool,
 ) -> None:
-    """List a directory inside IMAGE, like `ls -l` (times in UTC)."""
+    """List a directory inside IMAGE, like `ls -l`.
+
+    PATH defaults to /; times are in UTC. Directories first, then files, each by name
+    (case-insensitively): the order of the API's listings. With -R, every entry below
+    PATH, parents before their children.
+    """
+    from filerestore.fs.entry import EntryKind
+    from filerestore.restore.browse import sort_entries
+
     with _open(image, repository, volume, metadata_budget) as stack:
         fs = stack.fs
         entry = fs.stat(path)
@@ -81,11 +97,16 @@ def ls(
         if entry.kind is not EntryKind.DIR:
             _print_entries([entry], json, full_path=recursive)
             return
-        entries = fs.walk(entry.path) if recursive else fs.list_dir(entry.path)
-        _print_entries(entries, json, full_path=recursive)
+        if recursive:
+            _print_entries(fs.walk(entry.path), json, full_path=True)
+        else:
+            _print_entries(sort_entries(fs.list_dir(entry.path)), json, full_path=False)
 
 
 def _points_to_dir(stack: Stack, path: str) -> bool:
+    from filerestore.errors import PathNotFoundError
+    from filerestore.fs.entry import EntryKind
+
     try:
         return stack.fs.stat(path, follow_symlinks=True).kind is EntryKind.DIR
     except PathNotFoundError:  # dangling: list the link itself
@@ -96,85 +117,109 @@ def _print_entries(entries: Iterable[Entry], json: bool, full_path: bool) -> Non
     if json:
         json_output.print_array(e.to_dict() for e in entries)
         return
+    from filerestore.cli import render
+
     for entry in entries:
         _out(render.ls_line(entry, entry.path if full_path else entry.name))
 
 
-@app.command()
+@app.command(epilog=IMAGE_HELP)
+@image_arg
+@click.argument("path")
+@image_options
+@click.option("--dereference", "-L", is_flag=True, help="Follow a final symbolic link.")
+@json_opt
 def stat(
-    image: ImageArg,
-    path: GuestPathArg,
-    volume: VolumeOpt = None,
-    dereference: Annotated[
-        bool, typer.Option("--dereference", "-L", help="Follow a final symbolic link.")
-    ] = False,
-    json: JsonOpt = False,
-    repository: RepositoryOpt = None,
-    metadata_budget: MetadataBudgetOpt = None,
+    image: Path,
+    path: str,
+    volume: str | None,
+    repository: Path | None,
+    metadata_budget: int | None,
+    dereference: bool,
+    json: bool,
 ) -> None:
-    """Show the metadata of one entry inside IMAGE (times in UTC)."""
+    """Show the metadata of one entry inside IMAGE.
+
+    The entry at PATH; times are in UTC.
+    """
     with _open(image, repository, volume, metadata_budget) as stack:
         entry = stack.fs.stat(path, follow_symlinks=dereference)
     if json:
         json_output.print_document(entry.to_dict())
     else:
+        from filerestore.cli import render
+
         _out(render.stat_block(entry))
 
 
-@app.command()
+@app.command(epilog=IMAGE_HELP)
+@image_arg
+@click.argument("path")
+@image_options
 def cat(
-    image: ImageArg,
-    path: GuestPathArg,
-    volume: VolumeOpt = None,
-    repository: RepositoryOpt = None,
-    metadata_budget: MetadataBudgetOpt = None,
+    image: Path, path: str, volume: str | None, repository: Path | None, metadata_budget: int | None
 ) -> None:
-    """Write the contents of a file inside IMAGE to standard output."""
+    """Write a file inside IMAGE to standard output."""
+    from filerestore.restore.file_data import read_chunks
+
     with _open(image, repository, volume, metadata_budget) as stack:
-        out: BinaryIO = sys.stdout.buffer
+        out = sys.stdout.buffer
         for chunk in read_chunks(stack.fs.open(path), path):
             out.write(chunk)
         out.flush()
 
 
-@app.command()
+@app.command(epilog=IMAGE_HELP)
+@image_arg
+@click.argument("path")
+@click.argument("dest", type=PathType)
+@image_options
+@click.option(
+    "--skip-existing",
+    is_flag=True,
+    help="Leave files and links DEST already holds as they are (a rerun completes a restore).",
+)
+@click.option(
+    "--overwrite",
+    is_flag=True,
+    help="Replace files and links DEST already holds (each whole, never a directory).",
+)
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar and no summary line.")
 def get(
-    image: ImageArg,
-    path: GuestPathArg,
-    dest: Annotated[
-        Path, typer.Argument(help="Host directory to write into (created if missing).")
-    ],
-    volume: VolumeOpt = None,
-    repository: RepositoryOpt = None,
-    metadata_budget: MetadataBudgetOpt = None,
+    image: Path,
+    path: str,
+    dest: Path,
+    volume: str | None,
+    repository: Path | None,
+    metadata_budget: int | None,
+    skip_existing: bool,
+    overwrite: bool,
+    quiet: bool,
 ) -> None:
-    """Copy a file or directory tree from IMAGE into the host directory DEST.
+    """Copy a file or directory tree out of IMAGE into DEST.
 
+    PATH is the file or directory inside IMAGE; DEST a host directory (created if missing).
     The entry lands as DEST/<name> (the contents of / land in DEST itself), with its
     permission bits (never setuid, setgid or sticky) and mtime; symbolic links are written as
-    links. Nothing is written outside DEST and nothing in DEST is overwritten. An entry that
-    cannot be read or written is skipped and named on stderr; the rest is restored, and the
-    exit code is then 7.
+    links. Nothing is written outside DEST. A file or link DEST already holds stops the
+    restore, unless --skip-existing or --overwrite says what to do with it. On a terminal a
+    progress bar shows on stderr; a summary line ends the restore. An entry that cannot be
+    read or written is skipped and named on stderr; the rest is restored, and the exit code
+    is then 7.
     """
-    with _open(image, repository, volume, metadata_budget) as stack:
-        result = extract(stack.fs, path, dest)
-    _report(result)
+    from filerestore.cli import get_progress
+    from filerestore.restore.extract import Existing, extract
 
-
-def _report(result: ExtractResult) -> None:
-    err = sys.stderr
-    if result.special:
-        err.write(
-            f"filerestore: skipped {len(result.special)} special file(s) "
-            "(devices, FIFOs, sockets)\n"
-        )
-    if not result.failed:
-        return
-    for failed in result.failed:
-        err.write(f"filerestore: skipped {printable(failed.path)}: {printable(failed.reason)}\n")
-    err.write(
-        f"filerestore: error: {len(result.failed)} entries could not be restored "
-        f"(listed above); {result.written} were restored\n"
+    if skip_existing and overwrite:
+        raise click.BadParameter("choose one of --skip-existing and --overwrite")
+    existing = (
+        Existing.SKIP if skip_existing else Existing.OVERWRITE if overwrite else Existing.REFUSE
     )
-    err.flush()
-    raise typer.Exit(exit_codes.PARTIAL)
+    with (
+        _open(image, repository, volume, metadata_budget) as stack,
+        get_progress.bar(stack.fs, path, enabled=not quiet) as progress,
+    ):
+        result = extract(stack.fs, path, dest, existing, progress)
+    if not quiet:
+        click.echo(get_progress.summary(result, dest))
+    get_progress.report_failures(result)

@@ -3,9 +3,11 @@
 Each command module registers its commands on :data:`filerestore.cli.app.app` when imported;
 adding a module is one line in :data:`COMMAND_MODULES`. Only the module of the command being
 run is imported, so ``filerestore cat`` does not pay for the database and web stacks that
-``filerestore serve`` needs (all are imported for ``--help`` and for unknown commands).
-Errors leave as one line on stderr and an exit code from :mod:`filerestore.cli.exit_codes`,
-never as a traceback (set FILERESTORE_DEBUG=1 to see the traceback of an unexpected error).
+``filerestore serve`` needs (all are imported for ``--help``, for unknown commands and for
+shell completion; each imports its heavy dependencies inside its commands, so that stays
+light too). Errors leave as one line on stderr and an exit code from
+:mod:`filerestore.cli.exit_codes`, never as a traceback (set FILERESTORE_DEBUG=1 to see the
+traceback of an unexpected error).
 """
 
 from __future__ import annotations
@@ -15,14 +17,16 @@ import os
 import sys
 from collections.abc import Sequence
 
-import typer
-from typer.exceptions import TyperException
+import click
+from click.exceptions import Exit as ClickExit
 
 from filerestore.cli import exit_codes
 from filerestore.cli.app import app
 from filerestore.errors import FileRestoreError
 
 PROG = "filerestore"
+#: the environment variable Click's shell completion scripts call the program with
+COMPLETE_VAR = "_FILERESTORE_COMPLETE"
 
 #: One line per command module: the module and the top-level commands it registers (a test
 #: checks that each module registers exactly these). Listed in the order `--help` shows them.
@@ -31,39 +35,47 @@ COMMAND_MODULES: dict[str, tuple[str, ...]] = {
     "filerestore.cli.mount_commands": ("mount", "umount"),
     "filerestore.cli.catalog_commands": ("repo", "scan", "backups", "mounts", "cleanup", "db"),
     "filerestore.cli.serve_commands": ("serve", "token"),
+    "filerestore.cli.completion": ("completion",),
 }
 
 
 def load_commands(args: Sequence[str]) -> None:
     """Import the module of the command named in ``args``, or every module if none matches."""
     name = next((arg for arg in args if not arg.startswith("-")), None)
+    if name is None and {"-V", "--version"} & set(args):
+        return  # the version needs no command
     for module, commands in COMMAND_MODULES.items():
         if name in commands:
             importlib.import_module(module)
             return
+    load_all()
+
+
+def load_all() -> None:
     for module in COMMAND_MODULES:
         importlib.import_module(module)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; returns its exit code."""
+    if argv is None and COMPLETE_VAR in os.environ:
+        return _complete(os.environ[COMPLETE_VAR])
     args = list(sys.argv[1:] if argv is None else argv)
     bare = not args
     load_commands(args)
-    command = typer.main.get_command(app)
     try:
-        with command.make_context(PROG, args or ["--help"]) as ctx:
-            command.invoke(ctx)
+        with app.make_context(PROG, args or ["--help"]) as ctx:
+            app.invoke(ctx)
         sys.stdout.flush()  # here, so a closed pipe is handled below, not at interpreter exit
-    except typer.Exit as exc:  # --help, or a command that chose its code
+    except ClickExit as exc:  # --help, --version, or a command that chose its code
         return exit_codes.USAGE if bare else exc.exit_code
-    except TyperException as exc:  # bad option, missing argument, bad value (Click's errors)
+    except click.ClickException as exc:  # bad option, missing argument, bad value
         group = getattr(exc, "ctx", None)
         if type(exc).__name__ == "NoArgsIsHelpError" and group is not None:
             sys.stdout.write(group.get_help() + "\n")  # a bare group (`filerestore token`)
             return exit_codes.USAGE
         return _fail(exc.format_message(), exc.exit_code)
-    except typer.Abort:
+    except click.Abort:
         return _fail("interrupted", exit_codes.INTERRUPTED)
     except FileRestoreError as exc:
         return _fail(str(exc) or type(exc).__name__, exit_codes.exit_code(exc))
@@ -82,6 +94,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         return _fail(f"unexpected {type(exc).__name__}: {exc}", exit_codes.FAILURE)
     return exit_codes.OK
+
+
+def _complete(instruction: str) -> int:
+    """Answer a shell completion script's request (see ``filerestore completion``)."""
+    from click.shell_completion import shell_complete
+
+    load_all()
+    return shell_complete(app, {}, PROG, COMPLETE_VAR, instruction)
 
 
 def _fail(message: str, code: int) -> int:

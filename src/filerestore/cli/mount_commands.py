@@ -7,40 +7,35 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
 
-import typer
+import click
 
-from filerestore import fuse
-from filerestore.catalog.mountinfo import mount_at, read_mountinfo
 from filerestore.cli import exit_codes
-from filerestore.cli.app import ImageArg, RepositoryOpt, VolumeOpt, app
-from filerestore.errors import FileRestoreError, MountpointError
-from filerestore.restore import open_stack
+from filerestore.cli.app import IMAGE_HELP, PathType, app, image_arg, repository_opt, volume_opt
 
-MountpointArg = Annotated[Path, typer.Argument(help="An empty directory to mount on.")]
-MountedArg = Annotated[Path, typer.Argument(help="Where `filerestore mount` mounted a backup.")]
 FSTYPE = "fuse.filerestore"
 
 
-@app.command()
+@app.command(epilog=IMAGE_HELP)
+@image_arg
+@click.argument("mountpoint", type=PathType)
+@volume_opt
+@repository_opt
+@click.option(
+    "--background", is_flag=True, help="Return once the mount answers; the mount keeps running."
+)
 def mount(
-    image: ImageArg,
-    mountpoint: MountpointArg,
-    volume: VolumeOpt = None,
-    repository: RepositoryOpt = None,
-    background: Annotated[
-        bool,
-        typer.Option(
-            "--background", help="Return once the mount answers; the mount keeps running."
-        ),
-    ] = False,
+    image: Path, mountpoint: Path, volume: str | None, repository: Path | None, background: bool
 ) -> None:
-    """Show the filesystem inside IMAGE read-only at MOUNTPOINT (FUSE).
+    """Mount the filesystem inside IMAGE read-only (FUSE).
 
-    In the foreground until Ctrl-C or SIGTERM, which unmount; with --background until
-    `filerestore umount MOUNTPOINT`. Only the mounting user can see the files, all of them.
+    MOUNTPOINT is an empty directory. In the foreground until Ctrl-C or SIGTERM, which
+    unmount; with --background until `filerestore umount MOUNTPOINT`. Only the mounting
+    user can see the files, all of them.
     """
+    from filerestore import fuse
+    from filerestore.restore import open_stack
+
     target = fuse.check_mountpoint(mountpoint)
     fuse.check_fuse_available()
 
@@ -54,7 +49,7 @@ def mount(
 
     if background:
         _in_background(run)
-        typer.echo(f"mounted {image} at {target}; unmount with: filerestore umount {target}")
+        click.echo(f"mounted {image} at {target}; unmount with: filerestore umount {target}")
         return
 
     def ready() -> None:
@@ -67,6 +62,8 @@ def mount(
 def _in_background(run: Callable[[Callable[[], None]], None]) -> None:
     """Run ``run`` in a detached child; return once it reports the mount ready, or leave
     with its error and exit code. The child's first line on the pipe is the outcome."""
+    from filerestore.errors import FileRestoreError
+
     read_end, write_end = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child: a session of its own, no terminal, reports through the pipe
@@ -105,12 +102,19 @@ def _in_background(run: Callable[[Callable[[], None]], None]) -> None:
     code = int(code_text)
     if code != exit_codes.OK:
         sys.stderr.write(f"filerestore: error: {message}\n")
-        raise typer.Exit(code)
+        raise click.exceptions.Exit(code)
 
 
 @app.command()
-def umount(mountpoint: MountedArg) -> None:
-    """Unmount a `filerestore mount` at MOUNTPOINT; its process then exits."""
+@click.argument("mountpoint", type=PathType)
+def umount(mountpoint: Path) -> None:
+    """Unmount a `filerestore mount`.
+
+    The mount at MOUNTPOINT ends and its process exits.
+    """
+    from filerestore.catalog.mountinfo import mount_at, read_mountinfo
+    from filerestore.errors import MountpointError
+
     target = mountpoint.absolute()
     found = mount_at(target, read_mountinfo())
     if found is None:
@@ -123,4 +127,4 @@ def umount(mountpoint: MountedArg) -> None:
     if done.returncode != 0:
         reason = done.stderr.strip().removeprefix("fusermount3: ") or "fusermount3 failed"
         sys.stderr.write(f"filerestore: error: {reason}\n")
-        raise typer.Exit(exit_codes.FAILURE)
+        raise click.exceptions.Exit(exit_codes.FAILURE)

@@ -9,6 +9,7 @@ once never both create the tables.
 from __future__ import annotations
 
 import fcntl
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,6 +24,7 @@ from filerestore.db.engine import Database, advisory_key, translate_errors
 
 SCRIPT_LOCATION = "filerestore.db:migrations"
 _LOCK_NAME = "filerestore.migrations"
+log = logging.getLogger("filerestore.db")
 
 
 def alembic_config() -> Config:
@@ -58,9 +60,11 @@ def downgrade(db: Database, revision: str = "base") -> None:
 
 def ensure_schema(db: Database) -> None:
     """Create or migrate the database to the head revision, unless it is there already."""
-    if current_revision(db) == head_revision():
+    current, head = current_revision(db), head_revision()
+    if current == head:
         return
     upgrade(db, "head")
+    log.info("database schema migrated from %s to %s", current or "empty", head)
 
 
 @contextmanager

@@ -19,14 +19,11 @@ WIDTH = "80"
 
 def command_paths() -> list[list[str]]:
     """Every command as its words after ``filerestore`` (``[]`` for the root), in order."""
-    import typer
-
     from filerestore.cli.app import app
-    from filerestore.cli.main import PROG, load_commands
+    from filerestore.cli.main import PROG, load_all
 
-    load_commands([])  # every command module
-    root = typer.main.get_command(app)
-    return list(_walk(root, root.make_context(PROG, [], resilient_parsing=True), []))
+    load_all()  # every command module registers its commands
+    return list(_walk(app, app.make_context(PROG, [], resilient_parsing=True), []))
 
 
 def _walk(command: Any, ctx: Any, words: list[str]) -> Iterator[list[str]]:

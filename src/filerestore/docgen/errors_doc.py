@@ -15,6 +15,7 @@ _EXIT_MEANINGS = {
     ExitCode.REFUSED: "refused for safety (the request or the image reaches outside)",
     ExitCode.UNAVAILABLE: "a repository or the database cannot be reached now; try again later",
     ExitCode.PARTIAL: "a restore finished but skipped entries (listed on stderr)",
+    ExitCode.PORT_IN_USE: "`serve` cannot listen: another program holds its address and port",
     ExitCode.INTERRUPTED: "interrupted (Ctrl-C)",
 }
 

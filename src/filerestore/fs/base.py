@@ -7,6 +7,8 @@ node type (a library handle for one inode). Everything a caller uses (``stat``, 
 - Paths are lists of components. ``..`` never climbs above the root; NUL is refused;
   symbolic links met on the way (and at the end, when asked) are resolved inside the guest
   filesystem, absolute targets from the guest root, with at most ``MAX_SYMLINK_HOPS`` hops.
+- A child with an empty name (only a corrupt directory holds one) is listed as
+  ``<empty-name-KEY>``, which resolves to it; a root that is not a directory is corrupt.
 - Directory children are read once per directory and kept in a bounded cache keyed by the
   directory's node key, so resolving a path costs one dict lookup per component, never the
   library's linear path lookup.
@@ -24,6 +26,7 @@ node type (a library handle for one inode). Everything a caller uses (``stat``, 
 
 from __future__ import annotations
 
+import re
 import threading
 from abc import ABC, abstractmethod
 from collections import OrderedDict
@@ -68,6 +71,15 @@ def split_path(path: str) -> list[str]:
 
 def join_path(parts: list[str]) -> str:
     return "/" + "/".join(parts)
+
+
+_CONTROL = re.compile("[\x00-\x1f\x7f]")
+
+
+def shown(path: str) -> str:
+    """A guest path for an error message: control characters (a newline in a guest name or
+    a request) as ``\\xNN``, so every reason stays one line."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", path)
 
 
 class Filesystem(ABC, Generic[N]):
@@ -148,7 +160,7 @@ class Filesystem(ABC, Generic[N]):
         with self._lock:
             parts, node = self._resolve(path, follow_final=True)
             if self._kind(node) is not EntryKind.DIR:
-                raise NotADirectoryError_(f"not a directory: {join_path(parts)}")
+                raise NotADirectoryError_(f"not a directory: {shown(join_path(parts))}")
             children = list(self._children_of(node).items())
         base = join_path(parts).rstrip("/")
         entry = self._entry
@@ -169,9 +181,9 @@ class Filesystem(ABC, Generic[N]):
             kind = self._kind(node)
             where = join_path(parts)
             if kind is EntryKind.DIR:
-                raise IsADirectoryError_(f"is a directory: {where}")
+                raise IsADirectoryError_(f"is a directory: {shown(where)}")
             if kind is not EntryKind.FILE:
-                raise PathNotFoundError(f"not a regular file: {where}")
+                raise PathNotFoundError(f"not a regular file: {shown(where)}")
             limit = self._max_file_size(node)
             claimed = self._claimed_size(node)
             if claimed is None or claimed <= limit:
@@ -179,7 +191,7 @@ class Filesystem(ABC, Generic[N]):
                 claimed = reader.size
             if not 0 <= claimed <= limit:
                 raise FilesystemError(
-                    f"{self.kind}: {where} claims {claimed} bytes, more than {self.kind} "
+                    f"{self.kind}: {shown(where)} claims {claimed} bytes, more than {self.kind} "
                     f"allows for a file ({limit}): corrupt"
                 )
             return GuardedContents(reader, self.kind, where)
@@ -188,7 +200,7 @@ class Filesystem(ABC, Generic[N]):
         with self._lock, parse_errors(self.kind, f"read the link {path!r}"):
             parts, node = self._resolve(path, follow_final=False)
             if self._kind(node) is not EntryKind.SYMLINK:
-                raise NotASymlinkError(f"not a symbolic link: {join_path(parts)}")
+                raise NotASymlinkError(f"not a symbolic link: {shown(join_path(parts))}")
             return self._link_target(node)
 
     def xattrs(self, path: str) -> dict[str, bytes]:
@@ -211,7 +223,7 @@ class Filesystem(ABC, Generic[N]):
         with self._lock:
             parts, node = self._resolve(path, follow_final=True)
             if self._kind(node) is not EntryKind.DIR:
-                raise NotADirectoryError_(f"not a directory: {join_path(parts)}")
+                raise NotADirectoryError_(f"not a directory: {shown(join_path(parts))}")
             seen: set[Hashable] = {self._key(node)}
         stack: list[tuple[str, N, int]] = [(join_path(parts).rstrip("/"), node, 0)]
         while stack:
@@ -240,6 +252,9 @@ class Filesystem(ABC, Generic[N]):
             return cached
         children: dict[str, N] = {}
         for name, child in self._children(node):
+            # a corrupt entry without a name (found by fuzzing NTFS): its path would name
+            # its parent; listed under a name that resolves to it, as an undecodable one is
+            name = name or f"<empty-name-{self._key(child)}>"
             children[duplicate_name(name, children) if name in children else name] = child
         self._dirs[key] = children
         self._cached_children += len(children)
@@ -253,6 +268,8 @@ class Filesystem(ABC, Generic[N]):
         pending.reverse()
         stack: list[tuple[str, N]] = []
         root = self._root()
+        if self._kind(root) is not EntryKind.DIR:  # found by fuzzing: a damaged root inode
+            raise FilesystemError(f"{self.kind}: the root is not a directory (corrupt)")
         hops = 0
         while pending:
             comp = pending.pop()
@@ -263,11 +280,11 @@ class Filesystem(ABC, Generic[N]):
             current = stack[-1][1] if stack else root
             if self._kind(current) is not EntryKind.DIR:
                 where = join_path([n for n, _ in stack])
-                raise NotADirectoryError_(f"not a directory: {where}")
+                raise NotADirectoryError_(f"not a directory: {shown(where)}")
             child = self._children_of(current).get(comp)
             if child is None:
                 where = join_path([n for n, _ in stack] + [comp])
-                raise PathNotFoundError(f"no such file or directory: {where}")
+                raise PathNotFoundError(f"no such file or directory: {shown(where)}")
             if self._kind(child) is EntryKind.SYMLINK and (pending or follow_final):
                 hops += 1
                 if hops > MAX_SYMLINK_HOPS:

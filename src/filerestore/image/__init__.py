@@ -4,6 +4,7 @@
 disk; ``probe_chain`` describes the chain from headers alone (the catalog derives full or
 incremental and the parent from it). Modules: ``qcow2_header`` (header layout, limits),
 ``qcow2_entries`` (address arithmetic, L2 entries), ``qcow2`` (the cluster reader),
+``qcow2_data_file`` (external data files),
 ``compression``, ``metadata`` (the per-open table cache and its budget), ``chain``
 (backing-name rules, the one chain walker), ``disk`` (the public objects); ``formats``
 (detection and openers of the others), ``vmdk`` + ``vmdk_descriptor`` + ``vmdk_extents``,

@@ -1,8 +1,9 @@
 """The backing chain: which file a backing name means, and whether it may be opened.
 
 # References: QEMU docs/interop/qcow2.txt ("backing_file_offset", "Backing file format name
-# string"); QEMU block.c path_has_protocol() and bdrv_get_full_backing_filename_from_filename()
-# for what counts as a protocol and what a relative name is relative to.
+# string", "External data file name string"); QEMU block.c path_has_protocol() and
+# bdrv_get_full_backing_filename_from_filename() for what counts as a protocol and what a
+# relative name is relative to.
 
 Rules (the chain is resolved here, never by QEMU or a library):
 
@@ -14,6 +15,9 @@ Rules (the chain is resolved here, never by QEMU or a library):
   (``json:``, ``nbd:``, ``http:``, ``file:`` ...) is refused, as is a NUL byte.
 - A relative name is relative to the directory of the image that names it, as in QEMU; an
   absolute one must lie under the repository root's path.
+- A QCOW2 file's external data file is named and opened by these same rules (see
+  :mod:`filerestore.image.qcow2_data_file` for what it holds); it is a part of that disk,
+  not a file of the chain (it counts for neither loops nor depth).
 - VMDK, VHD and VHDX name their parent in their own way (``parentFileNameHint``, parent
   locators: see those modules, which map Windows names and refuse what they cannot place);
   the name then follows every rule here. Their parent must also carry the identity the
@@ -34,8 +38,7 @@ Rules (the chain is resolved here, never by QEMU or a library):
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from filerestore.errors import (
@@ -53,6 +56,8 @@ from filerestore.errors import (
 from filerestore.image import formats
 from filerestore.image.format_link import FormatLink, LayerBuilder
 from filerestore.image.metadata import DEFAULT_METADATA_BUDGET, check_budget, layer_working_set
+from filerestore.image.names import qemu_name
+from filerestore.image.qcow2_data_file import check_data_file
 from filerestore.image.qcow2_header import MAX_CLUSTER_BITS, Qcow2Info, parse_first_cluster
 from filerestore.source import SourceFile, Store
 
@@ -76,10 +81,13 @@ class ChainLink:
     name: str = ""  # the file's path inside the repository (links resolved)
     modified: float = 0.0  # st_mtime of the file when it was opened
     subformat: str | None = None  # VMDK createType, VHD/VHDX disk type
-    #: the other files this disk is made of (VMDK extents), paths inside the repository
+    #: the other files this disk is made of (VMDK extents, a QCOW2 external data file),
+    #: paths inside the repository
     parts: tuple[str, ...] = ()
     identity: str | None = None  # VMDK CID, VHD unique id, VHDX data write GUID
     parent_identity: str | None = None  # the identity its parent must have
+    data_file: str | None = None  # a QCOW2 external data file's name, as stored in the header
+    data_file_raw: bool = False  # the data file is the guest disk as a raw image
 
 
 @dataclass
@@ -90,23 +98,16 @@ class OpenedLink:
     layer: LayerBuilder | None = None  # formats other than qcow2 and raw
     parts: list[SourceFile] = field(default_factory=list)
     working_set: int = 0  # least bytes of its tables a read needs at once (not qcow2)
+    data_file: SourceFile | None = None  # a QCOW2 file's external data file
+
+    @property
+    def files(self) -> list[SourceFile]:
+        """Every file this link reads: itself, its extents, its data file."""
+        return [self.file, *self.parts, *([self.data_file] if self.data_file else [])]
 
     def close(self) -> None:
-        for f in (self.file, *self.parts):
+        for f in self.files:
             f.close()
-
-
-def decode_backing_name(raw: bytes, image: str) -> str:
-    if b"\0" in raw:
-        raise BackingFileRefusedError(f"{image}: backing file name contains a NUL byte")
-    name = os.fsdecode(raw)
-    head = name.split("/", 1)[0]
-    if ":" in head:
-        raise BackingFileRefusedError(
-            f"{image}: backing file {name!r} is a protocol name ({head.split(':', 1)[0]}:), "
-            "only plain file names are allowed"
-        )
-    return name
 
 
 def _read_first_cluster(file: SourceFile) -> bytes:
@@ -190,8 +191,14 @@ def _open_link(
             raise type(exc)(f"{name}: {exc}") from exc
         h = info.header
         backing = (
-            None if info.backing_name is None else decode_backing_name(info.backing_name, name)
+            None
+            if info.backing_name is None
+            else qemu_name(info.backing_name, "backing file", name)
         )
+        data_name = None
+        if h.has_data_file:
+            assert info.extensions.data_file  # parse_first_cluster refuses a missing name
+            data_name = qemu_name(info.extensions.data_file, "data file", name)
         link = ChainLink(
             path=path,
             format="qcow2",
@@ -204,20 +211,32 @@ def _open_link(
             compression=h.compression,
             name=name,
             modified=file.mtime,
+            data_file=data_name,
+            data_file_raw=h.data_file_is_raw,
         )
-        return OpenedLink(link, file, info)
+        if data_name is None:
+            return OpenedLink(link, file, info)
+        data = _open_named(store, data_name, name, "data file")
+        try:
+            check_data_file(h, data, name)
+        except BaseException:
+            data.close()
+            raise
+        link = replace(link, parts=(data.name,))
+        return OpenedLink(link, file, info, data_file=data)
     except BaseException:
         file.close()
         raise
 
 
-def _open_backing(store: Store, backing: str, current: str) -> SourceFile:
+def _open_named(store: Store, named: str, current: str, what: str) -> SourceFile:
+    """Open the file ``current`` names as its ``what`` ("backing file", "data file")."""
     try:
-        return store.open(backing, relative_to=current)
+        return store.open(named, relative_to=current)
     except RepositoryEscapeError as exc:
-        raise BackingFileRefusedError(f"{current}: backing file {backing!r}: {exc}") from exc
+        raise BackingFileRefusedError(f"{current}: {what} {named!r}: {exc}") from exc
     except ImageNotFoundError as exc:
-        raise ImageNotFoundError(f"{current}: backing file {backing!r}: {exc}") from exc
+        raise ImageNotFoundError(f"{current}: {what} {named!r}: {exc}") from exc
 
 
 def open_chain(
@@ -300,10 +319,10 @@ def _open_chain_once(
             backing = opened.link.backing_name
             if backing is None:
                 if confirm:
-                    confirm_chain(files)
+                    confirm_chain([*files, *(o.data_file for o in chain if o.data_file)])
                 return chain
             current = opened.link.name
-            file = _open_backing(store, backing, current)
+            file = _open_named(store, backing, current, "backing file")
             files.append(file)
             if file.identity in seen:
                 file.close()

@@ -17,6 +17,7 @@ from filerestore.image.metadata import (
     layer_working_set,
 )
 from filerestore.image.qcow2 import Layer, Qcow2Layer
+from filerestore.image.qcow2_data_file import RawDataFile
 from filerestore.source import LocalStore, Store
 
 DEFAULT_MAX_CHAIN_DEPTH = 64
@@ -26,7 +27,9 @@ class DiskImage(SizedReader):
     """The guest disk of an image and its backing chain (a blockio Reader, thread-safe)."""
 
     def __init__(self, opened: list[OpenedLink], budget: int = DEFAULT_METADATA_BUDGET) -> None:
-        self._files = [f for o in opened for f in (o.file, *o.parts)]
+        self._files = [f for o in opened for f in o.files]
+        #: one file per link of the chain, top first (not their extents or data files)
+        self._chain_files = [o.file for o in opened]
         self.chain: list[ChainLink] = [o.link for o in opened]
         #: the tables of every file of the chain, within the open's metadata budget
         self.metadata = MetadataCache(budget)
@@ -41,8 +44,12 @@ class DiskImage(SizedReader):
                     layer = o.layer(layer, self.metadata)
                 elif o.info is None:
                     layer = o.file
+                elif o.info.header.data_file_is_raw:
+                    assert o.data_file is not None  # no backing file either (qcow2_header)
+                    layer = RawDataFile(o.data_file, o.info.header.size)
                 else:
-                    layer = Qcow2Layer(o.file, o.info.header, layer, self.metadata, i)
+                    header = o.info.header
+                    layer = Qcow2Layer(o.file, header, layer, self.metadata, i, o.data_file)
         except BaseException:
             self.close()
             raise
@@ -53,8 +60,9 @@ class DiskImage(SizedReader):
 
     @property
     def signatures(self) -> list[tuple[str, Hashable]]:
-        """(repository name, signature when opened) of every file of the chain, top first."""
-        return [(f.name, f.signature) for f in self._files]
+        """(repository name, signature when opened) of every file of the chain, top first:
+        one per :attr:`chain` link (a VMDK's extents and a QCOW2 data file are not links)."""
+        return [(f.name, f.signature) for f in self._chain_files]
 
     def _read(self, offset: int, n: int) -> bytes:
         if self._closed.is_set():

@@ -42,7 +42,10 @@ def l1_bytes_needed(h: Qcow2Header) -> int:
 
 
 def layer_working_set(h: Qcow2Header) -> int:
-    """The least a qcow2 file needs in the cache at once: one L1 piece and one L2 table."""
+    """The least a qcow2 file needs in the cache at once: one L1 piece and one L2 table
+    (none when its raw external data file is read in their place: image.qcow2_data_file)."""
+    if h.data_file_is_raw:
+        return 0
     return min(L1_PIECE_BYTES, l1_bytes_needed(h)) + h.cluster_size
 
 

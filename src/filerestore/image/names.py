@@ -1,5 +1,6 @@
-"""File names written inside images by other systems (VMDK extents and parent hints, VHD and
-VHDX parent locators), turned into names the repository store may open, or refused by name.
+"""File names written inside images (QCOW2 backing and data file names, VMDK extents and
+parent hints, VHD and VHDX parent locators), turned into names the repository store may
+open, or refused by name.
 
 # References: VMware "Virtual Disk Format 1.1" ("Extent Descriptions": file names relative to
 # the descriptor); Microsoft "VHD Image Format Specification" ("Parent Locator Entries":
@@ -14,6 +15,7 @@ refused, never guessed at by its last component.
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import PurePosixPath
 
@@ -21,6 +23,22 @@ from filerestore.errors import BackingFileRefusedError, RepositoryEscapeError
 
 _DRIVE = re.compile(r"^[A-Za-z]:")
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
+
+
+def qemu_name(raw: bytes, what: str, image: str) -> str:
+    """A file name a QCOW2 header stores (``what``: "backing file", "data file"): a plain
+    name, no NUL byte, no protocol (anything with a ``:`` before its first ``/``, as QEMU's
+    path_has_protocol() sees one: ``json:``, ``nbd:``, ``file:`` ...)."""
+    if b"\0" in raw:
+        raise BackingFileRefusedError(f"{image}: {what} name contains a NUL byte")
+    name = os.fsdecode(raw)
+    head = name.split("/", 1)[0]
+    if ":" in head:
+        raise BackingFileRefusedError(
+            f"{image}: {what} {name!r} is a protocol name ({head.split(':', 1)[0]}:), "
+            "only plain file names are allowed"
+        )
+    return name
 
 
 def windows_name(raw: str, what: str, image: str) -> str:

@@ -8,6 +8,8 @@ A read walks the guest clusters it covers and groups them into runs: host-contig
 clusters become one ``preadv`` straight into the result buffer; unallocated clusters become one
 read of the backing layer (zeros past the backing's end: an overlay may be larger); zero
 clusters are left as the buffer's zeros; compressed clusters are decompressed one by one.
+With an external data file, normal clusters are read from it instead, at their guest offset
+(see :mod:`filerestore.image.qcow2_data_file`).
 """
 
 from __future__ import annotations
@@ -29,8 +31,11 @@ from filerestore.image.qcow2_entries import (
     QCOW_OFLAG_ZERO,
     ClusterType,
     Geometry,
+    data_file_cluster,
+    data_file_host_cluster,
     get_cluster_type,
     get_subcluster_type,
+    has_host_cluster,
     l2_table_offset,
     normal_host_offset,
     offset_into_cluster,
@@ -102,7 +107,8 @@ class Qcow2Layer(SizedReader):
 
     Its tables are read when a read needs them and kept in ``cache``, which the whole chain
     shares within its metadata budget (see :mod:`filerestore.image.metadata`); ``key`` tells
-    this file's entries from the other files' there.
+    this file's entries from the other files' there. Its data clusters are read from
+    ``data_file`` when it has an external one (not raw), else from ``file``.
     """
 
     def __init__(
@@ -112,8 +118,11 @@ class Qcow2Layer(SizedReader):
         backing: Layer | None,
         cache: MetadataCache,
         key: int,
+        data_file: SourceFile | None = None,
     ) -> None:
         self.file = file
+        self.data = file if data_file is None else data_file
+        self._has_data_file = data_file is not None
         self.header = header
         self.backing = backing
         self.g = Geometry(header.cluster_bits, header.extended_l2)
@@ -167,6 +176,8 @@ class Qcow2Layer(SizedReader):
                 if step == 2 and not entry & QCOW_OFLAG_COMPRESSED:
                     bitmap = 0 if table is None else table[i + 1]
                     yield from self._subcluster_pieces(pos, n, entry, bitmap)
+                elif self._has_data_file:  # only compressed entries get here: refused
+                    data_file_host_cluster(g, entry, pos - offset_into_cluster(g, pos))
                 else:
                     kind = get_cluster_type(entry)
                     if kind == ClusterType.NORMAL:
@@ -177,13 +188,16 @@ class Qcow2Layer(SizedReader):
 
     def _subcluster_pieces(self, pos: int, n: int, entry: int, bitmap: int) -> Iterator[_Run]:
         g = self.g
+        ext = self._has_data_file
         host = normal_host_offset(g, entry) if entry & L2E_OFFSET_MASK else 0
+        if ext and has_host_cluster(entry, ext):
+            data_file_host_cluster(g, entry, pos - offset_into_cluster(g, pos))
         sc_size = 1 << g.subcluster_bits
         end = pos + n
         while pos < end:
             into = offset_into_cluster(g, pos)
             m = min(sc_size - (into & (sc_size - 1)), end - pos)
-            kind = get_subcluster_type(entry, bitmap, into >> g.subcluster_bits)
+            kind = get_subcluster_type(entry, bitmap, into >> g.subcluster_bits, ext)
             yield kind, pos, m, host + into if kind == ClusterType.NORMAL else 0
             pos += m
 
@@ -191,7 +205,7 @@ class Qcow2Layer(SizedReader):
         with self._located():
             runs = self._runs(offset, offset + n)
             if len(runs) == 1 and runs[0][0] == ClusterType.NORMAL:
-                return self.file.pread(runs[0][3], n, "data cluster")
+                return self.data.pread(runs[0][3], n, "data cluster")
             view = _scratch(n)
             self._fill(view, offset, runs)
             return bytes(view)
@@ -218,7 +232,7 @@ class Qcow2Layer(SizedReader):
         for kind, start, length, host in runs:
             dst = view[start - offset : start - offset + length]
             if kind == ClusterType.NORMAL:
-                self.file.pread_into(dst, host, "data cluster")
+                self.data.pread_into(dst, host, "data cluster")
             elif kind == ClusterType.UNALLOCATED:
                 self._read_backing(dst, start)
             elif kind == ClusterType.COMPRESSED:
@@ -251,9 +265,11 @@ class Qcow2Layer(SizedReader):
         """_pieces and the coalescing of _runs in one loop, for 8-byte L2 entries.
 
         This is the hot path of every read (a 1 MiB read of a 4 KiB-cluster image has 256
-        entries), so get_cluster_type and normal_host_offset are inlined here.
+        entries), so get_cluster_type and normal_host_offset are inlined here (but not for
+        images with an external data file, whose entries carry more rules).
         """
         g = self.g
+        ext = self._has_data_file
         cb = g.cluster_bits
         cs = 1 << cb
         in_cluster = cs - 1
@@ -272,7 +288,11 @@ class Qcow2Layer(SizedReader):
                 n = min(cs - into, table_end - pos)
                 entry = 0 if table is None else table[i]
                 host = 0
-                if entry & QCOW_OFLAG_COMPRESSED:
+                if ext:
+                    kind, host = data_file_cluster(g, entry, pos - into)
+                    if kind == _NORMAL:
+                        host += into
+                elif entry & QCOW_OFLAG_COMPRESSED:
                     kind, host = _COMPRESSED, entry
                 elif entry & QCOW_OFLAG_ZERO:
                     kind = _ZERO

@@ -1,9 +1,10 @@
 """QCOW2 address arithmetic and L1/L2 entry decoding (pure functions).
 
 # References: QEMU docs/interop/qcow2.txt ("Cluster mapping", "Compressed Clusters
-# Descriptor", "Extended L2 Entries"); names follow QEMU block/qcow2.h (offset_into_cluster,
-# offset_to_l1_index, offset_to_l2_index, qcow2_get_cluster_type,
-# qcow2_get_subcluster_type, qcow2_parse_compressed_l2_entry).
+# Descriptor", "Extended L2 Entries", incompatible bit 2 for external data files); names
+# follow QEMU block/qcow2.h (offset_into_cluster, offset_to_l1_index, offset_to_l2_index,
+# qcow2_get_cluster_type, qcow2_get_subcluster_type, qcow2_parse_compressed_l2_entry) and
+# block/qcow2-cluster.c (qcow2_get_host_offset's checks for external data files).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from filerestore.errors import CorruptImageError
 
 L1E_OFFSET_MASK = 0x00FF_FFFF_FFFF_FE00
 L2E_OFFSET_MASK = 0x00FF_FFFF_FFFF_FE00
+QCOW_OFLAG_COPIED = 1 << 63
 QCOW_OFLAG_COMPRESSED = 1 << 62
 QCOW_OFLAG_ZERO = 1 << 0
 SECTOR_SIZE = 512  # compressed sizes count 512-byte sectors whatever the cluster size
@@ -83,17 +85,28 @@ class ClusterType(enum.IntEnum):
     COMPRESSED = 3
 
 
-def get_cluster_type(l2_entry: int) -> ClusterType:
+def has_host_cluster(l2_entry: int, has_data_file: bool) -> bool:
+    """Whether a non-compressed entry names a host cluster. Offset 0 means none, except in
+    an image with an external data file, where 0 is a valid offset: there every cluster has
+    refcount 1, so QCOW_OFLAG_COPIED tells cluster 0 from none (qcow2_get_cluster_type)."""
+    if l2_entry & L2E_OFFSET_MASK:
+        return True
+    return has_data_file and bool(l2_entry & QCOW_OFLAG_COPIED)
+
+
+def get_cluster_type(l2_entry: int, has_data_file: bool = False) -> ClusterType:
     if l2_entry & QCOW_OFLAG_COMPRESSED:
         return ClusterType.COMPRESSED
     if l2_entry & QCOW_OFLAG_ZERO:
         return ClusterType.ZERO
-    if l2_entry & L2E_OFFSET_MASK == 0:
+    if not has_host_cluster(l2_entry, has_data_file):
         return ClusterType.UNALLOCATED
     return ClusterType.NORMAL
 
 
-def get_subcluster_type(l2_entry: int, l2_bitmap: int, sc_index: int) -> ClusterType:
+def get_subcluster_type(
+    l2_entry: int, l2_bitmap: int, sc_index: int, has_data_file: bool = False
+) -> ClusterType:
     """The type of one subcluster of a non-compressed extended L2 entry.
 
     Bit 0 of the entry is not a zero flag here; the bitmap says allocated (bits 0-31) or
@@ -104,10 +117,30 @@ def get_subcluster_type(l2_entry: int, l2_bitmap: int, sc_index: int) -> Cluster
     if alloc and zero:
         raise CorruptImageError(f"subcluster {sc_index} is marked both allocated and zero")
     if alloc:
-        if l2_entry & L2E_OFFSET_MASK == 0:
+        if not has_host_cluster(l2_entry, has_data_file):
             raise CorruptImageError(f"subcluster {sc_index} is allocated in an unallocated cluster")
         return ClusterType.NORMAL
     return ClusterType.ZERO if zero else ClusterType.UNALLOCATED
+
+
+def data_file_host_cluster(g: Geometry, l2_entry: int, guest_cluster: int) -> int:
+    """The host cluster of a non-compressed entry of an image with an external data file:
+    its guest offset, which the entry must repeat (qcow2.txt incompatible bit 2: "The offset
+    field in the Standard Cluster Descriptor must match the guest offset"; QEMU
+    qcow2_get_host_offset refuses a mismatch). A compressed entry is refused: "neither
+    compressed clusters nor internal snapshots are supported" with a data file."""
+    if l2_entry & QCOW_OFLAG_COMPRESSED:
+        raise CorruptImageError(
+            f"compressed cluster at guest offset {guest_cluster:#x} in an image with an "
+            "external data file (compressed clusters are not allowed there)"
+        )
+    host = normal_host_offset(g, l2_entry)
+    if host != guest_cluster:
+        raise CorruptImageError(
+            f"external data file host cluster offset {host:#x} does not match guest "
+            f"cluster offset {guest_cluster:#x}"
+        )
+    return host
 
 
 def normal_host_offset(g: Geometry, l2_entry: int) -> int:
@@ -122,3 +155,16 @@ def parse_compressed_l2_entry(g: Geometry, l2_entry: int) -> tuple[int, int]:
     coffset = l2_entry & g.cluster_offset_mask
     nb_csectors = ((l2_entry >> g.csize_shift) & g.csize_mask) + 1
     return coffset, nb_csectors * SECTOR_SIZE - (coffset & (SECTOR_SIZE - 1))
+
+
+def data_file_cluster(g: Geometry, l2_entry: int, guest_cluster: int) -> tuple[ClusterType, int]:
+    """Type and host cluster offset of a standard (8-byte) L2 entry of an image with an
+    external data file. Every entry naming a host cluster is checked, zero ones too, as
+    qcow2_get_host_offset checks QCOW2_CLUSTER_ZERO_ALLOC; a zero entry without an offset
+    names none (the zero flag is tested first, as in qcow2_get_cluster_type)."""
+    kind = get_cluster_type(l2_entry, has_data_file=True)
+    if kind == ClusterType.UNALLOCATED or (
+        kind == ClusterType.ZERO and not l2_entry & L2E_OFFSET_MASK
+    ):
+        return kind, 0
+    return kind, data_file_host_cluster(g, l2_entry, guest_cluster)

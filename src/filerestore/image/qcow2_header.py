@@ -10,9 +10,10 @@ Error classes follow one rule: a field the specification forbids is a
 open (its implementation limits), or a feature this reader does not implement, is an
 :class:`UnsupportedImageError` naming the field or the feature.
 
-Incompatible features read: dirty, corrupt, compression type (zlib, zstd), extended L2
-entries (tested on qemu-img-made images). Refused by name: external data file, any unknown
-bit (named from the image's feature name table when it has one), and encryption.
+Incompatible features read: dirty, corrupt, external data file (with or without the raw
+autoclear bit: see :mod:`filerestore.image.qcow2_data_file`), compression type (zlib, zstd),
+extended L2 entries (tested on qemu-img-made images). Refused by name: any unknown bit (named
+from the image's feature name table when it has one), and encryption.
 
 The dirty bit and the corrupt bit are accepted, as ``qemu-img convert`` accepts them on a
 read-only open: both concern refcounts and writes, and this reader neither reads refcounts
@@ -64,11 +65,10 @@ INCOMPAT_NAMES = {
     3: "compression type",
     4: "extended L2 entries",
 }
-_UNIMPLEMENTED = INCOMPAT_DATA_FILE
 _KNOWN_INCOMPAT = (
-    INCOMPAT_DIRTY | INCOMPAT_CORRUPT | INCOMPAT_COMPRESSION | INCOMPAT_EXTL2 | _UNIMPLEMENTED
+    INCOMPAT_DIRTY | INCOMPAT_CORRUPT | INCOMPAT_DATA_FILE | INCOMPAT_COMPRESSION | INCOMPAT_EXTL2
 )
-AUTOCLEAR_DATA_FILE_RAW = 1 << 1
+AUTOCLEAR_DATA_FILE_RAW = 1 << 1  # "Raw external data bit"
 
 CRYPT_METHODS = {1: "AES", 2: "LUKS"}
 COMPRESSION_TYPES = {0: "zlib", 1: "zstd"}
@@ -114,12 +114,24 @@ class Qcow2Header:
     def extended_l2(self) -> bool:
         return bool(self.incompatible_features & INCOMPAT_EXTL2)
 
+    @property
+    def has_data_file(self) -> bool:
+        """Guest clusters live in an external data file (QEMU's has_data_file())."""
+        return bool(self.incompatible_features & INCOMPAT_DATA_FILE)
+
+    @property
+    def data_file_is_raw(self) -> bool:
+        """The data file is the guest disk as a raw image (QEMU's data_file_is_raw())."""
+        return bool(self.autoclear_features & AUTOCLEAR_DATA_FILE_RAW)
+
 
 @dataclass(frozen=True)
 class Qcow2Extensions:
     backing_format: str | None
     # incompatible bit -> name, from the image's own feature name table
     feature_names: dict[int, str]
+    # the external data file name extension, as stored (not NUL-terminated)
+    data_file: bytes | None = None
 
 
 @dataclass(frozen=True)
@@ -271,7 +283,7 @@ def _check_features(h: Qcow2Header) -> None:
 
 def check_incompatible(h: Qcow2Header, ext: Qcow2Extensions) -> None:
     """Refuse, by name, incompatible features this reader does not implement."""
-    bits = h.incompatible_features & (_UNIMPLEMENTED | ~_KNOWN_INCOMPAT)
+    bits = h.incompatible_features & ~_KNOWN_INCOMPAT
     if not bits:
         return
     names = []
@@ -300,6 +312,7 @@ def parse_extensions(h: Qcow2Header, first_cluster: bytes) -> Qcow2Extensions:
     end = min(end, len(first_cluster))
     offset = h.header_length
     backing_format: str | None = None
+    data_file: bytes | None = None
     names: dict[int, str] = {}
     while offset + _EXT_HEADER.size <= end:  # v2 images have extensions too
         kind, length = _EXT_HEADER.unpack_from(first_cluster, offset)
@@ -313,13 +326,15 @@ def parse_extensions(h: Qcow2Header, first_cluster: bytes) -> Qcow2Extensions:
             if length > 15:  # QEMU keeps it in char[16]
                 raise CorruptImageError(f"backing format name of {length} bytes is too long")
             backing_format = data.decode("ascii", "replace")
+        elif kind == EXT_DATA_FILE:
+            data_file = data
         elif kind == EXT_FEATURE_TABLE:
             for i in range(0, length - _FEATURE_ENTRY + 1, _FEATURE_ENTRY):
                 if data[i] == 0 and data[i + 1] < 64:
                     raw = data[i + 2 : i + _FEATURE_ENTRY].split(b"\0", 1)[0]
                     names[data[i + 1]] = raw.decode("ascii", "replace")
         offset += (length + 7) & ~7
-    return Qcow2Extensions(backing_format=backing_format, feature_names=names)
+    return Qcow2Extensions(backing_format=backing_format, feature_names=names, data_file=data_file)
 
 
 def parse_first_cluster(first_cluster: bytes, file_size: int) -> Qcow2Info:
@@ -334,4 +349,24 @@ def parse_first_cluster(first_cluster: bytes, file_size: int) -> Qcow2Info:
         if end > len(first_cluster):
             raise CorruptImageError("backing file name lies past the end of the file")
         backing = first_cluster[h.backing_file_offset : end]
+    _check_data_file(h, ext, backing)
     return Qcow2Info(header=h, extensions=ext, backing_name=backing)
+
+
+def _check_data_file(h: Qcow2Header, ext: Qcow2Extensions, backing: bytes | None) -> None:
+    """The external data file's header rules (qcow2.txt, incompatible bit 2 and autoclear
+    bit 1; QEMU block/qcow2.c qcow2_do_open() and qcow2_co_create())."""
+    if not h.has_data_file:
+        return  # a data file name without the bit names nothing QEMU would open
+    if not ext.data_file:
+        # the extension "may be present"; without it qcow2_do_open() fails with
+        # "'data-file' is required for this image" unless the user names the file
+        raise UnsupportedImageError(
+            "external data file (incompatible bit 2) without a data file name extension: "
+            "QEMU opens such an image only with a data-file= option naming the file"
+        )
+    if h.data_file_is_raw and backing:
+        # "backing files are incompatible with raw external data files"; qcow2_co_create()
+        # refuses to make one ("Backing file and data-file-raw cannot be used at the same
+        # time"): the data file could not be the guest disk on its own
+        raise CorruptImageError("raw external data file with a backing file")

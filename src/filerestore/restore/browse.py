@@ -23,7 +23,7 @@ from __future__ import annotations
 import threading
 import weakref
 from collections import OrderedDict
-from collections.abc import Hashable, Iterator, Sequence
+from collections.abc import Hashable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from itertools import islice
@@ -53,6 +53,7 @@ __all__ = [
     "open_file",
     "read_range",
     "resolve_root",
+    "sort_entries",
     "walk",
     "walk_page",
 ]
@@ -133,20 +134,33 @@ def _sort_value(entry: Entry, sort: SortKey) -> int:
     return 0
 
 
+def sort_entries(
+    entries: Iterable[Entry],
+    sort: SortKey = SortKey.NAME,
+    descending: bool = False,
+    dirs_first: bool = True,
+) -> list[Entry]:
+    """``entries`` in a listing's order (see the module docstring): the one order of the
+    API's listings and the CLI's ``ls``."""
+    groups: tuple[list[tuple[int, str, str, Entry]], list[tuple[int, str, str, Entry]]]
+    groups = ([], [])
+    for entry in entries:
+        first = dirs_first and entry.kind is EntryKind.DIR
+        groups[0 if first else 1].append(
+            (_sort_value(entry, sort), entry.name.casefold(), entry.name, entry)
+        )
+    out: list[Entry] = []
+    for group in groups:
+        group.sort(key=lambda item: item[:3], reverse=descending)
+        out.extend(item[3] for item in group)
+    return out
+
+
 def _build_order(
     fs: Filesystem[Any], directory: Entry, sort: SortKey, descending: bool, dirs_first: bool
 ) -> list[str]:
-    groups: tuple[list[tuple[int, str, str]], list[tuple[int, str, str]]] = ([], [])
-    for entry in fs.list_dir(directory.path):
-        first = dirs_first and entry.kind is EntryKind.DIR
-        groups[0 if first else 1].append(
-            (_sort_value(entry, sort), entry.name.casefold(), entry.name)
-        )
-    names: list[str] = []
-    for group in groups:
-        group.sort(reverse=descending)
-        names.extend(name for _, _, name in group)
-    return names
+    ordered = sort_entries(fs.list_dir(directory.path), sort, descending, dirs_first)
+    return [entry.name for entry in ordered]
 
 
 def _order(

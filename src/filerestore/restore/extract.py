@@ -9,13 +9,21 @@ Nothing is ever written outside the destination directory, whatever the image ho
   with ``/`` or NUL, longer than the destination's NAME_MAX) is skipped with the reason;
 - files are created with ``O_CREAT | O_EXCL | O_NOFOLLOW`` and directories are entered with
   ``O_DIRECTORY | O_NOFOLLOW``, so a symlink already in the destination (planted, or one we
-  wrote from the image) is never followed; existing files are never overwritten;
+  wrote from the image) is never followed;
+- what to do with an entry the destination already holds is the caller's choice
+  (:class:`Existing`): refuse (the default: the restore stops there, nothing is changed),
+  skip it (it is left as it is and counted), or overwrite it. Overwriting writes the new
+  file or link under a temporary name beside it and renames it over the old one, so the
+  old entry is replaced whole or not at all, a symlink in its place is replaced rather than
+  followed, and a directory is never removed (a file where the guest has a directory, or a
+  directory where it has a file, is a conflict listed with the other failures);
 - symlinks are written as links with their target bytes unchanged and never followed while
   writing (an absolute or climbing target is harmless text until someone follows it).
 
 One entry that cannot be read or written does not stop the rest (see
 :mod:`~filerestore.restore.partial`): it is skipped, and :class:`ExtractResult` lists it with
-the reason. A planted symlink or an existing file in the destination stops the restore.
+the reason. A symlink planted where a directory should be entered stops the restore (unless
+overwriting), and so does an existing file when refusing.
 
 Modes keep their permission bits without setuid, setgid and sticky; mtimes are kept. A
 directory's mode and times are set after its children are written, deepest first, so a
@@ -28,9 +36,11 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import secrets
 import stat as stat_mod
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -54,6 +64,17 @@ _NAME_ERRNOS = {errno.ENAMETOOLONG, errno.EILSEQ, errno.EINVAL}
 
 T = TypeVar("T")
 
+#: told of the bytes written (holes included) and of each entry finished, as they happen
+Progress = Callable[[int, int], None]
+
+
+class Existing(StrEnum):
+    """What to do with an entry the destination already holds (see the module docstring)."""
+
+    REFUSE = "refuse"
+    SKIP = "skip"
+    OVERWRITE = "overwrite"
+
 
 class _Skip(Exception):
     """This entry cannot be restored (the reason is the message); the others go on."""
@@ -69,31 +90,51 @@ class ExtractResult:
     special: list[str] = field(default_factory=list)
     #: entries that could not be read or written, with the reason
     failed: list[Failure] = field(default_factory=list)
+    #: entries the destination held already and that were left as they were (Existing.SKIP)
+    kept: list[str] = field(default_factory=list)
+    #: files and links written over ones the destination held (Existing.OVERWRITE)
+    replaced: int = 0
 
     @property
     def written(self) -> int:
         return self.files + self.dirs + self.symlinks
 
 
-def extract(fs: Filesystem[Any], path: str, dest: Path) -> ExtractResult:
+def extract(
+    fs: Filesystem[Any],
+    path: str,
+    dest: Path,
+    existing: Existing = Existing.REFUSE,
+    progress: Progress | None = None,
+) -> ExtractResult:
     """Write the entry at ``path`` (not following a final symlink) into directory ``dest``.
 
     ``dest`` is created if missing. The entry lands as ``dest/<its name>``; the root directory
-    ("/") has no name, so its contents land directly in ``dest``.
+    ("/") has no name, so its contents land directly in ``dest``. ``existing`` says what
+    happens to entries already there; ``progress`` is called with ``(bytes, entries)`` done
+    since its last call.
     """
     top = fs.stat(path)
     dest.mkdir(parents=True, exist_ok=True)
     root_fd = os.open(dest, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        return _Extractor(fs, root_fd).run(top)
+        return _Extractor(fs, root_fd, existing, progress).run(top)
     finally:
         os.close(root_fd)
 
 
+def _no_progress(nbytes: int, entries: int) -> None:
+    pass
+
+
 class _Extractor:
-    def __init__(self, fs: Filesystem[Any], root_fd: int) -> None:
+    def __init__(
+        self, fs: Filesystem[Any], root_fd: int, existing: Existing, progress: Progress | None
+    ) -> None:
         self.fs = fs
         self.root_fd = root_fd
+        self.existing = existing
+        self.progress = progress or _no_progress
         self.name_max = os.fpathconf(root_fd, "PC_NAME_MAX")
         self.result = ExtractResult()
         self.finish: list[tuple[list[bytes], Entry]] = []  # directories, parents first
@@ -175,20 +216,48 @@ class _Extractor:
         """Write one entry into ``parent_fd``; for a directory, return its parts to descend."""
         name = self._host_name(entry)
         if entry.kind is EntryKind.DIR:
-            _mkdir(parent_fd, name, entry)
+            if not self._mkdir(parent_fd, name, entry):
+                return None
             parts = [*parent, name]
             self.finish.append((parts, entry))
             self.result.dirs += 1
+            self.progress(0, 1)
             return parts
-        if entry.kind is EntryKind.SYMLINK:
-            self._symlink(parent_fd, name, entry)
-            self.result.symlinks += 1
-        elif entry.kind is EntryKind.FILE:
-            self.result.bytes += self._write_file(parent_fd, name, entry)
-            self.result.files += 1
-        else:
+        if entry.kind not in (EntryKind.SYMLINK, EntryKind.FILE):
             self.result.special.append(entry.path)
+            return None
+        held = _lstat(parent_fd, name)
+        if held is not None and self.existing is Existing.SKIP:
+            self.result.kept.append(entry.path)
+            self.progress(entry.size if entry.kind is EntryKind.FILE else 0, 1)
+            return None
+        replace = held is not None and self.existing is Existing.OVERWRITE
+        if replace and held is not None and stat_mod.S_ISDIR(held.st_mode):
+            raise _Skip("the destination holds a directory by that name (never removed)")
+        if entry.kind is EntryKind.SYMLINK:
+            self._symlink(parent_fd, name, entry, replace)
+            self.result.symlinks += 1
+        else:
+            self.result.bytes += self._write_file(parent_fd, name, entry, replace)
+            self.result.files += 1
+        self.result.replaced += replace
+        self.progress(0, 1)
         return None
+
+    def _mkdir(self, parent_fd: int, name: bytes, entry: Entry) -> bool:
+        """Create (or merge into) directory ``name``; False when it is to be left alone."""
+        held = _lstat(parent_fd, name)
+        if held is None or stat_mod.S_ISDIR(held.st_mode):
+            _mkdir(parent_fd, name, entry)
+            return True
+        if self.existing is Existing.SKIP:
+            self.result.kept.append(entry.path)
+            return False
+        if self.existing is Existing.OVERWRITE:
+            os.unlink(name, dir_fd=parent_fd)  # a file or a link (never followed) goes
+            self.result.replaced += 1
+        _mkdir(parent_fd, name, entry)
+        return True
 
     def _host_name(self, entry: Entry) -> bytes:
         """The entry's name as the bytes the host call gets, or _Skip with the reason."""
@@ -200,19 +269,29 @@ class _Extractor:
             raise _Skip(f"the name is {len(name)} bytes, longer than the host's {self.name_max}")
         return name
 
-    def _symlink(self, parent_fd: int, name: bytes, entry: Entry) -> None:
+    def _symlink(self, parent_fd: int, name: bytes, entry: Entry, replace: bool) -> None:
         text = entry.target if entry.target is not None else self.fs.read_link(entry.path)
         target = _guest_bytes(text, "symlink target")
         if not target or b"\x00" in target:
             raise _Skip("the symlink target is empty or holds a NUL byte")
-        _create(lambda: os.symlink(target, name, dir_fd=parent_fd), parent_fd, name)
-        if entry.mtime_ns is not None:
-            times = (entry.atime_ns or entry.mtime_ns, entry.mtime_ns)
-            os.utime(name, ns=times, dir_fd=parent_fd, follow_symlinks=False)
+        made = _temporary_name(name) if replace else name
+        _create(lambda: os.symlink(target, made, dir_fd=parent_fd), parent_fd, made)
+        try:
+            if entry.mtime_ns is not None:
+                times = (entry.atime_ns or entry.mtime_ns, entry.mtime_ns)
+                os.utime(made, ns=times, dir_fd=parent_fd, follow_symlinks=False)
+            if replace:
+                _rename_over(parent_fd, made, name)
+        except BaseException:
+            if replace:
+                with contextlib.suppress(OSError):
+                    os.unlink(made, dir_fd=parent_fd)
+            raise
 
-    def _write_file(self, parent_fd: int, name: bytes, entry: Entry) -> int:
+    def _write_file(self, parent_fd: int, name: bytes, entry: Entry, replace: bool) -> int:
         reader = self.fs.open(entry.path)  # a file that cannot be opened is never created
-        fd = _create(lambda: os.open(name, _FILE_FLAGS, 0o600, dir_fd=parent_fd), parent_fd, name)
+        made = _temporary_name(name) if replace else name
+        fd = _create(lambda: os.open(made, _FILE_FLAGS, 0o600, dir_fd=parent_fd), parent_fd, made)
         done = False
         try:
             offset = 0
@@ -222,15 +301,18 @@ class _Extractor:
                 else:
                     _write_all(fd, chunk)
                 offset += len(chunk)
+                self.progress(len(chunk), 0)
             os.ftruncate(fd, offset)
             _apply_metadata(fd, entry)
+            if replace:
+                _rename_over(parent_fd, made, name)
             done = True
             return offset
         finally:
             os.close(fd)
             if not done:  # never leave a partial file that looks restored
                 with contextlib.suppress(OSError):
-                    os.unlink(name, dir_fd=parent_fd)
+                    os.unlink(made, dir_fd=parent_fd)
 
     def _open_dir(self, parts: list[bytes]) -> int:
         fd = os.dup(self.root_fd)
@@ -262,6 +344,33 @@ def _guest_bytes(text: str, what: str) -> bytes:
         raise _Skip(f"the {what} is not a sequence of bytes the host can hold") from None
 
 
+def _lstat(parent_fd: int, name: bytes) -> os.stat_result | None:
+    """What the destination holds under ``name`` (a symlink itself, never followed)."""
+    try:
+        return os.stat(name, dir_fd=parent_fd, follow_symlinks=False)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        _name_refused(exc)
+        raise
+
+
+def _temporary_name(name: bytes) -> bytes:
+    """A name beside ``name`` to write its replacement under (hidden, and unlikely to be a
+    guest name: the create is O_EXCL all the same)."""
+    return b".filerestore-" + secrets.token_hex(6).encode() + b"-" + name[:200]
+
+
+def _rename_over(parent_fd: int, made: bytes, name: bytes) -> None:
+    """Replace ``name`` by ``made`` in one step; rename never follows a link at ``name``."""
+    try:
+        os.rename(made, name, src_dir_fd=parent_fd, dst_dir_fd=parent_fd)
+    except OSError as exc:
+        if exc.errno in (errno.EISDIR, errno.ENOTEMPTY, errno.EEXIST):
+            raise _Skip("the destination holds a directory by that name (never removed)") from exc
+        raise
+
+
 def _shown(name: bytes) -> str:
     return name.decode("utf-8", "backslashreplace")
 
@@ -278,7 +387,8 @@ def _mkdir(parent_fd: int, name: bytes, entry: Entry) -> None:
             ) from None
         if not stat_mod.S_ISDIR(st.st_mode):
             raise DestinationExistsError(
-                f"refusing to overwrite {_shown(name)!r} in the destination with {entry.path!r}"
+                f"refusing to overwrite {_shown(name)!r} in the destination with {entry.path!r} "
+                "(--skip-existing leaves such files as they are, --overwrite replaces them)"
             ) from None
         # an existing real directory: merge into it
     except OSError as exc:
@@ -297,7 +407,8 @@ def _create(make: Callable[[], T], parent_fd: int, name: bytes) -> T:
                 "symbolic link by that name"
             ) from None
         raise DestinationExistsError(
-            f"refusing to overwrite {_shown(name)!r}, which already exists in the destination"
+            f"refusing to overwrite {_shown(name)!r}, which already exists in the destination "
+            "(--skip-existing leaves such files as they are, --overwrite replaces them)"
         ) from None
     except OSError as exc:
         _name_refused(exc)

@@ -18,6 +18,9 @@ For people (a terminal, a log, an archive's error list) :func:`printable` shows 
 control characters and undecodable bytes as backslash escapes, so a hostile name cannot
 drive a terminal.
 
+A surrogate that stands for no byte (an unpaired UTF-16 unit a corrupt name may hold) has no
+encoding in either format: it is written as U+FFFD.
+
 Escaping can make two names equal (``caf%E9`` next to an undecodable ``caf\\xe9``); the
 archive writers then add `` (2)``, `` (3)``... before the extension: see :func:`unique`.
 """
@@ -30,6 +33,9 @@ ROOT_NAME = "root"  # the archive folder for a download of the filesystem root "
 EMPTY_NAME = "(empty)"  # only a corrupt directory entry has no name
 
 _FORBIDDEN = {"/": "%2F", "\x00": "%00"}
+# A surrogate that is not an escaped byte (U+DC80..U+DCFF) has no encoding at all: a corrupt
+# name can still claim one (an unpaired UTF-16 unit), and the writers would fail on it.
+_LONE_SURROGATE = re.compile("[\ud800-\udc7f\udd00-\udfff]")
 _SURROGATE = re.compile("[\udc80-\udcff]")
 _ZIP_SPECIAL = re.compile("[\udc80-\udcff\\\\]")
 
@@ -40,6 +46,8 @@ def clean_component(name: str) -> str:
         return EMPTY_NAME
     if name in (".", ".."):
         return "%2E" * len(name)
+    if _LONE_SURROGATE.search(name):
+        name = _LONE_SURROGATE.sub("\ufffd", name)
     if "/" in name or "\x00" in name:
         return "".join(_FORBIDDEN.get(c, c) for c in name)
     return name

@@ -11,7 +11,6 @@ request into a failed one.
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -62,9 +61,10 @@ def _row(event: Event, now: datetime) -> AuditEvent:
 
 
 def _log(event: Event, now: datetime) -> None:
-    line = {"time": now.isoformat(), **asdict(event)}
+    line = {"event_time": now.isoformat(), **asdict(event)}
     line["path"], line["detail"] = _text(event.path), _text(event.detail)
-    log.info(json.dumps(line, ensure_ascii=False))
+    # the fields travel as the record's own (filerestore.logs writes them in its one format)
+    log.info("%s %s by %s", event.action, event.outcome, event.actor, extra={"fields": line})
 
 
 def _log_pending(session: DbSession) -> None:

@@ -23,7 +23,9 @@ from filerestore.db.models import (
     MOUNTED,
     MOUNTING,
     UNMOUNTING,
+    Backup,
     DownloadHold,
+    Repository,
     RestoreMount,
     utcnow,
 )
@@ -94,6 +96,15 @@ def clean_stuck(manager: SessionManager, now: datetime | None = None) -> list[st
 def clean_all(manager: SessionManager) -> list[str]:
     """Emergency: remove every session, downloads or not."""
     return _take(manager, select(RestoreMount), "emergency")
+
+
+def end_repository_sessions(manager: SessionManager, repository: str) -> list[str]:
+    """Remove every session of the backups of ``repository`` (``repo remove --force``)."""
+    of_repo = (
+        select(Backup.id).join(Repository).where(Repository.name == repository).scalar_subquery()
+    )
+    query = select(RestoreMount).where(RestoreMount.backup_id.in_(of_repo))
+    return _take(manager, query, "repository removed")
 
 
 def reconcile(manager: SessionManager) -> list[str]:

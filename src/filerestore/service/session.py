@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session as DbSession
 
 from filerestore.db.models import FAILED, MOUNTED, RestoreMount
+from filerestore.db.models_auth import ApiToken
 from filerestore.errors import MountNotFoundError, MountStateError
 from filerestore.service.principal import Principal
 
@@ -35,9 +37,12 @@ class Session:
     expires_at: datetime
     #: downloads of this session in progress
     downloads: int = 0
+    #: the owner's name for people: its API token's name (None for the host's operator,
+    #: whose sessions have no token, and where a listing did not look it up)
+    owner_name: str | None = None
 
     @classmethod
-    def of(cls, row: RestoreMount, downloads: int = 0) -> Session:
+    def of(cls, row: RestoreMount, downloads: int = 0, owner_name: str | None = None) -> Session:
         return cls(
             mount_id=row.id,
             backup_id=row.backup_id,
@@ -53,7 +58,25 @@ class Session:
             last_accessed_at=row.last_accessed_at,
             expires_at=row.expires_at,
             downloads=downloads,
+            owner_name=owner_name,
         )
+
+
+TOKEN_OWNER = "token:"  # noqa: S105 - Principal.token's owner: "token:<id>"
+
+
+def owner_names(s: DbSession, owners: Iterable[str]) -> dict[str, str]:
+    """The token name of each token owner among ``owners`` (one query); a revoked token
+    keeps its name, a deleted one has none."""
+    ids = {
+        int(o.removeprefix(TOKEN_OWNER))
+        for o in owners
+        if o.startswith(TOKEN_OWNER) and o.removeprefix(TOKEN_OWNER).isdigit()
+    }
+    if not ids:
+        return {}
+    found = s.execute(select(ApiToken.id, ApiToken.name).where(ApiToken.id.in_(ids))).all()
+    return {f"{TOKEN_OWNER}{token_id}": name for token_id, name in found}
 
 
 def not_found(mount_id: str) -> MountNotFoundError:

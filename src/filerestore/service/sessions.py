@@ -53,7 +53,13 @@ from filerestore.service.checkout import Checkout, Download, check_out
 from filerestore.service.liveness import ProcessIdentity, this_process
 from filerestore.service.principal import Principal
 from filerestore.service.readers import ReaderRegistry
-from filerestore.service.session import Session, limit_message, refresh, visible_row
+from filerestore.service.session import (
+    Session,
+    limit_message,
+    owner_names,
+    refresh,
+    visible_row,
+)
 from filerestore.settings import Settings
 
 SLOT_LOCK = "filerestore.session-slots"
@@ -100,7 +106,7 @@ class SessionManager:
             if reusable is not None:
                 refresh(reusable, now, self.idle)
                 self._audit(s, who, "reused", reusable)
-                return Session.of(reusable)
+                return Session.of(reusable, owner_name=_name(who))
             live = s.scalars(
                 select(RestoreMount)
                 .where(RestoreMount.status.in_(LIVE_STATES))
@@ -191,7 +197,7 @@ class SessionManager:
                 s.execute(delete(RestoreMount).where(RestoreMount.id == mount_id))
                 refresh(other, now, self.idle)
                 self._audit(s, who, "reused", other)
-                return Session.of(other)
+                return Session.of(other, owner_name=_name(who))
             row.volume = stack.volume.id
             row.filesystem_type = stack.fs.kind
             row.status = MOUNTED
@@ -199,7 +205,7 @@ class SessionManager:
             row.holder_host = row.holder_pid = row.holder_start = None
             refresh(row, now, self.idle)
             self._audit(s, who, "ok", row)
-            return Session.of(row)
+            return Session.of(row, owner_name=_name(who))
 
     def _fail(self, mount_id: str, who: Principal, reason: str) -> None:
         now = utcnow()
@@ -251,7 +257,9 @@ class SessionManager:
 
     def get(self, mount_id: str, who: Principal) -> Session:
         with self.db.read() as s:
-            return Session.of(visible_row(s, mount_id, who), _holds(s, mount_id))
+            row = visible_row(s, mount_id, who)
+            names = owner_names(s, [row.owner])
+            return Session.of(row, _holds(s, mount_id), names.get(row.owner))
 
     def list(self, who: Principal) -> list[Session]:
         query = select(RestoreMount).order_by(RestoreMount.created_at)
@@ -265,7 +273,8 @@ class SessionManager:
                     select(DownloadHold.mount_id, func.count()).group_by(DownloadHold.mount_id)
                 ).all()
             }
-            return [Session.of(r, counts.get(r.id, 0)) for r in rows]
+            names = owner_names(s, {r.owner for r in rows})
+            return [Session.of(r, counts.get(r.id, 0), names.get(r.owner)) for r in rows]
 
     def downloads_in_progress(self) -> int:
         with self.db.read() as s:
@@ -302,6 +311,11 @@ class SessionManager:
                 detail=detail,
             ),
         )
+
+
+def _name(who: Principal) -> str | None:
+    """The owner name a session of ``who`` shows (a token's name; none for the operator)."""
+    return who.name if who.owner else None
 
 
 def _holds(s: DbSession, mount_id: str) -> int:

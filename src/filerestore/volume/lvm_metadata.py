@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from filerestore.errors import LvmMetadataError
@@ -30,14 +31,18 @@ _TOKEN = re.compile(
     """,
     re.VERBOSE | re.DOTALL,
 )
-_NUMBER = re.compile(r"[+-]?\d+")
-_FLOAT = re.compile(r"[+-]?\d+\.\d*")
+# ASCII digits only, as LVM's tokenizer reads them (``\d`` would take any script's digits)
+_NUMBER = re.compile(r"[+-]?[0-9]+")
+_FLOAT = re.compile(r"[+-]?[0-9]+\.[0-9]*")
+# LVM keeps integers in 64 bits (strtoll); a longer number is corrupt, and Python's int()
+# refuses more than 4,300 digits with a bare ValueError
+MAX_DIGITS = 20
+INT64 = (-(1 << 63), (1 << 63) - 1)
 _UNESCAPE = re.compile(r"\\(.)", re.DOTALL)
 
 
-def tokenize(text: str) -> list[tuple[str, str]]:
-    """(kind, text) tokens: kind is 'punct', 'string' or 'word'."""
-    out: list[tuple[str, str]] = []
+def iter_tokens(text: str) -> Iterator[tuple[str, str]]:
+    """(kind, text) tokens as they are read: kind is 'punct', 'string' or 'word'."""
     pos = 0
     while pos < len(text):
         m = _TOKEN.match(text, pos)
@@ -48,20 +53,27 @@ def tokenize(text: str) -> list[tuple[str, str]]:
         if kind == "space" or kind is None:
             continue
         value = m.group(kind)
-        out.append((kind, _UNESCAPE.sub(r"\1", value) if kind == "string" else value))
-    return out
+        yield kind, _UNESCAPE.sub(r"\1", value) if kind == "string" else value
 
 
 class _Parser:
-    def __init__(self, tokens: list[tuple[str, str]]) -> None:
+    """A recursive-descent parser pulling tokens one at a time: text that is refused early
+    (nested too deep, a syntax error) is not tokenized to its end first."""
+
+    def __init__(self, tokens: Iterator[tuple[str, str]]) -> None:
         self.tokens = tokens
-        self.pos = 0
+        self._ahead: tuple[str, str] | None = None
+
+    def _at_end(self) -> bool:
+        if self._ahead is None:
+            self._ahead = next(self.tokens, None)
+        return self._ahead is None
 
     def _next(self) -> tuple[str, str]:
-        if self.pos >= len(self.tokens):
+        if self._at_end():
             raise LvmMetadataError("LVM metadata: unexpected end of text")
-        tok = self.tokens[self.pos]
-        self.pos += 1
+        tok, self._ahead = self._ahead, None
+        assert tok is not None
         return tok
 
     def _expect(self, punct: str) -> None:
@@ -74,7 +86,7 @@ class _Parser:
             raise LvmMetadataError("LVM metadata nests too deep")
         out: Section = {}
         while True:
-            if self.pos >= len(self.tokens):
+            if self._at_end():
                 if closed:
                     raise LvmMetadataError("LVM metadata: section is not closed")
                 return out
@@ -113,7 +125,13 @@ def _scalar(kind: str, text: str) -> Scalar:
     if kind == "string":
         return text
     if _NUMBER.fullmatch(text):
-        return int(text)
+        value = int(text) if len(text) <= MAX_DIGITS else INT64[1] + 1
+        if not INT64[0] <= value <= INT64[1]:
+            raise LvmMetadataError(
+                f"LVM metadata: number {text[:24]}{'...' if len(text) > 24 else ''} does not "
+                "fit in 64 bits"
+            )
+        return value
     if _FLOAT.fullmatch(text):
         return float(text)
     raise LvmMetadataError(f"LVM metadata: bare word {text!r} is not a value")
@@ -123,7 +141,7 @@ def parse_config(text: str) -> Section:
     """Parse metadata text into a tree of dicts; LvmMetadataError on any syntax error."""
     if len(text) > MAX_TEXT:
         raise LvmMetadataError("LVM metadata text is too large")
-    return _Parser(tokenize(text)).section(0, closed=False)
+    return _Parser(iter_tokens(text)).section(0, closed=False)
 
 
 # --- the volume group the tree describes ---------------------------------------------------
