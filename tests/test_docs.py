@@ -106,8 +106,36 @@ def test_links_stay_inside_the_clone(doc: Path) -> None:
         assert path.exists(), f"{doc.name} links to a missing {target}"
 
 
+#: what the project's own files may not name: a place beside the clone (the design once lived
+#: in ../shared/DESIGN.md, outside the repository)
+OUTSIDE = re.compile(r"\.\./shared\b|DESIGN\.md")
+#: generated, installed or cached trees, not the project's own files
+NOT_OURS = {".git", ".venv", "node_modules", ".cache", "__pycache__", ".mypy_cache"}
+TEXT = {".py", ".md", ".toml", ".js", ".html", ".css", ".json", ".service", ".cfg", ".txt", ""}
+
+
+def own_text_files() -> list[Path]:
+    found = []
+    for top, dirs, files in os.walk(ROOT):
+        dirs[:] = [d for d in dirs if d not in NOT_OURS and not d.startswith(".pytest")]
+        paths = (Path(top, f) for f in files if Path(f).suffix in TEXT)
+        found += [p for p in paths if not p.is_symlink()]  # the demo tree's links are data
+    return found
+
+
+def test_no_file_names_a_place_outside_the_clone() -> None:
+    files = own_text_files()
+    assert ROOT / "scripts" / "check" in files and ROOT / "README.md" in files
+    this = Path(__file__).resolve()
+    named = [
+        str(f.relative_to(ROOT))
+        for f in files
+        if f != this and OUTSIDE.search(f.read_bytes().decode("utf-8", "replace"))
+    ]
+    assert named == []
+
+
 def test_the_readme_links_every_document() -> None:
     readme = (ROOT / "README.md").read_text()
-    assert "../shared" not in readme
     for doc in ("CHANGELOG.md", "CONTRIBUTING.md", *(f"docs/{p.name}" for p in DOCS.glob("*.md"))):
         assert f"]({doc})" in readme, doc
