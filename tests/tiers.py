@@ -2,16 +2,17 @@
 
 A test needs root when it needs images built by real tools (loop devices, FUSE, mkfs as
 root) or a real device, that is when it can reach one of the *sinks* below: the build-once
-image cache (``tests.imagebuild.cache.cached``), or a fixture that needs root without the
-cache (a repository on a real loop device). Reaching is decided
-from code, not from names: the test function, every fixture it uses (pytest's own closure of
-fixture names), its parameters, and, recursively, every function, class and module attribute
-they name in the ``tests``, ``bench`` and ``fuzz`` packages. A name that could reach a sink
-is taken to (over-marking only moves a test to the slower tier; under-marking is caught at
-run time by :func:`refuse_builds` in the fast tier).
+image cache (``tests.imagebuild.cache.cached``), a fixture that needs root without the
+cache (a repository on a real loop device), or a call only root may make (``os.mknod``, by
+its name in the code). Reaching is decided from code, not from names: the test function,
+every fixture it uses (pytest's own closure of fixture names), its parameters, and,
+recursively, every function, class and module attribute they name in the ``tests``,
+``bench`` and ``fuzz`` packages. A name that could reach a sink is taken to (over-marking
+only moves a test to the slower tier; under-marking is caught at run time by
+:func:`refuse_builds` in the fast tier).
 
 Tests that need root without naming a sink in code (a subprocess that builds its own images,
-a ``mount``, ``mknod`` or a switch to another user) carry ``pytest.mark.root`` by hand.
+a ``mount`` command, a switch to another user) carry ``pytest.mark.root`` by hand.
 """
 
 from __future__ import annotations
@@ -28,8 +29,13 @@ from typing import Any
 
 from tests.imagebuild import cache, eio
 
+#: stands for a call that needs root whatever it is given (see ``PRIVILEGED_NAMES``)
+PRIVILEGED_CALL = object()
 #: what needs root when called: the image cache builds images as root on a miss
-SINKS: set[object] = {cache.cached, eio.failing_repository}
+SINKS: set[object] = {cache.cached, eio.failing_repository, PRIVILEGED_CALL}
+#: names whose call needs root wherever they come from (``os.mknod`` of a device node): a
+#: followed function that names one reaches :data:`PRIVILEGED_CALL`
+PRIVILEGED_NAMES = frozenset({"mknod"})
 #: packages whose code is followed (anything else is library code and reaches no sink)
 FOLLOWED = ("tests.", "bench.", "fuzz.")
 
@@ -100,6 +106,8 @@ class Reach:
         names: set[str] = set()
         for code in _code_objects(func.__code__):
             names.update(code.co_names)
+        if names & PRIVILEGED_NAMES:
+            yield PRIVILEGED_CALL
         scope = func.__globals__
         modules: list[types.ModuleType] = []
         for name in names:

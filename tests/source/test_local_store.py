@@ -138,7 +138,6 @@ def open_in_thread(store: LocalStore, name: str) -> BaseException | None:
     return outcome[0]
 
 
-@pytest.mark.root  # mknod of a character device
 def test_fifo_and_devices_are_refused_without_blocking(layout: tuple[Path, Path]) -> None:
     repo, _ = layout
     os.mkfifo(repo / "fifo.qcow2")
