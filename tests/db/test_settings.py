@@ -3,11 +3,11 @@ from pathlib import Path
 import pytest
 
 from filerestore.errors import UsageError
-from filerestore.settings import CONFIG_ENV, RepositoryConfig, Settings
+from filerestore.settings import CONFIG_ENV, RepositoryConfig, S3Credentials, Settings
 
 
 def test_every_setting_is_documented():
-    for model in (Settings, RepositoryConfig):
+    for model in (Settings, RepositoryConfig, S3Credentials):
         for name, field in model.model_fields.items():
             assert field.description and len(field.description) > 15, f"{model.__name__}.{name}"
 
@@ -41,7 +41,7 @@ def test_environment_and_config_file(monkeypatch, tmp_path):
     assert s.max_sessions == 5
     assert s.idle_timeout == 60
     assert s.effective_database_url == "postgresql+psycopg://u@h/db"
-    assert s.repositories == [RepositoryConfig(name="n1", path=Path("/srv/b"), kind="nfs")]
+    assert s.repositories == [RepositoryConfig(name="n1", path="/srv/b", kind="nfs")]
 
 
 def test_missing_config_file_is_a_usage_error(monkeypatch, tmp_path):

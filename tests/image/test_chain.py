@@ -77,7 +77,7 @@ def test_probe_chain_matches_qemu_info(kind: str) -> None:
     info = qemu_chain_info(top)
     assert len(links) == len(info) == (11 if kind == "deep10" else 4)
     for link, img in zip(links, info, strict=True):
-        assert link.path == Path(str(img["filename"])).resolve()
+        assert link.location == str(Path(str(img["filename"])).resolve())
         assert link.format == img["format"]
         assert link.virtual_size == img["virtual-size"]
         assert link.backing_name == img.get("backing-filename")

@@ -96,7 +96,7 @@ def test_chain_reads_like_qemu(kind: str) -> None:
     info = qemu_img_info(top, "--backing-chain")
     assert len(links) == len(info) == 3
     for link, img in zip(links, info, strict=True):
-        assert link.path == Path(str(img["filename"])).resolve()
+        assert link.location == str(Path(str(img["filename"])).resolve())
         assert link.format == img["format"]
         assert link.virtual_size == img["virtual-size"]
         assert link.backing_name == img.get("backing-filename")

@@ -37,7 +37,7 @@ def hang(mount_id: str, backup_id: int) -> None:
         while True:
             time.sleep(60)
 
-    sessions.open_stack = opening_hangs  # type: ignore[attr-defined]  # the test's hang
+    sessions.open_backup_stack = opening_hangs  # type: ignore[attr-defined]  # the test's hang
     with manager.checkout(mount_id, ANYONE, A_DOWNLOAD):
         threading.Thread(target=manager.mount, args=(backup_id, None, ANYONE), daemon=True).start()
         opened.wait(60)

@@ -1,3 +1,4 @@
+# ruff: noqa: F811 - pytest fixtures imported from tests/s3server/fixtures.py are redefined as arguments
 """A moto S3 server process per test worker, the latency proxy in front of it, and stores.
 
 Every test gets its own bucket (``bucket``), so tests never see each other's objects; the
@@ -7,73 +8,24 @@ a dead or stalled server fails a test in seconds.
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from filerestore.source import BlockOptions, S3Options, S3Store
-from tests.s3server.servers import (
-    ACCESS_KEY,
-    REGION,
-    SECRET_KEY,
-    Server,
-    boto_client,
-    proxy_call,
-    start_moto,
-    start_proxy,
+from filerestore.source import BlockOptions, S3Store
+from tests.s3server.fixtures import (  # noqa: F401 - pytest fixtures, and helpers tests import
+    bucket,
+    moto,
+    options,
+    proxy,
+    s3,
+    upload_tree,
 )
+from tests.s3server.servers import Server, proxy_call
 
-_buckets = itertools.count()
 StoreFactory = Callable[..., S3Store]
-
-
-@pytest.fixture(scope="session")
-def moto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    server = start_moto(tmp_path_factory.mktemp("moto"))
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="session")
-def proxy(moto: Server) -> Iterator[Server]:
-    server = start_proxy(moto)
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def s3(moto: Server) -> Any:
-    """boto3 on the server itself (not through the proxy): uploads are not counted."""
-    return boto_client(moto)
-
-
-@pytest.fixture
-def bucket(s3: Any, worker_id: str) -> str:
-    name = f"test-{worker_id}-{next(_buckets)}".lower()
-    s3.create_bucket(Bucket=name)
-    return name
-
-
-def options(endpoint: str, bucket: str, **kw: Any) -> S3Options:
-    settings: dict[str, Any] = {
-        "request_timeout": 3.0,
-        "connect_timeout": 1.0,
-        "retries": 2,
-        "backoff_initial": 0.05,
-        "backoff_max": 0.2,
-        **kw,
-    }
-    return S3Options(
-        bucket=bucket,
-        endpoint=endpoint,
-        region=REGION,
-        access_key_id=ACCESS_KEY,
-        secret_access_key=SECRET_KEY,
-        **settings,
-    )
 
 
 @pytest.fixture
@@ -96,11 +48,3 @@ def store(proxy: Server, bucket: str, tmp_path: Path) -> Iterator[StoreFactory]:
     for s in opened:
         s.close()
     proxy_call(proxy, "set", delay_ms=0, stall=0)
-
-
-def upload_tree(s3: Any, bucket: str, prefix: str, directory: Path) -> None:
-    """Every regular file under ``directory`` as ``prefix/<relative path>``."""
-    for path in sorted(directory.rglob("*")):
-        if path.is_file() and not path.is_symlink():
-            key = f"{prefix}/{path.relative_to(directory).as_posix()}".lstrip("/")
-            s3.upload_file(str(path), bucket, key)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import time
 from pathlib import Path
 
 from filerestore.source.blockcache import LOW_WATER, BlockCache
@@ -80,6 +81,8 @@ def test_remembered_objects(tmp_path: Path) -> None:
     cache = BlockCache(tmp_path, capacity=1 << 20)
     assert cache.remembered("b\0k") is None
     cache.remember("b\0k", '"etag1"', 123, 1.5)
-    assert BlockCache(tmp_path, capacity=1 << 20).remembered("b\0k") == ('"etag1"', 123, 1.5)
+    again = BlockCache(tmp_path, capacity=1 << 20).remembered("b\0k")
+    assert again is not None and again[:3] == ('"etag1"', 123, 1.5)
+    assert time.time() - 60 < again.seen <= time.time()  # when it was remembered
     cache.forget("b\0k")
     assert cache.remembered("b\0k") is None

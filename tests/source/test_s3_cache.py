@@ -18,8 +18,9 @@ from filerestore.image.disk import open_backup
 from filerestore.source import BlockOptions, S3Store
 from tests.image.conftest import sha256_of_file, sha256_of_reader
 from tests.imagebuild import qcow
+from tests.s3server.fixtures import options, upload_tree
 from tests.s3server.servers import Server, proxy_call
-from tests.source.conftest import StoreFactory, options, upload_tree
+from tests.source.conftest import StoreFactory
 
 
 def test_a_second_open_is_served_from_the_cache(

@@ -12,7 +12,8 @@ from filerestore.image.disk import open_backup
 from tests.image.conftest import sha256_of_file, sha256_of_reader
 from tests.imagebuild import data_file as D
 from tests.imagebuild.hostile import DATA_FILE_BYTES, data_file_image
-from tests.source.conftest import StoreFactory, upload_tree
+from tests.s3server.fixtures import upload_tree
+from tests.source.conftest import StoreFactory
 
 
 @pytest.mark.parametrize("kind", ["data-file-on-base", "on-raw-data-file-base"])

@@ -16,8 +16,9 @@ from filerestore.errors import ObjectStoreUnavailableError, ServiceUnavailableEr
 from filerestore.image.disk import open_backup
 from filerestore.source import BlockOptions, S3Store
 from tests.imagebuild import qcow
+from tests.s3server.fixtures import options, upload_tree
 from tests.s3server.servers import boto_client, proxy_call, start_moto, start_proxy
-from tests.source.conftest import StoreFactory, options, upload_tree
+from tests.source.conftest import StoreFactory
 
 
 @pytest.mark.timeout(120)

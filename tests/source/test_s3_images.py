@@ -22,7 +22,8 @@ from filerestore.image.disk import open_backup
 from filerestore.source import S3File
 from tests.image.conftest import sha256_of_file, sha256_of_reader
 from tests.imagebuild import hostile, qcow
-from tests.source.conftest import StoreFactory, upload_tree
+from tests.s3server.fixtures import upload_tree
+from tests.source.conftest import StoreFactory
 
 
 def check_random_reads(disk: Any, expected: Path, count: int = 200) -> None:

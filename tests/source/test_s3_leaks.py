@@ -11,8 +11,8 @@ from typing import Any
 from filerestore.image.disk import open_backup
 from filerestore.source import BlockOptions, S3Store
 from tests.imagebuild import qcow
+from tests.s3server.fixtures import options, upload_tree
 from tests.s3server.servers import Server
-from tests.source.conftest import options, upload_tree
 
 
 def open_fds() -> int:

@@ -109,6 +109,7 @@ def create_app(settings: Settings | None = None, *, cleanup: bool = True) -> Fas
         finally:
             state.cleanup.stop()
             manager.readers.close_all()
+            manager.stores.close()
             db.dispose()
 
     app = FastAPI(

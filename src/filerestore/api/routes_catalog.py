@@ -24,8 +24,8 @@ MAX_CHAIN = 256
 async def backups(
     request: Request, who: Caller, vm: str | None = None, repository: str | None = None
 ) -> s.BackupListOut:
-    db = app_state(request).db
-    rows = await run_in_threadpool(catalog.list_backups, db, repository)
+    st = app_state(request)
+    rows = await run_in_threadpool(catalog.list_backups, st.db, repository, st.sessions.stores)
     return s.BackupListOut(
         backups=[s.BackupOut.of(b) for b in rows if vm is None or b.vm_name == vm]
     )
@@ -37,21 +37,25 @@ async def backup(
 ) -> s.BackupDetailOut:
     """A backup with its backing chain (top first) and its volumes."""
     st = app_state(request)
+    stores = st.sessions.stores
 
     def work() -> s.BackupDetailOut:
-        chain = [catalog.get_backup(st.db, backup_id)]
+        chain = [catalog.get_backup(st.db, backup_id, stores)]
         while chain[-1].parent_backup_id is not None and len(chain) < MAX_CHAIN:
-            chain.append(catalog.get_backup(st.db, chain[-1].parent_backup_id))
+            chain.append(catalog.get_backup(st.db, chain[-1].parent_backup_id, stores))
         top = chain[0]
         volumes: list[s.VolumeOut] = []
         if top.status == "available":
             # kept per process while the chain's files are unchanged (no reopen per request)
-            description = DESCRIPTIONS.describe(
-                top.repository_root,
-                top.path,
-                max_chain_depth=st.settings.max_chain_depth,
-                metadata_budget=st.settings.image_metadata_budget,
-            )
+            repository = catalog.get_repository(st.db, top.repository)
+            with stores.opened(repository) as store:
+                description = DESCRIPTIONS.describe(
+                    top.repository_root,
+                    top.path,
+                    store=store,
+                    max_chain_depth=st.settings.max_chain_depth,
+                    metadata_budget=st.settings.image_metadata_budget,
+                )
             volumes = [s.VolumeOut(**s.values_of(v)) for v in description.volumes]
         return s.BackupDetailOut(
             **s.BackupOut.of(top).model_dump(),
@@ -76,6 +80,7 @@ async def register_backup(body: s.BackupRegister, request: Request, who: Admin) 
             disk_name=body.disk_name,
             max_chain_depth=st.settings.max_chain_depth,
             metadata_budget=st.settings.image_metadata_budget,
+            stores=st.sessions.stores,
         )
         return s.BackupOut.of(info)
 
@@ -94,8 +99,44 @@ async def register_backup(body: s.BackupRegister, request: Request, who: Admin) 
 
 @router.get("/repositories", response_model=s.RepositoryListOut, responses=ERRORS)
 async def repositories(request: Request, who: Caller) -> s.RepositoryListOut:
+    st = app_state(request)
+
     def work() -> s.RepositoryListOut:
-        found = catalog.repositories_with_availability(app_state(request).db)
+        found = catalog.repositories_with_availability(st.db, st.sessions.stores)
         return s.RepositoryListOut(repositories=[s.RepositoryOut.of(r, a) for r, a in found])
 
     return await run_in_threadpool(work)
+
+
+@router.post("/repositories", status_code=201, response_model=s.RepositoryOut, responses=ERRORS)
+async def add_repository(body: s.RepositoryAdd, request: Request, who: Admin) -> s.RepositoryOut:
+    """Add a repository (admin tokens only): a host directory (kind local, or nfs/cifs for a
+    mounted share), or ``s3://BUCKET/PREFIX`` with its endpoint. An S3 repository's
+    credentials are each host's settings, never sent here; the bucket must answer with them."""
+    st = app_state(request)
+
+    def work() -> s.RepositoryOut:
+        repo = catalog.add_repository(
+            st.db,
+            body.name,
+            body.path,
+            body.kind,
+            endpoint=body.endpoint,
+            region=body.region,
+            path_style=body.path_style,
+            verify_tls=body.verify_tls,
+            stores=st.sessions.stores,
+        )
+        return s.RepositoryOut.of(repo, catalog.availability(repo, st.sessions.stores))
+
+    try:
+        out = await run_in_threadpool(work)
+    except FileRestoreError as exc:
+        refused = audit.Event(
+            who.actor, "repository_add", "failed", path=body.path, detail=f"{exc.code}: {exc}"
+        )
+        await run_in_threadpool(audit.record, st.db, refused)
+        raise
+    done = audit.Event(who.actor, "repository_add", "ok", path=body.path, detail=body.name)
+    await run_in_threadpool(audit.record, st.db, done)
+    return out

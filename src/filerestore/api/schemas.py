@@ -245,6 +245,31 @@ class RepositoryOut(_Repository):  # type: ignore[misc,valid-type]
         return cls(**values | {"root_path": display(repo.root_path)})
 
 
+class RepositoryAdd(BaseModel):
+    """A repository to add: ``path`` is a host directory, or ``s3://BUCKET/PREFIX``."""
+
+    name: str = Field(min_length=1, max_length=200)
+    path: str = Field(
+        min_length=1,
+        max_length=4096,
+        description="Root directory on the hosts, or s3://BUCKET/PREFIX for kind s3.",
+    )
+    kind: Literal["local", "nfs", "cifs", "s3"] = "local"
+    endpoint: str | None = Field(
+        default=None, max_length=2048, description="kind s3: the object store's URL."
+    )
+    region: str | None = Field(default=None, max_length=64)
+    path_style: bool = True
+    verify_tls: bool = True
+
+    @field_validator("name", "path", "endpoint", "region")
+    @classmethod
+    def _no_nul(cls, value: str | None) -> str | None:
+        if value is not None and "\x00" in value:
+            raise ValueError("must not contain a NUL character")
+        return value
+
+
 class RepositoryListOut(BaseModel):
     repositories: list[RepositoryOut]
 

@@ -1,4 +1,5 @@
-"""The backup catalog: repositories (local directories or mounted shares) and their backups."""
+"""The backup catalog: repositories (local directories, mounted shares, S3 buckets) and their
+backups, read through each process's stores (:mod:`filerestore.catalog.stores`)."""
 
 from filerestore.catalog.backups import (
     BackupInfo,
@@ -13,6 +14,7 @@ from filerestore.catalog.repositories import (
     RemovedRepository,
     RepositoryInfo,
     add_repository,
+    availability,
     check_availability,
     get_repository,
     list_repositories,
@@ -21,6 +23,7 @@ from filerestore.catalog.repositories import (
     sync_configured,
 )
 from filerestore.catalog.scan import ScanReport, scan_all, scan_repository
+from filerestore.catalog.stores import Stores, default_stores
 
 __all__ = [
     "Availability",
@@ -28,8 +31,11 @@ __all__ = [
     "RemovedRepository",
     "RepositoryInfo",
     "ScanReport",
+    "Stores",
     "add_repository",
+    "availability",
     "check_availability",
+    "default_stores",
     "get_backup",
     "get_repository",
     "list_backups",

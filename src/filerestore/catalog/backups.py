@@ -7,13 +7,18 @@ is checked through the repository's store, with the rules of the open that would
 link followed out of the repository): a file that has vanished is ``missing`` (mounting it
 gives BackupFileMissingError), one that now resolves outside the repository or is not a
 regular file is ``refused`` (RepositoryEscapeError), one the host cannot read is
-``unreadable`` (RepositoryIOError). Messages name files by their repository path, never by
-a host path.
+``unreadable`` (RepositoryIOError); in an S3 repository a missing object is ``missing`` and
+a store that does not answer makes it ``unavailable``. Messages name files by their
+repository path, never by a host path.
+
+Every function reads repositories through ``stores`` (:mod:`filerestore.catalog.stores`):
+the caller's, so a worker's S3 repositories are read through its long-lived stores.
 """
 
 from __future__ import annotations
 
 import os
+from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,10 +28,11 @@ from sqlalchemy.orm import Session
 
 from filerestore.catalog.repositories import (
     RepositoryInfo,
-    check_availability,
+    availability,
     get_repository,
     require_available,
 )
+from filerestore.catalog.stores import S3_KIND, Stores, default_stores
 from filerestore.db.engine import Database
 from filerestore.db.models import Backup, Repository
 from filerestore.errors import (
@@ -36,6 +42,7 @@ from filerestore.errors import (
     ImageNotFoundError,
     RepositoryEscapeError,
     RepositoryIOError,
+    ServiceUnavailableError,
     UsageError,
 )
 from filerestore.image import (
@@ -44,7 +51,7 @@ from filerestore.image import (
     ChainLink,
     probe_backup,
 )
-from filerestore.source import LocalStore
+from filerestore.source import Store
 
 
 @dataclass(frozen=True)
@@ -62,6 +69,7 @@ class BackupInfo:
     #: available, missing (file gone), unavailable (repository share not mounted), refused
     #: (the file now resolves outside the repository), unreadable (the host fails to read it)
     status: str
+    #: where the image is, for operators: a host path, or an s3:// URL
     image_path: str
     repository_root: str
 
@@ -91,19 +99,26 @@ def relative_path(root: Path, path: str | os.PathLike[str]) -> str:
     return rel.as_posix()
 
 
+def repository_name(repo: RepositoryInfo, store: Store, path: str | os.PathLike[str]) -> str:
+    """The name in the repository of ``path`` as a user gave it (for a local repository
+    absolute, or relative to the root; for S3 a key under the prefix, or relative to it)."""
+    if repo.kind == S3_KIND:
+        return store.stat(str(path)).name  # the store's own name rules; missing: not found
+    return relative_path(Path(repo.root_path), path)
+
+
 def probe(
-    root: Path,
+    store: Store,
     rel: str,
     max_chain_depth: int = DEFAULT_MAX_CHAIN_DEPTH,
     metadata_budget: int = DEFAULT_METADATA_BUDGET,
 ) -> Probed:
     """The chain of the image ``rel``, opened through the repository's store."""
-    with LocalStore(root) as store:
-        chain = probe_backup(store, rel, max_chain_depth, metadata_budget)
+    chain = probe_backup(store, rel, max_chain_depth, metadata_budget)
     return Probed(rel, chain, datetime.fromtimestamp(chain[0].modified, UTC))
 
 
-def file_status(store: LocalStore | None, path: str) -> str:
+def file_status(store: Store | None, path: str) -> str:
     """The status of a backup's image file, checked by the walk the open would make."""
     if store is None:
         return "unavailable"
@@ -115,22 +130,43 @@ def file_status(store: LocalStore | None, path: str) -> str:
         return "missing"
     except RepositoryIOError:
         return "unreadable"
+    except ServiceUnavailableError:  # an object store that stopped answering
+        return "unavailable"
     return "available"
 
 
-def _store(repo: RepositoryInfo, available: bool) -> LocalStore | None:
-    if not available:
-        return None
-    try:
-        return LocalStore(repo.root_path)
-    except FileRestoreError:  # gone or unreadable since the availability check
-        return None
+class _Statuses:
+    """The status of each backup of one repository, for a listing: a local file is checked
+    by a walk; an S3 repository is listed once (one request per 1,000 objects) rather than
+    asked once per backup."""
+
+    def __init__(self, repo: RepositoryInfo, stores: Stores) -> None:
+        self.repo = repo
+        self._store: Store | None = None
+        self._keys: set[str] | None = None
+        self._local: ExitStack = ExitStack()
+        try:
+            if repo.kind == S3_KIND:
+                store = stores.s3(repo)
+                self._keys = {meta.key for meta in store.list()}
+                self._store = store
+            elif availability(repo, stores).available:
+                self._store = self._local.enter_context(stores.opened(repo))
+        except FileRestoreError:  # unreachable now, or gone since the availability check
+            self._store = None
+
+    def status(self, path: str) -> str:
+        if self._keys is not None:
+            return "available" if path in self._keys else "missing"
+        return file_status(self._store, path)
+
+    def close(self) -> None:
+        self._local.close()
 
 
 def upsert(
     session: Session,
     repo_id: int,
-    root: Path,
     probed: Probed,
     vm_name: str | None = None,
     disk_name: str | None = None,
@@ -175,22 +211,27 @@ def register_backup(
     disk_name: str | None = None,
     max_chain_depth: int = DEFAULT_MAX_CHAIN_DEPTH,
     metadata_budget: int = DEFAULT_METADATA_BUDGET,
+    stores: Stores | None = None,
 ) -> BackupInfo:
     """Register (or refresh) one image of ``repository``; ``path`` absolute or relative."""
+    stores = stores or default_stores()
     repo = get_repository(db, repository)
-    require_available(repo)
-    root = Path(repo.root_path)
-    rel = relative_path(root, path)
-    probed = probe(root, rel, max_chain_depth, metadata_budget)
+    require_available(repo, stores)
+    with stores.opened(repo) as store:
+        rel = repository_name(repo, store, path)
+        probed = probe(store, rel, max_chain_depth, metadata_budget)
     with db.write(lock=f"catalog:{repo.id}") as session:
-        row, _ = upsert(session, repo.id, root, probed, vm_name, disk_name)
+        row, _ = upsert(session, repo.id, probed, vm_name, disk_name)
         backup_id = row.id
-    return get_backup(db, backup_id)
+    return get_backup(db, backup_id, stores)
 
 
-def list_backups(db: Database, repository: str | None = None) -> list[BackupInfo]:
+def list_backups(
+    db: Database, repository: str | None = None, stores: Stores | None = None
+) -> list[BackupInfo]:
     """Every backup, or those of ``repository`` (RepositoryNotFoundError when there is no
     repository by that name: an empty list would say it has no backups)."""
+    stores = stores or default_stores()
     query = select(Backup, Repository).join(Repository).order_by(Backup.id)
     if repository is not None:
         get_repository(db, repository)
@@ -198,22 +239,21 @@ def list_backups(db: Database, repository: str | None = None) -> list[BackupInfo
     with db.read() as session:
         rows = session.execute(query).all()
         pairs = [(b, RepositoryInfo.of(r)) for b, r in rows]
-    stores: dict[int, LocalStore | None] = {}
+    statuses: dict[int, _Statuses] = {}
     out = []
     try:
         for backup, repo in pairs:
-            if repo.id not in stores:
-                available = check_availability(repo.kind, repo.root_path).available
-                stores[repo.id] = _store(repo, available)
-            out.append(_info(backup, repo, stores[repo.id]))
+            if repo.id not in statuses:
+                statuses[repo.id] = _Statuses(repo, stores)
+            out.append(_info(backup, repo, statuses[repo.id].status(backup.path)))
     finally:
-        for store in stores.values():
-            if store is not None:
-                store.close()
+        for found in statuses.values():
+            found.close()
     return out
 
 
-def get_backup(db: Database, backup_id: int) -> BackupInfo:
+def get_backup(db: Database, backup_id: int, stores: Stores | None = None) -> BackupInfo:
+    stores = stores or default_stores()
     with db.read() as session:
         pair = session.execute(
             select(Backup, Repository).join(Repository).where(Backup.id == backup_id)
@@ -221,29 +261,37 @@ def get_backup(db: Database, backup_id: int) -> BackupInfo:
         if pair is None:
             raise BackupNotFoundError(f"no backup with id {backup_id}")
         backup, repo = pair[0], RepositoryInfo.of(pair[1])
-    store = _store(repo, check_availability(repo.kind, repo.root_path).available)
+    # S3: the one object is asked for (or known: s3_revalidate_after), no listing
+    if repo.kind != S3_KIND and not availability(repo, stores).available:
+        return _info(backup, repo, "unavailable")
     try:
-        return _info(backup, repo, store)
-    finally:
-        if store is not None:
-            store.close()
+        with stores.opened(repo) as store:
+            return _info(backup, repo, file_status(store, backup.path))
+    except FileRestoreError:  # gone or unreadable since the check, or no client for it
+        return _info(backup, repo, "unavailable")
 
 
-def locate_backup(db: Database, backup_id: int) -> BackupInfo:
+def locate_backup(db: Database, backup_id: int, stores: Stores | None = None) -> BackupInfo:
     """The backup, checked readable: its repository reachable and its image file present,
     inside the repository and readable (the specific error otherwise)."""
-    info = get_backup(db, backup_id)
+    info = get_backup(db, backup_id, stores)
     if info.status != "available":
-        require_readable(get_repository(db, info.repository), backup_id, info.path)
+        require_readable(get_repository(db, info.repository), backup_id, info.path, stores)
     return info
 
 
-def require_readable(repo: RepositoryInfo, backup_id: int, path: str) -> None:
+def require_readable(
+    repo: RepositoryInfo, backup_id: int, path: str, stores: Stores | None = None
+) -> None:
     """The checks of :func:`locate_backup`, on rows already read (a session checkout reads
     them in its own transaction): the repository reachable, and the image file present,
-    inside the repository and readable; the specific error otherwise."""
-    require_available(repo)
-    with LocalStore(repo.root_path) as store:
+    inside the repository and readable; the specific error otherwise. For S3 the object is
+    asked for (one HEAD, none while it is trusted: s3_revalidate_after); an unreachable
+    store raises ObjectStoreUnavailableError."""
+    stores = stores or default_stores()
+    if repo.kind != S3_KIND:
+        require_available(repo, stores)
+    with stores.opened(repo) as store:
         try:
             store.stat(path)
         except ImageNotFoundError:
@@ -252,9 +300,7 @@ def require_readable(repo: RepositoryInfo, backup_id: int, path: str) -> None:
             ) from None
 
 
-def _info(backup: Backup, repo: RepositoryInfo, store: LocalStore | None) -> BackupInfo:
-    image = Path(repo.root_path) / backup.path
-    status = file_status(store, backup.path)
+def _info(backup: Backup, repo: RepositoryInfo, status: str) -> BackupInfo:
     return BackupInfo(
         id=backup.id,
         repository=repo.name,
@@ -267,6 +313,6 @@ def _info(backup: Backup, repo: RepositoryInfo, store: LocalStore | None) -> Bac
         created_at=backup.created_at,
         registered_at=backup.registered_at,
         status=status,
-        image_path=str(image),
+        image_path=repo.location(backup.path),
         repository_root=repo.root_path,
     )

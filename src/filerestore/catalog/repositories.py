@@ -4,6 +4,12 @@ An NFS or CIFS repository is a share the host mounts at the repository's root. W
 share is not mounted, the root is an empty directory of the host's own filesystem: reading
 it would report every backup as gone. So before reading, the root must be a mount point of
 the expected type; otherwise the repository is *unavailable*, which is not the same as empty.
+
+An S3 repository is keys under a prefix of a bucket: its ``root_path`` is the URL
+``s3://bucket/prefix/``, and the row also says where the bucket is (endpoint, region, path
+style, TLS verification). It is available when the bucket answers a listing of the prefix
+with this host's credentials; a bucket that does not answer, refuses them or does not exist
+makes it unavailable (503, exit 6), never empty.
 """
 
 from __future__ import annotations
@@ -11,13 +17,14 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 
 from filerestore.catalog.mountinfo import SHARE_FSTYPES, MountEntry, mount_at, read_mountinfo
+from filerestore.catalog.stores import S3_KIND, Stores, default_stores
 from filerestore.db.engine import Database
 from filerestore.db.models import LIVE_STATES, Backup, Repository, RestoreMount
 from filerestore.errors import (
@@ -26,10 +33,12 @@ from filerestore.errors import (
     RepositoryInUseError,
     RepositoryNotFoundError,
     RepositoryUnavailableError,
+    ServiceUnavailableError,
 )
 from filerestore.settings import RepositoryConfig
+from filerestore.source.s3names import parse_s3_url
 
-KINDS = ("local", "nfs", "cifs")
+KINDS = ("local", "nfs", "cifs", S3_KIND)
 
 
 @dataclass(frozen=True)
@@ -41,12 +50,34 @@ class RepositoryInfo:
     mount_source: str | None
     enabled: bool
     created_at: datetime
+    #: S3 repositories: the object store's URL (None: AWS), the bucket's region, path-style
+    #: requests, TLS verification (the credentials are each host's settings)
+    endpoint: str | None = None
+    region: str | None = None
+    path_style: bool = True
+    verify_tls: bool = True
 
     @classmethod
     def of(cls, row: Repository) -> RepositoryInfo:
         return cls(
-            row.id, row.name, row.kind, row.root_path, row.mount_source, row.enabled, row.created_at
+            row.id,
+            row.name,
+            row.kind,
+            row.root_path,
+            row.mount_source,
+            row.enabled,
+            row.created_at,
+            row.endpoint,
+            row.region,
+            row.path_style,
+            row.verify_tls,
         )
+
+    def location(self, path: str) -> str:
+        """Where the repository file ``path`` is, for operators: a host path or a URL."""
+        if self.kind == S3_KIND:
+            return self.root_path + path
+        return str(Path(self.root_path) / path)
 
 
 @dataclass(frozen=True)
@@ -91,22 +122,49 @@ def check_availability(
     return Availability(True)
 
 
-def require_available(repo: RepositoryInfo) -> None:
-    availability = check_availability(repo.kind, repo.root_path)
-    if not availability.available:
-        raise RepositoryUnavailableError(f"repository {repo.name!r}: {availability.reason}")
+def availability(repo: RepositoryInfo, stores: Stores | None = None) -> Availability:
+    """Whether ``repo`` can be read now: its root checked, or its bucket asked (one request)."""
+    if repo.kind != S3_KIND:
+        return check_availability(repo.kind, repo.root_path)
+    try:
+        (stores or default_stores()).s3(repo).check()
+    except ServiceUnavailableError as exc:
+        return Availability(False, str(exc))
+    return Availability(True)
+
+
+def require_available(repo: RepositoryInfo, stores: Stores | None = None) -> None:
+    found = availability(repo, stores)
+    if not found.available:
+        raise RepositoryUnavailableError(f"repository {repo.name!r}: {found.reason}")
 
 
 def add_repository(
-    db: Database, name: str, root: str | os.PathLike[str], kind: str = "local"
+    db: Database,
+    name: str,
+    root: str | os.PathLike[str],
+    kind: str = "local",
+    *,
+    endpoint: str | None = None,
+    region: str | None = None,
+    path_style: bool = True,
+    verify_tls: bool = True,
+    stores: Stores | None = None,
+    check: bool = True,
 ) -> RepositoryInfo:
-    """Add a repository. A share must be mounted when it is added (its source is recorded)."""
+    """Add a repository. A share must be mounted when it is added (its source is recorded);
+    an S3 bucket must answer (unless ``check`` is false: a settings file's repository is
+    added at start even while its store is down)."""
     if kind not in KINDS:
         raise InvalidRepositoryError(
             f"unknown repository kind {kind!r} (one of {', '.join(KINDS)})"
         )
     if not name or "/" in name or name != name.strip():
         raise InvalidRepositoryError(f"invalid repository name {name!r}")
+    if kind == S3_KIND or str(root).startswith("s3://"):
+        return _add_s3(db, name, str(root), endpoint, region, path_style, verify_tls, stores, check)
+    if endpoint is not None or region is not None:
+        raise InvalidRepositoryError("an endpoint and a region are for S3 repositories only")
     path = Path(root).absolute()
     source = None
     if kind in SHARE_FSTYPES:
@@ -120,6 +178,48 @@ def add_repository(
     elif not path.is_dir():
         raise InvalidRepositoryError(f"repository root is not a directory: {path}")
     row = Repository(name=name, kind=kind, root_path=str(path), mount_source=source, enabled=True)
+    return _insert(db, row)
+
+
+def _add_s3(
+    db: Database,
+    name: str,
+    url: str,
+    endpoint: str | None,
+    region: str | None,
+    path_style: bool,
+    verify_tls: bool,
+    stores: Stores | None,
+    check: bool,
+) -> RepositoryInfo:
+    bucket, prefix = parse_s3_url(url)
+    if endpoint is not None and not endpoint.startswith(("https://", "http://")):
+        raise InvalidRepositoryError(f"the endpoint {endpoint!r} is not an http(s):// URL")
+    row = Repository(
+        name=name,
+        kind=S3_KIND,
+        root_path=f"s3://{bucket}/{prefix}",
+        mount_source=None,
+        enabled=True,
+        endpoint=endpoint.rstrip("/") if endpoint else None,
+        region=region or None,
+        path_style=path_style,
+        verify_tls=verify_tls,
+    )
+    if check:
+        new = RepositoryInfo(
+            0, name, S3_KIND, row.root_path, None, True, datetime.now(UTC),
+            row.endpoint, row.region, path_style, verify_tls,
+        )  # fmt: skip
+        try:
+            (stores or default_stores()).check_new(new)
+        except ServiceUnavailableError as exc:
+            raise RepositoryUnavailableError(f"cannot add repository {name!r}: {exc}") from exc
+    return _insert(db, row)
+
+
+def _insert(db: Database, row: Repository) -> RepositoryInfo:
+    name = row.name
     try:
         with db.write() as session:
             if session.scalar(select(Repository.id).where(Repository.name == name)) is not None:
@@ -130,9 +230,11 @@ def add_repository(
     return RepositoryInfo.of(row)
 
 
-def repositories_with_availability(db: Database) -> list[tuple[RepositoryInfo, Availability]]:
+def repositories_with_availability(
+    db: Database, stores: Stores | None = None
+) -> list[tuple[RepositoryInfo, Availability]]:
     """Every repository, and whether it can be read right now."""
-    return [(r, check_availability(r.kind, r.root_path)) for r in list_repositories(db)]
+    return [(r, availability(r, stores)) for r in list_repositories(db)]
 
 
 def list_repositories(db: Database) -> list[RepositoryInfo]:
@@ -154,9 +256,23 @@ def sync_configured(db: Database, configured: list[RepositoryConfig]) -> list[st
     known = {r.name for r in list_repositories(db)}
     added = []
     for repo in configured:
-        if repo.name not in known:
-            add_repository(db, repo.name, repo.path, repo.kind)
-            added.append(repo.name)
+        if repo.name in known:
+            continue
+        try:
+            add_repository(
+                db,
+                repo.name,
+                repo.path,
+                repo.kind,
+                endpoint=repo.endpoint,
+                region=repo.region,
+                path_style=repo.path_style,
+                verify_tls=repo.verify_tls,
+                check=False,
+            )
+        except RepositoryExistsError:
+            continue  # another instance starting from the same settings file added it
+        added.append(repo.name)
     return added
 
 

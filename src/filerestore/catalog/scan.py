@@ -1,4 +1,4 @@
-"""Scan a repository: register every disk image under its root, idempotently.
+"""Scan a repository: register every disk image under its root (or prefix), idempotently.
 
 Not every file is a backup. An image is a QCOW2, VMDK, VHD or VHDX file (by its magic
 numbers, whatever its name: the image layer's is_image_file) or a raw disk image, which has
@@ -12,16 +12,22 @@ of a disk (a VMDK's split or flat extents, named by its descriptor; a QCOW2 imag
 data file) are not backups of their own: a file any probed chain lists among its parts is
 neither registered nor reported. Rows are written in one transaction, parents first (shorter
 chains first), so an incremental finds its parent's id.
+
+A local repository's files are found by walking its root; an S3 repository's by listing the
+objects under its prefix (one request per 1,000 keys). Both are then read through the
+repository's store, with the same rules.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from filerestore.catalog.backups import Probed, probe, upsert
 from filerestore.catalog.repositories import get_repository, list_repositories, require_available
+from filerestore.catalog.stores import Stores, default_stores
 from filerestore.db.engine import Database
 from filerestore.errors import FileRestoreError
 from filerestore.image import (
@@ -30,7 +36,7 @@ from filerestore.image import (
     RAW_SUFFIXES,
     is_image_file,
 )
-from filerestore.source import LocalStore
+from filerestore.source import LocalStore, S3Store, Store
 
 
 @dataclass
@@ -42,39 +48,50 @@ class ScanReport:
     errors: list[tuple[str, str]] = field(default_factory=list)
 
 
-def is_image(store: LocalStore, rel: str) -> bool:
+def is_image(store: Store, rel: str) -> bool:
     """Whether the file ``rel`` of ``store`` is a disk image by its signature (its first
     bytes, or a fixed VHD's footer in its last 512)."""
     try:
-        with store.open(rel) as f:
+        f = store.open(rel)
+        try:
             if f.size == 0:
                 return False
             head = f.pread(0, min(64, f.size), "signature")
             tail = f.pread(max(0, f.size - 512), min(512, f.size), "footer")
             return is_image_file(head, tail)
+        finally:
+            f.close()
     except FileRestoreError:
         return False  # refused, vanished or unreadable: not registered by a scan
 
 
-def find_images(root: Path) -> list[str]:
-    """Relative paths of the disk images under ``root`` (see the module docstring); links
-    are not followed while listing, and every candidate is opened through the store."""
-    found = []
-    with LocalStore(root) as store:
-        for dirpath, dirnames, filenames in os.walk(store.root):
-            dirnames.sort()
-            for name in sorted(filenames):
-                rel = (Path(dirpath) / name).relative_to(store.root).as_posix()
-                if is_image(store, rel) or (name.endswith(RAW_SUFFIXES) and _nonempty(store, rel)):
-                    found.append(rel)
-    return found
+def _walk(store: LocalStore) -> Iterator[tuple[str, int]]:
+    """(name, size) of every file under the store's root, in a stable order."""
+    for dirpath, dirnames, filenames in os.walk(store.root):
+        dirnames.sort()
+        for name in sorted(filenames):
+            rel = (Path(dirpath) / name).relative_to(store.root).as_posix()
+            yield rel, _size(store, rel)
 
 
-def _nonempty(store: LocalStore, rel: str) -> bool:
+def _listed(store: S3Store) -> Iterator[tuple[str, int]]:
+    for meta in sorted(store.list(), key=lambda m: m.key):
+        yield meta.key, meta.size
+
+
+def _images(store: Store, files: Iterable[tuple[str, int]]) -> list[str]:
+    return [
+        rel
+        for rel, size in files
+        if size > 0 and (is_image(store, rel) or rel.endswith(RAW_SUFFIXES))
+    ]
+
+
+def _size(store: LocalStore, rel: str) -> int:
     try:
-        return store.stat(rel).stat.st_size > 0
+        return store.stat(rel).stat.st_size
     except FileRestoreError:
-        return False
+        return 0  # refused or gone: never a candidate
 
 
 def scan_repository(
@@ -82,32 +99,43 @@ def scan_repository(
     name: str,
     max_chain_depth: int = DEFAULT_MAX_CHAIN_DEPTH,
     metadata_budget: int = DEFAULT_METADATA_BUDGET,
+    stores: Stores | None = None,
 ) -> ScanReport:
+    stores = stores or default_stores()
     repo = get_repository(db, name)
-    require_available(repo)
-    root = Path(repo.root_path)
+    require_available(repo, stores)
     report = ScanReport(repository=name)
     probed: list[Probed] = []
-    for rel in find_images(root):
-        try:
-            probed.append(probe(root, rel, max_chain_depth, metadata_budget))
-        except FileRestoreError as exc:
-            report.errors.append((rel, str(exc)))
+    with stores.opened(repo) as store:
+        for rel in _find(store):
+            try:
+                probed.append(probe(store, rel, max_chain_depth, metadata_budget))
+            except FileRestoreError as exc:
+                report.errors.append((rel, str(exc)))
     parts = {part for item in probed for link in item.chain for part in link.parts}
     probed = [p for p in probed if p.path not in parts]  # a disk's parts are not backups
     report.errors = [(rel, why) for rel, why in report.errors if rel not in parts]
     probed.sort(key=lambda p: (len(p.chain), p.path))
     with db.write(lock=f"catalog:{repo.id}") as session:
         for item in probed:
-            _, inserted = upsert(session, repo.id, root, item)
+            _, inserted = upsert(session, repo.id, item)
             (report.added if inserted else report.updated).append(item.path)
     return report
+
+
+def _find(store: Store) -> list[str]:
+    """The disk images of the repository: its files walked, or its objects listed."""
+    if isinstance(store, S3Store):
+        return _images(store, _listed(store))
+    assert isinstance(store, LocalStore)
+    return _images(store, _walk(store))
 
 
 def scan_all(
     db: Database,
     max_chain_depth: int = DEFAULT_MAX_CHAIN_DEPTH,
     metadata_budget: int = DEFAULT_METADATA_BUDGET,
+    stores: Stores | None = None,
 ) -> list[ScanReport]:
     """Scan every enabled repository; an unavailable one is reported, not fatal."""
     reports = []
@@ -115,7 +143,7 @@ def scan_all(
         if not repo.enabled:
             continue
         try:
-            reports.append(scan_repository(db, repo.name, max_chain_depth, metadata_budget))
+            reports.append(scan_repository(db, repo.name, max_chain_depth, metadata_budget, stores))
         except FileRestoreError as exc:
             report = ScanReport(repository=repo.name)
             report.errors.append(("", str(exc)))

@@ -6,6 +6,8 @@ The database stack is imported inside the commands, so ``--help`` does not load 
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -15,6 +17,7 @@ from filerestore.cli import json_output
 from filerestore.cli.app import app, group, json_opt
 
 if TYPE_CHECKING:
+    from filerestore.catalog import Stores
     from filerestore.db import Database
     from filerestore.settings import Settings
 
@@ -31,6 +34,18 @@ def _open(migrate: bool = True) -> tuple[Settings, Database]:
     if migrate and settings.repositories:
         catalog.sync_configured(db, settings.repositories)
     return settings, db
+
+
+@contextmanager
+def _stores(settings: Settings) -> Iterator[Stores]:
+    """The stores of this command's repositories, closed when it is done."""
+    from filerestore import catalog
+
+    stores = catalog.Stores(settings)
+    try:
+        yield stores
+    finally:
+        stores.close()
 
 
 def _plain(value: Any) -> Any:
@@ -54,17 +69,57 @@ def print_table(rows: list[dict[str, Any]], columns: list[str]) -> None:
 @click.argument("path")
 @click.option(
     "--kind",
-    default="local",
-    show_default=True,
-    help="local, nfs or cifs (a share must be mounted).",
+    default=None,
+    help="local, nfs or cifs (a share must be mounted); s3 for an s3:// URL (the default "
+    "for one).  [default: local]",
 )
-def repo_add(name: str, path: str, kind: str) -> None:
-    """Add a backup repository NAME whose root directory PATH holds the backup images."""
+@click.option("--endpoint", default=None, help="S3: the object store's URL (default: AWS S3).")
+@click.option("--region", default=None, help="S3: the bucket's region.")
+@click.option(
+    "--verify-tls/--no-verify-tls",
+    default=True,
+    show_default=True,
+    help="S3: verify the endpoint's TLS certificate (off only for a test server).",
+)
+@click.option(
+    "--virtual-hosted",
+    is_flag=True,
+    help="S3: bucket.endpoint/key requests instead of path style (endpoint/bucket/key).",
+)
+def repo_add(
+    name: str,
+    path: str,
+    kind: str | None,
+    endpoint: str | None,
+    region: str | None,
+    verify_tls: bool,
+    virtual_hosted: bool,
+) -> None:
+    """Add a backup repository NAME: PATH is a host directory holding the backup images, or
+    s3://BUCKET/PREFIX for keys under an S3 prefix.
+
+    An S3 repository's credentials are this host's settings ([s3_credentials.NAME]) or the
+    standard AWS environment variables; they are never stored in the catalog. The bucket
+    must answer with them when the repository is added.
+    """
     from filerestore import catalog
 
-    _, db = _open()
-    repo = catalog.add_repository(db, name, path, kind)
+    settings, db = _open()
+    kind = kind or ("s3" if path.startswith("s3://") else "local")
+    with _stores(settings) as stores:
+        repo = catalog.add_repository(
+            db,
+            name,
+            path,
+            kind,
+            endpoint=endpoint,
+            region=region,
+            path_style=not virtual_hosted,
+            verify_tls=verify_tls,
+            stores=stores,
+        )
     source = f" from {repo.mount_source}" if repo.mount_source else ""
+    source = f" at {repo.endpoint}" if repo.endpoint else source
     click.echo(f"added repository {repo.name} ({repo.kind}{source}): {repo.root_path}")
 
 
@@ -74,8 +129,9 @@ def repo_list(json: bool) -> None:
     """List repositories and whether each can be read now."""
     from filerestore import catalog
 
-    _, db = _open()
-    found = catalog.repositories_with_availability(db)
+    settings, db = _open()
+    with _stores(settings) as stores:
+        found = catalog.repositories_with_availability(db, stores)
     rows = [json_output.record(repo) | json_output.record(status) for repo, status in found]
     if json:
         json_output.print_array(rows)
@@ -130,14 +186,12 @@ def scan(name: str | None) -> None:
     from filerestore import catalog
 
     settings, db = _open()
-    if name is None:
-        reports = catalog.scan_all(db, settings.max_chain_depth, settings.image_metadata_budget)
-    else:
-        reports = [
-            catalog.scan_repository(
-                db, name, settings.max_chain_depth, settings.image_metadata_budget
-            )
-        ]
+    depth, budget = settings.max_chain_depth, settings.image_metadata_budget
+    with _stores(settings) as stores:
+        if name is None:
+            reports = catalog.scan_all(db, depth, budget, stores)
+        else:
+            reports = [catalog.scan_repository(db, name, depth, budget, stores)]
     failed = False
     for report in reports:
         click.echo(
@@ -161,7 +215,7 @@ def backups(repository: str | None, json: bool) -> None:
     """
     from filerestore import catalog
 
-    _, db = _open()
+    settings, db = _open()
     columns = [
         "id",
         "repository",
@@ -174,7 +228,8 @@ def backups(repository: str | None, json: bool) -> None:
         "created_at",
         "status",
     ]
-    rows = [json_output.record(b) for b in catalog.list_backups(db, repository)]
+    with _stores(settings) as stores:
+        rows = [json_output.record(b) for b in catalog.list_backups(db, repository, stores)]
     if json:
         json_output.print_array(rows)
     else:

@@ -22,6 +22,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    true,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -67,12 +68,19 @@ class Repository(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(200), unique=True)
-    kind: Mapped[str] = mapped_column(String(16))  # local, nfs, cifs
+    kind: Mapped[str] = mapped_column(String(16))  # local, nfs, cifs, s3
+    # a host directory; for s3 the repository's URL, s3://bucket/prefix/
     root_path: Mapped[str] = mapped_column(Text)
     # what the host mounted at root_path when the repository was added (nfs/cifs): "srv:/export"
     mount_source: Mapped[str | None] = mapped_column(Text, nullable=True)
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # s3 only (migration 0003_s3): how to reach the bucket; credentials come from the
+    # settings or the environment of each host, never from here
+    endpoint: Mapped[str | None] = mapped_column(Text, nullable=True)
+    region: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    path_style: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    verify_tls: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
 
 
 class Backup(Base):

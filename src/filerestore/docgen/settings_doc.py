@@ -9,11 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import annotated_types
-from pydantic import BaseModel
+from pydantic import BaseModel, SecretStr
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
-from filerestore.settings import CONFIG_ENV, RepositoryConfig, Settings
+from filerestore.settings import CONFIG_ENV, RepositoryConfig, S3Credentials, Settings
 
 ENV_PREFIX = "FILERESTORE_"
 
@@ -32,6 +32,8 @@ def type_name(annotation: Any) -> str:
         return "unset"
     if annotation is Path:
         return "path"
+    if annotation is SecretStr:
+        return "str (secret)"
     origin = typing.get_origin(annotation)
     if origin in (typing.Union, types.UnionType):
         return " or ".join(type_name(a) for a in typing.get_args(annotation))
@@ -40,6 +42,9 @@ def type_name(annotation: Any) -> str:
     if origin is list:
         (item,) = typing.get_args(annotation)
         return f"list of {type_name(item)}"
+    if origin is dict:
+        _, item = typing.get_args(annotation)
+        return f"table of {type_name(item)} by repository name"
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return "table (below)"
     return str(getattr(annotation, "__name__", annotation))
@@ -73,11 +78,13 @@ def default(field: FieldInfo) -> str:
         value = field.default
     if value is None:
         return "unset"
+    if isinstance(value, bool):  # as TOML writes it
+        return f"`{str(value).lower()}`"
     if isinstance(value, Path):  # a default under the home directory: shown as ~/...
         home = Path.home()
         shown = f"~/{value.relative_to(home)}" if value.is_relative_to(home) else str(value)
         return f"`{shown}`"
-    if isinstance(value, list):
+    if isinstance(value, list | dict):
         return f"`{value}`"
     return _number(value, code=True)
 
@@ -125,4 +132,14 @@ def settings_markdown() -> str:
         "|---|---|---|---|",
     ]
     lines += [_row(name, f, env=False) for name, f in RepositoryConfig.model_fields.items()]
+    lines += [
+        "",
+        "## `[s3_credentials.NAME]`",
+        "",
+        " ".join((S3Credentials.__doc__ or "").split()),
+        "",
+        "| key | type | default | meaning |",
+        "|---|---|---|---|",
+    ]
+    lines += [_row(name, f, env=False) for name, f in S3Credentials.model_fields.items()]
     return "\n".join(lines) + "\n"

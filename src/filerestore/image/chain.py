@@ -39,7 +39,6 @@ Rules (the chain is resolved here, never by QEMU or a library):
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 
 from filerestore.errors import (
     BackingChainLoopError,
@@ -70,7 +69,9 @@ RAW_SUFFIXES = (".raw", ".img")
 class ChainLink:
     """One file of a backing chain, as its header describes it."""
 
-    path: Path  # where the file is on the host (for operators)
+    #: where the file is, for operators: a host path, or an s3://bucket/key URL (a string:
+    #: a Path would fold the URL's "//")
+    location: str
     format: str  # "qcow2" | "raw" | "vmdk" | "vpc" | "vhdx" (QEMU's driver names)
     virtual_size: int
     backing_name: str | None = None  # as stored in the header
@@ -129,7 +130,7 @@ def _detect_format(file: SourceFile, head: bytes) -> str:
 
 def _format_link(file: SourceFile, f: FormatLink) -> OpenedLink:
     link = ChainLink(
-        path=Path(file.location),
+        location=file.location,
         format=f.format,
         virtual_size=f.virtual_size,
         backing_name=f.backing_name,
@@ -170,9 +171,9 @@ def _open_link(
     store: Store, file: SourceFile, declared: str | None, top: str | None = None
 ) -> OpenedLink:
     """Open one file of the chain; ``top`` is the name the top image was given by."""
-    name, path = file.name, Path(file.location)
+    name, location = file.name, file.location
     try:
-        raw = ChainLink(path, "raw", file.size, name=name, modified=file.mtime)
+        raw = ChainLink(location, "raw", file.size, name=name, modified=file.mtime)
         if declared == "raw":
             return OpenedLink(raw, file, None)
         head = _read_first_cluster(file)
@@ -200,7 +201,7 @@ def _open_link(
             assert info.extensions.data_file  # parse_first_cluster refuses a missing name
             data_name = qemu_name(info.extensions.data_file, "data file", name)
         link = ChainLink(
-            path=path,
+            location=location,
             format="qcow2",
             virtual_size=h.size,
             backing_name=backing,

@@ -2,13 +2,15 @@
 
 Describing a backup opens its whole backing chain and probes every volume, and
 ``GET /backups/{id}`` asks for it on every request, from any token. So a description is kept
-in a bounded per-process LRU, keyed on the backup file and the limits it was read with,
-together with the signature (inode, size, mtime, ctime) each file of its chain had when it
-was opened. A request resolves the chain's names again through the repository's store, as
-the open would (the top name, then each backing name from the file naming it: one walk and
-one ``fstat`` per file, nothing opened for reading, nothing parsed), and opens the chain
-again only when a name now leads to another file or a file changed, or can no longer be
-reached; errors are not kept, so a refusal is always the current one.
+in a bounded per-process LRU, keyed on the repository, the backup file and the limits it
+was read with, together with the signature each file of its chain had when it was opened
+(inode, size, mtime, ctime on disk; the ETag in S3). A request resolves the chain's names
+again through the repository's store, as the open would (the top name, then each backing
+name from the file naming it: one walk and one ``fstat`` per file on disk, one HEAD per
+object in S3 unless the host confirmed it within ``s3_revalidate_after``; nothing read,
+nothing parsed), and opens the chain again only when a name now leads to another file or a
+file changed, or can no longer be reached; errors are not kept, so a refusal is always the
+current one.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Hashable
+from contextlib import ExitStack
 from dataclasses import dataclass
 
 from filerestore.errors import FileRestoreError
@@ -26,7 +29,7 @@ from filerestore.image import (
     open_backup,
 )
 from filerestore.restore.stack import ImageDescription, describe_disk
-from filerestore.source import LocalStore
+from filerestore.source import LocalStore, Store
 
 #: backups whose descriptions one process keeps (a description is a few KiB)
 DEFAULT_ENTRIES = 256
@@ -55,22 +58,32 @@ class DescriptionCache:
         root: str,
         name: str,
         *,
+        store: Store | None = None,
         max_chain_depth: int = DEFAULT_MAX_CHAIN_DEPTH,
         metadata_budget: int = DEFAULT_METADATA_BUDGET,
     ) -> ImageDescription:
-        """The description of the image ``name`` of the repository at ``root``."""
+        """The description of the image ``name`` of the repository at ``root`` (its
+        directory or URL: what kept descriptions are told apart by), read through ``store``
+        (default: a LocalStore on ``root``)."""
+        with ExitStack() as scope:
+            if store is None:
+                store = scope.enter_context(LocalStore(root))
+            return self._describe(store, root, name, max_chain_depth, metadata_budget)
+
+    def _describe(
+        self, store: Store, root: str, name: str, max_chain_depth: int, metadata_budget: int
+    ) -> ImageDescription:
         key = (root, name, max_chain_depth, metadata_budget)
         with self._lock:
             kept = self._items.get(key)
-        with LocalStore(root) as store:
-            if kept is not None and _unchanged(store, kept.files):
-                with self._lock:
-                    if key in self._items:
-                        self._items.move_to_end(key)
-                return kept.description
-            with open_backup(store, name, max_chain_depth, metadata_budget) as image:
-                description = describe_disk(image)
-                files = _chain_files(name, image)
+        if kept is not None and _unchanged(store, kept.files):
+            with self._lock:
+                if key in self._items:
+                    self._items.move_to_end(key)
+            return kept.description
+        with open_backup(store, name, max_chain_depth, metadata_budget) as image:
+            description = describe_disk(image)
+            files = _chain_files(name, image)
         with self._lock:
             self.opened += 1
             self._items[key] = _Kept(files, description)
@@ -93,7 +106,7 @@ def _chain_files(name: str, image: DiskImage) -> tuple[tuple[str, str | None, Ha
     return tuple(files)
 
 
-def _unchanged(store: LocalStore, files: tuple[tuple[str, str | None, Hashable], ...]) -> bool:
+def _unchanged(store: Store, files: tuple[tuple[str, str | None, Hashable], ...]) -> bool:
     try:
         return all(store.stat(n, rel).signature == sig for n, rel, sig in files)
     except FileRestoreError:

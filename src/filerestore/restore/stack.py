@@ -252,7 +252,7 @@ def describe_disk(image: DiskImage) -> ImageDescription:
     """The description of an opened image (see :func:`describe_image`)."""
     chain = tuple(
         ChainFile(
-            path=str(link.path),
+            path=link.location,
             format=link.format,
             virtual_size=link.virtual_size,
             backing_name=link.backing_name,
@@ -261,7 +261,7 @@ def describe_disk(image: DiskImage) -> ImageDescription:
     )
     volumes = tuple(_describe_volume(v) for v in list_volumes(image))
     return ImageDescription(
-        path=str(image.chain[0].path), virtual_size=image.size, chain=chain, volumes=volumes
+        path=image.chain[0].location, virtual_size=image.size, chain=chain, volumes=volumes
     )
 
 

@@ -20,19 +20,18 @@ import hashlib
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sqlalchemy import delete, func, select
 
-from filerestore.catalog import RepositoryInfo, require_readable
+from filerestore.catalog import RepositoryInfo, Stores, require_readable
 from filerestore.db.models import MOUNTED, Backup, DownloadHold, Repository, RestoreMount, utcnow
 from filerestore.errors import (
     DownloadLimitError,
     FileRestoreError,
     RequestError,
 )
-from filerestore.restore.stack import Stack, open_stack
+from filerestore.restore.stack import Stack, open_backup_stack
 from filerestore.service import audit
 from filerestore.service.principal import Principal
 from filerestore.service.session import (
@@ -64,14 +63,11 @@ class Location:
 
     backup_id: int
     repository: RepositoryInfo
-    path: str  # relative to the repository root
+    path: str  # the image's name in the repository
 
-    def image_path(self) -> Path:
-        return Path(self.repository.root_path) / self.path
-
-    def check(self) -> None:
+    def check(self, stores: Stores) -> None:
         """The checks :func:`~filerestore.catalog.locate_backup` makes, on what we read."""
-        require_readable(self.repository, self.backup_id, self.path)
+        require_readable(self.repository, self.backup_id, self.path, stores)
 
 
 @dataclass(eq=False)
@@ -124,15 +120,18 @@ class Checkout:
         settings = self._manager.settings
         location = self._location
 
+        stores = self._manager.stores
+
         def opener() -> Stack:
-            location.check()
-            return open_stack(
-                location.image_path(),
-                repository=location.repository.root_path,
-                volume_id=self.session.volume,
-                max_chain_depth=settings.max_chain_depth,
-                metadata_budget=settings.image_metadata_budget,
-            )
+            location.check(stores)
+            with stores.opened(location.repository) as store:
+                return open_backup_stack(
+                    store,
+                    location.path,
+                    volume_id=self.session.volume,
+                    max_chain_depth=settings.max_chain_depth,
+                    metadata_budget=settings.image_metadata_budget,
+                )
 
         self._stack = self._manager.readers.lend(self.session.mount_id, opener)
 

@@ -28,7 +28,7 @@ from datetime import timedelta
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session as DbSession
 
-from filerestore.catalog import locate_backup
+from filerestore.catalog import Stores, get_repository, locate_backup
 from filerestore.db.engine import Database
 from filerestore.db.models import (
     FAILED,
@@ -47,7 +47,7 @@ from filerestore.errors import (
     MountStateError,
     SessionLimitError,
 )
-from filerestore.restore.stack import Stack, open_stack
+from filerestore.restore.stack import Stack, open_backup_stack
 from filerestore.service import audit
 from filerestore.service.checkout import Checkout, Download, check_out
 from filerestore.service.liveness import ProcessIdentity, this_process
@@ -67,11 +67,17 @@ SLOT_LOCK = "filerestore.session-slots"
 
 class SessionManager:
     def __init__(
-        self, db: Database, settings: Settings, readers: ReaderRegistry | None = None
+        self,
+        db: Database,
+        settings: Settings,
+        readers: ReaderRegistry | None = None,
+        stores: Stores | None = None,
     ) -> None:
         self.db = db
         self.settings = settings
         self.readers = readers if readers is not None else ReaderRegistry()
+        #: this process's stores: one long-lived S3 store per repository, every session's
+        self.stores = stores if stores is not None else Stores(settings)
         self.me: ProcessIdentity = this_process()
         self.idle = timedelta(seconds=settings.idle_timeout)
         # an access within this long of the previous one does not rewrite the row
@@ -98,7 +104,8 @@ class SessionManager:
             raise
 
     def _mount(self, backup_id: int, volume: str | None, who: Principal) -> Session:
-        backup = locate_backup(self.db, backup_id)  # refuses before anything is written
+        backup = locate_backup(self.db, backup_id, self.stores)  # refuses before any write
+        repository = get_repository(self.db, backup.repository)
         owner = who.owner[:255]
         now = utcnow()
         with self.db.write(lock=SLOT_LOCK) as s:
@@ -136,13 +143,14 @@ class SessionManager:
             s.add(row)
         mount_id = row.id
         try:
-            stack = open_stack(
-                backup.image_path,
-                repository=backup.repository_root,
-                volume_id=volume,
-                max_chain_depth=self.settings.max_chain_depth,
-                metadata_budget=self.settings.image_metadata_budget,
-            )
+            with self.stores.opened(repository) as store:
+                stack = open_backup_stack(
+                    store,
+                    backup.path,
+                    volume_id=volume,
+                    max_chain_depth=self.settings.max_chain_depth,
+                    metadata_budget=self.settings.image_metadata_budget,
+                )
         except (ImageError, ImageNotFoundError) as exc:
             self._fail(mount_id, who, str(exc))
             raise

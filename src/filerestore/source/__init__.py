@@ -10,7 +10,7 @@ is :mod:`filerestore.source.base`. The image layer never opens a host path itsel
   over the host's shared ``blockcache``.
 """
 
-from filerestore.source.base import SourceFile, Store
+from filerestore.source.base import FileStat, SourceFile, Store
 from filerestore.source.blockcache import BlockCache
 from filerestore.source.local import (
     FileIdentity,
@@ -19,7 +19,7 @@ from filerestore.source.local import (
     StoreFile,
     StoreStat,
 )
-from filerestore.source.s3 import BlockOptions, ObjectIdentity, S3File, S3Store
+from filerestore.source.s3 import BlockOptions, ObjectIdentity, ObjectStat, S3File, S3Store
 from filerestore.source.s3client import ObjectMeta, S3Options
 
 __all__ = [
@@ -27,9 +27,11 @@ __all__ = [
     "BlockOptions",
     "FileIdentity",
     "FileSignature",
+    "FileStat",
     "LocalStore",
     "ObjectIdentity",
     "ObjectMeta",
+    "ObjectStat",
     "S3File",
     "S3Options",
     "S3Store",

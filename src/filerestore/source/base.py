@@ -63,6 +63,17 @@ class SourceFile(Protocol):
     def close(self) -> None: ...
 
 
+class FileStat(Protocol):
+    """A file of a repository as a status check sees it: its canonical ``name`` and the
+    ``signature`` an open of it now would give, found without reading it."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def signature(self) -> Hashable: ...
+
+
 class Store(Protocol):
     """The files of one repository, opened only inside it. Close when done.
 
@@ -71,9 +82,12 @@ class Store(Protocol):
     repository root; an absolute name must lie under the root. A name that leaves the
     repository, names another bucket or a protocol (``s3://``, ``http:``), or holds a NUL
     byte raises RepositoryEscapeError; a missing file ImageNotFoundError; an unreachable
-    repository a ServiceUnavailableError subclass.
+    repository a ServiceUnavailableError subclass. ``stat`` finds a file by the same rules
+    and raises the same errors, reading nothing of it.
     """
 
     def open(self, name: str, relative_to: str | None = None) -> SourceFile: ...
+
+    def stat(self, name: str, relative_to: str | None = None) -> FileStat: ...
 
     def close(self) -> None: ...

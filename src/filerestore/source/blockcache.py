@@ -32,6 +32,7 @@ import sqlite3
 import threading
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 log = logging.getLogger("filerestore.source")
 
@@ -51,6 +52,16 @@ LOW_WATER = 0.9
 #: one write per hit: a warm open hits dozens of blocks
 TOUCH_BATCH = 64
 TOUCH_SECONDS = 5.0
+
+
+class Remembered(NamedTuple):
+    """An object as an open last saw it: its version, and when the server last confirmed it
+    (seconds since the epoch)."""
+
+    etag: str
+    size: int
+    modified: float
+    seen: float
 
 
 def object_id(*parts: str | int) -> str:
@@ -181,15 +192,20 @@ class BlockCache:
 
     # --- what objects were last seen as (warm opens start from it) ----------------------------
 
-    def remembered(self, location: str) -> tuple[str, int, float] | None:
-        """(ETag, size, Last-Modified) ``location`` had when last opened, or None."""
+    def remembered(self, location: str) -> Remembered | None:
+        """What ``location`` was when last opened or confirmed, or None."""
         with self._lock:
             row = (
                 self._connection()
-                .execute("SELECT etag, size, modified FROM objects WHERE location = ?", (location,))
+                .execute(
+                    "SELECT etag, size, modified, seen FROM objects WHERE location = ?",
+                    (location,),
+                )
                 .fetchone()
             )
-        return None if row is None else (str(row[0]), int(row[1]), float(row[2]))
+        if row is None:
+            return None
+        return Remembered(str(row[0]), int(row[1]), float(row[2]), float(row[3]))
 
     def remember(self, location: str, etag: str, size: int, modified: float) -> None:
         self._write(

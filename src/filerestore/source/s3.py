@@ -20,10 +20,22 @@ Opening costs one request: a cold open GETs the first block, whose answer also c
 object's size and ETag; a warm open (the object was opened before, its first blocks are in
 the disk cache) starts from the remembered ETag at once and checks it with a HEAD in the
 background, which every file of a chain does in parallel; ``confirm()`` waits for it.
+
+A warm open within ``revalidate_after`` seconds of the server last confirming the object
+(an open's GET or a check's HEAD, by any worker of the host) makes no request at all. Why
+that never serves stale data: a backup's objects are written once and read ever after, and
+what such an open reads is exactly the version confirmed then, never a mix: its cached
+blocks are named by that ETag, and every block it still has to fetch is a GET with
+If-Match on that ETag, which fails (ObjectChangedError) if the object has been replaced
+since. The worst case is an object replaced within that window whose every needed block is
+cached: the session reads the version of a few seconds ago, whole, as a session opened a
+few seconds earlier would. 0 checks on every open.
 """
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterator
 from concurrent.futures import CancelledError, Future
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,6 +62,17 @@ class BlockOptions:
     #: the shared disk cache (None: no disk cache, memory only)
     cache_dir: Path | None = None
     cache_capacity: int = 10 << 30
+    #: seconds an object confirmed by the server is trusted without asking again (see above)
+    revalidate_after: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectStat:
+    """An object of the repository as a status check sees it (no byte read)."""
+
+    name: str
+    size: int
+    signature: ObjectIdentity
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,8 +238,10 @@ class S3Store:
         cache = self.pool.cache
         known = cache.remembered(self._where(key)) if cache is not None else None
         if known is not None:
-            meta = ObjectMeta(key, known[1], known[0], known[2])
-            return S3File(self, resolved, meta, self.pool.submit(lambda: self.client.head(key)))
+            meta = ObjectMeta(key, known.size, known.etag, known.modified)
+            if self._trusted(known.seen):
+                return S3File(self, resolved, meta)
+            return S3File(self, resolved, meta, self.pool.submit(lambda: self._head(key)))
         meta, head = self.client.get_head(key, self.blocks.block_size)
         f = S3File(self, resolved, meta)
         if head:
@@ -226,8 +251,51 @@ class S3Store:
             cache.remember(self._where(key), meta.etag, meta.size, meta.last_modified)
         return f
 
+    def stat(self, name: str, relative_to: str | None = None) -> ObjectStat:
+        """The object ``name`` would open as, without reading it: from what the host
+        remembers while that is trusted (``revalidate_after``), else one HEAD."""
+        resolved = resolve_name(self.prefix, name, relative_to)
+        key = self.prefix + resolved
+        cache = self.pool.cache
+        known = cache.remembered(self._where(key)) if cache is not None else None
+        if known is not None and self._trusted(known.seen):
+            meta = ObjectMeta(key, known.size, known.etag, known.modified)
+        else:
+            meta = self._head(key)
+        identity = ObjectIdentity(self.options.bucket, key, meta.etag)
+        return ObjectStat(resolved, meta.size, identity)
+
+    def list(self) -> Iterator[ObjectMeta]:
+        """Every object under the prefix; ``key`` is its name in the repository (the key
+        without the prefix). One request per 1,000 objects."""
+        for meta in self.client.list(self.prefix):
+            # a key ending in "/" is a console's "folder" marker, never a file
+            if meta.key.startswith(self.prefix) and not meta.key.endswith("/"):
+                yield ObjectMeta(
+                    meta.key[len(self.prefix) :], meta.size, meta.etag, meta.last_modified
+                )
+
+    def check(self) -> None:
+        """Return once the bucket answers a listing of the prefix (one request); raise
+        ObjectStoreUnavailableError when it cannot be reached, refuses us or is missing."""
+        for _ in self.client.list(self.prefix):
+            break
+
     def location(self, name: str) -> str:
         return f"s3://{self.options.bucket}/{self.prefix}{name}"
+
+    def _trusted(self, seen: float) -> bool:
+        return time.time() - seen < self.blocks.revalidate_after
+
+    def _head(self, key: str) -> ObjectMeta:
+        """HEAD ``key``; an unchanged answer renews the remembered confirmation time."""
+        meta = self.client.head(key)
+        cache = self.pool.cache
+        if cache is not None:
+            known = cache.remembered(self._where(key))
+            if known is None or (known.etag, known.size) == (meta.etag, meta.size):
+                cache.remember(self._where(key), meta.etag, meta.size, meta.last_modified)
+        return meta
 
     def forget(self, key: str) -> None:
         """Drop what is remembered of ``key``: it changed, the next open asks the server."""

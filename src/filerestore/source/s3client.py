@@ -34,6 +34,7 @@ bad credentials) ObjectStoreUnavailableError, which the adapters turn into a 503
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Protocol
@@ -94,7 +95,7 @@ class ObjectMeta:
 
 
 class ObjectClient(Protocol):
-    """The three requests a store makes; every method raises only filerestore errors."""
+    """The requests a store makes; every method raises only filerestore errors."""
 
     def get_head(self, key: str, length: int) -> tuple[ObjectMeta, bytes]:
         """The first ``length`` bytes of ``key`` (fewer if it is shorter) and its meta."""
@@ -105,6 +106,11 @@ class ObjectClient(Protocol):
         ...
 
     def head(self, key: str) -> ObjectMeta: ...
+
+    def list(self, prefix: str) -> Iterator[ObjectMeta]:
+        """Every object whose key starts with ``prefix`` (a "directory": "" or ending in
+        ``/``), in pages of the server's size (1,000 keys per request on S3)."""
+        ...
 
 
 def _secs(value: float) -> timedelta:
@@ -183,15 +189,26 @@ class ObstoreClient:
         except Exception as exc:
             raise self._error(exc, key) from exc
 
-    def _meta(self, key: str, meta: Any) -> ObjectMeta:
+    def list(self, prefix: str) -> Iterator[ObjectMeta]:
+        try:
+            # chunk_size is how many the binding hands over at once, not a request's size
+            for chunk in obstore.list(self._store, prefix or None, chunk_size=1000):
+                for meta in chunk:
+                    yield self._meta(meta["path"], meta, listing=True)
+        except FileRestoreError:
+            raise
+        except Exception as exc:
+            raise self._error(exc, prefix) from exc
+
+    def _meta(self, key: str, meta: Any, listing: bool = False) -> ObjectMeta:
         etag = meta.get("e_tag")
-        if not etag:
+        if not etag and not listing:  # a listing's ETag is only informative
             raise ObjectStoreUnavailableError(f"{key}: the server sent no ETag")
         modified = meta.get("last_modified")
         return ObjectMeta(
             key=key,
             size=int(meta["size"]),
-            etag=str(etag),
+            etag=str(etag or ""),
             last_modified=modified.timestamp() if modified is not None else 0.0,
         )
 

@@ -7,6 +7,7 @@ import {
   fileInfoOf,
   mountOf,
   pageOf,
+  repositoryOf,
   resourcesOf,
   totalsOf,
 } from "./model.js";
@@ -160,6 +161,7 @@ export const api = {
   check: (bearer) => list("/restore/mounts", { auth: bearer }),
   backups: async (query) => (await list("/backups", { query })).map(backupOf),
   backup: async (id) => backupDetailOf(await request("GET", `/backups/${encodeURIComponent(id)}`)),
+  repositories: async () => (await list("/repositories")).map(repositoryOf),
   mounts: async () => (await list("/restore/mounts")).map(mountOf),
   mount: async (backupId, volume) =>
     mountOf(

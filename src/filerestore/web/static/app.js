@@ -1,9 +1,11 @@
-// Entry point: sign-in, the top bar and a hash router (#/backups, #/sessions, #/browse/ID?path=).
+// Entry point: sign-in, the top bar and a hash router (#/backups, #/repositories, #/sessions,
+// #/browse/ID?path=).
 
 import { api, onUnauthorized, token } from "./api.js";
 import { renderBackups } from "./backups.js";
 import { renderBrowser } from "./browser.js";
 import { h } from "./dom.js";
+import { renderRepositories } from "./repositories.js";
 import { renderSessions } from "./sessions.js";
 import { setMain, toast } from "./ui.js";
 
@@ -153,6 +155,9 @@ export function route() {
     current = renderBrowser(decodeURIComponent(parts[1]), pathQ || "/", {
       onChange: refreshResources,
     });
+  } else if (parts[0] === "repositories") {
+    setNav("repositories");
+    current = renderRepositories();
   } else if (parts[0] === "sessions") {
     setNav("sessions");
     current = renderSessions({ onChange: refreshResources });
@@ -160,7 +165,8 @@ export function route() {
     setNav("backups");
     current = renderBackups();
   }
-  document.title = `filerestore · ${parts[0] === "browse" ? "Browse" : parts[0] === "sessions" ? "Sessions" : "Backups"}`;
+  const titles = { browse: "Browse", sessions: "Sessions", repositories: "Repositories" };
+  document.title = `filerestore · ${titles[parts[0]] ?? "Backups"}`;
 }
 
 function signOut(notice) {

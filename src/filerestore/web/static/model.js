@@ -21,6 +21,23 @@ export function backupOf(b) {
   };
 }
 
+/** @param {RepositoryOut} r */
+export function repositoryOf(r) {
+  return {
+    name: r.name,
+    kind: r.kind,
+    location: r.root_path,
+    endpoint: r.endpoint,
+    region: r.region,
+    pathStyle: r.path_style,
+    verifyTls: r.verify_tls,
+    enabled: r.enabled,
+    available: r.available,
+    reason: r.reason,
+    created: isoDate(r.created_at),
+  };
+}
+
 /** @param {BackupDetailOut} d */
 export function backupDetailOf(d) {
   return { ...backupOf(d), volumes: d.volumes.map(volumeOf), chain: d.chain.map(backupOf) };
