@@ -21,13 +21,14 @@ from this tree (``python -m filerestore.docgen``; a test keeps it current).
     │   ├── NotFoundError               something named does not exist (404, exit 3)
     │   │   ├── ImageNotFoundError, VolumeNotFoundError, PathNotFoundError
     │   │   ├── RepositoryNotFoundError, BackupNotFoundError, BackupFileMissingError
-    │   │   └── MountNotFoundError, TokenNotFoundError
+    │   │   ├── MountNotFoundError, TokenNotFoundError
+    │   │   └── TargetNotFoundError, JobNotFoundError
     │   ├── RequestRefusedError         reaches outside what it may (400, exit 5)
     │   │   ├── PathRefusedError, SymlinkLoopError
     │   │   └── DestinationEscapeError, DestinationExistsError
     │   ├── ConflictError               the current state does not allow it (409, exit 1)
     │   │   ├── RepositoryExistsError, RepositoryInUseError, TokenExistsError
-    │   │   ├── MountStateError, SessionLimitError
+    │   │   ├── MountStateError, SessionLimitError, JobStateError
     │   │   └── DownloadLimitError (429)
     │   ├── AuthenticationError (401, exit 1)
     │   └── PermissionDeniedError (403, exit 1)
@@ -49,6 +50,8 @@ from this tree (``python -m filerestore.docgen``; a test keeps it current).
         ├── ObjectChangedError
         ├── DatabaseUnavailableError, DatabaseLockedError
         ├── FuseUnavailableError
+        ├── TargetUnavailableError
+        │   └── HostKeyRefusedError
         └── PortInUseError (exit 8)
 
 "Not found" is only ever a name that does not exist. A repository the host cannot read
@@ -238,6 +241,18 @@ class TokenNotFoundError(NotFoundError):
     code = "token_not_found"
 
 
+class TargetNotFoundError(NotFoundError):
+    """No restore target with that name is configured."""
+
+    code = "target_not_found"
+
+
+class JobNotFoundError(NotFoundError):
+    """No restore job with that id exists (or it belongs to another principal)."""
+
+    code = "job_not_found"
+
+
 class RequestRefusedError(RequestError):
     """Refused for safety: the request tries to reach outside what it may reach."""
 
@@ -307,6 +322,12 @@ class SessionLimitError(ConflictError):
     """The concurrent session limit is reached; the message lists the sessions holding it."""
 
     code = "session_limit"
+
+
+class JobStateError(ConflictError):
+    """The restore job is in a state that does not allow the operation (named in the message)."""
+
+    code = "job_state"
 
 
 class DownloadLimitError(ConflictError):
@@ -518,6 +539,20 @@ class FuseUnavailableError(ServiceUnavailableError):
     """FUSE cannot be used here: no /dev/fuse, no permission to open it, or the mount failed."""
 
     code = "fuse_unavailable"
+
+
+class TargetUnavailableError(ServiceUnavailableError):
+    """A restore target cannot be written now: its root directory is missing or unreadable,
+    or its SSH host cannot be reached or refused the login."""
+
+    code = "target_unavailable"
+
+
+class HostKeyRefusedError(TargetUnavailableError):
+    """The SSH host's key is not the one the target's known_hosts file holds (or none is
+    listed for it): the connection is refused before anything is sent."""
+
+    code = "host_key_refused"
 
 
 class PortInUseError(ServiceUnavailableError):

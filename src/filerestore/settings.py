@@ -30,7 +30,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -44,6 +44,7 @@ from filerestore.image import DEFAULT_MAX_CHAIN_DEPTH
 CONFIG_ENV = "FILERESTORE_CONFIG"
 
 RepositoryKind = Literal["local", "nfs", "cifs", "s3"]
+TargetKind = Literal["local", "sftp"]
 MiB = 1 << 20
 
 
@@ -121,6 +122,42 @@ class S3Credentials(BaseModel):
             secret.get_secret_value() if secret is not None else None,
             token.get_secret_value() if token is not None else None,
         )
+
+
+class RestoreTargetConfig(BaseModel):
+    """A place restore jobs may write to, declared by an admin (the only way to name one)."""
+
+    name: str = Field(min_length=1, max_length=200, description="Unique name of the target.")
+    kind: TargetKind = Field(
+        default="local",
+        description="local: a directory on this host; sftp: a directory on an SSH host.",
+    )
+    path: Path = Field(
+        description=(
+            "local: the target root, a directory on this host (jobs write only below it); "
+            "sftp: the directory on the remote host jobs write below."
+        )
+    )
+    host: str | None = Field(default=None, description="sftp: the SSH server's host name.")
+    port: int = Field(default=22, ge=1, le=65535, description="sftp: the SSH server's port.")
+    username: str | None = Field(default=None, description="sftp: the account to log in as.")
+    client_keys: list[Path] | None = Field(
+        default=None,
+        description="sftp: private key files to log in with (default: ssh_client_keys).",
+    )
+    known_hosts: Path | None = Field(
+        default=None,
+        description=(
+            "sftp: the known_hosts file the server's host key must be listed in "
+            "(default: ssh_known_hosts). Host keys are always checked."
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _sftp_needs_a_host(self) -> RestoreTargetConfig:
+        if self.kind == "sftp" and (not self.host or not self.username):
+            raise ValueError(f"restore target {self.name!r}: sftp needs host and username")
+        return self
 
 
 def _default_state_dir() -> Path:
@@ -203,6 +240,61 @@ class Settings(BaseSettings):
             "Seconds after which cleanup drops a download hold whose process runs on another "
             "host (its liveness cannot be checked from here), so a dead host cannot keep a "
             "session alive for ever."
+        ),
+    )
+    session_fuse: bool = Field(
+        default=False,
+        description=(
+            "Give every session a read-only FUSE view at mount_path (below session_fuse_root), "
+            "served by a child process per session; unmounted when the session ends."
+        ),
+    )
+    session_fuse_root: Path | None = Field(
+        default=None,
+        description="Directory the sessions' FUSE views are mounted below "
+        "(default: state_dir/mounts).",
+    )
+    session_fuse_allow_other: bool = Field(
+        default=False,
+        description=(
+            "Let other host users than the service's see the FUSE views (FUSE allow_other); "
+            "the guest's modes and owners are then enforced by the kernel (default_permissions)."
+        ),
+    )
+    restore_targets: list[RestoreTargetConfig] = Field(
+        default_factory=list,
+        description="Where restore jobs may write: local target roots and SFTP hosts, by name.",
+    )
+    ssh_known_hosts: Path | None = Field(
+        default=None,
+        description="known_hosts file for SFTP targets that name none "
+        "(host keys are always checked).",
+    )
+    ssh_client_keys: list[Path] = Field(
+        default_factory=list,
+        description="Private key files SFTP targets log in with when they name none.",
+    )
+    ssh_connect_timeout: float = Field(
+        default=20.0, gt=0, description="Seconds to connect and log in to an SFTP target."
+    )
+    restore_job_runner: bool = Field(
+        default=True,
+        description="Run restore jobs in this service's worker processes (a runner thread each).",
+    )
+    restore_job_poll_interval: float = Field(
+        default=2.0, gt=0, description="Seconds between two looks of an idle runner for jobs."
+    )
+    restore_job_max_entries: int = Field(
+        default=1_000_000,
+        ge=1,
+        description="Most entries (files, directories, links) one restore job may hold.",
+    )
+    restore_job_stale_timeout: float = Field(
+        default=120.0,
+        gt=0,
+        description=(
+            "Seconds without progress after which a running job whose worker is on another "
+            "host (its liveness cannot be checked from here) is taken over by another runner."
         ),
     )
     log_format: Literal["auto", "json", "text"] = Field(
@@ -288,6 +380,10 @@ class Settings(BaseSettings):
     @property
     def effective_database_url(self) -> str:
         return self.database_url or f"sqlite:///{self.sqlite_path}"
+
+    @property
+    def fuse_root(self) -> Path:
+        return (self.session_fuse_root or self.state_dir / "mounts").expanduser()
 
     @classmethod
     def settings_customise_sources(

@@ -14,6 +14,7 @@ Expected values come from the source trees on the host, never from the server.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from collections.abc import Iterator
@@ -108,7 +109,13 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
         "FILERESTORE_MAX_SESSIONS": "32",
         "FILERESTORE_MAX_DOWNLOADS_PER_SESSION": "8",
         "FILERESTORE_CLEANUP_INTERVAL": "1",
+        # one local restore target (the page's "Restore to...")
+        "FILERESTORE_RESTORE_TARGETS": json.dumps(
+            [{"name": "local", "kind": "local", "path": str(base / "targets")}]
+        ),
+        "FILERESTORE_RESTORE_JOB_POLL_INTERVAL": "0.2",
     }
+    (base / "targets").mkdir()
     env.pop("FILERESTORE_DATABASE_URL", None)
     server = Server(env, workers=2, log=base / "server.log").start()
     try:

@@ -5,12 +5,21 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect, text
 
-import filerestore.db.models_auth  # noqa: F401 - the API's table, created by migration 0002
+import filerestore.db.models_auth
+import filerestore.db.models_jobs  # noqa: F401 - restore jobs, created by migration 0003
 from filerestore.db import open_database
 from filerestore.db.migrate import current_revision, downgrade, head_revision, upgrade
 from filerestore.db.models import Base
 
-TABLES = {"repositories", "backups", "restore_mounts", "download_holds", "audit_events"}
+TABLES = {
+    "repositories",
+    "backups",
+    "restore_mounts",
+    "download_holds",
+    "audit_events",
+    "restore_jobs",
+    "restore_job_files",
+}
 
 
 def tables(db):

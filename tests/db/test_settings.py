@@ -3,11 +3,17 @@ from pathlib import Path
 import pytest
 
 from filerestore.errors import UsageError
-from filerestore.settings import CONFIG_ENV, RepositoryConfig, S3Credentials, Settings
+from filerestore.settings import (
+    CONFIG_ENV,
+    RepositoryConfig,
+    RestoreTargetConfig,
+    S3Credentials,
+    Settings,
+)
 
 
 def test_every_setting_is_documented():
-    for model in (Settings, RepositoryConfig, S3Credentials):
+    for model in (Settings, RepositoryConfig, S3Credentials, RestoreTargetConfig):
         for name, field in model.model_fields.items():
             assert field.description and len(field.description) > 15, f"{model.__name__}.{name}"
 

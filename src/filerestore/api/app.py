@@ -17,13 +17,14 @@ from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import filerestore
-from filerestore.api import errors, routes_catalog, routes_download, routes_restore
+from filerestore.api import errors, routes_catalog, routes_download, routes_jobs, routes_restore
 from filerestore.api import schemas as s
 from filerestore.api.auth import Caller
 from filerestore.api.metrics import CONTENT_TYPE_LATEST, Metrics
 from filerestore.api.state import AppState, app_state
 from filerestore.db import open_database
 from filerestore.service.cleanup import CleanupService
+from filerestore.service.job_runner import JobRunner
 from filerestore.service.sessions import SessionManager
 from filerestore.settings import Settings, load_settings
 from filerestore.web import mount_web
@@ -98,15 +99,18 @@ def create_app(settings: Settings | None = None, *, cleanup: bool = True) -> Fas
     settings = settings or load_settings()
     db = open_database(settings)
     manager = SessionManager(db, settings)
-    state = AppState(settings, db, manager, Metrics(), CleanupService(manager))
+    state = AppState(settings, db, manager, Metrics(), CleanupService(manager), JobRunner(manager))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if cleanup:
             state.cleanup.start()
+            if settings.restore_job_runner:
+                state.jobs.start()
         try:
             yield
         finally:
+            state.jobs.stop()
             state.cleanup.stop()
             manager.readers.close_all()
             manager.stores.close()
@@ -123,6 +127,7 @@ def create_app(settings: Settings | None = None, *, cleanup: bool = True) -> Fas
     app.state.filerestore = state
     errors.install(app)
     app.include_router(meta)
+    app.include_router(routes_jobs.router, prefix=PREFIX)
     app.include_router(routes_restore.router, prefix=PREFIX)
     app.include_router(routes_download.router, prefix=PREFIX)
     app.include_router(routes_catalog.router, prefix=PREFIX)

@@ -9,6 +9,7 @@ from starlette.requests import Request
 from filerestore.api.metrics import Metrics
 from filerestore.db.engine import Database
 from filerestore.service.cleanup import CleanupService
+from filerestore.service.job_runner import JobRunner
 from filerestore.service.sessions import SessionManager
 from filerestore.settings import Settings
 
@@ -20,6 +21,7 @@ class AppState:
     sessions: SessionManager
     metrics: Metrics
     cleanup: CleanupService
+    jobs: JobRunner
 
 
 def app_state(request: Request) -> AppState:

@@ -34,6 +34,7 @@ COMMAND_MODULES: dict[str, tuple[str, ...]] = {
     "filerestore.cli.core_commands": ("inspect", "ls", "stat", "cat", "get"),
     "filerestore.cli.mount_commands": ("mount", "umount"),
     "filerestore.cli.catalog_commands": ("repo", "scan", "backups", "mounts", "cleanup", "db"),
+    "filerestore.cli.restore_commands": ("restore", "jobs"),
     "filerestore.cli.serve_commands": ("serve", "token"),
     "filerestore.cli.completion": ("completion",),
 }

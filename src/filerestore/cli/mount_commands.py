@@ -24,8 +24,19 @@ FSTYPE = "fuse.filerestore"
 @click.option(
     "--background", is_flag=True, help="Return once the mount answers; the mount keeps running."
 )
+@click.option(
+    "--allow-other",
+    is_flag=True,
+    help="Let other users see the mount; the kernel then enforces the guest's modes and "
+    "owners (FUSE allow_other, default_permissions).",
+)
 def mount(
-    image: Path, mountpoint: Path, volume: str | None, repository: Path | None, background: bool
+    image: Path,
+    mountpoint: Path,
+    volume: str | None,
+    repository: Path | None,
+    background: bool,
+    allow_other: bool,
 ) -> None:
     """Mount the filesystem inside IMAGE read-only (FUSE).
 
@@ -43,7 +54,13 @@ def mount(
         stack = open_stack(image, repository=repository, volume_id=volume)
         stacks = fuse.SharedStack(stack)
         try:
-            fuse.serve(stacks, target, name=f"filerestore:{image.name}", on_ready=on_ready)
+            fuse.serve(
+                stacks,
+                target,
+                name=f"filerestore:{image.name}",
+                on_ready=on_ready,
+                allow_other=allow_other,
+            )
         finally:
             stacks.close()
 

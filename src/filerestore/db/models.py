@@ -129,6 +129,10 @@ class RestoreMount(Base):
     holder_host: Mapped[str | None] = mapped_column(String(255), nullable=True)
     holder_pid: Mapped[int | None] = mapped_column(Integer, nullable=True)
     holder_start: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    # the process serving the session's FUSE view at mount_path (migration 0003)
+    fuse_host: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    fuse_pid: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    fuse_start: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
 
 
 class DownloadHold(Base):

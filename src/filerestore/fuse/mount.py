@@ -2,7 +2,8 @@
 
 :func:`serve` mounts (read-only, visible to the mounting user only: no ``allow_other``, and
 no ``default_permissions``, so that user reads every file whatever the guest's owners and
-modes say), runs the request loop, and returns when the mount ends: on SIGINT, SIGTERM or
+modes say; with ``allow_other`` every user sees it and the kernel checks the guest's modes
+and owners), runs the request loop, and returns when the mount ends: on SIGINT, SIGTERM or
 SIGHUP, or when someone runs ``fusermount3 -u`` / ``filerestore umount``. On every way
 out, an exception included, the mount point is released (``fuse_session_unmount``: a lazy
 ``umount2`` as root, ``fusermount3 -u -z`` otherwise), so no "transport endpoint is not
@@ -80,10 +81,16 @@ def serve(
     metadata_on_workers: bool = False,
     read_ahead_kb: int = READ_AHEAD_KB,
     on_ready: Callable[[], None] | None = None,
+    allow_other: bool = False,
 ) -> None:
-    """Mount ``stacks``' filesystem at ``mountpoint`` and serve it until the mount ends."""
+    """Mount ``stacks``' filesystem at ``mountpoint`` and serve it until the mount ends.
+
+    ``allow_other``: other users than the mounting one see the mount too, and the kernel
+    then checks the guest's modes and owners for them (``default_permissions``)."""
     operations = BackupOperations(stacks, workers, metadata_on_workers)
     options = {"ro", "noatime", f"fsname={_option_text(name)}", "subtype=filerestore"}
+    if allow_other:
+        options |= {"allow_other", "default_permissions"}
     try:
         pyfuse3.init(operations, os.fspath(mountpoint), options)
     except RuntimeError as exc:

@@ -16,10 +16,11 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import Select, delete, exists, select
+from sqlalchemy import Select, delete, exists, select, update
 
 from filerestore.db.models import (
     FAILED,
+    LIVE_STATES,
     MOUNTED,
     MOUNTING,
     UNMOUNTING,
@@ -30,7 +31,7 @@ from filerestore.db.models import (
     utcnow,
 )
 from filerestore.errors import FileRestoreError
-from filerestore.service import audit
+from filerestore.service import audit, session_fuse
 from filerestore.service.liveness import is_dead
 from filerestore.service.sessions import SessionManager
 
@@ -66,10 +67,17 @@ def _take_batch(manager: SessionManager, query: Select[RestoreMount], reason: st
                 ),
             )
         ids = [row.id for row in rows]
+        views = {
+            row.id: (row.fuse_host, row.fuse_pid, row.fuse_start)
+            for row in rows
+            if row.fuse_pid is not None or row.mount_path is not None
+        }
         if ids:
             s.execute(delete(RestoreMount).where(RestoreMount.id.in_(ids)))
     for mount_id in ids:
         manager.readers.discard(mount_id)
+    for mount_id, view in views.items():
+        session_fuse.stop(manager.settings, mount_id, *view)
     return ids
 
 
@@ -134,6 +142,7 @@ def reconcile(manager: SessionManager) -> list[str]:
                 DownloadHold.started_at,
             )
         ).all()
+    sweep_views(manager)
     dead_rows = [r.id for r in rows if is_dead(r.holder_host, r.holder_pid, r.holder_start)]
     too_old = utcnow() - timedelta(seconds=manager.settings.download_hold_timeout)
     dead_holds = [
@@ -151,6 +160,33 @@ def reconcile(manager: SessionManager) -> list[str]:
         RestoreMount.id.in_(dead_rows), RestoreMount.status.in_((MOUNTING, UNMOUNTING))
     )
     return _take(manager, query, "reconciled")
+
+
+def sweep_views(manager: SessionManager) -> list[str]:
+    """Take away this host's FUSE views of sessions that are gone, and the dead endpoints
+    of views whose process died (their sessions then have no view); the mount ids."""
+    with manager.db.read() as s:
+        live = {
+            r.id: (r.fuse_host, r.fuse_pid, r.fuse_start)
+            for r in s.execute(
+                select(
+                    RestoreMount.id,
+                    RestoreMount.fuse_host,
+                    RestoreMount.fuse_pid,
+                    RestoreMount.fuse_start,
+                ).where(RestoreMount.status.in_(LIVE_STATES))
+            ).all()
+        }
+    swept = session_fuse.sweep(manager.settings, live)
+    orphaned = [mount_id for mount_id in swept if mount_id in live]
+    if orphaned:
+        with manager.db.write() as s:
+            s.execute(
+                update(RestoreMount)
+                .where(RestoreMount.id.in_(orphaned))
+                .values(mount_path=None, fuse_host=None, fuse_pid=None, fuse_start=None)
+            )
+    return swept
 
 
 def prune_readers(manager: SessionManager) -> int:

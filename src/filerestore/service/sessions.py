@@ -24,11 +24,13 @@ from __future__ import annotations
 
 import uuid
 from datetime import timedelta
+from pathlib import Path
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session as DbSession
 
 from filerestore.catalog import Stores, get_repository, locate_backup
+from filerestore.catalog.stores import S3_KIND
 from filerestore.db.engine import Database
 from filerestore.db.models import (
     FAILED,
@@ -48,7 +50,7 @@ from filerestore.errors import (
     SessionLimitError,
 )
 from filerestore.restore.stack import Stack, open_backup_stack
-from filerestore.service import audit
+from filerestore.service import audit, session_fuse
 from filerestore.service.checkout import Checkout, Download, check_out
 from filerestore.service.liveness import ProcessIdentity, this_process
 from filerestore.service.principal import Principal
@@ -166,7 +168,38 @@ class SessionManager:
             self._drop(mount_id)
             raise
         self.readers.adopt(session.mount_id, stack)
+        # a view is `filerestore mount` of the image file: repositories on the host only
+        # (an S3 repository's sessions have no view; their mount_path stays unset)
+        on_host = repository.kind != S3_KIND
+        if self.settings.session_fuse and on_host and session.mount_id == mount_id:
+            session = self._start_view(session, backup.image_path, backup.repository_root, who)
         return session
+
+    def _start_view(self, session: Session, image: str, repository: str, who: Principal) -> Session:
+        """The new session's FUSE view (:mod:`~filerestore.service.session_fuse`); a view
+        that cannot be mounted ends the session, and the mount fails with its reason."""
+        assert session.volume is not None  # a mounted session always names its volume
+        try:
+            view = session_fuse.start(
+                self.settings,
+                self.me,
+                session.mount_id,
+                Path(image),
+                Path(repository),
+                session.volume,
+            )
+        except BaseException:
+            self.unmount(session.mount_id, who, force=True)
+            raise
+        with self.db.write() as s:
+            row = s.get(RestoreMount, session.mount_id, with_for_update=True)
+            if row is None:  # ended (emergency cleanup) while its view was mounting
+                session_fuse.stop(self.settings, session.mount_id, *_identity(view))
+                raise MountStateError(f"session {session.mount_id} ended while mounting")
+            row.mount_path = str(view.path)
+            row.fuse_host, row.fuse_pid, row.fuse_start = _identity(view)
+            refresh(row, utcnow(), self.idle)  # idle from now: the view took its time
+            return Session.of(row, owner_name=_name(who))
 
     def _reusable(
         self, s: DbSession, backup_id: int, volume: str | None, owner: str
@@ -254,11 +287,16 @@ class SessionManager:
             )
             session = Session.of(row, holds)
         self.readers.discard(mount_id)
+        view: tuple[str | None, int | None, int | None] | None = None
         with self.db.write() as s:
             ending = s.get(RestoreMount, mount_id, with_for_update=True)
             if ending is not None:
+                if ending.fuse_pid is not None or ending.mount_path is not None:
+                    view = (ending.fuse_host, ending.fuse_pid, ending.fuse_start)
                 self._audit(s, who, "ok", ending, action="unmount")
                 s.execute(delete(RestoreMount).where(RestoreMount.id == mount_id))
+        if view is not None:
+            session_fuse.stop(self.settings, mount_id, *view)
         return session
 
     # --- lookups ---------------------------------------------------------------------------
@@ -319,6 +357,10 @@ class SessionManager:
                 detail=detail,
             ),
         )
+
+
+def _identity(view: session_fuse.View) -> tuple[str, int, int]:
+    return view.process.host, view.process.pid, view.process.start
 
 
 def _name(who: Principal) -> str | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from alembic import context
 
-from filerestore.db import models_auth  # noqa: F401 - its table is in the metadata too
+from filerestore.db import models_auth, models_jobs  # noqa: F401 - their tables are in the metadata too
 from filerestore.db.models import Base
 
 connection = context.config.attributes["connection"]

@@ -5,10 +5,12 @@ import {
   backupDetailOf,
   backupOf,
   fileInfoOf,
+  jobOf,
   mountOf,
   pageOf,
   repositoryOf,
   resourcesOf,
+  targetOf,
   totalsOf,
 } from "./model.js";
 
@@ -151,6 +153,7 @@ export const LISTS = {
   "/backups": "backups",
   "/repositories": "repositories",
   "/restore/mounts": "mounts",
+  "/restore/targets": "targets",
 };
 
 async function list(path, options) {
@@ -186,6 +189,17 @@ export const api = {
       }),
     ),
   resources: async () => resourcesOf(await request("GET", "/restore/resources")),
+  targets: async () => (await list("/restore/targets")).map(targetOf),
+  // paths as entries' encoded paths (the API's path_query form)
+  restoreJob: async (mountId, pathQs, target, destination, policy) =>
+    jobOf(
+      await request("POST", "/restore/jobs", {
+        body: { mount_id: mountId, paths: pathQs, target, destination, policy },
+      }),
+    ),
+  job: async (id) => jobOf(await request("GET", `/restore/jobs/${encodeURIComponent(id)}`)),
+  cancelJob: async (id) =>
+    jobOf(await request("POST", `/restore/jobs/${encodeURIComponent(id)}/cancel`)),
   // Downloads are described, not fetched: downloads.js chooses how to fetch them.
   // (`check` is a request that fails the way the download would, without being one.)
   download: (id, pathQ) => ({

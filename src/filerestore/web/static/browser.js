@@ -3,6 +3,7 @@
 
 import { api, encoded } from "./api.js";
 import { selectionDialog } from "./archive.js";
+import { restoreDialog } from "./restore_to.js";
 import { h, debounce } from "./dom.js";
 import { ownerOf, renderDetails } from "./details.js";
 import { download } from "./downloads.js";
@@ -170,6 +171,16 @@ export function renderBrowser(mountId, startPath, { onChange } = {}) {
       onclick: () => downloadSelection("tar.gz"),
       html: `${icon("download")}<span>Download TAR.GZ</span>`,
     }),
+    h(
+      "button",
+      {
+        type: "button",
+        class: "btn",
+        "data-action": "restore-to",
+        onclick: () => restoreTo([...state.selection.keys()]),
+      },
+      "Restore to…",
+    ),
     h(
       "button",
       {
@@ -629,6 +640,7 @@ export function renderBrowser(mountId, startPath, { onChange } = {}) {
       href: browseHref,
       download: downloadFile,
       archive: (e, format) => archive([e.pathQ], format),
+      restore: (e) => restoreTo([e.pathQ]),
       toggle: (e, on) => toggle(e, on),
       close: () => showDetails(false),
     });
@@ -754,6 +766,10 @@ export function renderBrowser(mountId, startPath, { onChange } = {}) {
     const base = paths.length === 1 ? displayPath(paths[0]).split("/").pop() || "root" : "files";
     const name = `${base}.${chosen.format === "zip" ? "zip" : "tar.gz"}`;
     download(name, api.downloadDirectory(mountId, chosen.paths, chosen.format)).then(onChange);
+  }
+
+  function restoreTo(paths) {
+    restoreDialog(mountId, paths);
   }
 
   function downloadSelection(format) {

@@ -47,7 +47,7 @@ function facts(e) {
   ].filter(Boolean);
 }
 
-// on: {selected, href(pathQ), download(e), archive(e, format), toggle(e, on), close()}
+// on: {selected, href(pathQ), download(e), archive(e, format), restore(e), toggle(e, on), close()}
 export function renderDetails(pane, e, on) {
   if (!e) {
     pane.replaceChildren(
@@ -104,6 +104,13 @@ export function renderDetails(pane, e, on) {
       ...archives(),
     );
   }
+  actions.append(
+    h(
+      "button",
+      { type: "button", class: "btn", "data-action": "restore-to", onclick: () => on.restore(e) },
+      "Restore to…",
+    ),
+  );
   actions.append(
     h(
       "button",

@@ -127,6 +127,43 @@ export function resourcesOf(r) {
   };
 }
 
+/** @param {TargetOut} t */
+export function targetOf(t) {
+  return { name: t.name, kind: t.kind, location: t.location };
+}
+
+/** @param {JobProgressOut} p */
+export function jobProgressOf(p) {
+  return {
+    files: p.files_done,
+    dirs: p.dirs_done,
+    bytes: p.bytes_done,
+    skipped: p.skipped,
+    failed: p.failed,
+    current: p.current_path,
+    totalFiles: p.total_files,
+    totalBytes: p.total_bytes,
+    percent: p.percent,
+    filesPerSecond: p.files_per_second,
+    mbPerSecond: p.mb_per_second,
+  };
+}
+
+/** @param {JobOut} j */
+export function jobOf(j) {
+  return {
+    id: j.job_id,
+    status: j.status,
+    target: j.target,
+    destination: j.destination,
+    policy: j.policy,
+    error: j.error,
+    unkept: j.unkept,
+    progress: jobProgressOf(j.progress),
+    manifestSha256: j.manifest_sha256,
+  };
+}
+
 // An ambiguous mount names its volumes as "p1 (ext4, 16 MiB, 'label')": the id comes first.
 /** @param {ErrorDetail} e */
 export function volumeChoicesOf(e) {

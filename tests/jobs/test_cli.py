@@ -1,0 +1,84 @@
+"""`filerestore restore` and `filerestore jobs` against the service's database, the jobs run
+by the server's runners."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+
+from tests.cli.runner import SCRIPT
+from tests.jobs.conftest import JobsEnv, sha256sum
+
+
+def cli(env: JobsEnv, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(SCRIPT), *args],
+        env={**os.environ, **env.env},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+def test_restore_follows_its_job_to_the_end(jobs_env: JobsEnv) -> None:
+    mount = jobs_env.mount()
+    done = cli(
+        jobs_env,
+        "restore",
+        mount,
+        "/docs",
+        "/hello.txt",
+        "--target",
+        "local",
+        "--to",
+        "cli",
+        "--json",
+    )
+    assert done.returncode == 0, done.stderr
+    job = json.loads(done.stdout)
+    assert job["status"] == "completed"
+    assert job["progress"]["percent"] == 100.0
+    restored = jobs_env.local_root / "cli" / "docs" / "data.bin"
+    assert sha256sum(restored) == sha256sum(jobs_env.tree / "docs" / "data.bin")
+    shown = cli(jobs_env, "jobs", "show", job["job_id"], "--manifest", "--json")
+    assert shown.returncode == 0, shown.stderr
+    manifest = json.loads(shown.stdout)["manifest"]
+    entry = next(e for e in manifest if e["path"] == "/docs/data.bin")
+    assert entry["sha256"] == sha256sum(jobs_env.tree / "docs" / "data.bin")
+    listed = json.loads(cli(jobs_env, "jobs", "list", "--json").stdout)
+    assert job["job_id"] in {j["job_id"] for j in listed}
+
+
+def test_detach_and_cancel(jobs_env: JobsEnv) -> None:
+    mount = jobs_env.mount()
+    queued = cli(
+        jobs_env,
+        "restore",
+        mount,
+        "/many",
+        "--target",
+        "local",
+        "--to",
+        "cli-cancel",
+        "--detach",
+        "--json",
+    )
+    assert queued.returncode == 0, queued.stderr
+    job_id = json.loads(queued.stdout)["job_id"]
+    cancelled = cli(jobs_env, "jobs", "cancel", job_id)
+    assert cancelled.returncode == 0, cancelled.stderr
+    job = jobs_env.wait(job_id, who="admin")
+    assert job["status"] == "cancelled"
+
+
+def test_refusals_are_one_line_with_their_exit_code(jobs_env: JobsEnv) -> None:
+    mount = jobs_env.mount()
+    refused = cli(jobs_env, "restore", mount, "/docs", "--target", "local", "--to", "../up")
+    assert refused.returncode == 5
+    assert (
+        refused.stderr.startswith("filerestore: error: ") and len(refused.stderr.splitlines()) == 1
+    )
+    missing = cli(jobs_env, "restore", mount, "/docs", "--target", "nowhere")
+    assert missing.returncode == 3

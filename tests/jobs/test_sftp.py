@@ -1,0 +1,61 @@
+"""Restore jobs over SFTP into a real sshd on loopback, as an unprivileged account: what SFTP
+carries (modes, seconds of mtime, symlinks, hard links, holes) checked with stat, sha256sum
+and lseek; what it cannot carry (owners for a non-root account, xattrs) said by the job."""
+
+from __future__ import annotations
+
+import os
+
+from tests.jobs.conftest import SELECTION, JobsEnv
+from tests.jobs.treecheck import compare
+
+MiB = 1 << 20
+
+
+def test_a_selection_is_restored_over_sftp(jobs_env: JobsEnv) -> None:
+    mount = jobs_env.mount()
+    job = jobs_env.run(mount_id=mount, paths=SELECTION, target="remote", destination="sel")
+    assert job["status"] == "completed", job
+    dest = jobs_env.sshd.area / "sel"
+    account = (jobs_env.sshd.user.pw_uid, jobs_env.sshd.user.pw_gid)
+    assert compare(jobs_env.tree, dest, SELECTION, owner=account) > 30
+    assert job["progress"]["failed"] == 0
+    assert sorted(job["unkept"]) == [
+        "extended attributes: SFTP cannot carry them",
+        "owners: the remote host refused to change them (not root)",
+    ]
+    assert (dest / "hello.txt").stat().st_ino == (
+        dest / "docs" / "hello-hardlink.txt"
+    ).stat().st_ino
+    with (dest / "sparse.bin").open("rb") as f:
+        assert os.lseek(f.fileno(), 64 * 1024, os.SEEK_DATA) == 32 * MiB
+    assert (dest / "sparse.bin").stat().st_blocks * 512 <= 1 * MiB
+
+
+def test_a_host_with_another_key_is_refused(jobs_env: JobsEnv) -> None:
+    mount = jobs_env.mount()
+    job = jobs_env.run(mount_id=mount, paths=["/hello.txt"], target="wrong-key", destination="x")
+    assert job["status"] == "failed"
+    assert job["error"].startswith("host_key_refused:")
+    assert not (jobs_env.sshd.area / "x").exists()
+
+
+def test_a_link_planted_on_the_remote_is_never_followed(jobs_env: JobsEnv, tmp_path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir(mode=0o777)
+    area = jobs_env.sshd.area
+    (area / "planted").mkdir()
+    os.chown(area / "planted", jobs_env.sshd.user.pw_uid, jobs_env.sshd.user.pw_gid)
+    (area / "via-link").symlink_to(outside)
+    mount = jobs_env.mount()
+    job = jobs_env.run(mount_id=mount, paths=["/docs"], target="remote", destination="via-link/x")
+    assert job["status"] == "failed"
+    assert job["error"].startswith("destination_escape:")
+    (area / "planted" / "docs").symlink_to(outside)
+    job = jobs_env.run(
+        mount_id=mount, paths=["/docs"], target="remote", destination="planted", policy="overwrite"
+    )
+    assert job["status"] == "completed", job
+    assert not (area / "planted" / "docs").is_symlink()
+    assert (area / "planted" / "docs" / "readme.md").is_file()
+    assert list(outside.iterdir()) == []

@@ -1,0 +1,165 @@
+"""Start Debian's ``sshd`` on a free loopback port, as root, for one unprivileged account.
+
+Everything is made per run under a fresh directory: an ed25519 host key, a client key pair,
+the ``authorized_keys`` and ``known_hosts`` files, and the account's restore area (owned by
+the account). The account (``frtest`` by default) is created with ``useradd`` when missing;
+its shell is ``/bin/sh`` so that ``rsync`` over ssh (the benchmarks' peer) can run its server
+side. ``stop()`` ends exactly the sshd it started.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+SSHD = Path("/usr/sbin/sshd")
+USER = "frtest"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def ensure_user(name: str = USER) -> pwd.struct_passwd:
+    """The test account, created (no password, no login by password) when missing."""
+    try:
+        return pwd.getpwnam(name)
+    except KeyError:
+        subprocess.run(
+            ["useradd", "--create-home", "--shell", "/bin/sh", name],
+            check=True,
+            capture_output=True,
+        )
+        # a locked account ("!") is refused by sshd without PAM; "*" allows key logins only
+        subprocess.run(["usermod", "-p", "*", name], check=True, capture_output=True)
+        return pwd.getpwnam(name)
+
+
+def _keygen(path: Path, comment: str) -> None:
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", str(path)],
+        check=True,
+    )
+
+
+@dataclass
+class Sshd:
+    base: Path
+    port: int
+    user: pwd.struct_passwd
+    process: subprocess.Popen[bytes]
+
+    @property
+    def host(self) -> str:
+        return "127.0.0.1"
+
+    @property
+    def client_key(self) -> Path:
+        return self.base / "client_ed25519"
+
+    @property
+    def known_hosts(self) -> Path:
+        return self.base / "known_hosts"
+
+    @property
+    def area(self) -> Path:
+        """A directory the account owns: remote restore destinations go below it."""
+        return self.base / "area"
+
+    def ssh_command(self) -> list[str]:
+        """An ``ssh`` command line (for rsync's ``-e``) that checks the host key strictly."""
+        return [
+            "ssh",
+            "-p",
+            str(self.port),
+            "-i",
+            str(self.client_key),
+            "-o",
+            f"UserKnownHostsFile={self.known_hosts}",
+            "-o",
+            "StrictHostKeyChecking=yes",
+            "-o",
+            "BatchMode=yes",
+        ]
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(10)
+        shutil.rmtree(self.base, ignore_errors=True)
+
+
+def start_sshd(user: str = USER, timeout: float = 20.0) -> Sshd:
+    account = ensure_user(user)
+    # the account must reach the keys and its area: a directory outside pytest's private tmp
+    base = Path(tempfile.mkdtemp(prefix="filerestore-sshd-"))
+    base.chmod(0o755)
+    host_key = base / "ssh_host_ed25519_key"
+    _keygen(host_key, "filerestore-test-host")
+    _keygen(base / "client_ed25519", "filerestore-test-client")
+    (base / "authorized_keys").write_text((base / "client_ed25519.pub").read_text())
+    (base / "authorized_keys").chmod(0o644)
+    area = base / "area"
+    area.mkdir()
+    os.chown(area, account.pw_uid, account.pw_gid)
+    port = free_port()
+    host_pub = (base / "ssh_host_ed25519_key.pub").read_text().split()
+    (base / "known_hosts").write_text(f"[127.0.0.1]:{port} {host_pub[0]} {host_pub[1]}\n")
+    config = base / "sshd_config"
+    config.write_text(
+        "\n".join(
+            [
+                f"Port {port}",
+                "ListenAddress 127.0.0.1",
+                f"HostKey {host_key}",
+                f"PidFile {base / 'sshd.pid'}",
+                f"AuthorizedKeysFile {base / 'authorized_keys'}",
+                "StrictModes no",
+                "PubkeyAuthentication yes",
+                "PasswordAuthentication no",
+                "KbdInteractiveAuthentication no",
+                "UsePAM no",
+                f"AllowUsers {user}",
+                "Subsystem sftp internal-sftp",
+                "LogLevel ERROR",
+                "",
+            ]
+        )
+    )
+    Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)  # privilege separation directory
+    log = (base / "sshd.log").open("ab")
+    process = subprocess.Popen(
+        [str(SSHD), "-D", "-e", "-f", str(config)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    server = Sshd(base, port, account, process)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            text = (base / "sshd.log").read_text()
+            shutil.rmtree(base, ignore_errors=True)
+            raise RuntimeError(f"sshd exited with {process.returncode}: {text}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
+                if s.recv(4).startswith(b"SSH-"):
+                    return server
+        except OSError:
+            time.sleep(0.1)
+    server.stop()
+    raise RuntimeError("sshd did not come up")
