@@ -13,7 +13,7 @@ import pytest
 
 from filerestore import docgen, errors
 from filerestore.docgen import cli_doc
-from filerestore.settings import RepositoryConfig, S3Credentials, Settings
+from filerestore.settings import RepositoryConfig, RestoreTargetConfig, S3Credentials, Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
@@ -48,7 +48,11 @@ def test_every_setting_is_listed_with_its_variable_and_default() -> None:
     rows = {row[0].strip("`"): row for row in table_rows("settings.md")}
     for name in Settings.model_fields:
         assert rows[name][1] == f"`FILERESTORE_{name.upper()}`"
-    tables = set(RepositoryConfig.model_fields) | set(S3Credentials.model_fields)
+    tables = (
+        set(RepositoryConfig.model_fields)
+        | set(S3Credentials.model_fields)
+        | set(RestoreTargetConfig.model_fields)
+    )
     assert set(rows) == set(Settings.model_fields) | tables
     assert rows["max_sessions"][3] == f"`{Settings.model_fields['max_sessions'].default}`"
 

@@ -13,7 +13,13 @@ from pydantic import BaseModel, SecretStr
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
-from filerestore.settings import CONFIG_ENV, RepositoryConfig, S3Credentials, Settings
+from filerestore.settings import (
+    CONFIG_ENV,
+    RepositoryConfig,
+    RestoreTargetConfig,
+    S3Credentials,
+    Settings,
+)
 
 ENV_PREFIX = "FILERESTORE_"
 
@@ -142,4 +148,14 @@ def settings_markdown() -> str:
         "|---|---|---|---|",
     ]
     lines += [_row(name, f, env=False) for name, f in S3Credentials.model_fields.items()]
+    lines += [
+        "",
+        "## `[[restore_targets]]`",
+        "",
+        " ".join((RestoreTargetConfig.__doc__ or "").split()),
+        "",
+        "| key | type | default | meaning |",
+        "|---|---|---|---|",
+    ]
+    lines += [_row(name, f, env=False) for name, f in RestoreTargetConfig.model_fields.items()]
     return "\n".join(lines) + "\n"
