@@ -144,3 +144,28 @@ def test_the_readme_links_every_document() -> None:
     readme = (ROOT / "README.md").read_text()
     for doc in ("CHANGELOG.md", "CONTRIBUTING.md", *(f"docs/{p.name}" for p in DOCS.glob("*.md"))):
         assert f"]({doc})" in readme, doc
+
+
+def test_every_metric_is_documented_with_its_type() -> None:
+    from prometheus_client import CollectorRegistry, generate_latest
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from filerestore.api.metrics import Metrics
+
+    exposed = Metrics()  # what a scrape shows: names and types as Prometheus parses them
+    exposed.requests.labels(route="/x", method="GET", status="200").inc()
+    exposed.latency.labels(route="/x").observe(0.1)
+    exposed.bytes_sent.labels(kind="zip").inc()
+    assert isinstance(exposed.registry, CollectorRegistry)
+    families = {
+        f.name: f.type
+        for f in text_string_to_metric_families(generate_latest(exposed.registry).decode())
+    }
+    rows = [
+        [cell.strip().strip("`") for cell in line.split("|")[1:3]]
+        for line in (DOCS / "metrics.md").read_text().splitlines()
+        if line.startswith("| `")
+    ]
+    # the text parser names counters without their _total suffix
+    documented = {name.removesuffix("_total"): kind for name, kind in rows}
+    assert documented == families

@@ -117,9 +117,8 @@ class AmbiguousVolumeError(UsageError):
 
     def __init__(self, choices: list[str]) -> None:
         self.choices = choices
-        super().__init__(
-            "the image holds several filesystems, choose one with --volume: " + ", ".join(choices)
-        )
+        # the CLI adds its option's name (--volume), the API its field's ("volume")
+        super().__init__("the image holds several filesystems, choose one: " + ", ".join(choices))
 
 
 class NotADirectoryError_(UsageError):  # trailing _: the builtin name stays usable

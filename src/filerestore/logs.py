@@ -107,6 +107,8 @@ def config_dict(fmt: Format, level: str = "info") -> dict[str, Any]:
             "uvicorn.error": {"handlers": [], "level": level, "propagate": True},
             "uvicorn.access": {"handlers": [], "level": "WARNING", "propagate": True},
             "alembic": {"handlers": [], "level": "WARNING", "propagate": True},
+            # the audit trail is written whatever the level (--log-level warning keeps it)
+            "filerestore.audit": {"handlers": [], "level": "INFO", "propagate": True},
         },
     }
 

@@ -58,6 +58,8 @@ def test_mount_errors(api: Env) -> None:
             "ambiguous_volume",
         )
         assert [x.split()[0] for x in body["choices"]] == ["p1", "p2"]
+        message = body["message"]
+        assert "--volume" not in message and '"volume" field' in message  # the API's own terms
         error(c.post(f"{API}/restore/mount", json={"backup_id": 999999}), 404, "backup_not_found")
         error(c.post(f"{API}/restore/mount", json={"backup_id": "x"}), 400, "invalid_parameter")
         error(c.post(f"{API}/restore/mount", json={}), 400, "invalid_parameter")
@@ -228,7 +230,9 @@ def test_download_directory_formats(api: Env, ext4_mount: str) -> None:
     with api.client() as c:
         z = c.get(url, params={"path": "/docs", "format": "zip"})
         assert z.status_code == 200 and z.headers["content-type"] == "application/zip"
-        assert 'filename="docs.zip"' in z.headers["content-disposition"]
+        b = c.get(f"{API}/backups/{api.backups['ext4']}").json()
+        named = "_".join(x for x in (b["vm_name"], b["disk_name"], b["created_at"][:10]) if x)
+        assert f'filename="{named}_docs.zip"' in z.headers["content-disposition"]
         with zipfile.ZipFile(io.BytesIO(z.content)) as zf:
             assert zf.read("docs/data.bin") == (tree / "data.bin").read_bytes()
             assert zf.testzip() is None
@@ -241,7 +245,7 @@ def test_download_directory_formats(api: Env, ext4_mount: str) -> None:
         multi = c.get(
             url, params=[("path", "/hello.txt"), ("path", "/docs/sub"), ("format", "tar.gz")]
         )
-        assert "files.tar.gz" in multi.headers["content-disposition"]
+        assert f"{named}_root-2-items.tar.gz" in multi.headers["content-disposition"]
         with tarfile.open(fileobj=io.BytesIO(multi.content), mode="r:gz") as tf:
             assert sorted(tf.getnames()) == ["hello.txt", "sub", "sub/nested.txt"]
         error(c.get(url, params={"path": "/docs", "format": "rar"}), 400, "invalid_parameter")
@@ -288,7 +292,8 @@ def test_catalog_routes(api: Env) -> None:
         assert {b["id"] for b in all_} == set(api.backups.values())
         web = c.get(f"{API}/backups", params={"vm": "web01"}).json()["backups"]
         assert {b["id"] for b in web} == {api.backups["demo-full"], api.backups["demo-incr"]}
-        assert c.get(f"{API}/backups", params={"repository": "other"}).json()["backups"] == []
+        # an unknown repository is not found (as the CLI says), not an empty list
+        error(c.get(f"{API}/backups", params={"repository": "other"}), 404)
         incr = c.get(f"{API}/backups/{api.backups['demo-incr']}").json()
         assert (
             incr["kind"] == "incremental" and incr["parent_backup_id"] == api.backups["demo-full"]
@@ -325,7 +330,7 @@ def test_metrics(api: Env, ext4_mount: str) -> None:
     with api.client() as c:
         c.get(f"{API}/restore/{ext4_mount}/download", params={"path": "/hello.txt"})
         text = c.get("/metrics").text
-    assert "filerestore_http_requests_total" in text and "filerestore_worker_info" in text
+    assert "filerestore_http_requests_total" in text and "filerestore_workers" in text
     error(api.client(None).get("/metrics"), 401, "unauthenticated")
 
 

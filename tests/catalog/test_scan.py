@@ -1,5 +1,10 @@
 """Scanning and registering backups; kinds, parents and sizes checked against qemu-img."""
 
+import json
+import os
+import subprocess
+from pathlib import Path
+
 import pytest
 from sqlalchemy import func, select
 
@@ -21,7 +26,7 @@ from filerestore.errors import (
     RepositoryNotFoundError,
     UsageError,
 )
-from tests.imagebuild.catalog_repo import make_repository, qemu_info
+from tests.imagebuild.catalog_repo import full_backup, incremental, make_repository, qemu_info
 
 
 @pytest.fixture
@@ -54,7 +59,63 @@ def test_scan_registers_every_qcow2_with_kind_and_parent(db, repo):
             assert backup.parent_backup_id is None
         assert backup.status == "available"
     inc2 = found["vm1/disk0-inc2.qcow2"]
-    assert (inc2.vm_name, inc2.disk_name) == ("vm1", "disk0-inc2")
+    # a chain is one disk, named by its full backup (qemu-img's last link of the chain)
+    base = qemu_chain(root / "vm1/disk0-inc2.qcow2")[-1]["filename"]
+    assert (inc2.vm_name, inc2.disk_name) == ("vm1", Path(base).stem) == ("vm1", "disk0-full")
+
+
+def qemu_chain(path):
+    out = subprocess.run(
+        ["qemu-img", "info", "-U", "--backing-chain", "--output=json", path],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=path.parent,
+    ).stdout
+    return json.loads(out)
+
+
+def test_a_chain_is_one_disk_whatever_its_files_are_called(db, tmp_path):
+    """Incrementals named by date in a directory of their own, a second disk of the same VM
+    with its own chain, and a VM at the repository root."""
+    root = tmp_path / "repo"
+    full0 = full_backup(root / "web01" / "sda.qcow2")
+    day1 = root / "web01" / "incr" / "2026-11-01.qcow2"
+    day1.parent.mkdir(parents=True)
+    subprocess.run(
+        ["qemu-img", "create", "-q", "-f", "qcow2", "-b", "../sda.qcow2", "-F", "qcow2", day1],
+        check=True,
+        cwd=day1.parent,
+    )
+    day2 = incremental(root / "web01" / "incr" / "2026-11-02.qcow2", day1)
+    full1 = full_backup(root / "web01" / "sdb-full.qcow2")
+    sdb1 = incremental(root / "web01" / "sdb-incr1.qcow2", full1)
+    alone = full_backup(root / "standalone.qcow2")
+    add_repository(db, "main", root)
+    assert scan_repository(db, "main").errors == []
+    found = by_path(db)
+    for image in (full0, day1, day2, full1, sdb1, alone):
+        rel = image.relative_to(root)
+        chain = qemu_chain(image)  # qemu-img's own walk of the backing chain
+        base = Path(os.path.normpath(image.parent / chain[-1]["filename"]))
+        vm = base.relative_to(root).parent.name or None
+        backup = found[rel.as_posix()]
+        assert (backup.vm_name, backup.disk_name) == (vm, base.stem), rel
+    disks = {(b.vm_name, b.disk_name) for b in found.values()}
+    assert disks == {("web01", "sda"), ("web01", "sdb-full"), (None, "standalone")}
+
+
+def test_rescan_regroups_what_an_older_rule_named_by_file_but_keeps_given_names(db, repo):
+    scan_repository(db, "main")
+    with db.write() as s:  # as the file-name rule of older releases registered them
+        for b in s.scalars(select(Backup)):
+            b.disk_name = Path(b.path).stem
+        given = s.scalar(select(Backup).where(Backup.path == "vm1/disk0-inc2.qcow2"))
+        given.disk_name = "given by the operator"
+    scan_repository(db, "main")
+    found = by_path(db)
+    assert found["vm1/disk0-inc1.qcow2"].disk_name == "disk0-full"
+    assert found["vm1/disk0-inc2.qcow2"].disk_name == "given by the operator"
 
 
 def test_scan_is_idempotent(db, repo):

@@ -42,6 +42,7 @@ def test_repository_scan_backups_mounts_cleanup(env, db, tmp_path):
     assert ok("scan").decode().splitlines() == ["main: 4 added, 0 known, 0 refused"]
     assert ok("scan", "main").decode().splitlines() == ["main: 0 added, 4 known, 0 refused"]
     assert "no repository named" in fails(3, "scan", "nope")
+    assert "no repository named" in fails(3, "backups", "--repository", "nope")
 
     backups = {b["path"]: b for b in json.loads(ok("backups", "--json"))}
     assert set(backups) == {p.relative_to(root).as_posix() for p in images.values()}

@@ -51,15 +51,26 @@ HEAVY = {
 }
 
 
+#: runs one command and prints every module loaded by then: sys.modules, not -X importtime,
+#: which does not see the modules importlib.import_module loads (the lazy ones)
+_LOADED = (
+    "import sys\n"
+    "from filerestore.cli.main import main\n"
+    "code = main(sys.argv[1:])\n"
+    "sys.stderr.write('\\nLOADED ' + ' '.join(sorted(sys.modules)) + '\\n')\n"
+    "sys.exit(code)\n"
+)
+
+
 def imported_by(*args: str) -> set[str]:
     proc = subprocess.run(
-        [sys.executable, "-X", "importtime", "-m", "filerestore.cli.main", *args],
+        [sys.executable, "-c", _LOADED, *args],
         capture_output=True,
         text=True,
         check=False,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
-    return {line.rsplit("|", 1)[-1].strip() for line in proc.stderr.splitlines()}
+    return set(proc.stderr.rsplit("\nLOADED ", 1)[1].split())
 
 
 def test_image_commands_and_help_do_not_import_the_service_stacks() -> None:
@@ -70,3 +81,41 @@ def test_image_commands_and_help_do_not_import_the_service_stacks() -> None:
         assert not HEAVY & imported, (args, HEAVY & imported)
     # a positive control for the read path: the core was imported by `cat`
     assert "filerestore.restore.file_data" in imported_by("cat", image, "/empty")
+
+
+#: what opening a QCOW2 + GPT + ext4 backup must not import: the readers of the other image
+#: formats, LVM2, the other filesystems, the S3 client and zstd (each loads when a file of
+#: its kind is met; issue 14)
+NOT_FOR_QCOW2_EXT4 = {
+    "filerestore.image.vmdk",
+    "filerestore.image.vhd",
+    "filerestore.image.vhdx",
+    "filerestore.volume.lvm",
+    "filerestore.volume.lv_reader",
+    "filerestore.fs.ntfs",
+    "filerestore.fs.fat",
+    "filerestore.fs.exfat",
+    "filerestore.fs.xfs",
+    "filerestore.fs.btrfs",
+    "filerestore.source.s3",
+    "filerestore.source.s3client",
+    "zstandard",
+    "json",
+}
+
+
+def test_ls_of_a_qcow2_ext4_backup_loads_only_its_own_readers() -> None:
+    imported = imported_by("ls", str(images.single_ext4().image), "/")
+    assert "filerestore.fs.ext" in imported  # positive control: the ext reader was loaded
+    assert not NOT_FOR_QCOW2_EXT4 & imported, NOT_FOR_QCOW2_EXT4 & imported
+
+
+def test_signatures_kept_for_lazy_imports_are_the_readers_own() -> None:
+    from filerestore.image import formats, vhd, vhdx_headers, vmdk_descriptor
+    from filerestore.volume import LVM_LABEL_ID, LVM_LABEL_SECTORS, lvm
+
+    assert set(formats.VMDK_MAGICS) == {vmdk_descriptor.SPARSE_MAGIC, vmdk_descriptor.COWD_MAGIC}
+    assert formats.VMDK_DESCRIPTOR == vmdk_descriptor.DESCRIPTOR_MAGIC
+    assert formats.VHDX_SIGNATURE == vhdx_headers.SIGNATURE
+    assert formats.VHD_COOKIE == vhd.COOKIE
+    assert (LVM_LABEL_ID, LVM_LABEL_SECTORS) == (lvm.LABEL_ID, lvm.LABEL_SCAN_SECTORS)

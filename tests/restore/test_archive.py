@@ -506,7 +506,13 @@ def test_read_error_mid_stream_aborts_without_a_valid_archive(damaged_image, tmp
 def test_filename_and_media_types():
     assert archive_filename(["/docs"], "zip") == "docs.zip"
     assert archive_filename(["/"], "tar.gz") == "root.tar.gz"
-    assert archive_filename(["/a", "/b"], "tar") == "files.tar"
+    assert archive_filename(["/a", "/b"], "tar") == "root-2-items.tar"
+    assert archive_filename(["/home/a", "/home/b/c"], "zip") == "home-2-items.zip"
+    assert archive_filename(["/home/a", "/home/a/b"], "zip") == "home-2-items.zip"
+    context = ("web01", "disk0", "2026-11-30")
+    assert archive_filename(["/home/alice"], "tar", context) == "web01_disk0_2026-11-30_alice.tar"
+    named = archive_filename(["/x"], "zip", (None, "d/isk", "2026-01-02"))
+    assert named == "d%2Fisk_2026-01-02_x.zip"  # no VM name; a slash cannot pass
     assert ArchiveFormat("tar.gz").media_type == "application/gzip"
 
 

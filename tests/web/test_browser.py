@@ -7,6 +7,7 @@ import json
 import os
 import re
 import stat
+import struct
 import subprocess
 import sys
 import tarfile
@@ -197,7 +198,9 @@ def test_browse_download_archive_and_close(page, api: Env, tmp_path):
     dl = info.value
     assert dl.suggested_filename == "data.bin"
     assert Path(dl.path()).read_bytes() == (tree / "docs" / "data.bin").read_bytes()
-    page.wait_for_selector(".downloads .dl.done:has-text('streaming')")
+    done = page.wait_for_selector(".downloads .dl.done:has-text('saved to the browser')")
+    size = (tree / "docs" / "data.bin").stat().st_size  # the panel says how much came
+    assert done.inner_text().split("·")[0].strip().endswith(_shown_bytes(size))
 
     # multi-select across two folders, then one ZIP
     page.click(".frow[data-path='/docs/readme.md'] input[type=checkbox]")
@@ -232,7 +235,7 @@ def test_browse_download_archive_and_close(page, api: Env, tmp_path):
         assert z.read("readme.md") == (tree / "docs" / "readme.md").read_bytes()
         assert z.read("sub/nested.txt") == (tree / "docs" / "sub" / "nested.txt").read_bytes()
         assert z.read("café.txt") == (tree / "unicode" / "café.txt").read_bytes()
-    page.wait_for_selector(".downloads .dl.done:has-text('streaming') >> nth=1")
+    page.wait_for_selector(".downloads .dl.done:has-text('saved to the browser') >> nth=1")
 
     # close the session from the page
     page.click("button:has-text('Close session')")
@@ -392,11 +395,17 @@ def test_directory_download_shows_totals_then_tar_gz(buffered_page, api: Env):
     assert page.inner_text("dialog [data-total='files']") == str(files)
     assert page.inner_text("dialog [data-total='bytes']") == _shown_bytes(size)
     assert page.inner_text("dialog [data-total='dirs']") == str(dirs)
-    assert page.is_checked("dialog input[value='tar.gz']")
+    # the format chosen with the button is not asked again; the archive's top name is relative
+    assert page.locator("dialog input[type=radio]").count() == 0
+    assert page.inner_text("dialog .dlg-foot .btn-primary") == "Download TAR.GZ"
+    assert page.inner_text("dialog .sel-list .p") == "docs/"
     with page.expect_download() as info:
         page.click("dialog .dlg-foot .btn-primary")
     dl = info.value
-    assert dl.suggested_filename == "docs.tar.gz"
+    with api.client() as c:  # named from the backup: VM, disk, its date, then the path
+        b = c.get(f"{API}/backups/{api.backups['ext4']}").json()
+    named = [b["vm_name"], b["disk_name"], b["created_at"][:10], "docs"]
+    assert dl.suggested_filename == "_".join(n for n in named if n) + ".tar.gz"
     with tarfile.open(dl.path(), "r:gz") as tar:
         members = {m.name: m for m in tar.getmembers()}
         for d, subdirs, names in os.walk(tree / "docs"):
@@ -517,3 +526,165 @@ def test_symlink_details_download_target(page, api: Env):
     wait_listing(page, "/link-to-dir")
     expected = sorted(os.listdir(tree / "link-to-dir"), key=lambda n: n.casefold())
     assert sorted(p.rsplit("/", 1)[1] for p in rows_shown(page)) == sorted(expected)
+
+
+def test_first_click_after_sort_or_reload_picks_the_row_clicked(page, api: Env):
+    """Issue 14, item 1: the first click after a sort or Reload selected row 0."""
+    browse_ext4_root(page, api)
+    names = set(os.listdir(api.source.tree))
+    for step in ("sort", "reload", "sort"):
+        if step == "sort":
+            page.click(".cols button.sort:has-text('Name')")
+        else:
+            page.click("button[aria-label='Reload this folder']")
+        wait_listing(page, "/")
+        shown = rows_shown(page)
+        assert names <= {p.lstrip("/") for p in shown}  # the source tree's root is listed
+        target = shown[3]
+        page.click(f".frow[data-path='{target}'] .meta.c-mode")
+        active = page.eval_on_selector(".frow.active", "e => e.dataset.path")
+        assert active == target, (step, active, target)
+
+
+def test_owner_names_counts_and_toasts_clear_of_the_buttons(page, api: Env):
+    """Issue 14, item 6: the owner is the token's name; "1 VM" not "1 VMs"; the per-worker
+    figures say so; a toast does not cover the toolbar's buttons."""
+    unmount_all(api)
+    mount = api.mount("alice")
+    sign_in(page, api)
+    with api.client("alice") as c:
+        backups = c.get(f"{API}/backups").json()["backups"]
+    vms = {b["vm_name"] for b in backups}
+    n_b, n_vm = len(backups), len(vms)
+    expected = f"{n_b} backup{'' if n_b == 1 else 's'} · {n_vm} VM{'' if n_vm == 1 else 's'}"
+    assert page.inner_text(".count") == expected
+    page.click("nav a[data-nav=sessions]")
+    row = page.wait_for_selector(f"tr[data-mount-id='{mount}']")
+    assert row.eval_on_selector("td.c-owner", "e => e.innerText.trim()") == "alice"
+    assert page.is_visible("text=Readers open (this worker)")
+
+    page.goto(f"{api.url}/#/browse/{mount}?path=/")
+    wait_listing(page, "/")
+    page.evaluate(
+        "import('/static/ui.js')"
+        ".then(m => m.toast('error', 'A long failure title', 'x'.repeat(300)))"
+    )
+    toast = page.wait_for_selector(".toast").bounding_box()
+    assert toast is not None
+    for selector in (
+        ".session-bar a:has-text('All sessions')",
+        ".session-bar button:has-text('Close session')",
+        "button[aria-label='Reload this folder']",
+    ):
+        button = page.locator(selector).bounding_box()
+        assert button is not None, selector
+        apart = (
+            toast["x"] + toast["width"] <= button["x"]
+            or button["x"] + button["width"] <= toast["x"]
+            or toast["y"] + toast["height"] <= button["y"]
+            or button["y"] + button["height"] <= toast["y"]
+        )
+        assert apart, (selector, toast, button)
+    shot(page, "toast-clear-of-buttons")
+
+
+def test_a_streamed_download_that_fails_shows_as_failed_with_the_reason(page, api: Env):
+    """Issue 14, item 2: a download the server refuses after the page's checks (here: the
+    dangling link's target, which the page no longer offers, asked through the page's own
+    download function) was shown as streaming, its bar full."""
+    browse_ext4_root(page, api)
+    wait_for_service_worker(page)
+    mount = mount_id_from_url(page)
+    with api.client() as c:  # what the API answers for that download
+        r = c.get(f"{API}/restore/{mount}/download", params={"path": "/link-dangling"})
+    assert r.status_code == 404
+    reason = r.json()["error"]["message"]
+    page.evaluate(
+        """id => Promise.all([import('/static/api.js'), import('/static/downloads.js')])
+            .then(([a, d]) => {
+                d.download('link-dangling', a.api.download(id, '/link-dangling'));
+            })""",
+        mount,
+    )
+    failed = page.wait_for_selector(".downloads .dl.failed .alert-error")
+    assert reason in failed.inner_text()
+    assert page.locator(".downloads .dl.done").count() == 0
+    shot(page, "download-failed")
+
+
+def test_link_details_offer_what_the_target_allows(page, api: Env):
+    """Issue 14, item 6: a dangling link says so and offers nothing that cannot work."""
+    tree = api.source.tree
+    browse_ext4_root(page, api)
+    cases = {"link-dangling": "dangling", "link-to-dir": "dir", "link-relative": "file"}
+    for name, kind in cases.items():
+        target = tree / os.readlink(tree / name)
+        expected = "dir" if target.is_dir() else "file" if target.is_file() else "dangling"
+        assert expected == kind  # the source tree agrees
+        page.click(f".frow[data-path='/{name}'] .meta >> nth=0")
+        page.wait_for_selector(f".details .name:text-is('{name}')")
+        if kind == "dangling":
+            page.wait_for_selector(".details [data-link=dangling]")
+        elif kind == "dir":
+            page.wait_for_selector(".details a:has-text('Open as folder')")
+        else:
+            page.wait_for_selector(".details button:has-text('Target file')")
+        assert page.locator(".details button:has-text('Target file')").count() == (kind == "file")
+        assert page.locator(".details a:has-text('Open as folder')").count() == (kind == "dir")
+        assert page.locator(".details button:has-text('ZIP')").count() == (kind == "dir")
+
+
+def test_double_click_previews_text_and_images_and_refuses_binary(page, api: Env):
+    """Issue 14, item 5: a bounded, sandboxed preview. Expected text from the source tree;
+    the image's size from its PNG header (IHDR), read from the demo's source file."""
+    tree = api.source.tree
+    browse_ext4_root(page, api)
+    page.dblclick(".frow[data-path='/hello.txt'] .meta >> nth=0")
+    text = page.wait_for_selector("dialog pre[data-preview=text]")
+    assert text.text_content() == (tree / "hello.txt").read_text()
+    assert page.locator("dialog pre[data-preview=text] *").count() == 0  # text, not markup
+    page.click("dialog .dlg-foot button:has-text('Close')")
+    page.dblclick(".frow[data-path='/sparse.bin'] .meta >> nth=0")  # zeros: binary
+    page.wait_for_selector("dialog [data-preview=none]:has-text('binary')")
+    page.click("dialog .dlg-foot button:has-text('Close')")
+
+    png = ROOT / "demo/source/windows/Users/Bob/Pictures/gradient.png"
+    width, height = struct.unpack(">II", png.read_bytes()[16:24])
+    mount = api.mount("alice", backup="demo-full", volume="p2")
+    page.goto(f"{api.url}/#/browse/{mount}?path=/Users/Bob/Pictures")
+    wait_listing(page, "/Users/Bob/Pictures")
+    page.dblclick(".frow[data-path='/Users/Bob/Pictures/gradient.png'] .meta >> nth=0")
+    page.wait_for_function(
+        "() => { const i = document.querySelector('dialog img[data-preview=image]');"
+        " return i && i.complete && i.naturalWidth > 0; }"
+    )
+    size = page.eval_on_selector(
+        "dialog img[data-preview=image]", "i => [i.naturalWidth, i.naturalHeight]"
+    )
+    assert size == [width, height]
+    assert page.eval_on_selector("dialog img", "i => i.src").startswith("blob:")
+    shot(page, "preview-image")
+
+
+def test_backups_list_sorts_within_each_disk(page, api: Env):
+    """Issue 14, item 6: the backups list can be sorted (within each VM's disk)."""
+    sign_in(page, api)
+    full, incr = api.backups["demo-full"], api.backups["demo-incr"]
+    with api.client("alice") as c:
+        made = {b["id"]: b["created_at"] for b in c.get(f"{API}/backups").json()["backups"]}
+    assert made[incr] > made[full]  # the catalog's dates: the incremental is newer
+
+    def order() -> list[int]:
+        ids = page.eval_on_selector_all("tr.backup", "els => els.map(e => +e.dataset.backupId)")
+        return [i for i in ids if i in (full, incr)]
+
+    assert order() == [incr, full]  # default: newest first
+    page.click("thead button[data-sort=created]")  # oldest first
+    page.wait_for_selector("th[aria-sort=ascending] button[data-sort=created]")
+    assert order() == [full, incr]
+    page.click("thead button[data-sort=kind]")  # full before incremental
+    page.wait_for_selector("th[aria-sort=ascending] button[data-sort=kind]")
+    assert order() == [full, incr]
+    page.click("thead button[data-sort=kind]")
+    page.wait_for_selector("th[aria-sort=descending] button[data-sort=kind]")
+    assert order() == [incr, full]

@@ -20,6 +20,7 @@ import filerestore
 from filerestore.api import errors, routes_catalog, routes_download, routes_jobs, routes_restore
 from filerestore.api import schemas as s
 from filerestore.api.auth import Caller
+from filerestore.api.docs_ui import OPENAPI_URL, mount_docs
 from filerestore.api.metrics import CONTENT_TYPE_LATEST, Metrics
 from filerestore.api.state import AppState, app_state
 from filerestore.db import open_database
@@ -115,19 +116,22 @@ def create_app(settings: Settings | None = None, *, cleanup: bool = True) -> Fas
             manager.readers.close_all()
             manager.stores.close()
             db.dispose()
+            state.metrics.stopped()
 
     app = FastAPI(
         title="filerestore",
         version=filerestore.__version__,
         description="File-level restore from QCOW2 VM disk backups.",
         lifespan=lifespan,
-        docs_url="/docs",
-        openapi_url="/openapi.json",
+        docs_url=None,  # served from the package's own files: see docs_ui
+        redoc_url=None,
+        openapi_url=OPENAPI_URL,
     )
     app.state.filerestore = state
     errors.install(app)
     app.include_router(meta)
     app.include_router(routes_jobs.router, prefix=PREFIX)
+    mount_docs(app)
     app.include_router(routes_restore.router, prefix=PREFIX)
     app.include_router(routes_download.router, prefix=PREFIX)
     app.include_router(routes_catalog.router, prefix=PREFIX)

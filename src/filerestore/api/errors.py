@@ -40,6 +40,8 @@ def error_response(exc: e.FileRestoreError) -> JSONResponse:
     status = status_of(exc)
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
     message = _printable(str(exc) or type(exc).__name__)
+    if isinstance(exc, e.AmbiguousVolumeError):
+        message += ' (the "volume" field)'
     return JSONResponse(error_body(exc.code, message, **extra), status, headers=headers)
 
 

@@ -17,6 +17,7 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
 
+from filerestore import catalog
 from filerestore.api import downloads as d
 from filerestore.api.auth import Caller
 from filerestore.api.content_types import SNIFF_BYTES, content_type
@@ -156,6 +157,15 @@ async def download(mount_id: str, request: Request, who: Caller, path: PathParam
     return _streamed(st, checkout, chunks, status, headers, media)
 
 
+def _backup_context(st: AppState, backup_id: int) -> tuple[str | None, ...]:
+    """What names the backup in an archive's file name: VM, disk and the backup's date."""
+    try:
+        b = catalog.get_backup(st.db, backup_id)
+    except FileRestoreError:  # removed from the catalog while its session is open
+        return (f"backup-{backup_id}",)
+    return (b.vm_name, b.disk_name, b.created_at.strftime("%Y-%m-%d"))
+
+
 def _not_modified(headers: dict[str, str]) -> dict[str, str]:
     return {k: v for k, v in headers.items() if k in ("ETag", "Cache-Control")}
 
@@ -183,8 +193,9 @@ async def download_directory(
         checkout.refuse(exc)
         await _releaser(st, checkout)()
         raise
+    context = await run_in_threadpool(_backup_context, st, checkout.session.backup_id)
     headers = {
         **SECURITY_HEADERS,
-        "Content-Disposition": d.content_disposition(archive_filename(guests, format)),
+        "Content-Disposition": d.content_disposition(archive_filename(guests, format, context)),
     }
     return _streamed(st, checkout, chunks, 200, headers, format.media_type)

@@ -149,7 +149,11 @@ async def file_info(
         if entry.kind is EntryKind.FILE:
             head = stack.fs.open(guest).read_at(0, min(SNIFF_BYTES, entry.size))
             media = content_type(entry.name, head)
-        return s.FileInfoOut.full(entry, media)
+        target_kind = None
+        if entry.kind is EntryKind.SYMLINK:
+            resolved = resolve_root(stack.fs, guest).entry  # as a download of it would
+            target_kind = "dangling" if resolved.kind is EntryKind.SYMLINK else resolved.kind.value
+        return s.FileInfoOut.full(entry, media, target_kind)
 
     return await on_stack(request, mount_id, who, work)
 

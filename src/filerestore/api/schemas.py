@@ -117,10 +117,19 @@ class EntryOut(_Entry):  # type: ignore[misc,valid-type]
 
 class FileInfoOut(EntryOut):
     content_type: str | None = Field(default=None, description="Regular files only.")
+    target_kind: Literal["file", "dir", "other", "dangling"] | None = Field(
+        default=None,
+        description="Symbolic links only: the kind of what the link leads to inside the "
+        "guest, or dangling (its target does not exist, or links loop).",
+    )
 
     @classmethod
-    def full(cls, entry: Entry, content_type: str | None) -> FileInfoOut:
-        return cls(**EntryOut.of(entry).model_dump(), content_type=content_type)
+    def full(
+        cls, entry: Entry, content_type: str | None, target_kind: str | None = None
+    ) -> FileInfoOut:
+        return cls(
+            **EntryOut.of(entry).model_dump(), content_type=content_type, target_kind=target_kind
+        )
 
 
 _Totals = model(

@@ -164,6 +164,13 @@ class _Statuses:
         self._local.close()
 
 
+def names_from_path(path: str) -> tuple[str | None, str]:
+    """(VM, disk) named by a backup's path in its repository: the directory that holds it
+    (None at the root) and the file name without its last suffix."""
+    parts = Path(path).parts
+    return (parts[-2] if len(parts) > 1 else None), Path(parts[-1]).stem
+
+
 def upsert(
     session: Session,
     repo_id: int,
@@ -171,29 +178,41 @@ def upsert(
     vm_name: str | None = None,
     disk_name: str | None = None,
 ) -> tuple[Backup, bool]:
-    """Insert or update the backup row for ``probed``; True when it was inserted."""
-    parent_id = None
+    """Insert or update the backup row for ``probed``; True when it was inserted.
+
+    Names not given: an incremental is named as its parent's row (so a whole chain is one
+    disk of one VM, whatever its files are called); a full backup by its file, the disk by
+    the file's stem and the VM by its directory (see :func:`names_from_path`)."""
+    parent: Backup | None = None
     if len(probed.chain) > 1:
         parent_rel = probed.chain[1].name  # its path in the repository, links resolved
-        parent_id = session.scalar(
-            select(Backup.id).where(Backup.repository_id == repo_id, Backup.path == parent_rel)
+        parent = session.scalar(
+            select(Backup).where(Backup.repository_id == repo_id, Backup.path == parent_rel)
         )
+    parent_id = parent.id if parent is not None else None
+    own_vm, own_disk = names_from_path(probed.path)
+    chain_vm, chain_disk = (
+        (parent.vm_name, parent.disk_name) if parent is not None else (own_vm, own_disk)
+    )
     row = session.scalar(
         select(Backup).where(Backup.repository_id == repo_id, Backup.path == probed.path)
     )
     inserted = row is None
     if row is None:
-        parts = Path(probed.path).parts
         row = Backup(
             repository_id=repo_id,
             path=probed.path,
-            vm_name=vm_name if vm_name is not None else (parts[-2] if len(parts) > 1 else None),
-            disk_name=disk_name if disk_name is not None else Path(parts[-1]).stem,
+            vm_name=vm_name if vm_name is not None else chain_vm,
+            disk_name=disk_name if disk_name is not None else chain_disk,
         )
         session.add(row)
     else:
-        row.vm_name = vm_name if vm_name is not None else row.vm_name
-        row.disk_name = disk_name if disk_name is not None else row.disk_name
+        # a name given before is kept; one derived from the file alone (registered by an
+        # older release, or before its parent was) takes the chain's
+        if vm_name is not None or row.vm_name == own_vm:
+            row.vm_name = vm_name if vm_name is not None else chain_vm
+        if disk_name is not None or row.disk_name == own_disk:
+            row.disk_name = disk_name if disk_name is not None else chain_disk
     row.kind = probed.kind
     row.parent_backup_id = parent_id
     row.virtual_size = probed.chain[0].virtual_size

@@ -16,6 +16,17 @@ chains first), so an incremental finds its parent's id.
 A local repository's files are found by walking its root; an S3 repository's by listing the
 objects under its prefix (one request per 1,000 keys). Both are then read through the
 repository's store, with the same rules.
+
+Layouts and names. Any tree of directories is scanned; what names a backup's VM and disk:
+
+- ``ROOT/VM/DISK.qcow2`` (or ``.vmdk``, ``.vhd``, ``.vhdx``, ``.raw``, ``.img``): a full
+  backup; the VM is the directory holding the file, the disk the file name without its
+  suffix. Deeper trees (``ROOT/site/VM/DISK.qcow2``) name the VM by the nearest directory.
+- ``ROOT/DISK.qcow2``: a full backup of no named VM.
+- an incremental, wherever it lies and whatever it is called (``VM/DISK-incr3.qcow2``,
+  ``VM/incr/2026-11-01.qcow2``): one more backup of its chain's disk, named as its parent
+  and so as the full backup its chain leads to; the chain, not the file name, groups it.
+- names given when registering (``register_backup``) are kept by later scans.
 """
 
 from __future__ import annotations

@@ -17,7 +17,6 @@ filesystem layer accepts as a path, so a name from ``ls --json`` can be given ba
 from __future__ import annotations
 
 import dataclasses
-import json
 import sys
 from collections.abc import Iterable, Iterator
 from datetime import datetime
@@ -44,6 +43,8 @@ def record(value: object, **extra: Any) -> dict[str, Any]:
 
 
 def document(data: Any) -> str:
+    import json  # only for --json: not on the plain listing's start-up path
+
     return json.dumps(data, ensure_ascii=True, indent=INDENT, default=_plain)
 
 

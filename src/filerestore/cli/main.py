@@ -22,7 +22,7 @@ from click.exceptions import Exit as ClickExit
 
 from filerestore.cli import exit_codes
 from filerestore.cli.app import app
-from filerestore.errors import FileRestoreError
+from filerestore.errors import AmbiguousVolumeError, FileRestoreError
 
 PROG = "filerestore"
 #: the environment variable Click's shell completion scripts call the program with
@@ -78,6 +78,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(exc.format_message(), exc.exit_code)
     except click.Abort:
         return _fail("interrupted", exit_codes.INTERRUPTED)
+    except AmbiguousVolumeError as exc:
+        return _fail(f"{exc} (with --volume)", exit_codes.exit_code(exc))
     except FileRestoreError as exc:
         return _fail(str(exc) or type(exc).__name__, exit_codes.exit_code(exc))
     except KeyboardInterrupt:

@@ -5,8 +5,11 @@ from __future__ import annotations
 import errno
 import os
 import socket
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -101,8 +104,6 @@ def serve(
     The API is under /api/v1 (its docs at /docs), the page at /, with the cleanup worker, in
     WORKERS processes. Logs go to stderr in one format (see --log-format).
     """
-    import uvicorn
-
     from filerestore import catalog, logs
 
     settings = _settings(config)
@@ -119,6 +120,30 @@ def serve(
         db.dispose()
     if added:
         logs.log.info("repositories added from the settings file: %s", ", ".join(added))
+    with _shared_metrics(workers):
+        _run(host, port, workers, log_level, logs.config_dict(chosen, log_level))
+
+
+@contextmanager
+def _shared_metrics(workers: int) -> Iterator[None]:
+    """With several workers, an empty directory for Prometheus' multiprocess mode, so that
+    /metrics sums them all (see filerestore.api.metrics), removed afterwards."""
+    from filerestore.api.metrics import MULTIPROC_ENV
+
+    if workers < 2 or os.environ.get(MULTIPROC_ENV):  # one process, or the operator's own
+        yield
+        return
+    with tempfile.TemporaryDirectory(prefix="filerestore-metrics-") as directory:
+        os.environ[MULTIPROC_ENV] = directory
+        try:
+            yield
+        finally:
+            del os.environ[MULTIPROC_ENV]
+
+
+def _run(host: str, port: int, workers: int, log_level: str, log_config: dict[str, Any]) -> None:
+    import uvicorn
+
     try:
         uvicorn.run(
             "filerestore.api.worker:worker_app",
@@ -127,7 +152,7 @@ def serve(
             port=port,
             workers=workers,
             log_level=log_level,
-            log_config=logs.config_dict(chosen, log_level),
+            log_config=log_config,
             access_log=False,  # the application writes one line per request itself
             timeout_graceful_shutdown=10,
         )

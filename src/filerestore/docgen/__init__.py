@@ -8,7 +8,9 @@ describes:
 - ``settings.md``: every setting with its environment variable, type, default and
   description, from :mod:`filerestore.settings` (:mod:`~filerestore.docgen.settings_doc`);
 - ``cli.md``: the ``--help`` of every command of the ``filerestore`` CLI
-  (:mod:`~filerestore.docgen.cli_doc`).
+  (:mod:`~filerestore.docgen.cli_doc`);
+- ``metrics.md``: every metric of ``/metrics`` with its type, labels and meaning, from
+  :mod:`filerestore.api.metrics` (:mod:`~filerestore.docgen.metrics_doc`).
 
 With ``--check`` nothing is written: the exit status says whether the committed files are
 current (a test runs this check).
@@ -23,6 +25,7 @@ from pathlib import Path
 
 from filerestore.docgen.cli_doc import cli_markdown
 from filerestore.docgen.errors_doc import errors_markdown
+from filerestore.docgen.metrics_doc import metrics_markdown
 from filerestore.docgen.settings_doc import settings_markdown
 
 CHECKOUT_DOCS = Path(__file__).resolve().parents[3] / "docs"
@@ -30,6 +33,7 @@ CHECKOUT_DOCS = Path(__file__).resolve().parents[3] / "docs"
 #: file name -> generator
 DOCUMENTS: dict[str, Callable[[], str]] = {
     "errors.md": errors_markdown,
+    "metrics.md": metrics_markdown,
     "settings.md": settings_markdown,
     "cli.md": cli_markdown,
 }

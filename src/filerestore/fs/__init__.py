@@ -40,10 +40,6 @@ _BACKENDS = (
 )
 
 
-def _backends() -> list[ModuleType]:
-    return [importlib.import_module(name) for name in _BACKENDS]
-
-
 @dataclass(frozen=True)
 class Detection:
     """A filesystem recognised on a reader: its kind, and the backend that opens it (so a
@@ -59,8 +55,10 @@ class Detection:
 
 
 def detect(reader: Reader) -> Detection | None:
-    """The filesystem on ``reader``, recognised by signature, or None."""
-    for module in _backends():
+    """The filesystem on ``reader``, recognised by signature, or None. Backends are imported
+    in order until one recognises it (an ext4 volume loads no NTFS or FAT library)."""
+    for name in _BACKENDS:
+        module = importlib.import_module(name)
         with parse_errors(module.__name__.rsplit(".", 1)[1], "detect the filesystem"):
             kind: str | None = module.detect(reader)
         if kind:

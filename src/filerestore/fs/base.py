@@ -62,6 +62,12 @@ def duplicate_name(name: str, taken: Container[str]) -> str:
     return f"{name}<duplicate-{k}>"
 
 
+def fold_case(name: str) -> str:
+    """``name`` with each character upper-cased one for one, as Windows compares names (an
+    upper-case table of one code unit per character: "ß" stays "ß", never "SS")."""
+    return "".join(up if len(up := c.upper()) == 1 else c for c in name)
+
+
 def split_path(path: str) -> list[str]:
     """Components of a request path; refuses NUL. ``.`` and empty components drop out."""
     if "\x00" in path:
@@ -89,11 +95,17 @@ class Filesystem(ABC, Generic[N]):
     kind: str = ""
     #: volume label, where the format has one
     label: str | None = None
+    #: names match whatever their case in the guest OS (NTFS, FAT, exFAT: Windows looks names
+    #: up through an upper-case table); a path is then resolved by its exact name first, else
+    #: by the one name that matches it with both upper-cased (see fold_case)
+    case_insensitive: bool = False
 
     def __init__(self) -> None:
         self._lock = threading.RLock()
         self._dirs: OrderedDict[Hashable, dict[str, N]] = OrderedDict()
         self._cached_children = 0
+        #: per cached directory, folded name -> its names (built on the first inexact lookup)
+        self._folded: dict[Hashable, dict[str, list[str]]] = {}
 
     # --- backend hooks (called with the lock held) ---------------------------------------
 
@@ -259,9 +271,32 @@ class Filesystem(ABC, Generic[N]):
         self._dirs[key] = children
         self._cached_children += len(children)
         while self._cached_children > DIR_CACHE_ENTRIES and len(self._dirs) > 1:
-            _, dropped = self._dirs.popitem(last=False)
+            dropped_key, dropped = self._dirs.popitem(last=False)
+            self._folded.pop(dropped_key, None)
             self._cached_children -= len(dropped)
         return children
+
+    def _child(self, node: N, name: str) -> tuple[str, N] | None:
+        """The entry ``name`` of directory ``node``, and its name as stored: the exact name,
+        or on a case-insensitive filesystem the one name that folds to the same; when
+        several do (NTFS's POSIX namespace allows "a" and "A"), the first in code-point
+        order, so the answer is the same every time."""
+        children = self._children_of(node)
+        child = children.get(name)
+        if child is not None or not self.case_insensitive:
+            return (name, child) if child is not None else None
+        key = self._key(node)
+        folded = self._folded.get(key)
+        if folded is None:
+            folded = {}
+            for stored in children:
+                folded.setdefault(fold_case(stored), []).append(stored)
+            self._folded[key] = folded
+        names = folded.get(fold_case(name))
+        if not names:
+            return None
+        stored = min(names)
+        return stored, children[stored]
 
     def _resolve(self, path: str, follow_final: bool) -> tuple[list[str], N]:
         pending = split_path(path)
@@ -281,10 +316,11 @@ class Filesystem(ABC, Generic[N]):
             if self._kind(current) is not EntryKind.DIR:
                 where = join_path([n for n, _ in stack])
                 raise NotADirectoryError_(f"not a directory: {shown(where)}")
-            child = self._children_of(current).get(comp)
-            if child is None:
+            found = self._child(current, comp)
+            if found is None:
                 where = join_path([n for n, _ in stack] + [comp])
                 raise PathNotFoundError(f"no such file or directory: {shown(where)}")
+            comp, child = found
             if self._kind(child) is EntryKind.SYMLINK and (pending or follow_final):
                 hops += 1
                 if hops > MAX_SYMLINK_HOPS:

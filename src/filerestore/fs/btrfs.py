@@ -219,6 +219,7 @@ class BtrfsFilesystem(Filesystem[BtrfsNode]):
         with self._lock:
             self._file.close()
             self._dirs.clear()
+            self._folded.clear()
 
     def subvolumes(self) -> list[tuple[int, str]]:
         """(id, path from the top-level subvolume) of every subvolume."""

@@ -177,6 +177,7 @@ def parse_entry_set(raw: bytes, offset: int) -> ExfatNode:
 
 class ExfatFilesystem(Filesystem[ExfatNode]):
     kind = "exfat"
+    case_insensitive = True  # names compare through the volume's up-case table
 
     def __init__(self, reader: Reader) -> None:
         super().__init__()

@@ -171,6 +171,7 @@ def parse_short_entry(data: bytes, fat_type: str = "fat32") -> ShortEntry:
 
 class FatFilesystem(LibyalFilesystem):
     library = pyfsfat
+    case_insensitive = True  # as Windows and Linux's vfat (without the check=s option) see it
 
     def __init__(self, reader: Reader, bpb: BiosParameterBlock) -> None:
         self.kind = bpb.fat_type

@@ -206,6 +206,7 @@ class LibyalFilesystem(Filesystem[LibyalNode]):
                 self._volume.close()
             self._file.close()
             self._dirs.clear()
+            self._folded.clear()
 
     # --- hooks a subclass may override ---------------------------------------------------
 

@@ -139,6 +139,7 @@ def mft_index(node: LibyalNode) -> int:
 
 class NtfsFilesystem(LibyalFilesystem):
     kind = "ntfs"
+    case_insensitive = True  # Windows looks names up through $UpCase
     library = pyfsntfs
 
     def __init__(self, reader: Reader) -> None:

@@ -39,6 +39,7 @@ Rules (the chain is resolved here, never by QEMU or a library):
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 from filerestore.errors import (
     BackingChainLoopError,
@@ -53,12 +54,14 @@ from filerestore.errors import (
     UnsupportedImageError,
 )
 from filerestore.image import formats
-from filerestore.image.format_link import FormatLink, LayerBuilder
 from filerestore.image.metadata import DEFAULT_METADATA_BUDGET, check_budget, layer_working_set
 from filerestore.image.names import qemu_name
 from filerestore.image.qcow2_data_file import check_data_file
 from filerestore.image.qcow2_header import MAX_CLUSTER_BITS, Qcow2Info, parse_first_cluster
 from filerestore.source import SourceFile, Store
+
+if TYPE_CHECKING:  # the other formats' modules load when a file of theirs is met
+    from filerestore.image.format_link import FormatLink, LayerBuilder
 
 _FIRST_READ = 64 * 1024
 #: names that make a file without an image signature a raw disk image

@@ -10,10 +10,12 @@ from __future__ import annotations
 import io
 import threading
 import zlib
-
-import zstandard
+from typing import TYPE_CHECKING
 
 from filerestore.errors import CorruptImageError
+
+if TYPE_CHECKING:  # imported with the first zstd cluster: most images have none (CLI start-up)
+    import zstandard
 
 _ZLIB_WBITS = -12  # raw deflate with a 4 KiB window, as QEMU writes it
 _local = threading.local()
@@ -23,9 +25,17 @@ def _zstd() -> zstandard.ZstdDecompressor:
     # a decompression context must not be shared between threads
     dctx: zstandard.ZstdDecompressor | None = getattr(_local, "zstd", None)
     if dctx is None:
+        import zstandard
+
         dctx = zstandard.ZstdDecompressor()
         _local.zstd = dctx
     return dctx
+
+
+def _zstd_error() -> type[Exception]:
+    import zstandard
+
+    return zstandard.ZstdError
 
 
 def decompress_cluster(compression: str, data: bytes, cluster_size: int) -> bytes:
@@ -35,7 +45,7 @@ def decompress_cluster(compression: str, data: bytes, cluster_size: int) -> byte
             out = zlib.decompressobj(_ZLIB_WBITS).decompress(data, cluster_size)
         else:
             out = _zstd_cluster(data, cluster_size)
-    except (zlib.error, zstandard.ZstdError) as exc:
+    except (zlib.error, _zstd_error()) as exc:
         raise CorruptImageError(
             f"compressed cluster does not decompress ({compression}): {exc}"
         ) from exc

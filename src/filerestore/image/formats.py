@@ -14,15 +14,33 @@ repository and refuses loops and depth, for every format. A format only answers:
 
 from __future__ import annotations
 
+import importlib
 import struct
-from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from filerestore.errors import CorruptImageError
-from filerestore.image import vhd, vhdx, vmdk
-from filerestore.image.format_link import FormatLink
-from filerestore.source import SourceFile, Store
+
+if TYPE_CHECKING:
+    from filerestore.image.format_link import FormatLink
+    from filerestore.source import SourceFile, Store
+
+# The format modules are imported when a file of theirs is met, not with the image layer:
+# opening a QCOW2 backup (the common case, and `filerestore ls`'s start-up time) never
+# loads the VMDK, VHD and VHDX readers.
 
 QCOW2_MAGIC = b"QFI\xfb"  # QEMU docs/interop/qcow2.txt, header byte 0
+VMDK_MAGICS = (b"KDMV", b"COWD")  # vmdk.SPARSE_MAGIC, vmdk.COWD_MAGIC (a test checks)
+VMDK_DESCRIPTOR = b"# Disk DescriptorFile"  # vmdk.DESCRIPTOR_MAGIC
+VHDX_SIGNATURE = b"vhdxfile"  # vhdx.SIGNATURE
+VHD_COOKIE = b"conectix"  # vhd.COOKIE
+
+
+def is_vmdk(head: bytes) -> bool:
+    return head[:4] in VMDK_MAGICS or head.startswith(VMDK_DESCRIPTOR)
+
+
+def is_vhdx(head: bytes) -> bool:
+    return head[:8] == VHDX_SIGNATURE
 
 
 def detect(file: SourceFile, head: bytes) -> str | None:
@@ -32,10 +50,12 @@ def detect(file: SourceFile, head: bytes) -> str | None:
     the VHD footer at the end last, because a fixed VHD is a raw disk with a trailer, and
     only a valid footer (cookie, checksum, type) makes it one.
     """
-    if vmdk.is_vmdk(head):
+    if is_vmdk(head):
         return "vmdk"
-    if vhdx.is_vhdx(head):
+    if is_vhdx(head):
         return "vhdx"
+    from filerestore.image import vhd  # its footer check reads the file's end
+
     if vhd.is_vhd(file, head):
         return "vpc"
     return None
@@ -44,10 +64,14 @@ def detect(file: SourceFile, head: bytes) -> str | None:
 def is_image_file(head: bytes, tail: bytes) -> bool:
     """Whether a file whose first bytes are ``head`` and last 512 ``tail`` is an image of a
     known format (QCOW2 or the ones here): what a repository scan registers."""
-    if head[:4] == QCOW2_MAGIC or vmdk.is_vmdk(head) or vhdx.is_vhdx(head):
+    if head[:4] == QCOW2_MAGIC or is_vmdk(head) or is_vhdx(head):
         return True
-    if head[:8] == vhd.COOKIE:
+    if head[:8] == VHD_COOKIE:
         return True
+    if tail[:8] != VHD_COOKIE:
+        return False
+    from filerestore.image import vhd
+
     try:
         return tail[:8] == vhd.COOKIE and vhd.parse_footer(tail).disk_type == vhd.FIXED
     except (CorruptImageError, struct.error):  # a short tail: a file under 85 bytes
@@ -55,11 +79,14 @@ def is_image_file(head: bytes, tail: bytes) -> bool:
 
 
 def open_format(store: Store, file: SourceFile, fmt: str, head: bytes) -> FormatLink:
-    return OPENERS[fmt](store, file, head)
+    module, opener = OPENERS[fmt]
+    link: FormatLink = getattr(importlib.import_module(module), opener)(store, file, head)
+    return link
 
 
-OPENERS: dict[str, Callable[[Store, SourceFile, bytes], FormatLink]] = {
-    "vmdk": vmdk.open_vmdk,
-    "vpc": vhd.open_vhd,
-    "vhdx": vhdx.open_vhdx,
+#: format (QEMU's driver name) -> the module and function that open it
+OPENERS: dict[str, tuple[str, str]] = {
+    "vmdk": ("filerestore.image.vmdk", "open_vmdk"),
+    "vpc": ("filerestore.image.vhd", "open_vhd"),
+    "vhdx": ("filerestore.image.vhdx", "open_vhdx"),
 }

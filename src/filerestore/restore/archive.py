@@ -109,15 +109,30 @@ def _aborting(stream: Iterator[bytes]) -> Generator[bytes, None, None]:
         ) from exc
 
 
-def archive_filename(paths: Sequence[str], fmt: ArchiveFormat | str) -> str:
-    """A download file name: the single root's name, or ``files`` for several."""
+def archive_filename(
+    paths: Sequence[str], fmt: ArchiveFormat | str, context: Sequence[str | None] = ()
+) -> str:
+    """A download file name: ``context`` (what the backup is: VM, disk, date), then the
+    single root's name, or for several roots their common folder's and how many, joined by
+    ``_``, each part a clean file-name component (``web01_disk0_2026-11-30_alice.zip``)."""
     fmt = _format(fmt)
-    if len(paths) == 1:
-        parts = [p for p in paths[0].split("/") if p not in ("", ".")]
-        stem = clean_component(parts[-1]) if parts else ROOT_NAME
+    split = [[p for p in path.split("/") if p not in ("", ".")] for path in paths]
+    if len(split) == 1:
+        stem = clean_component(split[0][-1]) if split[0] else ROOT_NAME
     else:
-        stem = "files"
-    return f"{stem}.{fmt.value}"
+        common = _common_prefix(split)
+        stem = f"{clean_component(common[-1]) if common else ROOT_NAME}-{len(split)}-items"
+    parts = [clean_component(c) for c in context if c] + [stem]
+    return f"{'_'.join(parts)}.{fmt.value}"
+
+
+def _common_prefix(paths: list[list[str]]) -> list[str]:
+    out: list[str] = []
+    for names in zip(*paths, strict=False):
+        if any(n != names[0] for n in names):
+            break
+        out.append(names[0])
+    return out if all(len(p) > len(out) for p in paths) else out[:-1]
 
 
 def _format(fmt: ArchiveFormat | str) -> ArchiveFormat:

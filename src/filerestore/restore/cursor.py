@@ -13,7 +13,6 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import json
 from dataclasses import dataclass
 
 from filerestore.errors import InvalidCursorError, StaleCursorError
@@ -36,6 +35,8 @@ class Cursor:
     last: str  # digest of the last entry returned
 
     def encode(self) -> str:
+        import json  # with the first page that has a next one, not with every listing
+
         blob = json.dumps(
             {"v": VERSION, "l": self.listing, "d": self.identity, "i": self.index, "n": self.last},
             separators=(",", ":"),
@@ -60,6 +61,8 @@ def decode(token: str) -> Cursor:
     """Parse a cursor token; a malformed one raises InvalidCursorError."""
     if not token or len(token) > MAX_TOKEN_LENGTH:
         raise InvalidCursorError("malformed cursor: empty or too long")
+    import json
+
     try:
         blob = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
         data = json.loads(blob)

@@ -20,12 +20,21 @@ ever reads past the end of the disk.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from filerestore.blockio import Reader, SliceReader
 from filerestore.errors import PartitionTableError, VolumeNotFoundError
-from filerestore.volume import gpt, lvm, mbr
-from filerestore.volume.lv_reader import LogicalVolumeReader, UnavailableReader, contiguous_offset
+from filerestore.volume import gpt, mbr
 from filerestore.volume.types import MBR_EXTENDED_TYPES, gpt_type_name, mbr_type_name
+
+if TYPE_CHECKING:
+    from filerestore.volume import lvm
+
+# The LVM2 reader is imported only for a volume that carries a PV label (start-up time of
+# the CLI, issue 14): these are lvm.LABEL_ID and lvm.LABEL_SCAN_SECTORS (a test checks).
+LVM_LABEL_ID = b"LABELONE"
+LVM_LABEL_SECTORS = 4
+SECTOR = 512
 
 __all__ = ["Volume", "find_volume", "list_volumes"]
 
@@ -66,7 +75,7 @@ def list_volumes(disk: Reader) -> list[Volume]:
     pvs = []
     for v in partitions:
         if not v.is_container:
-            pv = lvm.scan_physical_volume(v.reader, v.offset or 0)
+            pv = _scan_physical_volume(v.reader, v.offset or 0)
             if pv is not None:
                 pvs.append(pv)
     return partitions + _lv_volumes(disk, pvs)
@@ -128,8 +137,20 @@ def _mbr_volumes(disk: Reader) -> list[Volume]:
     return out
 
 
+def _scan_physical_volume(reader: Reader, offset: int) -> lvm.PhysicalVolume | None:
+    """lvm.scan_physical_volume, without importing the LVM reader for a volume with no PV
+    label in its first sectors (lvm.parse_label's rule)."""
+    head = reader.read_at(0, LVM_LABEL_SECTORS * SECTOR)
+    starts = range(0, LVM_LABEL_SECTORS * SECTOR, SECTOR)
+    if not any(head[at : at + len(LVM_LABEL_ID)] == LVM_LABEL_ID for at in starts):
+        return None
+    from filerestore.volume import lvm
+
+    return lvm.scan_physical_volume(reader, offset)
+
+
 def _whole_disk(disk: Reader) -> list[Volume]:
-    pv = lvm.scan_physical_volume(disk, 0)
+    pv = _scan_physical_volume(disk, 0)
     if pv is None:
         return [Volume("disk", "disk", 0, disk.size, "disk", "Whole disk", None, None, disk)]
     whole = Volume("disk", "disk", 0, disk.size, "lvm", "Linux LVM", None, pv.label.uuid, disk)
@@ -137,6 +158,15 @@ def _whole_disk(disk: Reader) -> list[Volume]:
 
 
 def _lv_volumes(disk: Reader, pvs: list[lvm.PhysicalVolume]) -> list[Volume]:
+    if not pvs:
+        return []
+    from filerestore.volume import lvm
+    from filerestore.volume.lv_reader import (
+        LogicalVolumeReader,
+        UnavailableReader,
+        contiguous_offset,
+    )
+
     out = []
     for lv in lvm.logical_volumes(pvs):
         reader: Reader

@@ -22,7 +22,7 @@ SERVICE_WORKER: Path = STATIC_DIR / "sw.js"
 # (Guest file names reach the DOM as text nodes, never as markup.)
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
-    "img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'; "
+    "img-src 'self' data: blob:; connect-src 'self'; object-src 'none'; base-uri 'none'; "
     "form-action 'none'; frame-ancestors 'none'"
 )
 # The page's modules change with the package version; a revalidation each load keeps an

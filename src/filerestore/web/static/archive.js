@@ -6,14 +6,29 @@ import { bytes, count } from "./format.js";
 import { displayPath } from "./model.js";
 import { dialog, errorPanel } from "./ui.js";
 
-export function selectionDialog(mountId, initialPaths, initialFormat) {
+const FORMAT_NAMES = { zip: "ZIP", "tar.gz": "TAR.GZ", tar: "TAR" };
+
+// The name each root gets at the top of the archive (restore/archive_members.py: its own
+// name, "root" for "/", " (2)" and on for a name met twice).
+function memberNames(paths) {
+  const taken = new Set();
+  return paths.map((p) => {
+    const base = displayPath(p).split("/").pop() || "root";
+    let name = base;
+    for (let n = 2; taken.has(name); n += 1) name = `${base} (${n})`;
+    taken.add(name);
+    return name;
+  });
+}
+
+// The format was chosen with the button that opened the dialog: it is shown, not asked again.
+export function selectionDialog(mountId, initialPaths, format, kinds = new Map()) {
   const paths = [...initialPaths];
-  const title = paths.length === 1 ? "Download folder" : `Download ${count(paths.length)} items`;
+  const title = `Download ${paths.length === 1 ? displayPath(paths[0]).split("/").pop() || "/" : `${count(paths.length)} items`} as ${FORMAT_NAMES[format] || format}`;
   return dialog(title, ({ body, foot, close }) => {
     const figures = h("div", { class: "totals", "aria-live": "polite" });
-    const list = h("ul", { class: "sel-list", "aria-label": "Selected paths" });
+    const list = h("ul", { class: "sel-list", "aria-label": "Top-level names in the archive" });
     const note = h("div");
-    let format = initialFormat;
     const go = h(
       "button",
       {
@@ -22,7 +37,7 @@ export function selectionDialog(mountId, initialPaths, initialFormat) {
         autofocus: true,
         onclick: () => close({ paths, format }),
       },
-      "Download",
+      `Download ${FORMAT_NAMES[format] || format}`,
     );
     const drawFigures = (t, done) => {
       const suffix = t.complete && done ? "" : "+";
@@ -51,6 +66,7 @@ export function selectionDialog(mountId, initialPaths, initialFormat) {
         ),
       );
     };
+    const links = paths.filter((p) => kinds.get(p) === "symlink").length;
     const measure = async () => {
       note.replaceChildren(
         h("span", { class: "muted" }, h("span", { class: "spinner" }), " Counting files…"),
@@ -67,6 +83,13 @@ export function selectionDialog(mountId, initialPaths, initialFormat) {
                 { class: "muted" },
                 "Very large selection: counting stopped, the figures are lower bounds.",
               ),
+          links
+            ? h(
+                "p",
+                { class: "muted", "data-note": "links" },
+                `What the archive holds: ${links === 1 ? "the selected link is" : `the ${count(links)} selected links are`} stored as what ${links === 1 ? "it points" : "they point"} to (a dangling one as the link itself); links inside folders stay links.`,
+              )
+            : "",
         );
       } catch (err) {
         note.replaceChildren(
@@ -74,35 +97,26 @@ export function selectionDialog(mountId, initialPaths, initialFormat) {
         );
       }
     };
-    for (const p of paths)
-      list.append(h("li", {}, h("span", { class: "p", title: displayPath(p) }, displayPath(p))));
-    const radio = (value, label) =>
-      h(
-        "label",
-        {},
-        h("input", {
-          type: "radio",
-          name: "fmt",
-          value,
-          checked: value === format,
-          onchange: () => {
-            format = value;
-          },
-        }),
-        label,
+    memberNames(paths).forEach((name, i) => {
+      const dir = kinds.get(paths[i]) === "dir" || displayPath(paths[i]) === "/";
+      list.append(
+        h(
+          "li",
+          {},
+          h(
+            "span",
+            { class: "p", title: `from ${displayPath(paths[i])}` },
+            `${name}${dir ? "/" : ""}`,
+          ),
+          h("span", { class: "muted" }, ` from ${displayPath(paths[i])}`),
+        ),
       );
+    });
     body.append(
       figures,
       note,
-      h("p", { class: "muted", style: "margin-top:10px" }, "Paths in the archive:"),
+      h("p", { class: "muted", style: "margin-top:10px" }, "At the top of the archive:"),
       list,
-      h(
-        "div",
-        { class: "format-choice", role: "radiogroup", "aria-label": "Archive format" },
-        h("strong", {}, "Format"),
-        radio("zip", "ZIP"),
-        radio("tar.gz", "TAR.GZ"),
-      ),
     );
     foot.append(
       h("button", { type: "button", class: "btn", onclick: () => close(null) }, "Cancel"),

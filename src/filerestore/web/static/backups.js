@@ -7,7 +7,31 @@ import { icon } from "./icons.js";
 import { openBackup } from "./open.js";
 import { errorPanel, loading, setMain } from "./ui.js";
 
-function groupBackups(backups) {
+// Sortable columns: the value each sorts by (within each VM's disk: the grouping stays).
+const SORTS = {
+  created: { label: "Backup", value: (b) => b.created?.getTime() ?? 0, desc: true },
+  kind: { label: "Type", value: (b) => b.kind ?? "" },
+  size: { label: "Disk size", value: (b) => b.size ?? 0, desc: true, num: true },
+  repository: { label: "Repository", value: (b) => b.repository ?? "", narrow: true },
+  path: { label: "Path", value: (b) => b.path ?? "", narrow: true },
+  status: { label: "Status", value: (b) => b.status ?? "", narrow: true },
+};
+
+function compareBy(sort) {
+  const { value } = SORTS[sort.key];
+  const sign = sort.desc ? -1 : 1;
+  return (a, b) => {
+    const x = value(a);
+    const y = value(b);
+    const c =
+      typeof x === "number"
+        ? x - y
+        : String(x).localeCompare(String(y), undefined, { numeric: true });
+    return sign * c || (b.created?.getTime() ?? 0) - (a.created?.getTime() ?? 0) || b.id - a.id;
+  };
+}
+
+function groupBackups(backups, sort) {
   const vms = new Map();
   for (const b of backups) {
     if (!vms.has(b.vm)) vms.set(b.vm, new Map());
@@ -20,11 +44,7 @@ function groupBackups(backups) {
     vm,
     disks: [...disks.entries()].sort(byName).map(([disk, list]) => ({
       disk,
-      backups: list.sort(
-        (a, b) =>
-          (b.created?.getTime() ?? 0) - (a.created?.getTime() ?? 0) ||
-          String(b.id).localeCompare(String(a.id)),
-      ),
+      backups: list.sort(compareBy(sort)),
     })),
   }));
 }
@@ -67,7 +87,41 @@ function statusBadge(b) {
 export function renderBackups() {
   let backups = null;
   let needle = "";
+  let sort = { key: "created", desc: true };
   const tbody = h("tbody");
+  const headRow = h("tr");
+  const drawHead = () => {
+    headRow.replaceChildren(
+      ...Object.entries(SORTS).map(([key, col]) => {
+        const on = sort.key === key;
+        const arrow = on ? (sort.desc ? " ▼" : " ▲") : "";
+        return h(
+          "th",
+          {
+            class: `${col.num ? "num " : ""}${col.narrow ? "hide-narrow" : ""}`.trim(),
+            "aria-sort": on ? (sort.desc ? "descending" : "ascending") : "none",
+          },
+          h(
+            "button",
+            {
+              type: "button",
+              class: "sort",
+              "data-sort": key,
+              onclick: () => {
+                sort = on ? { key, desc: !sort.desc } : { key, desc: Boolean(col.desc) };
+                drawHead();
+                draw();
+              },
+            },
+            col.label,
+            arrow,
+          ),
+        );
+      }),
+      h("th", { class: "num" }, h("span", { class: "sr-only" }, "Actions")),
+    );
+  };
+  drawHead();
   const summary = h("span", { class: "count" });
   const body = h("div", { class: "scroll" });
   const filter = h("input", {
@@ -84,21 +138,7 @@ export function renderBackups() {
   const table = h(
     "table",
     { class: "grid", "aria-label": "Backups" },
-    h(
-      "thead",
-      {},
-      h(
-        "tr",
-        {},
-        h("th", {}, "Backup"),
-        h("th", {}, "Type"),
-        h("th", { class: "num" }, "Disk size"),
-        h("th", { class: "hide-narrow" }, "Repository"),
-        h("th", { class: "hide-narrow" }, "Path"),
-        h("th", { class: "hide-narrow" }, "Status"),
-        h("th", { class: "num" }, h("span", { class: "sr-only" }, "Actions")),
-      ),
-    ),
+    h("thead", {}, headRow),
     tbody,
   );
 
@@ -108,7 +148,7 @@ export function renderBackups() {
     const vmCount = new Set(backups.map((b) => b.vm)).size;
     summary.textContent = needle
       ? `${count(shown.length)} of ${count(backups.length)} backups`
-      : `${count(backups.length)} backups · ${count(vmCount)} VMs`;
+      : `${count(backups.length)} backup${backups.length === 1 ? "" : "s"} · ${count(vmCount)} VM${vmCount === 1 ? "" : "s"}`;
     if (!backups.length) {
       body.replaceChildren(
         h(
@@ -136,7 +176,7 @@ export function renderBackups() {
       return;
     }
     body.replaceChildren(table);
-    for (const group of groupBackups(shown)) {
+    for (const group of groupBackups(shown, sort)) {
       const total = group.disks.reduce((n, d) => n + d.backups.length, 0);
       tbody.append(
         h(

@@ -7,6 +7,7 @@ import { restoreDialog } from "./restore_to.js";
 import { h, debounce } from "./dom.js";
 import { ownerOf, renderDetails } from "./details.js";
 import { download } from "./downloads.js";
+import { preview } from "./preview.js";
 import { bytes, count, dateTime, dateTimeFull, modeString, relative } from "./format.js";
 import { entryIcon, icon } from "./icons.js";
 import { displayPath, parentOf } from "./model.js";
@@ -116,6 +117,7 @@ export function renderBrowser(mountId, startPath, { onChange } = {}) {
   );
   const inner = h("div", { class: "rows-inner" });
   const message = h("div", { class: "list-message", hidden: true });
+  let pointerFocus = false;
   const rows = h(
     "div",
     {
@@ -126,8 +128,15 @@ export function renderBrowser(mountId, startPath, { onChange } = {}) {
       "aria-multiselectable": "true",
       onscroll: () => requestAnimationFrame(draw),
       onkeydown: onKey,
+      // A press on a row focuses the list before its click arrives: the click picks the row.
+      // Making row 0 active here would redraw the rows under the pointer, and the click would
+      // land on nothing (the first click after a sort or a reload selected row 0).
+      onmousedown: () => {
+        pointerFocus = true;
+      },
       onfocus: () => {
-        if (state.active < 0 && viewCount() > 0) setActive(0);
+        if (!pointerFocus && state.active < 0 && viewCount() > 0) setActive(0);
+        pointerFocus = false;
       },
     },
     inner,
@@ -170,6 +179,12 @@ export function renderBrowser(mountId, startPath, { onChange } = {}) {
       class: "btn",
       onclick: () => downloadSelection("tar.gz"),
       html: `${icon("download")}<span>Download TAR.GZ</span>`,
+    }),
+    h("button", {
+      type: "button",
+      class: "btn",
+      onclick: () => downloadSelection("tar"),
+      html: `${icon("download")}<span>Download TAR</span>`,
     }),
     h(
       "button",
@@ -557,7 +572,9 @@ export function renderBrowser(mountId, startPath, { onChange } = {}) {
       return;
     }
     const total = state.total ?? (state.next ? null : state.entries.length);
-    const parts = [`${total === null ? `${count(state.entries.length)}+` : count(total)} items`];
+    const parts = [
+      `${total === null ? `${count(state.entries.length)}+ items` : `${count(total)} item${total === 1 ? "" : "s"}`}`,
+    ];
     if (total !== null && state.entries.length < total)
       parts.push(`${count(state.entries.length)} loaded`);
     if (state.filtered) parts.push(`${count(state.filtered.length)} match “${state.filter}”`);
@@ -639,6 +656,7 @@ export function renderBrowser(mountId, startPath, { onChange } = {}) {
       selected: state.details ? state.selection.has(state.details.pathQ) : false,
       href: browseHref,
       download: downloadFile,
+      preview: (e) => preview(mountId, e, downloadFile),
       archive: (e, format) => archive([e.pathQ], format),
       restore: (e) => restoreTo([e.pathQ]),
       toggle: (e, on) => toggle(e, on),
@@ -680,7 +698,11 @@ export function renderBrowser(mountId, startPath, { onChange } = {}) {
       go(entry.pathQ);
       return;
     }
-    // files, links and special files: their details (the pane is an overlay on narrow windows)
+    if (entry.kind === "file") {
+      preview(mountId, entry, downloadFile);
+      return;
+    }
+    // links and special files: their details (the pane is an overlay on narrow windows)
     loadDetails(entry);
     showDetails(true);
   }
@@ -745,11 +767,23 @@ export function renderBrowser(mountId, startPath, { onChange } = {}) {
     const items = [...state.selection.values()];
     tray.hidden = items.length === 0;
     document.body.classList.toggle("has-tray", items.length > 0);
-    const files = items.filter((e) => e.kind !== "dir").length;
-    const dirs = items.length - files;
+    // what is selected, by kind (a link is a link here; the download dialog counts what the
+    // archive will hold, a selected link as what it points to, and says so)
+    const files = items.filter((e) => e.kind === "file").length;
+    const dirs = items.filter((e) => e.kind === "dir").length;
+    const links = items.filter((e) => e.kind === "symlink").length;
+    const others = items.length - files - dirs - links;
     const folders = new Set(items.map((e) => parentOf(e.pathQ))).size;
     const size = items.filter((e) => e.kind === "file").reduce((s, e) => s + (e.size || 0), 0);
-    trayWhat.textContent = `${count(items.length)} selected: ${count(files)} file${files === 1 ? "" : "s"} (${bytes(size)})${dirs ? `, ${count(dirs)} folder${dirs === 1 ? "" : "s"}` : ""}${folders > 1 ? ` from ${folders} folders` : ""}`;
+    const kinds = [
+      files ? `${count(files)} file${files === 1 ? "" : "s"} (${bytes(size)})` : "",
+      dirs ? `${count(dirs)} folder${dirs === 1 ? "" : "s"}` : "",
+      links ? `${count(links)} link${links === 1 ? "" : "s"}` : "",
+      others ? `${count(others)} other` : "",
+    ]
+      .filter(Boolean)
+      .join(", ");
+    trayWhat.textContent = `${count(items.length)} selected: ${kinds}${folders > 1 ? ` from ${folders} folders` : ""}`;
     draw();
     if (state.details) drawDetails();
   }
@@ -760,11 +794,20 @@ export function renderBrowser(mountId, startPath, { onChange } = {}) {
   }
 
   async function archive(paths, format) {
-    const chosen = await selectionDialog(mountId, paths, format);
+    const kinds = new Map(
+      paths.map((p) => [
+        p,
+        (state.selection.get(p) || state.entries.find((e) => e.pathQ === p))?.kind,
+      ]),
+    );
+    const chosen = await selectionDialog(mountId, paths, format, kinds);
     if (!chosen) return;
     // a placeholder until the response's Content-Disposition names the archive
-    const base = paths.length === 1 ? displayPath(paths[0]).split("/").pop() || "root" : "files";
-    const name = `${base}.${chosen.format === "zip" ? "zip" : "tar.gz"}`;
+    const base =
+      paths.length === 1
+        ? displayPath(paths[0]).split("/").pop() || "root"
+        : `${count(paths.length)} items`;
+    const name = `${base}.${chosen.format}`;
     download(name, api.downloadDirectory(mountId, chosen.paths, chosen.format)).then(onChange);
   }
 

@@ -83,26 +83,41 @@ export function renderDetails(pane, e, on) {
         onclick: () => on.download(e),
         html: `${icon("download")}<span>Download</span>`,
       }),
+      h("button", { type: "button", class: "btn", onclick: () => on.preview(e) }, "Preview"),
     );
   } else if (e.kind === "dir") {
     actions.append(h("a", { class: "btn", href: on.href(e.pathQ) }, "Open folder"), ...archives());
   } else if (e.kind === "symlink") {
-    // the server follows a link given as a download root; what it points to shows then
-    actions.append(
-      h("button", {
-        type: "button",
-        class: "btn",
-        title: "Download the file this link points to",
-        onclick: () => on.download(e),
-        html: `${icon("download")}<span>Target file</span>`,
-      }),
-      h(
-        "a",
-        { class: "btn", href: on.href(e.pathQ), title: "Open the folder this link points to" },
-        "Open as folder",
-      ),
-      ...archives(),
-    );
+    // the server follows a link given as a download root: offer what its target allows
+    // (targetKind comes with the entry's full details; until then, nothing is offered)
+    if (e.targetKind === "dangling") {
+      actions.append(
+        h(
+          "div",
+          { class: "alert alert-info", "data-link": "dangling" },
+          "Dangling link: what it points to does not exist in this backup (or links loop).",
+        ),
+      );
+    } else if (e.targetKind === "file") {
+      actions.append(
+        h("button", {
+          type: "button",
+          class: "btn",
+          title: "Download the file this link points to",
+          onclick: () => on.download(e),
+          html: `${icon("download")}<span>Target file</span>`,
+        }),
+      );
+    } else if (e.targetKind === "dir") {
+      actions.append(
+        h(
+          "a",
+          { class: "btn", href: on.href(e.pathQ), title: "Open the folder this link points to" },
+          "Open as folder",
+        ),
+        ...archives(),
+      );
+    }
   }
   actions.append(
     h(

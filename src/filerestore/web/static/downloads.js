@@ -139,27 +139,62 @@ async function preflight(spec, signal) {
   await request("GET", spec.check.path, { query: spec.check.query, signal });
 }
 
-// Gives the service worker the token for exactly this URL; false when there is no worker.
-async function grant(href) {
+// Gives the service worker the token for exactly this URL (null when there is no worker);
+// what it then reports about the download goes to onEvent (see sw.js).
+async function grant(href, onEvent) {
   const worker = navigator.serviceWorker?.controller;
   if (!worker || !token.get()) return null;
   const nonce = crypto.randomUUID();
   const channel = new MessageChannel();
+  let ack = null;
   const acked = new Promise((resolve) => {
-    channel.port1.onmessage = (ev) => resolve(Boolean(ev.data?.ok));
+    ack = resolve;
     setTimeout(() => resolve(false), 2000);
   });
+  channel.port1.onmessage = (ev) => {
+    const d = ev.data || {};
+    if ("ok" in d) ack(Boolean(d.ok));
+    else onEvent(d);
+  };
   worker.postMessage({ type: "grant", nonce, token: token.get(), url: href }, [channel.port2]);
   return (await acked) ? nonce : null;
 }
 
+// "3.1 MiB of 12 MiB · 4 s left" from what has passed since the start.
+function progressText(received, total, started) {
+  if (!total) return bytes(received);
+  const seconds = (performance.now() - started) / 1000;
+  const rate = seconds > 0.5 ? received / seconds : 0;
+  const left = rate ? Math.ceil((total - received) / rate) : null;
+  const eta =
+    left === null ? "" : ` · ${left < 60 ? `${left} s` : `${Math.ceil(left / 60)} min`} left`;
+  return `${bytes(received)} of ${bytes(total)}${eta}`;
+}
+
+function showProgress(item, received, total, started) {
+  item.status.textContent = progressText(received, total, started);
+  if (total) item.bar.style.width = `${Math.min(100, (received / total) * 100)}%`;
+}
+
 async function streamed(item, spec) {
   const href = url(spec.path, spec.query);
-  const nonce = await grant(href);
+  const started = performance.now();
+  const onEvent = (d) => {
+    if (item.state !== "running") return;
+    if (d.type === "failed") fail(item, new ApiError(d.status, d.code, d.message));
+    else if (d.type === "started") {
+      if (!d.total) item.bar.parentElement.classList.add("indeterminate");
+      showProgress(item, 0, d.total, started);
+    } else if (d.type === "progress") showProgress(item, d.received, d.total, started);
+    else if (d.type === "done")
+      finish(item, `${bytes(d.received)} · saved to the browser's downloads`);
+  };
+  const nonce = await grant(href, onEvent);
   if (!nonce) return false;
   await preflight(spec, item.abort.signal);
   // A hidden frame: the response is an attachment, so the browser downloads it; anything
-  // else (an expired grant) stays invisible instead of replacing the page.
+  // else (a refusal, an expired grant) stays invisible instead of replacing the page, and
+  // the worker's report shows it here.
   const frame = h("iframe", {
     src: `${href}${href.includes("?") ? "&" : "?"}fr-download=${nonce}`,
     hidden: true,
@@ -167,11 +202,13 @@ async function streamed(item, spec) {
   });
   document.body.append(frame);
   setTimeout(() => frame.remove(), 120000);
-  finish(item, "streaming to the browser's downloads");
+  item.status.textContent = "waiting for the server…";
+  item.cancel.remove(); // the browser's own download manager can cancel it from here on
   return true;
 }
 
 async function buffered(item, spec) {
+  const started = performance.now();
   const res = await request("GET", spec.path, {
     query: spec.query,
     raw: true,
@@ -199,8 +236,7 @@ async function buffered(item, spec) {
       chunks = [];
       pending = 0;
     }
-    item.status.textContent = total ? `${bytes(received)} of ${bytes(total)}` : bytes(received);
-    if (total) item.bar.style.width = `${Math.min(100, (received / total) * 100)}%`;
+    showProgress(item, received, total, started);
   }
   const blob = new Blob([...parts, ...chunks], {
     type: res.headers.get("Content-Type") || "application/octet-stream",

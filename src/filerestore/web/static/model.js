@@ -67,7 +67,8 @@ export function mountOf(m) {
     created: isoDate(m.created_at),
     expires: isoDate(m.expires_at),
     lastAccess: isoDate(m.last_accessed_at),
-    owner: m.owner,
+    // the owner token's name; its id ("token:3") only when the token is gone
+    owner: m.owner_name ?? m.owner,
     error: m.error,
   };
 }
@@ -97,7 +98,7 @@ export function entryOf(e) {
 
 /** @param {FileInfoOut} f */
 export function fileInfoOf(f) {
-  return { ...entryOf(f), contentType: f.content_type };
+  return { ...entryOf(f), contentType: f.content_type, targetKind: f.target_kind };
 }
 
 /** @param {ListingOut} p */

@@ -41,8 +41,8 @@ export function renderSessions({ onChange } = {}) {
           r.sessionsLimit ? r.sessionsUsed / r.sessionsLimit : null,
         ),
         card("Downloads in progress", count(r.downloads)),
-        card("Readers open", count(r.readers)),
-        card("Server memory", bytes(r.memory)),
+        card("Readers open (this worker)", count(r.readers)),
+        card("Memory (this worker)", bytes(r.memory)),
       );
     } catch (err) {
       cards.replaceChildren(errorPanel("Resource figures unavailable", err));
@@ -153,7 +153,7 @@ export function renderSessions({ onChange } = {}) {
         ),
         h("td", { class: "hide-narrow" }, dateTime(m.created)),
         h("td", { title: dateTimeFull(m.expires) }, relative(m.expires, now)),
-        h("td", { class: "hide-narrow mono muted" }, m.owner ?? "—"),
+        h("td", { class: "hide-narrow c-owner" }, m.owner ?? "—"),
         h(
           "td",
           { class: "num nowrap" },

@@ -5,6 +5,11 @@
 // that URL is requested with `fr-download=<nonce>` appended, the worker strips the marker,
 // repeats the request with the header and passes the streamed response on. Nothing else is
 // intercepted; the token is held in memory for at most a minute and never stored.
+//
+// The page keeps the grant's message port: the worker tells it how the download went (the
+// answer's status and, for a refusal, the API's error), how many bytes have passed, and
+// when the last one has: a failed download shows as a failure on the page, with its reason,
+// and a running one with its size and progress.
 
 const GRANT_MS = 60000;
 const MARKER = /[?&]fr-download=([0-9a-f-]{36})$/;
@@ -31,8 +36,9 @@ self.addEventListener("message", (ev) => {
     return;
   const now = Date.now();
   for (const [nonce, g] of grants) if (g.until < now) grants.delete(nonce);
-  grants.set(d.nonce, { token: d.token, url: d.url, until: now + GRANT_MS });
-  if (ev.ports[0]) ev.ports[0].postMessage({ ok: true });
+  const port = ev.ports[0] || null;
+  grants.set(d.nonce, { token: d.token, url: d.url, until: now + GRANT_MS, port });
+  if (port) port.postMessage({ ok: true });
 });
 
 self.addEventListener("fetch", (ev) => {
@@ -53,15 +59,71 @@ async function forward(target, nonce) {
       headers: { "Content-Type": "text/plain; charset=utf-8" },
     });
   }
-  const res = await fetch(target, {
-    headers: { Authorization: `Bearer ${grant.token}` },
-    cache: "no-store",
-  });
+  const report = (msg) => {
+    if (grant.port) grant.port.postMessage(msg);
+  };
+  let res;
+  try {
+    res = await fetch(target, {
+      headers: { Authorization: `Bearer ${grant.token}` },
+      cache: "no-store",
+    });
+  } catch (err) {
+    report({
+      type: "failed",
+      status: 0,
+      code: "network_error",
+      message: String(err?.message || err),
+    });
+    throw err;
+  }
   const headers = new Headers();
   for (const name of KEEP_HEADERS) {
     const value = res.headers.get(name);
     if (value) headers.set(name, value);
   }
-  if (!res.ok) headers.set("Content-Type", "text/plain; charset=utf-8");
-  return new Response(res.body, { status: res.status, statusText: res.statusText, headers });
+  if (!res.ok) {
+    const text = await res.text();
+    let error = { code: `http_${res.status}`, message: text.slice(0, 500) || res.statusText };
+    try {
+      const body = JSON.parse(text);
+      if (body?.error) error = { code: body.error.code, message: body.error.message };
+    } catch {
+      /* not the API's JSON: the text itself */
+    }
+    report({ type: "failed", status: res.status, ...error });
+    headers.set("Content-Type", "text/plain; charset=utf-8");
+    return new Response(text, { status: res.status, statusText: res.statusText, headers });
+  }
+  const total = Number(res.headers.get("Content-Length")) || 0;
+  report({ type: "started", total });
+  let received = 0;
+  let last = 0;
+  const counted = new TransformStream({
+    transform(chunk, controller) {
+      received += chunk.byteLength;
+      const now = Date.now();
+      if (now - last >= 250) {
+        last = now;
+        report({ type: "progress", received, total });
+      }
+      controller.enqueue(chunk);
+    },
+    flush() {
+      report({ type: "done", received, total });
+    },
+  });
+  res.body.pipeTo(counted.writable).catch((err) => {
+    report({
+      type: "failed",
+      status: 0,
+      code: "stream_broken",
+      message: `the download stopped after ${received} bytes: ${String(err?.message || err)}`,
+    });
+  });
+  return new Response(counted.readable, {
+    status: res.status,
+    statusText: res.statusText,
+    headers,
+  });
 }
