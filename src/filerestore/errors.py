@@ -17,7 +17,8 @@ from this tree (``python -m filerestore.docgen``; a test keeps it current).
     │   │   ├── InvalidCursorError
     │   │   │   └── StaleCursorError
     │   │   ├── RangeNotSatisfiableError (416)
-    │   │   └── ArchiveTooLargeError (413)
+    │   │   └── DownloadTooLargeError (413)
+    │   │       └── ArchiveTooLargeError
     │   ├── NotFoundError               something named does not exist (404, exit 3)
     │   │   ├── ImageNotFoundError, VolumeNotFoundError, PathNotFoundError
     │   │   ├── RepositoryNotFoundError, BackupNotFoundError, BackupFileMissingError
@@ -28,7 +29,8 @@ from this tree (``python -m filerestore.docgen``; a test keeps it current).
     │   │   └── DestinationEscapeError, DestinationExistsError
     │   ├── ConflictError               the current state does not allow it (409, exit 1)
     │   │   ├── RepositoryExistsError, RepositoryInUseError, TokenExistsError
-    │   │   ├── MountStateError, SessionLimitError, JobStateError
+    │   │   ├── MountStateError, SessionLimitError (429), SessionQuotaError (429)
+    │   │   ├── JobStateError
     │   │   └── DownloadLimitError (429)
     │   ├── AuthenticationError (401, exit 1)
     │   └── PermissionDeniedError (403, exit 1)
@@ -49,6 +51,7 @@ from this tree (``python -m filerestore.docgen``; a test keeps it current).
         │   └── RepositoryIOError, ObjectStoreUnavailableError
         ├── ObjectChangedError
         ├── DatabaseUnavailableError, DatabaseLockedError
+        ├── StateDiskFullError (507)
         ├── FuseUnavailableError
         ├── TargetUnavailableError
         │   └── HostKeyRefusedError
@@ -177,8 +180,18 @@ class RangeNotSatisfiableError(UsageError):
     http_status = 416
 
 
-class ArchiveTooLargeError(UsageError):
-    """An archive would hold more entries than the configured limit."""
+class DownloadTooLargeError(UsageError):
+    """A download would carry more bytes than ``max_download_bytes`` (a file, or the range of
+    it asked for): refused before its first byte. A range under the limit is served."""
+
+    code = "download_too_large"
+    http_status = 413
+
+
+class ArchiveTooLargeError(DownloadTooLargeError):
+    """An archive would hold more entries than ``max_archive_entries`` or more bytes of file
+    contents than ``max_download_bytes``: refused before its first byte (its tree is counted
+    first)."""
 
     code = "archive_too_large"
     http_status = 413
@@ -318,9 +331,24 @@ class MountStateError(ConflictError):
 
 
 class SessionLimitError(ConflictError):
-    """The concurrent session limit is reached; the message lists the sessions holding it."""
+    """The host's session limit is reached (after waiting ``mount_wait_timeout`` for a slot):
+    429 with ``Retry-After``. The message lists the caller's own sessions (an admin's: all
+    of them), never another user's."""
 
     code = "session_limit"
+    http_status = 429
+
+    def __init__(self, message: str, retry_after: int | None = None) -> None:
+        super().__init__(message)
+        #: seconds after which a retry may find a slot (the ``Retry-After`` header)
+        self.retry_after = retry_after
+
+
+class SessionQuotaError(SessionLimitError):
+    """The caller already holds ``max_sessions_per_owner`` sessions: 429 with
+    ``Retry-After``; one of its own sessions must end first."""
+
+    code = "session_quota"
 
 
 class JobStateError(ConflictError):
@@ -532,6 +560,16 @@ class DatabaseLockedError(ServiceUnavailableError):
     """The database stayed locked by another writer for longer than the busy timeout."""
 
     code = "database_locked"
+
+
+class StateDiskFullError(ServiceUnavailableError):
+    """The state directory's filesystem has less free space than ``min_free_state_bytes``, or
+    the database could not write for want of space: new sessions, and downloads whose audit
+    row cannot be written, are refused until space is freed. 507 (Insufficient Storage, RFC
+    4918) rather than 503: an operator must act, waiting alone does not help."""
+
+    code = "state_disk_full"
+    http_status = 507
 
 
 class FuseUnavailableError(ServiceUnavailableError):

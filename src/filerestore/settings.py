@@ -242,6 +242,91 @@ class Settings(BaseSettings):
             "session alive for ever."
         ),
     )
+    max_sessions_per_owner: int = Field(
+        default=8,
+        ge=1,
+        description=(
+            "Live sessions one token (one owner) may hold; one more is refused with 429 "
+            "(session_quota) and Retry-After. Admins are not limited by it."
+        ),
+    )
+    mount_wait_timeout: float = Field(
+        default=0.0,
+        ge=0,
+        le=300,
+        description=(
+            "Seconds a mount waits for a slot when the host holds max_sessions, in a "
+            "first-come first-served queue (per worker process); then, or at once with 0, "
+            "it is refused with 429 (session_limit) and Retry-After."
+        ),
+    )
+    max_download_bytes: int = Field(
+        default=1 << 40,
+        ge=1,
+        description=(
+            "Bytes one download may carry (a file, or the range of it asked for), and bytes "
+            "of file contents one archive may hold (the sizes its files list): more is "
+            "refused before the first byte with 413. Default 1 TiB."
+        ),
+    )
+    max_archive_entries: int = Field(
+        default=250_000,
+        ge=1,
+        description=(
+            "Entries one archive may hold; an archive's tree is counted before its first byte "
+            "and one over the limit is refused with 413. A ZIP keeps about 0.75 KiB a member "
+            "until its end: 250,000 keeps a worker near 200 MB."
+        ),
+    )
+    audit_text_limit: int = Field(
+        default=1024,
+        ge=64,
+        le=1 << 20,
+        description=(
+            "Characters of a path or a detail one audit row keeps; a longer one is cut and "
+            "says how much was left out, so no request can make a row large."
+        ),
+    )
+    audit_retention_days: float = Field(
+        default=90.0,
+        gt=0,
+        description=(
+            "Days an audit row is kept; the cleanup worker deletes older rows, in batches."
+        ),
+    )
+    audit_fail_open: bool = Field(
+        default=False,
+        description=(
+            "Serve a download even when its audit row cannot be written (the event then only "
+            "reaches the log). Default false: such a download is refused (fail closed)."
+        ),
+    )
+    refusal_log_rate: float = Field(
+        default=1.0,
+        gt=0,
+        description=(
+            "Log lines per second (per worker) for requests refused for want of a valid "
+            "token; they are counted in metrics and never written to the database. Refusals "
+            "beyond the rate are counted in the next line's 'suppressed'."
+        ),
+    )
+    refusal_log_burst: int = Field(
+        default=20,
+        ge=1,
+        description=(
+            "Lines of refused unauthenticated requests logged at once before "
+            "refusal_log_rate applies."
+        ),
+    )
+    min_free_state_bytes: int = Field(
+        default=256 << 20,
+        ge=0,
+        description=(
+            "Free bytes the state directory's filesystem must keep: below it new sessions are "
+            "refused (507, code state_disk_full) so the audit trail and sessions can still be "
+            "written. 0: no check."
+        ),
+    )
     session_fuse: bool = Field(
         default=False,
         description=(
@@ -296,6 +381,59 @@ class Settings(BaseSettings):
             "Seconds without progress after which a running job whose worker is on another "
             "host (its liveness cannot be checked from here) is taken over by another runner."
         ),
+    )
+    index_hash_max_size: int = Field(
+        default=0,
+        ge=0,
+        description=(
+            "Files of at most this many bytes get a content hash (BLAKE2b-128) when a backup "
+            "is indexed; larger ones, and every file when 0, are hashed on demand (a diff "
+            "asked to compare contents). Hashing reads each such file, which costs more than "
+            "the rest of the index pass."
+        ),
+    )
+    index_job_attempts: int = Field(
+        default=5,
+        ge=1,
+        description="Attempts an index job gets before it is failed (retried with backoff).",
+    )
+    index_job_backoff: float = Field(
+        default=30.0,
+        gt=0,
+        description=(
+            "Seconds before an index job's first retry; each later retry waits twice as long."
+        ),
+    )
+    index_job_lease: float = Field(
+        default=120.0,
+        gt=0,
+        description=(
+            "Seconds an index runner holds its job without a heartbeat (it beats after every "
+            "batch); a job whose lease ran out is taken over and resumed by another runner."
+        ),
+    )
+    index_on_register: bool = Field(
+        default=True,
+        description=(
+            "Queue an index job for every backup a scan or registration adds (a backup "
+            "never indexed and never queued before); off: only `filerestore index queue` "
+            "and the API's index route queue them."
+        ),
+    )
+    index_runners: int = Field(
+        default=1,
+        ge=0,
+        le=16,
+        description=(
+            "Index runner threads each service process (`filerestore serve` worker) starts; "
+            "0: none (run `filerestore index run --follow` elsewhere). On SQLite keep the "
+            "total at one: runners there take turns at the database's one write lock."
+        ),
+    )
+    index_poll_interval: float = Field(
+        default=2.0,
+        gt=0,
+        description="Seconds an idle index runner waits before it looks for a job again.",
     )
     log_format: Literal["auto", "json", "text"] = Field(
         default="auto",

@@ -25,6 +25,11 @@ def routes(api: Env) -> list[tuple[str, str]]:
 
 def fill(path: str, mount_id: str, backup_id: int) -> str:
     path = path.replace("{mount_id}", mount_id).replace("{backup_id}", str(backup_id))
+    path = path.replace("{old_id}", str(backup_id)).replace("{new_id}", str(backup_id))
+    # a job nobody made (index jobs have numbers, restore jobs UUIDs): without a valid token
+    # the answer must be 401 before any lookup
+    job = "1" if "/index/" in path else "00000000-0000-4000-8000-000000000000"
+    path = path.replace("{job_id}", job)
     assert not re.search(r"\{\w+\}", path), f"a path parameter this test does not know: {path}"
     return path
 

@@ -94,6 +94,17 @@ def test_serve_demo(tmp_path: Path) -> None:
             params={"path": "/home/alice/notes.txt"},
         )
         assert notes.content == (DEMO / "changes/linux/home/alice/notes.txt").read_bytes()
+        # the demo's backups are queued for the index and indexed by the service's runner
+        deadline = time.monotonic() + 300  # a deadline, not a timing check
+        while True:
+            states = httpx.get(f"{base}/index", headers=headers).json()["backups"]
+            if [s["state"] for s in states] == ["done", "done"]:
+                break
+            assert "failed" not in {s["state"] for s in states}, states
+            assert time.monotonic() < deadline, states
+            time.sleep(0.5)
+        hits = httpx.get(f"{base}/search", headers=headers, params={"name": "notes"}).json()
+        assert [h["path"] for h in hits["hits"]] == ["/home/alice/notes.txt"]
         assert page.status_code == 200 and "text/html" in page.headers["content-type"]
     finally:
         os.killpg(proc.pid, signal.SIGTERM)

@@ -358,7 +358,8 @@ def test_audit_rows(api: Env, ext4_mount: str) -> None:
         for _, a, o, p, b, d in rows
     )
     assert any(a == "mount" and o == "ok" for _, a, o, *_ in rows)
-    assert any(a == "auth" and o == "refused" for _, a, o, *_ in rows)
+    # a request without a valid token is counted and logged at a bounded rate, never a row
+    assert not any(a == "auth" or actor.startswith("anonymous") for actor, a, *_ in rows)
     assert any(
         actor.startswith("alice") and a == "refusal" and "path_refused" in (d or "")
         for actor, a, _, _, _, d in rows

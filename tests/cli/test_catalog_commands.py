@@ -39,7 +39,10 @@ def test_repository_scan_backups_mounts_cleanup(env, db, tmp_path):
     (listed,) = json.loads(ok("repo", "list", "--json"))
     assert (listed["name"], listed["available"], listed["root_path"]) == ("main", True, str(root))
 
-    assert ok("scan").decode().splitlines() == ["main: 4 added, 0 known, 0 refused"]
+    assert ok("scan").decode().splitlines() == [
+        "main: 4 added, 0 known, 0 refused",
+        "queued 4 index job(s); see `filerestore index status`",
+    ]  # index_on_register: each new backup is queued once
     assert ok("scan", "main").decode().splitlines() == ["main: 0 added, 4 known, 0 refused"]
     assert "no repository named" in fails(3, "scan", "nope")
     assert "no repository named" in fails(3, "backups", "--repository", "nope")
@@ -51,6 +54,7 @@ def test_repository_scan_backups_mounts_cleanup(env, db, tmp_path):
     assert inc2["parent_backup_id"] == backups["vm1/disk0-inc1.qcow2"]["id"]
     assert inc2["virtual_size"] == qemu_info(images["inc2"])["virtual-size"]
     assert {b["status"] for b in backups.values()} == {"available"}
+    assert {b["index"] for b in backups.values()} == {"queued"}  # queued by the scan
     table = ok("backups").decode().splitlines()
     assert table[0].split()[:3] == ["ID", "REPOSITORY", "PATH"] and len(table) == 5
 

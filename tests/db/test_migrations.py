@@ -10,6 +10,7 @@ import filerestore.db.models_jobs  # noqa: F401 - restore jobs, created by migra
 from filerestore.db import open_database
 from filerestore.db.migrate import current_revision, downgrade, head_revision, upgrade
 from filerestore.db.models import Base
+from filerestore.db.models_index import include_object_for
 
 TABLES = {
     "repositories",
@@ -50,7 +51,10 @@ def test_round_trip(db):
 
 def test_models_match_migrations(db):
     with db.engine.connect() as conn:
-        diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+        context = MigrationContext.configure(
+            conn, opts={"include_object": include_object_for(db.dialect)}
+        )
+        diff = compare_metadata(context, Base.metadata)
     assert diff == []
 
 

@@ -58,6 +58,7 @@ def test_detach_and_cancel(jobs_env: JobsEnv) -> None:
         "restore",
         mount,
         "/many",
+        "/big-sparse.bin",  # with the small files, long enough to cancel (as in test_policies)
         "--target",
         "local",
         "--to",

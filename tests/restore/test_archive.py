@@ -41,6 +41,7 @@ from filerestore.restore.archive import (
     archive_stream,
 )
 from filerestore.restore.archive_members import Member
+from filerestore.restore.archive_sparse import SparseLayout, sparse_info
 from filerestore.restore.archive_tar import tar_info
 from filerestore.restore.archive_zip import zip_info
 from filerestore.restore.browse import dir_totals, read_range, walk
@@ -411,7 +412,8 @@ def test_tar_of_big_file_streams_in_flat_memory(fs, source):
     tracemalloc.start()
     total = 0
     try:
-        for chunk in archive_stream(fs, ["/big-sparse.bin"], "tar"):
+        dense = ArchiveOptions(sparse=False)  # every byte, holes as zeros
+        for chunk in archive_stream(fs, ["/big-sparse.bin"], "tar", dense):
             total += len(chunk)
         _, peak = tracemalloc.get_traced_memory()
     finally:
@@ -420,6 +422,51 @@ def test_tar_of_big_file_streams_in_flat_memory(fs, source):
     size = 5 * GiB + 8192
     # one PAX-less ustar header, data padded to 512, two zero blocks, padded to 10 KiB
     assert total == -(-(512 + size + 1024) // 10240) * 10240
+
+
+SPARSE = ["/big-sparse.bin", "/sparse.bin"]
+
+
+def test_tar_keeps_holes_as_holes(fs, source, tmp_path):
+    """Issue 8, defect 4: a file's holes are a sparse member's holes, not zeros sent; GNU
+    tar and the stdlib's tarfile (two independent readers) restore the files byte for byte,
+    and GNU tar with their holes. The bound is the source files' own allocation."""
+    allocated = sum(source.path(p).lstat().st_blocks * 512 for p in SPARSE)
+    logical = sum(source.path(p).lstat().st_size for p in SPARSE)
+    archive = tmp_path / "sparse.tar"
+    with archive.open("wb") as out:
+        for chunk in archive_stream(fs, SPARSE, "tar"):
+            out.write(chunk)
+    assert archive.stat().st_size <= allocated + 64 * 1024 < logical
+    by_gnu, by_python = tmp_path / "gnu", tmp_path / "python"
+    by_gnu.mkdir()
+    run = subprocess.run(["tar", "-xf", archive, "-C", by_gnu], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    with tarfile.open(archive) as tar:
+        names = tar.getnames()
+        tar.extractall(by_python, filter="data")
+    assert sorted(names) == ["big-sparse.bin", "sparse.bin"]  # the real names, no placeholder
+    for path in SPARSE:
+        name = path.lstrip("/")
+        for dest in (by_gnu, by_python):
+            same = subprocess.run(["cmp", source.path(path), dest / name], capture_output=True)
+            assert same.returncode == 0, same.stdout
+        restored = (by_gnu / name).lstat()
+        assert restored.st_blocks * 512 <= source.path(path).lstat().st_blocks * 512 + MiB
+
+
+def test_tar_sparse_member_layout():
+    """The sparse map as the GNU format 1.0 defines it, built by hand from the rule."""
+    layout = SparseLayout([(0, 4096), (1 << 20, 512)], 8 << 20)
+    text = b"3\n0\n4096\n1048576\n512\n8388608\n0\n"  # ends in a hole: a last empty region
+    assert layout.map_bytes == text + bytes(512 - len(text))
+    assert layout.area == 512 + 4096 + 512
+    info = tarfile.TarInfo("d/" + "\u00e9" * 3)
+    sparse = sparse_info(info, layout, 7)
+    assert sparse.name == "GNUSparseFile.0/7"  # no ASCII placeholder: no PAX path record
+    assert sparse.pax_headers["GNU.sparse.name"] == "d/" + "\u00e9" * 3
+    assert sparse.pax_headers["GNU.sparse.realsize"] == str(8 << 20)
+    assert "path" not in sparse.pax_headers
 
 
 # --- roots, names, errors --------------------------------------------------------------------
@@ -458,8 +505,26 @@ def test_errors_before_the_first_byte(fs):
         archive_stream(fs, [], "tar")
 
 
-def test_entry_limit_aborts(fs):
-    stream = archive_stream(fs, ["/many"], "tar", ArchiveOptions(max_entries=100))
+def test_entry_limit_refuses_before_the_first_byte(fs, source):
+    count = sum(1 for _ in source.entries("/many")) + 1  # with /many itself, from the host
+    assert count > 100
+    with pytest.raises(ArchiveTooLargeError, match="more than 100 entries"):
+        archive_stream(fs, ["/many"], "zip", ArchiveOptions(max_entries=100))
+    assert len(list(archive_stream(fs, ["/many"], "tar", ArchiveOptions(max_entries=count))))
+    with pytest.raises(ArchiveTooLargeError):
+        archive_stream(fs, ["/many"], "tar", ArchiveOptions(max_entries=count - 1))
+
+
+def test_byte_limit_refuses_before_the_first_byte(fs, source):
+    total = sum(st.st_size for st in source.entries("/docs").values() if stat.S_ISREG(st.st_mode))
+    with pytest.raises(ArchiveTooLargeError, match=f"more than {total - 1} bytes"):
+        archive_stream(fs, ["/docs"], "tar", ArchiveOptions(max_bytes=total - 1))
+    assert len(list(archive_stream(fs, ["/docs"], "tar", ArchiveOptions(max_bytes=total))))
+
+
+def test_entry_limit_aborts_an_archive_not_counted_first(fs):
+    options = ArchiveOptions(max_entries=100, precount=False)
+    stream = archive_stream(fs, ["/many"], "tar", options)
     with pytest.raises(ArchiveTooLargeError):
         for _ in stream:
             pass

@@ -23,6 +23,7 @@ from filerestore.errors import (
     NoFilesystemError,
     RepositoryUnavailableError,
     SessionLimitError,
+    SessionQuotaError,
     VolumeNotFoundError,
 )
 from filerestore.service.sessions import SessionManager
@@ -81,17 +82,91 @@ def test_same_backup_and_volume_reuses_the_session(manager, backups):
     assert len(manager.list(ANYONE)) == 2
 
 
-def test_limit_names_the_sessions_holding_it(manager, backups, db):
-    held = [manager.mount(backups[n], None, user(f"user-{n}")) for n in ("full", "inc1", "inc2")]
+def test_limit_names_only_the_callers_own_sessions(manager, backups, db):
+    """Issue 8, defects 8 and 9: the refusal is 429 with Retry-After, and a non-admin sees
+    only its own sessions in it (before: every user's mount id, backup, owner, expiry)."""
+    mine = manager.mount(backups["full"], None, user("late"))
+    others = [manager.mount(backups[n], None, user(f"user-{n}")) for n in ("inc1", "inc2")]
     with pytest.raises(SessionLimitError) as caught:
         manager.mount(backups["other"], None, user("late"))
+    assert caught.value.http_status == 429 and caught.value.code == "session_limit"
     message = str(caught.value)
-    assert "3 of 3" in message
-    for s in held:
-        assert s.mount_id in message and s.owner in message
+    assert "3 of 3" in message and mine.mount_id in message
+    for s in others:
+        assert s.mount_id not in message and s.owner not in message
+    # Retry-After: when the first session would expire if idle (in an hour, the idle
+    # timeout), said as at most 10 minutes: a session may end before it expires
+    assert caught.value.retry_after == 600
+    with pytest.raises(SessionLimitError) as seen_by_admin:
+        manager.mount(backups["other"], None, ANYONE)
+    for s in [mine, *others]:
+        assert s.mount_id in str(seen_by_admin.value)
     assert len(rows(db)) == 3  # nothing half-created
-    manager.unmount(held[0].mount_id, ANYONE)
+    manager.unmount(others[0].mount_id, ANYONE)
     assert manager.mount(backups["other"], None, ANYONE).status == "mounted"
+
+
+def test_one_owner_cannot_take_every_slot(db, make_settings, backups):
+    """Issue 8, defect 9: past max_sessions_per_owner one token is refused (429, its own
+    quota) while the host still has slots for others; admins are not limited by it."""
+    manager = SessionManager(db, make_settings(max_sessions=4, max_sessions_per_owner=2))
+    hog = user("hog")
+    held = [manager.mount(backups[n], None, hog) for n in ("full", "inc1")]
+    with pytest.raises(SessionQuotaError) as caught:
+        manager.mount(backups["inc2"], None, hog)
+    assert caught.value.http_status == 429 and caught.value.retry_after is not None
+    assert manager.mount(backups["full"], None, hog).mount_id == held[0].mount_id  # reuse
+    assert manager.mount(backups["inc2"], None, user("other")).status == "mounted"
+    assert manager.mount(backups["other"], None, ANYONE).status == "mounted"  # an admin
+    manager.unmount(held[0].mount_id, hog)
+    assert manager.mount(backups["inc2"], None, hog).status == "mounted"
+    manager.readers.close_all()
+
+
+def test_a_mount_waits_for_a_slot_first_come_first_served(db, make_settings, backups):
+    """Issue 8, defect 9: with mount_wait_timeout, a mount on a full host waits; slots
+    freed one by one go to the waiters in the order they came; one that waits past the
+    timeout is refused (429)."""
+    settings = make_settings(max_sessions=1, mount_wait_timeout=60)
+    manager = SessionManager(db, settings)
+    holder = manager.mount(backups["full"], None, user("holder"))
+    order: list[str] = []
+    done = threading.Event()
+    failures: list[BaseException] = []
+
+    def wait(name: str, backup: str) -> None:
+        try:
+            session = manager.mount(backups[backup], None, user(name))
+            order.append(name)
+            if name == "first":
+                manager.unmount(session.mount_id, user(name))  # its slot goes to "second"
+        except BaseException as exc:  # reported below
+            failures.append(exc)
+        finally:
+            if name == "second":
+                done.set()
+
+    def queued(n: int) -> None:
+        deadline = time.monotonic() + 60
+        while manager.slots.waiting() < n and not failures and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert manager.slots.waiting() == n, failures
+
+    first = threading.Thread(target=wait, args=("first", "inc1"))
+    first.start()
+    queued(1)  # "first" is queued before "second" comes
+    second = threading.Thread(target=wait, args=("second", "inc2"))
+    second.start()
+    queued(2)
+    manager.unmount(holder.mount_id, user("holder"))
+    first.join(60)
+    second.join(60)
+    assert done.is_set() and not failures, failures
+    assert order == ["first", "second"]
+    short = SessionManager(db, make_settings(max_sessions=1, mount_wait_timeout=0.3))
+    with pytest.raises(SessionLimitError):  # "second" holds the one slot for an hour
+        short.mount(backups["other"], None, user("late"))
+    manager.readers.close_all()
 
 
 def test_image_that_cannot_be_opened_ends_failed_with_its_reason(manager, backups, db):

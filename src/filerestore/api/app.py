@@ -17,15 +17,26 @@ from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import filerestore
-from filerestore.api import errors, routes_catalog, routes_download, routes_jobs, routes_restore
+from filerestore.api import (
+    errors,
+    routes_catalog,
+    routes_download,
+    routes_index,
+    routes_jobs,
+    routes_restore,
+)
 from filerestore.api import schemas as s
 from filerestore.api.auth import Caller
 from filerestore.api.docs_ui import OPENAPI_URL, mount_docs
+from filerestore.api.downloads import quiet_stream_cuts
 from filerestore.api.metrics import CONTENT_TYPE_LATEST, Metrics
+from filerestore.api.redact import Redactor
 from filerestore.api.state import AppState, app_state
 from filerestore.db import open_database
+from filerestore.index.runner import IndexRunner
 from filerestore.service.cleanup import CleanupService
 from filerestore.service.job_runner import JobRunner
+from filerestore.service.refusals import RefusalLog
 from filerestore.service.sessions import SessionManager
 from filerestore.settings import Settings, load_settings
 from filerestore.web import mount_web
@@ -100,7 +111,21 @@ def create_app(settings: Settings | None = None, *, cleanup: bool = True) -> Fas
     settings = settings or load_settings()
     db = open_database(settings)
     manager = SessionManager(db, settings)
-    state = AppState(settings, db, manager, Metrics(), CleanupService(manager), JobRunner(manager))
+    refusals = RefusalLog(
+        settings.refusal_log_rate, settings.refusal_log_burst, settings.audit_text_limit
+    )
+    redact = Redactor(db, settings.state_dir)
+    state = AppState(
+        settings,
+        db,
+        manager,
+        Metrics(),
+        CleanupService(manager),
+        JobRunner(manager),
+        refusals,
+        redact,
+    )
+    runners = [IndexRunner(db, settings) for _ in range(settings.index_runners)]
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -108,9 +133,15 @@ def create_app(settings: Settings | None = None, *, cleanup: bool = True) -> Fas
             state.cleanup.start()
             if settings.restore_job_runner:
                 state.jobs.start()
+        for runner in runners:
+            runner.start()
         try:
             yield
         finally:
+            for runner in runners:
+                runner.stopping.set()
+            for runner in runners:
+                runner.stop()
             state.jobs.stop()
             state.cleanup.stop()
             manager.readers.close_all()
@@ -129,12 +160,14 @@ def create_app(settings: Settings | None = None, *, cleanup: bool = True) -> Fas
     )
     app.state.filerestore = state
     errors.install(app)
+    quiet_stream_cuts()  # a download cut short is logged once, by the route, as a warning
     app.include_router(meta)
     app.include_router(routes_jobs.router, prefix=PREFIX)
     mount_docs(app)
     app.include_router(routes_restore.router, prefix=PREFIX)
     app.include_router(routes_download.router, prefix=PREFIX)
     app.include_router(routes_catalog.router, prefix=PREFIX)
+    app.include_router(routes_index.router, prefix=PREFIX)
     mount_web(app)  # the web page at "/", a client of the routes above
     app.add_middleware(AccessLog, metrics=state.metrics)
     return app

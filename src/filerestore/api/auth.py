@@ -1,6 +1,8 @@
 """Bearer authentication for every route but /health, as FastAPI dependencies.
 
-A failure is an AuthenticationError (401, ``WWW-Authenticate: Bearer``) and an audit event.
+A failure is an AuthenticationError (401, ``WWW-Authenticate: Bearer``), counted in the
+``filerestore_auth_failures_total`` metric and logged at a bounded rate (no audit row:
+nothing an unauthenticated client sends may grow storage).
 """
 
 from __future__ import annotations
@@ -13,7 +15,6 @@ from starlette.concurrency import run_in_threadpool
 
 from filerestore.api.state import AppState, app_state
 from filerestore.errors import AuthenticationError, PermissionDeniedError
-from filerestore.service import audit
 from filerestore.service.principal import Principal
 from filerestore.service.tokens import check_token
 
@@ -39,12 +40,15 @@ async def principal(
 
 
 async def _refuse(state: AppState, request: Request, reason: str) -> None:
+    """Counted and logged at a bounded rate, never a database row: anyone can send these
+    (see :mod:`filerestore.service.refusals`)."""
+    refused_anonymously(state, request, reason)
+
+
+def refused_anonymously(state: AppState, request: Request, reason: str) -> None:
     client = request.client.host if request.client else "unknown"
-    event = audit.Event(
-        f"anonymous@{client}", "auth", "refused", path=request.url.path, detail=reason
-    )
-    await run_in_threadpool(audit.record, state.db, event)
     state.metrics.auth_failures.inc()
+    state.refusals.refused(client, request.url.path, reason)
 
 
 async def admin(who: Annotated[Principal, Depends(principal)]) -> Principal:

@@ -30,6 +30,7 @@ from filerestore.errors import (
     RepositoryExistsError,
     TokenExistsError,
 )
+from filerestore.index.jobs import enqueue_unindexed
 from filerestore.service.tokens import check_token, create_token
 from filerestore.settings import Settings
 
@@ -78,6 +79,8 @@ def prepare_demo(settings: Settings) -> Demo:
             catalog.register_backup(db, "demo", rel, vm_name="web01", disk_name="disk0").id
             for rel in BACKUPS
         ]
+        if settings.index_on_register:  # the service's runner indexes them: search works
+            enqueue_unindexed(db, ids, requested_by="demo")
         kept = _kept_token(db, state_dir / TOKEN_FILE)
         if kept is not None:
             return Demo(repo, kept, ids, reused=True)

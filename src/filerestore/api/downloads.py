@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import re
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -118,6 +119,33 @@ def content_disposition(name: str) -> str:
 
 
 Release = Callable[[], Awaitable[None]]
+
+
+class StreamCut(Exception):
+    """Raised out of a streamed body that broke off after a handled failure (logged once,
+    as a warning, where it was handled). The exception is how an ASGI application tells
+    the server to close the connection without the final chunk, so the client sees a
+    truncated body as truncated; :class:`QuietStreamCut` keeps the server from logging it
+    again as a crash."""
+
+
+class QuietStreamCut(logging.Filter):
+    """Drops the server's "Exception in ASGI application" record for a :class:`StreamCut`:
+    the failure behind it was logged as one warning line already."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        return not isinstance(exc, StreamCut)
+
+
+_QUIET = QuietStreamCut()
+
+
+def quiet_stream_cuts(logger: str = "uvicorn.error") -> None:
+    """Install :class:`QuietStreamCut` on the server's error logger (once per process)."""
+    target = logging.getLogger(logger)
+    if _QUIET not in target.filters:
+        target.addFilter(_QUIET)
 
 
 PREFETCH = 4  # chunks read ahead of the socket: reading overlaps sending

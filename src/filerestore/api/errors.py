@@ -20,6 +20,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from filerestore import errors as e
+from filerestore.api.auth import refused_anonymously
+from filerestore.api.downloads import StreamCut
 from filerestore.service import audit
 
 log = logging.getLogger("filerestore.api")
@@ -33,16 +35,19 @@ def error_body(code: str, message: str, **extra: Any) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, **extra}}
 
 
-def error_response(exc: e.FileRestoreError) -> JSONResponse:
+def error_response(exc: e.FileRestoreError, message: str | None = None) -> JSONResponse:
     extra: dict[str, Any] = {}
     if isinstance(exc, e.AmbiguousVolumeError):
         extra["choices"] = exc.choices
     status = status_of(exc)
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-    message = _printable(str(exc) or type(exc).__name__)
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else {}
+    retry_after = getattr(exc, "retry_after", None)
+    if isinstance(retry_after, int):
+        headers["Retry-After"] = str(retry_after)
+    message = _printable(message if message is not None else str(exc) or type(exc).__name__)
     if isinstance(exc, e.AmbiguousVolumeError):
         message += ' (the "volume" field)'
-    return JSONResponse(error_body(exc.code, message, **extra), status, headers=headers)
+    return JSONResponse(error_body(exc.code, message, **extra), status, headers=headers or None)
 
 
 def _printable(text: str) -> str:
@@ -54,26 +59,35 @@ async def _on_domain_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, e.FileRestoreError)
     if isinstance(exc, e.RequestRefusedError | e.HostileImageError | e.PermissionDeniedError):
         await _audit_refusal(request, exc)
-    return error_response(exc)
+    state = getattr(request.app.state, "filerestore", None)
+    who = getattr(request.state, "principal", None)
+    if state is None or (who is not None and who.admin):
+        return error_response(exc)
+    # a non-admin is told no host path (see filerestore.api.redact)
+    message = await run_in_threadpool(state.redact, str(exc) or type(exc).__name__)
+    return error_response(exc, message)
 
 
 async def _audit_refusal(request: Request, exc: e.FileRestoreError) -> None:
-    """A security refusal is an audit event (auth failures are recorded where they happen)."""
+    """A security refusal is an audit event (auth failures are recorded where they happen);
+    one without an authenticated caller is only counted and logged at a bounded rate."""
     state = getattr(request.app.state, "filerestore", None)
     if state is None:
         return
     who = getattr(request.state, "principal", None)
-    actor = who.actor if who is not None else "anonymous"
+    if who is None:
+        refused_anonymously(state, request, f"{exc.code}: {exc}")
+        return
     mount_id = request.path_params.get("mount_id")
     event = audit.Event(
-        actor,
+        who.actor,
         "refusal",
         "refused",
         mount_id=mount_id if isinstance(mount_id, str) and len(mount_id) <= 36 else None,
         path=request.url.path,
-        detail=f"{exc.code}: {_printable(str(exc))}"[:2000],
+        detail=f"{exc.code}: {_printable(str(exc))}",
     )
-    await run_in_threadpool(audit.record, state.db, event)
+    await run_in_threadpool(state.sessions.audit.record, event)
 
 
 async def _on_validation_error(request: Request, exc: Exception) -> JSONResponse:
@@ -104,6 +118,8 @@ async def _on_memory_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+    if isinstance(exc, StreamCut):  # a download broken off on purpose, logged already
+        return JSONResponse(error_body("internal", "the response was cut short"), 500)
     log.exception("unexpected error serving %s %s", request.method, request.url.path)
     return JSONResponse(error_body("internal", "internal error (logged)"), 500)
 

@@ -13,6 +13,7 @@ from filerestore.api.auth import Admin, Caller
 from filerestore.api.routes_restore import ERRORS
 from filerestore.api.state import app_state
 from filerestore.errors import FileRestoreError
+from filerestore.index.jobs import enqueue_unindexed, index_states
 from filerestore.restore.descriptions import DESCRIPTIONS
 from filerestore.service import audit
 
@@ -25,10 +26,22 @@ async def backups(
     request: Request, who: Caller, vm: str | None = None, repository: str | None = None
 ) -> s.BackupListOut:
     st = app_state(request)
-    rows = await run_in_threadpool(catalog.list_backups, st.db, repository, st.sessions.stores)
-    return s.BackupListOut(
-        backups=[s.BackupOut.of(b) for b in rows if vm is None or b.vm_name == vm]
-    )
+
+    def work() -> s.BackupListOut:
+        rows = [
+            b
+            for b in catalog.list_backups(st.db, repository, st.sessions.stores)
+            if vm is None or b.vm_name == vm
+        ]
+        states = index_states(st.db, [b.id for b in rows])
+        return s.BackupListOut(
+            backups=[
+                s.BackupOut.of(b).model_copy(update={"index_state": states[b.id].state})
+                for b in rows
+            ]
+        )
+
+    return await run_in_threadpool(work)
 
 
 @router.get("/backups/{backup_id}", response_model=s.BackupDetailOut, responses=ERRORS)
@@ -57,8 +70,9 @@ async def backup(
                     metadata_budget=st.settings.image_metadata_budget,
                 )
             volumes = [s.VolumeOut(**s.values_of(v)) for v in description.volumes]
+        state = index_states(st.db, [top.id])[top.id].state
         return s.BackupDetailOut(
-            **s.BackupOut.of(top).model_dump(),
+            **s.BackupOut.of(top).model_copy(update={"index_state": state}).model_dump(),
             chain=[s.BackupOut.of(x) for x in chain],
             volumes=volumes,
         )
@@ -82,6 +96,8 @@ async def register_backup(body: s.BackupRegister, request: Request, who: Admin) 
             metadata_budget=st.settings.image_metadata_budget,
             stores=st.sessions.stores,
         )
+        if st.settings.index_on_register:
+            enqueue_unindexed(st.db, [info.id], requested_by=who.actor)
         return s.BackupOut.of(info)
 
     try:
@@ -90,10 +106,10 @@ async def register_backup(body: s.BackupRegister, request: Request, who: Admin) 
         refused = audit.Event(
             who.actor, "register", "failed", path=body.path, detail=f"{exc.code}: {exc}"
         )
-        await run_in_threadpool(audit.record, st.db, refused)
+        await run_in_threadpool(st.sessions.audit.record, refused)
         raise
     done = audit.Event(who.actor, "register", "ok", backup_id=out.id, path=out.path)
-    await run_in_threadpool(audit.record, st.db, done)
+    await run_in_threadpool(st.sessions.audit.record, done)
     return out
 
 
@@ -103,7 +119,18 @@ async def repositories(request: Request, who: Caller) -> s.RepositoryListOut:
 
     def work() -> s.RepositoryListOut:
         found = catalog.repositories_with_availability(st.db, st.sessions.stores)
-        return s.RepositoryListOut(repositories=[s.RepositoryOut.of(r, a) for r, a in found])
+        out = [s.RepositoryOut.of(r, a) for r, a in found]
+        if not who.admin:  # no host paths for a non-admin (issue 8, defect 8)
+            out = [
+                o.model_copy(
+                    update={
+                        "root_path": f"<repository {o.name}>",
+                        "reason": st.redact(o.reason) if o.reason else o.reason,
+                    }
+                )
+                for o in out
+            ]
+        return s.RepositoryListOut(repositories=out)
 
     return await run_in_threadpool(work)
 
@@ -135,8 +162,8 @@ async def add_repository(body: s.RepositoryAdd, request: Request, who: Admin) ->
         refused = audit.Event(
             who.actor, "repository_add", "failed", path=body.path, detail=f"{exc.code}: {exc}"
         )
-        await run_in_threadpool(audit.record, st.db, refused)
+        await run_in_threadpool(st.sessions.audit.record, refused)
         raise
     done = audit.Event(who.actor, "repository_add", "ok", path=body.path, detail=body.name)
-    await run_in_threadpool(audit.record, st.db, done)
+    await run_in_threadpool(st.sessions.audit.record, done)
     return out

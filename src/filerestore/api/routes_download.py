@@ -25,8 +25,13 @@ from filerestore.api.errors import error_response
 from filerestore.api.paths import display, request_path, request_paths
 from filerestore.api.routes_restore import ERRORS, PathParam, PathsParam
 from filerestore.api.state import AppState, app_state
-from filerestore.errors import FileRestoreError, RangeNotSatisfiableError
-from filerestore.restore.archive import ArchiveFormat, archive_filename, archive_stream
+from filerestore.errors import DownloadTooLargeError, FileRestoreError, RangeNotSatisfiableError
+from filerestore.restore.archive import (
+    ArchiveFormat,
+    ArchiveOptions,
+    archive_filename,
+    archive_stream,
+)
 from filerestore.restore.file_data import open_file
 from filerestore.service.checkout import Checkout, Download
 from filerestore.service.principal import Principal
@@ -34,7 +39,7 @@ from filerestore.service.principal import Principal
 router = APIRouter(prefix="/restore", tags=["download"])
 log = logging.getLogger("filerestore.api")
 
-DOWNLOAD_ERRORS = {**ERRORS, 416: ERRORS[400], 429: ERRORS[400]}
+DOWNLOAD_ERRORS = {**ERRORS, 413: ERRORS[400], 416: ERRORS[400]}
 FILE_RESPONSES: dict[int | str, dict[str, Any]] = {
     **DOWNLOAD_ERRORS,
     200: {"description": "The file's bytes.", "content": {"application/octet-stream": {}}},
@@ -70,7 +75,14 @@ def _releaser(st: AppState, checkout: Checkout, prefetch: d.Prefetch | None = No
         await run_in_threadpool(checkout.release)
         st.metrics.downloads.dec()
         kind = checkout.download.kind if checkout.download else "download"
-        st.metrics.bytes_sent.labels(kind=kind).inc(checkout.tally.sent)
+        tally = checkout.tally
+        st.metrics.bytes_sent.labels(kind=kind).inc(tally.sent)
+        if prefetch is not None and not (tally.complete or tally.broken_off):
+            # the client went away (or the server is stopping): expected, one line
+            path = checkout.download.path if checkout.download else "?"
+            log.warning(
+                "%s of %s ended after %d bytes: the connection closed", kind, path, tally.sent
+            )
 
     return release
 
@@ -90,9 +102,16 @@ def _streamed(
             async for chunk in prefetch:
                 yield chunk
         except FileRestoreError as exc:
-            log.warning("download cut short: %s", exc)
+            # handled (the audit event says "incomplete" with the reason): one warning line,
+            # then the connection is closed without the final chunk
+            kind = checkout.download.kind if checkout.download else "download"
+            path = checkout.download.path if checkout.download else "?"
+            sent = checkout.tally.sent
+            log.warning(
+                "%s of %s cut short after %d bytes: %s: %s", kind, path, sent, exc.code, exc
+            )
             checkout.failed(exc)
-            raise
+            raise d.StreamCut(exc.code) from None
 
     return d.HeldStreamingResponse(
         body(), _releaser(st, checkout, prefetch), status, headers, media_type=media_type
@@ -128,6 +147,13 @@ async def download(mount_id: str, request: Request, who: Caller, path: PathParam
             except FileRestoreError:
                 headers["Content-Range"] = f"bytes */{f.size}"
                 raise
+        ceiling = st.settings.max_download_bytes
+        if (f.size if wanted is None else wanted.length) > ceiling:
+            shown = "the file" if wanted is None else "the range asked for"
+            raise DownloadTooLargeError(
+                f"{shown} is {f.size if wanted is None else wanted.length} bytes, more than "
+                f"the {ceiling} bytes one download may carry (max_download_bytes)"
+            )
         if wanted is None:
             headers["Content-Length"] = str(f.size)
             checkout.digest()
@@ -185,7 +211,11 @@ async def download_directory(
     checkout = await _check_out(st, mount_id, who, download)
 
     def prepare() -> Iterator[bytes]:
-        return d.coalesced(archive_stream(checkout.stack.fs, guests, format))
+        options = ArchiveOptions(
+            max_entries=st.settings.max_archive_entries,
+            max_bytes=st.settings.max_download_bytes,
+        )
+        return d.coalesced(archive_stream(checkout.stack.fs, guests, format, options))
 
     try:
         chunks = await run_in_threadpool(prepare)

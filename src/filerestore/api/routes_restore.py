@@ -37,7 +37,7 @@ from filerestore.service.session import Session
 router = APIRouter(prefix="/restore", tags=["restore"])
 
 ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": s.ErrorOut} for code in (400, 401, 404, 409, 422, 503)
+    code: {"model": s.ErrorOut} for code in (400, 401, 404, 409, 422, 429, 503, 507)
 }
 PathParam = Annotated[
     str,

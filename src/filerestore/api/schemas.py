@@ -204,6 +204,11 @@ _BackupInfo = model("BackupInfo", BackupInfo, exclude={"image_path", "repository
 class BackupOut(_BackupInfo):  # type: ignore[misc,valid-type]
     """A backup in the catalog; ``path`` is relative to its repository's root."""
 
+    index_state: Literal["none", "queued", "running", "done", "failed"] | None = Field(
+        default=None,
+        description="The file index's state of this backup (details: GET /backups/{id}/index).",
+    )
+
     @classmethod
     def of(cls, backup: BackupInfo) -> BackupOut:
         values = values_of(backup, exclude={"image_path", "repository_root"})

@@ -201,6 +201,12 @@ def scan(name: str | None) -> None:
         for path, reason in report.errors:
             failed = True
             click.echo(f"  {path or report.repository}: {reason}", err=True)
+    if settings.index_on_register:
+        from filerestore.index.jobs import enqueue_unindexed
+
+        queued = enqueue_unindexed(db, requested_by="scan")
+        if queued:
+            click.echo(f"queued {len(queued)} index job(s); see `filerestore index status`")
     if failed:
         raise click.exceptions.Exit(1)
 
@@ -228,8 +234,14 @@ def backups(repository: str | None, json: bool) -> None:
         "created_at",
         "status",
     ]
+    from filerestore.index.jobs import index_states
+
     with _stores(settings) as stores:
         rows = [json_output.record(b) for b in catalog.list_backups(db, repository, stores)]
+    states = index_states(db, [r["id"] for r in rows])
+    for r in rows:
+        r["index"] = states[r["id"]].state
+    columns.append("index")
     if json:
         json_output.print_array(rows)
     else:

@@ -36,6 +36,7 @@ COMMAND_MODULES: dict[str, tuple[str, ...]] = {
     "filerestore.cli.catalog_commands": ("repo", "scan", "backups", "mounts", "cleanup", "db"),
     "filerestore.cli.restore_commands": ("restore", "jobs"),
     "filerestore.cli.serve_commands": ("serve", "token"),
+    "filerestore.cli.index_commands": ("search", "find", "history", "diff", "index"),
     "filerestore.cli.completion": ("completion",),
 }
 

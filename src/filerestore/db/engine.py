@@ -22,12 +22,19 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session
 
-from filerestore.errors import DatabaseLockedError, DatabaseUnavailableError, FileRestoreError
+from filerestore.errors import (
+    DatabaseLockedError,
+    DatabaseUnavailableError,
+    FileRestoreError,
+    StateDiskFullError,
+)
 
 _IMMEDIATE = "filerestore_immediate"
 
 #: PostgreSQL SQLSTATEs meaning "lock not obtained in time" (lock_not_available, deadlock)
 _PG_LOCK_STATES = {"55P03", "40P01"}
+#: PostgreSQL SQLSTATEs meaning "no space": disk_full, insufficient_resources (class 53)
+_PG_FULL_STATES = {"53100", "53000"}
 
 
 def advisory_key(name: str) -> int:
@@ -141,6 +148,9 @@ def _translate(exc: OperationalError) -> FileRestoreError:
     state = getattr(exc.orig, "sqlstate", None)
     if "database is locked" in message or state in _PG_LOCK_STATES:
         return DatabaseLockedError(f"database is locked by another writer: {message}")
+    # SQLite's SQLITE_FULL ("database or disk is full"), PostgreSQL's class 53
+    if "database or disk is full" in message or state in _PG_FULL_STATES:
+        return StateDiskFullError(f"the database cannot write, its disk is full: {message}")
     return DatabaseUnavailableError(f"database unavailable: {message}")
 
 

@@ -2,7 +2,8 @@
 
 A backend subclasses :class:`Filesystem` and implements the ``_``-prefixed hooks on its own
 node type (a library handle for one inode). Everything a caller uses (``stat``, ``list_dir``,
-``open``, ``read_link``, ``xattrs``, ``walk``) lives here, once:
+``open``, ``read_link``, ``xattrs``, ``walk``, and ``iter_all``, the bulk walk for
+indexing) lives here, once:
 
 - Paths are lists of components. ``..`` never climbs above the root; NUL is refused;
   symbolic links met on the way (and at the end, when asked) are resolved inside the guest
@@ -29,7 +30,7 @@ from __future__ import annotations
 import re
 import threading
 from abc import ABC, abstractmethod
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Container, Hashable, Iterator
 from typing import Generic, TypeVar
 
@@ -253,6 +254,44 @@ class Filesystem(ABC, Generic[N]):
                     seen.add(key)
                     subdirs.append((entry.path, child, depth + 1))
             stack.extend(reversed(subdirs))
+
+    def iter_all(self) -> Iterator[tuple[Entry, list[Entry]]]:
+        """Every directory of the filesystem with all its entries: the bulk walk for indexing.
+
+        Yields (the directory's own Entry, its entries) once per directory, the root first
+        (named ""), every directory after its parent; the order is otherwise the backend's
+        fastest (``_iter_all``). Like :meth:`walk`, symbolic links are not followed and a
+        directory reached twice is listed once. Listings bypass the directory cache: a walk
+        reads each directory once.
+        """
+        with parse_errors(self.kind, "walk the filesystem"):
+            yield from self._iter_all()
+
+    def _iter_all(self) -> Iterator[tuple[Entry, list[Entry]]]:
+        """The generic bulk walk: breadth first, one directory listing (and lock hold) each.
+
+        A backend overrides it where its format can be read faster than directory by
+        directory (see :meth:`iter_all` for what it must yield)."""
+        with self._lock:
+            root = self._root()
+            pending = deque([(self._entry("", "/", root), root)])
+            seen: set[Hashable] = {self._key(root)}
+        entry, key_of = self._entry, self._key
+        while pending:
+            dentry, node = pending.popleft()
+            base = "" if dentry.path == "/" else dentry.path
+            with self._lock:
+                children: dict[str, N] = {}
+                for name, child in self._children(node):
+                    children[duplicate_name(name, children) if name in children else name] = child
+                entries = [entry(name, f"{base}/{name}", c) for name, c in children.items()]
+                for e, child in zip(entries, children.values(), strict=True):
+                    if e.kind is EntryKind.DIR:
+                        key = key_of(child)
+                        if key not in seen:
+                            seen.add(key)
+                            pending.append((e, child))
+            yield dentry, entries
 
     # --- resolution ------------------------------------------------------------------------
 

@@ -44,6 +44,7 @@ from filerestore.fs.ext_inode import (
     Inode,
     block_map_extents,
     fast_symlink_target,
+    inline_extents,
     parse_inode,
 )
 from filerestore.fs.libyal import (
@@ -318,6 +319,8 @@ class ExtFilesystem(LibyalFilesystem):
     def _kind(self, node: Inode) -> EntryKind:
         return _KIND_BY_FORMAT.get(node.mode & 0o170000, _OTHER)
 
+    kind_of = _kind
+
     def _key(self, node: Inode) -> Hashable:
         return node.number
 
@@ -398,12 +401,25 @@ class ExtFilesystem(LibyalFilesystem):
         return listed
 
     def _children(self, node: Inode) -> Iterator[tuple[str, Inode]]:
+        listed = self._dir_entries(node)
+        inodes = self._read_inodes([ino for _, ino in listed])
+        return iter([(name, inode) for (name, _), inode in zip(listed, inodes, strict=True)])
+
+    def _iter_all(self) -> Iterator[tuple[Entry, list[Entry]]]:
+        from filerestore.fs.ext_walk import iter_all  # the bulk walk's own module
+
+        return iter_all(self)
+
+    def _dir_entries(self, node: Inode) -> list[tuple[str, int]]:
+        """(name, inode number) of each entry of directory ``node``."""
         sb = self.superblock
         # ext4_isize: i_size_high is a directory's only with largedir (else i_dir_acl)
         size = node.size if sb.feature_incompat & INCOMPAT_LARGEDIR else node.size_lo
         check_directory_size(size, self.reader.size, node.number)
         with self._library_errors("read a directory"):
-            extents = self._extents(node, size) if size else []
+            extents = (
+                (inline_extents(node, sb.block_size) or self._extents(node, size)) if size else []
+            )
             if extents is None:  # inline data: no blocks of its own to parse
                 listed = self._inline_children(self._handle(node))
             else:
@@ -415,8 +431,7 @@ class ExtFilesystem(LibyalFilesystem):
                     if b"/" in raw:
                         raise FilesystemError("ext: a directory entry name holds '/'")
                     listed.append((fsdecode(raw), ino))
-        inodes = self._read_inodes([ino for _, ino in listed])
-        return iter([(name, inode) for (name, _), inode in zip(listed, inodes, strict=True)])
+        return listed
 
 
 def open_fs(reader: Reader) -> ExtFilesystem:

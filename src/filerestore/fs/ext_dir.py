@@ -24,15 +24,19 @@ from filerestore.fs.libyal import Extent, ExtentReader
 DIR_READ_PIECE = 256 * 1024  # bytes of directory read at a time (a multiple of any block size)
 
 
-def parse_dir_block(block: bytes, filetype: bool) -> Iterator[tuple[bytes, int]]:
-    """(name bytes, inode) of each live entry of one directory block, "." and ".." left out.
+def parse_dir_block(
+    block: bytes, filetype: bool, start: int = 0, end: int | None = None
+) -> Iterator[tuple[bytes, int]]:
+    """(name bytes, inode) of each live entry of one directory block, "." and ".." left out;
+    with ``start`` (an entry's offset) and ``end``, only the entries that begin in between.
 
     Works for htree directories too: their index blocks are entries with inode 0 that span
     the block, and the checksum tail is an entry with inode 0.
     """
-    pos = 0
+    pos = start
     size = len(block)
-    while pos + 8 <= size:
+    stop = size if end is None else min(end, size)
+    while pos + 8 <= size and pos < stop:
         inode, rec_len, name_len, file_type = struct.unpack_from("<IHBB", block, pos)
         if not filetype:
             name_len |= file_type << 8

@@ -23,6 +23,10 @@ HUGE_FILE_FL = 0x40000
 EA_INODE_FL = 0x200000
 _NOT_FAST_SYMLINK = EXTENTS_FL | INLINE_DATA_FL | ENCRYPT_FL | HUGE_FILE_FL | EA_INODE_FL
 DIRECT_BLOCKS = 12  # i_block[0..11]; then single, double and triple indirect
+EXTENT_MAGIC = 0xF30A
+EXT_INIT_MAX_LEN = 32768  # an ee_len above it marks an unwritten extent (ext4_extents.h)
+_EXTENT_HEADER = struct.Struct("<HHHH4x")  # eh_magic, eh_entries, eh_max, eh_depth
+_EXTENT = struct.Struct("<IHHI")  # ee_block, ee_len, ee_start_hi, ee_start_lo
 
 
 class Inode(NamedTuple):
@@ -199,3 +203,22 @@ def block_map_extents(
         walk(inode.block[DIRECT_BLOCKS + level - 1], level, first)
         first += per**level
     return [Extent(lo * block_size, ph * block_size, n * block_size) for lo, ph, n in runs]
+
+
+def inline_extents(inode: Inode, block_size: int) -> list[Extent] | None:
+    """The extents of an extent-mapped inode whose tree is only its root (depth 0, kept in
+    i_block), all written; None for anything else (a deeper tree, unwritten extents, a
+    block map), which the caller reads the long way."""
+    if not inode.flags & EXTENTS_FL or inode.flags & INLINE_DATA_FL:
+        return None
+    magic, count, limit, depth = _EXTENT_HEADER.unpack_from(inode.i_block, 0)
+    if magic != EXTENT_MAGIC or depth != 0 or count > limit or count > 4:
+        return None
+    out = []
+    for i in range(count):
+        logical, length, hi, lo = _EXTENT.unpack_from(inode.i_block, 12 + 12 * i)
+        if length > EXT_INIT_MAX_LEN or length == 0:
+            return None
+        physical = hi << 32 | lo
+        out.append(Extent(logical * block_size, physical * block_size, length * block_size))
+    return out

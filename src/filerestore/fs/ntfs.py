@@ -171,6 +171,11 @@ class NtfsFilesystem(LibyalFilesystem):
         with self._library_errors("read an MFT entry"):
             return mft_index(node)
 
+    def _iter_all(self) -> Iterator[tuple[Entry, list[Entry]]]:
+        from filerestore.fs.ntfs_walk import iter_all  # the MFT scan's own module
+
+        return iter_all(self)
+
     def _kind(self, node: LibyalNode) -> EntryKind:
         try:
             index = node.get_file_reference() & MFT_INDEX_MASK

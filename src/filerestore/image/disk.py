@@ -38,6 +38,8 @@ class DiskImage(SizedReader):
             layer_working_set(o.info.header) if o.info else o.working_set for o in opened
         )
         layer: Layer | None = None
+        #: the readers of the chain's files, top first (image.allocation reads their tables)
+        self.layers: list[Layer] = []
         try:
             for i, o in enumerate(reversed(opened)):
                 if o.layer is not None:  # VMDK, VHD, VHDX, their tables in the same cache
@@ -50,6 +52,7 @@ class DiskImage(SizedReader):
                 else:
                     header = o.info.header
                     layer = Qcow2Layer(o.file, header, layer, self.metadata, i, o.data_file)
+                self.layers.insert(0, layer)
         except BaseException:
             self.close()
             raise

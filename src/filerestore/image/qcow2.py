@@ -145,6 +145,10 @@ class Qcow2Layer(SizedReader):
             self._cache.put(key, piece, count * 8)
         return piece[at]
 
+    def l2_table(self, l1_index: int) -> array[int] | None:
+        """The L2 table of ``l1_index`` (None: no table, every cluster it maps unallocated)."""
+        return self._l2_table(l1_index)
+
     def _l2_table(self, l1_index: int) -> array[int] | None:
         key = (self._key, _L2, l1_index)
         table = cast("array[int] | None", self._cache.get(key))

@@ -6,6 +6,12 @@ is consumed: no temporary files, memory flat in file sizes. Formats, names and m
 described in :mod:`~filerestore.restore.archive_zip`, :mod:`~filerestore.restore.archive_tar`
 and :mod:`~filerestore.restore.names`; what goes in, in :mod:`~filerestore.restore.archive_members`.
 
+Before the first byte the tree is counted once (metadata only, :func:`precount`): an archive
+with more entries than ``max_entries`` or more bytes of file contents than ``max_bytes`` is
+refused with ArchiveTooLargeError while an adapter can still answer an error status. A TAR
+keeps a file's holes as holes (a PAX 1.0 sparse member, see
+:mod:`~filerestore.restore.archive_tar`); a ZIP cannot.
+
 An entry that cannot be read (an unreadable directory or file, a symlink no extractor could
 create) is left out and listed in ``FILERESTORE-ERRORS.txt``, the archive's last member
 (see :mod:`~filerestore.restore.archive_members`). Other errors after the first byte cannot
@@ -18,7 +24,7 @@ connection without the final chunk.
 
 from __future__ import annotations
 
-from collections.abc import Generator, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -30,10 +36,11 @@ from filerestore.errors import (
     InvalidParameterError,
 )
 from filerestore.fs.base import Filesystem
+from filerestore.fs.entry import EntryKind
 from filerestore.restore.archive_members import DEFAULT_MAX_ENTRIES, Member, iter_members
 from filerestore.restore.archive_tar import DEFAULT_GZIP_LEVEL, gzip_stream, tar_stream
 from filerestore.restore.archive_zip import zip_stream
-from filerestore.restore.browse import resolve_root
+from filerestore.restore.browse import Root, resolve_root
 from filerestore.restore.file_data import CHUNK_SIZE
 from filerestore.restore.names import ROOT_NAME, clean_component, tar_component, zip_component
 from filerestore.restore.partial import Failure
@@ -63,6 +70,12 @@ _MEDIA_TYPES = {
 @dataclass(frozen=True, slots=True)
 class ArchiveOptions:
     max_entries: int | None = DEFAULT_MAX_ENTRIES
+    #: bytes of file contents (as listed) the archive may hold; None: no limit
+    max_bytes: int | None = None
+    #: count the tree before the first byte and refuse one over a limit
+    precount: bool = True
+    #: TAR only: a file with holes as a sparse member (PAX 1.0), its holes not sent
+    sparse: bool = True
     deflate: bool = False  # ZIP only: deflate files instead of storing them
     gzip_level: int = DEFAULT_GZIP_LEVEL  # TAR.GZ only
     chunk_size: int = CHUNK_SIZE
@@ -87,14 +100,39 @@ def archive_stream(
     roots = [resolve_root(fs, path) for path in paths]
     component = zip_component if fmt is ArchiveFormat.ZIP else tar_component
     failures: list[Failure] = []  # filled as the stream goes, listed at its end
+    if options.precount:
+        precount(fs, roots, component, options.max_entries, options.max_bytes)
     members = iter_members(fs, roots, component, options.max_entries, failures)
     if fmt is ArchiveFormat.ZIP:
         stream = zip_stream(fs, members, options.deflate, options.chunk_size, failures)
     else:
-        stream = tar_stream(fs, members, options.chunk_size, failures)
+        stream = tar_stream(fs, members, options.chunk_size, failures, options.sparse)
         if fmt is ArchiveFormat.TAR_GZ:
             stream = gzip_stream(stream, options.gzip_level)
     return _aborting(stream)
+
+
+def precount(
+    fs: Filesystem[Any],
+    roots: Sequence[Root],
+    component: Callable[[str], str],
+    max_entries: int | None,
+    max_bytes: int | None,
+) -> tuple[int, int]:
+    """Walk the archive's tree once without reading a file: ArchiveTooLargeError as soon as
+    it holds more than ``max_entries`` entries or ``max_bytes`` bytes of file contents (as
+    listed), so an archive over a limit is refused before its first byte instead of cut
+    short. Metadata only, memory as the stream's own walk; (entries, bytes) when it fits."""
+    entries = size = 0
+    for member in iter_members(fs, roots, component, max_entries, []):
+        entries += 1
+        if member.entry.kind is EntryKind.FILE:
+            size += member.entry.size
+            if max_bytes is not None and size > max_bytes:
+                raise ArchiveTooLargeError(
+                    f"the download holds more than {max_bytes} bytes of file contents (the limit)"
+                )
+    return entries, size
 
 
 def _aborting(stream: Iterator[bytes]) -> Generator[bytes, None, None]:

@@ -196,10 +196,10 @@ def member_chunks(
             raise
         failures.append(failure(path, exc))
         return None
-    return _rest(path, expected, itertools.chain((first,), chunks))
+    return rest_chunks(path, expected, itertools.chain((first,), chunks))
 
 
-def _rest(path: str, expected: int, chunks: Iterator[bytes]) -> Iterator[bytes]:
+def rest_chunks(path: str, expected: int, chunks: Iterator[bytes]) -> Iterator[bytes]:
     done = 0
     try:
         for chunk in chunks:

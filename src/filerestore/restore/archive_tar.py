@@ -11,20 +11,24 @@ a generator cannot hand out bytes from inside that call.
 
 Times: ``mtime`` goes into the PAX header exactly (``seconds.nanoseconds``) when it has a
 fraction. Owners: numeric uid/gid, no user or group names (the guest's names mean nothing
-on the host). Undecodable name bytes are kept raw with ``hdrcharset=BINARY``.
+on the host). Undecodable name bytes are kept raw with ``hdrcharset=BINARY``. A file with
+holes is a sparse member, its holes not sent (:mod:`~filerestore.restore.archive_sparse`).
 """
 
 from __future__ import annotations
 
+import itertools
 import tarfile
 import zlib
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+from filerestore.errors import FileRestoreError
 from filerestore.fs.base import Filesystem
 from filerestore.fs.entry import EntryKind
-from filerestore.restore.archive_members import Member, member_chunks
-from filerestore.restore.partial import Failure
+from filerestore.restore.archive_members import Member, member_chunks, rest_chunks
+from filerestore.restore.archive_sparse import region_chunks, sparse_info, sparse_layout
+from filerestore.restore.partial import Failure, failure, skippable
 
 BLOCK = tarfile.BLOCKSIZE  # 512
 RECORD = tarfile.RECORDSIZE  # 20 blocks, what GNU tar and tarfile pad the end to
@@ -65,31 +69,69 @@ def tar_stream(
     members: Iterable[Member],
     chunk_size: int = 1 << 20,
     failures: list[Failure] | None = None,
+    sparse: bool = True,
 ) -> Iterator[bytes]:
     """An uncompressed PAX TAR of ``members``, yielded as it is read; a file that cannot be
-    read is left out and appended to ``failures``."""
+    read is left out and appended to ``failures``. With ``sparse``, a file with holes is a
+    sparse member (:mod:`~filerestore.restore.archive_sparse`)."""
     failures = [] if failures is None else failures
     written = 0
-    for member in members:
-        chunks = None
+    for index, member in enumerate(members):
+        info = tar_info(member)
+        chunks: Iterator[bytes] | None = None
+        area = 0
         if member.entry.kind is EntryKind.FILE and member.entry.size:
-            chunks = member_chunks(fs, member, failures, chunk_size)
-            if chunks is None:
+            prepared = _file_data(fs, member, info, index, failures, chunk_size, sparse)
+            if prepared is None:
                 continue
-        header = tar_info(member).tobuf(tarfile.PAX_FORMAT, ENCODING, ERRORS)
+            info, chunks, area = prepared
+        header = info.tobuf(tarfile.PAX_FORMAT, ENCODING, ERRORS)
         written += len(header)
         yield header
         if chunks is not None:
             for chunk in chunks:
                 written += len(chunk)
                 yield chunk
-            pad = -member.entry.size % BLOCK
+            pad = -area % BLOCK
             if pad:
                 written += pad
                 yield bytes(pad)
     end = 2 * BLOCK
     end += -(written + end) % RECORD
     yield bytes(end)
+
+
+def _file_data(
+    fs: Filesystem[Any],
+    member: Member,
+    info: tarfile.TarInfo,
+    index: int,
+    failures: list[Failure],
+    chunk_size: int,
+    sparse: bool,
+) -> tuple[tarfile.TarInfo, Iterator[bytes], int] | None:
+    """A file member's header, data area and the area's length; None (the failure recorded)
+    when the file cannot be read, which is known before its header is written."""
+    size = member.entry.size
+    if sparse and member.data is None:
+        path = member.entry.path
+        try:
+            reader = fs.open(path)
+            layout = sparse_layout(reader, size) if reader.size == size else None
+            if layout is not None:
+                regions = region_chunks(reader, path, layout, chunk_size)
+                first = next(regions, b"")
+        except FileRestoreError as exc:
+            if not skippable(exc):
+                raise
+            failures.append(failure(path, exc))
+            return None
+        if layout is not None:
+            rest = rest_chunks(path, size, itertools.chain((first,), regions))
+            data = itertools.chain((layout.map_bytes,), rest)
+            return sparse_info(info, layout, index), data, layout.area
+    chunks = member_chunks(fs, member, failures, chunk_size)
+    return None if chunks is None else (info, chunks, size)
 
 
 def gzip_stream(data: Iterable[bytes], level: int = DEFAULT_GZIP_LEVEL) -> Iterator[bytes]:

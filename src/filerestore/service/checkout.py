@@ -3,14 +3,21 @@
 :func:`check_out` is the one call every adapter makes before it reads from a session. In ONE
 database transaction it finds the session, applies the owner rule (another principal's
 session is "not found"), requires it mounted, moves its expiry forward (at most one row write
-per few seconds), and for a download takes a hold (refused past the per-session limit);
-the same transaction reads where the backup's image is, so a worker that has not opened the
-session yet needs no other query. Then it lends the caller a reader stack of its own.
+per few seconds), and for a download takes a hold (refused past the per-session limit) and
+writes the download's audit row (``started``); the same transaction reads where the
+backup's image is, so a worker that has not opened the session yet needs no other query.
+Then it lends the caller a reader stack of its own.
+
+A download is served only once its audit row is written: when that transaction fails (the
+database away, locked or out of space) the download is refused, unless ``audit_fail_open``
+is set, in which case it is checked out read-only (no hold, no row; its event only reaches
+the log). A browsing request whose expiry update cannot be written is checked out read-only:
+it writes nothing the audit trail needs.
 
 :meth:`Checkout.release` is the only other call: it gives the stack back, and for a
-download removes the hold and writes the download's audit event in one transaction. Without
-a hold it touches no database. A download outlives its request handler (the body streams
-after the handler returned), so the release is explicit; for a request-scoped use a
+download removes the hold and completes the download's audit row in one transaction.
+Without a hold it touches no database. A download outlives its request handler (the body
+streams after the handler returned), so the release is explicit; for a request-scoped use a
 Checkout is also a context manager.
 """
 
@@ -27,9 +34,12 @@ from sqlalchemy import delete, func, select
 from filerestore.catalog import RepositoryInfo, Stores, require_readable
 from filerestore.db.models import MOUNTED, Backup, DownloadHold, Repository, RestoreMount, utcnow
 from filerestore.errors import (
+    DatabaseLockedError,
+    DatabaseUnavailableError,
     DownloadLimitError,
     FileRestoreError,
     RequestError,
+    StateDiskFullError,
 )
 from filerestore.restore.stack import Stack, open_backup_stack
 from filerestore.service import audit
@@ -46,6 +56,9 @@ if TYPE_CHECKING:
     from filerestore.service.sessions import SessionManager
 
 log = logging.getLogger("filerestore.service")
+
+#: the checkout's transaction could not be written (the database away, locked or full)
+WRITE_FAILURES = (DatabaseUnavailableError, DatabaseLockedError, StateDiskFullError)
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +90,8 @@ class Tally:
     sent: int = 0
     complete: bool = False
     refused: bool = False
+    #: broken off by an error after the first byte (not by the client going away)
+    broken_off: bool = False
     detail: str | None = None
     sha256: hashlib._Hash | None = field(default=None, repr=False)
 
@@ -99,12 +114,14 @@ class Checkout:
         location: Location,
         hold_id: int | None,
         download: Download | None,
+        audit_id: int | None = None,
     ) -> None:
         self._manager = manager
         self._who = who
         self.session = session
         self._location = location
         self._hold_id = hold_id
+        self._audit_id = audit_id
         self.download = download
         self.tally = Tally(detail=download.detail if download else None)
         self._stack: Stack | None = None
@@ -151,6 +168,7 @@ class Checkout:
 
     def failed(self, exc: BaseException) -> None:
         """The download broke off after its first byte."""
+        self.tally.broken_off = True
         self._failed(exc)
 
     def _failed(self, exc: BaseException) -> None:
@@ -183,14 +201,16 @@ class Checkout:
             self._stack = None
         if self._hold_id is not None:
             self._end_hold(self._hold_id)
+        elif self.download is not None:  # served read-only (audit_fail_open): a line only
+            self._manager.audit.log_only(self._event())
 
-    def _end_hold(self, hold_id: int) -> None:
+    def _event(self) -> audit.Event:
         assert self.download is not None
         tally = self.tally
         detail = tally.detail
         if tally.sha256 is not None and tally.complete:
             detail = f"sha256={tally.sha256.hexdigest()}" + (f"; {detail}" if detail else "")
-        event = audit.Event(
+        return audit.Event(
             self._who.actor,
             self.download.kind,
             tally.outcome,
@@ -200,6 +220,9 @@ class Checkout:
             bytes=tally.sent,
             detail=detail,
         )
+
+    def _end_hold(self, hold_id: int) -> None:
+        event = self._event()
         manager = self._manager
         try:
             with manager.db.write() as s:
@@ -207,11 +230,13 @@ class Checkout:
                 row = s.get(RestoreMount, self.session.mount_id, with_for_update=True)
                 if row is not None and row.status == MOUNTED:
                     refresh(row, utcnow(), manager.idle)
-                audit.add(s, event)
-        except FileRestoreError:
-            # the hold stays until cleanup finds this process gone; the event is logged
-            log.exception("could not end the download hold %s", hold_id)
-            audit.record(manager.db, event)
+                if self._audit_id is not None:
+                    manager.audit.finish(s, self._audit_id, event)
+        except FileRestoreError as exc:
+            # the hold stays until cleanup finds this process gone; the row stays "started"
+            # (it was written before the first byte); the event's line is logged
+            log.warning("could not end the download hold %s: %s", hold_id, exc)
+            manager.audit.log_only(event)
 
     def __enter__(self) -> Checkout:
         return self
@@ -229,7 +254,7 @@ def check_out(
     if len(mount_id) > MAX_MOUNT_ID:
         raise not_found(mount_id)
     try:
-        checkout = _check_out(manager, mount_id, who, download)
+        checkout = _check_out(manager, mount_id, who, download, write=True)
     except DownloadLimitError as exc:
         assert download is not None
         event = audit.Event(
@@ -241,8 +266,19 @@ def check_out(
             bytes=0,
             detail=f"{exc.code}: {exc}",
         )
-        audit.record(manager.db, event)
+        manager.audit.record(event)
         raise
+    except WRITE_FAILURES as exc:
+        if download is not None and not manager.settings.audit_fail_open:
+            raise  # fail closed: no download without its audit row
+        checkout = _check_out(manager, mount_id, who, download, write=False)
+        if download is not None:
+            log.warning(
+                "serving %s of %s without its audit row (audit_fail_open): %s",
+                download.kind,
+                download.path,
+                exc,
+            )
     try:
         checkout._lend()
     except BaseException as exc:
@@ -253,23 +289,30 @@ def check_out(
 
 
 def _check_out(
-    manager: SessionManager, mount_id: str, who: Principal, download: Download | None
+    manager: SessionManager,
+    mount_id: str,
+    who: Principal,
+    download: Download | None,
+    write: bool,
 ) -> Checkout:
-    """The transaction of :func:`check_out`."""
+    """The transaction of :func:`check_out`; ``write=False``: read-only (no hold, no audit
+    row, no expiry update)."""
     now = utcnow()
-    with manager.db.write() as s:
-        found = s.execute(
-            select(RestoreMount, Backup, Repository)
-            .join(Backup, Backup.id == RestoreMount.backup_id)
-            .join(Repository, Repository.id == Backup.repository_id)
-            .where(RestoreMount.id == mount_id)
-            .with_for_update(of=RestoreMount)
-        ).first()
+    query = (
+        select(RestoreMount, Backup, Repository)
+        .join(Backup, Backup.id == RestoreMount.backup_id)
+        .join(Repository, Repository.id == Backup.repository_id)
+        .where(RestoreMount.id == mount_id)
+    )
+    with manager.db.write() if write else manager.db.read() as s:
+        if write:
+            query = query.with_for_update(of=RestoreMount)
+        found = s.execute(query).first()
         if found is None or not who.may_see(found[0].owner):
             raise not_found(mount_id)
         row, backup, repo = found
         require_mounted(row)
-        hold_id = None
+        hold_id = audit_id = None
         holds = 0
         if download is not None:
             holds = (
@@ -280,6 +323,7 @@ def _check_out(
                 )
                 or 0
             )
+        if download is not None and write:
             limit = manager.settings.max_downloads_per_session
             if holds >= limit:
                 raise DownloadLimitError(
@@ -293,8 +337,20 @@ def _check_out(
             s.flush()
             hold_id = hold.id
             holds += 1
-        if hold_id is not None or now - row.last_accessed_at >= manager.touch_granularity:
+            started = audit.Event(
+                who.actor,
+                download.kind,
+                audit.STARTED,
+                backup_id=backup.id,
+                mount_id=mount_id,
+                path=download.path,
+                bytes=0,
+                detail=download.detail,
+            )
+            audit_id = manager.audit.begin(s, started)
+        stale = now - row.last_accessed_at >= manager.touch_granularity
+        if write and (hold_id is not None or stale):
             refresh(row, now, manager.idle)
         session = Session.of(row, holds)
         location = Location(backup.id, RepositoryInfo.of(repo), backup.path)
-    return Checkout(manager, who, session, location, hold_id, download)
+    return Checkout(manager, who, session, location, hold_id, download, audit_id)

@@ -15,8 +15,9 @@ import threading
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any, cast
 
-from sqlalchemy import Select, delete, exists, select, update
+from sqlalchemy import CursorResult, Select, delete, exists, select, update
 
 from filerestore.db.models import (
     FAILED,
@@ -24,6 +25,7 @@ from filerestore.db.models import (
     MOUNTED,
     MOUNTING,
     UNMOUNTING,
+    AuditEvent,
     Backup,
     DownloadHold,
     Repository,
@@ -40,6 +42,9 @@ log = logging.getLogger("filerestore.cleanup")
 
 #: rows taken per transaction: keeps each short, and lets concurrent workers share the work
 BATCH = 50
+#: audit rows deleted per transaction: a trail of millions goes in short transactions that
+#: never hold SQLite's one write lock for long
+AUDIT_BATCH = 5000
 
 
 def _take(manager: SessionManager, query: Select[RestoreMount], reason: str) -> list[str]:
@@ -55,7 +60,7 @@ def _take_batch(manager: SessionManager, query: Select[RestoreMount], reason: st
     with manager.db.write() as s:
         rows = s.scalars(query.with_for_update(skip_locked=True)).all()
         for row in rows:
-            audit.add(
+            manager.audit.add(
                 s,
                 audit.Event(
                     f"cleanup@{me.host}:{me.pid}",
@@ -162,6 +167,25 @@ def reconcile(manager: SessionManager) -> list[str]:
     return _take(manager, query, "reconciled")
 
 
+def expire_audit(manager: SessionManager, now: datetime | None = None) -> int:
+    """Delete audit rows older than ``audit_retention_days``, in batches; how many."""
+    now = now or utcnow()
+    cutoff = now - timedelta(days=manager.settings.audit_retention_days)
+    oldest = select(AuditEvent.id).where(AuditEvent.time < cutoff).order_by(AuditEvent.id)
+    deleted = 0
+    while True:
+        with manager.db.write() as s:
+            batch = oldest.limit(AUDIT_BATCH)
+            result = s.execute(
+                delete(AuditEvent).where(AuditEvent.id.in_(batch)),
+                execution_options={"synchronize_session": False},
+            )
+            n = cast(CursorResult[Any], result).rowcount
+        deleted += n
+        if n < AUDIT_BATCH:
+            return deleted
+
+
 def sweep_views(manager: SessionManager) -> list[str]:
     """Take away this host's FUSE views of sessions that are gone, and the dead endpoints
     of views whose process died (their sessions then have no view); the mount ids."""
@@ -218,6 +242,8 @@ class CleanupStatus:
     sessions_cleaned: int = 0
     failures: int = 0
     last_error: str | None = None
+    #: audit rows past their retention deleted by this worker
+    audit_rows_deleted: int = 0
     last_cleaned: list[str] = field(default_factory=list)
 
 
@@ -235,10 +261,14 @@ class CleanupService:
     def run_once(self) -> list[str]:
         """One pass: reconcile, stuck, expired, then this process's stale stacks."""
         cleaned: list[str] = []
+        audit_deleted = 0
         try:
             for step in (reconcile, clean_stuck, expire):
                 cleaned += step(self.manager)
+            if cleaned:
+                self.manager.slots.freed()  # a mount waiting for a slot tries now
             prune_readers(self.manager)
+            audit_deleted = expire_audit(self.manager)
         except FileRestoreError as exc:  # the database away for a moment: try next time
             log.warning("cleanup pass failed: %s", exc)
             with self._lock:
@@ -247,6 +277,7 @@ class CleanupService:
         with self._lock:
             self._status.runs += 1
             self._status.sessions_cleaned += len(cleaned)
+            self._status.audit_rows_deleted += audit_deleted
             self._status.last_cleaned = cleaned
             self._status.last_run = datetime.now(UTC)
             if self._thread is not None:

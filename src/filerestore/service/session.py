@@ -108,10 +108,13 @@ def refresh(row: RestoreMount, now: datetime, idle: timedelta) -> None:
     row.expires_at = now + idle
 
 
-def limit_message(limit: int, holders: Sequence[Session]) -> str:
+def limit_message(limit: int, in_use: int, shown: Sequence[Session]) -> str:
+    """The session-limit refusal: how many of ``limit`` are in use, and ``shown``, the
+    sessions the caller may see (its own; an admin's: all)."""
     listed = "; ".join(
         f"{h.mount_id} (backup {h.backup_id}, volume {h.volume or '-'}, {h.status}, "
         f"owner {h.owner or '-'}, expires {h.expires_at:%Y-%m-%d %H:%M:%S}Z)"
-        for h in holders
+        for h in shown
     )
-    return f"session limit reached ({len(holders)} of {limit} in use): {listed}"
+    yours = f"; yours: {listed}" if listed else "; none of them is yours"
+    return f"session limit reached ({in_use} of {limit} in use){yours}"

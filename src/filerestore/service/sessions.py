@@ -23,7 +23,9 @@ per concurrent caller, never one stack shared by two threads).
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import delete, func, select
@@ -48,6 +50,7 @@ from filerestore.errors import (
     ImageNotFoundError,
     MountStateError,
     SessionLimitError,
+    SessionQuotaError,
 )
 from filerestore.restore.stack import Stack, open_backup_stack
 from filerestore.service import audit, session_fuse
@@ -62,6 +65,8 @@ from filerestore.service.session import (
     refresh,
     visible_row,
 )
+from filerestore.service.slotqueue import SlotQueue
+from filerestore.service.statedisk import require_free_space
 from filerestore.settings import Settings
 
 SLOT_LOCK = "filerestore.session-slots"
@@ -80,6 +85,9 @@ class SessionManager:
         self.readers = readers if readers is not None else ReaderRegistry()
         #: this process's stores: one long-lived S3 store per repository, every session's
         self.stores = stores if stores is not None else Stores(settings)
+        self.audit = audit.AuditLog(db, settings.audit_text_limit)
+        # mounts waiting for a slot in this process (each holds a thread): a bounded queue
+        self.slots = SlotQueue(max_waiters=max(8, settings.max_sessions))
         self.me: ProcessIdentity = this_process()
         self.idle = timedelta(seconds=settings.idle_timeout)
         # an access within this long of the previous one does not rewrite the row
@@ -102,47 +110,26 @@ class SessionManager:
         except FileRestoreError as exc:
             detail = f"{exc.code}: {exc}"
             event = audit.Event(who.actor, "mount", "failed", backup_id=backup_id, detail=detail)
-            audit.record(self.db, event)
+            self.audit.record(event)
             raise
 
     def _mount(self, backup_id: int, volume: str | None, who: Principal) -> Session:
         backup = locate_backup(self.db, backup_id, self.stores)  # refuses before any write
         repository = get_repository(self.db, backup.repository)
+        require_free_space(self.settings.state_dir, self.settings.min_free_state_bytes)
         owner = who.owner[:255]
-        now = utcnow()
-        with self.db.write(lock=SLOT_LOCK) as s:
-            reusable = self._reusable(s, backup_id, volume, owner)
-            if reusable is not None:
-                refresh(reusable, now, self.idle)
-                self._audit(s, who, "reused", reusable)
-                return Session.of(reusable, owner_name=_name(who))
-            live = s.scalars(
-                select(RestoreMount)
-                .where(RestoreMount.status.in_(LIVE_STATES))
-                .order_by(RestoreMount.created_at)
-            ).all()
-            if len(live) >= self.settings.max_sessions:
-                holders = [Session.of(r) for r in live]
-                error = SessionLimitError(limit_message(self.settings.max_sessions, holders))
-                error.holders = holders  # type: ignore[attr-defined]
-                raise error
-            row = RestoreMount(
-                id=str(uuid.uuid4()),
-                backup_id=backup_id,
-                volume=volume,
-                volume_auto=volume is None,
-                mount_mode="ro",
-                status=MOUNTING,
-                owner=owner,
-                created_at=now,
-                last_accessed_at=now,
-                expires_at=now + self.idle,
-                status_changed_at=now,
-                holder_host=self.me.host,
-                holder_pid=self.me.pid,
-                holder_start=self.me.start,
-            )
-            s.add(row)
+
+        def take() -> _Slot | None:
+            return self._take_slot(backup_id, volume, who, owner)
+
+        taken = self.slots.first_try(take)
+        if taken is None and self.settings.mount_wait_timeout > 0:
+            taken = self.slots.wait_for(take, self.settings.mount_wait_timeout)
+        if taken is None:
+            raise self._limit_error(who)
+        if isinstance(taken.got, Session):
+            return taken.got  # the owner's session of this backup and volume, reused
+        row = taken.got
         mount_id = row.id
         try:
             with self.stores.opened(repository) as store:
@@ -174,6 +161,68 @@ class SessionManager:
         if self.settings.session_fuse and on_host and session.mount_id == mount_id:
             session = self._start_view(session, backup.image_path, backup.repository_root, who)
         return session
+
+    def _take_slot(
+        self, backup_id: int, volume: str | None, who: Principal, owner: str
+    ) -> _Slot | None:
+        """One transaction under ``SLOT_LOCK``: the owner's reusable session, or a new
+        ``mounting`` row in a free slot, or None when the host is full. SessionQuotaError
+        when the owner holds its quota (waiting would not help: one of its own must end)."""
+        now = utcnow()
+        with self.db.write(lock=SLOT_LOCK) as s:
+            reusable = self._reusable(s, backup_id, volume, owner)
+            if reusable is not None:
+                refresh(reusable, now, self.idle)
+                self._audit(s, who, "reused", reusable)
+                return _Slot(Session.of(reusable, owner_name=_name(who)))
+            live = s.scalars(
+                select(RestoreMount)
+                .where(RestoreMount.status.in_(LIVE_STATES))
+                .order_by(RestoreMount.created_at)
+            ).all()
+            quota = self.settings.max_sessions_per_owner
+            own = [r for r in live if r.owner == owner]
+            if not who.admin and len(own) >= quota:
+                raise SessionQuotaError(
+                    f"you hold {len(own)} sessions, your quota is {quota}: unmount one of "
+                    "yours first",
+                    _retry_after(own, now),
+                )
+            if len(live) >= self.settings.max_sessions:
+                return None
+            row = RestoreMount(
+                id=str(uuid.uuid4()),
+                backup_id=backup_id,
+                volume=volume,
+                volume_auto=volume is None,
+                mount_mode="ro",
+                status=MOUNTING,
+                owner=owner,
+                created_at=now,
+                last_accessed_at=now,
+                expires_at=now + self.idle,
+                status_changed_at=now,
+                holder_host=self.me.host,
+                holder_pid=self.me.pid,
+                holder_start=self.me.start,
+            )
+            s.add(row)
+        return _Slot(row)
+
+    def _limit_error(self, who: Principal) -> SessionLimitError:
+        """The host-full refusal: the caller's own sessions only (an admin's: all)."""
+        with self.db.read() as s:
+            live = s.scalars(
+                select(RestoreMount)
+                .where(RestoreMount.status.in_(LIVE_STATES))
+                .order_by(RestoreMount.created_at)
+            ).all()
+            shown = [Session.of(r) for r in live if who.may_see(r.owner)]
+            retry = _retry_after(live, utcnow())
+        message = limit_message(self.settings.max_sessions, len(live), shown)
+        error = SessionLimitError(message, retry)
+        error.holders = shown  # type: ignore[attr-defined]
+        return error
 
     def _start_view(self, session: Session, image: str, repository: str, who: Principal) -> Session:
         """The new session's FUSE view (:mod:`~filerestore.service.session_fuse`); a view
@@ -264,13 +313,23 @@ class SessionManager:
     def _drop(self, mount_id: str) -> None:
         with self.db.write() as s:
             s.execute(delete(RestoreMount).where(RestoreMount.id == mount_id))
+        self.slots.freed()
 
     def unmount(self, mount_id: str, who: Principal, force: bool = False) -> Session:
-        """End a session. A download in progress refuses it unless ``force``."""
+        """End a session. A download in progress refuses it unless ``force``.
+
+        Two transactions: the first marks the row ``unmounting`` (no new checkout takes it),
+        the readers are closed, the second deletes it. A row already ``unmounting`` is one
+        whose unmount failed between the two (the database refused the second) or is being
+        unmounted right now; either way ending it is what the caller asks for, so a retry
+        takes it over and succeeds as soon as the database is writable again, instead of
+        waiting for cleanup to find it stuck. Doing the delete twice is harmless: the later
+        one finds no row.
+        """
         now = utcnow()
         with self.db.write() as s:
             row = visible_row(s, mount_id, who, lock=True)
-            if row.status in (MOUNTING, UNMOUNTING) and not force:
+            if row.status == MOUNTING and not force:
                 raise MountStateError(f"session {mount_id} is {row.status}; try again shortly")
             holds = _holds(s, mount_id)
             if holds and not force:
@@ -295,6 +354,8 @@ class SessionManager:
                     view = (ending.fuse_host, ending.fuse_pid, ending.fuse_start)
                 self._audit(s, who, "ok", ending, action="unmount")
                 s.execute(delete(RestoreMount).where(RestoreMount.id == mount_id))
+        self.slots.freed()
+
         if view is not None:
             session_fuse.stop(self.settings, mount_id, *view)
         return session
@@ -346,7 +407,7 @@ class SessionManager:
         detail: str | None = None,
         action: str = "mount",
     ) -> None:
-        audit.add(
+        self.audit.add(
             s,
             audit.Event(
                 who.actor,
@@ -375,3 +436,21 @@ def _holds(s: DbSession, mount_id: str) -> int:
         )
         or 0
     )
+
+
+@dataclass(frozen=True, slots=True)
+class _Slot:
+    """What taking a slot gave: a new ``mounting`` row, or the owner's session reused."""
+
+    got: RestoreMount | Session
+
+
+def _retry_after(rows: Sequence[RestoreMount], now: datetime) -> int:
+    """Seconds until the first of ``rows`` expires if idle (at least 1, at most 600): when
+    a retry may find a slot."""
+    soonest = min((r.expires_at for r in rows), default=None)
+    if soonest is None:
+        return 1
+    if soonest.tzinfo is None:
+        soonest = soonest.replace(tzinfo=now.tzinfo)
+    return max(1, min(600, int((soonest - now).total_seconds()) + 1))

@@ -5,11 +5,13 @@ import {
   backupDetailOf,
   backupOf,
   fileInfoOf,
+  historyOf,
   jobOf,
   mountOf,
   pageOf,
   repositoryOf,
   resourcesOf,
+  searchPageOf,
   targetOf,
   totalsOf,
 } from "./model.js";
@@ -200,6 +202,25 @@ export const api = {
   job: async (id) => jobOf(await request("GET", `/restore/jobs/${encodeURIComponent(id)}`)),
   cancelJob: async (id) =>
     jobOf(await request("POST", `/restore/jobs/${encodeURIComponent(id)}/cancel`)),
+  search: async (query) => searchPageOf(await request("GET", "/search", { query })),
+  // the diff is JSON lines (one per path, then {"totals": ...}): read whole here
+  diff: async (oldId, newId) => {
+    const res = await request(
+      "GET",
+      `/backups/${encodeURIComponent(oldId)}/diff/${encodeURIComponent(newId)}`,
+      { raw: true },
+    );
+    return (await res.text())
+      .split("\n")
+      .filter(Boolean)
+      .map((line) => JSON.parse(line));
+  },
+  history: async (backupId, pathQ, volume) =>
+    historyOf(
+      await request("GET", `/backups/${encodeURIComponent(backupId)}/history`, {
+        query: { path: encoded(pathQ), volume },
+      }),
+    ),
   // Downloads are described, not fetched: downloads.js chooses how to fetch them.
   // (`check` is a request that fails the way the download would, without being one.)
   download: (id, pathQ) => ({

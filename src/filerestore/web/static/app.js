@@ -5,7 +5,9 @@ import { api, onUnauthorized, token } from "./api.js";
 import { renderBackups } from "./backups.js";
 import { renderBrowser } from "./browser.js";
 import { h } from "./dom.js";
+import { renderCompare } from "./compare.js";
 import { renderRepositories } from "./repositories.js";
+import { renderSearch } from "./search.js";
 import { renderSessions } from "./sessions.js";
 import { setMain, toast } from "./ui.js";
 
@@ -155,6 +157,12 @@ export function route() {
     current = renderBrowser(decodeURIComponent(parts[1]), pathQ || "/", {
       onChange: refreshResources,
     });
+  } else if (parts[0] === "compare" && parts[1] && parts[2]) {
+    setNav("backups");
+    current = renderCompare(decodeURIComponent(parts[1]), decodeURIComponent(parts[2]));
+  } else if (parts[0] === "search") {
+    setNav("search");
+    current = renderSearch();
   } else if (parts[0] === "repositories") {
     setNav("repositories");
     current = renderRepositories();
@@ -165,7 +173,13 @@ export function route() {
     setNav("backups");
     current = renderBackups();
   }
-  const titles = { browse: "Browse", sessions: "Sessions", repositories: "Repositories" };
+  const titles = {
+    browse: "Browse",
+    sessions: "Sessions",
+    repositories: "Repositories",
+    search: "Search",
+    compare: "Compare",
+  };
   document.title = `filerestore · ${titles[parts[0]] ?? "Backups"}`;
 }
 

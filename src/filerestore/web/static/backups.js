@@ -241,7 +241,23 @@ export function renderBackups() {
             h("td", { class: "hide-narrow" }, b.repository ?? "—"),
             h("td", { class: "hide-narrow ell mono muted", title: b.path ?? "" }, b.path ?? "—"),
             h("td", { class: "hide-narrow" }, statusBadge(b)),
-            h("td", { class: "num" }, open),
+            h(
+              "td",
+              { class: "num" },
+              b.kind === "incremental" && b.parent
+                ? h(
+                    "a",
+                    {
+                      class: "btn btn-sm compare-link hide-narrow",
+                      href: `#/compare/${encodeURIComponent(b.parent)}/${encodeURIComponent(b.id)}`,
+                      title: `What changed since backup #${b.parent} (from the file index)`,
+                    },
+                    "Compare",
+                  )
+                : null,
+              " ",
+              open,
+            ),
           );
           tbody.append(row);
         }

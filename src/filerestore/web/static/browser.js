@@ -661,6 +661,8 @@ export function renderBrowser(mountId, startPath, { onChange } = {}) {
       restore: (e) => restoreTo([e.pathQ]),
       toggle: (e, on) => toggle(e, on),
       close: () => showDetails(false),
+      history: session ? (e) => api.history(session.backupId, e.pathQ, session.volume) : null,
+      scope: mountId,
     });
   }
 

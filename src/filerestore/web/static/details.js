@@ -3,6 +3,10 @@
 import { h } from "./dom.js";
 import { dateTimeFull, exactBytes, modeOctal, modeString } from "./format.js";
 import { entryIcon, icon } from "./icons.js";
+import { versionsTable } from "./search.js";
+import { errorPanel } from "./ui.js";
+
+let historyShown = null; // {key, box}: the history last opened in the pane (key: session|path)
 
 const KIND_NAMES = { dir: "Folder", file: "File", symlink: "Symbolic link", other: "Special file" };
 
@@ -47,7 +51,8 @@ function facts(e) {
   ].filter(Boolean);
 }
 
-// on: {selected, href(pathQ), download(e), archive(e, format), restore(e), toggle(e, on), close()}
+// on: {selected, href(pathQ), download(e), preview(e), archive(e, format), restore(e), toggle(e, on),
+//      close(), history(e) (a promise of the index's history, or null), scope (the session's id)}
 export function renderDetails(pane, e, on) {
   if (!e) {
     pane.replaceChildren(
@@ -133,6 +138,28 @@ export function renderDetails(pane, e, on) {
       on.selected ? "Remove from selection" : "Add to selection",
     ),
   );
+  // the pane is drawn again when the full record arrives: an opened history stays
+  const key = `${on.scope}|${e.pathQ}`;
+  const history =
+    historyShown && historyShown.key === key
+      ? historyShown.box
+      : h("div", { class: "history", dataset: { state: "idle" } });
+  if (on.history) {
+    actions.append(
+      h(
+        "button",
+        {
+          type: "button",
+          class: "btn",
+          onclick: () => {
+            historyShown = { key, box: history };
+            showHistory(history, e, on.history);
+          },
+        },
+        "History",
+      ),
+    );
+  }
   pane.replaceChildren(
     h(
       "div",
@@ -156,6 +183,30 @@ export function renderDetails(pane, e, on) {
         facts(e).map(([k, v]) => [h("dt", {}, k), h("dd", {}, v)]),
       ),
       actions,
+      history,
     ),
   );
+}
+
+// Every version of the entry across the backups of its disk (from the file index).
+async function showHistory(box, e, load) {
+  box.dataset.state = "loading";
+  box.replaceChildren(
+    h("span", { class: "muted" }, h("span", { class: "spinner" }), " reading the index…"),
+  );
+  try {
+    const hist = await load(e);
+    const events = hist.events.map((ev) => h("li", {}, `${ev.event} in backup #${ev.backup.id}`));
+    box.replaceChildren(
+      h("h3", {}, "History"),
+      hist.versions.length
+        ? versionsTable(hist, hist.versions)
+        : h("p", { class: "muted" }, "In no indexed backup of this disk."),
+      h("ul", { class: "events" }, events),
+    );
+    box.dataset.state = "ready";
+  } catch (err) {
+    box.replaceChildren(errorPanel("No history", err));
+    box.dataset.state = "error";
+  }
 }

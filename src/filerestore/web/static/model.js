@@ -199,3 +199,61 @@ export function parentOf(path) {
   const i = path.lastIndexOf("/");
   return i <= 0 ? "/" : path.slice(0, i);
 }
+
+// --- the file index (search, history) ---------------------------------------------------
+
+/** @param {BackupRefOut} b */
+export function backupRefOf(b) {
+  return {
+    id: b.backup_id,
+    vm: b.vm_name || "(no VM name)",
+    disk: b.disk_name || "(no disk name)",
+    created: isoDate(b.created_at),
+    repository: b.repository,
+  };
+}
+
+/** @param {VersionOut} v */
+export function indexVersionOf(v) {
+  return {
+    kind: v.kind,
+    size: v.size,
+    mtime: isoDate(v.mtime),
+    backups: v.backups.map(backupRefOf),
+  };
+}
+
+/** @param {HitOut} x */
+export function hitOf(x) {
+  return {
+    path: x.path,
+    pathQ: x.path_query,
+    name: x.name,
+    volume: x.volume,
+    vm: x.vm_name,
+    disk: x.disk_name,
+    versions: x.versions.map(indexVersionOf),
+  };
+}
+
+/** @param {SearchOut} p */
+export function searchPageOf(p) {
+  return { hits: p.hits.map(hitOf), next: p.next_cursor };
+}
+
+/** @param {EventOut} e */
+export function eventOf(e) {
+  return { event: e.event, backup: backupRefOf(e.backup) };
+}
+
+/** @param {HistoryOut} x */
+export function historyOf(x) {
+  return {
+    path: x.path,
+    pathQ: x.path_query,
+    volume: x.volume,
+    versions: x.versions.map(indexVersionOf),
+    events: x.events.map(eventOf),
+    lastSeen: x.last_seen ? backupRefOf(x.last_seen) : null,
+  };
+}

@@ -90,17 +90,19 @@ function pickVolume(backup, volumes) {
   });
 }
 
-// backup: a record from api.backups()
-export async function openBackup(backup) {
-  let volume = null;
+// backup: a record from api.backups() (a search result's needs only id, vm, disk, created);
+// at: {volume, pathQ} to open that volume at that folder (a search result's Restore)
+export async function openBackup(backup, at = {}) {
+  let volume = at.volume ?? null;
   try {
     let volumes = [];
-    try {
-      volumes = browsable((await api.backup(backup.id)).volumes);
-    } catch (err) {
-      if (err instanceof ApiError && err.status === 404) throw err;
-      // Without the details the mount request itself says whether a choice is needed.
-    }
+    if (volume === null)
+      try {
+        volumes = browsable((await api.backup(backup.id)).volumes);
+      } catch (err) {
+        if (err instanceof ApiError && err.status === 404) throw err;
+        // Without the details the mount request itself says whether a choice is needed.
+      }
     if (volumes.length === 1) volume = volumes[0].id;
     if (volumes.length > 1) {
       volume = await pickVolume(backup, volumes);
@@ -134,7 +136,7 @@ export async function openBackup(backup) {
       }
       mountId = mount.id;
     }
-    location.hash = `#/browse/${encodeURIComponent(mountId)}?path=/`;
+    location.hash = `#/browse/${encodeURIComponent(mountId)}?path=${at.pathQ || "/"}`;
   } catch (err) {
     showError(`Backup #${backup.id} could not be opened`, err);
   }

@@ -1,0 +1,146 @@
+"""The file index against 7-Zip, on the images of bench/index_image.py (built once, cached).
+
+    .venv/bin/python bench/index.py                     # ext4 and NTFS, 100,000 files
+    .venv/bin/python bench/index.py --kinds ext4 --files 1000000 --json
+
+Per kind, on a fresh SQLite catalog in a temporary directory:
+
+- **7zz l**: whole-process wall time of `7zz l base.qcow2` (7-Zip descends qcow2 -> GPT ->
+  filesystem and lists every entry), best of ``--repeat``; the peer of the next figure;
+- **full**: `index_backup` of the full backup (open the image, walk the filesystem the
+  fastest way it allows, write every entry), best of ``--repeat`` (each on a new catalog);
+  the ratio full / 7zz l (target <= 1.5 on ext4 and NTFS);
+- **incr**: `index_backup` of the incremental (about 1% of the files changed) after the
+  full one, its time and rows as a share of the full pass's (target <= 10% of both);
+- **bytes/version**: the SQLite file's size over the versions it holds (target <= 100);
+- **search**: p50 / p95 of a substring search for a word of the vocabulary plus a number
+  (``report-00001``), first page of 50, over both backups, 50 queries.
+
+Timings on a shared machine vary; compare figures from the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import index_image
+from filerestore.catalog import add_repository, register_backup
+from filerestore.db import open_database
+from filerestore.index.passes import index_backup
+from filerestore.index.search import SearchQuery, search
+from filerestore.settings import Settings
+
+
+def seven_zip(image: Path, repeat: int) -> float:
+    best = float("inf")
+    for _ in range(repeat):
+        start = time.perf_counter()
+        subprocess.run(["7zz", "l", str(image)], capture_output=True, check=True)
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def catalog(images: Path, tmp: Path) -> tuple[Any, Settings, list[int]]:
+    settings = Settings(state_dir=tmp / "state")
+    db = open_database(settings)
+    add_repository(db, "bench", str(images))  # the images' own directory is the repository
+    ids = [register_backup(db, "bench", n).id for n in ("base.qcow2", "incr.qcow2")]
+    return db, settings, ids
+
+
+def one_kind(kind: str, files: int, repeat: int) -> dict[str, Any]:
+    images = index_image.build(kind, files)
+    peer = seven_zip(images / "base.qcow2", repeat)
+    full_best = float("inf")
+    out: dict[str, Any] = {"kind": kind, "files": files, "7zz_l_s": round(peer, 3)}
+    for attempt in range(repeat):
+        tmp = Path(tempfile.mkdtemp(prefix="bench-index-"))
+        try:
+            db, settings, ids = catalog(images, tmp)
+            start = time.perf_counter()
+            full = index_backup(db, settings, ids[0])
+            full_best = min(full_best, time.perf_counter() - start)
+            if attempt < repeat - 1:
+                db.dispose()
+                continue
+            start = time.perf_counter()
+            incr = index_backup(db, settings, ids[1])
+            incr_s = time.perf_counter() - start
+            with db.read() as s:
+                versions = (
+                    s.connection()
+                    .exec_driver_sql("SELECT count(*) FROM index_versions")
+                    .scalar_one()
+                )
+            db.dispose()
+            size = settings.sqlite_path.stat().st_size
+            db = open_database(settings)
+            times = []
+            for i in range(50):
+                start = time.perf_counter()
+                search(db, SearchQuery(name=f"report-{i:05d}", limit=50), set(ids))
+                times.append(time.perf_counter() - start)
+            db.dispose()
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    times.sort()
+    out.update(
+        full_s=round(full_best, 3),
+        full_entries=full.entries,
+        full_rows=full.rows_added,
+        ratio_full_to_7zz=round(full_best / peer, 2),
+        incr_s=round(incr_s, 3),
+        incr_method=incr.methods,
+        incr_rows=incr.rows_added + incr.rows_closed,
+        incr_time_share=round(incr_s / full_best, 3),
+        incr_row_share=round((incr.rows_added + incr.rows_closed) / full.rows_added, 4),
+        versions=versions,
+        db_bytes=size,
+        bytes_per_version=round(size / versions, 1),
+        search_p50_ms=round(statistics.median(times) * 1000, 2),
+        search_p95_ms=round(times[int(len(times) * 0.95) - 1] * 1000, 2),
+    )
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--kinds", default="ext4,ntfs")
+    parser.add_argument("--files", type=int, default=100_000)
+    parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    rows = [one_kind(k, args.files, args.repeat) for k in args.kinds.split(",")]
+    if args.json:
+        print(json.dumps(rows, indent=1))
+        return
+    for r in rows:
+        print(
+            f"{r['kind']:<6} {r['files']:>8} files: 7zz l {r['7zz_l_s']:.2f} s, "
+            f"full index {r['full_s']:.2f} s ({r['full_entries']} entries) "
+            f"= {r['ratio_full_to_7zz']:.2f}x 7zz (target <= 1.5)"
+        )
+        print(
+            f"       incremental {r['incr_s']:.2f} s {r['incr_method']}: "
+            f"{r['incr_time_share']:.1%} of the full pass's time, {r['incr_rows']} rows = "
+            f"{r['incr_row_share']:.2%} of its rows (target <= 10%)"
+        )
+        print(
+            f"       {r['bytes_per_version']:.0f} bytes/version ({r['versions']} versions, "
+            f"{r['db_bytes']} B; target <= 100); search p50 {r['search_p50_ms']} ms, "
+            f"p95 {r['search_p95_ms']} ms (2 backups)"
+        )
+
+
+if __name__ == "__main__":
+    main()

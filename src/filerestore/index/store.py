@@ -1,0 +1,158 @@
+"""Bulk reads and writes of the index tables on the driver's own connection.
+
+An index pass writes hundreds of thousands of rows; through the ORM each would cost tens of
+microseconds more than the row itself. So the pass works on the DB-API connection under the
+SQLAlchemy session's transaction: SQLite through ``executemany``, PostgreSQL through ``COPY``
+and array parameters. Everything else in the package uses plain SQLAlchemy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from filerestore.db.models_index import FTS_TABLE
+from filerestore.index.rows import META_COLUMNS
+from filerestore.index.text import to_db
+
+VERSION_COLUMNS = (
+    "volume_id", "parent_no", "name_id", "first_seq", "last_seq", *META_COLUMNS, "hash"
+)  # fmt: skip
+DIR_COLUMNS = ("volume_id", "dir_no", "parent_no", "name_id")
+_LOOKUP_CHUNK = 500  # names per SELECT ... IN (...) on SQLite (under its 999-variable limit)
+NAME_CACHE_MAX = 200_000  # names kept per pass before the cache starts again
+
+
+def driver_connection(session: Session) -> Any:
+    return session.connection().connection.driver_connection
+
+
+class IndexStore:
+    """The index tables of one database, on the connection of ``session``'s transaction."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.dialect = session.get_bind().dialect.name
+        self.raw = driver_connection(session)
+        self._names: dict[str, int] = {}
+
+    def rebind(self, session: Session) -> None:
+        """Continue on the transaction of another session (the next batch's)."""
+        self.session = session
+        self.raw = driver_connection(session)
+
+    # --- names ---------------------------------------------------------------------------
+
+    def name_ids(self, names: Iterable[str]) -> dict[str, int]:
+        """A cache holding the id of each of ``names`` (as an Entry carries them); names new
+        to the index are inserted."""
+        cache = self._names
+        missing = {n for n in names if n not in cache}
+        if missing:
+            if len(cache) > NAME_CACHE_MAX:
+                cache.clear()
+            stored = {to_db(n): n for n in missing}
+            texts = sorted(stored)
+            found = (
+                self._pg_names(texts) if self.dialect == "postgresql" else self._sqlite_names(texts)
+            )
+            for text, ident in found.items():
+                cache[stored[text]] = ident
+        return cache
+
+    def _sqlite_names(self, texts: list[str]) -> dict[str, int]:
+        found: dict[str, int] = {}
+        cur = self.raw.cursor()
+        for i in range(0, len(texts), _LOOKUP_CHUNK):
+            chunk = texts[i : i + _LOOKUP_CHUNK]
+            marks = ",".join("?" * len(chunk))
+            sql = f"SELECT id, name FROM index_names WHERE name IN ({marks})"
+            found.update((text, ident) for ident, text in cur.execute(sql, chunk))
+        new = [t for t in texts if t not in found]
+        if new:
+            # one writer at a time (BEGIN IMMEDIATE): the next ids are ours to give
+            (top,) = cur.execute("SELECT coalesce(max(id), 0) FROM index_names").fetchone()
+            rows = list(enumerate(new, top + 1))
+            cur.executemany("INSERT INTO index_names (id, name) VALUES (?, ?)", rows)
+            # the trigram index is written here, not by a trigger (migration 0003 says why)
+            cur.executemany(f"INSERT INTO {FTS_TABLE} (rowid, name) VALUES (?, ?)", rows)
+            found.update((text, ident) for ident, text in rows)
+        return found
+
+    def _pg_names(self, texts: list[str]) -> dict[str, int]:
+        # sorted: two runners inserting overlapping names take their locks in one order
+        with self.raw.cursor() as cur:
+            cur.execute(
+                "INSERT INTO index_names (name) SELECT unnest(%s::text[]) "
+                "ON CONFLICT (name) DO NOTHING",
+                (texts,),
+            )
+            cur.execute("SELECT id, name FROM index_names WHERE name = ANY(%s)", (texts,))
+            return {text: ident for ident, text in cur.fetchall()}
+
+    # --- rows ----------------------------------------------------------------------------
+
+    def insert_dirs(self, rows: Sequence[tuple[int, int, int, int]]) -> None:
+        self._insert("index_dirs", DIR_COLUMNS, rows)
+
+    def insert_versions(self, rows: Sequence[tuple[Any, ...]]) -> None:
+        self._insert("index_versions", VERSION_COLUMNS, rows)
+
+    def _insert(self, table: str, columns: Sequence[str], rows: Sequence[tuple[Any, ...]]) -> None:
+        if not rows:
+            return
+        names = ", ".join(columns)
+        if self.dialect == "postgresql":
+            with self.raw.cursor() as cur, cur.copy(f"COPY {table} ({names}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+            return
+        marks = ", ".join("?" * len(columns))
+        self.raw.executemany(f"INSERT INTO {table} ({names}) VALUES ({marks})", rows)
+
+    def close_versions(
+        self, volume_id: int, keys: Sequence[tuple[int, int]], last_seq: int
+    ) -> None:
+        """End the live versions at ``keys`` (parent dir, name id): last seen in ``last_seq``."""
+        if not keys:
+            return
+        if self.dialect == "postgresql":
+            with self.raw.cursor() as cur:
+                cur.execute(
+                    "UPDATE index_versions v SET last_seq = %s FROM unnest(%s::bigint[], "
+                    "%s::bigint[]) AS k(parent_no, name_id) WHERE v.volume_id = %s "
+                    "AND v.parent_no = k.parent_no AND v.name_id = k.name_id "
+                    "AND v.last_seq IS NULL",
+                    (last_seq, [k[0] for k in keys], [k[1] for k in keys], volume_id),
+                )
+            return
+        self.raw.executemany(
+            "UPDATE index_versions SET last_seq = ? WHERE volume_id = ? AND parent_no = ? "
+            "AND name_id = ? AND last_seq IS NULL",
+            [(last_seq, volume_id, p, n) for p, n in keys],
+        )
+
+    def indexed_by(self, index: str) -> str:
+        """SQLite's ``INDEXED BY`` clause for ``index`` (nothing on PostgreSQL, whose planner
+        has statistics): without statistics SQLite prefers the primary key's volume prefix
+        to a partial index, and reads a whole volume instead of a few rows."""
+        return f" INDEXED BY {index}" if self.dialect == "sqlite" else ""
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Rows of a read on the same connection; ``?`` placeholders on both databases."""
+        if self.dialect == "postgresql":
+            sql = sql.replace("?", "%s")
+            with self.raw.cursor() as cur:
+                cur.execute(sql, params)
+                return list(cur.fetchall())
+        return list(self.raw.execute(sql, params).fetchall())
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+        """A write on the same connection; ``?`` placeholders on both databases."""
+        if self.dialect == "postgresql":
+            with self.raw.cursor() as cur:
+                cur.execute(sql.replace("?", "%s"), params)
+            return
+        self.raw.execute(sql, params)

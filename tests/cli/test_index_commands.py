@@ -1,0 +1,131 @@
+# ruff: noqa: F811 - pytest fixtures imported from tests/dbfixtures.py are redefined as arguments
+"""The index commands run as a user would (a subprocess each) on the chain of known changes
+(tests/imagebuild/index_chain.py): scan queues, `index run` indexes, and search, history and
+diff answer what the kernel saw; bad input is one line and a non-zero exit."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.cli.runner import fails, ok
+from tests.dbfixtures import database_url, db, make_settings, pg_server_url, settings  # noqa: F401
+from tests.imagebuild.index_chain import facts, index_chain
+from tests.index.conftest import make_repository
+from tests.index.test_chain import CHANGE_FIELDS
+
+
+@pytest.fixture
+def env(monkeypatch, settings):
+    monkeypatch.setenv("FILERESTORE_STATE_DIR", str(settings.state_dir))
+    monkeypatch.delenv("FILERESTORE_CONFIG", raising=False)
+    if settings.database_url:
+        monkeypatch.setenv("FILERESTORE_DATABASE_URL", settings.database_url)
+    else:
+        monkeypatch.delenv("FILERESTORE_DATABASE_URL", raising=False)
+    return settings
+
+
+def _json(*args: str) -> Any:
+    """The one JSON document a --json command prints."""
+    return json.loads(ok(*args))
+
+
+def _kernel_diff(chain: Path, a: int, b: int) -> set[tuple[str, str]]:
+    old, new = facts(chain, a), facts(chain, b)
+    out = {("added", p) for p in new.keys() - old.keys()}
+    out |= {("removed", p) for p in old.keys() - new.keys()}
+    out |= {
+        ("changed", p)
+        for p in old.keys() & new.keys()
+        if any(old[p][f] != new[p][f] for f in CHANGE_FIELDS)
+    }
+    return out
+
+
+# the commands are adapters over filerestore.index, whose queries are tested on both
+# databases in tests/index; here SQLite keeps the subprocess count down
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_scan_index_search_history_diff(env, db, tmp_path):
+    repo = make_repository("ext4", tmp_path / "repo")
+    chain = index_chain("ext4")
+    ok("repo", "add", "r", repo)
+    assert ok("scan").decode().splitlines()[-1].startswith("queued 3 index job(s)")
+    status = json.loads(ok("index", "status", "--json"))
+    assert [s["state"] for s in status] == ["queued"] * 3
+    ran = ok("index", "run").decode().splitlines()
+    assert [line.split(":")[1].split(",")[0].strip() for line in ran] == ["done"] * 3
+    assert ok("index", "run").decode().strip() == "no index job is due"
+    status = json.loads(ok("index", "status", "--json"))
+    assert [s["state"] for s in status] == ["done"] * 3
+    b0, b1, b2 = (s["backup_id"] for s in status)
+    assert "nothing to queue" in ok("index", "queue").decode()
+
+    found = _json("search", "report", "--limit", "1", "--all", "--json")
+    assert found["next_cursor"] is None
+    got = {
+        h["path"]: sorted(b["backup_id"] for v in h["versions"] for b in v["backups"])
+        for h in found["hits"]
+    }
+    assert got == {
+        "/docs/report-2024.xlsx": [b0],
+        "/docs/report-2024-final.xlsx": [b1, b2],
+        "/docs/report-2025.xlsx": [b1, b2],
+    }
+    page = _json("find", "--glob", "img_000?.jpg", "--limit", "2", "--json")
+    assert len(page["hits"]) == 2 and page["next_cursor"]
+    rest = _json(
+        "search", "--glob", "img_000?.jpg", "--cursor", page["next_cursor"], "--all", "--json"
+    )
+    paths = [h["path"] for h in page["hits"] + rest["hits"]]
+    assert sorted(paths) == [f"/photos/img_000{i}.jpg" for i in range(1, 10)]
+    table = ok("search", "report-2025").decode().splitlines()
+    assert table[0].startswith("/docs/report-2025.xlsx")
+    assert f"backups {b1},{b2}" in table[1]
+
+    h = json.loads(ok("history", str(b2), "/docs/readme.md", "--json"))
+    assert [(e["event"], e["backup"]["backup_id"]) for e in h["events"]] == [
+        ("appeared", b0),
+        ("changed", b1),
+    ]
+    assert [v["size"] for v in h["versions"]] == [
+        facts(chain, s)["/docs/readme.md"]["size"] for s in (0, 1)
+    ]
+    text = ok("history", str(b0), "photos/img_0005.jpg").decode()
+    assert [line.split()[0] for line in text.splitlines() if "in backup" in line] == [
+        "appeared",
+        "vanished",
+        "appeared",
+        "last",
+    ]
+    assert text.splitlines()[-1].strip() == f"last seen in backup {b2}"
+
+    d = _json("diff", str(b0), str(b1), "--json")
+    got_diff = {(e["change"], e["path"]) for e in d["entries"]} - {("changed", "/lost+found")}
+    assert got_diff == _kernel_diff(chain, 0, 1)
+    totals = d["totals"]
+    assert totals["added"] == sum(1 for c, _ in got_diff if c == "added")
+    human = ok("diff", str(b1), str(b2), "--path", "/photos", "--content").decode().splitlines()
+    assert any(h.startswith("M /photos/img_0003.jpg") and "content differs" in h for h in human)
+    assert human[-1].endswith("changed")
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_bad_input_is_one_line(env, db, tmp_path):
+    repo = make_repository("ext4", tmp_path / "repo")
+    ok("repo", "add", "r", repo)
+    ok("scan")
+    assert "is not indexed" in fails(3, "history", "1", "/docs")
+    ok("index", "run")
+    assert "name substring or a glob" in fails(2, "search", "a", "--glob", "b")
+    assert "invalid search cursor" in fails(2, "search", "a", "--cursor", "x:1")
+    assert "no backup with id 99" in fails(3, "history", "99", "/docs")
+    assert "no indexed volume" in fails(2, "history", "1", "/docs", "--volume", "p7")
+    assert "may be compared" in fails(2, "diff", "1", "99")
+    assert "no backup with id 99" in fails(3, "index", "queue", "99")
+    assert "no index job with id 99" in fails(3, "index", "cancel", "99")
+    fails(2, "search", "a", "--mtime-from", "yesterday")
+    fails(2, "search", "a", "--limit", "0")
