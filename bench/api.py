@@ -2,7 +2,7 @@
 
 Measures, on an uncompressed qcow2 holding an ext4 filesystem (whole disk) built by
 mke2fs -d from a generated tree (``big.bin``: 256 MiB of random bytes; ``many/``: 2,000
-files of 64 KiB):
+files of 64 KiB; the recipe is tests/imagebuild/bench_api.py):
 
 - single-file download of big.bin (MB/s; read off a plain socket, and with httpx), with
   the sha256 of every download computed for its audit event as in production; and the same
@@ -35,55 +35,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tests.api.server import Server  # noqa: E402
+from tests.imagebuild.bench_api import BIG_MIB, build  # noqa: E402
 
 MiB = 1 << 20
-CACHE = ROOT / ".cache" / "bench"
-VERSION = 1
-BIG_MIB = 256
-FILES = 2000
-FILE_SIZE = 64 * 1024
 TARGETS = {"download_mbps": 800, "zip_mbps": 300, "mount_to_listing_ms": 100}
-
-
-def run(*cmd: str | os.PathLike[str]) -> str:
-    return subprocess.run(
-        [os.fspath(c) for c in cmd], check=True, capture_output=True, text=True
-    ).stdout
-
-
-def build() -> Path:
-    out = CACHE / f"api-v{VERSION}"
-    if (out / "manifest.json").exists():
-        return out
-    tmp = Path(
-        tempfile.mkdtemp(prefix="api.", dir=CACHE.mkdir(parents=True, exist_ok=True) or CACHE)
-    )
-    try:
-        src = tmp / "source"
-        (src / "many").mkdir(parents=True)
-        for i in range(FILES):
-            (src / "many" / f"file{i:05d}.bin").write_bytes(os.urandom(FILE_SIZE))
-        digest = hashlib.sha256()
-        with (src / "big.bin").open("wb") as fh:
-            for _ in range(BIG_MIB):
-                block = os.urandom(MiB)
-                digest.update(block)
-                fh.write(block)
-        raw = tmp / "fs.raw"
-        with raw.open("wb") as fh:
-            fh.truncate((BIG_MIB + 256) * MiB)
-        run("mke2fs", "-q", "-F", "-t", "ext4", "-d", src, raw)
-        run("e2fsck", "-fn", raw)
-        run("qemu-img", "convert", "-f", "raw", "-O", "qcow2", raw, tmp / "disk.qcow2")
-        raw.unlink()
-        (tmp / "manifest.json").write_text(json.dumps({"big_sha256": digest.hexdigest()}))
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.rename(out)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
-    return out
 
 
 def received(

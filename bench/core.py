@@ -6,7 +6,7 @@ Run on demand (not part of the test suite):
     .venv/bin/python bench/core.py --tiny     # smoke run: 200 files + 4 MiB
 
 The image is built once with the real tools and cached under .cache/bench (see
-bench/core_image.py). Each fs kind is measured in a fresh Python process, so its peak RSS
+tests/imagebuild/bench_core.py). Each fs kind is measured in a fresh Python process, so its peak RSS
 is its own. Reads are from the page cache: every file is read once before it is timed.
 MB/s is 10^6 bytes per second. 7-Zip is measured in the same run on a one-partition copy
 of the same filesystem (it descends qcow2 -> GPT -> filesystem by itself only when the disk
@@ -27,8 +27,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import core_image
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.imagebuild import bench_core
 
 REPEAT = 7
 CHUNK = 1 << 20
@@ -203,7 +203,7 @@ def seven_zip(image: Path, files: int, big_size: int) -> dict[str, Any]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--tiny", action="store_true", help="small smoke-test sizes")
-    parser.add_argument("--kinds", default=",".join(core_image.KINDS))
+    parser.add_argument("--kinds", default=",".join(bench_core.KINDS))
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -217,9 +217,9 @@ def main() -> int:
         return 0
 
     kinds = tuple(k for k in args.kinds.split(",") if k)
-    scale = core_image.TINY if args.tiny else core_image.FULL
+    scale = bench_core.TINY if args.tiny else bench_core.FULL
     t0 = time.perf_counter()
-    bench = core_image.build(scale, kinds)
+    bench = bench_core.build(scale, kinds)
     built_s = time.perf_counter() - t0
     manifest = bench.manifest
     volumes: dict[str, str] = manifest["volumes"]  # type: ignore[assignment]
@@ -239,7 +239,7 @@ def main() -> int:
             continue
         theirs = (
             seven_zip(bench.solo(kind), files, big_size)
-            if kind in core_image.SEVEN_ZIP_KINDS
+            if kind in bench_core.SEVEN_ZIP_KINDS
             else None
         )
         rows.append((kind, ours, theirs))
@@ -254,7 +254,7 @@ def main() -> int:
     how = "cached" if built_s < 5 else f"built in {built_s:.0f} s"
     print(f"benchmark image: {bench.root} ({how})")
     print(
-        f"{files} small files in /many, /big.bin {big_size // core_image.MiB} MiB; "
+        f"{files} small files in /many, /big.bin {big_size // bench_core.MiB} MiB; "
         f"best of {REPEAT} runs (3 for stat-all and reads); reads from page cache; "
         "MB = 10^6 bytes\n"
     )

@@ -4,9 +4,9 @@
     .venv/bin/python bench/fuse.py --tiny     # 8 MiB, 1,010 entries: a smoke run
     .venv/bin/python bench/fuse.py --json
 
-The image (bench/fuse_image.py) is one ext4 filesystem, as a raw file for the kernel and as
-qcow2 for filerestore. Printed, each the best of several runs (a shared machine disturbs the
-minimum least):
+The image (tests/imagebuild/bench_fuse.py) is one ext4 filesystem, as a raw file for the
+kernel and as qcow2 for filerestore. Printed, each the best of several runs (a shared
+machine disturbs the minimum least):
 
 - **cat**: ``cat MOUNT/big.bin | cat >/dev/null`` on a fresh mount each run (so the
   mount's page cache is cold; the qcow2 file is in the host's page cache), against
@@ -33,8 +33,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import fuse_image
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.imagebuild import bench_fuse
 
 HERE = Path(__file__).resolve().parent
 PYTHON = sys.executable
@@ -92,7 +92,7 @@ def mbps(size: int, seconds: float) -> float:
     return size / seconds / 1e6
 
 
-def measure_cat(img: fuse_image.FuseBenchImage, runs: int) -> dict[str, Any]:
+def measure_cat(img: bench_fuse.FuseBenchImage, runs: int) -> dict[str, Any]:
     size = img.scale.big_mib << 20
     cli = f"{' '.join(CLI)} cat {img.qcow2} /big.bin | cat > /dev/null"
     shell(cli)  # the qcow2 file into the host's page cache
@@ -117,8 +117,8 @@ def measure_cat(img: fuse_image.FuseBenchImage, runs: int) -> dict[str, Any]:
     return out
 
 
-def measure_find(img: fuse_image.FuseBenchImage, runs: int) -> dict[str, Any]:
-    with fuse_image.loop_mounted(img.raw) as kernel:
+def measure_find(img: bench_fuse.FuseBenchImage, runs: int) -> dict[str, Any]:
+    with bench_fuse.loop_mounted(img.raw) as kernel:
         shell(f"find {kernel}/tree > /dev/null")
         peer = min(shell(f"find {kernel}/tree > /dev/null") for _ in range(runs))
     out: dict[str, Any] = {"kernel_s": peer, "entries": img.scale.entries, "mount": {}}
@@ -136,7 +136,7 @@ def measure_find(img: fuse_image.FuseBenchImage, runs: int) -> dict[str, Any]:
     return out
 
 
-def measure_parallel(img: fuse_image.FuseBenchImage, runs: int) -> dict[str, Any]:
+def measure_parallel(img: bench_fuse.FuseBenchImage, runs: int) -> dict[str, Any]:
     half_mib = img.scale.big_mib // 2
     out: dict[str, Any] = {}
     for mode, args in MODES.items():
@@ -162,7 +162,7 @@ def main() -> None:
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
-    img = fuse_image.build(fuse_image.TINY if args.tiny else fuse_image.FULL)
+    img = bench_fuse.build(bench_fuse.TINY if args.tiny else bench_fuse.FULL)
     result = {
         "cat": measure_cat(img, args.runs),
         "find": measure_find(img, args.runs),

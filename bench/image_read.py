@@ -2,7 +2,7 @@
 
 Run: .venv/bin/python bench/image_read.py [--size-mib 1024]
 
-Builds, in a temporary directory, with qemu-img and qemu-io:
+Builds, in a temporary directory, with qemu-img and qemu-io (tests/imagebuild/bench_image_read.py):
 - an uncompressed qcow2 (64 KiB clusters) filled with data, read whole with 1 MiB read_at
   calls after one warm-up pass (so from the page cache), best of three;
 - the same with 4 KiB clusters (more entries per request) and 2 MiB clusters;
@@ -16,18 +16,17 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 from filerestore.image import open_image
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.imagebuild import bench_image_read as images
+
 MiB = 1 << 20
-
-
-def run(*args: object) -> None:
-    subprocess.run([str(a) for a in args], check=True, capture_output=True)
 
 
 def read_all(path: Path, chunk: int = MiB) -> float:
@@ -53,63 +52,29 @@ def main() -> None:
     with tempfile.TemporaryDirectory(dir=Path(__file__).resolve().parent) as tmp:
         d = Path(tmp)
         for cluster in (65536, 4096, 2 * MiB):
-            img = d / f"c{cluster}.qcow2"
-            run(
-                "qemu-img",
-                "create",
-                "-q",
-                "-f",
-                "qcow2",
-                "-o",
-                f"cluster_size={cluster}",
-                img,
-                size,
-            )
-            run("qemu-io", "-f", "qcow2", "-c", f"write -P 0x5a 0 {size}", img)
+            img = images.filled(d / f"c{cluster}.qcow2", cluster, size)
             print(
                 f"uncompressed qcow2, {cluster // 1024} KiB clusters, {args.size_mib} MiB: "
                 f"{throughput(img, size):.2f} GB/s"
             )
-        # clusters written last to first: no two guest-adjacent clusters are host-adjacent
-        frag = d / "fragmented.qcow2"
         frag_size = 128 * MiB
-        run("qemu-img", "create", "-q", "-f", "qcow2", frag, frag_size)
-        cmds = []
-        for i in reversed(range(frag_size // 65536)):
-            cmds += ["-c", f"write -P {i % 250 + 1} {i * 65536} 65536"]
-        run("qemu-io", "-f", "qcow2", *cmds, frag)
+        frag = images.fragmented(d / "fragmented.qcow2", frag_size)
         print(
             f"fragmented qcow2 (every 64 KiB cluster its own pread), 128 MiB: "
             f"{throughput(frag, frag_size):.2f} GB/s"
         )
-        below = d / "c65536.qcow2"
-        for i in range(10):
-            inc = d / f"inc{i + 1}.qcow2"
-            run("qemu-img", "create", "-q", "-f", "qcow2", "-b", below.name, "-F", "qcow2", inc)
-            run("qemu-io", "-f", "qcow2", "-c", f"write -P {i + 1} {i * 8 * MiB} {4 * MiB}", inc)
-            below = inc
+        top = images.incremental_chain(d / "c65536.qcow2", 10)
         times = []
         for _ in range(50):
             start = time.perf_counter()
-            open_image(below).close()
+            open_image(top).close()
             times.append(time.perf_counter() - start)
         print(
             f"open a chain of 10 incrementals + base: median "
             f"{statistics.median(times) * 1000:.2f} ms, max {max(times) * 1000:.2f} ms"
         )
-        print(f"read through the 10-deep chain: {throughput(below, size):.2f} GB/s")
-        zst = d / "zstd.qcow2"
-        run(
-            "qemu-img",
-            "convert",
-            "-c",
-            "-O",
-            "qcow2",
-            "-o",
-            "compression_type=zstd",
-            d / "c65536.qcow2",
-            zst,
-        )
+        print(f"read through the 10-deep chain: {throughput(top, size):.2f} GB/s")
+        zst = images.zstd_copy(d / "c65536.qcow2", d / "zstd.qcow2")
         print(
             f"zstd-compressed qcow2 (one pattern byte, very compressible): "
             f"{throughput(zst, size):.2f} GB/s"

@@ -9,7 +9,7 @@ Everything runs on loopback in this one run, against the same server and proxy:
   (moto, which the tests use, copies the whole object for every ranged GET);
 - the latency proxy of the tests (tests/s3server/latency_proxy.py), which delays every
   request by the injected latency and counts requests by method;
-- the images of bench/s3_images.py: a 100 GiB-virtual GPT + ext4 disk as a base and ten
+- the images of tests/imagebuild/bench_s3.py: a 100 GiB-virtual GPT + ext4 disk as a base and ten
   incrementals (11 objects), and an ext4 disk holding a 1 GiB random file.
 
 What it prints:
@@ -46,12 +46,11 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench import s3_images
-
 from filerestore.errors import ImageNotFoundError, ObjectChangedError
 from filerestore.restore.stack import open_backup_stack, open_stack
 from filerestore.source import BlockOptions, S3Options, S3Store
 from filerestore.source.s3client import ObjectClient, ObjectMeta, ObstoreClient
+from tests.imagebuild import bench_s3
 from tests.s3server import servers
 
 MiB = 1 << 20
@@ -280,10 +279,10 @@ def main() -> None:
         sys.setswitchinterval(args.switch_interval / 1000)
     print(f"GIL switch interval {sys.getswitchinterval() * 1000:g} ms", flush=True)
     clients = args.clients.split(",")
-    chain = s3_images.chain100g()
-    big = None if args.no_big else s3_images.big1g()
+    chain = bench_s3.chain100g()
+    big = None if args.no_big else bench_s3.big1g()
     expected = json.loads((chain / "expected.json").read_text())
-    with tempfile.TemporaryDirectory(dir=s3_images.CACHE, prefix="s3-run-") as tmp:
+    with tempfile.TemporaryDirectory(dir=bench_s3.CACHE, prefix="s3-run-") as tmp:
         work = Path(tmp)
         server = servers.start_seaweedfs(work / "weed", BUCKET)
         proxy = servers.start_proxy(server)

@@ -17,7 +17,8 @@ gigabytes. So the fuzz input is a small description of damage to one seed:
   volume, so zero areas can be damaged too.
 
 The same bytes are both the fuzzer's input and a regression input's reproducer: together
-with the seed recipe (built by :mod:`fuzz.seeds`) they give the damaged image again.
+with the seed recipe (built by :mod:`tests.imagebuild.fuzz_seeds`) they give the damaged
+image again.
 """
 
 from __future__ import annotations

@@ -34,10 +34,11 @@ from filerestore.errors import (
 from filerestore.fs import open_filesystem
 from filerestore.fs.base import Filesystem
 from filerestore.fs.entry import EntryKind
-from fuzz import checksums, seeds
+from fuzz import checksums
 from fuzz.checksums import Fixup
 from fuzz.harness import Finding, Harness, OneInput, require
 from fuzz.patches import PatchedReader, decode, make_seed
+from tests.imagebuild import fuzz_seeds as seeds
 
 OPEN_ERRORS: tuple[type[FileRestoreError], ...] = (ImageError,)
 ENTRY_ERRORS: tuple[type[FileRestoreError], ...] = (

@@ -18,8 +18,8 @@ from pathlib import Path
 
 from filerestore.errors import ImageError, NotFoundError
 from filerestore.image import open_image, probe_chain
-from fuzz import seeds
 from fuzz.harness import Harness, OneInput, require
+from tests.imagebuild import fuzz_seeds as seeds
 
 WHOLE = 1 << 20
 PIECE = 64 * 1024

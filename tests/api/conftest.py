@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,24 +31,12 @@ from filerestore.service.tokens import create_token
 from filerestore.settings import load_settings
 from tests.api.server import ROOT, Server
 from tests.imagebuild.broken_entries import broken_entries_image
-from tests.imagebuild.cache import cached
+from tests.imagebuild.demo_repo import demo_repo
 from tests.imagebuild.qcow import to_qcow2
-from tests.restore.conftest import Source, restore_image, restore_tree
+from tests.imagebuild.restore_tree import Source, restore_image, restore_tree
 
 API = "/api/v1"
 TOKEN_NAMES = ("admin", "alice", "bob", "carol", "dave")
-
-
-def demo_repo() -> Path:
-    def build(tmp: Path) -> None:
-        sys.path.insert(0, str(ROOT / "scripts"))
-        try:
-            import build_demo  # type: ignore[import-not-found]
-        finally:
-            sys.path.pop(0)
-        build_demo.main(tmp)
-
-    return cached("api-demo-repo", {"demo": 1}, build, "d")
 
 
 def _link(src: Path, dst: Path) -> None:

@@ -18,7 +18,7 @@ from filerestore.db.models import AuditEvent
 from filerestore.service.tokens import create_token
 from filerestore.settings import load_settings
 from tests.api.server import Server
-from tests.restore.conftest import restore_image
+from tests.imagebuild.restore_tree import restore_image
 
 API = "/api/v1"
 

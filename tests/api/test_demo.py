@@ -12,8 +12,13 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.api.server import CLI, ROOT, free_port
+
+# the server builds the demo repository itself (scripts/build_demo.py, as root): no image
+# fixture says so, hence the marker by hand (tests/conftest.py)
+pytestmark = pytest.mark.root
 
 DEMO = ROOT / "demo"
 

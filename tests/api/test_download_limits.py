@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from tests.api.site import API, Site, start
-from tests.restore.conftest import Source, restore_image, restore_tree
+from tests.imagebuild.restore_tree import Source, restore_image, restore_tree
 
 CEILING = 4 << 20
 MAX_ENTRIES = 1000

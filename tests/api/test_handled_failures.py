@@ -29,7 +29,7 @@ from filerestore.db.migrate import ensure_schema
 from filerestore.service.tokens import create_token
 from filerestore.settings import load_settings
 from tests.api.server import Server
-from tests.restore.conftest import restore_image
+from tests.imagebuild.restore_tree import restore_image
 
 API = "/api/v1"
 FILE = "/docs/data.bin"

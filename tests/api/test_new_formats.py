@@ -25,9 +25,9 @@ from filerestore.db.migrate import ensure_schema
 from filerestore.service.tokens import create_token
 from filerestore.settings import load_settings
 from tests.api.server import ROOT, Server
-from tests.cli import images
 from tests.imagebuild import data_file as D
 from tests.imagebuild import formats as F
+from tests.imagebuild import gpt_ext4 as images
 from tests.imagebuild.formats_ext4 import FILE, vhdx_chain
 
 API = "/api/v1"

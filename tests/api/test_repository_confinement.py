@@ -26,7 +26,7 @@ from filerestore.db.migrate import ensure_schema
 from filerestore.service.tokens import create_token
 from filerestore.settings import load_settings
 from tests.api.server import ROOT, Server
-from tests.catalog.images import FILES, ext4_qcow2
+from tests.imagebuild.catalog_repo import FILES, ext4_qcow2
 from tests.imagebuild.deep_chain import deep_sparse_chain
 from tests.imagebuild.eio import FailingRepository, failing_repository
 

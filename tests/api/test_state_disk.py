@@ -35,7 +35,7 @@ from filerestore.db.models import AuditEvent, DownloadHold, utcnow
 from tests.api.server import Server
 from tests.api.site import Site, start
 from tests.dbfixtures import pg_admin, pg_server_url  # noqa: F401
-from tests.restore.conftest import restore_tree
+from tests.imagebuild.restore_tree import restore_tree
 
 API = "/api/v1"
 MiB = 1 << 20

@@ -18,8 +18,8 @@ import pytest
 from filerestore.api.app import create_app
 from filerestore.service.tokens import create_token
 from tests.api.txcount import TransactionCounter
-from tests.catalog.images import FILES
 from tests.dbfixtures import database_url, db, make_settings, pg_server_url, settings  # noqa: F401
+from tests.imagebuild.catalog_repo import FILES
 from tests.service.sessionsetup import backups  # noqa: F401
 
 API = "/api/v1"

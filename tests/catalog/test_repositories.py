@@ -84,6 +84,7 @@ def test_mountinfo_parsing():
     )
 
 
+@pytest.mark.root  # mounts a tmpfs
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_share_must_be_mounted_as_its_type(db, tmp_path):
     share = tmp_path / "share"

@@ -26,7 +26,7 @@ from filerestore.errors import (
     RepositoryNotFoundError,
     UsageError,
 )
-from tests.catalog.images import full_backup, incremental, make_repository, qemu_info
+from tests.imagebuild.catalog_repo import full_backup, incremental, make_repository, qemu_info
 
 
 @pytest.fixture

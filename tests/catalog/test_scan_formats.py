@@ -7,8 +7,8 @@ import shutil
 from pathlib import Path
 
 from filerestore.catalog import add_repository, list_backups, scan_repository
-from tests.catalog.images import qemu_info
 from tests.imagebuild import formats as F
+from tests.imagebuild.catalog_repo import qemu_info
 
 
 def _copy_dir(src: Path, dest: Path) -> None:

@@ -1,10 +1,10 @@
-"""The GPT + ext4 images (tests/cli/images.py) that the CLI and open_stack tests share."""
+"""The GPT + ext4 images (tests/imagebuild/gpt_ext4.py) that the CLI and open_stack tests share."""
 
 from __future__ import annotations
 
 import pytest
 
-from tests.cli import images
+from tests.imagebuild import gpt_ext4 as images
 
 
 @pytest.fixture(scope="module")

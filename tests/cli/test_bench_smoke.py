@@ -7,6 +7,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+# the benchmarks build their own images (as root) in a subprocess, hence the marker by hand
+pytestmark = pytest.mark.root
+
 BENCH = Path(__file__).resolve().parents[2] / "bench" / "core.py"
 
 

@@ -10,9 +10,9 @@ import pytest
 
 from filerestore.service.principal import Principal
 from filerestore.service.sessions import SessionManager
-from tests.catalog.images import make_repository, qemu_info
 from tests.cli.runner import fails, ok
 from tests.dbfixtures import database_url, db, make_settings, pg_server_url, settings  # noqa: F401
+from tests.imagebuild.catalog_repo import make_repository, qemu_info
 
 
 @pytest.fixture

@@ -16,8 +16,8 @@ import pytest
 
 from filerestore import errors
 from filerestore.cli import exit_codes
-from tests.cli import images
 from tests.cli.runner import SCRIPT, fails, ok, run
+from tests.imagebuild import gpt_ext4 as images
 from tests.imagebuild.hostile import HOSTILE, HostileImage
 
 # --- the table ---------------------------------------------------------------------------------

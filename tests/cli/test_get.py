@@ -12,9 +12,9 @@ import pytest
 from filerestore.cli.main import main
 from filerestore.restore.names import printable
 from filerestore.restore.stack import Stack, open_stack
-from tests.cli import images
 from tests.cli.runner import fails, ok, run
 from tests.imagebuild import broken_entries as broken
+from tests.imagebuild import gpt_ext4 as images
 from tests.restore.short_reader import ShortReader
 
 

@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 
 import filerestore
-from tests.cli import images
 from tests.cli.runner import SCRIPT, fails, ok, run
 from tests.cli.test_get import snapshot
+from tests.imagebuild import gpt_ext4 as images
 
 
 def test_version() -> None:

@@ -10,7 +10,7 @@ import click
 
 from filerestore.cli.app import app
 from filerestore.cli.main import COMMAND_MODULES
-from tests.cli import images
+from tests.imagebuild import gpt_ext4 as images
 
 
 def registered_by_module() -> dict[str, set[str]]:

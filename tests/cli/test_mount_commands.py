@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli import images
 from tests.cli.runner import fails, run
 from tests.fuse.mounting import FSTYPE, mounted, mounts_at
+from tests.imagebuild import gpt_ext4 as images
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -99,6 +99,7 @@ def _cli() -> list[str]:
     return [os.fspath(SCRIPT)]
 
 
+@pytest.mark.root  # mounts a tmpfs
 def test_umount_refuses_what_it_did_not_mount(tmp_path: Path, mnt: Path) -> None:
     assert "nothing is mounted" in fails(2, "umount", mnt)
     subprocess.run(["mount", "-t", "tmpfs", "none", mnt], check=True)

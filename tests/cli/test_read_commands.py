@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli import images
 from tests.cli.runner import SCRIPT, fails, json_out, ok, run
+from tests.imagebuild import gpt_ext4 as images
 
 # mke2fs creates it; it is not in the source tree
 EXT4_EXTRA = {"lost+found"}

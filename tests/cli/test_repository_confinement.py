@@ -6,8 +6,8 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from tests.cli import images
 from tests.cli.runner import fails, ok
+from tests.imagebuild import gpt_ext4 as images
 
 
 def test_top_image_link_out_of_the_repository(tmp_path: Path, ext4: images.Built) -> None:

@@ -3,14 +3,13 @@ bits, 32-bit owners, sizes past 4 GiB, fast and slow symlinks, and inode tables 
 meta_bg group descriptors, against what the kernel wrote and reports (loop mount) and
 debugfs/dumpe2fs.
 
-The images are made by mke2fs and filled through a kernel loop mount, so every value on
-disk was encoded by the kernel, not by e2fsprogs' -d copy.
+The images (tests/imagebuild/ext_inodes.py) are made by mke2fs and filled through a kernel
+loop mount, so every value on disk was encoded by the kernel, not by e2fsprogs' -d copy.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 from pathlib import Path
@@ -22,60 +21,18 @@ from filerestore.errors import FilesystemError
 from filerestore.fs import ext, ext_inode
 from filerestore.fs.entry import EntryKind
 from tests.fs.conftest import FACT_FIELDS, compare_with_kernel
-from tests.imagebuild.cache import cached
-from tests.imagebuild.fs_linux import loop_mount, mount_facts, run
-
-FAST_TARGET = "f" * 59  # the longest target kept in i_block (60 bytes, NUL-terminated)
-SLOW_TARGET = "s" * 60  # one more byte: a data block
-LONG_TARGET = "/" + "/".join(["long-component"] * 20)
-# 2200-01-01T00:00:00.123456789Z needs the epoch bits; 1930 is before 1970 (negative seconds)
-FUTURE_NS = 7_258_118_400_123_456_789
-PAST_NS = -1_262_304_000_000_000_000 + 987_654_321
-BIG_SIZE = 5 * 2**30 + 12345
-OWNER = (100_000, 200_001)  # both need the high 16 bits
-TOP_DIRS = 40  # spread by the Orlov allocator over the block groups
-
-# ext4 with 1 KiB blocks and 256 blocks per group: 192 groups, 16 64-bit descriptors per
-# block, so 12 meta groups; ext2 with 128-byte inodes (no nanoseconds, no birth time) and
-# 32-byte descriptors in one table
-LAYOUTS = {
-    "ext4-meta_bg": [
-        "-t", "ext4", "-b", "1024", "-g", "256", "-I", "256", "-N", "6144",
-        "-O", "meta_bg,^resize_inode,64bit",
-    ],
-    "ext2-128": ["-t", "ext2", "-b", "1024", "-g", "256", "-I", "128"],
-}  # fmt: skip
-
-
-def _populate(root: Path) -> None:
-    for i in range(TOP_DIRS):
-        d = root / f"d{i:02}"
-        d.mkdir()
-        (d / "f").write_bytes(f"file {i}\n".encode())
-    times = root / "times"
-    times.write_bytes(b"t")
-    os.utime(times, ns=(PAST_NS, FUTURE_NS))
-    owned = root / "owned"
-    owned.write_bytes(b"o")
-    os.chown(owned, *OWNER)
-    with (root / "big").open("wb") as f:
-        f.truncate(BIG_SIZE)
-    os.link(root / "owned", root / "owned-link")
-    os.symlink(FAST_TARGET, root / "fast")
-    os.symlink(SLOW_TARGET, root / "slow")
-    os.symlink(LONG_TARGET, root / "long")
-    os.mkfifo(root / "fifo")
-
-
-def _image(layout: str) -> Path:
-    def build(tmp: Path) -> None:
-        run("truncate", "-s", "48M", tmp)
-        run("mke2fs", "-q", "-F", *LAYOUTS[layout], "-L", "fr-inodes", tmp)
-        with loop_mount(tmp, "rw") as mnt:
-            _populate(mnt)
-        run("e2fsck", "-fn", tmp)
-
-    return cached(f"ext-inodes-{layout}", {"layout": LAYOUTS[layout]}, build)
+from tests.imagebuild.ext_inodes import (
+    BIG_SIZE,
+    FAST_TARGET,
+    FUTURE_NS,
+    LAYOUTS,
+    OWNER,
+    PAST_NS,
+    SLOW_TARGET,
+    TOP_DIRS,
+)
+from tests.imagebuild.ext_inodes import image as _image
+from tests.imagebuild.fs_linux import mount_facts, run
 
 
 @pytest.fixture(scope="module", params=sorted(LAYOUTS))

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli import images
 from tests.fuse.mounting import FSTYPE, mount_command, mounts_at, release, wait_mounted
+from tests.imagebuild import gpt_ext4 as images
 
 pytestmark = pytest.mark.timeout(300)
 

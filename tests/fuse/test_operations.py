@@ -144,6 +144,14 @@ CASES: dict[str, Callable[[], Case]] = {
     "fat32": _fat32,
     "exfat": _exfat,
 }
+# The kinds each check applies to: a test is parametrized over those only, never skipped for
+# a kind it does not apply to (the view fixture checks these against the built cases).
+#: a kernel driver reads them here, so inode numbers, link counts and root times have a witness
+KERNEL_READ = ["ext4", "xfs", "btrfs"]
+#: the tree holds symlinks, hard links and a sparse file (FAT and exFAT store none of them)
+LINKS = ["ext4", "xfs", "btrfs", "ntfs"]
+#: formats without extended attributes (those of the Linux formats are compared below)
+NO_XATTRS = ["ntfs", "fat32", "exfat"]
 
 
 @dataclass(frozen=True)
@@ -155,6 +163,8 @@ class Mounted:
 @pytest.fixture(scope="module", params=list(CASES))
 def view(request: pytest.FixtureRequest) -> Iterator[Mounted]:
     case = CASES[request.param]()
+    assert (case.kind in KERNEL_READ) == bool(case.facts)
+    assert (case.kind in LINKS) == case.links == (case.tree / "sparse.bin").exists()
     with mounted(case.image) as mnt:
         yield Mounted(case, mnt)
 
@@ -232,10 +242,9 @@ def test_stat_matches_the_tree(view: Mounted) -> None:
     assert problems == []
 
 
+@pytest.mark.parametrize("view", KERNEL_READ, indirect=True)
 def test_inodes_and_link_counts_match_the_kernel(view: Mounted) -> None:
     case = view.case
-    if not case.facts:
-        pytest.skip(f"no kernel driver reads {case.kind} images here for inode numbers")
     paths = served_paths(view)
     got = _stat_all(view, paths)
     problems = []
@@ -252,9 +261,8 @@ def test_inodes_and_link_counts_match_the_kernel(view: Mounted) -> None:
     assert problems == []
 
 
+@pytest.mark.parametrize("view", LINKS, indirect=True)
 def test_hard_links_share_one_inode(view: Mounted) -> None:
-    if not view.case.links:
-        pytest.skip(f"{view.case.kind} has no hard links")
     a = os.lstat(view.mnt / "hello.txt")
     b = os.lstat(view.mnt / "docs" / "hello-hardlink.txt")
     assert (a.st_ino, a.st_nlink) == (b.st_ino, 2)
@@ -279,9 +287,8 @@ def test_every_file_reads_back_its_sha256(view: Mounted) -> None:
     assert got == want
 
 
+@pytest.mark.parametrize("view", LINKS, indirect=True)
 def test_symlinks_read_back_their_targets(view: Mounted) -> None:
-    if not view.case.links:
-        pytest.skip(f"{view.case.kind} has no symlinks")
     out = tool("find", view.mnt, "-type", "l", "-printf", "%P\\0%l\\0")
     got = dict(_split0(out, 2))
     want = {
@@ -293,10 +300,9 @@ def test_symlinks_read_back_their_targets(view: Mounted) -> None:
     assert tool("readlink", view.mnt / "link-relative").decode().strip() == "docs/readme.md"
 
 
+@pytest.mark.parametrize("view", LINKS, indirect=True)
 def test_holes_read_as_zeros(view: Mounted) -> None:
     tree = view.case.tree
-    if not (tree / "sparse.bin").exists():
-        pytest.skip(f"the {view.case.kind} tree has no sparse file")
     # 64 KiB of data, a hole up to 32 MiB, 64 KiB of data
     hole = tool("dd", f"if={view.mnt / 'sparse.bin'}", "bs=64K", "skip=100", "count=64")
     assert hole == bytes(64 * 64 * 1024)
@@ -326,11 +332,10 @@ def test_rsync_dry_run_sees_no_difference(view: Mounted) -> None:
     assert set(out) <= case.rsync_differences, out
 
 
+@pytest.mark.parametrize("view", KERNEL_READ, indirect=True)
 def test_the_roots_times_are_the_kernels(view: Mounted) -> None:
     # the root's times are the one thing rsync finds different on most kinds: where the
     # kernel reads the format, it must read the same
-    if not view.case.facts:
-        pytest.skip(f"no kernel driver reads {view.case.kind} here")
     options = "ro,noload" if view.case.kind.startswith("ext") else "ro"
     with fs_linux.loop_mount(view.case.image, options) as kernel:
         want = os.stat(kernel)
@@ -355,9 +360,8 @@ def test_statfs_reports_the_volume(view: Mounted) -> None:
     assert int(out[1]) * int(out[2]) == view.case.image.stat().st_size
 
 
+@pytest.mark.parametrize("view", NO_XATTRS, indirect=True)
 def test_formats_without_xattrs_list_none(view: Mounted) -> None:
-    if view.case.kind in ("ext4", "xfs", "btrfs"):
-        pytest.skip("xattrs of the Linux formats are compared in test_xattrs")
     # NTFS alternate data streams are not extended attributes: none is listed
     assert tool("getfattr", "-d", "-m", "-", view.mnt / "docs" / "readme.md") == b""
 

@@ -22,8 +22,8 @@ import pytest
 
 from tests.api.server import CLI, ROOT, Server
 from tests.fuse.mounting import FSTYPE, mounts_at
+from tests.imagebuild.restore_tree import restore_tree
 from tests.jobs.conftest import build_repository
-from tests.restore.conftest import restore_tree
 
 pytestmark = pytest.mark.timeout(300)
 API = "/api/v1"

@@ -19,6 +19,9 @@ from fuzz.targets import REGISTRY
 REPO = Path(__file__).resolve().parents[2]
 SECONDS = int(os.environ.get("FILERESTORE_FUZZ_SECONDS", "15"))
 
+# the runner builds its seed images (as root) in a subprocess, hence the marker by hand
+pytestmark = pytest.mark.root
+
 
 @pytest.mark.fuzz
 @pytest.mark.parametrize("name", sorted(REGISTRY))

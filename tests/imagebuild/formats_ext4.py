@@ -1,4 +1,4 @@
-"""The GPT + ext4 disk of the CLI tests (``tests.cli.images.single_ext4``) as a VHDX
+"""The GPT + ext4 disk of the CLI tests (``tests.imagebuild.gpt_ext4.single_ext4``) as a VHDX
 differencing chain, cached per recipe, for tests that read files through a chain qemu cannot
 make (QEMU's vhdx driver writes no differencing disk).
 
@@ -14,10 +14,10 @@ from __future__ import annotations
 import uuid
 from pathlib import Path
 
-from tests.cli.images import Built
 from tests.imagebuild import formats_bytes as fb
 from tests.imagebuild.cache import cached
 from tests.imagebuild.formats import file_id, run
+from tests.imagebuild.gpt_ext4 import Built
 from tests.imagebuild.tree import MiB
 
 FILE = "docs/data.bin"  # 3 MiB of block_content: its bytes occur once on the disk

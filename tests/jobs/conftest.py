@@ -31,7 +31,7 @@ from filerestore.settings import load_settings
 from tests.api.server import ROOT, Server
 from tests.imagebuild.fs_xattrs import xattr_image, xattr_tree
 from tests.imagebuild.qcow import to_qcow2
-from tests.restore.conftest import restore_image, restore_tree
+from tests.imagebuild.restore_tree import restore_image, restore_tree
 from tests.sshserver.sshd import Sshd, start_sshd
 
 API = "/api/v1"

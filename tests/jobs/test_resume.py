@@ -18,9 +18,9 @@ from sqlalchemy import text
 
 from filerestore.db.engine import Database
 from tests.dbfixtures import database_url, pg_server_url  # noqa: F401 (fixtures)
+from tests.imagebuild.restore_tree import restore_tree
 from tests.jobs.conftest import API, JobsEnv, start_server
 from tests.jobs.treecheck import compare
-from tests.restore.conftest import restore_tree
 from tests.sshserver.sshd import Sshd
 
 

@@ -31,8 +31,9 @@ from filerestore.restore.browse import (
     walk,
     walk_page,
 )
+from tests.imagebuild.restore_tree import HOSTILE_FILES
 from tests.imagebuild.tree import GiB, MiB
-from tests.restore.conftest import HOSTILE_FILES, archivable, listdir
+from tests.restore.conftest import archivable, listdir
 
 LATIN1 = os.fsdecode(b"latin1-caf\xe9.txt")
 

@@ -19,7 +19,7 @@ import pytest
 
 from filerestore.errors import RepositoryEscapeError
 from filerestore.restore.descriptions import DescriptionCache
-from tests.catalog.images import make_repository
+from tests.imagebuild.catalog_repo import make_repository
 
 _O_PATH = getattr(os, "O_PATH", 0)
 _recording: list[str] | None = None

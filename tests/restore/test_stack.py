@@ -18,7 +18,7 @@ from filerestore.errors import (
 )
 from filerestore.fs import Detection
 from filerestore.restore import describe_image, open_stack
-from tests.cli import images
+from tests.imagebuild import gpt_ext4 as images
 
 
 def open_fds() -> int:

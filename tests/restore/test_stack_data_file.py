@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from filerestore.restore import open_stack
-from tests.cli import images
 from tests.fs.treecheck import compare_contents
 from tests.imagebuild import data_file as D
+from tests.imagebuild import gpt_ext4 as images
 
 MiB = 1 << 20
 

@@ -9,9 +9,9 @@ import shutil
 import pytest
 
 from filerestore.restore import open_stack
-from tests.cli import images
 from tests.fs.treecheck import compare_contents
 from tests.imagebuild import formats as F
+from tests.imagebuild import gpt_ext4 as images
 
 TARGETS = {
     "vmdk-monolithicSparse": ("vmdk", ["subformat=monolithicSparse"]),

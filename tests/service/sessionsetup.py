@@ -1,4 +1,4 @@
-"""A scanned repository for the session and cleanup tests (see tests/catalog/images.py),
+"""A scanned repository for the session and cleanup tests (see tests/imagebuild/catalog_repo.py),
 the session manager over it, and the environment of their worker processes."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from filerestore.service.checkout import Download
 from filerestore.service.principal import Principal
 from filerestore.service.sessions import SessionManager
 from filerestore.settings import Settings
-from tests.catalog.images import blank_qcow2, make_repository
+from tests.imagebuild.catalog_repo import blank_qcow2, make_repository
 
 ROOT = Path(__file__).resolve().parents[2]
 

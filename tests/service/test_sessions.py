@@ -27,8 +27,8 @@ from filerestore.errors import (
     VolumeNotFoundError,
 )
 from filerestore.service.sessions import SessionManager
-from tests.catalog.images import FILES
 from tests.dbfixtures import database_url, db, make_settings, pg_server_url, settings  # noqa: F401
+from tests.imagebuild.catalog_repo import FILES
 from tests.service.sessionsetup import (  # noqa: F401
     A_DOWNLOAD,
     ANYONE,

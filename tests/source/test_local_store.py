@@ -240,6 +240,7 @@ def run_as_nobody(repo: Path, name: str) -> str:
     return result
 
 
+@pytest.mark.root  # switches to an unprivileged user
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root to switch to an unprivileged user")
 def test_permission_denied_is_a_repository_io_error(
     tmp_path_factory: pytest.TempPathFactory,

@@ -9,8 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 from filerestore.restore.stack import open_backup_stack
-from tests.cli import images
 from tests.fs.treecheck import compare_contents
+from tests.imagebuild import gpt_ext4 as images
 from tests.s3server.servers import Server, proxy_call
 from tests.source.conftest import StoreFactory
 

@@ -14,7 +14,6 @@ import pytest
 from filerestore.blockio import FileReader
 from filerestore.errors import VolumeNotFoundError
 from filerestore.volume import Volume, find_volume, list_volumes
-from tests.imagebuild.cache import cached
 from tests.imagebuild.disk import (
     GPT_LINUX,
     GPT_MSDATA,
@@ -26,6 +25,7 @@ from tests.imagebuild.disk import (
     sfdisk_json,
     whole_disk,
 )
+from tests.imagebuild.small_fs import small_fs_image
 from tests.imagebuild.tree import MiB
 
 
@@ -153,21 +153,9 @@ def test_find_volume_lists_the_ids_there_are():
 # --- build_disk, the helper other layers use ------------------------------------------------
 
 
-def _fs_image(kind: str) -> Path:
-    def build(dest: Path) -> None:
-        dest.touch()
-        if kind == "ext4":
-            run("mke2fs", "-q", "-F", "-t", "ext4", "-L", "bd-ext4", dest, "6M")
-        else:
-            dest.unlink()
-            run("mkfs.vfat", "-C", "-n", "BDFAT", dest, str(5 * 1024))
-
-    return cached(f"volume-test-{kind}", kind, build)
-
-
 @pytest.mark.parametrize("table", ["gpt", "mbr"])
 def test_build_disk_lays_images_into_partitions(table):
-    ext4, fat = _fs_image("ext4"), _fs_image("fat")
+    ext4, fat = small_fs_image("ext4"), small_fs_image("fat")
     parts: list[tuple[int, str, str | None, Path | None]]
     if table == "gpt":
         parts = [

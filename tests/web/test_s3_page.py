@@ -23,7 +23,7 @@ import pytest
 
 from tests.api.server import CLI, Server
 from tests.imagebuild.qcow import to_qcow2
-from tests.restore.conftest import restore_image, restore_tree
+from tests.imagebuild.restore_tree import restore_image, restore_tree
 from tests.s3server.fixtures import moto  # noqa: F401
 from tests.s3server.servers import (
     ACCESS_KEY,

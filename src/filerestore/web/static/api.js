@@ -1,7 +1,20 @@
 // The page's only way to the server: the public REST API under /api/v1, with a Bearer token.
 // Every record it returns is mapped by model.js, so no other module reads the API's fields.
 
-import { backupDetailOf, backupOf, fileInfoOf, historyOf, jobOf, mountOf, pageOf, repositoryOf, resourcesOf, searchPageOf, targetOf, totalsOf } from "./model.js";
+import {
+  backupDetailOf,
+  backupOf,
+  fileInfoOf,
+  historyOf,
+  jobOf,
+  mountOf,
+  pageOf,
+  repositoryOf,
+  resourcesOf,
+  searchPageOf,
+  targetOf,
+  totalsOf,
+} from "./model.js";
 
 const BASE = "/api/v1";
 const TOKEN_KEY = "filerestore.token";
@@ -41,7 +54,8 @@ export function url(path, query) {
   for (const [key, value] of Object.entries(query || {})) {
     if (value === null || value === undefined || value === "") continue;
     for (const v of Array.isArray(value) ? value : [value]) {
-      const text = v && typeof v === "object" && "encoded" in v ? v.encoded : encodeURIComponent(String(v));
+      const text =
+        v && typeof v === "object" && "encoded" in v ? v.encoded : encodeURIComponent(String(v));
       parts.push(`${encodeURIComponent(key)}=${text}`);
     }
   }
@@ -74,12 +88,19 @@ async function errorFrom(res) {
     body = null;
   }
   const fallback = STATUS_TEXT[res.status] || `Request failed`;
-  if (body && body.error && typeof body.error === "object") {
-    return new ApiError(res.status, body.error.code || `http_${res.status}`, body.error.message || fallback, body);
+  if (body?.error && typeof body.error === "object") {
+    return new ApiError(
+      res.status,
+      body.error.code || `http_${res.status}`,
+      body.error.message || fallback,
+      body,
+    );
   }
   if (body && body.detail !== undefined) {
     const detail = Array.isArray(body.detail)
-      ? body.detail.map((d) => `${(d.loc || []).slice(1).join(".") || "request"}: ${d.msg}`).join("; ")
+      ? body.detail
+          .map((d) => `${(d.loc || []).slice(1).join(".") || "request"}: ${d.msg}`)
+          .join("; ")
       : String(typeof body.detail === "object" ? JSON.stringify(body.detail) : body.detail);
     return new ApiError(res.status, `http_${res.status}`, detail || fallback, body);
   }
@@ -87,7 +108,11 @@ async function errorFrom(res) {
   return new ApiError(res.status, `http_${res.status}`, `${fallback}${snippet}`, body);
 }
 
-export async function request(method, path, { query, body, raw = false, auth, signal, headers: extra } = {}) {
+export async function request(
+  method,
+  path,
+  { query, body, raw = false, auth, signal, headers: extra } = {},
+) {
   const headers = { Accept: raw ? "*/*" : "application/json", ...(extra || {}) };
   const bearer = auth !== undefined ? auth : token.get();
   if (bearer) headers.Authorization = `Bearer ${bearer}`;
@@ -103,7 +128,11 @@ export async function request(method, path, { query, body, raw = false, auth, si
     });
   } catch (err) {
     if (err && err.name === "AbortError") throw err;
-    throw new ApiError(0, "network", `Cannot reach the filerestore server (${err && err.message ? err.message : err})`);
+    throw new ApiError(
+      0,
+      "network",
+      `Cannot reach the filerestore server (${err?.message ? err.message : err})`,
+    );
   }
   if (!res.ok) {
     const error = await errorFrom(res);
@@ -140,37 +169,74 @@ export const api = {
   repositories: async () => (await list("/repositories")).map(repositoryOf),
   mounts: async () => (await list("/restore/mounts")).map(mountOf),
   mount: async (backupId, volume) =>
-    mountOf(await request("POST", "/restore/mount", { body: volume ? { backup_id: backupId, volume } : { backup_id: backupId } })),
+    mountOf(
+      await request("POST", "/restore/mount", {
+        body: volume ? { backup_id: backupId, volume } : { backup_id: backupId },
+      }),
+    ),
   unmount: (id) => request("DELETE", `/restore/${encodeURIComponent(id)}`),
-  files: async (id, query, signal) => pageOf(await request("GET", `/restore/${encodeURIComponent(id)}/files`, { query, signal })),
+  files: async (id, query, signal) =>
+    pageOf(await request("GET", `/restore/${encodeURIComponent(id)}/files`, { query, signal })),
   fileInfo: async (id, pathQ, signal) =>
-    fileInfoOf(await request("GET", `/restore/${encodeURIComponent(id)}/file-info`, { query: { path: encoded(pathQ) }, signal })),
-  totals: async (id, pathQs) => totalsOf(await request("GET", `/restore/${encodeURIComponent(id)}/totals`, { query: { path: pathQs.map(encoded) } })),
+    fileInfoOf(
+      await request("GET", `/restore/${encodeURIComponent(id)}/file-info`, {
+        query: { path: encoded(pathQ) },
+        signal,
+      }),
+    ),
+  totals: async (id, pathQs) =>
+    totalsOf(
+      await request("GET", `/restore/${encodeURIComponent(id)}/totals`, {
+        query: { path: pathQs.map(encoded) },
+      }),
+    ),
   resources: async () => resourcesOf(await request("GET", "/restore/resources")),
   targets: async () => (await list("/restore/targets")).map(targetOf),
   // paths as entries' encoded paths (the API's path_query form)
   restoreJob: async (mountId, pathQs, target, destination, policy) =>
-    jobOf(await request("POST", "/restore/jobs", { body: { mount_id: mountId, paths: pathQs, target, destination, policy } })),
+    jobOf(
+      await request("POST", "/restore/jobs", {
+        body: { mount_id: mountId, paths: pathQs, target, destination, policy },
+      }),
+    ),
   job: async (id) => jobOf(await request("GET", `/restore/jobs/${encodeURIComponent(id)}`)),
-  cancelJob: async (id) => jobOf(await request("POST", `/restore/jobs/${encodeURIComponent(id)}/cancel`)),
+  cancelJob: async (id) =>
+    jobOf(await request("POST", `/restore/jobs/${encodeURIComponent(id)}/cancel`)),
   search: async (query) => searchPageOf(await request("GET", "/search", { query })),
   // the diff is JSON lines (one per path, then {"totals": ...}): read whole here
   diff: async (oldId, newId) => {
-    const res = await request("GET", `/backups/${encodeURIComponent(oldId)}/diff/${encodeURIComponent(newId)}`, { raw: true });
-    return (await res.text()).split("\n").filter(Boolean).map((line) => JSON.parse(line));
+    const res = await request(
+      "GET",
+      `/backups/${encodeURIComponent(oldId)}/diff/${encodeURIComponent(newId)}`,
+      { raw: true },
+    );
+    return (await res.text())
+      .split("\n")
+      .filter(Boolean)
+      .map((line) => JSON.parse(line));
   },
   history: async (backupId, pathQ, volume) =>
-    historyOf(await request("GET", `/backups/${encodeURIComponent(backupId)}/history`, { query: { path: encoded(pathQ), volume } })),
+    historyOf(
+      await request("GET", `/backups/${encodeURIComponent(backupId)}/history`, {
+        query: { path: encoded(pathQ), volume },
+      }),
+    ),
   // Downloads are described, not fetched: downloads.js chooses how to fetch them.
   // (`check` is a request that fails the way the download would, without being one.)
   download: (id, pathQ) => ({
     path: `/restore/${encodeURIComponent(id)}/download`,
     query: { path: encoded(pathQ) },
-    check: { path: `/restore/${encodeURIComponent(id)}/file-info`, query: { path: encoded(pathQ) } },
+    check: {
+      path: `/restore/${encodeURIComponent(id)}/file-info`,
+      query: { path: encoded(pathQ) },
+    },
   }),
   downloadDirectory: (id, pathQs, format) => ({
     path: `/restore/${encodeURIComponent(id)}/download-directory`,
     query: { path: pathQs.map(encoded), format },
-    check: { path: `/restore/${encodeURIComponent(id)}/file-info`, query: { path: encoded(pathQs[0]) } },
+    check: {
+      path: `/restore/${encodeURIComponent(id)}/file-info`,
+      query: { path: encoded(pathQs[0]) },
+    },
   }),
 };

@@ -53,17 +53,32 @@ function renderSignin() {
         try {
           await api.check(value);
           token.set(value);
-          if (!location.hash || location.hash === "#/" || location.hash === "#/signin") location.hash = "#/backups";
+          if (!location.hash || location.hash === "#/" || location.hash === "#/signin")
+            location.hash = "#/backups";
           // Streamed downloads need the service worker (see sw.js); without it they are buffered.
           if ("serviceWorker" in navigator && window.isSecureContext) {
             navigator.serviceWorker.register("/sw.js", { scope: "/" }).catch(() => {});
           }
           route();
         } catch (err) {
-          const text = err.status === 401 || err.status === 403
-            ? "This token was not accepted. Check that it was copied whole and has not been revoked."
-            : `Could not sign in: ${err.message}`;
-          error.replaceChildren(h("div", { class: "alert alert-error" }, text, err.code ? h("div", { class: "code" }, `${err.code}${err.status ? ` · HTTP ${err.status}` : ""}`) : null));
+          const text =
+            err.status === 401 || err.status === 403
+              ? "This token was not accepted. Check that it was copied whole and has not been revoked."
+              : `Could not sign in: ${err.message}`;
+          error.replaceChildren(
+            h(
+              "div",
+              { class: "alert alert-error" },
+              text,
+              err.code
+                ? h(
+                    "div",
+                    { class: "code" },
+                    `${err.code}${err.status ? ` · HTTP ${err.status}` : ""}`,
+                  )
+                : null,
+            ),
+          );
           input.select();
         } finally {
           button.disabled = false;
@@ -71,14 +86,25 @@ function renderSignin() {
         }
       },
     },
-    h("div", { class: "brand" }, h("span", { html: document.querySelector(".brand svg").outerHTML }), "filerestore"),
+    h(
+      "div",
+      { class: "brand" },
+      h("span", { html: document.querySelector(".brand svg").outerHTML }),
+      "filerestore",
+    ),
     h("p", { class: "lead" }, "Restore files and folders from VM disk backups."),
     h(
       "div",
       { class: "field" },
       h("label", { for: "token" }, "API token"),
       input,
-      h("div", { class: "hint", id: "token-hint" }, "Created by an administrator with ", h("code", {}, "filerestore token create NAME"), ". Kept in this browser tab only."),
+      h(
+        "div",
+        { class: "hint", id: "token-hint" },
+        "Created by an administrator with ",
+        h("code", {}, "filerestore token create NAME"),
+        ". Kept in this browser tab only.",
+      ),
     ),
     error,
     button,
@@ -128,7 +154,9 @@ export function route() {
   refreshResources();
   if (parts[0] === "browse" && parts[1]) {
     setNav("sessions");
-    current = renderBrowser(decodeURIComponent(parts[1]), pathQ || "/", { onChange: refreshResources });
+    current = renderBrowser(decodeURIComponent(parts[1]), pathQ || "/", {
+      onChange: refreshResources,
+    });
   } else if (parts[0] === "compare" && parts[1] && parts[2]) {
     setNav("backups");
     current = renderCompare(decodeURIComponent(parts[1]), decodeURIComponent(parts[2]));
@@ -145,7 +173,13 @@ export function route() {
     setNav("backups");
     current = renderBackups();
   }
-  const titles = { browse: "Browse", sessions: "Sessions", repositories: "Repositories", search: "Search", compare: "Compare" };
+  const titles = {
+    browse: "Browse",
+    sessions: "Sessions",
+    repositories: "Repositories",
+    search: "Search",
+    compare: "Compare",
+  };
   document.title = `filerestore · ${titles[parts[0]] ?? "Backups"}`;
 }
 
@@ -155,21 +189,27 @@ function signOut(notice) {
   renderSignin();
 }
 
-onUnauthorized(() => signOut("Your token is no longer accepted (it may have been revoked). Sign in again."));
+onUnauthorized(() =>
+  signOut("Your token is no longer accepted (it may have been revoked). Sign in again."),
+);
 
 document.getElementById("signout").addEventListener("click", () => signOut());
 window.addEventListener("hashchange", (ev) => {
   // The browser view updates its own query (path=) without re-rendering everything.
   const from = new URL(ev.oldURL).hash.split("?")[0];
   const to = location.hash.split("?")[0];
-  if (from === to && to.startsWith("#/browse/") && current && current.navigate) {
+  if (from === to && to.startsWith("#/browse/") && current?.navigate) {
     current.navigate(rawParam(location.hash.split("?")[1], "path") || "/");
     return;
   }
   route();
 });
 window.addEventListener("unhandledrejection", (ev) => {
-  toast("error", "Something went wrong", ev.reason instanceof Error ? ev.reason : String(ev.reason));
+  toast(
+    "error",
+    "Something went wrong",
+    ev.reason instanceof Error ? ev.reason : String(ev.reason),
+  );
 });
 window.addEventListener("error", (ev) => {
   toast("error", "Something went wrong", ev.message || "script error");

@@ -24,38 +24,93 @@ function memberNames(paths) {
 // The format was chosen with the button that opened the dialog: it is shown, not asked again.
 export function selectionDialog(mountId, initialPaths, format, kinds = new Map()) {
   const paths = [...initialPaths];
-  const title = `Download ${paths.length === 1 ? (displayPath(paths[0]).split("/").pop() || "/") : `${count(paths.length)} items`} as ${FORMAT_NAMES[format] || format}`;
+  const title = `Download ${paths.length === 1 ? displayPath(paths[0]).split("/").pop() || "/" : `${count(paths.length)} items`} as ${FORMAT_NAMES[format] || format}`;
   return dialog(title, ({ body, foot, close }) => {
     const figures = h("div", { class: "totals", "aria-live": "polite" });
     const list = h("ul", { class: "sel-list", "aria-label": "Top-level names in the archive" });
     const note = h("div");
-    const go = h("button", { type: "button", class: "btn btn-primary", autofocus: true, onclick: () => close({ paths, format }) }, `Download ${FORMAT_NAMES[format] || format}`);
+    const go = h(
+      "button",
+      {
+        type: "button",
+        class: "btn btn-primary",
+        autofocus: true,
+        onclick: () => close({ paths, format }),
+      },
+      `Download ${FORMAT_NAMES[format] || format}`,
+    );
     const drawFigures = (t, done) => {
       const suffix = t.complete && done ? "" : "+";
       figures.replaceChildren(
-        h("div", {}, h("b", { "data-total": "files" }, `${count(t.files)}${suffix}`), h("span", {}, t.files === 1 ? "file" : "files")),
-        h("div", {}, h("b", { "data-total": "bytes" }, `${bytes(t.bytes)}${suffix}`), h("span", {}, "total size")),
-        h("div", {}, h("b", { "data-total": "dirs" }, `${count(t.dirs)}${suffix}`), h("span", {}, `${t.dirs === 1 ? "folder" : "folders"}${t.symlinks ? ` · ${count(t.symlinks)} link${t.symlinks === 1 ? "" : "s"}` : ""}`)),
+        h(
+          "div",
+          {},
+          h("b", { "data-total": "files" }, `${count(t.files)}${suffix}`),
+          h("span", {}, t.files === 1 ? "file" : "files"),
+        ),
+        h(
+          "div",
+          {},
+          h("b", { "data-total": "bytes" }, `${bytes(t.bytes)}${suffix}`),
+          h("span", {}, "total size"),
+        ),
+        h(
+          "div",
+          {},
+          h("b", { "data-total": "dirs" }, `${count(t.dirs)}${suffix}`),
+          h(
+            "span",
+            {},
+            `${t.dirs === 1 ? "folder" : "folders"}${t.symlinks ? ` · ${count(t.symlinks)} link${t.symlinks === 1 ? "" : "s"}` : ""}`,
+          ),
+        ),
       );
     };
     const links = paths.filter((p) => kinds.get(p) === "symlink").length;
     const measure = async () => {
-      note.replaceChildren(h("span", { class: "muted" }, h("span", { class: "spinner" }), " Counting files…"));
+      note.replaceChildren(
+        h("span", { class: "muted" }, h("span", { class: "spinner" }), " Counting files…"),
+      );
       drawFigures({ files: 0, dirs: 0, symlinks: 0, bytes: 0, complete: false }, false);
       try {
         const t = await api.totals(mountId, paths); // counted by the server
         drawFigures(t, true);
         note.replaceChildren(
-          t.complete ? "" : h("span", { class: "muted" }, "Very large selection: counting stopped, the figures are lower bounds."),
-          links ? h("p", { class: "muted", "data-note": "links" }, `What the archive holds: ${links === 1 ? "the selected link is" : `the ${count(links)} selected links are`} stored as what ${links === 1 ? "it points" : "they point"} to (a dangling one as the link itself); links inside folders stay links.`) : "",
+          t.complete
+            ? ""
+            : h(
+                "span",
+                { class: "muted" },
+                "Very large selection: counting stopped, the figures are lower bounds.",
+              ),
+          links
+            ? h(
+                "p",
+                { class: "muted", "data-note": "links" },
+                `What the archive holds: ${links === 1 ? "the selected link is" : `the ${count(links)} selected links are`} stored as what ${links === 1 ? "it points" : "they point"} to (a dangling one as the link itself); links inside folders stay links.`,
+              )
+            : "",
         );
       } catch (err) {
-        note.replaceChildren(errorPanel("The size of the selection could not be counted", err, measure));
+        note.replaceChildren(
+          errorPanel("The size of the selection could not be counted", err, measure),
+        );
       }
     };
     memberNames(paths).forEach((name, i) => {
       const dir = kinds.get(paths[i]) === "dir" || displayPath(paths[i]) === "/";
-      list.append(h("li", {}, h("span", { class: "p", title: `from ${displayPath(paths[i])}` }, `${name}${dir ? "/" : ""}`), h("span", { class: "muted" }, ` from ${displayPath(paths[i])}`)));
+      list.append(
+        h(
+          "li",
+          {},
+          h(
+            "span",
+            { class: "p", title: `from ${displayPath(paths[i])}` },
+            `${name}${dir ? "/" : ""}`,
+          ),
+          h("span", { class: "muted" }, ` from ${displayPath(paths[i])}`),
+        ),
+      );
     });
     body.append(
       figures,
@@ -63,7 +118,10 @@ export function selectionDialog(mountId, initialPaths, format, kinds = new Map()
       h("p", { class: "muted", style: "margin-top:10px" }, "At the top of the archive:"),
       list,
     );
-    foot.append(h("button", { type: "button", class: "btn", onclick: () => close(null) }, "Cancel"), go);
+    foot.append(
+      h("button", { type: "button", class: "btn", onclick: () => close(null) }, "Cancel"),
+      go,
+    );
     measure();
   });
 }

@@ -23,7 +23,10 @@ function compareBy(sort) {
   return (a, b) => {
     const x = value(a);
     const y = value(b);
-    const c = typeof x === "number" ? x - y : String(x).localeCompare(String(y), undefined, { numeric: true });
+    const c =
+      typeof x === "number"
+        ? x - y
+        : String(x).localeCompare(String(y), undefined, { numeric: true });
     return sign * c || (b.created?.getTime() ?? 0) - (a.created?.getTime() ?? 0) || b.id - a.id;
   };
 }
@@ -48,20 +51,37 @@ function groupBackups(backups, sort) {
 
 function matches(b, needle) {
   if (!needle) return true;
-  return [b.vm, b.disk, b.path, b.repository, String(b.id), b.kind]
-    .some((v) => v && String(v).toLowerCase().includes(needle));
+  return [b.vm, b.disk, b.path, b.repository, String(b.id), b.kind].some(
+    (v) => v && String(v).toLowerCase().includes(needle),
+  );
 }
 
 function kindBadge(b) {
   return b.kind === "incremental"
-    ? [h("span", { class: "badge badge-inc", title: b.parent ? `Incremental on backup #${b.parent}` : "Incremental" }, "INCREMENTAL"),
-      b.parent ? h("span", { class: "muted parent-of", style: "font-size:12px" }, ` on #${b.parent}`) : null]
+    ? [
+        h(
+          "span",
+          {
+            class: "badge badge-inc",
+            title: b.parent ? `Incremental on backup #${b.parent}` : "Incremental",
+          },
+          "INCREMENTAL",
+        ),
+        b.parent
+          ? h("span", { class: "muted parent-of", style: "font-size:12px" }, ` on #${b.parent}`)
+          : null,
+      ]
     : h("span", { class: "badge badge-full" }, "FULL");
 }
 
 function statusBadge(b) {
-  if (!b.status || b.status === "available" || b.status === "ok") return h("span", { class: "badge badge-ok" }, "available");
-  return h("span", { class: b.status === "missing" ? "badge badge-bad" : "badge badge-warn" }, b.status);
+  if (!b.status || b.status === "available" || b.status === "ok")
+    return h("span", { class: "badge badge-ok" }, "available");
+  return h(
+    "span",
+    { class: b.status === "missing" ? "badge badge-bad" : "badge badge-warn" },
+    b.status,
+  );
 }
 
 export function renderBackups() {
@@ -75,8 +95,28 @@ export function renderBackups() {
       ...Object.entries(SORTS).map(([key, col]) => {
         const on = sort.key === key;
         const arrow = on ? (sort.desc ? " ▼" : " ▲") : "";
-        return h("th", { class: `${col.num ? "num " : ""}${col.narrow ? "hide-narrow" : ""}`.trim(), "aria-sort": on ? (sort.desc ? "descending" : "ascending") : "none" },
-          h("button", { type: "button", class: "sort", "data-sort": key, onclick: () => { sort = on ? { key, desc: !sort.desc } : { key, desc: Boolean(col.desc) }; drawHead(); draw(); } }, col.label, arrow));
+        return h(
+          "th",
+          {
+            class: `${col.num ? "num " : ""}${col.narrow ? "hide-narrow" : ""}`.trim(),
+            "aria-sort": on ? (sort.desc ? "descending" : "ascending") : "none",
+          },
+          h(
+            "button",
+            {
+              type: "button",
+              class: "sort",
+              "data-sort": key,
+              onclick: () => {
+                sort = on ? { key, desc: !sort.desc } : { key, desc: Boolean(col.desc) };
+                drawHead();
+                draw();
+              },
+            },
+            col.label,
+            arrow,
+          ),
+        );
       }),
       h("th", { class: "num" }, h("span", { class: "sr-only" }, "Actions")),
     );
@@ -110,36 +150,114 @@ export function renderBackups() {
       ? `${count(shown.length)} of ${count(backups.length)} backups`
       : `${count(backups.length)} backup${backups.length === 1 ? "" : "s"} · ${count(vmCount)} VM${vmCount === 1 ? "" : "s"}`;
     if (!backups.length) {
-      body.replaceChildren(h("div", { class: "empty" }, h("strong", {}, "No backups in the catalog"), "An operator registers repositories with ", h("code", {}, "filerestore repo add"), " and ", h("code", {}, "filerestore scan"), "."));
+      body.replaceChildren(
+        h(
+          "div",
+          { class: "empty" },
+          h("strong", {}, "No backups in the catalog"),
+          "An operator registers repositories with ",
+          h("code", {}, "filerestore repo add"),
+          " and ",
+          h("code", {}, "filerestore scan"),
+          ".",
+        ),
+      );
       return;
     }
     if (!shown.length) {
-      body.replaceChildren(h("div", { class: "empty" }, h("strong", {}, "No backup matches the filter"), `Nothing contains “${needle}”.`));
+      body.replaceChildren(
+        h(
+          "div",
+          { class: "empty" },
+          h("strong", {}, "No backup matches the filter"),
+          `Nothing contains “${needle}”.`,
+        ),
+      );
       return;
     }
     body.replaceChildren(table);
     for (const group of groupBackups(shown, sort)) {
       const total = group.disks.reduce((n, d) => n + d.backups.length, 0);
-      tbody.append(h("tr", { class: "group" }, h("td", { colspan: 7 },
-        h("span", { class: "group-title" }, h("span", { html: icon("vm") }), group.vm,
-          h("span", { class: "muted" }, `· ${group.disks.length} disk${group.disks.length > 1 ? "s" : ""}, ${total} backup${total > 1 ? "s" : ""}`)))));
+      tbody.append(
+        h(
+          "tr",
+          { class: "group" },
+          h(
+            "td",
+            { colspan: 7 },
+            h(
+              "span",
+              { class: "group-title" },
+              h("span", { html: icon("vm") }),
+              group.vm,
+              h(
+                "span",
+                { class: "muted" },
+                `· ${group.disks.length} disk${group.disks.length > 1 ? "s" : ""}, ${total} backup${total > 1 ? "s" : ""}`,
+              ),
+            ),
+          ),
+        ),
+      );
       for (const disk of group.disks) {
-        tbody.append(h("tr", { class: "subgroup" }, h("td", { colspan: 7 },
-          h("span", { class: "group-title" }, h("span", { html: icon("disk") }), disk.disk))));
+        tbody.append(
+          h(
+            "tr",
+            { class: "subgroup" },
+            h(
+              "td",
+              { colspan: 7 },
+              h("span", { class: "group-title" }, h("span", { html: icon("disk") }), disk.disk),
+            ),
+          ),
+        );
         for (const b of disk.backups) {
-          const open = h("button", { type: "button", class: "btn btn-sm btn-primary", "aria-label": `Open backup of ${b.vm} ${b.disk} from ${dateTime(b.created)}`, onclick: () => openBackup(b) }, "Open");
-          const row = h("tr", { class: "backup", dataset: { backupId: String(b.id) }, ondblclick: () => openBackup(b) },
-            h("td", {}, h("span", { class: "nowrap" }, dateTime(b.created)), " ", h("span", { class: "muted mono" }, `#${b.id}`)),
+          const open = h(
+            "button",
+            {
+              type: "button",
+              class: "btn btn-sm btn-primary",
+              "aria-label": `Open backup of ${b.vm} ${b.disk} from ${dateTime(b.created)}`,
+              onclick: () => openBackup(b),
+            },
+            "Open",
+          );
+          const row = h(
+            "tr",
+            {
+              class: "backup",
+              dataset: { backupId: String(b.id) },
+              ondblclick: () => openBackup(b),
+            },
+            h(
+              "td",
+              {},
+              h("span", { class: "nowrap" }, dateTime(b.created)),
+              " ",
+              h("span", { class: "muted mono" }, `#${b.id}`),
+            ),
             h("td", {}, kindBadge(b)),
             h("td", { class: "num" }, bytes(b.size)),
             h("td", { class: "hide-narrow" }, b.repository ?? "—"),
             h("td", { class: "hide-narrow ell mono muted", title: b.path ?? "" }, b.path ?? "—"),
             h("td", { class: "hide-narrow" }, statusBadge(b)),
-            h("td", { class: "num" },
+            h(
+              "td",
+              { class: "num" },
               b.kind === "incremental" && b.parent
-                ? h("a", { class: "btn btn-sm compare-link hide-narrow", href: `#/compare/${encodeURIComponent(b.parent)}/${encodeURIComponent(b.id)}`, title: `What changed since backup #${b.parent} (from the file index)` }, "Compare")
+                ? h(
+                    "a",
+                    {
+                      class: "btn btn-sm compare-link hide-narrow",
+                      href: `#/compare/${encodeURIComponent(b.parent)}/${encodeURIComponent(b.id)}`,
+                      title: `What changed since backup #${b.parent} (from the file index)`,
+                    },
+                    "Compare",
+                  )
                 : null,
-              " ", open),
+              " ",
+              open,
+            ),
           );
           tbody.append(row);
         }
@@ -153,18 +271,37 @@ export function renderBackups() {
       backups = await api.backups();
       draw();
     } catch (err) {
-      body.replaceChildren(h("div", { class: "list-message" }, errorPanel("The backup catalog could not be loaded", err, load)));
+      body.replaceChildren(
+        h(
+          "div",
+          { class: "list-message" },
+          errorPanel("The backup catalog could not be loaded", err, load),
+        ),
+      );
     }
   }
 
-  setMain(h("div", { class: "page" },
-    h("div", { class: "page-head" },
-      h("h1", {}, "Backups"), summary, h("span", { class: "spacer" }),
-      h("label", { class: "search" }, h("span", { html: icon("search") }), filter),
-      h("button", { type: "button", class: "btn", onclick: load, html: `${icon("refresh")}<span>Refresh</span>` }),
+  setMain(
+    h(
+      "div",
+      { class: "page" },
+      h(
+        "div",
+        { class: "page-head" },
+        h("h1", {}, "Backups"),
+        summary,
+        h("span", { class: "spacer" }),
+        h("label", { class: "search" }, h("span", { html: icon("search") }), filter),
+        h("button", {
+          type: "button",
+          class: "btn",
+          onclick: load,
+          html: `${icon("refresh")}<span>Refresh</span>`,
+        }),
+      ),
+      h("div", { class: "panel panel-fill" }, body),
     ),
-    h("div", { class: "panel panel-fill" }, body),
-  ));
+  );
   load();
   return () => {};
 }

@@ -45,7 +45,11 @@ export function renderBrowser(mountId, startPath, { onChange } = {}) {
   // --- layout ---------------------------------------------------------------------------
   const title = h("div", { class: "title" }, h("span", { html: icon("session") }), "Session");
   const facts = h("div", { class: "facts" });
-  const closeBtn = h("button", { type: "button", class: "btn btn-danger", onclick: closeSession }, "Close session");
+  const closeBtn = h(
+    "button",
+    { type: "button", class: "btn btn-danger", onclick: closeSession },
+    "Close session",
+  );
   const crumbs = h("nav", { class: "crumbs", "aria-label": "Path" });
   const filter = h("input", {
     class: "input",
@@ -67,66 +71,184 @@ export function renderBrowser(mountId, startPath, { onChange } = {}) {
       }
     },
   });
-  const upBtn = h("button", { type: "button", class: "btn", title: "Parent folder (Backspace)", "aria-label": "Parent folder", onclick: () => go(parentOf(state.path)), html: icon("up") });
-  const refreshBtn = h("button", { type: "button", class: "btn", title: "Reload this folder", "aria-label": "Reload this folder", onclick: () => load(), html: icon("refresh") });
-  const selectAll = h("input", { type: "checkbox", "aria-label": "Select all shown entries", onchange: () => toggleAll(selectAll.checked) });
+  const upBtn = h("button", {
+    type: "button",
+    class: "btn",
+    title: "Parent folder (Backspace)",
+    "aria-label": "Parent folder",
+    onclick: () => go(parentOf(state.path)),
+    html: icon("up"),
+  });
+  const refreshBtn = h("button", {
+    type: "button",
+    class: "btn",
+    title: "Reload this folder",
+    "aria-label": "Reload this folder",
+    onclick: () => load(),
+    html: icon("refresh"),
+  });
+  const selectAll = h("input", {
+    type: "checkbox",
+    "aria-label": "Select all shown entries",
+    onchange: () => toggleAll(selectAll.checked),
+  });
   const headers = {};
   const sortHeader = (key, label, cls = "") => {
     const arrow = h("span", { class: "arrow" });
-    const button = h("button", { type: "button", class: "sort", onclick: () => setSort(key) }, label, arrow);
+    const button = h(
+      "button",
+      { type: "button", class: "sort", onclick: () => setSort(key) },
+      label,
+      arrow,
+    );
     headers[key] = { button, arrow };
     return h("div", { class: cls, role: "columnheader" }, button);
   };
-  const cols = h("div", { class: "cols", role: "row" },
+  const cols = h(
+    "div",
+    { class: "cols", role: "row" },
     h("div", { role: "columnheader" }, selectAll),
     sortHeader("name", "Name"),
     sortHeader("size", "Size", "num"),
     sortHeader("mtime", "Modified", "c-mtime"),
     h("div", { class: "c-mode", role: "columnheader" }, "Mode"),
     h("div", { class: "c-owner", role: "columnheader" }, "Owner"),
-    h("div", { role: "columnheader" }, h("span", { class: "sr-only" }, "Download")));
+    h("div", { role: "columnheader" }, h("span", { class: "sr-only" }, "Download")),
+  );
   const inner = h("div", { class: "rows-inner" });
   const message = h("div", { class: "list-message", hidden: true });
   let pointerFocus = false;
-  const rows = h("div", {
-    class: "rows",
-    tabindex: 0,
-    role: "grid",
-    "aria-label": "Folder contents",
-    "aria-multiselectable": "true",
-    onscroll: () => requestAnimationFrame(draw),
-    onkeydown: onKey,
-    // A press on a row focuses the list before its click arrives: the click picks the row.
-    // Making row 0 active here would redraw the rows under the pointer, and the click would
-    // land on nothing (the first click after a sort or a reload selected row 0).
-    onmousedown: () => { pointerFocus = true; },
-    onfocus: () => {
-      if (!pointerFocus && state.active < 0 && viewCount() > 0) setActive(0);
-      pointerFocus = false;
+  const rows = h(
+    "div",
+    {
+      class: "rows",
+      tabindex: 0,
+      role: "grid",
+      "aria-label": "Folder contents",
+      "aria-multiselectable": "true",
+      onscroll: () => requestAnimationFrame(draw),
+      onkeydown: onKey,
+      // A press on a row focuses the list before its click arrives: the click picks the row.
+      // Making row 0 active here would redraw the rows under the pointer, and the click would
+      // land on nothing (the first click after a sort or a reload selected row 0).
+      onmousedown: () => {
+        pointerFocus = true;
+      },
+      onfocus: () => {
+        if (!pointerFocus && state.active < 0 && viewCount() > 0) setActive(0);
+        pointerFocus = false;
+      },
     },
-  }, inner);
+    inner,
+  );
   const statusText = h("span");
-  const statusLine = h("div", { class: "status-line" }, statusText, h("span", { class: "spacer" }),
-    h("span", { class: "keys" }, h("kbd", {}, "↑↓"), " move ", h("kbd", {}, "Enter"), " open ", h("kbd", {}, "Space"), " select ", h("kbd", {}, "Backspace"), " up ", h("kbd", {}, "/"), " filter"));
+  const statusLine = h(
+    "div",
+    { class: "status-line" },
+    statusText,
+    h("span", { class: "spacer" }),
+    h(
+      "span",
+      { class: "keys" },
+      h("kbd", {}, "↑↓"),
+      " move ",
+      h("kbd", {}, "Enter"),
+      " open ",
+      h("kbd", {}, "Space"),
+      " select ",
+      h("kbd", {}, "Backspace"),
+      " up ",
+      h("kbd", {}, "/"),
+      " filter",
+    ),
+  );
   const trayWhat = h("span", { class: "what" });
-  const tray = h("div", { class: "tray", hidden: true, role: "region", "aria-label": "Selection" },
-    trayWhat, h("span", { class: "spacer" }),
-    h("button", { type: "button", class: "btn btn-primary", onclick: () => downloadSelection("zip"), html: `${icon("download")}<span>Download ZIP</span>` }),
-    h("button", { type: "button", class: "btn", onclick: () => downloadSelection("tar.gz"), html: `${icon("download")}<span>Download TAR.GZ</span>` }),
-    h("button", { type: "button", class: "btn", onclick: () => downloadSelection("tar"), html: `${icon("download")}<span>Download TAR</span>` }),
-    h("button", { type: "button", class: "btn", "data-action": "restore-to", onclick: () => restoreTo([...state.selection.keys()]) }, "Restore to…"),
-    h("button", { type: "button", class: "btn", onclick: () => { state.selection.clear(); refreshSelection(); } }, "Clear selection"));
+  const tray = h(
+    "div",
+    { class: "tray", hidden: true, role: "region", "aria-label": "Selection" },
+    trayWhat,
+    h("span", { class: "spacer" }),
+    h("button", {
+      type: "button",
+      class: "btn btn-primary",
+      onclick: () => downloadSelection("zip"),
+      html: `${icon("download")}<span>Download ZIP</span>`,
+    }),
+    h("button", {
+      type: "button",
+      class: "btn",
+      onclick: () => downloadSelection("tar.gz"),
+      html: `${icon("download")}<span>Download TAR.GZ</span>`,
+    }),
+    h("button", {
+      type: "button",
+      class: "btn",
+      onclick: () => downloadSelection("tar"),
+      html: `${icon("download")}<span>Download TAR</span>`,
+    }),
+    h(
+      "button",
+      {
+        type: "button",
+        class: "btn",
+        "data-action": "restore-to",
+        onclick: () => restoreTo([...state.selection.keys()]),
+      },
+      "Restore to…",
+    ),
+    h(
+      "button",
+      {
+        type: "button",
+        class: "btn",
+        onclick: () => {
+          state.selection.clear();
+          refreshSelection();
+        },
+      },
+      "Clear selection",
+    ),
+  );
   const details = h("aside", { class: "details collapsed", "aria-label": "Details" });
-  const listing = h("section", { class: "listing", "aria-label": "Listing" }, cols, message, rows, statusLine, tray);
+  const listing = h(
+    "section",
+    { class: "listing", "aria-label": "Listing" },
+    cols,
+    message,
+    rows,
+    statusLine,
+    tray,
+  );
 
-  setMain(h("div", { class: "page" },
-    h("div", { class: "session-bar" }, title, facts, h("span", { class: "spacer", style: "flex:1" }),
-      h("a", { class: "btn", href: "#/sessions" }, "All sessions"), closeBtn),
-    h("div", { class: "panel panel-fill" },
-      h("div", { class: "toolbar" }, upBtn, refreshBtn, crumbs, h("span", { class: "spacer" }),
-        h("label", { class: "search" }, h("span", { html: icon("search") }), filter)),
-      h("div", { class: "browser" }, listing, details)),
-  ));
+  setMain(
+    h(
+      "div",
+      { class: "page" },
+      h(
+        "div",
+        { class: "session-bar" },
+        title,
+        facts,
+        h("span", { class: "spacer", style: "flex:1" }),
+        h("a", { class: "btn", href: "#/sessions" }, "All sessions"),
+        closeBtn,
+      ),
+      h(
+        "div",
+        { class: "panel panel-fill" },
+        h(
+          "div",
+          { class: "toolbar" },
+          upBtn,
+          refreshBtn,
+          crumbs,
+          h("span", { class: "spacer" }),
+          h("label", { class: "search" }, h("span", { html: icon("search") }), filter),
+        ),
+        h("div", { class: "browser" }, listing, details),
+      ),
+    ),
+  );
 
   // --- session header ------------------------------------------------------------------
   async function loadSession() {
@@ -134,7 +256,10 @@ export function renderBrowser(mountId, startPath, { onChange } = {}) {
       const found = (await api.mounts()).find((m) => String(m.id) === String(mountId));
       if (!alive) return;
       if (!found) {
-        facts.replaceChildren(h("span", { class: "badge badge-bad" }, "not open"), "This session is not open any more: it expired or was closed.");
+        facts.replaceChildren(
+          h("span", { class: "badge badge-bad" }, "not open"),
+          "This session is not open any more: it expired or was closed.",
+        );
         return;
       }
       session = found;
@@ -145,16 +270,40 @@ export function renderBrowser(mountId, startPath, { onChange } = {}) {
         backup = null;
       }
       if (!alive) return;
-      title.replaceChildren(h("span", { html: icon("vm") }), backup ? `${backup.vm} / ${backup.disk}` : `Backup #${found.backupId}`);
+      title.replaceChildren(
+        h("span", { html: icon("vm") }),
+        backup ? `${backup.vm} / ${backup.disk}` : `Backup #${found.backupId}`,
+      );
       facts.replaceChildren(
-        backup ? h("span", {}, "Backup ", h("b", {}, dateTime(backup.created)), " ", h("span", { class: backup.kind === "incremental" ? "badge badge-inc" : "badge badge-full" }, backup.kind === "incremental" ? "INCREMENTAL" : "FULL")) : null,
+        backup
+          ? h(
+              "span",
+              {},
+              "Backup ",
+              h("b", {}, dateTime(backup.created)),
+              " ",
+              h(
+                "span",
+                { class: backup.kind === "incremental" ? "badge badge-inc" : "badge badge-full" },
+                backup.kind === "incremental" ? "INCREMENTAL" : "FULL",
+              ),
+            )
+          : null,
         h("span", {}, "Volume ", h("b", {}, found.volume ?? "—")),
         h("span", {}, "Filesystem ", h("b", {}, found.fs ?? "—")),
-        h("span", { title: found.expires ? dateTimeFull(found.expires) : "" }, "Expires ", h("b", {}, relative(found.expires))),
+        h(
+          "span",
+          { title: found.expires ? dateTimeFull(found.expires) : "" },
+          "Expires ",
+          h("b", {}, relative(found.expires)),
+        ),
       );
       document.title = `filerestore · ${backup ? `${backup.vm} / ${backup.disk}` : "Browse"} · ${displayPath(state.path)}`;
     } catch (err) {
-      if (alive) facts.replaceChildren(h("span", { class: "muted" }, `Session details unavailable: ${err.message}`));
+      if (alive)
+        facts.replaceChildren(
+          h("span", { class: "muted" }, `Session details unavailable: ${err.message}`),
+        );
     }
   }
 
@@ -165,7 +314,8 @@ export function renderBrowser(mountId, startPath, { onChange } = {}) {
 
   function viewCount() {
     if (state.filtered) return state.filtered.length;
-    if (state.total !== null && state.total !== undefined) return Math.max(state.total, state.entries.length);
+    if (state.total !== null && state.total !== undefined)
+      return Math.max(state.total, state.entries.length);
     return state.entries.length + (state.next ? 1 : 0);
   }
 
@@ -201,7 +351,14 @@ export function renderBrowser(mountId, startPath, { onChange } = {}) {
   async function load(keepActive = false) {
     state.gen += 1;
     const gen = state.gen;
-    Object.assign(state, { entries: [], next: null, total: null, error: null, filtered: null, loading: true });
+    Object.assign(state, {
+      entries: [],
+      next: null,
+      total: null,
+      error: null,
+      filtered: null,
+      loading: true,
+    });
     listing.dataset.state = "loading";
     listing.dataset.path = displayPath(state.path);
     if (!keepActive) state.active = -1;
@@ -213,7 +370,9 @@ export function renderBrowser(mountId, startPath, { onChange } = {}) {
     if (gen !== state.gen) return;
     if (state.error) {
       message.hidden = false;
-      message.replaceChildren(errorPanel(`${displayPath(state.path)} could not be listed`, state.error, () => load()));
+      message.replaceChildren(
+        errorPanel(`${displayPath(state.path)} could not be listed`, state.error, () => load()),
+      );
       rows.hidden = true;
       statusLine.hidden = true;
       updateStatus();
@@ -247,13 +406,18 @@ export function renderBrowser(mountId, startPath, { onChange } = {}) {
         continue;
       }
       if (!(await fetchPage(gen))) break;
-      statusText.replaceChildren(h("span", { class: "spinner" }), ` Reading the folder to filter it: ${count(state.entries.length)}${state.total ? ` of ${count(state.total)}` : ""}…`);
+      statusText.replaceChildren(
+        h("span", { class: "spinner" }),
+        ` Reading the folder to filter it: ${count(state.entries.length)}${state.total ? ` of ${count(state.total)}` : ""}…`,
+      );
     }
   }
 
   function computeFilter() {
     const needle = state.filter.toLowerCase();
-    state.filtered = needle ? state.entries.filter((e) => e.name.toLowerCase().includes(needle)) : null;
+    state.filtered = needle
+      ? state.entries.filter((e) => e.name.toLowerCase().includes(needle))
+      : null;
   }
 
   async function applyFilter(value) {
@@ -266,15 +430,25 @@ export function renderBrowser(mountId, startPath, { onChange } = {}) {
   }
 
   function setSort(key) {
-    state.sort = state.sort.key === key ? { key, desc: !state.sort.desc } : { key, desc: key !== "name" };
+    state.sort =
+      state.sort.key === key ? { key, desc: !state.sort.desc } : { key, desc: key !== "name" };
     load();
   }
 
   // --- drawing ---------------------------------------------------------------------------
   function rowFor(entry, i) {
     if (!entry) {
-      return h("div", { class: "frow placeholder", role: "row", "aria-rowindex": i + 2, style: `top:${i * ROW_H}px` },
-        h("div"), h("div", { class: "name" }, h("span")));
+      return h(
+        "div",
+        {
+          class: "frow placeholder",
+          role: "row",
+          "aria-rowindex": i + 2,
+          style: `top:${i * ROW_H}px`,
+        },
+        h("div"),
+        h("div", { class: "name" }, h("span")),
+      );
     }
     const checked = state.selection.has(entry.pathQ);
     const box = h("input", {
@@ -282,40 +456,68 @@ export function renderBrowser(mountId, startPath, { onChange } = {}) {
       checked,
       tabindex: -1,
       "aria-label": `Select ${entry.name}`,
-      onclick: (ev) => { ev.stopPropagation(); toggle(entry, box.checked); },
-    });
-    const label = entry.kind === "dir"
-      ? h("a", { class: "label", href: browseHref(entry.pathQ), tabindex: -1 }, entry.name)
-      : h("span", { class: "label", onclick: () => showDetails(true) }, entry.name);
-    const row = h("div", {
-      class: `frow${checked ? " checked" : ""}${i === state.active ? " active" : ""}`,
-      id: `row-${i}`,
-      role: "row",
-      "aria-rowindex": i + 2,
-      "aria-selected": checked ? "true" : "false",
-      style: `top:${i * ROW_H}px`,
-      dataset: { path: entry.path, kind: entry.kind },
       onclick: (ev) => {
-        if (ev.target.closest("a,button,input")) return;
-        if (ev.shiftKey && state.active >= 0) selectRange(state.active, i);
-        else if (ev.ctrlKey || ev.metaKey) toggle(entry, !state.selection.has(entry.pathQ));
-        setActive(i);
-        rows.focus({ preventScroll: true });
+        ev.stopPropagation();
+        toggle(entry, box.checked);
       },
-      ondblclick: () => openEntry(entry),
-    },
-    h("div", { role: "gridcell" }, box),
-    h("div", { class: "name", role: "gridcell" },
-      h("span", { class: `kind-${entry.kind}`, html: icon(entryIcon(entry)) }),
-      label,
-      entry.kind === "symlink" ? h("span", { class: "target", title: entry.target ?? "" }, `→ ${entry.target ?? "?"}`) : null),
-    h("div", { class: "num meta", role: "gridcell" }, entry.kind === "dir" ? "—" : bytes(entry.size)),
-    h("div", { class: "meta c-mtime", role: "gridcell" }, dateTime(entry.mtime.date)),
-    h("div", { class: "meta mono c-mode", role: "gridcell" }, modeString(entry.mode, entry.kind)),
-    h("div", { class: "meta c-owner", role: "gridcell" }, ownerOf(entry)),
-    h("div", { role: "gridcell" }, entry.kind === "file"
-      ? h("button", { type: "button", class: "btn btn-icon act", tabindex: -1, title: `Download ${entry.name}`, "aria-label": `Download ${entry.name}`, onclick: () => downloadFile(entry), html: icon("download") })
-      : null));
+    });
+    const label =
+      entry.kind === "dir"
+        ? h("a", { class: "label", href: browseHref(entry.pathQ), tabindex: -1 }, entry.name)
+        : h("span", { class: "label", onclick: () => showDetails(true) }, entry.name);
+    const row = h(
+      "div",
+      {
+        class: `frow${checked ? " checked" : ""}${i === state.active ? " active" : ""}`,
+        id: `row-${i}`,
+        role: "row",
+        "aria-rowindex": i + 2,
+        "aria-selected": checked ? "true" : "false",
+        style: `top:${i * ROW_H}px`,
+        dataset: { path: entry.path, kind: entry.kind },
+        onclick: (ev) => {
+          if (ev.target.closest("a,button,input")) return;
+          if (ev.shiftKey && state.active >= 0) selectRange(state.active, i);
+          else if (ev.ctrlKey || ev.metaKey) toggle(entry, !state.selection.has(entry.pathQ));
+          setActive(i);
+          rows.focus({ preventScroll: true });
+        },
+        ondblclick: () => openEntry(entry),
+      },
+      h("div", { role: "gridcell" }, box),
+      h(
+        "div",
+        { class: "name", role: "gridcell" },
+        h("span", { class: `kind-${entry.kind}`, html: icon(entryIcon(entry)) }),
+        label,
+        entry.kind === "symlink"
+          ? h("span", { class: "target", title: entry.target ?? "" }, `→ ${entry.target ?? "?"}`)
+          : null,
+      ),
+      h(
+        "div",
+        { class: "num meta", role: "gridcell" },
+        entry.kind === "dir" ? "—" : bytes(entry.size),
+      ),
+      h("div", { class: "meta c-mtime", role: "gridcell" }, dateTime(entry.mtime.date)),
+      h("div", { class: "meta mono c-mode", role: "gridcell" }, modeString(entry.mode, entry.kind)),
+      h("div", { class: "meta c-owner", role: "gridcell" }, ownerOf(entry)),
+      h(
+        "div",
+        { role: "gridcell" },
+        entry.kind === "file"
+          ? h("button", {
+              type: "button",
+              class: "btn btn-icon act",
+              tabindex: -1,
+              title: `Download ${entry.name}`,
+              "aria-label": `Download ${entry.name}`,
+              onclick: () => downloadFile(entry),
+              html: icon("download"),
+            })
+          : null,
+      ),
+    );
     return row;
   }
 
@@ -332,19 +534,31 @@ export function renderBrowser(mountId, startPath, { onChange } = {}) {
     const out = [];
     for (let i = first; i < last; i += 1) out.push(rowFor(list[i], i));
     inner.replaceChildren(...out);
-    if (state.active >= 0 && state.active < n) rows.setAttribute("aria-activedescendant", `row-${state.active}`);
+    if (state.active >= 0 && state.active < n)
+      rows.setAttribute("aria-activedescendant", `row-${state.active}`);
     else rows.removeAttribute("aria-activedescendant");
     if (!state.filtered && state.next && last >= state.entries.length - OVERSCAN) loadMore();
     if (!n && !state.loading && !state.error) {
       message.hidden = false;
-      message.replaceChildren(h("div", { class: "empty" }, state.filter ? `Nothing in this folder matches “${state.filter}”.` : "This folder is empty."));
+      message.replaceChildren(
+        h(
+          "div",
+          { class: "empty" },
+          state.filter
+            ? `Nothing in this folder matches “${state.filter}”.`
+            : "This folder is empty.",
+        ),
+      );
     } else if (!state.error) {
       message.hidden = true;
     }
     for (const [key, { button, arrow }] of Object.entries(headers)) {
       const on = state.sort.key === key;
       arrow.textContent = on ? (state.sort.desc ? "▼" : "▲") : "";
-      button.parentElement.setAttribute("aria-sort", on ? (state.sort.desc ? "descending" : "ascending") : "none");
+      button.parentElement.setAttribute(
+        "aria-sort",
+        on ? (state.sort.desc ? "descending" : "ascending") : "none",
+      );
     }
     const shown = list.filter(Boolean);
     selectAll.checked = shown.length > 0 && shown.every((e) => state.selection.has(e.pathQ));
@@ -358,11 +572,17 @@ export function renderBrowser(mountId, startPath, { onChange } = {}) {
       return;
     }
     const total = state.total ?? (state.next ? null : state.entries.length);
-    const parts = [`${total === null ? `${count(state.entries.length)}+ items` : `${count(total)} item${total === 1 ? "" : "s"}`}`];
-    if (total !== null && state.entries.length < total) parts.push(`${count(state.entries.length)} loaded`);
+    const parts = [
+      `${total === null ? `${count(state.entries.length)}+ items` : `${count(total)} item${total === 1 ? "" : "s"}`}`,
+    ];
+    if (total !== null && state.entries.length < total)
+      parts.push(`${count(state.entries.length)} loaded`);
     if (state.filtered) parts.push(`${count(state.filtered.length)} match “${state.filter}”`);
     if (state.selection.size) parts.push(`${count(state.selection.size)} selected`);
-    statusText.replaceChildren(parts.join(" · "), state.loading ? h("span", {}, " ", h("span", { class: "spinner" })) : "");
+    statusText.replaceChildren(
+      parts.join(" · "),
+      state.loading ? h("span", {}, " ", h("span", { class: "spinner" })) : "",
+    );
   }
 
   function drawCrumbs() {
@@ -373,9 +593,11 @@ export function renderBrowser(mountId, startPath, { onChange } = {}) {
       acc += `/${part}`;
       if (i > 0) items.push(h("span", { class: "sep", "aria-hidden": "true" }, "/"));
       const text = displayPath(part);
-      items.push(i === parts.length - 1
-        ? h("span", { class: "cur", "aria-current": "location", title: text }, text)
-        : h("a", { href: browseHref(acc), title: text }, text));
+      items.push(
+        i === parts.length - 1
+          ? h("span", { class: "cur", "aria-current": "location", title: text }, text)
+          : h("a", { href: browseHref(acc), title: text }, text),
+      );
     });
     if (!parts.length) items[0] = h("span", { class: "cur", "aria-current": "location" }, "/");
     crumbs.replaceChildren(...items);
@@ -389,7 +611,8 @@ export function renderBrowser(mountId, startPath, { onChange } = {}) {
     state.active = Math.max(0, Math.min(n - 1, i));
     const top = state.active * ROW_H;
     if (top < rows.scrollTop) rows.scrollTop = top;
-    else if (top + ROW_H > rows.scrollTop + rows.clientHeight) rows.scrollTop = top + ROW_H - rows.clientHeight;
+    else if (top + ROW_H > rows.scrollTop + rows.clientHeight)
+      rows.scrollTop = top + ROW_H - rows.clientHeight;
     draw();
     const entry = view()[state.active];
     if (entry) loadDetails(entry);
@@ -399,7 +622,14 @@ export function renderBrowser(mountId, startPath, { onChange } = {}) {
     try {
       const info = await api.fileInfo(mountId, entry.pathQ);
       if (alive && state.details && state.details.pathQ === entry.pathQ && gen === state.gen) {
-        state.details = { ...entry, ...stripNull(info), name: entry.name, path: entry.path, pathQ: entry.pathQ, partial: false };
+        state.details = {
+          ...entry,
+          ...stripNull(info),
+          name: entry.name,
+          path: entry.path,
+          pathQ: entry.pathQ,
+          partial: false,
+        };
         drawDetails();
       }
     } catch (err) {
@@ -531,7 +761,8 @@ export function renderBrowser(mountId, startPath, { onChange } = {}) {
 
   function selectRange(a, b) {
     const list = view();
-    for (let i = Math.min(a, b); i <= Math.max(a, b); i += 1) if (list[i]) state.selection.set(list[i].pathQ, list[i]);
+    for (let i = Math.min(a, b); i <= Math.max(a, b); i += 1)
+      if (list[i]) state.selection.set(list[i].pathQ, list[i]);
   }
 
   function refreshSelection() {
@@ -551,7 +782,9 @@ export function renderBrowser(mountId, startPath, { onChange } = {}) {
       dirs ? `${count(dirs)} folder${dirs === 1 ? "" : "s"}` : "",
       links ? `${count(links)} link${links === 1 ? "" : "s"}` : "",
       others ? `${count(others)} other` : "",
-    ].filter(Boolean).join(", ");
+    ]
+      .filter(Boolean)
+      .join(", ");
     trayWhat.textContent = `${count(items.length)} selected: ${kinds}${folders > 1 ? ` from ${folders} folders` : ""}`;
     draw();
     if (state.details) drawDetails();
@@ -563,11 +796,19 @@ export function renderBrowser(mountId, startPath, { onChange } = {}) {
   }
 
   async function archive(paths, format) {
-    const kinds = new Map(paths.map((p) => [p, (state.selection.get(p) || state.entries.find((e) => e.pathQ === p) || {}).kind]));
+    const kinds = new Map(
+      paths.map((p) => [
+        p,
+        (state.selection.get(p) || state.entries.find((e) => e.pathQ === p))?.kind,
+      ]),
+    );
     const chosen = await selectionDialog(mountId, paths, format, kinds);
     if (!chosen) return;
     // a placeholder until the response's Content-Disposition names the archive
-    const base = paths.length === 1 ? (displayPath(paths[0]).split("/").pop() || "root") : `${count(paths.length)} items`;
+    const base =
+      paths.length === 1
+        ? displayPath(paths[0]).split("/").pop() || "root"
+        : `${count(paths.length)} items`;
     const name = `${base}.${chosen.format}`;
     download(name, api.downloadDirectory(mountId, chosen.paths, chosen.format)).then(onChange);
   }
@@ -582,16 +823,30 @@ export function renderBrowser(mountId, startPath, { onChange } = {}) {
 
   async function closeSession() {
     const ok = await dialog("Close this session?", ({ body, foot, close }) => {
-      body.append(h("p", {}, "The backup stops being readable through this session. Downloads still running from it are cut off."));
+      body.append(
+        h(
+          "p",
+          {},
+          "The backup stops being readable through this session. Downloads still running from it are cut off.",
+        ),
+      );
       foot.append(
         h("button", { type: "button", class: "btn", onclick: () => close(false) }, "Cancel"),
-        h("button", { type: "button", class: "btn btn-primary", autofocus: true, onclick: () => close(true) }, "Close session"),
+        h(
+          "button",
+          { type: "button", class: "btn btn-primary", autofocus: true, onclick: () => close(true) },
+          "Close session",
+        ),
       );
     });
     if (!ok) return;
     try {
       await api.unmount(mountId);
-      toast("info", "Session closed", session ? `Volume ${session.volume ?? ""} of backup #${session.backupId} is closed.` : "");
+      toast(
+        "info",
+        "Session closed",
+        session ? `Volume ${session.volume ?? ""} of backup #${session.backupId} is closed.` : "",
+      );
       location.hash = "#/sessions";
     } catch (err) {
       showError("The session could not be closed", err);
@@ -619,6 +874,10 @@ export function renderBrowser(mountId, startPath, { onChange } = {}) {
 }
 
 function stripNull(obj) {
-  return Object.fromEntries(Object.entries(obj).filter(([, v]) => v !== null && v !== undefined && !(typeof v === "object" && v && "date" in v && !v.date)));
+  return Object.fromEntries(
+    Object.entries(obj).filter(
+      ([, v]) =>
+        v !== null && v !== undefined && !(typeof v === "object" && v && "date" in v && !v.date),
+    ),
+  );
 }
-

@@ -30,14 +30,19 @@ function render() {
       "div",
       { class: "dl-head" },
       h("span", {}, "Downloads"),
-      h("button", {
-        type: "button",
-        class: "btn btn-sm",
-        onclick: () => {
-          for (let i = items.length - 1; i >= 0; i -= 1) if (items[i].state !== "running") items.splice(i, 1);
-          render();
+      h(
+        "button",
+        {
+          type: "button",
+          class: "btn btn-sm",
+          onclick: () => {
+            for (let i = items.length - 1; i >= 0; i -= 1)
+              if (items[i].state !== "running") items.splice(i, 1);
+            render();
+          },
         },
-      }, "Clear finished"),
+        "Clear finished",
+      ),
     ),
   );
   for (const item of items) el.append(item.el);
@@ -62,8 +67,25 @@ function filenameFrom(disposition, fallback) {
 function itemView(item) {
   const bar = h("i");
   const status = h("span", { class: "muted" }, "starting…");
-  const cancel = h("button", { type: "button", class: "btn btn-icon", "aria-label": `Cancel ${item.name}`, html: icon("close"), onclick: () => item.abort.abort() });
-  const el = h("div", { class: "dl" }, h("div", { class: "top" }, h("span", { class: "n", title: item.name }, item.name), status, cancel), h("div", { class: "bar" }, bar));
+  const cancel = h("button", {
+    type: "button",
+    class: "btn btn-icon",
+    "aria-label": `Cancel ${item.name}`,
+    html: icon("close"),
+    onclick: () => item.abort.abort(),
+  });
+  const el = h(
+    "div",
+    { class: "dl" },
+    h(
+      "div",
+      { class: "top" },
+      h("span", { class: "n", title: item.name }, item.name),
+      status,
+      cancel,
+    ),
+    h("div", { class: "bar" }, bar),
+  );
   return { el, bar, status, cancel };
 }
 
@@ -101,7 +123,13 @@ function fail(item, err) {
   item.status.textContent = aborted ? "cancelled" : "failed";
   if (!aborted) {
     const m = messageOf(err);
-    item.el.append(h("div", { class: "alert alert-error", role: "alert", style: "margin-top:4px" }, `${m.text}${m.code ? ` (${m.code})` : ""}`));
+    item.el.append(
+      h(
+        "div",
+        { class: "alert alert-error", role: "alert", style: "margin-top:4px" },
+        `${m.text}${m.code ? ` (${m.code})` : ""}`,
+      ),
+    );
   }
 }
 
@@ -114,7 +142,7 @@ async function preflight(spec, signal) {
 // Gives the service worker the token for exactly this URL (null when there is no worker);
 // what it then reports about the download goes to onEvent (see sw.js).
 async function grant(href, onEvent) {
-  const worker = navigator.serviceWorker && navigator.serviceWorker.controller;
+  const worker = navigator.serviceWorker?.controller;
   if (!worker || !token.get()) return null;
   const nonce = crypto.randomUUID();
   const channel = new MessageChannel();
@@ -138,7 +166,8 @@ function progressText(received, total, started) {
   const seconds = (performance.now() - started) / 1000;
   const rate = seconds > 0.5 ? received / seconds : 0;
   const left = rate ? Math.ceil((total - received) / rate) : null;
-  const eta = left === null ? "" : ` · ${left < 60 ? `${left} s` : `${Math.ceil(left / 60)} min`} left`;
+  const eta =
+    left === null ? "" : ` · ${left < 60 ? `${left} s` : `${Math.ceil(left / 60)} min`} left`;
   return `${bytes(received)} of ${bytes(total)}${eta}`;
 }
 
@@ -157,7 +186,8 @@ async function streamed(item, spec) {
       if (!d.total) item.bar.parentElement.classList.add("indeterminate");
       showProgress(item, 0, d.total, started);
     } else if (d.type === "progress") showProgress(item, d.received, d.total, started);
-    else if (d.type === "done") finish(item, `${bytes(d.received)} · saved to the browser's downloads`);
+    else if (d.type === "done")
+      finish(item, `${bytes(d.received)} · saved to the browser's downloads`);
   };
   const nonce = await grant(href, onEvent);
   if (!nonce) return false;
@@ -165,7 +195,11 @@ async function streamed(item, spec) {
   // A hidden frame: the response is an attachment, so the browser downloads it; anything
   // else (a refusal, an expired grant) stays invisible instead of replacing the page, and
   // the worker's report shows it here.
-  const frame = h("iframe", { src: `${href}${href.includes("?") ? "&" : "?"}fr-download=${nonce}`, hidden: true, title: "download" });
+  const frame = h("iframe", {
+    src: `${href}${href.includes("?") ? "&" : "?"}fr-download=${nonce}`,
+    hidden: true,
+    title: "download",
+  });
   document.body.append(frame);
   setTimeout(() => frame.remove(), 120000);
   item.status.textContent = "waiting for the server…";
@@ -175,7 +209,11 @@ async function streamed(item, spec) {
 
 async function buffered(item, spec) {
   const started = performance.now();
-  const res = await request("GET", spec.path, { query: spec.query, raw: true, signal: item.abort.signal });
+  const res = await request("GET", spec.path, {
+    query: spec.query,
+    raw: true,
+    signal: item.abort.signal,
+  });
   const filename = filenameFrom(res.headers.get("Content-Disposition"), item.name);
   item.el.querySelector(".n").textContent = filename;
   const total = Number(res.headers.get("Content-Length")) || 0;
@@ -200,7 +238,9 @@ async function buffered(item, spec) {
     }
     showProgress(item, received, total, started);
   }
-  const blob = new Blob([...parts, ...chunks], { type: res.headers.get("Content-Type") || "application/octet-stream" });
+  const blob = new Blob([...parts, ...chunks], {
+    type: res.headers.get("Content-Type") || "application/octet-stream",
+  });
   const href = URL.createObjectURL(blob);
   const a = h("a", { href, download: filename, hidden: true });
   document.body.append(a);

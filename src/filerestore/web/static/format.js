@@ -64,22 +64,33 @@ export function relative(d, now = new Date()) {
   return sec >= 0 ? `in ${text}` : `${text} ago`;
 }
 
-const TYPE_CHARS = { 0o040000: "d", 0o120000: "l", 0o100000: "-", 0o020000: "c", 0o060000: "b", 0o010000: "p", 0o140000: "s" };
+const TYPE_CHARS = {
+  9604: "d",
+  21609: "l",
+  16807: "-",
+  4802: "c",
+  14406: "b",
+  2401: "p",
+  26411: "s",
+};
 
 export function modeString(mode, kind) {
   if (mode === null || mode === undefined) return "—";
   const m = Number(mode);
   let type = TYPE_CHARS[m & 0o170000];
   if (!type) type = kind === "dir" ? "d" : kind === "symlink" ? "l" : "-";
-  const rwx = (bits, special, ch) => [
-    bits & 4 ? "r" : "-",
-    bits & 2 ? "w" : "-",
-    special ? (bits & 1 ? ch : ch.toUpperCase()) : bits & 1 ? "x" : "-",
-  ].join("");
-  return type
-    + rwx((m >> 6) & 7, m & 0o4000, "s")
-    + rwx((m >> 3) & 7, m & 0o2000, "s")
-    + rwx(m & 7, m & 0o1000, "t");
+  const rwx = (bits, special, ch) =>
+    [
+      bits & 4 ? "r" : "-",
+      bits & 2 ? "w" : "-",
+      special ? (bits & 1 ? ch : ch.toUpperCase()) : bits & 1 ? "x" : "-",
+    ].join("");
+  return (
+    type +
+    rwx((m >> 6) & 7, m & 0o4000, "s") +
+    rwx((m >> 3) & 7, m & 0o2000, "s") +
+    rwx(m & 7, m & 0o1000, "t")
+  );
 }
 
 export function modeOctal(mode) {

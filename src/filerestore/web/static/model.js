@@ -108,7 +108,13 @@ export function pageOf(p) {
 
 /** @param {TotalsOut} t */
 export function totalsOf(t) {
-  return { files: t.files, dirs: t.dirs, symlinks: t.symlinks, bytes: t.bytes, complete: t.complete };
+  return {
+    files: t.files,
+    dirs: t.dirs,
+    symlinks: t.symlinks,
+    bytes: t.bytes,
+    complete: t.complete,
+  };
 }
 
 /** @param {ResourcesOut} r */
@@ -162,18 +168,30 @@ export function jobOf(j) {
 // An ambiguous mount names its volumes as "p1 (ext4, 16 MiB, 'label')": the id comes first.
 /** @param {ErrorDetail} e */
 export function volumeChoicesOf(e) {
-  return (e.choices || []).map((text) => ({ id: text.split(" (")[0], label: text, size: null, fs: null }));
+  return (e.choices || []).map((text) => ({
+    id: text.split(" (")[0],
+    label: text,
+    size: null,
+    fs: null,
+  }));
 }
 
 // Readable text of an encoded path (bytes that are not UTF-8 shown as \xNN, as the API does).
 export function displayPath(pathQ) {
-  return pathQ.split("/").map((part) => {
-    try {
-      return decodeURIComponent(part);
-    } catch {
-      return part.replace(/%([0-9A-Fa-f]{2})/g, (m, hex) => (Number.parseInt(hex, 16) < 0x80 ? String.fromCharCode(Number.parseInt(hex, 16)) : `\\x${hex.toLowerCase()}`));
-    }
-  }).join("/");
+  return pathQ
+    .split("/")
+    .map((part) => {
+      try {
+        return decodeURIComponent(part);
+      } catch {
+        return part.replace(/%([0-9A-Fa-f]{2})/g, (_m, hex) =>
+          Number.parseInt(hex, 16) < 0x80
+            ? String.fromCharCode(Number.parseInt(hex, 16))
+            : `\\x${hex.toLowerCase()}`,
+        );
+      }
+    })
+    .join("/");
 }
 
 export function parentOf(path) {
@@ -197,7 +215,12 @@ export function backupRefOf(b) {
 
 /** @param {VersionOut} v */
 export function indexVersionOf(v) {
-  return { kind: v.kind, size: v.size, mtime: isoDate(v.mtime), backups: v.backups.map(backupRefOf) };
+  return {
+    kind: v.kind,
+    size: v.size,
+    mtime: isoDate(v.mtime),
+    backups: v.backups.map(backupRefOf),
+  };
 }
 
 /** @param {HitOut} x */

@@ -11,16 +11,30 @@ const KIND_LABEL = { local: "Directory", nfs: "NFS share", cifs: "CIFS share", s
 
 function where(r) {
   // a non-admin is told no location ("<repository NAME>"): no endpoint line either
-  if (r.kind !== "s3" || r.location.startsWith("<repository ")) return h("span", { class: "mono" }, r.location);
-  const details = [r.endpoint ?? "AWS", r.region, r.pathStyle ? null : "virtual-hosted", r.verifyTls ? null : "TLS not verified"]
-    .filter(Boolean).join(" · ");
-  return [h("span", { class: "mono" }, r.location), h("div", { class: "muted repo-endpoint" }, details)];
+  if (r.kind !== "s3" || r.location.startsWith("<repository ")) {
+    return h("span", { class: "mono" }, r.location);
+  }
+  const details = [
+    r.endpoint ?? "AWS",
+    r.region,
+    r.pathStyle ? null : "virtual-hosted",
+    r.verifyTls ? null : "TLS not verified",
+  ]
+    .filter(Boolean)
+    .join(" · ");
+  return [
+    h("span", { class: "mono" }, r.location),
+    h("div", { class: "muted repo-endpoint" }, details),
+  ];
 }
 
 function statusOf(r) {
   if (!r.enabled) return h("span", { class: "badge badge-warn" }, "disabled");
   if (r.available) return h("span", { class: "badge badge-ok" }, "available");
-  return [h("span", { class: "badge badge-bad" }, "unavailable"), r.reason ? h("div", { class: "muted repo-reason" }, r.reason) : null];
+  return [
+    h("span", { class: "badge badge-bad" }, "unavailable"),
+    r.reason ? h("div", { class: "muted repo-reason" }, r.reason) : null,
+  ];
 }
 
 export function renderRepositories() {
@@ -33,30 +47,62 @@ export function renderRepositories() {
     const unavailable = repositories.filter((r) => !r.available).length;
     summary.textContent = `${count(repositories.length)} repositories${unavailable ? ` · ${count(unavailable)} unavailable` : ""}`;
     if (!repositories.length) {
-      body.replaceChildren(h("div", { class: "empty" }, h("strong", {}, "No repositories"), "An operator adds them with ", h("code", {}, "filerestore repo add"), "."));
+      body.replaceChildren(
+        h(
+          "div",
+          { class: "empty" },
+          h("strong", {}, "No repositories"),
+          "An operator adds them with ",
+          h("code", {}, "filerestore repo add"),
+          ".",
+        ),
+      );
       return;
     }
     const rows = repositories
       .slice()
       .sort((a, b) => a.name.localeCompare(b.name, undefined, { numeric: true }))
-      .map((r) => h("tr", { class: "repository", dataset: { repository: r.name, kind: r.kind } },
-        h("td", {}, h("strong", {}, r.name)),
-        h("td", { class: "hide-narrow" }, h("span", { class: r.kind === "s3" ? "badge badge-inc" : "badge badge-full" }, KIND_LABEL[r.kind] ?? r.kind)),
-        h("td", { class: "repo-where" }, where(r)),
-        h("td", { class: "num hide-narrow" }, count(held.get(r.name) ?? 0)),
-        h("td", {}, statusOf(r)),
-        h("td", { class: "hide-narrow nowrap" }, dateTime(r.created)),
-      ));
-    body.replaceChildren(h("table", { class: "grid", "aria-label": "Repositories" },
-      h("thead", {}, h("tr", {},
-        h("th", {}, "Name"),
-        h("th", { class: "hide-narrow" }, "Kind"),
-        h("th", {}, "Location"),
-        h("th", { class: "num hide-narrow" }, "Backups"),
-        h("th", {}, "Status"),
-        h("th", { class: "hide-narrow" }, "Added"),
-      )),
-      h("tbody", {}, ...rows)));
+      .map((r) =>
+        h(
+          "tr",
+          { class: "repository", dataset: { repository: r.name, kind: r.kind } },
+          h("td", {}, h("strong", {}, r.name)),
+          h(
+            "td",
+            { class: "hide-narrow" },
+            h(
+              "span",
+              { class: r.kind === "s3" ? "badge badge-inc" : "badge badge-full" },
+              KIND_LABEL[r.kind] ?? r.kind,
+            ),
+          ),
+          h("td", { class: "repo-where" }, where(r)),
+          h("td", { class: "num hide-narrow" }, count(held.get(r.name) ?? 0)),
+          h("td", {}, statusOf(r)),
+          h("td", { class: "hide-narrow nowrap" }, dateTime(r.created)),
+        ),
+      );
+    body.replaceChildren(
+      h(
+        "table",
+        { class: "grid", "aria-label": "Repositories" },
+        h(
+          "thead",
+          {},
+          h(
+            "tr",
+            {},
+            h("th", {}, "Name"),
+            h("th", { class: "hide-narrow" }, "Kind"),
+            h("th", {}, "Location"),
+            h("th", { class: "num hide-narrow" }, "Backups"),
+            h("th", {}, "Status"),
+            h("th", { class: "hide-narrow" }, "Added"),
+          ),
+        ),
+        h("tbody", {}, ...rows),
+      ),
+    );
   }
 
   async function load() {
@@ -65,17 +111,36 @@ export function renderRepositories() {
       const [repositories, backups] = await Promise.all([api.repositories(), api.backups()]);
       draw(repositories, backups);
     } catch (err) {
-      body.replaceChildren(h("div", { class: "list-message" }, errorPanel("The repositories could not be loaded", err, load)));
+      body.replaceChildren(
+        h(
+          "div",
+          { class: "list-message" },
+          errorPanel("The repositories could not be loaded", err, load),
+        ),
+      );
     }
   }
 
-  setMain(h("div", { class: "page" },
-    h("div", { class: "page-head" },
-      h("h1", {}, "Repositories"), summary, h("span", { class: "spacer" }),
-      h("button", { type: "button", class: "btn", onclick: load, html: `${icon("refresh")}<span>Refresh</span>` }),
+  setMain(
+    h(
+      "div",
+      { class: "page" },
+      h(
+        "div",
+        { class: "page-head" },
+        h("h1", {}, "Repositories"),
+        summary,
+        h("span", { class: "spacer" }),
+        h("button", {
+          type: "button",
+          class: "btn",
+          onclick: load,
+          html: `${icon("refresh")}<span>Refresh</span>`,
+        }),
+      ),
+      h("div", { class: "panel panel-fill" }, body),
     ),
-    h("div", { class: "panel panel-fill" }, body),
-  ));
+  );
   load();
   return () => {};
 }

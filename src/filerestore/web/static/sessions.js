@@ -6,11 +6,23 @@ import { bytes, count, dateTime, dateTimeFull, relative } from "./format.js";
 import { icon } from "./icons.js";
 import { dialog, errorPanel, loading, setMain, showError, toast } from "./ui.js";
 
-const STATUS_BADGE = { mounted: "badge-ok", mounting: "badge-warn", unmounting: "badge-warn", failed: "badge-bad" };
+const STATUS_BADGE = {
+  mounted: "badge-ok",
+  mounting: "badge-warn",
+  unmounting: "badge-warn",
+  failed: "badge-bad",
+};
 
 function card(label, value, ratio) {
-  return h("div", { class: "panel card" }, h("div", { class: "k" }, label), h("div", { class: "v" }, value),
-    ratio !== null && ratio !== undefined ? h("div", { class: "meter" }, h("i", { style: `width:${Math.min(100, ratio * 100)}%` })) : null);
+  return h(
+    "div",
+    { class: "panel card" },
+    h("div", { class: "k" }, label),
+    h("div", { class: "v" }, value),
+    ratio !== null && ratio !== undefined
+      ? h("div", { class: "meter" }, h("i", { style: `width:${Math.min(100, ratio * 100)}%` }))
+      : null,
+  );
 }
 
 export function renderSessions({ onChange } = {}) {
@@ -23,7 +35,11 @@ export function renderSessions({ onChange } = {}) {
     try {
       const r = await api.resources();
       cards.replaceChildren(
-        card("Session slots", `${count(r.sessionsUsed)} / ${count(r.sessionsLimit)}`, r.sessionsLimit ? r.sessionsUsed / r.sessionsLimit : null),
+        card(
+          "Session slots",
+          `${count(r.sessionsUsed)} / ${count(r.sessionsLimit)}`,
+          r.sessionsLimit ? r.sessionsUsed / r.sessionsLimit : null,
+        ),
         card("Downloads in progress", count(r.downloads)),
         card("Readers open (this worker)", count(r.readers)),
         card("Memory (this worker)", bytes(r.memory)),
@@ -35,9 +51,21 @@ export function renderSessions({ onChange } = {}) {
 
   async function close(m) {
     const ok = await dialog("Close this session?", ({ body: b, foot, close: done }) => {
-      b.append(h("p", {}, `Session ${m.id} (backup #${m.backupId}, volume ${m.volume ?? "—"}) will be closed. Downloads still running from it are cut off.`));
-      foot.append(h("button", { type: "button", class: "btn", onclick: () => done(false) }, "Cancel"),
-        h("button", { type: "button", class: "btn btn-primary", autofocus: true, onclick: () => done(true) }, "Close session"));
+      b.append(
+        h(
+          "p",
+          {},
+          `Session ${m.id} (backup #${m.backupId}, volume ${m.volume ?? "—"}) will be closed. Downloads still running from it are cut off.`,
+        ),
+      );
+      foot.append(
+        h("button", { type: "button", class: "btn", onclick: () => done(false) }, "Cancel"),
+        h(
+          "button",
+          { type: "button", class: "btn btn-primary", autofocus: true, onclick: () => done(true) },
+          "Close session",
+        ),
+      );
     });
     if (!ok) return;
     try {
@@ -58,7 +86,14 @@ export function renderSessions({ onChange } = {}) {
     try {
       mounts = await api.mounts();
     } catch (err) {
-      if (alive) body.replaceChildren(h("div", { class: "list-message" }, errorPanel("The sessions could not be listed", err, load)));
+      if (alive)
+        body.replaceChildren(
+          h(
+            "div",
+            { class: "list-message" },
+            errorPanel("The sessions could not be listed", err, load),
+          ),
+        );
       return;
     }
     try {
@@ -69,37 +104,126 @@ export function renderSessions({ onChange } = {}) {
     if (!alive) return;
     summary.textContent = `${count(mounts.length)} open`;
     if (!mounts.length) {
-      body.replaceChildren(h("div", { class: "empty" }, h("strong", {}, "No open sessions"), "Open a backup from the ", h("a", { href: "#/backups" }, "Backups"), " page to browse it."));
+      body.replaceChildren(
+        h(
+          "div",
+          { class: "empty" },
+          h("strong", {}, "No open sessions"),
+          "Open a backup from the ",
+          h("a", { href: "#/backups" }, "Backups"),
+          " page to browse it.",
+        ),
+      );
       return;
     }
     mounts.sort((a, b) => (b.created?.getTime() ?? 0) - (a.created?.getTime() ?? 0));
     const now = new Date();
     const rows = mounts.map((m) => {
       const b = backups.get(String(m.backupId));
-      return h("tr", { dataset: { mountId: String(m.id) } },
-        h("td", {}, h("span", { class: "group-title" }, h("span", { html: icon("vm") }), b ? `${b.vm} / ${b.disk}` : `Backup #${m.backupId}`),
-          b ? h("div", { class: "muted", style: "font-size:12px" }, `${dateTime(b.created)} · #${b.id} · ${b.kind}`) : null),
+      return h(
+        "tr",
+        { dataset: { mountId: String(m.id) } },
+        h(
+          "td",
+          {},
+          h(
+            "span",
+            { class: "group-title" },
+            h("span", { html: icon("vm") }),
+            b ? `${b.vm} / ${b.disk}` : `Backup #${m.backupId}`,
+          ),
+          b
+            ? h(
+                "div",
+                { class: "muted", style: "font-size:12px" },
+                `${dateTime(b.created)} · #${b.id} · ${b.kind}`,
+              )
+            : null,
+        ),
         h("td", { class: "mono" }, m.volume ?? "—"),
         h("td", {}, m.fs ?? "—"),
-        h("td", {}, h("span", { class: `badge ${STATUS_BADGE[m.status] || "badge-muted"}`, title: m.error || "" }, m.status)),
+        h(
+          "td",
+          {},
+          h(
+            "span",
+            { class: `badge ${STATUS_BADGE[m.status] || "badge-muted"}`, title: m.error || "" },
+            m.status,
+          ),
+        ),
         h("td", { class: "hide-narrow" }, dateTime(m.created)),
         h("td", { title: dateTimeFull(m.expires) }, relative(m.expires, now)),
         h("td", { class: "hide-narrow c-owner" }, m.owner ?? "—"),
-        h("td", { class: "num nowrap" },
-          m.status === "mounted" ? h("a", { class: "btn btn-sm", href: `#/browse/${encodeURIComponent(m.id)}?path=/` }, "Browse") : null, " ",
-          h("button", { type: "button", class: "btn btn-sm btn-danger", "aria-label": `Close session ${m.id}`, onclick: () => close(m) }, "Close")));
+        h(
+          "td",
+          { class: "num nowrap" },
+          m.status === "mounted"
+            ? h(
+                "a",
+                { class: "btn btn-sm", href: `#/browse/${encodeURIComponent(m.id)}?path=/` },
+                "Browse",
+              )
+            : null,
+          " ",
+          h(
+            "button",
+            {
+              type: "button",
+              class: "btn btn-sm btn-danger",
+              "aria-label": `Close session ${m.id}`,
+              onclick: () => close(m),
+            },
+            "Close",
+          ),
+        ),
+      );
     });
-    body.replaceChildren(h("table", { class: "grid", "aria-label": "Open sessions" },
-      h("thead", {}, h("tr", {}, h("th", {}, "Backup"), h("th", {}, "Volume"), h("th", {}, "Filesystem"), h("th", {}, "Status"),
-        h("th", { class: "hide-narrow" }, "Opened"), h("th", {}, "Expires"), h("th", { class: "hide-narrow" }, "Owner"), h("th", { class: "num" }, h("span", { class: "sr-only" }, "Actions")))),
-      h("tbody", {}, rows)));
+    body.replaceChildren(
+      h(
+        "table",
+        { class: "grid", "aria-label": "Open sessions" },
+        h(
+          "thead",
+          {},
+          h(
+            "tr",
+            {},
+            h("th", {}, "Backup"),
+            h("th", {}, "Volume"),
+            h("th", {}, "Filesystem"),
+            h("th", {}, "Status"),
+            h("th", { class: "hide-narrow" }, "Opened"),
+            h("th", {}, "Expires"),
+            h("th", { class: "hide-narrow" }, "Owner"),
+            h("th", { class: "num" }, h("span", { class: "sr-only" }, "Actions")),
+          ),
+        ),
+        h("tbody", {}, rows),
+      ),
+    );
   }
 
-  setMain(h("div", { class: "page" },
-    h("div", { class: "page-head" }, h("h1", {}, "Sessions"), summary, h("span", { class: "spacer" }),
-      h("button", { type: "button", class: "btn", onclick: load, html: `${icon("refresh")}<span>Refresh</span>` })),
-    cards,
-    h("div", { class: "panel panel-fill" }, body)));
+  setMain(
+    h(
+      "div",
+      { class: "page" },
+      h(
+        "div",
+        { class: "page-head" },
+        h("h1", {}, "Sessions"),
+        summary,
+        h("span", { class: "spacer" }),
+        h("button", {
+          type: "button",
+          class: "btn",
+          onclick: load,
+          html: `${icon("refresh")}<span>Refresh</span>`,
+        }),
+      ),
+      cards,
+      h("div", { class: "panel panel-fill" }, body),
+    ),
+  );
   load();
   const timer = setInterval(load, 30000);
   return () => {

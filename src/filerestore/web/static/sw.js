@@ -13,7 +13,13 @@
 
 const GRANT_MS = 60000;
 const MARKER = /[?&]fr-download=([0-9a-f-]{36})$/;
-const KEEP_HEADERS = ["Content-Type", "Content-Length", "Content-Disposition", "ETag", "Last-Modified"];
+const KEEP_HEADERS = [
+  "Content-Type",
+  "Content-Length",
+  "Content-Disposition",
+  "ETag",
+  "Last-Modified",
+];
 const grants = new Map();
 
 self.addEventListener("install", () => self.skipWaiting());
@@ -21,7 +27,13 @@ self.addEventListener("activate", (ev) => ev.waitUntil(self.clients.claim()));
 
 self.addEventListener("message", (ev) => {
   const d = ev.data || {};
-  if (d.type !== "grant" || typeof d.nonce !== "string" || typeof d.token !== "string" || typeof d.url !== "string") return;
+  if (
+    d.type !== "grant" ||
+    typeof d.nonce !== "string" ||
+    typeof d.token !== "string" ||
+    typeof d.url !== "string"
+  )
+    return;
   const now = Date.now();
   for (const [nonce, g] of grants) if (g.until < now) grants.delete(nonce);
   const port = ev.ports[0] || null;
@@ -47,12 +59,22 @@ async function forward(target, nonce) {
       headers: { "Content-Type": "text/plain; charset=utf-8" },
     });
   }
-  const report = (msg) => { if (grant.port) grant.port.postMessage(msg); };
+  const report = (msg) => {
+    if (grant.port) grant.port.postMessage(msg);
+  };
   let res;
   try {
-    res = await fetch(target, { headers: { Authorization: `Bearer ${grant.token}` }, cache: "no-store" });
+    res = await fetch(target, {
+      headers: { Authorization: `Bearer ${grant.token}` },
+      cache: "no-store",
+    });
   } catch (err) {
-    report({ type: "failed", status: 0, code: "network_error", message: String(err && err.message || err) });
+    report({
+      type: "failed",
+      status: 0,
+      code: "network_error",
+      message: String(err?.message || err),
+    });
     throw err;
   }
   const headers = new Headers();
@@ -65,7 +87,7 @@ async function forward(target, nonce) {
     let error = { code: `http_${res.status}`, message: text.slice(0, 500) || res.statusText };
     try {
       const body = JSON.parse(text);
-      if (body && body.error) error = { code: body.error.code, message: body.error.message };
+      if (body?.error) error = { code: body.error.code, message: body.error.message };
     } catch {
       /* not the API's JSON: the text itself */
     }
@@ -92,7 +114,16 @@ async function forward(target, nonce) {
     },
   });
   res.body.pipeTo(counted.writable).catch((err) => {
-    report({ type: "failed", status: 0, code: "stream_broken", message: `the download stopped after ${received} bytes: ${String(err && err.message || err)}` });
+    report({
+      type: "failed",
+      status: 0,
+      code: "stream_broken",
+      message: `the download stopped after ${received} bytes: ${String(err?.message || err)}`,
+    });
   });
-  return new Response(counted.readable, { status: res.status, statusText: res.statusText, headers });
+  return new Response(counted.readable, {
+    status: res.status,
+    statusText: res.statusText,
+    headers,
+  });
 }

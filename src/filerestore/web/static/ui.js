@@ -6,7 +6,11 @@ import { icon } from "./icons.js";
 
 export function messageOf(err) {
   if (err instanceof ApiError) return { text: err.message, code: err.code, status: err.status };
-  return { text: err && err.message ? err.message : String(err), code: "client_error", status: null };
+  return {
+    text: err?.message ? err.message : String(err),
+    code: "client_error",
+    status: null,
+  };
 }
 
 function codeLine(code, status) {
@@ -21,20 +25,42 @@ export function errorPanel(title, err, retry) {
     "div",
     { class: "alert alert-error", role: "alert" },
     h("span", { html: icon("alert") }),
-    h("div", { class: "grow" }, h("strong", {}, title), h("div", {}, m.text), codeLine(m.code, m.status)),
+    h(
+      "div",
+      { class: "grow" },
+      h("strong", {}, title),
+      h("div", {}, m.text),
+      codeLine(m.code, m.status),
+    ),
     retry ? h("button", { type: "button", class: "btn btn-sm", onclick: retry }, "Retry") : null,
   );
 }
 
 export function toast(kind, title, detail, { timeout } = {}) {
   const region = document.getElementById("toasts");
-  const m = detail instanceof Error ? messageOf(detail) : { text: detail || "", code: null, status: null };
+  const m =
+    detail instanceof Error ? messageOf(detail) : { text: detail || "", code: null, status: null };
   const el = h(
     "div",
-    { class: `alert toast ${kind === "error" ? "alert-error" : "alert-info"}`, role: kind === "error" ? "alert" : "status" },
+    {
+      class: `alert toast ${kind === "error" ? "alert-error" : "alert-info"}`,
+      role: kind === "error" ? "alert" : "status",
+    },
     h("span", { html: icon(kind === "error" ? "alert" : "info") }),
-    h("div", { class: "grow" }, h("div", { class: "title" }, title), m.text ? h("div", {}, m.text) : null, codeLine(m.code, m.status)),
-    h("button", { type: "button", class: "btn-icon btn", "aria-label": "Dismiss", onclick: () => el.remove(), html: icon("close") }),
+    h(
+      "div",
+      { class: "grow" },
+      h("div", { class: "title" }, title),
+      m.text ? h("div", {}, m.text) : null,
+      codeLine(m.code, m.status),
+    ),
+    h("button", {
+      type: "button",
+      class: "btn-icon btn",
+      "aria-label": "Dismiss",
+      onclick: () => el.remove(),
+      html: icon("close"),
+    }),
   );
   region.append(el);
   while (region.children.length > 4) region.firstChild.remove();
@@ -62,7 +88,13 @@ export function dialog(title, build, { width } = {}) {
         "div",
         { class: "dlg-head" },
         h("h2", {}, title),
-        h("button", { type: "button", class: "btn btn-icon", "aria-label": "Close", onclick: () => close(null), html: icon("close") }),
+        h("button", {
+          type: "button",
+          class: "btn btn-icon",
+          "aria-label": "Close",
+          onclick: () => close(null),
+          html: icon("close"),
+        }),
       ),
       body,
       foot,

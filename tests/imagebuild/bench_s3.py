@@ -24,7 +24,7 @@ from pathlib import Path
 MiB = 1 << 20
 GiB = 1 << 30
 VERSION = 1
-CACHE = Path(__file__).resolve().parents[1] / ".cache" / "bench"
+CACHE = Path(__file__).resolve().parents[2] / ".cache" / "bench"
 DISK_SIZE = 100 * GiB
 PART_START = MiB  # sfdisk's default first partition, LBA 2048
 DEPTH = 10
@@ -114,9 +114,9 @@ def _build_chain(out: Path) -> None:
     with disk.open("wb") as fh:
         fh.truncate(DISK_SIZE)
     run("sfdisk", "-q", disk, stdin=f"label: gpt\nstart=2048, size={fs_size // 512}, type=linux\n")
-    with fs.open("rb") as src, disk.open("r+b") as dst:
+    with fs.open("rb") as fin, disk.open("r+b") as dst:
         for start, end in data_extents(fs):
-            os.copy_file_range(src.fileno(), dst.fileno(), end - start, start, PART_START + start)
+            os.copy_file_range(fin.fileno(), dst.fileno(), end - start, start, PART_START + start)
     run("qemu-img", "convert", "-f", "raw", "-O", "qcow2", disk, out / "base.qcow2")
     disk.unlink()
     below = "base.qcow2"

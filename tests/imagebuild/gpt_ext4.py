@@ -1,4 +1,5 @@
-"""Small GPT disks with ext4 partitions, built by sfdisk + mke2fs -d + qemu-img, for CLI tests.
+"""Small GPT disks with ext4 partitions, built by sfdisk + mke2fs -d + qemu-img, shared by the
+CLI, open_stack, FUSE and S3 tests.
 
 Each artefact is one cached directory holding the source trees (``tree-<n>``) and the image
 (``disk.qcow2``), so the expected values (the source trees, with their mtimes) and the image

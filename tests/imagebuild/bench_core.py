@@ -27,10 +27,11 @@ import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 MiB = 1 << 20
 VERSION = 3
-CACHE = Path(__file__).resolve().parents[1] / ".cache" / "bench"
+CACHE = Path(__file__).resolve().parents[2] / ".cache" / "bench"
 KINDS = ("ext4", "xfs", "ntfs", "fat32", "exfat", "btrfs")
 SEVEN_ZIP_KINDS = ("ext4", "ntfs", "fat32")  # what 7-Zip 26 reads (no XFS, Btrfs, exFAT)
 PART_MIB = 320  # mkfs.xfs wants at least 300 MiB
@@ -110,7 +111,7 @@ def _build(root: Path, scale: Scale, kinds: tuple[str, ...]) -> None:
             block = os.urandom(MiB)
             digest.update(block)
             fh.write(block)
-    manifest = {
+    manifest: dict[str, Any] = {
         "files": scale.files,
         "big_size": scale.big_mib * MiB,
         "big_sha256": digest.hexdigest(),
@@ -199,7 +200,7 @@ def _loop(image: Path) -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def _mounted(argv: list[str], mnt: Path, fuse: bool) -> Iterator[Path]:
+def _mounted(argv: list[str | os.PathLike[str]], mnt: Path, fuse: bool) -> Iterator[Path]:
     mnt.mkdir(exist_ok=True)
     run(*argv, mnt)
     try:
@@ -283,7 +284,9 @@ def _file_sha(path: Path) -> str:
     return h.hexdigest()
 
 
-def _verify_mount(argv: list[str], fuse: bool, kind: str) -> Callable[[Path, int, str], None]:
+def _verify_mount(
+    argv: list[str | os.PathLike[str]], fuse: bool, kind: str
+) -> Callable[[Path, int, str], None]:
     def verify(image: Path, files: int, sha: str) -> None:
         mnt = image.with_suffix(".check")
         with _mounted([*argv, image], mnt, fuse=fuse):

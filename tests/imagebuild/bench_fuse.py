@@ -25,7 +25,7 @@ from pathlib import Path
 
 MiB = 1 << 20
 VERSION = 1
-CACHE = Path(__file__).resolve().parents[1] / ".cache" / "bench"
+CACHE = Path(__file__).resolve().parents[2] / ".cache" / "bench"
 
 
 @dataclass(frozen=True)
