@@ -31,6 +31,7 @@ import pkgutil
 import re
 import resource
 import shlex
+import signal
 import subprocess
 import sys
 import time
@@ -162,10 +163,23 @@ def _worker_script(name: str, base: Path) -> Path:
     return script
 
 
-def _run_worker(script: Path, args: list[str], log: Path) -> tuple[int, str]:
+def _run_worker(script: Path, args: list[str], log: Path, limit: float) -> tuple[int, str]:
+    """Run one worker; kill its process group when it is still there ``limit`` seconds on.
+
+    Seen in an hour-long run on a starved machine: after a timeout, atheris fell back to
+    libFuzzer's native handling and the worker then waited on a futex for ever (its input
+    ran in 0.08 s when reproduced). Without this watchdog the campaign waited with it."""
     with log.open("w") as out:
-        done = subprocess.run([script, *args], stdout=out, stderr=subprocess.STDOUT, check=False)
-    return done.returncode, log.read_text(errors="replace")
+        worker = subprocess.Popen(
+            [script, *args], stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        try:
+            code = worker.wait(timeout=limit)
+        except subprocess.TimeoutExpired:
+            os.killpg(worker.pid, signal.SIGKILL)
+            code = worker.wait()
+            out.write(f"\nfuzz.run: worker killed, still running {limit:.0f} s after its start\n")
+    return code, log.read_text(errors="replace")
 
 
 def _account(totals: Totals, output: str, elapsed: float) -> list[str]:
@@ -224,7 +238,10 @@ def campaign(name: str, seconds: int, base_dir: Path, ci: bool) -> int:
             break
         log = base / "logs" / f"worker-{time.strftime('%Y%m%dT%H%M%S')}-{totals.restarts}.log"
         start = time.monotonic()
-        code, output = _run_worker(script, _libfuzzer_args(name, base, left), log)
+        # libFuzzer stops itself after ``left`` seconds; the grace covers loading the
+        # corpus and one input's timeout
+        limit = left + 300 + 2 * timeout
+        code, output = _run_worker(script, _libfuzzer_args(name, base, left), log, limit)
         artifacts = _account(totals, output, time.monotonic() - start)
         repeated = [a for a in artifacts if a in totals.findings]
         for artifact in artifacts:
