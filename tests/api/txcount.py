@@ -4,6 +4,7 @@ transactions the application's engine began before the response head went out.""
 from __future__ import annotations
 
 import asyncio
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,7 +42,10 @@ class TransactionCounter:
     def request(
         self, method: str, url: str, headers: dict[str, str], json: object = None
     ) -> Counted:
-        return asyncio.run(self._request(method, url, headers, json))
+        # a loop of its own on a thread of its own: the calling thread may already run one
+        # (a session-wide Playwright browser of tests/web, in the same xdist worker)
+        with ThreadPoolExecutor(1) as pool:
+            return pool.submit(asyncio.run, self._request(method, url, headers, json)).result()
 
     async def _request(
         self, method: str, url: str, headers: dict[str, str], json: object

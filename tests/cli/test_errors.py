@@ -166,6 +166,9 @@ def test_interrupt_exits_130(ext4: images.Built) -> None:
         [SCRIPT, "cat", ext4.image, "/sparse.bin"],  # 32 MiB, written in 1 MiB chunks
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
+        # as from a terminal: a runner started in the background by a non-interactive shell
+        # hands its children SIGINT ignored, and Python then never raises KeyboardInterrupt
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     assert proc.stdout is not None
     wait_until_full(proc.stdout, proc)

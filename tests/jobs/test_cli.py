@@ -58,7 +58,7 @@ def test_detach_and_cancel(jobs_env: JobsEnv) -> None:
         "restore",
         mount,
         "/many",
-        "/big-sparse.bin",  # with the small files, long enough to cancel (as in test_policies)
+        "/big-sparse.bin",
         "--target",
         "local",
         "--to",
@@ -69,9 +69,17 @@ def test_detach_and_cancel(jobs_env: JobsEnv) -> None:
     assert queued.returncode == 0, queued.stderr
     job_id = json.loads(queued.stdout)["job_id"]
     cancelled = cli(jobs_env, "jobs", "cancel", job_id)
-    assert cancelled.returncode == 0, cancelled.stderr
     job = jobs_env.wait(job_id, who="admin")
-    assert job["status"] == "cancelled"
+    # the runner may finish this small job before the second CLI process starts (seen in CI):
+    # then cancel must say so in one line and exit 1; otherwise the job ends cancelled.
+    # (Cancelling a running job at a known point is tested through the API in test_policies.)
+    if cancelled.returncode == 0:
+        assert job["status"] == "cancelled", job
+    else:
+        assert (cancelled.returncode, job["status"]) == (1, "completed"), cancelled.stderr
+        assert cancelled.stderr.splitlines() == [
+            f"filerestore: error: restore job {job_id} is completed: nothing to cancel"
+        ]
 
 
 def test_refusals_are_one_line_with_their_exit_code(jobs_env: JobsEnv) -> None:
