@@ -72,8 +72,8 @@ def lvm(pv_offsets: list[int]) -> Fixup:
             for sector in range(4):
                 at = pv + sector * SECTOR
                 label = disk.read_at(at, SECTOR)
-                if label[:8] != b"LABELONE":
-                    continue
+                if len(label) < SECTOR or label[:8] != b"LABELONE":
+                    continue  # a label cut by the disk's end (a fuzzed size) is left alone
                 out.append((at + 16, struct.pack("<I", lvm_crc(label[20:]))))
                 (offset_xl,) = struct.unpack_from("<I", label, 20)
                 for mda in _metadata_areas(label, offset_xl):
@@ -87,7 +87,7 @@ def _metadata_areas(label: bytes, offset_xl: int) -> list[int]:
     pos, lists = offset_xl + 40, []
     for _ in range(2):
         items = []
-        while pos + 16 <= SECTOR:
+        while pos + 16 <= min(SECTOR, len(label)):
             offset, _size = struct.unpack_from("<QQ", label, pos)
             pos += 16
             if offset == 0:

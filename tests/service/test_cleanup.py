@@ -129,7 +129,8 @@ def test_service_runs_on_its_interval_and_reports(manager, backups, db):
         while session.mount_id in live_ids(db) and time.monotonic() < deadline:
             time.sleep(0.05)
         assert session.mount_id not in live_ids(db)
-        time.sleep(0.3)
+        while service.status().runs < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)  # the next run, whenever a loaded machine lets it happen
         status = service.status()
         assert status.running and status.runs >= 2 and status.sessions_cleaned == 1
         assert status.failures == 0
