@@ -87,7 +87,7 @@ def ls(
     PATH, parents before their children.
     """
     from filerestore.fs.entry import EntryKind
-    from filerestore.restore.browse import sort_entries
+    from filerestore.restore.listing_order import sort_entries
 
     with _open(image, repository, volume, metadata_budget) as stack:
         fs = stack.fs
