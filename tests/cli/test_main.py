@@ -191,3 +191,25 @@ def test_signatures_kept_for_lazy_imports_are_the_readers_own() -> None:
     assert formats.VHDX_SIGNATURE == vhdx_headers.SIGNATURE
     assert formats.VHD_COOKIE == vhd.COOKIE
     assert (LVM_LABEL_ID, LVM_LABEL_SECTORS) == (lvm.LABEL_ID, lvm.LABEL_SCAN_SECTORS)
+
+
+#: runs the console script's entry with one command added that reports the collector's state
+_GC_PROBE = (
+    "import gc, sys\n"
+    "from filerestore.cli.app import app\n"
+    "@app.command('gc-probe')\n"
+    "def probe() -> None:\n"
+    "    print(gc.isenabled(), gc.get_freeze_count() > 0)\n"
+    "sys.argv = ['filerestore', 'gc-probe']\n"
+    "from filerestore.cli import console\n"
+    "console.run()\n"
+)
+
+
+def test_the_console_script_runs_its_command_with_the_garbage_collector_on() -> None:
+    """Start-up pauses the collector (console.py); the command itself runs with it on, and
+    what start-up made is frozen out of its collections."""
+    proc = subprocess.run(
+        [sys.executable, "-c", _GC_PROBE], capture_output=True, text=True, check=False
+    )
+    assert (proc.returncode, proc.stdout, proc.stderr) == (0, "True True\n", "")

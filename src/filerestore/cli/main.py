@@ -13,6 +13,7 @@ traceback of an unexpected error).
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 from collections.abc import Sequence
@@ -45,6 +46,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     bare = not args
     try:
         with app.make_context(PROG, args or ["--help"]) as ctx:
+            _resume_collector()
             app.invoke(ctx)
         sys.stdout.flush()  # here, so a closed pipe is handled below, not at interpreter exit
     except ClickExit as exc:  # --help, --version, or a command that chose its code
@@ -78,6 +80,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     return exit_codes.OK
 
 
+def _resume_collector() -> None:
+    """Turn the garbage collector back on if start-up paused it (:mod:`.console`), keeping
+    every object start-up made out of later collections."""
+    if not gc.isenabled():
+        gc.freeze()
+        gc.enable()
+
+
 def _complete(instruction: str) -> int:
     """Answer a shell completion script's request (see ``filerestore completion``)."""
     from click.shell_completion import shell_complete
@@ -100,7 +110,8 @@ def _os_error_message(exc: OSError) -> str:
 
 
 def run() -> None:
-    """Console-script entry point."""
+    """The entry point of ``python -m filerestore.cli.main`` (the console script's is
+    :func:`filerestore.cli.console.run`)."""
     sys.exit(main())
 
 
