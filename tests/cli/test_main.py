@@ -155,6 +155,42 @@ def test_help_imports_no_command_module_and_ls_only_its_own() -> None:
     assert not ls_only & imported, ls_only & imported
 
 
+#: runs one command and prints each filerestore module that compiled a regular expression
+#: while it was being imported (a module-level ``re.compile``; ``re`` compiles a pattern
+#: given to ``re.search`` and the like on that call, and only the first time)
+_COMPILED_ON_IMPORT = (
+    "import re, sys\n"
+    "found = set()\n"
+    "real = re._compile\n"
+    "def spy(*args, **kwargs):\n"
+    "    frame = sys._getframe(1)\n"
+    "    while frame is not None and frame.f_globals.get('__name__') == 're':\n"
+    "        frame = frame.f_back\n"
+    "    name = '' if frame is None else frame.f_globals.get('__name__', '')\n"
+    "    if name.startswith('filerestore') and frame.f_code.co_name == '<module>':\n"
+    "        found.add(name)\n"
+    "    return real(*args, **kwargs)\n"
+    "re._compile = spy\n"
+    "from filerestore.cli.main import main\n"
+    "code = main(sys.argv[1:])\n"
+    "sys.stderr.write('\\nCOMPILED ' + ' '.join(sorted(found)) + '\\n')\n"
+    "sys.exit(code)\n"
+)
+
+
+def test_ls_and_help_compile_no_regular_expression_on_import() -> None:
+    image = str(images.single_ext4().image)
+    for args in (["ls", image, "/"], ["--help"]):
+        proc = subprocess.run(
+            [sys.executable, "-c", _COMPILED_ON_IMPORT, *args],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        assert proc.stderr.rsplit("\nCOMPILED ", 1)[1].split() == [], args
+
+
 #: what opening a QCOW2 + GPT + ext4 backup must not import: the readers of the other image
 #: formats, LVM2, the other filesystems, the S3 client and zstd (each loads when a file of
 #: its kind is met; issue 14)
