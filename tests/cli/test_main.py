@@ -192,7 +192,7 @@ def test_ls_and_help_compile_no_regular_expression_on_import() -> None:
 
 
 #: what opening a QCOW2 + GPT + ext4 backup must not import: the readers of the other image
-#: formats, LVM2, the other filesystems, the S3 client and zstd (each loads when a file of
+#: formats, MBR, LVM2, the other filesystems, the S3 client and zstd (each loads when a file of
 #: its kind is met; issue 14)
 NOT_FOR_QCOW2_EXT4 = {
     "filerestore.image.vmdk",
@@ -200,6 +200,7 @@ NOT_FOR_QCOW2_EXT4 = {
     "filerestore.image.vhdx",
     "filerestore.volume.lvm",
     "filerestore.volume.lv_reader",
+    "filerestore.volume.mbr",
     "filerestore.fs.ntfs",
     "filerestore.fs.fat",
     "filerestore.fs.exfat",
