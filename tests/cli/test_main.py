@@ -148,8 +148,15 @@ def test_help_imports_no_command_module_and_ls_only_its_own() -> None:
     for args in (["ls", "--help"], ["ls", image, "/"]):
         imported = imported_by(*args)
         assert every & imported == {"filerestore.cli.core_commands"}, args
-    # `ls` sorts without the paged listings, their cursors and digests
-    ls_only = {"filerestore.restore.browse", "filerestore.restore.cursor", "hashlib", "base64"}
+    # `ls` sorts without the paged listings, their cursors and digests, and opens the backup
+    # without the records of `inspect`
+    ls_only = {
+        "filerestore.restore.browse",
+        "filerestore.restore.cursor",
+        "filerestore.restore.describe",
+        "hashlib",
+        "base64",
+    }
     imported = imported_by("ls", image, "/")
     assert "filerestore.restore.listing_order" in imported  # a positive control
     assert not ls_only & imported, ls_only & imported
