@@ -19,7 +19,15 @@ in parallel, so a file streamed out of a guest filesystem keeps that many GETs i
 Opening costs one request: a cold open GETs the first block, whose answer also carries the
 object's size and ETag; a warm open (the object was opened before, its first blocks are in
 the disk cache) starts from the remembered ETag at once and checks it with a HEAD in the
-background, which every file of a chain does in parallel; ``confirm()`` waits for it.
+background, which every file of a chain does in parallel; ``confirm()`` waits for it,
+``confirm(wait=False)`` does not (what opening a backup's stack does: a warm open then
+costs no round trip at all). Why not waiting is safe: what is read before the check
+answers is the version cached, whole (blocks are named by its ETag, every block fetched
+is a GET with If-Match on it); once the check answers "replaced", the host forgets the
+object (the next open, by any worker, reads the new version) and every later read of
+this file raises ObjectChangedError, so a session never goes on reading an old version
+longer than one round trip after it was opened. A failed open waits for the checks, so
+it is blamed on a replaced object and opened again rather than reported.
 
 A warm open within ``revalidate_after`` seconds of the server last confirming the object
 (an open's GET or a check's HEAD, by any worker of the host) makes no request at all. Why
@@ -102,27 +110,54 @@ class S3File(SizedReader):
         self.signature = self.identity  # the ETag changes with every new version
         self.mtime = meta.last_modified
         self._size = meta.size
-        self._check = check
         self._id = store.block_prefix(meta)
         self._last_block = -2
         self._closed = False
+        #: set once a check found the object replaced: every later read raises it
+        self._changed: ObjectChangedError | None = None
+        self._check = check
+        if check is not None:
+            check.add_done_callback(self._checked)
 
     # --- the SourceFile contract -------------------------------------------------------------
 
-    def confirm(self) -> None:
-        if self._check is None:
+    def confirm(self, wait: bool = True) -> None:
+        """Raise ObjectChangedError if the check of a warm open found the object replaced.
+
+        ``wait=False`` returns at once while the check is still out (see the module's
+        docstring: the reads made before its answer are of the cached version, whole)."""
+        check = self._check
+        if check is None or (not wait and not check.done()):
             return
         try:
-            current = self._check.result()
-        except ObjectChangedError:
-            self._store.forget(self.meta.key)
-            raise
+            check.result()
         except CancelledError:
             raise ObjectStoreUnavailableError(f"{self.location}: the store was closed") from None
-        if (current.etag, current.size) != (self.meta.etag, self.meta.size):
-            self._store.forget(self.meta.key)
-            raise ObjectChangedError(f"{self.location} was replaced since it was cached")
+        except ObjectChangedError:
+            pass
+        self._checked(check)
+        if self._changed is not None:
+            raise self._changed
         self._check = None
+
+    def _checked(self, check: Future[ObjectMeta]) -> None:
+        """Take the finished check's answer (its thread, or confirm's): a replaced object is
+        forgotten by the host and poisons this file's reads. Idempotent."""
+        if check.cancelled():
+            return
+        exc = check.exception()
+        if isinstance(exc, ObjectChangedError):
+            changed = exc
+        elif exc is None and (check.result().etag, check.result().size) != (
+            self.meta.etag,
+            self.meta.size,
+        ):
+            changed = ObjectChangedError(f"{self.location} was replaced since it was cached")
+        else:
+            return  # current, or the check failed (confirm raises its error; reads go on)
+        if self._changed is None:
+            self._changed = changed
+            self._store.forget(self.meta.key)
 
     def pread_into(self, buffer: memoryview, offset: int, what: str) -> None:
         want = len(buffer)
@@ -131,6 +166,8 @@ class S3File(SizedReader):
                 f"{self.name}: {what} at {offset:#x} (+{want}) is past the end of the file "
                 f"({self._size} bytes)"
             )
+        if self._changed is not None:
+            raise self._changed
         if not want:
             return
         bs = self._store.blocks.block_size
@@ -145,6 +182,8 @@ class S3File(SizedReader):
             pos += n
 
     def pread(self, offset: int, length: int, what: str) -> bytes:
+        if self._changed is not None:
+            raise self._changed
         bs = self._store.blocks.block_size
         if offset >= 0 and length and offset + length <= self._size:
             first = offset // bs
