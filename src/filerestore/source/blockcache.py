@@ -116,8 +116,38 @@ class BlockCache:
         return data
 
     def put(self, name: str, data: bytes) -> None:
-        if len(data) > self.capacity:
+        self.put_many([(name, data)])
+
+    def put_many(self, blocks: list[tuple[str, bytes]]) -> None:
+        """Write ``blocks`` (name, bytes), then index them in one transaction."""
+        written = [(name, len(data)) for name, data in blocks if self._write_file(name, data)]
+        if not written:
             return
+        with self._lock:
+            try:
+                db = self._connection()
+                with db:
+                    db.execute("BEGIN IMMEDIATE")  # the rows and the total change together
+                    now = time.time()
+                    added = 0
+                    for name, size in written:
+                        if db.execute(
+                            "INSERT OR IGNORE INTO blocks VALUES (?, ?, ?)", (name, size, now)
+                        ).rowcount:
+                            added += size
+                    if added:
+                        db.execute("UPDATE total SET bytes = bytes + ?", (added,))
+                    total = db.execute("SELECT bytes FROM total").fetchone()[0]
+                if total > self.capacity:
+                    self._flush_touches()  # the order of use must be current to evict by it
+                    self._evict(db)
+            except sqlite3.Error as exc:
+                log.warning("block cache: index update failed: %s", exc)
+
+    def _write_file(self, name: str, data: bytes) -> bool:
+        """Block ``name``'s file, written whole then renamed; False if it could not be."""
+        if len(data) > self.capacity:
+            return False
         path = self._path(name)
         tmp = path.with_name(f"{path.name}.tmp{os.getpid()}-{threading.get_ident()}")
         try:
@@ -129,24 +159,8 @@ class BlockCache:
             log.warning("block cache: cannot write %s: %s", name, exc)
             with contextlib.suppress(OSError):
                 tmp.unlink()
-            return
-        with self._lock:
-            try:
-                db = self._connection()
-                with db:
-                    db.execute("BEGIN IMMEDIATE")  # the row and the total change together
-                    inserted = db.execute(
-                        "INSERT OR IGNORE INTO blocks VALUES (?, ?, ?)",
-                        (name, len(data), time.time()),
-                    ).rowcount
-                    if inserted:
-                        db.execute("UPDATE total SET bytes = bytes + ?", (len(data),))
-                    total = db.execute("SELECT bytes FROM total").fetchone()[0]
-                if total > self.capacity:
-                    self._flush_touches()  # the order of use must be current to evict by it
-                    self._evict(db)
-            except sqlite3.Error as exc:
-                log.warning("block cache: index update failed: %s", exc)
+            return False
+        return True
 
     def total(self) -> int:
         """Bytes the index counts (what the cap is kept on)."""

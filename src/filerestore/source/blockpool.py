@@ -2,8 +2,8 @@
 fetched once however many readers want it, and a thread pool that fetches ahead.
 
 Memory per worker process is bounded: ``memory_bytes`` of finished blocks plus at most
-``workers`` blocks being fetched (each at most one block size), whatever the number of
-open files or sessions.
+``workers`` blocks being fetched and ``2 * workers`` on their way to the disk cache
+(each at most one block size), whatever the number of open files or sessions.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from typing import TypeVar
 
 from filerestore.errors import ObjectStoreUnavailableError
 from filerestore.source.blockcache import BlockCache
+from filerestore.source.writebehind import WriteBehind, pending
 
 T = TypeVar("T")
 CHECK_THREADS = 16
@@ -28,6 +29,9 @@ class BlockPool:
 
     def __init__(self, cache: BlockCache | None, memory_bytes: int, workers: int) -> None:
         self.cache = cache
+        # blocks go to the disk cache behind the fetch threads' backs (writebehind.py):
+        # at most two blocks per fetch thread wait in memory (queued, being written)
+        self._writer = WriteBehind(cache, workers) if cache is not None else None
         self.memory_bytes = memory_bytes
         self.workers = workers
         self._memory: OrderedDict[str, bytes] = OrderedDict()
@@ -101,11 +105,15 @@ class BlockPool:
 
     def _load(self, name: str, size: int, fetch: Fetch, future: Future[bytes]) -> bytes:
         try:
-            data = self.cache.get(name, size) if self.cache is not None else None
+            data = None
+            if self.cache is not None:
+                data = pending(name)
+                if data is None or len(data) != size:
+                    data = self.cache.get(name, size)
             if data is None:
                 data = fetch()
-                if self.cache is not None:
-                    self.cache.put(name, data)
+                if self._writer is not None:
+                    self._writer.put(name, data)
             with self._lock:
                 self._keep(name, data)
         except BaseException as exc:
@@ -136,6 +144,8 @@ class BlockPool:
             self._held = 0
         self._executor.shutdown(wait=False, cancel_futures=True)
         self._checks.shutdown(wait=False, cancel_futures=True)
+        if self._writer is not None:
+            self._writer.close()  # what was fetched is in the disk cache when close returns
         for future in pending:  # a cancelled prefetch must not leave a reader waiting
             with contextlib.suppress(InvalidStateError):
                 future.set_exception(ObjectStoreUnavailableError("the store was closed"))

@@ -13,8 +13,9 @@ default: large enough that a GET's latency is paid rarely, small enough that a d
 lookup does not pull megabytes). A read takes its blocks from the process's
 :class:`~filerestore.source.blockpool.BlockPool` (memory, then the shared disk cache,
 then one ranged GET per block, with If-Match on the ETag the file was opened with);
-a read that continues the previous one starts fetching the next ``prefetch`` blocks
-in parallel, so a file streamed out of a guest filesystem keeps that many GETs in flight.
+a read that continues the previous one requests the next ``2 * prefetch`` blocks (fewer
+if memory is small), fetched by ``prefetch`` threads, so a file streamed out of a guest
+filesystem keeps that many GETs in flight.
 
 Opening costs one request: a cold open GETs the first block, whose answer also carries the
 object's size and ETag; a warm open (the object was opened before, its first blocks are in
@@ -243,7 +244,7 @@ class S3File(SizedReader):
         if not sequential:
             return
         n_blocks = -(-self._size // self._store.blocks.block_size)
-        ahead = range(last + 1, min(n_blocks, last + 1 + self._store.blocks.prefetch))
+        ahead = range(last + 1, min(n_blocks, last + 1 + self._store.read_ahead))
         if ahead:
             self._store.pool.prefetch([self._block(i) for i in ahead])
 
@@ -269,6 +270,13 @@ class S3Store:
         b = self.blocks
         cache = None if b.cache_dir is None else BlockCache(b.cache_dir, b.cache_capacity)
         self.pool = BlockPool(cache, b.memory_bytes, max(1, b.prefetch))
+        #: blocks a sequential reader keeps requested ahead of it: twice the fetch threads,
+        #: so a thread that finishes always finds the next block queued (with only as many
+        #: as threads, they idle whenever the reader waits on the oldest one), and no more
+        #: than half the memory of finished blocks, so none is evicted before it is read
+        self.read_ahead = max(
+            max(1, b.prefetch), min(2 * b.prefetch, b.memory_bytes // (2 * b.block_size))
+        )
 
     def open(self, name: str, relative_to: str | None = None) -> S3File:
         """Open ``name`` (see :class:`~filerestore.source.Store` for the rules)."""
