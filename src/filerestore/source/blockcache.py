@@ -54,6 +54,11 @@ TOUCH_BATCH = 64
 TOUCH_SECONDS = 5.0
 
 
+#: a block's bytes: ``bytes`` read from the disk cache, or a read-only view of the buffer
+#: the S3 client received (kept without a copy)
+Block = bytes | memoryview
+
+
 class Remembered(NamedTuple):
     """An object as an open last saw it: its version, and when the server last confirmed it
     (seconds since the epoch)."""
@@ -115,10 +120,10 @@ class BlockCache:
                 self._flush_touches()
         return data
 
-    def put(self, name: str, data: bytes) -> None:
+    def put(self, name: str, data: Block) -> None:
         self.put_many([(name, data)])
 
-    def put_many(self, blocks: list[tuple[str, bytes]]) -> None:
+    def put_many(self, blocks: list[tuple[str, Block]]) -> None:
         """Write ``blocks`` (name, bytes), then index them in one transaction."""
         written = [(name, len(data)) for name, data in blocks if self._write_file(name, data)]
         if not written:
@@ -144,7 +149,7 @@ class BlockCache:
             except sqlite3.Error as exc:
                 log.warning("block cache: index update failed: %s", exc)
 
-    def _write_file(self, name: str, data: bytes) -> bool:
+    def _write_file(self, name: str, data: Block) -> bool:
         """Block ``name``'s file, written whole then renamed; False if it could not be."""
         if len(data) > self.capacity:
             return False

@@ -52,6 +52,7 @@ from pathlib import Path
 from filerestore.blockio import SizedReader
 from filerestore.errors import CorruptImageError, ObjectChangedError, ObjectStoreUnavailableError
 from filerestore.source.blockcache import BlockCache, object_id
+from filerestore.source.blockcache import Block
 from filerestore.source.blockpool import BlockPool, Fetch
 from filerestore.source.s3client import ObjectClient, ObjectMeta, ObstoreClient, S3Options
 from filerestore.source.s3names import normalize_prefix, resolve_name
@@ -161,8 +162,20 @@ class S3File(SizedReader):
             self._store.forget(self.meta.key)
 
     def pread_into(self, buffer: memoryview, offset: int, what: str) -> None:
-        want = len(buffer)
-        if offset < 0 or offset + want > self._size:
+        pos = 0
+        for piece in self._pieces(offset, len(buffer), what):
+            buffer[pos : pos + len(piece)] = piece
+            pos += len(piece)
+
+    def pread(self, offset: int, length: int, what: str) -> bytes:
+        pieces = self._pieces(offset, length, what)
+        if len(pieces) == 1 and isinstance(pieces[0], bytes):
+            return pieces[0]  # a whole block kept as bytes: no copy at all
+        return b"".join(pieces)  # the one copy of the bytes asked for
+
+    def _pieces(self, offset: int, want: int, what: str) -> list[Block]:
+        """The bytes ``[offset, offset + want)`` as views of the blocks holding them."""
+        if offset < 0 or want < 0 or offset + want > self._size:
             raise CorruptImageError(
                 f"{self.name}: {what} at {offset:#x} (+{want}) is past the end of the file "
                 f"({self._size} bytes)"
@@ -170,32 +183,25 @@ class S3File(SizedReader):
         if self._changed is not None:
             raise self._changed
         if not want:
-            return
+            return []
         bs = self._store.blocks.block_size
         first, last = offset // bs, (offset + want - 1) // bs
         self._note_access(first, last)
-        blocks = self._store.pool.get_many([self._block(i) for i in range(first, last + 1)])
-        pos = 0
-        for i, data in zip(range(first, last + 1), blocks, strict=True):
-            start = offset + pos - i * bs
-            n = min(len(data) - start, want - pos)
-            buffer[pos : pos + n] = data[start : start + n]
-            pos += n
-
-    def pread(self, offset: int, length: int, what: str) -> bytes:
-        if self._changed is not None:
-            raise self._changed
-        bs = self._store.blocks.block_size
-        if offset >= 0 and length and offset + length <= self._size:
-            first = offset // bs
-            if (offset + length - 1) // bs == first:  # one block: a slice, no buffer
-                self._note_access(first, first)
-                name, size, fetch = self._block(first)
-                data = self._store.pool.get(name, size, fetch)
-                return data[offset - first * bs : offset - first * bs + length]
-        buf = bytearray(length)
-        self.pread_into(memoryview(buf), offset, what)
-        return bytes(buf)
+        pool = self._store.pool
+        if first == last:
+            blocks = [pool.get(*self._block(first))]
+        else:
+            blocks = pool.get_many([self._block(i) for i in range(first, last + 1)])
+        start = offset - first * bs
+        if len(blocks) == 1 and start == 0 and len(blocks[0]) == want:
+            return blocks
+        pieces: list[Block] = []
+        for data in blocks:
+            n = min(len(data) - start, want)
+            pieces.append(memoryview(data)[start : start + n])
+            want -= n
+            start = 0
+        return pieces
 
     def read_into(self, dst: memoryview, offset: int) -> None:
         self.pread_into(dst, offset, "data")
@@ -220,7 +226,7 @@ class S3File(SizedReader):
         end = min(self._size, start + bs)
         return f"{self._id}-{index}", end - start, lambda: self._fetch(start, end)
 
-    def _fetch(self, start: int, end: int) -> bytes:
+    def _fetch(self, start: int, end: int) -> Block:
         if self._closed:
             raise ObjectStoreUnavailableError(f"{self.location}: read after close")
         try:

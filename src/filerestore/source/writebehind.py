@@ -28,16 +28,16 @@ import os
 import queue
 import threading
 
-from filerestore.source.blockcache import BlockCache
+from filerestore.source.blockcache import Block, BlockCache
 
 log = logging.getLogger("filerestore.source")
 
 #: blocks handed over and not yet on disk, by name, for every cache of this process
-_pending: dict[str, bytes] = {}
+_pending: dict[str, Block] = {}
 _pending_lock = threading.Lock()
 
 
-def pending(name: str) -> bytes | None:
+def pending(name: str) -> Block | None:
     """Block ``name`` if it is waiting to be written to a disk cache of this process."""
     with _pending_lock:
         return _pending.get(name)
@@ -50,12 +50,12 @@ class WriteBehind:
         self.cache = cache
         self.limit = max(1, limit)
         self._lock = threading.Lock()
-        self._queue: queue.Queue[tuple[str, bytes] | None] = queue.Queue(self.limit)
+        self._queue: queue.Queue[tuple[str, Block] | None] = queue.Queue(self.limit)
         self._thread: threading.Thread | None = None
         self._pid = -1
         self._closed = False
 
-    def put(self, name: str, data: bytes) -> None:
+    def put(self, name: str, data: Block) -> None:
         """Queue ``data`` for the disk (waits while ``limit`` blocks are queued)."""
         if len(data) > self.cache.capacity or self._closed:
             return
@@ -80,7 +80,7 @@ class WriteBehind:
             self._queue.put(None)
             thread.join()
 
-    def _started(self) -> queue.Queue[tuple[str, bytes] | None]:
+    def _started(self) -> queue.Queue[tuple[str, Block] | None]:
         with self._lock:
             if self._thread is None or self._pid != os.getpid():
                 # a new process (fork) has no thread and must not wait on the parent's queue
@@ -93,7 +93,7 @@ class WriteBehind:
                 self._thread.start()
             return self._queue
 
-    def _run(self, q: queue.Queue[tuple[str, bytes] | None]) -> None:
+    def _run(self, q: queue.Queue[tuple[str, Block] | None]) -> None:
         stop = False
         while not stop:
             batch = []
