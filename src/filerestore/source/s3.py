@@ -51,8 +51,7 @@ from pathlib import Path
 
 from filerestore.blockio import SizedReader
 from filerestore.errors import CorruptImageError, ObjectChangedError, ObjectStoreUnavailableError
-from filerestore.source.blockcache import BlockCache, object_id
-from filerestore.source.blockcache import Block
+from filerestore.source.blockcache import Block, BlockCache, object_id
 from filerestore.source.blockpool import BlockPool, Fetch
 from filerestore.source.s3client import ObjectClient, ObjectMeta, ObstoreClient, S3Options
 from filerestore.source.s3names import normalize_prefix, resolve_name
