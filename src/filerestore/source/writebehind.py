@@ -37,6 +37,16 @@ _pending: dict[str, Block] = {}
 _pending_lock = threading.Lock()
 
 
+def _after_fork_in_child() -> None:
+    """A forked worker has no writer thread: nothing it inherited will be written or freed."""
+    global _pending_lock
+    _pending_lock = threading.Lock()  # the parent may have held it while forking
+    _pending.clear()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 def pending(name: str) -> Block | None:
     """Block ``name`` if it is waiting to be written to a disk cache of this process."""
     with _pending_lock:
