@@ -88,9 +88,12 @@ class BlockCache:
         self.capacity = capacity
         self._blocks = self.directory / "blocks"
         self._blocks.mkdir(parents=True, exist_ok=True)
+        # the connection's lock; the uses of blocks have their own, so a read of a block
+        # never waits for the index (another process's transaction may hold it)
         self._lock = threading.Lock()
         self._db: sqlite3.Connection | None = None
         self._pid = -1
+        self._touch_lock = threading.Lock()
         self._touched: dict[str, float] = {}
         self._flushed = time.monotonic()
         with self._lock:
@@ -111,13 +114,19 @@ class BlockCache:
             return None
         if len(data) != size:
             return None
-        with self._lock:
+        with self._touch_lock:
             self._touched[name] = time.time()
-            if (
+            due = (
                 len(self._touched) >= TOUCH_BATCH
                 or time.monotonic() - self._flushed > TOUCH_SECONDS
-            ):
+            )
+        # written by whoever finds the writer free: a reader never waits for it (a busy
+        # writer flushes them with its next blocks, or close does)
+        if due and self._lock.acquire(blocking=False):
+            try:
                 self._flush_touches()
+            finally:
+                self._lock.release()
         return data
 
     def put(self, name: str, data: Block) -> None:
@@ -174,8 +183,9 @@ class BlockCache:
 
     def _flush_touches(self) -> None:
         """Write the batched uses of blocks (call under the lock)."""
-        touched, self._touched = self._touched, {}
-        self._flushed = time.monotonic()
+        with self._touch_lock:
+            touched, self._touched = self._touched, {}
+            self._flushed = time.monotonic()
         if not touched:
             return
         try:
@@ -214,16 +224,17 @@ class BlockCache:
     def remembered(self, location: str) -> Remembered | None:
         """What ``location`` was when last opened or confirmed, or None."""
         with self._lock:
-            row = (
+            rows = (
                 self._connection()
                 .execute(
                     "SELECT etag, size, modified, seen FROM objects WHERE location = ?",
                     (location,),
                 )
-                .fetchone()
+                .fetchall()
             )
-        if row is None:
+        if not rows:
             return None
+        row = rows[0]
         return Remembered(str(row[0]), int(row[1]), float(row[2]), float(row[3]))
 
     def remember(self, location: str, etag: str, size: int, modified: float) -> None:
@@ -250,16 +261,20 @@ class BlockCache:
     def _connection(self) -> sqlite3.Connection:
         """This process's connection (a forked worker opens its own); call under the lock."""
         if self._db is None or self._pid != os.getpid():
-            db = sqlite3.connect(
-                self.directory / "index.sqlite3",
-                timeout=30.0,
-                isolation_level=None,  # transactions are explicit: ``with db`` / BEGIN
-                check_same_thread=False,  # used under self._lock only
-            )
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")  # a crash may lose the last uses, no more
-            self._db, self._pid = db, os.getpid()
+            self._db, self._pid = self._connect(), os.getpid()
         return self._db
+
+    def _connect(self) -> sqlite3.Connection:
+        db = sqlite3.connect(
+            self.directory / "index.sqlite3",
+            timeout=30.0,
+            isolation_level=None,  # transactions are explicit: ``with db`` / BEGIN
+            check_same_thread=False,  # used under its lock only
+        )
+        # fetched to the end: a statement left open holds a read transaction (an old snapshot)
+        db.execute("PRAGMA journal_mode=WAL").fetchall()
+        db.execute("PRAGMA synchronous=NORMAL")  # a crash may lose the last uses, no more
+        return db
 
     def close(self) -> None:
         with self._lock:
