@@ -4,22 +4,16 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 
+from tests.processes import free_port, wait_up
+
 ROOT = Path(__file__).resolve().parents[2]
 CLI = Path(sys.executable).parent / "filerestore"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Server:
@@ -41,18 +35,14 @@ class Server:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited with {self.proc.returncode}; see {self.log}")
-            try:
-                up = httpx.get(self.url + "/health", timeout=2).status_code == 200
-                if up and (self.workers == 1 or len(self.worker_pids()) >= self.workers):
-                    return self
-            except httpx.TransportError:
-                pass
-            time.sleep(0.2)
-        raise RuntimeError("server did not come up")
+
+        def answers() -> bool:
+            if not healthy(self.url):
+                return False
+            return self.workers == 1 or len(self.worker_pids()) >= self.workers
+
+        wait_up(self.proc, answers, "filerestore serve", timeout, self.log)
+        return self
 
     def worker_pids(self) -> list[int]:
         assert self.proc is not None
@@ -70,6 +60,29 @@ class Server:
         except subprocess.TimeoutExpired:
             os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait()
+
+
+def run_cli(env: dict[str, str], *args: str) -> str:
+    """The standard output of a ``filerestore`` command that must succeed (``env`` added)."""
+    done = subprocess.run(
+        [str(CLI), *args],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"filerestore {' '.join(args)}: {done.returncode} {done.stderr}")
+    return done.stdout
+
+
+def healthy(url: str) -> bool:
+    """Whether a server (or the balancer in front of several) answers 200 on ``/health``."""
+    try:
+        return httpx.get(url + "/health", timeout=2).status_code == 200
+    except httpx.TransportError:
+        return False
 
 
 def _cmdline(pid: int) -> bytes:

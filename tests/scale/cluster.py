@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import sqlite3
 import subprocess
 import time
@@ -24,7 +23,8 @@ from pathlib import Path
 
 import httpx
 
-from tests.api.server import CLI, Server, free_port
+from tests.api.server import Server, healthy, run_cli
+from tests.processes import free_port, terminate, wait_up
 from tests.s3server import servers
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -63,13 +63,7 @@ class Balancer:
     process: subprocess.Popen[bytes]
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(10)
+        terminate(self.process)
 
 
 @dataclass
@@ -123,20 +117,6 @@ class Cluster:
         self.s3.stop()
 
 
-def _cli(env: dict[str, str], *args: str) -> str:
-    done = subprocess.run(
-        [str(CLI), *args],
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"filerestore {' '.join(args)}: {done.returncode} {done.stderr}")
-    return done.stdout
-
-
 def _settings_file(work: Path) -> Path:
     """What every host's settings file holds: the S3 repository's credentials, by name, and
     a local repository every instance adds when it starts (the instances start at once)."""
@@ -177,18 +157,8 @@ def start_balancer(nodes: list[Node], log: Path) -> Balancer:
             start_new_session=True,
         )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"haproxy exited with {process.returncode}; see {log}")
-        try:
-            if httpx.get(url + "/health", timeout=2).status_code == 200:
-                return Balancer(url, process)
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    process.kill()
-    raise RuntimeError("haproxy did not answer")
+    wait_up(process, lambda: healthy(url), "haproxy", 30, log)
+    return Balancer(url, process)
 
 
 def start_cluster(
@@ -221,17 +191,17 @@ def start_cluster(
             return {**common, "FILERESTORE_STATE_DIR": str(work / f"node{i}")}
 
         url = f"s3://{BUCKET}/{PREFIX}"
-        _cli(env_of(1), "repo", "add", REPOSITORY, url, "--endpoint", proxy.endpoint,
+        run_cli(env_of(1), "repo", "add", REPOSITORY, url, "--endpoint", proxy.endpoint,
              "--region", servers.REGION)  # fmt: skip
-        _cli(env_of(1), "scan", REPOSITORY)
-        found = json.loads(_cli(env_of(1), "backups", "--json"))
+        run_cli(env_of(1), "scan", REPOSITORY)
+        found = json.loads(run_cli(env_of(1), "backups", "--json"))
         backup_ids = [int(b["id"]) for b in sorted(found, key=lambda b: b["path"])]
         assert len(backup_ids) == backups, found
         names = ["admin", *(f"u{i:02d}" for i in range(users))]
         tokens = {}
         for name in names:
             admin = ["--admin"] if name == "admin" else []
-            tokens[name] = _cli(env_of(1), "token", "create", name, *admin).strip()
+            tokens[name] = run_cli(env_of(1), "token", "create", name, *admin).strip()
         candidates = [
             Node(f"node{i}", Server(env_of(i), workers, work / f"node{i}.log"), work / f"node{i}")
             for i in range(1, nodes + 1)

@@ -14,14 +14,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from tests.api.server import CLI, Server
+from tests.api.server import Server, run_cli
 from tests.imagebuild.qcow import to_qcow2
 from tests.imagebuild.restore_tree import restore_image, restore_tree
 from tests.s3server.fixtures import moto  # noqa: F401
@@ -53,19 +52,6 @@ class Site:
         return self.server.url
 
 
-def _cli(env: dict[str, str], *args: str) -> str:
-    done = subprocess.run(
-        [str(CLI), *args],
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert done.returncode == 0, f"filerestore {' '.join(args)}: {done.stderr}"
-    return done.stdout
-
-
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory, moto: S3Server) -> Iterator[Site]:
     work = tmp_path_factory.mktemp("s3page")
@@ -88,13 +74,13 @@ def site(tmp_path_factory: pytest.TempPathFactory, moto: S3Server) -> Iterator[S
         "WEBPAGE_ACCESS_KEY_ID": ACCESS_KEY,
         "WEBPAGE_SECRET_ACCESS_KEY": SECRET_KEY,
     }
-    _cli(env, "repo", "add", "disks", str(local))
-    _cli(env, "repo", "add", "offsite", f"s3://{BUCKET}/{PREFIX}", "--endpoint", proxy.endpoint,
+    run_cli(env, "repo", "add", "disks", str(local))
+    run_cli(env, "repo", "add", "offsite", f"s3://{BUCKET}/{PREFIX}", "--endpoint", proxy.endpoint,
          "--region", REGION)  # fmt: skip
-    _cli(env, "scan")
-    backups = {b["repository"]: int(b["id"]) for b in json.loads(_cli(env, "backups", "--json"))}
-    token = _cli(env, "token", "create", "alice").strip()
-    admin_token = _cli(env, "token", "create", "ops", "--admin").strip()
+    run_cli(env, "scan")
+    backups = {b["repository"]: int(b["id"]) for b in json.loads(run_cli(env, "backups", "--json"))}
+    token = run_cli(env, "token", "create", "alice").strip()
+    admin_token = run_cli(env, "token", "create", "ops", "--admin").strip()
     server = Server(env, workers=2, log=work / "server.log").start()
     try:
         yield Site(server, proxy, token, admin_token, backups, restore_tree())
