@@ -28,7 +28,8 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from tests.imagebuild.bench_tools import CACHE, build_once, data_regions, lay, loop, mounted, run
+from tests.imagebuild.bench_tools import CACHE, build_once, lay, loop, mounted, run
+from tests.imagebuild.fs_linux import data_ranges
 
 MiB = 1 << 20
 VERSION = 1
@@ -213,7 +214,7 @@ def gpt_disk(raw: Path, fs_image: Path) -> int:
 
 def changed_blocks(old: Path, new: Path) -> list[tuple[int, int]]:
     """(offset, length) runs of BLOCK-sized blocks where ``new`` differs from ``old``."""
-    regions = sorted(data_regions(old) + data_regions(new))
+    regions = sorted(data_ranges(old) + data_ranges(new))
     runs: list[tuple[int, int]] = []
     seen = -1
     with old.open("rb") as fa, new.open("rb") as fb:

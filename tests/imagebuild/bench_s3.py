@@ -19,7 +19,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from tests.imagebuild.bench_tools import build_once, data_regions, random_file, run
+from tests.imagebuild.bench_tools import build_once, random_file, run
+from tests.imagebuild.fs_linux import data_ranges
 
 MiB = 1 << 20
 GiB = 1 << 30
@@ -32,7 +33,7 @@ DEPTH = 10
 def changed_runs(old: Path, new: Path, block: int = 65536) -> list[tuple[int, bytes]]:
     """(offset, new bytes) of each run of ``block``-sized blocks that differ, looking only
     at the data regions of either file (both are sparse copies of one filesystem)."""
-    regions = sorted({*data_regions(old), *data_regions(new)})
+    regions = sorted({*data_ranges(old), *data_ranges(new)})
     runs: list[tuple[int, bytes]] = []
     with old.open("rb") as a, new.open("rb") as b:
         for start, end in regions:
@@ -77,7 +78,7 @@ def _build_chain(out: Path) -> None:
         fh.truncate(DISK_SIZE)
     run("sfdisk", "-q", disk, stdin=f"label: gpt\nstart=2048, size={fs_size // 512}, type=linux\n")
     with fs.open("rb") as fin, disk.open("r+b") as dst:
-        for start, end in data_regions(fs):
+        for start, end in data_ranges(fs):
             os.copy_file_range(fin.fileno(), dst.fileno(), end - start, start, PART_START + start)
     run("qemu-img", "convert", "-f", "raw", "-O", "qcow2", disk, out / "base.qcow2")
     disk.unlink()

@@ -49,25 +49,6 @@ def mounted(argv: list[str | os.PathLike[str]], mnt: Path, fuse: bool) -> Iterat
         mnt.rmdir()
 
 
-def data_regions(path: Path) -> list[tuple[int, int]]:
-    """(start, end) of each data region of a sparse file (SEEK_DATA / SEEK_HOLE)."""
-    out = []
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        size, pos = os.fstat(fd).st_size, 0
-        while pos < size:
-            try:
-                start = os.lseek(fd, pos, os.SEEK_DATA)
-            except OSError:  # ENXIO: only a hole is left
-                break
-            end = os.lseek(fd, start, os.SEEK_HOLE)
-            out.append((start, end))
-            pos = end
-    finally:
-        os.close(fd)
-    return out
-
-
 def lay(image: Path, raw: Path, offset: int) -> None:
     """Write ``image`` into the disk ``raw`` at byte ``offset``, keeping holes."""
     run(
