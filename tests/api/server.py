@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -60,6 +61,22 @@ class Server:
         except subprocess.TimeoutExpired:
             os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait()
+
+
+API = "/api/v1"
+
+
+def api_client(url: str, token: str | None, **options: object) -> httpx.Client:
+    """A client of the API at ``url`` with ``token`` as its bearer (None: no token)."""
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    return httpx.Client(base_url=url, headers=headers, timeout=120, **options)  # type: ignore[arg-type]
+
+
+def open_session(c: httpx.Client, backup_id: int, volume: str | None = None) -> dict[str, Any]:
+    """A new session (mount) of the backup, as the API answered it (201 or the test fails)."""
+    r = c.post(f"{API}/restore/mount", json={"backup_id": backup_id, "volume": volume})
+    assert r.status_code == 201, r.text
+    return dict(r.json())
 
 
 def run_cli(env: dict[str, str], *args: str) -> str:

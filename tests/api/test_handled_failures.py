@@ -28,7 +28,7 @@ from filerestore.db.engine import Database
 from filerestore.db.migrate import ensure_schema
 from filerestore.service.tokens import create_token
 from filerestore.settings import load_settings
-from tests.api.server import Server
+from tests.api.server import Server, api_client
 from tests.imagebuild.restore_tree import restore_image
 
 API = "/api/v1"
@@ -45,8 +45,7 @@ class Site:
     backup_id: int
 
     def client(self) -> httpx.Client:
-        headers = {"Authorization": f"Bearer {self.token}"}
-        return httpx.Client(base_url=self.server.url, headers=headers, timeout=120)
+        return api_client(self.server.url, self.token)
 
     def new_log(self, since: int, want: int, timeout: float = 30) -> list[str]:
         """What the server logged above INFO after offset ``since`` (messages, and any line

@@ -25,7 +25,7 @@ from filerestore.db.engine import Database
 from filerestore.db.migrate import ensure_schema
 from filerestore.service.tokens import create_token
 from filerestore.settings import load_settings
-from tests.api.server import ROOT, Server
+from tests.api.server import ROOT, Server, api_client
 from tests.imagebuild.catalog_repo import FILES, ext4_qcow2
 from tests.imagebuild.deep_chain import deep_sparse_chain
 from tests.imagebuild.eio import FailingRepository, failing_repository
@@ -65,9 +65,7 @@ class Site:
     backups: dict[str, int]
 
     def client(self, token: str) -> httpx.Client:
-        return httpx.Client(
-            base_url=self.server.url, headers={"Authorization": f"Bearer {token}"}, timeout=120
-        )
+        return api_client(self.server.url, token)
 
 
 @pytest.fixture(scope="module")

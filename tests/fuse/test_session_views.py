@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.api.server import CLI, ROOT, Server
+from tests.api.server import CLI, ROOT, Server, api_client, open_session
 from tests.fuse.mounting import FSTYPE, mounts_at
 from tests.imagebuild.restore_tree import restore_tree
 from tests.jobs.conftest import build_repository
@@ -39,14 +39,11 @@ class Views:
     token: str
 
     def client(self) -> httpx.Client:
-        headers = {"Authorization": f"Bearer {self.token}"}
-        return httpx.Client(base_url=self.server.url, headers=headers, timeout=120)
+        return api_client(self.server.url, self.token)
 
     def mount(self) -> dict[str, Any]:
         with self.client() as c:
-            r = c.post(f"{API}/restore/mount", json={"backup_id": self.backup})
-            assert r.status_code == 201, r.text
-            return dict(r.json())
+            return open_session(c, self.backup)
 
     def row(self, mount_id: str) -> tuple[str | None, int | None] | None:
         with sqlite3.connect(self.state / "filerestore.db") as conn:

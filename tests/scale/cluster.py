@@ -23,7 +23,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.api.server import Server, healthy, run_cli
+from tests.api.server import Server, api_client, healthy, run_cli
 from tests.processes import free_port, terminate, wait_up
 from tests.s3server import servers
 
@@ -78,13 +78,7 @@ class Cluster:
     work: Path
 
     def client(self, who: str, url: str | None = None, **kw: object) -> httpx.Client:
-        headers = {"Authorization": f"Bearer {self.tokens[who]}"}
-        return httpx.Client(
-            base_url=url or self.balancer.url,
-            headers=headers,
-            timeout=120,
-            **kw,  # type: ignore[arg-type]
-        )
+        return api_client(url or self.balancer.url, self.tokens[who], **kw)
 
     def gets(self) -> int:
         """S3 GETs every instance made since the last call (the proxy counts them)."""

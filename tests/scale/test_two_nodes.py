@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy.engine import make_url
 
+from tests.api.server import open_session
 from tests.dbfixtures import pg_admin, pg_server_url  # noqa: F401
 from tests.imagebuild.scale_image import FILES, name_of, scale_image
 from tests.scale.cluster import API, REPOSITORY, STAGING, Cluster, start_cluster
@@ -59,9 +60,7 @@ def sha256(path: Path) -> str:
 
 def mount(cluster: Cluster, who: str, url: str | None = None) -> str:
     with cluster.client(who, url) as c:
-        r = c.post(f"{API}/restore/mount", json={"backup_id": cluster.backup_id})
-        assert r.status_code == 201, r.text
-        return str(r.json()["mount_id"])
+        return str(open_session(c, cluster.backup_id)["mount_id"])
 
 
 def download(cluster: Cluster, who: str, mount_id: str, index: int, url: str | None = None):
