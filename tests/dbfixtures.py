@@ -12,15 +12,12 @@ import os
 import subprocess
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
-from sqlalchemy import event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import OperationalError
 
 from filerestore.db import Database, open_database
 from filerestore.settings import Settings
@@ -93,19 +90,3 @@ def db(settings: Settings) -> Iterator[Database]:
         yield database
     finally:
         database.dispose()
-
-
-@contextmanager
-def statements_fail(db: Database, prefix: str, error: str) -> Iterator[None]:
-    """The database refuses every statement that starts with ``prefix`` (SQL, upper case)
-    while inside, with an OperationalError saying ``error``, as a full or failing disk does."""
-
-    def refuse(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        if statement.lstrip().upper().startswith(prefix):
-            raise OperationalError(statement, None, Exception(error))
-
-    event.listen(db.engine, "before_cursor_execute", refuse)
-    try:
-        yield
-    finally:
-        event.remove(db.engine, "before_cursor_execute", refuse)

@@ -25,14 +25,8 @@ from filerestore.service import audit, cleanup
 from filerestore.service.checkout import Download
 from filerestore.service.refusals import RefusalLog, TokenBucket
 from filerestore.service.sessions import SessionManager
-from tests.dbfixtures import (  # noqa: F401
-    database_url,
-    db,
-    make_settings,
-    pg_server_url,
-    settings,
-    statements_fail,
-)
+from tests.dbfaults import statements_fail
+from tests.dbfixtures import database_url, db, make_settings, pg_server_url, settings  # noqa: F401
 from tests.service.sessionsetup import ANYONE, backups, session_manager, user  # noqa: F401
 
 

@@ -18,14 +18,8 @@ from filerestore.db import Database
 from filerestore.db.models import AuditEvent, RestoreMount
 from filerestore.errors import DatabaseUnavailableError, MountStateError
 from filerestore.service.sessions import SessionManager
-from tests.dbfixtures import (  # noqa: F401
-    database_url,
-    db,
-    make_settings,
-    pg_server_url,
-    settings,
-    statements_fail,
-)
+from tests.dbfaults import statements_fail
+from tests.dbfixtures import database_url, db, make_settings, pg_server_url, settings  # noqa: F401
 from tests.service.sessionsetup import backups, session_manager, user  # noqa: F401
 
 
