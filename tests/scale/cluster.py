@@ -11,6 +11,7 @@ create``. Used by tests/scale and bench/s3.py.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -24,6 +25,7 @@ from pathlib import Path
 import httpx
 
 from tests.api.server import Server, api_client, healthy, run_cli
+from tests.imagebuild.scale_image import name_of
 from tests.processes import free_port, terminate, wait_up
 from tests.s3server import servers
 
@@ -79,6 +81,25 @@ class Cluster:
 
     def client(self, who: str, url: str | None = None, **kw: object) -> httpx.Client:
         return api_client(url or self.balancer.url, self.tokens[who], **kw)
+
+    def download(
+        self, who: str, mount_id: str, index: int, url: str | None = None
+    ) -> tuple[str, int, str | None]:
+        """(sha256, bytes, instance that answered) of the scale image's file ``index``
+        downloaded through ``url`` (the balancer by default); RuntimeError unless 200."""
+        h = hashlib.sha256()
+        size = 0
+        path = "/" + name_of(index)
+        with (
+            self.client(who, url) as c,
+            c.stream("GET", f"{API}/restore/{mount_id}/download", params={"path": path}) as r,
+        ):
+            if r.status_code != 200:
+                raise RuntimeError(f"download of {path}: HTTP {r.status_code} {r.read()!r}")
+            for chunk in r.iter_raw(1 << 20):
+                h.update(chunk)
+                size += len(chunk)
+            return h.hexdigest(), size, r.headers.get("X-Filerestore-Instance")
 
     def gets(self) -> int:
         """S3 GETs every instance made since the last call (the proxy counts them)."""

@@ -63,23 +63,6 @@ def mount(cluster: Cluster, who: str, url: str | None = None) -> str:
         return str(open_session(c, cluster.backup_id)["mount_id"])
 
 
-def download(cluster: Cluster, who: str, mount_id: str, index: int, url: str | None = None):
-    """(sha256, bytes, instance that answered) of one file downloaded through ``url``."""
-    h = hashlib.sha256()
-    size = 0
-    with (
-        cluster.client(who, url) as c,
-        c.stream(
-            "GET", f"{API}/restore/{mount_id}/download", params={"path": "/" + name_of(index)}
-        ) as r,
-    ):
-        assert r.status_code == 200, r.read()
-        for chunk in r.iter_raw(MiB):
-            h.update(chunk)
-            size += len(chunk)
-        return h.hexdigest(), size, r.headers.get(INSTANCE)
-
-
 def corrupt_bytes(index: int, got: bytes) -> int:
     want = source(index).read_bytes()
     return sum(a != b for a, b in zip(want, got, strict=False)) + abs(len(want) - len(got))
@@ -104,7 +87,7 @@ def test_any_instance_serves_any_session(cluster: Cluster) -> None:
         assert r.status_code == 200, r.text
         listed = sorted(e["name"] for e in r.json()["entries"])
     assert listed == sorted(p.name for p in source(1).parent.iterdir())
-    digest, size, _ = download(cluster, "u00", mount_id, 1, second.url)
+    digest, size, _ = cluster.download("u00", mount_id, 1, second.url)
     assert (digest, size) == (sha256(source(1)), source(1).stat().st_size)
     assert second.blocks()[0] > before[0]  # the second instance read the backup itself
 
@@ -131,7 +114,7 @@ def test_the_balancer_keeps_each_session_on_one_instance(cluster: Cluster) -> No
         cluster.settle()
         blocks = {n.name: n.blocks()[0] for n in cluster.nodes}
         cluster.gets()
-        digest, _, served = download(cluster, who, mount_id, index)
+        digest, _, served = cluster.download(who, mount_id, index)
         assert (digest, served) == (sha256(source(index)), instance)
         cluster.settle()  # read-ahead started by the download lands in the cache too
         fetched = cluster.gets()
@@ -140,7 +123,7 @@ def test_the_balancer_keeps_each_session_on_one_instance(cluster: Cluster) -> No
         # earlier session had already brought these blocks)
         assert grew == ({instance} if fetched else set()), (fetched, grew)
         fetched_by[instance] += fetched
-        digest, _, served = download(cluster, who, mount_id, index)
+        digest, _, served = cluster.download(who, mount_id, index)
         assert (digest, served) == (sha256(source(index)), instance)
         cluster.settle()
         assert cluster.gets() == 0  # the second read came from that instance's cache
@@ -168,7 +151,7 @@ def test_100_concurrent_downloads_through_the_balancer(cluster: Cluster) -> None
     def one(n: int) -> tuple[int, str, int, str | None]:
         who, mount_id = sessions[n % len(sessions)]
         index = n % FILES
-        digest, size, served = download(cluster, who, mount_id, index)
+        digest, size, served = cluster.download(who, mount_id, index)
         return index, digest, size, served
 
     with ThreadPoolExecutor(100) as pool:
