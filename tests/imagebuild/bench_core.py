@@ -27,7 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tests.imagebuild.bench_tools import build_once, lay, loop, mounted, random_file, run
+from tests.imagebuild.bench_tools import build_once, lay, mounted, random_file, run
+from tests.imagebuild.disk import loop_device
 
 MiB = 1 << 20
 VERSION = 3
@@ -187,7 +188,7 @@ def _exfat(image: Path, src: Path) -> None:
     _blank(image)
     run("mkfs.exfat", "-L", "benchexfat", image)
     with (
-        loop(image) as dev,
+        loop_device(image) as dev,
         mounted(["mount.exfat-fuse", dev], image.with_suffix(".mnt"), fuse=True) as mnt,
     ):
         _copy_into(src, mnt)
@@ -239,7 +240,7 @@ def _verify_mount(
 
 def _verify_exfat(image: Path, files: int, sha: str) -> None:
     with (
-        loop(image) as dev,
+        loop_device(image) as dev,
         mounted(
             ["mount.exfat-fuse", "-o", "ro", dev], image.with_suffix(".check"), fuse=True
         ) as mnt,

@@ -28,7 +28,8 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from tests.imagebuild.bench_tools import CACHE, build_once, lay, loop, mounted, run
+from tests.imagebuild.bench_tools import CACHE, build_once, lay, mounted, run
+from tests.imagebuild.disk import loop_device
 from tests.imagebuild.fs_linux import data_ranges
 
 MiB = 1 << 20
@@ -109,7 +110,7 @@ def mount_rw(kind: str, image: Path) -> Iterator[Path]:
         with mounted(["ntfs-3g", "-o", "big_writes,noatime", image], mnt, fuse=True) as m:
             yield m
     elif kind == "exfat":
-        with loop(image) as dev, mounted(["mount.exfat-fuse", dev], mnt, fuse=True) as m:
+        with loop_device(image) as dev, mounted(["mount.exfat-fuse", dev], mnt, fuse=True) as m:
             yield m
     else:
         raise ValueError(kind)
@@ -169,7 +170,7 @@ def count_files(kind: str, image: Path) -> int:
 
 @contextlib.contextmanager
 def _exfat_ro(image: Path, mnt: Path) -> Iterator[Path]:
-    with loop(image) as dev, mounted(["mount.exfat-fuse", "-o", "ro", dev], mnt, True) as m:
+    with loop_device(image) as dev, mounted(["mount.exfat-fuse", "-o", "ro", dev], mnt, True) as m:
         yield m
 
 

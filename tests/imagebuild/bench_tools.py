@@ -1,5 +1,6 @@
-"""What the benchmark image builders share: running a tool, a loop device, a mount, a
-partition's bytes laid into a disk, and a cached build directory made once."""
+"""What the benchmark image builders share: running a tool, a mount, a partition's bytes laid
+into a disk, a random file, and a cached build directory made once (a loop device is
+:func:`tests.imagebuild.disk.loop_device`)."""
 
 from __future__ import annotations
 
@@ -25,15 +26,6 @@ def run(*cmd: str | os.PathLike[str], stdin: str | None = None) -> str:
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(map(str, cmd))}: {proc.stderr.strip()[-2000:]}")
     return proc.stdout
-
-
-@contextlib.contextmanager
-def loop(image: Path) -> Iterator[str]:
-    dev = run("losetup", "-f", "--show", image).strip()
-    try:
-        yield dev
-    finally:
-        subprocess.run(["losetup", "-d", dev], check=False)
 
 
 @contextlib.contextmanager
