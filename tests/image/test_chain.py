@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import threading
 import zlib
@@ -21,6 +20,7 @@ from tests.image.conftest import (
 )
 from tests.imagebuild import qcow
 from tests.imagebuild.overlays import qcow2_overlay
+from tests.imagebuild.sparse import copy_sparse, copytree_sparse
 
 
 def run(*args: str | Path) -> str:
@@ -78,7 +78,7 @@ def test_grown_overlay_is_larger_than_its_backing() -> None:
 
 
 def copy_chain(kind: str, dest: Path) -> Path:
-    shutil.copytree(qcow.chain(kind), dest)
+    copytree_sparse(qcow.chain(kind), dest)
     return dest
 
 
@@ -96,7 +96,7 @@ def test_absolute_backing_names(tmp_path: Path) -> None:
 def test_relative_name_climbing_inside_the_repository(tmp_path: Path) -> None:
     repo = tmp_path / "repo"
     (repo / "daily").mkdir(parents=True)
-    shutil.copyfile(qcow.chain("flat") / "base.qcow2", repo / "base.qcow2")
+    copy_sparse(qcow.chain("flat") / "base.qcow2", repo / "base.qcow2")
     qcow2_overlay(repo / "daily" / "inc.qcow2", "../base.qcow2", "qcow2")
     run("qemu-io", "-f", "qcow2", "-c", "write -P 0x61 65000 70000", repo / "daily" / "inc.qcow2")
     (repo / "latest.qcow2").symlink_to("daily/inc.qcow2")

@@ -4,8 +4,6 @@ source tree mke2fs was given."""
 
 from __future__ import annotations
 
-import shutil
-
 import pytest
 
 from filerestore.restore import open_stack
@@ -13,6 +11,7 @@ from tests.fs.treecheck import compare_contents
 from tests.imagebuild import formats as F
 from tests.imagebuild import gpt_ext4 as images
 from tests.imagebuild.overlays import qcow2_overlay
+from tests.imagebuild.sparse import copy_sparse
 
 TARGETS = {
     "vmdk-monolithicSparse": ("vmdk", ["subformat=monolithicSparse"]),
@@ -47,7 +46,7 @@ def test_tree_through_a_qcow2_overlay_on_a_vmdk(ext4: images.Built, tmp_path) ->
     )
     repo = tmp_path / "repo"
     repo.mkdir()
-    shutil.copyfile(base, repo / "base.vmdk")
+    copy_sparse(base, repo / "base.vmdk")
     qcow2_overlay(repo / "top.qcow2", "base.vmdk", "vmdk")
     with open_stack(repo / "top.qcow2", repository=repo) as stack:
         assert [link.format for link in stack.image.chain] == ["qcow2", "vmdk"]
