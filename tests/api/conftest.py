@@ -112,13 +112,11 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
     }
     (base / "targets").mkdir()
     env.pop("FILERESTORE_DATABASE_URL", None)
-    server = Server(env, workers=2, log=base / "server.log").start()
     try:
-        yield Env(server, tokens, backups, source, demo, state_dir, repo)
+        with Server(env, workers=2, log=base / "server.log") as server:
+            yield Env(server, tokens, backups, source, demo, state_dir, repo)
     finally:
-        server.stop()
         shutil.rmtree(repo, ignore_errors=True)
-        print((base / "server.log").read_text()[-3000:])
 
 
 @pytest.fixture(scope="session")

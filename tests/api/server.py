@@ -45,6 +45,15 @@ class Server:
         wait_up(self.proc, answers, "filerestore serve", timeout, self.log)
         return self
 
+    def __enter__(self) -> Server:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        """Stops the server and prints the end of its log (pytest shows it for a failure)."""
+        self.stop()
+        if self.log is not None and self.log.exists():
+            print(self.log.read_text(errors="replace")[-3000:])
+
     def worker_pids(self) -> list[int]:
         assert self.proc is not None
         children = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children")

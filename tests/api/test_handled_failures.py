@@ -121,11 +121,8 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     token = create_token(db, "user")[1]
     db.dispose()
     log = base / "server.log"
-    server = Server({"FILERESTORE_STATE_DIR": str(state)}, workers=1, log=log).start()
-    try:
+    with Server({"FILERESTORE_STATE_DIR": str(state)}, workers=1, log=log) as server:
         yield Site(server, log, image, token, backup_id)
-    finally:
-        server.stop()
 
 
 def test_handled_download_failures_are_one_warning_line(site: Site) -> None:

@@ -79,11 +79,10 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     token = create_token(db, "alice")[1]
     db.dispose()
     env = {"FILERESTORE_STATE_DIR": str(state_dir)}
-    server = Server(env, workers=1, log=base / "server.log").start()
     try:
-        yield Site(server, token, ext4.tree(0))
+        with Server(env, workers=1, log=base / "server.log") as server:
+            yield Site(server, token, ext4.tree(0))
     finally:
-        server.stop()
         shutil.rmtree(repo, ignore_errors=True)
 
 

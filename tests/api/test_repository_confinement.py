@@ -106,13 +106,11 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
             # the deep chain's working set is about 5 MiB: over this budget
             "FILERESTORE_IMAGE_METADATA_BUDGET": str(1 << 20),
         }
-        server = Server(env, workers=1, log=base / "server.log").start()
         try:
-            yield Site(server, admin, user, repo, outside, flaky, backups)
+            with Server(env, workers=1, log=base / "server.log") as server:
+                yield Site(server, admin, user, repo, outside, flaky, backups)
         finally:
-            server.stop()
             shutil.rmtree(repo, ignore_errors=True)
-            print((base / "server.log").read_text()[-3000:])
 
 
 def error_code(r: httpx.Response) -> str:

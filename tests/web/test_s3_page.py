@@ -81,13 +81,11 @@ def site(tmp_path_factory: pytest.TempPathFactory, moto: S3Server) -> Iterator[S
     backups = {b["repository"]: int(b["id"]) for b in json.loads(run_cli(env, "backups", "--json"))}
     token = run_cli(env, "token", "create", "alice").strip()
     admin_token = run_cli(env, "token", "create", "ops", "--admin").strip()
-    server = Server(env, workers=2, log=work / "server.log").start()
     try:
-        yield Site(server, proxy, token, admin_token, backups, restore_tree())
+        with Server(env, workers=2, log=work / "server.log") as server:
+            yield Site(server, proxy, token, admin_token, backups, restore_tree())
     finally:
-        server.stop()
         proxy.stop()
-        print((work / "server.log").read_text(errors="replace")[-3000:])
 
 
 def sign_in(page, site: Site, token: str | None = None) -> None:
