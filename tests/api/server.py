@@ -88,16 +88,21 @@ def open_session(c: httpx.Client, backup_id: int, volume: str | None = None) -> 
     return dict(r.json())
 
 
-def run_cli(env: dict[str, str], *args: str) -> str:
-    """The standard output of a ``filerestore`` command that must succeed (``env`` added)."""
-    done = subprocess.run(
+def cli(env: dict[str, str], *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """A ``filerestore`` command run with ``env`` added to this environment (not checked)."""
+    return subprocess.run(
         [str(CLI), *args],
         env={**os.environ, **env},
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=timeout,
         check=False,
     )
+
+
+def run_cli(env: dict[str, str], *args: str) -> str:
+    """The standard output of a ``filerestore`` command that must succeed (``env`` added)."""
+    done = cli(env, *args)
     if done.returncode != 0:
         raise RuntimeError(f"filerestore {' '.join(args)}: {done.returncode} {done.stderr}")
     return done.stdout

@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.api.server import CLI, ROOT, Server, api_client, open_session
+from tests.api.server import ROOT, Server, api_client, cli, open_session
 from tests.fuse.mounting import FSTYPE, mounts_at
 from tests.imagebuild.restore_tree import restore_tree
 from tests.jobs.conftest import build_repository
@@ -53,13 +53,7 @@ class Views:
         return None if found is None else (found[0], found[1])
 
     def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [str(CLI), *args],
-            env={**os.environ, **self.env},
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+        return cli(self.env, *args, timeout=120)
 
 
 def _start(base: Path, **extra: str) -> tuple[Server, dict[str, str], Path, int, str]:
