@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +54,16 @@ class Server:
         self.stop()
         if self.log is not None and self.log.exists():
             print(self.log.read_text(errors="replace")[-3000:])
+
+    def replaced(self, victim: int, timeout: float) -> set[int]:
+        """The worker pids once ``victim`` (a killed worker) is gone and the pool is full
+        again, or as they are when ``timeout`` s passed (the caller checks them)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            now = set(self.worker_pids())
+            if (len(now) == self.workers and victim not in now) or time.monotonic() > deadline:
+                return now
+            time.sleep(0.2)
 
     def worker_pids(self) -> list[int]:
         assert self.proc is not None
