@@ -14,17 +14,15 @@ repository (SeaweedFS), behind HAProxy configured as docs/deployment.md says.
 from __future__ import annotations
 
 import hashlib
-import uuid
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from sqlalchemy.engine import make_url
 
 from tests.api.server import open_session
-from tests.dbfixtures import pg_admin, pg_server_url  # noqa: F401
+from tests.dbfixtures import fresh_pg_database, pg_server_url  # noqa: F401
 from tests.imagebuild.scale_image import FILES, name_of, scale_image
 from tests.scale.cluster import API, REPOSITORY, STAGING, Cluster, start_cluster
 
@@ -34,20 +32,15 @@ INSTANCE = "X-Filerestore-Instance"
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory, pg_server_url: str) -> Iterator[Cluster]:
-    name = f"fr_scale_{uuid.uuid4().hex[:12]}"
-    with pg_admin(pg_server_url) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    url = make_url(pg_server_url).set(database=name).render_as_string(hide_password=False)
     work = tmp_path_factory.mktemp("scale")
-    started = start_cluster(work, url, scale_image() / "disk.qcow2")
-    try:
-        yield started
-    finally:
-        started.stop()
-        for log in sorted(work.glob("*.log")):
-            print(f"--- {log.name}\n{log.read_text(errors='replace')[-2000:]}")
-        with pg_admin(pg_server_url) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with fresh_pg_database(pg_server_url, "fr_scale") as url:
+        started = start_cluster(work, url, scale_image() / "disk.qcow2")
+        try:
+            yield started
+        finally:
+            started.stop()
+            for log in sorted(work.glob("*.log")):
+                print(f"--- {log.name}\n{log.read_text(errors='replace')[-2000:]}")
 
 
 def source(index: int) -> Path:
