@@ -82,6 +82,16 @@ def test_scan_index_search_history_diff(env, db, tmp_path):
     )
     paths = [h["path"] for h in page["hits"] + rest["hits"]]
     assert sorted(paths) == [f"/photos/img_000{i}.jpg" for i in range(1, 10)]
+    # one vocabulary: a version is `stat --json` of the same file in that backup, without
+    # its name and path, plus its hash and backups (times in ns, `target`, ...)
+    (hit,) = _json("search", "--glob", "report-2025.xlsx", "--json")["hits"]
+    version = hit["versions"][0]
+    entry = _json("stat", str(repo / "inc1.qcow2"), "/docs/report-2025.xlsx", "--json")
+    assert set(version) == set(entry) - {"name", "path"} | {"hash", "backups"}
+    assert {k: version[k] for k in entry if k in version} == {
+        k: v for k, v in entry.items() if k not in ("name", "path")
+    }
+    assert version["mtime_ns"] == facts(chain, 1)["/docs/report-2025.xlsx"]["mtime_ns"]
     table = ok("search", "report-2025").decode().splitlines()
     assert table[0].startswith("/docs/report-2025.xlsx")
     assert f"backups {b1},{b2}" in table[1]
