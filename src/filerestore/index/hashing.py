@@ -17,7 +17,7 @@ from filerestore.catalog import locate_backup
 from filerestore.db.engine import Database
 from filerestore.errors import FileRestoreError
 from filerestore.fs import Filesystem, open_filesystem
-from filerestore.image import open_image
+from filerestore.index.opening import StoreOpener
 from filerestore.index.store import IndexStore
 from filerestore.index.volume_writer import content_hash
 from filerestore.settings import Settings
@@ -34,16 +34,9 @@ class ContentHashes:
     def filesystem(self, backup_id: int, volume: str) -> Filesystem[Any]:
         key = (backup_id, volume)
         if key not in self._open:
-            info = locate_backup(self.db, backup_id)
-            s = self.settings
-            disk = self._stack.enter_context(
-                open_image(
-                    info.image_path,
-                    info.repository_root,
-                    s.max_chain_depth,
-                    s.image_metadata_budget,
-                )
-            )
+            opener = StoreOpener(self.db, self.settings)
+            info = locate_backup(self.db, backup_id, opener.stores)
+            disk = self._stack.enter_context(opener.open(info))
             fs = open_filesystem(CachedReader(find_volume(list_volumes(disk), volume).reader))
             self._stack.callback(fs.close)
             self._open[key] = fs
