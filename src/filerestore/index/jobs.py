@@ -369,16 +369,8 @@ def _wait_for_slot(
     """Every session slot is taken (or the index's quota of them): the job goes back to the
     queue, due again after the backoff or the refusal's Retry-After, whichever is sooner;
     waiting is not an attempt."""
-    reason = _named(exc)
     delay = min(settings.index_job_backoff, float(exc.retry_after or PARENT_WAIT))
-    with db.write() as s:
-        row = _owned(s, claimed)
-        if row is None:
-            return JobOutcome(claimed.job_id, RUNNING, "taken over by another runner")
-        row.state, row.reason, row.runner, row.lease_until = QUEUED, reason, None, None
-        row.attempts -= 1
-        row.next_attempt_at = _now() + timedelta(seconds=delay)
-    return JobOutcome(claimed.job_id, QUEUED, reason)
+    return _release(db, claimed, _named(exc), delay)
 
 
 def _owned(s: Session, claimed: Claimed) -> IndexJob | None:
@@ -413,15 +405,16 @@ def _retry_or_fail(db: Database, settings: Settings, claimed: Claimed, reason: s
     return JobOutcome(claimed.job_id, QUEUED, reason)
 
 
-def _release(db: Database, claimed: Claimed, reason: str) -> JobOutcome:
-    """Give the job back to the queue, due now; the attempt does not count."""
+def _release(db: Database, claimed: Claimed, reason: str, delay: float = 0.0) -> JobOutcome:
+    """Give the job back to the queue, due now (or in ``delay`` seconds); the attempt does
+    not count."""
     with db.write() as s:
         row = _owned(s, claimed)
         if row is None:
             return JobOutcome(claimed.job_id, RUNNING, "taken over by another runner")
         row.state, row.reason, row.runner, row.lease_until = QUEUED, reason, None, None
         row.attempts -= 1
-        row.next_attempt_at = _now()
+        row.next_attempt_at = _now() + timedelta(seconds=delay)
     return JobOutcome(claimed.job_id, QUEUED, reason)
 
 
