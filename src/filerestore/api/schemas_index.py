@@ -10,7 +10,6 @@ routes.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
@@ -156,62 +155,41 @@ def totals_line(t: DiffTotals) -> dict[str, Any]:
     }
 
 
-class IndexStateOut(BaseModel):
-    backup_id: int
-    state: Literal["none", "queued", "running", "done", "failed"]
-    reason: str | None
-    entries: int
-    entries_per_s: float
-    percent: float | None
-    job_id: int | None
-    indexed_at: datetime | None
+_IndexState = model(
+    "IndexState",
+    IndexState,
+    types={"state": Literal["none", "queued", "running", "done", "failed"]},
+    descriptions={"reason": "Why it failed, or why its job waits (a refusal as `code: message`)."},
+)
+
+
+class IndexStateOut(_IndexState):  # type: ignore[misc,valid-type]
+    """A backup's index state, with its job's progress while it runs."""
 
     @classmethod
     def of(cls, i: IndexState) -> IndexStateOut:
-        return cls(
-            backup_id=i.backup_id,
-            state=i.state,  # type: ignore[arg-type]
-            reason=i.reason,
-            entries=i.entries,
-            entries_per_s=i.entries_per_s,
-            percent=i.percent,
-            job_id=i.job_id,
-            indexed_at=i.indexed_at,
-        )
+        return cls(**values_of(i))
 
 
 class IndexStateListOut(BaseModel):
     backups: list[IndexStateOut]
 
 
-class IndexJobOut(BaseModel):
-    id: int
-    backup_id: int | None
-    state: Literal["queued", "running", "done", "failed", "cancelled"]
-    reason: str | None
-    attempts: int
-    entries: int
-    entries_per_s: float
-    percent: float | None
-    created_at: datetime
-    started_at: datetime | None
-    finished_at: datetime | None
+_JobInfo = model(
+    "IndexJob",
+    JobInfo,
+    exclude={"runner"},  # a host name and process id: not for every token
+    types={"state": Literal["queued", "running", "done", "failed", "cancelled"]},
+    descriptions={"reason": "Why it failed, or why it waits (a refusal as `code: message`)."},
+)
+
+
+class IndexJobOut(_JobInfo):  # type: ignore[misc,valid-type]
+    """An index job and its progress."""
 
     @classmethod
     def of(cls, j: JobInfo) -> IndexJobOut:
-        return cls(
-            id=j.id,
-            backup_id=j.backup_id,
-            state=j.state,  # type: ignore[arg-type]
-            reason=j.reason,
-            attempts=j.attempts,
-            entries=j.entries,
-            entries_per_s=j.entries_per_s,
-            percent=j.percent,
-            created_at=j.created_at,
-            started_at=j.started_at,
-            finished_at=j.finished_at,
-        )
+        return cls(**values_of(j, exclude={"runner"}))
 
 
 class IndexJobListOut(BaseModel):
