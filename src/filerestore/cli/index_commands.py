@@ -20,6 +20,7 @@ from filerestore.cli.app import app, group, json_opt
 
 if TYPE_CHECKING:
     from filerestore.db import Database
+    from filerestore.index.diff import BackupDiff
     from filerestore.index.records import BackupRef, PathHit, Version
     from filerestore.index.runner import IndexRunner
     from filerestore.settings import Settings
@@ -217,10 +218,22 @@ def diff(old: int, new: int, path: str, volume: str | None, content: bool, json:
     (the fields named), then totals. --json: {"entries": [...], "totals": {...}}, the entries
     written as they are found."""
     from filerestore.index.diff import BackupDiff
+    from filerestore.index.hashing import ContentHashes
+
+    settings, db = _open()
+    hashes = ContentHashes(db, settings)  # the configured limits, stores and credentials
+    try:
+        d = BackupDiff(
+            db, old, new, _allowed(db), volume=volume, path=path, content=content, hashes=hashes
+        )
+        _print_diff(d, json)
+    finally:
+        hashes.close()
+
+
+def _print_diff(d: BackupDiff, json: bool) -> None:
     from filerestore.restore.names import printable
 
-    _, db = _open()
-    d = BackupDiff(db, old, new, _allowed(db), volume=volume, path=path, content=content)
     if json:
         sys.stdout.write('{\n  "entries": ')
         for text in json_output.array(d):
