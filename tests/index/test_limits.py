@@ -10,15 +10,18 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
+import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 
 from filerestore.catalog import BackupInfo, add_repository, register_backup
 from filerestore.db import Database
+from filerestore.db.models import RestoreMount
 from filerestore.db.models_index import IndexJob, IndexVersion
 from filerestore.errors import SessionLimitError
 from filerestore.image import DiskImage
@@ -26,6 +29,7 @@ from filerestore.index import jobs
 from filerestore.service.index_slots import INDEX_JOBS, SessionSlots
 from filerestore.service.principal import Principal
 from filerestore.service.sessions import SessionManager
+from filerestore.service.slotqueue import SlotQueue
 from filerestore.settings import Settings
 from tests.dbfixtures import database_url, db, make_settings, pg_server_url  # noqa: F401
 from tests.imagebuild.deep_chain import deep_sparse_chain
@@ -142,3 +146,32 @@ def test_a_chain_over_the_metadata_budget_fails_its_job_by_name(
     assert jobs.index_states(db, [backup.id])[backup.id].state == "failed"
     assert manager.live_count() == 0  # the slot was given back
     assert _versions(db) == 0
+
+
+def test_a_mount_waiting_for_a_slot_goes_before_a_job(
+    db: Database, make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    """A slot freed while a mount of this process queues for one is the mount's: the job
+    does not jump the queue (SlotQueue.first_try)."""
+    settings = make_settings(max_sessions=1, mount_wait_timeout=120)
+    ids = register_chain(db, make_repository("ext4", tmp_path / "repo"))
+    manager = SessionManager(db, settings)
+    manager.slots = SlotQueue(max_waiters=8, poll=600)  # the waiter tries when woken only
+    bob = Principal.token(2, "bob", admin=False)
+    first = manager.mount(ids[0], None, ALICE)
+    got: list[object] = []
+    waiter = threading.Thread(target=lambda: got.append(manager.mount(ids[1], None, bob)))
+    waiter.start()
+    deadline = time.monotonic() + 60  # a hang guard, not a timing check
+    while manager.slots.waiting() == 0:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    with db.write() as s:  # alice's session ends elsewhere (another worker, the cleanup)
+        s.execute(delete(RestoreMount).where(RestoreMount.id == first.mount_id))
+    jobs.enqueue(db, ids[0])
+    outcome = jobs.run_one_job(db, settings, opener=SessionSlots(manager))
+    assert outcome is not None and outcome.state == "queued", outcome
+    assert outcome.reason is not None and outcome.reason.startswith("session_limit: ")
+    manager.slots.freed()  # the waiter takes its slot now
+    waiter.join(120)
+    assert [getattr(s, "backup_id", s) for s in got] == [ids[1]]

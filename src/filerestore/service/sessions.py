@@ -231,17 +231,22 @@ class SessionManager:
         its row (the same transaction under ``SLOT_LOCK``, the same limit and owner quota),
         expiring ``hold`` from now unless kept (:meth:`keep_slot`); the cleanup removes it
         once expired, so a holder that died gives its slot back. End it with
-        :meth:`release_slot`. Refused at once, without queueing: SessionLimitError, or
-        SessionQuotaError past ``who``'s quota. Returns the row's id."""
-        now = utcnow()
-        mount_id: str | None = None
-        with self.db.write(lock=SLOT_LOCK) as s:
-            row = self._new_row(s, backup_id, None, who, who.owner[:255], now)
-            if row is not None:
+        :meth:`release_slot`. Refused at once, without queueing (and while mounts of this
+        process queue for a slot: they go first): SessionLimitError, or SessionQuotaError
+        past ``who``'s quota. Returns the row's id."""
+
+        def take() -> str | None:
+            now = utcnow()
+            with self.db.write(lock=SLOT_LOCK) as s:
+                row = self._new_row(s, backup_id, None, who, who.owner[:255], now)
+                if row is None:
+                    return None
                 row.status = MOUNTED
                 row.expires_at = now + hold
                 row.holder_host = row.holder_pid = row.holder_start = None
-                mount_id = row.id
+                return row.id
+
+        mount_id = self.slots.first_try(take)
         if mount_id is None:
             raise self._limit_error(who)
         return mount_id
