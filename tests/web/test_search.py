@@ -74,6 +74,7 @@ def test_search_box_versions_and_restore(page, api: Env):
     # Restore the old version of notes.txt: the full backup opens at /home/alice
     page.fill("input[name=q]", "notes")
     page.click("form.search-form button[type=submit]")
+    page.wait_for_selector(f"{hit} li.held[data-backup-id='{full}'] button")
     modified = page.eval_on_selector_all(
         f"{hit} tr.version", "rows => rows.map(r => r.querySelectorAll('td')[2].innerText.trim())"
     )
