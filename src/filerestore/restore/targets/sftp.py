@@ -49,7 +49,10 @@ from filerestore.restore.targets.base import Capabilities, Existing, Meta, Write
 T = TypeVar("T")
 
 SMALL_FILE = 1 << 20
-FILES_IN_FLIGHT = 64
+#: small files in flight at most (many: each wake-up of the remote's sshd and sftp-server
+#: then serves many requests), and their bytes at most
+FILES_IN_FLIGHT = 128
+SMALL_BYTES_IN_FLIGHT = 32 << 20
 #: small files handed to the connection's loop together (one wake-up of its thread)
 FILES_PER_HANDOFF = 16
 BYTES_IN_FLIGHT = 32 << 20
@@ -145,6 +148,7 @@ class SftpTarget:
         self._thread.start()
         #: files handed to the loop and not finished (queued ones included), under _room
         self._in_flight = 0
+        self._in_flight_bytes = 0
         self._room = threading.Condition()
         #: small files not yet handed to the loop: (token, the coroutine that writes it)
         self._queue: list[tuple[int, Coroutine[Any, Any, None]]] = []
@@ -181,20 +185,29 @@ class SftpTarget:
         except (asyncssh.DisconnectError, ConnectionError) as exc:
             raise TargetUnavailableError(f"the SFTP connection was lost: {exc}") from exc
 
-    def _submit(self, token: int, coro: Coroutine[Any, Any, None]) -> None:
-        """Run ``coro`` without waiting: queued, and handed to the loop by
-        :data:`FILES_PER_HANDOFF`; at :data:`FILES_IN_FLIGHT` unfinished, wait until half
-        of them are done (one wake-up of this thread per half, not one per file)."""
-        self._queue.append((token, coro))
+    def _submit(self, token: int, coro: Coroutine[Any, Any, None], size: int = 0) -> None:
+        """Run ``coro`` (writing ``size`` bytes) without waiting: queued, and handed to the
+        loop by :data:`FILES_PER_HANDOFF`; at :data:`FILES_IN_FLIGHT` unfinished (or
+        :data:`SMALL_BYTES_IN_FLIGHT`), wait until half of them are done (one wake-up of this
+        thread per half, not one per file)."""
+        self._queue.append((token, self._counted(coro, size)))
         with self._room:
             self._in_flight += 1
-            full = self._in_flight >= FILES_IN_FLIGHT
+            self._in_flight_bytes += size
+            full = self._full(1)
         if full or len(self._queue) >= FILES_PER_HANDOFF:
             self._dispatch()
         if full:
             with self._room:
-                while self._in_flight > FILES_IN_FLIGHT // 2:
+                while self._full(2):
                     self._room.wait()
+
+    def _full(self, fraction: int) -> bool:
+        """Whether ``1/fraction`` of the room in flight is taken (under ``_room``)."""
+        return (
+            self._in_flight >= FILES_IN_FLIGHT // fraction
+            or self._in_flight_bytes >= SMALL_BYTES_IN_FLIGHT // fraction
+        )
 
     def _dispatch(self) -> None:
         """Hand the queued files to the loop, as one group (each file its own task)."""
@@ -203,19 +216,20 @@ class SftpTarget:
         queue, self._queue = self._queue, []
 
         async def group() -> list[object]:
-            tasks = [self._counted(coro) for _, coro in queue]
-            return await asyncio.gather(*tasks, return_exceptions=True)
+            outcomes = await asyncio.gather(*(c for _, c in queue), return_exceptions=True)
+            return list(outcomes)
 
         future = asyncio.run_coroutine_threadsafe(group(), self._loop)
         self._groups.append(([token for token, _ in queue], future))
 
-    async def _counted(self, coro: Coroutine[Any, Any, None]) -> None:
+    async def _counted(self, coro: Coroutine[Any, Any, None], size: int) -> None:
         try:
             await coro
         finally:
             with self._room:
                 self._in_flight -= 1
-                if self._in_flight <= FILES_IN_FLIGHT // 2:
+                self._in_flight_bytes -= size
+                if not self._full(2):
                     self._room.notify()
 
     def _settle(self) -> None:
@@ -403,7 +417,7 @@ class SftpTarget:
         self._note(directory, name, Existing("file", size, meta.mtime_ns or 0))
         if size <= SMALL_FILE:
             data = list(chunks)  # read (and hashed) here; sent on the loop
-            self._submit(token, self._put_small(path, data, size, meta))
+            self._submit(token, self._put_small(path, data, size, meta), size)
             return
         handle: asyncssh.SFTPClientFile = self._call(self._open(path))
         writes: list[concurrent.futures.Future[int]] = []
