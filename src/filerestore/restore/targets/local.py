@@ -170,11 +170,14 @@ class LocalTarget:
         done = False
         try:
             if size <= INLINE_WRITE:
+                end = 0
                 for offset, data in chunks:
                     _pwrite_all(fd, data, offset)
+                    end = offset + len(data)
             else:
-                self._write_behind(fd, chunks)
-            os.ftruncate(fd, size)
+                end = self._write_behind(fd, chunks)
+            if end != size:  # a hole at the end (a write that ends at the size needs none)
+                os.ftruncate(fd, size)
             self._meta_fd(fd, meta)
             written = os.fstat(fd).st_size
             if written != size:  # the one check the job's manifest relies on
@@ -186,19 +189,23 @@ class LocalTarget:
                 with contextlib.suppress(OSError):
                     os.unlink(name, dir_fd=dir_fd)
 
-    def _write_behind(self, fd: int, chunks: Iterable[tuple[int, bytes]]) -> None:
+    def _write_behind(self, fd: int, chunks: Iterable[tuple[int, bytes]]) -> int:
         """Write ``chunks`` on the writer thread while the next one is produced; every
-        write has finished (or failed, raised here) when this returns or raises."""
+        write has finished (or failed, raised here) when this returns or raises. The end
+        of the last chunk."""
         if self._writer is None:
             self._writer = ThreadPoolExecutor(1, thread_name_prefix="restore-write")
         writes: deque[Future[None]] = deque()
+        end = 0
         try:
             for offset, data in chunks:
                 writes.append(self._writer.submit(_pwrite_all, fd, data, offset))
+                end = offset + len(data)
                 while len(writes) > WRITES_AHEAD:
                     writes.popleft().result()
             while writes:
                 writes.popleft().result()
+            return end
         finally:
             for write in writes:  # a read or a write failed: none may outlive the descriptor
                 write.cancel()
