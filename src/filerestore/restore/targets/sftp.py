@@ -465,8 +465,16 @@ class SftpTarget:
         self, handle: asyncssh.SFTPClientFile, path: bytes, size: int, meta: Meta
     ) -> None:
         try:
-            await self._set(handle.setstat, meta, size=size)
-            written = (await handle.stat()).size
+            if self._owners is None and meta.uid is not None and meta.gid is not None:
+                # the first files find out whether the remote lets this account set owners
+                await self._set(handle.setstat, meta, size=size)
+                written = (await handle.stat()).size
+            else:
+                # both requests at once: the server answers one handle's requests in the
+                # order they were sent, so the size read back is the one just set
+                attrs = self._attrs(meta, size=size)
+                _, found = await asyncio.gather(handle.setstat(attrs), handle.stat())
+                written = found.size
             if written != size:
                 raise asyncssh.SFTPFailure(f"wrote {written} bytes, expected {size}")
         except BaseException:
