@@ -35,7 +35,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.cli.images import single_ext4  # noqa: E402
+from tests.imagebuild.gpt_ext4 import single_ext4  # noqa: E402
 
 TARGETS_MS = {"ls": 100.0, "help": 150.0}
 

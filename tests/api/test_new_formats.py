@@ -29,6 +29,7 @@ from tests.imagebuild import data_file as D
 from tests.imagebuild import formats as F
 from tests.imagebuild import gpt_ext4 as images
 from tests.imagebuild.formats_ext4 import FILE, vhdx_chain
+from tests.imagebuild.sparse import copy_sparse
 
 API = "/api/v1"
 TOPS = {"vmware/disk.vmdk": "vmdk", "hyperv/child.vhdx": "vhdx", "kvm/disk.qcow2": "qcow2"}
@@ -53,7 +54,7 @@ def _place(src: Path, dst: Path) -> None:
     try:
         os.link(src, dst)  # the cache and the repository share a filesystem in CI
     except OSError:
-        shutil.copyfile(src, dst)
+        copy_sparse(src, dst)
 
 
 @pytest.fixture(scope="module")

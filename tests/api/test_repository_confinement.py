@@ -29,6 +29,7 @@ from tests.api.server import ROOT, Server
 from tests.imagebuild.catalog_repo import FILES, ext4_qcow2
 from tests.imagebuild.deep_chain import deep_sparse_chain
 from tests.imagebuild.eio import FailingRepository, failing_repository
+from tests.imagebuild.sparse import copy_sparse
 
 API = "/api/v1"
 INSIDE = FILES["hello.txt"]
@@ -78,8 +79,8 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     (repo / "srv").mkdir(parents=True)
     (repo / "deep").mkdir()
     outside.mkdir()
-    shutil.copyfile(ext4_qcow2(), repo / "srv" / "disk0.qcow2")
-    shutil.copyfile(ext4_qcow2(), repo / "srv" / "victim.qcow2")
+    copy_sparse(ext4_qcow2(), repo / "srv" / "disk0.qcow2")
+    copy_sparse(ext4_qcow2(), repo / "srv" / "victim.qcow2")
     outside_image(outside / "disk0.qcow2")
     for f in deep_sparse_chain().iterdir():
         link_or_sparse_copy(f, repo / "deep" / f.name)

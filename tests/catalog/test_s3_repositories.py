@@ -6,7 +6,6 @@ credential in the database."""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
@@ -32,6 +31,7 @@ from filerestore.errors import (
 )
 from filerestore.settings import S3Credentials, Settings
 from tests.imagebuild import formats as F
+from tests.imagebuild.sparse import copytree_sparse
 from tests.s3server.fixtures import bucket, moto, proxy, s3, upload_tree  # noqa: F401
 from tests.s3server.servers import ACCESS_KEY, REGION, SECRET_KEY, free_port, proxy_call
 
@@ -70,11 +70,11 @@ def _asking(stores: Stores) -> Stores:
 def _tree(root: Path) -> None:
     """The formats scan test's repository, plus files a scan must skip or take by name."""
     root.mkdir()
-    shutil.copytree(F.chain("vmdk").parent, root / "vm-vmdk")
-    shutil.copytree(F.chain("qcow2-on-vhdx").parent, root / "vm-hyperv")
-    shutil.copytree(F.VARIANTS["vmdk-twoGbMaxExtentSparse"]().parent, root / "vm-split")
-    shutil.copytree(F.VARIANTS["vpc-fixed"]().parent, root / "vm-fixed")
-    shutil.copytree(F.differencing("vhdx").parent, root / "vm-diff")
+    copytree_sparse(F.chain("vmdk").parent, root / "vm-vmdk")
+    copytree_sparse(F.chain("qcow2-on-vhdx").parent, root / "vm-hyperv")
+    copytree_sparse(F.VARIANTS["vmdk-twoGbMaxExtentSparse"]().parent, root / "vm-split")
+    copytree_sparse(F.VARIANTS["vpc-fixed"]().parent, root / "vm-fixed")
+    copytree_sparse(F.differencing("vhdx").parent, root / "vm-diff")
     (root / "vm-diff" / "expected.raw").unlink()
     (root / "README").write_text("not a backup")
     (root / "empty.raw").write_bytes(b"")  # a failed backup's leftover: never an image

@@ -27,6 +27,7 @@ from filerestore.errors import (
     UsageError,
 )
 from tests.imagebuild.catalog_repo import full_backup, incremental, make_repository, qemu_info
+from tests.imagebuild.sparse import copy_sparse
 
 
 @pytest.fixture
@@ -233,14 +234,13 @@ def test_scan_skips_files_that_are_not_images_silently(db, repo, tmp_path):
 def test_status_and_locate_follow_the_stores_rules(db, repo, tmp_path):
     """A backup whose file is replaced by a link out of the repository is 'refused' and
     cannot be located (RepositoryEscapeError), never served from outside."""
-    import shutil
 
     from filerestore.errors import RepositoryEscapeError
 
     _, images = repo
     scan_repository(db, "main")
     other = by_path(db)["vm2/disk0.qcow2"]
-    shutil.copyfile(images["other"], tmp_path / "outside.qcow2")
+    copy_sparse(images["other"], tmp_path / "outside.qcow2")
     images["other"].unlink()
     images["other"].symlink_to(tmp_path / "outside.qcow2")
     assert get_backup(db, other.id).status == "refused"

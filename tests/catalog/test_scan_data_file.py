@@ -4,10 +4,9 @@ one named ``*.raw`` or ``*.img`` (a file a scanned disk uses as a part is not a 
 
 from __future__ import annotations
 
-import shutil
-
 from filerestore.catalog import add_repository, list_backups, scan_repository
 from tests.imagebuild import data_file as D
+from tests.imagebuild.sparse import copytree_sparse
 
 MiB = 1 << 20
 WRITES = ["write -P 0x61 65000 70000", "write -z 1M 64k"]
@@ -19,7 +18,7 @@ def test_scan_registers_images_and_not_their_data_files(db, tmp_path):
         (root / vm).mkdir(parents=True)
     D.create(root / "vm-a" / "disk.qcow2", "disk-data.raw", 4 * MiB, WRITES)
     D.create(root / "vm-b" / "disk.qcow2", "disk.img", 4 * MiB, WRITES, raw=True)
-    shutil.copytree(D.chain("on-data-file-base").parent, root / "vm-c")
+    copytree_sparse(D.chain("on-data-file-base").parent, root / "vm-c")
     # named absolute, in another directory of the repository
     D.create(root / "vm-d" / "disk.qcow2", str(root / "data" / "vm-d.raw"), 4 * MiB, WRITES)
     (root / "vm-e.raw").write_bytes(bytes(MiB))  # a raw backup no image names: registered

@@ -3,16 +3,16 @@ registered once with its kind and parent; extent files of a disk are not backups
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 from filerestore.catalog import add_repository, list_backups, scan_repository
 from tests.imagebuild import formats as F
 from tests.imagebuild.catalog_repo import qemu_info
+from tests.imagebuild.sparse import copytree_sparse
 
 
 def _copy_dir(src: Path, dest: Path) -> None:
-    shutil.copytree(src, dest)
+    copytree_sparse(src, dest)
 
 
 def test_scan_registers_every_format_with_kind_and_parent(db, tmp_path):

@@ -1,15 +1,20 @@
-"""The command registry in main.py: each module registers what it declares, lazily."""
+"""The command table (command_table.py): each module registers what it declares, and is
+imported only for its own commands; what start-up imports (issue 14), read from sys.modules
+of a real run, never from a clock."""
 
 from __future__ import annotations
 
 import importlib
+import os
 import subprocess
 import sys
 
 import click
+import pytest
 
 from filerestore.cli.app import app
-from filerestore.cli.main import COMMAND_MODULES
+from filerestore.cli.command_table import COMMANDS
+from filerestore.cli.main import COMMAND_MODULES, main
 from tests.imagebuild import gpt_ext4 as images
 
 
@@ -30,6 +35,51 @@ def registered_by_module() -> dict[str, set[str]]:
 
 def test_every_module_registers_what_it_declares() -> None:
     assert registered_by_module() == {m: set(c) for m, c in COMMAND_MODULES.items()}
+
+
+def test_each_summary_is_the_first_paragraph_of_its_commands_help() -> None:
+    registered_by_module()
+    for name, (_module, summary) in COMMANDS.items():
+        command = app.commands[name]
+        assert command.help is not None, name
+        first = command.help.split("\n\n", 1)[0]
+        assert summary == " ".join(first.split()), name
+        # what Click would list from the real command: nothing but the help
+        assert (command.short_help, command.hidden, command.deprecated) == (None, False, False)
+
+
+def test_help_from_the_table_is_the_help_of_the_loaded_commands(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`--help` in a fresh process (no command module imported) prints what the group prints
+    with every command loaded, which Click lists from the commands themselves."""
+    registered_by_module()
+    for columns in ("40", "80", "200"):
+        monkeypatch.setenv("COLUMNS", columns)
+        assert main(["--help"]) == 0
+        loaded = capsys.readouterr().out
+        fresh = subprocess.run(
+            [sys.executable, "-m", "filerestore.cli.main", "--help"],
+            capture_output=True,
+            text=True,
+            check=True,
+            env=os.environ | {"COLUMNS": columns},
+        )
+        assert fresh.stdout == loaded
+        assert set(COMMANDS) <= {
+            line.split()[0] for line in loaded.splitlines() if line[:2] == "  "
+        }
+
+
+def test_a_mistyped_command_is_matched_against_every_command() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "filerestore.cli.main", "seve"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr == "filerestore: error: No such command 'seve'. Did you mean 'serve'?\n"
 
 
 #: what the image commands and --help must not import (start-up time, issue 14): the API,
@@ -62,14 +112,14 @@ _LOADED = (
 )
 
 
-def imported_by(*args: str) -> set[str]:
+def imported_by(*args: str, code: int = 0) -> set[str]:
     proc = subprocess.run(
         [sys.executable, "-c", _LOADED, *args],
         capture_output=True,
         text=True,
         check=False,
     )
-    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.returncode == code, proc.stderr[-2000:]
     return set(proc.stderr.rsplit("\nLOADED ", 1)[1].split())
 
 
@@ -83,8 +133,73 @@ def test_image_commands_and_help_do_not_import_the_service_stacks() -> None:
     assert "filerestore.restore.file_data" in imported_by("cat", image, "/empty")
 
 
+#: the reading core, which `--help` lists no command of
+READING_CORE = {"filerestore.restore", "filerestore.fs", "filerestore.image", "filerestore.volume"}
+
+
+def test_help_imports_no_command_module_and_ls_only_its_own() -> None:
+    every = set(COMMAND_MODULES)
+    for args, code in ((["--help"], 0), ([], 2), (["-V"], 0)):  # bare: the help, and 2
+        imported = imported_by(*args, code=code)
+        assert "filerestore.cli.command_table" in imported  # a positive control
+        assert not every & imported, (args, every & imported)
+        assert not READING_CORE & imported, (args, READING_CORE & imported)
+    image = str(images.single_ext4().image)
+    for args in (["ls", "--help"], ["ls", image, "/"]):
+        imported = imported_by(*args)
+        assert every & imported == {"filerestore.cli.core_commands"}, args
+    # `ls` sorts without the paged listings, their cursors and digests, and opens the backup
+    # without the records of `inspect`
+    ls_only = {
+        "filerestore.restore.browse",
+        "filerestore.restore.cursor",
+        "filerestore.restore.describe",
+        "hashlib",
+        "base64",
+    }
+    imported = imported_by("ls", image, "/")
+    assert "filerestore.restore.listing_order" in imported  # a positive control
+    assert not ls_only & imported, ls_only & imported
+
+
+#: runs one command and prints each filerestore module that compiled a regular expression
+#: while it was being imported (a module-level ``re.compile``; ``re`` compiles a pattern
+#: given to ``re.search`` and the like on that call, and only the first time)
+_COMPILED_ON_IMPORT = (
+    "import re, sys\n"
+    "found = set()\n"
+    "real = re._compile\n"
+    "def spy(*args, **kwargs):\n"
+    "    frame = sys._getframe(1)\n"
+    "    while frame is not None and frame.f_globals.get('__name__') == 're':\n"
+    "        frame = frame.f_back\n"
+    "    name = '' if frame is None else frame.f_globals.get('__name__', '')\n"
+    "    if name.startswith('filerestore') and frame.f_code.co_name == '<module>':\n"
+    "        found.add(name)\n"
+    "    return real(*args, **kwargs)\n"
+    "re._compile = spy\n"
+    "from filerestore.cli.main import main\n"
+    "code = main(sys.argv[1:])\n"
+    "sys.stderr.write('\\nCOMPILED ' + ' '.join(sorted(found)) + '\\n')\n"
+    "sys.exit(code)\n"
+)
+
+
+def test_ls_and_help_compile_no_regular_expression_on_import() -> None:
+    image = str(images.single_ext4().image)
+    for args in (["ls", image, "/"], ["--help"]):
+        proc = subprocess.run(
+            [sys.executable, "-c", _COMPILED_ON_IMPORT, *args],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        assert proc.stderr.rsplit("\nCOMPILED ", 1)[1].split() == [], args
+
+
 #: what opening a QCOW2 + GPT + ext4 backup must not import: the readers of the other image
-#: formats, LVM2, the other filesystems, the S3 client and zstd (each loads when a file of
+#: formats, MBR, LVM2, the other filesystems, the S3 client and zstd (each loads when a file of
 #: its kind is met; issue 14)
 NOT_FOR_QCOW2_EXT4 = {
     "filerestore.image.vmdk",
@@ -92,6 +207,7 @@ NOT_FOR_QCOW2_EXT4 = {
     "filerestore.image.vhdx",
     "filerestore.volume.lvm",
     "filerestore.volume.lv_reader",
+    "filerestore.volume.mbr",
     "filerestore.fs.ntfs",
     "filerestore.fs.fat",
     "filerestore.fs.exfat",
@@ -119,3 +235,25 @@ def test_signatures_kept_for_lazy_imports_are_the_readers_own() -> None:
     assert formats.VHDX_SIGNATURE == vhdx_headers.SIGNATURE
     assert formats.VHD_COOKIE == vhd.COOKIE
     assert (LVM_LABEL_ID, LVM_LABEL_SECTORS) == (lvm.LABEL_ID, lvm.LABEL_SCAN_SECTORS)
+
+
+#: runs the console script's entry with one command added that reports the collector's state
+_GC_PROBE = (
+    "import gc, sys\n"
+    "from filerestore.cli.app import app\n"
+    "@app.command('gc-probe')\n"
+    "def probe() -> None:\n"
+    "    print(gc.isenabled(), gc.get_freeze_count() > 0)\n"
+    "sys.argv = ['filerestore', 'gc-probe']\n"
+    "from filerestore.cli import console\n"
+    "console.run()\n"
+)
+
+
+def test_the_console_script_runs_its_command_with_the_garbage_collector_on() -> None:
+    """Start-up pauses the collector (console.py); the command itself runs with it on, and
+    what start-up made is frozen out of its collections."""
+    proc = subprocess.run(
+        [sys.executable, "-c", _GC_PROBE], capture_output=True, text=True, check=False
+    )
+    assert (proc.returncode, proc.stdout, proc.stderr) == (0, "True True\n", "")

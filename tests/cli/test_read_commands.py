@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import stat
 import subprocess
 from pathlib import Path
@@ -13,6 +12,7 @@ import pytest
 
 from tests.cli.runner import SCRIPT, fails, json_out, ok, run
 from tests.imagebuild import gpt_ext4 as images
+from tests.imagebuild.sparse import copy_sparse
 
 # mke2fs creates it; it is not in the source tree
 EXT4_EXTRA = {"lost+found"}
@@ -98,7 +98,7 @@ def test_inspect_backing_chain_and_repository(tmp_path: Path, ext4: images.Built
     (repo / "base").mkdir(parents=True)
     (repo / "vm").mkdir()
     base = repo / "base" / "full.qcow2"
-    shutil.copyfile(ext4.image, base)
+    copy_sparse(ext4.image, base)
     top = repo / "vm" / "incr.qcow2"
     subprocess.run(
         ["qemu-img", "create", "-q", "-f", "qcow2", "-b", "../base/full.qcow2", "-F", "qcow2", top],

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import threading
 import zlib
@@ -20,6 +19,7 @@ from tests.image.conftest import (
     sha256_of_reader,
 )
 from tests.imagebuild import qcow
+from tests.imagebuild.sparse import copy_sparse, copytree_sparse
 
 
 def run(*args: str | Path) -> str:
@@ -94,7 +94,7 @@ def test_grown_overlay_is_larger_than_its_backing() -> None:
 
 
 def copy_chain(kind: str, dest: Path) -> Path:
-    shutil.copytree(qcow.chain(kind), dest)
+    copytree_sparse(qcow.chain(kind), dest)
     return dest
 
 
@@ -112,7 +112,7 @@ def test_absolute_backing_names(tmp_path: Path) -> None:
 def test_relative_name_climbing_inside_the_repository(tmp_path: Path) -> None:
     repo = tmp_path / "repo"
     (repo / "daily").mkdir(parents=True)
-    shutil.copyfile(qcow.chain("flat") / "base.qcow2", repo / "base.qcow2")
+    copy_sparse(qcow.chain("flat") / "base.qcow2", repo / "base.qcow2")
     create_overlay(repo / "daily" / "inc.qcow2", "../base.qcow2", "qcow2")
     run("qemu-io", "-f", "qcow2", "-c", "write -P 0x61 65000 70000", repo / "daily" / "inc.qcow2")
     (repo / "latest.qcow2").symlink_to("daily/inc.qcow2")

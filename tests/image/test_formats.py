@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import struct
 import subprocess
 import threading
@@ -24,6 +23,7 @@ from tests.image.conftest import (
 )
 from tests.imagebuild import formats as F
 from tests.imagebuild.formats_bytes import MiB
+from tests.imagebuild.sparse import copytree_sparse
 
 
 def assert_reads_like(image: Path, expected: Path, repository: Path | None = None) -> None:
@@ -105,7 +105,7 @@ def test_chain_reads_like_qemu(kind: str) -> None:
 def test_vmdk_child_checks_its_parents_cid(tmp_path: Path) -> None:
     """A parent written after its child was made is refused, as QEMU refuses to read it."""
     repo = tmp_path / "repo"
-    shutil.copytree(F.chain("vmdk").parent, repo)
+    copytree_sparse(F.chain("vmdk").parent, repo)
     F.run("qemu-io", "-f", "vmdk", "-c", "write -P 0x99 0 4k", repo / "inc1.vmdk")
     with pytest.raises(Exception, match="not the disk it was made on"):
         open_image(repo / "top.vmdk", repo)

@@ -7,7 +7,6 @@ of real images; each mutated image is opened and read in several places.
 from __future__ import annotations
 
 import random
-import shutil
 import struct
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from filerestore.errors import FileRestoreError
 from filerestore.image import open_image
 from tests.imagebuild import data_file, qcow
 from tests.imagebuild.hostile import DATA_FILE_BYTES, data_file_image, qcow2_image
+from tests.imagebuild.sparse import copy_sparse
 
 
 def _regions(data: bytes) -> list[tuple[int, int]]:
@@ -65,7 +65,7 @@ def test_mutated_images_fail_cleanly(source: str, tmp_path: Path) -> None:
         original = data_file_image(backing=b"base.qcow2")
     elif source == "data-file":
         image = data_file.VARIANTS[source]()
-        shutil.copyfile(image.parent / "disk-data.raw", repo / "disk-data.raw")
+        copy_sparse(image.parent / "disk-data.raw", repo / "disk-data.raw")
         original = image.read_bytes()
     else:
         original = qcow.VARIANTS[source]().read_bytes()

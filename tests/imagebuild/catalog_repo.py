@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.imagebuild.cache import cached
+from tests.imagebuild.sparse import copy_sparse
 
 FILES = {"hello.txt": b"hello from the backup\n", "docs/readme.md": b"# readme\n" * 50}
 FS_SIZE = 8 << 20
@@ -56,7 +57,7 @@ def qemu_info(path: Path) -> dict[str, Any]:
 
 def full_backup(dest: Path) -> Path:
     dest.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(ext4_qcow2(), dest)
+    copy_sparse(ext4_qcow2(), dest)
     return dest
 
 

@@ -20,7 +20,6 @@ every qemu command here runs in the image's directory: that is where filerestore
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -28,6 +27,7 @@ from typing import Any
 
 from tests.imagebuild import qcow
 from tests.imagebuild.cache import cached
+from tests.imagebuild.sparse import copytree_sparse
 from tests.imagebuild.tree import MiB
 
 KiB = 1 << 10
@@ -218,5 +218,5 @@ def chain(kind: str) -> Path:
 
 def copy_dir(image: Path, dest: Path) -> Path:
     """A copy of the directory holding ``image`` (and its data files), the image in it."""
-    shutil.copytree(image.parent, dest)
+    copytree_sparse(image.parent, dest)
     return dest / image.name

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 import subprocess
 import uuid
 from collections.abc import Callable, Sequence
@@ -29,6 +28,7 @@ from typing import Any
 from tests.imagebuild import formats_bytes as fb
 from tests.imagebuild import qcow
 from tests.imagebuild.cache import cached
+from tests.imagebuild.sparse import copy_sparse
 from tests.imagebuild.tree import MiB, block_content
 
 EXT = {"vmdk": "vmdk", "vpc": "vhd", "vhdx": "vhdx", "qcow2": "qcow2"}
@@ -116,7 +116,7 @@ def _written(name: str, fmt: str, options: Sequence[str], commands: Sequence[str
 
     def build(out: Path) -> None:
         out.mkdir()
-        shutil.copyfile(src, out / src.name)
+        copy_sparse(src, out / src.name)
         args = [a for c in commands for a in ("-c", c)]
         run("qemu-io", "-f", fmt, *args, out / src.name)
 

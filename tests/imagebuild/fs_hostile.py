@@ -12,7 +12,6 @@ take these as seeds.
 from __future__ import annotations
 
 import re
-import shutil
 import struct
 import subprocess
 from collections.abc import Callable
@@ -29,6 +28,7 @@ from filerestore.fs.entry import EntryKind
 from tests.imagebuild import fs_linux, fs_special, fs_windows
 from tests.imagebuild.cache import cached
 from tests.imagebuild.fs_linux import run
+from tests.imagebuild.sparse import copy_sparse
 
 Action = Callable[[Any], object]
 
@@ -53,7 +53,7 @@ def read_everything(fs: Any) -> None:
 
 def patched(image: Path, workdir: Path, patches: dict[int, bytes]) -> Path:
     out = workdir / f"hostile-{image.name}"
-    shutil.copyfile(image, out)
+    copy_sparse(image, out)
     with out.open("r+b") as fh:
         for offset, data in patches.items():
             fh.seek(offset)

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import subprocess
 import tempfile
 import time
@@ -25,6 +24,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from tests.imagebuild.cache import cached
+from tests.imagebuild.sparse import copy_sparse
 from tests.imagebuild.tree import MiB, block_content
 
 KiB = 1024
@@ -311,7 +311,7 @@ def qcow_overlay_seed(extended_l2: bool) -> Path:
 
     def build(out: Path) -> None:
         with tempfile.TemporaryDirectory() as tmp:
-            shutil.copyfile(base, Path(tmp) / QCOW_BASE_NAME)
+            copy_sparse(base, Path(tmp) / QCOW_BASE_NAME)
             top = Path(tmp) / "top.qcow2"
             run(
                 "qemu-img", "create", "-q", "-f", "qcow2", "-o", options,
@@ -320,7 +320,7 @@ def qcow_overlay_seed(extended_l2: bool) -> Path:
             for cmd in ("write -P 0x5a 8k 4k", "write -z 16k 16k", "write -P 0x11 100k 2k"):
                 run("qemu-io", "-f", "qcow2", "-c", cmd, top)
             run("qemu-img", "check", top)
-            shutil.copyfile(top, out)
+            copy_sparse(top, out)
 
     recipe = {"options": options, "base": base.name}
     return cached(

@@ -369,7 +369,8 @@ HOSTILE_FORMATS: list[HostileImage] = [
     ),
     HostileImage(
         "vmdk-grain-too-large",
-        _sparse(grain_sectors=1 << 22),
+        # the header's grainSize (offset 20) patched: a real 2 GiB grain would be written out
+        _patched(20, "<Q", 1 << 22),
         UnsupportedImageError,
         "above QEMU's 1 GiB",
     ),

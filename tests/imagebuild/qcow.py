@@ -29,7 +29,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import subprocess
 import tempfile
 from collections.abc import Callable, Sequence
@@ -37,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.imagebuild.cache import cached
+from tests.imagebuild.sparse import copy_sparse
 from tests.imagebuild.tree import MiB, block_content
 
 KiB = 1 << 10
@@ -215,7 +215,7 @@ def _with_qemu_io(name: str, source: Callable[[], Path], commands: Sequence[str]
     src = source()
 
     def build(out: Path) -> None:
-        shutil.copyfile(src, out)
+        copy_sparse(src, out)
         for cmd in commands:
             if cmd.startswith("crash "):
                 # qemu-io's abort leaves the image as a crashed VM would: dirty, with lazy
@@ -295,7 +295,7 @@ def corrupt_flagged() -> Path:
     src = VARIANTS["v3-64k"]()
 
     def build(out: Path) -> None:
-        shutil.copyfile(src, out)
+        copy_sparse(src, out)
         with out.open("r+b") as fh:
             fh.seek(79)  # low byte of incompatible_features (big-endian, bytes 72-79)
             flags = fh.read(1)[0]
@@ -310,7 +310,7 @@ def truncated() -> Path:
     src = VARIANTS["v3-64k"]()
 
     def build(out: Path) -> None:
-        shutil.copyfile(src, out)
+        copy_sparse(src, out)
         os.truncate(out, src.stat().st_size * 6 // 10)
 
     return cached("qcow-truncated", ["truncated", _file_id(src)], build, suffix="qcow2")
@@ -353,7 +353,7 @@ def _build_chain(out: Path, kind: str) -> None:
     sub = out / "sub" if kind == "subdir" else out
     sub.mkdir(exist_ok=True)
     if kind == "raw-base":
-        shutil.copyfile(raw, out / "base.raw")
+        copy_sparse(raw, out / "base.raw")
         base, base_name = out / "base.raw", "base.raw"
     else:
         base = sub / "base.qcow2"

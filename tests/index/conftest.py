@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -29,6 +28,7 @@ from tests.dbfixtures import (  # noqa: F401 - fixtures
     settings,
 )
 from tests.imagebuild.index_chain import NAMES, facts, index_chain
+from tests.imagebuild.sparse import copy_sparse
 
 
 @dataclass
@@ -52,7 +52,7 @@ def make_repository(kind: str, root: Path) -> Path:
         try:
             os.link(chain / f"{name}.qcow2", root / f"{name}.qcow2")
         except OSError:
-            shutil.copyfile(chain / f"{name}.qcow2", root / f"{name}.qcow2")
+            copy_sparse(chain / f"{name}.qcow2", root / f"{name}.qcow2")
     return root
 
 

@@ -17,7 +17,8 @@ from filerestore.errors import (
     VolumeNotFoundError,
 )
 from filerestore.fs import Detection
-from filerestore.restore import describe_image, open_stack
+from filerestore.restore import open_stack
+from filerestore.restore.describe import describe_image
 from tests.imagebuild import gpt_ext4 as images
 
 

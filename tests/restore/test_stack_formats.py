@@ -4,14 +4,13 @@ source tree mke2fs was given."""
 
 from __future__ import annotations
 
-import shutil
-
 import pytest
 
 from filerestore.restore import open_stack
 from tests.fs.treecheck import compare_contents
 from tests.imagebuild import formats as F
 from tests.imagebuild import gpt_ext4 as images
+from tests.imagebuild.sparse import copy_sparse
 
 TARGETS = {
     "vmdk-monolithicSparse": ("vmdk", ["subformat=monolithicSparse"]),
@@ -46,7 +45,7 @@ def test_tree_through_a_qcow2_overlay_on_a_vmdk(ext4: images.Built, tmp_path) ->
     )
     repo = tmp_path / "repo"
     repo.mkdir()
-    shutil.copyfile(base, repo / "base.vmdk")
+    copy_sparse(base, repo / "base.vmdk")
     F.run(
         "qemu-img",
         "create",

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ import pytest
 from tests.api.server import CLI, Server
 from tests.imagebuild.qcow import to_qcow2
 from tests.imagebuild.restore_tree import restore_image, restore_tree
+from tests.imagebuild.sparse import copy_sparse
 from tests.s3server.fixtures import moto  # noqa: F401
 from tests.s3server.servers import (
     ACCESS_KEY,
@@ -72,7 +72,7 @@ def site(tmp_path_factory: pytest.TempPathFactory, moto: S3Server) -> Iterator[S
     image = to_qcow2(restore_image(), "api-ext4")
     local = work / "local"
     (local / "srv1").mkdir(parents=True)
-    shutil.copyfile(image, local / "srv1" / "disk0.qcow2")  # a link out of the root: refused
+    copy_sparse(image, local / "srv1" / "disk0.qcow2")  # a link out of the root: refused
     s3 = boto_client(moto)
     s3.create_bucket(Bucket=BUCKET)
     s3.upload_file(str(image), BUCKET, f"{PREFIX}/srv9/disk0.qcow2")

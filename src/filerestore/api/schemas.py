@@ -25,7 +25,7 @@ from filerestore.api.paths import display, path_query
 from filerestore.catalog import Availability, BackupInfo, RepositoryInfo
 from filerestore.fs.entry import Entry
 from filerestore.restore.browse import Page, Totals
-from filerestore.restore.stack import VolumeDescription
+from filerestore.restore.describe import VolumeDescription
 from filerestore.service.cleanup import CleanupStatus
 from filerestore.service.resources import ResourceFigures
 from filerestore.service.session import Session

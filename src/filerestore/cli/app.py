@@ -1,22 +1,28 @@
 """The Click group every command module registers its commands on, and the shared options.
 
-Command modules import ``app`` from here and decorate their functions; ``main`` imports the
-command modules (one line each) and runs the group. Click rather than Typer: Typer builds a
-pydantic TypeAdapter per parameter, which alone costs more than the 100 ms ``filerestore ls``
-may take from start to exit (issue 14; ``bench/startup.py`` measures it). A command module
-imports what its commands need inside them, so ``--help`` (which imports every command
-module) stays light: no database, web or settings stack is imported to print help.
+Command modules import ``app`` from here and decorate their functions. The group finds a
+command's module in :data:`filerestore.cli.command_table.COMMANDS` and imports it when the
+command is looked up, so ``filerestore ls`` imports only the read-only core commands and
+``filerestore --help`` lists every command from the table without importing any. Click
+rather than Typer: Typer builds a pydantic TypeAdapter per parameter, which alone costs more
+than the 100 ms ``filerestore ls`` may take from start to exit (issue 14;
+``bench/startup.py`` measures it). A command module imports what its commands need inside
+them, so ``COMMAND --help`` stays light too: no database, web or settings stack is imported
+to print help.
 """
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
+from gettext import gettext
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
 import filerestore
+from filerestore.cli.command_table import COMMANDS
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -25,14 +31,52 @@ CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
 class OrderedGroup(click.Group):
-    """A group that lists its commands in the order they were added (the order of
-    ``main.COMMAND_MODULES``), not alphabetically."""
+    """A group that lists its commands in the order they were added, not alphabetically."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return list(self.commands)
 
 
-@click.group(cls=OrderedGroup, help=HELP, context_settings=CONTEXT)
+class LazyGroup(click.Group):
+    """The root group: its commands are the rows of ``COMMANDS``, in the table's order.
+
+    A command's module is imported when the command is looked up (it registers itself on
+    this group); listing the commands in ``--help`` takes their summaries from the table and
+    imports nothing. An unknown name imports every module, so Click's "Did you mean" sees
+    every command.
+    """
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands:
+            if cmd_name in COMMANDS:
+                importlib.import_module(COMMANDS[cmd_name][0])
+            else:
+                self.load_all()
+        return self.commands.get(cmd_name)
+
+    def load_all(self) -> None:
+        """Import every command module (shell completion, the CLI reference)."""
+        for module, _summary in COMMANDS.values():
+            importlib.import_module(module)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """Click's own listing, with the table's summary for each command not imported."""
+        # a command not imported stands in as a bare command with the table's summary as help
+        listed = [
+            self.commands.get(name) or click.Command(name, help=COMMANDS[name][1])
+            for name in self.list_commands(ctx)
+        ]
+        shown = [cmd for cmd in listed if not cmd.hidden]
+        limit = formatter.width - 6 - max(len(str(cmd.name)) for cmd in shown)
+        rows = [(str(cmd.name), cmd.get_short_help_str(limit)) for cmd in shown]
+        with formatter.section(gettext("Commands")):
+            formatter.write_dl(rows)
+
+
+@click.group(cls=LazyGroup, help=HELP, context_settings=CONTEXT)
 @click.version_option(
     filerestore.__version__,
     "-V",

@@ -55,7 +55,7 @@ def _out(text: str) -> None:
 def inspect(image: Path, repository: Path | None, json: bool, metadata_budget: int | None) -> None:
     """Show the backing chain, volumes and filesystems of IMAGE."""
     from filerestore.cli import render
-    from filerestore.restore import describe_image
+    from filerestore.restore.describe import describe_image
 
     budget = metadata_budget or DEFAULT_METADATA_BUDGET
     desc = describe_image(image, repository=repository, metadata_budget=budget)
@@ -87,7 +87,7 @@ def ls(
     PATH, parents before their children.
     """
     from filerestore.fs.entry import EntryKind
-    from filerestore.restore.browse import sort_entries
+    from filerestore.restore.listing_order import sort_entries
 
     with _open(image, repository, volume, metadata_budget) as stack:
         fs = stack.fs

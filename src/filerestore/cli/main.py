@@ -1,10 +1,11 @@
 """Entry point of the ``filerestore`` console script.
 
 Each command module registers its commands on :data:`filerestore.cli.app.app` when imported;
-adding a module is one line in :data:`COMMAND_MODULES`. Only the module of the command being
-run is imported, so ``filerestore cat`` does not pay for the database and web stacks that
-``filerestore serve`` needs (all are imported for ``--help``, for unknown commands and for
-shell completion; each imports its heavy dependencies inside its commands, so that stays
+adding a command is one row in :data:`filerestore.cli.command_table.COMMANDS`. Only the
+module of the command being run is imported, so ``filerestore cat`` does not pay for the
+database and web stacks that ``filerestore serve`` needs, and ``--help`` lists the commands
+from the table without importing any (all are imported for an unknown command and for shell
+completion; each imports its heavy dependencies inside its commands, so that stays
 light too). Errors leave as one line on stderr and an exit code from
 :mod:`filerestore.cli.exit_codes`, never as a traceback (set FILERESTORE_DEBUG=1 to see the
 traceback of an unexpected error).
@@ -12,7 +13,7 @@ traceback of an unexpected error).
 
 from __future__ import annotations
 
-import importlib
+import gc
 import os
 import sys
 from collections.abc import Sequence
@@ -20,7 +21,7 @@ from collections.abc import Sequence
 import click
 from click.exceptions import Exit as ClickExit
 
-from filerestore.cli import exit_codes
+from filerestore.cli import command_table, exit_codes
 from filerestore.cli.app import app
 from filerestore.errors import AmbiguousVolumeError, FileRestoreError
 
@@ -28,34 +29,13 @@ PROG = "filerestore"
 #: the environment variable Click's shell completion scripts call the program with
 COMPLETE_VAR = "_FILERESTORE_COMPLETE"
 
-#: One line per command module: the module and the top-level commands it registers (a test
-#: checks that each module registers exactly these). Listed in the order `--help` shows them.
-COMMAND_MODULES: dict[str, tuple[str, ...]] = {
-    "filerestore.cli.core_commands": ("inspect", "ls", "stat", "cat", "get"),
-    "filerestore.cli.mount_commands": ("mount", "umount"),
-    "filerestore.cli.catalog_commands": ("repo", "scan", "backups", "mounts", "cleanup", "db"),
-    "filerestore.cli.restore_commands": ("restore", "jobs"),
-    "filerestore.cli.serve_commands": ("serve", "token"),
-    "filerestore.cli.index_commands": ("search", "find", "history", "diff", "index"),
-    "filerestore.cli.completion": ("completion",),
-}
-
-
-def load_commands(args: Sequence[str]) -> None:
-    """Import the module of the command named in ``args``, or every module if none matches."""
-    name = next((arg for arg in args if not arg.startswith("-")), None)
-    if name is None and {"-V", "--version"} & set(args):
-        return  # the version needs no command
-    for module, commands in COMMAND_MODULES.items():
-        if name in commands:
-            importlib.import_module(module)
-            return
-    load_all()
+#: each command module and the top-level commands it registers (a test checks them)
+COMMAND_MODULES: dict[str, tuple[str, ...]] = command_table.modules()
 
 
 def load_all() -> None:
-    for module in COMMAND_MODULES:
-        importlib.import_module(module)
+    """Import every command module (the CLI reference, shell completion)."""
+    app.load_all()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -64,9 +44,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _complete(os.environ[COMPLETE_VAR])
     args = list(sys.argv[1:] if argv is None else argv)
     bare = not args
-    load_commands(args)
     try:
         with app.make_context(PROG, args or ["--help"]) as ctx:
+            _resume_collector()
             app.invoke(ctx)
         sys.stdout.flush()  # here, so a closed pipe is handled below, not at interpreter exit
     except ClickExit as exc:  # --help, --version, or a command that chose its code
@@ -100,6 +80,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     return exit_codes.OK
 
 
+def _resume_collector() -> None:
+    """Turn the garbage collector back on if start-up paused it (:mod:`.console`), keeping
+    every object start-up made out of later collections."""
+    if not gc.isenabled():
+        gc.freeze()
+        gc.enable()
+
+
 def _complete(instruction: str) -> int:
     """Answer a shell completion script's request (see ``filerestore completion``)."""
     from click.shell_completion import shell_complete
@@ -122,7 +110,8 @@ def _os_error_message(exc: OSError) -> str:
 
 
 def run() -> None:
-    """Console-script entry point."""
+    """The entry point of ``python -m filerestore.cli.main`` (the console script's is
+    :func:`filerestore.cli.console.run`)."""
     sys.exit(main())
 
 

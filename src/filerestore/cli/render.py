@@ -9,10 +9,14 @@ from __future__ import annotations
 
 import stat as stat_mod
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from filerestore.fs.entry import Entry
 from filerestore.restore.names import printable
-from filerestore.restore.stack import ImageDescription, format_size
+from filerestore.restore.stack import format_size
+
+if TYPE_CHECKING:
+    from filerestore.restore.describe import ImageDescription
 
 
 def format_time(ns: int | None) -> str:

@@ -80,13 +80,13 @@ def join_path(parts: list[str]) -> str:
     return "/" + "/".join(parts)
 
 
-_CONTROL = re.compile("[\x00-\x1f\x7f]")
+_CONTROL = "[\x00-\x1f\x7f]"  # compiled by `re` on first use, not on import (issue 14)
 
 
 def shown(path: str) -> str:
     """A guest path for an error message: control characters (a newline in a guest name or
     a request) as ``\\xNN``, so every reason stays one line."""
-    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", path)
+    return re.sub(_CONTROL, lambda m: f"\\x{ord(m.group()):02x}", path)
 
 
 class Filesystem(ABC, Generic[N]):

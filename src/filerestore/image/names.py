@@ -21,8 +21,9 @@ from pathlib import PurePosixPath
 
 from filerestore.errors import BackingFileRefusedError, RepositoryEscapeError
 
-_DRIVE = re.compile(r"^[A-Za-z]:")
-_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
+# compiled by `re` on first use, not on import (issue 14)
+_DRIVE = r"^[A-Za-z]:"
+_SCHEME = r"^[A-Za-z][A-Za-z0-9+.-]*:"
 
 
 def qemu_name(raw: bytes, what: str, image: str) -> str:
@@ -45,7 +46,7 @@ def windows_name(raw: str, what: str, image: str) -> str:
     """A Windows path relative to ``image``'s directory as a POSIX name (for locators)."""
     if "\0" in raw or not raw:
         raise BackingFileRefusedError(f"{image}: {what} {raw!r} is empty or holds a NUL byte")
-    if _DRIVE.match(raw) or raw.startswith(("\\\\", "//")):
+    if re.match(_DRIVE, raw) or raw.startswith(("\\\\", "//")):
         raise BackingFileRefusedError(
             f"{image}: {what} {raw!r} is an absolute Windows path, which names a place on "
             "another machine, not in the repository"
@@ -58,7 +59,7 @@ def plain_name(name: str, what: str, image: str) -> str:
     if "\0" in name or not name:
         raise BackingFileRefusedError(f"{image}: {what} {name!r} is empty or holds a NUL byte")
     head = name.split("/", 1)[0]
-    if _SCHEME.match(head):
+    if re.match(_SCHEME, head):
         raise BackingFileRefusedError(
             f"{image}: {what} {name!r} is a protocol name ({head.split(':', 1)[0]}:), only "
             "plain file names are allowed"

@@ -1,11 +1,9 @@
-"""The restore core: opened backup stacks, browsing and extraction, shared by every adapter."""
+"""The restore core: opened backup stacks, browsing and extraction, shared by every adapter.
 
-from filerestore.restore.stack import (
-    ImageDescription,
-    Stack,
-    VolumeDescription,
-    describe_image,
-    open_stack,
-)
+The read-only overview of a backup (``describe_image``) is in
+:mod:`filerestore.restore.describe`, which opening a backup does not import.
+"""
 
-__all__ = ["ImageDescription", "Stack", "VolumeDescription", "describe_image", "open_stack"]
+from filerestore.restore.stack import Stack, open_stack
+
+__all__ = ["Stack", "open_stack"]

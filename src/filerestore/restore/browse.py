@@ -23,9 +23,8 @@ from __future__ import annotations
 import threading
 import weakref
 from collections import OrderedDict
-from collections.abc import Hashable, Iterable, Iterator, Sequence
+from collections.abc import Hashable, Iterator, Sequence
 from dataclasses import dataclass
-from enum import StrEnum
 from itertools import islice
 from typing import Any
 
@@ -40,6 +39,7 @@ from filerestore.fs.base import Filesystem
 from filerestore.fs.entry import Entry, EntryKind
 from filerestore.restore.cursor import Cursor, decode, digest
 from filerestore.restore.file_data import OpenFile, iter_file, open_file, read_range
+from filerestore.restore.listing_order import SortKey, sort_entries
 
 __all__ = [
     "OpenFile",
@@ -64,12 +64,6 @@ DEFAULT_WALK_DEPTH = 16
 MAX_WALK_DEPTH = 256
 DEFAULT_TOTALS_CAP = 1_000_000  # entries counted before dir_totals stops and says so
 ORDERS_PER_FILESYSTEM = 8  # sorted directory orders kept per open filesystem
-
-
-class SortKey(StrEnum):
-    NAME = "name"
-    SIZE = "size"
-    MTIME = "mtime"
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,36 +118,6 @@ def _check_limit(limit: int) -> None:
 _orders: weakref.WeakKeyDictionary[Filesystem[Any], OrderedDict[tuple[object, ...], list[str]]]
 _orders = weakref.WeakKeyDictionary()
 _orders_lock = threading.Lock()
-
-
-def _sort_value(entry: Entry, sort: SortKey) -> int:
-    if sort is SortKey.SIZE:
-        return entry.size
-    if sort is SortKey.MTIME:
-        return -1 if entry.mtime_ns is None else entry.mtime_ns
-    return 0
-
-
-def sort_entries(
-    entries: Iterable[Entry],
-    sort: SortKey = SortKey.NAME,
-    descending: bool = False,
-    dirs_first: bool = True,
-) -> list[Entry]:
-    """``entries`` in a listing's order (see the module docstring): the one order of the
-    API's listings and the CLI's ``ls``."""
-    groups: tuple[list[tuple[int, str, str, Entry]], list[tuple[int, str, str, Entry]]]
-    groups = ([], [])
-    for entry in entries:
-        first = dirs_first and entry.kind is EntryKind.DIR
-        groups[0 if first else 1].append(
-            (_sort_value(entry, sort), entry.name.casefold(), entry.name, entry)
-        )
-    out: list[Entry] = []
-    for group in groups:
-        group.sort(key=lambda item: item[:3], reverse=descending)
-        out.extend(item[3] for item in group)
-    return out
 
 
 def _build_order(

@@ -28,7 +28,7 @@ from filerestore.image import (
     DiskImage,
     open_backup,
 )
-from filerestore.restore.stack import ImageDescription, describe_disk
+from filerestore.restore.describe import ImageDescription, describe_disk
 from filerestore.source import LocalStore, Store
 
 #: backups whose descriptions one process keeps (a description is a few KiB)

@@ -35,9 +35,11 @@ EMPTY_NAME = "(empty)"  # only a corrupt directory entry has no name
 _FORBIDDEN = {"/": "%2F", "\x00": "%00"}
 # A surrogate that is not an escaped byte (U+DC80..U+DCFF) has no encoding at all: a corrupt
 # name can still claim one (an unpaired UTF-16 unit), and the writers would fail on it.
-_LONE_SURROGATE = re.compile("[\ud800-\udc7f\udd00-\udfff]")
-_SURROGATE = re.compile("[\udc80-\udcff]")
-_ZIP_SPECIAL = re.compile("[\udc80-\udcff\\\\]")
+# (patterns, not compiled ones: `re` compiles each on its first use and keeps it, so
+# importing this module for the CLI's `ls` compiles nothing; issue 14)
+_LONE_SURROGATE = "[\ud800-\udc7f\udd00-\udfff]"
+_SURROGATE = "[\udc80-\udcff]"
+_ZIP_SPECIAL = "[\udc80-\udcff\\\\]"
 
 
 def clean_component(name: str) -> str:
@@ -46,8 +48,8 @@ def clean_component(name: str) -> str:
         return EMPTY_NAME
     if name in (".", ".."):
         return "%2E" * len(name)
-    if _LONE_SURROGATE.search(name):
-        name = _LONE_SURROGATE.sub("\ufffd", name)
+    if re.search(_LONE_SURROGATE, name):
+        name = re.sub(_LONE_SURROGATE, "\ufffd", name)
     if "/" in name or "\x00" in name:
         return "".join(_FORBIDDEN.get(c, c) for c in name)
     return name
@@ -61,14 +63,14 @@ def tar_component(name: str) -> str:
 def zip_component(name: str) -> str:
     """A component of a ZIP member name: valid UTF-8, no backslash (see module docstring)."""
     name = clean_component(name)
-    if _ZIP_SPECIAL.search(name) is None:
+    if re.search(_ZIP_SPECIAL, name) is None:
         return name
-    return _ZIP_SPECIAL.sub(_escape_char, name)
+    return re.sub(_ZIP_SPECIAL, _escape_char, name)
 
 
 def _escape_char(match: re.Match[str]) -> str:
     char = match.group()
-    if _SURROGATE.fullmatch(char):
+    if re.fullmatch(_SURROGATE, char):
         return f"%{ord(char) - 0xDC00:02X}"  # surrogateescape maps byte b to U+DC00 + b
     return f"%{ord(char):02X}"
 

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 from filerestore.blockio import Reader, SliceReader
 from filerestore.errors import PartitionTableError, VolumeNotFoundError
-from filerestore.volume import gpt, mbr
+from filerestore.volume import gpt
 from filerestore.volume.types import MBR_EXTENDED_TYPES, gpt_type_name, mbr_type_name
 
 if TYPE_CHECKING:
@@ -66,12 +66,19 @@ def list_volumes(disk: Reader) -> list[Volume]:
     # 2. MBR before a whole-disk filesystem: mbr.detect refuses FAT/NTFS/exFAT boot sectors,
     #    which also end in 0x55AA.
     # 3. Otherwise the disk has no partition table: it is one volume, which may be an LVM PV.
-    if gpt.detect(disk) or mbr.has_protective_entry(disk):
+    # The MBR reader is imported only for a disk without a GPT header (start-up time of the
+    # CLI, issue 14).
+    if gpt.detect(disk):
         partitions = _gpt_volumes(disk)
-    elif mbr.detect(disk):
-        partitions = _mbr_volumes(disk)
     else:
-        return _whole_disk(disk)
+        from filerestore.volume import mbr
+
+        if mbr.has_protective_entry(disk):
+            partitions = _gpt_volumes(disk)
+        elif mbr.detect(disk):
+            partitions = _mbr_volumes(disk)
+        else:
+            return _whole_disk(disk)
     pvs = []
     for v in partitions:
         if not v.is_container:
@@ -118,6 +125,8 @@ def _gpt_volumes(disk: Reader) -> list[Volume]:
 
 
 def _mbr_volumes(disk: Reader) -> list[Volume]:
+    from filerestore.volume import mbr
+
     out = []
     for p in mbr.read_mbr(disk):
         offset, size = p.start * mbr.SECTOR, p.sectors * mbr.SECTOR
