@@ -7,9 +7,11 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from filerestore.restore.targets.sftp import STATS_BEFORE_LISTING
+from filerestore.restore.targets.base import Meta
+from filerestore.restore.targets.sftp import STATS_BEFORE_LISTING, Endpoint, SftpTarget
 from tests.jobs.conftest import SELECTION, JobsEnv, sha256sum
 from tests.jobs.treecheck import compare
+from tests.sshserver.sshd import Sshd
 
 MiB = 1 << 20
 
@@ -104,3 +106,25 @@ def test_conflict_policies_over_sftp(jobs_env: JobsEnv) -> None:
     assert (job["progress"]["files_done"], job["progress"]["failed"]) == (written, 0), job
     for name in files:
         assert sha256sum(dest / name) == sha256sum(source / name)
+
+
+def test_a_hard_link_right_after_its_file_is_made_after_it(sshd: Sshd) -> None:
+    """Small files wait in a queue for the connection's loop; a hard link asked for right
+    after its file (still queued) goes out after the file's creation."""
+    endpoint = Endpoint(
+        sshd.host, sshd.port, sshd.user.pw_name, str(sshd.area), (sshd.client_key,),
+        sshd.known_hosts,
+    )  # fmt: skip
+    target = SftpTarget(endpoint, [b"links"])
+    try:
+        meta = Meta(0o644, None, None, None, None)
+        for i in range(4):
+            target.write_file((), b"f%d" % i, 6, [(0, b"hello\n")], meta, i)
+            target.hardlink((), b"f%d" % i, (), b"l%d" % i)
+        assert target.flush() == []
+    finally:
+        target.close()
+    dest = sshd.area / "links"
+    for i in range(4):
+        assert (dest / f"l{i}").stat().st_ino == (dest / f"f{i}").stat().st_ino
+        assert (dest / f"l{i}").read_bytes() == b"hello\n"

@@ -63,6 +63,8 @@ FILES_PER_HANDOFF = 16
 BYTES_IN_FLIGHT = 32 << 20
 #: directory listings kept for conflict checks (a walk writes into one directory at a time)
 LISTINGS_KEPT = 16
+#: seconds :meth:`SftpTarget.close` waits for the files still in flight
+CLOSE_WAIT = 30.0
 #: lookups in one directory answered by an ``lstat`` each before it is listed instead
 STATS_BEFORE_LISTING = 8
 _DOTS = (b".", b"..")
@@ -115,6 +117,14 @@ def _kind(mode: int | None) -> str:
     if stat_mod.S_ISLNK(mode):
         return "symlink"
     return "other"
+
+
+async def _after_handoff(coro: Coroutine[Any, Any, T]) -> T:
+    """``coro``, once the files of a group handed over just before have sent their first
+    request (their open): the group's task, scheduled first, makes one task per file, which
+    the loop starts in its next round, before this one resumes from its yield."""
+    await asyncio.sleep(0)
+    return await coro
 
 
 def _existing(attrs: asyncssh.SFTPAttrs) -> Existing:
@@ -181,7 +191,8 @@ class SftpTarget:
         """Run ``coro`` on the connection's loop and wait for it; SFTP errors as OSError.
         Queued files are handed over first, so requests go out in the order of the calls
         (a hard link's request after the one creating its file)."""
-        self._dispatch()
+        if self._dispatch():
+            coro = _after_handoff(coro)
         future = asyncio.run_coroutine_threadsafe(coro, self._loop)
         try:
             return future.result(timeout)
@@ -214,10 +225,11 @@ class SftpTarget:
             or self._in_flight_bytes >= SMALL_BYTES_IN_FLIGHT // fraction
         )
 
-    def _dispatch(self) -> None:
-        """Hand the queued files to the loop, as one group (each file its own task)."""
+    def _dispatch(self) -> bool:
+        """Hand the queued files to the loop, as one group (each file its own task);
+        whether there were any."""
         if not self._queue:
-            return
+            return False
         queue, self._queue = self._queue, []
 
         async def group() -> list[object]:
@@ -226,6 +238,7 @@ class SftpTarget:
 
         future = asyncio.run_coroutine_threadsafe(group(), self._loop)
         self._groups.append(([token for token, _ in queue], future))
+        return True
 
     async def _counted(self, coro: Coroutine[Any, Any, None], size: int) -> None:
         try:
@@ -544,6 +557,10 @@ class SftpTarget:
         for _, coro in self._queue:  # never handed over: the job is stopping
             coro.close()
         self._queue.clear()
+        # files handed over finish (or fail) before the connection goes: none is cut off
+        # half written, and no task is left pending on a closed loop
+        concurrent.futures.wait([future for _, future in self._groups], CLOSE_WAIT)
+        self._groups.clear()
 
         async def shut() -> None:
             if self._sftp is not None:
