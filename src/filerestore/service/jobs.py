@@ -230,19 +230,21 @@ def manifest(db: Database, who: Principal, job_id: str) -> Iterator[ManifestEntr
 def manifest_rows(db: Database, job_id: str, page: int = 5000) -> Iterator[ManifestEntry]:
     after = -1
     while True:
+        f = RestoreJobFile
         with db.read() as s:
-            rows = s.scalars(
-                select(RestoreJobFile)
-                .where(RestoreJobFile.job_id == job_id, RestoreJobFile.seq > after)
-                .order_by(RestoreJobFile.seq)
+            # plain rows, no ORM objects: the audit's digest reads every row of a job
+            rows = s.execute(
+                select(f.seq, f.path, f.kind, f.status, f.written, f.size, f.sha256, f.note)
+                .where(f.job_id == job_id, f.seq > after)
+                .order_by(f.seq)
                 .limit(page)
             ).all()
-        for r in rows:
-            written = None if r.written is None else r.written.decode("utf-8", "backslashreplace")
-            yield ManifestEntry(r.seq, r.path, r.kind, r.status, written, r.size, r.sha256, r.note)
+        for seq, path, kind, status, raw, size, sha256, note in rows:
+            written = None if raw is None else raw.decode("utf-8", "backslashreplace")
+            yield ManifestEntry(seq, path, kind, status, written, size, sha256, note)
         if len(rows) < page:
             return
-        after = rows[-1].seq
+        after = rows[-1][0]
 
 
 def manifest_line(entry: ManifestEntry) -> str:
