@@ -82,6 +82,16 @@ def test_scan_index_search_history_diff(env, db, tmp_path):
     )
     paths = [h["path"] for h in page["hits"] + rest["hits"]]
     assert sorted(paths) == [f"/photos/img_000{i}.jpg" for i in range(1, 10)]
+    # one vocabulary: a version is `stat --json` of the same file in that backup, without
+    # its name and path, plus its hash and backups (times in ns, `target`, ...)
+    (hit,) = _json("search", "--glob", "report-2025.xlsx", "--json")["hits"]
+    version = hit["versions"][0]
+    entry = _json("stat", str(repo / "inc1.qcow2"), "/docs/report-2025.xlsx", "--json")
+    assert set(version) == set(entry) - {"name", "path"} | {"hash", "backups"}
+    assert {k: version[k] for k in entry if k in version} == {
+        k: v for k, v in entry.items() if k not in ("name", "path")
+    }
+    assert version["mtime_ns"] == facts(chain, 1)["/docs/report-2025.xlsx"]["mtime_ns"]
     table = ok("search", "report-2025").decode().splitlines()
     assert table[0].startswith("/docs/report-2025.xlsx")
     assert f"backups {b1},{b2}" in table[1]
@@ -129,3 +139,24 @@ def test_bad_input_is_one_line(env, db, tmp_path):
     assert "no index job with id 99" in fails(3, "index", "cancel", "99")
     fails(2, "search", "a", "--mtime-from", "yesterday")
     fails(2, "search", "a", "--limit", "0")
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_index_run_waits_for_a_session_slot(env, db, tmp_path, monkeypatch):
+    """`index run` opens backups in session slots, as the service's runners do: with the
+    host's only slot held by a session, the job stays queued and says why."""
+    from filerestore.catalog import list_backups
+    from filerestore.service.principal import Principal
+    from filerestore.service.sessions import SessionManager
+
+    monkeypatch.setenv("FILERESTORE_MAX_SESSIONS", "1")
+    repo = make_repository("ext4", tmp_path / "repo")
+    ok("repo", "add", "r", repo)
+    ok("scan")
+    manager = SessionManager(db, env.model_copy(update={"max_sessions": 1}))
+    alice = Principal.token(1, "alice", admin=False)
+    session = manager.mount(min(b.id for b in list_backups(db)), None, alice)
+    lines = ok("index", "run").decode().splitlines()
+    assert lines[0].startswith("job 1: queued: session_limit: session limit reached (1 of 1")
+    assert [j["state"] for j in _json("index", "jobs", "--json")] == ["queued"] * 3
+    manager.unmount(session.mount_id, alice)

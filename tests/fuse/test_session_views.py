@@ -1,17 +1,17 @@
-"""Sessions' FUSE views (the ``session_fuse`` setting) on a real server and the real
-/dev/fuse: a session gets a read-only view at its ``mount_path`` that ``diff -r`` and
-``stat`` find equal to the image's source tree, and the view goes away when the session
-ends: through the API, by the CLI's cleanup, by the service's own expiry, and at
-reconciliation when its session row is gone or its process died."""
+"""Sessions' FUSE views (the ``session_fuse`` setting) on a real server, on SQLite and on
+PostgreSQL, and the real /dev/fuse: a session gets a read-only view at its ``mount_path``
+that ``diff -r`` and ``stat`` find equal to the image's source tree, and the view goes away
+when the session ends: through the API, by the CLI's cleanup, by the service's own expiry,
+and at reconciliation when its session row is gone or its process died."""
 
 from __future__ import annotations
 
 import os
 import shutil
 import signal
-import sqlite3
 import subprocess
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,8 +19,12 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
 
-from tests.api.server import CLI, ROOT, Server
+from filerestore.db.engine import Database
+from tests.api.server import ROOT, Server, api_client, cli, open_session
+from tests.dbfixtures import database_url, pg_admin, pg_server_url  # noqa: F401 - fixtures
 from tests.fuse.mounting import FSTYPE, mounts_at
 from tests.imagebuild.restore_tree import restore_tree
 from tests.jobs.conftest import build_repository
@@ -37,39 +41,44 @@ class Views:
     root: Path
     backup: int
     token: str
+    #: the server's database: its SQLite file in ``state`` or a PostgreSQL database
+    database_url: str
+    #: the repository the backups are in (removed at the end)
+    repo: Path
 
     def client(self) -> httpx.Client:
-        headers = {"Authorization": f"Bearer {self.token}"}
-        return httpx.Client(base_url=self.server.url, headers=headers, timeout=120)
+        return api_client(self.server.url, self.token)
 
     def mount(self) -> dict[str, Any]:
         with self.client() as c:
-            r = c.post(f"{API}/restore/mount", json={"backup_id": self.backup})
-            assert r.status_code == 201, r.text
-            return dict(r.json())
+            return open_session(c, self.backup)
+
+    def sql(self, statement: str, **params: Any) -> list[Any]:
+        db = Database(self.database_url)
+        try:
+            with db.engine.begin() as conn:
+                result = conn.execute(text(statement), params)
+                return list(result.fetchall()) if result.returns_rows else []
+        finally:
+            db.dispose()
 
     def row(self, mount_id: str) -> tuple[str | None, int | None] | None:
-        with sqlite3.connect(self.state / "filerestore.db") as conn:
-            found = conn.execute(
-                "SELECT mount_path, fuse_pid FROM restore_mounts WHERE id = ?", (mount_id,)
-            ).fetchone()
-        return None if found is None else (found[0], found[1])
+        found = self.sql(
+            "SELECT mount_path, fuse_pid FROM restore_mounts WHERE id = :id", id=mount_id
+        )
+        return None if not found else (found[0][0], found[0][1])
 
     def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [str(CLI), *args],
-            env={**os.environ, **self.env},
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+        return cli(self.env, *args, timeout=120)
 
 
-def _start(base: Path, **extra: str) -> tuple[Server, dict[str, str], Path, int, str]:
+def _start(
+    base: Path, db_url: str | None, **extra: str
+) -> tuple[Server, dict[str, str], Path, int, str]:
     state = base / "state"
     state.mkdir()
     repo = ROOT / ".cache" / "jobs-repos" / f"{os.getpid()}-views-{base.name}"
-    backups, tokens = build_repository(repo, state, None)
+    backups, tokens = build_repository(repo, state, db_url)
     env = {
         "FILERESTORE_STATE_DIR": str(state),
         "FILERESTORE_SESSION_FUSE": "true",
@@ -77,22 +86,45 @@ def _start(base: Path, **extra: str) -> tuple[Server, dict[str, str], Path, int,
         "FILERESTORE_MAX_SESSIONS": "16",
         **extra,
     }
+    if db_url:
+        env["FILERESTORE_DATABASE_URL"] = db_url
     server = Server(env, workers=2, log=base / "server.log").start()
     return server, env, repo, backups["ext4"], tokens["alice"]
 
 
-@pytest.fixture(scope="module")
-def views(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Views]:
-    base = tmp_path_factory.mktemp("views")
+@pytest.fixture(params=["sqlite", "postgresql"], scope="module")
+def database(request: pytest.FixtureRequest) -> Iterator[str | None]:
+    """None for SQLite (a file in the state directory), else a fresh PostgreSQL database."""
     os.environ.pop("FILERESTORE_DATABASE_URL", None)
-    server, env, repo, backup, token = _start(base)
-    found = Views(server, env, base / "state", base / "views", backup, token)
+    if request.param == "sqlite":
+        yield None
+        return
+    server = request.getfixturevalue("pg_server_url")
+    name = f"fr_views_{uuid.uuid4().hex[:12]}"
+    with pg_admin(server) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield make_url(server).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with pg_admin(server) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _views(base: Path, db_url: str | None, **extra: str) -> Views:
+    server, env, repo, backup, token = _start(base, db_url, **extra)
+    url = db_url or f"sqlite:///{base / 'state' / 'filerestore.db'}"
+    return Views(server, env, base / "state", base / "views", backup, token, url, repo)
+
+
+@pytest.fixture(scope="module")
+def views(tmp_path_factory: pytest.TempPathFactory, database: str | None) -> Iterator[Views]:
+    found = _views(tmp_path_factory.mktemp("views"), database)
     try:
         yield found
     finally:
-        server.stop()
+        found.server.stop()
         _leave_nothing(found)
-        shutil.rmtree(repo, ignore_errors=True)
+        shutil.rmtree(found.repo, ignore_errors=True)
 
 
 def _leave_nothing(found: Views) -> None:
@@ -178,8 +210,7 @@ def test_reconciliation_takes_away_a_view_whose_session_row_is_gone(views: Views
     row = views.row(session["mount_id"])
     assert row is not None
     # the rows a crashed worker left: the session is gone, its view is still mounted
-    with sqlite3.connect(views.state / "filerestore.db") as conn:
-        conn.execute("DELETE FROM restore_mounts WHERE id = ?", (session["mount_id"],))
+    views.sql("DELETE FROM restore_mounts WHERE id = :id", id=session["mount_id"])
     assert mounts_at(path) == [FSTYPE]
     done = views.cli("cleanup")
     assert done.returncode == 0, done.stderr
@@ -207,12 +238,12 @@ def test_the_dead_endpoint_of_a_killed_view_is_taken_away(views: Views) -> None:
         assert c.delete(f"{API}/restore/{session['mount_id']}").status_code == 204
 
 
-def test_the_service_expiry_ends_views(tmp_path: Path) -> None:
+def test_the_service_expiry_ends_views(tmp_path: Path, database_url: str | None) -> None:  # noqa: F811
+    # a database of its own (the module's server keeps running beside this one)
     os.environ.pop("FILERESTORE_DATABASE_URL", None)
-    server, env, repo, backup, token = _start(
-        tmp_path, FILERESTORE_IDLE_TIMEOUT="5", FILERESTORE_CLEANUP_INTERVAL="0.5"
+    found = _views(
+        tmp_path, database_url, FILERESTORE_IDLE_TIMEOUT="5", FILERESTORE_CLEANUP_INTERVAL="0.5"
     )
-    found = Views(server, env, tmp_path / "state", tmp_path / "views", backup, token)
     try:
         session = found.mount()
         row = found.row(session["mount_id"])
@@ -220,6 +251,6 @@ def test_the_service_expiry_ends_views(tmp_path: Path) -> None:
         _gone(Path(session["mount_path"]), row[1])
         assert found.row(session["mount_id"]) is None
     finally:
-        server.stop()
+        found.server.stop()
         _leave_nothing(found)
-        shutil.rmtree(repo, ignore_errors=True)
+        shutil.rmtree(found.repo, ignore_errors=True)

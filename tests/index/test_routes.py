@@ -168,6 +168,49 @@ def test_search_across_backups_in_pages(served: Served) -> None:
         assert version["inode"] == kernel["inode"]
 
 
+def test_versions_carry_the_fields_of_a_listing_entry(served: Served) -> None:
+    """One vocabulary: a version found by search, by history and in a diff has the fields a
+    browse entry of the same file has, by the same names and with the same values; the
+    times and the symlink target are the kernel's."""
+    _, b1, b2 = served.ids
+    kernel = facts(served.chain, 1)
+    with served.client() as c:
+        _wait_indexed(c, served.ids)
+        r = c.post("/restore/mount", json={"backup_id": b1})
+        assert r.status_code in (200, 201), r.text
+        mount_id = r.json()["mount_id"]
+        try:
+            for path in ("/docs/report-2025.xlsx", "/link"):
+                r = c.get(f"/restore/{mount_id}/file-info", params={"path": path})
+                assert r.status_code == 200, r.text
+                entry = r.json()
+                (hit,) = c.get("/search", params={"glob": path.rsplit("/", 1)[1]}).json()["hits"]
+                (version,) = (v for v in hit["versions"] if b1 in _held(v))
+                history = c.get(f"/backups/{b1}/history", params={"path": path}).json()
+                (in_history,) = (v for v in history["versions"] if b1 in _held(v))
+                shared = set(entry) - {"name", "path", "path_query", "content_type", "target_kind"}
+                assert set(version) == shared | {"hash", "backups"}
+                # (the access time is the one the version was first seen with)
+                same = shared - {"atime_ns"}
+                for v in (version, in_history):
+                    assert {k: v[k] for k in same} == {k: entry[k] for k in same}, path
+                    for field in ("kind", "mtime_ns", "ctime_ns", "inode", "nlink", "target"):
+                        assert v[field] == kernel[path][field], (path, field)
+        finally:
+            c.delete(f"/restore/{mount_id}")
+        r = c.get(f"/backups/{b1}/diff/{b2}", params={"path": "/docs"})
+        changed = [json.loads(line) for line in r.text.splitlines()][:-1]
+        assert changed, r.text
+        for e in changed:
+            for side in ("old", "new"):
+                if e[side] is not None:
+                    assert set(e[side]) == set(version), e
+
+
+def _held(version: dict[str, Any]) -> list[int]:
+    return [b["backup_id"] for b in version["backups"]]
+
+
 def test_history_of_a_path(served: Served) -> None:
     b0, b1, b2 = served.ids
     with served.client() as c:

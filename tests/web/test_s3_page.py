@@ -13,14 +13,15 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
 
-from tests.api.server import CLI, Server
+from tests.api.server import Server, run_cli
 from tests.imagebuild.qcow import to_qcow2
 from tests.imagebuild.restore_tree import restore_image, restore_tree
 from tests.imagebuild.sparse import copy_sparse
@@ -53,19 +54,6 @@ class Site:
         return self.server.url
 
 
-def _cli(env: dict[str, str], *args: str) -> str:
-    done = subprocess.run(
-        [str(CLI), *args],
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert done.returncode == 0, f"filerestore {' '.join(args)}: {done.stderr}"
-    return done.stdout
-
-
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory, moto: S3Server) -> Iterator[Site]:
     work = tmp_path_factory.mktemp("s3page")
@@ -88,20 +76,18 @@ def site(tmp_path_factory: pytest.TempPathFactory, moto: S3Server) -> Iterator[S
         "WEBPAGE_ACCESS_KEY_ID": ACCESS_KEY,
         "WEBPAGE_SECRET_ACCESS_KEY": SECRET_KEY,
     }
-    _cli(env, "repo", "add", "disks", str(local))
-    _cli(env, "repo", "add", "offsite", f"s3://{BUCKET}/{PREFIX}", "--endpoint", proxy.endpoint,
+    run_cli(env, "repo", "add", "disks", str(local))
+    run_cli(env, "repo", "add", "offsite", f"s3://{BUCKET}/{PREFIX}", "--endpoint", proxy.endpoint,
          "--region", REGION)  # fmt: skip
-    _cli(env, "scan")
-    backups = {b["repository"]: int(b["id"]) for b in json.loads(_cli(env, "backups", "--json"))}
-    token = _cli(env, "token", "create", "alice").strip()
-    admin_token = _cli(env, "token", "create", "ops", "--admin").strip()
-    server = Server(env, workers=2, log=work / "server.log").start()
+    run_cli(env, "scan")
+    backups = {b["repository"]: int(b["id"]) for b in json.loads(run_cli(env, "backups", "--json"))}
+    token = run_cli(env, "token", "create", "alice").strip()
+    admin_token = run_cli(env, "token", "create", "ops", "--admin").strip()
     try:
-        yield Site(server, proxy, token, admin_token, backups, restore_tree())
+        with Server(env, workers=2, log=work / "server.log") as server:
+            yield Site(server, proxy, token, admin_token, backups, restore_tree())
     finally:
-        server.stop()
         proxy.stop()
-        print((work / "server.log").read_text(errors="replace")[-3000:])
 
 
 def sign_in(page, site: Site, token: str | None = None) -> None:
@@ -168,6 +154,35 @@ def test_an_s3_backup_is_browsed_and_downloaded_like_a_local_one(page, site: Sit
         page.click(".frow[data-path='/docs/data.bin'] button.act")
     got = Path(info.value.path()).read_bytes()
     assert got == (site.tree / "docs" / "data.bin").read_bytes()
+
+
+def test_the_s3_backup_is_indexed_and_found_by_the_search_box(page, site: Site) -> None:
+    """The scan queued both backups' index jobs; the service's runners index the S3 one
+    through the bucket as they index the local one, and the search box finds the file in
+    both."""
+    ids = sorted(site.backups.values())
+    headers = {"Authorization": f"Bearer {site.token}"}
+    with httpx.Client(base_url=site.url + "/api/v1", headers=headers, timeout=60) as c:
+        deadline = time.monotonic() + 300  # a deadline for the runners, not a timing check
+        while True:
+            states = {b["backup_id"]: b for b in c.get("/index").json()["backups"]}
+            if all(states[i]["state"] == "done" for i in ids):
+                break
+            assert not any(states[i]["state"] == "failed" for i in ids), states
+            assert time.monotonic() < deadline, states
+            time.sleep(0.5)
+    entries = sum(1 for _ in site.tree.rglob("*"))
+    for i in ids:  # every entry of the tree, its root and lost+found
+        assert states[i]["entries"] >= entries + 1, states
+    sign_in(page, site)
+    page.click("nav a[data-nav=search]")
+    page.fill("input[name=q]", "data.bin")
+    page.click("form.search-form button[type=submit]")
+    page.wait_for_selector(".search-results[data-state=ready]")
+    held = page.eval_on_selector_all(
+        ".hit[data-path='/docs/data.bin'] li.held", "els => els.map(e => e.dataset.backupId)"
+    )
+    assert sorted(int(i) for i in held) == ids
 
 
 def test_repositories_view_fits_a_narrow_window(browser, site: Site) -> None:

@@ -74,8 +74,16 @@ def test_search_box_versions_and_restore(page, api: Env):
     # Restore the old version of notes.txt: the full backup opens at /home/alice
     page.fill("input[name=q]", "notes")
     page.click("form.search-form button[type=submit]")
+    page.wait_for_selector(f"{hit} li.held[data-backup-id='{full}'] button")
+    modified = page.eval_on_selector_all(
+        f"{hit} tr.version", "rows => rows.map(r => r.querySelectorAll('td')[2].innerText.trim())"
+    )
     page.click(f"{hit} li.held[data-backup-id='{full}'] button")
     page.wait_for_selector(".listing[data-state=ready][data-path='/home/alice']")
+    # the index's version shows the modification time the browsed entry (read from the
+    # filesystem, not the index) shows
+    listed = page.inner_text(".frow[data-path='/home/alice/notes.txt'] .c-mtime").strip()
+    assert modified[0] == listed and listed[:2] == "20", (modified, listed)
     shown = page.eval_on_selector_all(".frow[data-path]", "els => els.map(e => e.dataset.path)")
     want_names = sorted(p.name for p in (DEMO / "source/linux/home/alice").iterdir())
     assert sorted(p.rsplit("/", 1)[-1] for p in shown) == want_names

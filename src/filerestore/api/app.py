@@ -35,6 +35,7 @@ from filerestore.api.state import AppState, app_state
 from filerestore.db import open_database
 from filerestore.index.runner import IndexRunner
 from filerestore.service.cleanup import CleanupService
+from filerestore.service.index_slots import SessionSlots
 from filerestore.service.job_runner import JobRunner
 from filerestore.service.refusals import RefusalLog
 from filerestore.service.sessions import SessionManager
@@ -125,7 +126,9 @@ def create_app(settings: Settings | None = None, *, cleanup: bool = True) -> Fas
         refusals,
         redact,
     )
-    runners = [IndexRunner(db, settings) for _ in range(settings.index_runners)]
+    # index jobs open their backups in this worker's session slots (service.index_slots)
+    slots = SessionSlots(manager)
+    runners = [IndexRunner(db, settings, opener=slots) for _ in range(settings.index_runners)]
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -32,6 +32,7 @@ from filerestore.errors import InvalidParameterError
 from filerestore.fs.entry import EntryKind
 from filerestore.index import jobs
 from filerestore.index.diff import BackupDiff
+from filerestore.index.hashing import ContentHashes
 from filerestore.index.history import path_history
 from filerestore.index.search import MAX_LIMIT, SearchQuery, search
 from filerestore.service import audit
@@ -152,21 +153,38 @@ async def diff_route(
     lines: one per path (``added``, ``removed``, ``changed`` with the fields that differ),
     then ``{"totals": ...}``."""
     guest = request_path(request)
-    db = app_state(request).db
+    st = app_state(request)
+    db = st.db
 
     def start() -> tuple[BackupDiff, Iterator[str]]:
+        # contents unhashed in the index are read through this worker's stores (local, S3)
+        hashes = ContentHashes(db, st.settings, st.sessions.stores)
         diff = BackupDiff(
-            db, old_id, new_id, allowed_backups(db), volume=volume, path=guest, content=content
+            db,
+            old_id,
+            new_id,
+            allowed_backups(db),
+            volume=volume,
+            path=guest,
+            content=content,
+            hashes=hashes,
         )
-        entries = iter(diff)
-        first = next(entries, None)  # the errors of a diff come before its first entry
+        try:
+            entries = iter(diff)
+            first = next(entries, None)  # the errors of a diff come before its first entry
+        except BaseException:
+            hashes.close()
+            raise
 
         def lines() -> Iterator[str]:
-            if first is not None:
-                yield json.dumps(si.diff_line(first)) + "\n"
-                for entry in entries:
-                    yield json.dumps(si.diff_line(entry)) + "\n"
-            yield json.dumps(si.totals_line(diff.totals)) + "\n"
+            try:
+                if first is not None:
+                    yield json.dumps(si.diff_line(first)) + "\n"
+                    for entry in entries:
+                        yield json.dumps(si.diff_line(entry)) + "\n"
+                yield json.dumps(si.totals_line(diff.totals)) + "\n"
+            finally:
+                hashes.close()  # the backups it opened
 
         return diff, lines()
 

@@ -89,16 +89,30 @@ def model(name: str, *records: type, **options: Any) -> type[BaseModel]:
 # dynamic base class, hence the one ignore per model.
 
 
+#: the types and descriptions of the entry fields, for every model holding them: a listing's
+#: entries, and the file index's versions (one vocabulary for both)
+ENTRY_TYPES: dict[str, Any] = {"kind": Literal["file", "dir", "symlink", "other"]}
+ENTRY_DESCRIPTIONS: dict[str, str] = {
+    "data_location": "Where a file's data is when it is not in the image (cloud, dedup, "
+    "wim, ...): such a file cannot be downloaded. Null for files whose data is here.",
+    "target": "A symbolic link's target, as the guest stores it.",
+}
+PATH_QUERY = (str, Field(description="The exact path, for the `path` query parameter."))
+
+
+def shown_names(record: object) -> dict[str, Any]:
+    """The guest names of a record (``name``, ``path``, ``target``, those it has) as JSON
+    shows them (``\\xNN`` for bytes that are not UTF-8)."""
+    shown: dict[str, Any] = {}
+    for key in ("name", "path", "target"):
+        if hasattr(record, key):
+            value = getattr(record, key)
+            shown[key] = None if value is None else display(value)
+    return shown
+
+
 _Entry = model(
-    "Entry",
-    Entry,
-    types={"kind": Literal["file", "dir", "symlink", "other"]},
-    descriptions={
-        "data_location": "Where a file's data is when it is not in the image (cloud, dedup, "
-        "wim, ...): such a file cannot be downloaded. Null for files whose data is here.",
-        "target": "A symbolic link's target, as the guest stores it.",
-    },
-    path_query=(str, Field(description="The exact path, for the `path` query parameter.")),
+    "Entry", Entry, types=ENTRY_TYPES, descriptions=ENTRY_DESCRIPTIONS, path_query=PATH_QUERY
 )
 
 
@@ -107,12 +121,8 @@ class EntryOut(_Entry):  # type: ignore[misc,valid-type]
 
     @classmethod
     def of(cls, entry: Entry) -> EntryOut:
-        shown = {
-            "name": display(entry.name),
-            "path": display(entry.path),
-            "target": None if entry.target is None else display(entry.target),
-        }
-        return cls(**values_of(entry) | shown, path_query=path_query(entry.path))
+        values = values_of(entry) | shown_names(entry)
+        return cls(**values, path_query=path_query(entry.path))
 
 
 class FileInfoOut(EntryOut):

@@ -1,17 +1,28 @@
 """Response models of the index routes (search, history, diff, index jobs).
 
-Paths and names are shown as in listings (``\\xNN`` for bytes that are not UTF-8), with a
-``path_query`` to pass back as the ``path`` parameter of the other routes.
+A version of an entry has the fields of a listing's entry (:class:`~filerestore.api.schemas.
+EntryOut`), made from the same field definitions: the same names (``mtime_ns``, ``target``,
+...) and representations (times as integer nanoseconds since the epoch), plus ``hash`` and
+the backups holding it. Paths and names are shown as in listings (``\\xNN`` for bytes that
+are not UTF-8), with a ``path_query`` to pass back as the ``path`` parameter of the other
+routes.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from filerestore.api.paths import display, path_query
+from filerestore.api.paths import path_query
+from filerestore.api.schemas import (
+    ENTRY_DESCRIPTIONS,
+    ENTRY_TYPES,
+    PATH_QUERY,
+    model,
+    shown_names,
+    values_of,
+)
 from filerestore.index.jobs import JobInfo
 from filerestore.index.records import (
     BackupRef,
@@ -23,87 +34,52 @@ from filerestore.index.records import (
     Version,
 )
 
-
-def _time(ns: int | None) -> datetime | None:
-    return None if ns is None else datetime.fromtimestamp(ns / 1e9, UTC)
+_BackupRef = model("BackupRef", BackupRef)
 
 
-class BackupRefOut(BaseModel):
-    backup_id: int
-    created_at: datetime
-    repository: str
-    vm_name: str | None
-    disk_name: str | None
+class BackupRefOut(_BackupRef):  # type: ignore[misc,valid-type]
+    """A backup as the index results name it."""
 
     @classmethod
     def of(cls, b: BackupRef) -> BackupRefOut:
-        return cls(
-            backup_id=b.backup_id,
-            created_at=b.created_at,
-            repository=b.repository,
-            vm_name=b.vm_name,
-            disk_name=b.disk_name,
-        )
+        return cls(**values_of(b))
 
 
-class VersionOut(BaseModel):
-    kind: Literal["file", "dir", "symlink", "other"]
-    size: int
-    mode: int | None
-    uid: int | None
-    gid: int | None
-    mtime: datetime | None
-    ctime: datetime | None
-    btime: datetime | None
-    inode: int | None
-    nlink: int | None
-    symlink_target: str | None
-    data_location: str | None
-    hash: str | None = Field(description="BLAKE2b-128 of the contents (hex), where known.")
-    backups: list[BackupRefOut] = Field(description="The backups that hold this version.")
+_Version = model(
+    "Version",
+    Version,
+    types=ENTRY_TYPES | {"backups": list[BackupRefOut]},
+    descriptions=ENTRY_DESCRIPTIONS
+    | {
+        "atime_ns": "The access time as the version was first seen: an access alone makes "
+        "no new version.",
+        "hash": "BLAKE2b-128 of the contents (hex), where known.",
+        "backups": "The backups that hold this version.",
+    },
+)
+
+
+class VersionOut(_Version):  # type: ignore[misc,valid-type]
+    """One version of an entry: a listing entry's fields (without its name and path, which
+    the hit or history holding it gives), its hash and the backups that hold it."""
 
     @classmethod
     def of(cls, v: Version) -> VersionOut:
-        return cls(
-            kind=v.kind.value,
-            size=v.size,
-            mode=v.mode,
-            uid=v.uid,
-            gid=v.gid,
-            mtime=_time(v.mtime_ns),
-            ctime=_time(v.ctime_ns),
-            btime=_time(v.btime_ns),
-            inode=v.inode,
-            nlink=v.nlink,
-            symlink_target=None if v.target is None else display(v.target),
-            data_location=v.data_location,
-            hash=v.hash,
-            backups=[BackupRefOut.of(b) for b in v.backups],
-        )
+        values = values_of(v, exclude={"backups"}) | shown_names(v)
+        return cls(**values, backups=[BackupRefOut.of(b) for b in v.backups])
 
 
-class HitOut(BaseModel):
-    repository: str
-    vm_name: str | None
-    disk_name: str | None
-    volume: str
-    path: str
-    path_query: str
-    name: str
-    versions: list[VersionOut]
+_PathHit = model("PathHit", PathHit, types={"versions": list[VersionOut]}, path_query=PATH_QUERY)
+
+
+class HitOut(_PathHit):  # type: ignore[misc,valid-type]
+    """A search result: one path of one disk's volume, with its matching versions."""
 
     @classmethod
     def of(cls, h: PathHit) -> HitOut:
-        return cls(
-            repository=h.repository,
-            vm_name=h.vm_name,
-            disk_name=h.disk_name,
-            volume=h.volume,
-            path=display(h.path),
-            path_query=path_query(h.path),
-            name=display(h.name),
-            versions=[VersionOut.of(v) for v in h.versions],
-        )
+        values = values_of(h, exclude={"versions"}) | shown_names(h)
+        versions = [VersionOut.of(v) for v in h.versions]
+        return cls(**values, versions=versions, path_query=path_query(h.path))
 
 
 class SearchOut(BaseModel):
@@ -116,19 +92,28 @@ class EventOut(BaseModel):
     backup: BackupRefOut
 
 
-class HistoryOut(BaseModel):
-    volume: str
-    path: str
-    path_query: str
-    versions: list[VersionOut] = Field(description="Oldest first.")
-    events: list[EventOut]
-    last_seen: BackupRefOut | None
+_PathHistory = model(
+    "PathHistory",
+    PathHistory,
+    types={
+        "versions": list[VersionOut],
+        "events": list[EventOut],
+        "last_seen": BackupRefOut | None,
+    },
+    descriptions={"versions": "Oldest first."},
+    path_query=PATH_QUERY,
+)
+
+
+class HistoryOut(_PathHistory):  # type: ignore[misc,valid-type]
+    """Every version of one path across a disk's backups, and when it appeared, changed
+    and vanished."""
 
     @classmethod
     def of(cls, h: PathHistory) -> HistoryOut:
         return cls(
             volume=h.volume,
-            path=display(h.path),
+            path=shown_names(h)["path"],
             path_query=path_query(h.path),
             versions=[VersionOut.of(v) for v in h.versions],
             events=[
@@ -139,17 +124,21 @@ class HistoryOut(BaseModel):
         )
 
 
+def _version_json(v: Version | None) -> dict[str, Any] | None:
+    return None if v is None else VersionOut.of(v).model_dump(mode="json")
+
+
 def diff_line(d: DiffEntry) -> dict[str, Any]:
     """One line of a streamed diff (JSON-ready)."""
     return {
         "change": d.change,
         "volume": d.volume,
-        "path": display(d.path),
+        "path": shown_names(d)["path"],
         "path_query": path_query(d.path),
         "fields": list(d.fields),
         "content_changed": d.content_changed,
-        "old": None if d.old is None else VersionOut.of(d.old).model_dump(mode="json"),
-        "new": None if d.new is None else VersionOut.of(d.new).model_dump(mode="json"),
+        "old": _version_json(d.old),
+        "new": _version_json(d.new),
     }
 
 
@@ -166,62 +155,41 @@ def totals_line(t: DiffTotals) -> dict[str, Any]:
     }
 
 
-class IndexStateOut(BaseModel):
-    backup_id: int
-    state: Literal["none", "queued", "running", "done", "failed"]
-    reason: str | None
-    entries: int
-    entries_per_s: float
-    percent: float | None
-    job_id: int | None
-    indexed_at: datetime | None
+_IndexState = model(
+    "IndexState",
+    IndexState,
+    types={"state": Literal["none", "queued", "running", "done", "failed"]},
+    descriptions={"reason": "Why it failed, or why its job waits (a refusal as `code: message`)."},
+)
+
+
+class IndexStateOut(_IndexState):  # type: ignore[misc,valid-type]
+    """A backup's index state, with its job's progress while it runs."""
 
     @classmethod
     def of(cls, i: IndexState) -> IndexStateOut:
-        return cls(
-            backup_id=i.backup_id,
-            state=i.state,  # type: ignore[arg-type]
-            reason=i.reason,
-            entries=i.entries,
-            entries_per_s=i.entries_per_s,
-            percent=i.percent,
-            job_id=i.job_id,
-            indexed_at=i.indexed_at,
-        )
+        return cls(**values_of(i))
 
 
 class IndexStateListOut(BaseModel):
     backups: list[IndexStateOut]
 
 
-class IndexJobOut(BaseModel):
-    id: int
-    backup_id: int | None
-    state: Literal["queued", "running", "done", "failed", "cancelled"]
-    reason: str | None
-    attempts: int
-    entries: int
-    entries_per_s: float
-    percent: float | None
-    created_at: datetime
-    started_at: datetime | None
-    finished_at: datetime | None
+_JobInfo = model(
+    "IndexJob",
+    JobInfo,
+    exclude={"runner"},  # a host name and process id: not for every token
+    types={"state": Literal["queued", "running", "done", "failed", "cancelled"]},
+    descriptions={"reason": "Why it failed, or why it waits (a refusal as `code: message`)."},
+)
+
+
+class IndexJobOut(_JobInfo):  # type: ignore[misc,valid-type]
+    """An index job and its progress."""
 
     @classmethod
     def of(cls, j: JobInfo) -> IndexJobOut:
-        return cls(
-            id=j.id,
-            backup_id=j.backup_id,
-            state=j.state,  # type: ignore[arg-type]
-            reason=j.reason,
-            attempts=j.attempts,
-            entries=j.entries,
-            entries_per_s=j.entries_per_s,
-            percent=j.percent,
-            created_at=j.created_at,
-            started_at=j.started_at,
-            finished_at=j.finished_at,
-        )
+        return cls(**values_of(j, exclude={"runner"}))
 
 
 class IndexJobListOut(BaseModel):

@@ -9,6 +9,7 @@ from filerestore.catalog.backups import (
     register_backup,
     require_readable,
 )
+from filerestore.catalog.opening import opened_disk
 from filerestore.catalog.repositories import (
     Availability,
     RemovedRepository,
@@ -41,6 +42,7 @@ __all__ = [
     "list_backups",
     "list_repositories",
     "locate_backup",
+    "opened_disk",
     "register_backup",
     "remove_repository",
     "repositories_with_availability",

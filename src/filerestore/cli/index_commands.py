@@ -20,7 +20,9 @@ from filerestore.cli.app import app, group, json_opt
 
 if TYPE_CHECKING:
     from filerestore.db import Database
+    from filerestore.index.diff import BackupDiff
     from filerestore.index.records import BackupRef, PathHit, Version
+    from filerestore.index.runner import IndexRunner
     from filerestore.settings import Settings
 
 index_app = group("index", "The file index: status, jobs, queue, run, cancel.")
@@ -216,10 +218,22 @@ def diff(old: int, new: int, path: str, volume: str | None, content: bool, json:
     (the fields named), then totals. --json: {"entries": [...], "totals": {...}}, the entries
     written as they are found."""
     from filerestore.index.diff import BackupDiff
+    from filerestore.index.hashing import ContentHashes
+
+    settings, db = _open()
+    hashes = ContentHashes(db, settings)  # the configured limits, stores and credentials
+    try:
+        d = BackupDiff(
+            db, old, new, _allowed(db), volume=volume, path=path, content=content, hashes=hashes
+        )
+        _print_diff(d, json)
+    finally:
+        hashes.close()
+
+
+def _print_diff(d: BackupDiff, json: bool) -> None:
     from filerestore.restore.names import printable
 
-    _, db = _open()
-    d = BackupDiff(db, old, new, _allowed(db), volume=volume, path=path, content=content)
     if json:
         sys.stdout.write('{\n  "entries": ')
         for text in json_output.array(d):
@@ -345,10 +359,22 @@ def index_run(follow: bool) -> None:
     """Run queued index jobs here until none is due (or, with --follow, until stopped: the
     job it runs then is undone and queued again). A progress line shows on a terminal."""
     from filerestore.index.runner import IndexRunner
-    from filerestore.restore.names import printable
+    from filerestore.service.index_slots import SessionSlots
+    from filerestore.service.sessions import SessionManager
 
     settings, db = _open()
-    runner = IndexRunner(db, settings)
+    # its passes hold session slots, as the service's runners do (service.index_slots)
+    manager = SessionManager(db, settings)
+    runner = IndexRunner(db, settings, opener=SessionSlots(manager))
+    try:
+        _run(db, runner, follow)
+    finally:
+        manager.stores.close()
+
+
+def _run(db: Database, runner: IndexRunner, follow: bool) -> None:
+    from filerestore.restore.names import printable
+
     if not follow:
         done = threading.Event()
         if sys.stderr.isatty():

@@ -13,11 +13,11 @@ from contextlib import ExitStack
 from typing import Any
 
 from filerestore.blockio import CachedReader
-from filerestore.catalog import locate_backup
+from filerestore.catalog import Stores, locate_backup
 from filerestore.db.engine import Database
 from filerestore.errors import FileRestoreError
 from filerestore.fs import Filesystem, open_filesystem
-from filerestore.image import open_image
+from filerestore.index.opening import StoreOpener
 from filerestore.index.store import IndexStore
 from filerestore.index.volume_writer import content_hash
 from filerestore.settings import Settings
@@ -25,25 +25,21 @@ from filerestore.volume import find_volume, list_volumes
 
 
 class ContentHashes:
-    def __init__(self, db: Database, settings: Settings | None = None) -> None:
+    def __init__(
+        self, db: Database, settings: Settings | None = None, stores: Stores | None = None
+    ) -> None:
         self.db = db
         self.settings = settings or Settings()
+        #: backups are read through the repository's store (local or S3)
+        self.opener = StoreOpener(db, self.settings, stores)
         self._open: dict[tuple[int, str], Filesystem[Any]] = {}
         self._stack = ExitStack()
 
     def filesystem(self, backup_id: int, volume: str) -> Filesystem[Any]:
         key = (backup_id, volume)
         if key not in self._open:
-            info = locate_backup(self.db, backup_id)
-            s = self.settings
-            disk = self._stack.enter_context(
-                open_image(
-                    info.image_path,
-                    info.repository_root,
-                    s.max_chain_depth,
-                    s.image_metadata_budget,
-                )
-            )
+            info = locate_backup(self.db, backup_id, self.opener.stores)
+            disk = self._stack.enter_context(self.opener.open(info))
             fs = open_filesystem(CachedReader(find_volume(list_volumes(disk), volume).reader))
             self._stack.callback(fs.close)
             self._open[key] = fs

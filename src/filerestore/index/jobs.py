@@ -16,9 +16,11 @@ partial unique index): enqueueing again returns the active job.
   that keeps two runners from writing one pass. Cancellation and a backup removed from the
   catalog (its job's ``backup_id`` set to NULL) are seen there too.
 - Outcomes: done; a backup whose parent is not indexed yet waits for it (the parent is
-  queued; the wait is not an attempt); a transient error (repository or database
-  unavailable) is retried with exponential backoff up to ``index_job_attempts``; anything
-  else fails at once with its message.
+  queued; the wait is not an attempt); so does a job that finds every session slot taken
+  (its open counts against ``max_sessions`` like a mount: filerestore.index.opening), with
+  the refusal as its reason; a transient error (repository or database unavailable) is
+  retried with exponential backoff up to ``index_job_attempts``; anything else fails at
+  once. A refusal is recorded by name: ``code: message``.
 """
 
 from __future__ import annotations
@@ -53,9 +55,11 @@ from filerestore.errors import (
     FileRestoreError,
     NotFoundError,
     ServiceUnavailableError,
+    SessionLimitError,
 )
 from filerestore.index.batch import PassStopped
 from filerestore.index.lines import ParentNotIndexed
+from filerestore.index.opening import BackupOpener
 from filerestore.index.passes import PassReport, index_backup
 from filerestore.index.records import IndexState
 from filerestore.settings import Settings
@@ -313,9 +317,12 @@ def run_one_job(
     settings: Settings,
     runner: str | None = None,
     stop: threading.Event | None = None,
+    opener: BackupOpener | None = None,
 ) -> JobOutcome | None:
     """Claim one due job and run it to its end; None when no job is due. When ``stop`` is
-    set while the job runs, its pass is undone at the next batch and the job queued again."""
+    set while the job runs, its pass is undone at the next batch and the job queued again.
+    ``opener`` opens the backup (the service's runners give its session slots: see
+    filerestore.index.opening)."""
     runner = runner or runner_name()
     claimed = claim(db, settings, runner)
     if claimed is None:
@@ -328,7 +335,7 @@ def run_one_job(
         )
     beat = _Beat(settings, claimed, _expected_entries(db, claimed.backup_id), stop)
     try:
-        report = index_backup(db, settings, claimed.backup_id, beat)
+        report = index_backup(db, settings, claimed.backup_id, beat, opener=opener)
     except LeaseLost:
         return JobOutcome(claimed.job_id, RUNNING, "taken over by another runner")
     except JobCancelled:
@@ -339,14 +346,31 @@ def run_one_job(
         return _finish(db, claimed, FAILED, f"the backup was removed from the catalog: {exc}")
     except ParentNotIndexed as exc:
         return _wait_for_parent(db, claimed, exc.parent_id)
+    except SessionLimitError as exc:
+        return _wait_for_slot(db, settings, claimed, exc)
     except ServiceUnavailableError as exc:
-        return _retry_or_fail(db, settings, claimed, str(exc))
+        return _retry_or_fail(db, settings, claimed, _named(exc))
     except FileRestoreError as exc:
-        return _finish(db, claimed, FAILED, str(exc))
+        return _finish(db, claimed, FAILED, _named(exc))
     except Exception as exc:  # a bug: fail the job with it rather than leave it leased
         return _finish(db, claimed, FAILED, f"{type(exc).__name__}: {exc}")
     outcome = _finish(db, claimed, DONE, report.notes, report.entries)
     return JobOutcome(outcome.job_id, outcome.state, outcome.reason, report)
+
+
+def _named(exc: FileRestoreError) -> str:
+    """A refusal as a job's reason: its code, then its message."""
+    return f"{exc.code}: {exc}"
+
+
+def _wait_for_slot(
+    db: Database, settings: Settings, claimed: Claimed, exc: SessionLimitError
+) -> JobOutcome:
+    """Every session slot is taken (or the index's quota of them): the job goes back to the
+    queue, due again after the backoff or the refusal's Retry-After, whichever is sooner;
+    waiting is not an attempt."""
+    delay = min(settings.index_job_backoff, float(exc.retry_after or PARENT_WAIT))
+    return _release(db, claimed, _named(exc), delay)
 
 
 def _owned(s: Session, claimed: Claimed) -> IndexJob | None:
@@ -381,15 +405,16 @@ def _retry_or_fail(db: Database, settings: Settings, claimed: Claimed, reason: s
     return JobOutcome(claimed.job_id, QUEUED, reason)
 
 
-def _release(db: Database, claimed: Claimed, reason: str) -> JobOutcome:
-    """Give the job back to the queue, due now; the attempt does not count."""
+def _release(db: Database, claimed: Claimed, reason: str, delay: float = 0.0) -> JobOutcome:
+    """Give the job back to the queue, due now (or in ``delay`` seconds); the attempt does
+    not count."""
     with db.write() as s:
         row = _owned(s, claimed)
         if row is None:
             return JobOutcome(claimed.job_id, RUNNING, "taken over by another runner")
         row.state, row.reason, row.runner, row.lease_until = QUEUED, reason, None, None
         row.attempts -= 1
-        row.next_attempt_at = _now()
+        row.next_attempt_at = _now() + timedelta(seconds=delay)
     return JobOutcome(claimed.job_id, QUEUED, reason)
 
 

@@ -31,10 +31,11 @@ from filerestore.db.engine import Database
 from filerestore.db.models_index import IndexBackup, IndexVersion, IndexVolume
 from filerestore.errors import BackupNotFoundError, FileRestoreError
 from filerestore.fs import Filesystem, detect_filesystem, open_filesystem
-from filerestore.image import DiskImage, open_image
+from filerestore.image import DiskImage
 from filerestore.index.batch import BatchWriter, PassStopped, ProgressHook
 from filerestore.index.changed import changed_blocks_pass
 from filerestore.index.lines import Placement, abandon_pass, place, volume_row
+from filerestore.index.opening import BackupOpener, StoreOpener
 from filerestore.index.volume_writer import VolumeWriter, content_hasher
 from filerestore.index.walks import diff_walk, full_walk
 from filerestore.settings import Settings
@@ -61,24 +62,24 @@ def index_backup(
     progress: ProgressHook | None = None,
     *,
     method: str | None = None,
+    opener: BackupOpener | None = None,
 ) -> PassReport:
     """Index one backup (see the module docstring). ``progress`` is called after every
     batch with the entries seen so far; whatever it raises stops the pass (undone).
     ``method="walk-diff"`` forces the comparing walk on an incremental (for benchmarks and
-    tests of it). Raises ParentNotIndexed when the parent backup must be indexed first,
-    and whatever ``progress`` raises (PassStopped)."""
-    info = locate_backup(db, backup_id)
+    tests of it). ``opener`` opens the backup (default: through the process's stores,
+    holding no session slot; see filerestore.index.opening). Raises ParentNotIndexed when
+    the parent backup must be indexed first, whatever ``progress`` raises (PassStopped),
+    and whatever the opener refuses the open with (SessionLimitError, MetadataBudgetError,
+    ...)."""
+    opener = opener if opener is not None else StoreOpener(db, settings)
+    info = locate_backup(db, backup_id, opener.stores)
     placement = place(db, backup_id)
     if placement.complete:
         return PassReport(backup_id, placement.line_id, placement.seq, {}, 0, 0, 0, None, True)
     writer = BatchWriter(db, progress)
     try:
-        with open_image(
-            info.image_path,
-            info.repository_root,
-            settings.max_chain_depth,
-            settings.image_metadata_budget,
-        ) as disk:
+        with opener.open(info) as disk:
             methods, notes = _index_volumes(db, settings, disk, placement, writer, method)
         writer.commit()
         _finish(db, placement, writer, methods, notes)

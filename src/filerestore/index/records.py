@@ -25,7 +25,9 @@ class BackupRef:
 
 @dataclass(frozen=True, slots=True)
 class Version:
-    """One version of an entry, and the backups (of those asked about) that hold it."""
+    """One version of an entry, and the backups (of those asked about) that hold it: the
+    fields of :class:`~filerestore.fs.entry.Entry` (by the same names, in the same order)
+    but its name and path, then the content hash and the backups."""
 
     kind: EntryKind
     size: int
@@ -33,8 +35,8 @@ class Version:
     uid: int | None
     gid: int | None
     mtime_ns: int | None
-    ctime_ns: int | None
     atime_ns: int | None  # as first seen: an access alone makes no new version
+    ctime_ns: int | None
     btime_ns: int | None
     inode: int | None
     nlink: int | None

@@ -25,6 +25,7 @@ from pathlib import Path
 from filerestore.db.engine import Database
 from filerestore.errors import ConflictError
 from filerestore.index.jobs import JobOutcome, requeue_stale, run_one_job, runner_name
+from filerestore.index.opening import BackupOpener
 from filerestore.settings import Settings
 
 log = logging.getLogger("filerestore.index")
@@ -51,10 +52,18 @@ def _file_lock(path: Path) -> Iterator[bool]:
 class IndexRunner:
     """One runner thread (see the module docstring)."""
 
-    def __init__(self, db: Database, settings: Settings, name: str | None = None) -> None:
+    def __init__(
+        self,
+        db: Database,
+        settings: Settings,
+        name: str | None = None,
+        opener: BackupOpener | None = None,
+    ) -> None:
         self.db = db
         self.settings = settings
         self.name = name or runner_name()
+        #: how its passes open backups: the service's session slots (see index.opening)
+        self.opener = opener
         self.stopping = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -68,7 +77,7 @@ class IndexRunner:
         """Run due jobs until none is due (or stop is asked); the outcomes."""
         outcomes: list[JobOutcome] = []
         while not self.stopping.is_set():
-            outcome = run_one_job(self.db, self.settings, self.name, self.stopping)
+            outcome = run_one_job(self.db, self.settings, self.name, self.stopping, self.opener)
             if outcome is None:
                 break
             outcomes.append(outcome)

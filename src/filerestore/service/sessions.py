@@ -175,39 +175,94 @@ class SessionManager:
                 refresh(reusable, now, self.idle)
                 self._audit(s, who, "reused", reusable)
                 return _Slot(Session.of(reusable, owner_name=_name(who)))
-            live = s.scalars(
-                select(RestoreMount)
-                .where(RestoreMount.status.in_(LIVE_STATES))
-                .order_by(RestoreMount.created_at)
-            ).all()
-            quota = self.settings.max_sessions_per_owner
-            own = [r for r in live if r.owner == owner]
-            if not who.admin and len(own) >= quota:
-                raise SessionQuotaError(
-                    f"you hold {len(own)} sessions, your quota is {quota}: unmount one of "
-                    "yours first",
-                    _retry_after(own, now),
-                )
-            if len(live) >= self.settings.max_sessions:
-                return None
-            row = RestoreMount(
-                id=str(uuid.uuid4()),
-                backup_id=backup_id,
-                volume=volume,
-                volume_auto=volume is None,
-                mount_mode="ro",
-                status=MOUNTING,
-                owner=owner,
-                created_at=now,
-                last_accessed_at=now,
-                expires_at=now + self.idle,
-                status_changed_at=now,
-                holder_host=self.me.host,
-                holder_pid=self.me.pid,
-                holder_start=self.me.start,
+            row = self._new_row(s, backup_id, volume, who, owner, now)
+        return None if row is None else _Slot(row)
+
+    def _new_row(
+        self,
+        s: DbSession,
+        backup_id: int,
+        volume: str | None,
+        who: Principal,
+        owner: str,
+        now: datetime,
+    ) -> RestoreMount | None:
+        """A new ``mounting`` row in a free slot (in the caller's transaction under
+        ``SLOT_LOCK``), or None when the host is full; SessionQuotaError past the owner's
+        quota."""
+        live = s.scalars(
+            select(RestoreMount)
+            .where(RestoreMount.status.in_(LIVE_STATES))
+            .order_by(RestoreMount.created_at)
+        ).all()
+        quota = self.settings.max_sessions_per_owner
+        own = [r for r in live if r.owner == owner]
+        if not who.admin and len(own) >= quota:
+            raise SessionQuotaError(
+                f"you hold {len(own)} sessions, your quota is {quota}: unmount one of yours first",
+                _retry_after(own, now),
             )
-            s.add(row)
-        return _Slot(row)
+        if len(live) >= self.settings.max_sessions:
+            return None
+        row = RestoreMount(
+            id=str(uuid.uuid4()),
+            backup_id=backup_id,
+            volume=volume,
+            volume_auto=volume is None,
+            mount_mode="ro",
+            status=MOUNTING,
+            owner=owner,
+            created_at=now,
+            last_accessed_at=now,
+            expires_at=now + self.idle,
+            status_changed_at=now,
+            holder_host=self.me.host,
+            holder_pid=self.me.pid,
+            holder_start=self.me.start,
+        )
+        s.add(row)
+        return row
+
+    # --- slots for work outside a user's session (index jobs) ------------------------------
+
+    def hold_slot(self, backup_id: int, who: Principal, hold: timedelta) -> str:
+        """One of the host's session slots for work on a backup outside a user's session
+        (an index job's pass): a ``mounted`` row without a volume, taken as a mount takes
+        its row (the same transaction under ``SLOT_LOCK``, the same limit and owner quota),
+        expiring ``hold`` from now unless kept (:meth:`keep_slot`); the cleanup removes it
+        once expired, so a holder that died gives its slot back. End it with
+        :meth:`release_slot`. Refused at once, without queueing (and while mounts of this
+        process queue for a slot: they go first): SessionLimitError, or SessionQuotaError
+        past ``who``'s quota. Returns the row's id."""
+
+        def take() -> str | None:
+            now = utcnow()
+            with self.db.write(lock=SLOT_LOCK) as s:
+                row = self._new_row(s, backup_id, None, who, who.owner[:255], now)
+                if row is None:
+                    return None
+                row.status = MOUNTED
+                row.expires_at = now + hold
+                row.holder_host = row.holder_pid = row.holder_start = None
+                return row.id
+
+        mount_id = self.slots.first_try(take)
+        if mount_id is None:
+            raise self._limit_error(who)
+        return mount_id
+
+    def keep_slot(self, mount_id: str, hold: timedelta) -> None:
+        """Move a held slot's expiry to ``hold`` from now (nothing if it was removed)."""
+        now = utcnow()
+        with self.db.write() as s:
+            row = s.get(RestoreMount, mount_id, with_for_update=True)
+            if row is not None:
+                row.last_accessed_at = now
+                row.expires_at = now + hold
+
+    def release_slot(self, mount_id: str) -> None:
+        """Give a held slot back (a waiting mount of this process tries at once)."""
+        self._drop(mount_id)
 
     def _limit_error(self, who: Principal) -> SessionLimitError:
         """The host-full refusal: the caller's own sessions only (an admin's: all)."""

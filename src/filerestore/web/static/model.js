@@ -75,12 +75,11 @@ export function mountOf(m) {
 
 const timeOf = (ns) => ({ date: nsDate(ns), ns });
 
-/** @param {EntryOut} e */
-export function entryOf(e) {
+// The metadata fields of an entry: a listing's entries and the file index's versions
+// carry the same fields by the same names.
+/** @param {EntryOut | VersionOut} e */
+function metadataOf(e) {
   return {
-    name: e.name,
-    path: e.path,
-    pathQ: e.path_query,
     kind: e.kind,
     size: e.size,
     mode: e.mode,
@@ -94,6 +93,11 @@ export function entryOf(e) {
     nlink: e.nlink,
     target: e.target,
   };
+}
+
+/** @param {EntryOut} e */
+export function entryOf(e) {
+  return { name: e.name, path: e.path, pathQ: e.path_query, ...metadataOf(e) };
 }
 
 /** @param {FileInfoOut} f */
@@ -215,12 +219,7 @@ export function backupRefOf(b) {
 
 /** @param {VersionOut} v */
 export function indexVersionOf(v) {
-  return {
-    kind: v.kind,
-    size: v.size,
-    mtime: isoDate(v.mtime),
-    backups: v.backups.map(backupRefOf),
-  };
+  return { ...metadataOf(v), hash: v.hash, backups: v.backups.map(backupRefOf) };
 }
 
 /** @param {HitOut} x */

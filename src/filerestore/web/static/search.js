@@ -68,7 +68,7 @@ function versionRow(hit, v, n) {
     { class: "version", dataset: { version: String(n) } },
     h("td", { class: "muted" }, `v${n}`),
     h("td", { class: "num" }, size),
-    h("td", { class: "nowrap" }, dateTime(v.mtime)),
+    h("td", { class: "nowrap" }, dateTime(v.mtime.date)),
     h("td", {}, h("ul", { class: "held-list" }, held)),
   );
 }
