@@ -79,9 +79,11 @@ def _pg_admin(url: str) -> psycopg.Connection[Any]:
 
 
 @contextlib.contextmanager
-def settings_for(dialect: str, tmp: Path) -> Iterator[Settings]:
+def settings_for(dialect: str, tmp: Path, depth: int) -> Iterator[Settings]:
+    """Settings of a fresh catalog; ``depth``: the chain's length (the default limit, 64
+    images, is below 100)."""
     if dialect == "sqlite":
-        yield Settings(state_dir=tmp)
+        yield Settings(state_dir=tmp, max_chain_depth=depth)
         return
     server = os.environ.get(PG_ENV)
     if not server:
@@ -91,7 +93,7 @@ def settings_for(dialect: str, tmp: Path) -> Iterator[Settings]:
         conn.execute(f'CREATE DATABASE "{name}"')
     try:
         url = make_url(server).set(database=name).render_as_string(hide_password=False)
-        yield Settings(state_dir=tmp, database_url=url)
+        yield Settings(state_dir=tmp, database_url=url, max_chain_depth=depth)
     finally:
         with _pg_admin(server) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -259,12 +261,15 @@ def measure(dialect: str, chain: Path, queries: int) -> dict[str, Any]:
     images = ["b000.qcow2"] + [s["image"] for s in info["steps"]]
     with (
         tempfile.TemporaryDirectory(prefix="bench-idxscale-") as tmp,
-        settings_for(dialect, Path(tmp)) as settings,
+        settings_for(dialect, Path(tmp), len(images)) as settings,
     ):
         db = open_database(settings)
         try:
             add_repository(db, "bench", str(chain))
-            ids = [register_backup(db, "bench", name).id for name in images]
+            ids = [
+                register_backup(db, "bench", n, max_chain_depth=settings.max_chain_depth).id
+                for n in images
+            ]
             out: dict[str, Any] = {"db": dialect, "backups": len(ids), "files": info["files"]}
             out.update(_index_all(db, settings, ids))
             out.update(_counts(db))
