@@ -43,7 +43,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import psycopg
 from sqlalchemy.engine import make_url
 
 from filerestore.catalog import add_repository, register_backup
@@ -54,9 +53,9 @@ from filerestore.index.search import SearchQuery, search
 from filerestore.settings import Settings
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.dbfixtures import PG_ENV, pg_admin
 from tests.imagebuild.bench_index_scale import WORDS, build, file_name, leaf_dir, manifest
 
-PG_ENV = "FILERESTORE_TEST_PG_URL"
 SEARCH_TARGET_MS = 100.0
 HISTORY_TARGET_MS = 20.0
 BYTES_TARGET = 100.0
@@ -64,18 +63,6 @@ BYTES_TARGET = 100.0
 INDEX_TABLES = (
     "index_lines", "index_backups", "index_volumes", "index_names", "index_dirs", "index_versions"
 )  # fmt: skip
-
-
-def _pg_admin(url: str) -> psycopg.Connection[Any]:
-    u = make_url(url)
-    return psycopg.connect(
-        host=u.host,
-        port=u.port,
-        user=u.username,
-        password=u.password,
-        dbname=u.database,
-        autocommit=True,
-    )
 
 
 @contextlib.contextmanager
@@ -89,13 +76,13 @@ def settings_for(dialect: str, tmp: Path, depth: int) -> Iterator[Settings]:
     if not server:
         raise SystemExit(f"{PG_ENV} is not set: the PostgreSQL server to measure on")
     name = f"fr_bench_{uuid.uuid4().hex[:12]}"
-    with _pg_admin(server) as conn:
+    with pg_admin(server) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     try:
         url = make_url(server).set(database=name).render_as_string(hide_password=False)
         yield Settings(state_dir=tmp, database_url=url, max_chain_depth=depth)
     finally:
-        with _pg_admin(server) as conn:
+        with pg_admin(server) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
