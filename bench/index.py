@@ -1,4 +1,5 @@
-"""The file index against 7-Zip, on the images of bench/index_image.py (built once, cached).
+"""The file index against 7-Zip, on the images of tests/imagebuild/bench_index.py (built
+once, cached).
 
     .venv/bin/python bench/index.py                     # ext4 and NTFS, 100,000 files
     .venv/bin/python bench/index.py --kinds ext4 --files 1000000 --json
@@ -32,13 +33,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import index_image
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from filerestore.catalog import add_repository, register_backup
 from filerestore.db import open_database
 from filerestore.index.passes import index_backup
 from filerestore.index.search import SearchQuery, search
 from filerestore.settings import Settings
+from tests.imagebuild import bench_index
 
 
 def seven_zip(image: Path, repeat: int) -> float:
@@ -59,7 +60,7 @@ def catalog(images: Path, tmp: Path) -> tuple[Any, Settings, list[int]]:
 
 
 def one_kind(kind: str, files: int, repeat: int) -> dict[str, Any]:
-    images = index_image.build(kind, files)
+    images = bench_index.build(kind, files)
     peer = seven_zip(images / "base.qcow2", repeat)
     full_best = float("inf")
     out: dict[str, Any] = {"kind": kind, "files": files, "7zz_l_s": round(peer, 3)}

@@ -50,11 +50,11 @@ from filerestore.service.job_runner import JobRunner
 from filerestore.service.principal import Principal
 from filerestore.service.sessions import SessionManager
 from filerestore.settings import load_settings
+from tests.imagebuild.bench_tools import build_once, random_file, run
 from tests.sshserver.sshd import Sshd, start_sshd
 
 MiB = 1 << 20
 VERSION = 1
-CACHE = Path(__file__).resolve().parents[1] / ".cache" / "bench"
 BIG_FILES = 4
 #: a tmpfs: the local targets once more without the disk (what the copy itself costs)
 SHM = Path("/dev/shm")
@@ -84,36 +84,24 @@ class Corpus:
         return sum(p.stat().st_size for p in (self.source / "small").rglob("*") if p.is_file())
 
 
-def run(*cmd: str | os.PathLike[str], **kw: object) -> str:
-    done = subprocess.run([os.fspath(c) for c in cmd], check=True, capture_output=True, text=True)
-    return done.stdout
-
-
 def build(big_mib: int, small: int) -> Corpus:
-    root = CACHE / f"restore-jobs-{big_mib}m-{small}-v{VERSION}"
-    if not (root / "manifest.json").exists():
-        shutil.rmtree(root, ignore_errors=True)
-        root.mkdir(parents=True)
+    def make(root: Path) -> None:
         digests = _source(root / "source", big_mib, small)
         size_mib = big_mib + small * 16 // 1024 + 128
         run("truncate", "-s", f"{size_mib}M", root / "disk.img")
         run("mke2fs", "-q", "-F", "-t", "ext4", "-N", str(small + 1000), "-d",
             root / "source", root / "disk.img")  # fmt: skip
         (root / "manifest.json").write_text(json.dumps(digests))
-    return Corpus(root, big_mib, small)
+
+    name = f"restore-jobs-{big_mib}m-{small}"
+    return Corpus(build_once(name, [VERSION], Path(__file__), make), big_mib, small)
 
 
 def _source(src: Path, big_mib: int, small: int) -> dict[str, str]:
     (src / "big").mkdir(parents=True)
     digests = {}
     for i in range(BIG_FILES):
-        digest = hashlib.sha256()
-        with (src / "big" / f"b{i}.bin").open("wb") as fh:
-            for _ in range(big_mib // BIG_FILES):
-                block = os.urandom(MiB)
-                digest.update(block)
-                fh.write(block)
-        digests[f"b{i}.bin"] = digest.hexdigest()
+        digests[f"b{i}.bin"] = random_file(src / "big" / f"b{i}.bin", big_mib // BIG_FILES)
     rng = random.Random(13)
     for i in range(small):
         d = src / "small" / f"d{i % SMALL_DIRS:03d}"

@@ -50,7 +50,7 @@ from filerestore.errors import ImageNotFoundError, ObjectChangedError
 from filerestore.restore.stack import open_backup_stack, open_stack
 from filerestore.source import BlockOptions, S3Options, S3Store
 from filerestore.source.s3client import ObjectClient, ObjectMeta, ObstoreClient
-from tests.imagebuild import bench_s3
+from tests.imagebuild import bench_s3, bench_tools
 from tests.s3server import servers
 
 MiB = 1 << 20
@@ -282,7 +282,7 @@ def main() -> None:
     chain = bench_s3.chain100g()
     big = None if args.no_big else bench_s3.big1g()
     expected = json.loads((chain / "expected.json").read_text())
-    with tempfile.TemporaryDirectory(dir=bench_s3.CACHE, prefix="s3-run-") as tmp:
+    with tempfile.TemporaryDirectory(dir=bench_tools.CACHE, prefix="s3-run-") as tmp:
         work = Path(tmp)
         server = servers.start_seaweedfs(work / "weed", BUCKET)
         proxy = servers.start_proxy(server)

@@ -79,21 +79,8 @@ def one_round(
         index = n % FILES
         node = cluster.nodes[spread.randrange(len(cluster.nodes))]
         url = None if affinity else node.url
-        h = hashlib.sha256()
-        size = 0
-        with (
-            cluster.client(who, url) as c,
-            c.stream(
-                "GET", f"{API}/restore/{mount_id}/download", params={"path": "/" + name_of(index)}
-            ) as r,
-        ):
-            if r.status_code != 200:
-                raise RuntimeError(f"download {n}: HTTP {r.status_code} {r.read()!r}")
-            for chunk in r.iter_raw(MiB):
-                h.update(chunk)
-                size += len(chunk)
-            served = r.headers.get("X-Filerestore-Instance") or node.name
-        return index, h.hexdigest(), size, served
+        digest, size, served = cluster.download(who, mount_id, index, url)
+        return index, digest, size, served or node.name
 
     failures: list[str] = []
     spread = random.Random(7)  # the peer's instance per request: arbitrary, as arrival order

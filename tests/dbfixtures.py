@@ -12,6 +12,7 @@ import os
 import subprocess
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -57,14 +58,20 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     if request.param == "sqlite":
         yield None
         return
-    server = request.getfixturevalue("pg_server_url")
-    name = f"fr_test_{uuid.uuid4().hex[:12]}"
-    with pg_admin(server) as conn:
+    with fresh_pg_database(request.getfixturevalue("pg_server_url")) as url:
+        yield url
+
+
+@contextmanager
+def fresh_pg_database(server_url: str, prefix: str = "fr_test") -> Iterator[str]:
+    """The URL of a new database on the PostgreSQL server at ``server_url``, dropped after."""
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    with pg_admin(server_url) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     try:
-        yield make_url(server).set(database=name).render_as_string(hide_password=False)
+        yield make_url(server_url).set(database=name).render_as_string(hide_password=False)
     finally:
-        with pg_admin(server) as conn:
+        with pg_admin(server_url) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 

@@ -29,7 +29,7 @@ from filerestore.db.engine import Database
 from filerestore.db.migrate import ensure_schema
 from filerestore.service.tokens import create_token
 from filerestore.settings import load_settings
-from tests.api.server import ROOT, Server
+from tests.api.server import ROOT, Server, api_client, open_session
 from tests.imagebuild.broken_entries import broken_entries_image
 from tests.imagebuild.demo_repo import demo_repo
 from tests.imagebuild.qcow import to_qcow2
@@ -62,16 +62,11 @@ class Env:
         return self.server.url
 
     def client(self, who: str | None = "alice", **kw: object) -> httpx.Client:
-        headers = {"Authorization": f"Bearer {self.tokens[who]}"} if who else {}
-        return httpx.Client(base_url=self.url, headers=headers, timeout=120, **kw)  # type: ignore[arg-type]
+        return api_client(self.url, self.tokens[who] if who else None, **kw)
 
     def mount(self, who: str = "alice", backup: str = "ext4", volume: str | None = None) -> str:
         with self.client(who) as c:
-            r = c.post(
-                f"{API}/restore/mount", json={"backup_id": self.backups[backup], "volume": volume}
-            )
-            assert r.status_code == 201, r.text
-            return str(r.json()["mount_id"])
+            return str(open_session(c, self.backups[backup], volume)["mount_id"])
 
 
 @pytest.fixture(scope="session")
@@ -117,13 +112,11 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
     }
     (base / "targets").mkdir()
     env.pop("FILERESTORE_DATABASE_URL", None)
-    server = Server(env, workers=2, log=base / "server.log").start()
     try:
-        yield Env(server, tokens, backups, source, demo, state_dir, repo)
+        with Server(env, workers=2, log=base / "server.log") as server:
+            yield Env(server, tokens, backups, source, demo, state_dir, repo)
     finally:
-        server.stop()
         shutil.rmtree(repo, ignore_errors=True)
-        print((base / "server.log").read_text()[-3000:])
 
 
 @pytest.fixture(scope="session")

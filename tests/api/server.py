@@ -4,22 +4,18 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 
+from tests.processes import free_port, wait_up
+
 ROOT = Path(__file__).resolve().parents[2]
 CLI = Path(sys.executable).parent / "filerestore"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Server:
@@ -41,18 +37,33 @@ class Server:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+
+        def answers() -> bool:
+            if not healthy(self.url):
+                return False
+            return self.workers == 1 or len(self.worker_pids()) >= self.workers
+
+        wait_up(self.proc, answers, "filerestore serve", timeout, self.log)
+        return self
+
+    def __enter__(self) -> Server:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        """Stops the server and prints the end of its log (pytest shows it for a failure)."""
+        self.stop()
+        if self.log is not None and self.log.exists():
+            print(self.log.read_text(errors="replace")[-3000:])
+
+    def replaced(self, victim: int, timeout: float) -> set[int]:
+        """The worker pids once ``victim`` (a killed worker) is gone and the pool is full
+        again, or as they are when ``timeout`` s passed (the caller checks them)."""
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited with {self.proc.returncode}; see {self.log}")
-            try:
-                up = httpx.get(self.url + "/health", timeout=2).status_code == 200
-                if up and (self.workers == 1 or len(self.worker_pids()) >= self.workers):
-                    return self
-            except httpx.TransportError:
-                pass
+        while True:
+            now = set(self.worker_pids())
+            if (len(now) == self.workers and victim not in now) or time.monotonic() > deadline:
+                return now
             time.sleep(0.2)
-        raise RuntimeError("server did not come up")
 
     def worker_pids(self) -> list[int]:
         assert self.proc is not None
@@ -70,6 +81,50 @@ class Server:
         except subprocess.TimeoutExpired:
             os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait()
+
+
+API = "/api/v1"
+
+
+def api_client(url: str, token: str | None, **options: object) -> httpx.Client:
+    """A client of the API at ``url`` with ``token`` as its bearer (None: no token)."""
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    return httpx.Client(base_url=url, headers=headers, timeout=120, **options)  # type: ignore[arg-type]
+
+
+def open_session(c: httpx.Client, backup_id: int, volume: str | None = None) -> dict[str, Any]:
+    """A new session (mount) of the backup, as the API answered it (201 or the test fails)."""
+    r = c.post(f"{API}/restore/mount", json={"backup_id": backup_id, "volume": volume})
+    assert r.status_code == 201, r.text
+    return dict(r.json())
+
+
+def cli(env: dict[str, str], *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """A ``filerestore`` command run with ``env`` added to this environment (not checked)."""
+    return subprocess.run(
+        [str(CLI), *args],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def run_cli(env: dict[str, str], *args: str) -> str:
+    """The standard output of a ``filerestore`` command that must succeed (``env`` added)."""
+    done = cli(env, *args)
+    if done.returncode != 0:
+        raise RuntimeError(f"filerestore {' '.join(args)}: {done.returncode} {done.stderr}")
+    return done.stdout
+
+
+def healthy(url: str) -> bool:
+    """Whether a server (or the balancer in front of several) answers 200 on ``/health``."""
+    try:
+        return httpx.get(url + "/health", timeout=2).status_code == 200
+    except httpx.TransportError:
+        return False
 
 
 def _cmdline(pid: int) -> bytes:

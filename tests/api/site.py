@@ -17,7 +17,7 @@ from filerestore.db.migrate import ensure_schema
 from filerestore.db.models import AuditEvent
 from filerestore.service.tokens import create_token
 from filerestore.settings import load_settings
-from tests.api.server import Server
+from tests.api.server import Server, api_client, open_session
 from tests.imagebuild.restore_tree import restore_image
 
 API = "/api/v1"
@@ -34,14 +34,11 @@ class Site:
     backup_id: int
 
     def client(self, token: str | None = None) -> httpx.Client:
-        headers = {"Authorization": f"Bearer {token or self.token}"}
-        return httpx.Client(base_url=self.server.url, headers=headers, timeout=120)
+        return api_client(self.server.url, token or self.token)
 
     def mount(self) -> str:
         with self.client() as c:
-            r = c.post(f"{API}/restore/mount", json={"backup_id": self.backup_id})
-            assert r.status_code == 201, r.text
-            return str(r.json()["mount_id"])
+            return str(open_session(c, self.backup_id)["mount_id"])
 
     def rows(self) -> list[AuditEvent]:
         db = Database(self.db_url)

@@ -14,7 +14,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.api.server import CLI, ROOT, free_port
+from tests.api.server import CLI, ROOT
+from tests.processes import free_port
 
 # the server builds the demo repository itself (scripts/build_demo.py, as root): no image
 # fixture says so, hence the marker by hand (tests/conftest.py)

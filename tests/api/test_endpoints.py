@@ -326,6 +326,36 @@ def test_catalog_routes(api: Env) -> None:
             error(a.post(f"{API}/backups", json={"repository": "main", "path": bad}), 400)
 
 
+def test_an_admins_changes_are_audited_with_their_outcome(api: Env, tmp_path) -> None:
+    """Registering a backup and adding a repository write an audit row each: ok, or failed
+    with the error's code and message."""
+    import sqlite3
+
+    missing_dir = tmp_path / "no-such-root"
+    with api.client("admin") as a:
+        ok = a.post(f"{API}/backups", json={"repository": "main", "path": "srv1/disk0.qcow2"})
+        assert ok.status_code == 201, ok.text
+        gone = a.post(f"{API}/backups", json={"repository": "main", "path": "srv1/audited"})
+        assert gone.status_code == 404, gone.text
+        body = {"name": "audited", "path": str(missing_dir)}
+        refused = a.post(f"{API}/repositories", json=body)
+        assert refused.status_code >= 400, refused.text
+        code = refused.json()["error"]["code"]
+    with sqlite3.connect(api.state_dir / "filerestore.db") as con:
+        rows = con.execute(
+            "SELECT action, outcome, backup_id, path, detail FROM audit_events"
+            " WHERE action IN ('register', 'repository_add') ORDER BY id"
+        ).fetchall()
+    registered = [r for r in rows if r[0] == "register" and r[3] == "srv1/disk0.qcow2"]
+    assert registered[-1][:3] == ("register", "ok", api.backups["ext4"])
+    (not_found,) = [r for r in rows if r[3] == "srv1/audited"]
+    assert not_found[:3] == ("register", "failed", None)
+    assert not_found[4].startswith(f"{gone.json()['error']['code']}: ")
+    (not_added,) = [r for r in rows if r[3] == str(missing_dir)]
+    assert not_added[:2] == ("repository_add", "failed")
+    assert not_added[4].startswith(f"{code}: ")
+
+
 def test_metrics(api: Env, ext4_mount: str) -> None:
     with api.client() as c:
         c.get(f"{API}/restore/{ext4_mount}/download", params={"path": "/hello.txt"})

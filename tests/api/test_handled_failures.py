@@ -28,7 +28,7 @@ from filerestore.db.engine import Database
 from filerestore.db.migrate import ensure_schema
 from filerestore.service.tokens import create_token
 from filerestore.settings import load_settings
-from tests.api.server import Server
+from tests.api.server import Server, api_client
 from tests.imagebuild.restore_tree import restore_image
 
 API = "/api/v1"
@@ -45,8 +45,7 @@ class Site:
     backup_id: int
 
     def client(self) -> httpx.Client:
-        headers = {"Authorization": f"Bearer {self.token}"}
-        return httpx.Client(base_url=self.server.url, headers=headers, timeout=120)
+        return api_client(self.server.url, self.token)
 
     def new_log(self, since: int, want: int, timeout: float = 30) -> list[str]:
         """What the server logged above INFO after offset ``since`` (messages, and any line
@@ -122,11 +121,8 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     token = create_token(db, "user")[1]
     db.dispose()
     log = base / "server.log"
-    server = Server({"FILERESTORE_STATE_DIR": str(state)}, workers=1, log=log).start()
-    try:
+    with Server({"FILERESTORE_STATE_DIR": str(state)}, workers=1, log=log) as server:
         yield Site(server, log, image, token, backup_id)
-    finally:
-        server.stop()
 
 
 def test_handled_download_failures_are_one_warning_line(site: Site) -> None:

@@ -24,7 +24,7 @@ from filerestore.db.engine import Database
 from filerestore.db.migrate import ensure_schema
 from filerestore.service.tokens import create_token
 from filerestore.settings import load_settings
-from tests.api.server import ROOT, Server
+from tests.api.server import ROOT, Server, api_client
 from tests.imagebuild import data_file as D
 from tests.imagebuild import formats as F
 from tests.imagebuild import gpt_ext4 as images
@@ -42,11 +42,7 @@ class Site:
     tree: Path
 
     def client(self) -> httpx.Client:
-        return httpx.Client(
-            base_url=self.server.url,
-            headers={"Authorization": f"Bearer {self.token}"},
-            timeout=120,
-        )
+        return api_client(self.server.url, self.token)
 
 
 def _place(src: Path, dst: Path) -> None:
@@ -83,11 +79,10 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     token = create_token(db, "alice")[1]
     db.dispose()
     env = {"FILERESTORE_STATE_DIR": str(state_dir)}
-    server = Server(env, workers=1, log=base / "server.log").start()
     try:
-        yield Site(server, token, ext4.tree(0))
+        with Server(env, workers=1, log=base / "server.log") as server:
+            yield Site(server, token, ext4.tree(0))
     finally:
-        server.stop()
         shutil.rmtree(repo, ignore_errors=True)
 
 

@@ -25,7 +25,7 @@ from filerestore.db.engine import Database
 from filerestore.db.migrate import ensure_schema
 from filerestore.service.tokens import create_token
 from filerestore.settings import load_settings
-from tests.api.server import ROOT, Server
+from tests.api.server import ROOT, Server, api_client
 from tests.imagebuild.catalog_repo import FILES, ext4_qcow2
 from tests.imagebuild.deep_chain import deep_sparse_chain
 from tests.imagebuild.eio import FailingRepository, failing_repository
@@ -66,9 +66,7 @@ class Site:
     backups: dict[str, int]
 
     def client(self, token: str) -> httpx.Client:
-        return httpx.Client(
-            base_url=self.server.url, headers={"Authorization": f"Bearer {token}"}, timeout=120
-        )
+        return api_client(self.server.url, token)
 
 
 @pytest.fixture(scope="module")
@@ -108,13 +106,11 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
             # the deep chain's working set is about 5 MiB: over this budget
             "FILERESTORE_IMAGE_METADATA_BUDGET": str(1 << 20),
         }
-        server = Server(env, workers=1, log=base / "server.log").start()
         try:
-            yield Site(server, admin, user, repo, outside, flaky, backups)
+            with Server(env, workers=1, log=base / "server.log") as server:
+                yield Site(server, admin, user, repo, outside, flaky, backups)
         finally:
-            server.stop()
             shutil.rmtree(repo, ignore_errors=True)
-            print((base / "server.log").read_text()[-3000:])
 
 
 def error_code(r: httpx.Response) -> str:

@@ -20,7 +20,6 @@ import math
 import os
 import re
 import time
-import uuid
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -28,13 +27,12 @@ from pathlib import Path
 import httpx
 import pytest
 from sqlalchemy import func, insert, select
-from sqlalchemy.engine import make_url
 
 from filerestore.db.engine import Database
 from filerestore.db.models import AuditEvent, DownloadHold, utcnow
 from tests.api.server import Server
 from tests.api.site import Site, start
-from tests.dbfixtures import pg_admin, pg_server_url  # noqa: F401
+from tests.dbfixtures import fresh_pg_database, pg_admin, pg_server_url  # noqa: F401
 from tests.imagebuild.restore_tree import restore_tree
 
 API = "/api/v1"
@@ -180,14 +178,8 @@ CREATE TRIGGER refuse_audit BEFORE INSERT ON audit_events
 
 @pytest.fixture
 def pg_database(pg_server_url: str) -> Iterator[str]:  # noqa: F811
-    name = f"fr_test_{uuid.uuid4().hex[:12]}"
-    with pg_admin(pg_server_url) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield make_url(pg_server_url).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with pg_admin(pg_server_url) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with fresh_pg_database(pg_server_url) as url:
+        yield url
 
 
 def test_a_download_whose_audit_row_cannot_be_written(

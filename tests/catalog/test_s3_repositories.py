@@ -32,8 +32,9 @@ from filerestore.errors import (
 from filerestore.settings import S3Credentials, Settings
 from tests.imagebuild import formats as F
 from tests.imagebuild.sparse import copytree_sparse
+from tests.processes import free_port
 from tests.s3server.fixtures import bucket, moto, proxy, s3, upload_tree  # noqa: F401
-from tests.s3server.servers import ACCESS_KEY, REGION, SECRET_KEY, free_port, proxy_call
+from tests.s3server.servers import ACCESS_KEY, REGION, SECRET_KEY, proxy_call
 
 SECRET_ENV = "FR_TEST_S3_"
 

@@ -18,13 +18,10 @@ from tests.fs.conftest import (
     btrfs_image,
     check_big_sparse_tail,
     check_random_corruption,
-    check_registry_opens,
     compare_with_kernel,
-    compare_with_tree,
     prealloc_problems,
     run_in_threads,
 )
-from tests.fs.treecheck import compare_contents
 from tests.imagebuild import fs_linux
 
 
@@ -44,23 +41,6 @@ def test_missing_extra_is_named(img: LinuxImage, monkeypatch: pytest.MonkeyPatch
     with FileReader(img.image) as reader, pytest.raises(MissingExtraError) as info:
         btrfs.open_fs(reader)
     assert "pip install filerestore[btrfs]" in str(info.value)
-
-
-def test_label(img: LinuxImage) -> None:
-    with img.opened() as fs:
-        assert (fs.kind, fs.label) == ("btrfs", "fr-btrfs")
-
-
-def test_every_entry_matches_the_tree(img: LinuxImage) -> None:
-    """Includes /subvol (a second subvolume, shown where it is linked) and its files."""
-    with img.opened() as fs:
-        assert compare_with_tree(img, fs) == []
-
-
-def test_every_file_reads_byte_exact(img: LinuxImage) -> None:
-    """Includes /compressed/{zstd,zlib,lzo}.txt, whose extents filefrag saw as encoded."""
-    with img.opened() as fs:
-        assert compare_contents(img.tree, fs) == []
 
 
 def test_compressed_files(img: LinuxImage) -> None:
@@ -145,10 +125,6 @@ def test_corrupt_superblock_gives_filesystem_error(img: LinuxImage, tmp_path: Pa
 def test_unwritten_extents_and_tail_holes_read_as_zeros() -> None:
     pytest.importorskip("dissect.btrfs", reason="the [btrfs] extra is not installed")
     assert prealloc_problems(btrfs.open_fs, "btrfs") == []
-
-
-def test_registry_detects_and_opens_it(img: LinuxImage) -> None:
-    check_registry_opens(img)
 
 
 def test_random_corruption_never_escapes_the_error_tree(img: LinuxImage) -> None:

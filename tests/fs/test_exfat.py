@@ -184,5 +184,5 @@ def test_bad_boot_sector_is_refused(img: BuiltImage) -> None:
         exfat.open_fs(BytesReader(bytes(boot)))
 
 
-def test_read_200mib_file() -> None:
+def test_read_a_large_file() -> None:
     assert read_big_file("exfat", exfat.open_fs)

@@ -18,7 +18,6 @@ from tests.fs.conftest import (
     LinuxImage,
     check_big_sparse_tail,
     check_random_corruption,
-    check_registry_opens,
     compare_with_kernel,
     compare_with_tree,
     ext_image,
@@ -52,22 +51,6 @@ def test_detect_tells_ext_versions_apart(img: LinuxImage) -> None:
 def test_detect_refuses_other_data() -> None:
     assert ext.detect(BytesReader(bytes(4096))) is None
     assert ext.detect(BytesReader(b"")) is None
-
-
-def test_label(img: LinuxImage) -> None:
-    with img.opened() as fs:
-        assert fs.kind == img.kind
-        assert fs.label == f"fr-{img.kind}"
-
-
-def test_every_entry_matches_the_tree(img: LinuxImage) -> None:
-    with img.opened() as fs:
-        assert compare_with_tree(img, fs) == []
-
-
-def test_every_file_reads_byte_exact(img: LinuxImage) -> None:
-    with img.opened() as fs:
-        assert compare_contents(img.tree, fs) == []
 
 
 def test_metadata_matches_the_kernel(img: LinuxImage) -> None:
@@ -198,10 +181,6 @@ def test_truncated_volume_gives_filesystem_error(img: LinuxImage) -> None:
 
 def test_unwritten_extents_and_tail_holes_read_as_zeros() -> None:
     assert prealloc_problems(ext.open_fs, "ext4") == []
-
-
-def test_registry_detects_and_opens_it(img: LinuxImage) -> None:
-    check_registry_opens(img)
 
 
 def test_random_corruption_never_escapes_the_error_tree(img: LinuxImage) -> None:

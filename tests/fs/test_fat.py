@@ -180,5 +180,5 @@ def test_corrupt_directory_gives_filesystem_error(img: BuiltImage) -> None:
         fat.open_fs(BytesReader(bytes(data)))
 
 
-def test_read_200mib_file() -> None:
+def test_read_a_large_file() -> None:
     assert read_big_file("fat32", fat.open_fs)

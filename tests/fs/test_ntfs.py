@@ -213,7 +213,7 @@ def test_corrupt_volume_gives_filesystem_error(img: BuiltImage) -> None:
         ntfs.open_fs(BytesReader(bytes(data[: 1 << 20])))  # truncated volume
 
 
-def test_read_200mib_file() -> None:
+def test_read_a_large_file() -> None:
     assert read_big_file("ntfs", ntfs.open_fs)
 
 

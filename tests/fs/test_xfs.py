@@ -16,14 +16,11 @@ from tests.fs.conftest import (
     LinuxImage,
     check_big_sparse_tail,
     check_random_corruption,
-    check_registry_opens,
     compare_with_kernel,
-    compare_with_tree,
     prealloc_problems,
     run_in_threads,
     xfs_image,
 )
-from tests.fs.treecheck import compare_contents
 from tests.imagebuild import fs_linux
 from tests.imagebuild.tree import block_content
 
@@ -45,21 +42,6 @@ def test_detect(img: LinuxImage) -> None:
         assert xfs.detect(reader) == "xfs"
     assert xfs.detect(BytesReader(bytes(4096))) is None
     assert xfs.detect(BytesReader(b"XFSB")) is None
-
-
-def test_label(img: LinuxImage) -> None:
-    with img.opened() as fs:
-        assert (fs.kind, fs.label) == ("xfs", "fr-xfs")
-
-
-def test_every_entry_matches_the_tree(img: LinuxImage) -> None:
-    with img.opened() as fs:
-        assert compare_with_tree(img, fs) == []
-
-
-def test_every_file_reads_byte_exact(img: LinuxImage) -> None:
-    with img.opened() as fs:
-        assert compare_contents(img.tree, fs) == []
 
 
 def test_metadata_and_birth_time_match_the_kernel(img: LinuxImage) -> None:
@@ -131,10 +113,6 @@ def test_corrupt_root_inode_gives_filesystem_error(img: LinuxImage, tmp_path: Pa
 
 def test_unwritten_extents_and_tail_holes_read_as_zeros() -> None:
     assert prealloc_problems(xfs.open_fs, "xfs") == []
-
-
-def test_registry_detects_and_opens_it(img: LinuxImage) -> None:
-    check_registry_opens(img)
 
 
 def test_random_corruption_never_escapes_the_error_tree(img: LinuxImage) -> None:

@@ -23,7 +23,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from filerestore.db.engine import Database
-from tests.api.server import CLI, ROOT, Server
+from tests.api.server import ROOT, Server, api_client, cli, open_session
 from tests.dbfixtures import database_url, pg_admin, pg_server_url  # noqa: F401 - fixtures
 from tests.fuse.mounting import FSTYPE, mounts_at
 from tests.imagebuild.restore_tree import restore_tree
@@ -47,14 +47,11 @@ class Views:
     repo: Path
 
     def client(self) -> httpx.Client:
-        headers = {"Authorization": f"Bearer {self.token}"}
-        return httpx.Client(base_url=self.server.url, headers=headers, timeout=120)
+        return api_client(self.server.url, self.token)
 
     def mount(self) -> dict[str, Any]:
         with self.client() as c:
-            r = c.post(f"{API}/restore/mount", json={"backup_id": self.backup})
-            assert r.status_code == 201, r.text
-            return dict(r.json())
+            return open_session(c, self.backup)
 
     def sql(self, statement: str, **params: Any) -> list[Any]:
         db = Database(self.database_url)
@@ -72,13 +69,7 @@ class Views:
         return None if not found else (found[0][0], found[0][1])
 
     def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [str(CLI), *args],
-            env={**os.environ, **self.env},
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+        return cli(self.env, *args, timeout=120)
 
 
 def _start(

@@ -19,28 +19,12 @@ from tests.image.conftest import (
     sha256_of_reader,
 )
 from tests.imagebuild import qcow
+from tests.imagebuild.overlays import qcow2_overlay
 from tests.imagebuild.sparse import copy_sparse, copytree_sparse
 
 
 def run(*args: str | Path) -> str:
     return subprocess.run([str(a) for a in args], capture_output=True, text=True, check=True).stdout
-
-
-def create_overlay(image: Path, backing: str, backing_format: str, *options: str) -> None:
-    """``qemu-img create`` of a qcow2 over ``backing``, a name stored as given."""
-    run(
-        "qemu-img",
-        "create",
-        "-q",
-        "-f",
-        "qcow2",
-        *options,
-        "-b",
-        backing,
-        "-F",
-        backing_format,
-        image,
-    )
 
 
 def qemu_raw_copy(image: Path, dest: Path) -> Path:
@@ -113,7 +97,7 @@ def test_relative_name_climbing_inside_the_repository(tmp_path: Path) -> None:
     repo = tmp_path / "repo"
     (repo / "daily").mkdir(parents=True)
     copy_sparse(qcow.chain("flat") / "base.qcow2", repo / "base.qcow2")
-    create_overlay(repo / "daily" / "inc.qcow2", "../base.qcow2", "qcow2")
+    qcow2_overlay(repo / "daily" / "inc.qcow2", "../base.qcow2", "qcow2")
     run("qemu-io", "-f", "qcow2", "-c", "write -P 0x61 65000 70000", repo / "daily" / "inc.qcow2")
     (repo / "latest.qcow2").symlink_to("daily/inc.qcow2")
     expected = qemu_raw_copy(repo / "daily" / "inc.qcow2", tmp_path / "expected.raw")
@@ -146,7 +130,7 @@ def test_base_declared_raw_is_never_probed(tmp_path: Path, compat: str) -> None:
     repo.mkdir()
     fake = qcow2_image(backing=b"/etc/passwd")
     (repo / "base.raw").write_bytes(fake + bytes(2 * 1024 * 1024 - len(fake)))
-    create_overlay(repo / "top.qcow2", "base.raw", "raw", "-o", f"compat={compat}")
+    qcow2_overlay(repo / "top.qcow2", "base.raw", "raw", "-o", f"compat={compat}")
     run("qemu-io", "-f", "qcow2", "-c", "write -P 0x62 1M 4k", repo / "top.qcow2")
     expected = qemu_raw_copy(repo / "top.qcow2", tmp_path / "expected.raw")
     links = probe_chain(repo / "top.qcow2", repo)

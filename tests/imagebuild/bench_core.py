@@ -17,21 +17,21 @@ mount, ntfs-3g, exfat-fuse, or mtools): the count of small files and the big fil
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
 import shutil
 import subprocess
-import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tests.imagebuild.bench_tools import build_once, lay, mounted, random_file, run
+from tests.imagebuild.disk import loop_device
+
 MiB = 1 << 20
 VERSION = 3
-CACHE = Path(__file__).resolve().parents[2] / ".cache" / "bench"
 KINDS = ("ext4", "xfs", "ntfs", "fat32", "exfat", "btrfs")
 SEVEN_ZIP_KINDS = ("ext4", "ntfs", "fat32")  # what 7-Zip 26 reads (no XFS, Btrfs, exFAT)
 PART_MIB = 320  # mkfs.xfs wants at least 300 MiB
@@ -70,33 +70,12 @@ class BenchImage:
         return data
 
 
-def run(*cmd: str | os.PathLike[str], stdin: str | None = None) -> str:
-    proc = subprocess.run(
-        [os.fspath(c) for c in cmd], input=stdin, capture_output=True, text=True, check=False
-    )
-    if proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(map(str, cmd))}: {proc.stderr.strip()}")
-    return proc.stdout
-
-
 def build(scale: Scale, kinds: tuple[str, ...]) -> BenchImage:
-    key = hashlib.sha256(
-        json.dumps([VERSION, scale.__dict__, kinds, Path(__file__).read_bytes().hex()]).encode()
-    ).hexdigest()[:16]
-    out = CACHE / f"core-{scale.name}-{key}"
-    if (out / "manifest.json").exists():
-        return BenchImage(out)
-    CACHE.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=out.name + ".", dir=CACHE))
-    try:
-        _build(tmp, scale, kinds)
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.rename(out)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
-    return BenchImage(out)
+    key = [VERSION, scale.__dict__, kinds]
+    source = Path(__file__)
+    return BenchImage(
+        build_once(f"core-{scale.name}", key, source, lambda tmp: _build(tmp, scale, kinds))
+    )
 
 
 def _build(root: Path, scale: Scale, kinds: tuple[str, ...]) -> None:
@@ -104,17 +83,10 @@ def _build(root: Path, scale: Scale, kinds: tuple[str, ...]) -> None:
     (src / "many").mkdir(parents=True)
     for i in range(scale.files):
         (src / "many" / f"file{i:05d}.txt").write_bytes(b"small file %d\n" % i * 40)
-    big = src / "big.bin"
-    digest = hashlib.sha256()
-    with big.open("wb") as fh:
-        for _ in range(scale.big_mib):
-            block = os.urandom(MiB)
-            digest.update(block)
-            fh.write(block)
     manifest: dict[str, Any] = {
         "files": scale.files,
         "big_size": scale.big_mib * MiB,
-        "big_sha256": digest.hexdigest(),
+        "big_sha256": random_file(src / "big.bin", scale.big_mib),
     }
 
     fs_images = {}
@@ -144,16 +116,7 @@ def _gpt_disk(raw: Path, parts: list[Path]) -> list[dict[str, int]]:
     run("sfdisk", "-q", raw, stdin=script)
     table = json.loads(run("sfdisk", "--json", raw))["partitiontable"]
     for entry, image in zip(table["partitions"], parts, strict=True):
-        run(
-            "dd",
-            f"if={image}",
-            f"of={raw}",
-            "bs=1M",
-            f"seek={entry['start'] * 512}",
-            "oflag=seek_bytes",
-            "conv=notrunc,sparse",
-            "status=none",
-        )
+        lay(image, raw, entry["start"] * 512)
     return [{"start": p["start"] * 512, "size": p["size"] * 512} for p in table["partitions"]]
 
 
@@ -190,27 +153,6 @@ def _blank(image: Path) -> None:
         fh.truncate(PART_MIB * MiB)
 
 
-@contextlib.contextmanager
-def _loop(image: Path) -> Iterator[str]:
-    dev = run("losetup", "-f", "--show", image).strip()
-    try:
-        yield dev
-    finally:
-        subprocess.run(["losetup", "-d", dev], check=False)
-
-
-@contextlib.contextmanager
-def _mounted(argv: list[str | os.PathLike[str]], mnt: Path, fuse: bool) -> Iterator[Path]:
-    mnt.mkdir(exist_ok=True)
-    run(*argv, mnt)
-    try:
-        yield mnt
-    finally:
-        subprocess.run(["fusermount", "-u", mnt] if fuse else ["umount", mnt], check=False)
-        subprocess.run(["umount", mnt], check=False, capture_output=True)
-        mnt.rmdir()
-
-
 def _copy_into(src: Path, mnt: Path) -> None:
     shutil.copytree(src / "many", mnt / "many", copy_function=shutil.copyfile)
     shutil.copyfile(src / "big.bin", mnt / "big.bin")
@@ -224,21 +166,21 @@ def _ext4(image: Path, src: Path) -> None:
 def _xfs(image: Path, src: Path) -> None:
     _blank(image)
     run("mkfs.xfs", "-q", "-L", "bench-xfs", image)
-    with _mounted(["mount", "-o", "loop", image], image.with_suffix(".mnt"), fuse=False) as mnt:
+    with mounted(["mount", "-o", "loop", image], image.with_suffix(".mnt"), fuse=False) as mnt:
         _copy_into(src, mnt)
 
 
 def _btrfs(image: Path, src: Path) -> None:
     _blank(image)
     run("mkfs.btrfs", "-q", "-L", "bench-btrfs", image)
-    with _mounted(["mount", "-o", "loop", image], image.with_suffix(".mnt"), fuse=False) as mnt:
+    with mounted(["mount", "-o", "loop", image], image.with_suffix(".mnt"), fuse=False) as mnt:
         _copy_into(src, mnt)
 
 
 def _ntfs(image: Path, src: Path) -> None:
     _blank(image)
     run("mkntfs", "-q", "-F", "-f", "-L", "bench-ntfs", image)
-    with _mounted(["ntfs-3g", image], image.with_suffix(".mnt"), fuse=True) as mnt:
+    with mounted(["ntfs-3g", image], image.with_suffix(".mnt"), fuse=True) as mnt:
         _copy_into(src, mnt)
 
 
@@ -246,8 +188,8 @@ def _exfat(image: Path, src: Path) -> None:
     _blank(image)
     run("mkfs.exfat", "-L", "benchexfat", image)
     with (
-        _loop(image) as dev,
-        _mounted(["mount.exfat-fuse", dev], image.with_suffix(".mnt"), fuse=True) as mnt,
+        loop_device(image) as dev,
+        mounted(["mount.exfat-fuse", dev], image.with_suffix(".mnt"), fuse=True) as mnt,
     ):
         _copy_into(src, mnt)
 
@@ -289,7 +231,7 @@ def _verify_mount(
 ) -> Callable[[Path, int, str], None]:
     def verify(image: Path, files: int, sha: str) -> None:
         mnt = image.with_suffix(".check")
-        with _mounted([*argv, image], mnt, fuse=fuse):
+        with mounted([*argv, image], mnt, fuse=fuse):
             count = len(list((mnt / "many").iterdir()))
             _check(count, _file_sha(mnt / "big.bin"), files, sha, kind)
 
@@ -298,8 +240,8 @@ def _verify_mount(
 
 def _verify_exfat(image: Path, files: int, sha: str) -> None:
     with (
-        _loop(image) as dev,
-        _mounted(
+        loop_device(image) as dev,
+        mounted(
             ["mount.exfat-fuse", "-o", "ro", dev], image.with_suffix(".check"), fuse=True
         ) as mnt,
     ):

@@ -17,15 +17,15 @@ import hashlib
 import json
 import os
 import shutil
-import subprocess
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.imagebuild.bench_tools import build_once, random_file, run
+
 MiB = 1 << 20
 VERSION = 1
-CACHE = Path(__file__).resolve().parents[2] / ".cache" / "bench"
 
 
 @dataclass(frozen=True)
@@ -64,36 +64,17 @@ class FuseBenchImage:
         return manifest["big_sha256"]
 
 
-def run(*cmd: str | os.PathLike[str]) -> str:
-    return subprocess.run(
-        [os.fspath(c) for c in cmd], check=True, capture_output=True, text=True
-    ).stdout
-
-
 def build(scale: Scale) -> FuseBenchImage:
-    root = CACHE / f"fuse-{scale.name}-v{VERSION}"
-    if not (root / "manifest.json").exists():
-        tmp = root.with_name(root.name + f".tmp{os.getpid()}")
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
-        try:
-            _build(tmp, scale)
-            shutil.rmtree(root, ignore_errors=True)
-            tmp.rename(root)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+    root = build_once(
+        f"fuse-{scale.name}", [VERSION], Path(__file__), lambda tmp: _build(tmp, scale)
+    )
     return FuseBenchImage(root, scale)
 
 
 def _build(root: Path, scale: Scale) -> None:
     src = root / "source"
     (src / "tree").mkdir(parents=True)
-    digest = hashlib.sha256()
-    with (src / "big.bin").open("wb") as fh:
-        for _ in range(scale.big_mib):
-            block = os.urandom(MiB)
-            digest.update(block)
-            fh.write(block)
+    big_sha256 = random_file(src / "big.bin", scale.big_mib)
     for d in range(scale.dirs):
         sub = src / "tree" / f"d{d:03d}"
         sub.mkdir()
@@ -108,11 +89,11 @@ def _build(root: Path, scale: Scale) -> None:
         count = sum(len(dirs) + len(files) for _, dirs, files in os.walk(mnt / "tree"))
         if count != scale.entries:
             raise RuntimeError(f"the kernel lists {count} entries in tree/, not {scale.entries}")
-        if _sha256(mnt / "big.bin") != digest.hexdigest():
+        if _sha256(mnt / "big.bin") != big_sha256:
             raise RuntimeError("the kernel reads big.bin differently from its source")
     run("qemu-img", "convert", "-f", "raw", "-O", "qcow2", raw, root / "disk.qcow2")
     shutil.rmtree(src)
-    (root / "manifest.json").write_text(json.dumps({"big_sha256": digest.hexdigest()}))
+    (root / "manifest.json").write_text(json.dumps({"big_sha256": big_sha256}))
 
 
 def _sha256(path: Path) -> str:

@@ -17,60 +17,23 @@ import json
 import os
 import shutil
 import subprocess
-import tempfile
-from collections.abc import Callable, Iterator
 from pathlib import Path
+
+from tests.imagebuild.bench_tools import build_once, random_file, run
+from tests.imagebuild.fs_linux import data_ranges
 
 MiB = 1 << 20
 GiB = 1 << 30
 VERSION = 1
-CACHE = Path(__file__).resolve().parents[2] / ".cache" / "bench"
 DISK_SIZE = 100 * GiB
 PART_START = MiB  # sfdisk's default first partition, LBA 2048
 DEPTH = 10
 
 
-def run(*cmd: str | os.PathLike[str], stdin: str | None = None) -> str:
-    res = subprocess.run(
-        [os.fspath(c) for c in cmd], input=stdin, capture_output=True, text=True, check=False
-    )
-    if res.returncode != 0:
-        raise RuntimeError(f"{cmd[0]} failed: {res.stderr or res.stdout}")
-    return res.stdout
-
-
-def cached(name: str, build: Callable[[Path], None]) -> Path:
-    out = CACHE / f"{name}-v{VERSION}"
-    if out.exists():
-        return out
-    CACHE.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=out.name + ".", dir=CACHE))
-    try:
-        build(tmp)
-        tmp.rename(out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return out
-
-
-def data_extents(path: Path) -> Iterator[tuple[int, int]]:
-    """(start, end) of each data region of a sparse file (SEEK_DATA / SEEK_HOLE)."""
-    with path.open("rb") as fh:
-        fd, size, pos = fh.fileno(), os.fstat(fh.fileno()).st_size, 0
-        while pos < size:
-            try:
-                start = os.lseek(fd, pos, os.SEEK_DATA)
-            except OSError:  # ENXIO: no data after pos
-                return
-            end = os.lseek(fd, start, os.SEEK_HOLE)
-            yield start, end
-            pos = end
-
-
 def changed_runs(old: Path, new: Path, block: int = 65536) -> list[tuple[int, bytes]]:
     """(offset, new bytes) of each run of ``block``-sized blocks that differ, looking only
     at the data regions of either file (both are sparse copies of one filesystem)."""
-    regions = sorted({*data_extents(old), *data_extents(new)})
+    regions = sorted({*data_ranges(old), *data_ranges(new)})
     runs: list[tuple[int, bytes]] = []
     with old.open("rb") as a, new.open("rb") as b:
         for start, end in regions:
@@ -115,7 +78,7 @@ def _build_chain(out: Path) -> None:
         fh.truncate(DISK_SIZE)
     run("sfdisk", "-q", disk, stdin=f"label: gpt\nstart=2048, size={fs_size // 512}, type=linux\n")
     with fs.open("rb") as fin, disk.open("r+b") as dst:
-        for start, end in data_extents(fs):
+        for start, end in data_ranges(fs):
             os.copy_file_range(fin.fileno(), dst.fileno(), end - start, start, PART_START + start)
     run("qemu-img", "convert", "-f", "raw", "-O", "qcow2", disk, out / "base.qcow2")
     disk.unlink()
@@ -150,18 +113,13 @@ def _build_chain(out: Path) -> None:
 
 
 def chain100g() -> Path:
-    return cached("s3-chain100g", _build_chain)
+    return build_once("s3-chain100g", [VERSION], Path(__file__), _build_chain)
 
 
 def _build_big(out: Path) -> None:
     tree = out / "tree"
     tree.mkdir()
-    h = hashlib.sha256()
-    with (tree / "big.bin").open("wb") as fh:
-        for _ in range(GiB // (64 * MiB)):
-            chunk = os.urandom(64 * MiB)
-            h.update(chunk)
-            fh.write(chunk)
+    sha256 = random_file(tree / "big.bin", GiB // MiB)
     fs = out / "fs.raw"
     with fs.open("wb") as fh:
         fh.truncate(GiB + 128 * MiB)
@@ -169,16 +127,16 @@ def _build_big(out: Path) -> None:
     got = subprocess.run(
         ["debugfs", "-R", "cat /big.bin", str(fs)], capture_output=True, check=True
     ).stdout
-    if hashlib.sha256(got).hexdigest() != h.hexdigest():
+    if hashlib.sha256(got).hexdigest() != sha256:
         raise RuntimeError("mke2fs -d wrote big.bin wrongly")
     run("qemu-img", "convert", "-f", "raw", "-O", "qcow2", fs, out / "disk.qcow2")
-    (out / "big.sha256").write_text(h.hexdigest())
+    (out / "big.sha256").write_text(sha256)
     fs.unlink()
     shutil.rmtree(tree)
 
 
 def big1g() -> Path:
-    return cached("s3-big1g", _build_big)
+    return build_once("s3-big1g", [VERSION], Path(__file__), _build_big)
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ from filerestore.db.engine import Database
 from filerestore.db.migrate import ensure_schema
 from filerestore.service.tokens import create_token
 from filerestore.settings import load_settings
-from tests.api.server import ROOT, Server
+from tests.api.server import ROOT, Server, api_client, open_session
 from tests.imagebuild.fs_xattrs import xattr_image, xattr_tree
 from tests.imagebuild.qcow import to_qcow2
 from tests.imagebuild.restore_tree import restore_image, restore_tree
@@ -65,14 +65,11 @@ class JobsEnv:
     env: dict[str, str]
 
     def client(self, who: str = "alice") -> httpx.Client:
-        headers = {"Authorization": f"Bearer {self.tokens[who]}"}
-        return httpx.Client(base_url=self.server.url, headers=headers, timeout=120)
+        return api_client(self.server.url, self.tokens[who])
 
     def mount(self, backup: str = "ext4", who: str = "alice") -> str:
         with self.client(who) as c:
-            r = c.post(f"{API}/restore/mount", json={"backup_id": self.backups[backup]})
-            assert r.status_code == 201, r.text
-            return str(r.json()["mount_id"])
+            return str(open_session(c, self.backups[backup])["mount_id"])
 
     def create(self, who: str = "alice", **body: Any) -> httpx.Response:
         with self.client(who) as c:

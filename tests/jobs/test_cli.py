@@ -4,22 +4,14 @@ by the server's runners."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 
-from tests.cli.runner import SCRIPT
+from tests.api import server
 from tests.jobs.conftest import JobsEnv, sha256sum
 
 
 def cli(env: JobsEnv, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(SCRIPT), *args],
-        env={**os.environ, **env.env},
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    return server.cli(env.env, *args)
 
 
 def test_restore_follows_its_job_to_the_end(jobs_env: JobsEnv) -> None:

@@ -5,9 +5,13 @@ and lseek; what it cannot carry (owners for a non-root account, xattrs) said by 
 from __future__ import annotations
 
 import os
+from typing import Any
 
-from tests.jobs.conftest import SELECTION, JobsEnv
+from filerestore.restore.targets.base import Meta
+from filerestore.restore.targets.sftp import STATS_BEFORE_LISTING, Endpoint, SftpTarget
+from tests.jobs.conftest import SELECTION, JobsEnv, sha256sum
 from tests.jobs.treecheck import compare
+from tests.sshserver.sshd import Sshd
 
 MiB = 1 << 20
 
@@ -59,3 +63,68 @@ def test_a_link_planted_on_the_remote_is_never_followed(jobs_env: JobsEnv, tmp_p
     assert not (area / "planted" / "docs").is_symlink()
     assert (area / "planted" / "docs" / "readme.md").is_file()
     assert list(outside.iterdir()) == []
+
+
+def test_conflict_policies_over_sftp(jobs_env: JobsEnv) -> None:
+    """The same selection again into the same remote directory, with each policy. hostile/
+    holds more entries than the target looks up one ``lstat`` at a time: the rest of its
+    conflict checks read one listing of the directory, kept true to what the job did."""
+    mount = jobs_env.mount()
+    spec: dict[str, Any] = {
+        "mount_id": mount,
+        "paths": ["/hostile", "/docs"],
+        "target": "remote",
+        "destination": "pol",
+    }
+    first = jobs_env.run(**spec)
+    assert first["status"] == "completed" and first["progress"]["failed"] == 0, first
+    written, skipped = first["progress"]["files_done"], first["progress"]["skipped"]
+    source, dest = jobs_env.tree / "hostile", jobs_env.sshd.area / "pol" / "hostile"
+    files = sorted(p.name for p in source.iterdir() if p.is_file() and not p.is_symlink())
+    looked_up = [p for p in source.iterdir() if not p.is_fifo()]  # a FIFO is never written
+    assert len(looked_up) > STATS_BEFORE_LISTING
+    for name in files:
+        (dest / name).write_bytes(b"changed since\n")
+
+    job = jobs_env.run(**spec, policy="skip")
+    assert (job["progress"]["files_done"], job["progress"]["skipped"]) == (0, written + skipped)
+    assert {(dest / name).read_bytes() for name in files} == {b"changed since\n"}
+
+    job = jobs_env.run(**spec, policy="rename")
+    assert (job["progress"]["files_done"], job["progress"]["failed"]) == (written, 0), job
+    renamed = [e for e in jobs_env.manifest(job["job_id"]) if e["note"] == "renamed"]
+    assert len(renamed) == written
+    copies = [
+        sha256sum(jobs_env.sshd.area / "pol" / e["written"])
+        for e in renamed
+        if e["kind"] == "file" and e["written"].rpartition("/")[0] == "hostile"
+    ]
+    assert sorted(copies) == sorted(sha256sum(source / name) for name in files)
+    assert {(dest / name).read_bytes() for name in files} == {b"changed since\n"}
+
+    job = jobs_env.run(**spec, policy="overwrite")
+    assert (job["progress"]["files_done"], job["progress"]["failed"]) == (written, 0), job
+    for name in files:
+        assert sha256sum(dest / name) == sha256sum(source / name)
+
+
+def test_a_hard_link_right_after_its_file_is_made_after_it(sshd: Sshd) -> None:
+    """Small files wait in a queue for the connection's loop; a hard link asked for right
+    after its file (still queued) goes out after the file's creation."""
+    endpoint = Endpoint(
+        sshd.host, sshd.port, sshd.user.pw_name, str(sshd.area), (sshd.client_key,),
+        sshd.known_hosts,
+    )  # fmt: skip
+    target = SftpTarget(endpoint, [b"links"])
+    try:
+        meta = Meta(0o644, None, None, None, None)
+        for i in range(4):
+            target.write_file((), b"f%d" % i, 6, [(0, b"hello\n")], meta, i)
+            target.hardlink((), b"f%d" % i, (), b"l%d" % i)
+        assert target.flush() == []
+    finally:
+        target.close()
+    dest = sshd.area / "links"
+    for i in range(4):
+        assert (dest / f"l{i}").stat().st_ino == (dest / f"f{i}").stat().st_ino
+        assert (dest / f"l{i}").read_bytes() == b"hello\n"

@@ -9,10 +9,6 @@ Opens are counted by a Python audit hook (every ``open`` that can read data, the
 from __future__ import annotations
 
 import os
-import sys
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -20,37 +16,7 @@ import pytest
 from filerestore.errors import RepositoryEscapeError
 from filerestore.restore.descriptions import DescriptionCache
 from tests.imagebuild.catalog_repo import make_repository
-
-_O_PATH = getattr(os, "O_PATH", 0)
-_recording: list[str] | None = None
-_thread: int | None = None
-
-
-def _hook(event: str, args: tuple[object, ...]) -> None:
-    if event != "open" or _recording is None or threading.get_ident() != _thread:
-        return
-    path, flags = args[0], args[2]
-    if isinstance(flags, int) and flags & _O_PATH:
-        return  # the walk's descriptors open no data
-    if isinstance(path, str | bytes | os.PathLike):
-        name = os.fsdecode(path)
-        if name.startswith("/proc/self/fd/"):
-            name = os.readlink(name)
-        _recording.append(name)
-
-
-sys.addaudithook(_hook)
-
-
-@contextmanager
-def recording() -> Iterator[list[str]]:
-    global _recording, _thread
-    opened: list[str] = []
-    _recording, _thread = opened, threading.get_ident()
-    try:
-        yield opened
-    finally:
-        _recording, _thread = None, None
+from tests.opens import recording_opens
 
 
 def image_opens(opened: list[str], root: Path) -> list[str]:
@@ -66,7 +32,7 @@ def repo(tmp_path: Path) -> Path:
 
 def test_repeated_detail_opens_no_image(repo: Path) -> None:
     cache = DescriptionCache()
-    with recording() as opened:
+    with recording_opens() as opened:
         first = cache.describe(str(repo), "vm1/disk0-inc2.qcow2")
     assert len(image_opens(opened, repo)) >= 3  # the hook sees the chain being opened
     assert [c.path.rsplit("/", 1)[-1] for c in first.chain] == [
@@ -74,7 +40,7 @@ def test_repeated_detail_opens_no_image(repo: Path) -> None:
         "disk0-inc1.qcow2",
         "disk0-full.qcow2",
     ]
-    with recording() as opened:
+    with recording_opens() as opened:
         for _ in range(20):
             assert cache.describe(str(repo), "vm1/disk0-inc2.qcow2") == first
     assert image_opens(opened, repo) == []
@@ -87,7 +53,7 @@ def test_a_changed_file_is_described_again(repo: Path) -> None:
     base = repo / "vm1" / "disk0-full.qcow2"
     st = base.stat()
     os.utime(base, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # the bottom of the chain
-    with recording() as opened:
+    with recording_opens() as opened:
         cache.describe(str(repo), "vm1/disk0-inc2.qcow2")
     assert str(base.resolve()) in image_opens(opened, repo)
     assert cache.opened == 2

@@ -10,6 +10,7 @@ from filerestore.restore import open_stack
 from tests.fs.treecheck import compare_contents
 from tests.imagebuild import formats as F
 from tests.imagebuild import gpt_ext4 as images
+from tests.imagebuild.overlays import qcow2_overlay
 from tests.imagebuild.sparse import copy_sparse
 
 TARGETS = {
@@ -46,18 +47,7 @@ def test_tree_through_a_qcow2_overlay_on_a_vmdk(ext4: images.Built, tmp_path) ->
     repo = tmp_path / "repo"
     repo.mkdir()
     copy_sparse(base, repo / "base.vmdk")
-    F.run(
-        "qemu-img",
-        "create",
-        "-q",
-        "-f",
-        "qcow2",
-        "-b",
-        "base.vmdk",
-        "-F",
-        "vmdk",
-        repo / "top.qcow2",
-    )
+    qcow2_overlay(repo / "top.qcow2", "base.vmdk", "vmdk")
     with open_stack(repo / "top.qcow2", repository=repo) as stack:
         assert [link.format for link in stack.image.chain] == ["qcow2", "vmdk"]
         assert compare_contents(ext4.tree(0), stack.fs) == []

@@ -15,15 +15,14 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from tests.processes import free_port, terminate, wait_up
 
 ACCESS_KEY = "filerestore-test"
 SECRET_KEY = "filerestore-test-secret"
@@ -43,13 +42,7 @@ class Server:
         return int(self.endpoint.rsplit(":", 1)[1])
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(10)
+        terminate(self.process)
 
     def kill(self) -> None:
         """Stop at once, as a crashed server does (connections reset, port closed)."""
@@ -58,27 +51,17 @@ class Server:
             self.process.wait(10)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 def _wait_http(url: str, process: subprocess.Popen[bytes], what: str, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{what} exited with {process.returncode} while starting")
+    def answers() -> bool:
         try:
             urllib.request.urlopen(url, timeout=1).close()
-            return
         except urllib.error.HTTPError:
-            return  # it answers: an error status is an answer
+            return True  # it answers: an error status is an answer
         except OSError:
-            time.sleep(0.1)
-    process.kill()
-    raise RuntimeError(f"{what} did not answer on {url} within {timeout} s")
+            return False
+        return True
+
+    wait_up(process, answers, f"{what} on {url}", timeout)
 
 
 def start_moto(log_dir: Path) -> Server:

@@ -11,10 +11,10 @@ create``. Used by tests/scale and bench/s3.py.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
-import signal
 import sqlite3
 import subprocess
 import time
@@ -24,7 +24,9 @@ from pathlib import Path
 
 import httpx
 
-from tests.api.server import CLI, Server, free_port
+from tests.api.server import Server, api_client, healthy, run_cli
+from tests.imagebuild.scale_image import name_of
+from tests.processes import free_port, terminate, wait_up
 from tests.s3server import servers
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -63,13 +65,7 @@ class Balancer:
     process: subprocess.Popen[bytes]
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(10)
+        terminate(self.process)
 
 
 @dataclass
@@ -84,13 +80,26 @@ class Cluster:
     work: Path
 
     def client(self, who: str, url: str | None = None, **kw: object) -> httpx.Client:
-        headers = {"Authorization": f"Bearer {self.tokens[who]}"}
-        return httpx.Client(
-            base_url=url or self.balancer.url,
-            headers=headers,
-            timeout=120,
-            **kw,  # type: ignore[arg-type]
-        )
+        return api_client(url or self.balancer.url, self.tokens[who], **kw)
+
+    def download(
+        self, who: str, mount_id: str, index: int, url: str | None = None
+    ) -> tuple[str, int, str | None]:
+        """(sha256, bytes, instance that answered) of the scale image's file ``index``
+        downloaded through ``url`` (the balancer by default); RuntimeError unless 200."""
+        h = hashlib.sha256()
+        size = 0
+        path = "/" + name_of(index)
+        with (
+            self.client(who, url) as c,
+            c.stream("GET", f"{API}/restore/{mount_id}/download", params={"path": path}) as r,
+        ):
+            if r.status_code != 200:
+                raise RuntimeError(f"download of {path}: HTTP {r.status_code} {r.read()!r}")
+            for chunk in r.iter_raw(1 << 20):
+                h.update(chunk)
+                size += len(chunk)
+            return h.hexdigest(), size, r.headers.get("X-Filerestore-Instance")
 
     def gets(self) -> int:
         """S3 GETs every instance made since the last call (the proxy counts them)."""
@@ -121,20 +130,6 @@ class Cluster:
             list(pool.map(lambda n: n.server.stop(), self.nodes))
         self.proxy.stop()
         self.s3.stop()
-
-
-def _cli(env: dict[str, str], *args: str) -> str:
-    done = subprocess.run(
-        [str(CLI), *args],
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"filerestore {' '.join(args)}: {done.returncode} {done.stderr}")
-    return done.stdout
 
 
 def _settings_file(work: Path) -> Path:
@@ -177,18 +172,8 @@ def start_balancer(nodes: list[Node], log: Path) -> Balancer:
             start_new_session=True,
         )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"haproxy exited with {process.returncode}; see {log}")
-        try:
-            if httpx.get(url + "/health", timeout=2).status_code == 200:
-                return Balancer(url, process)
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    process.kill()
-    raise RuntimeError("haproxy did not answer")
+    wait_up(process, lambda: healthy(url), "haproxy", 30, log)
+    return Balancer(url, process)
 
 
 def start_cluster(
@@ -221,17 +206,17 @@ def start_cluster(
             return {**common, "FILERESTORE_STATE_DIR": str(work / f"node{i}")}
 
         url = f"s3://{BUCKET}/{PREFIX}"
-        _cli(env_of(1), "repo", "add", REPOSITORY, url, "--endpoint", proxy.endpoint,
+        run_cli(env_of(1), "repo", "add", REPOSITORY, url, "--endpoint", proxy.endpoint,
              "--region", servers.REGION)  # fmt: skip
-        _cli(env_of(1), "scan", REPOSITORY)
-        found = json.loads(_cli(env_of(1), "backups", "--json"))
+        run_cli(env_of(1), "scan", REPOSITORY)
+        found = json.loads(run_cli(env_of(1), "backups", "--json"))
         backup_ids = [int(b["id"]) for b in sorted(found, key=lambda b: b["path"])]
         assert len(backup_ids) == backups, found
         names = ["admin", *(f"u{i:02d}" for i in range(users))]
         tokens = {}
         for name in names:
             admin = ["--admin"] if name == "admin" else []
-            tokens[name] = _cli(env_of(1), "token", "create", name, *admin).strip()
+            tokens[name] = run_cli(env_of(1), "token", "create", name, *admin).strip()
         candidates = [
             Node(f"node{i}", Server(env_of(i), workers, work / f"node{i}.log"), work / f"node{i}")
             for i in range(1, nodes + 1)

@@ -14,16 +14,15 @@ repository (SeaweedFS), behind HAProxy configured as docs/deployment.md says.
 from __future__ import annotations
 
 import hashlib
-import uuid
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from sqlalchemy.engine import make_url
 
-from tests.dbfixtures import pg_admin, pg_server_url  # noqa: F401
+from tests.api.server import open_session
+from tests.dbfixtures import fresh_pg_database, pg_server_url  # noqa: F401
 from tests.imagebuild.scale_image import FILES, name_of, scale_image
 from tests.scale.cluster import API, REPOSITORY, STAGING, Cluster, start_cluster
 
@@ -33,20 +32,15 @@ INSTANCE = "X-Filerestore-Instance"
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory, pg_server_url: str) -> Iterator[Cluster]:
-    name = f"fr_scale_{uuid.uuid4().hex[:12]}"
-    with pg_admin(pg_server_url) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    url = make_url(pg_server_url).set(database=name).render_as_string(hide_password=False)
     work = tmp_path_factory.mktemp("scale")
-    started = start_cluster(work, url, scale_image() / "disk.qcow2")
-    try:
-        yield started
-    finally:
-        started.stop()
-        for log in sorted(work.glob("*.log")):
-            print(f"--- {log.name}\n{log.read_text(errors='replace')[-2000:]}")
-        with pg_admin(pg_server_url) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with fresh_pg_database(pg_server_url, "fr_scale") as url:
+        started = start_cluster(work, url, scale_image() / "disk.qcow2")
+        try:
+            yield started
+        finally:
+            started.stop()
+            for log in sorted(work.glob("*.log")):
+                print(f"--- {log.name}\n{log.read_text(errors='replace')[-2000:]}")
 
 
 def source(index: int) -> Path:
@@ -59,26 +53,7 @@ def sha256(path: Path) -> str:
 
 def mount(cluster: Cluster, who: str, url: str | None = None) -> str:
     with cluster.client(who, url) as c:
-        r = c.post(f"{API}/restore/mount", json={"backup_id": cluster.backup_id})
-        assert r.status_code == 201, r.text
-        return str(r.json()["mount_id"])
-
-
-def download(cluster: Cluster, who: str, mount_id: str, index: int, url: str | None = None):
-    """(sha256, bytes, instance that answered) of one file downloaded through ``url``."""
-    h = hashlib.sha256()
-    size = 0
-    with (
-        cluster.client(who, url) as c,
-        c.stream(
-            "GET", f"{API}/restore/{mount_id}/download", params={"path": "/" + name_of(index)}
-        ) as r,
-    ):
-        assert r.status_code == 200, r.read()
-        for chunk in r.iter_raw(MiB):
-            h.update(chunk)
-            size += len(chunk)
-        return h.hexdigest(), size, r.headers.get(INSTANCE)
+        return str(open_session(c, cluster.backup_id)["mount_id"])
 
 
 def corrupt_bytes(index: int, got: bytes) -> int:
@@ -105,7 +80,7 @@ def test_any_instance_serves_any_session(cluster: Cluster) -> None:
         assert r.status_code == 200, r.text
         listed = sorted(e["name"] for e in r.json()["entries"])
     assert listed == sorted(p.name for p in source(1).parent.iterdir())
-    digest, size, _ = download(cluster, "u00", mount_id, 1, second.url)
+    digest, size, _ = cluster.download("u00", mount_id, 1, second.url)
     assert (digest, size) == (sha256(source(1)), source(1).stat().st_size)
     assert second.blocks()[0] > before[0]  # the second instance read the backup itself
 
@@ -132,7 +107,7 @@ def test_the_balancer_keeps_each_session_on_one_instance(cluster: Cluster) -> No
         cluster.settle()
         blocks = {n.name: n.blocks()[0] for n in cluster.nodes}
         cluster.gets()
-        digest, _, served = download(cluster, who, mount_id, index)
+        digest, _, served = cluster.download(who, mount_id, index)
         assert (digest, served) == (sha256(source(index)), instance)
         cluster.settle()  # read-ahead started by the download lands in the cache too
         fetched = cluster.gets()
@@ -141,7 +116,7 @@ def test_the_balancer_keeps_each_session_on_one_instance(cluster: Cluster) -> No
         # earlier session had already brought these blocks)
         assert grew == ({instance} if fetched else set()), (fetched, grew)
         fetched_by[instance] += fetched
-        digest, _, served = download(cluster, who, mount_id, index)
+        digest, _, served = cluster.download(who, mount_id, index)
         assert (digest, served) == (sha256(source(index)), instance)
         cluster.settle()
         assert cluster.gets() == 0  # the second read came from that instance's cache
@@ -169,7 +144,7 @@ def test_100_concurrent_downloads_through_the_balancer(cluster: Cluster) -> None
     def one(n: int) -> tuple[int, str, int, str | None]:
         who, mount_id = sessions[n % len(sessions)]
         index = n % FILES
-        digest, size, served = download(cluster, who, mount_id, index)
+        digest, size, served = cluster.download(who, mount_id, index)
         return index, digest, size, served
 
     with ThreadPoolExecutor(100) as pool:

@@ -11,14 +11,11 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from datetime import timedelta
-from typing import Any
 
 import pytest
-from sqlalchemy import event, func, insert, select
-from sqlalchemy.exc import OperationalError
+from sqlalchemy import func, insert, select
 
 from filerestore.db import Database
 from filerestore.db.models import AuditEvent, DownloadHold, utcnow
@@ -28,23 +25,14 @@ from filerestore.service import audit, cleanup
 from filerestore.service.checkout import Download
 from filerestore.service.refusals import RefusalLog, TokenBucket
 from filerestore.service.sessions import SessionManager
+from tests.dbfaults import statements_fail
 from tests.dbfixtures import database_url, db, make_settings, pg_server_url, settings  # noqa: F401
 from tests.service.sessionsetup import ANYONE, backups, session_manager, user  # noqa: F401
 
 
-@contextmanager
-def audit_rows_fail(db: Database) -> Iterator[None]:
+def audit_rows_fail(db: Database) -> AbstractContextManager[None]:
     """The database refuses every new audit row while inside, as a full disk does."""
-
-    def refuse(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        if statement.lstrip().upper().startswith("INSERT INTO AUDIT_EVENTS"):
-            raise OperationalError(statement, None, Exception("database or disk is full"))
-
-    event.listen(db.engine, "before_cursor_execute", refuse)
-    try:
-        yield
-    finally:
-        event.remove(db.engine, "before_cursor_execute", refuse)
+    return statements_fail(db, "INSERT INTO AUDIT_EVENTS", "database or disk is full")
 
 
 def download_rows(db: Database) -> list[tuple[str, str | None, int | None]]:

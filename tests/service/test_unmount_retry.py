@@ -9,18 +9,16 @@ would refuse it between the two transactions."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Any
+from contextlib import AbstractContextManager
 
 import pytest
-from sqlalchemy import event, select
-from sqlalchemy.exc import OperationalError
+from sqlalchemy import select
 
 from filerestore.db import Database
 from filerestore.db.models import AuditEvent, RestoreMount
 from filerestore.errors import DatabaseUnavailableError, MountStateError
 from filerestore.service.sessions import SessionManager
+from tests.dbfaults import statements_fail
 from tests.dbfixtures import database_url, db, make_settings, pg_server_url, settings  # noqa: F401
 from tests.service.sessionsetup import backups, session_manager, user  # noqa: F401
 
@@ -30,19 +28,9 @@ def manager(db, make_settings):
     yield from session_manager(db, make_settings(max_sessions=1))
 
 
-@contextmanager
-def deletes_of_sessions_fail(db: Database) -> Iterator[None]:
+def deletes_of_sessions_fail(db: Database) -> AbstractContextManager[None]:
     """The database refuses every DELETE of a session row while inside."""
-
-    def refuse(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        if statement.lstrip().upper().startswith("DELETE FROM RESTORE_MOUNTS"):
-            raise OperationalError(statement, None, Exception("disk I/O error (injected)"))
-
-    event.listen(db.engine, "before_cursor_execute", refuse)
-    try:
-        yield
-    finally:
-        event.remove(db.engine, "before_cursor_execute", refuse)
+    return statements_fail(db, "DELETE FROM RESTORE_MOUNTS", "disk I/O error (injected)")
 
 
 def status(db: Database, mount_id: str) -> str | None:

@@ -65,7 +65,7 @@ def test_a_stalled_server_times_out(s3: Any, bucket: str, store: StoreFactory, p
 
 @pytest.mark.timeout(60)
 def test_nothing_listening_is_unavailable(bucket: str, tmp_path: Path) -> None:
-    from tests.s3server.servers import free_port
+    from tests.processes import free_port
 
     store = S3Store(options(f"http://127.0.0.1:{free_port()}", bucket, retries=1))
     with store, pytest.raises(ObjectStoreUnavailableError):

@@ -12,22 +12,16 @@ from __future__ import annotations
 import os
 import pwd
 import shutil
-import signal
 import socket
 import subprocess
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.processes import free_port, terminate, wait_up
+
 SSHD = Path("/usr/sbin/sshd")
 USER = "frtest"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def ensure_user(name: str = USER) -> pwd.struct_passwd:
@@ -93,13 +87,7 @@ class Sshd:
         ]
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(10)
+        terminate(self.process)
         shutil.rmtree(self.base, ignore_errors=True)
 
 
@@ -149,17 +137,17 @@ def start_sshd(user: str = USER, timeout: float = 20.0) -> Sshd:
         start_new_session=True,
     )
     server = Sshd(base, port, account, process)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            text = (base / "sshd.log").read_text()
-            shutil.rmtree(base, ignore_errors=True)
-            raise RuntimeError(f"sshd exited with {process.returncode}: {text}")
+
+    def answers() -> bool:
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
-                if s.recv(4).startswith(b"SSH-"):
-                    return server
+                return s.recv(4).startswith(b"SSH-")
         except OSError:
-            time.sleep(0.1)
-    server.stop()
-    raise RuntimeError("sshd did not come up")
+            return False
+
+    try:
+        wait_up(process, answers, "sshd", timeout, base / "sshd.log")
+    except RuntimeError:
+        server.stop()
+        raise
+    return server

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -22,7 +21,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.api.server import CLI, Server
+from tests.api.server import Server, run_cli
 from tests.imagebuild.qcow import to_qcow2
 from tests.imagebuild.restore_tree import restore_image, restore_tree
 from tests.imagebuild.sparse import copy_sparse
@@ -55,19 +54,6 @@ class Site:
         return self.server.url
 
 
-def _cli(env: dict[str, str], *args: str) -> str:
-    done = subprocess.run(
-        [str(CLI), *args],
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert done.returncode == 0, f"filerestore {' '.join(args)}: {done.stderr}"
-    return done.stdout
-
-
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory, moto: S3Server) -> Iterator[Site]:
     work = tmp_path_factory.mktemp("s3page")
@@ -90,20 +76,18 @@ def site(tmp_path_factory: pytest.TempPathFactory, moto: S3Server) -> Iterator[S
         "WEBPAGE_ACCESS_KEY_ID": ACCESS_KEY,
         "WEBPAGE_SECRET_ACCESS_KEY": SECRET_KEY,
     }
-    _cli(env, "repo", "add", "disks", str(local))
-    _cli(env, "repo", "add", "offsite", f"s3://{BUCKET}/{PREFIX}", "--endpoint", proxy.endpoint,
+    run_cli(env, "repo", "add", "disks", str(local))
+    run_cli(env, "repo", "add", "offsite", f"s3://{BUCKET}/{PREFIX}", "--endpoint", proxy.endpoint,
          "--region", REGION)  # fmt: skip
-    _cli(env, "scan")
-    backups = {b["repository"]: int(b["id"]) for b in json.loads(_cli(env, "backups", "--json"))}
-    token = _cli(env, "token", "create", "alice").strip()
-    admin_token = _cli(env, "token", "create", "ops", "--admin").strip()
-    server = Server(env, workers=2, log=work / "server.log").start()
+    run_cli(env, "scan")
+    backups = {b["repository"]: int(b["id"]) for b in json.loads(run_cli(env, "backups", "--json"))}
+    token = run_cli(env, "token", "create", "alice").strip()
+    admin_token = run_cli(env, "token", "create", "ops", "--admin").strip()
     try:
-        yield Site(server, proxy, token, admin_token, backups, restore_tree())
+        with Server(env, workers=2, log=work / "server.log") as server:
+            yield Site(server, proxy, token, admin_token, backups, restore_tree())
     finally:
-        server.stop()
         proxy.stop()
-        print((work / "server.log").read_text(errors="replace")[-3000:])
 
 
 def sign_in(page, site: Site, token: str | None = None) -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import dataclasses
+from collections.abc import Callable
+from typing import Annotated, TypeVar
 
 from fastapi import APIRouter, Path, Request
 from starlette.concurrency import run_in_threadpool
@@ -11,13 +13,14 @@ from filerestore import catalog
 from filerestore.api import schemas as s
 from filerestore.api.auth import Admin, Caller
 from filerestore.api.routes_restore import ERRORS
-from filerestore.api.state import app_state
+from filerestore.api.state import AppState, app_state
 from filerestore.errors import FileRestoreError
 from filerestore.index.jobs import enqueue_unindexed, index_states
 from filerestore.restore.descriptions import DESCRIPTIONS
 from filerestore.service import audit
 
 router = APIRouter(tags=["catalog"])
+T = TypeVar("T")
 MAX_CHAIN = 256
 
 
@@ -100,17 +103,12 @@ async def register_backup(body: s.BackupRegister, request: Request, who: Admin) 
             enqueue_unindexed(st.db, [info.id], requested_by=who.actor)
         return s.BackupOut.of(info)
 
-    try:
-        out = await run_in_threadpool(work)
-    except FileRestoreError as exc:
-        refused = audit.Event(
-            who.actor, "register", "failed", path=body.path, detail=f"{exc.code}: {exc}"
-        )
-        await run_in_threadpool(st.sessions.audit.record, refused)
-        raise
-    done = audit.Event(who.actor, "register", "ok", backup_id=out.id, path=out.path)
-    await run_in_threadpool(st.sessions.audit.record, done)
-    return out
+    return await _audited(
+        st,
+        audit.Event(who.actor, "register", "failed", path=body.path),
+        work,
+        lambda out: audit.Event(who.actor, "register", "ok", backup_id=out.id, path=out.path),
+    )
 
 
 @router.get("/repositories", response_model=s.RepositoryListOut, responses=ERRORS)
@@ -159,14 +157,25 @@ async def add_repository(body: s.RepositoryAdd, request: Request, who: Admin) ->
         )
         return s.RepositoryOut.of(repo, catalog.availability(repo, st.sessions.stores))
 
+    done = audit.Event(who.actor, "repository_add", "ok", path=body.path, detail=body.name)
+    return await _audited(
+        st,
+        audit.Event(who.actor, "repository_add", "failed", path=body.path),
+        work,
+        lambda _: done,
+    )
+
+
+async def _audited(
+    st: AppState, refused: audit.Event, work: Callable[[], T], done: Callable[[T], audit.Event]
+) -> T:
+    """Run an admin's change in the thread pool and write its audit row: ``done(result)``, or
+    ``refused`` with the error's code and message as its detail."""
     try:
         out = await run_in_threadpool(work)
     except FileRestoreError as exc:
-        refused = audit.Event(
-            who.actor, "repository_add", "failed", path=body.path, detail=f"{exc.code}: {exc}"
-        )
-        await run_in_threadpool(st.sessions.audit.record, refused)
+        failed = dataclasses.replace(refused, detail=f"{exc.code}: {exc}")
+        await run_in_threadpool(st.sessions.audit.record, failed)
         raise
-    done = audit.Event(who.actor, "repository_add", "ok", path=body.path, detail=body.name)
-    await run_in_threadpool(st.sessions.audit.record, done)
+    await run_in_threadpool(st.sessions.audit.record, done(out))
     return out

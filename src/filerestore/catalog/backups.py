@@ -51,6 +51,7 @@ from filerestore.image import (
     ChainLink,
     probe_backup,
 )
+from filerestore.records import same_fields
 from filerestore.source import Store
 
 
@@ -321,17 +322,12 @@ def require_readable(
 
 def _info(backup: Backup, repo: RepositoryInfo, status: str) -> BackupInfo:
     return BackupInfo(
-        id=backup.id,
-        repository=repo.name,
-        path=backup.path,
-        vm_name=backup.vm_name,
-        disk_name=backup.disk_name,
-        kind=backup.kind,
-        parent_backup_id=backup.parent_backup_id,
-        virtual_size=backup.virtual_size,
-        created_at=backup.created_at,
-        registered_at=backup.registered_at,
-        status=status,
-        image_path=repo.location(backup.path),
-        repository_root=repo.root_path,
+        **same_fields(
+            BackupInfo,
+            backup,
+            repository=repo.name,
+            status=status,
+            image_path=repo.location(backup.path),
+            repository_root=repo.root_path,
+        )
     )

@@ -26,7 +26,7 @@ import threading
 from collections.abc import Hashable, Iterator
 from typing import Any
 
-from filerestore.blockio import Reader, ReaderFile, SizedReader
+from filerestore.blockio import Reader, ReaderFile
 from filerestore.errors import (
     FileRestoreError,
     FilesystemError,
@@ -55,6 +55,7 @@ from filerestore.fs.btrfs_items import (
 from filerestore.fs.contents import merged
 from filerestore.fs.corrupt import parse_errors
 from filerestore.fs.entry import Entry, EntryKind, kind_from_mode
+from filerestore.fs.libyal import ExtentReader
 from filerestore.fs.limits import BTRFS_MAX_FILE_SIZE, BTRFS_MAX_SYMLINK
 
 SUPERBLOCK_OFFSET = 0x10000
@@ -106,34 +107,15 @@ def _checked_btrfs(fh: ReaderFile) -> Any:
     return CheckedBtrfs(fh)
 
 
-class BtrfsFileReader(SizedReader):
-    """A file's contents from its extents; needs no library handle, safe from many threads."""
+class BtrfsFileReader(ExtentReader[FileExtent]):
+    """A file's contents from its extents (inline, compressed or on the volume); needs no
+    library handle, safe from many threads."""
 
     def __init__(self, volume: Reader, extents: list[FileExtent], size: int, sector: int) -> None:
-        self._volume = volume
-        self._extents = extents
-        self._starts = [e.logical for e in extents]
-        self._size = size
+        super().__init__(volume, extents, size)
         self._sector = sector
         self._cache_lock = threading.Lock()
         self._cached: tuple[int, bytes] | None = None
-
-    def _read(self, offset: int, n: int) -> bytes:
-        end = offset + n
-        parts: list[bytes] = []
-        pos = offset
-        while pos < end:
-            i = bisect.bisect_right(self._starts, pos) - 1
-            ext = self._extents[i] if i >= 0 else None
-            if ext is None or pos >= ext.logical + ext.length:  # a gap: a hole
-                stop = min(end, self._starts[i + 1]) if i + 1 < len(self._starts) else end
-                parts.append(bytes(stop - pos))
-                pos = stop
-                continue
-            stop = min(end, ext.logical + ext.length)
-            parts.append(self._extent_bytes(i, ext, pos - ext.logical, stop - pos))
-            pos = stop
-        return b"".join(parts)
 
     def data_ranges(self) -> Iterator[tuple[int, int]]:
         mapped = (
@@ -150,10 +132,7 @@ class BtrfsFileReader(SizedReader):
         if ext.physical is None:
             return bytes(count)
         if ext.compression == COMPRESS_NONE:
-            data = self._volume.read_at(ext.physical + ext.skip + start, count)
-            if len(data) != count:
-                raise FilesystemError("btrfs: a file extent ends past the end of the volume")
-            return data
+            return super()._extent_bytes(index, ext, ext.skip + start, count)
         with self._cache_lock:
             cached = self._cached
         if cached is not None and cached[0] == index:

@@ -253,7 +253,7 @@ class ExfatFilesystem(Filesystem[ExfatNode]):
             logical += length
         return out
 
-    def _directory_reader(self, node: ExfatNode) -> tuple[ExtentReader, list[Extent]]:
+    def _directory_reader(self, node: ExfatNode) -> tuple[ExtentReader[Extent], list[Extent]]:
         size = node.data_length
         if size is None:  # the root: as long as its cluster chain
             size = sum(c for _, c in self._runs(node)) * self.boot.cluster_size
@@ -350,7 +350,7 @@ def _volume_offset(extents: list[Extent], logical: int) -> int:
 class _Window:
     """Bytes of a reader fetched a piece at a time: a directory is never read whole."""
 
-    def __init__(self, reader: ExtentReader) -> None:
+    def __init__(self, reader: ExtentReader[Extent]) -> None:
         self._reader = reader
         self._start = 0
         self._data = b""

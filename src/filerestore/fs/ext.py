@@ -254,6 +254,13 @@ class ExtFilesystem(LibyalFilesystem):
 
     def _read_inodes(self, numbers: list[int]) -> list[Inode]:
         """The inodes ``numbers``, read off the inode tables in aligned chunks."""
+        raw = self._raw_inodes(numbers)
+        isize = self.superblock.inode_size
+        return [parse_inode(*raw[ino], isize, ino) for ino in numbers]
+
+    def _raw_inodes(self, numbers: list[int]) -> dict[int, tuple[bytes, int]]:
+        """(chunk, offset in it) of each inode, the aligned chunks of the inode tables read
+        in inode-number order."""
         sb = self.superblock
         bs, isize, per_group, count = (
             sb.block_size,
@@ -261,23 +268,24 @@ class ExtFilesystem(LibyalFilesystem):
             sb.inodes_per_group,
             sb.inodes_count,
         )
-        chunk_size = _INODE_CHUNK
-        chunks: dict[int, bytes] = {}
         read_at = self.reader.read_at
-        out: list[Inode] = []
-        for ino in numbers:
+        chunks: dict[int, bytes] = {}
+        out: dict[int, tuple[bytes, int]] = {}
+        for ino in sorted(set(numbers)):
             if not 0 < ino <= count:
                 raise FilesystemError(f"ext: inode {ino} is outside the inode table")
             group, index = divmod(ino - 1, per_group)
             where = self._inode_table(group) * bs + index * isize
-            first = where - where % chunk_size
+            first = where - where % _INODE_CHUNK
             data = chunks.get(first)
             if data is None:
-                data = chunks[first] = read_at(first, chunk_size)
+                data = chunks[first] = read_at(first, _INODE_CHUNK)
             offset = where - first
             if offset + isize > len(data):  # past the end of the volume, or of the chunk
                 data, offset = read_at(where, isize), 0
-            out.append(parse_inode(data, offset, isize, ino))
+                if len(data) < isize:
+                    raise FilesystemError("ext: an inode lies past the end of the volume")
+            out[ino] = (data, offset)
         return out
 
     def _handle(self, node: Inode) -> LibyalNode:

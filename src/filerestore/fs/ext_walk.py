@@ -20,7 +20,6 @@ from collections import deque
 from collections.abc import Hashable, Iterator
 from typing import TYPE_CHECKING
 
-from filerestore.errors import FilesystemError
 from filerestore.fs.base import duplicate_name
 from filerestore.fs.entry import Entry, EntryKind
 from filerestore.fs.ext_inode import (
@@ -43,7 +42,6 @@ if TYPE_CHECKING:
 # i_atime_extra, i_crtime, i_crtime_extra
 _LARGE_INODE = struct.Struct("<HHIiii4xHHII4x60s4xII4xHHHH4xHHIIIiI")
 _LARGE_EXTRA = 24  # i_extra_isize that holds every field above (through i_crtime_extra)
-_CHUNK = 64 * 1024
 _NSEC = 1_000_000_000
 _NOT_FAST_SYMLINK = EXTENTS_FL | INLINE_DATA_FL | ENCRYPT_FL | HUGE_FILE_FL | EA_INODE_FL
 _S_IFMT, _S_IFDIR, _S_IFREG, _S_IFLNK = 0o170000, 0o040000, 0o100000, 0o120000
@@ -105,36 +103,11 @@ def _entries_small(
     return entries, subdirs
 
 
-def _raw_inodes(fs: ExtFilesystem, numbers: list[int]) -> dict[int, tuple[bytes, int]]:
-    """(chunk, offset in it) of each inode, the chunks read in inode-number order."""
-    sb = fs.superblock
-    bs, isize, per_group, count = sb.block_size, sb.inode_size, sb.inodes_per_group, sb.inodes_count
-    read_at = fs.reader.read_at
-    chunks: dict[int, bytes] = {}
-    out: dict[int, tuple[bytes, int]] = {}
-    for ino in sorted(set(numbers)):
-        if not 0 < ino <= count:
-            raise FilesystemError(f"ext: inode {ino} is outside the inode table")
-        group, index = divmod(ino - 1, per_group)
-        where = fs._inode_table(group) * bs + index * isize
-        first = where - where % _CHUNK
-        data = chunks.get(first)
-        if data is None:
-            data = chunks[first] = read_at(first, _CHUNK)
-        offset = where - first
-        if offset + isize > len(data):  # past the end of the volume, or of the chunk
-            data, offset = read_at(where, isize), 0
-            if len(data) < isize:
-                raise FilesystemError("ext: an inode lies past the end of the volume")
-        out[ino] = (data, offset)
-    return out
-
-
 def _entries_large(
     fs: ExtFilesystem, base: str, listed: list[tuple[str, int]]
 ) -> tuple[list[Entry], list[tuple[Entry, Inode]]]:
     listed = _unique(listed)
-    raw = _raw_inodes(fs, [ino for _, ino in listed])
+    raw = fs._raw_inodes([ino for _, ino in listed])
     unpack = _LARGE_INODE.unpack_from
     entries: list[Entry] = []
     subdirs: list[tuple[Entry, Inode]] = []

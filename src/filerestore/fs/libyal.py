@@ -39,7 +39,7 @@ import contextlib
 from collections.abc import Hashable, Iterator
 from dataclasses import dataclass
 from types import ModuleType
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 from filerestore.blockio import Reader, ReaderFile, SizedReader
 from filerestore.errors import FilesystemError
@@ -108,14 +108,31 @@ def extents_from_library(
     return out
 
 
-class ExtentReader(SizedReader):
+class MappedExtent(Protocol):
+    """What :class:`ExtentReader` needs of an extent: where it is in the file and on the
+    volume (``physical`` None: a hole)."""
+
+    @property
+    def logical(self) -> int: ...
+    @property
+    def length(self) -> int: ...
+    @property
+    def physical(self) -> int | None: ...
+
+
+E = TypeVar("E", bound=MappedExtent)
+
+
+class ExtentReader(SizedReader, Generic[E]):
     """A file's contents read straight from the volume through its extents; holes are zeros.
 
     Touches no library handle, so it needs no lock and is safe from many threads.
     Bytes past the last extent (up to the file size) read as zeros, like a trailing hole.
+    A filesystem whose extents hold more (inline or compressed data) says how to read one
+    in :meth:`_extent_bytes`.
     """
 
-    def __init__(self, volume: Reader, extents: list[Extent], size: int) -> None:
+    def __init__(self, volume: Reader, extents: list[E], size: int) -> None:
         self._volume = volume
         self._extents = extents
         self._starts = [e.logical for e in extents]
@@ -130,19 +147,21 @@ class ExtentReader(SizedReader):
             ext = self._extents[i] if i >= 0 else None
             if ext is not None and pos < ext.logical + ext.length:
                 stop = min(end, ext.logical + ext.length)
-                if ext.physical is None:
-                    parts.append(bytes(stop - pos))
-                else:
-                    want = stop - pos
-                    data = self._volume.read_at(ext.physical + (pos - ext.logical), want)
-                    if len(data) != want:
-                        raise FilesystemError("a file extent ends past the end of the volume")
-                    parts.append(data)
+                parts.append(self._extent_bytes(i, ext, pos - ext.logical, stop - pos))
             else:  # before the first extent, between extents or past the last: a hole
                 stop = min(end, self._starts[i + 1]) if i + 1 < len(self._starts) else end
                 parts.append(bytes(stop - pos))
             pos = stop
         return parts[0] if len(parts) == 1 else b"".join(parts)
+
+    def _extent_bytes(self, index: int, ext: E, start: int, count: int) -> bytes:
+        """``count`` bytes of extent ``index`` from ``start`` bytes into it."""
+        if ext.physical is None:
+            return bytes(count)
+        data = self._volume.read_at(ext.physical + start, count)
+        if len(data) != count:
+            raise FilesystemError("a file extent ends past the end of the volume")
+        return data
 
     def data_ranges(self) -> Iterator[tuple[int, int]]:
         mapped = ((e.logical, e.length) for e in self._extents if e.physical is not None)

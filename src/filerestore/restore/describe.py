@@ -19,6 +19,7 @@ from filerestore.image import (
     DiskImage,
     open_image,
 )
+from filerestore.records import same_fields
 from filerestore.volume import Volume, list_volumes
 
 
@@ -128,15 +129,11 @@ def _describe_volume(volume: Volume) -> VolumeDescription:
             finally:
                 fs.close()
     return VolumeDescription(
-        id=volume.id,
-        scheme=volume.scheme,
-        offset=volume.offset,
-        size=volume.size,
-        type=volume.type,
-        type_name=volume.type_name,
-        label=volume.label,
-        uuid=volume.uuid,
-        filesystem_type=kind,
-        filesystem_label=label,
-        filesystem_error=error,
+        **same_fields(
+            VolumeDescription,
+            volume,
+            filesystem_type=kind,
+            filesystem_label=label,
+            filesystem_error=error,
+        )
     )

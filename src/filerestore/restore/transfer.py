@@ -41,7 +41,9 @@ from filerestore.restore.names import printable
 from filerestore.restore.partial import skippable, unaddressable
 from filerestore.restore.targets.base import Existing, Meta, Target
 
-BATCH_ENTRIES = 256
+#: large enough that a batch's end (its writes waited for, one transaction) is rare next to
+#: its files: an SFTP target keeps up to 128 small files in flight
+BATCH_ENTRIES = 1024
 BATCH_BYTES = 64 << 20
 HEARTBEAT_SECONDS = 1.0
 MAX_DEPTH = 2048  # as extract.py: deeper is a corrupt, looping tree

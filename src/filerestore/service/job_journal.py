@@ -9,8 +9,9 @@ user, or no longer this runner's (another runner took it over, believing this on
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import cast
 
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import Table, delete, func, insert, select
 from sqlalchemy.orm import Session
 
 from filerestore.db.engine import Database
@@ -66,9 +67,10 @@ class DbJournal:
                 RestoreJobFile.seq.in_([r.seq for r in records]),
             )
         )
-        # one executemany, no ORM objects: a batch is hundreds of rows (bench/restore_jobs.py)
+        # one executemany on the table, no ORM objects nor its bulk machinery: a batch is up
+        # to a thousand rows (bench/restore_jobs.py)
         s.execute(
-            insert(RestoreJobFile),
+            insert(cast(Table, RestoreJobFile.__table__)),
             [
                 {
                     "job_id": self.job_id,

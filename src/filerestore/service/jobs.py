@@ -31,6 +31,7 @@ from filerestore.db.models_jobs import (
     RestoreJobFile,
 )
 from filerestore.errors import InvalidParameterError, JobNotFoundError, JobStateError
+from filerestore.records import same_fields
 from filerestore.restore.conflicts import Policy
 from filerestore.restore.names import printable
 from filerestore.service import targets
@@ -88,26 +89,13 @@ class Job:
 
     @classmethod
     def of(cls, row: RestoreJob, now: datetime | None = None) -> Job:
-        return cls(
-            job_id=row.id,
-            status=row.status,
-            owner=row.owner,
-            mount_id=row.mount_id,
-            backup_id=row.backup_id,
-            paths=[printable(p) for p in json.loads(row.paths)],
-            target=row.target,
-            destination=row.destination,
-            policy=row.policy,
-            cancel_requested=row.cancel_requested,
-            error=row.error,
-            unkept=row.unkept.splitlines() if row.unkept else [],
-            attempts=row.attempts,
-            created_at=row.created_at,
-            started_at=row.started_at,
-            finished_at=row.finished_at,
-            progress=_progress(row, now or utcnow()),
-            manifest_sha256=row.manifest_sha256,
-        )
+        given = {
+            "job_id": row.id,
+            "paths": [printable(p) for p in json.loads(row.paths)],
+            "unkept": row.unkept.splitlines() if row.unkept else [],
+            "progress": _progress(row, now or utcnow()),
+        }
+        return cls(**same_fields(cls, row, **given))
 
 
 def _progress(row: RestoreJob, now: datetime) -> JobProgress:
@@ -124,20 +112,9 @@ def _progress(row: RestoreJob, now: datetime) -> JobProgress:
         if seconds > 0:
             files_rate = round(max(0, row.files_done - row.run_files) / seconds, 1)
             bytes_rate = round(max(0, row.bytes_done - row.run_bytes) / seconds / 1e6, 2)
-    return JobProgress(
-        files_done=row.files_done,
-        dirs_done=row.dirs_done,
-        bytes_done=row.bytes_done,
-        skipped=row.skipped,
-        failed=row.failed,
-        current_path=row.current_path,
-        total_entries=row.total_entries,
-        total_files=row.total_files,
-        total_bytes=row.total_bytes,
-        percent=None if percent is None else round(percent, 1),
-        files_per_second=files_rate,
-        mb_per_second=bytes_rate,
-    )
+    rates = {"files_per_second": files_rate, "mb_per_second": bytes_rate}
+    rounded = None if percent is None else round(percent, 1)
+    return JobProgress(**same_fields(JobProgress, row, percent=rounded, **rates))
 
 
 @dataclass(frozen=True, slots=True)
@@ -253,19 +230,21 @@ def manifest(db: Database, who: Principal, job_id: str) -> Iterator[ManifestEntr
 def manifest_rows(db: Database, job_id: str, page: int = 5000) -> Iterator[ManifestEntry]:
     after = -1
     while True:
+        f = RestoreJobFile
         with db.read() as s:
-            rows = s.scalars(
-                select(RestoreJobFile)
-                .where(RestoreJobFile.job_id == job_id, RestoreJobFile.seq > after)
-                .order_by(RestoreJobFile.seq)
+            # plain rows, no ORM objects: the audit's digest reads every row of a job
+            rows = s.execute(
+                select(f.seq, f.path, f.kind, f.status, f.written, f.size, f.sha256, f.note)
+                .where(f.job_id == job_id, f.seq > after)
+                .order_by(f.seq)
                 .limit(page)
             ).all()
-        for r in rows:
-            written = None if r.written is None else r.written.decode("utf-8", "backslashreplace")
-            yield ManifestEntry(r.seq, r.path, r.kind, r.status, written, r.size, r.sha256, r.note)
+        for seq, path, kind, status, raw, size, sha256, note in rows:
+            written = None if raw is None else raw.decode("utf-8", "backslashreplace")
+            yield ManifestEntry(seq, path, kind, status, written, size, sha256, note)
         if len(rows) < page:
             return
-        after = rows[-1].seq
+        after = rows[-1][0]
 
 
 def manifest_line(entry: ManifestEntry) -> str:

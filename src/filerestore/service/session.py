@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session as DbSession
 from filerestore.db.models import FAILED, MOUNTED, RestoreMount
 from filerestore.db.models_auth import ApiToken
 from filerestore.errors import MountNotFoundError, MountStateError
+from filerestore.records import same_fields
 from filerestore.service.principal import Principal
 
 MAX_MOUNT_ID = 64  # longer ids are never ours: refused before any lookup
@@ -43,23 +44,8 @@ class Session:
 
     @classmethod
     def of(cls, row: RestoreMount, downloads: int = 0, owner_name: str | None = None) -> Session:
-        return cls(
-            mount_id=row.id,
-            backup_id=row.backup_id,
-            volume=row.volume,
-            filesystem_type=row.filesystem_type,
-            status=row.status,
-            mount_path=row.mount_path,
-            nbd_device=row.nbd_device,
-            mount_mode=row.mount_mode,
-            error=row.error,
-            owner=row.owner,
-            created_at=row.created_at,
-            last_accessed_at=row.last_accessed_at,
-            expires_at=row.expires_at,
-            downloads=downloads,
-            owner_name=owner_name,
-        )
+        given = {"mount_id": row.id, "downloads": downloads, "owner_name": owner_name}
+        return cls(**same_fields(cls, row, **given))
 
 
 TOKEN_OWNER = "token:"  # noqa: S105 - Principal.token's owner: "token:<id>"

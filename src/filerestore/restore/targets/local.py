@@ -11,6 +11,11 @@ link planted anywhere in the destination is never followed.
 Owners are kept when this process is root (``fchown``); otherwise files belong to the
 service's user and the job says owners were not kept. Times are kept in nanoseconds.
 Holes stay holes: only the data ranges are written, then the file is truncated to its size.
+
+A file larger than one chunk is written by a writer thread while the caller reads and
+hashes its next chunk (``pwrite``, ``pread`` and SHA-256 all release the GIL), at most
+:data:`WRITES_AHEAD` chunks behind; the file is complete when :meth:`LocalTarget.write_file`
+returns, as for a small file.
 """
 
 from __future__ import annotations
@@ -19,8 +24,9 @@ import contextlib
 import errno
 import os
 import stat as stat_mod
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Iterable
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from pathlib import Path
 
 from filerestore.errors import DestinationEscapeError, TargetUnavailableError
@@ -29,6 +35,10 @@ from filerestore.restore.targets.base import Capabilities, Existing, Meta, Write
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 _OPEN_DIRS = 16  # directory descriptors kept open (a walk writes into one at a time)
+#: chunks handed to the writer thread and not yet written, at most (memory: chunk-sized)
+WRITES_AHEAD = 2
+#: files up to this size are written by the caller (a hand-over costs more than it saves)
+INLINE_WRITE = 1 << 20
 #: xattr failures that mean "this kind of attribute cannot be kept here", not a broken job
 _XATTR_REFUSED = {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EACCES, errno.EINVAL}
 
@@ -69,6 +79,7 @@ class LocalTarget:
                 f"the target's root directory cannot be opened: {exc.strerror}"
             ) from exc
         self._fds: OrderedDict[tuple[bytes, ...], int] = OrderedDict()
+        self._writer: ThreadPoolExecutor | None = None  # started by the first large file
         try:
             self._dest_fd = self._descend(base, destination, create=True)
         finally:
@@ -158,9 +169,15 @@ class LocalTarget:
         fd = os.open(name, _FILE_FLAGS, 0o600, dir_fd=dir_fd)
         done = False
         try:
-            for offset, data in chunks:
-                _pwrite_all(fd, data, offset)
-            os.ftruncate(fd, size)
+            if size <= INLINE_WRITE:
+                end = 0
+                for offset, data in chunks:
+                    _pwrite_all(fd, data, offset)
+                    end = offset + len(data)
+            else:
+                end = self._write_behind(fd, chunks)
+            if end != size:  # a hole at the end (a write that ends at the size needs none)
+                os.ftruncate(fd, size)
             self._meta_fd(fd, meta)
             written = os.fstat(fd).st_size
             if written != size:  # the one check the job's manifest relies on
@@ -171,6 +188,28 @@ class LocalTarget:
             if not done:  # never leave a partial file that looks restored
                 with contextlib.suppress(OSError):
                     os.unlink(name, dir_fd=dir_fd)
+
+    def _write_behind(self, fd: int, chunks: Iterable[tuple[int, bytes]]) -> int:
+        """Write ``chunks`` on the writer thread while the next one is produced; every
+        write has finished (or failed, raised here) when this returns or raises. The end
+        of the last chunk."""
+        if self._writer is None:
+            self._writer = ThreadPoolExecutor(1, thread_name_prefix="restore-write")
+        writes: deque[Future[None]] = deque()
+        end = 0
+        try:
+            for offset, data in chunks:
+                writes.append(self._writer.submit(_pwrite_all, fd, data, offset))
+                end = offset + len(data)
+                while len(writes) > WRITES_AHEAD:
+                    writes.popleft().result()
+            while writes:
+                writes.popleft().result()
+            return end
+        finally:
+            for write in writes:  # a read or a write failed: none may outlive the descriptor
+                write.cancel()
+            wait(writes)
 
     def symlink(self, directory: object, name: bytes, target: bytes, meta: Meta) -> None:
         dir_fd = self._fd(directory)
@@ -225,6 +264,9 @@ class LocalTarget:
         return []  # every write finished before its call returned
 
     def close(self) -> None:
+        if self._writer is not None:
+            self._writer.shutdown()
+            self._writer = None
         for fd in self._fds.values():
             os.close(fd)
         self._fds.clear()

@@ -5,7 +5,7 @@ import { h, clear, debounce } from "./dom.js";
 import { bytes, dateTime, count } from "./format.js";
 import { icon } from "./icons.js";
 import { openBackup } from "./open.js";
-import { errorPanel, loading, setMain } from "./ui.js";
+import { emptyList, listError, loading, page } from "./ui.js";
 
 // Sortable columns: the value each sorts by (within each VM's disk: the grouping stays).
 const SORTS = {
@@ -151,10 +151,8 @@ export function renderBackups() {
       : `${count(backups.length)} backup${backups.length === 1 ? "" : "s"} · ${count(vmCount)} VM${vmCount === 1 ? "" : "s"}`;
     if (!backups.length) {
       body.replaceChildren(
-        h(
-          "div",
-          { class: "empty" },
-          h("strong", {}, "No backups in the catalog"),
+        emptyList(
+          "No backups in the catalog",
           "An operator registers repositories with ",
           h("code", {}, "filerestore repo add"),
           " and ",
@@ -166,12 +164,7 @@ export function renderBackups() {
     }
     if (!shown.length) {
       body.replaceChildren(
-        h(
-          "div",
-          { class: "empty" },
-          h("strong", {}, "No backup matches the filter"),
-          `Nothing contains “${needle}”.`,
-        ),
+        emptyList("No backup matches the filter", `Nothing contains “${needle}”.`),
       );
       return;
     }
@@ -271,36 +264,14 @@ export function renderBackups() {
       backups = await api.backups();
       draw();
     } catch (err) {
-      body.replaceChildren(
-        h(
-          "div",
-          { class: "list-message" },
-          errorPanel("The backup catalog could not be loaded", err, load),
-        ),
-      );
+      body.replaceChildren(listError("The backup catalog could not be loaded", err, load));
     }
   }
 
-  setMain(
-    h(
-      "div",
-      { class: "page" },
-      h(
-        "div",
-        { class: "page-head" },
-        h("h1", {}, "Backups"),
-        summary,
-        h("span", { class: "spacer" }),
-        h("label", { class: "search" }, h("span", { html: icon("search") }), filter),
-        h("button", {
-          type: "button",
-          class: "btn",
-          onclick: load,
-          html: `${icon("refresh")}<span>Refresh</span>`,
-        }),
-      ),
-      h("div", { class: "panel panel-fill" }, body),
-    ),
+  const search = h("label", { class: "search" }, h("span", { html: icon("search") }), filter);
+  page(
+    { title: "Backups", summary, tools: [search], onRefresh: load },
+    h("div", { class: "panel panel-fill" }, body),
   );
   load();
   return () => {};

@@ -11,7 +11,7 @@ import { preview } from "./preview.js";
 import { bytes, count, dateTime, dateTimeFull, modeString, relative } from "./format.js";
 import { entryIcon, icon } from "./icons.js";
 import { displayPath, parentOf } from "./model.js";
-import { dialog, errorPanel, setMain, showError, toast } from "./ui.js";
+import { confirmClose, errorPanel, setMain, showError, toast } from "./ui.js";
 
 const ROW_H = 28;
 // A small first page paints a folder quickly; later pages are larger (fewer round trips).
@@ -822,23 +822,9 @@ export function renderBrowser(mountId, startPath, { onChange } = {}) {
   }
 
   async function closeSession() {
-    const ok = await dialog("Close this session?", ({ body, foot, close }) => {
-      body.append(
-        h(
-          "p",
-          {},
-          "The backup stops being readable through this session. Downloads still running from it are cut off.",
-        ),
-      );
-      foot.append(
-        h("button", { type: "button", class: "btn", onclick: () => close(false) }, "Cancel"),
-        h(
-          "button",
-          { type: "button", class: "btn btn-primary", autofocus: true, onclick: () => close(true) },
-          "Close session",
-        ),
-      );
-    });
+    const ok = await confirmClose(
+      "The backup stops being readable through this session. Downloads still running from it are cut off.",
+    );
     if (!ok) return;
     try {
       await api.unmount(mountId);

@@ -4,8 +4,7 @@
 import { api } from "./api.js";
 import { h } from "./dom.js";
 import { count, dateTime } from "./format.js";
-import { icon } from "./icons.js";
-import { errorPanel, loading, setMain } from "./ui.js";
+import { emptyList, grid, listError, loading, page } from "./ui.js";
 
 const KIND_LABEL = { local: "Directory", nfs: "NFS share", cifs: "CIFS share", s3: "S3 bucket" };
 
@@ -48,10 +47,8 @@ export function renderRepositories() {
     summary.textContent = `${count(repositories.length)} repositories${unavailable ? ` · ${count(unavailable)} unavailable` : ""}`;
     if (!repositories.length) {
       body.replaceChildren(
-        h(
-          "div",
-          { class: "empty" },
-          h("strong", {}, "No repositories"),
+        emptyList(
+          "No repositories",
           "An operator adds them with ",
           h("code", {}, "filerestore repo add"),
           ".",
@@ -82,27 +79,15 @@ export function renderRepositories() {
           h("td", { class: "hide-narrow nowrap" }, dateTime(r.created)),
         ),
       );
-    body.replaceChildren(
-      h(
-        "table",
-        { class: "grid", "aria-label": "Repositories" },
-        h(
-          "thead",
-          {},
-          h(
-            "tr",
-            {},
-            h("th", {}, "Name"),
-            h("th", { class: "hide-narrow" }, "Kind"),
-            h("th", {}, "Location"),
-            h("th", { class: "num hide-narrow" }, "Backups"),
-            h("th", {}, "Status"),
-            h("th", { class: "hide-narrow" }, "Added"),
-          ),
-        ),
-        h("tbody", {}, ...rows),
-      ),
-    );
+    const columns = [
+      "Name",
+      ["Kind", { class: "hide-narrow" }],
+      "Location",
+      ["Backups", { class: "num hide-narrow" }],
+      "Status",
+      ["Added", { class: "hide-narrow" }],
+    ];
+    body.replaceChildren(grid("Repositories", columns, rows));
   }
 
   async function load() {
@@ -111,35 +96,13 @@ export function renderRepositories() {
       const [repositories, backups] = await Promise.all([api.repositories(), api.backups()]);
       draw(repositories, backups);
     } catch (err) {
-      body.replaceChildren(
-        h(
-          "div",
-          { class: "list-message" },
-          errorPanel("The repositories could not be loaded", err, load),
-        ),
-      );
+      body.replaceChildren(listError("The repositories could not be loaded", err, load));
     }
   }
 
-  setMain(
-    h(
-      "div",
-      { class: "page" },
-      h(
-        "div",
-        { class: "page-head" },
-        h("h1", {}, "Repositories"),
-        summary,
-        h("span", { class: "spacer" }),
-        h("button", {
-          type: "button",
-          class: "btn",
-          onclick: load,
-          html: `${icon("refresh")}<span>Refresh</span>`,
-        }),
-      ),
-      h("div", { class: "panel panel-fill" }, body),
-    ),
+  page(
+    { title: "Repositories", summary, onRefresh: load },
+    h("div", { class: "panel panel-fill" }, body),
   );
   load();
   return () => {};

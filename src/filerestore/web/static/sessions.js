@@ -4,7 +4,17 @@ import { api } from "./api.js";
 import { h } from "./dom.js";
 import { bytes, count, dateTime, dateTimeFull, relative } from "./format.js";
 import { icon } from "./icons.js";
-import { dialog, errorPanel, loading, setMain, showError, toast } from "./ui.js";
+import {
+  confirmClose,
+  emptyList,
+  errorPanel,
+  grid,
+  listError,
+  loading,
+  page,
+  showError,
+  toast,
+} from "./ui.js";
 
 const STATUS_BADGE = {
   mounted: "badge-ok",
@@ -50,23 +60,9 @@ export function renderSessions({ onChange } = {}) {
   }
 
   async function close(m) {
-    const ok = await dialog("Close this session?", ({ body: b, foot, close: done }) => {
-      b.append(
-        h(
-          "p",
-          {},
-          `Session ${m.id} (backup #${m.backupId}, volume ${m.volume ?? "—"}) will be closed. Downloads still running from it are cut off.`,
-        ),
-      );
-      foot.append(
-        h("button", { type: "button", class: "btn", onclick: () => done(false) }, "Cancel"),
-        h(
-          "button",
-          { type: "button", class: "btn btn-primary", autofocus: true, onclick: () => done(true) },
-          "Close session",
-        ),
-      );
-    });
+    const ok = await confirmClose(
+      `Session ${m.id} (backup #${m.backupId}, volume ${m.volume ?? "—"}) will be closed. Downloads still running from it are cut off.`,
+    );
     if (!ok) return;
     try {
       await api.unmount(m.id);
@@ -86,14 +82,7 @@ export function renderSessions({ onChange } = {}) {
     try {
       mounts = await api.mounts();
     } catch (err) {
-      if (alive)
-        body.replaceChildren(
-          h(
-            "div",
-            { class: "list-message" },
-            errorPanel("The sessions could not be listed", err, load),
-          ),
-        );
+      if (alive) body.replaceChildren(listError("The sessions could not be listed", err, load));
       return;
     }
     try {
@@ -105,10 +94,8 @@ export function renderSessions({ onChange } = {}) {
     summary.textContent = `${count(mounts.length)} open`;
     if (!mounts.length) {
       body.replaceChildren(
-        h(
-          "div",
-          { class: "empty" },
-          h("strong", {}, "No open sessions"),
+        emptyList(
+          "No open sessions",
           "Open a backup from the ",
           h("a", { href: "#/backups" }, "Backups"),
           " page to browse it.",
@@ -178,51 +165,23 @@ export function renderSessions({ onChange } = {}) {
         ),
       );
     });
-    body.replaceChildren(
-      h(
-        "table",
-        { class: "grid", "aria-label": "Open sessions" },
-        h(
-          "thead",
-          {},
-          h(
-            "tr",
-            {},
-            h("th", {}, "Backup"),
-            h("th", {}, "Volume"),
-            h("th", {}, "Filesystem"),
-            h("th", {}, "Status"),
-            h("th", { class: "hide-narrow" }, "Opened"),
-            h("th", {}, "Expires"),
-            h("th", { class: "hide-narrow" }, "Owner"),
-            h("th", { class: "num" }, h("span", { class: "sr-only" }, "Actions")),
-          ),
-        ),
-        h("tbody", {}, rows),
-      ),
-    );
+    const columns = [
+      "Backup",
+      "Volume",
+      "Filesystem",
+      "Status",
+      ["Opened", { class: "hide-narrow" }],
+      "Expires",
+      ["Owner", { class: "hide-narrow" }],
+      [h("span", { class: "sr-only" }, "Actions"), { class: "num" }],
+    ];
+    body.replaceChildren(grid("Open sessions", columns, rows));
   }
 
-  setMain(
-    h(
-      "div",
-      { class: "page" },
-      h(
-        "div",
-        { class: "page-head" },
-        h("h1", {}, "Sessions"),
-        summary,
-        h("span", { class: "spacer" }),
-        h("button", {
-          type: "button",
-          class: "btn",
-          onclick: load,
-          html: `${icon("refresh")}<span>Refresh</span>`,
-        }),
-      ),
-      cards,
-      h("div", { class: "panel panel-fill" }, body),
-    ),
+  page(
+    { title: "Sessions", summary, onRefresh: load },
+    cards,
+    h("div", { class: "panel panel-fill" }, body),
   );
   load();
   const timer = setInterval(load, 30000);

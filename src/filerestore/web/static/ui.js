@@ -120,3 +120,68 @@ export function setMain(...children) {
   main.append(...children);
   return main;
 }
+
+// A page of the app: its title, a count line and tools (a filter, a Refresh button when
+// `onRefresh` is given) in its head, then its content.
+export function page({ title, summary = null, tools = [], onRefresh = null }, ...content) {
+  const refresh = onRefresh
+    ? h("button", {
+        type: "button",
+        class: "btn",
+        onclick: onRefresh,
+        html: `${icon("refresh")}<span>Refresh</span>`,
+      })
+    : null;
+  return setMain(
+    h(
+      "div",
+      { class: "page" },
+      h(
+        "div",
+        { class: "page-head" },
+        h("h1", {}, title),
+        summary,
+        h("span", { class: "spacer" }),
+        ...tools,
+        refresh,
+      ),
+      ...content,
+    ),
+  );
+}
+
+// What a list shows when it has nothing to show: a title, then what to do about it.
+export function emptyList(title, ...hint) {
+  return h("div", { class: "empty" }, h("strong", {}, title), ...hint);
+}
+
+// What a list shows when it could not be loaded; `retry` adds a button.
+export function listError(title, err, retry) {
+  return h("div", { class: "list-message" }, errorPanel(title, err, retry));
+}
+
+// A table of rows under a head of columns: each a heading, or [heading, attributes].
+export function grid(label, columns, rows) {
+  const head = columns.map((c) => (Array.isArray(c) ? h("th", c[1], c[0]) : h("th", {}, c)));
+  return h(
+    "table",
+    { class: "grid", "aria-label": label },
+    h("thead", {}, h("tr", {}, ...head)),
+    h("tbody", {}, rows),
+  );
+}
+
+// Asks to close a session; resolves true when the user confirms.
+export function confirmClose(text) {
+  return dialog("Close this session?", ({ body, foot, close }) => {
+    body.append(h("p", {}, text));
+    foot.append(
+      h("button", { type: "button", class: "btn", onclick: () => close(false) }, "Cancel"),
+      h(
+        "button",
+        { type: "button", class: "btn btn-primary", autofocus: true, onclick: () => close(true) },
+        "Close session",
+      ),
+    );
+  });
+}

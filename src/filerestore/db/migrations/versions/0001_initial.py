@@ -10,12 +10,11 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
+from filerestore.db.migrations.schema import reference
 from filerestore.db.models import UTCDateTime
 
 revision = "0001"
 down_revision = None
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:
@@ -32,21 +31,13 @@ def upgrade() -> None:
     op.create_table(
         "backups",
         sa.Column("id", sa.Integer(), primary_key=True),
-        sa.Column(
-            "repository_id",
-            sa.Integer(),
-            sa.ForeignKey("repositories.id", ondelete="CASCADE"),
-            nullable=False,
-        ),
+        reference("repository_id", sa.Integer(), "repositories.id"),
         sa.Column("path", sa.Text(), nullable=False),
         sa.Column("vm_name", sa.String(255), nullable=True),
         sa.Column("disk_name", sa.String(255), nullable=True),
         sa.Column("kind", sa.String(16), nullable=False),
-        sa.Column(
-            "parent_backup_id",
-            sa.Integer(),
-            sa.ForeignKey("backups.id", ondelete="SET NULL"),
-            nullable=True,
+        reference(
+            "parent_backup_id", sa.Integer(), "backups.id", ondelete="SET NULL", nullable=True
         ),
         sa.Column("virtual_size", sa.BigInteger(), nullable=False),
         sa.Column("created_at", UTCDateTime(), nullable=False),
@@ -57,12 +48,7 @@ def upgrade() -> None:
     op.create_table(
         "restore_mounts",
         sa.Column("id", sa.String(36), primary_key=True),
-        sa.Column(
-            "backup_id",
-            sa.Integer(),
-            sa.ForeignKey("backups.id", ondelete="CASCADE"),
-            nullable=False,
-        ),
+        reference("backup_id", sa.Integer(), "backups.id"),
         sa.Column("volume", sa.String(255), nullable=True),
         sa.Column("volume_auto", sa.Boolean(), nullable=False),
         sa.Column("mount_path", sa.Text(), nullable=True),
@@ -85,12 +71,7 @@ def upgrade() -> None:
     op.create_table(
         "download_holds",
         sa.Column("id", sa.Integer(), primary_key=True),
-        sa.Column(
-            "mount_id",
-            sa.String(36),
-            sa.ForeignKey("restore_mounts.id", ondelete="CASCADE"),
-            nullable=False,
-        ),
+        reference("mount_id", sa.String(36), "restore_mounts.id"),
         sa.Column("host", sa.String(255), nullable=False),
         sa.Column("pid", sa.Integer(), nullable=False),
         sa.Column("pid_start", sa.BigInteger(), nullable=False),

@@ -10,12 +10,11 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
+from filerestore.db.migrations.schema import reference
 from filerestore.db.models import UTCDateTime
 
 revision = "0003"
 down_revision = "0003_s3"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:
@@ -60,12 +59,7 @@ def upgrade() -> None:
     op.create_index("ix_restore_jobs_status", "restore_jobs", ["status"])
     op.create_table(
         "restore_job_files",
-        sa.Column(
-            "job_id",
-            sa.String(36),
-            sa.ForeignKey("restore_jobs.id", ondelete="CASCADE"),
-            primary_key=True,
-        ),
+        reference("job_id", sa.String(36), "restore_jobs.id", primary_key=True),
         sa.Column("seq", sa.BigInteger(), primary_key=True, autoincrement=False),
         sa.Column("path", sa.Text(), nullable=False),
         sa.Column("kind", sa.String(16), nullable=False),

@@ -15,8 +15,6 @@ from alembic import op
 
 revision = "0003_s3"
 down_revision = "0002"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:

@@ -18,12 +18,11 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
+from filerestore.db.migrations.schema import partial_index, reference
 from filerestore.db.models import UTCDateTime
 
 revision = "0004"
 down_revision = "0003"
-branch_labels = None
-depends_on = None
 
 _FTS = "index_names_fts"
 
@@ -33,31 +32,15 @@ def upgrade() -> None:
     op.create_table(
         "index_lines",
         sa.Column("id", sa.Integer(), primary_key=True),
-        sa.Column(
-            "repository_id",
-            sa.Integer(),
-            sa.ForeignKey("repositories.id", ondelete="CASCADE"),
-            nullable=False,
-        ),
+        reference("repository_id", sa.Integer(), "repositories.id"),
         sa.Column("head_seq", sa.Integer(), nullable=False),
         sa.Column("created_at", UTCDateTime(), nullable=False),
     )
     op.create_index("ix_index_lines_repository_id", "index_lines", ["repository_id"])
     op.create_table(
         "index_backups",
-        sa.Column(
-            "backup_id",
-            sa.Integer(),
-            sa.ForeignKey("backups.id", ondelete="CASCADE"),
-            primary_key=True,
-            autoincrement=False,
-        ),
-        sa.Column(
-            "line_id",
-            sa.Integer(),
-            sa.ForeignKey("index_lines.id", ondelete="CASCADE"),
-            nullable=False,
-        ),
+        reference("backup_id", sa.Integer(), "backups.id", primary_key=True, autoincrement=False),
+        reference("line_id", sa.Integer(), "index_lines.id"),
         sa.Column("seq", sa.Integer(), nullable=False),
         sa.Column("complete", sa.Boolean(), nullable=False),
         sa.Column("notes", sa.Text(), nullable=True),
@@ -72,12 +55,7 @@ def upgrade() -> None:
     op.create_table(
         "index_volumes",
         sa.Column("id", sa.Integer(), primary_key=True),
-        sa.Column(
-            "line_id",
-            sa.Integer(),
-            sa.ForeignKey("index_lines.id", ondelete="CASCADE"),
-            nullable=False,
-        ),
+        reference("line_id", sa.Integer(), "index_lines.id"),
         sa.Column("volume", sa.String(255), nullable=False),
         sa.Column("fs_kind", sa.String(16), nullable=False),
         sa.Column("next_dir_no", sa.BigInteger(), nullable=False),
@@ -90,12 +68,7 @@ def upgrade() -> None:
     )
     op.create_table(
         "index_dirs",
-        sa.Column(
-            "volume_id",
-            sa.Integer(),
-            sa.ForeignKey("index_volumes.id", ondelete="CASCADE"),
-            primary_key=True,
-        ),
+        reference("volume_id", sa.Integer(), "index_volumes.id", primary_key=True),
         sa.Column("dir_no", sa.BigInteger(), primary_key=True, autoincrement=False),
         sa.Column("parent_no", sa.BigInteger(), nullable=False),
         sa.Column("name_id", sa.BigInteger(), nullable=False),
@@ -106,12 +79,8 @@ def upgrade() -> None:
     )
     op.create_table(
         "index_versions",
-        sa.Column(
-            "volume_id",
-            sa.Integer(),
-            sa.ForeignKey("index_volumes.id", ondelete="CASCADE"),
-            primary_key=True,
-            autoincrement=False,
+        reference(
+            "volume_id", sa.Integer(), "index_volumes.id", primary_key=True, autoincrement=False
         ),
         sa.Column("parent_no", sa.BigInteger(), primary_key=True, autoincrement=False),
         sa.Column("name_id", sa.BigInteger(), primary_key=True, autoincrement=False),
@@ -139,22 +108,11 @@ def upgrade() -> None:
         ("ix_index_versions_ended", ["volume_id", "last_seq"], "last_seq IS NOT NULL"),
         ("ix_index_versions_live_inode", ["volume_id", "inode"], "last_seq IS NULL"),
     ):
-        op.create_index(
-            name,
-            "index_versions",
-            columns,
-            sqlite_where=sa.text(where),
-            postgresql_where=sa.text(where),
-        )
+        partial_index(name, "index_versions", columns, where)
     op.create_table(
         "index_jobs",
         sa.Column("id", sa.Integer(), primary_key=True),
-        sa.Column(
-            "backup_id",
-            sa.Integer(),
-            sa.ForeignKey("backups.id", ondelete="SET NULL"),
-            nullable=True,
-        ),
+        reference("backup_id", sa.Integer(), "backups.id", ondelete="SET NULL", nullable=True),
         sa.Column("state", sa.String(16), nullable=False),
         sa.Column("reason", sa.Text(), nullable=True),
         sa.Column("requested_by", sa.String(255), nullable=True),
@@ -172,14 +130,7 @@ def upgrade() -> None:
         sa.Column("percent", sa.Float(), nullable=True),
     )
     active = "state IN ('queued', 'running')"
-    op.create_index(
-        "ix_index_jobs_active_backup",
-        "index_jobs",
-        ["backup_id"],
-        unique=True,
-        sqlite_where=sa.text(active),
-        postgresql_where=sa.text(active),
-    )
+    partial_index("ix_index_jobs_active_backup", "index_jobs", ["backup_id"], active, unique=True)
     op.create_index("ix_index_jobs_state_next", "index_jobs", ["state", "next_attempt_at"])
     if dialect == "sqlite":
         op.execute(

@@ -1,4 +1,4 @@
-"""Builds (once, cached) the images of bench/index.py with the real tools.
+"""Builds (once, cached under .cache/bench) the images of bench/index.py with the real tools.
 
 For one filesystem kind and a file count N, the cached directory holds:
 
@@ -22,31 +22,22 @@ ntfs-3g, exfat-fuse, or mtools): the count of files.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
-import shutil
-import subprocess
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
+
+from tests.imagebuild.bench_tools import CACHE, build_once, lay, mounted, run
+from tests.imagebuild.disk import loop_device
+from tests.imagebuild.fs_linux import data_ranges
 
 MiB = 1 << 20
 VERSION = 1
-CACHE = Path(__file__).resolve().parents[1] / ".cache" / "bench"
 BLOCK = 64 * 1024
 WORDS = ("report", "invoice", "photo", "notes", "backup", "data", "config", "draft", "log")
 EXTS = ("txt", "pdf", "jpg", "xlsx", "docx", "csv", "json")
 PER_DIR = 1000
-
-
-def run(*cmd: str | os.PathLike[str], stdin: str | None = None) -> str:
-    proc = subprocess.run(
-        [os.fspath(c) for c in cmd], input=stdin, capture_output=True, text=True, check=False
-    )
-    if proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(map(str, cmd))}: {proc.stderr.strip()[-2000:]}")
-    return proc.stdout
 
 
 # --- the tree and its change ---------------------------------------------------------------
@@ -110,27 +101,6 @@ def apply_change(root: Path, plan: dict[str, list[str]], short: bool) -> None:
 
 
 @contextlib.contextmanager
-def loop(image: Path) -> Iterator[str]:
-    dev = run("losetup", "-f", "--show", image).strip()
-    try:
-        yield dev
-    finally:
-        subprocess.run(["losetup", "-d", dev], check=False)
-
-
-@contextlib.contextmanager
-def mounted(argv: list[str], mnt: Path, fuse: bool) -> Iterator[Path]:
-    mnt.mkdir(exist_ok=True)
-    run(*argv, mnt)
-    try:
-        yield mnt
-    finally:
-        subprocess.run(["fusermount", "-u", mnt] if fuse else ["umount", mnt], check=False)
-        subprocess.run(["umount", mnt], check=False, capture_output=True)
-        mnt.rmdir()
-
-
-@contextlib.contextmanager
 def mount_rw(kind: str, image: Path) -> Iterator[Path]:
     mnt = image.with_suffix(".mnt")
     if kind in ("ext4", "xfs", "btrfs"):
@@ -140,7 +110,7 @@ def mount_rw(kind: str, image: Path) -> Iterator[Path]:
         with mounted(["ntfs-3g", "-o", "big_writes,noatime", image], mnt, fuse=True) as m:
             yield m
     elif kind == "exfat":
-        with loop(image) as dev, mounted(["mount.exfat-fuse", dev], mnt, fuse=True) as m:
+        with loop_device(image) as dev, mounted(["mount.exfat-fuse", dev], mnt, fuse=True) as m:
             yield m
     else:
         raise ValueError(kind)
@@ -200,7 +170,7 @@ def count_files(kind: str, image: Path) -> int:
 
 @contextlib.contextmanager
 def _exfat_ro(image: Path, mnt: Path) -> Iterator[Path]:
-    with loop(image) as dev, mounted(["mount.exfat-fuse", "-o", "ro", dev], mnt, True) as m:
+    with loop_device(image) as dev, mounted(["mount.exfat-fuse", "-o", "ro", dev], mnt, True) as m:
         yield m
 
 
@@ -239,40 +209,13 @@ def gpt_disk(raw: Path, fs_image: Path) -> int:
         json.loads(run("sfdisk", "--json", raw))["partitiontable"]["partitions"][0]["start"]
     )
     offset = start * 512
-    run(
-        "dd",
-        f"if={fs_image}",
-        f"of={raw}",
-        "bs=1M",
-        f"seek={offset}",
-        "oflag=seek_bytes",
-        "conv=notrunc,sparse",
-        "status=none",
-    )
+    lay(fs_image, raw, offset)
     return offset
-
-
-def data_regions(path: Path) -> list[tuple[int, int]]:
-    out = []
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        size, pos = os.fstat(fd).st_size, 0
-        while pos < size:
-            try:
-                start = os.lseek(fd, pos, os.SEEK_DATA)
-            except OSError:
-                break
-            end = os.lseek(fd, start, os.SEEK_HOLE)
-            out.append((start, end))
-            pos = end
-    finally:
-        os.close(fd)
-    return out
 
 
 def changed_blocks(old: Path, new: Path) -> list[tuple[int, int]]:
     """(offset, length) runs of BLOCK-sized blocks where ``new`` differs from ``old``."""
-    regions = sorted(data_regions(old) + data_regions(new))
+    regions = sorted(data_ranges(old) + data_ranges(new))
     runs: list[tuple[int, int]] = []
     seen = -1
     with old.open("rb") as fa, new.open("rb") as fb:
@@ -312,6 +255,7 @@ def overlay(base: Path, new_fs: Path, offset: int, runs: list[tuple[int, int]], 
 
 
 def source_tree(files: int, short: bool) -> Path:
+    CACHE.mkdir(parents=True, exist_ok=True)
     out = CACHE / f"index-tree-{files}{'-short' if short else ''}-v{VERSION}"
     if not out.exists():
         tmp = Path(tempfile.mkdtemp(prefix=out.name + ".", dir=CACHE))
@@ -323,25 +267,12 @@ def source_tree(files: int, short: bool) -> Path:
 
 def build(kind: str, files: int) -> Path:
     """The cached directory for ``kind`` with ``files`` files (see the module docstring)."""
-    key = hashlib.sha256(
-        json.dumps([VERSION, kind, files, Path(__file__).read_bytes().hex()]).encode()
-    ).hexdigest()[:12]
-    out = CACHE / f"index-{kind}-{files}-{key}"
-    if (out / "manifest.json").exists():
-        return out
-    CACHE.mkdir(parents=True, exist_ok=True)
     short = kind == "fat32"
-    src = source_tree(files, short)
-    tmp = Path(tempfile.mkdtemp(prefix=out.name + ".", dir=CACHE))
-    try:
-        _build(tmp, kind, files, src, short)
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.rename(out)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
-    return out
+
+    def make(tmp: Path) -> None:
+        _build(tmp, kind, files, source_tree(files, short), short)
+
+    return build_once(f"index-{kind}-{files}", [VERSION, kind, files], Path(__file__), make)
 
 
 def _build(root: Path, kind: str, files: int, src: Path, short: bool) -> None:
@@ -376,9 +307,7 @@ def _build(root: Path, kind: str, files: int, src: Path, short: bool) -> None:
     (root / "manifest.json").write_text(json.dumps(manifest, indent=1))
 
 
-BUILDS: dict[str, Callable[[int], Path]] = {}
-
-if __name__ == "__main__":
+if __name__ == "__main__":  # python -m tests.imagebuild.bench_index ext4:100000 ...
     import sys
 
     for arg in sys.argv[1:]:
