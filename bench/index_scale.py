@@ -38,12 +38,9 @@ import statistics
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
-
-from sqlalchemy.engine import make_url
 
 from filerestore.catalog import add_repository, register_backup
 from filerestore.db import Database, open_database
@@ -53,7 +50,7 @@ from filerestore.index.search import SearchQuery, search
 from filerestore.settings import Settings
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tests.dbfixtures import PG_ENV, pg_admin
+from tests.dbfixtures import PG_ENV, fresh_pg_database
 from tests.imagebuild.bench_index_scale import WORDS, build, file_name, leaf_dir, manifest
 
 SEARCH_TARGET_MS = 100.0
@@ -75,15 +72,8 @@ def settings_for(dialect: str, tmp: Path, depth: int) -> Iterator[Settings]:
     server = os.environ.get(PG_ENV)
     if not server:
         raise SystemExit(f"{PG_ENV} is not set: the PostgreSQL server to measure on")
-    name = f"fr_bench_{uuid.uuid4().hex[:12]}"
-    with pg_admin(server) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        url = make_url(server).set(database=name).render_as_string(hide_password=False)
+    with fresh_pg_database(server, "fr_bench") as url:
         yield Settings(state_dir=tmp, database_url=url, max_chain_depth=depth)
-    finally:
-        with pg_admin(server) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def _scalar(db: Database, sql: str) -> int:
