@@ -89,6 +89,29 @@ def test_an_object_replaced_while_open_fails_its_next_uncached_read(
         f.read_at(10 << 20, 4096)  # If-Match on the ETag it was opened with
 
 
+def test_a_check_not_waited_for_stops_reads_of_a_replaced_object(
+    s3: Any, bucket: str, store: StoreFactory
+) -> None:
+    """A warm open that does not wait for its check (what opening a backup's stack does)
+    reads the cached version until the check answers; then every read of it fails, and
+    the next open reads the new object."""
+    raw = qcow.test_disk()
+    s3.upload_file(str(raw), bucket, "disk.raw")
+    with store().open("disk.raw") as f:
+        old = f.read_at(0, 64 * 1024)  # its first block, now in the disk cache
+    assert old == raw.read_bytes()[: 64 * 1024]
+    s3.put_object(Bucket=bucket, Key="disk.raw", Body=b"\7" * (256 * 1024))
+    f = store().open("disk.raw")  # from what the cache remembers, its HEAD in flight
+    f.confirm(wait=False)  # returns whether or not the HEAD has answered
+    with pytest.raises(ObjectChangedError):
+        f.confirm()  # waits for it: the ETag differs
+    with pytest.raises(ObjectChangedError):
+        f.read_at(0, 4096)  # cached, but known to be of a replaced object
+    with store().open("disk.raw") as again:  # the host forgot the old version
+        assert again.size == 256 * 1024
+        assert again.read_at(0, 4096) == b"\7" * 4096
+
+
 def test_memory_per_store_is_bounded(s3: Any, bucket: str, store: StoreFactory) -> None:
     directory = qcow.chain("flat")
     upload_tree(s3, bucket, "", directory)

@@ -269,10 +269,11 @@ def open_chain(
         return _open_chain_once(store, name, max_depth, budget, confirm)
 
 
-def confirm_chain(files: list[SourceFile]) -> None:
-    """Wait until every file is known to be current (ObjectChangedError if one is not)."""
+def confirm_chain(files: list[SourceFile], wait: bool = True) -> None:
+    """Wait until every file is known to be current (ObjectChangedError if one is not);
+    ``wait=False``: see :meth:`SourceFile.confirm <filerestore.source.SourceFile>`."""
     for f in files:
-        f.confirm()
+        f.confirm(wait)
 
 
 def _changed(files: list[SourceFile]) -> ObjectChangedError | None:

@@ -72,9 +72,10 @@ class DiskImage(SizedReader):
             raise ValueError("read from a closed DiskImage")
         return self._top.read_at(offset, n)
 
-    def confirm(self) -> None:
-        """Wait until every file of the chain is known to be current (see open_chain)."""
-        confirm_chain(self._files)
+    def confirm(self, wait: bool = True) -> None:
+        """Wait until every file of the chain is known to be current (see open_chain);
+        ``wait=False`` lets a store check in the background (see SourceFile.confirm)."""
+        confirm_chain(self._files, wait)
 
     def close(self) -> None:
         self._closed = getattr(self, "_closed", threading.Event())

@@ -90,8 +90,11 @@ def open_backup_stack(
 
     An S3 store opening a backup it has cached checks each object's ETag in the
     background; those checks overlap reading the partition table and opening the
-    filesystem, and the stack is returned only once they have passed. A backup changed
-    since it was cached is opened once more, from the new objects.
+    filesystem, and the stack is returned without waiting for them (a warm open costs no
+    round trip): an object found replaced makes every later read of it raise
+    ObjectChangedError, and the next open reads the new version. A failure to open is
+    first blamed on a changed object (waiting for the checks); a backup changed since it
+    was cached is then opened once more, from the new objects.
     """
     args = (store, name, volume_id, max_chain_depth, metadata_budget)
     try:
@@ -110,7 +113,7 @@ def _confirmed_stack(
         image.confirm()  # read from a changed object: ObjectChangedError says so instead
         raise
     try:
-        image.confirm()
+        image.confirm(wait=False)
     except BaseException:
         stack.close()
         raise

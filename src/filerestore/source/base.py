@@ -30,6 +30,9 @@ class SourceFile(Protocol):
       A store may open a file from what it remembered of an earlier open (a block cache)
       and check that in the background; the chain calls ``confirm`` on every file before it
       trusts what it read, and a file replaced since raises ObjectChangedError.
+      ``confirm(wait=False)`` lets such a store return before its check has answered:
+      it then makes every read of the file after an answer of "replaced" raise
+      ObjectChangedError. A caller explaining a failure waits (the default).
     """
 
     @property
@@ -58,7 +61,7 @@ class SourceFile(Protocol):
 
     def pread_into(self, buffer: memoryview, offset: int, what: str) -> None: ...
 
-    def confirm(self) -> None: ...
+    def confirm(self, wait: bool = True) -> None: ...
 
     def close(self) -> None: ...
 

@@ -54,6 +54,11 @@ TOUCH_BATCH = 64
 TOUCH_SECONDS = 5.0
 
 
+#: a block's bytes: ``bytes`` read from the disk cache, or a read-only view of the buffer
+#: the S3 client received (kept without a copy)
+Block = bytes | memoryview
+
+
 class Remembered(NamedTuple):
     """An object as an open last saw it: its version, and when the server last confirmed it
     (seconds since the epoch)."""
@@ -83,9 +88,12 @@ class BlockCache:
         self.capacity = capacity
         self._blocks = self.directory / "blocks"
         self._blocks.mkdir(parents=True, exist_ok=True)
+        # the connection's lock; the uses of blocks have their own, so a read of a block
+        # never waits for the index (another process's transaction may hold it)
         self._lock = threading.Lock()
         self._db: sqlite3.Connection | None = None
         self._pid = -1
+        self._touch_lock = threading.Lock()
         self._touched: dict[str, float] = {}
         self._flushed = time.monotonic()
         with self._lock:
@@ -106,18 +114,54 @@ class BlockCache:
             return None
         if len(data) != size:
             return None
-        with self._lock:
+        with self._touch_lock:
             self._touched[name] = time.time()
-            if (
+            due = (
                 len(self._touched) >= TOUCH_BATCH
                 or time.monotonic() - self._flushed > TOUCH_SECONDS
-            ):
+            )
+        # written by whoever finds the writer free: a reader never waits for it (a busy
+        # writer flushes them with its next blocks, or close does)
+        if due and self._lock.acquire(blocking=False):
+            try:
                 self._flush_touches()
+            finally:
+                self._lock.release()
         return data
 
-    def put(self, name: str, data: bytes) -> None:
-        if len(data) > self.capacity:
+    def put(self, name: str, data: Block) -> None:
+        self.put_many([(name, data)])
+
+    def put_many(self, blocks: list[tuple[str, Block]]) -> None:
+        """Write ``blocks`` (name, bytes), then index them in one transaction."""
+        written = [(name, len(data)) for name, data in blocks if self._write_file(name, data)]
+        if not written:
             return
+        with self._lock:
+            try:
+                db = self._connection()
+                with db:
+                    db.execute("BEGIN IMMEDIATE")  # the rows and the total change together
+                    now = time.time()
+                    added = 0
+                    for name, size in written:
+                        if db.execute(
+                            "INSERT OR IGNORE INTO blocks VALUES (?, ?, ?)", (name, size, now)
+                        ).rowcount:
+                            added += size
+                    if added:
+                        db.execute("UPDATE total SET bytes = bytes + ?", (added,))
+                    total = db.execute("SELECT bytes FROM total").fetchone()[0]
+                if total > self.capacity:
+                    self._flush_touches()  # the order of use must be current to evict by it
+                    self._evict(db)
+            except sqlite3.Error as exc:
+                log.warning("block cache: index update failed: %s", exc)
+
+    def _write_file(self, name: str, data: Block) -> bool:
+        """Block ``name``'s file, written whole then renamed; False if it could not be."""
+        if len(data) > self.capacity:
+            return False
         path = self._path(name)
         tmp = path.with_name(f"{path.name}.tmp{os.getpid()}-{threading.get_ident()}")
         try:
@@ -129,24 +173,8 @@ class BlockCache:
             log.warning("block cache: cannot write %s: %s", name, exc)
             with contextlib.suppress(OSError):
                 tmp.unlink()
-            return
-        with self._lock:
-            try:
-                db = self._connection()
-                with db:
-                    db.execute("BEGIN IMMEDIATE")  # the row and the total change together
-                    inserted = db.execute(
-                        "INSERT OR IGNORE INTO blocks VALUES (?, ?, ?)",
-                        (name, len(data), time.time()),
-                    ).rowcount
-                    if inserted:
-                        db.execute("UPDATE total SET bytes = bytes + ?", (len(data),))
-                    total = db.execute("SELECT bytes FROM total").fetchone()[0]
-                if total > self.capacity:
-                    self._flush_touches()  # the order of use must be current to evict by it
-                    self._evict(db)
-            except sqlite3.Error as exc:
-                log.warning("block cache: index update failed: %s", exc)
+            return False
+        return True
 
     def total(self) -> int:
         """Bytes the index counts (what the cap is kept on)."""
@@ -155,8 +183,9 @@ class BlockCache:
 
     def _flush_touches(self) -> None:
         """Write the batched uses of blocks (call under the lock)."""
-        touched, self._touched = self._touched, {}
-        self._flushed = time.monotonic()
+        with self._touch_lock:
+            touched, self._touched = self._touched, {}
+            self._flushed = time.monotonic()
         if not touched:
             return
         try:
@@ -195,16 +224,17 @@ class BlockCache:
     def remembered(self, location: str) -> Remembered | None:
         """What ``location`` was when last opened or confirmed, or None."""
         with self._lock:
-            row = (
+            rows = (
                 self._connection()
                 .execute(
                     "SELECT etag, size, modified, seen FROM objects WHERE location = ?",
                     (location,),
                 )
-                .fetchone()
+                .fetchall()
             )
-        if row is None:
+        if not rows:
             return None
+        row = rows[0]
         return Remembered(str(row[0]), int(row[1]), float(row[2]), float(row[3]))
 
     def remember(self, location: str, etag: str, size: int, modified: float) -> None:
@@ -231,16 +261,20 @@ class BlockCache:
     def _connection(self) -> sqlite3.Connection:
         """This process's connection (a forked worker opens its own); call under the lock."""
         if self._db is None or self._pid != os.getpid():
-            db = sqlite3.connect(
-                self.directory / "index.sqlite3",
-                timeout=30.0,
-                isolation_level=None,  # transactions are explicit: ``with db`` / BEGIN
-                check_same_thread=False,  # used under self._lock only
-            )
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")  # a crash may lose the last uses, no more
-            self._db, self._pid = db, os.getpid()
+            self._db, self._pid = self._connect(), os.getpid()
         return self._db
+
+    def _connect(self) -> sqlite3.Connection:
+        db = sqlite3.connect(
+            self.directory / "index.sqlite3",
+            timeout=30.0,
+            isolation_level=None,  # transactions are explicit: ``with db`` / BEGIN
+            check_same_thread=False,  # used under its lock only
+        )
+        # fetched to the end: a statement left open holds a read transaction (an old snapshot)
+        db.execute("PRAGMA journal_mode=WAL").fetchall()
+        db.execute("PRAGMA synchronous=NORMAL")  # a crash may lose the last uses, no more
+        return db
 
     def close(self) -> None:
         with self._lock:

@@ -2,8 +2,8 @@
 fetched once however many readers want it, and a thread pool that fetches ahead.
 
 Memory per worker process is bounded: ``memory_bytes`` of finished blocks plus at most
-``workers`` blocks being fetched (each at most one block size), whatever the number of
-open files or sessions.
+``workers`` blocks being fetched and ``2 * workers`` on their way to the disk cache
+(each at most one block size), whatever the number of open files or sessions.
 """
 
 from __future__ import annotations
@@ -16,11 +16,12 @@ from concurrent.futures import Future, InvalidStateError, ThreadPoolExecutor
 from typing import TypeVar
 
 from filerestore.errors import ObjectStoreUnavailableError
-from filerestore.source.blockcache import BlockCache
+from filerestore.source.blockcache import Block, BlockCache
+from filerestore.source.writebehind import WriteBehind, pending
 
 T = TypeVar("T")
 CHECK_THREADS = 16
-Fetch = Callable[[], bytes]
+Fetch = Callable[[], Block]
 
 
 class BlockPool:
@@ -28,11 +29,14 @@ class BlockPool:
 
     def __init__(self, cache: BlockCache | None, memory_bytes: int, workers: int) -> None:
         self.cache = cache
+        # blocks go to the disk cache behind the fetch threads' backs (writebehind.py):
+        # at most two blocks per fetch thread wait in memory (queued, being written)
+        self._writer = WriteBehind(cache, workers) if cache is not None else None
         self.memory_bytes = memory_bytes
         self.workers = workers
-        self._memory: OrderedDict[str, bytes] = OrderedDict()
+        self._memory: OrderedDict[str, Block] = OrderedDict()
         self._held = 0
-        self._inflight: dict[str, Future[bytes]] = {}
+        self._inflight: dict[str, Future[Block]] = {}
         self._lock = threading.Lock()
         self._executor = ThreadPoolExecutor(workers, thread_name_prefix="filerestore-fetch")
         # checks (a HEAD per file of a chain being opened) get threads of their own: all of
@@ -41,7 +45,7 @@ class BlockPool:
         self._queued = 0  # prefetches submitted and not yet finished
         self._closed = False
 
-    def get(self, name: str, size: int, fetch: Fetch) -> bytes:
+    def get(self, name: str, size: int, fetch: Fetch) -> Block:
         """Block ``name`` of ``size`` bytes: from memory, a fetch in flight, the disk cache,
         or ``fetch()`` (which must return exactly ``size`` bytes or raise)."""
         with self._lock:
@@ -57,7 +61,7 @@ class BlockPool:
             return future.result()
         return self._load(name, size, fetch, future)
 
-    def get_many(self, wanted: list[tuple[str, int, Fetch]]) -> list[bytes]:
+    def get_many(self, wanted: list[tuple[str, int, Fetch]]) -> list[Block]:
         """Several blocks, the missing ones fetched at once (a read spanning many blocks)."""
         out = []
         for i, (name, size, fetch) in enumerate(wanted):
@@ -77,7 +81,7 @@ class BlockPool:
                     or self._queued >= 2 * self.workers  # more would only queue behind
                 ):
                     continue
-                future: Future[bytes] = Future()
+                future: Future[Block] = Future()
                 self._inflight[name] = future
                 self._queued += 1
             self._executor.submit(self._prefetched, name, size, fetch, future)
@@ -90,7 +94,7 @@ class BlockPool:
         with self._lock:
             return self._held
 
-    def _prefetched(self, name: str, size: int, fetch: Fetch, future: Future[bytes]) -> None:
+    def _prefetched(self, name: str, size: int, fetch: Fetch, future: Future[Block]) -> None:
         try:
             self._load(name, size, fetch, future)
         except BaseException:  # noqa: S110 - a reader that wants the block gets it from the future
@@ -99,13 +103,17 @@ class BlockPool:
             with self._lock:
                 self._queued -= 1
 
-    def _load(self, name: str, size: int, fetch: Fetch, future: Future[bytes]) -> bytes:
+    def _load(self, name: str, size: int, fetch: Fetch, future: Future[Block]) -> Block:
         try:
-            data = self.cache.get(name, size) if self.cache is not None else None
+            data = None
+            if self.cache is not None:
+                data = pending(name)
+                if data is None or len(data) != size:
+                    data = self.cache.get(name, size)
             if data is None:
                 data = fetch()
-                if self.cache is not None:
-                    self.cache.put(name, data)
+                if self._writer is not None:
+                    self._writer.put(name, data)
             with self._lock:
                 self._keep(name, data)
         except BaseException as exc:
@@ -119,7 +127,7 @@ class BlockPool:
             future.set_result(data)
         return data
 
-    def _keep(self, name: str, data: bytes) -> None:
+    def _keep(self, name: str, data: Block) -> None:
         if len(data) > self.memory_bytes or name in self._memory:
             return
         self._memory[name] = data
@@ -136,6 +144,8 @@ class BlockPool:
             self._held = 0
         self._executor.shutdown(wait=False, cancel_futures=True)
         self._checks.shutdown(wait=False, cancel_futures=True)
+        if self._writer is not None:
+            self._writer.close()  # what was fetched is in the disk cache when close returns
         for future in pending:  # a cancelled prefetch must not leave a reader waiting
             with contextlib.suppress(InvalidStateError):
                 future.set_exception(ObjectStoreUnavailableError("the store was closed"))

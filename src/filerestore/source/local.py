@@ -107,7 +107,7 @@ class StoreFile(FileReader):
         self.identity = FileIdentity(st.st_dev, st.st_ino)
         self.signature = FileSignature.of(st)
 
-    def confirm(self) -> None:
+    def confirm(self, wait: bool = True) -> None:
         """Nothing to wait for: the descriptor is the inode the walk checked."""
 
 

@@ -13,13 +13,22 @@ default: large enough that a GET's latency is paid rarely, small enough that a d
 lookup does not pull megabytes). A read takes its blocks from the process's
 :class:`~filerestore.source.blockpool.BlockPool` (memory, then the shared disk cache,
 then one ranged GET per block, with If-Match on the ETag the file was opened with);
-a read that continues the previous one starts fetching the next ``prefetch`` blocks
-in parallel, so a file streamed out of a guest filesystem keeps that many GETs in flight.
+a read that continues the previous one requests the next ``2 * prefetch`` blocks (fewer
+if memory is small), fetched by ``prefetch`` threads, so a file streamed out of a guest
+filesystem keeps that many GETs in flight.
 
 Opening costs one request: a cold open GETs the first block, whose answer also carries the
 object's size and ETag; a warm open (the object was opened before, its first blocks are in
 the disk cache) starts from the remembered ETag at once and checks it with a HEAD in the
-background, which every file of a chain does in parallel; ``confirm()`` waits for it.
+background, which every file of a chain does in parallel; ``confirm()`` waits for it,
+``confirm(wait=False)`` does not (what opening a backup's stack does: a warm open then
+costs no round trip at all). Why not waiting is safe: what is read before the check
+answers is the version cached, whole (blocks are named by its ETag, every block fetched
+is a GET with If-Match on it); once the check answers "replaced", the host forgets the
+object (the next open, by any worker, reads the new version) and every later read of
+this file raises ObjectChangedError, so a session never goes on reading an old version
+longer than one round trip after it was opened. A failed open waits for the checks, so
+it is blamed on a replaced object and opened again rather than reported.
 
 A warm open within ``revalidate_after`` seconds of the server last confirming the object
 (an open's GET or a check's HEAD, by any worker of the host) makes no request at all. Why
@@ -42,7 +51,7 @@ from pathlib import Path
 
 from filerestore.blockio import SizedReader
 from filerestore.errors import CorruptImageError, ObjectChangedError, ObjectStoreUnavailableError
-from filerestore.source.blockcache import BlockCache, object_id
+from filerestore.source.blockcache import Block, BlockCache, object_id
 from filerestore.source.blockpool import BlockPool, Fetch
 from filerestore.source.s3client import ObjectClient, ObjectMeta, ObstoreClient, S3Options
 from filerestore.source.s3names import normalize_prefix, resolve_name
@@ -102,60 +111,96 @@ class S3File(SizedReader):
         self.signature = self.identity  # the ETag changes with every new version
         self.mtime = meta.last_modified
         self._size = meta.size
-        self._check = check
         self._id = store.block_prefix(meta)
         self._last_block = -2
         self._closed = False
+        #: set once a check found the object replaced: every later read raises it
+        self._changed: ObjectChangedError | None = None
+        self._check = check
+        if check is not None:
+            check.add_done_callback(self._checked)
 
     # --- the SourceFile contract -------------------------------------------------------------
 
-    def confirm(self) -> None:
-        if self._check is None:
+    def confirm(self, wait: bool = True) -> None:
+        """Raise ObjectChangedError if the check of a warm open found the object replaced.
+
+        ``wait=False`` returns at once while the check is still out (see the module's
+        docstring: the reads made before its answer are of the cached version, whole)."""
+        check = self._check
+        if check is None or (not wait and not check.done()):
             return
         try:
-            current = self._check.result()
-        except ObjectChangedError:
-            self._store.forget(self.meta.key)
-            raise
+            check.result()
         except CancelledError:
             raise ObjectStoreUnavailableError(f"{self.location}: the store was closed") from None
-        if (current.etag, current.size) != (self.meta.etag, self.meta.size):
-            self._store.forget(self.meta.key)
-            raise ObjectChangedError(f"{self.location} was replaced since it was cached")
+        except ObjectChangedError:
+            pass
+        self._checked(check)
+        if self._changed is not None:
+            raise self._changed
         self._check = None
 
+    def _checked(self, check: Future[ObjectMeta]) -> None:
+        """Take the finished check's answer (its thread, or confirm's): a replaced object is
+        forgotten by the host and poisons this file's reads. Idempotent."""
+        if check.cancelled():
+            return
+        exc = check.exception()
+        if isinstance(exc, ObjectChangedError):
+            changed = exc
+        elif exc is None and (check.result().etag, check.result().size) != (
+            self.meta.etag,
+            self.meta.size,
+        ):
+            changed = ObjectChangedError(f"{self.location} was replaced since it was cached")
+        else:
+            return  # current, or the check failed (confirm raises its error; reads go on)
+        if self._changed is None:
+            self._changed = changed
+            self._store.forget(self.meta.key)
+
     def pread_into(self, buffer: memoryview, offset: int, what: str) -> None:
-        want = len(buffer)
-        if offset < 0 or offset + want > self._size:
+        pos = 0
+        for piece in self._pieces(offset, len(buffer), what):
+            buffer[pos : pos + len(piece)] = piece
+            pos += len(piece)
+
+    def pread(self, offset: int, length: int, what: str) -> bytes:
+        pieces = self._pieces(offset, length, what)
+        if len(pieces) == 1 and isinstance(pieces[0], bytes):
+            return pieces[0]  # a whole block kept as bytes: no copy at all
+        return b"".join(pieces)  # the one copy of the bytes asked for
+
+    def _pieces(self, offset: int, want: int, what: str) -> list[Block]:
+        """The bytes ``[offset, offset + want)`` as views of the blocks holding them."""
+        if offset < 0 or want < 0 or offset + want > self._size:
             raise CorruptImageError(
                 f"{self.name}: {what} at {offset:#x} (+{want}) is past the end of the file "
                 f"({self._size} bytes)"
             )
+        if self._changed is not None:
+            raise self._changed
         if not want:
-            return
+            return []
         bs = self._store.blocks.block_size
         first, last = offset // bs, (offset + want - 1) // bs
         self._note_access(first, last)
-        blocks = self._store.pool.get_many([self._block(i) for i in range(first, last + 1)])
-        pos = 0
-        for i, data in zip(range(first, last + 1), blocks, strict=True):
-            start = offset + pos - i * bs
-            n = min(len(data) - start, want - pos)
-            buffer[pos : pos + n] = data[start : start + n]
-            pos += n
-
-    def pread(self, offset: int, length: int, what: str) -> bytes:
-        bs = self._store.blocks.block_size
-        if offset >= 0 and length and offset + length <= self._size:
-            first = offset // bs
-            if (offset + length - 1) // bs == first:  # one block: a slice, no buffer
-                self._note_access(first, first)
-                name, size, fetch = self._block(first)
-                data = self._store.pool.get(name, size, fetch)
-                return data[offset - first * bs : offset - first * bs + length]
-        buf = bytearray(length)
-        self.pread_into(memoryview(buf), offset, what)
-        return bytes(buf)
+        pool = self._store.pool
+        if first == last:
+            blocks = [pool.get(*self._block(first))]
+        else:
+            blocks = pool.get_many([self._block(i) for i in range(first, last + 1)])
+        start = offset - first * bs
+        if len(blocks) == 1 and start == 0 and len(blocks[0]) == want:
+            return blocks
+        pieces: list[Block] = []
+        for data in blocks:
+            n = min(len(data) - start, want)
+            pieces.append(memoryview(data)[start : start + n])
+            want -= n
+            start = 0
+        return pieces
 
     def read_into(self, dst: memoryview, offset: int) -> None:
         self.pread_into(dst, offset, "data")
@@ -180,7 +225,7 @@ class S3File(SizedReader):
         end = min(self._size, start + bs)
         return f"{self._id}-{index}", end - start, lambda: self._fetch(start, end)
 
-    def _fetch(self, start: int, end: int) -> bytes:
+    def _fetch(self, start: int, end: int) -> Block:
         if self._closed:
             raise ObjectStoreUnavailableError(f"{self.location}: read after close")
         try:
@@ -204,7 +249,7 @@ class S3File(SizedReader):
         if not sequential:
             return
         n_blocks = -(-self._size // self._store.blocks.block_size)
-        ahead = range(last + 1, min(n_blocks, last + 1 + self._store.blocks.prefetch))
+        ahead = range(last + 1, min(n_blocks, last + 1 + self._store.read_ahead))
         if ahead:
             self._store.pool.prefetch([self._block(i) for i in ahead])
 
@@ -230,6 +275,13 @@ class S3Store:
         b = self.blocks
         cache = None if b.cache_dir is None else BlockCache(b.cache_dir, b.cache_capacity)
         self.pool = BlockPool(cache, b.memory_bytes, max(1, b.prefetch))
+        #: blocks a sequential reader keeps requested ahead of it: twice the fetch threads,
+        #: so a thread that finishes always finds the next block queued (with only as many
+        #: as threads, they idle whenever the reader waits on the oldest one), and no more
+        #: than half the memory of finished blocks, so none is evicted before it is read
+        self.read_ahead = max(
+            max(1, b.prefetch), min(2 * b.prefetch, b.memory_bytes // (2 * b.block_size))
+        )
 
     def open(self, name: str, relative_to: str | None = None) -> S3File:
         """Open ``name`` (see :class:`~filerestore.source.Store` for the rules)."""

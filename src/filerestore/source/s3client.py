@@ -101,8 +101,9 @@ class ObjectClient(Protocol):
         """The first ``length`` bytes of ``key`` (fewer if it is shorter) and its meta."""
         ...
 
-    def get_range(self, meta: ObjectMeta, start: int, end: int) -> bytes:
-        """Bytes ``[start, end)`` of the version ``meta`` describes (If-Match its ETag)."""
+    def get_range(self, meta: ObjectMeta, start: int, end: int) -> bytes | memoryview:
+        """Bytes ``[start, end)`` of the version ``meta`` describes (If-Match its ETag);
+        a read-only view of the client's buffer may stand for them (no copy)."""
         ...
 
     def head(self, key: str) -> ObjectMeta: ...
@@ -176,10 +177,11 @@ class ObstoreClient:
             raise ObjectStoreUnavailableError(f"{key}: the server refused a range of its start")
         return meta, b""
 
-    def get_range(self, meta: ObjectMeta, start: int, end: int) -> bytes:
+    def get_range(self, meta: ObjectMeta, start: int, end: int) -> memoryview:
         options: Any = {"range": (start, end), "if_match": meta.etag}
         try:
-            return bytes(obstore.get(self._store, meta.key, options=options).bytes())
+            # the body as Rust received it, viewed rather than copied into a bytes object
+            return memoryview(obstore.get(self._store, meta.key, options=options).bytes())
         except Exception as exc:
             raise self._error(exc, meta.key) from exc
 
