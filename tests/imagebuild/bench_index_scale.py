@@ -28,11 +28,11 @@ from __future__ import annotations
 import json
 import os
 import random
-import subprocess
 import tempfile
 from pathlib import Path
 from typing import Any
 
+from tests.imagebuild.bench_tools import run
 from tests.imagebuild.cache import cached
 from tests.imagebuild.fs_linux import data_ranges, loop_mount
 from tests.imagebuild.qcow import _overlay
@@ -43,13 +43,6 @@ PER_DIR = 1000
 WORDS = ("report", "invoice", "photo", "notes", "backup", "data", "config", "draft", "log")
 EXTS = ("txt", "pdf", "jpg", "xlsx", "docx", "csv", "json")
 CLUSTER = 4096
-
-
-def run(*cmd: str | os.PathLike[str]) -> str:
-    proc = subprocess.run([os.fspath(c) for c in cmd], capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(map(str, cmd))}: {proc.stderr.strip()[-2000:]}")
-    return proc.stdout
 
 
 def leaf_dir(i: int) -> str:
