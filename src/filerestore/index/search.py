@@ -247,7 +247,8 @@ class _Search:
                 assert q.glob is not None
                 cond, arg = "name ~* ?", glob_to_regex(to_db(q.glob))
             sql = f"SELECT id FROM index_names WHERE {cond} AND id > ? ORDER BY id LIMIT ?"
-            return [r[0] for r in store.query(sql, (arg, after, NAME_CHUNK))]
+            rows = store.query(sql, (arg, after, NAME_CHUNK), custom_plan=True)
+            return [r[0] for r in rows]
         # FTS5 uses its trigram index for ``LIKE`` only without ``ESCAPE`` (SQLite 3.40:
         # with it, every name is read); so the index gets a pattern with no escapes that
         # matches a superset, and the exact test is a second condition on its candidates

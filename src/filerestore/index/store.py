@@ -140,12 +140,17 @@ class IndexStore:
         to a partial index, and reads a whole volume instead of a few rows."""
         return f" INDEXED BY {index}" if self.dialect == "sqlite" else ""
 
-    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        """Rows of a read on the same connection; ``?`` placeholders on both databases."""
+    def query(
+        self, sql: str, params: Sequence[Any] = (), *, custom_plan: bool = False
+    ) -> list[tuple[Any, ...]]:
+        """Rows of a read on the same connection; ``?`` placeholders on both databases.
+        ``custom_plan``: PostgreSQL plans this statement for its values every time (never
+        prepared: a generic plan of a pattern match cannot tell a rare pattern from a common
+        one, and walked every name in id order instead of the trigram index)."""
         if self.dialect == "postgresql":
             sql = sql.replace("?", "%s")
             with self.raw.cursor() as cur:
-                cur.execute(sql, params)
+                cur.execute(sql, params, prepare=False if custom_plan else None)
                 return list(cur.fetchall())
         return list(self.raw.execute(sql, params).fetchall())
 
