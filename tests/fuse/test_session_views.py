@@ -11,7 +11,6 @@ import shutil
 import signal
 import subprocess
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,11 +19,14 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy import text
-from sqlalchemy.engine import make_url
 
 from filerestore.db.engine import Database
 from tests.api.server import ROOT, Server, api_client, cli, open_session
-from tests.dbfixtures import database_url, pg_admin, pg_server_url  # noqa: F401 - fixtures
+from tests.dbfixtures import (  # noqa: F401 - fixtures
+    database_url,
+    fresh_pg_database,
+    pg_server_url,
+)
 from tests.fuse.mounting import FSTYPE, mounts_at
 from tests.imagebuild.restore_tree import restore_tree
 from tests.jobs.conftest import build_repository
@@ -99,15 +101,8 @@ def database(request: pytest.FixtureRequest) -> Iterator[str | None]:
     if request.param == "sqlite":
         yield None
         return
-    server = request.getfixturevalue("pg_server_url")
-    name = f"fr_views_{uuid.uuid4().hex[:12]}"
-    with pg_admin(server) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield make_url(server).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with pg_admin(server) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with fresh_pg_database(request.getfixturevalue("pg_server_url"), "fr_views") as url:
+        yield url
 
 
 def _views(base: Path, db_url: str | None, **extra: str) -> Views:
