@@ -13,10 +13,11 @@ from filerestore.settings.group import SettingsGroup
 
 class SessionSettings(SettingsGroup):
     max_sessions: PositiveInt = 8
-    """Most restore sessions (mounts) open at once, over all workers."""
+    """Most restore sessions (mounts) open at once, over all workers. A running index pass
+    holds one of them (a session owned by "index")."""
     max_sessions_per_owner: PositiveInt = 8
     """Live sessions one token (one owner) may hold; one more is refused with 429 (session_quota)
-    and Retry-After. Admins are not limited by it."""
+    and Retry-After. Admins are not limited by it. Index passes together count as one owner."""
     mount_wait_timeout: Annotated[float, Field(ge=0, le=300)] = 0.0
     """Seconds a mount waits for a slot when the host holds max_sessions, in a first-come
     first-served queue (per worker process); then, or at once with 0, it is refused with 429
