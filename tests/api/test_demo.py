@@ -96,13 +96,12 @@ def test_serve_demo(tmp_path: Path) -> None:
         )
         assert notes.content == (DEMO / "changes/linux/home/alice/notes.txt").read_bytes()
         # the demo's backups are queued for the index and indexed by the service's runner
-        deadline = time.monotonic() + 300  # a deadline, not a timing check
+        # no deadline of its own: a hang ends at the test's pytest-timeout limit
         while True:
             states = httpx.get(f"{base}/index", headers=headers).json()["backups"]
             if [s["state"] for s in states] == ["done", "done"]:
                 break
             assert "failed" not in {s["state"] for s in states}, states
-            assert time.monotonic() < deadline, states
             time.sleep(0.5)
         hits = httpx.get(f"{base}/search", headers=headers, params={"name": "notes"}).json()
         assert [h["path"] for h in hits["hits"]] == ["/home/alice/notes.txt"]

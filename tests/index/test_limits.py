@@ -162,9 +162,8 @@ def test_a_mount_waiting_for_a_slot_goes_before_a_job(
     got: list[object] = []
     waiter = threading.Thread(target=lambda: got.append(manager.mount(ids[1], None, bob)))
     waiter.start()
-    deadline = time.monotonic() + 60  # a hang guard, not a timing check
+    # no deadline of its own: a hang ends at the test's pytest-timeout limit
     while manager.slots.waiting() == 0:
-        assert time.monotonic() < deadline
         time.sleep(0.01)
     with db.write() as s:  # alice's session ends elsewhere (another worker, the cleanup)
         s.execute(delete(RestoreMount).where(RestoreMount.id == first.mount_id))

@@ -320,9 +320,8 @@ def test_index_queued_again_on_demand(served: Served) -> None:
         assert r.status_code == 202, r.text
         job = r.json()
         assert job["backup_id"] == b0 and job["state"] in ("queued", "running", "done")
-        deadline = time.monotonic() + 300
+        # no deadline of its own: a hang ends at the test's pytest-timeout limit
         while job["state"] in ("queued", "running"):
-            assert time.monotonic() < deadline, job
             time.sleep(0.2)
             jobs = c.get("/index/jobs").json()["jobs"]
             job = next(j for j in jobs if j["id"] == job["id"])

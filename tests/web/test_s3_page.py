@@ -163,13 +163,12 @@ def test_the_s3_backup_is_indexed_and_found_by_the_search_box(page, site: Site) 
     ids = sorted(site.backups.values())
     headers = {"Authorization": f"Bearer {site.token}"}
     with httpx.Client(base_url=site.url + "/api/v1", headers=headers, timeout=60) as c:
-        deadline = time.monotonic() + 300  # a deadline for the runners, not a timing check
+        # no deadline of its own: a hang ends at the test's pytest-timeout limit
         while True:
             states = {b["backup_id"]: b for b in c.get("/index").json()["backups"]}
             if all(states[i]["state"] == "done" for i in ids):
                 break
             assert not any(states[i]["state"] == "failed" for i in ids), states
-            assert time.monotonic() < deadline, states
             time.sleep(0.5)
     entries = sum(1 for _ in site.tree.rglob("*"))
     for i in ids:  # every entry of the tree, its root and lost+found

@@ -19,13 +19,12 @@ def _index_demo(api: Env) -> None:
     with api.client("admin") as c:
         for backup_id in ids:
             assert c.post(f"{API}/backups/{backup_id}/index").status_code == 202
-        deadline = time.monotonic() + 600  # a deadline for the runner, not a timing check
+        # no deadline of its own: a hang ends at the test's pytest-timeout limit
         while True:
             states = {b["backup_id"]: b["state"] for b in c.get(f"{API}/index").json()["backups"]}
             if all(states[i] == "done" for i in ids):
                 return
             assert "failed" not in {states[i] for i in ids}, states
-            assert time.monotonic() < deadline, states
             time.sleep(0.5)
 
 
