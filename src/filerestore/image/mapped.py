@@ -22,12 +22,11 @@ import struct
 import sys
 import threading
 from array import array
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Protocol, cast
 
 from filerestore.blockio import SizedReader, clamp
 from filerestore.errors import CorruptImageError
+from filerestore.image.file_errors import naming_file
 from filerestore.image.metadata import MetadataCache
 from filerestore.source import SourceFile
 
@@ -146,7 +145,7 @@ class MappedLayer(SizedReader):
         raise CorruptImageError(f"{self.name}: compressed data in a format without compression")
 
     def _read(self, offset: int, n: int) -> bytes:
-        with self._located():
+        with naming_file(self.name, CorruptImageError):
             runs = self._runs(offset, offset + n)
             if len(runs) == 1 and runs[0][0] == DATA:
                 file = runs[0][3]
@@ -158,17 +157,8 @@ class MappedLayer(SizedReader):
 
     def read_into(self, dst: memoryview, offset: int) -> None:
         """Fill ``dst`` with the guest bytes at ``offset`` (the chain fills one buffer)."""
-        with self._located():
+        with naming_file(self.name, CorruptImageError):
             self._fill(dst, offset, self._runs(offset, offset + len(dst)))
-
-    @contextmanager
-    def _located(self) -> Iterator[None]:
-        try:
-            yield
-        except CorruptImageError as exc:
-            if self.name in str(exc):
-                raise
-            raise CorruptImageError(f"{self.name}: {exc}") from exc
 
     def _fill(self, view: memoryview, offset: int, runs: list[Run]) -> None:
         for kind, start, length, file, host in runs:

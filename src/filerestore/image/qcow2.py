@@ -18,12 +18,12 @@ import sys
 import threading
 from array import array
 from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Protocol, cast
 
 from filerestore.blockio import SizedReader, clamp
 from filerestore.errors import CorruptImageError
 from filerestore.image.compression import decompress_cluster
+from filerestore.image.file_errors import naming_file
 from filerestore.image.metadata import L1_PIECE_BYTES, MetadataCache, l1_bytes_needed
 from filerestore.image.qcow2_entries import (
     L2E_OFFSET_MASK,
@@ -206,7 +206,7 @@ class Qcow2Layer(SizedReader):
             pos += m
 
     def _read(self, offset: int, n: int) -> bytes:
-        with self._located():
+        with naming_file(self.file.name, CorruptImageError):
             runs = self._runs(offset, offset + n)
             if len(runs) == 1 and runs[0][0] == ClusterType.NORMAL:
                 return self.data.pread(runs[0][3], n, "data cluster")
@@ -219,18 +219,8 @@ class Qcow2Layer(SizedReader):
 
         The chain fills one buffer top to bottom: no layer copies what a layer below read.
         """
-        with self._located():
+        with naming_file(self.file.name, CorruptImageError):
             self._fill(dst, offset, self._runs(offset, offset + len(dst)))
-
-    @contextmanager
-    def _located(self) -> Iterator[None]:
-        try:
-            yield
-        except CorruptImageError as exc:
-            where = self.file.name
-            if where in str(exc):
-                raise
-            raise CorruptImageError(f"{where}: {exc}") from exc
 
     def _fill(self, view: memoryview, offset: int, runs: list[_Run]) -> None:
         for kind, start, length, host in runs:

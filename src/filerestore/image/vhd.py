@@ -29,6 +29,7 @@ from filerestore.errors import (
     CorruptImageError,
     UnsupportedImageError,
 )
+from filerestore.image.file_errors import OPEN_ERRORS, naming_file
 from filerestore.image.format_link import FormatLink
 from filerestore.image.mapped import (
     DATA,
@@ -207,7 +208,7 @@ class VhdLayer(MappedLayer):
 
 def open_vhd(store: Store, file: SourceFile, head: bytes) -> FormatLink:
     del store  # a VHD is one file; its parent is opened by the chain walker
-    try:
+    with naming_file(file.name, *OPEN_ERRORS):
         raw = head[:SECTOR] if head[:8] == COOKIE else _end_footer(file)
         if raw is None or len(raw) < SECTOR:
             raise CorruptImageError("not a VHD: no footer at the start or the end of the file")
@@ -224,10 +225,6 @@ def open_vhd(store: Store, file: SourceFile, head: bytes) -> FormatLink:
                 )
             return _link(file, footer, None, None)
         return _dynamic(file, footer)
-    except (CorruptImageError, UnsupportedImageError, BackingFileRefusedError) as exc:
-        if file.name in str(exc):
-            raise
-        raise type(exc)(f"{file.name}: {exc}") from exc
 
 
 def _dynamic(file: SourceFile, footer: Footer) -> FormatLink:

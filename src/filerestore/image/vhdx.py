@@ -33,6 +33,7 @@ from filerestore.errors import (
     CorruptImageError,
     UnsupportedImageError,
 )
+from filerestore.image.file_errors import OPEN_ERRORS, naming_file
 from filerestore.image.format_link import FormatLink
 from filerestore.image.mapped import (
     DATA,
@@ -158,12 +159,8 @@ class VhdxLayer(MappedLayer):
 
 def open_vhdx(store: Store, file: SourceFile, head: bytes) -> FormatLink:
     del store  # a VHDX is one file; its parent is opened by the chain walker
-    try:
+    with naming_file(file.name, *OPEN_ERRORS):
         return _open(file)
-    except (CorruptImageError, UnsupportedImageError, BackingFileRefusedError) as exc:
-        if file.name in str(exc):
-            raise
-        raise type(exc)(f"{file.name}: {exc}") from exc
 
 
 def _open(file: SourceFile) -> FormatLink:
