@@ -11,12 +11,13 @@ from collections.abc import Hashable
 
 from filerestore.blockio import Closing, SizedReader
 from filerestore.image.chain import ChainLink, OpenedLink, confirm_chain, open_chain
+from filerestore.image.mapped import Layer
 from filerestore.image.metadata import (
     DEFAULT_METADATA_BUDGET,
     MetadataCache,
     layer_working_set,
 )
-from filerestore.image.qcow2 import Layer, Qcow2Layer
+from filerestore.image.qcow2 import Qcow2Layer
 from filerestore.image.qcow2_data_file import RawDataFile
 from filerestore.source import LocalStore, Store
 

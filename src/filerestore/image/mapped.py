@@ -22,6 +22,7 @@ import struct
 import sys
 import threading
 from array import array
+from dataclasses import InitVar, dataclass
 from typing import Protocol, cast
 
 from filerestore.blockio import SizedReader, clamp
@@ -57,6 +58,16 @@ def zero_fill(dst: memoryview) -> None:
         chunk[:] = zeros[: len(chunk)]
 
 
+def read_backing(backing: Layer | None, dst: memoryview, start: int) -> None:
+    """Fill ``dst`` with the parent's bytes at guest offset ``start``: past the parent's end
+    (a child may have been grown), or with no parent, a layer reads zeros."""
+    m = 0 if backing is None else clamp(backing.size, start, len(dst))
+    if backing is not None and m:
+        backing.read_into(dst[:m], start)
+    if m < len(dst):
+        zero_fill(dst[m:])
+
+
 def add_run(
     runs: list[Run], kind: int, start: int, n: int, file: SourceFile | None, host: int
 ) -> None:
@@ -89,6 +100,7 @@ def le32_array(data: bytes, big_endian: bool = False) -> array[int]:
     return table
 
 
+@dataclass(eq=False)
 class Table:
     """``count`` integer entries of ``fmt`` ("<I", ">I", "<Q") at ``offset`` of ``file``.
 
@@ -96,14 +108,14 @@ class Table:
     entry in them is first asked for.
     """
 
-    def __init__(
-        self, file: SourceFile, offset: int, count: int, fmt: str, what: str, cache: MetadataCache
-    ) -> None:
-        self.file = file
-        self.offset = offset
-        self.count = count
-        self.what = what
-        self._cache = cache
+    file: SourceFile
+    offset: int
+    count: int
+    fmt: InitVar[str]
+    what: str
+    _cache: MetadataCache
+
+    def __post_init__(self, fmt: str) -> None:
         self._code = {"I": "I", "Q": "Q"}[fmt[1]]
         self._swap = (fmt[0] == ">") == (sys.byteorder == "little")
         self._size = struct.calcsize(fmt)
@@ -167,17 +179,8 @@ class MappedLayer(SizedReader):
                 assert file is not None
                 file.pread_into(dst, host, "data")
             elif kind == UNALLOCATED:
-                self._read_backing(dst, start)
+                read_backing(self.backing, dst, start)
             elif kind == COMPRESSED:
                 self._fill_compressed(dst, start, host)
             else:
                 zero_fill(dst)
-
-    def _read_backing(self, dst: memoryview, start: int) -> None:
-        # past the parent's end (or with no parent) the layer reads zeros
-        backing = self.backing
-        m = 0 if backing is None else clamp(backing.size, start, len(dst))
-        if backing is not None and m:
-            backing.read_into(dst[:m], start)
-        if m < len(dst):
-            zero_fill(dst[m:])
