@@ -68,6 +68,17 @@ def read_backing(backing: Layer | None, dst: memoryview, start: int) -> None:
         zero_fill(dst[m:])
 
 
+def bitmap_span(byte: int, bit: int, at: int, sector: int, msb_first: bool) -> tuple[int, bool]:
+    """One step through a sector bitmap (VHD, VHDX): from byte ``at`` of a block, whose
+    sector is bit ``bit`` (0-7) of bitmap byte ``byte``, how many bytes read from one place,
+    and whether that is this file (a set bit) or the parent. A byte all set or all clear
+    covers the rest of its eight sectors at once, any other byte the rest of this sector.
+    ``msb_first``: bit 7 of a byte is its first sector (VHD), else bit 0 (VHDX)."""
+    if byte in (0, 0xFF):
+        return (8 - bit) * sector - at % sector, byte == 0xFF
+    return sector - at % sector, bool(byte >> (7 - bit if msb_first else bit) & 1)
+
+
 def add_run(
     runs: list[Run], kind: int, start: int, n: int, file: SourceFile | None, host: int
 ) -> None:

@@ -41,6 +41,7 @@ from filerestore.image.mapped import (
     Run,
     Table,
     add_run,
+    bitmap_span,
     cache_key,
 )
 from filerestore.image.metadata import MetadataCache
@@ -190,13 +191,8 @@ class VhdLayer(MappedLayer):
         sector = into // SECTOR
         at = into
         while at < end:
-            byte = bitmap[sector >> 3]
-            if byte in (0, 0xFF):  # the rest of this byte's eight sectors at once
-                span = (8 - (sector & 7)) * SECTOR - at % SECTOR
-                present = byte == 0xFF
-            else:
-                span = SECTOR - at % SECTOR
-                present = bool(byte >> (7 - (sector & 7)) & 1)  # bit 7 of byte 0 is sector 0
+            # bit 7 of byte 0 is sector 0
+            span, present = bitmap_span(bitmap[sector >> 3], sector & 7, at, SECTOR, True)
             m = min(span, end - at)
             if present:
                 add_run(runs, DATA, pos + at - into, m, self.file, data + at)

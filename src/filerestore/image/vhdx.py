@@ -45,6 +45,7 @@ from filerestore.image.mapped import (
     Run,
     Table,
     add_run,
+    bitmap_span,
     cache_key,
 )
 from filerestore.image.metadata import MetadataCache
@@ -136,13 +137,7 @@ class VhdxLayer(MappedLayer):
             bit = block_bit + at // sector
             piece = self._bitmap_piece(sb_offset, bit >> 15)  # 4 KiB pieces: 2^15 bits
             b = bit & 0x7FFF
-            byte = piece[b >> 3]
-            if byte in (0, 0xFF):  # the rest of this byte's eight sectors at once
-                span = (8 - (b & 7)) * sector - at % sector
-                present = byte == 0xFF
-            else:
-                span = sector - at % sector
-                present = bool(byte >> (b & 7) & 1)
+            span, present = bitmap_span(piece[b >> 3], b & 7, at, sector, False)
             m = min(span, end - at)
             kind = DATA if present else UNALLOCATED
             add_run(runs, kind, pos + at - into, m, self.file if present else None, host + at)
