@@ -42,9 +42,10 @@ class Served:
         return httpx.Client(base_url=self.url + API, headers=headers, timeout=120)
 
 
-def _wait_indexed(c: httpx.Client, ids: list[int], limit: float = 600) -> dict[int, Any]:
-    """Poll the index states until every backup is done (a deadline, not a timing check)."""
-    deadline = time.monotonic() + limit
+def _wait_indexed(c: httpx.Client, ids: list[int]) -> dict[int, Any]:
+    """Poll the index states until every backup is done; a failed one fails at once.
+
+    No deadline of its own: a hang ends at the test's pytest-timeout limit."""
     while True:
         r = c.get("/index")
         assert r.status_code == 200, r.text
@@ -52,7 +53,6 @@ def _wait_indexed(c: httpx.Client, ids: list[int], limit: float = 600) -> dict[i
         if all(states[i]["state"] == "done" for i in ids):
             return states
         assert not any(states[i]["state"] == "failed" for i in ids), states
-        assert time.monotonic() < deadline, states
         time.sleep(0.3)
 
 
