@@ -15,6 +15,7 @@ import os
 import stat
 import struct
 import tarfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
@@ -96,8 +97,11 @@ def write_stream(stream, path: Path) -> Path:
     return path
 
 
-def compare_extracted(dest: Path, expected: dict[str, Path], *, dirs: bool = True) -> None:
-    """An extracted tree against the source: names, kinds, bytes, modes, mtimes, links."""
+def extracted_pairs(
+    dest: Path, expected: dict[str, Path]
+) -> Iterator[tuple[str, Path, os.stat_result, os.stat_result]]:
+    """An extracted tree against the source: the same names, each of the same kind, links with
+    the same targets; then every other name with its source and both their stats."""
     got = {}
     for dirpath, dirnames, filenames in os.walk(dest):
         for n in dirnames + filenames:
@@ -109,13 +113,19 @@ def compare_extracted(dest: Path, expected: dict[str, Path], *, dirs: bool = Tru
         assert stat.S_IFMT(s.st_mode) == stat.S_IFMT(d.st_mode), name
         if stat.S_ISLNK(s.st_mode):
             assert src.readlink() == got[name].readlink(), name
-            continue
+        else:
+            yield name, src, s, d
+
+
+def compare_extracted(dest: Path, expected: dict[str, Path], *, dirs: bool = True) -> None:
+    """An extracted tree against the source: names, kinds, bytes, modes, mtimes, links."""
+    for name, src, s, d in extracted_pairs(dest, expected):
         if stat.S_ISDIR(s.st_mode) and not dirs:
             continue
         assert perms(s) == stat.S_IMODE(d.st_mode), name
         assert s.st_mtime_ns // 10**9 == d.st_mtime_ns // 10**9, name
         if stat.S_ISREG(s.st_mode):
-            assert src.read_bytes() == got[name].read_bytes(), name
+            assert src.read_bytes() == (dest / name).read_bytes(), name
 
 
 class IterFile(io.RawIOBase):
