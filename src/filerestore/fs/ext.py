@@ -32,7 +32,6 @@ import pyfsext
 
 from filerestore.blockio import Reader
 from filerestore.errors import FilesystemError
-from filerestore.fs import ext_xattr
 from filerestore.fs.contents import FileContents
 from filerestore.fs.corrupt import parse_errors
 from filerestore.fs.entry import Entry, EntryKind
@@ -368,7 +367,10 @@ class ExtFilesystem(LibyalFilesystem):
         return self._max_sizes[1 if node.flags & EXTENTS_FL else 0]
 
     def _xattrs(self, node: Inode) -> dict[str, bytes]:
-        # read here, not through the library: see fs/ext_xattr.py
+        # read here, not through the library: see fs/ext_xattr.py (imported with the first
+        # xattrs read: a listing needs none; CLI start-up, issue 14)
+        from filerestore.fs import ext_xattr
+
         sb = self.superblock
         found: dict[str, bytes] = {}
         if sb.inode_size > GOOD_OLD_INODE_SIZE:
