@@ -82,6 +82,8 @@ GROUP_DESC_SIZE = 32  # without INCOMPAT_64BIT
 
 @dataclass(frozen=True, slots=True)
 class Superblock:
+    """The fields of an ext2/3/4 superblock this module reads."""
+
     magic: int
     log_block_size: int
     feature_compat: int

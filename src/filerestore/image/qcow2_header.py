@@ -83,6 +83,8 @@ _FEATURE_ENTRY = 48  # type (1), bit (1), name (46)
 
 @dataclass(frozen=True)
 class Qcow2Header:
+    """The fields of a QCOW2 header (version 2 or 3), as stored."""
+
     version: int
     backing_file_offset: int
     backing_file_size: int
@@ -127,6 +129,8 @@ class Qcow2Header:
 
 @dataclass(frozen=True)
 class Qcow2Extensions:
+    """What the header extensions say: backing format, feature names, data file."""
+
     backing_format: str | None
     # incompatible bit -> name, from the image's own feature name table
     feature_names: dict[int, str]

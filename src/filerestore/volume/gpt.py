@@ -36,6 +36,8 @@ _UNUSED_TYPE = bytes(16)
 
 @dataclass(frozen=True)
 class GptHeader:
+    """A verified GPT header: its disk GUID, usable range and where its entry array lies."""
+
     sector_size: int
     my_lba: int
     alternate_lba: int
@@ -50,6 +52,8 @@ class GptHeader:
 
 @dataclass(frozen=True)
 class GptPartition:
+    """One used slot of the partition entry array."""
+
     number: int  # 1-based slot in the entry array, as Linux numbers GPT partitions
     type_guid: str
     unique_guid: str
@@ -61,6 +65,8 @@ class GptPartition:
 
 @dataclass(frozen=True)
 class GptTable:
+    """A verified GPT: the header read and its used partitions, in slot order."""
+
     header: GptHeader
     partitions: tuple[GptPartition, ...]
     used_backup: bool  # the primary header was unusable and the backup was read
