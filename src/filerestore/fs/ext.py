@@ -26,7 +26,7 @@ from __future__ import annotations
 import stat
 import struct
 from collections.abc import Hashable, Iterator
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import pyfsext
 
@@ -80,8 +80,9 @@ COMPAT_SPARSE_SUPER2 = 0x0200
 GROUP_DESC_SIZE = 32  # without INCOMPAT_64BIT
 
 
-@dataclass(frozen=True, slots=True)
-class Superblock:
+# A NamedTuple, not a frozen dataclass: creating a dataclass compiles its methods,
+# which every CLI start-up would pay for (issue 14)
+class Superblock(NamedTuple):
     """The fields of an ext2/3/4 superblock this module reads."""
 
     magic: int
