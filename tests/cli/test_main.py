@@ -214,8 +214,9 @@ _DATACLASSES_MADE = (
     "sys.exit(code)\n"
 )
 
-#: the dataclasses `ls` of a QCOW2 + GPT + ext4 backup may create: records other layers take
-#: apart with dataclasses.asdict, replace or fields, or compare without one of their fields
+#: the dataclasses `ls` of a QCOW2 + GPT + ext4 backup still creates, each at a cost to every
+#: start-up: Entry goes through dataclasses.asdict, ChainLink through replace, Volume compares
+#: without its reader; the chain's and the local store's other records are not converted yet
 LS_DATACLASSES = {
     "filerestore.fs.entry.Entry",
     "filerestore.image.chain.ChainLink",
