@@ -216,11 +216,14 @@ _DATACLASSES_MADE = (
 
 #: the dataclasses `ls` of a QCOW2 + GPT + ext4 backup still creates, each at a cost to every
 #: start-up: Entry goes through dataclasses.asdict, ChainLink through replace, Volume compares
-#: without its reader; the chain's and the local store's other records are not converted yet
+#: without its reader; the chain's and the local store's other records, and the mapped
+#: formats' Table (which QCOW2 reads through since image.mapped became shared), are not
+#: converted yet
 LS_DATACLASSES = {
     "filerestore.fs.entry.Entry",
     "filerestore.image.chain.ChainLink",
     "filerestore.image.chain.OpenedLink",
+    "filerestore.image.mapped.Table",
     "filerestore.source.local.FileIdentity",
     "filerestore.source.local.FileSignature",
     "filerestore.source.local.StoreStat",
