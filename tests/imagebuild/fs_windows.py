@@ -18,21 +18,21 @@ back out for FAT) and compared with its source tree before it enters the cache.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
 import stat
 import struct
-import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from tests.imagebuild import commands
 from tests.imagebuild.cache import cached
+from tests.imagebuild.commands import loop_device, mounted
 from tests.imagebuild.tree import EXFAT, FAT, NTFS, Features, MiB, block_content, make_tree
 
 NTFS_TREE = replace(NTFS, many=2000)
@@ -144,45 +144,7 @@ def source_tree(
 
 
 def _run(*args: str | os.PathLike[str], env: dict[str, str] | None = None) -> str:
-    full_env = {**os.environ, "TZ": "UTC", "LC_ALL": "C.UTF-8", **(env or {})}
-    proc = subprocess.run(
-        [os.fspath(a) for a in args],
-        capture_output=True,
-        text=True,
-        errors="surrogateescape",  # 7zz prints OEM-code-page 8.3 names as raw bytes
-        env=full_env,
-        check=False,
-    )
-    if proc.returncode != 0:
-        raise RuntimeError(f"{args[0]} failed ({proc.returncode}): {proc.stderr.strip()}")
-    return proc.stdout
-
-
-@contextlib.contextmanager
-def _fuse_mount(argv: list[str], mountpoint: Path) -> Iterator[Path]:
-    mountpoint.mkdir(parents=True, exist_ok=True)
-    _run(*argv, mountpoint)
-    try:
-        yield mountpoint
-    finally:
-        for _ in range(50):
-            proc = subprocess.run(
-                ["umount", os.fspath(mountpoint)], capture_output=True, check=False
-            )
-            if proc.returncode == 0:
-                break
-            time.sleep(0.1)
-        else:
-            subprocess.run(["umount", "-l", os.fspath(mountpoint)], check=False)
-
-
-@contextlib.contextmanager
-def _loop_device(image: Path) -> Iterator[str]:
-    dev = _run("losetup", "-f", "--show", image).strip()
-    try:
-        yield dev
-    finally:
-        subprocess.run(["losetup", "-d", dev], check=False)
+    return commands.run(*args, env={**commands.UTC_C, **(env or {})})
 
 
 # --- verification ------------------------------------------------------------------------------
@@ -321,9 +283,9 @@ def _build_ntfs(
         _run("mkntfs", "-F", "-Q", "-L", label, out)
         with tempfile.TemporaryDirectory(prefix="fr-ntfs-") as tmp:
             rw, ro = "compression,streams_interface=xattr", "ro,streams_interface=xattr"
-            with _fuse_mount(["ntfs-3g", "-o", rw, os.fspath(out)], Path(tmp) / "m") as m:
+            with mounted(["ntfs-3g", "-o", rw, os.fspath(out)], Path(tmp) / "m") as m:
                 populate(tree, m)
-            with _fuse_mount(["ntfs-3g", "-o", ro, os.fspath(out)], Path(tmp) / "v") as m:
+            with mounted(["ntfs-3g", "-o", ro, os.fspath(out)], Path(tmp) / "v") as m:
                 verify(tree, m)
 
     return build
@@ -376,10 +338,10 @@ def _build_exfat(
         with out.open("wb") as fh:
             fh.truncate(size)
         _run("mkfs.exfat", "-L", "FREXFAT", out)
-        with tempfile.TemporaryDirectory(prefix="fr-exfat-") as tmp, _loop_device(out) as dev:
-            with _fuse_mount(["mount.exfat-fuse", dev], Path(tmp) / "m") as m:
+        with tempfile.TemporaryDirectory(prefix="fr-exfat-") as tmp, loop_device(out) as dev:
+            with mounted(["mount.exfat-fuse", dev], Path(tmp) / "m") as m:
                 copy(tree, m)
-            with _fuse_mount(["mount.exfat-fuse", "-o", "ro", dev], Path(tmp) / "v") as m:
+            with mounted(["mount.exfat-fuse", "-o", "ro", dev], Path(tmp) / "v") as m:
                 # exFAT could keep 10 ms, but exfat-fuse writes whole seconds (even ones)
                 compare_trees(tree, m, mtime_tolerance_ns=2_000_000_000)
 
