@@ -44,19 +44,7 @@ def _vhd_dynamic(
         64,
         (struct.unpack_from(">I", footer, 64)[0] + footer_checksum_delta) & 0xFFFFFFFF,
     )
-    header = bytearray(1024)
-    struct.pack_into(
-        ">8sQQIIII",
-        header,
-        0,
-        b"cxsparse",
-        0xFFFFFFFFFFFFFFFF,
-        bat_offset,
-        0x10000,
-        entries,
-        block,
-        0,
-    )
+    header = fb.vhd_dynamic_header(bat_offset, entries, block)
     struct.pack_into(">I", header, 36, fb.vhd_checksum(header, 36))
     bat = struct.pack(">I", bat0) + b"\xff" * 4 * (entries - 1)
     out = bytes(footer) + bytes(header) + bat.ljust(512, b"\xff") + bytes(footer)
