@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.imagebuild.bench_tools import build_once, lay, mounted, random_file, run
-from tests.imagebuild.disk import loop_device
+from tests.imagebuild.commands import loop_device
 
 MiB = 1 << 20
 VERSION = 3

@@ -5,7 +5,7 @@ Every image here is built once by the same machinery as the test images
 ``FILERESTORE_TEST_CACHE``; nothing is committed. The images are small on purpose: a
 harness overlays its mutations on one of them (:mod:`fuzz.patches`), and a small tree keeps
 every execution short. The partition-table and LVM seeds are the test suite's own disks
-(:mod:`tests.imagebuild.disk`).
+(:mod:`tests.imagebuild.disk`, :mod:`tests.imagebuild.lvm_disks`).
 
 Tools: ``mke2fs -d`` (ext2/3/4), ``mkfs.xfs`` + ``cp -a`` through a loop mount, ``mkfs.btrfs``
 + ``cp -a`` under ``compress=`` mount options, ``mkntfs`` + ``ntfs-3g``, ``mkfs.vfat`` +
