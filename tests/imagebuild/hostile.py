@@ -17,17 +17,17 @@ import os
 import stat
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 from filerestore.errors import (
     BackingChainLoopError,
     BackingChainTooDeepError,
     BackingFileRefusedError,
     CorruptImageError,
-    FileRestoreError,
     ImageNotFoundError,
     UnsupportedImageError,
 )
+from tests.imagebuild.hostile_case import HostileImage, repo_dir, write_file
 from tests.imagebuild.qcow2_bytes import (
     AUTOCLEAR_DATA_FILE_RAW,
     COMPRESSED,
@@ -55,28 +55,7 @@ __all__ = [
     "HostileImage",
     "data_file_image",
     "qcow2_image",
-    "repo_dir",
-    "write_file",
 ]
-
-
-class HostileImage(NamedTuple):
-    name: str
-    build: Callable[[Path], Path]
-    error: type[FileRestoreError]
-    match: str
-
-
-def repo_dir(workdir: Path) -> Path:
-    """``workdir / "repo"``, the repository root of every hostile entry, made if missing."""
-    repo = workdir / "repo"
-    repo.mkdir(parents=True, exist_ok=True)
-    return repo
-
-
-def write_file(path: Path, data: bytes) -> Path:
-    path.write_bytes(data)
-    return path
 
 
 def _single(**kw: object) -> Callable[[Path], Path]:

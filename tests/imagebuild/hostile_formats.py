@@ -12,7 +12,7 @@ The entries live by format in :mod:`tests.imagebuild.hostile_vmdk` and
 
 from __future__ import annotations
 
-from tests.imagebuild.hostile import HostileImage
+from tests.imagebuild.hostile_case import HostileImage
 from tests.imagebuild.hostile_vhd import HOSTILE_VHD
 from tests.imagebuild.hostile_vmdk import HOSTILE_VMDK
 

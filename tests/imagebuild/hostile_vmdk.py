@@ -20,7 +20,7 @@ from filerestore.errors import (
     UnsupportedImageError,
 )
 from tests.imagebuild import formats_bytes as fb
-from tests.imagebuild.hostile import HostileImage, repo_dir, write_file
+from tests.imagebuild.hostile_case import HostileImage, repo_dir, write_file
 
 MiB = fb.MiB
 PATTERN = bytes(range(256)) * 256  # one 64 KiB grain

@@ -1,0 +1,29 @@
+"""What every hostile image list shares (hostile.py, hostile_vmdk.py, hostile_vhd.py): the
+entry type, and the repository directory its builder writes into."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import NamedTuple
+
+from filerestore.errors import FileRestoreError
+
+
+class HostileImage(NamedTuple):
+    name: str
+    build: Callable[[Path], Path]
+    error: type[FileRestoreError]
+    match: str
+
+
+def repo_dir(workdir: Path) -> Path:
+    """``workdir / "repo"``, the repository root of every hostile entry, made if missing."""
+    repo = workdir / "repo"
+    repo.mkdir(parents=True, exist_ok=True)
+    return repo
+
+
+def write_file(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    return path
