@@ -402,29 +402,28 @@ HOSTILE: list[HostileImage] = [
         CorruptImageError,
         "compressed cluster",
     ),
-    HostileImage(
-        "l2-table-past-eof",
-        _single(l1_entry=(1 << 30) | COPIED),
-        CorruptImageError,
-        "past the end of the file",
-    ),
-    HostileImage(
-        "l2-table-unaligned",
-        _single(l1_entry=(L2 * CS + 512) | COPIED),
-        CorruptImageError,
-        "not cluster-aligned",
-    ),
-    HostileImage(
-        "data-cluster-past-eof",
-        _single(l2_entry=(1 << 30) | COPIED),
-        CorruptImageError,
-        "past the end of the file",
-    ),
-    HostileImage(
-        "data-cluster-unaligned",
-        _single(l2_entry=(DATA * CS + 512) | COPIED),
-        CorruptImageError,
-        "not cluster-aligned",
+    # the L1 entry (to the L2 table) and the L2 entry (to the data cluster), each pointing
+    # past the end of the file or off a cluster boundary
+    *(
+        case
+        for target, entry, cluster in (
+            ("l2-table", "l1_entry", L2),
+            ("data-cluster", "l2_entry", DATA),
+        )
+        for case in (
+            HostileImage(
+                f"{target}-past-eof",
+                _single(**{entry: (1 << 30) | COPIED}),
+                CorruptImageError,
+                "past the end of the file",
+            ),
+            HostileImage(
+                f"{target}-unaligned",
+                _single(**{entry: (cluster * CS + 512) | COPIED}),
+                CorruptImageError,
+                "not cluster-aligned",
+            ),
+        )
     ),
 ]
 
