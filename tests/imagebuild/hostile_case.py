@@ -1,5 +1,5 @@
 """What every hostile image list shares (hostile.py, hostile_vmdk.py, hostile_vhd.py): the
-entry type, and the repository directory its builder writes into."""
+entry type, the repository directory its builder writes into, and the refusal of a loop."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
 
-from filerestore.errors import FileRestoreError
+from filerestore.errors import BackingChainLoopError, FileRestoreError
 
 
 class HostileImage(NamedTuple):
@@ -27,3 +27,9 @@ def repo_dir(workdir: Path) -> Path:
 def write_file(path: Path, data: bytes) -> Path:
     path.write_bytes(data)
     return path
+
+
+def chain_loop(name: str, build: Callable[[Path], Path]) -> HostileImage:
+    """An entry whose chain of parents comes back to a file already in it: every format's
+    chain walker refuses it the same way."""
+    return HostileImage(name, build, BackingChainLoopError, "already in the chain")

@@ -11,13 +11,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 from filerestore.errors import (
-    BackingChainLoopError,
     BackingFileRefusedError,
     CorruptImageError,
     UnsupportedImageError,
 )
 from tests.imagebuild import formats_bytes as fb
-from tests.imagebuild.hostile_case import HostileImage, repo_dir, write_file
+from tests.imagebuild.hostile_case import HostileImage, chain_loop, repo_dir, write_file
 
 MiB = fb.MiB
 
@@ -199,7 +198,7 @@ HOSTILE_VHD: list[HostileImage] = [
         "past the end of the file",
     ),
     HostileImage("vhdx-truncated", _vhdx_truncated, CorruptImageError, "shorter than its headers"),
-    HostileImage("vhdx-parent-loop", _vhdx_loop, BackingChainLoopError, "already in the chain"),
+    chain_loop("vhdx-parent-loop", _vhdx_loop),
     HostileImage(
         "vhdx-parent-absolute-only",
         _vhdx_child(
