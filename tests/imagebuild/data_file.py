@@ -24,7 +24,8 @@ from pathlib import Path
 
 from tests.imagebuild import qcow
 from tests.imagebuild.cache import cached
-from tests.imagebuild.commands import file_id, run
+from tests.imagebuild.commands import file_id
+from tests.imagebuild.commands import run as run  # the tests call it through this module too
 from tests.imagebuild.sparse import copytree_sparse
 from tests.imagebuild.tree import MiB
 

@@ -25,7 +25,8 @@ from pathlib import Path
 from tests.imagebuild import formats_bytes as fb
 from tests.imagebuild import qcow
 from tests.imagebuild.cache import cached
-from tests.imagebuild.commands import file_id, run
+from tests.imagebuild.commands import file_id
+from tests.imagebuild.commands import run as run  # the tests call it through this module too
 from tests.imagebuild.sparse import copy_sparse
 from tests.imagebuild.tree import MiB, block_content
 
