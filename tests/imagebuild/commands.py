@@ -68,11 +68,13 @@ def unmount(mnt: Path) -> None:
 
 
 @contextlib.contextmanager
-def mounted(argv: Sequence[str | os.PathLike[str]], mnt: Path) -> Iterator[Path]:
-    """``argv`` (a mount command or a FUSE driver, without its mount point) mounted on ``mnt``
-    (made here if missing), unmounted after."""
+def mounted(
+    argv: Sequence[str | os.PathLike[str]], mnt: Path, env: Mapping[str, str] | None = None
+) -> Iterator[Path]:
+    """``argv`` (a mount command or a FUSE driver, without its mount point, run with ``env``
+    added) mounted on ``mnt`` (made here if missing), unmounted after."""
     mnt.mkdir(parents=True, exist_ok=True)
-    run(*argv, mnt)
+    run(*argv, mnt, env=env)
     try:
         yield mnt
     finally:

@@ -33,9 +33,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tests.imagebuild.cache import cached
-from tests.imagebuild.commands import mounted
 from tests.imagebuild.fs_linux import run, verify_mount
-from tests.imagebuild.fs_windows import _run, compare_trees
+from tests.imagebuild.fs_windows import _fuse_mount, _run, compare_trees
 from tests.imagebuild.tree import MiB, block_content
 
 # --- Btrfs over two devices -------------------------------------------------------------------
@@ -236,10 +235,10 @@ def _ntfs(
             fh.truncate(size)
         _run("mkntfs", "-F", "-Q", "-L", "FRSPECIAL", out)
         with tempfile.TemporaryDirectory(prefix="fr-ntfs-") as tmp:
-            with mounted(["ntfs-3g", "-o", options, os.fspath(out)], Path(tmp) / "m") as m:
+            with _fuse_mount(["ntfs-3g", "-o", options, os.fspath(out)], Path(tmp) / "m") as m:
                 populate(m)
             ro = f"ro,{options}"
-            with mounted(["ntfs-3g", "-o", ro, os.fspath(out)], Path(tmp) / "v") as m:
+            with _fuse_mount(["ntfs-3g", "-o", ro, os.fspath(out)], Path(tmp) / "v") as m:
                 verify(m)
 
     return build

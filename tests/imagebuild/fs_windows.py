@@ -18,6 +18,7 @@ back out for FAT) and compared with its source tree before it enters the cache.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import stat
@@ -32,7 +33,7 @@ from typing import Any
 
 from tests.imagebuild import commands
 from tests.imagebuild.cache import cached
-from tests.imagebuild.commands import loop_device, mounted
+from tests.imagebuild.commands import loop_device
 from tests.imagebuild.tree import EXFAT, FAT, NTFS, Features, MiB, block_content, make_tree
 
 NTFS_TREE = replace(NTFS, many=2000)
@@ -145,6 +146,10 @@ def source_tree(
 
 def _run(*args: str | os.PathLike[str], env: dict[str, str] | None = None) -> str:
     return commands.run(*args, env={**commands.UTC_C, **(env or {})})
+
+
+def _fuse_mount(argv: list[str], mountpoint: Path) -> contextlib.AbstractContextManager[Path]:
+    return commands.mounted(argv, mountpoint, env=commands.UTC_C)
 
 
 # --- verification ------------------------------------------------------------------------------
@@ -283,9 +288,9 @@ def _build_ntfs(
         _run("mkntfs", "-F", "-Q", "-L", label, out)
         with tempfile.TemporaryDirectory(prefix="fr-ntfs-") as tmp:
             rw, ro = "compression,streams_interface=xattr", "ro,streams_interface=xattr"
-            with mounted(["ntfs-3g", "-o", rw, os.fspath(out)], Path(tmp) / "m") as m:
+            with _fuse_mount(["ntfs-3g", "-o", rw, os.fspath(out)], Path(tmp) / "m") as m:
                 populate(tree, m)
-            with mounted(["ntfs-3g", "-o", ro, os.fspath(out)], Path(tmp) / "v") as m:
+            with _fuse_mount(["ntfs-3g", "-o", ro, os.fspath(out)], Path(tmp) / "v") as m:
                 verify(tree, m)
 
     return build
@@ -339,9 +344,9 @@ def _build_exfat(
             fh.truncate(size)
         _run("mkfs.exfat", "-L", "FREXFAT", out)
         with tempfile.TemporaryDirectory(prefix="fr-exfat-") as tmp, loop_device(out) as dev:
-            with mounted(["mount.exfat-fuse", dev], Path(tmp) / "m") as m:
+            with _fuse_mount(["mount.exfat-fuse", dev], Path(tmp) / "m") as m:
                 copy(tree, m)
-            with mounted(["mount.exfat-fuse", "-o", "ro", dev], Path(tmp) / "v") as m:
+            with _fuse_mount(["mount.exfat-fuse", "-o", "ro", dev], Path(tmp) / "v") as m:
                 # exFAT could keep 10 ms, but exfat-fuse writes whole seconds (even ones)
                 compare_trees(tree, m, mtime_tolerance_ns=2_000_000_000)
 

@@ -101,7 +101,7 @@ def mounted(argv: list[str]) -> Iterator[Path]:
     """``argv`` + a fresh mount point (``mount -o ... DEV`` or a FUSE driver), unmounted after."""
     mnt = Path(tempfile.mkdtemp(prefix="fr-fuzz-mnt-"))
     try:
-        with commands.mounted(argv, mnt):
+        with commands.mounted(argv, mnt, env=commands.UTC_C):
             yield mnt
     finally:
         mnt.rmdir()
