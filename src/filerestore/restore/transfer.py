@@ -440,18 +440,28 @@ class Transfer:
         entry = planned.item.entry
         reader = self.fs.open(entry.path)  # a file that cannot be opened is never created
         meta = self._meta(entry)
+        size = reader.size
+        ranges = list(reader.data_ranges())
+        if 0 < size <= CHUNK_SIZE and ranges == [(0, size)]:
+            # a small file without holes (most of them): read, hashed and written whole
+            (data,) = read_chunks(reader, entry.path, 0, size)
+            self.target.write_file(
+                planned.parent, planned.name, size, ((0, data),), meta, planned.record.seq
+            )
+            return hashlib.sha256(data).hexdigest()
         digest = hashlib.sha256()
-        chunks = self._chunks(reader, entry.path, digest)
-        self.target.write_file(
-            planned.parent, planned.name, reader.size, chunks, meta, planned.record.seq
-        )
+        chunks = self._chunks(reader, entry.path, ranges, digest)
+        self.target.write_file(planned.parent, planned.name, size, chunks, meta, planned.record.seq)
         return digest.hexdigest()
 
-    def _chunks(self, reader: Any, path: str, digest: Any) -> Iterator[tuple[int, bytes]]:
-        """The file's data as (offset, bytes), holes and all-zero chunks left out; every
-        byte (zeros too) goes into ``digest``, so it is the SHA-256 of the whole file."""
+    def _chunks(
+        self, reader: Any, path: str, ranges: list[tuple[int, int]], digest: Any
+    ) -> Iterator[tuple[int, bytes]]:
+        """The file's data (``ranges``: its data ranges) as (offset, bytes), holes and
+        all-zero chunks left out; every byte (zeros too) goes into ``digest``, so it is the
+        SHA-256 of the whole file."""
         pos = 0
-        for start, length in reader.data_ranges():
+        for start, length in ranges:
             _hash_zeros(digest, start - pos)
             offset = start
             for chunk in read_chunks(reader, path, start, start + length):
