@@ -52,6 +52,7 @@ from filerestore.service.principal import Principal
 from filerestore.service.sessions import SessionManager
 from filerestore.settings import load_settings
 from tests.imagebuild.bench_tools import build_once, random_file, run
+from tests.imagebuild.dir_paths import InDir, read_json
 from tests.sshserver.sshd import Sshd, start_sshd
 
 MiB = 1 << 20
@@ -67,17 +68,11 @@ class Corpus:
     root: Path
     big_mib: int
     small: int
-
-    @property
-    def image(self) -> Path:
-        return self.root / "disk.img"
-
-    @property
-    def source(self) -> Path:
-        return self.root / "source"
+    image = InDir("disk.img")
+    source = InDir("source")
 
     def digests(self) -> dict[str, str]:
-        found: dict[str, str] = json.loads((self.root / "manifest.json").read_text())
+        found: dict[str, str] = read_json(self.root / "manifest.json")
         return found
 
     @property

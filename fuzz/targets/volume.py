@@ -40,15 +40,15 @@ MiB = 1 << 20
 
 
 def _disks() -> dict[str, Path]:
-    from tests.imagebuild import disk
+    from tests.imagebuild import disk, lvm_disks
 
     return {
         "gpt": disk.gpt_disk(),
         "gpt4k": disk.gpt4k_disk() / "disk.img",
         "mbr": disk.mbr_disk(),
-        "lvm-gpt": disk.lvm_gpt_disk() / "disk.img",
-        "lvm-mbr": disk.lvm_mbr_disk() / "disk.img",
-        "lvm-whole": disk.lvm_whole_disk() / "disk.img",
+        "lvm-gpt": lvm_disks.lvm_gpt_disk() / "disk.img",
+        "lvm-mbr": lvm_disks.lvm_mbr_disk() / "disk.img",
+        "lvm-whole": lvm_disks.lvm_whole_disk() / "disk.img",
     }
 
 

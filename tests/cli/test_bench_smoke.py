@@ -6,25 +6,31 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 # the benchmarks build their own images (as root) in a subprocess, hence the marker by hand
 pytestmark = pytest.mark.root
 
-BENCH = Path(__file__).resolve().parents[2] / "bench" / "core.py"
+BENCH = Path(__file__).resolve().parents[2] / "bench"
 
 
-def test_core_benchmark_tiny() -> None:
+def bench_json(script: str, *args: str, timeout: float) -> Any:
+    """The ``--json`` output of ``bench/SCRIPT --tiny ARGS``, which must exit 0."""
     proc = subprocess.run(
-        [sys.executable, BENCH, "--tiny", "--kinds", "ext4,fat32", "--json"],
+        [sys.executable, BENCH / script, "--tiny", *args, "--json"],
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=timeout,
         check=False,
     )
     assert proc.returncode == 0, proc.stderr
-    results = json.loads(proc.stdout)
+    return json.loads(proc.stdout)
+
+
+def test_core_benchmark_tiny() -> None:
+    results = bench_json("core.py", "--kinds", "ext4,fat32", timeout=300)
     # the benchmark itself checks every listing count and the big file's sha256
     for kind in ("ext4", "fat32"):
         ours, theirs = results[kind]["ours"], results[kind]["7zz"]
@@ -36,15 +42,7 @@ def test_core_benchmark_tiny() -> None:
 
 
 def test_fuse_benchmark_tiny() -> None:
-    proc = subprocess.run(
-        [sys.executable, BENCH.with_name("fuse.py"), "--tiny", "--runs", "1", "--json"],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr
-    results = json.loads(proc.stdout)
+    results = bench_json("fuse.py", "--runs", "1", timeout=600)
     # the benchmark itself checks the file's sha256 and the entry counts through the mount
     assert results["cat"]["filerestore_cat_mbps"] > 0
     assert all(row["mbps"] > 0 for row in results["cat"]["mount"].values())

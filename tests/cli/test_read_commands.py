@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.cli.runner import SCRIPT, fails, json_out, ok, run
+from tests.fs.treecheck import kind_of
 from tests.imagebuild import gpt_ext4 as images
 from tests.imagebuild.sparse import copy_sparse
 
@@ -21,15 +22,7 @@ EXT4_EXTRA = {"lost+found"}
 def expected_entry(source: Path, guest_path: str) -> dict[str, object]:
     """The Entry fields the source file at ``source`` must come back with."""
     st = source.lstat()
-    kind = (
-        "dir"
-        if stat.S_ISDIR(st.st_mode)
-        else "symlink"
-        if stat.S_ISLNK(st.st_mode)
-        else "file"
-        if stat.S_ISREG(st.st_mode)
-        else "other"
-    )
+    kind = kind_of(st).value
     want: dict[str, object] = {
         "name": source.name,
         "path": guest_path,

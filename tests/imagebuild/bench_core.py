@@ -28,7 +28,8 @@ from pathlib import Path
 from typing import Any
 
 from tests.imagebuild.bench_tools import build_once, lay, mounted, random_file, run
-from tests.imagebuild.disk import loop_device
+from tests.imagebuild.commands import loop_device
+from tests.imagebuild.dir_paths import InDir, read_json
 
 MiB = 1 << 20
 VERSION = 3
@@ -52,21 +53,15 @@ TINY = Scale("tiny", 200, 4)
 @dataclass(frozen=True)
 class BenchImage:
     root: Path
-
-    @property
-    def disk(self) -> Path:
-        return self.root / "disk.qcow2"
-
-    @property
-    def chain_top(self) -> Path:
-        return self.root / "chain" / f"incr{CHAIN_DEPTH:02d}.qcow2"
+    disk = InDir("disk.qcow2")
+    chain_top = InDir("chain", f"incr{CHAIN_DEPTH:02d}.qcow2")
 
     def solo(self, kind: str) -> Path:
         return self.root / f"solo-{kind}.qcow2"
 
     @property
     def manifest(self) -> dict[str, object]:
-        data: dict[str, object] = json.loads((self.root / "manifest.json").read_text())
+        data: dict[str, object] = read_json(self.root / "manifest.json")
         return data
 
 

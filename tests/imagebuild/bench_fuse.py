@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tests.imagebuild.bench_tools import build_once, random_file, run
+from tests.imagebuild.dir_paths import InDir, read_json
 
 MiB = 1 << 20
 VERSION = 1
@@ -49,18 +50,12 @@ TINY = Scale("tiny", 8, 10, 100)
 class FuseBenchImage:
     root: Path
     scale: Scale
-
-    @property
-    def raw(self) -> Path:
-        return self.root / "ext4.img"
-
-    @property
-    def qcow2(self) -> Path:
-        return self.root / "disk.qcow2"
+    raw = InDir("ext4.img")
+    qcow2 = InDir("disk.qcow2")
 
     @property
     def big_sha256(self) -> str:
-        manifest: dict[str, str] = json.loads((self.root / "manifest.json").read_text())
+        manifest: dict[str, str] = read_json(self.root / "manifest.json")
         return manifest["big_sha256"]
 
 

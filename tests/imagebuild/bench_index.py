@@ -29,7 +29,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from tests.imagebuild.bench_tools import CACHE, build_once, lay, mounted, run
-from tests.imagebuild.disk import loop_device
+from tests.imagebuild.commands import loop_device
 from tests.imagebuild.fs_linux import data_ranges
 
 MiB = 1 << 20

@@ -1,6 +1,6 @@
 """What the benchmark image builders share: running a tool, a mount, a partition's bytes laid
 into a disk, a random file, and a cached build directory made once (a loop device is
-:func:`tests.imagebuild.disk.loop_device`)."""
+:func:`tests.imagebuild.commands.loop_device`)."""
 
 from __future__ import annotations
 

@@ -19,32 +19,17 @@ every qemu command here runs in the image's directory: that is where filerestore
 
 from __future__ import annotations
 
-import os
-import subprocess
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
 
 from tests.imagebuild import qcow
 from tests.imagebuild.cache import cached
+from tests.imagebuild.commands import file_id
+from tests.imagebuild.commands import run as run  # the tests call it through this module too
 from tests.imagebuild.sparse import copytree_sparse
 from tests.imagebuild.tree import MiB
 
 KiB = 1 << 10
-
-
-def run(*args: str | os.PathLike[str], cwd: Path | None = None) -> str:
-    res = subprocess.run(
-        [str(a) for a in args], capture_output=True, text=True, check=False, cwd=cwd
-    )
-    if res.returncode != 0:
-        raise RuntimeError(f"{' '.join(map(str, args))} failed: {res.stderr or res.stdout}")
-    return res.stdout
-
-
-def file_id(path: Path) -> list[Any]:
-    st = path.stat()
-    return [str(path), st.st_size, st.st_mtime_ns]
 
 
 def qemu_io(image: Path, commands: Sequence[str]) -> None:
@@ -82,6 +67,22 @@ def qemu_raw(image: Path) -> Path:
     return cached(f"{image.stem}-dfexpected", recipe, build, suffix="raw")
 
 
+def _to_qcow2(source: Path, image: Path, options: Sequence[str]) -> None:
+    """``qemu-img convert -O qcow2 -o OPTIONS`` of ``source`` to ``image``, run in its
+    directory (the data file names in ``options`` are relative to it)."""
+    run(
+        "qemu-img",
+        "convert",
+        "-O",
+        "qcow2",
+        "-o",
+        ",".join(options),
+        source,
+        image.name,
+        cwd=image.parent,
+    )
+
+
 def convert(
     source: Path,
     name: str,
@@ -98,17 +99,7 @@ def convert(
 
     def build(out: Path) -> None:
         out.mkdir()
-        run(
-            "qemu-img",
-            "convert",
-            "-O",
-            "qcow2",
-            "-o",
-            ",".join(opts),
-            source,
-            "disk.qcow2",
-            cwd=out,
-        )
+        _to_qcow2(source, out / "disk.qcow2", opts)
         qemu_io(out / "disk.qcow2", commands)
         info = run("qemu-img", "info", "disk.qcow2", cwd=out)
         if f"data file: {data_name}" not in info:
@@ -176,17 +167,7 @@ def _build_chain(out: Path, kind: str) -> None:
         opts.append("data_file=base-data.raw")
     if kind == "on-raw-data-file-base":
         opts.append("data_file_raw=on")
-    run(
-        "qemu-img",
-        "convert",
-        "-O",
-        "qcow2",
-        "-o",
-        ",".join(opts),
-        qcow.test_disk(),
-        "base.qcow2",
-        cwd=out,
-    )
+    _to_qcow2(qcow.test_disk(), out / "base.qcow2", opts)
     top = out / "top.qcow2"
     if kind in ("data-file-on-base", "data-file-on-data-file"):
         create(top, "top-data.raw", qcow.DISK_SIZE, OVERLAY_WRITES, backing="base.qcow2")

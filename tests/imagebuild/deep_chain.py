@@ -21,6 +21,7 @@ import subprocess
 from pathlib import Path
 
 from tests.imagebuild.cache import cached
+from tests.imagebuild.commands import run
 
 FILES = {"hello.txt": b"hello from the bottom of a deep chain\n", "etc/motd": b"deep\n" * 100}
 LAYERS = 64
@@ -36,15 +37,6 @@ WRITES = [
 ]
 
 
-def _run(*args: object, cwd: Path | None = None) -> str:
-    res = subprocess.run(
-        [str(a) for a in args], capture_output=True, text=True, check=False, cwd=cwd
-    )
-    if res.returncode != 0:
-        raise RuntimeError(f"{' '.join(map(str, args))} failed: {res.stderr or res.stdout}")
-    return res.stdout
-
-
 def _base(out: Path) -> None:
     work = out / "work"
     tree = work / "tree"
@@ -52,15 +44,15 @@ def _base(out: Path) -> None:
         (tree / name).parent.mkdir(parents=True, exist_ok=True)
         (tree / name).write_bytes(data)
     raw = work / "fs.raw"
-    _run("truncate", "-s", BASE_SIZE, raw)
-    _run("mke2fs", "-q", "-F", "-t", "ext4", "-L", "deep", "-d", tree, raw)
+    run("truncate", "-s", BASE_SIZE, raw)
+    run("mke2fs", "-q", "-F", "-t", "ext4", "-L", "deep", "-d", tree, raw)
     for name, data in FILES.items():
         got = subprocess.run(
             ["debugfs", "-R", f"cat /{name}", str(raw)], check=True, capture_output=True
         ).stdout
         if got != data:
             raise RuntimeError(f"debugfs reads {name} wrongly")
-    _run("qemu-img", "convert", "-f", "raw", "-O", "qcow2", raw, out / "base.qcow2")
+    run("qemu-img", "convert", "-f", "raw", "-O", "qcow2", raw, out / "base.qcow2")
     shutil.rmtree(work)
 
 
@@ -70,17 +62,17 @@ def _build(out: Path) -> None:
     below = "base.qcow2"
     for i in range(1, LAYERS):
         name = f"layer{i:02d}.qcow2"
-        _run(
+        run(
             "qemu-img", "create", "-q", "-f", "qcow2", "-o", f"cluster_size={CLUSTER}",
             "-b", below, "-F", "qcow2", name, VIRTUAL_SIZE, cwd=out,
         )  # fmt: skip
         for layer, offset, length, pattern in WRITES:
             if layer == i:
-                _run("qemu-io", "-f", "qcow2", "-c", f"write -P {pattern} {offset} {length}", name,
+                run("qemu-io", "-f", "qcow2", "-c", f"write -P {pattern} {offset} {length}", name,
                      cwd=out)  # fmt: skip
-        _run("fallocate", "--dig-holes", out / name)
+        run("fallocate", "--dig-holes", out / name)
         below = name
-    chain = json.loads(_run("qemu-img", "info", "--backing-chain", "--output=json", out / below))
+    chain = json.loads(run("qemu-img", "info", "--backing-chain", "--output=json", out / below))
     if len(chain) != LAYERS:
         raise RuntimeError(f"qemu-img sees {len(chain)} files, not {LAYERS}")
     for info in chain[:-1]:

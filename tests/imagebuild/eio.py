@@ -13,23 +13,17 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-
-def _run(*args: str | os.PathLike[str]) -> str:
-    res = subprocess.run([os.fspath(a) for a in args], capture_output=True, text=True, check=False)
-    if res.returncode != 0:
-        raise RuntimeError(f"{' '.join(map(str, args))} failed: {res.stderr or res.stdout}")
-    return res.stdout
+from tests.imagebuild.commands import loop_device, run
 
 
 def _first_block(image: Path, name: str) -> int:
     """The lowest physical block of ``name``'s data, from debugfs (independent of us)."""
-    out = _run("debugfs", "-R", f"stat {name}", image)
+    out = run("debugfs", "-R", f"stat {name}", image)
     extents = re.findall(r"\(\d+(?:-\d+)?\):(\d+)", out)
     if not extents:
         raise RuntimeError(f"debugfs shows no data blocks for {name}: {out}")
@@ -38,7 +32,7 @@ def _first_block(image: Path, name: str) -> int:
 
 def _metadata_end(image: Path, name: str) -> int:
     """One past the last block of the directory holding ``name`` (it must stay readable)."""
-    out = _run("debugfs", "-R", f"stat {name}", image)
+    out = run("debugfs", "-R", f"stat {name}", image)
     extents = re.findall(r"\(\d+(?:-\d+)?\):(\d+)(?:-(\d+))?", out)
     return max(int(b or a) for a, b in extents) + 1
 
@@ -57,7 +51,7 @@ class FailingRepository:
         if _metadata_end(self.backing, "/repo") > first:
             raise RuntimeError("the repository directory lies after its files: cannot cut")
         os.truncate(self.backing, first * self.block_size)
-        _run("losetup", "-c", self.device)
+        run("losetup", "-c", self.device)
         for name in self.files:
             fd = os.open(self.root / name, os.O_RDONLY)
             try:
@@ -71,12 +65,11 @@ def failing_repository(workdir: Path, files: dict[str, bytes]) -> Iterator[Faili
     backing = workdir / "eio-fs.img"
     mnt = workdir / "eio-mnt"
     mnt.mkdir()
-    _run("truncate", "-s", "64M", backing)
+    run("truncate", "-s", "64M", backing)
     # no journal: nothing is written after the files, and debugfs reads a settled image
-    _run("mke2fs", "-q", "-F", "-t", "ext4", "-O", "^has_journal", "-b", "4096", backing)
-    device = _run("losetup", "-f", "--show", backing).strip()
-    try:
-        _run("mount", device, mnt)
+    run("mke2fs", "-q", "-F", "-t", "ext4", "-O", "^has_journal", "-b", "4096", backing)
+    with loop_device(backing) as device:
+        run("mount", device, mnt)
         try:
             root = mnt / "repo"
             root.mkdir()
@@ -85,6 +78,4 @@ def failing_repository(workdir: Path, files: dict[str, bytes]) -> Iterator[Faili
             os.sync()
             yield FailingRepository(root, backing, device, list(files))
         finally:
-            _run("umount", "-l", mnt)
-    finally:
-        _run("losetup", "-d", device)
+            run("umount", "-l", mnt)

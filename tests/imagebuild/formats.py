@@ -18,33 +18,20 @@
 from __future__ import annotations
 
 import hashlib
-import os
-import subprocess
 import uuid
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
 
 from tests.imagebuild import formats_bytes as fb
 from tests.imagebuild import qcow
 from tests.imagebuild.cache import cached
+from tests.imagebuild.commands import file_id
+from tests.imagebuild.commands import run as run  # the tests call it through this module too
 from tests.imagebuild.sparse import copy_sparse
 from tests.imagebuild.tree import MiB, block_content
 
 EXT = {"vmdk": "vmdk", "vpc": "vhd", "vhdx": "vhdx", "qcow2": "qcow2"}
 GiB = 1 << 30
-
-
-def run(*args: str | os.PathLike[str]) -> str:
-    res = subprocess.run([str(a) for a in args], capture_output=True, text=True, check=False)
-    if res.returncode != 0:
-        raise RuntimeError(f"{' '.join(map(str, args))} failed: {res.stderr or res.stdout}")
-    return res.stdout
-
-
-def file_id(path: Path) -> list[Any]:
-    st = path.stat()
-    return [str(path), st.st_size, st.st_mtime_ns]
 
 
 def convert(source: Path, fmt: str, options: Sequence[str], name: str) -> Path:

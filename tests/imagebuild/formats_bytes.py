@@ -151,6 +151,36 @@ def vhd_footer(
     return bytes(footer)
 
 
+def vhd_dynamic_header(
+    bat_offset: int,
+    entries: int,
+    block: int,
+    *,
+    parent_id: bytes = bytes(16),
+    parent_name: str = "",
+) -> bytearray:
+    """The 1024-byte dynamic disk header (VHD spec, "Dynamic Disk Header Format"), its
+    checksum and parent locator entries left zero."""
+    header = bytearray(1024)
+    struct.pack_into(
+        ">8sQQIIII16sII512s",
+        header,
+        0,
+        b"cxsparse",
+        0xFFFFFFFFFFFFFFFF,
+        bat_offset,
+        0x10000,
+        entries,
+        block,
+        0,
+        parent_id,
+        0,
+        0,
+        parent_name.encode("utf-16-be"),
+    )
+    return header
+
+
 def vhd_differencing(
     parent_footer: bytes,
     writes: Sequence[tuple[int, bytes]],
@@ -205,24 +235,7 @@ def vhd_differencing(
         bat[0] = bat_entry
     for i, e in enumerate(bat):
         struct.pack_into(">I", out, bat_offset + 4 * i, e)
-    header = bytearray(1024)
-    name = parent_name.encode("utf-16-be")
-    struct.pack_into(
-        ">8sQQIIII16sII512s",
-        header,
-        0,
-        b"cxsparse",
-        0xFFFFFFFFFFFFFFFF,
-        bat_offset,
-        0x10000,
-        entries,
-        block,
-        0,
-        pid,
-        0,
-        0,
-        name,
-    )
+    header = vhd_dynamic_header(bat_offset, entries, block, parent_id=pid, parent_name=parent_name)
     for i, (code, space, length, offset) in enumerate(loc_entries):
         struct.pack_into(">4sIIIQ", header, 576 + 24 * i, code, space, length, 0, offset)
     check = vhd_checksum(header, 36) if header_checksum is None else header_checksum

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from tests.imagebuild import formats_bytes as fb
 from tests.imagebuild.cache import cached
-from tests.imagebuild.formats import file_id, run
+from tests.imagebuild.commands import file_id, run
 from tests.imagebuild.gpt_ext4 import Built
 from tests.imagebuild.tree import MiB
 

@@ -23,16 +23,17 @@ import hashlib
 import os
 import stat
 import struct
-import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from tests.imagebuild import commands
 from tests.imagebuild.cache import cached
+from tests.imagebuild.commands import loop_device
 from tests.imagebuild.tree import EXFAT, FAT, NTFS, Features, MiB, block_content, make_tree
 
 NTFS_TREE = replace(NTFS, many=2000)
@@ -144,45 +145,11 @@ def source_tree(
 
 
 def _run(*args: str | os.PathLike[str], env: dict[str, str] | None = None) -> str:
-    full_env = {**os.environ, "TZ": "UTC", "LC_ALL": "C.UTF-8", **(env or {})}
-    proc = subprocess.run(
-        [os.fspath(a) for a in args],
-        capture_output=True,
-        text=True,
-        errors="surrogateescape",  # 7zz prints OEM-code-page 8.3 names as raw bytes
-        env=full_env,
-        check=False,
-    )
-    if proc.returncode != 0:
-        raise RuntimeError(f"{args[0]} failed ({proc.returncode}): {proc.stderr.strip()}")
-    return proc.stdout
+    return commands.run(*args, env={**commands.UTC_C, **(env or {})})
 
 
-@contextlib.contextmanager
-def _fuse_mount(argv: list[str], mountpoint: Path) -> Iterator[Path]:
-    mountpoint.mkdir(parents=True, exist_ok=True)
-    _run(*argv, mountpoint)
-    try:
-        yield mountpoint
-    finally:
-        for _ in range(50):
-            proc = subprocess.run(
-                ["umount", os.fspath(mountpoint)], capture_output=True, check=False
-            )
-            if proc.returncode == 0:
-                break
-            time.sleep(0.1)
-        else:
-            subprocess.run(["umount", "-l", os.fspath(mountpoint)], check=False)
-
-
-@contextlib.contextmanager
-def _loop_device(image: Path) -> Iterator[str]:
-    dev = _run("losetup", "-f", "--show", image).strip()
-    try:
-        yield dev
-    finally:
-        subprocess.run(["losetup", "-d", dev], check=False)
+def _fuse_mount(argv: list[str], mountpoint: Path) -> contextlib.AbstractContextManager[Path]:
+    return commands.mounted(argv, mountpoint, env=commands.UTC_C)
 
 
 # --- verification ------------------------------------------------------------------------------
@@ -376,7 +343,7 @@ def _build_exfat(
         with out.open("wb") as fh:
             fh.truncate(size)
         _run("mkfs.exfat", "-L", "FREXFAT", out)
-        with tempfile.TemporaryDirectory(prefix="fr-exfat-") as tmp, _loop_device(out) as dev:
+        with tempfile.TemporaryDirectory(prefix="fr-exfat-") as tmp, loop_device(out) as dev:
             with _fuse_mount(["mount.exfat-fuse", dev], Path(tmp) / "m") as m:
                 copy(tree, m)
             with _fuse_mount(["mount.exfat-fuse", "-o", "ro", dev], Path(tmp) / "v") as m:

@@ -5,7 +5,7 @@ Every image here is built once by the same machinery as the test images
 ``FILERESTORE_TEST_CACHE``; nothing is committed. The images are small on purpose: a
 harness overlays its mutations on one of them (:mod:`fuzz.patches`), and a small tree keeps
 every execution short. The partition-table and LVM seeds are the test suite's own disks
-(:mod:`tests.imagebuild.disk`).
+(:mod:`tests.imagebuild.disk`, :mod:`tests.imagebuild.lvm_disks`).
 
 Tools: ``mke2fs -d`` (ext2/3/4), ``mkfs.xfs`` + ``cp -a`` through a loop mount, ``mkfs.btrfs``
 + ``cp -a`` under ``compress=`` mount options, ``mkntfs`` + ``ntfs-3g``, ``mkfs.vfat`` +
@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import contextlib
 import os
-import subprocess
 import tempfile
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from tests.imagebuild import commands
 from tests.imagebuild.cache import cached
+from tests.imagebuild.commands import loop_device
 from tests.imagebuild.sparse import copy_sparse
 from tests.imagebuild.tree import MiB, block_content
 
@@ -32,13 +32,7 @@ TREE_MTIME = 1_600_000_000
 
 
 def run(*args: str | os.PathLike[str], env: dict[str, str] | None = None) -> str:
-    full_env = {**os.environ, "TZ": "UTC", "LC_ALL": "C.UTF-8", **(env or {})}
-    done = subprocess.run(
-        [os.fspath(a) for a in args], capture_output=True, text=True, env=full_env, check=False
-    )
-    if done.returncode:
-        raise RuntimeError(f"{args[0]} failed ({done.returncode}): {done.stderr.strip()}")
-    return done.stdout
+    return commands.run(*args, env={**commands.UTC_C, **(env or {})})
 
 
 # --- the small source tree ----------------------------------------------------------------
@@ -103,31 +97,13 @@ def compressible(size: int) -> bytes:
 
 
 @contextlib.contextmanager
-def loop_device(image: Path) -> Iterator[str]:
-    dev = run("losetup", "-f", "--show", image).strip()
-    try:
-        yield dev
-    finally:
-        subprocess.run(["losetup", "-d", dev], check=False)
-
-
-def _umount(mnt: Path) -> None:
-    for _ in range(50):
-        if subprocess.run(["umount", mnt], capture_output=True, check=False).returncode == 0:
-            return
-        time.sleep(0.1)
-    subprocess.run(["umount", "-l", mnt], check=False)
-
-
-@contextlib.contextmanager
 def mounted(argv: list[str]) -> Iterator[Path]:
     """``argv`` + a fresh mount point (``mount -o ... DEV`` or a FUSE driver), unmounted after."""
     mnt = Path(tempfile.mkdtemp(prefix="fr-fuzz-mnt-"))
-    run(*argv, mnt)
     try:
-        yield mnt
+        with commands.mounted(argv, mnt, env=commands.UTC_C):
+            yield mnt
     finally:
-        _umount(mnt)
         mnt.rmdir()
 
 

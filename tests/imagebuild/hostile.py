@@ -6,207 +6,107 @@ repository root is always ``workdir / "repo"``; some entries also create files o
 (``workdir / "outside.qcow2"``) so that opening them would succeed if not refused. Opening the
 image and reading its whole disk must raise exactly ``error`` with ``match`` in the message.
 
-``qcow2_image(...)`` builds a small valid qcow2 v3 (64 KiB clusters, 1 MiB disk, one data
-cluster holding ``DATA_PATTERN``) that ``qemu-img check`` accepts; every hostile entry changes
-one thing in it. ``data_file_image(...)`` is the same image with an external data file
-(``repo/disk-data.raw``, ``DATA_FILE_BYTES``), which ``qemu-img check`` accepts too; the
-``data-file-*`` entries change one thing in it or in its data file.
+Every entry changes one thing in the valid image of :mod:`tests.imagebuild.qcow2_bytes`
+(whose names the tests import from here too); the ``data-file-*`` entries change one thing in
+its variant with an external data file (``repo/disk-data.raw``) or in that data file.
 """
 
 from __future__ import annotations
 
 import os
 import stat
-import struct
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 from filerestore.errors import (
-    BackingChainLoopError,
     BackingChainTooDeepError,
     BackingFileRefusedError,
     CorruptImageError,
-    FileRestoreError,
     ImageNotFoundError,
     UnsupportedImageError,
 )
+from tests.imagebuild.hostile_case import HostileImage, chain_loop, repo_dir, write_file
+from tests.imagebuild.qcow2_bytes import (
+    AUTOCLEAR_DATA_FILE_RAW,
+    COMPRESSED,
+    COPIED,
+    CS,
+    DATA,
+    DATA_FILE_BYTES,
+    DATA_PATTERN,
+    INCOMPAT_DATA_FILE,
+    L1,
+    L2,
+    VIRTUAL_SIZE,
+    data_file_image,
+    qcow2_image,
+)
 
-CLUSTER_BITS = 16
-CS = 1 << CLUSTER_BITS
-VIRTUAL_SIZE = 1 << 20
-DATA_PATTERN = bytes(range(256)) * (CS // 256)
-COPIED = 1 << 63
-COMPRESSED = 1 << 62
-HEADER_LENGTH = 112  # v3 header with the compression type byte, padded to 8
-# clusters: 0 header, 1 refcount table, 2 refcount block, 3 L1, 4 L2, 5 data
-REFTABLE, REFBLOCK, L1, L2, DATA = 1, 2, 3, 4, 5
-
-
-def _ext(kind: int, data: bytes) -> bytes:
-    return struct.pack(">II", kind, len(data)) + data + bytes(-len(data) % 8)
-
-
-def qcow2_image(
-    *,
-    backing: bytes | None = None,
-    backing_format: bytes | None = b"qcow2",
-    version: int = 3,
-    cluster_bits: int = CLUSTER_BITS,
-    crypt_method: int = 0,
-    l1_size: int = 1,
-    l1_table_offset: int = L1 * CS,
-    refcount_table_clusters: int = 1,
-    nb_snapshots: int = 0,
-    snapshots_offset: int = 0,
-    incompatible: int = 0,
-    feature_names: dict[int, bytes] | None = None,
-    l1_entry: int = L2 * CS | COPIED,
-    l2_entry: int = DATA * CS | COPIED,
-    l2_bitmap: int | None = None,
-    backing_size: int | None = None,
-    data_file: bytes | None = None,
-    autoclear: int = 0,
-) -> bytes:
-    exts = b""
-    if backing is not None and backing_format is not None:
-        exts += _ext(0xE2792ACA, backing_format)
-    if data_file is not None:  # "External data file name string"
-        exts += _ext(0x44415441, data_file)
-    if feature_names:
-        table = b"".join(
-            struct.pack(">BB46s", 0, bit, name) for bit, name in sorted(feature_names.items())
-        )
-        exts += _ext(0x6803F857, table)
-    exts += _ext(0, b"")
-    header_len = HEADER_LENGTH if version == 3 else 72
-    backing_offset = header_len + len(exts) if backing is not None else 0
-    header = struct.pack(
-        ">4sIQIIQIIQQIIQ",
-        b"QFI\xfb",
-        version,
-        backing_offset,
-        len(backing) if backing_size is None and backing is not None else (backing_size or 0),
-        cluster_bits,
-        VIRTUAL_SIZE,
-        crypt_method,
-        l1_size,
-        l1_table_offset,
-        REFTABLE * CS,
-        refcount_table_clusters,
-        nb_snapshots,
-        snapshots_offset,
-    )
-    if version == 3:
-        header += struct.pack(">QQQII", incompatible, 0, autoclear, 4, HEADER_LENGTH) + bytes(8)
-    else:
-        exts = b""
-    first = header + exts + (backing or b"")
-    image = bytearray(6 * CS)
-    image[: len(first)] = first
-    struct.pack_into(">Q", image, REFTABLE * CS, REFBLOCK * CS)
-    for cluster in range(6):
-        struct.pack_into(">H", image, REFBLOCK * CS + 2 * cluster, 1)
-    struct.pack_into(">Q", image, L1 * CS, l1_entry)
-    struct.pack_into(">Q", image, L2 * CS, l2_entry)
-    if l2_bitmap is not None:  # the second word of an extended L2 entry
-        struct.pack_into(">Q", image, L2 * CS + 8, l2_bitmap)
-    image[DATA * CS : (DATA + 1) * CS] = DATA_PATTERN
-    return bytes(image)
-
-
-class HostileImage(NamedTuple):
-    name: str
-    build: Callable[[Path], Path]
-    error: type[FileRestoreError]
-    match: str
-
-
-def _repo(workdir: Path) -> Path:
-    repo = workdir / "repo"
-    repo.mkdir(parents=True, exist_ok=True)
-    return repo
-
-
-def _write(path: Path, data: bytes) -> Path:
-    path.write_bytes(data)
-    return path
+# the image builders' names that tests import from here, beside this module's own
+__all__ = [
+    "CS",
+    "DATA",
+    "DATA_FILE_BYTES",
+    "DATA_PATTERN",
+    "HOSTILE",
+    "STORE_ESCAPES",
+    "HostileImage",
+    "data_file_image",
+    "qcow2_image",
+]
 
 
 def _single(**kw: object) -> Callable[[Path], Path]:
-    return lambda w: _write(_repo(w) / "image.qcow2", qcow2_image(**kw))  # type: ignore[arg-type]
+    return lambda w: write_file(repo_dir(w) / "image.qcow2", qcow2_image(**kw))  # type: ignore[arg-type]
 
 
 def _outside(workdir: Path) -> Path:
-    _write(workdir / "outside.qcow2", qcow2_image())
-    return _write(_repo(workdir) / "image.qcow2", qcow2_image(backing=b"../outside.qcow2"))
+    write_file(workdir / "outside.qcow2", qcow2_image())
+    return write_file(repo_dir(workdir) / "image.qcow2", qcow2_image(backing=b"../outside.qcow2"))
 
 
 def _symlink_outside(workdir: Path) -> Path:
-    _write(workdir / "outside.qcow2", qcow2_image())
-    (_repo(workdir) / "base.qcow2").symlink_to(workdir / "outside.qcow2")
-    return _write(_repo(workdir) / "image.qcow2", qcow2_image(backing=b"base.qcow2"))
+    write_file(workdir / "outside.qcow2", qcow2_image())
+    (repo_dir(workdir) / "base.qcow2").symlink_to(workdir / "outside.qcow2")
+    return write_file(repo_dir(workdir) / "image.qcow2", qcow2_image(backing=b"base.qcow2"))
 
 
 def _loop(workdir: Path) -> Path:
-    repo = _repo(workdir)
-    _write(repo / "b.qcow2", qcow2_image(backing=b"a.qcow2"))
-    return _write(repo / "a.qcow2", qcow2_image(backing=b"b.qcow2"))
+    repo = repo_dir(workdir)
+    write_file(repo / "b.qcow2", qcow2_image(backing=b"a.qcow2"))
+    return write_file(repo / "a.qcow2", qcow2_image(backing=b"b.qcow2"))
 
 
 def _hardlink_loop(workdir: Path) -> Path:
-    repo = _repo(workdir)
-    _write(repo / "a.qcow2", qcow2_image(backing=b"b.qcow2"))
+    repo = repo_dir(workdir)
+    write_file(repo / "a.qcow2", qcow2_image(backing=b"b.qcow2"))
     os.link(repo / "a.qcow2", repo / "b.qcow2")
     return repo / "a.qcow2"
 
 
 def _too_deep(workdir: Path) -> Path:
-    repo = _repo(workdir)
+    repo = repo_dir(workdir)
     count = 66  # past the default limit of 64 files
-    _write(repo / f"img{count - 1:02d}.qcow2", qcow2_image())
+    write_file(repo / f"img{count - 1:02d}.qcow2", qcow2_image())
     for i in range(count - 1):
-        _write(repo / f"img{i:02d}.qcow2", qcow2_image(backing=f"img{i + 1:02d}.qcow2".encode()))
+        write_file(
+            repo / f"img{i:02d}.qcow2", qcow2_image(backing=f"img{i + 1:02d}.qcow2".encode())
+        )
     return repo / "img00.qcow2"
 
 
 def _fifo(workdir: Path) -> Path:
-    os.mkfifo(_repo(workdir) / "base.qcow2")
-    return _write(_repo(workdir) / "image.qcow2", qcow2_image(backing=b"base.qcow2"))
+    os.mkfifo(repo_dir(workdir) / "base.qcow2")
+    return write_file(repo_dir(workdir) / "image.qcow2", qcow2_image(backing=b"base.qcow2"))
 
 
 def _truncated_header(workdir: Path) -> Path:
-    return _write(_repo(workdir) / "image.qcow2", qcow2_image()[:50])
+    return write_file(repo_dir(workdir) / "image.qcow2", qcow2_image()[:50])
 
 
 def _truncated_v3_header(workdir: Path) -> Path:
-    return _write(_repo(workdir) / "image.qcow2", qcow2_image()[:90])
-
-
-# --- external data files -------------------------------------------------------------------
-
-INCOMPAT_DATA_FILE = 1 << 2  # qcow2.txt incompatible bit 2, "External data file bit"
-AUTOCLEAR_DATA_FILE_RAW = 1 << 1  # qcow2.txt autoclear bit 1, "Raw external data bit"
-#: the guest disk of the baseline image, as its data file holds it
-DATA_FILE_BYTES = DATA_PATTERN + bytes(VIRTUAL_SIZE - CS)
-
-
-def data_file_image(name: bytes = b"disk-data.raw", *, raw: bool = False, **kw: Any) -> bytes:
-    """``qcow2_image`` with an external data file named ``name``: guest cluster 0 lives at
-    offset 0 of the data file, an L2 entry of offset 0 with QCOW_OFLAG_COPIED set (qcow2.txt
-    "Standard Cluster Descriptor"); the image's own data cluster is dropped and unreferenced,
-    so ``qemu-img check`` finds neither leaks nor errors."""
-    kw.setdefault("l2_entry", COPIED)
-    image = bytearray(
-        qcow2_image(
-            data_file=name,
-            incompatible=INCOMPAT_DATA_FILE | kw.pop("incompatible", 0),
-            autoclear=AUTOCLEAR_DATA_FILE_RAW if raw else 0,
-            **kw,
-        )[: DATA * CS]
-    )
-    struct.pack_into(">H", image, REFBLOCK * CS + 2 * DATA, 0)
-    return bytes(image)
+    return write_file(repo_dir(workdir) / "image.qcow2", qcow2_image()[:90])
 
 
 def _data_file(
@@ -220,29 +120,29 @@ def _data_file(
     ``workdir/outside-data.raw`` exists so that a name leading there would open."""
 
     def build(w: Path) -> Path:
-        repo = _repo(w)
-        _write(w / "outside-data.raw", DATA_FILE_BYTES)
+        repo = repo_dir(w)
+        write_file(w / "outside-data.raw", DATA_FILE_BYTES)
         if prepare is not None:
             prepare(w)
         if data is not None:
-            _write(repo / "disk-data.raw", data)
+            write_file(repo / "disk-data.raw", data)
         named = name(w) if callable(name) else name
-        return _write(repo / "image.qcow2", data_file_image(named, **kw))
+        return write_file(repo / "image.qcow2", data_file_image(named, **kw))
 
     return build
 
 
 def _data_link_outside(w: Path) -> None:
-    (_repo(w) / "disk-data.raw").symlink_to(w / "outside-data.raw")
+    (repo_dir(w) / "disk-data.raw").symlink_to(w / "outside-data.raw")
 
 
 def _data_fifo(w: Path) -> None:
-    os.mkfifo(_repo(w) / "disk-data.raw")
+    os.mkfifo(repo_dir(w) / "disk-data.raw")
 
 
 def _data_device(w: Path) -> None:
     try:  # the same character device as /dev/zero, inside the repository
-        os.mknod(_repo(w) / "disk-data.raw", stat.S_IFCHR | 0o600, os.makedev(1, 5))
+        os.mknod(repo_dir(w) / "disk-data.raw", stat.S_IFCHR | 0o600, os.makedev(1, 5))
     except PermissionError:
         import pytest
 
@@ -250,11 +150,18 @@ def _data_device(w: Path) -> None:
 
 
 def _raw_with_backing(w: Path) -> Path:
-    _write(_repo(w) / "base.qcow2", qcow2_image())
+    write_file(repo_dir(w) / "base.qcow2", qcow2_image())
     return _data_file(raw=True, backing=b"base.qcow2")(w)
 
 
 JSON_NAME = b'json:{"file": {"driver": "file", "filename": "/etc/passwd"}}'
+# backing names that qemu would open through a protocol driver, by the entry's name
+PROTOCOL_NAMES = {
+    "json": JSON_NAME,
+    "nbd": b"nbd://127.0.0.1:10809/export",
+    "http": b"http://example.com/base.qcow2",
+    "file-protocol": b"file:base.qcow2",
+}
 
 HOSTILE: list[HostileImage] = [
     HostileImage(
@@ -278,24 +185,9 @@ HOSTILE: list[HostileImage] = [
         BackingFileRefusedError,
         "outside the repository",
     ),
-    HostileImage("backing-json", _single(backing=JSON_NAME), BackingFileRefusedError, "protocol"),
-    HostileImage(
-        "backing-nbd",
-        _single(backing=b"nbd://127.0.0.1:10809/export"),
-        BackingFileRefusedError,
-        "protocol",
-    ),
-    HostileImage(
-        "backing-http",
-        _single(backing=b"http://example.com/base.qcow2"),
-        BackingFileRefusedError,
-        "protocol",
-    ),
-    HostileImage(
-        "backing-file-protocol",
-        _single(backing=b"file:base.qcow2"),
-        BackingFileRefusedError,
-        "protocol",
+    *(
+        HostileImage(f"backing-{kind}", _single(backing=name), BackingFileRefusedError, "protocol")
+        for kind, name in PROTOCOL_NAMES.items()
     ),
     HostileImage(
         "backing-nul-byte",
@@ -304,16 +196,9 @@ HOSTILE: list[HostileImage] = [
         "NUL",
     ),
     HostileImage("backing-fifo", _fifo, BackingFileRefusedError, "not a regular file"),
-    HostileImage("chain-loop", _loop, BackingChainLoopError, "already in the chain"),
-    HostileImage(
-        "chain-self-loop",
-        _single(backing=b"image.qcow2"),
-        BackingChainLoopError,
-        "already in the chain",
-    ),
-    HostileImage(
-        "chain-hardlink-loop", _hardlink_loop, BackingChainLoopError, "already in the chain"
-    ),
+    chain_loop("chain-loop", _loop),
+    chain_loop("chain-self-loop", _single(backing=b"image.qcow2")),
+    chain_loop("chain-hardlink-loop", _hardlink_loop),
     HostileImage("chain-too-deep", _too_deep, BackingChainTooDeepError, "limit of 64"),
     HostileImage(
         "l1-too-large",
@@ -509,29 +394,28 @@ HOSTILE: list[HostileImage] = [
         CorruptImageError,
         "compressed cluster",
     ),
-    HostileImage(
-        "l2-table-past-eof",
-        _single(l1_entry=(1 << 30) | COPIED),
-        CorruptImageError,
-        "past the end of the file",
-    ),
-    HostileImage(
-        "l2-table-unaligned",
-        _single(l1_entry=(L2 * CS + 512) | COPIED),
-        CorruptImageError,
-        "not cluster-aligned",
-    ),
-    HostileImage(
-        "data-cluster-past-eof",
-        _single(l2_entry=(1 << 30) | COPIED),
-        CorruptImageError,
-        "past the end of the file",
-    ),
-    HostileImage(
-        "data-cluster-unaligned",
-        _single(l2_entry=(DATA * CS + 512) | COPIED),
-        CorruptImageError,
-        "not cluster-aligned",
+    # the L1 entry (to the L2 table) and the L2 entry (to the data cluster), each pointing
+    # past the end of the file or off a cluster boundary
+    *(
+        case
+        for target, entry, cluster in (
+            ("l2-table", "l1_entry", L2),
+            ("data-cluster", "l2_entry", DATA),
+        )
+        for case in (
+            HostileImage(
+                f"{target}-past-eof",
+                _single(**{entry: (1 << 30) | COPIED}),
+                CorruptImageError,
+                "past the end of the file",
+            ),
+            HostileImage(
+                f"{target}-unaligned",
+                _single(**{entry: (cluster * CS + 512) | COPIED}),
+                CorruptImageError,
+                "not cluster-aligned",
+            ),
+        )
     ),
 ]
 

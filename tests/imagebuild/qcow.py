@@ -36,22 +36,11 @@ from pathlib import Path
 from typing import Any
 
 from tests.imagebuild.cache import cached
+from tests.imagebuild.commands import file_id, run
 from tests.imagebuild.sparse import copy_sparse
 from tests.imagebuild.tree import MiB, block_content
 
 KiB = 1 << 10
-
-
-def _run(*args: str | os.PathLike[str]) -> str:
-    res = subprocess.run([str(a) for a in args], capture_output=True, text=True, check=False)
-    if res.returncode != 0:
-        raise RuntimeError(f"{' '.join(map(str, args))} failed: {res.stderr or res.stdout}")
-    return res.stdout
-
-
-def _file_id(path: Path) -> list[Any]:
-    st = path.stat()
-    return [str(path), st.st_size, st.st_mtime_ns]
 
 
 def _format(path: Path) -> str:
@@ -74,13 +63,13 @@ def to_qcow2(
     opts = [f"compat={compat}", f"cluster_size={cluster_size}", *options]
     if compression == "zstd":
         opts.append("compression_type=zstd")
-    recipe = ["to_qcow2", _file_id(raw), opts, compression]
+    recipe = ["to_qcow2", file_id(raw), opts, compression]
 
     def build(out: Path) -> None:
         cmd = ["qemu-img", "convert", "-f", "raw", "-O", "qcow2", "-o", ",".join(opts)]
         if compression:
             cmd.append("-c")
-        _run(*cmd, raw, out)
+        run(*cmd, raw, out)
 
     return cached(name, recipe, build, suffix="qcow2")
 
@@ -112,13 +101,13 @@ def _overlay(
         cmd[2:2] = ["-o", ",".join(options)]
     if size is not None:
         cmd.append(str(size))
-    _run(*cmd)
+    run(*cmd)
     with tempfile.TemporaryDirectory() as tmp:
         cmds = _write_commands(Path(tmp), writes)
         cmds += [a for off, n in zeros for a in ("-c", f"write -z {off} {n}")]
         cmds += [a for off, n, p in patterns for a in ("-c", f"write -P {p} {off} {n}")]
         if cmds:
-            _run("qemu-io", "-f", "qcow2", *cmds, out)
+            run("qemu-io", "-f", "qcow2", *cmds, out)
 
 
 def make_incremental(
@@ -132,7 +121,7 @@ def make_incremental(
     digest = hashlib.sha256()
     for offset, data in writes:
         digest.update(offset.to_bytes(8, "little") + hashlib.sha256(data).digest())
-    recipe = ["incremental", _file_id(base), digest.hexdigest(), list(zeros), size]
+    recipe = ["incremental", file_id(base), digest.hexdigest(), list(zeros), size]
 
     def build(out: Path) -> None:
         if out.parent != base.parent:
@@ -168,16 +157,16 @@ def incremental_from_raw(
 
 
 def qemu_raw(image: Path) -> Path:
-    recipe = ["qemu_raw", _file_id(image)]
+    recipe = ["qemu_raw", file_id(image)]
 
     def build(out: Path) -> None:
-        _run("qemu-img", "convert", "-O", "raw", image, out)
+        run("qemu-img", "convert", "-O", "raw", image, out)
 
     return cached(f"{image.stem}-expected", recipe, build, suffix="raw")
 
 
 def qemu_map(image: Path) -> list[dict[str, Any]]:
-    extents: list[dict[str, Any]] = json.loads(_run("qemu-img", "map", "--output=json", image))
+    extents: list[dict[str, Any]] = json.loads(run("qemu-img", "map", "--output=json", image))
     return extents
 
 
@@ -235,11 +224,11 @@ def _with_qemu_io(name: str, source: Callable[[], Path], commands: Sequence[str]
                     if not fh.read(80)[79] & 1:
                         raise RuntimeError("the crashed image is not marked dirty")
             elif cmd.startswith("snapshot "):
-                _run("qemu-img", "snapshot", "-c", cmd.split(" ", 1)[1], out)
+                run("qemu-img", "snapshot", "-c", cmd.split(" ", 1)[1], out)
             else:
-                _run("qemu-io", "-f", "qcow2", "-c", cmd, out)
+                run("qemu-io", "-f", "qcow2", "-c", cmd, out)
 
-    return cached(name, ["qemu-io", _file_id(src), list(commands)], build, suffix="qcow2")
+    return cached(name, ["qemu-io", file_id(src), list(commands)], build, suffix="qcow2")
 
 
 def _variant(**kw: Any) -> Callable[[], Path]:
@@ -308,7 +297,7 @@ def corrupt_flagged() -> Path:
             fh.seek(79)
             fh.write(bytes([flags | 2]))
 
-    return cached("qcow-corrupt-bit", ["corrupt-bit", _file_id(src)], build, suffix="qcow2")
+    return cached("qcow-corrupt-bit", ["corrupt-bit", file_id(src)], build, suffix="qcow2")
 
 
 def truncated() -> Path:
@@ -319,7 +308,7 @@ def truncated() -> Path:
         copy_sparse(src, out)
         os.truncate(out, src.stat().st_size * 6 // 10)
 
-    return cached("qcow-truncated", ["truncated", _file_id(src)], build, suffix="qcow2")
+    return cached("qcow-truncated", ["truncated", file_id(src)], build, suffix="qcow2")
 
 
 # --- backing chains -------------------------------------------------------------------------
@@ -363,7 +352,7 @@ def _build_chain(out: Path, kind: str) -> None:
         base, base_name = out / "base.raw", "base.raw"
     else:
         base = sub / "base.qcow2"
-        _run("qemu-img", "convert", "-f", "raw", "-O", "qcow2", "-o", ",".join(options), raw, base)
+        run("qemu-img", "convert", "-f", "raw", "-O", "qcow2", "-o", ",".join(options), raw, base)
         base_name = "sub/base.qcow2" if kind == "subdir" else "base.qcow2"
     layers = LAYERS
     if kind == "deep10":
@@ -384,7 +373,7 @@ def _build_chain(out: Path, kind: str) -> None:
         below, below_name = path, path.name
     if kind == "grown":
         # data in the grown part, past the end of every backing file
-        _run("qemu-io", "-f", "qcow2", "-c", f"write -P 0x77 {DISK_SIZE + MiB} 100k", below)
+        run("qemu-io", "-f", "qcow2", "-c", f"write -P 0x77 {DISK_SIZE + MiB} 100k", below)
 
 
 CHAIN_KINDS = ("flat", "subdir", "raw-base", "grown", "deep10", "extended-l2")
@@ -394,5 +383,5 @@ def chain(kind: str) -> Path:
     """A directory holding a backing chain of ``kind`` (see CHAIN_KINDS), top ``top.qcow2``."""
     if kind not in CHAIN_KINDS:
         raise ValueError(kind)
-    recipe = ["chain", kind, _file_id(test_disk()), LAYERS]
+    recipe = ["chain", kind, file_id(test_disk()), LAYERS]
     return cached(f"qcow-chain-{kind}", recipe, lambda out: _build_chain(out, kind), suffix="d")

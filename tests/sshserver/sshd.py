@@ -18,6 +18,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.imagebuild.dir_paths import InDir
 from tests.processes import free_port, terminate, wait_up
 
 SSHD = Path("/usr/sbin/sshd")
@@ -57,18 +58,10 @@ class Sshd:
     def host(self) -> str:
         return "127.0.0.1"
 
-    @property
-    def client_key(self) -> Path:
-        return self.base / "client_ed25519"
-
-    @property
-    def known_hosts(self) -> Path:
-        return self.base / "known_hosts"
-
-    @property
-    def area(self) -> Path:
-        """A directory the account owns: remote restore destinations go below it."""
-        return self.base / "area"
+    client_key = InDir("client_ed25519", attr="base")
+    known_hosts = InDir("known_hosts", attr="base")
+    # a directory the account owns: remote restore destinations go below it
+    area = InDir("area", attr="base")
 
     def ssh_command(self) -> list[str]:
         """An ``ssh`` command line (for rsync's ``-e``) that checks the host key strictly."""

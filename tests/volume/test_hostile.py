@@ -17,7 +17,8 @@ import pytest
 from filerestore.blockio import BytesReader, FileReader
 from filerestore.errors import LvmMetadataError, PartitionTableError, VolumeUnavailableError
 from filerestore.volume import Volume, gpt, list_volumes, lvm
-from tests.imagebuild.disk import gpt_disk, lvm_whole_disk, sfdisk_json, whole_disk
+from tests.imagebuild.disk import gpt_disk, sfdisk_json, whole_disk
+from tests.imagebuild.lvm_disks import lvm_whole_disk
 
 SECTOR = 512
 

@@ -16,14 +16,9 @@ import pytest
 from filerestore.blockio import FileReader
 from filerestore.errors import VolumeUnavailableError
 from filerestore.volume import Volume, find_volume, list_volumes, lvm
-from tests.imagebuild.disk import (
-    lv_content,
-    lvm_gpt_disk,
-    lvm_mbr_disk,
-    lvm_whole_disk,
-    metadata_wraps,
-    sfdisk_json,
-)
+from tests.imagebuild.disk import sfdisk_json
+from tests.imagebuild.lvm_disks import lvm_gpt_disk, lvm_mbr_disk, lvm_whole_disk
+from tests.imagebuild.lvm_tools import lv_content, metadata_wraps
 
 
 def load(d: Path) -> dict[str, Any]:

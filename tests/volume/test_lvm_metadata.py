@@ -10,7 +10,7 @@ from filerestore.blockio import FileReader
 from filerestore.errors import LvmMetadataError
 from filerestore.volume import lvm
 from filerestore.volume.lvm_metadata import parse_config, volume_group
-from tests.imagebuild.disk import lvm_whole_disk
+from tests.imagebuild.lvm_disks import lvm_whole_disk
 from tests.volume.lvm_texts import SYNTAX_ERRORS, large_metadata
 
 

@@ -14,6 +14,7 @@ import pytest
 from filerestore.blockio import FileReader
 from filerestore.errors import VolumeNotFoundError
 from filerestore.volume import Volume, find_volume, list_volumes
+from tests.imagebuild.commands import run
 from tests.imagebuild.disk import (
     GPT_LINUX,
     GPT_MSDATA,
@@ -21,7 +22,6 @@ from tests.imagebuild.disk import (
     gpt4k_disk,
     gpt_disk,
     mbr_disk,
-    run,
     sfdisk_json,
     whole_disk,
 )
