@@ -22,7 +22,6 @@ from __future__ import annotations
 import fcntl
 import json
 import logging
-import threading
 import time
 from dataclasses import dataclass
 from datetime import timedelta
@@ -52,6 +51,7 @@ from filerestore.service.liveness import is_dead
 from filerestore.service.principal import Principal
 from filerestore.service.session import refresh
 from filerestore.service.sessions import SessionManager
+from filerestore.service.worker_thread import WorkerThread
 
 log = logging.getLogger("filerestore.jobs")
 
@@ -73,30 +73,18 @@ class Claimed:
     counted: bool
 
 
-class JobRunner:
+class JobRunner(WorkerThread):
     def __init__(self, manager: SessionManager, poll: float | None = None) -> None:
+        super().__init__("filerestore-jobs", stop_wait=30.0)
         self.manager = manager
         self.db = manager.db
         self.settings = manager.settings
         self.poll = poll if poll is not None else self.settings.restore_job_poll_interval
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
         self._lock_file: IO[bytes] | None = None
 
     # --- the thread ------------------------------------------------------------------------
 
-    def start(self) -> None:
-        if self._thread is not None:
-            return
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._loop, name="filerestore-jobs", daemon=True)
-        self._thread.start()
-
-    def stop(self, timeout: float = 30.0) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
+    def _stopped(self) -> None:
         if self._lock_file is not None:
             self._lock_file.close()
             self._lock_file = None
