@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import stat
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 from filerestore.fs.entry import Entry, EntryKind, synthetic_mode
 
@@ -35,10 +35,6 @@ class Attributes:
     atime_ns: int
     mtime_ns: int
     ctime_ns: int
-
-
-#: the names of :class:`Attributes`' fields, each ``st_<name>`` in ``struct stat``
-ATTRIBUTE_FIELDS = tuple(f.name for f in fields(Attributes))
 
 
 def attributes(entry: Entry, ino: int) -> Attributes:

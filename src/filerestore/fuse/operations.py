@@ -36,7 +36,7 @@ import trio
 from filerestore.blockio import Reader
 from filerestore.errors import FileRestoreError
 from filerestore.fs.entry import Entry
-from filerestore.fuse.attributes import ATTRIBUTE_FIELDS, BLOCK_SIZE, CACHE_SECONDS, attributes
+from filerestore.fuse.attributes import BLOCK_SIZE, CACHE_SECONDS, attributes
 from filerestore.fuse.errno_table import errno_of
 from filerestore.fuse.inodes import ROOT_INODE, InodeTable, Node
 from filerestore.fuse.listing import DirStream, ListingCache, Row
@@ -138,9 +138,17 @@ class BackupOperations(pyfuse3.Operations):
     def _entry_attributes(self, entry: Entry, ino: int) -> pyfuse3.EntryAttributes:
         a = attributes(entry, ino)
         out = pyfuse3.EntryAttributes()
-        for name in ATTRIBUTE_FIELDS:  # each is struct stat's st_<name>
-            setattr(out, f"st_{name}", getattr(a, name))
+        out.st_ino = a.ino
+        out.st_mode = a.mode
+        out.st_nlink = a.nlink
+        out.st_uid = a.uid
+        out.st_gid = a.gid
+        out.st_size = a.size
+        out.st_blocks = a.blocks
         out.st_blksize = BLOCK_SIZE
+        out.st_atime_ns = a.atime_ns
+        out.st_mtime_ns = a.mtime_ns
+        out.st_ctime_ns = a.ctime_ns
         out.attr_timeout = CACHE_SECONDS
         out.entry_timeout = CACHE_SECONDS
         return out
