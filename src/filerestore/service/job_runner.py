@@ -46,7 +46,7 @@ from filerestore.restore.conflicts import Policy
 from filerestore.restore.journal import Progress
 from filerestore.restore.transfer import Outcome, Transfer, walk_selection
 from filerestore.service import audit, jobs, targets
-from filerestore.service.job_journal import DbJournal, committed_progress
+from filerestore.service.job_journal import DbJournal, committed_progress, write_counts
 from filerestore.service.liveness import is_dead
 from filerestore.service.principal import Principal
 from filerestore.service.session import refresh
@@ -257,12 +257,7 @@ class JobRunner(WorkerThread):
             row = s.get(RestoreJob, claimed.job_id, with_for_update=True)
             if row is not None:
                 row.run_files, row.run_bytes = progress.files, progress.bytes
-                row.files_done, row.bytes_done = progress.files, progress.bytes
-                row.dirs_done, row.skipped, row.failed = (
-                    progress.dirs,
-                    progress.skipped,
-                    progress.failed,
-                )
+                write_counts(row, progress)
                 row.run_started_at = utcnow()
 
     def _finish(self, claimed: Claimed, outcome: Outcome | None, error: str | None) -> None:
@@ -283,9 +278,7 @@ class JobRunner(WorkerThread):
             if session is not None and session.status == MOUNTED:
                 refresh(session, utcnow(), self.manager.idle)
             if outcome is not None:
-                p = outcome.progress
-                job.files_done, job.dirs_done, job.bytes_done = p.files, p.dirs, p.bytes
-                job.skipped, job.failed = p.skipped, p.failed
+                write_counts(job, outcome.progress)
                 job.unkept = "\n".join(outcome.unkept) or None
             job.manifest_sha256 = digest
             if outcome is not None and outcome.cancelled and not job.cancel_requested:
