@@ -30,18 +30,8 @@ from pathlib import Path
 import atheris
 
 from filerestore.blockio import BytesReader
-from filerestore.errors import (
-    DestinationEscapeError,
-    DestinationExistsError,
-    FilesystemError,
-    IsADirectoryError_,
-    NotADirectoryError_,
-    NotASymlinkError,
-    PathNotFoundError,
-    PathRefusedError,
-    SymlinkLoopError,
-)
-from filerestore.fs.base import Filesystem
+from filerestore.errors import DestinationEscapeError, DestinationExistsError, FilesystemError
+from filerestore.fs.base import RESOLVER_ERRORS, Filesystem
 from filerestore.fs.contents import FileContents, whole_file
 from filerestore.fs.entry import Entry, EntryKind
 from filerestore.restore.extract import extract
@@ -229,14 +219,6 @@ def setup() -> OneInput:
 
 _TMPFS = "/dev/shm" if Path("/dev/shm").is_dir() else None
 EXTRACT_ERRORS = (FilesystemError, DestinationEscapeError, DestinationExistsError)
-RESOLVER_ERRORS = (
-    PathNotFoundError,
-    NotADirectoryError_,
-    IsADirectoryError_,
-    NotASymlinkError,
-    SymlinkLoopError,
-    PathRefusedError,
-)
 
 HARNESS = Harness(
     name="guest_paths",

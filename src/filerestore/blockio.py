@@ -17,7 +17,7 @@ import stat
 import threading
 from collections import OrderedDict
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Protocol, Self, runtime_checkable
 
 from filerestore.errors import (
     CorruptImageError,
@@ -44,6 +44,19 @@ def clamp(size: int, offset: int, length: int) -> int:
     return max(0, min(length, size - offset))
 
 
+class Closing:
+    """Base of what holds host resources until ``close()``: ``with x:`` closes x at its end."""
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 class SizedReader:
     """Base of readers of a fixed size: keeps the :class:`Reader` contract once.
 
@@ -66,7 +79,7 @@ class SizedReader:
         raise NotImplementedError
 
 
-class FileReader(SizedReader):
+class FileReader(SizedReader, Closing):
     """A regular host file read with ``os.pread``. Owns its descriptor; close it when done.
 
     ``pread`` and ``pread_into`` name what is being read, so a file too short for a
@@ -141,12 +154,6 @@ class FileReader(SizedReader):
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
-
-    def __enter__(self) -> FileReader:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 class BytesReader(SizedReader):

@@ -35,6 +35,7 @@ from collections.abc import Container, Hashable, Iterator
 from typing import Generic, TypeVar
 
 from filerestore.errors import (
+    FileRestoreError,
     FilesystemError,
     IsADirectoryError_,
     NotADirectoryError_,
@@ -53,6 +54,15 @@ N = TypeVar("N")
 MAX_SYMLINK_HOPS = 40  # Linux's MAXSYMLINKS
 DIR_CACHE_ENTRIES = 250_000  # children kept across all cached directories
 LIST_PAGE = 256  # entries built per lock acquisition in list_dir
+#: what resolving a path raises for the path itself, never for a corrupt filesystem
+RESOLVER_ERRORS: tuple[type[FileRestoreError], ...] = (
+    PathNotFoundError,
+    NotADirectoryError_,
+    IsADirectoryError_,
+    NotASymlinkError,
+    SymlinkLoopError,
+    PathRefusedError,
+)
 
 
 def duplicate_name(name: str, taken: Container[str]) -> str:

@@ -23,7 +23,7 @@ import bisect
 import contextlib
 import dataclasses
 import threading
-from collections.abc import Hashable, Iterator
+from collections.abc import Callable, Hashable, Iterator
 from typing import Any
 
 from filerestore.blockio import Reader, ReaderFile
@@ -212,42 +212,31 @@ class BtrfsFilesystem(Filesystem[BtrfsNode]):
         return out
 
     def _subvolume_path(self, objectid: int) -> str:
-        """The path of a subvolume from the top level, each loop of references refused
-        (dissect's Subvolume.path follows them for ever)."""
+        """The path of a subvolume from the top level (its ROOT_BACKREF items)."""
         from dissect.btrfs.c_btrfs import c_btrfs
 
-        parts: list[str] = []
-        seen: set[int] = set()
-        while objectid != int(c_btrfs.BTRFS_FS_TREE_OBJECTID):
-            if objectid in seen:
-                raise FilesystemError(f"btrfs: subvolume {objectid} is its own ancestor")
-            seen.add(objectid)
-            item, data = self._fs._root_tree.find(objectid, c_btrfs.BTRFS_ROOT_BACKREF_KEY)
+        def step(sid: int) -> tuple[list[str], int]:
+            item, data = self._fs._root_tree.find(sid, c_btrfs.BTRFS_ROOT_BACKREF_KEY)
             ref = c_btrfs.btrfs_root_ref(data)
-            parts.append(bytes(ref.name).decode("utf-8", "surrogateescape"))
             parent = int(item.key.offset)
             inside = self._dir_path(parent, int(ref.dirid))
-            if inside:
-                parts.append(inside)
-            objectid = parent
-        return "/".join(reversed(parts))
+            name = bytes(ref.name).decode("utf-8", "surrogateescape")
+            return [name, inside] if inside else [name], parent
+
+        return _path_up(objectid, int(c_btrfs.BTRFS_FS_TREE_OBJECTID), "subvolume", step)
 
     def _dir_path(self, subvolume_id: int, objectid: int) -> str:
         """The path of directory ``objectid`` inside a subvolume, from its INODE_REF items."""
         from dissect.btrfs.c_btrfs import c_btrfs
 
         tree = self._fs.open_subvolume(subvolume_id).tree
-        names: list[str] = []
-        seen: set[int] = set()
-        while objectid != int(c_btrfs.BTRFS_FIRST_FREE_OBJECTID):
-            if objectid in seen:
-                raise FilesystemError(f"btrfs: directory {objectid} is its own ancestor")
-            seen.add(objectid)
-            item, data = tree.find(objectid, c_btrfs.BTRFS_INODE_REF_KEY)
+
+        def step(dir_id: int) -> tuple[list[str], int]:
+            item, data = tree.find(dir_id, c_btrfs.BTRFS_INODE_REF_KEY)
             name = bytes(c_btrfs.btrfs_inode_ref(data).name)
-            names.append(name.decode("utf-8", "surrogateescape"))
-            objectid = int(item.key.offset)
-        return "/".join(reversed(names))
+            return [name.decode("utf-8", "surrogateescape")], int(item.key.offset)
+
+        return _path_up(objectid, int(c_btrfs.BTRFS_FIRST_FREE_OBJECTID), "directory", step)
 
     # --- hooks ---------------------------------------------------------------------------
 
@@ -381,6 +370,23 @@ class BtrfsFilesystem(Filesystem[BtrfsNode]):
         if int(chunk.type) & _STRIPED or not chunk.stripes or chunk.stripes[0].fh is None:
             raise FilesystemError("btrfs: striped (RAID0/10/5/6) data chunks are not supported")
         return int(chunk.stripes[0].offset) + (logical - int(chunk.offset))
+
+
+def _path_up(
+    objectid: int, top: int, what: str, step: Callable[[int], tuple[list[str], int]]
+) -> str:
+    """The path from ``top`` down to ``objectid``: ``step(id)`` gives an id's names, the
+    last one first, and its parent's id. A loop of references is refused (dissect's
+    Subvolume.path follows them for ever)."""
+    parts: list[str] = []
+    seen: set[int] = set()
+    while objectid != top:
+        if objectid in seen:
+            raise FilesystemError(f"btrfs: {what} {objectid} is its own ancestor")
+        seen.add(objectid)
+        names, objectid = step(objectid)
+        parts.extend(names)
+    return "/".join(reversed(parts))
 
 
 def open_fs(reader: Reader) -> BtrfsFilesystem:

@@ -60,12 +60,21 @@ class Inode(NamedTuple):
 
 
 # i_mode .. l_i_gid_high: the 124 bytes every inode has (osd2 read as Linux's)
-_INODE_CORE = struct.Struct("<HHIiii4xHHII4x60s4xII4xHHHH")
+_CORE_FIELDS = "HHIiii4xHHII4x60s4xII4xHHHH"
 # i_extra_isize, i_checksum_hi, i_ctime_extra, i_mtime_extra, i_atime_extra, i_crtime,
-# i_crtime_extra: the large-inode fields at byte 128
-_INODE_EXTRA = struct.Struct("<HHIIIiI")
+# i_crtime_extra: the large-inode fields at byte 128, after l_i_reserved
+_EXTRA_FIELDS = "HHIIIiI"
+_INODE_CORE = struct.Struct("<" + _CORE_FIELDS)
+_LARGE_INODE = struct.Struct("<" + _CORE_FIELDS + "4x" + _EXTRA_FIELDS)  # both in one call
+#: an inode of at least this many bytes has room for every large-inode field read here
+LARGE_INODE_SIZE = _LARGE_INODE.size
+_NO_EXTRA = (0,) * len(_EXTRA_FIELDS)  # an inode too short for them: i_extra_isize 0
 _EXTRA_AT = GOOD_OLD_INODE_SIZE
+_ALL_EXTRA = 24  # i_extra_isize that holds every large field (through i_crtime_extra)
 _NSEC = 1_000_000_000
+_Ns = int | None
+#: the fields of an :class:`Inode` but its number, in its order
+InodeFields = tuple[int, int, int, int, bytes, int, int, int, _Ns, _Ns, _Ns, _Ns, int, int]
 
 
 def _extra_time(seconds: int, extra: int) -> int | None:
@@ -84,6 +93,17 @@ def parse_inode(raw: bytes, offset: int = 0, inode_size: int = 0, number: int = 
     available = (len(raw) - offset) if inode_size <= 0 else inode_size
     if available < GOOD_OLD_INODE_SIZE or offset + available > len(raw):
         raise FilesystemError("ext: an inode lies past the end of the volume")
+    return Inode(*inode_fields(raw, offset, available), number)
+
+
+def inode_fields(raw: bytes, offset: int, available: int) -> InodeFields:
+    """The fields of the inode of ``available`` bytes (at least 128, inside ``raw``) at
+    ``offset``: the one unpacker of :func:`parse_inode` and the bulk walk (ext_walk), which
+    takes them as they are for a file, without building an :class:`Inode`."""
+    if available >= LARGE_INODE_SIZE:
+        fields = _LARGE_INODE.unpack_from(raw, offset)
+    else:
+        fields = _INODE_CORE.unpack_from(raw, offset) + _NO_EXTRA
     (
         mode,
         uid,
@@ -102,33 +122,26 @@ def parse_inode(raw: bytes, offset: int = 0, inode_size: int = 0, number: int = 
         file_acl_high,
         uid_high,
         gid_high,
-    ) = _INODE_CORE.unpack_from(raw, offset)
-    extra_isize = 0
-    if available >= _EXTRA_AT + _INODE_EXTRA.size:
-        extra_isize, _, ctime_x, mtime_x, atime_x, crtime, crtime_x = _INODE_EXTRA.unpack_from(
-            raw, offset + _EXTRA_AT
+        extra_isize,
+        _,
+        ctime_x,
+        mtime_x,
+        atime_x,
+        crtime,
+        crtime_x,
+    ) = fields
+    if _EXTRA_AT + extra_isize > available:  # the kernel refuses such an inode
+        extra_isize = 0
+    if extra_isize >= _ALL_EXTRA:  # the common case, so _extra_time written out (speed)
+        ctime_ns = ((ctime + ((ctime_x & 3) << 32)) * _NSEC + (ctime_x >> 2)) or None
+        mtime_ns = ((mtime + ((mtime_x & 3) << 32)) * _NSEC + (mtime_x >> 2)) or None
+        atime_ns = ((atime + ((atime_x & 3) << 32)) * _NSEC + (atime_x >> 2)) or None
+        btime_ns = ((crtime + ((crtime_x & 3) << 32)) * _NSEC + (crtime_x >> 2)) or None
+    else:
+        ctime_ns, mtime_ns, atime_ns, btime_ns = _short_extra_times(
+            extra_isize, ctime, ctime_x, mtime, mtime_x, atime, atime_x, crtime
         )
-        if _EXTRA_AT + extra_isize > available:  # the kernel refuses such an inode
-            extra_isize = 0
-    if extra_isize >= 16:  # ctime, mtime and atime extra all fit (0x84..0x90)
-        ctime_ns = _extra_time(ctime, ctime_x)
-        mtime_ns = _extra_time(mtime, mtime_x)
-        atime_ns = _extra_time(atime, atime_x)
-    else:
-        ctime_ns = ctime * _NSEC if ctime else None
-        mtime_ns = mtime * _NSEC if mtime else None
-        atime_ns = atime * _NSEC if atime else None
-        if extra_isize >= 8:
-            ctime_ns = _extra_time(ctime, ctime_x)
-        if extra_isize >= 12:
-            mtime_ns = _extra_time(mtime, mtime_x)
-    if extra_isize >= 24:
-        btime_ns = _extra_time(crtime, crtime_x)
-    elif extra_isize >= 20:
-        btime_ns = crtime * _NSEC if crtime else None
-    else:
-        btime_ns = None
-    return Inode(
+    return (
         mode,
         size_lo | size_high << 32,
         size_lo,
@@ -143,8 +156,35 @@ def parse_inode(raw: bytes, offset: int = 0, inode_size: int = 0, number: int = 
         btime_ns,
         blocks_lo | blocks_high << 32,
         file_acl_lo | file_acl_high << 32,
-        number,
     )
+
+
+def _short_extra_times(
+    extra_isize: int,
+    ctime: int,
+    ctime_x: int,
+    mtime: int,
+    mtime_x: int,
+    atime: int,
+    atime_x: int,
+    crtime: int,
+) -> tuple[_Ns, _Ns, _Ns, _Ns]:
+    """ctime, mtime, atime and creation time of an inode without every large field: each
+    extra field is read only where ``extra_isize`` covers it."""
+    if extra_isize >= 16:  # ctime, mtime and atime extra all fit (0x84..0x90)
+        ctime_ns = _extra_time(ctime, ctime_x)
+        mtime_ns = _extra_time(mtime, mtime_x)
+        atime_ns = _extra_time(atime, atime_x)
+    else:
+        ctime_ns = ctime * _NSEC if ctime else None
+        mtime_ns = mtime * _NSEC if mtime else None
+        atime_ns = atime * _NSEC if atime else None
+        if extra_isize >= 8:
+            ctime_ns = _extra_time(ctime, ctime_x)
+        if extra_isize >= 12:
+            mtime_ns = _extra_time(mtime, mtime_x)
+    btime_ns = crtime * _NSEC if extra_isize >= 20 and crtime else None
+    return ctime_ns, mtime_ns, atime_ns, btime_ns
 
 
 def fast_symlink_target(inode: Inode) -> bytes | None:

@@ -9,21 +9,22 @@ import os
 import threading
 from collections.abc import Hashable
 
-from filerestore.blockio import SizedReader
+from filerestore.blockio import Closing, SizedReader
 from filerestore.image.chain import ChainLink, OpenedLink, confirm_chain, open_chain
+from filerestore.image.mapped import Layer
 from filerestore.image.metadata import (
     DEFAULT_METADATA_BUDGET,
     MetadataCache,
     layer_working_set,
 )
-from filerestore.image.qcow2 import Layer, Qcow2Layer
+from filerestore.image.qcow2 import Qcow2Layer
 from filerestore.image.qcow2_data_file import RawDataFile
 from filerestore.source import LocalStore, Store
 
 DEFAULT_MAX_CHAIN_DEPTH = 64
 
 
-class DiskImage(SizedReader):
+class DiskImage(SizedReader, Closing):
     """The guest disk of an image and its backing chain (a blockio Reader, thread-safe)."""
 
     def __init__(self, opened: list[OpenedLink], budget: int = DEFAULT_METADATA_BUDGET) -> None:
@@ -84,12 +85,6 @@ class DiskImage(SizedReader):
             f.close()
         if hasattr(self, "metadata"):
             self.metadata.clear()
-
-    def __enter__(self) -> DiskImage:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 def open_image(

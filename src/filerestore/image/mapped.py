@@ -22,12 +22,12 @@ import struct
 import sys
 import threading
 from array import array
-from collections.abc import Iterator
-from contextlib import contextmanager
+from dataclasses import InitVar, dataclass
 from typing import Protocol, cast
 
 from filerestore.blockio import SizedReader, clamp
 from filerestore.errors import CorruptImageError
+from filerestore.image.file_errors import naming_file
 from filerestore.image.metadata import MetadataCache
 from filerestore.source import SourceFile
 
@@ -56,6 +56,27 @@ def zero_fill(dst: memoryview) -> None:
     for i in range(0, len(dst), len(_ZEROS)):
         chunk = dst[i : i + len(_ZEROS)]
         chunk[:] = zeros[: len(chunk)]
+
+
+def read_backing(backing: Layer | None, dst: memoryview, start: int) -> None:
+    """Fill ``dst`` with the parent's bytes at guest offset ``start``: past the parent's end
+    (a child may have been grown), or with no parent, a layer reads zeros."""
+    m = 0 if backing is None else clamp(backing.size, start, len(dst))
+    if backing is not None and m:
+        backing.read_into(dst[:m], start)
+    if m < len(dst):
+        zero_fill(dst[m:])
+
+
+def bitmap_span(byte: int, bit: int, at: int, sector: int, msb_first: bool) -> tuple[int, bool]:
+    """One step through a sector bitmap (VHD, VHDX): from byte ``at`` of a block, whose
+    sector is bit ``bit`` (0-7) of bitmap byte ``byte``, how many bytes read from one place,
+    and whether that is this file (a set bit) or the parent. A byte all set or all clear
+    covers the rest of its eight sectors at once, any other byte the rest of this sector.
+    ``msb_first``: bit 7 of a byte is its first sector (VHD), else bit 0 (VHDX)."""
+    if byte in (0, 0xFF):
+        return (8 - bit) * sector - at % sector, byte == 0xFF
+    return sector - at % sector, bool(byte >> (7 - bit if msb_first else bit) & 1)
 
 
 def add_run(
@@ -90,6 +111,7 @@ def le32_array(data: bytes, big_endian: bool = False) -> array[int]:
     return table
 
 
+@dataclass(eq=False)
 class Table:
     """``count`` integer entries of ``fmt`` ("<I", ">I", "<Q") at ``offset`` of ``file``.
 
@@ -97,14 +119,14 @@ class Table:
     entry in them is first asked for.
     """
 
-    def __init__(
-        self, file: SourceFile, offset: int, count: int, fmt: str, what: str, cache: MetadataCache
-    ) -> None:
-        self.file = file
-        self.offset = offset
-        self.count = count
-        self.what = what
-        self._cache = cache
+    file: SourceFile
+    offset: int
+    count: int
+    fmt: InitVar[str]
+    what: str
+    _cache: MetadataCache
+
+    def __post_init__(self, fmt: str) -> None:
         self._code = {"I": "I", "Q": "Q"}[fmt[1]]
         self._swap = (fmt[0] == ">") == (sys.byteorder == "little")
         self._size = struct.calcsize(fmt)
@@ -146,7 +168,7 @@ class MappedLayer(SizedReader):
         raise CorruptImageError(f"{self.name}: compressed data in a format without compression")
 
     def _read(self, offset: int, n: int) -> bytes:
-        with self._located():
+        with naming_file(self.name, CorruptImageError):
             runs = self._runs(offset, offset + n)
             if len(runs) == 1 and runs[0][0] == DATA:
                 file = runs[0][3]
@@ -158,17 +180,8 @@ class MappedLayer(SizedReader):
 
     def read_into(self, dst: memoryview, offset: int) -> None:
         """Fill ``dst`` with the guest bytes at ``offset`` (the chain fills one buffer)."""
-        with self._located():
+        with naming_file(self.name, CorruptImageError):
             self._fill(dst, offset, self._runs(offset, offset + len(dst)))
-
-    @contextmanager
-    def _located(self) -> Iterator[None]:
-        try:
-            yield
-        except CorruptImageError as exc:
-            if self.name in str(exc):
-                raise
-            raise CorruptImageError(f"{self.name}: {exc}") from exc
 
     def _fill(self, view: memoryview, offset: int, runs: list[Run]) -> None:
         for kind, start, length, file, host in runs:
@@ -177,17 +190,8 @@ class MappedLayer(SizedReader):
                 assert file is not None
                 file.pread_into(dst, host, "data")
             elif kind == UNALLOCATED:
-                self._read_backing(dst, start)
+                read_backing(self.backing, dst, start)
             elif kind == COMPRESSED:
                 self._fill_compressed(dst, start, host)
             else:
                 zero_fill(dst)
-
-    def _read_backing(self, dst: memoryview, start: int) -> None:
-        # past the parent's end (or with no parent) the layer reads zeros
-        backing = self.backing
-        m = 0 if backing is None else clamp(backing.size, start, len(dst))
-        if backing is not None and m:
-            backing.read_into(dst[:m], start)
-        if m < len(dst):
-            zero_fill(dst[m:])

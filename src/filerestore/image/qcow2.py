@@ -18,12 +18,13 @@ import sys
 import threading
 from array import array
 from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Protocol, cast
+from typing import cast
 
-from filerestore.blockio import SizedReader, clamp
+from filerestore.blockio import SizedReader
 from filerestore.errors import CorruptImageError
 from filerestore.image.compression import decompress_cluster
+from filerestore.image.file_errors import naming_file
+from filerestore.image.mapped import Layer, read_backing, zero_fill
 from filerestore.image.metadata import L1_PIECE_BYTES, MetadataCache, l1_bytes_needed
 from filerestore.image.qcow2_entries import (
     L2E_OFFSET_MASK,
@@ -59,7 +60,6 @@ _NO_TABLE: array[int] = array("Q")
 _NO_TABLE_COST = 64
 
 
-_ZEROS = bytes(1 << 20)
 # Reads are assembled in a per-thread buffer that lives on: a fresh 1 MiB buffer per read
 # (plus the bytes returned) made glibc map and unmap memory each time, 0.6 GB/s instead of
 # 6-9 on fragmented images. Larger reads get a buffer of their own.
@@ -77,29 +77,11 @@ def _scratch(n: int) -> memoryview:
     return memoryview(buf)[:n]
 
 
-def _zero(dst: memoryview) -> None:
-    zeros = memoryview(_ZEROS)
-    for i in range(0, len(dst), len(_ZEROS)):
-        chunk = dst[i : i + len(_ZEROS)]
-        chunk[:] = zeros[: len(chunk)]
-
-
 def _be_u64_array(data: bytes) -> array[int]:
     table = array("Q", data)
     if sys.byteorder == "little":
         table.byteswap()
     return table
-
-
-class Layer(Protocol):
-    """A file of the chain as the layer above reads it."""
-
-    @property
-    def size(self) -> int: ...
-
-    def read_into(self, dst: memoryview, offset: int) -> None: ...
-
-    def read_at(self, offset: int, length: int) -> bytes: ...
 
 
 class Qcow2Layer(SizedReader):
@@ -206,7 +188,7 @@ class Qcow2Layer(SizedReader):
             pos += m
 
     def _read(self, offset: int, n: int) -> bytes:
-        with self._located():
+        with naming_file(self.file.name, CorruptImageError):
             runs = self._runs(offset, offset + n)
             if len(runs) == 1 and runs[0][0] == ClusterType.NORMAL:
                 return self.data.pread(runs[0][3], n, "data cluster")
@@ -219,18 +201,8 @@ class Qcow2Layer(SizedReader):
 
         The chain fills one buffer top to bottom: no layer copies what a layer below read.
         """
-        with self._located():
+        with naming_file(self.file.name, CorruptImageError):
             self._fill(dst, offset, self._runs(offset, offset + len(dst)))
-
-    @contextmanager
-    def _located(self) -> Iterator[None]:
-        try:
-            yield
-        except CorruptImageError as exc:
-            where = self.file.name
-            if where in str(exc):
-                raise
-            raise CorruptImageError(f"{where}: {exc}") from exc
 
     def _fill(self, view: memoryview, offset: int, runs: list[_Run]) -> None:
         for kind, start, length, host in runs:
@@ -238,13 +210,13 @@ class Qcow2Layer(SizedReader):
             if kind == ClusterType.NORMAL:
                 self.data.pread_into(dst, host, "data cluster")
             elif kind == ClusterType.UNALLOCATED:
-                self._read_backing(dst, start)
+                read_backing(self.backing, dst, start)
             elif kind == ClusterType.COMPRESSED:
                 cluster = self._compressed_cluster(host)
                 into = offset_into_cluster(self.g, start)
                 dst[:] = cluster[into : into + length]
             else:
-                _zero(dst)
+                zero_fill(dst)
 
     def _runs(self, offset: int, end: int) -> list[_Run]:
         """The pieces of [offset, end) coalesced into maximal runs of one kind."""
@@ -322,15 +294,6 @@ class Qcow2Layer(SizedReader):
         if run_kind >= 0:
             runs.append((ClusterType(run_kind), run_start, run_len, run_host))
         return runs
-
-    def _read_backing(self, dst: memoryview, start: int) -> None:
-        # past the backing file's end the overlay reads zeros (it may have been grown)
-        backing = self.backing
-        m = 0 if backing is None else clamp(backing.size, start, len(dst))
-        if backing is not None and m:
-            backing.read_into(dst[:m], start)
-        if m < len(dst):
-            _zero(dst[m:])
 
     def _compressed_cluster(self, l2_entry: int) -> bytes:
         key = (self._key, _COMPRESSED_KEY, l2_entry)

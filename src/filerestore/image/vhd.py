@@ -29,6 +29,7 @@ from filerestore.errors import (
     CorruptImageError,
     UnsupportedImageError,
 )
+from filerestore.image.file_errors import OPEN_ERRORS, naming_file
 from filerestore.image.format_link import FormatLink
 from filerestore.image.mapped import (
     DATA,
@@ -40,6 +41,7 @@ from filerestore.image.mapped import (
     Run,
     Table,
     add_run,
+    bitmap_span,
     cache_key,
 )
 from filerestore.image.metadata import MetadataCache
@@ -189,13 +191,8 @@ class VhdLayer(MappedLayer):
         sector = into // SECTOR
         at = into
         while at < end:
-            byte = bitmap[sector >> 3]
-            if byte in (0, 0xFF):  # the rest of this byte's eight sectors at once
-                span = (8 - (sector & 7)) * SECTOR - at % SECTOR
-                present = byte == 0xFF
-            else:
-                span = SECTOR - at % SECTOR
-                present = bool(byte >> (7 - (sector & 7)) & 1)  # bit 7 of byte 0 is sector 0
+            # bit 7 of byte 0 is sector 0
+            span, present = bitmap_span(bitmap[sector >> 3], sector & 7, at, SECTOR, True)
             m = min(span, end - at)
             if present:
                 add_run(runs, DATA, pos + at - into, m, self.file, data + at)
@@ -207,7 +204,7 @@ class VhdLayer(MappedLayer):
 
 def open_vhd(store: Store, file: SourceFile, head: bytes) -> FormatLink:
     del store  # a VHD is one file; its parent is opened by the chain walker
-    try:
+    with naming_file(file.name, *OPEN_ERRORS):
         raw = head[:SECTOR] if head[:8] == COOKIE else _end_footer(file)
         if raw is None or len(raw) < SECTOR:
             raise CorruptImageError("not a VHD: no footer at the start or the end of the file")
@@ -224,10 +221,6 @@ def open_vhd(store: Store, file: SourceFile, head: bytes) -> FormatLink:
                 )
             return _link(file, footer, None, None)
         return _dynamic(file, footer)
-    except (CorruptImageError, UnsupportedImageError, BackingFileRefusedError) as exc:
-        if file.name in str(exc):
-            raise
-        raise type(exc)(f"{file.name}: {exc}") from exc
 
 
 def _dynamic(file: SourceFile, footer: Footer) -> FormatLink:

@@ -33,6 +33,7 @@ from filerestore.errors import (
     CorruptImageError,
     UnsupportedImageError,
 )
+from filerestore.image.file_errors import OPEN_ERRORS, naming_file
 from filerestore.image.format_link import FormatLink
 from filerestore.image.mapped import (
     DATA,
@@ -44,6 +45,7 @@ from filerestore.image.mapped import (
     Run,
     Table,
     add_run,
+    bitmap_span,
     cache_key,
 )
 from filerestore.image.metadata import MetadataCache
@@ -135,13 +137,7 @@ class VhdxLayer(MappedLayer):
             bit = block_bit + at // sector
             piece = self._bitmap_piece(sb_offset, bit >> 15)  # 4 KiB pieces: 2^15 bits
             b = bit & 0x7FFF
-            byte = piece[b >> 3]
-            if byte in (0, 0xFF):  # the rest of this byte's eight sectors at once
-                span = (8 - (b & 7)) * sector - at % sector
-                present = byte == 0xFF
-            else:
-                span = sector - at % sector
-                present = bool(byte >> (b & 7) & 1)
+            span, present = bitmap_span(piece[b >> 3], b & 7, at, sector, False)
             m = min(span, end - at)
             kind = DATA if present else UNALLOCATED
             add_run(runs, kind, pos + at - into, m, self.file if present else None, host + at)
@@ -158,12 +154,8 @@ class VhdxLayer(MappedLayer):
 
 def open_vhdx(store: Store, file: SourceFile, head: bytes) -> FormatLink:
     del store  # a VHDX is one file; its parent is opened by the chain walker
-    try:
+    with naming_file(file.name, *OPEN_ERRORS):
         return _open(file)
-    except (CorruptImageError, UnsupportedImageError, BackingFileRefusedError) as exc:
-        if file.name in str(exc):
-            raise
-        raise type(exc)(f"{file.name}: {exc}") from exc
 
 
 def _open(file: SourceFile) -> FormatLink:

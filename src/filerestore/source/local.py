@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import TypeVar
 
-from filerestore.blockio import FileReader
+from filerestore.blockio import Closing, FileReader
 from filerestore.errors import (
     ImageNotFoundError,
     RepositoryEscapeError,
@@ -111,7 +111,7 @@ class StoreFile(FileReader):
         """Nothing to wait for: the descriptor is the inode the walk checked."""
 
 
-class LocalStore:
+class LocalStore(Closing):
     """The files of one repository directory, opened only inside it. Close when done."""
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
@@ -173,12 +173,6 @@ class LocalStore:
         if self._root_fd >= 0:
             os.close(self._root_fd)
             self._root_fd = -1
-
-    def __enter__(self) -> LocalStore:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     # --- the walk --------------------------------------------------------------------------
 

@@ -49,7 +49,7 @@ from concurrent.futures import CancelledError, Future
 from dataclasses import dataclass
 from pathlib import Path
 
-from filerestore.blockio import SizedReader
+from filerestore.blockio import Closing, SizedReader
 from filerestore.errors import CorruptImageError, ObjectChangedError, ObjectStoreUnavailableError
 from filerestore.source.blockcache import Block, BlockCache, object_id
 from filerestore.source.blockpool import BlockPool, Fetch
@@ -93,7 +93,7 @@ class ObjectIdentity:
     etag: str
 
 
-class S3File(SizedReader):
+class S3File(SizedReader, Closing):
     """An object of the bucket opened for reading (a :class:`~filerestore.source.SourceFile`)."""
 
     def __init__(
@@ -211,12 +211,6 @@ class S3File(SizedReader):
     def close(self) -> None:
         self._closed = True
 
-    def __enter__(self) -> S3File:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
     # --- blocks ------------------------------------------------------------------------------
 
     def _block(self, index: int) -> tuple[str, int, Fetch]:
@@ -254,7 +248,7 @@ class S3File(SizedReader):
             self._store.pool.prefetch([self._block(i) for i in ahead])
 
 
-class S3Store:
+class S3Store(Closing):
     """The objects under ``prefix`` in one bucket, opened only inside it. Close when done.
 
     One store per repository per process: its files share its block pool, its fetch
@@ -367,9 +361,3 @@ class S3Store:
         self.pool.close()
         if self.pool.cache is not None:
             self.pool.cache.close()
-
-    def __enter__(self) -> S3Store:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
