@@ -19,6 +19,7 @@ copies is checked against the source tree: the file count and each big file's SH
 
     .venv/bin/python bench/restore_jobs.py            # 512 MiB + 10,000 small files (as root)
     .venv/bin/python bench/restore_jobs.py --tiny     # a smoke run
+    .venv/bin/python bench/restore_jobs.py --targets local,tmpfs   # no sshd, no SFTP rows
 
 Targets (issue 13): to a local directory >= 500 MB/s for large files and >= 5,000 small
 files/s; over SFTP, printed beside rsync over ssh.
@@ -127,10 +128,14 @@ def check_copy(corpus: Corpus, dest: Path, part: str) -> None:
             raise RuntimeError(f"{dest}/small holds {count} files, not {corpus.small}")
 
 
+#: the --targets choices: which rows (ours and the peers') are measured
+TARGETS = ("local", "tmpfs", "sftp")
+
+
 @dataclass
 class Bench:
     corpus: Corpus
-    sshd: Sshd
+    sshd: Sshd | None
     work: Path
     runs: int
 
@@ -138,20 +143,23 @@ class Bench:
         self.local = self.work / "local"
         self.local.mkdir()
         self.shm = Path(tempfile.mkdtemp(prefix="fr-bench-jobs-", dir=SHM))
-        targets = [
+        targets: list[dict[str, object]] = [
             {"name": "local", "kind": "local", "path": str(self.local)},
             {"name": "shm", "kind": "local", "path": str(self.shm)},
-            {
-                "name": "remote",
-                "kind": "sftp",
-                "host": self.sshd.host,
-                "port": self.sshd.port,
-                "username": self.sshd.user.pw_name,
-                "path": str(self.sshd.area),
-                "client_keys": [str(self.sshd.client_key)],
-                "known_hosts": str(self.sshd.known_hosts),
-            },
         ]
+        if self.sshd is not None:
+            targets.append(
+                {
+                    "name": "remote",
+                    "kind": "sftp",
+                    "host": self.sshd.host,
+                    "port": self.sshd.port,
+                    "username": self.sshd.user.pw_name,
+                    "path": str(self.sshd.area),
+                    "client_keys": [str(self.sshd.client_key)],
+                    "known_hosts": str(self.sshd.known_hosts),
+                }
+            )
         state = self.work / "state"
         state.mkdir()
         repo = self.work / "repo"
@@ -183,7 +191,10 @@ class Bench:
         done = job_service.get_job(self.db, self.who, job.job_id)
         if ran != job.job_id or done.status != "completed":
             raise RuntimeError(f"job {job.job_id}: {done.status} {done.error}")
-        where = {"local": self.local, "shm": self.shm}.get(target, self.sshd.area)
+        where = {"local": self.local, "shm": self.shm}.get(target)
+        if where is None:
+            assert self.sshd is not None
+            where = self.sshd.area
         check_copy(self.corpus, where / destination, part)
         shutil.rmtree(where / destination)
         return seconds
@@ -213,44 +224,51 @@ def _line(what: str, seconds: float, files: int, nbytes: int) -> None:
     )
 
 
-def _measure_part(bench: Bench, part: str, ssh: str, remote: str) -> dict[str, float]:
+def _local_rows(bench: Bench, part: str, kind: str, where: Path, target: str) -> dict[str, float]:
     tree = f"{bench.corpus.source / part}/"
     return {
-        "job -> local": bench.best(lambda: bench.job(part, "local")),
-        "cp -a -> local": bench.best(
-            lambda: bench.peer(lambda d: ["cp", "-a", tree, str(d)], bench.local)
+        f"job -> {kind}": bench.best(lambda: bench.job(part, target)),
+        f"cp -a -> {kind}": bench.best(
+            lambda: bench.peer(lambda d: ["cp", "-a", tree, str(d)], where)
         ),
-        "rsync -a -> local": bench.best(
-            lambda: bench.peer(lambda d: ["rsync", "-a", tree, f"{d}/"], bench.local)
-        ),
-        "job -> tmpfs": bench.best(lambda: bench.job(part, "shm")),
-        "cp -a -> tmpfs": bench.best(
-            lambda: bench.peer(lambda d: ["cp", "-a", tree, str(d)], bench.shm)
-        ),
-        "rsync -a -> tmpfs": bench.best(
-            lambda: bench.peer(lambda d: ["rsync", "-a", tree, f"{d}/"], bench.shm)
-        ),
-        "job -> sftp (loopback)": bench.best(lambda: bench.job(part, "remote")),
-        "rsync -a -e ssh (loopback)": bench.best(
-            lambda: bench.peer(
-                lambda d: ["rsync", "-a", "-e", ssh, tree, f"{remote}:{d}/"], bench.sshd.area
-            )
+        f"rsync -a -> {kind}": bench.best(
+            lambda: bench.peer(lambda d: ["rsync", "-a", tree, f"{d}/"], where)
         ),
     }
 
 
-def measure(bench: Bench) -> dict[str, dict[str, float]]:
+def _measure_part(bench: Bench, part: str, chosen: tuple[str, ...]) -> dict[str, float]:
+    tree = f"{bench.corpus.source / part}/"
+    rows: dict[str, float] = {}
+    if "local" in chosen:
+        rows.update(_local_rows(bench, part, "local", bench.local, "local"))
+    if "tmpfs" in chosen:
+        rows.update(_local_rows(bench, part, "tmpfs", bench.shm, "shm"))
+    sshd = bench.sshd
+    if sshd is not None:
+        ssh = " ".join(sshd.ssh_command())
+        remote = f"{sshd.user.pw_name}@{sshd.host}"
+        rows["job -> sftp (loopback)"] = bench.best(lambda: bench.job(part, "remote"))
+        rows["rsync -a -e ssh (loopback)"] = bench.best(
+            lambda: bench.peer(
+                lambda d: ["rsync", "-a", "-e", ssh, tree, f"{remote}:{d}/"], sshd.area
+            )
+        )
+    return rows
+
+
+def measure(bench: Bench, chosen: tuple[str, ...]) -> dict[str, dict[str, float]]:
     corpus = bench.corpus
-    ssh = " ".join(bench.sshd.ssh_command())
-    remote = f"{bench.sshd.user.pw_name}@{bench.sshd.host}"
     sizes = {"big": corpus.big_mib * MiB, "small": corpus.small_bytes}
     counts = {"big": BIG_FILES, "small": corpus.small}
     results: dict[str, dict[str, float]] = {}
     for part in ("big", "small"):
         print(f"/{part}: {counts[part]} files, {sizes[part] / 1e6:.1f} MB")
-        results[part] = _measure_part(bench, part, ssh, remote)
+        results[part] = _measure_part(bench, part, chosen)
         for what, seconds in results[part].items():
             _line(what, seconds, counts[part], sizes[part])
+    if "local" not in chosen:
+        return results
     local_mbps = sizes["big"] / results["big"]["job -> local"] / 1e6
     local_fps = counts["small"] / results["small"]["job -> local"]
     print(
@@ -267,22 +285,32 @@ def main() -> None:
     parser.add_argument("--small", type=int, default=10_000)
     parser.add_argument("--runs", type=int, default=2)
     parser.add_argument("--tiny", action="store_true", help="8 MiB and 500 small files, 1 run")
+    parser.add_argument(
+        "--targets",
+        default=",".join(TARGETS),
+        help=f"comma-separated, of {', '.join(TARGETS)} (default: all)",
+    )
     args = parser.parse_args()
+    chosen = tuple(t for t in args.targets.split(",") if t)
+    unknown = sorted(set(chosen) - set(TARGETS))
+    if unknown or not chosen:
+        parser.error(f"--targets: choose from {', '.join(TARGETS)}, not {args.targets!r}")
     if args.tiny:
         args.big_mib, args.small, args.runs = 8, 500, 1
     corpus = build(args.big_mib, args.small)
     rsync = run("rsync", "--version").splitlines()[0]
     print(f"{rsync}; image {corpus.image} ({corpus.image.stat().st_size / MiB:.0f} MiB)")
-    sshd = start_sshd()
+    sshd = start_sshd() if "sftp" in chosen else None
     work = Path(tempfile.mkdtemp(prefix="fr-bench-jobs-"))
     try:
         bench = Bench(corpus, sshd, work, args.runs)
         try:
-            measure(bench)
+            measure(bench, chosen)
         finally:
             bench.close()
     finally:
-        sshd.stop()
+        if sshd is not None:
+            sshd.stop()
         shutil.rmtree(work, ignore_errors=True)
 
 

@@ -10,8 +10,6 @@ when the sniffed bytes decode as UTF-8.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 OCTET_STREAM = "application/octet-stream"
 SNIFF_BYTES = 512
 
@@ -88,51 +86,48 @@ BY_EXTENSION: dict[str, str] = {
 }
 
 
-def _riff(kind: bytes, media: str) -> Callable[[bytes], str | None]:
-    return lambda head: media if head[:4] == b"RIFF" and head[8:12] == kind else None
+#: a RIFF container's form type (bytes 8-12) -> media type
+RIFF_FORMS: dict[bytes, str] = {
+    b"WEBP": "image/webp",
+    b"WAVE": "audio/wav",
+    b"AVI ": "video/x-msvideo",
+}
 
-
-def _prefix(magic: bytes, media: str, at: int = 0) -> Callable[[bytes], str | None]:
-    return lambda head: media if head[at : at + len(magic)] == magic else None
-
-
-# Checked in order; the first match wins (more specific signatures first).
-SIGNATURES: tuple[Callable[[bytes], str | None], ...] = (
-    _prefix(b"%PDF-", "application/pdf"),
-    _prefix(b"\x89PNG\r\n\x1a\n", "image/png"),
-    _prefix(b"\xff\xd8\xff", "image/jpeg"),
-    _prefix(b"GIF87a", "image/gif"),
-    _prefix(b"GIF89a", "image/gif"),
-    _riff(b"WEBP", "image/webp"),
-    _riff(b"WAVE", "audio/wav"),
-    _riff(b"AVI ", "video/x-msvideo"),
-    _prefix(b"BM", "image/bmp"),
-    _prefix(b"\x00\x00\x01\x00", "image/vnd.microsoft.icon"),
-    _prefix(b"II*\x00", "image/tiff"),
-    _prefix(b"MM\x00*", "image/tiff"),
-    _prefix(b"ID3", "audio/mpeg"),
-    _prefix(b"OggS", "audio/ogg"),
-    _prefix(b"fLaC", "audio/flac"),
-    _prefix(b"ftyp", "video/mp4", at=4),
-    _prefix(b"\x1aE\xdf\xa3", "video/webm"),
-    _prefix(b"PK\x03\x04", "application/zip"),
-    _prefix(b"PK\x05\x06", "application/zip"),
-    _prefix(b"\x1f\x8b", "application/gzip"),
-    _prefix(b"BZh", "application/x-bzip2"),
-    _prefix(b"\xfd7zXZ\x00", "application/x-xz"),
-    _prefix(b"(\xb5/\xfd", "application/zstd"),
-    _prefix(b"7z\xbc\xaf\x27\x1c", "application/x-7z-compressed"),
-    _prefix(b"Rar!\x1a\x07", "application/vnd.rar"),
-    _prefix(b"ustar", "application/x-tar", at=257),
-    _prefix(b"\x7fELF", "application/x-executable"),
-    _prefix(b"MZ", "application/vnd.microsoft.portable-executable"),
-    _prefix(b"SQLite format 3\x00", "application/vnd.sqlite3"),
-    _prefix(b"QFI\xfb", "application/x-qemu-disk"),
-    _prefix(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "application/x-ole-storage"),
-    _prefix(b"{\\rtf", "application/rtf"),
-    _prefix(b"\x00asm", "application/wasm"),
-    _prefix(b"<?xml", "application/xml"),
-    _prefix(b"<svg", "image/svg+xml"),
+#: (offset, magic, media type), checked in order after RIFF: the first match wins (more
+#: specific signatures first)
+SIGNATURES: tuple[tuple[int, bytes, str], ...] = (
+    (0, b"%PDF-", "application/pdf"),
+    (0, b"\x89PNG\r\n\x1a\n", "image/png"),
+    (0, b"\xff\xd8\xff", "image/jpeg"),
+    (0, b"GIF87a", "image/gif"),
+    (0, b"GIF89a", "image/gif"),
+    (0, b"BM", "image/bmp"),
+    (0, b"\x00\x00\x01\x00", "image/vnd.microsoft.icon"),
+    (0, b"II*\x00", "image/tiff"),
+    (0, b"MM\x00*", "image/tiff"),
+    (0, b"ID3", "audio/mpeg"),
+    (0, b"OggS", "audio/ogg"),
+    (0, b"fLaC", "audio/flac"),
+    (4, b"ftyp", "video/mp4"),
+    (0, b"\x1aE\xdf\xa3", "video/webm"),
+    (0, b"PK\x03\x04", "application/zip"),
+    (0, b"PK\x05\x06", "application/zip"),
+    (0, b"\x1f\x8b", "application/gzip"),
+    (0, b"BZh", "application/x-bzip2"),
+    (0, b"\xfd7zXZ\x00", "application/x-xz"),
+    (0, b"(\xb5/\xfd", "application/zstd"),
+    (0, b"7z\xbc\xaf\x27\x1c", "application/x-7z-compressed"),
+    (0, b"Rar!\x1a\x07", "application/vnd.rar"),
+    (257, b"ustar", "application/x-tar"),
+    (0, b"\x7fELF", "application/x-executable"),
+    (0, b"MZ", "application/vnd.microsoft.portable-executable"),
+    (0, b"SQLite format 3\x00", "application/vnd.sqlite3"),
+    (0, b"QFI\xfb", "application/x-qemu-disk"),
+    (0, b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "application/x-ole-storage"),
+    (0, b"{\\rtf", "application/rtf"),
+    (0, b"\x00asm", "application/wasm"),
+    (0, b"<?xml", "application/xml"),
+    (0, b"<svg", "image/svg+xml"),
 )
 
 _TEXT_TYPES = ("text/", "application/json", "application/xml", "application/yaml")
@@ -147,10 +142,11 @@ def extension_of(name: str) -> str:
 
 def sniff(head: bytes) -> str:
     """The media type the first bytes of a file show (``OCTET_STREAM`` when unknown)."""
-    for signature in SIGNATURES:
-        found = signature(head)
-        if found:
-            return found
+    if head[:4] == b"RIFF" and head[8:12] in RIFF_FORMS:
+        return RIFF_FORMS[head[8:12]]
+    for offset, magic, media in SIGNATURES:
+        if head[offset : offset + len(magic)] == magic:
+            return media
     if head and _looks_like_text(head):
         return "text/plain"
     return OCTET_STREAM

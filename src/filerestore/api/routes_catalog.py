@@ -144,17 +144,7 @@ async def add_repository(body: s.RepositoryAdd, request: Request, who: Admin) ->
     st = app_state(request)
 
     def work() -> s.RepositoryOut:
-        repo = catalog.add_repository(
-            st.db,
-            body.name,
-            body.path,
-            body.kind,
-            endpoint=body.endpoint,
-            region=body.region,
-            path_style=body.path_style,
-            verify_tls=body.verify_tls,
-            stores=st.sessions.stores,
-        )
+        repo = catalog.add_declared(st.db, body, stores=st.sessions.stores)
         return s.RepositoryOut.of(repo, catalog.availability(repo, st.sessions.stores))
 
     done = audit.Event(who.actor, "repository_add", "ok", path=body.path, detail=body.name)

@@ -35,6 +35,13 @@ MAX_ID = 2**63 - 1  # the largest integer a database id column holds
 BackupId = Annotated[int, Field(ge=1, le=MAX_ID)]
 
 
+def no_nul(value: str | None) -> str | None:
+    """Validates text a request carries into a path or a database row: never a NUL."""
+    if value is not None and "\x00" in value:
+        raise ValueError("must not contain a NUL character")
+    return value
+
+
 def fields_of(
     record: type,
     *,
@@ -242,12 +249,7 @@ class BackupRegister(BaseModel):
     vm_name: str | None = Field(default=None, max_length=255)
     disk_name: str | None = Field(default=None, max_length=255)
 
-    @field_validator("repository", "path", "vm_name", "disk_name")
-    @classmethod
-    def _no_nul(cls, value: str | None) -> str | None:
-        if value is not None and "\x00" in value:
-            raise ValueError("must not contain a NUL character")
-        return value
+    _no_nul = field_validator("repository", "path", "vm_name", "disk_name")(no_nul)
 
     @field_validator("path")
     @classmethod
@@ -286,12 +288,7 @@ class RepositoryAdd(BaseModel):
     path_style: bool = True
     verify_tls: bool = True
 
-    @field_validator("name", "path", "endpoint", "region")
-    @classmethod
-    def _no_nul(cls, value: str | None) -> str | None:
-        if value is not None and "\x00" in value:
-            raise ValueError("must not contain a NUL character")
-        return value
+    _no_nul = field_validator("name", "path", "endpoint", "region")(no_nul)
 
 
 class RepositoryListOut(BaseModel):

@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session
 from filerestore.catalog.repositories import (
     RepositoryInfo,
     availability,
+    available_repository,
     get_repository,
     require_available,
 )
@@ -234,9 +235,7 @@ def register_backup(
     stores: Stores | None = None,
 ) -> BackupInfo:
     """Register (or refresh) one image of ``repository``; ``path`` absolute or relative."""
-    stores = stores or default_stores()
-    repo = get_repository(db, repository)
-    require_available(repo, stores)
+    repo, stores = available_repository(db, repository, stores)
     with stores.opened(repo) as store:
         rel = repository_name(repo, store, path)
         probed = probe(store, rel, max_chain_depth, metadata_budget)

@@ -19,6 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Protocol
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
@@ -35,10 +36,14 @@ from filerestore.errors import (
     RepositoryUnavailableError,
     ServiceUnavailableError,
 )
-from filerestore.settings import RepositoryConfig
+from filerestore.records import same_fields
+from filerestore.settings import RepositoryConfig, RepositoryKind
 from filerestore.source.s3names import parse_s3_url
 
 KINDS = ("local", "nfs", "cifs", S3_KIND)
+#: where an S3 repository's bucket is and how it is reached: keyword arguments of
+#: :func:`add_repository`, and attributes of a :class:`RepositorySpec` by the same names
+S3_OPTIONS = ("endpoint", "region", "path_style", "verify_tls")
 
 
 @dataclass(frozen=True)
@@ -59,19 +64,7 @@ class RepositoryInfo:
 
     @classmethod
     def of(cls, row: Repository) -> RepositoryInfo:
-        return cls(
-            row.id,
-            row.name,
-            row.kind,
-            row.root_path,
-            row.mount_source,
-            row.enabled,
-            row.created_at,
-            row.endpoint,
-            row.region,
-            row.path_style,
-            row.verify_tls,
-        )
+        return cls(**same_fields(cls, row))
 
     def location(self, path: str) -> str:
         """Where the repository file ``path`` is, for operators: a host path or a URL."""
@@ -139,6 +132,17 @@ def require_available(repo: RepositoryInfo, stores: Stores | None = None) -> Non
         raise RepositoryUnavailableError(f"repository {repo.name!r}: {found.reason}")
 
 
+def available_repository(
+    db: Database, name: str, stores: Stores | None = None
+) -> tuple[RepositoryInfo, Stores]:
+    """The repository ``name``, checked readable now, and the stores to read it through
+    (``stores``, else the process's)."""
+    stores = stores or default_stores()
+    repo = get_repository(db, name)
+    require_available(repo, stores)
+    return repo, stores
+
+
 def add_repository(
     db: Database,
     name: str,
@@ -179,6 +183,29 @@ def add_repository(
         raise InvalidRepositoryError(f"repository root is not a directory: {path}")
     row = Repository(name=name, kind=kind, root_path=str(path), mount_source=source, enabled=True)
     return _insert(db, row)
+
+
+class RepositorySpec(Protocol):
+    """A repository to add as a request or the settings file declares it (the arguments of
+    :func:`add_repository` by the same names; ``path`` is its ``root``)."""
+
+    name: str
+    path: str
+    kind: RepositoryKind
+    endpoint: str | None
+    region: str | None
+    path_style: bool
+    verify_tls: bool
+
+
+def add_declared(
+    db: Database, spec: RepositorySpec, *, stores: Stores | None = None, check: bool = True
+) -> RepositoryInfo:
+    """:func:`add_repository` of what ``spec`` declares (its S3 options by their names)."""
+    options = {key: getattr(spec, key) for key in S3_OPTIONS}
+    return add_repository(
+        db, spec.name, spec.path, spec.kind, stores=stores, check=check, **options
+    )
 
 
 def _add_s3(
@@ -259,17 +286,7 @@ def sync_configured(db: Database, configured: list[RepositoryConfig]) -> list[st
         if repo.name in known:
             continue
         try:
-            add_repository(
-                db,
-                repo.name,
-                repo.path,
-                repo.kind,
-                endpoint=repo.endpoint,
-                region=repo.region,
-                path_style=repo.path_style,
-                verify_tls=repo.verify_tls,
-                check=False,
-            )
+            add_declared(db, repo, check=False)
         except RepositoryExistsError:
             continue  # another instance starting from the same settings file added it
         added.append(repo.name)

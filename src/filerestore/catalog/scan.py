@@ -37,8 +37,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from filerestore.catalog.backups import Probed, probe, upsert
-from filerestore.catalog.repositories import get_repository, list_repositories, require_available
-from filerestore.catalog.stores import Stores, default_stores
+from filerestore.catalog.repositories import available_repository, list_repositories
+from filerestore.catalog.stores import Stores
 from filerestore.db.engine import Database
 from filerestore.errors import FileRestoreError
 from filerestore.image import (
@@ -112,9 +112,7 @@ def scan_repository(
     metadata_budget: int = DEFAULT_METADATA_BUDGET,
     stores: Stores | None = None,
 ) -> ScanReport:
-    stores = stores or default_stores()
-    repo = get_repository(db, name)
-    require_available(repo, stores)
+    repo, stores = available_repository(db, name, stores)
     report = ScanReport(repository=name)
     probed: list[Probed] = []
     with stores.opened(repo) as store:

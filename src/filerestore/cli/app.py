@@ -122,12 +122,17 @@ volume_opt = click.option(
     help="Volume id (p1, lvm/vg/lv, disk; see `inspect`). "
     "May be left out when only one volume holds a filesystem.",
 )
-repository_opt = click.option(
+
+
+def path_opt(flag: str, metavar: str, help: str) -> Callable[[F], F]:
+    """An option naming a file or directory, None when not given."""
+    return click.option(flag, type=PathType, default=None, metavar=metavar, help=help)
+
+
+repository_opt = path_opt(
     "--repository",
-    type=PathType,
-    default=None,
-    metavar="DIR",
-    help="Root directory that backing files must stay in (default: the image's directory).",
+    "DIR",
+    "Root directory that backing files must stay in (default: the image's directory).",
 )
 json_opt = click.option(
     "--json", "json", is_flag=True, help="One JSON document: an object, or an array for a list."
@@ -142,10 +147,4 @@ metadata_budget_opt = click.option(
     "(the image_metadata_budget setting; default 64 MiB).",
 )
 image_options = _stack(volume_opt, repository_opt, metadata_budget_opt)
-config_opt = click.option(
-    "--config",
-    type=PathType,
-    default=None,
-    metavar="FILE",
-    help="Settings file (TOML); sets FILERESTORE_CONFIG.",
-)
+config_opt = path_opt("--config", "FILE", "Settings file (TOML); sets FILERESTORE_CONFIG.")

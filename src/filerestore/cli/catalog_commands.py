@@ -6,10 +6,10 @@ The database stack is imported inside the commands, so ``--help`` does not load 
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import click
 
@@ -20,6 +20,8 @@ if TYPE_CHECKING:
     from filerestore.catalog import Stores
     from filerestore.db import Database
     from filerestore.settings import Settings
+
+T = TypeVar("T")
 
 repo_app = group("repo", "Backup repositories: add, list, remove.")
 
@@ -62,6 +64,17 @@ def print_table(rows: list[dict[str, Any]], columns: list[str]) -> None:
     click.echo("  ".join(c.upper().ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip())
     for row in cells:
         click.echo("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
+
+
+def print_records(
+    records: Sequence[T], json: bool, row: Callable[[T], dict[str, Any]], columns: list[str]
+) -> None:
+    """Records as a JSON array of their fields, or as a table of ``columns`` of what ``row``
+    makes of each."""
+    if json:
+        json_output.print_array(json_output.record(r) for r in records)
+        return
+    print_table([row(r) for r in records], columns)
 
 
 @repo_app.command("add")
@@ -314,26 +327,24 @@ def _confirm_all(live: int) -> None:
 db_app = group("db", "Database schema: upgrade, downgrade, current.")
 
 
-@db_app.command("upgrade")
-@click.argument("revision", default="head")
-def db_upgrade(revision: str) -> None:
-    """Migrate the database up to REVISION (default: the latest)."""
-    from filerestore.db import migrate as migrations
+def _migration_command(direction: Literal["upgrade", "downgrade"], default: str, help: str) -> None:
+    """``db upgrade`` or ``db downgrade``: migrate to REVISION, then print where it is."""
 
-    _, db = _open(migrate=False)
-    migrations.upgrade(db, revision)
-    click.echo(f"database at revision {migrations.current_revision(db)}")
+    @db_app.command(direction, help=help)
+    @click.argument("revision", default=default)
+    def migrate(revision: str) -> None:
+        from filerestore.db import migrate as migrations
+
+        _, db = _open(migrate=False)
+        move = migrations.upgrade if direction == "upgrade" else migrations.downgrade
+        move(db, revision)
+        click.echo(f"database at revision {migrations.current_revision(db) or 'base'}")
 
 
-@db_app.command("downgrade")
-@click.argument("revision", default="-1")
-def db_downgrade(revision: str) -> None:
-    """Migrate the database down to REVISION (default: one step; 'base': empty)."""
-    from filerestore.db import migrate as migrations
-
-    _, db = _open(migrate=False)
-    migrations.downgrade(db, revision)
-    click.echo(f"database at revision {migrations.current_revision(db) or 'base'}")
+_migration_command("upgrade", "head", "Migrate the database up to REVISION (default: the latest).")
+_migration_command(
+    "downgrade", "-1", "Migrate the database down to REVISION (default: one step; 'base': empty)."
+)
 
 
 @db_app.command("current")

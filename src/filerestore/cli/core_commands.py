@@ -6,9 +6,10 @@ The reading core is imported inside each command, so ``--help`` does not import 
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, Protocol
 
 import click
 
@@ -27,6 +28,13 @@ from filerestore.cli.app import (
 if TYPE_CHECKING:
     from filerestore.fs.entry import Entry
     from filerestore.restore import Stack
+
+
+class Document(Protocol):
+    """A record the CLI prints whole: ``inspect``'s description, ``stat``'s entry."""
+
+    def to_dict(self) -> dict[str, Any]: ...
+
 
 DEFAULT_METADATA_BUDGET = 64 << 20  # the image layer's DEFAULT_METADATA_BUDGET (a test checks)
 
@@ -54,15 +62,11 @@ def _out(text: str) -> None:
 @metadata_budget_opt
 def inspect(image: Path, repository: Path | None, json: bool, metadata_budget: int | None) -> None:
     """Show the backing chain, volumes and filesystems of IMAGE."""
-    from filerestore.cli import render
     from filerestore.restore.describe import describe_image
 
     budget = metadata_budget or DEFAULT_METADATA_BUDGET
     desc = describe_image(image, repository=repository, metadata_budget=budget)
-    if json:
-        json_output.print_document(desc.to_dict())
-    else:
-        _out(render.inspect_text(desc))
+    _print_one(desc, json, lambda render: render.inspect_text(desc))
 
 
 @app.command(epilog=IMAGE_HELP)
@@ -113,6 +117,16 @@ def _points_to_dir(stack: Stack, path: str) -> bool:
         return False
 
 
+def _print_one(record: Document, json: bool, text: Callable[[ModuleType], str]) -> None:
+    """One record: its JSON document, or what ``text`` makes of it with the render module."""
+    if json:
+        json_output.print_document(record.to_dict())
+        return
+    from filerestore.cli import render
+
+    _out(text(render))
+
+
 def _print_entries(entries: Iterable[Entry], json: bool, full_path: bool) -> None:
     if json:
         json_output.print_array(e.to_dict() for e in entries)
@@ -144,12 +158,7 @@ def stat(
     """
     with _open(image, repository, volume, metadata_budget) as stack:
         entry = stack.fs.stat(path, follow_symlinks=dereference)
-    if json:
-        json_output.print_document(entry.to_dict())
-    else:
-        from filerestore.cli import render
-
-        _out(render.stat_block(entry))
+    _print_one(entry, json, lambda render: render.stat_block(entry))
 
 
 @app.command(epilog=IMAGE_HELP)

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from filerestore.cli import exit_codes, json_output
 from filerestore.cli.app import app, group, json_opt
-from filerestore.cli.catalog_commands import _open, print_table
+from filerestore.cli.catalog_commands import _open, print_records
 
 if TYPE_CHECKING:
     from filerestore.db import Database
@@ -143,11 +143,9 @@ def jobs_list(json: bool) -> None:
 
     _, db = _open()
     found = job_service.list_jobs(db, Principal.operator())
-    if json:
-        json_output.print_array(json_output.record(j) for j in found)
-        return
-    rows = [
-        {
+
+    def row(j: Job) -> dict[str, Any]:
+        return {
             "job_id": j.job_id,
             "status": j.status,
             "target": j.target,
@@ -157,10 +155,9 @@ def jobs_list(json: bool) -> None:
             "failed": j.progress.failed,
             "created_at": j.created_at,
         }
-        for j in found
-    ]
+
     columns = ["job_id", "status", "target", "destination", "percent", "files", "failed"]
-    print_table(rows, [*columns, "created_at"])
+    print_records(found, json, row, [*columns, "created_at"])
 
 
 @jobs_app.command("show")

@@ -211,28 +211,25 @@ def token_create(name: str, admin: bool, config: Path | None, json: bool) -> Non
 @json_opt
 def token_list(config: Path | None, json: bool) -> None:
     """List tokens (never their secrets)."""
-    from filerestore.cli.catalog_commands import print_table
-    from filerestore.service.tokens import list_tokens
+    from filerestore.cli.catalog_commands import print_records
+    from filerestore.service.tokens import TokenInfo, list_tokens
 
     db = _database(_settings(config))
     try:
         tokens = list_tokens(db)
     finally:
         db.dispose()
-    if json:
-        json_output.print_array(json_output.record(t) for t in tokens)
-        return
-    rows = [
-        {
+
+    def row(t: TokenInfo) -> dict[str, Any]:
+        return {
             "id": t.id,
             "name": t.name,
             "role": "admin" if t.admin else "user",
             "state": f"revoked {t.revoked_at.isoformat()}" if t.revoked_at else "active",
             "created_at": t.created_at,
         }
-        for t in tokens
-    ]
-    print_table(rows, ["id", "name", "role", "state", "created_at"])
+
+    print_records(tokens, json, row, ["id", "name", "role", "state", "created_at"])
 
 
 @token_app.command("revoke")

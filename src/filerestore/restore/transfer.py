@@ -432,17 +432,28 @@ class Transfer:
         entry = planned.item.entry
         reader = self.fs.open(entry.path)  # a file that cannot be opened is never created
         meta = self._meta(entry)
+        size = reader.size
+        ranges = list(reader.data_ranges())
+        if 0 < size <= CHUNK_SIZE and ranges == [(0, size)]:
+            # a small file without holes (most of them): read, hashed and written whole
+            (data,) = read_chunks(reader, entry.path, 0, size)
+            file = FileWrite(size, ((0, data),), meta, planned.record.seq)
+            self.target.write_file(planned.parent, planned.name, file)
+            return hashlib.sha256(data).hexdigest()
         digest = hashlib.sha256()
-        chunks = self._chunks(reader, entry.path, digest)
-        file = FileWrite(reader.size, chunks, meta, planned.record.seq)
+        chunks = self._chunks(reader, entry.path, ranges, digest)
+        file = FileWrite(size, chunks, meta, planned.record.seq)
         self.target.write_file(planned.parent, planned.name, file)
         return digest.hexdigest()
 
-    def _chunks(self, reader: Any, path: str, digest: Any) -> Iterator[tuple[int, bytes]]:
-        """The file's data as (offset, bytes), holes and all-zero chunks left out; every
-        byte (zeros too) goes into ``digest``, so it is the SHA-256 of the whole file."""
+    def _chunks(
+        self, reader: Any, path: str, ranges: list[tuple[int, int]], digest: Any
+    ) -> Iterator[tuple[int, bytes]]:
+        """The file's data (``ranges``: its data ranges) as (offset, bytes), holes and
+        all-zero chunks left out; every byte (zeros too) goes into ``digest``, so it is the
+        SHA-256 of the whole file."""
         pos = 0
-        for start, length in reader.data_ranges():
+        for start, length in ranges:
             _hash_zeros(digest, start - pos)
             offset = start
             for chunk in read_chunks(reader, path, start, start + length):

@@ -5,7 +5,7 @@ import { h, clear, debounce } from "./dom.js";
 import { bytes, dateTime, count } from "./format.js";
 import { icon } from "./icons.js";
 import { openBackup } from "./open.js";
-import { emptyList, listError, loading, page } from "./ui.js";
+import { emptyList, listError, loading, operatorHint, page } from "./ui.js";
 
 // Sortable columns: the value each sorts by (within each VM's disk: the grouping stays).
 const SORTS = {
@@ -153,11 +153,7 @@ export function renderBackups() {
       body.replaceChildren(
         emptyList(
           "No backups in the catalog",
-          "An operator registers repositories with ",
-          h("code", {}, "filerestore repo add"),
-          " and ",
-          h("code", {}, "filerestore scan"),
-          ".",
+          ...operatorHint("registers repositories", ["filerestore repo add", "filerestore scan"]),
         ),
       );
       return;

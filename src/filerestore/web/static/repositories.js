@@ -4,7 +4,7 @@
 import { api } from "./api.js";
 import { h } from "./dom.js";
 import { count, dateTime } from "./format.js";
-import { emptyList, grid, listError, loading, page } from "./ui.js";
+import { emptyList, grid, listError, loading, operatorHint, page } from "./ui.js";
 
 const KIND_LABEL = { local: "Directory", nfs: "NFS share", cifs: "CIFS share", s3: "S3 bucket" };
 
@@ -47,12 +47,7 @@ export function renderRepositories() {
     summary.textContent = `${count(repositories.length)} repositories${unavailable ? ` · ${count(unavailable)} unavailable` : ""}`;
     if (!repositories.length) {
       body.replaceChildren(
-        emptyList(
-          "No repositories",
-          "An operator adds them with ",
-          h("code", {}, "filerestore repo add"),
-          ".",
-        ),
+        emptyList("No repositories", ...operatorHint("adds them", ["filerestore repo add"])),
       );
       return;
     }

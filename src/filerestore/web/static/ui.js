@@ -155,6 +155,13 @@ export function emptyList(title, ...hint) {
   return h("div", { class: "empty" }, h("strong", {}, title), ...hint);
 }
 
+// The hint of an empty list that only an operator can fill: "An operator ACTION with" the
+// shell commands that do it.
+export function operatorHint(action, commands) {
+  const named = commands.flatMap((c, i) => [...(i ? [" and "] : []), h("code", {}, c)]);
+  return [`An operator ${action} with `, ...named, "."];
+}
+
 // What a list shows when it could not be loaded; `retry` adds a button.
 export function listError(title, err, retry) {
   return h("div", { class: "list-message" }, errorPanel(title, err, retry));
