@@ -47,15 +47,21 @@ def tool(name: str) -> Path:
     return Path(found)
 
 
+def accepted(name: str, *args: str | Path, env: dict[str, str] | None = None) -> str:
+    """The installed tool ``name`` run on ``args``: it must exit 0; what it printed."""
+    done = run(tool(name), *args, env=env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout + done.stderr
+
+
 def test_containerfile_passes_hadolint() -> None:
-    done = run(
-        tool("hadolint"),
+    accepted(
+        "hadolint",
         "--no-color",
         "--config",
         DEPLOY / "container" / "hadolint.yaml",
         DEPLOY / "container" / "Containerfile",
     )
-    assert done.returncode == 0, done.stdout + done.stderr
 
 
 def test_container_runs_as_an_unprivileged_user() -> None:
@@ -72,16 +78,14 @@ def test_container_runs_as_an_unprivileged_user() -> None:
 def test_yaml_passes_yamllint() -> None:
     config = DEPLOY / "yamllint.yaml"
     files = [DEPLOY / "k8s", config, DEPLOY / "container" / "hadolint.yaml"]
-    done = run(tool("yamllint"), "-s", "-c", config, *files)
-    assert done.returncode == 0, done.stdout + done.stderr
+    accepted("yamllint", "-s", "-c", config, *files)
 
 
 def test_manifests_pass_kubernetes_validate() -> None:
     assert MANIFESTS
-    done = run(tool("kubernetes-validate"), "--strict", *MANIFESTS)
-    assert done.returncode == 0, done.stdout + done.stderr
+    said = accepted("kubernetes-validate", "--strict", *MANIFESTS)
     for path in MANIFESTS:
-        assert f"{path.relative_to(ROOT)} passed" in done.stdout + done.stderr
+        assert f"{path.relative_to(ROOT)} passed" in said
 
 
 def test_kustomization_lists_every_manifest() -> None:
@@ -125,8 +129,8 @@ def test_systemd_unit_passes_systemd_analyze(tmp_path: Path) -> None:
 
 
 def test_haproxy_configuration_passes_haproxy_check() -> None:
-    done = run(
-        tool("haproxy"),
+    accepted(
+        "haproxy",
         "-c",
         "-f",
         DEPLOY / "haproxy" / "filerestore.cfg",
@@ -136,7 +140,6 @@ def test_haproxy_configuration_passes_haproxy_check() -> None:
             "FILERESTORE_NODE2": "127.0.0.1:18082",
         },
     )
-    assert done.returncode == 0, done.stdout + done.stderr
 
 
 def test_a_broken_manifest_is_caught(tmp_path: Path) -> None:

@@ -21,7 +21,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import pytest
 
 from filerestore import catalog
@@ -29,7 +28,8 @@ from filerestore.db.engine import Database
 from filerestore.db.migrate import ensure_schema
 from filerestore.service.tokens import create_token
 from filerestore.settings import load_settings
-from tests.api.server import ROOT, Server, api_client, open_session
+from tests.api.served import Served, link_image
+from tests.api.server import ROOT, Server
 from tests.imagebuild.broken_entries import broken_entries_image
 from tests.imagebuild.demo_repo import demo_repo
 from tests.imagebuild.qcow import to_qcow2
@@ -39,34 +39,15 @@ API = "/api/v1"
 TOKEN_NAMES = ("admin", "alice", "bob", "carol", "dave")
 
 
-def _link(src: Path, dst: Path) -> None:
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        os.link(src, dst)
-    except OSError:
-        dst.symlink_to(src)
-
-
 @dataclass
-class Env:
-    server: Server
-    tokens: dict[str, str]
-    backups: dict[str, int]
+class Env(Served):
     source: Source
     demo: Path
     state_dir: Path
     repo: Path
 
-    @property
-    def url(self) -> str:
-        return self.server.url
-
-    def client(self, who: str | None = "alice", **kw: object) -> httpx.Client:
-        return api_client(self.url, self.tokens[who] if who else None, **kw)
-
     def mount(self, who: str = "alice", backup: str = "ext4", volume: str | None = None) -> str:
-        with self.client(who) as c:
-            return str(open_session(c, self.backups[backup], volume)["mount_id"])
+        return self.open_mount(who, backup, volume)
 
 
 @pytest.fixture(scope="session")
@@ -77,10 +58,10 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
     base = tmp_path_factory.mktemp("api")
     # the repository sits beside the image cache so the images can be hard links
     repo = ROOT / ".cache" / "api-repos" / f"{os.getpid()}-{base.name}"
-    _link(qcow, repo / "srv1" / "disk0.qcow2")
-    _link(to_qcow2(broken_entries_image(), "api-broken"), repo / "srv2" / "disk0.qcow2")
+    link_image(qcow, repo / "srv1" / "disk0.qcow2")
+    link_image(to_qcow2(broken_entries_image(), "api-broken"), repo / "srv2" / "disk0.qcow2")
     for name in ("disk0-full.qcow2", "disk0-incr1.qcow2"):
-        _link(demo / "web01" / name, repo / "web01" / name)
+        link_image(demo / "web01" / name, repo / "web01" / name)
     state_dir = base / "state"
     settings = load_settings(state_dir=state_dir)
     state_dir.mkdir()

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -97,6 +99,21 @@ def open_session(c: httpx.Client, backup_id: int, volume: str | None = None) -> 
     r = c.post(f"{API}/restore/mount", json={"backup_id": backup_id, "volume": volume})
     assert r.status_code == 201, r.text
     return dict(r.json())
+
+
+@contextlib.contextmanager
+def streamed_archive(
+    c: httpx.Client, mount_id: str, path: str, fmt: str
+) -> Iterator[httpx.Response]:
+    """The archive of ``path`` in the session ``mount_id`` as a streamed response, not yet read
+    (200 or the test fails)."""
+    with c.stream(
+        "GET",
+        f"{API}/restore/{mount_id}/download-directory",
+        params={"path": path, "format": fmt},
+    ) as r:
+        assert r.status_code == 200
+        yield r
 
 
 def cli(env: dict[str, str], *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:

@@ -3,8 +3,10 @@ tests' ext4 image as a raw disk (``disk.img``), with a user and an admin token."
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -82,3 +84,13 @@ def start(base: Path, name: str, env: dict[str, str], db_url: str | None = None)
     log = here / "server.log"
     server = Server(full_env, workers=1, log=log).start()
     return Site(server, log, state, url, user, admin, backup_id)
+
+
+@contextlib.contextmanager
+def running(base: Path, name: str, env: dict[str, str]) -> Iterator[Site]:
+    """:func:`start`'s site for the block (a module fixture's), its server stopped after."""
+    site = start(base, name, env)
+    try:
+        yield site
+    finally:
+        site.server.stop()

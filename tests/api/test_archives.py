@@ -14,6 +14,7 @@ import pytest
 from filerestore.restore.names import printable
 from filerestore.restore.partial import ERRORS_FILE
 from tests.api.conftest import API, Env
+from tests.api.server import streamed_archive
 from tests.imagebuild import broken_entries as broken
 
 
@@ -54,15 +55,7 @@ def test_ten_thousand_files(api: Env, ext4_mount: str, fmt: str) -> None:
 def test_archive_starts_before_the_walk_ends(api: Env, ext4_mount: str) -> None:
     """The whole guest (5 GiB sparse file included) as TAR: the first bytes arrive long
     before the archive could have been built, and closing early is fine."""
-    with (
-        api.client() as c,
-        c.stream(
-            "GET",
-            f"{API}/restore/{ext4_mount}/download-directory",
-            params={"path": "/", "format": "tar"},
-        ) as r,
-    ):
-        assert r.status_code == 200
+    with api.client() as c, streamed_archive(c, ext4_mount, "/", "tar") as r:
         first = next(r.iter_raw(512))
     assert len(first) > 0
     with api.client() as c:  # the session still answers

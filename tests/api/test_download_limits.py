@@ -17,7 +17,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.api.site import API, Site, start
+from tests.api.site import API, Site, running
 from tests.imagebuild.restore_tree import Source, restore_image, restore_tree
 
 CEILING = 4 << 20
@@ -30,11 +30,8 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         "FILERESTORE_MAX_DOWNLOAD_BYTES": str(CEILING),
         "FILERESTORE_MAX_ARCHIVE_ENTRIES": str(MAX_ENTRIES),
     }
-    site = start(tmp_path_factory.mktemp("limits"), "limits", env)
-    try:
+    with running(tmp_path_factory.mktemp("limits"), "limits", env) as site:
         yield site
-    finally:
-        site.server.stop()
 
 
 @pytest.fixture(scope="module")

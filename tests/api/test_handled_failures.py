@@ -28,7 +28,8 @@ from filerestore.db.engine import Database
 from filerestore.db.migrate import ensure_schema
 from filerestore.service.tokens import create_token
 from filerestore.settings import load_settings
-from tests.api.server import Server, api_client
+from tests.api.served import OneUserSite
+from tests.api.server import Server
 from tests.imagebuild.restore_tree import restore_image
 
 API = "/api/v1"
@@ -37,15 +38,10 @@ CHUNK = 1 << 20  # the download's read size (restore.file_data.CHUNK_SIZE)
 
 
 @dataclass
-class Site:
-    server: Server
+class Site(OneUserSite):
     log: Path
     image: Path
-    token: str
     backup_id: int
-
-    def client(self) -> httpx.Client:
-        return api_client(self.server.url, self.token)
 
     def new_log(self, since: int, want: int, timeout: float = 30) -> list[str]:
         """What the server logged above INFO after offset ``since`` (messages, and any line
@@ -122,7 +118,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     db.dispose()
     log = base / "server.log"
     with Server({"FILERESTORE_STATE_DIR": str(state)}, workers=1, log=log) as server:
-        yield Site(server, log, image, token, backup_id)
+        yield Site(server, token, log, image, backup_id)
 
 
 def test_handled_download_failures_are_one_warning_line(site: Site) -> None:

@@ -12,16 +12,13 @@ import pytest
 from filerestore import catalog
 from filerestore.api.redact import Redactor
 from filerestore.db.engine import Database
-from tests.api.site import API, Site, start
+from tests.api.site import API, Site, running
 
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
-    site = start(tmp_path_factory.mktemp("exposure"), "exposure", {})
-    try:
+    with running(tmp_path_factory.mktemp("exposure"), "exposure", {}) as site:
         yield site
-    finally:
-        site.server.stop()
 
 
 def test_repositories_show_root_paths_to_admins_only(site: Site) -> None:

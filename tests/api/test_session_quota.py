@@ -17,7 +17,7 @@ import pytest
 from filerestore import catalog
 from filerestore.db.engine import Database
 from filerestore.service.tokens import create_token
-from tests.api.site import API, Site, start
+from tests.api.site import API, Site, running, start
 
 
 def add_users(site: Site, *names: str) -> dict[str, str]:
@@ -47,11 +47,8 @@ def mount(site: Site, token: str, backup_id: int) -> httpx.Response:
 @pytest.fixture(scope="module")
 def full(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     env = {"FILERESTORE_MAX_SESSIONS": "2", "FILERESTORE_MAX_SESSIONS_PER_OWNER": "1"}
-    site = start(tmp_path_factory.mktemp("quota"), "quota", env)
-    try:
+    with running(tmp_path_factory.mktemp("quota"), "quota", env) as site:
         yield site
-    finally:
-        site.server.stop()
 
 
 def test_quota_and_a_full_host_answer_429_with_retry_after(full: Site) -> None:

@@ -31,7 +31,7 @@ from sqlalchemy import func, insert, select
 from filerestore.db.engine import Database
 from filerestore.db.models import AuditEvent, DownloadHold, utcnow
 from tests.api.server import Server
-from tests.api.site import Site, start
+from tests.api.site import Site, running, start
 from tests.dbfixtures import fresh_pg_database, pg_admin, pg_server_url  # noqa: F401
 from tests.imagebuild.restore_tree import restore_tree
 
@@ -62,11 +62,8 @@ def flooded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         "FILERESTORE_AUDIT_RETENTION_DAYS": "1",
         "FILERESTORE_CLEANUP_INTERVAL": "1",
     }
-    site = start(tmp_path_factory.mktemp("statedisk"), "flooded", env)
-    try:
+    with running(tmp_path_factory.mktemp("statedisk"), "flooded", env) as site:
         yield site
-    finally:
-        site.server.stop()
 
 
 def test_a_flood_without_a_valid_token_writes_no_row(flooded: Site) -> None:

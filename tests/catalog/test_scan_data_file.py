@@ -4,7 +4,7 @@ one named ``*.raw`` or ``*.img`` (a file a scanned disk uses as a part is not a 
 
 from __future__ import annotations
 
-from filerestore.catalog import add_repository, list_backups, scan_repository
+from tests.catalog.scanning import assert_rescan_adds_nothing, scan_new_repository
 from tests.imagebuild import data_file as D
 from tests.imagebuild.sparse import copytree_sparse
 
@@ -22,10 +22,7 @@ def test_scan_registers_images_and_not_their_data_files(db, tmp_path):
     # named absolute, in another directory of the repository
     D.create(root / "vm-d" / "disk.qcow2", str(root / "data" / "vm-d.raw"), 4 * MiB, WRITES)
     (root / "vm-e.raw").write_bytes(bytes(MiB))  # a raw backup no image names: registered
-    add_repository(db, "main", root)
-    report = scan_repository(db, "main")
-    assert report.errors == []
-    found = {b.path: b for b in list_backups(db)}
+    found = scan_new_repository(db, root)
     assert sorted(found) == [
         "vm-a/disk.qcow2",
         "vm-b/disk.qcow2",
@@ -38,5 +35,4 @@ def test_scan_registers_images_and_not_their_data_files(db, tmp_path):
     assert {path: b.kind for path, b in found.items()} == kinds
     top = found["vm-c/top.qcow2"]
     assert top.parent_backup_id == found["vm-c/base.qcow2"].id
-    again = scan_repository(db, "main")
-    assert again.added == [] and sorted(again.updated) == sorted(found)
+    assert_rescan_adds_nothing(db, found)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from filerestore.catalog import add_repository, list_backups, scan_repository
+from tests.catalog.scanning import assert_rescan_adds_nothing, scan_new_repository
 from tests.imagebuild import formats as F
 from tests.imagebuild.catalog_repo import qemu_info
 from tests.imagebuild.sparse import copytree_sparse
@@ -25,10 +25,7 @@ def test_scan_registers_every_format_with_kind_and_parent(db, tmp_path):
     _copy_dir(F.VARIANTS["vpc-fixed"]().parent, root / "vm-fixed")
     _copy_dir(F.differencing("vhdx").parent, root / "vm-diff")
     (root / "vm-diff" / "expected.raw").unlink()
-    add_repository(db, "main", root)
-    report = scan_repository(db, "main")
-    assert report.errors == []
-    found = {b.path: b for b in list_backups(db)}
+    found = scan_new_repository(db, root)
     assert sorted(found) == [
         "vm-diff/base.vhdx",
         "vm-diff/child.vhdx",
@@ -58,5 +55,4 @@ def test_scan_registers_every_format_with_kind_and_parent(db, tmp_path):
             info = qemu_info(root / path)
             assert backup.virtual_size == info["virtual-size"], path
             assert ("backing-filename" in info) == bool(want), path
-    again = scan_repository(db, "main")
-    assert again.added == [] and sorted(again.updated) == sorted(found)
+    assert_rescan_adds_nothing(db, found)

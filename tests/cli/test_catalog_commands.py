@@ -15,17 +15,6 @@ from tests.dbfixtures import database_url, db, make_settings, pg_server_url, set
 from tests.imagebuild.catalog_repo import make_repository, qemu_info
 
 
-@pytest.fixture
-def env(monkeypatch, settings):
-    monkeypatch.setenv("FILERESTORE_STATE_DIR", str(settings.state_dir))
-    monkeypatch.delenv("FILERESTORE_CONFIG", raising=False)
-    if settings.database_url:
-        monkeypatch.setenv("FILERESTORE_DATABASE_URL", settings.database_url)
-    else:
-        monkeypatch.delenv("FILERESTORE_DATABASE_URL", raising=False)
-    return settings
-
-
 # the commands are adapters: their database work is tested on both databases in tests/db,
 # tests/catalog and tests/restore; here SQLite keeps the subprocess count down
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)

@@ -6,7 +6,6 @@ diff answer what the kernel saw; bad input is one line and a non-zero exit."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,35 +14,12 @@ from tests.cli.runner import fails, ok
 from tests.dbfixtures import database_url, db, make_settings, pg_server_url, settings  # noqa: F401
 from tests.imagebuild.index_chain import facts, index_chain
 from tests.index.conftest import make_repository
-from tests.index.test_chain import CHANGE_FIELDS
-
-
-@pytest.fixture
-def env(monkeypatch, settings):
-    monkeypatch.setenv("FILERESTORE_STATE_DIR", str(settings.state_dir))
-    monkeypatch.delenv("FILERESTORE_CONFIG", raising=False)
-    if settings.database_url:
-        monkeypatch.setenv("FILERESTORE_DATABASE_URL", settings.database_url)
-    else:
-        monkeypatch.delenv("FILERESTORE_DATABASE_URL", raising=False)
-    return settings
+from tests.index.kernel_diff import kernel_diff
 
 
 def _json(*args: str) -> Any:
     """The one JSON document a --json command prints."""
     return json.loads(ok(*args))
-
-
-def _kernel_diff(chain: Path, a: int, b: int) -> set[tuple[str, str]]:
-    old, new = facts(chain, a), facts(chain, b)
-    out = {("added", p) for p in new.keys() - old.keys()}
-    out |= {("removed", p) for p in old.keys() - new.keys()}
-    out |= {
-        ("changed", p)
-        for p in old.keys() & new.keys()
-        if any(old[p][f] != new[p][f] for f in CHANGE_FIELDS)
-    }
-    return out
 
 
 # the commands are adapters over filerestore.index, whose queries are tested on both
@@ -115,7 +91,7 @@ def test_scan_index_search_history_diff(env, db, tmp_path):
 
     d = _json("diff", str(b0), str(b1), "--json")
     got_diff = {(e["change"], e["path"]) for e in d["entries"]} - {("changed", "/lost+found")}
-    assert got_diff == _kernel_diff(chain, 0, 1)
+    assert got_diff == kernel_diff(chain, 0, 1)
     totals = d["totals"]
     assert totals["added"] == sum(1 for c, _ in got_diff if c == "added")
     human = ok("diff", str(b1), str(b2), "--path", "/photos", "--content").decode().splitlines()

@@ -21,6 +21,7 @@ import pytest
 from filerestore.blockio import FileReader, Reader
 from filerestore.fs import detect_filesystem, open_filesystem
 from filerestore.fs.base import Filesystem
+from filerestore.fs.contents import FileContents
 from filerestore.fs.entry import Entry, EntryKind
 from tests.fs.treecheck import kind_of, tree_entries
 from tests.imagebuild import fs_linux
@@ -164,6 +165,34 @@ def run_in_threads(work: Callable[[int], None], count: int) -> None:
         t.join()
 
 
+def threaded_read_problems(
+    fs: Filesystem[Any],
+    reader_of: Callable[[int], tuple[FileContents, bytes]],
+    listing: tuple[str, int],
+    *,
+    reads: int,
+    stride: int,
+    size: int,
+) -> list[str]:
+    """Four threads at once, thread ``k`` reading ``reads`` pieces of ``size`` bytes at offsets
+    ``stride`` * (``k`` + 1) apart from ``reader_of(k)`` (its reader and the bytes it must
+    give), and listing ``listing``'s directory (it must hold that many entries) after each."""
+    directory, count = listing
+    errors: list[str] = []
+
+    def work(k: int) -> None:
+        reader, want = reader_of(k)
+        for i in range(reads):
+            off = (i * stride * (k + 1)) % len(want)
+            if reader.read_at(off, size) != want[off : off + size]:
+                errors.append(f"thread {k} read {off}")
+            if len(list(fs.list_dir(directory))) != count:
+                errors.append(f"thread {k} listing")
+
+    run_in_threads(work, 4)
+    return errors
+
+
 #: fields every Linux filesystem reports that the kernel's lstat/statx can confirm
 FACT_FIELDS = ("inode", "nlink", "mode", "uid", "gid", "mtime_ns", "atime_ns", "ctime_ns")
 
@@ -185,6 +214,15 @@ def compare_with_kernel(
         if entry.kind is EntryKind.FILE and entry.size != fact["size"]:
             problems.append(f"size {entry.size} != {fact['size']}: {entry.path!r}")
     return problems
+
+
+def walk_matching_the_kernel(img: LinuxImage) -> list[Entry]:
+    """Every entry of ``img``, once each has been found to match the kernel's facts about it
+    (birth time included)."""
+    with img.opened() as fs:
+        entries = list(fs.walk("/"))
+    assert compare_with_kernel(entries, img.facts, (*FACT_FIELDS, "btime_ns")) == []
+    return entries
 
 
 def prealloc_problems(open_fs: Callable[[Reader], Filesystem[Any]], fstype: str) -> list[str]:

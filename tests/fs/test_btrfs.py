@@ -12,15 +12,12 @@ import pytest
 from filerestore.blockio import BytesReader, FileReader
 from filerestore.errors import FilesystemError, ImageError, MissingExtraError, PathNotFoundError
 from filerestore.fs import btrfs
+from filerestore.fs.contents import FileContents
 from tests.fs.conftest import (
-    FACT_FIELDS,
     LinuxImage,
     btrfs_image,
-    check_big_sparse_tail,
-    check_random_corruption,
-    compare_with_kernel,
-    prealloc_problems,
-    run_in_threads,
+    threaded_read_problems,
+    walk_matching_the_kernel,
 )
 from tests.imagebuild import fs_linux
 
@@ -55,9 +52,7 @@ def test_compressed_files(img: LinuxImage) -> None:
 
 
 def test_metadata_and_otime_match_the_kernel(img: LinuxImage) -> None:
-    with img.opened() as fs:
-        entries = list(fs.walk("/"))
-    assert compare_with_kernel(entries, img.facts, (*FACT_FIELDS, "btime_ns")) == []
+    entries = walk_matching_the_kernel(img)
     # inode numbers repeat across subvolumes: the walk still reached both 257s
     assert {e.path for e in entries if e.inode == 257} >= {"/hello.txt"}
     assert any(e.path.startswith("/subvol/") and e.inode == 257 for e in entries)
@@ -87,27 +82,17 @@ def test_non_utf8_name_round_trips(img: LinuxImage) -> None:
         assert fs.open(entry.path).read_at(0, 100) == b"latin-1 name\n"
 
 
-def test_sparse_file_over_4_gib(img: LinuxImage) -> None:
-    with img.opened() as fs:
-        check_big_sparse_tail(fs)
-
-
 def test_readers_are_safe_across_threads(img: LinuxImage) -> None:
     want = {a: fs_linux.compressible(a) for a in fs_linux.COMPRESSIONS}
-    errors: list[str] = []
     with img.opened() as fs:
 
-        def work(k: int) -> None:
+        def reader_of(k: int) -> tuple[FileContents, bytes]:
             algo = fs_linux.COMPRESSIONS[k % 3]
-            reader = fs.open(f"/compressed/{algo}.txt")
-            for i in range(30):
-                off = (i * 97_531 * (k + 1)) % len(want[algo])
-                if reader.read_at(off, 50_000) != want[algo][off : off + 50_000]:
-                    errors.append(f"thread {k} read {off}")
-                if len(list(fs.list_dir("/docs"))) != 6:
-                    errors.append(f"thread {k} listing")
+            return fs.open(f"/compressed/{algo}.txt"), want[algo]
 
-        run_in_threads(work, 4)
+        errors = threaded_read_problems(
+            fs, reader_of, ("/docs", 6), reads=30, stride=97_531, size=50_000
+        )
     assert errors == []
 
 
@@ -120,16 +105,6 @@ def test_corrupt_superblock_gives_filesystem_error(img: LinuxImage, tmp_path: Pa
         list(btrfs.open_fs(reader).walk("/"))
     assert isinstance(info.value, FilesystemError)
     assert "btrfs" in str(info.value)
-
-
-def test_unwritten_extents_and_tail_holes_read_as_zeros() -> None:
-    pytest.importorskip("dissect.btrfs", reason="the [btrfs] extra is not installed")
-    assert prealloc_problems(btrfs.open_fs, "btrfs") == []
-
-
-def test_random_corruption_never_escapes_the_error_tree(img: LinuxImage) -> None:
-    """dissect.btrfs looped for ever on some of these before nodes were checked."""
-    check_random_corruption(img, 0x11000, 40 << 20)
 
 
 def test_any_subvolume_opens_as_the_root(img: LinuxImage) -> None:

@@ -16,13 +16,11 @@ from filerestore.fs.entry import EntryKind
 from tests.fs.conftest import (
     FACT_FIELDS,
     LinuxImage,
-    check_big_sparse_tail,
-    check_random_corruption,
     compare_with_kernel,
     compare_with_tree,
     ext_image,
-    prealloc_problems,
-    run_in_threads,
+    threaded_read_problems,
+    walk_matching_the_kernel,
 )
 from tests.fs.treecheck import compare_contents
 from tests.imagebuild import fs_linux
@@ -54,12 +52,10 @@ def test_detect_refuses_other_data() -> None:
 
 
 def test_metadata_matches_the_kernel(img: LinuxImage) -> None:
-    with img.opened() as fs:
-        entries = list(fs.walk("/"))
-        assert compare_with_kernel(entries, img.facts, (*FACT_FIELDS, "btime_ns")) == []
-        # birth time exists where the inode has room for it (ext4 here: 256-byte inodes)
-        has_btime = [e for e in entries if e.btime_ns is not None]
-        assert bool(has_btime) == (img.kind == "ext4")
+    entries = walk_matching_the_kernel(img)
+    # birth time exists where the inode has room for it (ext4 here: 256-byte inodes)
+    has_btime = [e for e in entries if e.btime_ns is not None]
+    assert bool(has_btime) == (img.kind == "ext4")
 
 
 def test_listing_matches_debugfs(img: LinuxImage) -> None:
@@ -99,29 +95,18 @@ def test_255_byte_name(img: LinuxImage) -> None:
         assert fs.open("/" + name).read_at(0, 100) == b"long name\n"
 
 
-def test_sparse_file_over_4_gib(img: LinuxImage) -> None:
-    with img.opened() as fs:
-        check_big_sparse_tail(fs)
-        reader = fs.open("/big-sparse.bin")
-        assert reader.read_at(0, 5) == b"start"
-        assert reader.read_at(4 * 2**30, 1 << 20) == bytes(1 << 20)
-
-
 def test_readers_are_safe_across_threads(img: LinuxImage) -> None:
     expected = block_content("data.bin", 3 * 2**20 + 123)
-    errors: list[str] = []
     with img.opened() as fs:
         readers = [fs.open("/docs/data.bin") for _ in range(4)]
-
-        def work(k: int) -> None:
-            for i in range(40):
-                off = (i * 65_537 * (k + 1)) % len(expected)
-                if readers[k].read_at(off, 70_000) != expected[off : off + 70_000]:
-                    errors.append(f"thread {k} read {off}")
-                if len(list(fs.list_dir("/unicode"))) != 5:
-                    errors.append(f"thread {k} listing")
-
-        run_in_threads(work, 4)
+        errors = threaded_read_problems(
+            fs,
+            lambda k: (readers[k], expected),
+            ("/unicode", 5),
+            reads=40,
+            stride=65_537,
+            size=70_000,
+        )
     assert errors == []
 
 
@@ -177,16 +162,6 @@ def test_truncated_volume_gives_filesystem_error(img: LinuxImage) -> None:
         head = reader.read_at(0, 64 * 1024)
     with pytest.raises(FilesystemError):
         ext.open_fs(BytesReader(head))
-
-
-def test_unwritten_extents_and_tail_holes_read_as_zeros() -> None:
-    assert prealloc_problems(ext.open_fs, "ext4") == []
-
-
-def test_random_corruption_never_escapes_the_error_tree(img: LinuxImage) -> None:
-    # the first MiB holds the superblock, group descriptors, bitmaps and inode table of
-    # group 0 (every inode of the tree)
-    check_random_corruption(img, 1024, 1 << 20)
 
 
 def test_inline_data_files_read_through_the_library() -> None:

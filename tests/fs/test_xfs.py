@@ -12,13 +12,9 @@ from filerestore.blockio import BytesReader, FileReader
 from filerestore.errors import FilesystemError, ImageError
 from filerestore.fs import xfs
 from tests.fs.conftest import (
-    FACT_FIELDS,
     LinuxImage,
-    check_big_sparse_tail,
-    check_random_corruption,
-    compare_with_kernel,
-    prealloc_problems,
-    run_in_threads,
+    threaded_read_problems,
+    walk_matching_the_kernel,
     xfs_image,
 )
 from tests.imagebuild import fs_linux
@@ -45,9 +41,7 @@ def test_detect(img: LinuxImage) -> None:
 
 
 def test_metadata_and_birth_time_match_the_kernel(img: LinuxImage) -> None:
-    with img.opened() as fs:
-        entries = list(fs.walk("/"))
-    assert compare_with_kernel(entries, img.facts, (*FACT_FIELDS, "btime_ns")) == []
+    entries = walk_matching_the_kernel(img)
     assert all(e.btime_ns is not None for e in entries)  # v5 inodes carry crtime
 
 
@@ -74,26 +68,17 @@ def test_255_byte_name(img: LinuxImage) -> None:
         assert fs.open("/" + "L" * 251 + ".txt").read_at(0, 100) == b"long name\n"
 
 
-def test_sparse_file_over_4_gib(img: LinuxImage) -> None:
-    with img.opened() as fs:
-        check_big_sparse_tail(fs)
-
-
 def test_readers_are_safe_across_threads(img: LinuxImage) -> None:
     expected = block_content("data.bin", 3 * 2**20 + 123)
-    errors: list[str] = []
     with img.opened() as fs:
-
-        def work(k: int) -> None:
-            reader = fs.open("/docs/data.bin")
-            for i in range(40):
-                off = (i * 65_537 * (k + 1)) % len(expected)
-                if reader.read_at(off, 70_000) != expected[off : off + 70_000]:
-                    errors.append(f"thread {k} read {off}")
-                if len(list(fs.list_dir("/blockdir"))) != 201:
-                    errors.append(f"thread {k} listing")
-
-        run_in_threads(work, 4)
+        errors = threaded_read_problems(
+            fs,
+            lambda k: (fs.open("/docs/data.bin"), expected),
+            ("/blockdir", 201),
+            reads=40,
+            stride=65_537,
+            size=70_000,
+        )
     assert errors == []
 
 
@@ -109,15 +94,6 @@ def test_corrupt_root_inode_gives_filesystem_error(img: LinuxImage, tmp_path: Pa
         list(xfs.open_fs(reader).walk("/"))
     assert isinstance(info.value, FilesystemError)
     assert "xfs" in str(info.value)
-
-
-def test_unwritten_extents_and_tail_holes_read_as_zeros() -> None:
-    assert prealloc_problems(xfs.open_fs, "xfs") == []
-
-
-def test_random_corruption_never_escapes_the_error_tree(img: LinuxImage) -> None:
-    # AG 0's headers, inode chunks and the small files' blocks sit in its first MiB
-    check_random_corruption(img, 512, 1 << 20)
 
 
 def test_version_4_filesystem_reads_its_files() -> None:

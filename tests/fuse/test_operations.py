@@ -98,42 +98,41 @@ def _btrfs() -> Case:
     )
 
 
-def _ntfs() -> Case:
-    built = fs_windows.ntfs_image()
+def _windows(
+    kind: str,
+    built: fs_windows.BuiltImage,
+    *,
+    mtime_ns: int,
+    links: bool = True,
+    rsync_differences: frozenset[str] = frozenset({ROOT_TIME}),
+) -> Case:
+    """A Windows format's case: it stores no Unix owners or modes."""
     return Case(
-        "ntfs",
+        kind,
         built.image,
         built.tree,
         posix=False,
+        links=links,
+        mtime_ns=mtime_ns,
+        rsync_differences=rsync_differences,
+    )
+
+
+def _ntfs() -> Case:
+    return _windows(
+        "ntfs",
+        fs_windows.ntfs_image(),
         mtime_ns=100,
         rsync_differences=NTFS_LINK_TIMES | {ROOT_TIME},
     )
 
 
-def _fat32() -> Case:
-    built = fs_windows.fat_image(32)
-    return Case(
-        "fat32",
-        built.image,
-        built.tree,
-        posix=False,
-        links=False,
-        mtime_ns=2 * 10**9,
-        rsync_differences=frozenset({ROOT_TIME}),
-    )
+def _fat32() -> Case:  # FAT and exFAT keep no links and mtimes in 2-second units
+    return _windows("fat32", fs_windows.fat_image(32), links=False, mtime_ns=2 * 10**9)
 
 
 def _exfat() -> Case:
-    built = fs_windows.exfat_image()
-    return Case(
-        "exfat",
-        built.image,
-        built.tree,
-        posix=False,
-        links=False,
-        mtime_ns=2 * 10**9,
-        rsync_differences=frozenset({ROOT_TIME}),
-    )
+    return _windows("exfat", fs_windows.exfat_image(), links=False, mtime_ns=2 * 10**9)
 
 
 CASES: dict[str, Callable[[], Case]] = {

@@ -16,12 +16,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from sqlalchemy import text
 
 from filerestore.db.engine import Database
-from tests.api.server import ROOT, Server, api_client, cli, open_session
+from tests.api.served import OneUserSite
+from tests.api.server import ROOT, Server, cli, open_session
 from tests.dbfixtures import (  # noqa: F401 - fixtures
     database_url,
     fresh_pg_database,
@@ -36,20 +36,15 @@ API = "/api/v1"
 
 
 @dataclass
-class Views:
-    server: Server
+class Views(OneUserSite):
     env: dict[str, str]
     state: Path
     root: Path
     backup: int
-    token: str
     #: the server's database: its SQLite file in ``state`` or a PostgreSQL database
     database_url: str
     #: the repository the backups are in (removed at the end)
     repo: Path
-
-    def client(self) -> httpx.Client:
-        return api_client(self.server.url, self.token)
 
     def mount(self) -> dict[str, Any]:
         with self.client() as c:
@@ -108,7 +103,7 @@ def database(request: pytest.FixtureRequest) -> Iterator[str | None]:
 def _views(base: Path, db_url: str | None, **extra: str) -> Views:
     server, env, repo, backup, token = _start(base, db_url, **extra)
     url = db_url or f"sqlite:///{base / 'state' / 'filerestore.db'}"
-    return Views(server, env, base / "state", base / "views", backup, token, url, repo)
+    return Views(server, token, env, base / "state", base / "views", backup, url, repo)
 
 
 @pytest.fixture(scope="module")

@@ -17,13 +17,12 @@ from filerestore.index.records import Version
 from filerestore.index.search import SearchQuery, search
 from tests.imagebuild.index_chain import LATIN1, TOUCHED, diff_r
 from tests.index.conftest import Chain, indexed_chain, module_settings
+from tests.index.kernel_diff import kernel_diff
 
 KINDS = ("ext4", "xfs", "btrfs")
 DIALECTS = ("sqlite", "postgresql")
 #: what the kernel confirms about every entry, as the index stores it
 FIELDS = ("kind", "mode", "uid", "gid", "mtime_ns", "ctime_ns", "inode", "nlink", "target")
-#: where a path counts as changed between two states (what makes a new version)
-CHANGE_FIELDS = ("kind", "size", "mode", "uid", "gid", "mtime_ns", "ctime_ns", "inode", "nlink")
 
 
 @pytest.fixture(scope="module", params=[(k, d) for k in KINDS for d in DIALECTS], ids="-".join)
@@ -86,21 +85,11 @@ def test_every_backup_holds_what_the_kernel_saw(chain: Chain) -> None:
         assert problems == []
 
 
-def expected_diff(chain: Chain, a: int, b: int) -> set[tuple[str, str]]:
-    old, new = chain.facts(a), chain.facts(b)
-    out = {("added", p) for p in new.keys() - old.keys()}
-    out |= {("removed", p) for p in old.keys() - new.keys()}
-    for p in old.keys() & new.keys():
-        if any(old[p][f] != new[p][f] for f in CHANGE_FIELDS):
-            out.add(("changed", p))
-    return out
-
-
 @pytest.mark.parametrize(("a", "b"), [(0, 1), (1, 2), (0, 2), (2, 0)])
 def test_diff_is_the_difference_of_the_kernel_states(chain: Chain, a: int, b: int) -> None:
     diff = BackupDiff(chain.db, chain.ids[a], chain.ids[b], set(chain.ids))
     got = {(e.change, e.path) for e in diff if not e.path.startswith("/lost+found")}
-    want = expected_diff(chain, b, a) if a > b else expected_diff(chain, a, b)
+    want = kernel_diff(chain.dir, b, a) if a > b else kernel_diff(chain.dir, a, b)
     if a > b:  # from the newer to the older: what was added is removed
         flip = {"added": "removed", "removed": "added", "changed": "changed"}
         want = {(flip[c], p) for c, p in want}
@@ -155,7 +144,7 @@ def test_diff_of_one_directory(chain: Chain) -> None:
         (e.change, e.path)
         for e in BackupDiff(chain.db, chain.ids[0], chain.ids[2], set(chain.ids), path="/photos")
     }
-    want = {(c, p) for c, p in expected_diff(chain, 0, 2) if p.startswith("/photos/")}
+    want = {(c, p) for c, p in kernel_diff(chain.dir, 0, 2) if p.startswith("/photos/")}
     assert got == want
     assert ("added", "/photos/copy.jpg") in got  # a hard link made in step 1
 

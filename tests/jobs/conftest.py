@@ -28,7 +28,8 @@ from filerestore.db.engine import Database
 from filerestore.db.migrate import ensure_schema
 from filerestore.service.tokens import create_token
 from filerestore.settings import load_settings
-from tests.api.server import ROOT, Server, api_client, open_session
+from tests.api.served import Served, link_image
+from tests.api.server import ROOT, Server
 from tests.imagebuild.fs_xattrs import xattr_image, xattr_tree
 from tests.imagebuild.qcow import to_qcow2
 from tests.imagebuild.restore_tree import restore_image, restore_tree
@@ -52,11 +53,8 @@ OTHER_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9o
 
 
 @dataclass
-class JobsEnv:
-    server: Server
+class JobsEnv(Served):
     sshd: Sshd
-    tokens: dict[str, str]
-    backups: dict[str, int]
     tree: Path
     xattr_tree: Path
     local_root: Path
@@ -64,12 +62,8 @@ class JobsEnv:
     #: the server's settings, for the CLI
     env: dict[str, str]
 
-    def client(self, who: str = "alice") -> httpx.Client:
-        return api_client(self.server.url, self.tokens[who])
-
     def mount(self, backup: str = "ext4", who: str = "alice") -> str:
-        with self.client(who) as c:
-            return str(open_session(c, self.backups[backup])["mount_id"])
+        return self.open_mount(who, backup)
 
     def create(self, who: str = "alice", **body: Any) -> httpx.Response:
         with self.client(who) as c:
@@ -111,14 +105,6 @@ class JobsEnv:
             db.dispose()
 
 
-def _link(src: Path, dst: Path) -> None:
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        os.link(src, dst)
-    except OSError:
-        dst.symlink_to(src)
-
-
 def targets_setting(local_root: Path, sshd: Sshd, wrong_known_hosts: Path) -> str:
     remote = {
         "kind": "sftp",
@@ -140,8 +126,8 @@ def targets_setting(local_root: Path, sshd: Sshd, wrong_known_hosts: Path) -> st
 def build_repository(
     repo: Path, state_dir: Path, database_url: str | None
 ) -> tuple[dict[str, int], dict[str, str]]:
-    _link(to_qcow2(restore_image(), "api-ext4"), repo / "srv1" / "disk0.qcow2")
-    _link(xattr_image("ext4"), repo / "srv3" / "xattrs.img")
+    link_image(to_qcow2(restore_image(), "api-ext4"), repo / "srv1" / "disk0.qcow2")
+    link_image(xattr_image("ext4"), repo / "srv3" / "xattrs.img")
     settings = load_settings(state_dir=state_dir, database_url=database_url)
     db = Database(settings.effective_database_url)
     try:
@@ -198,9 +184,9 @@ def jobs_env(tmp_path_factory: pytest.TempPathFactory, sshd: Sshd) -> Iterator[J
     try:
         yield JobsEnv(
             server,
-            sshd,
             tokens,
             backups,
+            sshd,
             restore_tree(),
             xattr_tree("ext4"),
             local_root,

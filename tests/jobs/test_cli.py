@@ -14,20 +14,16 @@ def cli(env: JobsEnv, *args: str) -> subprocess.CompletedProcess[str]:
     return server.cli(env.env, *args)
 
 
+def restore_locally(
+    env: JobsEnv, mount: str, paths: list[str], to: str, *options: str
+) -> subprocess.CompletedProcess[str]:
+    """``filerestore restore MOUNT PATHS... --target local --to TO OPTIONS...``"""
+    return cli(env, "restore", mount, *paths, "--target", "local", "--to", to, *options)
+
+
 def test_restore_follows_its_job_to_the_end(jobs_env: JobsEnv) -> None:
     mount = jobs_env.mount()
-    done = cli(
-        jobs_env,
-        "restore",
-        mount,
-        "/docs",
-        "/hello.txt",
-        "--target",
-        "local",
-        "--to",
-        "cli",
-        "--json",
-    )
+    done = restore_locally(jobs_env, mount, ["/docs", "/hello.txt"], "cli", "--json")
     assert done.returncode == 0, done.stderr
     job = json.loads(done.stdout)
     assert job["status"] == "completed"
@@ -45,18 +41,8 @@ def test_restore_follows_its_job_to_the_end(jobs_env: JobsEnv) -> None:
 
 def test_detach_and_cancel(jobs_env: JobsEnv) -> None:
     mount = jobs_env.mount()
-    queued = cli(
-        jobs_env,
-        "restore",
-        mount,
-        "/many",
-        "/big-sparse.bin",
-        "--target",
-        "local",
-        "--to",
-        "cli-cancel",
-        "--detach",
-        "--json",
+    queued = restore_locally(
+        jobs_env, mount, ["/many", "/big-sparse.bin"], "cli-cancel", "--detach", "--json"
     )
     assert queued.returncode == 0, queued.stderr
     job_id = json.loads(queued.stdout)["job_id"]
@@ -76,7 +62,7 @@ def test_detach_and_cancel(jobs_env: JobsEnv) -> None:
 
 def test_refusals_are_one_line_with_their_exit_code(jobs_env: JobsEnv) -> None:
     mount = jobs_env.mount()
-    refused = cli(jobs_env, "restore", mount, "/docs", "--target", "local", "--to", "../up")
+    refused = restore_locally(jobs_env, mount, ["/docs"], "../up")
     assert refused.returncode == 5
     assert (
         refused.stderr.startswith("filerestore: error: ") and len(refused.stderr.splitlines()) == 1

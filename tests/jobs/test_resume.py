@@ -40,9 +40,9 @@ def test_a_killed_worker_s_job_is_resumed(tmp_path, sshd: Sshd, database_url: st
     server, backups, tokens, local_root, repo, env = start_server(tmp_path, sshd, database_url)
     jobs = JobsEnv(
         server,
-        sshd,
         tokens,
         backups,
+        sshd,
         restore_tree(),
         restore_tree(),
         local_root,

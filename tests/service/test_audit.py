@@ -1,4 +1,3 @@
-# ruff: noqa: F811 - pytest fixtures imported from tests/dbfixtures.py are redefined as arguments
 """Issue 8, defect 6, on SQLite and PostgreSQL: a download's audit row is written before its
 first byte and a download whose row cannot be written is refused (or, with audit_fail_open,
 served with its event only logged); rows are capped; old rows expire in batches; the
@@ -26,8 +25,7 @@ from filerestore.service.checkout import Download
 from filerestore.service.refusals import RefusalLog, TokenBucket
 from filerestore.service.sessions import SessionManager
 from tests.dbfaults import statements_fail
-from tests.dbfixtures import database_url, db, make_settings, pg_server_url, settings  # noqa: F401
-from tests.service.sessionsetup import ANYONE, backups, session_manager, user  # noqa: F401
+from tests.service.sessionsetup import ANYONE, user
 
 
 def audit_rows_fail(db: Database) -> AbstractContextManager[None]:

@@ -1,4 +1,3 @@
-# ruff: noqa: F811 - pytest fixtures imported from tests/dbfixtures.py are redefined as arguments
 """Cleanup on SQLite and PostgreSQL: expiry (never during a download), stuck transitions,
 emergency cleanup, reconciliation after SIGKILL, and two worker processes cleaning once."""
 
@@ -26,15 +25,7 @@ from filerestore.service.cleanup import (
 )
 from filerestore.service.resources import resource_figures
 from filerestore.service.sessions import SessionManager
-from tests.dbfixtures import database_url, db, make_settings, pg_server_url, settings  # noqa: F401
-from tests.service.sessionsetup import (  # noqa: F401
-    A_DOWNLOAD,
-    ANYONE,
-    ROOT,
-    backups,
-    session_manager,
-    worker_env,
-)
+from tests.service.sessionsetup import A_DOWNLOAD, ANYONE, ROOT, session_manager, worker_env
 
 
 @pytest.fixture

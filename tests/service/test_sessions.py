@@ -1,4 +1,3 @@
-# ruff: noqa: F811 - pytest fixtures imported from tests/dbfixtures.py are redefined as arguments
 """Sessions on SQLite and PostgreSQL: mount, reuse, limits, failures, access, downloads."""
 
 from __future__ import annotations
@@ -27,17 +26,8 @@ from filerestore.errors import (
     VolumeNotFoundError,
 )
 from filerestore.service.sessions import SessionManager
-from tests.dbfixtures import database_url, db, make_settings, pg_server_url, settings  # noqa: F401
 from tests.imagebuild.catalog_repo import FILES
-from tests.service.sessionsetup import (  # noqa: F401
-    A_DOWNLOAD,
-    ANYONE,
-    ROOT,
-    backups,
-    session_manager,
-    user,
-    worker_env,
-)
+from tests.service.sessionsetup import A_DOWNLOAD, ANYONE, ROOT, session_manager, user, worker_env
 
 
 @pytest.fixture

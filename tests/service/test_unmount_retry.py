@@ -1,4 +1,3 @@
-# ruff: noqa: F811 - pytest fixtures imported from tests/dbfixtures.py are redefined as arguments
 """Issue 8, defect 7: an unmount whose second transaction fails leaves the row
 ``unmounting``; a retry succeeds as soon as the database takes writes again (before, it got
 409 until cleanup found the row stuck, up to stuck_timeout + cleanup_interval: 25 minutes).
@@ -19,8 +18,7 @@ from filerestore.db.models import AuditEvent, RestoreMount
 from filerestore.errors import DatabaseUnavailableError, MountStateError
 from filerestore.service.sessions import SessionManager
 from tests.dbfaults import statements_fail
-from tests.dbfixtures import database_url, db, make_settings, pg_server_url, settings  # noqa: F401
-from tests.service.sessionsetup import backups, session_manager, user  # noqa: F401
+from tests.service.sessionsetup import session_manager, user
 
 
 @pytest.fixture

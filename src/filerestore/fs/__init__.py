@@ -8,8 +8,8 @@ detection works even when an optional extra is missing) and ``open_fs(reader) ->
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass
 from types import ModuleType
+from typing import NamedTuple
 
 from filerestore.blockio import Reader
 from filerestore.errors import NoFilesystemError
@@ -40,8 +40,9 @@ _BACKENDS = (
 )
 
 
-@dataclass(frozen=True)
-class Detection:
+# A NamedTuple, not a frozen dataclass: creating a dataclass compiles its methods,
+# which every CLI start-up would pay for (issue 14)
+class Detection(NamedTuple):
     """A filesystem recognised on a reader: its kind, and the backend that opens it (so a
     caller that detected first does not detect again to open)."""
 

@@ -26,13 +26,12 @@ from __future__ import annotations
 import stat
 import struct
 from collections.abc import Hashable, Iterator
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import pyfsext
 
 from filerestore.blockio import Reader
 from filerestore.errors import FilesystemError
-from filerestore.fs import ext_xattr
 from filerestore.fs.contents import FileContents
 from filerestore.fs.corrupt import parse_errors
 from filerestore.fs.entry import Entry, EntryKind
@@ -81,8 +80,11 @@ COMPAT_SPARSE_SUPER2 = 0x0200
 GROUP_DESC_SIZE = 32  # without INCOMPAT_64BIT
 
 
-@dataclass(frozen=True, slots=True)
-class Superblock:
+# A NamedTuple, not a frozen dataclass: creating a dataclass compiles its methods,
+# which every CLI start-up would pay for (issue 14)
+class Superblock(NamedTuple):
+    """The fields of an ext2/3/4 superblock this module reads."""
+
     magic: int
     log_block_size: int
     feature_compat: int
@@ -368,7 +370,10 @@ class ExtFilesystem(LibyalFilesystem):
         return self._max_sizes[1 if node.flags & EXTENTS_FL else 0]
 
     def _xattrs(self, node: Inode) -> dict[str, bytes]:
-        # read here, not through the library: see fs/ext_xattr.py
+        # read here, not through the library: see fs/ext_xattr.py (imported with the first
+        # xattrs read: a listing needs none; CLI start-up, issue 14)
+        from filerestore.fs import ext_xattr
+
         sb = self.superblock
         found: dict[str, bytes] = {}
         if sb.inode_size > GOOD_OLD_INODE_SIZE:

@@ -37,9 +37,8 @@ from __future__ import annotations
 import bisect
 import contextlib
 from collections.abc import Hashable, Iterator
-from dataclasses import dataclass
 from types import ModuleType
-from typing import Any, ClassVar, Generic, Protocol, TypeVar
+from typing import Any, ClassVar, Generic, NamedTuple, Protocol, TypeVar
 
 from filerestore.blockio import Reader, ReaderFile, SizedReader
 from filerestore.errors import FilesystemError
@@ -71,8 +70,9 @@ def posix_ns(raw: int) -> int | None:
     return None if raw == 0 else raw
 
 
-@dataclass(frozen=True, slots=True)
-class Extent:
+# A NamedTuple, not a frozen dataclass: creating a dataclass compiles its methods,
+# which every CLI start-up would pay for (issue 14)
+class Extent(NamedTuple):
     """``length`` bytes of a file at ``logical`` stored at volume ``physical`` (None: a hole)."""
 
     logical: int

@@ -56,7 +56,6 @@ from filerestore.errors import (
 from filerestore.image import formats
 from filerestore.image.metadata import DEFAULT_METADATA_BUDGET, check_budget, layer_working_set
 from filerestore.image.names import qemu_name
-from filerestore.image.qcow2_data_file import check_data_file
 from filerestore.image.qcow2_header import MAX_CLUSTER_BITS, Qcow2Info, parse_first_cluster
 from filerestore.source import SourceFile, Store
 
@@ -222,6 +221,9 @@ def _open_link(
             return OpenedLink(link, file, info)
         data = _open_named(store, data_name, name, "data file")
         try:
+            # imported for an image with a data file only (CLI start-up, issue 14)
+            from filerestore.image.qcow2_data_file import check_data_file
+
             check_data_file(h, data, name)
         except BaseException:
             data.close()

@@ -18,7 +18,6 @@ from filerestore.image.metadata import (
     layer_working_set,
 )
 from filerestore.image.qcow2 import Qcow2Layer
-from filerestore.image.qcow2_data_file import RawDataFile
 from filerestore.source import LocalStore, Store
 
 DEFAULT_MAX_CHAIN_DEPTH = 64
@@ -49,6 +48,8 @@ class DiskImage(SizedReader, Closing):
                     layer = o.file
                 elif o.info.header.data_file_is_raw:
                     assert o.data_file is not None  # no backing file either (qcow2_header)
+                    from filerestore.image.qcow2_data_file import RawDataFile
+
                     layer = RawDataFile(o.data_file, o.info.header.size)
                 else:
                     header = o.info.header

@@ -22,7 +22,6 @@ from typing import cast
 
 from filerestore.blockio import SizedReader
 from filerestore.errors import CorruptImageError
-from filerestore.image.compression import decompress_cluster
 from filerestore.image.file_errors import naming_file
 from filerestore.image.mapped import Layer, read_backing, zero_fill
 from filerestore.image.metadata import L1_PIECE_BYTES, MetadataCache, l1_bytes_needed
@@ -309,6 +308,9 @@ class Qcow2Layer(SizedReader):
             )
         # QEMU's last compressed cluster may end inside a sector the file does not fill
         data = self.file.pread(coffset, min(csize, size - coffset), "compressed cluster")
+        # imported with the first compressed cluster: most images have none (CLI start-up)
+        from filerestore.image.compression import decompress_cluster
+
         cluster = decompress_cluster(self.header.compression, data, self.g.cluster_size)
         self._cache.put_cluster(key, cluster, len(cluster))
         return cluster

@@ -10,7 +10,7 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from filerestore.errors import CorruptImageError
 
@@ -22,8 +22,9 @@ QCOW_OFLAG_ZERO = 1 << 0
 SECTOR_SIZE = 512  # compressed sizes count 512-byte sectors whatever the cluster size
 
 
-@dataclass(frozen=True)
-class Geometry:
+# A NamedTuple, not a frozen dataclass: creating a dataclass compiles its methods,
+# which every CLI start-up would pay for (issue 14)
+class Geometry(NamedTuple):
     """The address split of one image: guest offset -> (L1 index, L2 index, in-cluster)."""
 
     cluster_bits: int

@@ -25,7 +25,7 @@ inside the file reads what QEMU would read there.
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from filerestore.errors import CorruptImageError, UnsupportedImageError
 
@@ -81,8 +81,11 @@ _EXT_HEADER = struct.Struct(">II")
 _FEATURE_ENTRY = 48  # type (1), bit (1), name (46)
 
 
-@dataclass(frozen=True)
-class Qcow2Header:
+# NamedTuples, not frozen dataclasses: creating a dataclass compiles its methods,
+# which every CLI start-up would pay for (issue 14)
+class Qcow2Header(NamedTuple):
+    """The fields of a QCOW2 header (version 2 or 3), as stored."""
+
     version: int
     backing_file_offset: int
     backing_file_size: int
@@ -125,8 +128,9 @@ class Qcow2Header:
         return bool(self.autoclear_features & AUTOCLEAR_DATA_FILE_RAW)
 
 
-@dataclass(frozen=True)
-class Qcow2Extensions:
+class Qcow2Extensions(NamedTuple):
+    """What the header extensions say: backing format, feature names, data file."""
+
     backing_format: str | None
     # incompatible bit -> name, from the image's own feature name table
     feature_names: dict[int, str]
@@ -134,8 +138,7 @@ class Qcow2Extensions:
     data_file: bytes | None = None
 
 
-@dataclass(frozen=True)
-class Qcow2Info:
+class Qcow2Info(NamedTuple):
     """Everything the first cluster says: header, extensions and the backing file name."""
 
     header: Qcow2Header

@@ -41,6 +41,8 @@ __all__ = ["Volume", "find_volume", "list_volumes"]
 
 @dataclass(frozen=True)
 class Volume:
+    """One volume of a disk: where it lies, what it is, and a reader of its bytes."""
+
     id: str  # "p1", "p5", "lvm/<vg>/<lv>", "disk"
     scheme: str  # "gpt" | "mbr" | "lvm" | "disk"
     offset: int | None  # bytes on the disk; None for an LV that is not one contiguous range

@@ -9,8 +9,8 @@ from __future__ import annotations
 import struct
 import uuid
 import zlib
-from dataclasses import dataclass
 from itertools import pairwise
+from typing import NamedTuple
 
 from filerestore.blockio import Reader
 from filerestore.errors import PartitionTableError
@@ -34,8 +34,11 @@ _ENTRY = struct.Struct("<16s16sQQQ72s")
 _UNUSED_TYPE = bytes(16)
 
 
-@dataclass(frozen=True)
-class GptHeader:
+# NamedTuples, not frozen dataclasses: creating a dataclass compiles its methods,
+# which every CLI start-up would pay for (issue 14)
+class GptHeader(NamedTuple):
+    """A verified GPT header: its disk GUID, usable range and where its entry array lies."""
+
     sector_size: int
     my_lba: int
     alternate_lba: int
@@ -48,8 +51,9 @@ class GptHeader:
     entries_crc32: int
 
 
-@dataclass(frozen=True)
-class GptPartition:
+class GptPartition(NamedTuple):
+    """One used slot of the partition entry array."""
+
     number: int  # 1-based slot in the entry array, as Linux numbers GPT partitions
     type_guid: str
     unique_guid: str
@@ -59,8 +63,9 @@ class GptPartition:
     name: str
 
 
-@dataclass(frozen=True)
-class GptTable:
+class GptTable(NamedTuple):
+    """A verified GPT: the header read and its used partitions, in slot order."""
+
     header: GptHeader
     partitions: tuple[GptPartition, ...]
     used_backup: bool  # the primary header was unusable and the backup was read
