@@ -4,7 +4,8 @@ The hook records every ``open`` that can read data on the recording thread. The 
 a repository with O_PATH descriptors (which open no data, and whose relative names the hook
 cannot place), then reopens the file it checked through ``/proc/self/fd``: that link is
 resolved here, before the open happens, to the file it will open. Python code imported on
-first use (our VMDK reader, zlib-ng) is not data, never a backup, and is left out.
+first use (our VMDK reader, zlib-ng) is not data, never a backup, and is left out, and so is
+the bytecode the import system writes for it (``__pycache__/NAME.pyc.<id>``, then renamed).
 """
 
 from __future__ import annotations
@@ -39,7 +40,10 @@ def _audit(event: str, args: tuple[object, ...]) -> None:
         name = os.fsdecode(path)
         if name.startswith("/proc/self/fd/"):
             name = os.readlink(name)
-        if name.startswith(_CODE_DIRS) and name.endswith(_CODE_SUFFIXES):
+        if name.startswith(_CODE_DIRS) and (
+            name.endswith(_CODE_SUFFIXES)
+            or os.path.basename(os.path.dirname(name)) == "__pycache__"
+        ):
             return
         _recording.append(name)
 
