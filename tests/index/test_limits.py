@@ -26,6 +26,7 @@ from filerestore.db.models_index import IndexJob, IndexVersion
 from filerestore.errors import SessionLimitError
 from filerestore.image import DiskImage
 from filerestore.index import jobs
+from filerestore.service.held_slots import hold_slot, release_slot
 from filerestore.service.index_slots import INDEX_JOBS, SessionSlots
 from filerestore.service.principal import Principal
 from filerestore.service.sessions import SessionManager
@@ -112,12 +113,12 @@ def test_the_index_quota_of_slots_is_the_owner_quota(
     settings = make_settings(max_sessions=4, max_sessions_per_owner=1)
     ids = register_chain(db, make_repository("ext4", tmp_path / "repo"))
     manager = SessionManager(db, settings)
-    held = manager.hold_slot(ids[1], INDEX_JOBS, timedelta(minutes=1))  # another job's
+    held = hold_slot(manager, ids[1], INDEX_JOBS, timedelta(minutes=1))  # another job's
     jobs.enqueue(db, ids[0])
     outcome = jobs.run_one_job(db, settings, opener=SessionSlots(manager))
     assert outcome is not None and outcome.state == "queued", outcome
     assert outcome.reason is not None and outcome.reason.startswith("session_quota: ")
-    manager.release_slot(held)
+    release_slot(manager, held)
     assert manager.live_count() == 0
 
 

@@ -7,8 +7,9 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from filerestore.restore.targets.base import Meta
-from filerestore.restore.targets.sftp import STATS_BEFORE_LISTING, Endpoint, SftpTarget
+from filerestore.restore.targets.base import FileWrite, Meta
+from filerestore.restore.targets.sftp import STATS_BEFORE_LISTING, SftpTarget
+from filerestore.restore.targets.sftp_connection import Endpoint
 from tests.jobs.conftest import SELECTION, JobsEnv, sha256sum
 from tests.jobs.treecheck import compare
 from tests.sshserver.sshd import Sshd
@@ -119,7 +120,7 @@ def test_a_hard_link_right_after_its_file_is_made_after_it(sshd: Sshd) -> None:
     try:
         meta = Meta(0o644, None, None, None, None)
         for i in range(4):
-            target.write_file((), b"f%d" % i, 6, [(0, b"hello\n")], meta, i)
+            target.write_file((), b"f%d" % i, FileWrite(6, [(0, b"hello\n")], meta, i))
             target.hardlink((), b"f%d" % i, (), b"l%d" % i)
         assert target.flush() == []
     finally:

@@ -239,18 +239,3 @@ class BackupDiff:
         if h_old is None or h_new is None:
             return None
         return bytes(h_old) != bytes(h_new)
-
-
-def diff_totals(
-    db: Database,
-    old_backup_id: int,
-    new_backup_id: int,
-    allowed: Collection[int],
-    *,
-    volume: str | None = None,
-    path: str = "/",
-) -> DiffTotals:
-    diff = BackupDiff(db, old_backup_id, new_backup_id, allowed, volume=volume, path=path)
-    for _ in diff:
-        pass
-    return diff.totals

@@ -20,6 +20,7 @@ import logging
 import os
 import threading
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from filerestore.db.engine import Database
@@ -49,23 +50,17 @@ def _file_lock(path: Path) -> Iterator[bool]:
         os.close(fd)
 
 
+@dataclass(eq=False)
 class IndexRunner:
     """One runner thread (see the module docstring)."""
 
-    def __init__(
-        self,
-        db: Database,
-        settings: Settings,
-        name: str | None = None,
-        opener: BackupOpener | None = None,
-    ) -> None:
-        self.db = db
-        self.settings = settings
-        self.name = name or runner_name()
-        #: how its passes open backups: the service's session slots (see index.opening)
-        self.opener = opener
-        self.stopping = threading.Event()
-        self._thread: threading.Thread | None = None
+    db: Database
+    settings: Settings
+    name: str = field(default_factory=runner_name)
+    #: how its passes open backups: the service's session slots (see index.opening)
+    opener: BackupOpener | None = None
+    stopping: threading.Event = field(init=False, default_factory=threading.Event)
+    _thread: threading.Thread | None = field(init=False, default=None)
 
     @property
     def lock_path(self) -> Path | None:

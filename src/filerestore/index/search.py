@@ -101,46 +101,47 @@ def _fts_literal(text: str) -> str:
     return text.replace("%", "_")
 
 
-def glob_to_like(glob: str, literal: Callable[[str], str] = _like_escape) -> str:
-    """A LIKE pattern matching at least every name ``glob`` matches (a class is one ``_``)."""
-    out: list[str] = []
+def _glob_parts(glob: str) -> Iterator[tuple[str, str]]:
+    """``glob`` as (what, text): ``("*", "")``, ``("?", "")``, ``("[", the class's body)``,
+    or ``("", one literal character)`` (a ``[`` that no ``]`` closes is a literal)."""
     i = 0
     while i < len(glob):
         ch = glob[i]
-        if ch == "*":
-            out.append("%")
-        elif ch == "?":
-            out.append("_")
-        elif ch == "[" and (end := glob.find("]", i + 2)) != -1:
-            out.append("_")
+        if ch == "[" and (end := glob.find("]", i + 2)) != -1:
+            yield ch, glob[i + 1 : end]
             i = end
+        elif ch in "*?":
+            yield ch, ""
         else:
-            out.append(literal(ch))
+            yield "", ch
         i += 1
-    return "".join(out)
+
+
+#: a glob's wildcards in LIKE (a class is any one character there)
+_LIKE_WILDCARDS = {"*": "%", "?": "_", "[": "_"}
+
+
+def glob_to_like(glob: str, literal: Callable[[str], str] = _like_escape) -> str:
+    """A LIKE pattern matching at least every name ``glob`` matches (a class is one ``_``)."""
+    return "".join(
+        _LIKE_WILDCARDS[what] if what else literal(text) for what, text in _glob_parts(glob)
+    )
+
+
+def _regex_part(what: str, text: str) -> str:
+    if what == "*":
+        return ".*"
+    if what == "?":
+        return "."
+    if what == "[":
+        body = "^" + text[1:] if text.startswith("!") else text
+        return "[" + body.replace("\\", "\\\\") + "]"
+    return re.escape(text)
 
 
 def glob_to_regex(glob: str) -> str:
     """An anchored POSIX regular expression for ``glob`` (PostgreSQL's ``~*``)."""
-    out: list[str] = ["^"]
-    i = 0
-    while i < len(glob):
-        ch = glob[i]
-        if ch == "*":
-            out.append(".*")
-        elif ch == "?":
-            out.append(".")
-        elif ch == "[" and (end := glob.find("]", i + 2)) != -1:
-            body = glob[i + 1 : end]
-            if body.startswith("!"):
-                body = "^" + body[1:]
-            out.append("[" + body.replace("\\", "\\\\") + "]")
-            i = end
-        else:
-            out.append(re.escape(ch))
-        i += 1
-    out.append("$")
-    return "".join(out)
+    return "^" + "".join(_regex_part(what, text) for what, text in _glob_parts(glob)) + "$"
 
 
 def _iglob(pattern: str, stored: str) -> bool:

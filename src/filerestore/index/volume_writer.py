@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from filerestore.errors import FileRestoreError
 from filerestore.fs import Filesystem
@@ -52,20 +53,13 @@ def content_hasher(fs: Filesystem[object], max_size: int) -> Hasher | None:
     return hasher
 
 
+@dataclass(eq=False)
 class VolumeWriter:
-    def __init__(
-        self,
-        writer: BatchWriter,
-        volume_id: int,
-        seq: int,
-        next_dir_no: int,
-        hasher: Hasher | None = None,
-    ) -> None:
-        self.writer = writer
-        self.volume_id = volume_id
-        self.seq = seq
-        self.next_dir_no = next_dir_no
-        self.hasher = hasher
+    writer: BatchWriter
+    volume_id: int
+    seq: int
+    next_dir_no: int
+    hasher: Hasher | None = None
 
     def new_dir(self, parent_no: int, name_id: int) -> int:
         no = self.next_dir_no

@@ -28,7 +28,7 @@ import stat
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from filerestore.errors import ArchiveAbortedError, ArchiveTooLargeError, FileRestoreError
 from filerestore.fs.base import Filesystem
@@ -50,6 +50,7 @@ from filerestore.restore.partial import (
 DEFAULT_MAX_ENTRIES = 250_000
 MAX_DEPTH = 2048  # directory levels below a root; deeper means a corrupt, looping tree
 STRIPPED_MODE_BITS = 0o7000  # setuid, setgid, sticky: never written into an archive
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,20 +184,35 @@ def member_chunks(
         return iter((member.data,))
     path = member.entry.path
     expected = member.entry.size
-    try:
+
+    def read() -> Iterator[bytes]:
         reader = fs.open(path)
         if reader.size != expected:
             raise ArchiveAbortedError(
                 f"{path} is {reader.size} bytes when read but {expected} when listed"
             )
-        chunks = read_chunks(reader, path, chunk_size=chunk_size)
-        first = next(chunks, b"")
+        return primed(read_chunks(reader, path, chunk_size=chunk_size))
+
+    chunks = unless_skipped(path, failures, read)
+    return None if chunks is None else rest_chunks(path, expected, chunks)
+
+
+def unless_skipped(path: str, failures: list[Failure], attempt: Callable[[], T]) -> T | None:
+    """``attempt()``; None, the failure recorded, when it fails in a way that costs only
+    the entry at ``path`` (see :mod:`~filerestore.restore.partial`)."""
+    try:
+        return attempt()
     except FileRestoreError as exc:
         if not skippable(exc):
             raise
         failures.append(failure(path, exc))
         return None
-    return rest_chunks(path, expected, itertools.chain((first,), chunks))
+
+
+def primed(chunks: Iterator[bytes]) -> Iterator[bytes]:
+    """``chunks`` with the first one read now (before a member's header is written)."""
+    first = next(chunks, b"")
+    return itertools.chain((first,), chunks)
 
 
 def rest_chunks(path: str, expected: int, chunks: Iterator[bytes]) -> Iterator[bytes]:

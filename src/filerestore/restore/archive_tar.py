@@ -23,12 +23,22 @@ import zlib
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from filerestore.errors import FileRestoreError
 from filerestore.fs.base import Filesystem
 from filerestore.fs.entry import EntryKind
-from filerestore.restore.archive_members import Member, member_chunks, rest_chunks
-from filerestore.restore.archive_sparse import region_chunks, sparse_info, sparse_layout
-from filerestore.restore.partial import Failure, failure, skippable
+from filerestore.restore.archive_members import (
+    Member,
+    member_chunks,
+    primed,
+    rest_chunks,
+    unless_skipped,
+)
+from filerestore.restore.archive_sparse import (
+    SparseLayout,
+    region_chunks,
+    sparse_info,
+    sparse_layout,
+)
+from filerestore.restore.partial import Failure
 
 BLOCK = tarfile.BLOCKSIZE  # 512
 RECORD = tarfile.RECORDSIZE  # 20 blocks, what GNU tar and tarfile pad the end to
@@ -115,20 +125,20 @@ def _file_data(
     size = member.entry.size
     if sparse and member.data is None:
         path = member.entry.path
-        try:
+
+        def read() -> tuple[SparseLayout | None, Iterator[bytes]]:
             reader = fs.open(path)
             layout = sparse_layout(reader, size) if reader.size == size else None
-            if layout is not None:
-                regions = region_chunks(reader, path, layout, chunk_size)
-                first = next(regions, b"")
-        except FileRestoreError as exc:
-            if not skippable(exc):
-                raise
-            failures.append(failure(path, exc))
+            if layout is None:
+                return None, iter(())
+            return layout, primed(region_chunks(reader, path, layout, chunk_size))
+
+        opened = unless_skipped(path, failures, read)
+        if opened is None:
             return None
+        layout, regions = opened
         if layout is not None:
-            rest = rest_chunks(path, size, itertools.chain((first,), regions))
-            data = itertools.chain((layout.map_bytes,), rest)
+            data = itertools.chain((layout.map_bytes,), rest_chunks(path, size, regions))
             return sparse_info(info, layout, index), data, layout.area
     chunks = member_chunks(fs, member, failures, chunk_size)
     return None if chunks is None else (info, chunks, size)

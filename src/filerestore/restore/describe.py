@@ -32,9 +32,6 @@ class ChainFile:
     virtual_size: int
     backing_name: str | None
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
 
 @dataclass(frozen=True, slots=True)
 class VolumeDescription:
@@ -54,9 +51,6 @@ class VolumeDescription:
     #: why the volume or its recognised filesystem cannot be read (None when it can)
     filesystem_error: str | None
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
 
 @dataclass(frozen=True, slots=True)
 class ImageDescription:
@@ -68,12 +62,9 @@ class ImageDescription:
     volumes: tuple[VolumeDescription, ...]
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "path": self.path,
-            "virtual_size": self.virtual_size,
-            "chain": [c.to_dict() for c in self.chain],
-            "volumes": [v.to_dict() for v in self.volumes],
-        }
+        """As JSON has it: the chain's and the volumes' records as objects in arrays."""
+        data = asdict(self)
+        return {**data, "chain": list(data["chain"]), "volumes": list(data["volumes"])}
 
 
 def describe_image(

@@ -27,7 +27,7 @@ import errno
 import hashlib
 import time
 from collections.abc import Callable, Hashable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from typing import Any
 
 from filerestore.errors import FileRestoreError, ImageError
@@ -39,7 +39,7 @@ from filerestore.restore.file_data import CHUNK_SIZE, read_chunks
 from filerestore.restore.journal import Journal, Progress, Record, Status
 from filerestore.restore.names import printable
 from filerestore.restore.partial import skippable, unaddressable
-from filerestore.restore.targets.base import Existing, Meta, Target
+from filerestore.restore.targets.base import Existing, FileWrite, Meta, Target
 
 #: large enough that a batch's end (its writes waited for, one transaction) is rare next to
 #: its files: an SFTP target keeps up to 128 small files in flight
@@ -141,42 +141,34 @@ def walk_selection(fs: Filesystem[Any], paths: list[str]) -> Iterator[Item]:
             pending.extend(reversed(subdirs))
 
 
+@dataclass(eq=False)
 class Transfer:
     """One run of a job's copy (see the module docstring)."""
 
-    def __init__(
-        self,
-        fs: Filesystem[Any],
-        paths: list[str],
-        target: Target,
-        policy: Policy,
-        journal: Journal,
-        progress: Progress | None = None,
-        *,
-        batch_entries: int = BATCH_ENTRIES,
-        batch_bytes: int = BATCH_BYTES,
-        heartbeat_seconds: float = HEARTBEAT_SECONDS,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.fs = fs
-        self.paths = paths
-        self.target = target
-        self.policy = policy
-        self.journal = journal
-        self.progress = progress or Progress()
-        self.batch_entries = batch_entries
-        self.batch_bytes = batch_bytes
-        self.heartbeat_seconds = heartbeat_seconds
-        self.clock = clock
-        self._last_beat = clock()
-        #: guest directory path -> where it was written (None: not written, nor its contents)
-        self.dirs: dict[str, tuple[bytes, ...] | None] = {"/": ()}
-        #: directories this run created: nothing of anyone else's can be in them
-        self.fresh: set[tuple[bytes, ...]] = set()
-        #: directories whose metadata is set at the end, in creation order
-        self.dir_meta: list[tuple[tuple[bytes, ...], Entry]] = []
-        #: hard-link key -> (written path, sha256) of the first copy
-        self.links: dict[Hashable, tuple[tuple[bytes, ...], str | None]] = {}
+    fs: Filesystem[Any]
+    paths: list[str]
+    target: Target
+    policy: Policy
+    journal: Journal
+    progress: Progress = field(default_factory=Progress)
+    _: KW_ONLY
+    batch_entries: int = BATCH_ENTRIES
+    batch_bytes: int = BATCH_BYTES
+    heartbeat_seconds: float = HEARTBEAT_SECONDS
+    clock: Callable[[], float] = time.monotonic
+    #: guest directory path -> where it was written (None: not written, nor its contents)
+    dirs: dict[str, tuple[bytes, ...] | None] = field(init=False, default_factory=lambda: {"/": ()})
+    #: directories this run created: nothing of anyone else's can be in them
+    fresh: set[tuple[bytes, ...]] = field(init=False, default_factory=set)
+    #: directories whose metadata is set at the end, in creation order
+    dir_meta: list[tuple[tuple[bytes, ...], Entry]] = field(init=False, default_factory=list)
+    #: hard-link key -> (written path, sha256) of the first copy
+    links: dict[Hashable, tuple[tuple[bytes, ...], str | None]] = field(
+        init=False, default_factory=dict
+    )
+
+    def __post_init__(self) -> None:
+        self._last_beat = self.clock()
 
     # --- the run ---------------------------------------------------------------------------
 
@@ -445,13 +437,13 @@ class Transfer:
         if 0 < size <= CHUNK_SIZE and ranges == [(0, size)]:
             # a small file without holes (most of them): read, hashed and written whole
             (data,) = read_chunks(reader, entry.path, 0, size)
-            self.target.write_file(
-                planned.parent, planned.name, size, ((0, data),), meta, planned.record.seq
-            )
+            file = FileWrite(size, ((0, data),), meta, planned.record.seq)
+            self.target.write_file(planned.parent, planned.name, file)
             return hashlib.sha256(data).hexdigest()
         digest = hashlib.sha256()
         chunks = self._chunks(reader, entry.path, ranges, digest)
-        self.target.write_file(planned.parent, planned.name, size, chunks, meta, planned.record.seq)
+        file = FileWrite(size, chunks, meta, planned.record.seq)
+        self.target.write_file(planned.parent, planned.name, file)
         return digest.hexdigest()
 
     def _chunks(

@@ -36,6 +36,7 @@ from filerestore.errors import FileRestoreError
 from filerestore.service import audit, session_fuse
 from filerestore.service.liveness import is_dead
 from filerestore.service.sessions import SessionManager
+from filerestore.service.worker_thread import WorkerThread
 
 log = logging.getLogger("filerestore.cleanup")
 
@@ -247,16 +248,15 @@ class CleanupStatus:
     last_cleaned: list[str] = field(default_factory=list)
 
 
-class CleanupService:
+class CleanupService(WorkerThread):
     """The background worker: a pass at start, then one every ``cleanup_interval`` seconds."""
 
     def __init__(self, manager: SessionManager, interval: float | None = None) -> None:
+        super().__init__("filerestore-cleanup", stop_wait=10.0)
         self.manager = manager
         self.interval = interval if interval is not None else manager.settings.cleanup_interval
         self._status = CleanupStatus(interval_seconds=self.interval)
         self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
     def run_once(self) -> list[str]:
         """One pass: reconcile, stuck, expired, then this process's stale stacks."""
@@ -284,20 +284,11 @@ class CleanupService:
                 self._status.next_run = self._status.last_run + timedelta(seconds=self.interval)
         return cleaned
 
-    def start(self) -> None:
-        if self._thread is not None:
-            return
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._loop, name="filerestore-cleanup", daemon=True)
+    def _starting(self) -> None:
         with self._lock:
             self._status.running = True
-        self._thread.start()
 
-    def stop(self, timeout: float = 10.0) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
+    def _stopped(self) -> None:
         with self._lock:
             self._status.running = False
             self._status.next_run = None

@@ -5,8 +5,8 @@ memory budget, through the same stores.
 service's index runners and ``filerestore index run`` are given. Each open of a pass
 
 - holds one of the host's ``max_sessions`` slots while the pass reads (a ``mounted`` row of
-  owner ``index``, without a volume: :meth:`SessionManager.hold_slot`), so mounts and index
-  jobs together never exceed the limit, and the index's jobs together hold at most
+  owner ``index``, without a volume: :mod:`~filerestore.service.held_slots`), so mounts and
+  index jobs together never exceed the limit, and the index's jobs together hold at most
   ``max_sessions_per_owner`` of them. A job that finds no free slot is refused with
   SessionLimitError and goes back to the queue (filerestore.index.jobs);
 - reads the backup through the process's stores (a local directory or an S3 bucket, the
@@ -28,6 +28,7 @@ from datetime import timedelta
 from filerestore.catalog import BackupInfo, Stores, opened_disk
 from filerestore.errors import FileRestoreError
 from filerestore.image import DiskImage
+from filerestore.service.held_slots import hold_slot, keep_slot, release_slot
 from filerestore.service.principal import Principal
 from filerestore.service.sessions import SessionManager
 
@@ -51,7 +52,7 @@ class SessionSlots:
     def open(self, info: BackupInfo) -> Iterator[DiskImage]:
         manager = self.manager
         hold = timedelta(seconds=manager.settings.index_job_lease)
-        mount_id = manager.hold_slot(info.id, INDEX_JOBS, hold)
+        mount_id = hold_slot(manager, info.id, INDEX_JOBS, hold)
         keeper = _Keeper(manager, mount_id, hold)
         try:
             with opened_disk(manager.db, info, manager.settings, manager.stores) as disk:
@@ -59,7 +60,7 @@ class SessionSlots:
                 yield disk
         finally:
             keeper.stop()
-            manager.release_slot(mount_id)
+            release_slot(manager, mount_id)
 
 
 class _Keeper:
@@ -78,7 +79,7 @@ class _Keeper:
     def _run(self) -> None:
         while not self._stop.wait(self.hold.total_seconds() / 3):
             try:
-                self.manager.keep_slot(self.mount_id, self.hold)
+                keep_slot(self.manager, self.mount_id, self.hold)
             except FileRestoreError as exc:  # the database away for a moment
                 log.warning("index slot %s not renewed: %s", self.mount_id, exc)
 

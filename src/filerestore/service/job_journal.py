@@ -111,14 +111,16 @@ class DbJournal:
         )
         if not ours or row is None:
             return True
-        row.files_done = progress.files
-        row.dirs_done = progress.dirs
-        row.bytes_done = progress.bytes
-        row.skipped = progress.skipped
-        row.failed = progress.failed
+        write_counts(row, progress)
         row.current_path = progress.current_path
         row.heartbeat_at = utcnow()
         return row.cancel_requested or self._stopping()
+
+
+def write_counts(row: RestoreJob, progress: Progress) -> None:
+    """Put the counts of ``progress`` in the job's row (not its current path)."""
+    row.files_done, row.dirs_done, row.bytes_done = progress.files, progress.dirs, progress.bytes
+    row.skipped, row.failed = progress.skipped, progress.failed
 
 
 def _record(row: RestoreJobFile) -> Record:

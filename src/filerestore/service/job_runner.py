@@ -22,7 +22,6 @@ from __future__ import annotations
 import fcntl
 import json
 import logging
-import threading
 import time
 from dataclasses import dataclass
 from datetime import timedelta
@@ -47,11 +46,12 @@ from filerestore.restore.conflicts import Policy
 from filerestore.restore.journal import Progress
 from filerestore.restore.transfer import Outcome, Transfer, walk_selection
 from filerestore.service import audit, jobs, targets
-from filerestore.service.job_journal import DbJournal, committed_progress
+from filerestore.service.job_journal import DbJournal, committed_progress, write_counts
 from filerestore.service.liveness import is_dead
 from filerestore.service.principal import Principal
 from filerestore.service.session import refresh
 from filerestore.service.sessions import SessionManager
+from filerestore.service.worker_thread import WorkerThread
 
 log = logging.getLogger("filerestore.jobs")
 
@@ -73,30 +73,18 @@ class Claimed:
     counted: bool
 
 
-class JobRunner:
+class JobRunner(WorkerThread):
     def __init__(self, manager: SessionManager, poll: float | None = None) -> None:
+        super().__init__("filerestore-jobs", stop_wait=30.0)
         self.manager = manager
         self.db = manager.db
         self.settings = manager.settings
         self.poll = poll if poll is not None else self.settings.restore_job_poll_interval
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
         self._lock_file: IO[bytes] | None = None
 
     # --- the thread ------------------------------------------------------------------------
 
-    def start(self) -> None:
-        if self._thread is not None:
-            return
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._loop, name="filerestore-jobs", daemon=True)
-        self._thread.start()
-
-    def stop(self, timeout: float = 30.0) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
+    def _stopped(self) -> None:
         if self._lock_file is not None:
             self._lock_file.close()
             self._lock_file = None
@@ -269,12 +257,7 @@ class JobRunner:
             row = s.get(RestoreJob, claimed.job_id, with_for_update=True)
             if row is not None:
                 row.run_files, row.run_bytes = progress.files, progress.bytes
-                row.files_done, row.bytes_done = progress.files, progress.bytes
-                row.dirs_done, row.skipped, row.failed = (
-                    progress.dirs,
-                    progress.skipped,
-                    progress.failed,
-                )
+                write_counts(row, progress)
                 row.run_started_at = utcnow()
 
     def _finish(self, claimed: Claimed, outcome: Outcome | None, error: str | None) -> None:
@@ -295,9 +278,7 @@ class JobRunner:
             if session is not None and session.status == MOUNTED:
                 refresh(session, utcnow(), self.manager.idle)
             if outcome is not None:
-                p = outcome.progress
-                job.files_done, job.dirs_done, job.bytes_done = p.files, p.dirs, p.bytes
-                job.skipped, job.failed = p.skipped, p.failed
+                write_counts(job, outcome.progress)
                 job.unkept = "\n".join(outcome.unkept) or None
             job.manifest_sha256 = digest
             if outcome is not None and outcome.cancelled and not job.cancel_requested:

@@ -126,7 +126,7 @@ class SessionManager:
         if taken is None and self.settings.mount_wait_timeout > 0:
             taken = self.slots.wait_for(take, self.settings.mount_wait_timeout)
         if taken is None:
-            raise self._limit_error(who)
+            raise self.limit_error(who)
         if isinstance(taken.got, Session):
             return taken.got  # the owner's session of this backup and volume, reused
         row = taken.got
@@ -146,13 +146,13 @@ class SessionManager:
         except BaseException:
             # the request was wrong (no such volume, several to choose from) or we were
             # interrupted: the row was never a session, remove it
-            self._drop(mount_id)
+            self.drop(mount_id)
             raise
         try:
             session = self._finish(mount_id, stack, who)
         except BaseException:
             stack.close()
-            self._drop(mount_id)
+            self.drop(mount_id)
             raise
         self.readers.adopt(session.mount_id, stack)
         # a view is `filerestore mount` of the image file: repositories on the host only
@@ -175,10 +175,10 @@ class SessionManager:
                 refresh(reusable, now, self.idle)
                 self._audit(s, who, "reused", reusable)
                 return _Slot(Session.of(reusable, owner_name=_name(who)))
-            row = self._new_row(s, backup_id, volume, who, owner, now)
+            row = self.new_row(s, backup_id, volume, who, owner, now)
         return None if row is None else _Slot(row)
 
-    def _new_row(
+    def new_row(
         self,
         s: DbSession,
         backup_id: int,
@@ -223,48 +223,7 @@ class SessionManager:
         s.add(row)
         return row
 
-    # --- slots for work outside a user's session (index jobs) ------------------------------
-
-    def hold_slot(self, backup_id: int, who: Principal, hold: timedelta) -> str:
-        """One of the host's session slots for work on a backup outside a user's session
-        (an index job's pass): a ``mounted`` row without a volume, taken as a mount takes
-        its row (the same transaction under ``SLOT_LOCK``, the same limit and owner quota),
-        expiring ``hold`` from now unless kept (:meth:`keep_slot`); the cleanup removes it
-        once expired, so a holder that died gives its slot back. End it with
-        :meth:`release_slot`. Refused at once, without queueing (and while mounts of this
-        process queue for a slot: they go first): SessionLimitError, or SessionQuotaError
-        past ``who``'s quota. Returns the row's id."""
-
-        def take() -> str | None:
-            now = utcnow()
-            with self.db.write(lock=SLOT_LOCK) as s:
-                row = self._new_row(s, backup_id, None, who, who.owner[:255], now)
-                if row is None:
-                    return None
-                row.status = MOUNTED
-                row.expires_at = now + hold
-                row.holder_host = row.holder_pid = row.holder_start = None
-                return row.id
-
-        mount_id = self.slots.first_try(take)
-        if mount_id is None:
-            raise self._limit_error(who)
-        return mount_id
-
-    def keep_slot(self, mount_id: str, hold: timedelta) -> None:
-        """Move a held slot's expiry to ``hold`` from now (nothing if it was removed)."""
-        now = utcnow()
-        with self.db.write() as s:
-            row = s.get(RestoreMount, mount_id, with_for_update=True)
-            if row is not None:
-                row.last_accessed_at = now
-                row.expires_at = now + hold
-
-    def release_slot(self, mount_id: str) -> None:
-        """Give a held slot back (a waiting mount of this process tries at once)."""
-        self._drop(mount_id)
-
-    def _limit_error(self, who: Principal) -> SessionLimitError:
+    def limit_error(self, who: Principal) -> SessionLimitError:
         """The host-full refusal: the caller's own sessions only (an admin's: all)."""
         with self.db.read() as s:
             live = s.scalars(
@@ -365,7 +324,7 @@ class SessionManager:
             row.holder_host = row.holder_pid = row.holder_start = None
             self._audit(s, who, "failed", row, detail=reason)
 
-    def _drop(self, mount_id: str) -> None:
+    def drop(self, mount_id: str) -> None:
         with self.db.write() as s:
             s.execute(delete(RestoreMount).where(RestoreMount.id == mount_id))
         self.slots.freed()

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from filerestore.errors import DestinationEscapeError, TargetNotFoundError
 from filerestore.restore.targets import Target, destination_parts
 from filerestore.restore.targets.local import LocalTarget
-from filerestore.restore.targets.sftp import Endpoint, SftpTarget
+from filerestore.restore.targets.sftp import SftpTarget
+from filerestore.restore.targets.sftp_connection import Endpoint
 from filerestore.settings import RestoreTargetConfig, Settings
 
 

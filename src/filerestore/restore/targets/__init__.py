@@ -5,6 +5,7 @@ itself (walk, conflicts, hashing, resume) is :mod:`filerestore.restore.transfer`
 from filerestore.restore.targets.base import (
     Capabilities,
     Existing,
+    FileWrite,
     Meta,
     Target,
     WriteFailure,
@@ -14,6 +15,7 @@ from filerestore.restore.targets.base import (
 __all__ = [
     "Capabilities",
     "Existing",
+    "FileWrite",
     "Meta",
     "Target",
     "WriteFailure",

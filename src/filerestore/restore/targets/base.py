@@ -50,6 +50,23 @@ class Existing:
     size: int
     mtime_ns: int
 
+    @classmethod
+    def of(cls, mode: int | None, size: int, mtime_ns: int) -> Existing:
+        """What is there, by its ``st_mode`` (None: not told, "other")."""
+        return cls(_kind(mode), size, mtime_ns)
+
+
+def _kind(mode: int | None) -> str:
+    if mode is None:
+        return "other"
+    if stat_mod.S_ISREG(mode):
+        return "file"
+    if stat_mod.S_ISDIR(mode):
+        return "dir"
+    if stat_mod.S_ISLNK(mode):
+        return "symlink"
+    return "other"
+
 
 @dataclass(frozen=True, slots=True)
 class Meta:
@@ -68,6 +85,17 @@ class Meta:
         mtime = entry.mtime_ns
         atime = entry.atime_ns if entry.atime_ns is not None else mtime
         return cls(mode, entry.uid, entry.gid, atime, mtime, xattrs or {})
+
+
+@dataclass(frozen=True, slots=True)
+class FileWrite:
+    """A file for :meth:`Target.write_file`: its size, its data as (offset, bytes) with
+    holes left out, its metadata, and the token a failure of it comes back with."""
+
+    size: int
+    chunks: Iterable[tuple[int, bytes]]
+    meta: Meta
+    token: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,18 +128,10 @@ class Target(Protocol):
     def remove(self, directory: object, name: bytes) -> None:
         """Remove the non-directory at ``name`` (a link is removed, never followed)."""
 
-    def write_file(
-        self,
-        directory: object,
-        name: bytes,
-        size: int,
-        chunks: Iterable[tuple[int, bytes]],
-        meta: Meta,
-        token: int,
-    ) -> None:
-        """Create ``name`` (it must not exist), write ``chunks`` ((offset, data), holes left
-        out), make its size ``size`` and set ``meta``. May finish after returning: a failure
-        then comes back from :meth:`flush` with ``token``."""
+    def write_file(self, directory: object, name: bytes, file: FileWrite) -> None:
+        """Create ``name`` (it must not exist), write ``file.chunks``, make its size
+        ``file.size`` and set ``file.meta``. May finish after returning: a failure then
+        comes back from :meth:`flush` with ``file.token``."""
 
     def symlink(self, directory: object, name: bytes, target: bytes, meta: Meta) -> None:
         """Create a symbolic link (never followed) with its owner and times."""

@@ -23,14 +23,13 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-import stat as stat_mod
 from collections import OrderedDict, deque
 from collections.abc import Iterable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from pathlib import Path
 
 from filerestore.errors import DestinationEscapeError, TargetUnavailableError
-from filerestore.restore.targets.base import Capabilities, Existing, Meta, WriteFailure
+from filerestore.restore.targets.base import Capabilities, Existing, FileWrite, Meta, WriteFailure
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -45,16 +44,6 @@ _XATTR_REFUSED = {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EACCES, er
 
 def _shown(parts: tuple[bytes, ...]) -> str:
     return b"/".join(parts).decode("utf-8", "backslashreplace") or "."
-
-
-def _kind(mode: int) -> str:
-    if stat_mod.S_ISREG(mode):
-        return "file"
-    if stat_mod.S_ISDIR(mode):
-        return "dir"
-    if stat_mod.S_ISLNK(mode):
-        return "symlink"
-    return "other"
 
 
 class LocalTarget:
@@ -141,7 +130,7 @@ class LocalTarget:
             st = os.stat(name, dir_fd=self._fd(directory), follow_symlinks=False)
         except FileNotFoundError:
             return None
-        return Existing(_kind(st.st_mode), st.st_size, st.st_mtime_ns)
+        return Existing.of(st.st_mode, st.st_size, st.st_mtime_ns)
 
     def enter(self, directory: object, name: bytes, create: bool) -> tuple[bytes, ...]:
         assert isinstance(directory, tuple)
@@ -156,15 +145,8 @@ class LocalTarget:
 
     # --- entries ---------------------------------------------------------------------------
 
-    def write_file(
-        self,
-        directory: object,
-        name: bytes,
-        size: int,
-        chunks: Iterable[tuple[int, bytes]],
-        meta: Meta,
-        token: int,
-    ) -> None:
+    def write_file(self, directory: object, name: bytes, file: FileWrite) -> None:
+        size, chunks = file.size, file.chunks
         dir_fd = self._fd(directory)
         fd = os.open(name, _FILE_FLAGS, 0o600, dir_fd=dir_fd)
         done = False
@@ -178,7 +160,7 @@ class LocalTarget:
                 end = self._write_behind(fd, chunks)
             if end != size:  # a hole at the end (a write that ends at the size needs none)
                 os.ftruncate(fd, size)
-            self._meta_fd(fd, meta)
+            self._meta_fd(fd, file.meta)
             written = os.fstat(fd).st_size
             if written != size:  # the one check the job's manifest relies on
                 raise OSError(errno.EIO, f"wrote {written} bytes, expected {size}")

@@ -1,16 +1,8 @@
 """A restore target on another host, over SFTP (asyncssh), with the host key checked.
 
-Why asyncssh: measured against paramiko on the same sshd in one run (bench/sftp_clients.py,
-loopback, a loaded 2-core machine): a 256 MiB file at 55-80 MB/s (paramiko 87 MB/s), small
-files at 170 files/s one at a time (paramiko 450 files/s) but 590-860 files/s with 16-32
-in flight on one channel, which paramiko's synchronous client cannot do; and it speaks
-OpenSSH's ``lsetstat@openssh.com`` (metadata without following a link) and
-``hardlink@openssh.com``, which paramiko does not.
+How it behaves (the connection, its host key check and its ciphers:
+:mod:`~filerestore.restore.targets.sftp_connection`):
 
-How it behaves:
-
-- the connection is checked against the target's ``known_hosts`` file; a host not listed,
-  or listed with another key, is refused (HostKeyRefusedError) before anything is sent;
 - directories are entered by checking each one with ``lstat`` (never followed): a
   symbolic link where a directory must be is refused by name. SFTP names files by path, so
   the check and the later use are two requests: a remote user who can write to the
@@ -25,8 +17,6 @@ How it behaves:
   read-back of its size go out together;
 - the conflict checks of a directory the job did not create are one ``lstat`` per name for
   the first few names, then one listing of the directory (:meth:`SftpTarget.lookup`);
-- AES-GCM is offered first (:data:`ENCRYPTION_ALGS`): the loop's work is per packet, and
-  asyncssh's ChaCha20-Poly1305 costs several times as much CPU per packet;
 - what SFTP version 3 (OpenSSH's) cannot carry is said in ``unkept``: extended attributes
   (none), times finer than a second; owners are set when the remote lets this account
   (root), else left to the account and said so.
@@ -41,15 +31,14 @@ import errno
 import stat as stat_mod
 import threading
 from collections import Counter, OrderedDict
-from collections.abc import Coroutine, Iterable
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Coroutine
 from typing import Any, TypeVar
 
 import asyncssh
 
-from filerestore.errors import DestinationEscapeError, HostKeyRefusedError, TargetUnavailableError
-from filerestore.restore.targets.base import Capabilities, Existing, Meta, WriteFailure
+from filerestore.errors import DestinationEscapeError, TargetUnavailableError
+from filerestore.restore.targets.base import Capabilities, Existing, FileWrite, Meta, WriteFailure
+from filerestore.restore.targets.sftp_connection import FATAL, Endpoint, SftpConnection, os_error
 
 T = TypeVar("T")
 
@@ -68,55 +57,7 @@ CLOSE_WAIT = 30.0
 #: lookups in one directory answered by an ``lstat`` each before it is listed instead
 STATS_BEFORE_LISTING = 8
 _DOTS = (b".", b"..")
-#: ciphers in order of preference: AES-GCM first, which costs asyncssh a fraction of
-#: ChaCha20-Poly1305 per packet (AES instructions; asyncssh builds a ChaCha20 and a
-#: Poly1305 context for every packet), then OpenSSH's other defaults
-ENCRYPTION_ALGS = (
-    "aes128-gcm@openssh.com",
-    "aes256-gcm@openssh.com",
-    "chacha20-poly1305@openssh.com",
-    "aes128-ctr",
-    "aes192-ctr",
-    "aes256-ctr",
-)
 _CREATE = asyncssh.FXF_WRITE | asyncssh.FXF_CREAT | asyncssh.FXF_EXCL
-#: SFTP status codes that end the job (every later write would fail the same way)
-_FATAL = {
-    asyncssh.FX_NO_SPACE_ON_FILESYSTEM: errno.ENOSPC,
-    asyncssh.FX_QUOTA_EXCEEDED: errno.EDQUOT,
-    asyncssh.FX_WRITE_PROTECT: errno.EROFS,
-}
-_ERRNOS = {
-    asyncssh.FX_NO_SUCH_FILE: errno.ENOENT,
-    asyncssh.FX_PERMISSION_DENIED: errno.EACCES,
-    asyncssh.FX_FAILURE: errno.EPERM,
-    asyncssh.FX_FILE_ALREADY_EXISTS: errno.EEXIST,
-}
-
-
-@dataclass(frozen=True, slots=True)
-class Endpoint:
-    """Where and as whom to connect (from an admin's target settings)."""
-
-    host: str
-    port: int
-    username: str
-    root: str  # the remote directory jobs write below
-    client_keys: tuple[Path, ...]
-    known_hosts: Path | None
-    connect_timeout: float = 20.0
-
-
-def _kind(mode: int | None) -> str:
-    if mode is None:
-        return "other"
-    if stat_mod.S_ISREG(mode):
-        return "file"
-    if stat_mod.S_ISDIR(mode):
-        return "dir"
-    if stat_mod.S_ISLNK(mode):
-        return "symlink"
-    return "other"
 
 
 async def _after_handoff(coro: Coroutine[Any, Any, T]) -> T:
@@ -128,7 +69,7 @@ async def _after_handoff(coro: Coroutine[Any, Any, T]) -> T:
 
 
 def _existing(attrs: asyncssh.SFTPAttrs) -> Existing:
-    return Existing(_kind(attrs.permissions), attrs.size or 0, (attrs.mtime or 0) * 10**9)
+    return Existing.of(attrs.permissions, attrs.size or 0, (attrs.mtime or 0) * 10**9)
 
 
 def _name(name: bytes | str) -> bytes:
@@ -138,13 +79,6 @@ def _name(name: bytes | str) -> bytes:
 
 def _shown(path: bytes) -> str:
     return path.decode("utf-8", "backslashreplace")
-
-
-def _os_error(exc: asyncssh.SFTPError) -> OSError | TargetUnavailableError:
-    if exc.code in (asyncssh.FX_CONNECTION_LOST, asyncssh.FX_NO_CONNECTION):
-        return TargetUnavailableError(f"the SFTP connection was lost: {exc.reason}")
-    code = _FATAL.get(exc.code) or _ERRNOS.get(exc.code, errno.EPERM)
-    return OSError(code, exc.reason or type(exc).__name__)
 
 
 class SftpTarget:
@@ -158,9 +92,7 @@ class SftpTarget:
         )
         self.unkept: set[str] = {"extended attributes: SFTP cannot carry them"}
         self._owners: bool | None = None  # None: not tried yet
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, name="sftp", daemon=True)
-        self._thread.start()
+        self._link = SftpConnection(endpoint)
         #: files handed to the loop and not finished (queued ones included), under _room
         self._in_flight = 0
         self._in_flight_bytes = 0
@@ -173,10 +105,8 @@ class SftpTarget:
         self._listings: OrderedDict[tuple[bytes, ...], dict[bytes, Existing]] = OrderedDict()
         #: lookups answered one stat at a time per directory (before it is listed)
         self._stats: Counter[tuple[bytes, ...]] = Counter()
-        self._conn: asyncssh.SSHClientConnection | None = None
-        self._sftp: asyncssh.SFTPClient | None = None
         try:
-            self._call(self._connect(), timeout=endpoint.connect_timeout + 5)
+            self._link.open()
             self._dest = endpoint.root.encode("utf-8", "surrogateescape").rstrip(b"/") or b"/"
             self._check_dir(self._dest, self._dest)
             for name in destination:
@@ -188,18 +118,12 @@ class SftpTarget:
     # --- the event loop --------------------------------------------------------------------
 
     def _call(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
-        """Run ``coro`` on the connection's loop and wait for it; SFTP errors as OSError.
+        """Run ``coro`` on the connection's loop and wait for it (:meth:`SftpConnection.run`).
         Queued files are handed over first, so requests go out in the order of the calls
         (a hard link's request after the one creating its file)."""
         if self._dispatch():
             coro = _after_handoff(coro)
-        future = asyncio.run_coroutine_threadsafe(coro, self._loop)
-        try:
-            return future.result(timeout)
-        except asyncssh.SFTPError as exc:
-            raise _os_error(exc) from exc
-        except (asyncssh.DisconnectError, ConnectionError) as exc:
-            raise TargetUnavailableError(f"the SFTP connection was lost: {exc}") from exc
+        return self._link.run(coro, timeout)
 
     def _submit(self, token: int, coro: Coroutine[Any, Any, None], size: int = 0) -> None:
         """Run ``coro`` (writing ``size`` bytes) without waiting: queued, and handed to the
@@ -236,7 +160,7 @@ class SftpTarget:
             outcomes = await asyncio.gather(*(c for _, c in queue), return_exceptions=True)
             return list(outcomes)
 
-        future = asyncio.run_coroutine_threadsafe(group(), self._loop)
+        future = asyncio.run_coroutine_threadsafe(group(), self._link.loop)
         self._groups.append(([token for token, _ in queue], future))
         return True
 
@@ -255,40 +179,9 @@ class SftpTarget:
         self._dispatch()
         concurrent.futures.wait([future for _, future in self._groups])
 
-    async def _connect(self) -> None:
-        e = self.endpoint
-        try:
-            self._conn = await asyncio.wait_for(
-                asyncssh.connect(
-                    e.host,
-                    e.port,
-                    username=e.username,
-                    client_keys=[str(k) for k in e.client_keys] or None,
-                    known_hosts=str(e.known_hosts) if e.known_hosts else (),
-                    agent_path=None,
-                    password=None,
-                    kbdint_auth=False,
-                    encryption_algs=list(ENCRYPTION_ALGS),
-                    config=[],
-                ),
-                e.connect_timeout,
-            )
-            self._sftp = await self._conn.start_sftp_client()
-        except asyncssh.HostKeyNotVerifiable as exc:
-            raise HostKeyRefusedError(
-                f"the host key of {e.host}:{e.port} is not the one known_hosts lists: {exc.reason}"
-            ) from None
-        except asyncssh.PermissionDenied as exc:
-            raise TargetUnavailableError(
-                f"{e.username}@{e.host}:{e.port} refused the login: {exc.reason}"
-            ) from None
-        except (OSError, asyncssh.Error, TimeoutError) as exc:
-            raise TargetUnavailableError(f"cannot reach {e.host}:{e.port}: {exc}") from None
-
     @property
     def sftp(self) -> asyncssh.SFTPClient:
-        assert self._sftp is not None
-        return self._sftp
+        return self._link.sftp
 
     def describe(self) -> str:
         e = self.endpoint
@@ -421,15 +314,8 @@ class SftpTarget:
 
     # --- entries ---------------------------------------------------------------------------
 
-    def write_file(
-        self,
-        directory: object,
-        name: bytes,
-        size: int,
-        chunks: Iterable[tuple[int, bytes]],
-        meta: Meta,
-        token: int,
-    ) -> None:
+    def write_file(self, directory: object, name: bytes, file: FileWrite) -> None:
+        size, chunks, meta, token = file.size, file.chunks, file.meta, file.token
         path = self._path(directory, name)
         # a failed write is removed again: then the listing holds a name that is free,
         # which a conflict check only ever takes as taken
@@ -446,7 +332,7 @@ class SftpTarget:
                 while writes and in_flight + len(piece) > BYTES_IN_FLIGHT:
                     in_flight -= self._wait(writes.pop(0))
                 writes.append(
-                    asyncio.run_coroutine_threadsafe(handle.write(piece, offset), self._loop)
+                    asyncio.run_coroutine_threadsafe(handle.write(piece, offset), self._link.loop)
                 )
                 in_flight += len(piece)
             for write in writes:
@@ -466,7 +352,7 @@ class SftpTarget:
         try:
             return future.result()
         except asyncssh.SFTPError as exc:
-            raise _os_error(exc) from exc
+            raise os_error(exc) from exc
 
     async def _put_small(
         self, path: bytes, data: list[tuple[int, bytes]], size: int, meta: Meta
@@ -539,8 +425,8 @@ class SftpTarget:
         for tokens, future in groups:
             for token, outcome in zip(tokens, future.result(), strict=True):
                 if isinstance(outcome, asyncssh.SFTPError):
-                    error = _os_error(outcome)
-                    if isinstance(error, TargetUnavailableError) or error.errno in _FATAL.values():
+                    error = os_error(outcome)
+                    if isinstance(error, TargetUnavailableError) or error.errno in FATAL.values():
                         fatal = fatal or error
                     reason = f"the remote host refused it: {outcome.reason}"
                     failures.append(WriteFailure(token, reason))
@@ -561,17 +447,4 @@ class SftpTarget:
         # half written, and no task is left pending on a closed loop
         concurrent.futures.wait([future for _, future in self._groups], CLOSE_WAIT)
         self._groups.clear()
-
-        async def shut() -> None:
-            if self._sftp is not None:
-                self._sftp.exit()
-            if self._conn is not None:
-                self._conn.close()
-                await self._conn.wait_closed()
-
-        if self._loop.is_running():
-            with contextlib.suppress(concurrent.futures.TimeoutError, OSError, asyncssh.Error):
-                asyncio.run_coroutine_threadsafe(shut(), self._loop).result(10)
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join(10)
-        self._loop.close()
+        self._link.close()
