@@ -90,7 +90,7 @@ def test_a_killed_worker_s_job_is_resumed(tmp_path, sshd: Sshd, database_url: st
         before = {w: ((dest / w).stat().st_ino, (dest / w).stat().st_ctime_ns) for w in done}
         assert len(before) >= 300
 
-        job = jobs.wait(job_id, timeout=600)
+        job = jobs.wait(job_id)
         assert job["status"] == "completed", job
         assert job["attempts"] == 2
         assert job["progress"]["failed"] == 0
