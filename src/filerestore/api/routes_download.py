@@ -1,11 +1,12 @@
 """Download routes: one file (ranges, ETag) and archives of one or several paths.
 
 A download checks out a reader stack and a download hold before answering; both are given
-back when the response ends, however it ends (sent, failed, or the client went away): see
-:class:`~filerestore.api.downloads.HeldStreamingResponse`. Everything a client can get
-wrong raises before the first byte, so it still gets an error status; a failure after the
-first byte cuts the connection without the final chunk, so a truncated body never looks
-complete.
+back once every byte has been read, before the last chunk is sent (a client holding the
+whole body may unmount at once), or when the response ends another way (failed, or the
+client went away): see :class:`~filerestore.api.downloads.HeldStreamingResponse`.
+Everything a client can get wrong raises before the first byte, so it still gets an error
+status; a failure after the first byte cuts the connection without the final chunk, so a
+truncated body never looks complete.
 """
 
 from __future__ import annotations
@@ -67,9 +68,15 @@ async def _check_out(st: AppState, mount_id: str, who: Principal, download: Down
 
 
 def _releaser(st: AppState, checkout: Checkout, prefetch: d.Prefetch | None = None) -> d.Release:
-    """What gives the download back, once, when its response is over."""
+    """What gives the download back, once: before its last bytes go out (see :func:`_streamed`),
+    or when its response ends another way."""
+    done = False
 
     async def release() -> None:
+        nonlocal done
+        if done:
+            return
+        done = True
         if prefetch is not None:
             await prefetch.stop()  # no reader thread left before the stack goes back
         await run_in_threadpool(checkout.release)
@@ -96,14 +103,24 @@ def _streamed(
     media_type: str,
 ) -> d.HeldStreamingResponse:
     prefetch = d.Prefetch(checkout.counted(chunks))
+    release = _releaser(st, checkout, prefetch)
 
     async def body() -> AsyncIterator[bytes]:
+        # one chunk behind the reader: the last one is known before it is sent, and the
+        # download is given back (hold ended, audit event written) before it goes out, so a
+        # client holding every byte finds the session free: an unmount right after a
+        # download is never refused as "download in progress"
+        last: bytes | None = None
+        failure: FileRestoreError | None = None
         try:
             async for chunk in prefetch:
-                yield chunk
+                if last is not None:
+                    yield last
+                last = chunk
         except FileRestoreError as exc:
             # handled (the audit event says "incomplete" with the reason): one warning line,
             # then the connection is closed without the final chunk
+            failure = exc
             kind = checkout.download.kind if checkout.download else "download"
             path = checkout.download.path if checkout.download else "?"
             sent = checkout.tally.sent
@@ -111,11 +128,14 @@ def _streamed(
                 "%s of %s cut short after %d bytes: %s: %s", kind, path, sent, exc.code, exc
             )
             checkout.failed(exc)
-            raise d.StreamCut(exc.code) from None
+        else:
+            await release()
+        if last is not None:  # read before a failure, it still goes out
+            yield last
+        if failure is not None:
+            raise d.StreamCut(failure.code) from None
 
-    return d.HeldStreamingResponse(
-        body(), _releaser(st, checkout, prefetch), status, headers, media_type=media_type
-    )
+    return d.HeldStreamingResponse(body(), release, status, headers, media_type=media_type)
 
 
 @router.get("/{mount_id}/download", responses=FILE_RESPONSES, response_class=Response)
