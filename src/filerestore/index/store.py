@@ -49,10 +49,14 @@ class IndexStore:
         """A cache holding the id of each of ``names`` (as an Entry carries them); names new
         to the index are inserted."""
         cache = self._names
-        missing = {n for n in names if n not in cache}
+        wanted = set(names)
+        missing = {n for n in wanted if n not in cache}
         if missing:
-            if len(cache) > NAME_CACHE_MAX:
+            if len(cache) + len(missing) > NAME_CACHE_MAX:
+                # start again with this call's names alone (all of them: the ones the
+                # cache held went with it)
                 cache.clear()
+                missing = wanted
             stored = {to_db(n): n for n in missing}
             texts = sorted(stored)
             found = (
