@@ -233,7 +233,12 @@ NODE_HEADER = 101
 
 
 def _point_to_itself(node: bytearray, logical: int) -> None:
-    struct.pack_into("<Q", node, NODE_HEADER + KEY_PTR + 17, logical)  # second pointer
+    # every pointer but the first: which keys the second child alone covers depends on the
+    # image's layout (cp -a copies in the source tree's inode order, which differs from one
+    # build to the next), and a walk may never need them (a large directory's DIR_ITEMs)
+    (items,) = struct.unpack_from("<I", node, NODE_HEADER - 5)  # header: nritems, level
+    for i in range(1, items):
+        struct.pack_into("<Q", node, NODE_HEADER + i * KEY_PTR + 17, logical)
 
 
 def _swap_keys(node: bytearray, logical: int) -> None:
