@@ -197,6 +197,38 @@ class Filesystem(ABC, Generic[N]):
                 ]
             yield from page
 
+    def list_names(self, path: str = "/") -> tuple[str, list[tuple[str, bool]]]:
+        """The path of the directory at ``path`` (symlinks followed) and the name of each of
+        its entries with whether it is a directory: a listing's order without every entry's
+        metadata, where the format's directory entries say what each entry is (ext)."""
+        with self._lock, parse_errors(self.kind, f"list {path!r}"):
+            parts, node = self._resolve(path, follow_final=True)
+            if self._kind(node) is not EntryKind.DIR:
+                raise NotADirectoryError_(f"not a directory: {shown(join_path(parts))}")
+            return join_path(parts), self._names_of(node)
+
+    def _names_of(self, node: N) -> list[tuple[str, bool]]:
+        return [(n, self._kind(c) is EntryKind.DIR) for n, c in self._children_of(node).items()]
+
+    def stat_children(self, path: str, names: list[str]) -> list[Entry]:
+        """The entries ``names`` (as :meth:`list_names` gives them) of the directory at
+        ``path``, as :meth:`stat` gives each; PathNotFoundError when one is not there."""
+        with self._lock, parse_errors(self.kind, f"list {path!r}"):
+            parts, node = self._resolve(path, follow_final=True)
+            if self._kind(node) is not EntryKind.DIR:
+                raise NotADirectoryError_(f"not a directory: {shown(join_path(parts))}")
+            return self._stat_children(node, join_path(parts).rstrip("/"), names)
+
+    def _stat_children(self, node: N, base: str, names: list[str]) -> list[Entry]:
+        out = []
+        for name in names:
+            found = self._child(node, name)
+            if found is None:
+                raise PathNotFoundError(f"no such file or directory: {shown(f'{base}/{name}')}")
+            stored, child = found
+            out.append(self._entry(stored, f"{base}/{stored}", child))
+        return out
+
     def open(self, path: str) -> FileContents:
         """A reader of a regular file's contents; symlinks are followed inside the guest."""
         with self._lock, parse_errors(self.kind, f"open {path!r}"):

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import stat
 import struct
+from collections import OrderedDict
 from collections.abc import Hashable, Iterator
 from typing import NamedTuple
 
@@ -220,6 +221,8 @@ class ExtFilesystem(LibyalFilesystem):
         self.kind = kind
         self.superblock = superblock
         self._inode_tables: dict[int, int] = {}
+        #: name maps of the last large directories paged through (fs/ext_listing.py)
+        self.named_dirs: OrderedDict[int, dict[str, tuple[int, int]]] = OrderedDict()
         sb = superblock
         if not sb.inodes_per_group or not sb.inodes_count or sb.desc_size < GROUP_DESC_SIZE:
             raise FilesystemError(f"{kind}: the superblock gives no inode table geometry")
@@ -425,6 +428,15 @@ class ExtFilesystem(LibyalFilesystem):
 
     def _dir_entries(self, node: Inode) -> list[tuple[str, int]]:
         """(name, inode number) of each entry of directory ``node``."""
+        typed = self._typed_entries(node)
+        if typed is None:  # inline data: no blocks of its own to parse
+            with self._library_errors("read a directory"):
+                return self._inline_children(self._handle(node))
+        return [(name, ino) for name, ino, _ in typed]
+
+    def _typed_entries(self, node: Inode) -> list[tuple[str, int, int]] | None:
+        """(name, inode number, file type) of each entry of directory ``node``, from its
+        blocks; None for an inline-data directory (the library lists it)."""
         sb = self.superblock
         # ext4_isize: i_size_high is a directory's only with largedir (else i_dir_acl)
         size = node.size if sb.feature_incompat & INCOMPAT_LARGEDIR else node.size_lo
@@ -433,18 +445,37 @@ class ExtFilesystem(LibyalFilesystem):
             extents = (
                 (inline_extents(node, sb.block_size) or self._extents(node, size)) if size else []
             )
-            if extents is None:  # inline data: no blocks of its own to parse
-                listed = self._inline_children(self._handle(node))
-            else:
-                filetype = bool(sb.feature_incompat & INCOMPAT_FILETYPE)
-                listed = []
-                for raw, ino in directory_entries(
-                    self.reader, extents, size, sb.block_size, filetype, node.number
-                ):
-                    if b"/" in raw:
-                        raise FilesystemError("ext: a directory entry name holds '/'")
-                    listed.append((fsdecode(raw), ino))
+            if extents is None:
+                return None
+            filetype = bool(sb.feature_incompat & INCOMPAT_FILETYPE)
+            listed = []
+            for raw, ino, ftype in directory_entries(
+                self.reader, extents, size, sb.block_size, filetype, node.number
+            ):
+                if b"/" in raw:
+                    raise FilesystemError("ext: a directory entry name holds '/'")
+                listed.append((fsdecode(raw), ino, ftype))
         return listed
+
+    # --- a page of a large directory (see fs/ext_listing.py) --------------------------------
+
+    def _names_of(self, node: Inode) -> list[tuple[str, bool]]:
+        from filerestore.fs import ext_listing
+
+        named = None if self._key(node) in self._dirs else ext_listing.named(self, node)
+        if named is None:
+            return super()._names_of(node)
+        return ext_listing.names_and_kinds(named)
+
+    def _stat_children(self, node: Inode, base: str, names: list[str]) -> list[Entry]:
+        from filerestore.fs import ext_listing
+
+        named = None if self._key(node) in self._dirs else ext_listing.named(self, node)
+        if named is None:
+            return super()._stat_children(node, base, names)
+        numbers = ext_listing.numbers(named, base, names)
+        inodes = self._read_inodes(numbers)
+        return [self._entry(n, f"{base}/{n}", i) for n, i in zip(names, inodes, strict=True)]
 
 
 def open_fs(reader: Reader) -> ExtFilesystem:

@@ -237,4 +237,7 @@ def _block_changes(
             break
         end = max(ex, ey)
     px = py = first
-    return set(parse_dir_block(x, filetype, px, end)), set(parse_dir_block(y, filetype, py, end))
+    return (
+        {(name, ino) for name, ino, _ in parse_dir_block(x, filetype, px, end)},
+        {(name, ino) for name, ino, _ in parse_dir_block(y, filetype, py, end)},
+    )

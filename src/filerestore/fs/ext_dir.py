@@ -22,13 +22,17 @@ from filerestore.fs.contents import merged
 from filerestore.fs.libyal import Extent, ExtentReader
 
 DIR_READ_PIECE = 256 * 1024  # bytes of directory read at a time (a multiple of any block size)
+# ext4_dir_entry_2.file_type (ext4 Data Structures, 4.1.1): 0 unknown, 2 a directory
+FT_UNKNOWN = 0
+FT_DIR = 2
 
 
 def parse_dir_block(
     block: bytes, filetype: bool, start: int = 0, end: int | None = None
-) -> Iterator[tuple[bytes, int]]:
-    """(name bytes, inode) of each live entry of one directory block, "." and ".." left out;
-    with ``start`` (an entry's offset) and ``end``, only the entries that begin in between.
+) -> Iterator[tuple[bytes, int, int]]:
+    """(name bytes, inode, file type) of each live entry of one directory block, "." and
+    ".." left out; with ``start`` (an entry's offset) and ``end``, only the entries that
+    begin in between. The file type is :data:`FT_UNKNOWN` without the filetype feature.
 
     Works for htree directories too: their index blocks are entries with inode 0 that span
     the block, and the checksum tail is an entry with inode 0.
@@ -40,6 +44,7 @@ def parse_dir_block(
         inode, rec_len, name_len, file_type = struct.unpack_from("<IHBB", block, pos)
         if not filetype:
             name_len |= file_type << 8
+            file_type = FT_UNKNOWN
         if size >= 65536:  # ext4_rec_len_from_disk: 64 KiB blocks steal two low bits
             rec_len = 65536 if rec_len in (0, 0xFFFF) else (rec_len & 0xFFFC) | (rec_len & 3) << 16
         if rec_len < 8 or pos + rec_len > size or 8 + name_len > rec_len:
@@ -47,7 +52,7 @@ def parse_dir_block(
         if inode:
             name = block[pos + 8 : pos + 8 + name_len]
             if name not in (b".", b"..") and name:
-                yield name, inode
+                yield name, inode, file_type
         pos += rec_len
 
 
@@ -67,8 +72,9 @@ def directory_entries(
     block_size: int,
     filetype: bool,
     number: int,
-) -> Iterator[tuple[bytes, int]]:
-    """(name bytes, inode) of every entry of directory inode ``number``, read in pieces."""
+) -> Iterator[tuple[bytes, int, int]]:
+    """(name bytes, inode, file type) of every entry of directory inode ``number``, read in
+    pieces."""
     check_directory_size(size, volume.size, number)
     mapped = list(merged(((e.logical, e.length) for e in extents if e.physical is not None), size))
     if mapped != [(0, size)]:

@@ -39,7 +39,7 @@ from filerestore.fs.base import Filesystem
 from filerestore.fs.entry import Entry, EntryKind
 from filerestore.restore.cursor import Cursor, decode, digest
 from filerestore.restore.file_data import OpenFile, iter_file, open_file, read_range
-from filerestore.restore.listing_order import SortKey, sort_entries
+from filerestore.restore.listing_order import SortKey, sort_entries, sort_names
 
 __all__ = [
     "OpenFile",
@@ -123,6 +123,9 @@ _orders_lock = threading.Lock()
 def _build_order(
     fs: Filesystem[Any], directory: Entry, sort: SortKey, descending: bool, dirs_first: bool
 ) -> list[str]:
+    if sort is SortKey.NAME:  # names and kinds are enough (fs/ext_listing.py)
+        _, named = fs.list_names(directory.path)
+        return sort_names(named, descending, dirs_first)
     ordered = sort_entries(fs.list_dir(directory.path), sort, descending, dirs_first)
     return [entry.name for entry in ordered]
 
@@ -177,9 +180,8 @@ def list_page(
         if start > len(order) or digest(order[start - 1]) != parsed.last:
             raise StaleCursorError("the directory's order changed since the cursor was issued")
     names = order[start : start + limit]
-    base = directory.path.rstrip("/")
     try:
-        entries = [fs.stat(f"{base}/{name}") for name in names]
+        entries = fs.stat_children(directory.path, names)
     except PathNotFoundError as exc:
         raise StaleCursorError(f"an entry vanished from {directory.path}; list it again") from exc
     end = start + len(names)

@@ -49,3 +49,18 @@ def sort_entries(
         group.sort(key=lambda item: item[:3], reverse=descending)
         out.extend(item[3] for item in group)
     return out
+
+
+def sort_names(
+    named: Iterable[tuple[str, bool]], descending: bool = False, dirs_first: bool = True
+) -> list[str]:
+    """The names of (name, is a directory) pairs in the order :func:`sort_entries` gives
+    their entries by name: what a page in name order needs, without the entries."""
+    groups: tuple[list[tuple[str, str]], list[tuple[str, str]]] = ([], [])
+    for name, is_dir in named:
+        groups[0 if dirs_first and is_dir else 1].append((name.casefold(), name))
+    out: list[str] = []
+    for group in groups:
+        group.sort(reverse=descending)
+        out.extend(name for _, name in group)
+    return out
