@@ -68,12 +68,11 @@ def test_names_and_kinds_match_the_kernel_and_the_full_listing(img: LinuxImage) 
             listed = list(fs.list_dir(directory))
             assert [n for n, _ in named] == [e.name for e in listed]
             assert fs.stat_children(directory, [n for n, _ in named]) == listed
-            # the way taken: the directory's own entries where they hold file types (an
-            # empty one holds no entry to say otherwise)
+            # the way taken: the directory's own entries where they hold file types
             assert isinstance(fs, ext.ExtFilesystem)
             node = fs._resolve(directory, True)[1]
             typed = ext_listing.named(fs, node) is not None
-            assert typed == ((filetype and not _inline(img, directory)) or not named), directory
+            assert typed == (filetype and not _inline(img, directory)), directory
 
 
 def _field(text: str, name: str) -> list[str]:

@@ -221,6 +221,7 @@ class ExtFilesystem(LibyalFilesystem):
         self.kind = kind
         self.superblock = superblock
         self._inode_tables: dict[int, int] = {}
+        self.has_filetype = bool(superblock.feature_incompat & INCOMPAT_FILETYPE)
         #: name maps of the last large directories paged through (fs/ext_listing.py)
         self.named_dirs: OrderedDict[int, dict[str, tuple[int, int]]] = OrderedDict()
         sb = superblock
@@ -448,14 +449,10 @@ class ExtFilesystem(LibyalFilesystem):
             if extents is None:
                 return None
             filetype = bool(sb.feature_incompat & INCOMPAT_FILETYPE)
-            listed = []
-            for raw, ino, ftype in directory_entries(
+            raw = directory_entries(
                 self.reader, extents, size, sb.block_size, filetype, node.number
-            ):
-                if b"/" in raw:
-                    raise FilesystemError("ext: a directory entry name holds '/'")
-                listed.append((fsdecode(raw), ino, ftype))
-        return listed
+            )
+        return [(name.decode("utf-8", "surrogateescape"), ino, ft) for name, ino, ft in raw]
 
     # --- a page of a large directory (see fs/ext_listing.py) --------------------------------
 

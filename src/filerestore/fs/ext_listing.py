@@ -12,7 +12,8 @@ directory entries and a page of inodes, not 100,000 inodes (issue 10's browse ta
 The names are those :meth:`~filerestore.fs.base.Filesystem._children_of` gives (the same
 order, the same renaming of a duplicate), so a page's names resolve as in any listing.
 Without file types (no filetype feature, an inline-data directory) this returns None and the
-caller lists the directory the usual way. The name maps of the last directories are kept,
+caller lists the directory the usual way; an entry whose type is unknown (0) on a
+filesystem that has them is sorted as a file. The name maps of the last directories are kept,
 up to :data:`NAMED_ENTRIES` names in all.
 """
 
@@ -22,7 +23,7 @@ from typing import TYPE_CHECKING
 
 from filerestore.errors import PathNotFoundError
 from filerestore.fs.base import duplicate_name, shown
-from filerestore.fs.ext_dir import FT_DIR, FT_UNKNOWN
+from filerestore.fs.ext_dir import FT_DIR
 
 if TYPE_CHECKING:
     from filerestore.fs.ext import ExtFilesystem
@@ -42,14 +43,14 @@ def named(fs: ExtFilesystem, node: Inode) -> Named | None:
     if found is not None:
         cache.move_to_end(node.number)
         return found
-    typed = fs._typed_entries(node)
+    typed = fs._typed_entries(node) if fs.has_filetype else None
     if typed is None:
         return None
     out: Named = {}
     for name, ino, ftype in typed:
-        if ftype == FT_UNKNOWN:
-            return None
-        out[duplicate_name(name, out) if name in out else name] = (ino, ftype)
+        if name in out:
+            name = duplicate_name(name, out)
+        out[name] = (ino, ftype)
     cache[node.number] = out
     held = sum(len(m) for m in cache.values())
     while held > NAMED_ENTRIES and len(cache) > 1:
