@@ -1,4 +1,4 @@
-"""bench/core.py runs end to end at a tiny size (the full run is on demand, not a test)."""
+"""The benchmarks run end to end at a tiny size (the full runs are on demand, not tests)."""
 
 from __future__ import annotations
 
@@ -49,3 +49,12 @@ def test_fuse_benchmark_tiny() -> None:
     assert results["find"]["kernel_s"] > 0
     assert all(row["warm_s"] > 0 for row in results["find"]["mount"].values())
     assert all(row["two_halves_mbps"] > 0 for row in results["parallel"].values())
+
+
+def test_browse_benchmark_tiny() -> None:
+    results = bench_json("browse.py", timeout=600)
+    # the benchmark itself checks the first page's names against the source tree's
+    assert [r["kind"] for r in results] == ["ext4", "ntfs"]
+    for row in results:
+        assert row["entries"] == 2_020
+        assert row["first_page_ms"] > 0 and row["ls_ms"] > 0
