@@ -40,6 +40,7 @@ from filerestore.fs.btrfs_items import (
     COMPRESS_NONE,
     DIR_INDEX_KEY,
     EXTENT_DATA_KEY,
+    FT_DIR,
     INODE_ITEM_KEY,
     ROOT_ITEM_KEY,
     FileExtent,
@@ -57,6 +58,7 @@ from filerestore.fs.corrupt import parse_errors
 from filerestore.fs.entry import Entry, EntryKind, kind_from_mode
 from filerestore.fs.libyal import ExtentReader
 from filerestore.fs.limits import BTRFS_MAX_FILE_SIZE, BTRFS_MAX_SYMLINK
+from filerestore.fs.named_dirs import NamedDirs, pick
 
 SUPERBLOCK_OFFSET = 0x10000
 MAGIC_OFFSET = SUPERBLOCK_OFFSET + 0x40
@@ -171,6 +173,7 @@ class BtrfsFilesystem(Filesystem[BtrfsNode]):
             self.label = self._fs.label or None
             self._sector = int(self._fs.sector_size)
         self._inodes: dict[tuple[int, int], InodeItem] = {}
+        self.named_dirs: NamedDirs[tuple[int, int, int]] = NamedDirs()
         if subvolume_id is not None:
             self._root_node = self._subvolume_root(subvolume_id)
 
@@ -199,6 +202,7 @@ class BtrfsFilesystem(Filesystem[BtrfsNode]):
             self._file.close()
             self._dirs.clear()
             self._folded.clear()
+            self.named_dirs.clear()
 
     def subvolumes(self) -> list[tuple[int, str]]:
         """(id, path from the top-level subvolume) of every subvolume."""
@@ -245,21 +249,54 @@ class BtrfsFilesystem(Filesystem[BtrfsNode]):
 
     def _children(self, node: BtrfsNode) -> Iterator[tuple[str, BtrfsNode]]:
         with self._errors("read a directory"):
-            out: list[tuple[str, BtrfsNode]] = []
-            subvol = node.subvolume
-            for _, _, data in scan_items(subvol.tree, node.inum, DIR_INDEX_KEY, node.inum):
-                objectid, key_type, file_type, raw = parse_dir_item(data)
-                if raw in (b"", b".", b"..") or b"/" in raw:
-                    continue
-                if key_type == ROOT_ITEM_KEY:  # another subvolume, linked here
-                    child = self._fs.open_subvolume(objectid, node).root
-                elif key_type == INODE_ITEM_KEY:
-                    child = subvol.inode(objectid, file_type, node)
-                else:
-                    raise FilesystemError(f"btrfs: directory item of key type {key_type}")
-                out.append((raw.decode("utf-8", "surrogateescape"), child))
-            self._prefetch_inodes(subvol, [c for _, c in out if c.subvolume is subvol])
+            out = [(name, self._child_node(node, *at)) for name, at in self._dir_items(node)]
+            self._prefetch_inodes(
+                node.subvolume, [c for _, c in out if c.subvolume is node.subvolume]
+            )
         return iter(out)
+
+    def _dir_items(self, node: BtrfsNode) -> list[tuple[str, tuple[int, int, int]]]:
+        """(name, (location objectid, location key type, file type)) of each DIR_INDEX item
+        of directory ``node``, in key order."""
+        out = []
+        for _, _, data in scan_items(node.subvolume.tree, node.inum, DIR_INDEX_KEY, node.inum):
+            objectid, key_type, file_type, raw = parse_dir_item(data)
+            if raw in (b"", b".", b"..") or b"/" in raw:
+                continue
+            if key_type not in (ROOT_ITEM_KEY, INODE_ITEM_KEY):
+                raise FilesystemError(f"btrfs: directory item of key type {key_type}")
+            out.append((raw.decode("utf-8", "surrogateescape"), (objectid, key_type, file_type)))
+        return out
+
+    def _child_node(
+        self, node: BtrfsNode, objectid: int, key_type: int, file_type: int
+    ) -> BtrfsNode:
+        if key_type == ROOT_ITEM_KEY:  # another subvolume, linked here
+            return self._fs.open_subvolume(objectid, node).root
+        return node.subvolume.inode(objectid, file_type, node)
+
+    # --- a page of a large directory: names and kinds from its DIR_INDEX items -------------
+
+    def _named(self, node: BtrfsNode) -> dict[str, tuple[int, int, int]] | None:
+        if self._key(node) in self._dirs:  # listed whole already
+            return None
+        with self._errors("read a directory"):
+            return self.named_dirs.get(self._key(node), lambda: self._dir_items(node))
+
+    def _names_of(self, node: BtrfsNode) -> list[tuple[str, bool]]:
+        named = self._named(node)
+        if named is None:
+            return super()._names_of(node)
+        # a subvolume linked here is a directory (its root)
+        return [(n, k == ROOT_ITEM_KEY or t == FT_DIR) for n, (_, k, t) in named.items()]
+
+    def _stat_children(self, node: BtrfsNode, base: str, names: list[str]) -> list[Entry]:
+        named = self._named(node)
+        if named is None:
+            return super()._stat_children(node, base, names)
+        with self._errors("read a directory"):
+            children = [self._child_node(node, *at) for at in pick(named, base, names)]
+        return [self._entry(n, f"{base}/{n}", c) for n, c in zip(names, children, strict=True)]
 
     def _prefetch_inodes(self, subvol: Any, nodes: list[BtrfsNode]) -> None:
         """Read the inode items of a directory's children in one pass over the leaves.

@@ -21,6 +21,7 @@ COMPRESS_NONE, COMPRESS_ZLIB, COMPRESS_LZO, COMPRESS_ZSTD = 0, 1, 2, 3
 FILE_EXTENT_INLINE, FILE_EXTENT_REG, FILE_EXTENT_PREALLOC = 0, 1, 2
 # item key types (BTRFS_*_KEY)
 INODE_ITEM_KEY, DIR_INDEX_KEY, EXTENT_DATA_KEY, ROOT_ITEM_KEY = 1, 96, 108, 132
+FT_DIR = 2  # btrfs_dir_item.type of a directory (BTRFS_FT_DIR, btrfs_tree.h)
 LEAF_HEADER_SIZE = 101  # struct btrfs_header
 LEAF_ITEM_SIZE = 25  # struct btrfs_item: disk key (17), data offset, data size
 

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import stat
 import struct
-from collections import OrderedDict
 from collections.abc import Hashable, Iterator
 from typing import NamedTuple
 
@@ -56,6 +55,7 @@ from filerestore.fs.libyal import (
     fsdecode,
 )
 from filerestore.fs.limits import ext4_extent_max_size, ext_block_map_max_size
+from filerestore.fs.named_dirs import NamedDirs, pick
 
 SUPERBLOCK_OFFSET = 1024
 EXT_MAGIC = 0xEF53
@@ -223,7 +223,7 @@ class ExtFilesystem(LibyalFilesystem):
         self._inode_tables: dict[int, int] = {}
         self.has_filetype = bool(superblock.feature_incompat & INCOMPAT_FILETYPE)
         #: name maps of the last large directories paged through (fs/ext_listing.py)
-        self.named_dirs: OrderedDict[int, dict[str, tuple[int, int]]] = OrderedDict()
+        self.named_dirs: NamedDirs[tuple[int, int]] = NamedDirs()
         sb = superblock
         if not sb.inodes_per_group or not sb.inodes_count or sb.desc_size < GROUP_DESC_SIZE:
             raise FilesystemError(f"{kind}: the superblock gives no inode table geometry")
@@ -470,8 +470,7 @@ class ExtFilesystem(LibyalFilesystem):
         named = None if self._key(node) in self._dirs else ext_listing.named(self, node)
         if named is None:
             return super()._stat_children(node, base, names)
-        numbers = ext_listing.numbers(named, base, names)
-        inodes = self._read_inodes(numbers)
+        inodes = self._read_inodes([ino for ino, _ in pick(named, base, names)])
         return [self._entry(n, f"{base}/{n}", i) for n, i in zip(names, inodes, strict=True)]
 
 

@@ -1,12 +1,13 @@
-"""A page of an ext directory from its entries' file types (filerestore.fs.ext_listing).
+"""A page of a directory from its names and kinds (``list_names``, ``stat_children``).
 
-``list_names`` gives each name with whether it is a directory, and ``stat_children`` the
-entries of some names; on ext both come from the directory's blocks and the page's inodes
-alone. Checked against the kernel's facts (names, and kinds from its ``st_mode``), against
-the full listing (the same names in the same order, the same entries), on images with the
-file type (ext2/3/4) and without it (``^filetype``, inline-data directories: the full
-listing is read instead). The first page of a 10,000-entry directory reads only the page's
-inodes (counted), in the order the source tree's names give.
+On ext (fs/ext_listing.py) and Btrfs the names and kinds come from the directory's own
+entries (ext's file type, Btrfs's DIR_INDEX items) and only the page's entries are read.
+Checked against the kernel's facts (names, and kinds from its ``st_mode``), against the full
+listing (the same names in the same order, the same entries), on ext images with the file
+type (ext2/3/4) and without it (``^filetype``, inline-data directories: the full listing is
+read instead), and on Btrfs with a subvolume linked in a directory. The first page of a
+large directory reads only the page's inodes (counted), in the order the source tree's
+names give.
 """
 
 from __future__ import annotations
@@ -19,10 +20,10 @@ from typing import Any
 import pytest
 
 from filerestore.blockio import FileReader
-from filerestore.fs import ext, ext_listing
+from filerestore.fs import btrfs, ext, ext_listing
 from filerestore.fs.base import Filesystem
 from filerestore.restore.browse import list_page
-from tests.fs.conftest import LinuxImage, ext_image
+from tests.fs.conftest import LinuxImage, btrfs_image, ext_image
 from tests.imagebuild.commands import run
 from tests.imagebuild.restore_tree import restore_image, restore_tree
 
@@ -128,3 +129,42 @@ def test_the_first_page_of_a_large_directory_reads_the_pages_inodes_only(
     for entry in page.entries:
         st = (restore_tree() / "many" / entry.name).lstat()
         assert (entry.size, entry.mode) == (st.st_size, st.st_mode)
+
+
+def test_btrfs_names_and_kinds_match_the_kernel_and_the_full_listing() -> None:
+    img = btrfs_image()
+    with img.opened() as fs:
+        for directory in _directories(img):
+            _, named = fs.list_names(directory)
+            assert set(named) == _kernel_children(img, directory), directory
+            listed = list(fs.list_dir(directory))
+            assert [n for n, _ in named] == [e.name for e in listed]
+            assert fs.stat_children(directory, [n for n, _ in named]) == listed
+        assert ("subvol", True) in fs.list_names("/")[1]  # a subvolume linked here
+
+
+def test_the_first_btrfs_page_of_a_large_directory_reads_the_pages_inodes_only(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    img = btrfs_image()
+    with img.opened() as fs:
+        assert isinstance(fs, btrfs.BtrfsFilesystem)
+        around = {fs.stat("/").inode, fs.stat("/many").inode}  # the path's own directories
+        read: set[int] = set()
+        original = fs._inode_item
+
+        def counting(node: Any) -> Any:
+            read.add(int(node.inum))
+            return original(node)
+
+        monkeypatch.setattr(fs, "_inode_item", counting)
+        monkeypatch.setattr(fs, "_prefetch_inodes", lambda *a: pytest.fail("listed whole"))
+        page = list_page(fs, "/many", limit=50)
+        source = [p.name for p in (img.tree / "many").iterdir()]
+        assert page.total == len(source) > 1000
+        assert [e.name for e in page.entries] == sorted(source, key=lambda n: (n.casefold(), n))[
+            :50
+        ]
+        assert len(read - around) == 50  # the page's inodes, not the directory's
+        for entry in page.entries:
+            assert entry.inode == img.facts[entry.path]["inode"]

@@ -1,0 +1,64 @@
+"""Large directories by name, for pages of them (see :meth:`Filesystem.list_names`).
+
+A backend whose directory entries say what each entry is (ext's file type, Btrfs's
+``DIR_INDEX`` items) lists a page's order from them and looks up only the page's entries.
+:class:`NamedDirs` keeps, per directory, each name with where its entry is, named exactly as
+:meth:`~filerestore.fs.base.Filesystem._children_of` names them (the same order, the same
+renaming of a duplicate), for the last directories paged through, up to a number of names.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
+from typing import Generic, TypeVar
+
+from filerestore.errors import PathNotFoundError
+from filerestore.fs.base import duplicate_name, shown
+
+T = TypeVar("T")
+NAMED_ENTRIES = 250_000  # names kept across the cached directories of one filesystem
+
+
+class NamedDirs(Generic[T]):
+    def __init__(self, limit: int = NAMED_ENTRIES) -> None:
+        self.limit = limit
+        self._dirs: OrderedDict[Hashable, dict[str, T]] = OrderedDict()
+
+    def get(
+        self, key: Hashable, listing: Callable[[], list[tuple[str, T]] | None]
+    ) -> dict[str, T] | None:
+        """Directory ``key``'s entries by name, from ``listing()`` (its entries in order)
+        the first time; None when ``listing`` returns None (not known this way)."""
+        found = self._dirs.get(key)
+        if found is not None:
+            self._dirs.move_to_end(key)
+            return found
+        listed = listing()
+        if listed is None:
+            return None
+        out: dict[str, T] = {}
+        for name, where in listed:
+            if name in out:
+                name = duplicate_name(name, out)
+            out[name] = where
+        self._dirs[key] = out
+        held = sum(len(m) for m in self._dirs.values())
+        while held > self.limit and len(self._dirs) > 1:
+            _, dropped = self._dirs.popitem(last=False)
+            held -= len(dropped)
+        return out
+
+    def clear(self) -> None:
+        self._dirs.clear()
+
+
+def pick(entries: dict[str, T], base: str, names: list[str]) -> list[T]:
+    """Where each of ``names`` is; PathNotFoundError for a name the directory lacks."""
+    out = []
+    for name in names:
+        found = entries.get(name)
+        if found is None:
+            raise PathNotFoundError(f"no such file or directory: {shown(f'{base}/{name}')}")
+        out.append(found)
+    return out
