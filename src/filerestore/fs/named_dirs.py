@@ -2,9 +2,10 @@
 
 A backend whose directory entries say what each entry is (ext's file type, Btrfs's
 ``DIR_INDEX`` items) lists a page's order from them and looks up only the page's entries.
-:class:`NamedDirs` keeps, per directory, each name with where its entry is, named exactly as
-:meth:`~filerestore.fs.base.Filesystem._children_of` names them (the same order, the same
-renaming of a duplicate), for the last directories paged through, up to a number of names.
+:class:`NamedDirs` keeps, per directory, each name with where its entry is, named as
+:meth:`~filerestore.fs.base.Filesystem._children_of` names them (a duplicate renamed the
+same way; ext and Btrfs list in the same order too, libfsxfs lists names it cannot decode
+last), for the last directories paged through, up to a number of names.
 """
 
 from __future__ import annotations

@@ -4,10 +4,10 @@
 """XFS, read through libfsxfs (pyfsxfs); names it cannot decode are read from disk here.
 
 libfsxfs 20260901 raises for an entry name that is not valid UTF-8 (its listing is otherwise
-exact and fast), so for a directory holding such names the entries are read from disk: local
-(short-form) and extents-format directories are parsed below. A B+tree-format directory
-(hundreds of thousands of entries) is not; an undecodable name in one is reported as
-``<undecodable-name-inode-N>``, which still resolves to that entry.
+exact), so for a directory holding such names the entries are read from disk
+(fs/xfs_dir.py: short-form, extents and B+tree data forks). The same reader gives a page of
+a large directory its names and kinds (the entries' file type) without the library making
+a file entry of each.
 
 libfsxfs also reports extent offsets in any allocation group but the first wrongly (its
 ``read_buffer`` is right): file data is read through extents translated here.
@@ -25,6 +25,7 @@ from filerestore.blockio import Reader
 from filerestore.errors import FilesystemError, UnsupportedImageError
 from filerestore.fs.contents import FileContents
 from filerestore.fs.corrupt import parse_errors
+from filerestore.fs.entry import Entry
 from filerestore.fs.libyal import (
     EXTENT_FLAG_SPARSE,
     LibyalFilesystem,
@@ -32,6 +33,7 @@ from filerestore.fs.libyal import (
     fsdecode,
 )
 from filerestore.fs.limits import XFS_MAX_FILE_SIZE
+from filerestore.fs.named_dirs import NamedDirs, pick
 
 XFS_MAGIC = b"XFSB"
 INODE_MAGIC = b"IN"
@@ -117,93 +119,6 @@ def parse_extent(rec: bytes) -> tuple[int, int, int]:
     return startoff, startblock, count
 
 
-def parse_shortform(fork: bytes, ftype: bool) -> Iterator[tuple[bytes, int]]:
-    """(name, inode) of a short-form directory kept in the inode's data fork."""
-    count, i8count = fork[0], fork[1]
-    inum_size = 8 if i8count else 4
-    pos = 2 + inum_size
-    for _ in range(count):
-        namelen = fork[pos]
-        name = bytes(fork[pos + 3 : pos + 3 + namelen])
-        pos += 3 + namelen + (1 if ftype else 0)
-        ino = int.from_bytes(fork[pos : pos + inum_size], "big")
-        pos += inum_size
-        if len(name) != namelen:
-            raise FilesystemError("xfs: short-form directory runs past its inode")
-        yield name, ino
-
-
-def parse_data_block(block: bytes, v5: bool, ftype: bool) -> Iterator[tuple[bytes, int]]:
-    """(name, inode) of each entry of a directory data block (block form or leaf form)."""
-    magic = block[:4]
-    if magic not in (DATA_MAGICS_V5 if v5 else DATA_MAGICS_V4):
-        return
-    pos = 64 if v5 else 16
-    end = len(block)
-    if magic in (b"XD2B", b"XDB3"):  # block form: leaf entries and a tail end the block
-        (count,) = struct.unpack_from(">I", block, end - 8)
-        end = end - 8 - count * 8
-    while pos + 8 <= end:
-        if block[pos : pos + 2] == b"\xff\xff":  # an unused region
-            (length,) = struct.unpack_from(">H", block, pos + 2)
-            if length < 8:
-                raise FilesystemError("xfs: corrupt unused region in a directory block")
-            pos += length
-            continue
-        (ino,) = struct.unpack_from(">Q", block, pos)
-        namelen = block[pos + 8]
-        name = bytes(block[pos + 9 : pos + 9 + namelen])
-        size = (8 + 1 + namelen + (1 if ftype else 0) + 2 + 7) & ~7
-        yield name, ino
-        pos += size
-
-
-def read_dir_entries(volume: Reader, sb: XfsSuperblock, ino: int) -> list[tuple[bytes, int]]:
-    """(name, inode) of every entry of directory ``ino``, "." and ".." left out.
-
-    Raises FilesystemError for a directory whose data fork format is not handled here.
-    """
-    try:
-        return _read_dir_entries(volume, sb, ino)
-    except (IndexError, struct.error) as exc:
-        raise FilesystemError(f"xfs: corrupt directory inode {ino}") from exc
-
-
-def _read_dir_entries(volume: Reader, sb: XfsSuperblock, ino: int) -> list[tuple[bytes, int]]:
-    raw = volume.read_at(inode_to_byte(sb, ino), sb.inode_size)
-    if raw[:2] != INODE_MAGIC:
-        raise FilesystemError(f"xfs: inode {ino} has no inode magic")
-    version, fmt = raw[4], raw[5]
-    fork = raw[176 if version >= 3 else 100 :]
-    if fmt == FORMAT_LOCAL:
-        return list(parse_shortform(fork, sb.has_ftype))
-    if fmt != FORMAT_EXTENTS:
-        raise FilesystemError(f"xfs: directory inode {ino} has data fork format {fmt}")
-    (nextents,) = struct.unpack_from(">I", raw, 76)
-    out: list[tuple[bytes, int]] = []
-    dbs = sb.dir_block_size
-    read = 0
-    for i in range(nextents):
-        startoff, startblock, count = parse_extent(fork[i * 16 : i * 16 + 16])
-        if startoff * sb.block_size >= DIR2_LEAF_OFFSET:
-            continue
-        where = fsblock_to_byte(sb, startblock)
-        # one directory block at a time: an extent may claim 2^21 blocks
-        for start in range(0, count * sb.block_size - dbs + 1, dbs):
-            read += dbs
-            if read > volume.size:
-                raise FilesystemError(f"xfs: directory inode {ino} is larger than its volume")
-            block = volume.read_at(where + start, dbs)
-            if len(block) != dbs:
-                raise FilesystemError(f"xfs: directory inode {ino} ends past the volume")
-            out.extend(
-                (n, i)
-                for n, i in parse_data_block(block, sb.version == 5, sb.has_ftype)
-                if n not in (b".", b"..")
-            )
-    return out
-
-
 def inode_version(volume: Reader, sb: XfsSuperblock, ino: int) -> int:
     """di_version of inode ``ino`` (the inode core's byte 4), checked against the magic."""
     core = volume.read_at(inode_to_byte(sb, ino), 8)
@@ -236,6 +151,8 @@ class XfsFilesystem(LibyalFilesystem):
             )
         super().__init__(reader)
         self._check_inode(self._root_node)
+        #: name maps of the last large directories paged through (fs/named_dirs.py)
+        self.named_dirs: NamedDirs[tuple[int, int]] = NamedDirs()
 
     def _check_inode(self, node: LibyalNode) -> None:
         """Refuse an inode whose version is not the one this filesystem writes."""
@@ -285,19 +202,59 @@ class XfsFilesystem(LibyalFilesystem):
     def _name_from_disk(
         self, node: LibyalNode, named: list[tuple[str, LibyalNode]], unnamed: list[LibyalNode]
     ) -> Iterator[tuple[str, LibyalNode]]:
+        from filerestore.fs.xfs_dir import read_dir_entries
+
         try:
             entries = read_dir_entries(self.reader, self.superblock, int(node.get_inode_number()))
         except FilesystemError:
             entries = []
         known = {name for name, _ in named}
         by_inode: dict[int, list[bytes]] = {}
-        for raw, ino in entries:
+        for raw, ino, _ in entries:
             if fsdecode(raw) not in known and b"/" not in raw:
                 by_inode.setdefault(ino, []).append(raw)
         for child in unnamed:
             ino = int(child.get_inode_number())
             names = by_inode.get(ino)
             yield (fsdecode(names.pop(0)) if names else f"<undecodable-name-inode-{ino}>"), child
+
+    # --- a page of a large directory: names and kinds from its entries' file type ----------
+
+    def _named(self, node: LibyalNode) -> dict[str, tuple[int, int]] | None:
+        """The directory's entries by name from disk (fs/xfs_dir.py), or None where the
+        listing is the library's (no ftype feature, listed whole already, or a directory
+        our reader refuses)."""
+        from filerestore.fs.xfs_dir import read_dir_entries
+
+        key = self._key(node)
+        if not self.superblock.has_ftype or key in self._dirs:
+            return None
+        assert isinstance(key, int)
+
+        def listing() -> list[tuple[str, tuple[int, int]]] | None:
+            try:
+                entries = read_dir_entries(self.reader, self.superblock, key)
+            except FilesystemError:
+                return None
+            return [(fsdecode(n), (i, t)) for n, i, t in entries if b"/" not in n]
+
+        return self.named_dirs.get(key, listing)
+
+    def _names_of(self, node: LibyalNode) -> list[tuple[str, bool]]:
+        from filerestore.fs.xfs_dir import FT_DIR
+
+        named = self._named(node)
+        if named is None:
+            return super()._names_of(node)
+        return [(name, kind == FT_DIR) for name, (_, kind) in named.items()]
+
+    def _stat_children(self, node: LibyalNode, base: str, names: list[str]) -> list[Entry]:
+        named = self._named(node)
+        if named is None:
+            return super()._stat_children(node, base, names)
+        with self._library_errors("read an inode"):
+            nodes = [self._volume.get_file_entry_by_inode(i) for i, _ in pick(named, base, names)]
+        return [self._entry(n, f"{base}/{n}", c) for n, c in zip(names, nodes, strict=True)]
 
 
 def open_fs(reader: Reader) -> XfsFilesystem:
