@@ -4,9 +4,10 @@ One harness per format (ext, XFS, NTFS, FAT, exFAT, Btrfs). The input is damage 
 the format's seed images (:mod:`fuzz.patches`); the image is opened through the registry
 (:func:`filerestore.fs.open_filesystem`, detection included) over a
 :class:`~filerestore.blockio.CachedReader`, as a restore stack opens a volume. Then the
-harness walks three levels (at most 300 entries), and per entry stats it, stats it again by
-its path, reads a symlink's target and follows it, and reads each regular file at its start,
-its middle and its end.
+harness pages the root and its first directories as the browse page does (names and kinds,
+then a page's entries: ``list_names``, ``stat_children``), walks three levels (at most 300
+entries), and per entry stats it, stats it again by its path, reads a symlink's target and
+follows it, and reads each regular file at its start, its middle and its end.
 
 Opening may only fail with an ImageError. Per entry, the resolver's refusals are expected too
 (a corrupt directory can hold two entries of one name, or a loop of symlinks): such an
@@ -51,6 +52,8 @@ ENTRY_ERRORS: tuple[type[FileRestoreError], ...] = (
 )
 MAX_ENTRIES = 300
 MAX_DEPTH = 3
+PAGE = 20  # entries of a browse page looked up
+PAGED_DIRS = 5  # directories of the root paged before the walk
 READ = 64 * 1024
 
 
@@ -79,10 +82,24 @@ def _per_entry(what: Callable[[], object]) -> None:
             raise Finding(f"{type(exc).__name__} without a one-line reason: {reason!r}") from exc
 
 
+def _page(fs: Filesystem[Any], path: str) -> list[tuple[str, bool]]:
+    """A browse page's way in: names and kinds, then the first names' entries."""
+    _, named = fs.list_names(path)
+    names = [name for name, _ in named[:PAGE]]
+    entries = fs.stat_children(path, names)
+    require([e.name for e in entries] == names, f"stat_children of {path!r} renamed entries")
+    return named
+
+
 def explore(fs: Filesystem[Any]) -> None:
     """Walk, stat and read the first entries of ``fs`` (see the module docstring)."""
     root = fs.stat("/")
     require(root.kind is EntryKind.DIR, f"the root is a {root.kind}")
+    # pages first: a directory the walk has listed whole is paged from that listing
+    named: list[tuple[str, bool]] = []
+    _per_entry(lambda: named.extend(_page(fs, "/")))
+    for name in [n for n, is_dir in named if is_dir][:PAGED_DIRS]:
+        _per_entry(lambda n=name: _page(fs, f"/{n}"))  # type: ignore[misc]
     for entry in islice(fs.walk("/", max_depth=MAX_DEPTH), MAX_ENTRIES):
         require(entry.path.startswith("/") and entry.name != "", f"entry path {entry.path!r}")
         _per_entry(lambda e=entry: fs.stat(e.path))  # type: ignore[misc]
