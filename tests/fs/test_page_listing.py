@@ -5,9 +5,10 @@ entries (ext's and XFS's file type, Btrfs's DIR_INDEX items) and only the page's
 read; an XFS directory in B+tree form is read from disk too (fs/xfs_dir.py), and one whose
 B+tree is damaged (located with xfs_db) is refused by our reader and listed by the library.
 Checked against the kernel's facts (names, and kinds from its ``st_mode``), against the full
-listing (the same names in the same order, the same entries), on ext images with the file
-type (ext2/3/4) and without it (``^filetype``, inline-data directories: the full listing is
-read instead), and on Btrfs with a subvolume linked in a directory. The first page of a
+listing (the same names, in the same order on ext and Btrfs, and the same entries), on ext
+images with the file type (ext2/3/4) and without it (``^filetype``, inline-data directories:
+the full listing is read instead), on XFS, and on Btrfs with a subvolume linked in a
+directory. The first page of a
 large directory reads only the page's inodes (counted), in the order the source tree's
 names give.
 """
