@@ -1,6 +1,6 @@
 """Large directories by name, for pages of them (see :meth:`Filesystem.list_names`).
 
-A backend whose directory entries say what each entry is (ext's file type, Btrfs's
+A backend whose directory entries say what each entry is (ext's and XFS's file type, Btrfs's
 ``DIR_INDEX`` items) lists a page's order from them and looks up only the page's entries.
 :class:`NamedDirs` keeps, per directory, each name with where its entry is, named as
 :meth:`~filerestore.fs.base.Filesystem._children_of` names them (a duplicate renamed the
