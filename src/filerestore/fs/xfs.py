@@ -236,7 +236,12 @@ class XfsFilesystem(LibyalFilesystem):
                 entries = read_dir_entries(self.reader, self.superblock, key)
             except FilesystemError:
                 return None
-            return [(fsdecode(n), (i, t)) for n, i, t in entries if b"/" not in n]
+            # fsdecode, inline: 100,000 names
+            return [
+                (n.decode("utf-8", "surrogateescape"), (i, t))
+                for n, i, t in entries
+                if b"/" not in n
+            ]
 
         return self.named_dirs.get(key, listing)
 

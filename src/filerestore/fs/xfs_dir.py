@@ -35,6 +35,7 @@ FORMAT_BTREE = 3
 FT_DIR = 2  # XFS_DIR3_FT_DIR
 BMBT_MAGICS = {b"BMAP": 24, b"BMA3": 72}  # long-format btree block magic: header size
 MAX_BMBT_LEVELS = 12  # the kernel's XFS_BM_MAXLEVELS is 9 for 64-bit extent counts
+_INUMBER = struct.Struct(">Q")
 
 Entry = tuple[bytes, int, int]
 
@@ -60,29 +61,33 @@ def parse_shortform(fork: bytes, ftype: bool) -> list[Entry]:
 
 def parse_data_block(block: bytes, v5: bool, ftype: bool) -> list[Entry]:
     """(name, inode, file type) of each entry of a directory data block (block form or leaf
-    form)."""
+    form), "." and ".." left out."""
     magic = block[:4]
     if magic not in (DATA_MAGICS_V5 if v5 else DATA_MAGICS_V4):
         return []
+    block = bytes(block)  # slices of bytes are bytes: names compare and decode as they are
     pos = 64 if v5 else 16
     end = len(block)
     if magic in (b"XD2B", b"XDB3"):  # block form: leaf entries and a tail end the block
         (count,) = struct.unpack_from(">I", block, end - 8)
         end = end - 8 - count * 8
-    out = []
+    out: list[Entry] = []
+    append = out.append
+    inumber = _INUMBER.unpack_from
+    extra = 1 + (1 if ftype else 0) + 2 + 7  # namelen, ftype, tag, rounding to 8
     while pos + 8 <= end:
-        if block[pos : pos + 2] == b"\xff\xff":  # an unused region
+        if block[pos] == 0xFF and block[pos + 1] == 0xFF:  # an unused region
             (length,) = struct.unpack_from(">H", block, pos + 2)
             if length < 8:
                 raise FilesystemError("xfs: corrupt unused region in a directory block")
             pos += length
             continue
-        (ino,) = struct.unpack_from(">Q", block, pos)
+        (ino,) = inumber(block, pos)
         namelen = block[pos + 8]
-        name = bytes(block[pos + 9 : pos + 9 + namelen])
-        kind = block[pos + 9 + namelen] if ftype else 0
-        out.append((name, ino, kind))
-        pos += (8 + 1 + namelen + (1 if ftype else 0) + 2 + 7) & ~7
+        name = block[pos + 9 : pos + 9 + namelen]
+        if name != b"." and name != b"..":
+            append((name, ino, block[pos + 9 + namelen] if ftype else 0))
+        pos += (8 + namelen + extra) & ~7
     return out
 
 
@@ -131,9 +136,7 @@ def _read_dir_entries(volume: Reader, sb: XfsSuperblock, ino: int) -> list[Entry
             block = volume.read_at(where + start, dbs)
             if len(block) != dbs:
                 raise FilesystemError(f"xfs: directory inode {ino} ends past the volume")
-            for entry in parse_data_block(block, sb.version == 5, sb.has_ftype):
-                if entry[0] not in (b".", b".."):
-                    out.append(entry)
+            out += parse_data_block(block, sb.version == 5, sb.has_ftype)
     return out
 
 
