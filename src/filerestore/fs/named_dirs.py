@@ -41,11 +41,13 @@ class NamedDirs(Generic[T]):
         listed = listing()
         if listed is None:
             return None
-        out: dict[str, T] = {}
-        for name, where in listed:
-            if name in out:
-                name = duplicate_name(name, out)
-            out[name] = where
+        out = dict(listed)
+        if len(out) != len(listed):  # a name twice (corrupt): renamed as _children_of does
+            out = {}
+            for name, where in listed:
+                if name in out:
+                    name = duplicate_name(name, out)
+                out[name] = where
         self._dirs[key] = out
         held = sum(len(m) for m in self._dirs.values())
         while held > self.limit and len(self._dirs) > 1:

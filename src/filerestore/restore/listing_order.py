@@ -59,9 +59,11 @@ def sort_names(
 
     By (casefold, name) as two sorts of plain strings, the exact name first and then,
     stably, the folded one: no key tuple per name (a 100,000-entry directory's page)."""
-    groups: tuple[list[str], list[str]] = ([], [])
-    for name, is_dir in named:
-        groups[0 if dirs_first and is_dir else 1].append(name)
+    named = list(named)
+    if dirs_first:
+        groups = ([n for n, is_dir in named if is_dir], [n for n, is_dir in named if not is_dir])
+    else:
+        groups = ([], [n for n, _ in named])
     out: list[str] = []
     for group in groups:
         group.sort(reverse=descending)
