@@ -429,15 +429,15 @@ class ExtFilesystem(LibyalFilesystem):
 
     def _dir_entries(self, node: Inode) -> list[tuple[str, int]]:
         """(name, inode number) of each entry of directory ``node``."""
-        typed = self._typed_entries(node)
-        if typed is None:  # inline data: no blocks of its own to parse
+        raw = self._raw_entries(node)
+        if raw is None:  # inline data: no blocks of its own to parse
             with self._library_errors("read a directory"):
                 return self._inline_children(self._handle(node))
-        return [(name, ino) for name, ino, _ in typed]
+        return [(name.decode("utf-8", "surrogateescape"), ino) for name, ino, _ in raw]
 
-    def _typed_entries(self, node: Inode) -> list[tuple[str, int, int]] | None:
-        """(name, inode number, file type) of each entry of directory ``node``, from its
-        blocks; None for an inline-data directory (the library lists it)."""
+    def _raw_entries(self, node: Inode) -> list[tuple[bytes, int, int]] | None:
+        """(name bytes, inode number, file type) of each entry of directory ``node``, from
+        its blocks; None for an inline-data directory (the library lists it)."""
         sb = self.superblock
         # ext4_isize: i_size_high is a directory's only with largedir (else i_dir_acl)
         size = node.size if sb.feature_incompat & INCOMPAT_LARGEDIR else node.size_lo
@@ -449,10 +449,9 @@ class ExtFilesystem(LibyalFilesystem):
             if extents is None:
                 return None
             filetype = bool(sb.feature_incompat & INCOMPAT_FILETYPE)
-            raw = directory_entries(
+            return directory_entries(
                 self.reader, extents, size, sb.block_size, filetype, node.number
             )
-        return [(name.decode("utf-8", "surrogateescape"), ino, ft) for name, ino, ft in raw]
 
     # --- a page of a large directory (see fs/ext_listing.py) --------------------------------
 

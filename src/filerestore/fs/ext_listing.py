@@ -19,6 +19,7 @@ filesystem that has them is sorted as a file. The name maps are kept as
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from filerestore.fs.ext_dir import FT_DIR
@@ -35,9 +36,11 @@ def named(fs: ExtFilesystem, node: Inode) -> Named | None:
     """The entries of directory ``node`` by name, or None when their kinds are not known
     from the directory alone."""
 
-    def listing() -> list[tuple[str, tuple[int, int]]] | None:
-        typed = fs._typed_entries(node) if fs.has_filetype else None
-        return None if typed is None else [(n, (i, t)) for n, i, t in typed]
+    def listing() -> Iterator[tuple[str, tuple[int, int]]] | None:
+        raw = fs._raw_entries(node) if fs.has_filetype else None
+        if raw is None:
+            return None
+        return ((n.decode("utf-8", "surrogateescape"), (i, t)) for n, i, t in raw)
 
     return fs.named_dirs.get(node.number, listing)
 

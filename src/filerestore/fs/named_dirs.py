@@ -11,7 +11,7 @@ last), for the last directories paged through, up to a number of names.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterable
 from typing import Generic, TypeVar
 
 from filerestore.errors import PathNotFoundError
@@ -30,10 +30,12 @@ class NamedDirs(Generic[T]):
         self._dirs: OrderedDict[Hashable, dict[str, T]] = OrderedDict()
 
     def get(
-        self, key: Hashable, listing: Callable[[], list[tuple[str, T]] | None]
+        self, key: Hashable, listing: Callable[[], Iterable[tuple[str, T]] | None]
     ) -> dict[str, T] | None:
-        """Directory ``key``'s entries by name, from ``listing()`` (its entries in order)
-        the first time; None when ``listing`` returns None (not known this way)."""
+        """Directory ``key``'s entries by name, from ``listing()`` (its entries in order;
+        best a generator: each pair is gone once it is in the map, which keeps the garbage
+        collector's work down) the first time; None when ``listing`` returns None (not known
+        this way)."""
         found = self._dirs.get(key)
         if found is not None:
             self._dirs.move_to_end(key)
@@ -41,13 +43,11 @@ class NamedDirs(Generic[T]):
         listed = listing()
         if listed is None:
             return None
-        out = dict(listed)
-        if len(out) != len(listed):  # a name twice (corrupt): renamed as _children_of does
-            out = {}
-            for name, where in listed:
-                if name in out:
-                    name = duplicate_name(name, out)
-                out[name] = where
+        out: dict[str, T] = {}
+        for name, where in listed:
+            if name in out:  # a name twice (corrupt): renamed as _children_of does
+                name = duplicate_name(name, out)
+            out[name] = where
         self._dirs[key] = out
         held = sum(len(m) for m in self._dirs.values())
         while held > self.limit and len(self._dirs) > 1:

@@ -231,17 +231,17 @@ class XfsFilesystem(LibyalFilesystem):
             return None
         assert isinstance(key, int)
 
-        def listing() -> list[tuple[str, tuple[int, int]]] | None:
+        def listing() -> Iterator[tuple[str, tuple[int, int]]] | None:
             try:
                 entries = read_dir_entries(self.reader, self.superblock, key)
             except FilesystemError:
                 return None
             # fsdecode, inline: 100,000 names
-            return [
+            return (
                 (n.decode("utf-8", "surrogateescape"), (i, t))
                 for n, i, t in entries
                 if b"/" not in n
-            ]
+            )
 
         return self.named_dirs.get(key, listing)
 
