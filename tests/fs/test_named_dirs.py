@@ -7,7 +7,8 @@ from __future__ import annotations
 import pytest
 
 from filerestore.errors import PathNotFoundError
-from filerestore.fs.named_dirs import NamedDirs, pick
+from filerestore.fs.base import pick
+from filerestore.fs.named_dirs import NamedDirs
 
 
 def test_a_name_listed_twice_is_renamed_as_listings_rename_it() -> None:

@@ -1,6 +1,6 @@
 """A page of a directory from its names and kinds (``list_names``, ``stat_children``).
 
-On ext (fs/ext_listing.py), Btrfs and XFS the names and kinds come from the directory's own
+On ext, Btrfs and XFS (fs/named_dirs.py) the names and kinds come from the directory's own
 entries (ext's and XFS's file type, Btrfs's DIR_INDEX items) and only the page's entries are
 read; an XFS directory in B+tree form is read from disk too (fs/xfs_dir.py), and one whose
 B+tree is damaged (located with xfs_db) is refused by our reader and listed by the library.
@@ -26,7 +26,7 @@ import pytest
 
 from filerestore.blockio import FileReader
 from filerestore.errors import FilesystemError
-from filerestore.fs import btrfs, ext, ext_listing, xfs
+from filerestore.fs import btrfs, ext, xfs
 from filerestore.fs.base import Filesystem
 from filerestore.fs.xfs_dir import read_dir_entries
 from filerestore.restore.browse import list_page
@@ -82,7 +82,7 @@ def test_names_and_kinds_match_the_kernel_and_the_full_listing(img: LinuxImage) 
             # the way taken: the directory's own entries where they hold file types
             assert isinstance(fs, ext.ExtFilesystem)
             node = fs._resolve(directory, True)[1]
-            typed = ext_listing.named(fs, node) is not None
+            typed = fs._located(node) is not None
             assert typed == (filetype and not _inline(img, directory)), directory
 
 

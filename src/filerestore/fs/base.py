@@ -31,8 +31,8 @@ import re
 import threading
 from abc import ABC, abstractmethod
 from collections import OrderedDict, deque
-from collections.abc import Container, Hashable, Iterator
-from typing import Generic, TypeVar
+from collections.abc import Container, Hashable, Iterable, Iterator
+from typing import Any, Generic, TypeVar
 
 from filerestore.errors import (
     FileRestoreError,
@@ -99,6 +99,17 @@ def shown(path: str) -> str:
     return re.sub(_CONTROL, lambda m: f"\\x{ord(m.group()):02x}", path)
 
 
+def pick(entries: dict[str, Any], base: str, names: list[str]) -> list[Any]:
+    """Where each of ``names`` is; PathNotFoundError for a name the directory lacks."""
+    out = []
+    for name in names:
+        found = entries.get(name)
+        if found is None:
+            raise PathNotFoundError(f"no such file or directory: {shown(f'{base}/{name}')}")
+        out.append(found)
+    return out
+
+
 class Filesystem(ABC, Generic[N]):
     """A read-only guest filesystem. See the module docstring for the contract."""
 
@@ -117,6 +128,10 @@ class Filesystem(ABC, Generic[N]):
         self._cached_children = 0
         #: per cached directory, folded name -> its names (built on the first inexact lookup)
         self._folded: dict[Hashable, dict[str, list[str]]] = {}
+        from filerestore.fs.named_dirs import NamedDirs  # it builds on this module
+
+        #: name -> location maps of the last large directories paged (see _located)
+        self.named_dirs: NamedDirs[Any] = NamedDirs()
 
     # --- backend hooks (called with the lock held) ---------------------------------------
 
@@ -163,6 +178,21 @@ class Filesystem(ABC, Generic[N]):
         formats that have none or backends whose library does not give them."""
         return {}
 
+    def _located(self, node: N) -> Iterable[tuple[str, Any]] | None:
+        """(name, location) of each entry of directory ``node``, in its order, read from the
+        directory alone, the location telling the entry's kind (:meth:`_located_is_dir`) and
+        leading to its node (:meth:`_nodes_at`): what a page of a large directory needs
+        without every entry's metadata (see fs/named_dirs.py). None by default: pages read
+        the usual listing."""
+        return None
+
+    def _located_is_dir(self, where: Any) -> bool:
+        raise NotImplementedError  # only called for locations _located gave
+
+    def _nodes_at(self, node: N, wheres: list[Any]) -> list[N]:
+        """The nodes of the entries of directory ``node`` at ``wheres``."""
+        raise NotImplementedError  # only called for locations _located gave
+
     def close(self) -> None:
         """Release library handles."""
 
@@ -208,7 +238,21 @@ class Filesystem(ABC, Generic[N]):
             return join_path(parts), self._names_of(node)
 
     def _names_of(self, node: N) -> list[tuple[str, bool]]:
-        return [(n, self._kind(c) is EntryKind.DIR) for n, c in self._children_of(node).items()]
+        named = self._paged(node)
+        if named is None:
+            kind = self._kind
+            return [(n, kind(c) is EntryKind.DIR) for n, c in self._children_of(node).items()]
+        is_dir = self._located_is_dir
+        return [(name, is_dir(where)) for name, where in named.items()]
+
+    def _paged(self, node: N) -> dict[str, Any] | None:
+        """Directory ``node``'s entries by name with their locations (:meth:`_located`), or
+        None where a page reads the directory's usual listing (already listed whole, or the
+        backend cannot tell kinds from the directory alone)."""
+        key = self._key(node)
+        if key in self._dirs:
+            return None
+        return self.named_dirs.get(key, lambda: self._located(node))
 
     def stat_children(self, path: str, names: list[str]) -> list[Entry]:
         """The entries ``names`` (as :meth:`list_names` gives them) of the directory at
@@ -220,6 +264,10 @@ class Filesystem(ABC, Generic[N]):
             return self._stat_children(node, join_path(parts).rstrip("/"), names)
 
     def _stat_children(self, node: N, base: str, names: list[str]) -> list[Entry]:
+        named = self._paged(node)
+        if named is not None:
+            children = self._nodes_at(node, pick(named, base, names))
+            return [self._entry(n, f"{base}/{n}", c) for n, c in zip(names, children, strict=True)]
         out = []
         for name in names:
             found = self._child(node, name)

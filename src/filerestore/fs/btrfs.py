@@ -58,7 +58,6 @@ from filerestore.fs.corrupt import parse_errors
 from filerestore.fs.entry import Entry, EntryKind, kind_from_mode
 from filerestore.fs.libyal import ExtentReader
 from filerestore.fs.limits import BTRFS_MAX_FILE_SIZE, BTRFS_MAX_SYMLINK
-from filerestore.fs.named_dirs import NamedDirs, pick
 
 SUPERBLOCK_OFFSET = 0x10000
 MAGIC_OFFSET = SUPERBLOCK_OFFSET + 0x40
@@ -173,7 +172,6 @@ class BtrfsFilesystem(Filesystem[BtrfsNode]):
             self.label = self._fs.label or None
             self._sector = int(self._fs.sector_size)
         self._inodes: dict[tuple[int, int], InodeItem] = {}
-        self.named_dirs: NamedDirs[tuple[int, int, int]] = NamedDirs()
         if subvolume_id is not None:
             self._root_node = self._subvolume_root(subvolume_id)
 
@@ -277,26 +275,17 @@ class BtrfsFilesystem(Filesystem[BtrfsNode]):
 
     # --- a page of a large directory: names and kinds from its DIR_INDEX items -------------
 
-    def _named(self, node: BtrfsNode) -> dict[str, tuple[int, int, int]] | None:
-        if self._key(node) in self._dirs:  # listed whole already
-            return None
+    def _located(self, node: BtrfsNode) -> list[tuple[str, tuple[int, int, int]]]:
         with self._errors("read a directory"):
-            return self.named_dirs.get(self._key(node), lambda: self._dir_items(node))
+            return self._dir_items(node)
 
-    def _names_of(self, node: BtrfsNode) -> list[tuple[str, bool]]:
-        named = self._named(node)
-        if named is None:
-            return super()._names_of(node)
-        # a subvolume linked here is a directory (its root)
-        return [(n, k == ROOT_ITEM_KEY or t == FT_DIR) for n, (_, k, t) in named.items()]
+    def _located_is_dir(self, where: tuple[int, int, int]) -> bool:
+        _, key_type, file_type = where  # a subvolume linked here is a directory (its root)
+        return key_type == ROOT_ITEM_KEY or file_type == FT_DIR
 
-    def _stat_children(self, node: BtrfsNode, base: str, names: list[str]) -> list[Entry]:
-        named = self._named(node)
-        if named is None:
-            return super()._stat_children(node, base, names)
+    def _nodes_at(self, node: BtrfsNode, wheres: list[tuple[int, int, int]]) -> list[BtrfsNode]:
         with self._errors("read a directory"):
-            children = [self._child_node(node, *at) for at in pick(named, base, names)]
-        return [self._entry(n, f"{base}/{n}", c) for n, c in zip(names, children, strict=True)]
+            return [self._child_node(node, *at) for at in wheres]
 
     def _prefetch_inodes(self, subvol: Any, nodes: list[BtrfsNode]) -> None:
         """Read the inode items of a directory's children in one pass over the leaves.

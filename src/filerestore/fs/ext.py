@@ -35,7 +35,7 @@ from filerestore.errors import FilesystemError
 from filerestore.fs.contents import FileContents
 from filerestore.fs.corrupt import parse_errors
 from filerestore.fs.entry import Entry, EntryKind
-from filerestore.fs.ext_dir import check_directory_size, directory_entries
+from filerestore.fs.ext_dir import FT_DIR, check_directory_size, directory_entries
 from filerestore.fs.ext_inode import (
     EXTENTS_FL,
     GOOD_OLD_INODE_SIZE,
@@ -55,7 +55,6 @@ from filerestore.fs.libyal import (
     fsdecode,
 )
 from filerestore.fs.limits import ext4_extent_max_size, ext_block_map_max_size
-from filerestore.fs.named_dirs import NamedDirs, pick
 
 SUPERBLOCK_OFFSET = 1024
 EXT_MAGIC = 0xEF53
@@ -222,8 +221,6 @@ class ExtFilesystem(LibyalFilesystem):
         self.superblock = superblock
         self._inode_tables: dict[int, int] = {}
         self.has_filetype = bool(superblock.feature_incompat & INCOMPAT_FILETYPE)
-        #: name maps of the last large directories paged through (fs/ext_listing.py)
-        self.named_dirs: NamedDirs[tuple[int, int]] = NamedDirs()
         sb = superblock
         if not sb.inodes_per_group or not sb.inodes_count or sb.desc_size < GROUP_DESC_SIZE:
             raise FilesystemError(f"{kind}: the superblock gives no inode table geometry")
@@ -453,24 +450,21 @@ class ExtFilesystem(LibyalFilesystem):
                 self.reader, extents, size, sb.block_size, filetype, node.number
             )
 
-    # --- a page of a large directory (see fs/ext_listing.py) --------------------------------
+    # --- a page of a large directory: names and kinds from the entries' file type --------
+    # (ext4 Data Structures, 4.1.1: ext4_dir_entry_2.file_type, the kernel's d_type; on in every
+    # ext4 and in ext2/3 made by mke2fs for decades; an entry of type 0 sorts as a file)
 
-    def _names_of(self, node: Inode) -> list[tuple[str, bool]]:
-        from filerestore.fs import ext_listing
+    def _located(self, node: Inode) -> Iterator[tuple[str, tuple[int, int]]] | None:
+        raw = self._raw_entries(node) if self.has_filetype else None
+        if raw is None:  # no file types, or inline data: the usual listing
+            return None
+        return ((n.decode("utf-8", "surrogateescape"), (i, t)) for n, i, t in raw)
 
-        named = None if self._key(node) in self._dirs else ext_listing.named(self, node)
-        if named is None:
-            return super()._names_of(node)
-        return ext_listing.names_and_kinds(named)
+    def _located_is_dir(self, where: tuple[int, int]) -> bool:
+        return where[1] == FT_DIR
 
-    def _stat_children(self, node: Inode, base: str, names: list[str]) -> list[Entry]:
-        from filerestore.fs import ext_listing
-
-        named = None if self._key(node) in self._dirs else ext_listing.named(self, node)
-        if named is None:
-            return super()._stat_children(node, base, names)
-        inodes = self._read_inodes([ino for ino, _ in pick(named, base, names)])
-        return [self._entry(n, f"{base}/{n}", i) for n, i in zip(names, inodes, strict=True)]
+    def _nodes_at(self, node: Inode, wheres: list[tuple[int, int]]) -> list[Inode]:
+        return self._read_inodes([ino for ino, _ in wheres])
 
 
 def open_fs(reader: Reader) -> ExtFilesystem:

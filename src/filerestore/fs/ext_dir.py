@@ -37,7 +37,7 @@ def parse_dir_block(
 
     Works for htree directories too: their index blocks are entries with inode 0 that span
     the block, and the checksum tail is an entry with inode 0. A list, built in one loop: a
-    100,000-entry directory is parsed for a page of it (fs/ext_listing.py).
+    100,000-entry directory is parsed for a page of it (fs/named_dirs.py).
     """
     out: list[tuple[bytes, int, int]] = []
     append = out.append

@@ -1,8 +1,9 @@
 """Large directories by name, for pages of them (see :meth:`Filesystem.list_names`).
 
 A backend whose directory entries say what each entry is (ext's and XFS's file type, Btrfs's
-``DIR_INDEX`` items) lists a page's order from them and looks up only the page's entries.
-:class:`NamedDirs` keeps, per directory, each name with where its entry is, named as
+``DIR_INDEX`` items) gives them through :meth:`Filesystem._located`, and a page's order comes
+from them while only the page's entries are looked up (``_nodes_at``). :class:`NamedDirs`
+keeps, per directory, each name with its location, named as
 :meth:`~filerestore.fs.base.Filesystem._children_of` names them (a duplicate renamed the
 same way; ext and Btrfs list in the same order too, libfsxfs lists names it cannot decode
 last), for the last directories paged through, up to a number of names.
@@ -14,8 +15,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterable
 from typing import Generic, TypeVar
 
-from filerestore.errors import PathNotFoundError
-from filerestore.fs.base import duplicate_name, shown
+from filerestore.fs.base import duplicate_name
 
 T = TypeVar("T")
 #: names kept across the cached directories of one filesystem: 191 bytes a name held (ext4,
@@ -57,14 +57,3 @@ class NamedDirs(Generic[T]):
 
     def clear(self) -> None:
         self._dirs.clear()
-
-
-def pick(entries: dict[str, T], base: str, names: list[str]) -> list[T]:
-    """Where each of ``names`` is; PathNotFoundError for a name the directory lacks."""
-    out = []
-    for name in names:
-        found = entries.get(name)
-        if found is None:
-            raise PathNotFoundError(f"no such file or directory: {shown(f'{base}/{name}')}")
-        out.append(found)
-    return out

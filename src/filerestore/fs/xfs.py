@@ -25,7 +25,6 @@ from filerestore.blockio import Reader
 from filerestore.errors import FilesystemError, UnsupportedImageError
 from filerestore.fs.contents import FileContents
 from filerestore.fs.corrupt import parse_errors
-from filerestore.fs.entry import Entry
 from filerestore.fs.libyal import (
     EXTENT_FLAG_SPARSE,
     LibyalFilesystem,
@@ -33,7 +32,6 @@ from filerestore.fs.libyal import (
     fsdecode,
 )
 from filerestore.fs.limits import XFS_MAX_FILE_SIZE
-from filerestore.fs.named_dirs import NamedDirs, pick
 
 XFS_MAGIC = b"XFSB"
 INODE_MAGIC = b"IN"
@@ -151,8 +149,6 @@ class XfsFilesystem(LibyalFilesystem):
             )
         super().__init__(reader)
         self._check_inode(self._root_node)
-        #: name maps of the last large directories paged through (fs/named_dirs.py)
-        self.named_dirs: NamedDirs[tuple[int, int]] = NamedDirs()
 
     def _check_inode(self, node: LibyalNode) -> None:
         """Refuse an inode whose version is not the one this filesystem writes."""
@@ -220,46 +216,32 @@ class XfsFilesystem(LibyalFilesystem):
 
     # --- a page of a large directory: names and kinds from its entries' file type ----------
 
-    def _named(self, node: LibyalNode) -> dict[str, tuple[int, int]] | None:
-        """The directory's entries by name from disk (fs/xfs_dir.py), or None where the
-        listing is the library's (no ftype feature, listed whole already, or a directory
-        our reader refuses)."""
+    def _located(self, node: LibyalNode) -> Iterator[tuple[str, tuple[int, int]]] | None:
+        """From disk (fs/xfs_dir.py); None (the library's listing) without the ftype
+        feature, or for a directory our reader refuses."""
         from filerestore.fs.xfs_dir import read_dir_entries
 
-        key = self._key(node)
-        if not self.superblock.has_ftype or key in self._dirs:
+        if not self.superblock.has_ftype:
             return None
-        assert isinstance(key, int)
+        try:
+            with self._library_errors("read an inode"):
+                ino = int(node.get_inode_number())
+            entries = read_dir_entries(self.reader, self.superblock, ino)
+        except FilesystemError:
+            return None
+        # fsdecode, inline: 100,000 names
+        return (
+            (n.decode("utf-8", "surrogateescape"), (i, t)) for n, i, t in entries if b"/" not in n
+        )
 
-        def listing() -> Iterator[tuple[str, tuple[int, int]]] | None:
-            try:
-                entries = read_dir_entries(self.reader, self.superblock, key)
-            except FilesystemError:
-                return None
-            # fsdecode, inline: 100,000 names
-            return (
-                (n.decode("utf-8", "surrogateescape"), (i, t))
-                for n, i, t in entries
-                if b"/" not in n
-            )
-
-        return self.named_dirs.get(key, listing)
-
-    def _names_of(self, node: LibyalNode) -> list[tuple[str, bool]]:
+    def _located_is_dir(self, where: tuple[int, int]) -> bool:
         from filerestore.fs.xfs_dir import FT_DIR
 
-        named = self._named(node)
-        if named is None:
-            return super()._names_of(node)
-        return [(name, kind == FT_DIR) for name, (_, kind) in named.items()]
+        return where[1] == FT_DIR
 
-    def _stat_children(self, node: LibyalNode, base: str, names: list[str]) -> list[Entry]:
-        named = self._named(node)
-        if named is None:
-            return super()._stat_children(node, base, names)
+    def _nodes_at(self, node: LibyalNode, wheres: list[tuple[int, int]]) -> list[LibyalNode]:
         with self._library_errors("read an inode"):
-            nodes = [self._volume.get_file_entry_by_inode(i) for i, _ in pick(named, base, names)]
-        return [self._entry(n, f"{base}/{n}", c) for n, c in zip(names, nodes, strict=True)]
+            return [self._volume.get_file_entry_by_inode(ino) for ino, _ in wheres]
 
 
 def open_fs(reader: Reader) -> XfsFilesystem:

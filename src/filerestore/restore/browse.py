@@ -123,7 +123,7 @@ _orders_lock = threading.Lock()
 def _build_order(
     fs: Filesystem[Any], directory: Entry, sort: SortKey, descending: bool, dirs_first: bool
 ) -> list[str]:
-    if sort is SortKey.NAME:  # names and kinds are enough (fs/ext_listing.py)
+    if sort is SortKey.NAME:  # names and kinds are enough (fs/named_dirs.py)
         _, named = fs.list_names(directory.path)
         return sort_names(named, descending, dirs_first)
     ordered = sort_entries(fs.list_dir(directory.path), sort, descending, dirs_first)
