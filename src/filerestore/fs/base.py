@@ -230,7 +230,7 @@ class Filesystem(ABC, Generic[N]):
     def list_names(self, path: str = "/") -> tuple[str, list[tuple[str, bool]]]:
         """The path of the directory at ``path`` (symlinks followed) and the name of each of
         its entries with whether it is a directory: a listing's order without every entry's
-        metadata, where the format's directory entries say what each entry is (ext, Btrfs)."""
+        metadata, where the format's directory entries say what each entry is (ext, XFS, Btrfs)."""
         with self._lock, parse_errors(self.kind, f"list {path!r}"):
             parts, node = self._resolve(path, follow_final=True)
             if self._kind(node) is not EntryKind.DIR:
