@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import hashlib
 import multiprocessing
+import threading
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from filerestore.errors import ObjectChangedError
+from filerestore.errors import ObjectChangedError, ObjectStoreUnavailableError
 from filerestore.image.disk import open_backup
 from filerestore.source import BlockOptions, S3Store
 from tests.image.conftest import sha256_of_file, sha256_of_reader
@@ -153,3 +154,41 @@ def test_two_processes_share_one_cache_directory(
             p.join(30)
         assert hashes == [expected] * round_
         assert [p.exitcode for p in procs] == [0] * round_
+
+
+def test_a_closed_files_prefetch_still_serves_the_other_readers_of_its_object(
+    s3: Any, bucket: str, store: StoreFactory, proxy: Server
+) -> None:
+    """Blocks are named by object, so one session's prefetch is what another session's read
+    of the same backup may wait for. Closing the first file (its session ended, its stack
+    evicted) must not fail the other read: that was a download cut short in a two-instance
+    run with 100 downloads at once."""
+    raw = qcow.test_disk()
+    s3.upload_file(str(raw), bucket, "disk.raw")
+    repo = store(cache=False, prefetch=1)  # one fetch thread: prefetches run in order
+    assert repo.read_ahead >= 2
+    block = 64 * 1024
+    first, second = repo.open("disk.raw"), repo.open("disk.raw")
+    first.read_at(0, 4096)
+    proxy_call(proxy, "set", delay_ms=0, stall=1)  # hold every request from here
+    proxy_call(proxy, "reset")
+    first.read_at(4096, 4096)  # continues the last read: blocks 1 and 2 go out ahead
+    first.close()  # block 1 is held at the proxy, block 2 waits behind it
+    with pytest.raises(ObjectStoreUnavailableError, match="read after close"):
+        first.read_at(0, 16)
+    result: list[bytes | BaseException] = []
+
+    def read_block_2() -> None:
+        try:
+            result.append(second.read_at(2 * block, 4096))
+        except BaseException as exc:  # handed to the test's thread
+            result.append(exc)
+
+    reader = threading.Thread(target=read_block_2)
+    reader.start()
+    proxy_call(proxy, "set", delay_ms=0, stall=0)
+    reader.join(60)
+    assert result == [raw.read_bytes()[2 * block : 2 * block + 4096]]
+    # whatever the order, block 2 was fetched once: by the closed file's prefetch
+    assert proxy_call(proxy, "stats").get("GET", 0) == 2
+    second.close()

@@ -179,6 +179,8 @@ class S3File(SizedReader, Closing):
                 f"{self.name}: {what} at {offset:#x} (+{want}) is past the end of the file "
                 f"({self._size} bytes)"
             )
+        if self._closed:
+            raise ObjectStoreUnavailableError(f"{self.location}: read after close")
         if self._changed is not None:
             raise self._changed
         if not want:
@@ -220,8 +222,9 @@ class S3File(SizedReader, Closing):
         return f"{self._id}-{index}", end - start, lambda: self._fetch(start, end)
 
     def _fetch(self, start: int, end: int) -> Block:
-        if self._closed:
-            raise ObjectStoreUnavailableError(f"{self.location}: read after close")
+        # no check of self._closed here: a block is named by its object, not by this file, so
+        # a prefetch this file started may be what another session's reader is waiting for
+        # after this file was closed (the store and its client outlive every file)
         try:
             data = self._store.client.get_range(self.meta, start, end)
         except ObjectChangedError:
