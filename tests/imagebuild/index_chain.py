@@ -1,12 +1,13 @@
 """Backup chains with known changes for the index tests: a full backup and two incrementals
-of one disk, each step made through a kernel mount of the filesystem (ext4, XFS, Btrfs).
+of one disk, each step made through a kernel mount of the filesystem (ext4, XFS, Btrfs) or
+through ntfs-3g (NTFS).
 
 The cached directory holds ``base.qcow2``, ``inc1.qcow2`` (backing ``base.qcow2``) and
 ``inc2.qcow2`` (backing ``inc1.qcow2``): each overlay holds exactly the 64 KiB blocks the
 step changed on the raw disk, as a hypervisor's incremental would. Beside them, what the
 kernel says of each state, never what our reader says:
 
-- ``facts-N.json``: every path of state N (read-only, noatime loop mount) with its kind,
+- ``facts-N.json``: every path of state N (read-only, noatime mount) with its kind,
   size, mode, owner, mtime, ctime, inode, link count, symlink target and the sha256 of a
   file's contents;
 - ``diff-M-N.txt``: ``diff -rq --no-dereference`` of the mounted states M and N.
@@ -18,6 +19,7 @@ file.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -25,17 +27,18 @@ import shutil
 import stat
 import subprocess
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from tests.imagebuild.cache import cached
+from tests.imagebuild.commands import mounted
 from tests.imagebuild.fs_linux import loop_mount, run
 from tests.imagebuild.qcow import changed_blocks
 from tests.imagebuild.tree import MiB, block_content
 
-KINDS = ("ext4", "xfs", "btrfs")
-SIZES_MIB = {"ext4": 64, "xfs": 320, "btrfs": 256}
+KINDS = ("ext4", "xfs", "btrfs", "ntfs")
+SIZES_MIB = {"ext4": 64, "xfs": 320, "btrfs": 256, "ntfs": 64}
 LATIN1 = os.fsdecode(b"caf\xe9-latin1.txt")
 MTIME = 1_600_000_000
 TOUCHED = 1_700_000_000  # the mtime step 2 gives /photos/img_0002.jpg
@@ -47,7 +50,7 @@ def _write(path: Path, data: bytes, mtime: int = MTIME) -> None:
     os.utime(path, (mtime, mtime))
 
 
-def base_tree(root: Path) -> None:
+def base_tree(root: Path, kind: str) -> None:
     _write(root / "docs" / "readme.md", b"# readme\n" * 50)
     _write(root / "docs" / "report-2024.xlsx", block_content("report-2024", 3000))
     _write(root / "docs" / "old" / "notes.txt", b"old notes\n")
@@ -58,13 +61,14 @@ def base_tree(root: Path) -> None:
     _write(root / "projects" / "beta" / "main.c", b"int main(void) { return 1; }\n")
     _write(root / "empty.txt", b"")
     _write(root / "unicode" / "Résumé.PDF", b"resume\n")
-    _write(root / "unicode" / LATIN1, b"latin-1 name\n")
+    if kind != "ntfs":  # NTFS names are UTF-16: ntfs-3g refuses one that is not UTF-8 here
+        _write(root / "unicode" / LATIN1, b"latin-1 name\n")
     os.symlink("docs/readme.md", root / "link")
     for i in range(300):
         _write(root / "many" / f"f{i:04d}.txt", b"%d\n" % i)
 
 
-def step1(root: Path) -> None:
+def step1(root: Path, kind: str) -> None:
     with (root / "docs" / "readme.md").open("ab") as fh:
         fh.write(b"appended in step 1\n")
     _write(root / "docs" / "report-2025.xlsx", block_content("report-2025", 4000))
@@ -78,7 +82,7 @@ def step1(root: Path) -> None:
     _write(root / "many" / "f0300.txt", b"new in step 1\n")
 
 
-def step2(root: Path) -> None:
+def step2(root: Path, kind: str) -> None:
     main = root / "projects" / "alpha" / "main.c"
     _write(main, main.read_bytes().replace(b"return 0", b"return 7"), MTIME + 60)
     shutil.rmtree(root / "docs" / "old")
@@ -91,7 +95,7 @@ def step2(root: Path) -> None:
     (root / "projects" / "alpha").rename(root / "projects" / "alpha2")
 
 
-STEPS: list[Callable[[Path], None]] = [base_tree, step1, step2]
+STEPS: list[Callable[[Path, str], None]] = [base_tree, step1, step2]
 NAMES = ("base", "inc1", "inc2")
 
 
@@ -99,6 +103,8 @@ def _mkfs(kind: str, raw: Path) -> None:
     run("truncate", "-s", f"{SIZES_MIB[kind]}M", raw)
     if kind == "ext4":
         run("mke2fs", "-q", "-F", "-t", "ext4", "-I", "256", "-L", "idx", raw)
+    elif kind == "ntfs":
+        run("mkntfs", "-q", "-F", "-f", "-L", "idx", raw)
     elif kind == "xfs":
         run("mkfs.xfs", "-q", "-L", "idx", raw)
     else:
@@ -157,6 +163,19 @@ def _overlay(out: Path, backing: str, old_raw: Path, new_raw: Path) -> None:
             run("qemu-io", "-f", "qcow2", *cmds, out)
 
 
+@contextlib.contextmanager
+def _mount(kind: str, raw: Path, options: str) -> Iterator[Path]:
+    if kind != "ntfs":
+        with loop_mount(raw, options) as mnt:
+            yield mnt
+        return
+    with (
+        tempfile.TemporaryDirectory(prefix="fr-ntfs-") as tmp,
+        mounted(["ntfs-3g", "-o", options, raw], Path(tmp) / "mnt") as mnt,
+    ):
+        yield mnt
+
+
 def _build(out: Path, kind: str) -> None:
     out.mkdir()
     work = Path(tempfile.mkdtemp(prefix="fr-idx-chain-"))
@@ -166,10 +185,10 @@ def _build(out: Path, kind: str) -> None:
         for i, step in enumerate(STEPS):
             if i:
                 run("cp", "--sparse=always", raws[i - 1], raws[i])
-            with loop_mount(raws[i], "rw,noatime") as mnt:
-                step(mnt)
+            with _mount(kind, raws[i], "rw,noatime") as mnt:
+                step(mnt, kind)
                 run("sync", "-f", mnt)
-            with loop_mount(raws[i], "ro,noatime") as mnt:
+            with _mount(kind, raws[i], "ro,noatime") as mnt:
                 (out / f"facts-{i}.json").write_text(json.dumps(facts_of(mnt)))
                 # a copy for diff -r: two copies of one XFS or Btrfs (same UUID) cannot be
                 # mounted at once

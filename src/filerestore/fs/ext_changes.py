@@ -23,7 +23,6 @@ its inode (which the kernel never does: it sets mtime) keeps its old content has
 
 from __future__ import annotations
 
-import bisect
 import struct
 from collections import deque
 from collections.abc import Iterator
@@ -36,6 +35,7 @@ from filerestore.fs.ext_dir import parse_dir_block
 from filerestore.fs.ext_inode import Inode, inline_extents
 from filerestore.fs.ext_walk import directory, iter_all
 from filerestore.fs.libyal import Extent, fsdecode
+from filerestore.image.allocation import overlaps
 
 _PIECE = 1 << 20  # bytes of inode table compared at a time
 _REC_LEN = struct.Struct("<H")
@@ -60,7 +60,7 @@ def changed_inodes(
         start = new._inode_table(group) * bs
         if old._inode_table(group) * bs != start:
             return None
-        for lo, hi in _overlaps(ranges, start, start + table_len):
+        for lo, hi in overlaps(ranges, start, start + table_len):
             # whole inodes only
             lo = start + (lo - start) // isize * isize
             for index in _differing(new, old, lo, hi, isize):
@@ -68,19 +68,6 @@ def changed_inodes(
                 if number <= a.inodes_count:
                     out.append(number)
     return out
-
-
-def _overlaps(ranges: list[tuple[int, int]], lo: int, hi: int) -> Iterator[tuple[int, int]]:
-    """The parts of ``ranges`` (sorted, disjoint (offset, length)) inside [lo, hi)."""
-    i = max(0, bisect.bisect_right(ranges, (lo,)) - 1)
-    while i < len(ranges):
-        start, length = ranges[i]
-        if start >= hi:
-            return
-        s, e = max(start, lo), min(start + length, hi)
-        if s < e:
-            yield s, e
-        i += 1
 
 
 def _differing(
@@ -162,7 +149,7 @@ def changed_entries(
     for ext in extents:
         if ext.physical is None:
             return None  # a hole in a directory: corrupt; the listing refuses it
-        for lo, hi in _overlaps(ranges, ext.physical, ext.physical + ext.length):
+        for lo, hi in overlaps(ranges, ext.physical, ext.physical + ext.length):
             first = lo - (lo - ext.physical) % bs
             for block in range(first, hi, bs):
                 x, y = new.reader.read_at(block, bs), old.reader.read_at(block, bs)

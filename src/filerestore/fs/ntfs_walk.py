@@ -63,7 +63,7 @@ def iter_all(fs: NtfsFilesystem) -> Iterator[tuple[Entry, list[Entry]]]:
                     continue
                 if node.get_base_record_file_reference():
                     continue  # an extension record: its base record speaks for it
-                names = _names(node)
+                names = names_of(node)
                 if not names:
                     continue
                 meta = _meta(fs, node, index, len(names))
@@ -102,7 +102,7 @@ def iter_all(fs: NtfsFilesystem) -> Iterator[tuple[Entry, list[Entry]]]:
         yield dentry, entries
 
 
-def _names(node: Any) -> list[tuple[int, str]]:
+def names_of(node: Any) -> list[tuple[int, str]]:
     """(parent file reference, name) of each link of the record (DOS aliases left out)."""
     out = []
     get_attribute = node.get_attribute

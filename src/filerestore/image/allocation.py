@@ -12,6 +12,7 @@ file's data too. A raw file in those layers holds every byte.
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Iterator
 
 from filerestore.image.disk import DiskImage
@@ -94,3 +95,16 @@ def merge_ranges(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
         else:
             out.append((start, n))
     return out
+
+
+def overlaps(ranges: list[tuple[int, int]], lo: int, hi: int) -> Iterator[tuple[int, int]]:
+    """The parts of ``ranges`` (sorted, disjoint (offset, length)) inside [lo, hi)."""
+    i = max(0, bisect.bisect_right(ranges, (lo,)) - 1)
+    while i < len(ranges):
+        start, length = ranges[i]
+        if start >= hi:
+            return
+        s, e = max(start, lo), min(start + length, hi)
+        if s < e:
+            yield s, e
+        i += 1

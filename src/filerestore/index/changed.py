@@ -1,32 +1,39 @@
 """The changed-block incremental: only what the overlay's clusters can have changed is read.
 
-For an incremental on an ext filesystem in a partition (a contiguous volume), whose backing
-file is the previous backup of its line:
+For an incremental on an ext or NTFS filesystem in a partition (a contiguous volume), whose
+backing file is the previous backup of its line:
 
 1. the guest ranges the overlay holds itself (image.allocation) give the volume ranges that
    may differ from the previous backup, whose disk is the overlay's backing layer;
-2. the inode-table bytes in those ranges, compared with the previous backup's, give the
-   changed inodes (fs/ext_changes.py);
+2. the inode-table bytes (ext) or MFT records (NTFS) in those ranges, compared with the
+   previous backup's, give the changed inodes (fs/ext_changes.py, fs/ntfs_changes.py; an
+   NTFS file's inode number is its MFT record's index);
 3. each changed inode that is a live directory in the index is listed again and compared
-   with its live entries (walks.diff_directory); a directory that appears in one (new,
-   moved in, renamed) is walked whole; one that disappears has everything below it ended;
+   with its live entries (walks.diff_directory; on ext, only the directory blocks that
+   changed when they can be compared); a directory that appears in one (new, moved in,
+   renamed) is walked whole; one that disappears has everything below it ended;
 4. every other live path of a changed inode (a file written, a chmod, a hard link's count)
-   whose directory was not listed again gets a new version if its metadata changed.
+   whose directory was not listed again gets a new version if its metadata changed; where
+   that inode no longer has that name (NTFS: a record freed or reused), its directory is
+   listed again instead.
 
 Anything else (another filesystem, a logical volume, a chain whose backing file is not the
-previous backup, a resized filesystem) returns False and the pass walks the whole tree.
+previous backup, a resized filesystem, a moved MFT) returns False and the pass walks the
+whole tree.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from typing import Any
+from collections import deque
+from collections.abc import Iterable, Iterator
+from typing import Any, Protocol
 
 from filerestore.blockio import CachedReader, Reader
 from filerestore.errors import FileRestoreError
 from filerestore.fs import Filesystem, open_filesystem
 from filerestore.fs.entry import Entry, EntryKind
 from filerestore.fs.ext import ExtFilesystem
+from filerestore.fs.ntfs import ROOT_MFT_INDEX, NtfsFilesystem
 from filerestore.image import DiskImage
 from filerestore.image.allocation import changed_since
 from filerestore.index.paths import DirPaths
@@ -49,27 +56,182 @@ def changed_blocks_pass(
 ) -> bool:
     """Write the volume's changes from its changed blocks; False when this method does not
     apply (see the module docstring) and nothing was written."""
-    if not isinstance(fs, ExtFilesystem) or volume.offset is None:
+    if not isinstance(fs, ExtFilesystem | NtfsFilesystem) or volume.offset is None:
         return False
     guest = changed_since(disk, 1)
     if guest is None or len(disk.layers) < 2:
         return False
     ranges = _volume_ranges(guest, volume.offset, volume.size)
     old_fs = _previous_filesystem(disk.layers[1], volume)
-    if not isinstance(old_fs, ExtFilesystem):
+    if old_fs is None or type(old_fs) is not type(fs):
         if old_fs is not None:
             old_fs.close()
         return False
     try:
-        from filerestore.fs.ext_changes import changed_inodes
+        reread: _Reread
+        if isinstance(fs, ExtFilesystem) and isinstance(old_fs, ExtFilesystem):
+            ext = reread = _ExtReread(fs, old_fs, ranges)
+            inodes = ext.changed()
+        else:
+            from filerestore.fs.ntfs_changes import changed_records
 
-        inodes = changed_inodes(fs, old_fs, ranges)
+            assert isinstance(fs, NtfsFilesystem) and isinstance(old_fs, NtfsFilesystem)
+            inodes = changed_records(fs, old_fs, ranges)
+            reread = _NtfsReread(fs)
         if inodes is None:
             return False
-        _apply(fs, old_fs, vw, inodes, ranges)
+        _apply(fs, reread, vw, inodes)
     finally:
         old_fs.close()
     return True
+
+
+Delta = tuple[set[tuple[str, int]], set[tuple[str, int]]]  # (added, removed) (name, inode)
+
+
+class _Reread(Protocol):
+    """How one filesystem kind reads again what its changed bytes name."""
+
+    root: int  # the root directory's inode number
+
+    def entries(self, wanted: list[tuple[int, str, str]]) -> list[Entry | None]:
+        """The entry of each (inode, name, path); None where the inode lost that name."""
+
+    def root_entry(self) -> Entry: ...
+
+    def listing(self, number: int, path: str) -> list[Entry] | None:
+        """Directory ``number``'s entries (at ``path``); None if it is no directory now."""
+
+    def below(self, path: str) -> Iterable[tuple[Entry, list[Entry]]]:
+        """``iter_all`` of the subtree of directory ``path`` (its own entry first)."""
+
+    def compare(
+        self, store: IndexStore, vw: VolumeWriter, live: list[tuple[Any, ...]], inodes: list[int]
+    ) -> dict[int, int]:
+        """The directories to compare (dir number -> inode), parents of changed entries."""
+
+    def delta(self, dir_no: int, number: int) -> Delta | None:
+        """What directory ``dir_no`` (inode ``number``) gained and lost, or None: list it."""
+
+
+class _ExtReread:
+    def __init__(
+        self, fs: ExtFilesystem, old: ExtFilesystem, ranges: list[tuple[int, int]]
+    ) -> None:
+        from filerestore.fs import ext_changes
+
+        self._m = ext_changes
+        self.fs, self.old, self.ranges = fs, old, ranges
+        self.root = fs._root().number
+
+    def changed(self) -> list[int] | None:
+        return self._m.changed_inodes(self.fs, self.old, self.ranges)
+
+    def entries(self, wanted: list[tuple[int, str, str]]) -> list[Entry | None]:
+        return [*self._m.inode_entries(self.fs, wanted)]
+
+    def root_entry(self) -> Entry:
+        return self._m.inode_entries(self.fs, [(self.root, "", "/")])[0]
+
+    def listing(self, number: int, path: str) -> list[Entry] | None:
+        return self._m.list_inode(self.fs, number, path)
+
+    def below(self, path: str) -> Iterable[tuple[Entry, list[Entry]]]:
+        return self._m.iter_below(self.fs, path)
+
+    def compare(
+        self, store: IndexStore, vw: VolumeWriter, live: list[tuple[Any, ...]], inodes: list[int]
+    ) -> dict[int, int]:
+        # the live directories whose inode changed: their entries changed with their mtime
+        relist: dict[int, int] = {row[3]: row[13] for row in live if row[3] is not None}
+        if self.root in set(inodes):
+            relist[ROOT_DIR_NO] = self.root
+        return relist
+
+    def delta(self, dir_no: int, number: int) -> Delta | None:
+        return self._m.changed_entries(self.fs, self.old, number, self.ranges)
+
+
+class _NtfsReread:
+    root = ROOT_MFT_INDEX
+
+    def __init__(self, fs: NtfsFilesystem) -> None:
+        self.fs = fs
+        self._deltas: dict[int, Delta] = {}
+
+    def entries(self, wanted: list[tuple[int, str, str]]) -> list[Entry | None]:
+        from filerestore.fs.ntfs_changes import record_entries
+
+        return record_entries(self.fs, wanted)
+
+    def root_entry(self) -> Entry:
+        return self.fs.stat("/")
+
+    def listing(self, number: int, path: str) -> list[Entry] | None:
+        try:
+            top = self.fs.stat(path)
+            if top.kind is not EntryKind.DIR or top.inode != number:
+                return None
+            return list(self.fs.list_dir(path))
+        except FileRestoreError:
+            return None
+
+    def below(self, path: str) -> Iterator[tuple[Entry, list[Entry]]]:
+        top = self.fs.stat(path)
+        pending = deque([top] if top.kind is EntryKind.DIR else [])
+        while pending:
+            dentry = pending.popleft()
+            entries = list(self.fs.list_dir(dentry.path))
+            yield dentry, entries
+            pending.extend(e for e in entries if e.kind is EntryKind.DIR)
+
+    def compare(
+        self, store: IndexStore, vw: VolumeWriter, live: list[tuple[Any, ...]], inodes: list[int]
+    ) -> dict[int, int]:
+        """Every directory's added and removed entries from the changed records' links (see
+        ntfs_changes.record_links), against the links the index holds for those records."""
+        from filerestore.fs.ntfs_changes import record_links
+
+        links = record_links(self.fs, inodes)
+        parents = sorted({p for ls in links.values() for p, _ in ls})
+        dir_of = {r[13]: r[3] for r in _live_by_inode(store, vw.volume_id, parents) if r[3]}
+        dir_of[ROOT_MFT_INDEX] = ROOT_DIR_NO
+        was: dict[int, set[tuple[int, str]]] = {}
+        for row in live:
+            if row[0] != ROOT_PARENT:
+                was.setdefault(row[13], set()).add((row[0], from_db(row[2])))
+        self._deltas = {}
+        for index in inodes:
+            now = {(dir_of[p], name) for p, name in links.get(index, ()) if p in dir_of}
+            before = was.get(index, set())
+            for dir_no, name in now - before:
+                self._deltas.setdefault(dir_no, (set(), set()))[0].add((name, index))
+            for dir_no, name in before - now:
+                self._deltas.setdefault(dir_no, (set(), set()))[1].add((name, index))
+        # a link to a directory the index does not hold is below a new one: walked whole
+        number = _dir_inodes(store, vw.volume_id, sorted(self._deltas))
+        return {d: number[d] for d in self._deltas if d in number}
+
+    def delta(self, dir_no: int, number: int) -> Delta | None:
+        return self._deltas.get(dir_no, (set(), set()))
+
+
+def _dir_inodes(store: IndexStore, volume_id: int, dir_nos: list[int]) -> dict[int, int]:
+    """The inode of each live directory of ``dir_nos``."""
+    out: dict[int, int] = {ROOT_DIR_NO: ROOT_MFT_INDEX} if ROOT_DIR_NO in dir_nos else {}
+    for i in range(0, len(dir_nos), _LOOKUP_CHUNK):
+        chunk = dir_nos[i : i + _LOOKUP_CHUNK]
+        marks = ",".join("?" * len(chunk))
+        out.update(
+            store.query(
+                "SELECT d.dir_no, v.inode FROM index_dirs d JOIN index_versions v "
+                "ON v.volume_id = d.volume_id AND v.parent_no = d.parent_no "
+                f"AND v.name_id = d.name_id AND v.last_seq IS NULL AND v.kind = {DIR_CODE} "
+                f"WHERE d.volume_id = ? AND d.dir_no IN ({marks}) AND d.dir_no != {ROOT_DIR_NO}",
+                (volume_id, *chunk),
+            )
+        )
+    return out
 
 
 def _volume_ranges(guest: list[tuple[int, int]], offset: int, size: int) -> list[tuple[int, int]]:
@@ -116,7 +278,7 @@ def _live_by_inode(
     return out
 
 
-def _still_at(fs: ExtFilesystem, path: str, inode: int) -> bool:
+def _still_at(fs: Filesystem[Any], path: str, inode: int) -> bool:
     """Whether ``path`` still names inode ``inode`` in the new filesystem."""
     try:
         return fs.stat(path).inode == inode
@@ -124,27 +286,22 @@ def _still_at(fs: ExtFilesystem, path: str, inode: int) -> bool:
         return False
 
 
-def _apply(
-    fs: ExtFilesystem,
-    old_fs: ExtFilesystem,
-    vw: VolumeWriter,
-    inodes: list[int],
-    ranges: list[tuple[int, int]],
-) -> None:
-    from filerestore.fs.ext_changes import changed_entries, inode_entries, iter_below, list_inode
-
+def _apply(fs: Filesystem[Any], reread: _Reread, vw: VolumeWriter, inodes: list[int]) -> None:
     writer = vw.writer
     paths = DirPaths(writer.store, vw.volume_id)
     live = _live_by_inode(writer.store, vw.volume_id, inodes)
-    # the live directories whose inode changed: their entries are compared (parents first)
-    relist: dict[int, int] = {row[3]: row[13] for row in live if row[3] is not None}
-    root_ino = fs._root().number
-    if root_ino in set(inodes):
-        relist[ROOT_DIR_NO] = root_ino
+    # the directories whose entries may have changed are compared (parents first)
+    relist = reread.compare(writer.store, vw, live, inodes)
     changes = DirChanges()
     dirs: dict[str, int] = {}
     listed: set[int] = set()  # directories listed whole
     handled: set[tuple[int, int]] = set()  # (dir, name id) compared from directory blocks
+
+    def list_again(dir_no: int, entries: list[Entry]) -> None:
+        diff_directory(writer.store, vw, dir_no, entries, dirs, changes)
+        listed.add(dir_no)
+        writer.entries += len(entries)
+
     for dir_no in sorted(relist, key=lambda no: len(paths.ancestors(no))):
         if changes.ended & set(paths.ancestors(dir_no)):
             continue  # below a directory that is gone from its path
@@ -152,28 +309,20 @@ def _apply(
         ino = relist[dir_no]
         if not _still_at(fs, path, ino):
             continue  # moved, removed or replaced: its parent's entries say so
-        delta = changed_entries(fs, old_fs, ino, ranges)
+        delta = reread.delta(dir_no, ino)
         if delta is None:
-            entries = list_inode(fs, ino, path)
-            if entries is None:
-                continue
-            diff_directory(writer.store, vw, dir_no, entries, dirs, changes)
-            listed.add(dir_no)
-            writer.entries += len(entries)
+            entries = reread.listing(ino, path)
+            if entries is not None:
+                list_again(dir_no, entries)
         else:
-            handled |= _apply_entries(fs, vw, dir_no, path, delta, dirs, changes, inode_entries)
+            handled |= _apply_entries(reread, vw, dir_no, path, delta, dirs, changes)
         writer.maybe_commit()
-    # directories that are new at their path: all of each is walked (the outermost only)
-    fresh = sorted(changes.fresh)
-    tops = [p for i, p in enumerate(fresh) if not any(p.startswith(q + "/") for q in fresh[:i])]
-    for top in tops:
-        _walk_new(vw, iter_below(fs, top), dirs)
     # every other live path of a changed inode, where its directory's comparison left it
     rest: list[tuple[Any, ...]] = []
     for row in live:
         parent_no, name_id = row[0], row[1]
         if parent_no == ROOT_PARENT:  # the root's own version (no listing holds it)
-            diff_root(writer.store, vw, inode_entries(fs, [(root_ino, "", "/")])[0])
+            diff_root(writer.store, vw, reread.root_entry())
             continue
         if (parent_no, name_id) in handled or parent_no in listed:
             continue
@@ -185,30 +334,56 @@ def _apply(
         for row in rows:
             name = from_db(row[2])
             wanted.append((row[13], name, f"{paths.of(row[0]).rstrip('/')}/{name}"))
-        for row, entry in zip(rows, inode_entries(fs, wanted), strict=True):
-            if not same_version(row[4:], meta_of(entry)):
+        found = list(zip(rows, reread.entries(wanted), strict=True))
+        lost = {row[0] for row, entry in found if entry is None} - listed
+        if lost:  # an inode that lost its name there: its directory says what became of it
+            writer.commit()  # the listings below compare with what is written so far
+            for dir_no in sorted(lost, key=lambda no: len(paths.ancestors(no))):
+                if not changes.ended & set(paths.ancestors(dir_no)):
+                    entries = _listing_at(fs, reread, paths.of(dir_no))
+                    if entries is not None:
+                        list_again(dir_no, entries)
+        for row, entry in found:
+            changed = entry is not None and not same_version(row[4:], meta_of(entry))
+            if changed and row[0] not in listed:
+                assert entry is not None
                 vw.end(row[0], row[1])
                 vw.add(row[0], row[1], entry)
         writer.entries += len(rows)
         writer.maybe_commit()
+    # directories that are new at their path: all of each is walked (the outermost only)
+    fresh = sorted(changes.fresh)
+    tops = [p for i, p in enumerate(fresh) if not any(p.startswith(q + "/") for q in fresh[:i])]
+    for top in tops:
+        _walk_new(vw, reread.below(top), dirs)
+
+
+def _listing_at(fs: Filesystem[Any], reread: _Reread, path: str) -> list[Entry] | None:
+    try:
+        top = fs.stat(path)
+    except FileRestoreError:
+        return None  # gone itself: its own parent was listed, or is gone too
+    if top.kind is not EntryKind.DIR or top.inode is None:
+        return None
+    return reread.listing(top.inode, path)
 
 
 def _apply_entries(
-    fs: ExtFilesystem,
+    reread: _Reread,
     vw: VolumeWriter,
     dir_no: int,
     path: str,
-    delta: tuple[set[tuple[str, int]], set[tuple[str, int]]],
+    delta: Delta,
     dirs: dict[str, int],
     changes: DirChanges,
-    inode_entries: Callable[[ExtFilesystem, list[tuple[int, str, str]]], list[Entry]],
 ) -> set[tuple[int, int]]:
     """Write the entries a directory's changed blocks added and removed; returns the
     (dir, name id) keys it compared."""
     store = vw.writer.store
     added, removed = delta
     base = path.rstrip("/")
-    entries = inode_entries(fs, [(ino, name, f"{base}/{name}") for name, ino in sorted(added)])
+    wanted = [(ino, name, f"{base}/{name}") for name, ino in sorted(added)]
+    entries = [e for e in reread.entries(wanted) if e is not None]
     names = {n for n, _ in added} | {n for n, _ in removed}
     ids = store.name_ids(names)
     live = live_named(store, vw.volume_id, dir_no, sorted({ids[n] for n in names}))
