@@ -1,30 +1,31 @@
 # References: libfsntfs "New Technologies File System (NTFS)" format documentation, "The MFT
 # entry" (signature "FILE" at 0, flags at 0x16 with 0x0001 in use, base record file reference
-# at 0x20); ntfs-3g's libntfs-3g/dir.c (ntfs_create and ntfs_delete update the parent
-# directory's times, NTFS_UPDATE_MCTIME) and the Windows measurements of
-# kazamiya.net/en/NTFS_Timestamps ("the value [Modified, $STANDARD_INFORMATION] of a folder
-# changes when a file is created, updated or deleted in a folder"), for why a directory whose
-# entries changed is a changed MFT record.
+# at 0x20) and "The file name attribute" (parent file reference, name space).
 """What changed between two states of one NTFS volume, from the bytes that changed.
 
 The NTFS counterpart of fs/ext_changes.py. Every file and directory is a record of the MFT,
 and the MFT is a file whose extents say where each record lies on the volume. An MFT record
 whose bytes lie in the ranges an incremental holds, and differ from the previous backup's, is
-a file whose metadata changed, a new or freed record, or a directory whose entries changed:
-Windows and ntfs-3g set a directory's times whenever they add, remove or rename an entry in
-it, which rewrites its record (and its resident index root, for a small directory). An
-extension record that changed stands for its base record.
+a file whose metadata changed, or a new, freed or reused record; an extension record that
+changed stands for its base record.
+
+A directory's entries are the ``$FILE_NAME`` links of the records that name it as parent, so
+no entry is added to, removed from or renamed in a directory without the record of that entry
+changing (a record allocated or freed, a link added or removed). The links of the changed
+records, against the links the index holds for them (``record_links``), are therefore every
+directory's added and removed entries: no directory index is read at all.
 
 Limits, where the caller must walk instead (``changed_records`` returns None): the two volumes
-differ in record size, or the old MFT's records do not lie where the new MFT says they lie (an
-MFT moved or rearranged; growing at its end is fine). As on ext, a directory index block
-rewritten without its directory's record (which neither Windows nor ntfs-3g does) is not seen.
+differ in record size, the MFT has a hole or a record split between two extents, or the old
+MFT's records do not lie where the new MFT says they lie (an MFT moved or rearranged; growing
+at its end is fine).
 """
 
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from typing import Any
 
 from filerestore.errors import FilesystemError
 from filerestore.fs.entry import Entry
@@ -125,14 +126,17 @@ def _bases(new: NtfsFilesystem, old: NtfsFilesystem, at: int, size: int) -> Iter
                 yield base
 
 
-def record_entries(fs: NtfsFilesystem, wanted: list[tuple[int, str, str]]) -> list[Entry | None]:
+def record_entries(
+    fs: NtfsFilesystem, wanted: list[tuple[int, str, str]], nodes: Mapping[int, Any]
+) -> list[Entry | None]:
     """The entry of each (MFT index, name, path); None where that record is no longer in use
-    as a base record with a link of that name (deleted, renamed, or reused)."""
+    as a base record with a link of that name (deleted, renamed, or reused). ``nodes``: the
+    library's file entries already read (``record_links``), by MFT index."""
     out: list[Entry | None] = []
     with fs._lock:
         for index, name, path in wanted:
             try:
-                node = fs._volume.get_file_entry(index)
+                node = nodes.get(index) or fs._volume.get_file_entry(index)
                 if (
                     node is None
                     or not node.is_allocated()
@@ -147,7 +151,9 @@ def record_entries(fs: NtfsFilesystem, wanted: list[tuple[int, str, str]]) -> li
     return out
 
 
-def record_links(fs: NtfsFilesystem, indexes: list[int]) -> dict[int, list[tuple[int, str]]]:
+def record_links(
+    fs: NtfsFilesystem, indexes: list[int], keep: dict[int, Any] | None = None
+) -> dict[int, list[tuple[int, str]]]:
     """(parent MFT index, name) of each link of each record in ``indexes`` as it is now: none
     for a record not in use as a base record; a link whose parent reference names another
     generation of its parent's record (a stale link) left out, as the bulk walk leaves it.
@@ -165,6 +171,8 @@ def record_links(fs: NtfsFilesystem, indexes: list[int]) -> dict[int, list[tuple
                 if node is None or not node.is_allocated() or node.get_base_record_file_reference():
                     out[index] = []
                     continue
+                if keep is not None:
+                    keep[index] = node
                 links = []
                 for parent_ref, name in names_of(node):
                     parent = parent_ref & MFT_INDEX_MASK

@@ -8,14 +8,15 @@ backing file is the previous backup of its line:
 2. the inode-table bytes (ext) or MFT records (NTFS) in those ranges, compared with the
    previous backup's, give the changed inodes (fs/ext_changes.py, fs/ntfs_changes.py; an
    NTFS file's inode number is its MFT record's index);
-3. each changed inode that is a live directory in the index is listed again and compared
-   with its live entries (walks.diff_directory; on ext, only the directory blocks that
-   changed when they can be compared); a directory that appears in one (new, moved in,
-   renamed) is walked whole; one that disappears has everything below it ended;
+3. the directories whose entries changed are compared with their live entries: on ext, each
+   changed inode that is a live directory (the kernel sets a directory's mtime with every
+   entry it adds or removes), from its directory blocks that changed when they can be
+   compared, else listed whole; on NTFS, every directory named by a link that a changed
+   record gained or lost (fs/ntfs_changes.record_links), without listing any. A directory
+   that appears in one (new, moved in, renamed) is walked whole; one that disappears has
+   everything below it ended;
 4. every other live path of a changed inode (a file written, a chmod, a hard link's count)
-   whose directory was not listed again gets a new version if its metadata changed; where
-   that inode no longer has that name (NTFS: a record freed or reused), its directory is
-   listed again instead.
+   whose directory was not listed again gets a new version if its metadata changed.
 
 Anything else (another filesystem, a logical volume, a chain whose backing file is not the
 previous backup, a resized filesystem, a moved MFT) returns False and the pass walks the
@@ -45,6 +46,7 @@ from filerestore.index.walks import DirChanges, apply_diff, diff_directory, diff
 from filerestore.volume import Volume, list_volumes
 
 _LOOKUP_CHUNK = 500
+_KEEP_NODES = 4096  # NTFS: changed records whose file entries are kept between two reads
 _META = (
     "v.kind, v.size, v.mode, v.uid, v.gid, v.mtime_ns, v.ctime_delta, v.atime_delta, "
     "v.btime_delta, v.inode, v.nlink, v.target, v.data_location"
@@ -158,11 +160,12 @@ class _NtfsReread:
     def __init__(self, fs: NtfsFilesystem) -> None:
         self.fs = fs
         self._deltas: dict[int, Delta] = {}
+        self._nodes: dict[int, Any] = {}
 
     def entries(self, wanted: list[tuple[int, str, str]]) -> list[Entry | None]:
         from filerestore.fs.ntfs_changes import record_entries
 
-        return record_entries(self.fs, wanted)
+        return record_entries(self.fs, wanted, self._nodes)
 
     def root_entry(self) -> Entry:
         return self.fs.stat("/")
@@ -192,7 +195,10 @@ class _NtfsReread:
         ntfs_changes.record_links), against the links the index holds for those records."""
         from filerestore.fs.ntfs_changes import record_links
 
-        links = record_links(self.fs, inodes)
+        # the records' file entries are kept for their entries when they are few (each holds
+        # its record and parsed attributes)
+        self._nodes = {}
+        links = record_links(self.fs, inodes, self._nodes if len(inodes) <= _KEEP_NODES else None)
         parents = sorted({p for ls in links.values() for p, _ in ls})
         dir_of = {r[13]: r[3] for r in _live_by_inode(store, vw.volume_id, parents) if r[3]}
         dir_of[ROOT_MFT_INDEX] = ROOT_DIR_NO
@@ -334,19 +340,10 @@ def _apply(fs: Filesystem[Any], reread: _Reread, vw: VolumeWriter, inodes: list[
         for row in rows:
             name = from_db(row[2])
             wanted.append((row[13], name, f"{paths.of(row[0]).rstrip('/')}/{name}"))
-        found = list(zip(rows, reread.entries(wanted), strict=True))
-        lost = {row[0] for row, entry in found if entry is None} - listed
-        if lost:  # an inode that lost its name there: its directory says what became of it
-            writer.commit()  # the listings below compare with what is written so far
-            for dir_no in sorted(lost, key=lambda no: len(paths.ancestors(no))):
-                if not changes.ended & set(paths.ancestors(dir_no)):
-                    entries = _listing_at(fs, reread, paths.of(dir_no))
-                    if entries is not None:
-                        list_again(dir_no, entries)
-        for row, entry in found:
-            changed = entry is not None and not same_version(row[4:], meta_of(entry))
-            if changed and row[0] not in listed:
-                assert entry is not None
+        for row, entry in zip(rows, reread.entries(wanted), strict=True):
+            if entry is None:  # the inode lost that name (its link not seen as removed)
+                vw.end(row[0], row[1])
+            elif not same_version(row[4:], meta_of(entry)):
                 vw.end(row[0], row[1])
                 vw.add(row[0], row[1], entry)
         writer.entries += len(rows)
@@ -356,16 +353,6 @@ def _apply(fs: Filesystem[Any], reread: _Reread, vw: VolumeWriter, inodes: list[
     tops = [p for i, p in enumerate(fresh) if not any(p.startswith(q + "/") for q in fresh[:i])]
     for top in tops:
         _walk_new(vw, reread.below(top), dirs)
-
-
-def _listing_at(fs: Filesystem[Any], reread: _Reread, path: str) -> list[Entry] | None:
-    try:
-        top = fs.stat(path)
-    except FileRestoreError:
-        return None  # gone itself: its own parent was listed, or is gone too
-    if top.kind is not EntryKind.DIR or top.inode is None:
-        return None
-    return reread.listing(top.inode, path)
 
 
 def _apply_entries(

@@ -4,8 +4,8 @@ The backup is placed in its line (lines.py); then each volume holding a filesyst
 written by one of three methods:
 
 - ``full``: the first backup of a line (or a volume new in it): every entry is new;
-- ``changed-blocks``: an incremental on an ext filesystem: only the inodes whose bytes lie in
-  the clusters the overlay holds are read again (changed.py);
+- ``changed-blocks``: an incremental on an ext or NTFS filesystem: only the inodes (MFT
+  records) whose bytes lie in the clusters the overlay holds are read again (changed.py);
 - ``walk-diff``: any other incremental: the whole tree walked and compared (walks.py).
 
 A volume of the previous backup that is gone, or whose filesystem cannot be read now, has its
