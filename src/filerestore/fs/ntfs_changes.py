@@ -1,6 +1,7 @@
 # References: libfsntfs "New Technologies File System (NTFS)" format documentation, "The MFT
 # entry" (signature "FILE" at 0, flags at 0x16 with 0x0001 in use, base record file reference
-# at 0x20) and "The file name attribute" (parent file reference, name space).
+# at 0x20, sequence number at 0x10, flags 0x0002 has a file name index) and "The file name
+# attribute" (parent file reference, name space).
 """What changed between two states of one NTFS volume, from the bytes that changed.
 
 The NTFS counterpart of fs/ext_changes.py. Every file and directory is a record of the MFT,
@@ -37,7 +38,9 @@ from filerestore.image.allocation import overlaps
 _PIECE = 1 << 20  # bytes of the MFT compared at a time before record by record
 _FLAGS = struct.Struct("<H")  # at 0x16
 _BASE = struct.Struct("<Q")  # at 0x20
+_SEQUENCE = struct.Struct("<H")  # at 0x10
 _IN_USE = 0x0001
+_DIRECTORY = 0x0002  # the record has a file name index ($I30)
 
 
 def changed_records(
@@ -120,7 +123,8 @@ def _bases(new: NtfsFilesystem, old: NtfsFilesystem, at: int, size: int) -> Iter
     """The base records of the extension record at volume offset ``at``, before and after."""
     for fs in (new, old):
         head = fs.reader.read_at(at, 0x28)
-        if len(head) == 0x28 and head[:4] == b"FILE" and _FLAGS.unpack_from(head, 0x16)[0] & 1:
+        in_use = len(head) == 0x28 and _FLAGS.unpack_from(head, 0x16)[0] & _IN_USE
+        if in_use and head[:4] == b"FILE":
             base = _BASE.unpack_from(head, 0x20)[0] & MFT_INDEX_MASK
             if base:
                 yield base
@@ -187,11 +191,15 @@ def record_links(
 
 
 def _reference(fs: NtfsFilesystem, index: int) -> int | None:
-    """The file reference of directory record ``index`` now (None: not a directory in use)."""
+    """The file reference of directory record ``index`` now (None: not a directory in use),
+    from the record's header: its sequence number and flags, no attribute parsed."""
     try:
-        node = fs._volume.get_file_entry(index)
-        if node is None or not node.is_allocated() or not node.has_directory_entries_index():
-            return None
-        return int(node.get_file_reference())
+        raw = fs._raw_entry(index)
     except LIBRARY_ERRORS:
-        return None  # past the MFT's end, or unreadable: no parent to link to
+        return None  # unreadable: no parent to link to
+    if raw is None:
+        return None  # past the MFT's end, or not a record
+    flags = _FLAGS.unpack_from(raw, 0x16)[0]
+    if flags & (_IN_USE | _DIRECTORY) != _IN_USE | _DIRECTORY or _BASE.unpack_from(raw, 0x20)[0]:
+        return None
+    return int(_SEQUENCE.unpack_from(raw, 0x10)[0]) << 48 | index

@@ -115,6 +115,9 @@ class _Reread(Protocol):
     def delta(self, dir_no: int, number: int) -> Delta | None:
         """What directory ``dir_no`` (inode ``number``) gained and lost, or None: list it."""
 
+    def still_at(self, path: str, number: int) -> bool:
+        """Whether ``path`` still names directory inode ``number``."""
+
 
 class _ExtReread:
     def __init__(
@@ -153,6 +156,12 @@ class _ExtReread:
     def delta(self, dir_no: int, number: int) -> Delta | None:
         return self._m.changed_entries(self.fs, self.old, number, self.ranges)
 
+    def still_at(self, path: str, number: int) -> bool:
+        try:
+            return self.fs.stat(path).inode == number
+        except FileRestoreError:
+            return False
+
 
 class _NtfsReread:
     root = ROOT_MFT_INDEX
@@ -161,6 +170,7 @@ class _NtfsReread:
         self.fs = fs
         self._deltas: dict[int, Delta] = {}
         self._nodes: dict[int, Any] = {}
+        self._moved: set[int] = set()  # records that lost a link the index holds
 
     def entries(self, wanted: list[tuple[int, str, str]]) -> list[Entry | None]:
         from filerestore.fs.ntfs_changes import record_entries
@@ -210,6 +220,8 @@ class _NtfsReread:
         for index in inodes:
             now = {(dir_of[p], name) for p, name in links.get(index, ()) if p in dir_of}
             before = was.get(index, set())
+            if before - now:
+                self._moved.add(index)
             for dir_no, name in now - before:
                 self._deltas.setdefault(dir_no, (set(), set()))[0].add((name, index))
             for dir_no, name in before - now:
@@ -220,6 +232,10 @@ class _NtfsReread:
 
     def delta(self, dir_no: int, number: int) -> Delta | None:
         return self._deltas.get(dir_no, (set(), set()))
+
+    def still_at(self, path: str, number: int) -> bool:
+        # a directory has one link: it left its path if and only if its record lost that link
+        return number not in self._moved
 
 
 def _dir_inodes(store: IndexStore, volume_id: int, dir_nos: list[int]) -> dict[int, int]:
@@ -284,14 +300,6 @@ def _live_by_inode(
     return out
 
 
-def _still_at(fs: Filesystem[Any], path: str, inode: int) -> bool:
-    """Whether ``path`` still names inode ``inode`` in the new filesystem."""
-    try:
-        return fs.stat(path).inode == inode
-    except FileRestoreError:
-        return False
-
-
 def _apply(fs: Filesystem[Any], reread: _Reread, vw: VolumeWriter, inodes: list[int]) -> None:
     writer = vw.writer
     paths = DirPaths(writer.store, vw.volume_id)
@@ -313,7 +321,7 @@ def _apply(fs: Filesystem[Any], reread: _Reread, vw: VolumeWriter, inodes: list[
             continue  # below a directory that is gone from its path
         path = paths.of(dir_no)
         ino = relist[dir_no]
-        if not _still_at(fs, path, ino):
+        if not reread.still_at(path, ino):
             continue  # moved, removed or replaced: its parent's entries say so
         delta = reread.delta(dir_no, ino)
         if delta is None:
