@@ -38,7 +38,6 @@ from filerestore.fs import btrfs_guard
 from filerestore.fs.base import Filesystem
 from filerestore.fs.btrfs_items import (
     COMPRESS_NONE,
-    DIR_INDEX_KEY,
     EXTENT_DATA_KEY,
     FT_DIR,
     INODE_ITEM_KEY,
@@ -48,7 +47,7 @@ from filerestore.fs.btrfs_items import (
     check_node,
     check_superblock,
     decompress,
-    parse_dir_item,
+    dir_index,
     parse_file_extent,
     parse_inode_item,
     scan_items,
@@ -256,15 +255,7 @@ class BtrfsFilesystem(Filesystem[BtrfsNode]):
     def _dir_items(self, node: BtrfsNode) -> list[tuple[str, tuple[int, int, int]]]:
         """(name, (location objectid, location key type, file type)) of each DIR_INDEX item
         of directory ``node``, in key order."""
-        out = []
-        for _, _, data in scan_items(node.subvolume.tree, node.inum, DIR_INDEX_KEY, node.inum):
-            objectid, key_type, file_type, raw = parse_dir_item(data)
-            if raw in (b"", b".", b"..") or b"/" in raw:
-                continue
-            if key_type not in (ROOT_ITEM_KEY, INODE_ITEM_KEY):
-                raise FilesystemError(f"btrfs: directory item of key type {key_type}")
-            out.append((raw.decode("utf-8", "surrogateescape"), (objectid, key_type, file_type)))
-        return out
+        return dir_index(node.subvolume.tree, node.inum)
 
     def _child_node(
         self, node: BtrfsNode, objectid: int, key_type: int, file_type: int

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import google_crc32c
 import zstandard
 
 from filerestore.errors import FileRestoreError, FilesystemError
@@ -21,6 +22,7 @@ COMPRESS_NONE, COMPRESS_ZLIB, COMPRESS_LZO, COMPRESS_ZSTD = 0, 1, 2, 3
 FILE_EXTENT_INLINE, FILE_EXTENT_REG, FILE_EXTENT_PREALLOC = 0, 1, 2
 # item key types (BTRFS_*_KEY)
 INODE_ITEM_KEY, DIR_INDEX_KEY, EXTENT_DATA_KEY, ROOT_ITEM_KEY = 1, 96, 108, 132
+_NOT_NAMES = (b"", b".", b"..")
 FT_DIR = 2  # btrfs_dir_item.type of a directory (BTRFS_FT_DIR, btrfs_tree.h)
 LEAF_HEADER_SIZE = 101  # struct btrfs_header
 LEAF_ITEM_SIZE = 25  # struct btrfs_item: disk key (17), data offset, data size
@@ -31,7 +33,12 @@ CSUM_CRC32C = 0
 NODE_HEADER_SIZE = 101
 KEY_PTR_SIZE = 33
 MAX_LEVEL = 8  # BTRFS_MAX_LEVEL
-_DISK_KEY = struct.Struct("<QBQ")  # struct btrfs_disk_key: objectid, type, offset
+# struct btrfs_key_ptr: disk key (objectid, type, offset), blockptr, generation
+_KEY_PTR = struct.Struct("<QBQQQ")
+# struct btrfs_item: disk key, data offset, data size
+_LEAF_ITEM = struct.Struct("<QBQII")
+# struct btrfs_dir_item: location key (objectid, type, offset), transid, data_len, name_len, type
+_DIR_ITEM = struct.Struct("<QBQQHHB")
 MAX_COMPRESSED = 128 * 1024  # BTRFS_MAX_COMPRESSED: no compressed extent is larger on disk
 
 
@@ -65,23 +72,19 @@ def check_node(node: bytes, address: int, nodesize: int, csum_type: int, fsids: 
         raise FilesystemError(f"btrfs: tree node at {address:#x} has {nritems} items")
     # tree-checker: keys strictly increase inside a node (so no two pointers of one node
     # lead to the same child, see btrfs_guard.py), and a leaf's item data lies in the leaf
-    previous: tuple[int, int, int] | None = None
-    for i in range(nritems):
-        at = NODE_HEADER_SIZE + i * per_item
-        key = _DISK_KEY.unpack_from(node, at)
-        if previous is not None and key <= previous:
-            raise FilesystemError(f"btrfs: tree node at {address:#x} has keys out of order")
-        previous = key
-        if not level:
-            data_off, data_size = struct.unpack_from("<II", node, at + 17)
-            if NODE_HEADER_SIZE + data_off + data_size > nodesize:
-                raise FilesystemError(f"btrfs: leaf at {address:#x} has an item past its end")
+    records = (_KEY_PTR if level else _LEAF_ITEM).iter_unpack(
+        node[NODE_HEADER_SIZE : NODE_HEADER_SIZE + nritems * per_item]
+    )
+    items = list(records)
+    keys = [r[:3] for r in items]
+    if len(set(keys)) != len(keys) or keys != sorted(keys):
+        raise FilesystemError(f"btrfs: tree node at {address:#x} has keys out of order")
+    if not level and NODE_HEADER_SIZE + max(r[3] + r[4] for r in items) > nodesize:
+        raise FilesystemError(f"btrfs: leaf at {address:#x} has an item past its end")
 
 
 def _crc32c_ok(block: bytes) -> bool:
-    from dissect.util.hash import crc32c  # installed with dissect.btrfs
-
-    return int(crc32c.crc32c(bytes(block[0x20:]))) == int.from_bytes(block[:4], "little")
+    return int(google_crc32c.value(bytes(block[0x20:]))) == int.from_bytes(block[:4], "little")
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,16 +132,47 @@ def parse_inode_item(data: bytes) -> InodeItem:
     return InodeItem(size, nlink, uid, gid, mode, a, c, m, o)
 
 
-def parse_dir_item(data: bytes) -> tuple[int, int, int, bytes]:
-    """A btrfs_dir_item as (location objectid, location key type, file type, name)."""
-    if len(data) < 30:
-        raise FilesystemError("btrfs: truncated directory item")
-    objectid, key_type = struct.unpack_from("<QB", data, 0)
-    name_len, file_type = struct.unpack_from("<HB", data, 27)
-    name = data[30 : 30 + name_len]
-    if len(name) != name_len:
-        raise FilesystemError("btrfs: truncated directory item name")
-    return objectid, key_type, file_type, name
+def dir_index(tree: Any, inum: int) -> list[tuple[str, tuple[int, int, int]]]:
+    """(name, (location objectid, location key type, file type)) of each DIR_INDEX item of
+    directory ``inum`` (one btrfs_dir_item each), in key order; names that cannot be a
+    directory entry's (empty, dot, dot-dot, holding a slash) are left out.
+
+    The loop of :func:`scan_items` with each item decoded in place in its leaf: a directory of
+    100,000 entries is 100,000 items, read for a page of it.
+    """
+    out: list[tuple[str, tuple[int, int, int]]] = []
+    cursor = tree.cursor()
+    if not cursor.search(inum, DIR_INDEX_KEY, 0):
+        return out
+    item_at, dir_at = _LEAF_ITEM.unpack_from, _DIR_ITEM.unpack_from
+    while True:
+        leaf = cursor._node  # the leaf node's bytes (dissect.btrfs 1.10 Cursor internals)
+        (nritems,) = struct.unpack_from("<I", leaf, 96)
+        for i in range(cursor._index, nritems):
+            objectid, typ, _, data_off, data_size = item_at(leaf, LEAF_HEADER_SIZE + i * 25)
+            if objectid != inum or typ != DIR_INDEX_KEY:
+                if objectid > inum or (objectid == inum and typ > DIR_INDEX_KEY):
+                    return out
+                continue
+            if data_size < 30:  # check_node saw that the item lies in its leaf
+                raise FilesystemError("btrfs: truncated directory item")
+            start = LEAF_HEADER_SIZE + data_off
+            location, location_type, _, _, _, name_len, file_type = dir_at(leaf, start)
+            if 30 + name_len > data_size:
+                raise FilesystemError("btrfs: truncated directory item name")
+            raw = bytes(leaf[start + 30 : start + 30 + name_len])
+            if raw in _NOT_NAMES or b"/" in raw:
+                continue
+            if location_type != INODE_ITEM_KEY and location_type != ROOT_ITEM_KEY:
+                raise FilesystemError(f"btrfs: directory item of key type {location_type}")
+            out.append(
+                (raw.decode("utf-8", "surrogateescape"), (location, location_type, file_type))
+            )
+        cursor._index = nritems - 1
+        try:
+            cursor.next()
+        except ValueError:  # past the last leaf
+            return out
 
 
 def scan_items(tree: Any, lo: int, key_type: int, hi: int) -> Iterator[tuple[int, int, bytes]]:
