@@ -133,6 +133,14 @@ def mft_entry_size(boot: bytes) -> int:
     return size
 
 
+def cluster_size(boot: bytes) -> int:
+    """Bytes per cluster: bytes per sector (0x0B) times sectors per cluster (0x0D; above 0x80
+    a negative power of two, 2 ** (256 - value), as mkntfs writes for clusters > 64 KiB)."""
+    sector = int.from_bytes(boot[0x0B:0x0D], "little")
+    per = boot[0x0D]
+    return sector * (1 << (256 - per) if per > 0x80 else per)
+
+
 def mft_index(node: LibyalNode) -> int:
     return int(node.get_file_reference()) & MFT_INDEX_MASK
 
@@ -145,7 +153,9 @@ class NtfsFilesystem(LibyalFilesystem):
     def __init__(self, reader: Reader) -> None:
         self._kinds: dict[int, EntryKind] = {}
         self._locations: dict[int, str | None] = {}
-        self._entry_size = mft_entry_size(reader.read_at(0, 512))
+        boot = reader.read_at(0, 512)
+        self._entry_size = mft_entry_size(boot)
+        self._cluster = cluster_size(boot)
         super().__init__(reader)
         with self._library_errors("open the MFT"):
             self._mft = self._volume.get_file_entry(0)
@@ -166,6 +176,33 @@ class NtfsFilesystem(LibyalFilesystem):
             if at_root and name.startswith("$") and mft_index(child) < FIRST_USER_MFT_INDEX:
                 continue
             yield name, child
+
+    # --- a page of a large directory: names and kinds from its $I30 index (ntfs_index.py) ---
+
+    def _located(self, node: LibyalNode) -> list[tuple[str, tuple[int, bool]]] | None:
+        from filerestore.fs.ntfs_index import Unhandled, i30_names
+
+        index = mft_index(node)
+        raw = self._raw_entry(index)
+        if raw is None or self._cluster <= 0:
+            return None
+        try:
+            named = i30_names(raw, self.reader.read_at, self._cluster, LINK_TAGS)
+        except Unhandled:
+            return None  # the library lists it (or refuses it)
+        if index == ROOT_MFT_INDEX:  # the metadata files are not listed
+            named = [
+                n for n in named
+                if not (n[0].startswith("$") and n[2] & MFT_INDEX_MASK < FIRST_USER_MFT_INDEX)
+            ]  # fmt: skip
+        return [(name, (ref, is_dir)) for name, is_dir, ref in named]
+
+    def _located_is_dir(self, where: tuple[int, bool]) -> bool:
+        return where[1]
+
+    def _nodes_at(self, node: LibyalNode, wheres: list[tuple[int, bool]]) -> list[LibyalNode]:
+        with self._library_errors("read an MFT entry"):
+            return [self._volume.get_file_entry(ref & MFT_INDEX_MASK) for ref, _ in wheres]
 
     def _key(self, node: LibyalNode) -> Hashable:
         with self._library_errors("read an MFT entry"):
