@@ -1,3 +1,4 @@
+# ruff: noqa: F811 - the fixtures imported from tests/fs/test_ntfs.py are redefined as arguments
 """A page of an NTFS directory from its ``$I30`` index (fs/ntfs_index.py): every name and
 whether it is a directory, without an MFT entry per name.
 
@@ -15,11 +16,8 @@ import contextlib
 import json
 import os
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from filerestore.blockio import FileReader
 from filerestore.errors import FilesystemError
@@ -29,20 +27,9 @@ from filerestore.fs.entry import EntryKind
 from filerestore.fs.ntfs import mft_index
 from filerestore.fs.ntfs_index import TYPE_BITMAP, _i30_attributes
 from filerestore.restore.browse import list_page
-from tests.fs.conftest import opened_image
-from tests.imagebuild import fs_windows
+from tests.fs.test_ntfs import fs, img  # noqa: F401 - the NTFS image and its filesystem
 from tests.imagebuild.fs_windows import NTFS_DOS_ALIAS, NTFS_DOS_ALIASED, BuiltImage
 from tests.imagebuild.ntfs_large_dir import FILES, ntfs_large_dir
-
-
-@pytest.fixture(scope="module")
-def img() -> BuiltImage:
-    return fs_windows.ntfs_image()
-
-
-@pytest.fixture(scope="module")
-def fs(img: BuiltImage) -> Iterator[Filesystem[Any]]:
-    yield from opened_image(img.image, ntfs.open_fs)
 
 
 def _tree_children(tree: Path, directory: str) -> set[tuple[str, bool]]:

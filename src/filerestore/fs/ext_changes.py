@@ -35,11 +35,9 @@ from filerestore.fs.ext_dir import parse_dir_block
 from filerestore.fs.ext_inode import Inode, inline_extents
 from filerestore.fs.ext_walk import directory, iter_all
 from filerestore.fs.libyal import Extent, fsdecode
-from filerestore.image.allocation import overlaps
+from filerestore.image.allocation import differing_units, overlaps
 
-_PIECE = 1 << 20  # bytes of inode table compared at a time
 _REC_LEN = struct.Struct("<H")
-_BLOCK = 4096  # compared whole first; only a differing block is compared inode by inode
 
 
 def changed_inodes(
@@ -63,31 +61,13 @@ def changed_inodes(
         for lo, hi in overlaps(ranges, start, start + table_len):
             # whole inodes only
             lo = start + (lo - start) // isize * isize
-            for index in _differing(new, old, lo, hi, isize):
+            for index in differing_units(
+                new.reader, old.reader, lo, hi, isize, "ext: the inode table"
+            ):
                 number = group * per_group + (index - start) // isize + 1
                 if number <= a.inodes_count:
                     out.append(number)
     return out
-
-
-def _differing(
-    new: ExtFilesystem, old: ExtFilesystem, lo: int, hi: int, isize: int
-) -> Iterator[int]:
-    """Byte offsets (multiples of ``isize`` from ``lo``) of the inodes that differ."""
-    for piece in range(lo, hi, _PIECE):
-        n = min(_PIECE, hi - piece)
-        x, y = new.reader.read_at(piece, n), old.reader.read_at(piece, n)
-        if len(x) != n or len(y) != n:
-            raise FilesystemError("ext: the inode table lies past the end of the volume")
-        if x == y:
-            continue
-        step = max(_BLOCK, isize)
-        for blk in range(0, n, step):
-            if x[blk : blk + step] == y[blk : blk + step]:
-                continue
-            for at in range(blk, min(blk + step, n), isize):
-                if x[at : at + isize] != y[at : at + isize]:
-                    yield piece + at
 
 
 def inode_entries(fs: ExtFilesystem, wanted: list[tuple[int, str, str]]) -> list[Entry]:

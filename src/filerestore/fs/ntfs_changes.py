@@ -28,14 +28,12 @@ import struct
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from filerestore.errors import FilesystemError
 from filerestore.fs.entry import Entry
 from filerestore.fs.libyal import LIBRARY_ERRORS, Extent
 from filerestore.fs.ntfs import FIRST_USER_MFT_INDEX, MFT_INDEX_MASK, ROOT_MFT_INDEX, NtfsFilesystem
 from filerestore.fs.ntfs_walk import names_of
-from filerestore.image.allocation import overlaps
+from filerestore.image.allocation import differing_units, overlaps
 
-_PIECE = 1 << 20  # bytes of the MFT compared at a time before record by record
 _FLAGS = struct.Struct("<H")  # at 0x16
 _BASE = struct.Struct("<Q")  # at 0x20
 _SEQUENCE = struct.Struct("<H")  # at 0x10
@@ -62,7 +60,7 @@ def changed_records(
             logical = extent.logical + (lo - extent.physical)
             first = logical // size  # whole records only
             start = extent.physical + (first * size - extent.logical)
-            for at in _differing(new, old, start, hi, size):
+            for at in differing_units(new.reader, old.reader, start, hi, size, "ntfs: the MFT"):
                 record = first + (at - start) // size
                 out.add(record)
                 out.update(_bases(new, old, at, size))
@@ -100,23 +98,6 @@ def _physical(extents: list[Extent], logical: int, length: int) -> int | None:
             assert e.physical is not None
             return e.physical + (logical - e.logical)
     return None
-
-
-def _differing(
-    new: NtfsFilesystem, old: NtfsFilesystem, lo: int, hi: int, size: int
-) -> Iterator[int]:
-    """Volume offsets (multiples of ``size`` from ``lo``) of the records that differ."""
-    for piece in range(lo, hi, _PIECE):
-        n = min(_PIECE, hi - piece)
-        n += -n % size  # a record that starts in the range is compared whole
-        x, y = new.reader.read_at(piece, n), old.reader.read_at(piece, n)
-        if len(x) != n or len(y) != n:
-            raise FilesystemError("ntfs: the MFT lies past the end of the volume")
-        if x == y:
-            continue
-        for at in range(0, n, size):
-            if x[at : at + size] != y[at : at + size]:
-                yield piece + at
 
 
 def _bases(new: NtfsFilesystem, old: NtfsFilesystem, at: int, size: int) -> Iterator[int]:

@@ -15,6 +15,8 @@ from __future__ import annotations
 import bisect
 from collections.abc import Iterator
 
+from filerestore.blockio import Reader
+from filerestore.errors import FilesystemError
 from filerestore.image.disk import DiskImage
 from filerestore.image.qcow2 import Qcow2Layer
 from filerestore.image.qcow2_entries import (
@@ -108,3 +110,30 @@ def overlaps(ranges: list[tuple[int, int]], lo: int, hi: int) -> Iterator[tuple[
         if s < e:
             yield s, e
         i += 1
+
+
+_PIECE = 1 << 20  # bytes compared at a time
+_BLOCK = 4096  # then 4 KiB at a time, then unit by unit where a block differs
+
+
+def differing_units(
+    new: Reader, old: Reader, lo: int, hi: int, unit: int, what: str
+) -> Iterator[int]:
+    """Offsets ``lo + k * unit`` of the ``unit``-byte pieces of [lo, hi) (a piece that starts
+    before ``hi`` compared whole) whose bytes differ between ``new`` and ``old``: inodes of an
+    inode table, records of an MFT. ``what`` names the table in the error of a short read."""
+    step = max(_BLOCK, unit)
+    for piece in range(lo, hi, _PIECE):
+        n = min(_PIECE, hi - piece)
+        n += -n % unit
+        x, y = new.read_at(piece, n), old.read_at(piece, n)
+        if len(x) != n or len(y) != n:
+            raise FilesystemError(f"{what} lies past the end of the volume")
+        if x == y:
+            continue
+        for blk in range(0, n, step):
+            if x[blk : blk + step] == y[blk : blk + step]:
+                continue
+            for at in range(blk, min(blk + step, n), unit):
+                if x[at : at + unit] != y[at : at + unit]:
+                    yield piece + at
