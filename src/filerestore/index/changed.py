@@ -101,9 +101,6 @@ class _Reread(Protocol):
 
     def root_entry(self) -> Entry: ...
 
-    def listing(self, number: int, path: str) -> list[Entry] | None:
-        """Directory ``number``'s entries (at ``path``); None if it is no directory now."""
-
     def below(self, path: str) -> Iterable[tuple[Entry, list[Entry]]]:
         """``iter_all`` of the subtree of directory ``path`` (its own entry first)."""
 
@@ -112,8 +109,9 @@ class _Reread(Protocol):
     ) -> dict[int, int]:
         """The directories to compare (dir number -> inode), parents of changed entries."""
 
-    def delta(self, dir_no: int, number: int) -> Delta | None:
-        """What directory ``dir_no`` (inode ``number``) gained and lost, or None: list it."""
+    def delta(self, dir_no: int, number: int, path: str) -> Delta | list[Entry] | None:
+        """What directory ``dir_no`` (inode ``number``, at ``path``) gained and lost; or all
+        its entries, to compare with the index's; None if it is no directory now."""
 
     def still_at(self, path: str, number: int) -> bool:
         """Whether ``path`` still names directory inode ``number``."""
@@ -138,9 +136,6 @@ class _ExtReread:
     def root_entry(self) -> Entry:
         return self._m.inode_entries(self.fs, [(self.root, "", "/")])[0]
 
-    def listing(self, number: int, path: str) -> list[Entry] | None:
-        return self._m.list_inode(self.fs, number, path)
-
     def below(self, path: str) -> Iterable[tuple[Entry, list[Entry]]]:
         return self._m.iter_below(self.fs, path)
 
@@ -153,8 +148,9 @@ class _ExtReread:
             relist[ROOT_DIR_NO] = self.root
         return relist
 
-    def delta(self, dir_no: int, number: int) -> Delta | None:
-        return self._m.changed_entries(self.fs, self.old, number, self.ranges)
+    def delta(self, dir_no: int, number: int, path: str) -> Delta | list[Entry] | None:
+        delta = self._m.changed_entries(self.fs, self.old, number, self.ranges)
+        return self._m.list_inode(self.fs, number, path) if delta is None else delta
 
     def still_at(self, path: str, number: int) -> bool:
         try:
@@ -179,15 +175,6 @@ class _NtfsReread:
 
     def root_entry(self) -> Entry:
         return self.fs.stat("/")
-
-    def listing(self, number: int, path: str) -> list[Entry] | None:
-        try:
-            top = self.fs.stat(path)
-            if top.kind is not EntryKind.DIR or top.inode != number:
-                return None
-            return list(self.fs.list_dir(path))
-        except FileRestoreError:
-            return None
 
     def below(self, path: str) -> Iterator[tuple[Entry, list[Entry]]]:
         top = self.fs.stat(path)
@@ -230,7 +217,7 @@ class _NtfsReread:
         number = _dir_inodes(store, vw.volume_id, sorted(self._deltas))
         return {d: number[d] for d in self._deltas if d in number}
 
-    def delta(self, dir_no: int, number: int) -> Delta | None:
+    def delta(self, dir_no: int, number: int, path: str) -> Delta | list[Entry] | None:
         return self._deltas.get(dir_no, (set(), set()))
 
     def still_at(self, path: str, number: int) -> bool:
@@ -311,11 +298,6 @@ def _apply(fs: Filesystem[Any], reread: _Reread, vw: VolumeWriter, inodes: list[
     listed: set[int] = set()  # directories listed whole
     handled: set[tuple[int, int]] = set()  # (dir, name id) compared from directory blocks
 
-    def list_again(dir_no: int, entries: list[Entry]) -> None:
-        diff_directory(writer.store, vw, dir_no, entries, dirs, changes)
-        listed.add(dir_no)
-        writer.entries += len(entries)
-
     for dir_no in sorted(relist, key=lambda no: len(paths.ancestors(no))):
         if changes.ended & set(paths.ancestors(dir_no)):
             continue  # below a directory that is gone from its path
@@ -323,12 +305,12 @@ def _apply(fs: Filesystem[Any], reread: _Reread, vw: VolumeWriter, inodes: list[
         ino = relist[dir_no]
         if not reread.still_at(path, ino):
             continue  # moved, removed or replaced: its parent's entries say so
-        delta = reread.delta(dir_no, ino)
-        if delta is None:
-            entries = reread.listing(ino, path)
-            if entries is not None:
-                list_again(dir_no, entries)
-        else:
+        delta = reread.delta(dir_no, ino, path)
+        if isinstance(delta, list):  # listed whole
+            diff_directory(writer.store, vw, dir_no, delta, dirs, changes)
+            listed.add(dir_no)
+            writer.entries += len(delta)
+        elif delta is not None:
             handled |= _apply_entries(reread, vw, dir_no, path, delta, dirs, changes)
         writer.maybe_commit()
     # every other live path of a changed inode, where its directory's comparison left it
