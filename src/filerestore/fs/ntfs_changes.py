@@ -24,6 +24,7 @@ at its end is fine).
 
 from __future__ import annotations
 
+import bisect
 import struct
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -84,20 +85,19 @@ def _mft_map(fs: NtfsFilesystem) -> list[Extent] | None:
 
 def _keeps(new: list[Extent], old: list[Extent]) -> bool:
     """Whether every byte of the old MFT lies where the new MFT has it."""
+    starts = [e.logical for e in new]  # in MFT order: a running sum of the extents
     for extent in old:
         assert extent.physical is not None
-        if _physical(new, extent.logical, extent.length) != extent.physical:
+        i = bisect.bisect_right(starts, extent.logical) - 1
+        if i < 0:
+            return False
+        e = new[i]
+        if extent.logical + extent.length > e.logical + e.length:
+            return False  # split differently: only whole old extents are compared
+        assert e.physical is not None
+        if e.physical + (extent.logical - e.logical) != extent.physical:
             return False
     return True
-
-
-def _physical(extents: list[Extent], logical: int, length: int) -> int | None:
-    """Where ``length`` bytes at MFT offset ``logical`` lie, if in one extent of ``extents``."""
-    for e in extents:
-        if e.logical <= logical and logical + length <= e.logical + e.length:
-            assert e.physical is not None
-            return e.physical + (logical - e.logical)
-    return None
 
 
 def _bases(new: NtfsFilesystem, old: NtfsFilesystem, at: int, size: int) -> Iterator[int]:

@@ -40,9 +40,11 @@ FILE_NAME_HAS_INDEX = 0x10000000
 ATTR_REPARSE_POINT = 0x0400
 _ENTRY = struct.Struct("<QHHH")  # file reference, entry length, key length, flags
 _NAME_HEAD = struct.Struct("<IIBB")  # $FILE_NAME flags (0x38), reparse (0x3C), length, space
-_READ_PIECE = 1 << 20
-_INDEX_MASK = (1 << 48) - 1
-ROOT_MFT_INDEX = 5  # index allocation bytes read at a time
+_READ_PIECE = 1 << 20  # index allocation bytes read at a time
+# a larger index (some 10 million names) is left to the library: a page never reads more
+MAX_INDEX_BYTES = 1 << 30
+_INDEX_MASK = (1 << 48) - 1  # a file reference's MFT index
+ROOT_MFT_INDEX = 5  # the root directory's record (its "." entry is not listed)
 
 
 class Unhandled(Exception):
@@ -81,9 +83,12 @@ def i30_names(record: bytes, read: ReadAt, cluster: int, link_tags: tuple[int, .
         raise Unhandled("index allocation without a bitmap")
     if block_size < SECTOR or block_size & (block_size - 1) or block_size > 65536:
         raise Unhandled(f"index block size {block_size}")
-    in_use = int.from_bytes(_value(bitmap, read, cluster, alloc.size), "little")
+    if alloc.size > MAX_INDEX_BYTES:
+        raise Unhandled(f"an index of {alloc.size} bytes")
+    in_use = _value(bitmap, read, cluster, alloc.size)
     for at, block in _blocks(alloc, read, cluster, block_size):
-        if in_use >> (at // block_size) & 1:
+        n = at // block_size
+        if n >> 3 < len(in_use) and in_use[n >> 3] >> (n & 7) & 1:
             _node_entries(_fixed(block, b"INDX"), 0x18, out, link_tags)
     return out
 
