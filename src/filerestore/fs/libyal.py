@@ -226,6 +226,7 @@ class LibyalFilesystem(Filesystem[LibyalNode]):
             self._file.close()
             self._dirs.clear()
             self._folded.clear()
+            self.named_dirs.clear()
 
     # --- hooks a subclass may override ---------------------------------------------------
 
