@@ -99,13 +99,18 @@ def shown(path: str) -> str:
     return re.sub(_CONTROL, lambda m: f"\\x{ord(m.group()):02x}", path)
 
 
+def missing(base: str, name: str) -> PathNotFoundError:
+    """The refusal of a name the directory ``base`` lacks."""
+    return PathNotFoundError(f"no such file or directory: {shown(f'{base}/{name}')}")
+
+
 def pick(entries: dict[str, Any], base: str, names: list[str]) -> list[Any]:
     """Where each of ``names`` is; PathNotFoundError for a name the directory lacks."""
     out = []
     for name in names:
         found = entries.get(name)
         if found is None:
-            raise PathNotFoundError(f"no such file or directory: {shown(f'{base}/{name}')}")
+            raise missing(base, name)
         out.append(found)
     return out
 
@@ -230,7 +235,8 @@ class Filesystem(ABC, Generic[N]):
     def list_names(self, path: str = "/") -> tuple[str, list[tuple[str, bool]]]:
         """The path of the directory at ``path`` (symlinks followed) and the name of each of
         its entries with whether it is a directory: a listing's order without every entry's
-        metadata, where the format's directory entries say what each entry is (ext, XFS, Btrfs)."""
+        metadata, where the format's directory entries say what each entry is (ext, XFS,
+        Btrfs, NTFS)."""
         with self._lock, parse_errors(self.kind, f"list {path!r}"):
             parts, node = self._resolve(path, follow_final=True)
             if self._kind(node) is not EntryKind.DIR:
@@ -272,7 +278,7 @@ class Filesystem(ABC, Generic[N]):
         for name in names:
             found = self._child(node, name)
             if found is None:
-                raise PathNotFoundError(f"no such file or directory: {shown(f'{base}/{name}')}")
+                raise missing(base, name)
             stored, child = found
             out.append(self._entry(stored, f"{base}/{stored}", child))
         return out

@@ -246,16 +246,14 @@ class BtrfsFilesystem(Filesystem[BtrfsNode]):
 
     def _children(self, node: BtrfsNode) -> Iterator[tuple[str, BtrfsNode]]:
         with self._errors("read a directory"):
-            out = [(name, self._child_node(node, *at)) for name, at in self._dir_items(node)]
+            out = [
+                (name, self._child_node(node, *at))
+                for name, at in dir_index(node.subvolume.tree, node.inum)
+            ]
             self._prefetch_inodes(
                 node.subvolume, [c for _, c in out if c.subvolume is node.subvolume]
             )
         return iter(out)
-
-    def _dir_items(self, node: BtrfsNode) -> list[tuple[str, tuple[int, int, int]]]:
-        """(name, (location objectid, location key type, file type)) of each DIR_INDEX item
-        of directory ``node``, in key order."""
-        return dir_index(node.subvolume.tree, node.inum)
 
     def _child_node(
         self, node: BtrfsNode, objectid: int, key_type: int, file_type: int
@@ -268,7 +266,7 @@ class BtrfsFilesystem(Filesystem[BtrfsNode]):
 
     def _located(self, node: BtrfsNode) -> list[tuple[str, tuple[int, int, int]]]:
         with self._errors("read a directory"):
-            return self._dir_items(node)
+            return dir_index(node.subvolume.tree, node.inum)
 
     def _located_is_dir(self, where: tuple[int, int, int]) -> bool:
         _, key_type, file_type = where  # a subvolume linked here is a directory (its root)

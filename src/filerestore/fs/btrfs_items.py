@@ -132,24 +132,39 @@ def parse_inode_item(data: bytes) -> InodeItem:
     return InodeItem(size, nlink, uid, gid, mode, a, c, m, o)
 
 
-def dir_index(tree: Any, inum: int) -> list[tuple[str, tuple[int, int, int]]]:
-    """(name, (location objectid, location key type, file type)) of each DIR_INDEX item of
-    directory ``inum`` (one btrfs_dir_item each), in key order; names that cannot be a
-    directory entry's (empty, dot, dot-dot, holding a slash) are left out.
-
-    The loop of :func:`scan_items` with each item decoded in place in its leaf: a directory of
-    100,000 entries is 100,000 items, read for a page of it.
-    """
-    out: list[tuple[str, tuple[int, int, int]]] = []
+def _leaves(tree: Any, objectid: int, key_type: int) -> Iterator[tuple[bytes, int, int]]:
+    """(leaf bytes, index of its first item at or after key (objectid, key_type, 0), item
+    count) of each leaf from that key on: dissect's cursor positions us and steps between
+    leaves; the items are decoded by the caller with struct, several times faster than a
+    cstruct parse per item."""
     cursor = tree.cursor()
-    if not cursor.search(inum, DIR_INDEX_KEY, 0):
-        return out
-    item_at, dir_at = _LEAF_ITEM.unpack_from, _DIR_ITEM.unpack_from
+    if not cursor.search(objectid, key_type, 0):
+        return
     while True:
         leaf = cursor._node  # the leaf node's bytes (dissect.btrfs 1.10 Cursor internals)
         (nritems,) = struct.unpack_from("<I", leaf, 96)
-        for i in range(cursor._index, nritems):
-            objectid, typ, _, data_off, data_size = item_at(leaf, LEAF_HEADER_SIZE + i * 25)
+        yield leaf, cursor._index, nritems
+        cursor._index = nritems - 1
+        try:
+            cursor.next()
+        except ValueError:  # past the last leaf
+            return
+
+
+def dir_index(tree: Any, inum: int) -> list[tuple[str, tuple[int, int, int]]]:
+    """(name, (location objectid, location key type, file type)) of each DIR_INDEX item of
+    directory ``inum`` (one btrfs_dir_item each), in key order; names that cannot be a
+    directory entry's (empty, dot, dot-dot, holding a slash) are left out. Each item is
+    decoded in place in its leaf: a directory of 100,000 entries is 100,000 items, read for
+    a page of it.
+    """
+    out: list[tuple[str, tuple[int, int, int]]] = []
+    item_at, dir_at = _LEAF_ITEM.unpack_from, _DIR_ITEM.unpack_from
+    for leaf, first, nritems in _leaves(tree, inum, DIR_INDEX_KEY):
+        for i in range(first, nritems):
+            objectid, typ, _, data_off, data_size = item_at(
+                leaf, LEAF_HEADER_SIZE + i * LEAF_ITEM_SIZE
+            )
             if objectid != inum or typ != DIR_INDEX_KEY:
                 if objectid > inum or (objectid == inum and typ > DIR_INDEX_KEY):
                     return out
@@ -168,38 +183,22 @@ def dir_index(tree: Any, inum: int) -> list[tuple[str, tuple[int, int, int]]]:
             out.append(
                 (raw.decode("utf-8", "surrogateescape"), (location, location_type, file_type))
             )
-        cursor._index = nritems - 1
-        try:
-            cursor.next()
-        except ValueError:  # past the last leaf
-            return out
+    return out
 
 
 def scan_items(tree: Any, lo: int, key_type: int, hi: int) -> Iterator[tuple[int, int, bytes]]:
-    """(objectid, key offset, data) of ``key_type`` items with lo <= objectid <= hi, in order.
-
-    dissect's cursor positions us and steps between leaves; each leaf's items are decoded
-    here with struct, which is several times faster than a cstruct parse per item.
-    """
-    cursor = tree.cursor()
-    if not cursor.search(lo, key_type, 0):
-        return
-    while True:
-        leaf = cursor._node  # the leaf node's bytes (dissect.btrfs 1.10 Cursor internals)
-        (nritems,) = struct.unpack_from("<I", leaf, 96)
-        for i in range(cursor._index, nritems):
-            at = LEAF_HEADER_SIZE + i * LEAF_ITEM_SIZE
-            objectid, typ, offset, data_off, data_size = struct.unpack_from("<QBQII", leaf, at)
+    """(objectid, key offset, data) of ``key_type`` items with lo <= objectid <= hi, in order."""
+    item_at = _LEAF_ITEM.unpack_from
+    for leaf, first, nritems in _leaves(tree, lo, key_type):
+        for i in range(first, nritems):
+            objectid, typ, offset, data_off, data_size = item_at(
+                leaf, LEAF_HEADER_SIZE + i * LEAF_ITEM_SIZE
+            )
             if objectid > hi or (objectid == hi and typ > key_type):
                 return
             if typ == key_type and objectid >= lo:
                 start = LEAF_HEADER_SIZE + data_off
                 yield objectid, offset, bytes(leaf[start : start + data_size])
-        cursor._index = nritems - 1
-        try:
-            cursor.next()
-        except ValueError:  # past the last leaf
-            return
 
 
 def parse_file_extent(file_offset: int, item: bytes) -> FileExtent:

@@ -445,9 +445,8 @@ class ExtFilesystem(LibyalFilesystem):
             )
             if extents is None:
                 return None
-            filetype = bool(sb.feature_incompat & INCOMPAT_FILETYPE)
             return directory_entries(
-                self.reader, extents, size, sb.block_size, filetype, node.number
+                self.reader, extents, size, sb.block_size, self.has_filetype, node.number
             )
 
     # --- a page of a large directory: names and kinds from the entries' file type --------

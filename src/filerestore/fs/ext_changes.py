@@ -30,7 +30,7 @@ from collections.abc import Iterator
 from filerestore.errors import FilesystemError
 from filerestore.fs.base import split_path
 from filerestore.fs.entry import Entry, EntryKind
-from filerestore.fs.ext import INCOMPAT_FILETYPE, INCOMPAT_LARGEDIR, ExtFilesystem
+from filerestore.fs.ext import INCOMPAT_LARGEDIR, ExtFilesystem
 from filerestore.fs.ext_dir import parse_dir_block
 from filerestore.fs.ext_inode import Inode, inline_extents
 from filerestore.fs.ext_walk import directory, iter_all
@@ -123,7 +123,7 @@ def changed_entries(
     if extents is None or extents != directory_extents(old, old_node):
         return None
     bs = new.superblock.block_size
-    filetype = bool(new.superblock.feature_incompat & INCOMPAT_FILETYPE)
+    filetype = new.has_filetype
     added: set[tuple[bytes, int]] = set()
     removed: set[tuple[bytes, int]] = set()
     for ext in extents:

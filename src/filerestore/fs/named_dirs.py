@@ -1,12 +1,13 @@
 """Large directories by name, for pages of them (see :meth:`Filesystem.list_names`).
 
 A backend whose directory entries say what each entry is (ext's and XFS's file type, Btrfs's
-``DIR_INDEX`` items) gives them through :meth:`Filesystem._located`, and a page's order comes
-from them while only the page's entries are looked up (``_nodes_at``). :class:`NamedDirs`
-keeps, per directory, each name with its location, named as
-:meth:`~filerestore.fs.base.Filesystem._children_of` names them (a duplicate renamed the
-same way; ext and Btrfs list in the same order too, libfsxfs lists names it cannot decode
-last), for the last directories paged through, up to a number of names.
+``DIR_INDEX`` items, the ``$FILE_NAME`` copies in NTFS's ``$I30`` index) gives them through
+:meth:`Filesystem._located`, and a page's order comes from them while only the page's
+entries are looked up (``_nodes_at``). :class:`NamedDirs` keeps, per directory, each name
+with its location, named as :meth:`~filerestore.fs.base.Filesystem._children_of` names them
+(a duplicate renamed the same way; ext and Btrfs list in the same order too, libfsxfs lists
+names it cannot decode last), for the last directories paged through, up to a number of
+names.
 """
 
 from __future__ import annotations

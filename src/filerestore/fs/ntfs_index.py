@@ -30,7 +30,7 @@ import struct
 from collections.abc import Callable, Iterator
 from typing import NamedTuple
 
-from filerestore.fs.ntfs_reparse import END_OF_ATTRIBUTES, SECTOR
+from filerestore.fs.ntfs_reparse import SECTOR, apply_fixups, attributes
 
 TYPE_ATTRIBUTE_LIST, TYPE_INDEX_ROOT, TYPE_INDEX_ALLOCATION, TYPE_BITMAP = 0x20, 0x90, 0xA0, 0xB0
 I30 = "$I30".encode("utf-16-le")
@@ -89,22 +89,20 @@ def i30_names(record: bytes, read: ReadAt, cluster: int, link_tags: tuple[int, .
     for at, block in _blocks(alloc, read, cluster, block_size):
         n = at // block_size
         if n >> 3 < len(in_use) and in_use[n >> 3] >> (n & 7) & 1:
-            _node_entries(_fixed(block, b"INDX"), 0x18, out, link_tags)
+            fixed = apply_fixups(block, b"INDX")
+            if fixed is None:
+                raise Unhandled("index block torn or without its signature")
+            _node_entries(fixed, 0x18, out, link_tags)
     return out
 
 
 def _i30_attributes(record: bytes) -> Iterator[Attribute]:
     """The attributes named $I30 of a fixed-up MFT entry; Unhandled for an attribute list."""
-    (first,) = struct.unpack_from("<H", record, 0x14)
-    (used,) = struct.unpack_from("<I", record, 0x18)
-    end = min(used, len(record))
-    pos = first
-    while pos + 16 <= end:
-        kind, length = struct.unpack_from("<II", record, pos)
-        if kind == END_OF_ATTRIBUTES:
-            return
-        if length < 16 or pos + length > end:
-            raise Unhandled("attribute out of bounds")
+    try:
+        spans = list(attributes(record))
+    except ValueError:
+        raise Unhandled("attribute out of bounds") from None
+    for kind, pos, length in spans:
         if kind == TYPE_ATTRIBUTE_LIST:
             raise Unhandled("attribute list")
         non_resident, name_len = record[pos + 8], record[pos + 9]
@@ -112,7 +110,6 @@ def _i30_attributes(record: bytes) -> Iterator[Attribute]:
         name = record[pos + name_at : pos + name_at + 2 * name_len]
         if name == I30 and kind in (TYPE_INDEX_ROOT, TYPE_INDEX_ALLOCATION, TYPE_BITMAP):
             yield _attribute(record, pos, length, kind, non_resident)
-        pos += length
 
 
 def _attribute(record: bytes, pos: int, length: int, kind: int, non_resident: int) -> Attribute:
@@ -202,27 +199,6 @@ def _blocks(
         at += clusters * cluster
         if at >= alloc.size:
             return
-
-
-def _fixed(block: bytes, magic: bytes) -> bytes:
-    """``block`` with its update sequence applied (Unhandled if it does not check)."""
-    if block[:4] != magic:
-        raise Unhandled("index block without its signature")
-    usa_offset, usa_count = struct.unpack_from("<HH", block, 4)
-    if (
-        usa_count < 1
-        or usa_offset + 2 * usa_count > len(block)
-        or (usa_count - 1) * SECTOR > len(block)
-    ):
-        raise Unhandled("bad update sequence")
-    out = bytearray(block)
-    usn = block[usa_offset : usa_offset + 2]
-    for i in range(1, usa_count):
-        end = i * SECTOR
-        if out[end - 2 : end] != usn:
-            raise Unhandled("index block torn (update sequence)")
-        out[end - 2 : end] = block[usa_offset + 2 * i : usa_offset + 2 * i + 2]
-    return bytes(out)
 
 
 def _node_entries(data: bytes, header: int, out: list[Named], link_tags: tuple[int, ...]) -> None:

@@ -21,8 +21,9 @@ entry, at most 16 KiB) is read here from the raw entry.
 
 from __future__ import annotations
 
+import contextlib
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 # [MS-FSCC] 2.1.2.1 reparse tags whose data lives outside the volume (or in a store on it
 # that only the filter driver reads)
@@ -122,9 +123,10 @@ MFT_INDEX_MASK = (1 << 48) - 1
 SECTOR = 512  # the update sequence protects the last 2 bytes of every 512 bytes
 
 
-def apply_fixups(record: bytes) -> bytes | None:
-    """An MFT entry with its update sequence array applied; None if it is not a valid one."""
-    if record[:4] != b"FILE" or len(record) < 48:
+def apply_fixups(record: bytes, magic: bytes = b"FILE") -> bytes | None:
+    """An MFT entry (or, with ``magic`` b"INDX", an index block) with its update sequence
+    array applied; None if it is not a valid one."""
+    if record[:4] != magic or len(record) < 48:
         return None
     usa_offset, usa_count = struct.unpack_from("<HH", record, 4)
     if usa_count < 1 or usa_offset + 2 * usa_count > len(record):
@@ -139,22 +141,33 @@ def apply_fixups(record: bytes) -> bytes | None:
     return bytes(out)
 
 
-def resident_values(record: bytes, attr_type: int) -> list[bytes]:
-    """The values of the resident attributes of ``attr_type`` in a fixed-up MFT entry."""
+def attributes(record: bytes) -> Iterator[tuple[int, int, int]]:
+    """(type, offset, length) of each attribute of a fixed-up MFT entry, up to the end
+    marker; ValueError at an attribute that runs out of the entry's used bytes."""
     (first,) = struct.unpack_from("<H", record, 0x14)
     (in_use,) = struct.unpack_from("<I", record, 0x18)
     end = min(in_use, len(record))
-    out: list[bytes] = []
     pos = first
     while pos + 16 <= end:
         kind, length = struct.unpack_from("<II", record, pos)
-        if kind == END_OF_ATTRIBUTES or length < 16 or pos + length > end:
-            break
-        if kind == attr_type and record[pos + 8] == 0 and length >= 24:
-            size, offset = struct.unpack_from("<IH", record, pos + 0x10)
-            if offset + size <= length:
-                out.append(record[pos + offset : pos + offset + size])
+        if kind == END_OF_ATTRIBUTES:
+            return
+        if length < 16 or pos + length > end:
+            raise ValueError(f"MFT attribute out of bounds at byte {pos}")
+        yield kind, pos, length
         pos += length
+
+
+def resident_values(record: bytes, attr_type: int) -> list[bytes]:
+    """The values of the resident attributes of ``attr_type`` in a fixed-up MFT entry (those
+    before an attribute out of bounds)."""
+    out: list[bytes] = []
+    with contextlib.suppress(ValueError):
+        for kind, pos, length in attributes(record):
+            if kind == attr_type and record[pos + 8] == 0 and length >= 24:
+                size, offset = struct.unpack_from("<IH", record, pos + 0x10)
+                if offset + size <= length:
+                    out.append(record[pos + offset : pos + offset + size])
     return out
 
 
