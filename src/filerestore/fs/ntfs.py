@@ -183,7 +183,10 @@ class NtfsFilesystem(LibyalFilesystem):
         from filerestore.fs.ntfs_index import Unhandled, i30_names
 
         index = mft_index(node)
-        raw = self._raw_entry(index)
+        try:
+            raw = self._raw_entry(index)
+        except LIBRARY_ERRORS:
+            return None  # an MFT the library cannot read there: its listing says why
         if raw is None or self._cluster <= 0:
             return None
         try:

@@ -114,6 +114,8 @@ def _i30_attributes(record: bytes) -> Iterator[Attribute]:
 
 def _attribute(record: bytes, pos: int, length: int, kind: int, non_resident: int) -> Attribute:
     if not non_resident:
+        if length < 24:
+            raise Unhandled("short resident attribute")
         size, offset = struct.unpack_from("<IH", record, pos + 0x10)
         if offset + size > length:
             raise Unhandled("resident value out of bounds")
