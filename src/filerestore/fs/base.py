@@ -185,13 +185,15 @@ class Filesystem(ABC, Generic[N]):
 
     def _located(self, node: N) -> Iterable[tuple[str, Any]] | None:
         """(name, location) of each entry of directory ``node``, in its order, read from the
-        directory alone, the location telling the entry's kind (:meth:`_located_is_dir`) and
+        directory alone, the location telling the entry's kind (:meth:`_located_dirs`) and
         leading to its node (:meth:`_nodes_at`): what a page of a large directory needs
         without every entry's metadata (see fs/named_dirs.py). None by default: pages read
         the usual listing."""
         return None
 
-    def _located_is_dir(self, where: Any) -> bool:
+    def _located_dirs(self, named: dict[str, Any]) -> list[tuple[str, bool]]:
+        """Each name of ``named`` (names and locations as :meth:`_located` gave them) with
+        whether it is a directory: one comprehension per backend, no call per entry."""
         raise NotImplementedError  # only called for locations _located gave
 
     def _nodes_at(self, node: N, wheres: list[Any]) -> list[N]:
@@ -248,8 +250,7 @@ class Filesystem(ABC, Generic[N]):
         if named is None:
             kind = self._kind
             return [(n, kind(c) is EntryKind.DIR) for n, c in self._children_of(node).items()]
-        is_dir = self._located_is_dir
-        return [(name, is_dir(where)) for name, where in named.items()]
+        return self._located_dirs(named)
 
     def _paged(self, node: N) -> dict[str, Any] | None:
         """Directory ``node``'s entries by name with their locations (:meth:`_located`), or

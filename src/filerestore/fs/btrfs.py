@@ -268,9 +268,11 @@ class BtrfsFilesystem(Filesystem[BtrfsNode]):
         with self._errors("read a directory"):
             return dir_index(node.subvolume.tree, node.inum)
 
-    def _located_is_dir(self, where: tuple[int, int, int]) -> bool:
-        _, key_type, file_type = where  # a subvolume linked here is a directory (its root)
-        return key_type == ROOT_ITEM_KEY or file_type == FT_DIR
+    def _located_dirs(self, named: dict[str, tuple[int, int, int]]) -> list[tuple[str, bool]]:
+        # (location, key type, file type): a subvolume linked here is a directory (its root)
+        return [
+            (name, where[1] == ROOT_ITEM_KEY or where[2] == FT_DIR) for name, where in named.items()
+        ]
 
     def _nodes_at(self, node: BtrfsNode, wheres: list[tuple[int, int, int]]) -> list[BtrfsNode]:
         with self._errors("read a directory"):

@@ -55,6 +55,7 @@ from filerestore.fs.libyal import (
     fsdecode,
 )
 from filerestore.fs.limits import ext4_extent_max_size, ext_block_map_max_size
+from filerestore.fs.named_dirs import by_decoded_name
 
 SUPERBLOCK_OFFSET = 1024
 EXT_MAGIC = 0xEF53
@@ -453,17 +454,18 @@ class ExtFilesystem(LibyalFilesystem):
     # (ext4 Data Structures, 4.1.1: ext4_dir_entry_2.file_type, the kernel's d_type; on in every
     # ext4 and in ext2/3 made by mke2fs for decades; an entry of type 0 sorts as a file)
 
-    def _located(self, node: Inode) -> Iterator[tuple[str, tuple[int, int]]] | None:
+    def _located(self, node: Inode) -> list[tuple[str, tuple[bytes, int, int]]] | None:
+        """Each location is the entry as read: (name bytes, inode number, file type)."""
         raw = self._raw_entries(node) if self.has_filetype else None
         if raw is None:  # no file types, or inline data: the usual listing
             return None
-        return ((n.decode("utf-8", "surrogateescape"), (i, t)) for n, i, t in raw)
+        return by_decoded_name(raw)
 
-    def _located_is_dir(self, where: tuple[int, int]) -> bool:
-        return where[1] == FT_DIR
+    def _located_dirs(self, named: dict[str, tuple[bytes, int, int]]) -> list[tuple[str, bool]]:
+        return [(name, entry[2] == FT_DIR) for name, entry in named.items()]
 
-    def _nodes_at(self, node: Inode, wheres: list[tuple[int, int]]) -> list[Inode]:
-        return self._read_inodes([ino for ino, _ in wheres])
+    def _nodes_at(self, node: Inode, wheres: list[tuple[bytes, int, int]]) -> list[Inode]:
+        return self._read_inodes([ino for _, ino, _ in wheres])
 
 
 def open_fs(reader: Reader) -> ExtFilesystem:

@@ -46,22 +46,24 @@ def parse_dir_block(
     size = len(block)
     stop = size if end is None else min(end, size)
     big = size >= 65536
-    while pos + 8 <= size and pos < stop:
+    last = min(size - 8, stop - 1)  # the last offset an entry may begin at
+    while pos <= last:
         inode, rec_len, name_len, file_type = unpack(block, pos)
         if not filetype:
             name_len |= file_type << 8
             file_type = FT_UNKNOWN
         if big:  # ext4_rec_len_from_disk: 64 KiB blocks steal two low bits
             rec_len = 65536 if rec_len in (0, 0xFFFF) else (rec_len & 0xFFFC) | (rec_len & 3) << 16
-        if rec_len < 8 or pos + rec_len > size or 8 + name_len > rec_len:
+        if rec_len < 8 + name_len or pos + rec_len > size:
             raise FilesystemError(f"ext: corrupt directory entry at byte {pos} of a block")
         if inode:
             name = block[pos + 8 : pos + 8 + name_len]
-            if name and name != b"." and name != b"..":
-                if b"/" in name:
-                    raise FilesystemError("ext: a directory entry name holds '/'")
+            if name_len > 2 or (name and name != b"." and name != b".."):
                 append((name, inode, file_type))
         pos += rec_len
+    for name, _, _ in out:  # once the block is parsed: one loop, not a test per entry
+        if b"/" in name:
+            raise FilesystemError("ext: a directory entry name holds '/'")
     return out
 
 

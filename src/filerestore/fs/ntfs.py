@@ -200,8 +200,8 @@ class NtfsFilesystem(LibyalFilesystem):
             ]  # fmt: skip
         return [(name, (ref, is_dir)) for name, is_dir, ref in named]
 
-    def _located_is_dir(self, where: tuple[int, bool]) -> bool:
-        return where[1]
+    def _located_dirs(self, named: dict[str, tuple[int, bool]]) -> list[tuple[str, bool]]:
+        return [(name, where[1]) for name, where in named.items()]
 
     def _nodes_at(self, node: LibyalNode, wheres: list[tuple[int, bool]]) -> list[LibyalNode]:
         with self._library_errors("read an MFT entry"):

@@ -32,6 +32,7 @@ from filerestore.fs.libyal import (
     fsdecode,
 )
 from filerestore.fs.limits import XFS_MAX_FILE_SIZE
+from filerestore.fs.named_dirs import by_decoded_name
 
 XFS_MAGIC = b"XFSB"
 INODE_MAGIC = b"IN"
@@ -42,6 +43,8 @@ FORMAT_LOCAL, FORMAT_EXTENTS = 1, 2
 INCOMPAT_FTYPE = 0x1
 VERSION2_FTYPE = 0x200
 VERSION_NLINKBIT = 0x0020  # sb_versionnum: 32-bit link counts, i.e. version 2 inodes
+#: a directory entry as fs/xfs_dir.py reads it: (name bytes, inode, file type)
+DirEntry = tuple[bytes, int, int]
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,9 +219,10 @@ class XfsFilesystem(LibyalFilesystem):
 
     # --- a page of a large directory: names and kinds from its entries' file type ----------
 
-    def _located(self, node: LibyalNode) -> Iterator[tuple[str, tuple[int, int]]] | None:
+    def _located(self, node: LibyalNode) -> list[tuple[str, DirEntry]] | None:
         """From disk (fs/xfs_dir.py); None (the library's listing) without the ftype
-        feature, or for a directory our reader refuses."""
+        feature, or for a directory our reader refuses. Each location is the entry as
+        read: (name bytes, inode, file type)."""
         from filerestore.fs.xfs_dir import read_dir_entries
 
         if not self.superblock.has_ftype:
@@ -229,19 +233,18 @@ class XfsFilesystem(LibyalFilesystem):
             entries = read_dir_entries(self.reader, self.superblock, ino)
         except FilesystemError:
             return None
-        # fsdecode, inline: 100,000 names
-        return (
-            (n.decode("utf-8", "surrogateescape"), (i, t)) for n, i, t in entries if b"/" not in n
-        )
+        if any(b"/" in n for n, _, _ in entries):
+            entries = [e for e in entries if b"/" not in e[0]]
+        return by_decoded_name(entries)
 
-    def _located_is_dir(self, where: tuple[int, int]) -> bool:
+    def _located_dirs(self, named: dict[str, DirEntry]) -> list[tuple[str, bool]]:
         from filerestore.fs.xfs_dir import FT_DIR
 
-        return where[1] == FT_DIR
+        return [(name, entry[2] == FT_DIR) for name, entry in named.items()]
 
-    def _nodes_at(self, node: LibyalNode, wheres: list[tuple[int, int]]) -> list[LibyalNode]:
+    def _nodes_at(self, node: LibyalNode, wheres: list[DirEntry]) -> list[LibyalNode]:
         with self._library_errors("read an inode"):
-            return [self._volume.get_file_entry_by_inode(ino) for ino, _ in wheres]
+            return [self._volume.get_file_entry_by_inode(ino) for _, ino, _ in wheres]
 
 
 def open_fs(reader: Reader) -> XfsFilesystem:

@@ -25,6 +25,7 @@ from filerestore.fs.xfs import (
     FORMAT_EXTENTS,
     FORMAT_LOCAL,
     INODE_MAGIC,
+    DirEntry,
     XfsSuperblock,
     fsblock_to_byte,
     inode_to_byte,
@@ -35,9 +36,9 @@ FORMAT_BTREE = 3
 FT_DIR = 2  # XFS_DIR3_FT_DIR
 BMBT_MAGICS = {b"BMAP": 24, b"BMA3": 72}  # long-format btree block magic: header size
 MAX_BMBT_LEVELS = 12  # the kernel's XFS_BM_MAXLEVELS is 9 for 64-bit extent counts
-_INUMBER = struct.Struct(">Q")
+_ENTRY_HEAD = struct.Struct(">QB")  # inumber, namelen
 
-Entry = tuple[bytes, int, int]
+Entry = DirEntry
 
 
 def parse_shortform(fork: bytes, ftype: bool) -> list[Entry]:
@@ -73,21 +74,22 @@ def parse_data_block(block: bytes, v5: bool, ftype: bool) -> list[Entry]:
         end = end - 8 - count * 8
     out: list[Entry] = []
     append = out.append
-    inumber = _INUMBER.unpack_from
-    extra = 1 + (1 if ftype else 0) + 2 + 7  # namelen, ftype, tag, rounding to 8
-    while pos + 8 <= end:
-        if block[pos] == 0xFF and block[pos + 1] == 0xFF:  # an unused region
+    head = _ENTRY_HEAD.unpack_from
+    extra = 8 + 1 + (1 if ftype else 0) + 2 + 7  # inumber, namelen, ftype, tag, rounding to 8
+    last = end - 8  # the last offset an entry may begin at
+    while pos <= last:
+        if block[pos] == 0xFF == block[pos + 1]:  # an unused region
             (length,) = struct.unpack_from(">H", block, pos + 2)
             if length < 8:
                 raise FilesystemError("xfs: corrupt unused region in a directory block")
             pos += length
             continue
-        (ino,) = inumber(block, pos)
-        namelen = block[pos + 8]
-        name = block[pos + 9 : pos + 9 + namelen]
-        if name != b"." and name != b"..":
-            append((name, ino, block[pos + 9 + namelen] if ftype else 0))
-        pos += (8 + namelen + extra) & ~7
+        ino, namelen = head(block, pos)
+        start = pos + 9
+        name = block[start : start + namelen]
+        if namelen > 2 or (name != b"." and name != b".."):
+            append((name, ino, block[start + namelen] if ftype else 0))
+        pos += (namelen + extra) & ~7
     return out
 
 
