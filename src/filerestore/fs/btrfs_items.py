@@ -7,6 +7,7 @@ items, file extents) and of compressed extent data."""
 from __future__ import annotations
 
 import io
+import operator
 import struct
 import zlib
 from collections.abc import Iterator
@@ -77,7 +78,7 @@ def check_node(node: bytes, address: int, nodesize: int, csum_type: int, fsids: 
     )
     items = list(records)
     keys = [r[:3] for r in items]
-    if len(set(keys)) != len(keys) or keys != sorted(keys):
+    if not all(map(operator.lt, keys, keys[1:])):  # each key below the next, in C
         raise FilesystemError(f"btrfs: tree node at {address:#x} has keys out of order")
     if not level and NODE_HEADER_SIZE + max(r[3] + r[4] for r in items) > nodesize:
         raise FilesystemError(f"btrfs: leaf at {address:#x} has an item past its end")
@@ -132,18 +133,20 @@ def parse_inode_item(data: bytes) -> InodeItem:
     return InodeItem(size, nlink, uid, gid, mode, a, c, m, o)
 
 
-def _leaves(tree: Any, objectid: int, key_type: int) -> Iterator[tuple[bytes, int, int]]:
-    """(leaf bytes, index of its first item at or after key (objectid, key_type, 0), item
-    count) of each leaf from that key on: dissect's cursor positions us and steps between
-    leaves; the items are decoded by the caller with struct, several times faster than a
-    cstruct parse per item."""
+def _leaves(tree: Any, objectid: int, key_type: int) -> Iterator[tuple[bytes, bytes]]:
+    """(leaf bytes, its item headers from the first item at or after key (objectid,
+    key_type, 0)) of each leaf from that key on: dissect's cursor positions us and steps
+    between leaves; the callers decode the headers with one ``iter_unpack`` a leaf and the
+    items with struct, several times faster than a cstruct parse per item."""
     cursor = tree.cursor()
     if not cursor.search(objectid, key_type, 0):
         return
     while True:
         leaf = cursor._node  # the leaf node's bytes (dissect.btrfs 1.10 Cursor internals)
         (nritems,) = struct.unpack_from("<I", leaf, 96)
-        yield leaf, cursor._index, nritems
+        first = cursor._index
+        start = LEAF_HEADER_SIZE + first * LEAF_ITEM_SIZE  # check_node: within the leaf
+        yield leaf, leaf[start : start + max(0, nritems - first) * LEAF_ITEM_SIZE]
         cursor._index = nritems - 1
         try:
             cursor.next()
@@ -159,12 +162,9 @@ def dir_index(tree: Any, inum: int) -> list[tuple[str, tuple[int, int, int]]]:
     a page of it.
     """
     out: list[tuple[str, tuple[int, int, int]]] = []
-    item_at, dir_at = _LEAF_ITEM.unpack_from, _DIR_ITEM.unpack_from
-    for leaf, first, nritems in _leaves(tree, inum, DIR_INDEX_KEY):
-        for i in range(first, nritems):
-            objectid, typ, _, data_off, data_size = item_at(
-                leaf, LEAF_HEADER_SIZE + i * LEAF_ITEM_SIZE
-            )
+    items_of, dir_at = _LEAF_ITEM.iter_unpack, _DIR_ITEM.unpack_from
+    for leaf, headers in _leaves(tree, inum, DIR_INDEX_KEY):
+        for objectid, typ, _, data_off, data_size in items_of(headers):
             if objectid != inum or typ != DIR_INDEX_KEY:
                 if objectid > inum or (objectid == inum and typ > DIR_INDEX_KEY):
                     return out
@@ -188,12 +188,8 @@ def dir_index(tree: Any, inum: int) -> list[tuple[str, tuple[int, int, int]]]:
 
 def scan_items(tree: Any, lo: int, key_type: int, hi: int) -> Iterator[tuple[int, int, bytes]]:
     """(objectid, key offset, data) of ``key_type`` items with lo <= objectid <= hi, in order."""
-    item_at = _LEAF_ITEM.unpack_from
-    for leaf, first, nritems in _leaves(tree, lo, key_type):
-        for i in range(first, nritems):
-            objectid, typ, offset, data_off, data_size = item_at(
-                leaf, LEAF_HEADER_SIZE + i * LEAF_ITEM_SIZE
-            )
+    for leaf, headers in _leaves(tree, lo, key_type):
+        for objectid, typ, offset, data_off, data_size in _LEAF_ITEM.iter_unpack(headers):
             if objectid > hi or (objectid == hi and typ > key_type):
                 return
             if typ == key_type and objectid >= lo:
