@@ -81,6 +81,7 @@ class JobRunner(WorkerThread):
         self.settings = manager.settings
         self.poll = poll if poll is not None else self.settings.restore_job_poll_interval
         self._lock_file: IO[bytes] | None = None
+        self._lock_problem: str | None = None  # the last one logged: said once, not each poll
 
     # --- the thread ------------------------------------------------------------------------
 
@@ -107,7 +108,17 @@ class JobRunner(WorkerThread):
         if self.db.dialect != "sqlite" or self._lock_file is not None:
             return True
         path = self.settings.state_dir.expanduser() / "restore-jobs.lock"
-        handle = path.open("ab")
+        try:
+            handle = path.open("ab")
+        except OSError as exc:  # the state directory removed or unwritable: the operator's
+            said = f"restore job runner: cannot open its lock file {path}: {exc.strerror}"
+            if said != self._lock_problem:
+                log.error("%s; no restore job runs here until it can", said)
+                self._lock_problem = said
+            return False
+        if self._lock_problem is not None:
+            log.warning("restore job runner: its lock file %s can be opened again", path)
+            self._lock_problem = None
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
