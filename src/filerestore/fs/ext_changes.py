@@ -38,6 +38,9 @@ from filerestore.fs.libyal import Extent, fsdecode
 from filerestore.image.allocation import differing_units, overlaps
 
 _REC_LEN = struct.Struct("<H")
+#: bytes of two versions of a directory block compared at a time for where they differ:
+#: about one entry (8 bytes of header and a name, rounded to 4)
+_CHUNK = 32
 
 
 def changed_inodes(
@@ -189,22 +192,43 @@ def _block_changes(
     x: bytes, y: bytes, filetype: bool
 ) -> tuple[set[tuple[bytes, int]], set[tuple[bytes, int]]]:
     """(name, inode) pairs of new block ``x`` and old block ``y`` over the entries that
-    differ. Only entries that overlap the differing bytes are parsed; the span is widened
-    until it ends on an entry boundary in both (a removed entry is still there in the new
-    block's bytes, inside the rec_len of the entry before it)."""
+    differ. Only entries that overlap the differing bytes are parsed, a run of differing
+    chunks at a time; each run is widened until it ends on an entry boundary in both (a
+    removed entry is still there in the new block's bytes, inside the rec_len of the entry
+    before it). From such a boundary the bytes up to the next run are the same in both
+    blocks: so are the entries they hold, and the next run's first entry begins at the same
+    offset in both."""
+    now: set[tuple[bytes, int]] = set()
+    before: set[tuple[bytes, int]] = set()
+    at = 0  # an entry boundary in both blocks, the bytes before it parsed or equal
+    for lo, end in _differing_runs(x, y):
+        if end <= at:  # inside the entries the run before was widened to
+            continue
+        first, _ = _hops(x, at, max(lo, at))
+        px = py = first
+        while True:  # widen to the end of the entries holding ``end - 1`` in both blocks
+            px, ex = _hops(x, px, end - 1)
+            py, ey = _hops(y, py, end - 1)
+            if max(ex, ey) <= end:
+                break
+            end = max(ex, ey)
+        if min(ex, ey) < end:  # a block's entries end before it: nothing is after it
+            end = len(x)
+        now.update((name, ino) for name, ino, _ in parse_dir_block(x, filetype, first, end))
+        before.update((name, ino) for name, ino, _ in parse_dir_block(y, filetype, first, end))
+        at = end
+    return now, before
+
+
+def _differing_runs(x: bytes, y: bytes) -> list[tuple[int, int]]:
+    """[start, end) of each run of :data:`_CHUNK`-byte chunks where the equal-sized ``x``
+    and ``y`` differ, in order, between the first and the last differing byte."""
     start, end = _differing_span(x, y)
-    # the bytes before ``start`` are the same in both: so are the entries they hold
-    first, _ = _hops(x, 0, start)
-    ex = ey = end
-    px, py = first, first
-    while True:  # widen to the end of the entries holding ``end - 1`` in both blocks
-        px, ex = _hops(x, px, end - 1)
-        py, ey = _hops(y, py, end - 1)
-        if max(ex, ey) <= end:
-            break
-        end = max(ex, ey)
-    px = py = first
-    return (
-        {(name, ino) for name, ino, _ in parse_dir_block(x, filetype, px, end)},
-        {(name, ino) for name, ino, _ in parse_dir_block(y, filetype, py, end)},
-    )
+    runs: list[tuple[int, int]] = []
+    for at in range(start - start % _CHUNK, end, _CHUNK):
+        if x[at : at + _CHUNK] != y[at : at + _CHUNK]:
+            lo, hi = max(at, start), min(at + _CHUNK, end)
+            if runs and runs[-1][1] == lo:
+                lo = runs.pop()[0]
+            runs.append((lo, hi))
+    return runs
