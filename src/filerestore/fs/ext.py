@@ -40,11 +40,12 @@ from filerestore.fs.ext_inode import (
     EXTENTS_FL,
     GOOD_OLD_INODE_SIZE,
     INLINE_DATA_FL,
+    MAX_EXTENT_DEPTH,
     Inode,
     block_map_extents,
     fast_symlink_target,
-    inline_extents,
     parse_inode,
+    tree_extents,
 )
 from filerestore.fs.libyal import (
     Extent,
@@ -297,6 +298,27 @@ class ExtFilesystem(LibyalFilesystem):
         with self._library_errors("open an inode"):
             return self._volume.get_file_entry_by_inode(node.number)
 
+    def dir_size(self, node: Inode) -> int:
+        # ext4_isize: i_size_high is a directory's only with largedir (else i_dir_acl)
+        large = self.superblock.feature_incompat & INCOMPAT_LARGEDIR
+        return node.size if large else node.size_lo
+
+    def dir_extents(self, node: Inode, size: int) -> list[Extent] | None:
+        """Directory ``node``'s blocks (``size`` bytes of them): its extent tree read here,
+        else through the library; None for inline data (no blocks)."""
+        if not size:
+            return []
+        bs = self.superblock.block_size
+        # a tree has at most a node per block it maps, and a few above them
+        read = tree_extents(node, bs, self._read_block, 2 * (size // bs) + MAX_EXTENT_DEPTH)
+        return read or self._extents(node, size)
+
+    def _read_block(self, n: int) -> bytes:
+        bs = self.superblock.block_size
+        if n >= self.reader.size // bs:
+            raise FilesystemError(f"ext: block {n} lies past the end of the volume")
+        return self.reader.read_at(n * bs, bs)
+
     def _extents(self, node: Inode, size: int) -> list[Extent] | None:
         if node.flags & INLINE_DATA_FL:
             return None
@@ -306,13 +328,7 @@ class ExtFilesystem(LibyalFilesystem):
         # 5 GiB sparse ext2 file read as zeros): block maps are walked here
         bs = self.superblock.block_size
         volume_blocks = self.reader.size // bs
-
-        def read_block(n: int) -> bytes:
-            if n >= volume_blocks:
-                raise FilesystemError(f"ext: block {n} lies past the end of the volume")
-            return self.reader.read_at(n * bs, bs)
-
-        extents = block_map_extents(read_block, node, bs, volume_blocks)
+        extents = block_map_extents(self._read_block, node, bs, volume_blocks)
         if any(
             e.physical is not None and e.physical + e.length > self.reader.size for e in extents
         ):
@@ -436,18 +452,19 @@ class ExtFilesystem(LibyalFilesystem):
     def _raw_entries(self, node: Inode) -> list[tuple[bytes, int, int]] | None:
         """(name bytes, inode number, file type) of each entry of directory ``node``, from
         its blocks; None for an inline-data directory (the library lists it)."""
-        sb = self.superblock
-        # ext4_isize: i_size_high is a directory's only with largedir (else i_dir_acl)
-        size = node.size if sb.feature_incompat & INCOMPAT_LARGEDIR else node.size_lo
+        size = self.dir_size(node)
         check_directory_size(size, self.reader.size, node.number)
         with self._library_errors("read a directory"):
-            extents = (
-                (inline_extents(node, sb.block_size) or self._extents(node, size)) if size else []
-            )
+            extents = self.dir_extents(node, size)
             if extents is None:
                 return None
             return directory_entries(
-                self.reader, extents, size, sb.block_size, self.has_filetype, node.number
+                self.reader,
+                extents,
+                size,
+                self.superblock.block_size,
+                self.has_filetype,
+                node.number,
             )
 
     # --- a page of a large directory: names and kinds from the entries' file type --------

@@ -30,9 +30,9 @@ from collections.abc import Iterator
 from filerestore.errors import FilesystemError
 from filerestore.fs.base import split_path
 from filerestore.fs.entry import Entry, EntryKind
-from filerestore.fs.ext import INCOMPAT_LARGEDIR, ExtFilesystem
+from filerestore.fs.ext import ExtFilesystem
 from filerestore.fs.ext_dir import parse_dir_block
-from filerestore.fs.ext_inode import Inode, inline_extents
+from filerestore.fs.ext_inode import Inode
 from filerestore.fs.ext_walk import directory, iter_all
 from filerestore.fs.libyal import Extent, fsdecode
 from filerestore.image.allocation import differing_units, overlaps
@@ -107,10 +107,8 @@ def iter_below(fs: ExtFilesystem, path: str) -> Iterator[tuple[Entry, list[Entry
 
 def directory_extents(fs: ExtFilesystem, node: Inode) -> list[Extent] | None:
     """A directory's blocks as extents (None: inline data, which has no blocks)."""
-    sb = fs.superblock
-    size = node.size if sb.feature_incompat & INCOMPAT_LARGEDIR else node.size_lo
     with fs._lock, fs._library_errors("read a directory"):
-        return (inline_extents(node, sb.block_size) or fs._extents(node, size)) if size else []
+        return fs.dir_extents(node, fs.dir_size(node))
 
 
 def changed_entries(

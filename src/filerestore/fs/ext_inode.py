@@ -27,6 +27,9 @@ EXTENT_MAGIC = 0xF30A
 EXT_INIT_MAX_LEN = 32768  # an ee_len above it marks an unwritten extent (ext4_extents.h)
 _EXTENT_HEADER = struct.Struct("<HHHH4x")  # eh_magic, eh_entries, eh_max, eh_depth
 _EXTENT = struct.Struct("<IHHI")  # ee_block, ee_len, ee_start_hi, ee_start_lo
+_EXTENT_INDEX = struct.Struct("<IIH2x")  # ei_block, ei_leaf_lo, ei_leaf_hi, ei_unused
+MAX_EXTENT_DEPTH = 5  # EXT4_MAX_EXTENT_DEPTH (fs/ext4/ext4_extents.h)
+ROOT_EXTENTS = 4  # entries the 60-byte i_block holds after the header
 
 
 class Inode(NamedTuple):
@@ -245,20 +248,46 @@ def block_map_extents(
     return [Extent(lo * block_size, ph * block_size, n * block_size) for lo, ph, n in runs]
 
 
-def inline_extents(inode: Inode, block_size: int) -> list[Extent] | None:
-    """The extents of an extent-mapped inode whose tree is only its root (depth 0, kept in
-    i_block), all written; None for anything else (a deeper tree, unwritten extents, a
-    block map), which the caller reads the long way."""
+def tree_extents(
+    inode: Inode,
+    block_size: int,
+    read_block: Callable[[int], bytes] | None = None,
+    max_nodes: int = 0,
+) -> list[Extent] | None:
+    """The extents of an extent-mapped inode, all written, from its extent tree (ext4
+    docs, 4.2.2): the root in i_block and, with ``read_block`` (a block's bytes by number),
+    at most ``max_nodes`` tree blocks below it. None for anything else (inline data, a block
+    map, an unwritten extent, a tree that is not one: wrong magic, depth or counts, extents
+    out of order, more blocks than allowed), which the caller reads the long way."""
     if not inode.flags & EXTENTS_FL or inode.flags & INLINE_DATA_FL:
         return None
-    magic, count, limit, depth = _EXTENT_HEADER.unpack_from(inode.i_block, 0)
-    if magic != EXTENT_MAGIC or depth != 0 or count > limit or count > 4:
-        return None
-    out = []
-    for i in range(count):
-        logical, length, hi, lo = _EXTENT.unpack_from(inode.i_block, 12 + 12 * i)
-        if length > EXT_INIT_MAX_LEN or length == 0:
-            return None
-        physical = hi << 32 | lo
-        out.append(Extent(logical * block_size, physical * block_size, length * block_size))
-    return out
+    out: list[Extent] = []
+    budget = max_nodes
+
+    def walk(node: bytes, depth: int | None, most: int) -> bool:
+        nonlocal budget
+        magic, count, limit, level = _EXTENT_HEADER.unpack_from(node, 0)
+        if magic != EXTENT_MAGIC or count > limit or limit > most or level > MAX_EXTENT_DEPTH:
+            return False
+        if depth is not None and level != depth:
+            return False
+        for i in range(count):
+            if level:
+                _, lo, hi = _EXTENT_INDEX.unpack_from(node, 12 + 12 * i)
+                budget -= 1
+                if read_block is None or budget < 0:
+                    return False
+                child = read_block(hi << 32 | lo)
+                if len(child) != block_size or not walk(child, level - 1, (block_size - 12) // 12):
+                    return False
+                continue
+            logical, length, hi, lo = _EXTENT.unpack_from(node, 12 + 12 * i)
+            if length > EXT_INIT_MAX_LEN or length == 0:
+                return False
+            if out and logical * block_size < out[-1].logical + out[-1].length:
+                return False  # out of order, or overlapping the extent before
+            physical = hi << 32 | lo
+            out.append(Extent(logical * block_size, physical * block_size, length * block_size))
+        return True
+
+    return out if walk(inode.i_block, None, ROOT_EXTENTS) else None
