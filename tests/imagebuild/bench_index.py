@@ -157,21 +157,28 @@ def count_files(kind: str, image: Path) -> int:
     if kind == "fat32":
         out = run("mdir", "-/", "-b", "-i", image, "::/")
         return sum(1 for line in out.splitlines() if line.endswith(".txt"))
-    mnt = image.with_suffix(".check")
-    if kind in ("ext4", "xfs", "btrfs"):
-        ctx = mounted(["mount", "-o", "ro,loop", image], mnt, fuse=False)
-    elif kind == "ntfs":
-        ctx = mounted(["ntfs-3g", "-o", "ro", image], mnt, fuse=True)
-    else:
-        ctx = _exfat_ro(image, mnt)
-    with ctx as m:
+    with mount_ro(kind, image) as m:
         return sum(len(names) for _, _, names in os.walk(m))
 
 
 @contextlib.contextmanager
-def _exfat_ro(image: Path, mnt: Path) -> Iterator[Path]:
-    with loop_device(image) as dev, mounted(["mount.exfat-fuse", "-o", "ro", dev], mnt, True) as m:
-        yield m
+def mount_ro(kind: str, image: Path) -> Iterator[Path]:
+    """The filesystem image ``image`` mounted read-only by the kernel, ntfs-3g or exfat-fuse."""
+    mnt = image.with_suffix(".check")
+    if kind in ("ext4", "xfs", "btrfs"):
+        with mounted(["mount", "-o", "ro,loop", image], mnt, fuse=False) as m:
+            yield m
+    elif kind == "ntfs":
+        with mounted(["ntfs-3g", "-o", "ro", image], mnt, fuse=True) as m:
+            yield m
+    elif kind == "exfat":
+        with (
+            loop_device(image) as dev,
+            mounted(["mount.exfat-fuse", "-o", "ro", dev], mnt, True) as m,
+        ):
+            yield m
+    else:
+        raise ValueError(kind)
 
 
 def change_fs(kind: str, image: Path, plan: dict[str, list[str]], short: bool) -> None:
