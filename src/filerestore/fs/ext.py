@@ -56,7 +56,7 @@ from filerestore.fs.libyal import (
     fsdecode,
 )
 from filerestore.fs.limits import ext4_extent_max_size, ext_block_map_max_size
-from filerestore.fs.named_dirs import by_decoded_name
+from filerestore.fs.named_dirs import signed_dirs, signed_locations
 
 SUPERBLOCK_OFFSET = 1024
 EXT_MAGIC = 0xEF53
@@ -471,18 +471,18 @@ class ExtFilesystem(LibyalFilesystem):
     # (ext4 Data Structures, 4.1.1: ext4_dir_entry_2.file_type, the kernel's d_type; on in every
     # ext4 and in ext2/3 made by mke2fs for decades; an entry of type 0 sorts as a file)
 
-    def _located(self, node: Inode) -> list[tuple[str, tuple[bytes, int, int]]] | None:
-        """Each location is the entry as read: (name bytes, inode number, file type)."""
+    def _located(self, node: Inode) -> list[tuple[str, int]] | None:
+        """Locations: inode numbers, negated for directories (named_dirs.signed_locations)."""
         raw = self._raw_entries(node) if self.has_filetype else None
         if raw is None:  # no file types, or inline data: the usual listing
             return None
-        return by_decoded_name(raw)
+        return signed_locations(raw, FT_DIR)
 
-    def _located_dirs(self, named: dict[str, tuple[bytes, int, int]]) -> list[tuple[str, bool]]:
-        return [(name, entry[2] == FT_DIR) for name, entry in named.items()]
+    def _located_dirs(self, named: dict[str, int]) -> list[tuple[str, bool]]:
+        return signed_dirs(named)
 
-    def _nodes_at(self, node: Inode, wheres: list[tuple[bytes, int, int]]) -> list[Inode]:
-        return self._read_inodes([ino for _, ino, _ in wheres])
+    def _nodes_at(self, node: Inode, wheres: list[int]) -> list[Inode]:
+        return self._read_inodes([abs(ino) for ino in wheres])
 
 
 def open_fs(reader: Reader) -> ExtFilesystem:

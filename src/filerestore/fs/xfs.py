@@ -32,7 +32,7 @@ from filerestore.fs.libyal import (
     fsdecode,
 )
 from filerestore.fs.limits import XFS_MAX_FILE_SIZE
-from filerestore.fs.named_dirs import by_decoded_name
+from filerestore.fs.named_dirs import signed_dirs, signed_locations
 
 XFS_MAGIC = b"XFSB"
 INODE_MAGIC = b"IN"
@@ -43,8 +43,6 @@ FORMAT_LOCAL, FORMAT_EXTENTS = 1, 2
 INCOMPAT_FTYPE = 0x1
 VERSION2_FTYPE = 0x200
 VERSION_NLINKBIT = 0x0020  # sb_versionnum: 32-bit link counts, i.e. version 2 inodes
-#: a directory entry as fs/xfs_dir.py reads it: (name bytes, inode, file type)
-DirEntry = tuple[bytes, int, int]
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,11 +217,11 @@ class XfsFilesystem(LibyalFilesystem):
 
     # --- a page of a large directory: names and kinds from its entries' file type ----------
 
-    def _located(self, node: LibyalNode) -> list[tuple[str, DirEntry]] | None:
+    def _located(self, node: LibyalNode) -> list[tuple[str, int]] | None:
         """From disk (fs/xfs_dir.py); None (the library's listing) without the ftype
-        feature, or for a directory our reader refuses. Each location is the entry as
-        read: (name bytes, inode, file type)."""
-        from filerestore.fs.xfs_dir import read_dir_entries
+        feature, or for a directory our reader refuses. Locations: inode numbers, negated
+        for directories (named_dirs.signed_locations)."""
+        from filerestore.fs.xfs_dir import FT_DIR, read_dir_entries
 
         if not self.superblock.has_ftype:
             return None
@@ -235,16 +233,14 @@ class XfsFilesystem(LibyalFilesystem):
             return None
         if any(b"/" in n for n, _, _ in entries):
             entries = [e for e in entries if b"/" not in e[0]]
-        return by_decoded_name(entries)
+        return signed_locations(entries, FT_DIR)
 
-    def _located_dirs(self, named: dict[str, DirEntry]) -> list[tuple[str, bool]]:
-        from filerestore.fs.xfs_dir import FT_DIR
+    def _located_dirs(self, named: dict[str, int]) -> list[tuple[str, bool]]:
+        return signed_dirs(named)
 
-        return [(name, entry[2] == FT_DIR) for name, entry in named.items()]
-
-    def _nodes_at(self, node: LibyalNode, wheres: list[DirEntry]) -> list[LibyalNode]:
+    def _nodes_at(self, node: LibyalNode, wheres: list[int]) -> list[LibyalNode]:
         with self._library_errors("read an inode"):
-            return [self._volume.get_file_entry_by_inode(ino) for _, ino, _ in wheres]
+            return [self._volume.get_file_entry_by_inode(abs(ino)) for ino in wheres]
 
 
 def open_fs(reader: Reader) -> XfsFilesystem:

@@ -25,7 +25,6 @@ from filerestore.fs.xfs import (
     FORMAT_EXTENTS,
     FORMAT_LOCAL,
     INODE_MAGIC,
-    DirEntry,
     XfsSuperblock,
     fsblock_to_byte,
     inode_to_byte,
@@ -38,7 +37,7 @@ BMBT_MAGICS = {b"BMAP": 24, b"BMA3": 72}  # long-format btree block magic: heade
 MAX_BMBT_LEVELS = 12  # the kernel's XFS_BM_MAXLEVELS is 9 for 64-bit extent counts
 _ENTRY_HEAD = struct.Struct(">QB")  # inumber, namelen
 
-Entry = DirEntry
+Entry = tuple[bytes, int, int]
 
 
 def parse_shortform(fork: bytes, ftype: bool) -> list[Entry]:
