@@ -101,19 +101,30 @@ def apply_change(root: Path, plan: dict[str, list[str]], short: bool) -> None:
 
 
 @contextlib.contextmanager
-def mount_rw(kind: str, image: Path) -> Iterator[Path]:
-    mnt = image.with_suffix(".mnt")
+def mount(kind: str, image: Path, writable: bool) -> Iterator[Path]:
+    """The filesystem image ``image`` mounted by the kernel, ntfs-3g or exfat-fuse."""
+    mnt = image.with_suffix(".mnt" if writable else ".check")
+    opts = {
+        "ext4": "loop,noatime" if writable else "ro,loop",
+        "ntfs": "big_writes,noatime" if writable else "ro",
+        "exfat": "rw" if writable else "ro",
+    }
     if kind in ("ext4", "xfs", "btrfs"):
-        with mounted(["mount", "-o", "loop,noatime", image], mnt, fuse=False) as m:
+        with mounted(["mount", "-o", opts["ext4"], image], mnt, fuse=False) as m:
             yield m
     elif kind == "ntfs":
-        with mounted(["ntfs-3g", "-o", "big_writes,noatime", image], mnt, fuse=True) as m:
+        with mounted(["ntfs-3g", "-o", opts["ntfs"], image], mnt, fuse=True) as m:
             yield m
     elif kind == "exfat":
-        with loop_device(image) as dev, mounted(["mount.exfat-fuse", dev], mnt, fuse=True) as m:
+        argv = ["mount.exfat-fuse", "-o", opts["exfat"]]
+        with loop_device(image) as dev, mounted([*argv, dev], mnt, fuse=True) as m:
             yield m
     else:
         raise ValueError(kind)
+
+
+def mount_rw(kind: str, image: Path) -> contextlib.AbstractContextManager[Path]:
+    return mount(kind, image, writable=True)
 
 
 # --- filesystems ---------------------------------------------------------------------------
@@ -157,28 +168,8 @@ def count_files(kind: str, image: Path) -> int:
     if kind == "fat32":
         out = run("mdir", "-/", "-b", "-i", image, "::/")
         return sum(1 for line in out.splitlines() if line.endswith(".txt"))
-    with mount_ro(kind, image) as m:
+    with mount(kind, image, writable=False) as m:
         return sum(len(names) for _, _, names in os.walk(m))
-
-
-@contextlib.contextmanager
-def mount_ro(kind: str, image: Path) -> Iterator[Path]:
-    """The filesystem image ``image`` mounted read-only by the kernel, ntfs-3g or exfat-fuse."""
-    mnt = image.with_suffix(".check")
-    if kind in ("ext4", "xfs", "btrfs"):
-        with mounted(["mount", "-o", "ro,loop", image], mnt, fuse=False) as m:
-            yield m
-    elif kind == "ntfs":
-        with mounted(["ntfs-3g", "-o", "ro", image], mnt, fuse=True) as m:
-            yield m
-    elif kind == "exfat":
-        with (
-            loop_device(image) as dev,
-            mounted(["mount.exfat-fuse", "-o", "ro", dev], mnt, True) as m,
-        ):
-            yield m
-    else:
-        raise ValueError(kind)
 
 
 def change_fs(kind: str, image: Path, plan: dict[str, list[str]], short: bool) -> None:
