@@ -31,7 +31,7 @@ import re
 import threading
 from abc import ABC, abstractmethod
 from collections import OrderedDict, deque
-from collections.abc import Container, Hashable, Iterable, Iterator
+from collections.abc import Container, Hashable, Iterator
 from typing import Any, Generic, TypeVar
 
 from filerestore.errors import (
@@ -183,7 +183,7 @@ class Filesystem(ABC, Generic[N]):
         formats that have none or backends whose library does not give them."""
         return {}
 
-    def _located(self, node: N) -> Iterable[tuple[str, Any]] | None:
+    def _located(self, node: N) -> list[tuple[str, Any]] | None:
         """(name, location) of each entry of directory ``node``, in its order, read from the
         directory alone, the location telling the entry's kind (:meth:`_located_dirs`) and
         leading to its node (:meth:`_nodes_at`): what a page of a large directory needs

@@ -264,7 +264,7 @@ class BtrfsFilesystem(Filesystem[BtrfsNode]):
     def _children(self, node: BtrfsNode) -> Iterator[tuple[str, BtrfsNode]]:
         with self._errors("read a directory"):
             out = [
-                (name, self._child_node(node, *at))
+                (name, self._child_node(node, at[0], at[1]))
                 for name, at in dir_index(node.subvolume.tree, node.inum)
             ]
             self._prefetch_inodes(
@@ -272,9 +272,7 @@ class BtrfsFilesystem(Filesystem[BtrfsNode]):
             )
         return iter(out)
 
-    def _child_node(
-        self, node: BtrfsNode, objectid: int, key_type: int, _file_type: int
-    ) -> BtrfsNode:
+    def _child_node(self, node: BtrfsNode, objectid: int, key_type: int) -> BtrfsNode:
         if key_type == ROOT_ITEM_KEY:  # another subvolume, linked here
             return _node(self._fs.open_subvolume(objectid).root)
         return BtrfsNode(node.subvolume, objectid)
@@ -293,7 +291,7 @@ class BtrfsFilesystem(Filesystem[BtrfsNode]):
 
     def _nodes_at(self, node: BtrfsNode, wheres: list[tuple[int, int, int]]) -> list[BtrfsNode]:
         with self._errors("read a directory"):
-            return [self._child_node(node, *at) for at in wheres]
+            return [self._child_node(node, at[0], at[1]) for at in wheres]
 
     def _prefetch_inodes(self, subvol: Any, nodes: list[BtrfsNode]) -> None:
         """Read the inode items of a directory's children a run of neighbouring inode

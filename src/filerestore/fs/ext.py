@@ -308,10 +308,13 @@ class ExtFilesystem(LibyalFilesystem):
         else through the library; None for inline data (no blocks)."""
         if not size:
             return []
+        return self.tree_extents(node, size) or self._extents(node, size)
+
+    def tree_extents(self, node: Inode, size: int) -> list[Extent] | None:
+        """Directory ``node``'s extents from its extent tree read here (ext_inode), or None."""
         bs = self.superblock.block_size
         # a tree has at most a node per block it maps, and a few above them
-        read = tree_extents(node, bs, self._read_block, 2 * (size // bs) + MAX_EXTENT_DEPTH)
-        return read or self._extents(node, size)
+        return tree_extents(node, bs, self._read_block, 2 * (size // bs) + MAX_EXTENT_DEPTH)
 
     def _read_block(self, n: int) -> bytes:
         bs = self.superblock.block_size

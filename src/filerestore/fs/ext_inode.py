@@ -251,8 +251,8 @@ def block_map_extents(
 def tree_extents(
     inode: Inode,
     block_size: int,
-    read_block: Callable[[int], bytes] | None = None,
-    max_nodes: int = 0,
+    read_block: Callable[[int], bytes],
+    max_nodes: int,
 ) -> list[Extent] | None:
     """The extents of an extent-mapped inode, all written, from its extent tree (ext4
     docs, 4.2.2): the root in i_block and, with ``read_block`` (a block's bytes by number),
@@ -275,7 +275,7 @@ def tree_extents(
             if level:
                 _, lo, hi = _EXTENT_INDEX.unpack_from(node, 12 + 12 * i)
                 budget -= 1
-                if read_block is None or budget < 0:
+                if budget < 0:
                     return False
                 child = read_block(hi << 32 | lo)
                 if len(child) != block_size or not walk(child, level - 1, (block_size - 12) // 12):

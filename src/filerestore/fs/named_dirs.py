@@ -13,7 +13,7 @@ names.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable, Hashable, Iterable
+from collections.abc import Callable, Hashable
 from typing import Generic, TypeVar
 
 from filerestore.fs.base import duplicate_name
@@ -31,7 +31,7 @@ class NamedDirs(Generic[T]):
         self._dirs: OrderedDict[Hashable, dict[str, T]] = OrderedDict()
 
     def get(
-        self, key: Hashable, listing: Callable[[], Iterable[tuple[str, T]] | None]
+        self, key: Hashable, listing: Callable[[], list[tuple[str, T]] | None]
     ) -> dict[str, T] | None:
         """Directory ``key``'s entries by name, from ``listing()`` (its entries in order)
         the first time; None when ``listing`` returns None (not known this way)."""
@@ -39,10 +39,9 @@ class NamedDirs(Generic[T]):
         if found is not None:
             self._dirs.move_to_end(key)
             return found
-        listed = listing()
-        if listed is None:
+        pairs = listing()
+        if pairs is None:
             return None
-        pairs = listed if isinstance(listed, list) else list(listed)
         out = dict(pairs)
         if len(out) != len(pairs):  # a name twice (corrupt): renamed as _children_of does
             out = {}
