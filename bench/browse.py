@@ -41,7 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from filerestore.blockio import CachedReader, FileReader
 from filerestore.fs import open_filesystem
 from filerestore.restore.browse import list_page
-from tests.imagebuild.bench_index import make_fs, mount_rw, part_mib
+from tests.imagebuild.bench_index import make_fs, mount, part_mib
 from tests.imagebuild.bench_tools import build_once, mounted, run
 
 VERSION = 1
@@ -73,7 +73,7 @@ def build(kind: str, entries: int) -> Path:
                 fh.truncate(part_mib(kind, entries) << 20)
             inodes = str(entries + 10_000)
             run("mke2fs", "-q", "-F", "-t", "ext4", "-N", inodes, "-L", "bench", image)
-            with mount_rw(kind, image) as mnt:
+            with mount(kind, image, writable=True) as mnt:
                 run("cp", "-r", big, mnt)
                 os.sync()
         else:

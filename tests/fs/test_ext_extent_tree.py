@@ -6,6 +6,7 @@ through the library, which refuses it by name."""
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import struct
 from collections.abc import Iterator
@@ -17,7 +18,6 @@ from filerestore.blockio import CachedReader, FileReader
 from filerestore.errors import FilesystemError
 from filerestore.fs import open_filesystem
 from filerestore.fs.ext import ExtFilesystem
-from filerestore.fs.ext_inode import tree_extents
 from tests.imagebuild.ext_extent_dirs import DIRS, entry_name, extent_tree, image
 
 
@@ -26,6 +26,7 @@ def img() -> Path:
     return image()
 
 
+@contextlib.contextmanager
 def _open(path: Path) -> Iterator[ExtFilesystem]:
     with FileReader(path) as reader:
         fs = open_filesystem(CachedReader(reader))
@@ -40,12 +41,11 @@ def _open(path: Path) -> Iterator[ExtFilesystem]:
 def test_a_directory_s_extents_are_debugfs_s(img: Path, name: str) -> None:
     depth, leaves = extent_tree(img, f"/{name}")
     assert depth == DIRS[name][1]
-    for fs in _open(img):
+    with _open(img) as fs:
         node = fs._resolve(f"/{name}", follow_final=True)[1]
         bs = fs.superblock.block_size
         size = fs.dir_size(node)
-        # read here, not by the library (which dir_extents falls back to)
-        ours = tree_extents(node, bs, fs._read_block, 2 * (size // bs) + 5)
+        ours = fs.tree_extents(node, size)  # read here, not by the library
         assert ours is not None
         blocks = [(e.logical // bs, (e.physical or 0) // bs, e.length // bs) for e in ours]
         assert all(e.physical is not None for e in ours)
@@ -55,7 +55,7 @@ def test_a_directory_s_extents_are_debugfs_s(img: Path, name: str) -> None:
         assert listed == sorted(entry_name(i) for i in range(DIRS[name][0]))
 
 
-def _index_block(img: Path, fs: ExtFilesystem) -> tuple[int, int]:
+def _index_block(fs: ExtFilesystem) -> tuple[int, int]:
     """(byte offset, block number) of the first index node below /deep's root: its root
     (in the inode) points to it."""
     node = fs._resolve("/deep", follow_final=True)[1]
@@ -67,8 +67,8 @@ def _index_block(img: Path, fs: ExtFilesystem) -> tuple[int, int]:
 def _corrupt(img: Path, tmp_path: Path, edit: str) -> Path:
     bad = tmp_path / "bad.img"
     shutil.copyfile(img, bad)
-    for fs in _open(img):
-        offset, block = _index_block(img, fs)
+    with _open(img) as fs:
+        offset, block = _index_block(fs)
     with bad.open("r+b") as f:
         f.seek(offset)
         node = bytearray(f.read(1024))
@@ -86,10 +86,9 @@ def _corrupt(img: Path, tmp_path: Path, edit: str) -> Path:
 @pytest.mark.parametrize("edit", ["loop", "leaf-twice"])
 def test_a_tree_that_is_not_one_is_not_read_as_one(img: Path, tmp_path: Path, edit: str) -> None:
     bad = _corrupt(img, tmp_path, edit)
-    for fs in _open(bad):
+    with _open(bad) as fs:
         node = fs._resolve("/deep", follow_final=True)[1]
-        bs = fs.superblock.block_size
-        assert tree_extents(node, bs, fs._read_block, 2 * (fs.dir_size(node) // bs) + 5) is None
+        assert fs.tree_extents(node, fs.dir_size(node)) is None
         # the library's reading of it is refused too (it cannot open the inode; or the
         # blocks it maps leave a hole in the directory): by name, not a traceback or a hang
         with pytest.raises(FilesystemError):

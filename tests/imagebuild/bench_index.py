@@ -105,12 +105,12 @@ def mount(kind: str, image: Path, writable: bool) -> Iterator[Path]:
     """The filesystem image ``image`` mounted by the kernel, ntfs-3g or exfat-fuse."""
     mnt = image.with_suffix(".mnt" if writable else ".check")
     opts = {
-        "ext4": "loop,noatime" if writable else "ro,loop",
+        "kernel": "loop,noatime" if writable else "ro,loop",
         "ntfs": "big_writes,noatime" if writable else "ro",
         "exfat": "rw" if writable else "ro",
     }
     if kind in ("ext4", "xfs", "btrfs"):
-        with mounted(["mount", "-o", opts["ext4"], image], mnt, fuse=False) as m:
+        with mounted(["mount", "-o", opts["kernel"], image], mnt, fuse=False) as m:
             yield m
     elif kind == "ntfs":
         with mounted(["ntfs-3g", "-o", opts["ntfs"], image], mnt, fuse=True) as m:
@@ -121,10 +121,6 @@ def mount(kind: str, image: Path, writable: bool) -> Iterator[Path]:
             yield m
     else:
         raise ValueError(kind)
-
-
-def mount_rw(kind: str, image: Path) -> contextlib.AbstractContextManager[Path]:
-    return mount(kind, image, writable=True)
 
 
 # --- filesystems ---------------------------------------------------------------------------
@@ -157,7 +153,7 @@ def make_fs(kind: str, image: Path, src: Path, files: int) -> None:
         run("mkntfs", "-q", "-F", "-f", "-L", "bench", image)
     elif kind == "exfat":
         run("mkfs.exfat", "-L", "bench", image)
-    with mount_rw(kind, image) as mnt:
+    with mount(kind, image, writable=True) as mnt:
         for top in sorted(src.iterdir()):
             run("cp", "-r", top, mnt)
         os.sync()
@@ -174,7 +170,7 @@ def count_files(kind: str, image: Path) -> int:
 
 def change_fs(kind: str, image: Path, plan: dict[str, list[str]], short: bool) -> None:
     if kind != "fat32":
-        with mount_rw(kind, image) as mnt:
+        with mount(kind, image, writable=True) as mnt:
             apply_change(mnt, plan, short)
         return
     with tempfile.TemporaryDirectory() as tmp:
