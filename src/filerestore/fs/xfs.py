@@ -41,6 +41,7 @@ DATA_MAGICS_V4 = (b"XD2B", b"XD2D")  # block form, data block (16-byte header)
 DATA_MAGICS_V5 = (b"XDB3", b"XDD3")  # with CRC, owner, LSN (64-byte header)
 FORMAT_LOCAL, FORMAT_EXTENTS = 1, 2
 INCOMPAT_FTYPE = 0x1
+INCOMPAT_SPINODES = 0x2  # sparse inode chunks: inode B+tree records carry a hole mask
 VERSION2_FTYPE = 0x200
 VERSION_NLINKBIT = 0x0020  # sb_versionnum: 32-bit link counts, i.e. version 2 inodes
 
@@ -56,6 +57,9 @@ class XfsSuperblock:
     dir_blk_log: int
     has_ftype: bool
     nlink: bool = True
+    ag_count: int = 1
+    sect_size: int = 512
+    sparse_inodes: bool = False
 
     @property
     def inode_version(self) -> int:
@@ -73,16 +77,15 @@ def parse_superblock(data: bytes) -> XfsSuperblock:
     (block_size,) = struct.unpack_from(">I", data, 4)
     (ag_blocks,) = struct.unpack_from(">I", data, 84)
     (versionnum,) = struct.unpack_from(">H", data, 100)
+    (ag_count,) = struct.unpack_from(">I", data, 88)
+    (sect_size,) = struct.unpack_from(">H", data, 102)
     (inode_size,) = struct.unpack_from(">H", data, 104)
     inop_blog, ag_blk_log = data[123], data[124]
     dir_blk_log = data[192]
     (features2,) = struct.unpack_from(">I", data, 200)
     version = versionnum & 0xF
-    if version == 5:
-        (incompat,) = struct.unpack_from(">I", data, 216)
-        ftype = bool(incompat & INCOMPAT_FTYPE)
-    else:
-        ftype = bool(features2 & VERSION2_FTYPE)
+    incompat = struct.unpack_from(">I", data, 216)[0] if version == 5 else 0
+    ftype = bool(incompat & INCOMPAT_FTYPE if version == 5 else features2 & VERSION2_FTYPE)
     return XfsSuperblock(
         block_size,
         ag_blocks,
@@ -93,6 +96,9 @@ def parse_superblock(data: bytes) -> XfsSuperblock:
         dir_blk_log,
         ftype,
         bool(versionnum & VERSION_NLINKBIT),
+        ag_count,
+        sect_size,
+        bool(incompat & INCOMPAT_SPINODES),
     )
 
 

@@ -1,25 +1,27 @@
 """The changed-block incremental: only what the overlay's clusters can have changed is read.
 
-For an incremental on an ext or NTFS filesystem in a partition (a contiguous volume), whose
+For an incremental on an ext, XFS or NTFS filesystem in a partition (a contiguous volume), whose
 backing file is the previous backup of its line:
 
 1. the guest ranges the overlay holds itself (image.allocation) give the volume ranges that
    may differ from the previous backup, whose disk is the overlay's backing layer;
-2. the inode-table bytes (ext) or MFT records (NTFS) in those ranges, compared with the
-   previous backup's, give the changed inodes (fs/ext_changes.py, fs/ntfs_changes.py; an
-   NTFS file's inode number is its MFT record's index);
-3. the directories whose entries changed are compared with their live entries: on ext, each
-   changed inode that is a live directory (the kernel sets a directory's mtime with every
-   entry it adds or removes), from its directory blocks that changed when they can be
-   compared, else listed whole; on NTFS, every directory named by a link that a changed
-   record gained or lost (fs/ntfs_changes.record_links), without listing any. A directory
+2. the inode-table bytes (ext), inode chunks (XFS, found by its inode B+trees) or MFT
+   records (NTFS) in those ranges, compared with the previous backup's, give the changed
+   inodes (fs/ext_changes.py, fs/xfs_changes.py, fs/ntfs_changes.py; an NTFS file's inode
+   number is its MFT record's index);
+3. the directories whose entries changed are compared with their live entries: on ext and
+   XFS, each changed inode that is a live directory (the kernel sets a directory's mtime with
+   every entry it adds or removes), on ext from its directory blocks that changed when they
+   can be compared, on XFS from its entries read in both states, else listed whole; on
+   NTFS, every directory named by a link that a changed record gained or lost
+   (fs/ntfs_changes.record_links), without listing any. A directory
    that appears in one (new, moved in, renamed) is walked whole; one that disappears has
    everything below it ended;
 4. every other live path of a changed inode (a file written, a chmod, a hard link's count)
    whose directory was not listed again gets a new version if its metadata changed.
 
 Anything else (another filesystem, a logical volume, a chain whose backing file is not the
-previous backup, a resized filesystem, a moved MFT) returns False and the pass walks the
+previous backup, a resized or grown filesystem, a moved MFT) returns False and the pass walks the
 whole tree.
 """
 
@@ -35,6 +37,7 @@ from filerestore.fs import Filesystem, open_filesystem
 from filerestore.fs.entry import Entry, EntryKind
 from filerestore.fs.ext import ExtFilesystem
 from filerestore.fs.ntfs import ROOT_MFT_INDEX, NtfsFilesystem
+from filerestore.fs.xfs import XfsFilesystem
 from filerestore.image import DiskImage
 from filerestore.image.allocation import changed_since
 from filerestore.index.paths import DirPaths
@@ -58,7 +61,7 @@ def changed_blocks_pass(
 ) -> bool:
     """Write the volume's changes from its changed blocks; False when this method does not
     apply (see the module docstring) and nothing was written."""
-    if not isinstance(fs, ExtFilesystem | NtfsFilesystem) or volume.offset is None:
+    if not isinstance(fs, ExtFilesystem | NtfsFilesystem | XfsFilesystem) or volume.offset is None:
         return False
     guest = changed_since(disk, 1)
     if guest is None or len(disk.layers) < 2:
@@ -74,6 +77,11 @@ def changed_blocks_pass(
         if isinstance(fs, ExtFilesystem) and isinstance(old_fs, ExtFilesystem):
             ext = reread = _ExtReread(fs, old_fs, ranges)
             inodes = ext.changed()
+        elif isinstance(fs, XfsFilesystem) and isinstance(old_fs, XfsFilesystem):
+            from filerestore.fs.xfs_changes import changed_inodes
+
+            inodes = changed_inodes(fs, old_fs, ranges)
+            reread = _XfsReread(fs, old_fs)
         else:
             from filerestore.fs.ntfs_changes import changed_records
 
@@ -177,13 +185,7 @@ class _NtfsReread:
         return self.fs.stat("/")
 
     def below(self, path: str) -> Iterator[tuple[Entry, list[Entry]]]:
-        top = self.fs.stat(path)
-        pending = deque([top] if top.kind is EntryKind.DIR else [])
-        while pending:
-            dentry = pending.popleft()
-            entries = list(self.fs.list_dir(dentry.path))
-            yield dentry, entries
-            pending.extend(e for e in entries if e.kind is EntryKind.DIR)
+        return _listed_below(self.fs, path)
 
     def compare(
         self, store: IndexStore, vw: VolumeWriter, live: list[tuple[Any, ...]], inodes: list[int]
@@ -223,6 +225,63 @@ class _NtfsReread:
     def still_at(self, path: str, number: int) -> bool:
         # a directory has one link: it left its path if and only if its record lost that link
         return number not in self._moved
+
+
+class _XfsReread:
+    def __init__(self, fs: XfsFilesystem, old: XfsFilesystem) -> None:
+        self.fs, self.old = fs, old
+        self.root = int(fs._root_node.get_inode_number())
+
+    def entries(self, wanted: list[tuple[int, str, str]]) -> list[Entry | None]:
+        out: list[Entry | None] = []
+        fs = self.fs
+        with fs._lock, fs._library_errors("read an inode"):
+            for number, name, path in wanted:
+                node = fs._volume.get_file_entry_by_inode(number)
+                # a freed inode keeps no mode: it lost every name
+                out.append(fs._entry(name, path, node) if node.get_file_mode() else None)
+        return out
+
+    def root_entry(self) -> Entry:
+        return self.fs.stat("/")
+
+    def below(self, path: str) -> Iterator[tuple[Entry, list[Entry]]]:
+        return _listed_below(self.fs, path)
+
+    def compare(
+        self, store: IndexStore, vw: VolumeWriter, live: list[tuple[Any, ...]], inodes: list[int]
+    ) -> dict[int, int]:
+        # as on ext: a directory whose entries changed is a changed inode (its mtime)
+        relist: dict[int, int] = {row[3]: row[13] for row in live if row[3] is not None}
+        if self.root in set(inodes):
+            relist[ROOT_DIR_NO] = self.root
+        return relist
+
+    def delta(self, dir_no: int, number: int, path: str) -> Delta | list[Entry] | None:
+        from filerestore.fs.xfs_changes import changed_entries, is_directory
+
+        delta = changed_entries(self.fs, self.old, number)
+        if delta is not None:
+            return delta
+        return list(self.fs.list_dir(path)) if is_directory(self.fs, number) else None
+
+    def still_at(self, path: str, number: int) -> bool:
+        try:
+            return self.fs.stat(path).inode == number
+        except FileRestoreError:
+            return False
+
+
+def _listed_below(fs: Filesystem[Any], path: str) -> Iterator[tuple[Entry, list[Entry]]]:
+    """The subtree of directory ``path`` (its own entry first), listed directory by
+    directory."""
+    top = fs.stat(path)
+    pending = deque([top] if top.kind is EntryKind.DIR else [])
+    while pending:
+        dentry = pending.popleft()
+        entries = list(fs.list_dir(dentry.path))
+        yield dentry, entries
+        pending.extend(e for e in entries if e.kind is EntryKind.DIR)
 
 
 def _dir_inodes(store: IndexStore, volume_id: int, dir_nos: list[int]) -> dict[int, int]:
