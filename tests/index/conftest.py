@@ -49,6 +49,8 @@ def make_repository(kind: str, root: Path) -> Path:
     chain = index_chain(kind)
     root.mkdir(parents=True, exist_ok=True)
     for name in NAMES:
+        # a link made before is replaced, not copied onto: that would empty the cached file
+        (root / f"{name}.qcow2").unlink(missing_ok=True)
         try:
             os.link(chain / f"{name}.qcow2", root / f"{name}.qcow2")
         except OSError:

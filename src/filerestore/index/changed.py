@@ -21,18 +21,20 @@ backing file is the previous backup of its line:
    whose directory was not listed again gets a new version if its metadata changed.
 
 Anything else (another filesystem, a logical volume, a chain whose backing file is not the
-previous backup, a resized or grown filesystem, a moved MFT) returns False and the pass walks the
-whole tree.
+previous backup, a resized or grown filesystem, a moved MFT, a corrupt inode B+tree or
+inode table met while the changed inodes are found, before anything is written) returns
+False and the pass walks the whole tree.
 """
 
 from __future__ import annotations
 
+import logging
 from collections import deque
 from collections.abc import Iterable, Iterator
 from typing import Any, Protocol
 
 from filerestore.blockio import CachedReader, Reader
-from filerestore.errors import FileRestoreError
+from filerestore.errors import FileRestoreError, FilesystemError
 from filerestore.fs import Filesystem, open_filesystem
 from filerestore.fs.entry import Entry, EntryKind
 from filerestore.fs.ext import ExtFilesystem
@@ -48,6 +50,7 @@ from filerestore.index.volume_writer import ROOT_DIR_NO, ROOT_PARENT, VolumeWrit
 from filerestore.index.walks import DirChanges, apply_diff, diff_directory, diff_root, live_named
 from filerestore.volume import Volume, list_volumes
 
+log = logging.getLogger("filerestore.index")
 _LOOKUP_CHUNK = 500
 _KEEP_NODES = 4096  # NTFS: changed records whose file entries are kept between two reads
 _META = (
@@ -73,27 +76,35 @@ def changed_blocks_pass(
             old_fs.close()
         return False
     try:
-        reread: _Reread
-        if isinstance(fs, ExtFilesystem) and isinstance(old_fs, ExtFilesystem):
-            ext = reread = _ExtReread(fs, old_fs, ranges)
-            inodes = ext.changed()
-        elif isinstance(fs, XfsFilesystem) and isinstance(old_fs, XfsFilesystem):
-            from filerestore.fs.xfs_changes import changed_inodes
-
-            inodes = changed_inodes(fs, old_fs, ranges)
-            reread = _XfsReread(fs, old_fs)
-        else:
-            from filerestore.fs.ntfs_changes import changed_records
-
-            assert isinstance(fs, NtfsFilesystem) and isinstance(old_fs, NtfsFilesystem)
-            inodes = changed_records(fs, old_fs, ranges)
-            reread = _NtfsReread(fs)
+        try:
+            inodes, reread = _changed(fs, old_fs, ranges)
+        except FilesystemError as exc:
+            # nothing is written yet: the walk reads what it can and notes the rest
+            log.warning("volume %s: changed-block pass not taken, walking: %s", volume.id, exc)
+            return False
         if inodes is None:
             return False
         _apply(fs, reread, vw, inodes)
     finally:
         old_fs.close()
     return True
+
+
+def _changed(
+    fs: Filesystem[Any], old_fs: Filesystem[Any], ranges: list[tuple[int, int]]
+) -> tuple[list[int] | None, _Reread]:
+    """The changed inodes (None: the walk must be taken) and the kind's way to reread them."""
+    if isinstance(fs, ExtFilesystem) and isinstance(old_fs, ExtFilesystem):
+        ext = _ExtReread(fs, old_fs, ranges)
+        return ext.changed(), ext
+    if isinstance(fs, XfsFilesystem) and isinstance(old_fs, XfsFilesystem):
+        from filerestore.fs.xfs_changes import changed_inodes
+
+        return changed_inodes(fs, old_fs, ranges), _XfsReread(fs, old_fs)
+    from filerestore.fs.ntfs_changes import changed_records
+
+    assert isinstance(fs, NtfsFilesystem) and isinstance(old_fs, NtfsFilesystem)
+    return changed_records(fs, old_fs, ranges), _NtfsReread(fs)
 
 
 Delta = tuple[set[tuple[str, int]], set[tuple[str, int]]]  # (added, removed) (name, inode)

@@ -126,6 +126,9 @@ def _index_volumes(
         except FileRestoreError as exc:
             if isinstance(exc, BackupNotFoundError):
                 raise
+            # the volume's open batch is rolled back: left open, it would hold the write
+            # lock (SQLite) that the next volume's and the pass's own writes wait for
+            writer.abort(exc)
             notes.append(f"{volume.id}: {exc}")
     if placement.previous_backup_id is not None:
         _end_missing_volumes(db, placement, seen, writer)
