@@ -1,8 +1,9 @@
-"""NTFS and XFS chains of three backups (each step made through ntfs-3g or the kernel),
-indexed on SQLite and PostgreSQL: the incrementals take the changed-block pass (only the MFT
-records or XFS inode chunks the overlay changed are read), and what it writes must be what
-the mount saw in each state and exactly what the whole-tree comparing walk writes. (ext's
-incrementals are held to the same in tests/index/test_jobs.py.)"""
+"""NTFS, XFS and Btrfs chains of three backups (each step made through ntfs-3g or the
+kernel), indexed on SQLite and PostgreSQL: the incrementals take the changed-block pass (only
+the MFT records or XFS inode chunks the overlay changed are read, or the Btrfs tree blocks
+the two states do not share), and what it writes must be what the mount saw in each state
+and exactly what the whole-tree comparing walk writes. (ext's incrementals are held to the
+same in tests/index/test_jobs.py.)"""
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ from tests.index.conftest import Chain, indexed_chain, make_repository, module_s
 from tests.index.test_chain import state_problems
 from tests.index.test_jobs import dump
 
-KINDS = ("ntfs", "xfs")
+KINDS = ("ntfs", "xfs", "btrfs")
 DIALECTS = ("sqlite", "postgresql")
 #: what the mount reports that the filesystem stores (ntfs-3g: mode, owner and group are the
 #: mount's, not the disk's)
@@ -32,6 +33,7 @@ FIELDS = {
     "ntfs": ("kind", "mtime_ns", "ctime_ns", "inode", "nlink", "target"),
     "xfs": ("kind", "mode", "uid", "gid", "mtime_ns", "ctime_ns", "inode", "nlink", "target"),
 }
+FIELDS["btrfs"] = FIELDS["xfs"]
 
 
 @pytest.fixture(scope="module", params=[(k, d) for k in KINDS for d in DIALECTS], ids="-".join)
@@ -39,6 +41,8 @@ def chain(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Chain]:
     kind, dialect = request.param
+    if kind == "btrfs":
+        pytest.importorskip("dissect.btrfs", reason="the [btrfs] extra is not installed")
     tmp = tmp_path_factory.mktemp(kind)
     with module_settings(dialect, request, tmp / "state") as settings:
         yield from indexed_chain(kind, settings, tmp)

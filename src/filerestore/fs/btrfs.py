@@ -318,6 +318,15 @@ class BtrfsFilesystem(Filesystem[BtrfsNode]):
                 if objectid in wanted:
                     self._inodes[(sid, objectid)] = parse_inode_item(data)
 
+    def cache_inode_items(self, subvolume_id: int, items: dict[int, bytes]) -> None:
+        """Keep inode items read elsewhere (inode number -> INODE_ITEM data) for the next
+        entries made of those inodes."""
+        with self._errors("read an inode"):
+            parsed = {(subvolume_id, n): parse_inode_item(data) for n, data in items.items()}
+        if len(self._inodes) + len(parsed) > INODE_CACHE_ENTRIES:
+            self._inodes.clear()
+        self._inodes.update(parsed)
+
     def _inode_item(self, node: BtrfsNode) -> InodeItem:
         key = (int(node.subvolume.objectid), int(node.inum))
         item = self._inodes.get(key)

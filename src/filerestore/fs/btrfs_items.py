@@ -59,6 +59,26 @@ def check_superblock(sb: bytes) -> None:
 
 def check_node(node: bytes, address: int, nodesize: int, csum_type: int, fsids: set[bytes]) -> None:
     """Refuse a tree node that is not the node stored at ``address`` (FilesystemError)."""
+    nritems, level = check_header(node, address, nodesize, csum_type, fsids)
+    per_item = KEY_PTR_SIZE if level else LEAF_ITEM_SIZE
+    # tree-checker: keys strictly increase inside a node (so no two pointers of one node
+    # lead to the same child, see btrfs_guard.py), and a leaf's item data lies in the leaf
+    records = (_KEY_PTR if level else _LEAF_ITEM).iter_unpack(
+        node[NODE_HEADER_SIZE : NODE_HEADER_SIZE + nritems * per_item]
+    )
+    items = list(records)
+    keys = [r[:3] for r in items]
+    if not all(map(operator.lt, keys, keys[1:])):  # each key below the next, in C
+        raise FilesystemError(f"btrfs: tree node at {address:#x} has keys out of order")
+    if not level and NODE_HEADER_SIZE + max(r[3] + r[4] for r in items) > nodesize:
+        raise FilesystemError(f"btrfs: leaf at {address:#x} has an item past its end")
+
+
+def check_header(
+    node: bytes, address: int, nodesize: int, csum_type: int, fsids: set[bytes]
+) -> tuple[int, int]:
+    """The checks of :func:`check_node` on the node's header alone (its size, checksum,
+    address, filesystem, level and item count): (item count, level)."""
     if len(node) != nodesize:
         raise FilesystemError(f"btrfs: tree node at {address:#x} lies outside the volume")
     if csum_type == CSUM_CRC32C and not _crc32c_ok(node):
@@ -71,17 +91,7 @@ def check_node(node: bytes, address: int, nodesize: int, csum_type: int, fsids: 
         raise FilesystemError(f"btrfs: tree node at {address:#x} is not a node of this volume")
     if not nritems or NODE_HEADER_SIZE + nritems * per_item > nodesize:
         raise FilesystemError(f"btrfs: tree node at {address:#x} has {nritems} items")
-    # tree-checker: keys strictly increase inside a node (so no two pointers of one node
-    # lead to the same child, see btrfs_guard.py), and a leaf's item data lies in the leaf
-    records = (_KEY_PTR if level else _LEAF_ITEM).iter_unpack(
-        node[NODE_HEADER_SIZE : NODE_HEADER_SIZE + nritems * per_item]
-    )
-    items = list(records)
-    keys = [r[:3] for r in items]
-    if not all(map(operator.lt, keys, keys[1:])):  # each key below the next, in C
-        raise FilesystemError(f"btrfs: tree node at {address:#x} has keys out of order")
-    if not level and NODE_HEADER_SIZE + max(r[3] + r[4] for r in items) > nodesize:
-        raise FilesystemError(f"btrfs: leaf at {address:#x} has an item past its end")
+    return nritems, level
 
 
 def _crc32c_ok(block: bytes) -> bool:

@@ -35,6 +35,7 @@ from typing import Any
 from filerestore.blockio import CachedReader, Reader
 from filerestore.errors import FileRestoreError, FilesystemError
 from filerestore.fs import Filesystem, open_filesystem
+from filerestore.fs.btrfs import BtrfsFilesystem
 from filerestore.fs.entry import Entry, EntryKind
 from filerestore.fs.ext import ExtFilesystem
 from filerestore.fs.ntfs import NtfsFilesystem
@@ -44,6 +45,7 @@ from filerestore.image.allocation import changed_since
 from filerestore.index.paths import DirPaths
 from filerestore.index.rereads import (
     LOOKUP_CHUNK,
+    BtrfsReread,
     Delta,
     ExtReread,
     NtfsReread,
@@ -65,7 +67,8 @@ def changed_blocks_pass(
 ) -> bool:
     """Write the volume's changes from its changed blocks; False when this method does not
     apply (see the module docstring) and nothing was written."""
-    if not isinstance(fs, ExtFilesystem | NtfsFilesystem | XfsFilesystem) or volume.offset is None:
+    kinds = ExtFilesystem | NtfsFilesystem | XfsFilesystem | BtrfsFilesystem
+    if not isinstance(fs, kinds) or volume.offset is None:
         return False
     guest = changed_since(disk, 1)
     if guest is None or len(disk.layers) < 2:
@@ -78,13 +81,14 @@ def changed_blocks_pass(
         return False
     try:
         try:
-            inodes, reread = _changed(fs, old_fs, ranges)
+            found = _changed(fs, old_fs, ranges)
         except FilesystemError as exc:
             # nothing is written yet: the walk reads what it can and notes the rest
             log.warning("volume %s: changed-block pass not taken, walking: %s", volume.id, exc)
             return False
-        if inodes is None:
+        if found is None:
             return False
+        inodes, reread = found
         _apply(fs, reread, vw, inodes)
     finally:
         old_fs.close()
@@ -93,19 +97,31 @@ def changed_blocks_pass(
 
 def _changed(
     fs: Filesystem[Any], old_fs: Filesystem[Any], ranges: list[tuple[int, int]]
-) -> tuple[list[int] | None, Reread]:
-    """The changed inodes (None: the walk must be taken) and the kind's way to reread them."""
+) -> tuple[list[int], Reread] | None:
+    """The changed inodes and the kind's way to reread them; None: the walk must be taken."""
     if isinstance(fs, ExtFilesystem) and isinstance(old_fs, ExtFilesystem):
         ext = ExtReread(fs, old_fs, ranges)
-        return ext.changed(), ext
+        inodes = ext.changed()
+        return None if inodes is None else (inodes, ext)
     if isinstance(fs, XfsFilesystem) and isinstance(old_fs, XfsFilesystem):
         from filerestore.fs.xfs_changes import changed_inodes
 
-        return changed_inodes(fs, old_fs, ranges), XfsReread(fs, old_fs)
+        inodes = changed_inodes(fs, old_fs, ranges)
+        return None if inodes is None else (inodes, XfsReread(fs, old_fs))
+    if isinstance(fs, BtrfsFilesystem) and isinstance(old_fs, BtrfsFilesystem):
+        # the trees' own generations say what differs: the overlay's ranges are not needed
+        from filerestore.fs.btrfs_changes import tree_changes
+
+        changes = tree_changes(fs, old_fs)
+        if changes is None:
+            return None
+        btrfs = BtrfsReread(fs, changes)
+        return btrfs.inodes(), btrfs
     from filerestore.fs.ntfs_changes import changed_records
 
     assert isinstance(fs, NtfsFilesystem) and isinstance(old_fs, NtfsFilesystem)
-    return changed_records(fs, old_fs, ranges), NtfsReread(fs)
+    records = changed_records(fs, old_fs, ranges)
+    return None if records is None else (records, NtfsReread(fs))
 
 
 def _volume_ranges(guest: list[tuple[int, int]], offset: int, size: int) -> list[tuple[int, int]]:
