@@ -52,6 +52,7 @@ from filerestore.fs.btrfs_items import (
     parse_inode_item,
     scan_items,
 )
+from filerestore.fs.btrfs_tree import RawTree
 from filerestore.fs.contents import merged
 from filerestore.fs.corrupt import parse_errors
 from filerestore.fs.entry import Entry, EntryKind, kind_from_mode
@@ -188,6 +189,7 @@ class BtrfsFilesystem(Filesystem[BtrfsNode]):
             self.label = self._fs.label or None
             self._sector = int(self._fs.sector_size)
         self._inodes: dict[tuple[int, int], InodeItem] = {}
+        self._trees: dict[int, RawTree] = {}
         if subvolume_id is not None:
             self._root_node = self._subvolume_root(subvolume_id)
 
@@ -265,7 +267,7 @@ class BtrfsFilesystem(Filesystem[BtrfsNode]):
         with self._errors("read a directory"):
             out = [
                 (name, self._child_node(node, at[0], at[1]))
-                for name, at in dir_index(node.subvolume.tree, node.inum)
+                for name, at in dir_index(self._tree(node.subvolume), node.inum)
             ]
             self._prefetch_inodes(
                 node.subvolume, [c for _, c in out if c.subvolume is node.subvolume]
@@ -281,7 +283,7 @@ class BtrfsFilesystem(Filesystem[BtrfsNode]):
 
     def _located(self, node: BtrfsNode) -> list[tuple[str, tuple[int, int, int]]]:
         with self._errors("read a directory"):
-            return dir_index(node.subvolume.tree, node.inum)
+            return dir_index(self._tree(node.subvolume), node.inum)
 
     def _located_dirs(self, named: dict[str, tuple[int, int, int]]) -> list[tuple[str, bool]]:
         # (location, key type, file type): a subvolume linked here is a directory (its root)
@@ -314,7 +316,7 @@ class BtrfsFilesystem(Filesystem[BtrfsNode]):
         for lo, hi in number_runs(want, PREFETCH_GAP):
             if lo == hi:
                 continue
-            for objectid, _, data in scan_items(subvol.tree, lo, INODE_ITEM_KEY, hi):
+            for objectid, _, data in scan_items(self._tree(subvol), lo, INODE_ITEM_KEY, hi):
                 if objectid in wanted:
                     self._inodes[(sid, objectid)] = parse_inode_item(data)
 
@@ -327,12 +329,30 @@ class BtrfsFilesystem(Filesystem[BtrfsNode]):
             self._inodes.clear()
         self._inodes.update(parsed)
 
+    def _tree(self, subvolume: Any) -> RawTree:
+        """Our reader of a subvolume's tree (fs/btrfs_tree.py)."""
+        sid = int(subvolume.objectid)
+        tree = self._trees.get(sid)
+        if tree is None:
+            tree = self._trees[sid] = RawTree(self._tree_node, int(subvolume.tree.root_offset))
+        return tree
+
+    def _tree_node(self, address: int) -> bytes:
+        """The tree node at logical ``address``, read from the volume and checked."""
+        size, sb = int(self._fs.node_size), self._fs.sb
+        node = self.reader.read_at(self._physical(address, size), size)
+        fsids = {bytes(sb.fsid), bytes(sb.metadata_uuid)}
+        check_node(node, address, size, int(sb.csum_type), fsids)
+        return node
+
     def _inode_item(self, node: BtrfsNode) -> InodeItem:
         key = (int(node.subvolume.objectid), int(node.inum))
         item = self._inodes.get(key)
         if item is None:
-            _, data = node.subvolume.tree.find(node.inum, INODE_ITEM_KEY)
-            item = parse_inode_item(bytes(data))
+            data = self._tree(node.subvolume).find((int(node.inum), INODE_ITEM_KEY, 0))
+            if data is None:
+                raise FilesystemError(f"btrfs: inode {int(node.inum)} has no inode item")
+            item = parse_inode_item(data)
             if len(self._inodes) >= INODE_CACHE_ENTRIES:
                 self._inodes.clear()
             self._inodes[key] = item
@@ -388,7 +408,7 @@ class BtrfsFilesystem(Filesystem[BtrfsNode]):
         """The file's EXTENT_DATA items as FileExtents (dissect walks the tree; we decode)."""
         out: list[FileExtent] = []
         for _, offset, data in scan_items(
-            node.subvolume.tree, node.inum, EXTENT_DATA_KEY, node.inum
+            self._tree(node.subvolume), node.inum, EXTENT_DATA_KEY, node.inum
         ):
             item_extent = parse_file_extent(offset, data)
             if item_extent.inline is not None and item_extent.compression != COMPRESS_NONE:

@@ -12,12 +12,15 @@ import struct
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 import google_crc32c
 import zstandard
 
 from filerestore.errors import FileRestoreError, FilesystemError
+
+if TYPE_CHECKING:
+    from filerestore.fs.btrfs_tree import RawTree
 
 COMPRESS_NONE, COMPRESS_ZLIB, COMPRESS_LZO, COMPRESS_ZSTD = 0, 1, 2, 3
 FILE_EXTENT_INLINE, FILE_EXTENT_REG, FILE_EXTENT_PREALLOC = 0, 1, 2
@@ -38,6 +41,9 @@ MAX_LEVEL = 8  # BTRFS_MAX_LEVEL
 _KEY_PTR = struct.Struct("<QBQQQ")
 # struct btrfs_item: disk key, data offset, data size
 _LEAF_ITEM = struct.Struct("<QBQII")
+# the same records in the parts check_node needs: keys, and an item's data offset and size
+_PTR_KEY, _ITEM_KEY = struct.Struct("<QBQ16x"), struct.Struct("<QBQ8x")
+_ITEM_SPAN = struct.Struct("<17xII")
 # struct btrfs_dir_item: location key (objectid, type, offset), transid, data_len, name_len, type
 _DIR_ITEM = struct.Struct("<QBQQHHB")
 MAX_COMPRESSED = 128 * 1024  # BTRFS_MAX_COMPRESSED: no compressed extent is larger on disk
@@ -63,14 +69,11 @@ def check_node(node: bytes, address: int, nodesize: int, csum_type: int, fsids: 
     per_item = KEY_PTR_SIZE if level else LEAF_ITEM_SIZE
     # tree-checker: keys strictly increase inside a node (so no two pointers of one node
     # lead to the same child, see btrfs_guard.py), and a leaf's item data lies in the leaf
-    records = (_KEY_PTR if level else _LEAF_ITEM).iter_unpack(
-        node[NODE_HEADER_SIZE : NODE_HEADER_SIZE + nritems * per_item]
-    )
-    items = list(records)
-    keys = [r[:3] for r in items]
+    region = node[NODE_HEADER_SIZE : NODE_HEADER_SIZE + nritems * per_item]
+    keys = list((_PTR_KEY if level else _ITEM_KEY).iter_unpack(region))
     if not all(map(operator.lt, keys, keys[1:])):  # each key below the next, in C
         raise FilesystemError(f"btrfs: tree node at {address:#x} has keys out of order")
-    if not level and NODE_HEADER_SIZE + max(r[3] + r[4] for r in items) > nodesize:
+    if not level and NODE_HEADER_SIZE + max(map(sum, _ITEM_SPAN.iter_unpack(region))) > nodesize:
         raise FilesystemError(f"btrfs: leaf at {address:#x} has an item past its end")
 
 
@@ -143,28 +146,7 @@ def parse_inode_item(data: bytes) -> InodeItem:
     return InodeItem(size, nlink, uid, gid, mode, a, c, m, o)
 
 
-def _leaves(tree: Any, objectid: int, key_type: int) -> Iterator[tuple[bytes, bytes]]:
-    """(leaf bytes, its item headers from the first item at or after key (objectid,
-    key_type, 0)) of each leaf from that key on: dissect's cursor positions us and steps
-    between leaves; the callers decode the headers with one ``iter_unpack`` a leaf and the
-    items with struct, several times faster than a cstruct parse per item."""
-    cursor = tree.cursor()
-    if not cursor.search(objectid, key_type, 0):
-        return
-    while True:
-        leaf = cursor._node  # the leaf node's bytes (dissect.btrfs 1.10 Cursor internals)
-        (nritems,) = struct.unpack_from("<I", leaf, 96)
-        first = cursor._index
-        start = LEAF_HEADER_SIZE + first * LEAF_ITEM_SIZE  # check_node: within the leaf
-        yield leaf, leaf[start : start + max(0, nritems - first) * LEAF_ITEM_SIZE]
-        cursor._index = nritems - 1
-        try:
-            cursor.next()
-        except ValueError:  # past the last leaf
-            return
-
-
-def dir_index(tree: Any, inum: int) -> list[tuple[str, tuple[int, int, int]]]:
+def dir_index(tree: RawTree, inum: int) -> list[tuple[str, tuple[int, int, int]]]:
     """(name, (location objectid, location key type, file type)) of each DIR_INDEX item of
     directory ``inum`` (one btrfs_dir_item each), in key order; names that cannot be a
     directory entry's (empty, dot, dot-dot, holding a slash) are left out. Each item is
@@ -172,33 +154,33 @@ def dir_index(tree: Any, inum: int) -> list[tuple[str, tuple[int, int, int]]]:
     a page of it.
     """
     out: list[tuple[str, tuple[int, int, int]]] = []
-    items_of, dir_at = _LEAF_ITEM.iter_unpack, _DIR_ITEM.unpack_from
-    for leaf, headers in _leaves(tree, inum, DIR_INDEX_KEY):
-        for objectid, typ, _, data_off, data_size in items_of(headers):
-            if objectid != inum or typ != DIR_INDEX_KEY:
-                if objectid > inum or (objectid == inum and typ > DIR_INDEX_KEY):
-                    return out
-                continue
+    append, dir_at = out.append, _DIR_ITEM.unpack_from
+    for leaf, headers in tree.leaves(inum, DIR_INDEX_KEY):
+        # the leaf's DIR_INDEX items of ``inum``: they are one run, in key order
+        ours = [
+            h for h in _LEAF_ITEM.iter_unpack(headers) if h[0] == inum and h[1] == DIR_INDEX_KEY
+        ]
+        for _, _, _, data_off, data_size in ours:
             if data_size < 30:  # check_node saw that the item lies in its leaf
                 raise FilesystemError("btrfs: truncated directory item")
             start = LEAF_HEADER_SIZE + data_off
             location, location_type, _, _, _, name_len, file_type = dir_at(leaf, start)
             if 30 + name_len > data_size:
                 raise FilesystemError("btrfs: truncated directory item name")
-            raw = bytes(leaf[start + 30 : start + 30 + name_len])
-            if raw in _NOT_NAMES or b"/" in raw:
-                continue
             if location_type != INODE_ITEM_KEY and location_type != ROOT_ITEM_KEY:
                 raise FilesystemError(f"btrfs: directory item of key type {location_type}")
-            out.append(
-                (raw.decode("utf-8", "surrogateescape"), (location, location_type, file_type))
-            )
+            raw = leaf[start + 30 : start + 30 + name_len]
+            if raw in _NOT_NAMES or b"/" in raw:
+                continue
+            append((raw.decode("utf-8", "surrogateescape"), (location, location_type, file_type)))
+        if len(ours) < len(headers) // LEAF_ITEM_SIZE:
+            return out  # the leaf holds keys after them: the run ended here
     return out
 
 
-def scan_items(tree: Any, lo: int, key_type: int, hi: int) -> Iterator[tuple[int, int, bytes]]:
+def scan_items(tree: RawTree, lo: int, key_type: int, hi: int) -> Iterator[tuple[int, int, bytes]]:
     """(objectid, key offset, data) of ``key_type`` items with lo <= objectid <= hi, in order."""
-    for leaf, headers in _leaves(tree, lo, key_type):
+    for leaf, headers in tree.leaves(lo, key_type):
         for objectid, typ, offset, data_off, data_size in _LEAF_ITEM.iter_unpack(headers):
             if objectid > hi or (objectid == hi and typ > key_type):
                 return
