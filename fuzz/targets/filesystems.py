@@ -7,7 +7,9 @@ the format's seed images (:mod:`fuzz.patches`); the image is opened through the 
 harness pages the root and its first directories as the browse page does (names and kinds,
 then a page's entries: ``list_names``, ``stat_children``), walks three levels (at most 300
 entries), and per entry stats it, stats it again by its path, reads a symlink's target and
-follows it, and reads each regular file at its start, its middle and its end.
+follows it, and reads each regular file at its start, its middle and its end. Last, the
+incremental index pass's comparison of two states runs with the damaged image as the new
+state and its seed as the old one (:func:`compare_with`).
 
 Opening may only fail with an ImageError. Per entry, the resolver's refusals are expected too
 (a corrupt directory can hold two entries of one name, or a loop of symlinks): such an
@@ -112,7 +114,25 @@ def explore(fs: Filesystem[Any]) -> None:
             _per_entry(lambda e=entry: list(islice(fs.list_dir(e.path), 50)))  # type: ignore[misc]
 
 
-def open_and_explore(reader: Reader) -> None:
+def compare_with(fs: Filesystem[Any], seed: Reader) -> None:
+    """The changed-block pass's readers (filerestore.index.changed.find_changes: changed
+    inodes, MFT records or Btrfs tree items) on the damaged image as the new state and its
+    seed as the old one, over the whole volume: they may answer, answer None (walk
+    instead) or refuse with an ImageError."""
+    from filerestore.index.changed import find_changes
+
+    try:
+        old = open_filesystem(CachedReader(seed))
+    except FileRestoreError:
+        return
+    try:
+        if type(old) is type(fs):
+            _per_entry(lambda: find_changes(fs, old, [(0, seed.size)]))
+    finally:
+        old.close()
+
+
+def open_and_explore(reader: Reader, seed: Reader | None = None) -> None:
     try:
         fs = open_filesystem(CachedReader(reader))
     except OPEN_ERRORS:
@@ -121,6 +141,8 @@ def open_and_explore(reader: Reader) -> None:
         raise Finding(f"opening raised {type(exc).__name__}: {exc}") from exc
     try:
         explore(fs)
+        if seed is not None:
+            compare_with(fs, seed)
     finally:
         fs.close()
 
@@ -133,7 +155,8 @@ def _setup(builders: dict[str, Callable[[], Path]], fixup: Fixup | None) -> Call
         def one(data: bytes) -> None:
             damage = decode(data, loaded)
             seed = loaded[damage.seed]
-            open_and_explore(PatchedReader(files[damage.seed], damage, seed.fixup))
+            reader = files[damage.seed]
+            open_and_explore(PatchedReader(reader, damage, seed.fixup), reader)
 
         return one
 

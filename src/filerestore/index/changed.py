@@ -81,7 +81,7 @@ def changed_blocks_pass(
         return False
     try:
         try:
-            found = _changed(fs, old_fs, ranges)
+            found = find_changes(fs, old_fs, ranges)
         except FilesystemError as exc:
             # nothing is written yet: the walk reads what it can and notes the rest
             log.warning("volume %s: changed-block pass not taken, walking: %s", volume.id, exc)
@@ -95,7 +95,7 @@ def changed_blocks_pass(
     return True
 
 
-def _changed(
+def find_changes(
     fs: Filesystem[Any], old_fs: Filesystem[Any], ranges: list[tuple[int, int]]
 ) -> tuple[list[int], Reread] | None:
     """The changed inodes and the kind's way to reread them; None: the walk must be taken."""
@@ -117,11 +117,12 @@ def _changed(
             return None
         btrfs = BtrfsReread(fs, changes)
         return btrfs.inodes(), btrfs
-    from filerestore.fs.ntfs_changes import changed_records
+    if isinstance(fs, NtfsFilesystem) and isinstance(old_fs, NtfsFilesystem):
+        from filerestore.fs.ntfs_changes import changed_records
 
-    assert isinstance(fs, NtfsFilesystem) and isinstance(old_fs, NtfsFilesystem)
-    records = changed_records(fs, old_fs, ranges)
-    return None if records is None else (records, NtfsReread(fs))
+        records = changed_records(fs, old_fs, ranges)
+        return None if records is None else (records, NtfsReread(fs))
+    return None  # a kind without this pass
 
 
 def _volume_ranges(guest: list[tuple[int, int]], offset: int, size: int) -> list[tuple[int, int]]:
