@@ -22,6 +22,7 @@ from filerestore.fs.btrfs import BtrfsFilesystem
 from filerestore.fs.btrfs_changes import _differing_items, tree_changes
 from filerestore.image import open_image
 from filerestore.volume import list_volumes
+from tests.fs.conftest import btrfs_image
 from tests.imagebuild.index_chain import facts, index_chain
 
 Key = tuple[int, int, int]
@@ -154,3 +155,15 @@ def test_the_changes_of_a_kernel_made_step_are_the_recipes() -> None:
     for path in ("/docs/old/notes.txt", "/many/f0100.txt", "/photos/img_0001.jpg"):
         assert ino[path] in changes.changed, path
     assert ino["/many/f0001.txt"] not in changes.changed
+
+
+def test_a_filesystem_with_subvolumes_is_left_to_the_walk() -> None:
+    """Inode numbers repeat across subvolumes and the index finds live versions by inode
+    number: with a subvolume besides the top level (this image's ``/subvol``, made by
+    ``btrfs subvolume create``), the pass answers None."""
+    pytest.importorskip("dissect.btrfs", reason="the [btrfs] extra is not installed")
+    img = btrfs_image()
+    with img.opened() as new, img.opened() as old:
+        assert isinstance(new, BtrfsFilesystem) and isinstance(old, BtrfsFilesystem)
+        assert any(path == "/subvol" for _, path in new.subvolumes())
+        assert tree_changes(new, old) is None

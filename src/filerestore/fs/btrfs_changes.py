@@ -175,8 +175,8 @@ def _check(block: bytes, address: int, generation: int, level: int) -> None:
 
 
 def _children(fs: BtrfsFilesystem, key: tuple[int, int], level: int) -> list[tuple[int, int]]:
-    """(address, generation) of each child of the node ``key`` (checked: read through the
-    volume's checked node reader, at the level and generation its parent gave)."""
+    """(address, generation) of each child of the node ``key`` (its header checked, and its
+    level and generation those its parent gave)."""
     address, generation = key
     block = _block(fs, address)
     _check(block, address, generation, level)

@@ -161,6 +161,9 @@ class NtfsReread:
 
 
 class XfsReread:
+    """XFS: the changed inodes of its inode chunks (fs/xfs_changes.py); a changed
+    directory's entries read from disk in both states and compared."""
+
     def __init__(self, fs: XfsFilesystem, old: XfsFilesystem) -> None:
         self.fs, self.old = fs, old
         self.root = int(fs._root_node.get_inode_number())
