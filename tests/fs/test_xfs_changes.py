@@ -25,7 +25,8 @@ def chunks(request: pytest.FixtureRequest) -> Path:
 
 
 def facts(chunks: Path) -> dict[str, Any]:
-    return json.loads((chunks / "facts.json").read_text())
+    data: dict[str, Any] = json.loads((chunks / "facts.json").read_text())
+    return data
 
 
 def opened(image: Path) -> XfsFilesystem:
