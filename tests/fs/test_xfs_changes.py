@@ -62,7 +62,9 @@ def test_changed_inodes_are_the_chmodded_files(chunks: Path) -> None:
         old.close()
 
 
-def _corrupted(chunks: Path, tmp_path: Path, edit: Any) -> XfsFilesystem:
+def _refused(chunks: Path, tmp_path: Path, edit: Any, match: str) -> None:
+    """``edit(file, superblock)`` applied to a copy of a.img: finding its inode chunks is
+    refused with a FilesystemError matching ``match``."""
     image = tmp_path / "corrupt.img"
     shutil.copyfile(chunks / "a.img", image)
     fs = opened(image)
@@ -70,7 +72,12 @@ def _corrupted(chunks: Path, tmp_path: Path, edit: Any) -> XfsFilesystem:
     fs.close()
     with image.open("r+b") as fh:
         edit(fh, sb)
-    return opened(image)
+    fs = opened(image)
+    try:
+        with pytest.raises(FilesystemError, match=match):
+            inode_spans(fs)
+    finally:
+        fs.close()
 
 
 def test_a_corrupt_inode_header_is_refused_by_name(chunks: Path, tmp_path: Path) -> None:
@@ -79,12 +86,7 @@ def test_a_corrupt_inode_header_is_refused_by_name(chunks: Path, tmp_path: Path)
         fh.seek(sb.ag_blocks * sb.block_size + 2 * sb.sect_size)
         fh.write(b"XXXX")
 
-    fs = _corrupted(chunks, tmp_path, edit)
-    try:
-        with pytest.raises(FilesystemError, match="allocation group 1 has no inode header"):
-            inode_spans(fs)
-    finally:
-        fs.close()
+    _refused(chunks, tmp_path, edit, "allocation group 1 has no inode header")
 
 
 def test_a_tree_pointing_back_at_its_root_is_refused(chunks: Path, tmp_path: Path) -> None:
@@ -100,9 +102,4 @@ def test_a_tree_pointing_back_at_its_root_is_refused(chunks: Path, tmp_path: Pat
         fh.seek(ag_start + root * sb.block_size + header + node_max * 4)
         fh.write(struct.pack(">I", root))  # the root's first child is the root
 
-    fs = _corrupted(chunks, tmp_path, edit)
-    try:
-        with pytest.raises(FilesystemError, match="inode B\\+tree"):
-            inode_spans(fs)
-    finally:
-        fs.close()
+    _refused(chunks, tmp_path, edit, "inode B\\+tree")

@@ -94,3 +94,15 @@ def indexed_chain(
         yield Chain(kind, index_chain(kind), repo, database, config, ids)
     finally:
         database.dispose()
+
+
+def chain_of(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Chain]:
+    """The body of a module's ``chain`` fixture whose params are (kind, dialect)."""
+    kind, dialect = request.param
+    if kind == "btrfs":
+        pytest.importorskip("dissect.btrfs", reason="the [btrfs] extra is not installed")
+    tmp = tmp_path_factory.mktemp(kind)
+    with module_settings(dialect, request, tmp / "state") as config:
+        yield from indexed_chain(kind, config, tmp)

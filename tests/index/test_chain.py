@@ -16,7 +16,7 @@ from filerestore.index.history import path_history
 from filerestore.index.records import Version
 from filerestore.index.search import SearchQuery, search
 from tests.imagebuild.index_chain import LATIN1, TOUCHED, diff_r
-from tests.index.conftest import Chain, indexed_chain, module_settings
+from tests.index.conftest import Chain, chain_of
 from tests.index.kernel_diff import kernel_diff
 
 KINDS = ("ext4", "xfs", "btrfs")
@@ -29,12 +29,7 @@ FIELDS = ("kind", "mode", "uid", "gid", "mtime_ns", "ctime_ns", "inode", "nlink"
 def chain(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Chain]:
-    kind, dialect = request.param
-    if kind == "btrfs":
-        pytest.importorskip("dissect.btrfs", reason="the [btrfs] extra is not installed")
-    tmp = tmp_path_factory.mktemp(kind)
-    with module_settings(dialect, request, tmp / "state") as settings:
-        yield from indexed_chain(kind, settings, tmp)
+    yield from chain_of(request, tmp_path_factory)
 
 
 def everything(chain: Chain, backup_id: int) -> dict[str, Version]:

@@ -21,7 +21,7 @@ from filerestore.db.models_index import IndexBackup
 from filerestore.index.passes import index_backup
 from filerestore.settings import Settings
 from tests.imagebuild.index_chain import index_chain
-from tests.index.conftest import Chain, indexed_chain, make_repository, module_settings
+from tests.index.conftest import Chain, chain_of, make_repository
 from tests.index.test_chain import state_problems
 from tests.index.test_jobs import dump
 
@@ -40,12 +40,7 @@ FIELDS["btrfs"] = FIELDS["xfs"]
 def chain(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Chain]:
-    kind, dialect = request.param
-    if kind == "btrfs":
-        pytest.importorskip("dissect.btrfs", reason="the [btrfs] extra is not installed")
-    tmp = tmp_path_factory.mktemp(kind)
-    with module_settings(dialect, request, tmp / "state") as settings:
-        yield from indexed_chain(kind, settings, tmp)
+    yield from chain_of(request, tmp_path_factory)
 
 
 def test_the_incrementals_take_the_changed_block_pass(chain: Chain) -> None:

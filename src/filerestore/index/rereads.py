@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterable, Iterator
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol, TypeVar
 
 from filerestore.errors import FileRestoreError
 from filerestore.fs import Filesystem
@@ -21,6 +21,7 @@ from filerestore.index.store import IndexStore
 from filerestore.index.text import from_db
 from filerestore.index.volume_writer import ROOT_DIR_NO, ROOT_PARENT, VolumeWriter
 
+F = TypeVar("F", bound=Filesystem[Any])
 LOOKUP_CHUNK = 500  # numbers per IN (...) query
 _KEEP_NODES = 4096  # NTFS: changed records whose file entries are kept between two reads
 _META = (
@@ -58,7 +59,31 @@ class Reread(Protocol):
         """Whether ``path`` still names directory inode ``number``."""
 
 
-class ExtReread:
+class _DirectoryInodes(Generic[F]):
+    """Kinds whose changed directories are changed inodes (ext, XFS: the kernel sets a
+    directory's mtime and ctime with every entry it adds or removes), and whose entries'
+    inode numbers say where a path still leads."""
+
+    fs: F
+    root: int
+
+    def compare(
+        self, store: IndexStore, vw: VolumeWriter, live: list[tuple[Any, ...]], inodes: list[int]
+    ) -> dict[int, int]:
+        # the live directories whose inode changed
+        relist: dict[int, int] = {row[3]: row[13] for row in live if row[3] is not None}
+        if self.root in set(inodes):
+            relist[ROOT_DIR_NO] = self.root
+        return relist
+
+    def still_at(self, path: str, number: int) -> bool:
+        try:
+            return self.fs.stat(path).inode == number
+        except FileRestoreError:
+            return False
+
+
+class ExtReread(_DirectoryInodes[ExtFilesystem]):
     def __init__(
         self, fs: ExtFilesystem, old: ExtFilesystem, ranges: list[tuple[int, int]]
     ) -> None:
@@ -80,24 +105,9 @@ class ExtReread:
     def below(self, path: str) -> Iterable[tuple[Entry, list[Entry]]]:
         return self._m.iter_below(self.fs, path)
 
-    def compare(
-        self, store: IndexStore, vw: VolumeWriter, live: list[tuple[Any, ...]], inodes: list[int]
-    ) -> dict[int, int]:
-        # the live directories whose inode changed: their entries changed with their mtime
-        relist: dict[int, int] = {row[3]: row[13] for row in live if row[3] is not None}
-        if self.root in set(inodes):
-            relist[ROOT_DIR_NO] = self.root
-        return relist
-
     def delta(self, dir_no: int, number: int, path: str) -> Delta | list[Entry] | None:
         delta = self._m.changed_entries(self.fs, self.old, number, self.ranges)
         return self._m.list_inode(self.fs, number, path) if delta is None else delta
-
-    def still_at(self, path: str, number: int) -> bool:
-        try:
-            return self.fs.stat(path).inode == number
-        except FileRestoreError:
-            return False
 
 
 class NtfsReread:
@@ -160,7 +170,7 @@ class NtfsReread:
         return number not in self._moved
 
 
-class XfsReread:
+class XfsReread(_DirectoryInodes[XfsFilesystem]):
     """XFS: the changed inodes of its inode chunks (fs/xfs_changes.py); a changed
     directory's entries read from disk in both states and compared."""
 
@@ -184,15 +194,6 @@ class XfsReread:
     def below(self, path: str) -> Iterator[tuple[Entry, list[Entry]]]:
         return listed_below(self.fs, path)
 
-    def compare(
-        self, store: IndexStore, vw: VolumeWriter, live: list[tuple[Any, ...]], inodes: list[int]
-    ) -> dict[int, int]:
-        # as on ext: a directory whose entries changed is a changed inode (its mtime)
-        relist: dict[int, int] = {row[3]: row[13] for row in live if row[3] is not None}
-        if self.root in set(inodes):
-            relist[ROOT_DIR_NO] = self.root
-        return relist
-
     def delta(self, dir_no: int, number: int, path: str) -> Delta | list[Entry] | None:
         from filerestore.fs.xfs_changes import changed_entries, is_directory
 
@@ -200,12 +201,6 @@ class XfsReread:
         if delta is not None:
             return delta
         return list(self.fs.list_dir(path)) if is_directory(self.fs, number) else None
-
-    def still_at(self, path: str, number: int) -> bool:
-        try:
-            return self.fs.stat(path).inode == number
-        except FileRestoreError:
-            return False
 
 
 def listed_below(fs: Filesystem[Any], path: str) -> Iterator[tuple[Entry, list[Entry]]]:
