@@ -83,6 +83,19 @@ class _DirectoryInodes(Generic[F]):
             return False
 
 
+class _Listed(Generic[F]):
+    """Kinds whose root entry is its stat and whose new subtrees are listed directory by
+    directory (NTFS, XFS, Btrfs; ext has its bulk walk of a subtree)."""
+
+    fs: F
+
+    def root_entry(self) -> Entry:
+        return self.fs.stat("/")
+
+    def below(self, path: str) -> Iterator[tuple[Entry, list[Entry]]]:
+        return listed_below(self.fs, path)
+
+
 class ExtReread(_DirectoryInodes[ExtFilesystem]):
     def __init__(
         self, fs: ExtFilesystem, old: ExtFilesystem, ranges: list[tuple[int, int]]
@@ -110,7 +123,7 @@ class ExtReread(_DirectoryInodes[ExtFilesystem]):
         return self._m.list_inode(self.fs, number, path) if delta is None else delta
 
 
-class NtfsReread:
+class NtfsReread(_Listed[NtfsFilesystem]):
     root = ROOT_MFT_INDEX
 
     def __init__(self, fs: NtfsFilesystem) -> None:
@@ -123,12 +136,6 @@ class NtfsReread:
         from filerestore.fs.ntfs_changes import record_entries
 
         return record_entries(self.fs, wanted, self._nodes)
-
-    def root_entry(self) -> Entry:
-        return self.fs.stat("/")
-
-    def below(self, path: str) -> Iterator[tuple[Entry, list[Entry]]]:
-        return listed_below(self.fs, path)
 
     def compare(
         self, store: IndexStore, vw: VolumeWriter, live: list[tuple[Any, ...]], inodes: list[int]
@@ -170,7 +177,7 @@ class NtfsReread:
         return number not in self._moved
 
 
-class XfsReread(_DirectoryInodes[XfsFilesystem]):
+class XfsReread(_DirectoryInodes[XfsFilesystem], _Listed[XfsFilesystem]):
     """XFS: the changed inodes of its inode chunks (fs/xfs_changes.py); a changed
     directory's entries read from disk in both states and compared."""
 
@@ -187,12 +194,6 @@ class XfsReread(_DirectoryInodes[XfsFilesystem]):
                 # a freed inode keeps no mode: it lost every name
                 out.append(fs._entry(name, path, node) if node.get_file_mode() else None)
         return out
-
-    def root_entry(self) -> Entry:
-        return self.fs.stat("/")
-
-    def below(self, path: str) -> Iterator[tuple[Entry, list[Entry]]]:
-        return listed_below(self.fs, path)
 
     def delta(self, dir_no: int, number: int, path: str) -> Delta | list[Entry] | None:
         from filerestore.fs.xfs_changes import changed_entries, is_directory
@@ -254,7 +255,7 @@ def live_by_inode(
     return out
 
 
-class BtrfsReread:
+class BtrfsReread(_Listed[BtrfsFilesystem]):
     """Btrfs: the items the two states' trees do not share (fs/btrfs_changes.py) name the
     changed inodes and every directory's added and removed entries."""
 
@@ -287,12 +288,6 @@ class BtrfsReread:
                 else fs._entry(name, path, BtrfsNode(self._top.subvolume, number))
                 for number, name, path in wanted
             ]
-
-    def root_entry(self) -> Entry:
-        return self.fs.stat("/")
-
-    def below(self, path: str) -> Iterator[tuple[Entry, list[Entry]]]:
-        return listed_below(self.fs, path)
 
     def compare(
         self, store: IndexStore, vw: VolumeWriter, live: list[tuple[Any, ...]], inodes: list[int]
