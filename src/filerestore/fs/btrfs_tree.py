@@ -78,11 +78,11 @@ class RawTree:
     def find(self, key: Key) -> bytes | None:
         """The data of the item with exactly ``key``; None when the tree holds none."""
         leaf, index = self._leaf_of(key)
-        _, keys, _ = self._node(leaf)
+        block, keys, _ = self._node(leaf)
         if index >= len(keys) or keys[index] != key:
             return None
-        block = self._node(leaf)[0]
-        offset, size = struct.unpack_from("<II", block, LEAF_HEADER_SIZE + index * 25 + 17)
+        at = LEAF_HEADER_SIZE + index * LEAF_ITEM_SIZE + 17  # past the item's key
+        offset, size = struct.unpack_from("<II", block, at)
         start = LEAF_HEADER_SIZE + offset  # check_node: the data lies in the leaf
         return bytes(block[start : start + size])
 
