@@ -12,8 +12,9 @@ As on ext (fs/ext_changes.py): the inodes whose bytes differ within the ranges t
 incremental's overlay holds are the changed files, and a directory whose entries changed
 is one of them. XFS allocates inodes in chunks of 64 anywhere in an allocation group; each
 AG's inode B+tree says where, so only those chunks (of either state) are compared, not
-every changed byte. A changed directory's entries are read from disk in both states
-(fs/xfs_dir.py: short-form, block, leaf and node forms) and compared by (name, inode).
+every changed byte. A changed directory's data blocks that lie in those ranges and differ
+are parsed in both states (fs/xfs_dir.py) and their entries compared by (name, inode); a
+short-form directory, or one whose blocks moved, is read whole in both.
 
 Limits, where the caller must walk instead (``changed_inodes`` returns None): the two
 filesystems differ in geometry (block, AG or inode size, AG count: a grown filesystem). A
@@ -28,7 +29,7 @@ import struct
 from filerestore.errors import FilesystemError
 from filerestore.fs.libyal import fsdecode
 from filerestore.fs.xfs import INODE_MAGIC, XfsFilesystem, XfsSuperblock, inode_to_byte
-from filerestore.fs.xfs_dir import read_dir_entries
+from filerestore.fs.xfs_dir import data_blocks, parse_data_block, read_dir_entries
 from filerestore.image.allocation import differing_units, overlaps
 
 AGI_MAGIC = b"XAGI"
@@ -131,17 +132,45 @@ def _chunks(fs: XfsFilesystem, agno: int) -> list[tuple[int, int]]:
     return out
 
 
-def changed_entries(new: XfsFilesystem, old: XfsFilesystem, number: int) -> Delta | None:
-    """(added, removed) (name, inode) pairs of directory inode ``number``, its entries read
-    from disk in both states; None where either state's inode is no directory our reader
-    reads (the caller lists it whole)."""
+def changed_entries(
+    new: XfsFilesystem, old: XfsFilesystem, number: int, ranges: list[tuple[int, int]]
+) -> Delta | None:
+    """(added, removed) (name, inode) pairs of directory inode ``number``: where its data
+    blocks lie where they lay, from those of them in ``ranges`` whose bytes differ (an
+    entry that moved between two of them is neither), else from all its entries read in
+    both states; None where either state's inode is no directory our reader reads (the
+    caller lists it whole)."""
     if not (is_directory(new, number) and is_directory(old, number)):
         return None
     try:
-        now, before = _named(new, number), _named(old, number)
+        blocks = data_blocks(new.reader, new.superblock, number)
+        if blocks is not None and blocks == data_blocks(old.reader, old.superblock, number):
+            now, before = _differing_blocks(new, old, blocks, ranges)
+        else:
+            now, before = _named(new, number), _named(old, number)
     except FilesystemError:
         return None
     return _decoded(now - before), _decoded(before - now)
+
+
+def _differing_blocks(
+    new: XfsFilesystem, old: XfsFilesystem, blocks: list[int], ranges: list[tuple[int, int]]
+) -> tuple[set[tuple[bytes, int]], set[tuple[bytes, int]]]:
+    """The (name, inode) pairs of the directory blocks at ``blocks`` that lie in ``ranges``
+    and differ, in each state."""
+    sb = new.superblock
+    size, v5, ftype = sb.dir_block_size, sb.version == 5, sb.has_ftype
+    now: set[tuple[bytes, int]] = set()
+    before: set[tuple[bytes, int]] = set()
+    for where in blocks:
+        if next(overlaps(ranges, where, where + size), None) is None:
+            continue  # not in the overlay: the same bytes in both states
+        x, y = new.reader.read_at(where, size), old.reader.read_at(where, size)
+        if x == y:
+            continue
+        now.update((name, ino) for name, ino, _ in parse_data_block(x, v5, ftype))
+        before.update((name, ino) for name, ino, _ in parse_data_block(y, v5, ftype))
+    return now, before
 
 
 def is_directory(fs: XfsFilesystem, number: int) -> bool:

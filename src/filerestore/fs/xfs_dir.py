@@ -104,6 +104,31 @@ def read_dir_entries(volume: Reader, sb: XfsSuperblock, ino: int) -> list[Entry]
 
 
 def _read_dir_entries(volume: Reader, sb: XfsSuperblock, ino: int) -> list[Entry]:
+    fork, blocks = _data_blocks(volume, sb, ino)
+    if blocks is None:
+        return parse_shortform(fork, sb.has_ftype)
+    out: list[Entry] = []
+    dbs = sb.dir_block_size
+    for where in blocks:
+        block = volume.read_at(where, dbs)
+        if len(block) != dbs:
+            raise FilesystemError(f"xfs: directory inode {ino} ends past the volume")
+        out += parse_data_block(block, sb.version == 5, sb.has_ftype)
+    return out
+
+
+def data_blocks(volume: Reader, sb: XfsSuperblock, ino: int) -> list[int] | None:
+    """The volume byte offsets of directory ``ino``'s data blocks, in order; None for a
+    short-form directory (its entries are in its inode). FilesystemError as
+    :func:`read_dir_entries`."""
+    try:
+        return _data_blocks(volume, sb, ino)[1]
+    except (IndexError, struct.error) as exc:
+        raise FilesystemError(f"xfs: corrupt directory inode {ino}") from exc
+
+
+def _data_blocks(volume: Reader, sb: XfsSuperblock, ino: int) -> tuple[bytes, list[int] | None]:
+    """The inode's data fork, and where its directory data blocks lie (None: short form)."""
     raw = volume.read_at(inode_to_byte(sb, ino), sb.inode_size)
     if raw[:2] != INODE_MAGIC:
         raise FilesystemError(f"xfs: inode {ino} has no inode magic")
@@ -111,7 +136,7 @@ def _read_dir_entries(volume: Reader, sb: XfsSuperblock, ino: int) -> list[Entry
     core = 176 if version >= 3 else 100
     fork = raw[core:]
     if fmt == FORMAT_LOCAL:
-        return parse_shortform(fork, sb.has_ftype)
+        return fork, None
     if fmt == FORMAT_EXTENTS:
         (nextents,) = struct.unpack_from(">I", raw, 76)
         records = [fork[i * 16 : i * 16 + 16] for i in range(nextents)]
@@ -121,9 +146,8 @@ def _read_dir_entries(volume: Reader, sb: XfsSuperblock, ino: int) -> list[Entry
         records = _btree_records(volume, sb, fork[:size], ino)
     else:
         raise FilesystemError(f"xfs: directory inode {ino} has data fork format {fmt}")
-    out: list[Entry] = []
+    out: list[int] = []
     dbs = sb.dir_block_size
-    read = 0
     for rec in records:
         startoff, startblock, count = parse_extent(rec)
         if startoff * sb.block_size >= DIR2_LEAF_OFFSET:
@@ -131,14 +155,10 @@ def _read_dir_entries(volume: Reader, sb: XfsSuperblock, ino: int) -> list[Entry
         where = fsblock_to_byte(sb, startblock)
         # one directory block at a time: an extent may claim 2^21 blocks
         for start in range(0, count * sb.block_size - dbs + 1, dbs):
-            read += dbs
-            if read > volume.size:
+            if (len(out) + 1) * dbs > volume.size:
                 raise FilesystemError(f"xfs: directory inode {ino} is larger than its volume")
-            block = volume.read_at(where + start, dbs)
-            if len(block) != dbs:
-                raise FilesystemError(f"xfs: directory inode {ino} ends past the volume")
-            out += parse_data_block(block, sb.version == 5, sb.has_ftype)
-    return out
+            out.append(where + start)
+    return fork, out
 
 
 def _btree_records(volume: Reader, sb: XfsSuperblock, root: bytes, ino: int) -> list[bytes]:

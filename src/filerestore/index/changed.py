@@ -12,7 +12,7 @@ backing file is the previous backup of its line:
 3. the directories whose entries changed are compared with their live entries: on ext and
    XFS, each changed inode that is a live directory (the kernel sets a directory's mtime with
    every entry it adds or removes), on ext from its directory blocks that changed when they
-   can be compared, on XFS from its entries read in both states, else listed whole; on
+   can be compared, on XFS from its differing data blocks, else listed whole; on
    NTFS, every directory named by a link that a changed record gained or lost
    (fs/ntfs_changes.record_links), without listing any. A directory
    that appears in one (new, moved in, renamed) is walked whole; one that disappears has
@@ -107,7 +107,7 @@ def find_changes(
         from filerestore.fs.xfs_changes import changed_inodes
 
         inodes = changed_inodes(fs, old_fs, ranges)
-        return None if inodes is None else (inodes, XfsReread(fs, old_fs))
+        return None if inodes is None else (inodes, XfsReread(fs, old_fs, ranges))
     if isinstance(fs, BtrfsFilesystem) and isinstance(old_fs, BtrfsFilesystem):
         # the trees' own generations say what differs: the overlay's ranges are not needed
         from filerestore.fs.btrfs_changes import tree_changes

@@ -179,10 +179,12 @@ class NtfsReread(_Listed[NtfsFilesystem]):
 
 class XfsReread(_DirectoryInodes[XfsFilesystem], _Listed[XfsFilesystem]):
     """XFS: the changed inodes of its inode chunks (fs/xfs_changes.py); a changed
-    directory's entries read from disk in both states and compared."""
+    directory's differing data blocks (or all its entries) read in both states."""
 
-    def __init__(self, fs: XfsFilesystem, old: XfsFilesystem) -> None:
-        self.fs, self.old = fs, old
+    def __init__(
+        self, fs: XfsFilesystem, old: XfsFilesystem, ranges: list[tuple[int, int]]
+    ) -> None:
+        self.fs, self.old, self.ranges = fs, old, ranges
         self.root = int(fs._root_node.get_inode_number())
 
     def entries(self, wanted: list[tuple[int, str, str]]) -> list[Entry | None]:
@@ -198,7 +200,7 @@ class XfsReread(_DirectoryInodes[XfsFilesystem], _Listed[XfsFilesystem]):
     def delta(self, dir_no: int, number: int, path: str) -> Delta | list[Entry] | None:
         from filerestore.fs.xfs_changes import changed_entries, is_directory
 
-        delta = changed_entries(self.fs, self.old, number)
+        delta = changed_entries(self.fs, self.old, number, self.ranges)
         if delta is not None:
             return delta
         return list(self.fs.list_dir(path)) if is_directory(self.fs, number) else None
