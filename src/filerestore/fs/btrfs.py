@@ -334,15 +334,15 @@ class BtrfsFilesystem(Filesystem[BtrfsNode]):
         sid = int(subvolume.objectid)
         tree = self._trees.get(sid)
         if tree is None:
-            tree = self._trees[sid] = RawTree(self._tree_node, int(subvolume.tree.root_offset))
+            tree = self._trees[sid] = RawTree(self.tree_node, int(subvolume.tree.root_offset))
         return tree
 
-    def _tree_node(self, address: int) -> bytes:
-        """The tree node at logical ``address``, read from the volume and checked."""
+    def tree_node(self, address: int, check: Callable[..., object] = check_node) -> bytes:
+        """The tree node at logical ``address``, read from the volume and checked by
+        ``check`` (btrfs_items.check_node; check_header where the caller bounds its parse)."""
         size, sb = int(self._fs.node_size), self._fs.sb
         node = self.reader.read_at(self._physical(address, size), size)
-        fsids = {bytes(sb.fsid), bytes(sb.metadata_uuid)}
-        check_node(node, address, size, int(sb.csum_type), fsids)
+        check(node, address, size, int(sb.csum_type), {bytes(sb.fsid), bytes(sb.metadata_uuid)})
         return node
 
     def _inode_item(self, node: BtrfsNode) -> InodeItem:

@@ -34,20 +34,20 @@ from filerestore.errors import FilesystemError
 from filerestore.fs.btrfs import BtrfsFilesystem
 from filerestore.fs.btrfs_items import (
     DIR_INDEX_KEY,
+    DIR_ITEM,
     INODE_ITEM_KEY,
+    KEY_PTR,
     KEY_PTR_SIZE,
     LEAF_HEADER_SIZE,
     LEAF_ITEM_SIZE,
     MAX_LEVEL,
+    NOT_NAMES,
     check_header,
 )
 
 FS_TREE_OBJECTID = 5  # the top-level subvolume
 FIRST_FREE_OBJECTID = 256  # the first inode number of a subvolume (its root directory)
-_KEY_PTR = struct.Struct("<QBQQQ")  # key (objectid, type, offset), blockptr, generation
 _KEY = struct.Struct("<QBQ")  # objectid, type, offset
-_DIR_ITEM = struct.Struct("<QBQQHHB")  # location key, transid, data_len, name_len, type
-_NOT_NAMES = (b"", b".", b"..")
 #: unshared leaves read per state at most (64 MiB of 16 KiB nodes, held with their items):
 #: a change that large is walked instead, which holds one directory at a time
 MAX_LEAVES = 4096
@@ -112,13 +112,13 @@ def _dir_pair(data: bytes) -> Pair | None:
     entry that links a subvolume."""
     if len(data) < 30:
         raise FilesystemError("btrfs: truncated directory item")
-    location, location_type, _, _, _, name_len, _ = _DIR_ITEM.unpack_from(data)
+    location, location_type, _, _, _, name_len, _ = DIR_ITEM.unpack_from(data)
     raw = data[30 : 30 + name_len]
     if len(raw) != name_len:
         raise FilesystemError("btrfs: truncated directory item name")
     if location_type != INODE_ITEM_KEY:
         return None
-    if raw in _NOT_NAMES or b"/" in raw:
+    if raw in NOT_NAMES or b"/" in raw:
         return "", 0
     return raw.decode("utf-8", "surrogateescape"), location
 
@@ -180,17 +180,14 @@ def _children(fs: BtrfsFilesystem, key: tuple[int, int], level: int) -> list[tup
     _check(block, address, generation, level)
     (count,) = struct.unpack_from("<I", block, 0x60)  # check_node: they fit in the node
     ptrs = block[LEAF_HEADER_SIZE : LEAF_HEADER_SIZE + count * KEY_PTR_SIZE]
-    return [(ptr, gen) for _, _, _, ptr, gen in _KEY_PTR.iter_unpack(ptrs)]
+    return [(ptr, gen) for _, _, _, ptr, gen in KEY_PTR.iter_unpack(ptrs)]
 
 
 def _block(fs: BtrfsFilesystem, address: int) -> bytes:
-    """The tree block at logical ``address``, its header checked (checksum, address,
-    filesystem, item count: btrfs_items.check_header); its items are parsed here with
-    every slice bounded by the block, so their order is not checked."""
-    sb, size = fs._fs.sb, int(fs._fs.node_size)
-    block = fs.reader.read_at(fs._physical(address, size), size)
-    check_header(block, address, size, int(sb.csum_type), {bytes(sb.fsid), bytes(sb.metadata_uuid)})
-    return block
+    """The tree block at logical ``address``, its header alone checked (btrfs_items.
+    check_header): its items are parsed here with every slice bounded by the block, so their
+    order need not be checked."""
+    return fs.tree_node(address, check_header)
 
 
 class _Leaf:

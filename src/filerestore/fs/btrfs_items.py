@@ -26,7 +26,7 @@ COMPRESS_NONE, COMPRESS_ZLIB, COMPRESS_LZO, COMPRESS_ZSTD = 0, 1, 2, 3
 FILE_EXTENT_INLINE, FILE_EXTENT_REG, FILE_EXTENT_PREALLOC = 0, 1, 2
 # item key types (BTRFS_*_KEY)
 INODE_ITEM_KEY, DIR_INDEX_KEY, EXTENT_DATA_KEY, ROOT_ITEM_KEY = 1, 96, 108, 132
-_NOT_NAMES = (b"", b".", b"..")
+NOT_NAMES = (b"", b".", b"..")  # no directory entry is named so
 FT_DIR = 2  # btrfs_dir_item.type of a directory (BTRFS_FT_DIR, btrfs_tree.h)
 LEAF_HEADER_SIZE = 101  # struct btrfs_header
 LEAF_ITEM_SIZE = 25  # struct btrfs_item: disk key (17), data offset, data size
@@ -38,14 +38,14 @@ NODE_HEADER_SIZE = 101
 KEY_PTR_SIZE = 33
 MAX_LEVEL = 8  # BTRFS_MAX_LEVEL
 # struct btrfs_key_ptr: disk key (objectid, type, offset), blockptr, generation
-_KEY_PTR = struct.Struct("<QBQQQ")
+KEY_PTR = struct.Struct("<QBQQQ")
 # struct btrfs_item: disk key, data offset, data size
 _LEAF_ITEM = struct.Struct("<QBQII")
 # the same records in the parts check_node needs: keys, and an item's data offset and size
 _PTR_KEY, _ITEM_KEY = struct.Struct("<QBQ16x"), struct.Struct("<QBQ8x")
 _ITEM_SPAN = struct.Struct("<17xII")
 # struct btrfs_dir_item: location key (objectid, type, offset), transid, data_len, name_len, type
-_DIR_ITEM = struct.Struct("<QBQQHHB")
+DIR_ITEM = struct.Struct("<QBQQHHB")
 MAX_COMPRESSED = 128 * 1024  # BTRFS_MAX_COMPRESSED: no compressed extent is larger on disk
 
 
@@ -154,7 +154,7 @@ def dir_index(tree: RawTree, inum: int) -> list[tuple[str, tuple[int, int, int]]
     a page of it.
     """
     out: list[tuple[str, tuple[int, int, int]]] = []
-    append, dir_at = out.append, _DIR_ITEM.unpack_from
+    append, dir_at = out.append, DIR_ITEM.unpack_from
     for leaf, headers in tree.leaves(inum, DIR_INDEX_KEY):
         # the leaf's DIR_INDEX items of ``inum``: they are one run, in key order
         ours = [
@@ -170,7 +170,7 @@ def dir_index(tree: RawTree, inum: int) -> list[tuple[str, tuple[int, int, int]]
             if location_type != INODE_ITEM_KEY and location_type != ROOT_ITEM_KEY:
                 raise FilesystemError(f"btrfs: directory item of key type {location_type}")
             raw = leaf[start + 30 : start + 30 + name_len]
-            if raw in _NOT_NAMES or b"/" in raw:
+            if raw in NOT_NAMES or b"/" in raw:
                 continue
             append((raw.decode("utf-8", "surrogateescape"), (location, location_type, file_type)))
         if len(ours) < len(headers) // LEAF_ITEM_SIZE:

@@ -25,12 +25,16 @@ import struct
 from collections.abc import Callable, Iterator
 
 from filerestore.errors import FilesystemError
-from filerestore.fs.btrfs_items import LEAF_HEADER_SIZE, LEAF_ITEM_SIZE, MAX_LEVEL
+from filerestore.fs.btrfs_items import (
+    KEY_PTR,
+    KEY_PTR_SIZE,
+    LEAF_HEADER_SIZE,
+    LEAF_ITEM_SIZE,
+    MAX_LEVEL,
+)
 
 Key = tuple[int, int, int]
-_KEY_PTR = struct.Struct("<QBQQQ")  # key (objectid, type, offset), blockptr, generation
 _LEAF_KEY = struct.Struct("<QBQ8x")  # an item header's key (its data offset and size skipped)
-_KEY_PTR_SIZE = _KEY_PTR.size
 CACHED_NODES = 512  # 8 MiB of 16 KiB nodes: a page's searches share their upper levels
 
 
@@ -51,8 +55,8 @@ class RawTree:
             (count,) = struct.unpack_from("<I", block, 0x60)  # check_node: they fit
             if block[0x64]:
                 ptrs = list(
-                    _KEY_PTR.iter_unpack(
-                        block[LEAF_HEADER_SIZE : LEAF_HEADER_SIZE + count * _KEY_PTR_SIZE]
+                    KEY_PTR.iter_unpack(
+                        block[LEAF_HEADER_SIZE : LEAF_HEADER_SIZE + count * KEY_PTR_SIZE]
                     )
                 )
                 got = (block, [p[:3] for p in ptrs], [p[3] for p in ptrs])
