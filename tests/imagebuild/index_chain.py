@@ -1,6 +1,7 @@
 """Backup chains with known changes for the index tests: a full backup and two incrementals
-of one disk, each step made through a kernel mount of the filesystem (ext4, XFS, Btrfs) or
-through ntfs-3g (NTFS).
+of one disk, each step made through a kernel mount of the filesystem (ext4, XFS, Btrfs),
+through ntfs-3g (NTFS) or exfat-fuse (exFAT), or with mtools (FAT16, FAT32:
+tests/imagebuild/index_chain_fat.py, which also says what each state's facts come from).
 
 The cached directory holds ``base.qcow2``, ``inc1.qcow2`` (backing ``base.qcow2``) and
 ``inc2.qcow2`` (backing ``inc1.qcow2``): each overlay holds exactly the 64 KiB blocks the
@@ -31,14 +32,18 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from tests.imagebuild import index_chain_fat
 from tests.imagebuild.cache import cached
-from tests.imagebuild.commands import mounted
+from tests.imagebuild.commands import loop_device, mounted
 from tests.imagebuild.fs_linux import loop_mount, run
 from tests.imagebuild.qcow import changed_blocks
 from tests.imagebuild.tree import MiB, block_content
 
-KINDS = ("ext4", "xfs", "btrfs", "ntfs")
-SIZES_MIB = {"ext4": 64, "xfs": 320, "btrfs": 256, "ntfs": 64}
+KINDS = ("ext4", "xfs", "btrfs", "ntfs", "exfat", "fat16", "fat32")
+SIZES_MIB = {"ext4": 64, "xfs": 320, "btrfs": 256, "ntfs": 64, "exfat": 64, "fat16": 64}
+SIZES_MIB["fat32"] = 64
+#: kinds without symbolic links, hard links or POSIX modes
+NO_LINKS = ("exfat", "fat16", "fat32")
 LATIN1 = os.fsdecode(b"caf\xe9-latin1.txt")
 MTIME = 1_600_000_000
 TOUCHED = 1_700_000_000  # the mtime step 2 gives /photos/img_0002.jpg
@@ -61,9 +66,11 @@ def base_tree(root: Path, kind: str) -> None:
     _write(root / "projects" / "beta" / "main.c", b"int main(void) { return 1; }\n")
     _write(root / "empty.txt", b"")
     _write(root / "unicode" / "Résumé.PDF", b"resume\n")
-    if kind != "ntfs":  # NTFS names are UTF-16: ntfs-3g refuses one that is not UTF-8 here
+    if kind in ("ext4", "xfs", "btrfs"):
+        # NTFS and exFAT names are UTF-16: their drivers refuse one that is not UTF-8 here
         _write(root / "unicode" / LATIN1, b"latin-1 name\n")
-    os.symlink("docs/readme.md", root / "link")
+    if kind not in NO_LINKS:
+        os.symlink("docs/readme.md", root / "link")
     for i in range(300):
         _write(root / "many" / f"f{i:04d}.txt", b"%d\n" % i)
 
@@ -75,8 +82,9 @@ def step1(root: Path, kind: str) -> None:
     (root / "docs" / "report-2024.xlsx").rename(root / "docs" / "report-2024-final.xlsx")
     (root / "photos" / "img_0005.jpg").unlink()
     (root / "projects" / "beta").rename(root / "docs" / "old" / "beta")
-    (root / "docs" / "old" / "notes.txt").chmod(0o600)
-    os.link(root / "photos" / "img_0001.jpg", root / "photos" / "copy.jpg")
+    if kind not in NO_LINKS:
+        (root / "docs" / "old" / "notes.txt").chmod(0o600)
+        os.link(root / "photos" / "img_0001.jpg", root / "photos" / "copy.jpg")
     _write(root / "many" / "f0100.txt", b"changed in step 1\n")
     (root / "many" / "f0200.txt").unlink()
     _write(root / "many" / "f0300.txt", b"new in step 1\n")
@@ -107,6 +115,8 @@ def _mkfs(kind: str, raw: Path) -> None:
         run("mkntfs", "-q", "-F", "-f", "-L", "idx", raw)
     elif kind == "xfs":
         run("mkfs.xfs", "-q", "-L", "idx", raw)
+    elif kind == "exfat":
+        run("mkfs.exfat", "-L", "idx", raw)
     else:
         run("mkfs.btrfs", "-q", "-L", "idx", raw)
 
@@ -151,7 +161,13 @@ def facts_of(mnt: Path) -> dict[str, dict[str, Any]]:
     return out
 
 
-def _overlay(out: Path, backing: str, old_raw: Path, new_raw: Path) -> None:
+def _write_facts(path: Path, facts: dict[str, dict[str, Any]], kind: str) -> None:
+    if kind in NO_LINKS:  # the root of FAT and exFAT has no entry, so no times
+        facts["/"].update(mtime_ns=None, ctime_ns=None)
+    path.write_text(json.dumps(facts))
+
+
+def overlay(out: Path, backing: str, old_raw: Path, new_raw: Path) -> None:
     run("qemu-img", "create", "-q", "-f", "qcow2", "-b", backing, "-F", "qcow2", out)
     with tempfile.TemporaryDirectory() as tmp:
         cmds: list[str] = []
@@ -165,8 +181,16 @@ def _overlay(out: Path, backing: str, old_raw: Path, new_raw: Path) -> None:
 
 @contextlib.contextmanager
 def _mount(kind: str, raw: Path, options: str) -> Iterator[Path]:
-    if kind != "ntfs":
+    if kind not in ("ntfs", "exfat"):
         with loop_mount(raw, options) as mnt:
+            yield mnt
+        return
+    if kind == "exfat":
+        with (
+            tempfile.TemporaryDirectory(prefix="fr-exfat-") as tmp,
+            loop_device(raw) as dev,
+            mounted(["mount.exfat-fuse", "-o", options, dev], Path(tmp) / "mnt") as mnt,
+        ):
             yield mnt
         return
     with (
@@ -181,21 +205,29 @@ def _build(out: Path, kind: str) -> None:
     work = Path(tempfile.mkdtemp(prefix="fr-idx-chain-"))
     try:
         raws = [work / f"{name}.raw" for name in NAMES]
-        _mkfs(kind, raws[0])
+        if kind.startswith("fat"):
+            index_chain_fat.mkfs(kind, raws[0], SIZES_MIB[kind])
+        else:
+            _mkfs(kind, raws[0])
         for i, step in enumerate(STEPS):
             if i:
                 run("cp", "--sparse=always", raws[i - 1], raws[i])
+            if kind.startswith("fat"):
+                index_chain_fat.change(raws[i], i)
+                index_chain_fat.read_back(raws[i], work / f"tree-{i}")
+                _write_facts(out / f"facts-{i}.json", facts_of(work / f"tree-{i}"), kind)
+                continue
             with _mount(kind, raws[i], "rw,noatime") as mnt:
                 step(mnt, kind)
                 run("sync", "-f", mnt)
             with _mount(kind, raws[i], "ro,noatime") as mnt:
-                (out / f"facts-{i}.json").write_text(json.dumps(facts_of(mnt)))
+                _write_facts(out / f"facts-{i}.json", facts_of(mnt), kind)
                 # a copy for diff -r: two copies of one XFS or Btrfs (same UUID) cannot be
                 # mounted at once
                 run("cp", "-a", f"{mnt}/.", work / f"tree-{i}")
         run("qemu-img", "convert", "-f", "raw", "-O", "qcow2", raws[0], out / "base.qcow2")
         for i in (1, 2):
-            _overlay(out / f"{NAMES[i]}.qcow2", f"{NAMES[i - 1]}.qcow2", raws[i - 1], raws[i])
+            overlay(out / f"{NAMES[i]}.qcow2", f"{NAMES[i - 1]}.qcow2", raws[i - 1], raws[i])
         for a, b in ((0, 1), (1, 2), (0, 2)):
             done = subprocess.run(
                 ["diff", "-rq", "--no-dereference", f"tree-{a}", f"tree-{b}"],
@@ -217,10 +249,16 @@ def _build(out: Path, kind: str) -> None:
 
 
 def index_chain(kind: str) -> Path:
-    """The cached chain directory for ``kind`` (ext4, xfs or btrfs)."""
+    """The cached chain directory for ``kind`` (one of ``KINDS``)."""
     if kind not in KINDS:
         raise ValueError(kind)
-    recipe = {"kind": kind, "size": SIZES_MIB[kind], "steps": [s.__name__ for s in STEPS]}
+    recipe: dict[str, Any] = {
+        "kind": kind,
+        "size": SIZES_MIB[kind],
+        "steps": [s.__name__ for s in STEPS],
+    }
+    if kind.startswith("fat"):  # its steps live in their own module
+        recipe["fat"] = hashlib.sha256(Path(index_chain_fat.__file__).read_bytes()).hexdigest()
     return cached(f"index-chain-{kind}", recipe, lambda out: _build(out, kind), suffix="d")
 
 

@@ -1,8 +1,10 @@
-"""NTFS, XFS and Btrfs chains of three backups (each step made through ntfs-3g or the
-kernel), indexed on SQLite and PostgreSQL: the incrementals take the changed-block pass (only
-the MFT records or XFS inode chunks the overlay changed are read, or the Btrfs tree blocks
-the two states do not share), and what it writes must be what the mount saw in each state
-and exactly what the whole-tree comparing walk writes. (ext's incrementals are held to the
+"""NTFS, XFS, Btrfs, exFAT, FAT16 and FAT32 chains of three backups (each step made through
+ntfs-3g, the kernel, exfat-fuse or mtools), indexed on SQLite and PostgreSQL: the
+incrementals take the changed-block pass (only the MFT records or XFS inode chunks the
+overlay changed are read, the Btrfs tree blocks the two states do not share, or the FAT and
+exFAT directory slots that differ in the directories the overlay touched), and what it
+writes must be what the mount (or mtools) saw in each state and exactly what the whole-tree
+comparing walk writes. (ext's incrementals are held to the
 same in tests/index/test_jobs.py.)"""
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from tests.index.conftest import Chain, chain_of, make_repository
 from tests.index.test_chain import state_problems
 from tests.index.test_jobs import dump
 
-KINDS = ("ntfs", "xfs", "btrfs")
+KINDS = ("ntfs", "xfs", "btrfs", "exfat", "fat16", "fat32")
 DIALECTS = ("sqlite", "postgresql")
 #: what the mount reports that the filesystem stores (ntfs-3g: mode, owner and group are the
 #: mount's, not the disk's)
@@ -34,6 +36,8 @@ FIELDS = {
     "xfs": ("kind", "mode", "uid", "gid", "mtime_ns", "ctime_ns", "inode", "nlink", "target"),
 }
 FIELDS["btrfs"] = FIELDS["xfs"]
+# FAT and exFAT: no owner, no POSIX mode, no change time; the inode is the entry's offset
+FIELDS["exfat"] = FIELDS["fat16"] = FIELDS["fat32"] = ("kind", "mtime_ns")
 
 
 @pytest.fixture(scope="module", params=[(k, d) for k in KINDS for d in DIALECTS], ids="-".join)

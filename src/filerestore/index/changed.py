@@ -37,7 +37,9 @@ from filerestore.errors import FileRestoreError, FilesystemError
 from filerestore.fs import Filesystem, open_filesystem
 from filerestore.fs.btrfs import BtrfsFilesystem
 from filerestore.fs.entry import Entry, EntryKind
+from filerestore.fs.exfat import ExfatFilesystem
 from filerestore.fs.ext import ExtFilesystem
+from filerestore.fs.fat import FatFilesystem
 from filerestore.fs.ntfs import NtfsFilesystem
 from filerestore.fs.xfs import XfsFilesystem
 from filerestore.image import DiskImage
@@ -67,7 +69,14 @@ def changed_blocks_pass(
 ) -> bool:
     """Write the volume's changes from its changed blocks; False when this method does not
     apply (see the module docstring) and nothing was written."""
-    kinds = ExtFilesystem | NtfsFilesystem | XfsFilesystem | BtrfsFilesystem
+    kinds = (
+        ExtFilesystem,
+        NtfsFilesystem,
+        XfsFilesystem,
+        BtrfsFilesystem,
+        FatFilesystem,
+        ExfatFilesystem,
+    )
     if not isinstance(fs, kinds) or volume.offset is None:
         return False
     guest = changed_since(disk, 1)
@@ -117,6 +126,12 @@ def find_changes(
             return None
         btrfs = BtrfsReread(fs, changes)
         return btrfs.inodes(), btrfs
+    slot_kinds = FatFilesystem | ExfatFilesystem
+    if isinstance(fs, slot_kinds) and isinstance(old_fs, slot_kinds) and fs.kind == old_fs.kind:
+        from filerestore.index.fat_reread import FatReread
+
+        # the directories to compare are found from the index's (FatReread.compare)
+        return [], FatReread(fs, old_fs, ranges)
     if isinstance(fs, NtfsFilesystem) and isinstance(old_fs, NtfsFilesystem):
         from filerestore.fs.ntfs_changes import changed_records
 

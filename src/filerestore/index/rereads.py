@@ -83,7 +83,7 @@ class _DirectoryInodes(Generic[F]):
             return False
 
 
-class _Listed(Generic[F]):
+class Listed(Generic[F]):
     """Kinds whose root entry is its stat and whose new subtrees are listed directory by
     directory (NTFS, XFS, Btrfs; ext has its bulk walk of a subtree)."""
 
@@ -123,7 +123,7 @@ class ExtReread(_DirectoryInodes[ExtFilesystem]):
         return self._m.list_inode(self.fs, number, path) if delta is None else delta
 
 
-class NtfsReread(_Listed[NtfsFilesystem]):
+class NtfsReread(Listed[NtfsFilesystem]):
     root = ROOT_MFT_INDEX
 
     def __init__(self, fs: NtfsFilesystem) -> None:
@@ -177,7 +177,7 @@ class NtfsReread(_Listed[NtfsFilesystem]):
         return number not in self._moved
 
 
-class XfsReread(_DirectoryInodes[XfsFilesystem], _Listed[XfsFilesystem]):
+class XfsReread(_DirectoryInodes[XfsFilesystem], Listed[XfsFilesystem]):
     """XFS: the changed inodes of its inode chunks (fs/xfs_changes.py); a changed
     directory's differing data blocks (or all its entries) read in both states."""
 
@@ -257,7 +257,7 @@ def live_by_inode(
     return out
 
 
-class BtrfsReread(_Listed[BtrfsFilesystem]):
+class BtrfsReread(Listed[BtrfsFilesystem]):
     """Btrfs: the items the two states' trees do not share (fs/btrfs_changes.py) name the
     changed inodes and every directory's added and removed entries."""
 
