@@ -20,9 +20,10 @@ error ends that entry, and the walk goes on. Every read must return exactly the 
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from itertools import islice
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from filerestore.blockio import CachedReader, FileReader, Reader
 from filerestore.errors import (
@@ -37,6 +38,7 @@ from filerestore.errors import (
 from filerestore.fs import open_filesystem
 from filerestore.fs.base import Filesystem
 from filerestore.fs.entry import EntryKind
+from filerestore.index.fat_reread import FatReread
 from fuzz import checksums
 from fuzz.checksums import Fixup
 from fuzz.harness import Finding, Harness, OneInput, require
@@ -75,13 +77,18 @@ def _read_file(fs: Filesystem[Any], path: str) -> None:
         _read_checked(reader, size - 4096, 8192)
 
 
-def _per_entry(what: Callable[[], object]) -> None:
+T = TypeVar("T")
+
+
+def _per_entry(what: Callable[[], T]) -> T | None:
+    """``what()``; None when it refused, as it may, with a one-line reason."""
     try:
-        what()
+        return what()
     except ENTRY_ERRORS as exc:
         reason = str(exc)
         if not reason.strip() or "\n" in reason:
             raise Finding(f"{type(exc).__name__} without a one-line reason: {reason!r}") from exc
+    return None
 
 
 def _page(fs: Filesystem[Any], path: str) -> list[tuple[str, bool]]:
@@ -116,9 +123,9 @@ def explore(fs: Filesystem[Any]) -> None:
 
 def compare_with(fs: Filesystem[Any], seed: Reader) -> None:
     """The changed-block pass's readers (filerestore.index.changed.find_changes: changed
-    inodes, MFT records or Btrfs tree items) on the damaged image as the new state and its
-    seed as the old one, over the whole volume: they may answer, answer None (walk
-    instead) or refuse with an ImageError."""
+    inodes, MFT records, Btrfs tree items, or FAT and exFAT directory slots) on the damaged
+    image as the new state and its seed as the old one, over the whole volume: they may
+    answer, answer None (walk instead) or refuse with an ImageError."""
     from filerestore.index.changed import find_changes
 
     try:
@@ -127,9 +134,30 @@ def compare_with(fs: Filesystem[Any], seed: Reader) -> None:
         return
     try:
         if type(old) is type(fs):
-            _per_entry(lambda: find_changes(fs, old, [(0, seed.size)]))
+            found = _per_entry(lambda: find_changes(fs, old, [(0, seed.size)]))
+            if found is not None and isinstance(found[1], FatReread):
+                _slots(fs, found[1])
     finally:
         old.close()
+
+
+def _slots(fs: Filesystem[Any], reread: FatReread) -> None:
+    """FAT and exFAT: the comparison of each directory the walk reaches (its entry's offset
+    is its inode), as the pass compares the directories the index holds."""
+
+    def directories() -> list[int]:
+        return [
+            e.inode
+            for _, entries in islice(fs.iter_all(), 50)
+            for e in entries
+            if e.kind is EntryKind.DIR and e.inode
+        ]
+
+    offsets = [0, *(_per_entry(directories) or [])]
+    for offset in offsets[:200]:
+        compared, extents = _per_entry(partial(reread.plan, offset)) or (False, None)
+        if compared and extents is not None:
+            _per_entry(partial(reread.slot_delta, extents))
 
 
 def open_and_explore(reader: Reader, seed: Reader | None = None) -> None:

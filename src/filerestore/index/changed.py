@@ -1,7 +1,9 @@
 """The changed-block incremental: only what the overlay's clusters can have changed is read.
 
 For an incremental on an ext, XFS or NTFS filesystem in a partition (a contiguous volume), whose
-backing file is the previous backup of its line:
+backing file is the previous backup of its line (Btrfs compares its trees instead, and FAT
+and exFAT, which have no inodes, their directories' slots: see fs/btrfs_changes.py and
+index/fat_reread.py):
 
 1. the guest ranges the overlay holds itself (image.allocation) give the volume ranges that
    may differ from the previous backup, whose disk is the overlay's backing layer;

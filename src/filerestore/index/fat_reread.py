@@ -66,32 +66,45 @@ class FatReread(Listed[Any]):
         dirs = dict(store.query(_LIVE_DIRS, (vw.volume_id,)))
         dirs[ROOT_DIR_NO] = ROOT_OFFSET
         relist: dict[int, int] = {}
-        with self.fs._lock, self.old._lock:
-            for dir_no, offset in dirs.items():
-                try:
-                    now = self.slots.extents(offset)
-                except FilesystemError:  # its listing says what is wrong (or reads it)
-                    self._plan[dir_no], relist[dir_no] = None, offset
-                    continue
-                if now is None:
-                    continue  # no directory there now: its parent's slots say what became of it
-                try:
-                    before = self.old_slots.extents(offset)
-                except FilesystemError:
-                    before = None
-                if before != now:
-                    self._plan[dir_no] = None  # grown, shrunk or moved: listed whole
-                elif touches(now, self.ranges, self._starts):
-                    self._plan[dir_no] = now
-                else:
-                    continue
-                relist[dir_no] = offset
+        for dir_no, offset in dirs.items():
+            compared, extents = self.plan(offset)
+            if compared:
+                self._plan[dir_no], relist[dir_no] = extents, offset
         return relist
+
+    def plan(self, offset: int) -> tuple[bool, Extents | None]:
+        """Whether the directory whose entry is at ``offset`` is to be compared, and its
+        extents (the same in both states) or None (to be listed whole)."""
+        with self.fs._lock, self.old._lock:
+            try:
+                now = self.slots.extents(offset)
+            except FilesystemError:  # its listing says what is wrong (or reads it)
+                return True, None
+            if now is None:
+                return False, None  # no directory there now: its parent's slots say so
+            try:
+                before = self.old_slots.extents(offset)
+            except FilesystemError:
+                before = None
+            if before != now:
+                return True, None  # grown, shrunk or moved: listed whole
+            return touches(now, self.ranges, self._starts), now
 
     def delta(self, dir_no: int, number: int, path: str) -> Delta | list[Entry] | None:
         extents = self._plan.get(dir_no)
         if extents is None:
             return list(self.fs.list_dir(path))
+        added, gone = self.slot_delta(extents)
+        removed: set[tuple[str, int]] = set()
+        if gone and self._store is not None:
+            for row in live_by_inode(self._store, self._volume_id, gone):
+                if row[0] == dir_no:
+                    removed.add((from_db(row[2]), row[13]))
+        return added, removed
+
+    def slot_delta(self, extents: Extents) -> tuple[set[tuple[str, int]], set[int]]:
+        """The (name, offset) of each entry a directory's differing slots hold now, and the
+        offsets of those they held before."""
         with self.fs._lock, self.old._lock:
             new = read_extents(self.fs.reader, extents)
             old = read_extents(self.old.reader, extents)
@@ -102,13 +115,7 @@ class FatReread(Listed[Any]):
                 name = self._read_node(offset, new, pos)
                 if name is not None and name not in (".", "..") and "/" not in name:
                     added.add((name, offset))
-        gone = {volume_offset(extents, pos) for pos in before}
-        removed: set[tuple[str, int]] = set()
-        if gone and self._store is not None:
-            for row in live_by_inode(self._store, self._volume_id, gone):
-                if row[0] == dir_no:
-                    removed.add((from_db(row[2]), row[13]))
-        return added, removed
+        return added, {volume_offset(extents, pos) for pos in before}
 
     def _read_node(self, offset: int, data: bytes | None = None, pos: int = 0) -> str | None:
         """Read (and keep) the entry at volume ``offset`` (byte ``pos`` of its directory's
