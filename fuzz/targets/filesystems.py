@@ -135,8 +135,9 @@ def compare_with(fs: Filesystem[Any], seed: Reader) -> None:
     try:
         if type(old) is type(fs):
             found = _per_entry(lambda: find_changes(fs, old, [(0, seed.size)]))
-            if found is not None and isinstance(found[1], FatReread):
-                _slots(fs, found[1])
+            for _, reread in found or []:
+                if isinstance(reread, FatReread):
+                    _slots(fs, reread)
     finally:
         old.close()
 

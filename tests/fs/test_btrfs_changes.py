@@ -19,7 +19,7 @@ import pytest
 from filerestore.blockio import CachedReader
 from filerestore.fs import open_filesystem
 from filerestore.fs.btrfs import BtrfsFilesystem
-from filerestore.fs.btrfs_changes import _differing_items, tree_changes
+from filerestore.fs.btrfs_changes import _differing_items, subvolume_changes, tree_changes
 from filerestore.image import open_image
 from filerestore.volume import list_volumes
 from tests.fs.conftest import btrfs_image
@@ -157,13 +157,17 @@ def test_the_changes_of_a_kernel_made_step_are_the_recipes() -> None:
     assert ino["/many/f0001.txt"] not in changes.changed
 
 
-def test_a_filesystem_with_subvolumes_is_left_to_the_walk() -> None:
-    """Inode numbers repeat across subvolumes and the index finds live versions by inode
-    number: with a subvolume besides the top level (this image's ``/subvol``, made by
-    ``btrfs subvolume create``), the pass answers None."""
+def test_subvolumes_are_compared_each_by_id() -> None:
+    """Each subvolume has its own tree and inode numbers: they are compared by subvolume id
+    (this image's ``/subvol``, made by ``btrfs subvolume create``, beside the top level).
+    The image against itself: every tree's root block is the same, nothing differs."""
     pytest.importorskip("dissect.btrfs", reason="the [btrfs] extra is not installed")
     img = btrfs_image()
     with img.opened() as new, img.opened() as old:
         assert isinstance(new, BtrfsFilesystem) and isinstance(old, BtrfsFilesystem)
-        assert any(path == "/subvol" for _, path in new.subvolumes())
-        assert tree_changes(new, old) is None
+        ids = {sid: path for sid, path in new.subvolumes()}
+        assert "/subvol" in ids.values() and len(ids) >= 2
+        assert subvolume_changes(new, old) == {}
+        for sid in ids:
+            changes = tree_changes(new, old, sid)
+            assert changes is not None and not changes.changed and not changes.added

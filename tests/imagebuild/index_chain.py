@@ -39,9 +39,10 @@ from tests.imagebuild.fs_linux import loop_mount, run
 from tests.imagebuild.qcow import changed_blocks
 from tests.imagebuild.tree import MiB, block_content
 
-KINDS = ("ext4", "xfs", "btrfs", "ntfs", "exfat", "fat16", "fat32")
+KINDS = ("ext4", "xfs", "btrfs", "btrfs-sub", "ntfs", "exfat", "fat16", "fat32")
 SIZES_MIB = {"ext4": 64, "xfs": 320, "btrfs": 256, "ntfs": 64, "exfat": 64, "fat16": 64}
 SIZES_MIB["fat32"] = 64
+SIZES_MIB["btrfs-sub"] = 256  # Btrfs with subvolumes (see _subvolumes_base)
 #: kinds without symbolic links, hard links or POSIX modes
 NO_LINKS = ("exfat", "fat16", "fat32")
 LATIN1 = os.fsdecode(b"caf\xe9-latin1.txt")
@@ -73,6 +74,38 @@ def base_tree(root: Path, kind: str) -> None:
         os.symlink("docs/readme.md", root / "link")
     for i in range(300):
         _write(root / "many" / f"f{i:04d}.txt", b"%d\n" % i)
+    if kind == "btrfs-sub":
+        _subvolumes_base(root)
+
+
+def _subvolumes_base(root: Path) -> None:
+    """``/home`` and ``/home/alice/nested``: subvolumes, each with inode numbers of its own
+    (their first files are inode 257, as the top level's first directory is)."""
+    run("btrfs", "subvolume", "create", root / "home")
+    _write(root / "home" / "alice" / "notes.txt", b"alice's notes\n")
+    _write(root / "home" / "alice" / "todo.txt", b"buy milk\n")
+    for i in range(40):
+        _write(root / "home" / "bob" / f"b{i:03d}.txt", b"bob %d\n" % i)
+    run("btrfs", "subvolume", "create", root / "home" / "alice" / "nested")
+    _write(root / "home" / "alice" / "nested" / "deep.txt", b"deep\n")
+    _write(root / "home" / "alice" / "nested" / "keep.txt", b"keep\n")
+
+
+def _subvolumes_step1(root: Path) -> None:
+    with (root / "home" / "alice" / "notes.txt").open("ab") as fh:
+        fh.write(b"more notes\n")
+    (root / "home" / "bob" / "b007.txt").unlink()
+    (root / "home" / "bob" / "b008.txt").rename(root / "home" / "bob" / "b008-renamed.txt")
+    _write(root / "home" / "bob" / "b100.txt", b"new in step 1\n")
+    _write(root / "home" / "alice" / "nested" / "deep.txt", b"deeper\n", MTIME + 30)
+    _write(root / "home" / "alice" / "nested" / "new.txt", b"new\n")
+
+
+def _subvolumes_step2(root: Path) -> None:
+    (root / "home" / "bob").rename(root / "home" / "robert")
+    (root / "home" / "alice" / "todo.txt").unlink()
+    (root / "home" / "alice" / "nested" / "keep.txt").chmod(0o600)
+    _write(root / "home" / "alice" / "nested" / "sub" / "inside.txt", b"inside\n")
 
 
 def step1(root: Path, kind: str) -> None:
@@ -88,6 +121,8 @@ def step1(root: Path, kind: str) -> None:
     _write(root / "many" / "f0100.txt", b"changed in step 1\n")
     (root / "many" / "f0200.txt").unlink()
     _write(root / "many" / "f0300.txt", b"new in step 1\n")
+    if kind == "btrfs-sub":
+        _subvolumes_step1(root)
 
 
 def step2(root: Path, kind: str) -> None:
@@ -101,6 +136,8 @@ def step2(root: Path, kind: str) -> None:
     _write(root / "photos" / "img_0003.jpg", block_content("img3-new", 1003))
     _write(root / "photos" / "img_0005.jpg", block_content("img5-again", 1005))
     (root / "projects" / "alpha").rename(root / "projects" / "alpha2")
+    if kind == "btrfs-sub":
+        _subvolumes_step2(root)
 
 
 STEPS: list[Callable[[Path, str], None]] = [base_tree, step1, step2]

@@ -14,10 +14,14 @@ one tree holds and the other does not: the objects (inodes) they belong to chang
 DIR_INDEX items among them are each directory's added and removed entries, without listing
 one.
 
-Limits, where the caller must walk instead (``tree_changes`` returns None): either state has
-subvolumes besides the top level (inode numbers repeat across them, and the index keys live
-versions by inode number), a directory entry links a subvolume, or more than
-:data:`MAX_LEAVES` leaves or :data:`MAX_NODES` nodes of a level above them differ (memory).
+Each subvolume has a tree of its own (and its own inode numbers): they are compared one by
+one, by subvolume id (``subvolume_changes``), a tree whose root block is the same in both
+states skipped at once.
+
+Limits, where the caller must walk instead (``tree_changes`` or ``subvolume_changes``
+returns None): the states do not hold the same subvolumes, a directory entry that links a
+subvolume differs, or more than :data:`MAX_LEAVES` leaves or :data:`MAX_NODES` nodes of a
+level above them differ in one tree (memory).
 A corrupt tree block (a checksum, a level that is not one below its parent's) raises
 FilesystemError.
 """
@@ -70,14 +74,43 @@ class TreeChanges:
     inode_items: dict[int, bytes] = field(default_factory=dict)
 
 
-def tree_changes(new: BtrfsFilesystem, old: BtrfsFilesystem) -> TreeChanges | None:
-    """The changes from ``old`` to ``new`` (see the module docstring); None where the walk
-    must be taken."""
-    for fs in (new, old):
-        others = [sid for sid, _ in fs.subvolumes() if sid != FS_TREE_OBJECTID]
-        if others or int(fs._root().subvolume.objectid) != FS_TREE_OBJECTID:
+def subvolume_changes(new: BtrfsFilesystem, old: BtrfsFilesystem) -> dict[int, TreeChanges] | None:
+    """The changes of every subvolume whose tree differs between the states (by subvolume
+    id; the default one's too); None where the walk must be taken, or when the two states
+    do not hold the same subvolumes (one made or deleted: its link is a directory entry
+    that the walk reads)."""
+    ids = [sorted(sid for sid, _ in fs.subvolumes()) for fs in (new, old)]
+    if ids[0] != ids[1]:
+        return None
+    out: dict[int, TreeChanges] = {}
+    for sid in ids[0]:
+        roots = [_tree_root(fs, sid) for fs in (new, old)]
+        if roots[0] == roots[1]:
+            continue  # the same root block: the same tree (copy on write)
+        changes = tree_changes(new, old, sid)
+        if changes is None:
             return None
-    leaves = _unshared_leaves(new, old)
+        out[sid] = changes
+    return out
+
+
+def _tree_root(fs: BtrfsFilesystem, subvolume_id: int) -> tuple[int, int]:
+    """(address, generation) of the root block of a subvolume's filesystem tree."""
+    with fs._lock, fs._errors(f"open subvolume {subvolume_id}"):
+        tree = fs._fs.open_subvolume(subvolume_id).tree
+        address = int(tree.root_offset)
+    return address, _generation(_block(fs, address))
+
+
+def tree_changes(
+    new: BtrfsFilesystem, old: BtrfsFilesystem, subvolume_id: int | None = None
+) -> TreeChanges | None:
+    """The changes from ``old`` to ``new`` of one subvolume's tree (the default one's
+    without ``subvolume_id``; see the module docstring); None where the walk must be
+    taken."""
+    if subvolume_id is None:
+        subvolume_id = int(new._root().subvolume.objectid)
+    leaves = _unshared_leaves(new, old, subvolume_id)
     if leaves is None:
         return None
     added, removed = _differing_items(*leaves)
@@ -124,16 +157,15 @@ def _dir_pair(data: bytes) -> Pair | None:
 
 
 def _unshared_leaves(
-    new: BtrfsFilesystem, old: BtrfsFilesystem
+    new: BtrfsFilesystem, old: BtrfsFilesystem, subvolume_id: int
 ) -> tuple[list[bytes], list[bytes]] | None:
-    """The leaves of each state's filesystem tree that the other does not point to; None
-    when either side has more than :data:`MAX_LEAVES` of them (or :data:`MAX_NODES` at a
-    level above)."""
+    """The leaves of each state's tree of a subvolume that the other does not point to;
+    None when either side has more than :data:`MAX_LEAVES` of them (or :data:`MAX_NODES`
+    at a level above)."""
     sides = []
     for fs in (new, old):
-        root = int(fs._root().subvolume.tree.root_offset)
-        block = _block(fs, root)
-        sides.append({(root, _generation(block)): block[0x64]})
+        root, generation = _tree_root(fs, subvolume_id)
+        sides.append({(root, generation): _block(fs, root)[0x64]})
     a, b = sides
     leaves: tuple[list[bytes], list[bytes]] = ([], [])
     while True:

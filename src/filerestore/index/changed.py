@@ -46,10 +46,10 @@ from filerestore.fs.ntfs import NtfsFilesystem
 from filerestore.fs.xfs import XfsFilesystem
 from filerestore.image import DiskImage
 from filerestore.image.allocation import changed_since
+from filerestore.index.btrfs_reread import BtrfsReread, btrfs_rereads, subvolume_roots
 from filerestore.index.paths import DirPaths
 from filerestore.index.rereads import (
     LOOKUP_CHUNK,
-    BtrfsReread,
     Delta,
     ExtReread,
     NtfsReread,
@@ -99,46 +99,65 @@ def changed_blocks_pass(
             return False
         if found is None:
             return False
-        inodes, reread = found
-        _apply(fs, reread, vw, inodes)
+        paths = DirPaths(vw.writer.store, vw.volume_id)
+        roots: dict[int, int] = {}
+        if isinstance(fs, BtrfsFilesystem):
+            held = subvolume_roots(fs, vw.writer.store, vw.volume_id, paths)
+            if held is None:
+                return False
+            roots = held
+            found = _bound(found, roots)
+        for inodes, reread in found:
+            _apply(fs, reread, vw, inodes, paths, roots)
     finally:
         old_fs.close()
     return True
 
 
+def _bound(found: list[tuple[list[int], Reread]], roots: dict[int, int]) -> list[Any]:
+    """Each Btrfs subvolume's reread given its root directory's number in the index; one
+    whose root the index does not hold (no path of the default subvolume reaches it)
+    left out."""
+    dir_of = {sid: dir_no for dir_no, sid in roots.items()}
+    out = []
+    for inodes, reread in found:
+        if isinstance(reread, BtrfsReread) and reread.subvolume_id in dir_of:
+            reread.root_dir = dir_of[reread.subvolume_id]
+            out.append((inodes, reread))
+    return out
+
+
 def find_changes(
     fs: Filesystem[Any], old_fs: Filesystem[Any], ranges: list[tuple[int, int]]
-) -> tuple[list[int], Reread] | None:
-    """The changed inodes and the kind's way to reread them; None: the walk must be taken."""
+) -> list[tuple[list[int], Reread]] | None:
+    """The changed inodes and the kind's way to reread them (one pair per Btrfs subvolume
+    that changed, one pair for the other kinds); None: the walk must be taken."""
     if isinstance(fs, ExtFilesystem) and isinstance(old_fs, ExtFilesystem):
         ext = ExtReread(fs, old_fs, ranges)
         inodes = ext.changed()
-        return None if inodes is None else (inodes, ext)
+        return None if inodes is None else [(inodes, ext)]
     if isinstance(fs, XfsFilesystem) and isinstance(old_fs, XfsFilesystem):
         from filerestore.fs.xfs_changes import changed_inodes
 
         inodes = changed_inodes(fs, old_fs, ranges)
-        return None if inodes is None else (inodes, XfsReread(fs, old_fs, ranges))
+        return None if inodes is None else [(inodes, XfsReread(fs, old_fs, ranges))]
     if isinstance(fs, BtrfsFilesystem) and isinstance(old_fs, BtrfsFilesystem):
         # the trees' own generations say what differs: the overlay's ranges are not needed
-        from filerestore.fs.btrfs_changes import tree_changes
+        from filerestore.fs.btrfs_changes import subvolume_changes
 
-        changes = tree_changes(fs, old_fs)
-        if changes is None:
-            return None
-        btrfs = BtrfsReread(fs, changes)
-        return btrfs.inodes(), btrfs
+        changes = subvolume_changes(fs, old_fs)
+        return None if changes is None else [*btrfs_rereads(fs, changes)]
     slot_kinds = FatFilesystem | ExfatFilesystem
     if isinstance(fs, slot_kinds) and isinstance(old_fs, slot_kinds) and fs.kind == old_fs.kind:
         from filerestore.index.fat_reread import FatReread
 
         # the directories to compare are found from the index's (FatReread.compare)
-        return [], FatReread(fs, old_fs, ranges)
+        return [([], FatReread(fs, old_fs, ranges))]
     if isinstance(fs, NtfsFilesystem) and isinstance(old_fs, NtfsFilesystem):
         from filerestore.fs.ntfs_changes import changed_records
 
         records = changed_records(fs, old_fs, ranges)
-        return None if records is None else (records, NtfsReread(fs))
+        return None if records is None else [(records, NtfsReread(fs))]
     return None  # a kind without this pass
 
 
@@ -165,10 +184,18 @@ def _previous_filesystem(backing: Reader, volume: Volume) -> Filesystem[Any] | N
     return None
 
 
-def _apply(fs: Filesystem[Any], reread: Reread, vw: VolumeWriter, inodes: list[int]) -> None:
+def _apply(
+    fs: Filesystem[Any],
+    reread: Reread,
+    vw: VolumeWriter,
+    inodes: list[int],
+    paths: DirPaths,
+    roots: dict[int, int],
+) -> None:
     writer = vw.writer
-    paths = DirPaths(writer.store, vw.volume_id)
     live = live_by_inode(writer.store, vw.volume_id, inodes)
+    if isinstance(reread, BtrfsReread):  # inode numbers are the subvolume's
+        live = reread.scope(live, roots, paths)
     # the directories whose entries may have changed are compared (parents first)
     relist = reread.compare(writer.store, vw, live, inodes)
     changes = DirChanges()

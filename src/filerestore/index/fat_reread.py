@@ -94,6 +94,7 @@ class FatReread(Listed[Any]):
         extents = self._plan.get(dir_no)
         if extents is None:
             return list(self.fs.list_dir(path))
+        self._nodes = {}  # the last directory's entries are written: one directory's at a time
         added, gone = self.slot_delta(extents)
         removed: set[tuple[str, int]] = set()
         if gone and self._store is not None:

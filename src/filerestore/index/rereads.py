@@ -10,8 +10,6 @@ from typing import Any, Generic, Protocol, TypeVar
 
 from filerestore.errors import FileRestoreError
 from filerestore.fs import Filesystem
-from filerestore.fs.btrfs import BtrfsFilesystem, BtrfsNode
-from filerestore.fs.btrfs_changes import FIRST_FREE_OBJECTID, TreeChanges
 from filerestore.fs.entry import Entry, EntryKind
 from filerestore.fs.ext import ExtFilesystem
 from filerestore.fs.ntfs import ROOT_MFT_INDEX, NtfsFilesystem
@@ -255,55 +253,3 @@ def live_by_inode(
             (volume_id, *chunk),
         )
     return out
-
-
-class BtrfsReread(Listed[BtrfsFilesystem]):
-    """Btrfs: the items the two states' trees do not share (fs/btrfs_changes.py) name the
-    changed inodes and every directory's added and removed entries."""
-
-    def __init__(self, fs: BtrfsFilesystem, changes: TreeChanges) -> None:
-        self.fs, self.changes = fs, changes
-        self._top = fs._root()
-        self.root = int(self._top.inum)
-        self._moved = {ino for pairs in changes.removed.values() for _, ino in pairs}
-
-    def inodes(self) -> list[int]:
-        """The changed inode numbers (objects of the tree that are no inodes, such as
-        orphan items at 2^64 - 5, left out)."""
-        return sorted(o for o in self.changes.changed if FIRST_FREE_OBJECTID <= o < 1 << 63)
-
-    def entries(self, wanted: list[tuple[int, str, str]]) -> list[Entry | None]:
-        fs, gone = self.fs, self.changes.gone
-        with fs._lock:
-            # their inode items are those the trees' comparison read: no search each
-            fs.cache_inode_items(
-                int(self._top.subvolume.objectid),
-                {
-                    n: self.changes.inode_items[n]
-                    for n, _, _ in wanted
-                    if n in self.changes.inode_items
-                },
-            )
-            return [
-                None
-                if number in gone
-                else fs._entry(name, path, BtrfsNode(self._top.subvolume, number))
-                for number, name, path in wanted
-            ]
-
-    def compare(
-        self, store: IndexStore, vw: VolumeWriter, live: list[tuple[Any, ...]], inodes: list[int]
-    ) -> dict[int, int]:
-        # the live directories whose DIR_INDEX items differ
-        touched = set(self.changes.added) | set(self.changes.removed)
-        relist = {row[3]: row[13] for row in live if row[3] is not None and row[13] in touched}
-        if self.root in touched:
-            relist[ROOT_DIR_NO] = self.root
-        return relist
-
-    def delta(self, dir_no: int, number: int, path: str) -> Delta | list[Entry] | None:
-        return self.changes.added.get(number, set()), self.changes.removed.get(number, set())
-
-    def still_at(self, path: str, number: int) -> bool:
-        # a directory has one name: it left its path if and only if a directory lost it
-        return number not in self._moved
