@@ -58,6 +58,34 @@ def make_repository(kind: str, root: Path) -> Path:
     return root
 
 
+@contextlib.contextmanager
+def indexed_repository(
+    state: Path, repo: Path, names: tuple[str, ...], method: str | None = None
+) -> Iterator[tuple[Database, Settings, list[int]]]:
+    """A SQLite catalog under ``state`` with ``repo``'s backups ``names`` (``NAME.qcow2``)
+    registered and indexed in order (``method`` as index_backup takes it)."""
+    config = Settings(state_dir=state)
+    database = open_database(config)
+    try:
+        add_repository(database, "r", str(repo))
+        ids = [register_backup(database, "r", f"{n}.qcow2").id for n in names]
+        for backup_id in ids:
+            index_backup(database, config, backup_id, method=method)
+        yield database, config, ids
+    finally:
+        database.dispose()
+
+
+def methods_of(database: Database) -> dict[int, str | None]:
+    """Each indexed backup's method (index_backups.method)."""
+    from sqlalchemy import select
+
+    from filerestore.db.models_index import IndexBackup
+
+    with database.read() as s:
+        return dict(s.execute(select(IndexBackup.backup_id, IndexBackup.method)).all())
+
+
 def register_chain(database: Database, repo: Path, name: str = "r") -> list[int]:
     add_repository(database, name, str(repo))
     return [register_backup(database, name, f"{n}.qcow2").id for n in NAMES]

@@ -8,16 +8,10 @@ import shutil
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
 
-from filerestore.catalog import add_repository, register_backup
-from filerestore.db import open_database
-from filerestore.db.models_index import IndexBackup
-from filerestore.index.passes import index_backup
-from filerestore.settings import Settings
 from tests.imagebuild.fs_linux import loop_mount, run
 from tests.imagebuild.index_chain import facts_of, overlay
-from tests.index.conftest import Chain
+from tests.index.conftest import Chain, indexed_repository, methods_of
 from tests.index.test_chain import everything
 
 
@@ -41,20 +35,10 @@ def test_a_subvolume_made_between_backups_is_walked(tmp_path: Path) -> None:
     repo.mkdir()
     run("qemu-img", "convert", "-f", "raw", "-O", "qcow2", base, repo / "base.qcow2")
     overlay(repo / "incr.qcow2", "base.qcow2", base, new)
-    settings = Settings(state_dir=tmp_path / "state")
-    db = open_database(settings)
-    try:
-        add_repository(db, "r", str(repo))
-        ids = [register_backup(db, "r", f"{n}.qcow2").id for n in ("base", "incr")]
-        for backup_id in ids:
-            index_backup(db, settings, backup_id)
-        with db.read() as s:
-            methods = dict(s.execute(select(IndexBackup.backup_id, IndexBackup.method)).all())
-        assert [methods[i] for i in ids] == ["full", "walk-diff"]
+    with indexed_repository(tmp_path / "state", repo, ("base", "incr")) as (db, settings, ids):
+        assert [methods_of(db)[i] for i in ids] == ["full", "walk-diff"]
         state = everything(Chain("btrfs", repo, repo, db, settings, ids), ids[1])
         assert set(state) == set(seen)
         for path, fact in seen.items():
             if fact["kind"] == "file":
                 assert state[path].size == fact["size"], path
-    finally:
-        db.dispose()

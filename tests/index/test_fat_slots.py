@@ -11,15 +11,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from sqlalchemy import select
-
-from filerestore.catalog import add_repository, register_backup
-from filerestore.db import open_database
-from filerestore.db.models_index import IndexBackup
-from filerestore.index.passes import index_backup
-from filerestore.settings import Settings
 from tests.imagebuild.index_chain import overlay
-from tests.index.conftest import Chain
+from tests.index.conftest import Chain, indexed_repository, methods_of
 from tests.index.test_chain import everything
 from tests.index.test_jobs import dump
 
@@ -72,22 +65,13 @@ def test_a_long_name_rewritten_in_place_is_seen(tmp_path: Path) -> None:
     assert "long file namx 0042.txt" in listed and "long file name 0042.txt" not in listed
     dumps = []
     for method in (None, "walk-diff"):
-        settings = Settings(state_dir=tmp_path / f"state-{method}")
-        db = open_database(settings)
-        try:
-            add_repository(db, "r", str(repo))
-            ids = [register_backup(db, "r", f"{n}.qcow2").id for n in ("base", "incr")]
-            for backup_id in ids:
-                index_backup(db, settings, backup_id, method=method)
-            with db.read() as s:
-                methods = dict(s.execute(select(IndexBackup.backup_id, IndexBackup.method)).all())
+        state_dir = tmp_path / f"state-{method}"
+        with indexed_repository(state_dir, repo, ("base", "incr"), method) as (db, settings, ids):
             if method is None:
-                assert methods[ids[1]] == "changed-blocks"
+                assert methods_of(db)[ids[1]] == "changed-blocks"
                 chain = Chain("fat12", repo, repo, db, settings, ids)
                 state = everything(chain, ids[1])
                 assert {p[len("/dir/") :] for p in state if p.startswith("/dir/")} == listed
                 assert "/added later.txt" in state
             dumps.append(dump(db))
-        finally:
-            db.dispose()
     assert dumps[0] == dumps[1]
