@@ -19,6 +19,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from filerestore.blockio import FileReader
 from filerestore.errors import FilesystemError
 from filerestore.fs import ntfs
@@ -28,6 +30,7 @@ from filerestore.fs.ntfs import mft_index
 from filerestore.fs.ntfs_index import TYPE_BITMAP, _i30_attributes
 from filerestore.restore.browse import list_page
 from tests.fs.test_ntfs import fs, img  # noqa: F401 - the NTFS image and its filesystem
+from tests.imagebuild import fs_special, fs_windows
 from tests.imagebuild.fs_windows import NTFS_DOS_ALIAS, NTFS_DOS_ALIASED, BuiltImage
 from tests.imagebuild.ntfs_large_dir import FILES, ntfs_large_dir
 
@@ -124,5 +127,50 @@ def test_a_torn_index_block_leaves_the_directory_to_the_library(
                     with contextlib.suppress(FilesystemError):  # the library lists it, or
                         fs.list_names(directory)  # refuses it by name
             assert fallen  # the directory that owns the block
+        finally:
+            fs.close()
+
+
+def _library_entries(image: Path) -> dict[str, Any]:
+    """Every entry of the image as the library gives it: a listing of each directory (each
+    child a library file entry), never a path through the ``$I30`` indexes."""
+    with FileReader(image) as reader:
+        fs = ntfs.open_fs(reader)
+        try:
+            return {e.path: e for _, entries in fs.iter_all() for e in entries}
+        finally:
+            fs.close()
+
+
+@pytest.mark.parametrize("which", ["tree", "reparse", "large"])
+def test_a_path_through_the_indexes_stats_as_the_library_does(which: str) -> None:
+    """Each entry stat'ed by its path on a fresh filesystem, so every directory on the way
+    is reached through its parent's index (ntfs_lazy.py: a plain directory's metadata from
+    its MFT entry, anything else from the library's file entry made then), is the entry the
+    library's listing gives; plain directories were read so, and the links (Windows symlinks,
+    a junction: directories with a reparse point) were not taken for plain directories."""
+    image = {
+        "tree": lambda: fs_windows.ntfs_image().image,
+        "reparse": fs_special.ntfs_reparse_image,
+        "large": lambda: ntfs_large_dir() / "ntfs.img",
+    }[which]()
+    want = _library_entries(image)
+    assert len(want) > 5
+    with FileReader(image) as reader:
+        fs = ntfs.open_fs(reader)
+        try:
+            for path, entry in sorted(want.items()):
+                if which == "large" and entry.kind is EntryKind.FILE and path[-5] != "0":
+                    continue  # one in ten of the 70,000: the directory's lookups are the same
+                assert fs.stat(path) == entry, path
+            if which == "large":  # a DOS alias is no link; the read-only bit gives the mode
+                assert fs.stat("/big/dir 00").nlink == 1
+                assert fs.stat("/big/dir 01").mode != fs.stat("/big/dir 02").mode
+            if any(e.kind is EntryKind.DIR for e in want.values()):
+                assert fs._plain, "no directory was read from its MFT entry"
+            links = [p for p, e in want.items() if e.kind is EntryKind.SYMLINK]
+            for path in links:
+                assert mft_index(fs._resolve(path, follow_final=False)[1]) not in fs._plain
+            assert links or which != "tree"  # its Windows symlinks and junction
         finally:
             fs.close()

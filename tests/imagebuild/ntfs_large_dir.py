@@ -2,8 +2,8 @@
 
 ``/big`` holds ``FILES`` empty files with long names (so the directory's ``$I30`` index
 needs thousands of index blocks, and the bitmap of the blocks in use no longer fits in the
-MFT entry: a non-resident ``$BITMAP``), ``SUBDIRS`` subdirectories, an ntfs-3g symlink and a
-second hard link of one file. Built with ``mkntfs`` and populated through ``ntfs-3g`` (FUSE
+MFT entry: a non-resident ``$BITMAP``), ``SUBDIRS`` subdirectories (one with a DOS 8.3
+alias, one read-only), an ntfs-3g symlink and a second hard link of one file. Built with ``mkntfs`` and populated through ``ntfs-3g`` (FUSE
 on the image file); then read back through a read-only ntfs-3g mount, whose listing (names,
 and directories by ``is_dir`` without following links) is stored beside the image as the
 expected listing: ``big-listing.json``.
@@ -45,6 +45,10 @@ def _build(out: Path) -> None:
                 (big / f"dir {i:02d}").mkdir()
             (big / "a symlink").symlink_to("dir 00")
             os.link(big / name_of(7), big / "second link of 7.txt")
+            # a directory with a DOS 8.3 alias (a second $FILE_NAME, no link of its own) and
+            # a read-only one (FILE_ATTRIBUTE_READONLY | FILE_ATTRIBUTE_DIRECTORY)
+            os.setxattr(big / "dir 00", "system.ntfs_dos_name", b"DIR00~1")
+            os.setxattr(big / "dir 01", "system.ntfs_attrib_be", (0x11).to_bytes(4, "big"))
         with mounted(["ntfs-3g", "-o", "ro", image], Path(tmp) / "ro", env=UTC_C) as m:
             listing = sorted(
                 [e.name, e.is_dir(follow_symlinks=False)] for e in os.scandir(m / "big")

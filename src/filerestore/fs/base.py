@@ -31,7 +31,7 @@ import re
 import threading
 from abc import ABC, abstractmethod
 from collections import OrderedDict, deque
-from collections.abc import Container, Hashable, Iterator
+from collections.abc import Container, Hashable, Iterator, Mapping
 from typing import Any, Generic, TypeVar
 
 from filerestore.errors import (
@@ -418,21 +418,25 @@ class Filesystem(ABC, Generic[N]):
         several do (NTFS's POSIX namespace allows "a" and "A"), the first in code-point
         order, so the answer is the same every time."""
         children = self._children_of(node)
-        child = children.get(name)
-        if child is not None or not self.case_insensitive:
-            return (name, child) if child is not None else None
+        stored = self._stored_name(node, children, name)
+        return None if stored is None else (stored, children[stored])
+
+    def _stored_name(self, node: N, names: Mapping[str, object], name: str) -> str | None:
+        """The name of directory ``node``'s entries ``names`` that ``name`` finds (see
+        :meth:`_child`), or None."""
+        if name in names:
+            return name
+        if not self.case_insensitive:
+            return None
         key = self._key(node)
         folded = self._folded.get(key)
         if folded is None:
             folded = {}
-            for stored in children:
+            for stored in names:
                 folded.setdefault(fold_case(stored), []).append(stored)
             self._folded[key] = folded
-        names = folded.get(fold_case(name))
-        if not names:
-            return None
-        stored = min(names)
-        return stored, children[stored]
+        found = folded.get(fold_case(name))
+        return min(found) if found else None
 
     def _resolve(self, path: str, follow_final: bool) -> tuple[list[str], N]:
         pending = split_path(path)

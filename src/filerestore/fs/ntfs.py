@@ -52,6 +52,7 @@ from filerestore.fs.libyal import (
     filetime_to_ns,
 )
 from filerestore.fs.limits import NTFS_MAX_FILE_SIZE
+from filerestore.fs.ntfs_lazy import LazyEntry, PlainDirectory, plain_directory
 from filerestore.fs.ntfs_reparse import (
     IO_REPARSE_TAG_WOF,
     WOF_ALGORITHMS,
@@ -152,6 +153,7 @@ class NtfsFilesystem(LibyalFilesystem):
 
     def __init__(self, reader: Reader) -> None:
         self._kinds: dict[int, EntryKind] = {}
+        self._plain: dict[int, PlainDirectory] = {}  # directories reached through an index
         self._locations: dict[int, str | None] = {}
         boot = reader.read_at(0, 512)
         self._entry_size = mft_entry_size(boot)
@@ -221,10 +223,51 @@ class NtfsFilesystem(LibyalFilesystem):
             index = node.get_file_reference() & MFT_INDEX_MASK
             kind = self._kinds.get(index)
             if kind is None:
-                kind = self._kinds[index] = self._read_kind(node)
+                plain = index in self._plain and isinstance(node, LazyEntry)
+                kind = EntryKind.DIR if plain else self._read_kind(node)
+                self._kinds[index] = kind
         except LIBRARY_ERRORS as exc:
             raise self._library_error("read an MFT entry", exc) from exc
         return kind
+
+    # --- a path through the $I30 indexes (ntfs_lazy.py) ---------------------------------
+
+    def _child(self, node: LibyalNode, name: str) -> tuple[str, LibyalNode] | None:
+        named = self._paged(node)
+        if named is None:
+            return super()._child(node, name)
+        stored = self._stored_name(node, named, name)
+        if stored is None:
+            return None
+        ref = named[stored][0]
+        index = ref & MFT_INDEX_MASK
+        try:
+            raw = self._raw_entry(index)
+        except LIBRARY_ERRORS:
+            raw = None
+        if raw is None or int.from_bytes(raw[0x10:0x12], "little") != ref >> 48:
+            return super()._child(node, name)  # not the entry the index names: the library's
+        plain = plain_directory(raw)
+        if plain is not None:
+            self._plain[index] = plain
+        return stored, LazyEntry(ref, self._volume.get_file_entry)
+
+    def _plain_entry(self, name: str, path: str, node: LibyalNode) -> Entry | None:
+        """A plain directory's Entry from its MFT entry (no library file entry made)."""
+        if not isinstance(node, LazyEntry):
+            return None
+        index = node.get_file_reference() & MFT_INDEX_MASK
+        plain = self._plain.get(index)
+        if plain is None or self._kind(node) is not EntryKind.DIR:
+            return None
+        m, a, c, b = (
+            (t - _FILETIME_EPOCH_OFFSET) * 100 if t else None
+            for t in (plain.modification, plain.access, plain.entry_modification, plain.creation)
+        )
+        mode = _MODES[EntryKind.DIR, bool(plain.flags & ATTR_READ_ONLY)]
+        return Entry(
+            name, path, EntryKind.DIR, 0, mode, None, None, m, a, c, b, index, plain.links or 1
+        )
 
     def _read_kind(self, node: LibyalNode) -> EntryKind:
         flags = int(node.get_file_attribute_flags())
@@ -292,6 +335,9 @@ class NtfsFilesystem(LibyalFilesystem):
     def _entry(self, name: str, path: str, node: LibyalNode) -> Entry:
         # called once per listed entry: one try block instead of a context manager per call,
         # library values used as the ints they are, the Entry built positionally
+        plain = self._plain_entry(name, path, node)
+        if plain is not None:
+            return plain
         kind = self._kind(node)
         target = self._link_target(node) if kind is EntryKind.SYMLINK else None
         try:
@@ -405,4 +451,5 @@ class NtfsFilesystem(LibyalFilesystem):
     def close(self) -> None:
         super().close()
         self._kinds.clear()
+        self._plain.clear()
         self._locations.clear()
