@@ -3,10 +3,10 @@
 ``/big`` holds ``FILES`` empty files with long names (so the directory's ``$I30`` index
 needs thousands of index blocks, and the bitmap of the blocks in use no longer fits in the
 MFT entry: a non-resident ``$BITMAP``), ``SUBDIRS`` subdirectories (one with a DOS 8.3
-alias, one read-only), an ntfs-3g symlink and a second hard link of one file. Built with ``mkntfs`` and populated through ``ntfs-3g`` (FUSE
-on the image file); then read back through a read-only ntfs-3g mount, whose listing (names,
-and directories by ``is_dir`` without following links) is stored beside the image as the
-expected listing: ``big-listing.json``.
+alias, one read-only), an ntfs-3g symlink and a second hard link of one file. Built with
+``mkntfs`` and populated through ``ntfs-3g`` (FUSE on the image file); then read back through
+a read-only ntfs-3g mount, whose listing (names, and directories by ``is_dir`` without
+following links) is stored beside the image as the expected listing: ``big-listing.json``.
 """
 
 from __future__ import annotations
