@@ -43,6 +43,7 @@ few seconds earlier would. 0 checks on every open.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import CancelledError, Future
@@ -116,6 +117,7 @@ class S3File(SizedReader, Closing):
         self._closed = False
         #: set once a check found the object replaced: every later read raises it
         self._changed: ObjectChangedError | None = None
+        self._check_lock = threading.Lock()
         self._check = check
         if check is not None:
             check.add_done_callback(self._checked)
@@ -156,9 +158,13 @@ class S3File(SizedReader, Closing):
             changed = ObjectChangedError(f"{self.location} was replaced since it was cached")
         else:
             return  # current, or the check failed (confirm raises its error; reads go on)
-        if self._changed is None:
-            self._changed = changed
-            self._store.forget(self.meta.key)
+        # the check's thread and confirm's may both get here: the lock makes the later one
+        # return only once the host has forgotten the old version (a flaky test saw the next
+        # open still find it, between the first one's flag and its forget)
+        with self._check_lock:
+            if self._changed is None:
+                self._store.forget(self.meta.key)
+                self._changed = changed
 
     def pread_into(self, buffer: memoryview, offset: int, what: str) -> None:
         pos = 0
