@@ -10,15 +10,14 @@ valid UTF-8, so directories are read here from their on-disk entries (name bytes
 number); the library's own sub-entry list is used only for inline-data directories, which
 have no blocks to read.
 
-Inodes are read here too, straight from the inode tables (located through the group
-descriptors, meta_bg included), a directory's worth at a time: opening each child through
-the library cost more than half of a listing. Nodes are :class:`Inode` tuples; the library
-opens an inode by number only to map an extent-mapped file's data, to list an inline-data
-directory, or to read a symlink whose target is not kept in the inode.
+Inodes are read here too, from the inode tables (found through the group descriptors,
+meta_bg included), a directory's worth at a time: opening each child through the library
+cost more than half of a listing. Nodes are :class:`Inode` tuples; the library opens an
+inode by number only to map an extent-mapped file's data, list an inline-data directory, or
+read a symlink whose target is not in the inode.
 
-libfsext also drops i_size_high of block-mapped (ext2/ext3) files and loses the blocks behind
-a triple-indirect block, so block maps are walked here; extent-mapped files use the library's
-extents, which were exact in every test.
+libfsext drops i_size_high of block-mapped (ext2/3) files and the blocks behind a triple-
+indirect block: block maps are walked here; extent maps are the library's (exact in tests).
 """
 
 from __future__ import annotations
@@ -222,6 +221,7 @@ class ExtFilesystem(LibyalFilesystem):
         self.kind = kind
         self.superblock = superblock
         self._inode_tables: dict[int, int] = {}
+        self._kept: dict[int, bytes] = {}  # inodes' bytes as the volume holds them (ext_changes)
         self.has_filetype = bool(superblock.feature_incompat & INCOMPAT_FILETYPE)
         sb = superblock
         if not sb.inodes_per_group or not sb.inodes_count or sb.desc_size < GROUP_DESC_SIZE:
@@ -273,12 +273,15 @@ class ExtFilesystem(LibyalFilesystem):
             sb.inodes_per_group,
             sb.inodes_count,
         )
-        read_at = self.reader.read_at
+        read_at, kept = self.reader.read_at, self._kept
         chunks: dict[int, bytes] = {}
         out: dict[int, tuple[bytes, int]] = {}
         for ino in sorted(set(numbers)):
             if not 0 < ino <= count:
                 raise FilesystemError(f"ext: inode {ino} is outside the inode table")
+            if kept and ino in kept:
+                out[ino] = (kept[ino], 0)
+                continue
             group, index = divmod(ino - 1, per_group)
             where = self._inode_table(group) * bs + index * isize
             first = where - where % _INODE_CHUNK

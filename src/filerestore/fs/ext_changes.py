@@ -35,12 +35,15 @@ from filerestore.fs.ext_dir import parse_dir_block
 from filerestore.fs.ext_inode import Inode
 from filerestore.fs.ext_walk import directory, iter_all
 from filerestore.fs.libyal import Extent, fsdecode
-from filerestore.image.allocation import differing_units, overlaps
+from filerestore.image.allocation import differing_pieces, overlaps
 
 _REC_LEN = struct.Struct("<H")
 #: bytes of two versions of a directory block compared at a time for where they differ:
 #: about one entry (8 bytes of header and a name, rounded to 4)
 _CHUNK = 32
+#: changed inodes whose bytes are kept for the pass's reads of them (16 MiB of 256-byte
+#: inodes a state at most; the others are read again)
+KEPT_INODES = 65_536
 
 
 def changed_inodes(
@@ -57,6 +60,8 @@ def changed_inodes(
     isize, per_group, bs = a.inode_size, a.inodes_per_group, a.block_size
     table_len = per_group * isize
     out: list[int] = []
+    kept: dict[int, bytes] = {}  # their bytes in each state: the pass reads them again
+    kept_old: dict[int, bytes] = {}
     for group in range(groups):
         start = new._inode_table(group) * bs
         if old._inode_table(group) * bs != start:
@@ -64,12 +69,15 @@ def changed_inodes(
         for lo, hi in overlaps(ranges, start, start + table_len):
             # whole inodes only
             lo = start + (lo - start) // isize * isize
-            for index in differing_units(
+            for index, raw, was in differing_pieces(
                 new.reader, old.reader, lo, hi, isize, "ext: the inode table"
             ):
                 number = group * per_group + (index - start) // isize + 1
                 if number <= a.inodes_count:
                     out.append(number)
+                    if len(kept) < KEPT_INODES:
+                        kept[number], kept_old[number] = raw, was
+    new._kept, old._kept = kept, kept_old  # served from memory by their _raw_inodes
     return out
 
 

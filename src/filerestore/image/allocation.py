@@ -122,6 +122,13 @@ def differing_units(
     """Offsets ``lo + k * unit`` of the ``unit``-byte pieces of [lo, hi) (a piece that starts
     before ``hi`` compared whole) whose bytes differ between ``new`` and ``old``: inodes of an
     inode table, records of an MFT. ``what`` names the table in the error of a short read."""
+    return (offset for offset, _, _ in differing_pieces(new, old, lo, hi, unit, what))
+
+
+def differing_pieces(
+    new: Reader, old: Reader, lo: int, hi: int, unit: int, what: str
+) -> Iterator[tuple[int, bytes, bytes]]:
+    """:func:`differing_units` with each piece's bytes in ``new`` and in ``old``."""
     step = max(_BLOCK, unit)
     for piece in range(lo, hi, _PIECE):
         n = min(_PIECE, hi - piece)
@@ -136,4 +143,4 @@ def differing_units(
                 continue
             for at in range(blk, min(blk + step, n), unit):
                 if x[at : at + unit] != y[at : at + unit]:
-                    yield piece + at
+                    yield piece + at, x[at : at + unit], y[at : at + unit]
