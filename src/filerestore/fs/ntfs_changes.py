@@ -137,7 +137,7 @@ def record_entries(
 
 
 def record_links(
-    fs: NtfsFilesystem, indexes: list[int], keep: dict[int, Any] | None = None
+    fs: NtfsFilesystem, indexes: list[int], keep: dict[int, Any] | None = None, most: int = 0
 ) -> dict[int, list[tuple[int, str]]]:
     """(parent MFT index, name) of each link of each record in ``indexes`` as it is now: none
     for a record not in use as a base record; a link whose parent reference names another
@@ -156,8 +156,8 @@ def record_links(
                 if node is None or not node.is_allocated() or node.get_base_record_file_reference():
                     out[index] = []
                     continue
-                if keep is not None:
-                    keep[index] = node
+                if keep is not None and len(keep) < most:
+                    keep[index] = node  # for record_entries, up to ``most`` of them
                 links = []
                 for parent_ref, name in names_of(node):
                     parent = parent_ref & MFT_INDEX_MASK
