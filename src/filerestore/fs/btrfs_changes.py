@@ -84,33 +84,42 @@ def subvolume_changes(new: BtrfsFilesystem, old: BtrfsFilesystem) -> dict[int, T
         return None
     out: dict[int, TreeChanges] = {}
     for sid in ids[0]:
-        roots = [_tree_root(fs, sid) for fs in (new, old)]
+        roots = (_tree_root(new, sid), _tree_root(old, sid))
         if roots[0] == roots[1]:
             continue  # the same root block: the same tree (copy on write)
-        changes = tree_changes(new, old, sid)
+        changes = tree_changes(new, old, sid, roots)
         if changes is None:
             return None
         out[sid] = changes
     return out
 
 
-def _tree_root(fs: BtrfsFilesystem, subvolume_id: int) -> tuple[int, int]:
-    """(address, generation) of the root block of a subvolume's filesystem tree."""
+Root = tuple[int, int, int]  # a tree's root block: address, generation, level
+
+
+def _tree_root(fs: BtrfsFilesystem, subvolume_id: int) -> Root:
+    """The root block of a subvolume's filesystem tree."""
     with fs._lock, fs._errors(f"open subvolume {subvolume_id}"):
         tree = fs._fs.open_subvolume(subvolume_id).tree
         address = int(tree.root_offset)
-    return address, _generation(_block(fs, address))
+    block = _block(fs, address)
+    return address, _generation(block), block[0x64]
 
 
 def tree_changes(
-    new: BtrfsFilesystem, old: BtrfsFilesystem, subvolume_id: int | None = None
+    new: BtrfsFilesystem,
+    old: BtrfsFilesystem,
+    subvolume_id: int | None = None,
+    roots: tuple[Root, Root] | None = None,
 ) -> TreeChanges | None:
     """The changes from ``old`` to ``new`` of one subvolume's tree (the default one's
-    without ``subvolume_id``; see the module docstring); None where the walk must be
-    taken."""
+    without ``subvolume_id``; ``roots``: its root blocks in each state, when known; see the
+    module docstring); None where the walk must be taken."""
     if subvolume_id is None:
         subvolume_id = int(new._root().subvolume.objectid)
-    leaves = _unshared_leaves(new, old, subvolume_id)
+    if roots is None:
+        roots = (_tree_root(new, subvolume_id), _tree_root(old, subvolume_id))
+    leaves = _unshared_leaves(new, old, roots)
     if leaves is None:
         return None
     added, removed = _differing_items(*leaves)
@@ -157,16 +166,12 @@ def _dir_pair(data: bytes) -> Pair | None:
 
 
 def _unshared_leaves(
-    new: BtrfsFilesystem, old: BtrfsFilesystem, subvolume_id: int
+    new: BtrfsFilesystem, old: BtrfsFilesystem, roots: tuple[Root, Root]
 ) -> tuple[list[bytes], list[bytes]] | None:
-    """The leaves of each state's tree of a subvolume that the other does not point to;
-    None when either side has more than :data:`MAX_LEAVES` of them (or :data:`MAX_NODES`
-    at a level above)."""
-    sides = []
-    for fs in (new, old):
-        root, generation = _tree_root(fs, subvolume_id)
-        sides.append({(root, generation): _block(fs, root)[0x64]})
-    a, b = sides
+    """The leaves of each state's tree of a subvolume (its root blocks ``roots``) that the
+    other does not point to; None when either side has more than :data:`MAX_LEAVES` of them
+    (or :data:`MAX_NODES` at a level above)."""
+    a, b = ({(address, generation): level} for address, generation, level in roots)
     leaves: tuple[list[bytes], list[bytes]] = ([], [])
     while True:
         for key in a.keys() & b.keys():

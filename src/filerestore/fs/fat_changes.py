@@ -29,8 +29,20 @@ from collections.abc import Callable
 
 from filerestore.blockio import Reader
 from filerestore.errors import FilesystemError
-from filerestore.fs.exfat import ENTRY_SIZE, TYPE_FILE, ExfatFilesystem, parse_entry_set
-from filerestore.fs.fat import ATTR_DIRECTORY, ATTR_LONG_NAME, ATTR_VOLUME_ID, FatFilesystem
+from filerestore.fs.exfat import (
+    ENTRY_SIZE,
+    TYPE_FILE,
+    ExfatFilesystem,
+    ExfatNode,
+    parse_entry_set,
+)
+from filerestore.fs.fat import (
+    ATTR_DIRECTORY,
+    ATTR_LONG_NAME,
+    ATTR_VOLUME_ID,
+    FatFilesystem,
+    parse_short_entry,
+)
 
 SLOT = 32
 PIECE = 4096  # bytes compared at once before slot by slot
@@ -129,11 +141,12 @@ class FatSlots:
         raw = self.fs.reader.read_at(offset, SLOT)
         if len(raw) < SLOT or raw[0] in (FREE, DELETED):
             return None
-        if raw[11] & ATTR_LONG_NAME == ATTR_LONG_NAME or not raw[11] & ATTR_DIRECTORY:
+        entry = parse_short_entry(raw, self.fs.kind)
+        if entry.attributes & ATTR_LONG_NAME == ATTR_LONG_NAME:
             return None
-        hi, lo = struct.unpack_from("<H", raw, 20)[0], struct.unpack_from("<H", raw, 26)[0]
-        first = (hi << 16 if self.fs.kind == "fat32" else 0) | lo
-        return self.table.chain(first)
+        if not entry.attributes & ATTR_DIRECTORY:
+            return None
+        return self.table.chain(entry.first_cluster)
 
     @staticmethod
     def entry_at(data: bytes, pos: int, end: int) -> int | None:
@@ -159,19 +172,18 @@ class ExfatSlots:
     def __init__(self, fs: ExfatFilesystem) -> None:
         self.fs = fs
 
+    def node_at(self, offset: int) -> ExfatNode | None:
+        """The file or directory whose File entry is at volume ``offset``, if one is."""
+        head = self.fs.reader.read_at(offset, ENTRY_SIZE)
+        if len(head) < ENTRY_SIZE or head[0] != TYPE_FILE or head[1] < 2:
+            return None
+        return parse_entry_set(self.fs.reader.read_at(offset, (head[1] + 1) * ENTRY_SIZE), offset)
+
     def extents(self, offset: int) -> Extents | None:
-        fs = self.fs
-        if offset == 0:
-            node = fs._root_node
-        else:
-            head = fs.reader.read_at(offset, ENTRY_SIZE)
-            if len(head) < ENTRY_SIZE or head[0] != TYPE_FILE or head[1] < 2:
-                return None
-            raw = fs.reader.read_at(offset, (head[1] + 1) * ENTRY_SIZE)
-            node = parse_entry_set(raw, offset)
-            if not node.is_dir:
-                return None
-        _, extents = fs._directory_reader(node)
+        node = self.fs._root_node if offset == 0 else self.node_at(offset)
+        if node is None or not node.is_dir:
+            return None
+        _, extents = self.fs._directory_reader(node)
         return tuple((e.physical or 0, e.length) for e in extents)
 
     @staticmethod

@@ -23,15 +23,17 @@ import struct
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
-from filerestore.fs.ntfs_reparse import TYPE_ATTRIBUTE_LIST, TYPE_REPARSE_POINT, attributes
+from filerestore.fs.ntfs_index import I30, NAMESPACE_DOS, TYPE_INDEX_ROOT
+from filerestore.fs.ntfs_reparse import (
+    MFT_INDEX_MASK,
+    TYPE_ATTRIBUTE_LIST,
+    TYPE_REPARSE_POINT,
+    attributes,
+)
+from filerestore.fs.ntfs_walk import TYPE_FILE_NAME
 
-MFT_INDEX_MASK = (1 << 48) - 1
 TYPE_STANDARD_INFORMATION = 0x10
-TYPE_FILE_NAME = 0x30
-TYPE_INDEX_ROOT = 0x90
-NAMESPACE_DOS = 2
 RECORD_IN_USE = 0x0001
-I30 = "$I30".encode("utf-16-le")
 _TIMES_AND_FLAGS = struct.Struct("<QQQQI")  # $STANDARD_INFORMATION's first 36 bytes
 
 

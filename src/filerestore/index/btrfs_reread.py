@@ -65,7 +65,7 @@ class BtrfsReread(Listed[BtrfsFilesystem]):
         with fs._lock:
             # their inode items are those the trees' comparison read: no search each
             fs.cache_inode_items(
-                int(self._top.subvolume.objectid),
+                self.subvolume_id,
                 {
                     n: self.changes.inode_items[n]
                     for n, _, _ in wanted
@@ -78,9 +78,6 @@ class BtrfsReread(Listed[BtrfsFilesystem]):
                 else fs._entry(name, path, BtrfsNode(self._top.subvolume, number))
                 for number, name, path in wanted
             ]
-
-    def root_entry(self) -> Entry:
-        return self.fs.stat("/")
 
     def compare(
         self, store: IndexStore, vw: VolumeWriter, live: list[tuple[Any, ...]], inodes: list[int]

@@ -121,14 +121,17 @@ class FatReread(Listed[Any]):
     def _read_node(self, offset: int, data: bytes | None = None, pos: int = 0) -> str | None:
         """Read (and keep) the entry at volume ``offset`` (byte ``pos`` of its directory's
         ``data`` when given); its name, or None where the walk would skip it."""
-        fs = self.fs
-        if isinstance(fs, ExfatFilesystem):
+        fs, slots = self.fs, self.slots
+        if isinstance(slots, ExfatSlots):
             if data is None:
-                data = fs.reader.read_at(offset, ENTRY_SIZE)
-                data = fs.reader.read_at(offset, (data[1] + 1) * ENTRY_SIZE) if data else data
-            node = parse_entry_set(data[pos : pos + (data[pos + 1] + 1) * ENTRY_SIZE], offset)
+                node = slots.node_at(offset)
+                if node is None:
+                    raise FilesystemError(f"exfat: no file entry at offset {offset} now")
+            else:
+                node = parse_entry_set(data[pos : pos + (data[pos + 1] + 1) * ENTRY_SIZE], offset)
             self._nodes[offset] = node
             return node.name
+        assert isinstance(fs, FatFilesystem)
         with fs._library_errors("read a directory entry"):
             library_node = fs._volume.get_file_entry_by_identifier(offset)
             self._nodes[offset] = library_node
