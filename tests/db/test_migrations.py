@@ -68,11 +68,11 @@ def test_second_start_is_a_no_op(settings, db):
 
 
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)  # SQLite has no GIN
-def test_name_trigram_index_has_no_pending_list(db):
-    """The GIN trigram index is written without a pending list (migration 0005), as
-    PostgreSQL's own catalog says."""
+def test_name_trigram_index_has_a_small_pending_list(db):
+    """The GIN trigram index is written through a pending list of 64 kB (migration 0006),
+    as PostgreSQL's own catalog says."""
     with db.read() as s:
         options = s.execute(
             text("SELECT reloptions FROM pg_class WHERE relname = 'ix_index_names_trgm'")
         ).scalar_one()
-    assert options == ["fastupdate=off"]
+    assert sorted(options) == ["fastupdate=on", "gin_pending_list_limit=64"]

@@ -10,10 +10,10 @@ Created by migration 0003. The shape, and why (measurements in bench/index.py):
 - ``index_volumes``: a filesystem of a line (one per volume id, ``p1``, ``lvm/vg/lv``).
 - ``index_names``: every distinct entry name, stored once over all backups and disks; the
   name search runs on it (SQLite: the FTS5 trigram table ``index_names_fts``, written with
-  each name by filerestore.index.store; PostgreSQL: a pg_trgm GIN index without a pending
-  list, ``fastupdate = off``: migration 0005). Ids are given in
-  order: the trigram index stores each posting as the difference from the one before (a
-  63-bit hash as the id made that index four times larger).
+  each name by filerestore.index.store; PostgreSQL: a pg_trgm GIN index with a pending
+  list of 64 kB, merged every few hundred names: migration 0006). Ids are given in order:
+  the trigram index stores each posting as the difference from the one before (a 63-bit
+  hash as the id made that index four times larger).
 - ``index_dirs``: a volume's directories as (parent, name) pairs numbered per volume
   (``dir_no``; the root is 1, its own parent). Only directories: a file is known by its
   directory and name alone, so most entries need no row here.
@@ -139,7 +139,8 @@ class IndexName(Base):
             "name",
             postgresql_using="gin",
             postgresql_ops={"name": "gin_trgm_ops"},
-            postgresql_with={"fastupdate": "off"},  # migration 0005 says why
+            # a pending list of 64 kB: migration 0006 says why
+            postgresql_with={"fastupdate": "on", "gin_pending_list_limit": 64},
             info={"dialects": ("postgresql",)},
         ),
     )

@@ -79,22 +79,31 @@ class IndexStore:
             # one writer at a time (BEGIN IMMEDIATE): the next ids are ours to give
             (top,) = cur.execute("SELECT coalesce(max(id), 0) FROM index_names").fetchone()
             rows = list(enumerate(new, top + 1))
-            cur.executemany("INSERT INTO index_names (id, name) VALUES (?, ?)", rows)
-            # the trigram index is written here, not by a trigger (migration 0003 says why)
-            cur.executemany(f"INSERT INTO {FTS_TABLE} (rowid, name) VALUES (?, ?)", rows)
+            self.insert_sqlite_names(rows)
             found.update((text, ident) for ident, text in rows)
         return found
+
+    def insert_sqlite_names(self, rows: Sequence[tuple[int, str]]) -> None:
+        """Insert names new to a SQLite index as (id, stored name), with their trigrams."""
+        cur = self.raw.cursor()
+        cur.executemany("INSERT INTO index_names (id, name) VALUES (?, ?)", rows)
+        # the trigram index is written here, not by a trigger (migration 0003 says why)
+        cur.executemany(f"INSERT INTO {FTS_TABLE} (rowid, name) VALUES (?, ?)", rows)
 
     def _pg_names(self, texts: list[str]) -> dict[str, int]:
         # sorted: two runners inserting overlapping names take their locks in one order
         with self.raw.cursor() as cur:
             cur.execute(
                 "INSERT INTO index_names (name) SELECT unnest(%s::text[]) "
-                "ON CONFLICT (name) DO NOTHING",
+                "ON CONFLICT (name) DO NOTHING RETURNING id, name",
                 (texts,),
             )
-            cur.execute("SELECT id, name FROM index_names WHERE name = ANY(%s)", (texts,))
-            return {text: ident for ident, text in cur.fetchall()}
+            found = {text: ident for ident, text in cur.fetchall()}
+            if len(found) < len(texts):  # the names the index held already
+                known = [t for t in texts if t not in found]
+                cur.execute("SELECT id, name FROM index_names WHERE name = ANY(%s)", (known,))
+                found.update((text, ident) for ident, text in cur.fetchall())
+            return found
 
     # --- rows ----------------------------------------------------------------------------
 
