@@ -36,6 +36,7 @@ from filerestore.index.batch import BatchWriter, PassStopped, ProgressHook
 from filerestore.index.changed import changed_blocks_pass
 from filerestore.index.lines import Placement, abandon_pass, place, volume_row
 from filerestore.index.opening import BackupOpener, StoreOpener
+from filerestore.index.store import refresh_statistics
 from filerestore.index.volume_writer import VolumeWriter, content_hasher
 from filerestore.index.walks import diff_walk, full_walk
 from filerestore.settings import Settings
@@ -89,6 +90,7 @@ def index_backup(
             with contextlib.suppress(FileRestoreError):
                 abandon_pass(db, placement)
         raise
+    refresh_statistics(db, writer.rows_added)  # after the pass: its failure undoes nothing
     return PassReport(
         backup_id,
         placement.line_id,
