@@ -81,7 +81,7 @@ def _scalar(db: Database, sql: str) -> int:
         return int(s.connection().exec_driver_sql(sql).scalar_one() or 0)
 
 
-def _storage_bytes(db: Database, settings: Settings, dialect: str) -> int:
+def storage_bytes(db: Database, settings: Settings, dialect: str) -> int:
     if dialect == "postgresql":
         return _scalar(
             db,
@@ -252,7 +252,7 @@ def measure(dialect: str, chain: Path, queries: int) -> dict[str, Any]:
             out.update(_counts(db))
             out["expected_versions"] = info["expected_versions"]
             out["expected_live_files"] = info["final_files"]
-            out["index_bytes"] = _storage_bytes(db, settings, dialect)
+            out["index_bytes"] = storage_bytes(db, settings, dialect)
             out["bytes_per_version"] = round(out["index_bytes"] / out["versions"], 1)
             out.update(_searches(db, info, set(ids), queries))
             out.update(_histories(db, info, ids, queries))
