@@ -19,7 +19,7 @@ from filerestore.db.engine import Database
 from filerestore.fs import open_filesystem
 from filerestore.image import open_image
 from filerestore.index.batch import BATCH_ROWS, SQLITE_CACHE_KIB
-from filerestore.index.store import DIR_COLUMNS, VERSION_COLUMNS, IndexStore
+from filerestore.index.store import DIR_COLUMNS, NEW_VERSION_COLUMNS, IndexStore
 from filerestore.volume import list_volumes
 
 
@@ -43,24 +43,31 @@ def walk_alone(image: Path, repeat: int) -> float:
     return best
 
 
-Rows = dict[str, list[tuple[Any, ...]]]
+Rows = dict[Any, list[tuple[Any, ...]]]
 
 
 def rows_of(db: Database) -> Rows:
-    """The rows an index holds (after one full pass: that pass's rows)."""
+    """The rows an index holds (after one full pass: that pass's rows); its versions under
+    the keys the pass wrote them by, (volume id, first_seq, plain): see
+    IndexStore.insert_versions."""
     with db.read() as s:
         raw = s.connection()
-        return {
+        out: Rows = {
             # the parents of its rows, written outside the timing (the catalog's repository
             # comes first: the same in every catalog bench/index.py makes)
             "index_lines": list(raw.exec_driver_sql("SELECT * FROM index_lines")),
             "index_volumes": list(raw.exec_driver_sql("SELECT * FROM index_volumes")),
             "names": list(raw.exec_driver_sql("SELECT id, name FROM index_names ORDER BY id")),
             "dirs": list(raw.exec_driver_sql(f"SELECT {', '.join(DIR_COLUMNS)} FROM index_dirs")),
-            "versions": list(
-                raw.exec_driver_sql(f"SELECT {', '.join(VERSION_COLUMNS)} FROM index_versions")
-            ),
         }
+        columns = ", ".join(NEW_VERSION_COLUMNS)
+        for volume_id, first_seq, *row in raw.exec_driver_sql(
+            f"SELECT volume_id, first_seq, {columns} FROM index_versions"
+        ):
+            plain = row[-3:] == [None, None, None]  # target, data location, hash
+            key = (volume_id, first_seq, plain)
+            out.setdefault(key, []).append(tuple(row[:-3] if plain else row))
+    return out
 
 
 def writes_alone(rows: Rows, new_catalog: Callable[[Path], Database], repeat: int) -> float:
@@ -80,7 +87,7 @@ def writes_alone(rows: Rows, new_catalog: Callable[[Path], Database], repeat: in
                             f"INSERT INTO {table} VALUES ({marks})", tuple(row)
                         )
             start = time.perf_counter()
-            for kind in ("names", "dirs", "versions"):
+            for kind in ("names", "dirs", *(k for k in rows if isinstance(k, tuple))):
                 todo = rows[kind]
                 for i in range(0, len(todo), BATCH_ROWS):
                     with db.write() as session:
@@ -92,7 +99,8 @@ def writes_alone(rows: Rows, new_catalog: Callable[[Path], Database], repeat: in
                         elif kind == "dirs":
                             store.insert_dirs(chunk)
                         else:
-                            store.insert_versions(chunk)
+                            volume_id, first_seq, plain = kind
+                            store.insert_versions(volume_id, first_seq, chunk, plain)
             best = min(best, time.perf_counter() - start)
             db.dispose()
         finally:

@@ -15,7 +15,7 @@ from filerestore.db.models_index import IndexLine, IndexVolume
 from filerestore.index.store import (
     ANALYZE_MIN_ROWS,
     CLOSE_CHUNK,
-    VERSION_COLUMNS,
+    PLAIN_VERSION_COLUMNS,
     IndexStore,
     refresh_statistics,
 )
@@ -37,15 +37,14 @@ def _volume(db: Database, tmp_path: Path) -> int:
 def test_versions_ended_in_chunks_are_every_one_asked_for(db: Database, tmp_path: Path) -> None:
     volume_id = _volume(db, tmp_path)
     count = CLOSE_CHUNK * 2 + 50
-    row = dict.fromkeys(VERSION_COLUMNS)
+    row = dict.fromkeys(PLAIN_VERSION_COLUMNS)
     with db.write() as s:
         store = IndexStore(s)
         rows = []
         for i in range(count):
-            row.update(volume_id=volume_id, parent_no=1, name_id=i + 1, first_seq=1, kind=1)
-            row.update(size=i, inode=i + 100)
-            rows.append(tuple(row[c] for c in VERSION_COLUMNS))
-        store.insert_versions(rows)
+            row.update(parent_no=1, name_id=i + 1, kind=1, size=i, inode=i + 100)
+            rows.append(tuple(row[c] for c in PLAIN_VERSION_COLUMNS))
+        store.insert_versions(volume_id, 1, rows, plain=True)
     ended = [(1, i + 1) for i in range(count) if i % 7]  # all but every seventh
     with db.write() as s:
         IndexStore(s).close_versions(volume_id, ended, 3)

@@ -48,7 +48,8 @@ class BatchWriter:
         self.rows_added = 0
         self.rows_closed = 0
         self._dirs: list[tuple[int, int, int, int]] = []
-        self._versions: list[tuple[Any, ...]] = []
+        #: new versions by (volume id, first_seq, plain): see IndexStore.insert_versions
+        self._versions: dict[tuple[int, int, bool], list[tuple[Any, ...]]] = {}
         self._closes: dict[tuple[int, int], list[tuple[int, int]]] = {}
         self._pending = 0
         self._started = time.monotonic()
@@ -76,8 +77,14 @@ class BatchWriter:
         self._dirs.append(row)
         self._pending += 1
 
-    def add_version(self, row: tuple[Any, ...]) -> None:
-        self._versions.append(row)
+    def add_version(self, key: tuple[int, int, bool], row: tuple[Any, ...]) -> None:
+        """A new version of a volume (``key``: its id, the version's first_seq, and whether
+        the row is plain: see IndexStore.insert_versions)."""
+        found = self._versions.get(key)
+        if found is None:
+            self._versions[key] = [row]
+        else:
+            found.append(row)
         self._pending += 1
 
     def close(self, volume_id: int, key: tuple[int, int], last_seq: int) -> None:
@@ -97,9 +104,10 @@ class BatchWriter:
             store.close_versions(volume_id, keys, last_seq)
             self.rows_closed += len(keys)
         store.insert_dirs(self._dirs)
-        store.insert_versions(self._versions)
-        self.rows_added += len(self._versions)
-        self._dirs, self._versions, self._closes, self._pending = [], [], {}, 0
+        for (volume_id, first_seq, plain), rows in self._versions.items():
+            store.insert_versions(volume_id, first_seq, rows, plain)
+            self.rows_added += len(rows)
+        self._dirs, self._versions, self._closes, self._pending = [], {}, {}, 0
         if self.progress is not None:
             self.progress(store.session, self.entries)
         self._end(None)
@@ -112,7 +120,7 @@ class BatchWriter:
 
     def abort(self, exc: BaseException | None = None) -> None:
         """Roll back the open batch (its rows were never committed)."""
-        self._dirs, self._versions, self._closes, self._pending = [], [], {}, 0
+        self._dirs, self._versions, self._closes, self._pending = [], {}, {}, 0
         self._end(exc or RuntimeError("index pass aborted"))
 
     def _end(self, exc: BaseException | None) -> None:

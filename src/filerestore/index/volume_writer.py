@@ -61,6 +61,10 @@ class VolumeWriter:
     next_dir_no: int
     hasher: Hasher | None = None
 
+    def __post_init__(self) -> None:
+        #: BatchWriter.add_version's keys of this volume's new versions: full, plain rows
+        self._keys = ((self.volume_id, self.seq, False), (self.volume_id, self.seq, True))
+
     def new_dir(self, parent_no: int, name_id: int) -> int:
         no = self.next_dir_no
         self.next_dir_no = no + 1
@@ -69,8 +73,11 @@ class VolumeWriter:
 
     def add(self, parent_no: int, name_id: int, entry: Entry) -> None:
         digest = self.hasher(entry) if self.hasher is not None else None
-        row = (self.volume_id, parent_no, name_id, self.seq, None, *meta_of(entry), digest)
-        self.writer.add_version(row)
+        meta = meta_of(entry)
+        if digest is None and meta[-1] is None and meta[-2] is None:  # no location, no target
+            self.writer.add_version(self._keys[1], (parent_no, name_id, *meta[:-2]))
+        else:
+            self.writer.add_version(self._keys[0], (parent_no, name_id, *meta, digest))
 
     def end(self, parent_no: int, name_id: int) -> None:
         self.writer.close(self.volume_id, (parent_no, name_id), self.seq - 1)
