@@ -177,37 +177,30 @@ class IndexStore:
         """New live versions of one volume, beginning in ``first_seq``: rows of
         :data:`PLAIN_VERSION_COLUMNS` when ``plain``, else of :data:`NEW_VERSION_COLUMNS`."""
         columns = PLAIN_VERSION_COLUMNS if plain else NEW_VERSION_COLUMNS
-        if self.dialect == "postgresql":
-            head = (volume_id, first_seq)
-            self._insert("index_versions", ("volume_id", "first_seq", *columns), rows, head)
-            return
-        # the batch's volume and seq in the statement (ints: nothing else to escape)
-        self._insert(
-            "index_versions", columns, rows, fixed={"volume_id": volume_id, "first_seq": first_seq}
-        )
+        fixed = {"volume_id": volume_id, "first_seq": first_seq}
+        self._insert("index_versions", columns, rows, fixed)
 
     def _insert(
         self,
         table: str,
         columns: Sequence[str],
         rows: Sequence[tuple[Any, ...]],
-        head: tuple[Any, ...] = (),
         fixed: dict[str, int] | None = None,
     ) -> None:
-        """``rows`` into ``table``: PostgreSQL by COPY (each row after the values ``head``),
-        SQLite by ``executemany`` (with the ``fixed`` columns' values in the statement)."""
+        """``rows`` of ``columns`` into ``table``, with the ``fixed`` columns' values the
+        same in every row: SQLite by ``executemany``, those values in the statement (ints:
+        nothing to escape); PostgreSQL by COPY, those values before each row's."""
         if not rows:
             return
-        names = ", ".join(columns)
+        fixed = fixed or {}
+        names = ", ".join((*fixed, *columns))
         if self.dialect == "postgresql":
+            head = tuple(fixed.values())
             with self.raw.cursor() as cur, cur.copy(f"COPY {table} ({names}) FROM STDIN") as copy:
                 for row in rows:
-                    copy.write_row((*head, *row) if head else row)
+                    copy.write_row((*head, *row))
             return
-        marks = ", ".join("?" * len(columns))
-        if fixed:
-            names = ", ".join(fixed) + ", " + names
-            marks = ", ".join(str(int(v)) for v in fixed.values()) + ", " + marks
+        marks = ", ".join([*(str(int(v)) for v in fixed.values()), *("?" * len(columns))])
         self.raw.executemany(f"INSERT INTO {table} ({names}) VALUES ({marks})", rows)
 
     def close_versions(
