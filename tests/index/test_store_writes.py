@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import make_url, text
 
 from filerestore.catalog import add_repository
 from filerestore.db import Database
@@ -84,3 +84,19 @@ def test_statistics_are_left_alone_on_sqlite(db: Database) -> None:
             ).scalar_one()
             == 0
         )
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_statistics_not_refreshed_leave_the_pass_alone(
+    database_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The pass is committed when its statistics are refreshed: a database gone by then is
+    a warning, not a failed pass."""
+    gone = Database(
+        make_url(database_url).set(database="fr_no_such_database").render_as_string(False)
+    )
+    try:
+        refresh_statistics(gone, ANALYZE_MIN_ROWS)
+    finally:
+        gone.dispose()
+    assert "not analyzed" in caplog.text

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from filerestore.db.engine import Database
 from filerestore.db.models_index import FTS_TABLE
+from filerestore.errors import FileRestoreError
 from filerestore.index.rows import META_COLUMNS
 from filerestore.index.text import to_db
 
@@ -60,7 +61,7 @@ def refresh_statistics(db: Database, rows_added: int) -> None:
             ).scalar_one()
             if rows_added * 5 > max(float(known), 0.0):  # -1: never analyzed
                 conn.exec_driver_sql("ANALYZE index_versions, index_names, index_dirs")
-    except SQLAlchemyError as exc:  # the pass is done; autovacuum analyzes later
+    except (SQLAlchemyError, FileRestoreError) as exc:  # the pass is done: autovacuum will
         log.warning("index tables not analyzed after a pass: %s", exc)
 
 
