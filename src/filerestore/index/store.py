@@ -163,8 +163,9 @@ class IndexStore:
             else:
                 left = lookup(texts)
                 self._mostly_new = len(left) * 2 > len(texts)
-                if left and insert(left):
-                    lookup(left)
+                raced = insert(left) if left else []
+                if raced:
+                    lookup(raced)
         return found
 
     # --- rows ----------------------------------------------------------------------------
