@@ -19,7 +19,12 @@ from filerestore.db.engine import Database
 from filerestore.fs import open_filesystem
 from filerestore.image import open_image
 from filerestore.index.batch import BATCH_ROWS, SQLITE_CACHE_KIB
-from filerestore.index.store import DIR_COLUMNS, NEW_VERSION_COLUMNS, IndexStore
+from filerestore.index.store import (
+    DIR_COLUMNS,
+    NEW_VERSION_COLUMNS,
+    PLAIN_VERSION_COLUMNS,
+    IndexStore,
+)
 from filerestore.volume import list_volumes
 
 
@@ -64,9 +69,11 @@ def rows_of(db: Database) -> Rows:
         for volume_id, first_seq, *row in raw.exec_driver_sql(
             f"SELECT volume_id, first_seq, {columns} FROM index_versions"
         ):
-            plain = row[-3:] == [None, None, None]  # target, data location, hash
-            key = (volume_id, first_seq, plain)
-            out.setdefault(key, []).append(tuple(row[:-3] if plain else row))
+            plain = len(PLAIN_VERSION_COLUMNS)
+            short = all(v is None for v in row[plain:])  # no target, data location, hash
+            out.setdefault((volume_id, first_seq, short), []).append(
+                tuple(row[:plain] if short else row)
+            )
     return out
 
 

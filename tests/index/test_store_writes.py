@@ -11,7 +11,8 @@ from sqlalchemy import make_url, text
 from filerestore.catalog import add_repository
 from filerestore.db import Database
 from filerestore.db.models import Repository
-from filerestore.db.models_index import IndexLine, IndexVolume
+from filerestore.db.models_index import IndexLine
+from filerestore.index.lines import volume_row
 from filerestore.index.store import (
     ANALYZE_MIN_ROWS,
     CLOSE_CHUNK,
@@ -28,10 +29,7 @@ def _volume(db: Database, tmp_path: Path) -> int:
         line = IndexLine(repository_id=repository_id)
         s.add(line)
         s.flush()
-        volume = IndexVolume(line_id=line.id, volume="p1", fs_kind="ext4")
-        s.add(volume)
-        s.flush()
-        return volume.id
+        return volume_row(s, line.id, "p1", "ext4").id
 
 
 def test_versions_ended_in_chunks_are_every_one_asked_for(db: Database, tmp_path: Path) -> None:

@@ -40,6 +40,9 @@ META_COLUMNS = (
     "data_location",
 )
 ATIME = META_COLUMNS.index("atime_delta")
+#: a plain version's fields: META_COLUMNS before its symlink target and data location (the
+#: last two), which a plain version has none of (see IndexStore.insert_versions)
+PLAIN = META_COLUMNS.index("target")
 
 
 class Meta(NamedTuple):

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from filerestore.db.engine import Database
 from filerestore.db.models_index import FTS_TABLE
 from filerestore.errors import FileRestoreError
-from filerestore.index.rows import META_COLUMNS
+from filerestore.index.rows import META_COLUMNS, PLAIN
 from filerestore.index.text import to_db
 
 #: a new version's row: its directory and name, its fields, its hash (its volume and
@@ -29,7 +29,7 @@ NEW_VERSION_COLUMNS = ("parent_no", "name_id", *META_COLUMNS, "hash")
 #: as any other value, and binding was most of an insert's time (100,000 versions: 0.43 s
 #: with all 19 columns bound, 0.29 s with the 4 NULL ones left out; CPython 3.11, SQLite
 #: 3.40)
-PLAIN_VERSION_COLUMNS = NEW_VERSION_COLUMNS[:-3]
+PLAIN_VERSION_COLUMNS = ("parent_no", "name_id", *META_COLUMNS[:PLAIN])
 DIR_COLUMNS = ("volume_id", "dir_no", "parent_no", "name_id")
 _LOOKUP_CHUNK = 500  # names per SELECT ... IN (...) on SQLite (under its 999-variable limit)
 NAME_CACHE_MAX = 200_000  # names kept per pass before the cache starts again

@@ -17,7 +17,7 @@ from filerestore.errors import FileRestoreError
 from filerestore.fs import Filesystem
 from filerestore.fs.entry import Entry, EntryKind
 from filerestore.index.batch import BatchWriter
-from filerestore.index.rows import meta_of
+from filerestore.index.rows import PLAIN, meta_of
 
 ROOT_DIR_NO = 1
 ROOT_PARENT = 0  # the parent_no of the root's own versions
@@ -74,8 +74,8 @@ class VolumeWriter:
     def add(self, parent_no: int, name_id: int, entry: Entry) -> None:
         digest = self.hasher(entry) if self.hasher is not None else None
         meta = meta_of(entry)
-        if digest is None and meta[-1] is None and meta[-2] is None:  # no location, no target
-            self.writer.add_version(self._keys[1], (parent_no, name_id, *meta[:-2]))
+        if digest is None and meta[-1] is None and meta[-2] is None:  # none past PLAIN
+            self.writer.add_version(self._keys[1], (parent_no, name_id, *meta[:PLAIN]))
         else:
             self.writer.add_version(self._keys[0], (parent_no, name_id, *meta, digest))
 
